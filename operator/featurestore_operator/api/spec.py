@@ -1,0 +1,513 @@
+"""The FeatureStore spec: what a user asks for.
+
+Every field carries its description as an attribute docstring; the CRD's OpenAPI schema (and so
+``kubectl explain``) is generated from this module. Defaults are explicit here and in the CRD.
+Choices that depend on the operator's configuration (provider, GCP project/region/network and
+which online/offline store a provider implies) are left unset in the manifest and filled in by
+:meth:`FeatureStoreSpec.resolve`, which every consumer calls first.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Literal
+
+from croniter import croniter
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from .base import ApiModel
+
+# --- reusable constrained types -------------------------------------------------------------
+
+Quantity = Annotated[
+    str | int,
+    Field(description="A Kubernetes resource quantity, e.g. 500m, 2, 1Gi."),
+]
+DnsLabel = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63),
+]
+DnsSubdomain = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+    ),
+]
+LabelValue = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9_-]{0,63}$"),
+]
+#: An image reference; no whitespace or shell metacharacters.
+ImageRef = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512),
+]
+
+
+class Provider(str, Enum):
+    """Where a FeatureStore's backends live."""
+
+    GCP = "gcp"
+    LOCAL = "local"
+
+
+class DeletionPolicy(str, Enum):
+    """What happens to a backend resource when its FeatureStore is deleted."""
+
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of a container (same shape as core/v1 ResourceRequirements)."""
+
+    requests: dict[str, Quantity] | None = None
+    """Minimum resources, e.g. {cpu: 500m, memory: 1Gi}."""
+    limits: dict[str, Quantity] | None = None
+    """Maximum resources, e.g. {cpu: "2", memory: 2Gi}. The CPU limit sets the default worker count."""
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the FeatureStore's own namespace."""
+
+    name: DnsSubdomain
+    """Name of the Secret (must be in the FeatureStore's namespace)."""
+    key: str = Field(default="password", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+    """Key within the Secret."""
+
+
+class LocalObjectRef(ApiModel):
+    """A reference to an object in the FeatureStore's own namespace."""
+
+    name: DnsSubdomain
+    """Name of the object (must be in the FeatureStore's namespace)."""
+
+
+# --- GCP -------------------------------------------------------------------------------------
+
+GcpProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+GcpRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+$")]
+GsaEmail = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"),
+]
+
+
+class GcpSpec(ApiModel):
+    """GCP placement and identity. Unset fields take the operator's defaults."""
+
+    project: GcpProjectId | None = None
+    """GCP project id that holds the Memorystore instance and bucket. Default: the operator's gcpProject."""
+    region: GcpRegion | None = None
+    """GCP region of the Memorystore instance, e.g. us-central1. Default: the operator's gcpRegion."""
+    service_account: GsaEmail | None = None
+    """Google service account (GSA) the Feast pods act as through Workload Identity, e.g.
+    feast@my-project.iam.gserviceaccount.com. It gets objectAdmin on the bucket."""
+
+
+# --- online store ----------------------------------------------------------------------------
+
+
+class MemorystoreTier(str, Enum):
+    BASIC = "BASIC"
+    STANDARD_HA = "STANDARD_HA"
+
+
+class ConnectMode(str, Enum):
+    DIRECT_PEERING = "DIRECT_PEERING"
+    PRIVATE_SERVICE_ACCESS = "PRIVATE_SERVICE_ACCESS"
+
+
+class MemorystoreSpec(ApiModel):
+    """A GCP Memorystore for Redis instance created and owned by the operator."""
+
+    tier: MemorystoreTier = MemorystoreTier.BASIC
+    """BASIC (single node) or STANDARD_HA (replicated). Immutable after creation."""
+    memory_size_gb: int = Field(default=1, ge=1, le=300)
+    """Instance memory in GiB (1-300). Can be changed in place."""
+    redis_version: Literal["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"] = "REDIS_7_2"
+    """Redis engine version. Upgrades are not performed by the operator."""
+    network: str | None = Field(
+        default=None,
+        pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$",
+    )
+    """Authorized VPC network, projects/PROJECT/global/networks/NAME. Default: the operator's
+    gcpNetwork. Immutable after creation."""
+    connect_mode: ConnectMode = ConnectMode.PRIVATE_SERVICE_ACCESS
+    """How the instance attaches to the VPC. Immutable after creation."""
+    auth_enabled: bool = True
+    """Require the Redis AUTH string. The operator copies it into a Secret."""
+    transit_encryption: bool = True
+    """Serve TLS (SERVER_AUTHENTICATION). The CA certificates are copied into a Secret. Immutable."""
+    redis_configs: dict[str, str] | None = None
+    """Redis configuration parameters, e.g. {maxmemory-policy: allkeys-lru}. Can be changed in place."""
+    instance_id: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+    """Instance id to use instead of the generated one (1-40 chars, lowercase letters, digits,
+    hyphens, starting with a letter)."""
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
+    """Delete (default: the online store is a cache that materialization rebuilds) or Retain."""
+
+
+class InClusterStorage(ApiModel):
+    """A PersistentVolumeClaim for an in-cluster store."""
+
+    size: Quantity = "1Gi"
+    """Requested volume size."""
+    storage_class_name: DnsSubdomain | None = None
+    """StorageClass of the claim. Default: the cluster's default StorageClass."""
+
+
+class InClusterRedisSpec(ApiModel):
+    """A single Redis StatefulSet in the FeatureStore's namespace, with a generated password."""
+
+    storage: InClusterStorage = Field(default_factory=InClusterStorage)
+    """Persistent volume for Redis data (AOF)."""
+    resources: ResourceRequirements = Field(
+        default_factory=lambda: ResourceRequirements(
+            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
+        )
+    )
+    """Resources of the Redis container."""
+
+
+class ExternalRedisSpec(ApiModel):
+    """An existing Redis the operator does not manage, described by a Secret in the same namespace."""
+
+    secret_ref: LocalObjectRef
+    """Secret with keys host, port and optionally password and ca.crt (PEM) for TLS."""
+    tls: bool = False
+    """Connect with TLS; verifies the server against the Secret's ca.crt when present."""
+
+
+class OnlineStoreSpec(ApiModel):
+    """Exactly one online store kind. Omitted: Memorystore on provider gcp, in-cluster Redis on local."""
+
+    model_config = {"json_schema_extra": {"minProperties": 1, "maxProperties": 1}}
+
+    memorystore: MemorystoreSpec | None = None
+    """A Memorystore for Redis instance created by the operator."""
+    in_cluster: InClusterRedisSpec | None = None
+    """A Redis StatefulSet in the FeatureStore's namespace."""
+    external: ExternalRedisSpec | None = None
+    """An existing Redis described by a Secret."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OnlineStoreSpec:
+        chosen = [n for n in ("memorystore", "in_cluster", "external") if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "set exactly one of memorystore, inCluster or external"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "memorystore" if self.memorystore else "inCluster" if self.in_cluster else "external"
+
+
+# --- offline store ---------------------------------------------------------------------------
+
+
+class LifecycleSpec(ApiModel):
+    """Bucket object lifecycle."""
+
+    delete_after_days: int | None = Field(default=None, ge=1, le=36500)
+    """Delete objects older than this many days (the registry object is rewritten on every apply)."""
+
+
+class GcsSpec(ApiModel):
+    """A GCS bucket holding offline data and the Feast registry."""
+
+    bucket: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$",
+    )
+    """Bucket name (3-63 chars: lowercase letters, digits, - and _). Default: a deterministic,
+    globally unique name derived from project, namespace and name."""
+    location: str = Field(default="US", pattern=r"^[A-Za-z0-9-]{2,32}$")
+    """Bucket location (multi-region such as US or a region such as us-central1)."""
+    lifecycle: LifecycleSpec | None = None
+    """Optional lifecycle rule."""
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    """Retain (default: the bucket holds data) or Delete."""
+    force: bool = False
+    """With deletionPolicy Delete: also delete a bucket that still holds objects."""
+
+
+class InClusterOfflineSpec(ApiModel):
+    """A PersistentVolumeClaim holding the file offline store and the registry (local provider)."""
+
+    storage: InClusterStorage = Field(default_factory=InClusterStorage)
+    """The shared volume. On a single-node kind cluster ReadWriteOnce is enough for every pod."""
+
+
+class OfflineStoreSpec(ApiModel):
+    """Exactly one offline store kind. Omitted: GCS on provider gcp, in-cluster volume on local."""
+
+    model_config = {"json_schema_extra": {"minProperties": 1, "maxProperties": 1}}
+
+    gcs: GcsSpec | None = None
+    """A GCS bucket created by the operator."""
+    in_cluster: InClusterOfflineSpec | None = None
+    """A PersistentVolumeClaim in the FeatureStore's namespace."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OfflineStoreSpec:
+        chosen = [n for n in ("gcs", "in_cluster") if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError("set exactly one of gcs or inCluster")
+        return self
+
+
+# --- Feast workloads -------------------------------------------------------------------------
+
+
+class RegistryServerSpec(ApiModel):
+    """`feast serve_registry` (gRPC 6570) as its own Deployment."""
+
+    enabled: bool | None = None
+    """Run a registry server; notebook clients then use a remote registry. Default: on for provider
+    local (its file registry lives on a volume notebooks cannot mount), off on gcp (clients read
+    gs:// directly)."""
+    replicas: int = Field(default=1, ge=1, le=20)
+    """Replicas of the registry server."""
+    resources: ResourceRequirements | None = None
+    """Resources of the registry server container."""
+
+
+class RegistrySpec(ApiModel):
+    """The Feast registry (registry.pb on the bucket or the in-cluster volume)."""
+
+    cache_ttl_seconds: int = Field(default=60, ge=0, le=86400)
+    """How long servers cache the registry before re-reading it (0: never refresh)."""
+    server: RegistryServerSpec = Field(default_factory=RegistryServerSpec)
+    """Optional registry server."""
+
+
+class AutoscalingSpec(ApiModel):
+    """A HorizontalPodAutoscaler on the feature server (replaces a fixed replica count)."""
+
+    min_replicas: int = Field(default=1, ge=1, le=100)
+    """Lower bound of replicas."""
+    max_replicas: int = Field(default=5, ge=1, le=100)
+    """Upper bound of replicas."""
+    target_cpu_utilization_percentage: int = Field(default=70, ge=1, le=100)
+    """Average CPU utilization the autoscaler aims at."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("maxReplicas must be >= minReplicas")
+        return self
+
+
+class PodDisruptionBudgetSpec(ApiModel):
+    """A PodDisruptionBudget on the feature server."""
+
+    enabled: bool = False
+    """Create a PDB."""
+    max_unavailable: int = Field(default=1, ge=0, le=100)
+    """Pods that may be voluntarily disrupted at once."""
+
+
+class MetricsSpec(ApiModel):
+    """Prometheus metrics of `feast serve --metrics` (Feast serves them on port 8000)."""
+
+    enabled: bool = False
+    """Expose metrics on port 8000 of the feature server (Service port `metrics`)."""
+
+
+class FeatureServerSpec(ApiModel):
+    """`feast serve` Deployment and Service (port 6566)."""
+
+    replicas: int = Field(default=1, ge=0, le=100)
+    """Fixed replica count (ignored when autoscaling is set)."""
+    autoscaling: AutoscalingSpec | None = None
+    """Autoscale between minReplicas and maxReplicas instead."""
+    resources: ResourceRequirements = Field(
+        default_factory=lambda: ResourceRequirements(
+            requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "1", "memory": "2Gi"}
+        )
+    )
+    """Resources of the feature server container."""
+    workers: int | None = Field(default=None, ge=1, le=64)
+    """Gunicorn workers. Default: the whole CPUs of the CPU limit (at least 1)."""
+    keep_alive_timeout: int = Field(default=30, ge=1, le=3600)
+    """Seconds to keep idle HTTP connections open."""
+    pod_disruption_budget: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
+    """PodDisruptionBudget of the feature server."""
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    """Prometheus metrics."""
+
+
+class OptionalServerSpec(ApiModel):
+    """An optional Feast server Deployment."""
+
+    enabled: bool = False
+    """Run it."""
+    replicas: int = Field(default=1, ge=1, le=20)
+    """Replicas."""
+    resources: ResourceRequirements | None = None
+    """Resources of its container."""
+
+
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+
+
+class MaterializationSpec(ApiModel):
+    """A CronJob running `feast materialize-incremental` on a schedule."""
+
+    enabled: bool = True
+    """Create the CronJob."""
+    schedule: str = Field(default="0 * * * *", max_length=100)
+    """Cron schedule (5 fields, or @hourly/@daily/...), evaluated in timeZone."""
+    suspend: bool = False
+    """Suspend scheduled runs (running Jobs are not stopped)."""
+    time_zone: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
+    """IANA time zone of the schedule, e.g. Europe/Berlin (CronJob timeZone, Kubernetes >= 1.25).
+    Default: the controller's time zone (UTC on most clusters)."""
+    feature_views: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]] = Field(
+        default_factory=list, max_length=100
+    )
+    """Only materialize these feature views (default: all)."""
+    resources: ResourceRequirements | None = None
+    """Resources of the materialization container."""
+    active_deadline_seconds: int = Field(default=3600, ge=60, le=604800)
+    """Kill a run that takes longer than this."""
+    starting_deadline_seconds: int = Field(default=300, ge=10, le=86400)
+    """Skip a run that could not start within this many seconds of its schedule."""
+    backoff_limit: int = Field(default=2, ge=0, le=20)
+    """Retries of a failed run."""
+    successful_jobs_history_limit: int = Field(default=3, ge=0, le=100)
+    """Finished Jobs to keep."""
+    failed_jobs_history_limit: int = Field(default=3, ge=0, le=100)
+    """Failed Jobs to keep."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        v = v.strip()
+        if v.startswith(("TZ=", "CRON_TZ=")):
+            raise ValueError("put the time zone in timeZone, not in the schedule")
+        if v in _CRON_MACROS:
+            return v
+        fields = v.split()
+        if len(fields) != 5 or not croniter.is_valid(v):
+            raise ValueError(
+                f"{v!r} is not a valid cron schedule: use 5 fields 'minute hour day-of-month month "
+                "day-of-week' (e.g. '0 * * * *') or one of " + ", ".join(sorted(_CRON_MACROS))
+            )
+        return v
+
+
+GitUrl = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(https://|ssh://|git@)[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$", max_length=2048
+    ),
+]
+
+
+class GitRepoSpec(ApiModel):
+    """A git repository holding the Feast feature repo."""
+
+    url: GitUrl
+    """Clone URL (https://, ssh:// or git@host:path)."""
+    ref: str = Field(default="main", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+    """Branch, tag or commit. Pin a commit or tag: a new ref (a new revision) triggers a new apply."""
+    path: str = Field(default=".", pattern=r"^(\.|[A-Za-z0-9_][A-Za-z0-9_./-]{0,254})$")
+    """Directory of the feature repo inside the repository."""
+    secret_ref: LocalObjectRef | None = None
+    """Secret with credentials: key `token` (https) or `ssh-privatekey` (ssh)."""
+
+    @field_validator("path")
+    @classmethod
+    def _no_parent(cls, v: str) -> str:
+        if ".." in v.split("/"):
+            raise ValueError("path must stay inside the repository (no '..')")
+        return v
+
+
+class FeatureRepoSpec(ApiModel):
+    """The Feast feature repo to `feast apply`: from git or from a ConfigMap of .py files."""
+
+    model_config = {"json_schema_extra": {"maxProperties": 1}}
+
+    git: GitRepoSpec | None = None
+    """Fetch from git."""
+    config_map: LocalObjectRef | None = None
+    """A ConfigMap whose keys are the repo's files (e.g. features.py)."""
+
+    @model_validator(mode="after")
+    def _one(self) -> FeatureRepoSpec:
+        if (self.git is None) == (self.config_map is None):
+            raise ValueError("set exactly one of git or configMap")
+        return self
+
+
+class KubeflowSpec(ApiModel):
+    """Kubeflow integration in the FeatureStore's namespace."""
+
+    pod_default: bool = True
+    """Create a PodDefault so notebooks can tick "Allow access to Feast"."""
+    allowed_namespaces: list[DnsLabel] = Field(default_factory=list, max_length=50)
+    """Other namespaces (e.g. a KServe namespace) allowed to call the feature server."""
+
+
+class ImagesSpec(ApiModel):
+    """Container image overrides. Default: the operator's configured images."""
+
+    feast: ImageRef | None = None
+    """Feast runtime image (feast serve, apply, materialize)."""
+    redis: ImageRef | None = None
+    """Redis image for the in-cluster online store."""
+    git: ImageRef | None = None
+    """Image with git for fetching the feature repo."""
+
+
+FeastProject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,63}$")]
+
+
+class FeatureStoreSpec(ApiModel):
+    """Desired state of a Feast feature store."""
+
+    project: FeastProject
+    """Feast project name (letters, digits, underscores)."""
+    provider: Provider | None = None
+    """gcp (Memorystore + GCS) or local (in-cluster Redis and volume). Default: the operator's defaultProvider."""
+    gcp: GcpSpec = Field(default_factory=GcpSpec)
+    """GCP placement and identity."""
+    online_store: OnlineStoreSpec | None = None
+    """Online store. Default: memorystore on gcp, inCluster on local."""
+    offline_store: OfflineStoreSpec | None = None
+    """Offline store and registry location. Default: gcs on gcp, inCluster on local."""
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    """Registry settings."""
+    feature_server: FeatureServerSpec = Field(default_factory=FeatureServerSpec)
+    """Feature server Deployment."""
+    offline_server: OptionalServerSpec = Field(default_factory=OptionalServerSpec)
+    """`feast serve_offline` (Arrow Flight 8815), for remote offline access from notebooks."""
+    ui: OptionalServerSpec = Field(default_factory=OptionalServerSpec)
+    """`feast ui` (8888)."""
+    materialization: MaterializationSpec = Field(default_factory=MaterializationSpec)
+    """Scheduled materialization."""
+    feature_repo: FeatureRepoSpec | None = None
+    """Feature repo to apply. Without it the registry is managed by users (e.g. from notebooks)."""
+    kubeflow: KubeflowSpec = Field(default_factory=KubeflowSpec)
+    """Kubeflow integration."""
+    images: ImagesSpec = Field(default_factory=ImagesSpec)
+    """Image overrides."""
+
+    @model_validator(mode="after")
+    def _stores_match_provider(self) -> FeatureStoreSpec:
+        if self.provider is Provider.LOCAL:
+            if self.online_store and self.online_store.memorystore:
+                raise ValueError("onlineStore.memorystore needs provider gcp (provider is local)")
+            if self.offline_store and self.offline_store.gcs:
+                raise ValueError("offlineStore.gcs needs provider gcp (provider is local)")
+        return self

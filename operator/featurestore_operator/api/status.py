@@ -1,0 +1,123 @@
+"""The FeatureStore status: what the operator observed and did."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import Field
+
+from .base import ApiModel
+
+
+class Phase(str, Enum):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+
+
+class ConditionType(str, Enum):
+    READY = "Ready"
+    ONLINE_STORE = "OnlineStore"
+    OFFLINE_STORE = "OfflineStore"
+    REGISTRY = "Registry"
+    FEATURE_SERVER = "FeatureServer"
+    MATERIALIZATION = "Materialization"
+    FEATURE_REPO = "FeatureRepo"
+    KUBEFLOW = "Kubeflow"
+    SPEC = "Spec"
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition (metav1.Condition)."""
+
+    type: str
+    """Ready, or the part it describes: OnlineStore, OfflineStore, Registry, FeatureServer,
+    Materialization, FeatureRepo, Kubeflow, Spec."""
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    """CamelCase machine-readable reason."""
+    message: str = Field(default="", max_length=32768)
+    """Human-readable detail: what failed and how to fix it."""
+    last_transition_time: str | None = None
+    """When status last changed (RFC 3339)."""
+    observed_generation: int | None = None
+    """The metadata.generation this condition was computed for."""
+
+
+class Endpoints(ApiModel):
+    """Where the FeatureStore's parts can be reached."""
+
+    online_store: str | None = None
+    """Online store host:port."""
+    bucket: str | None = None
+    """GCS bucket name (gcp) or volume claim (local) of the offline store."""
+    registry: str | None = None
+    """Registry path, e.g. gs://BUCKET/registry.pb."""
+    feature_server: str | None = None
+    """Feature server URL inside the cluster."""
+    registry_server: str | None = None
+    """Registry server host:port."""
+    offline_server: str | None = None
+    """Offline server host:port."""
+    ui: str | None = None
+    """Feast UI URL."""
+
+
+class Operations(ApiModel):
+    """Cloud long-running operations in flight, so a restarted operator resumes them."""
+
+    memorystore: str | None = None
+    """Name of the pending Memorystore create/update/delete operation."""
+
+
+class FeatureRepoStatus(ApiModel):
+    """The last feature repo apply."""
+
+    revision: str | None = None
+    """Revision (hash of the repo source) of the apply Job last created."""
+    applied_revision: str | None = None
+    """Revision last applied successfully (the registry serves it)."""
+    job: str | None = None
+    """Name of the apply Job of `revision`."""
+
+
+class MaterializationStatus(ApiModel):
+    """The last materialization run."""
+
+    last_schedule_time: str | None = None
+    """When the CronJob last started a run."""
+    last_successful_time: str | None = None
+    """When a run last succeeded."""
+    last_job: str | None = None
+    """Name of the last run's Job."""
+    last_result: Literal["Succeeded", "Failed", "Running"] | None = None
+    """Outcome of the last run."""
+
+
+class FeatureStoreStatus(ApiModel):
+    """Observed state of a FeatureStore."""
+
+    observed_generation: int | None = None
+    """The metadata.generation last reconciled."""
+    phase: Phase | None = None
+    """Pending, Provisioning, Ready, Degraded, Failed or Deleting."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready plus one condition per part."""
+    endpoints: Endpoints = Field(default_factory=Endpoints)
+    """Where the parts can be reached."""
+    operations: Operations = Field(default_factory=Operations)
+    """Cloud operations in flight."""
+    feature_repo: FeatureRepoStatus = Field(default_factory=FeatureRepoStatus)
+    """Feature repo apply."""
+    materialization: MaterializationStatus = Field(default_factory=MaterializationStatus)
+    """Materialization runs."""
+    config_hash: str | None = None
+    """Hash of the rendered feature_store.yaml the workloads run with."""
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)

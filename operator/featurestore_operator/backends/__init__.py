@@ -1,0 +1,1 @@
+"""Cloud and in-cluster stores behind one contract (see :mod:`.base`)."""

@@ -1,0 +1,135 @@
+"""`featurestore-operator` command line: render, crd, validate, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .api import OperatorConfig, SpecError, parse_featurestore, resolve
+from .api.crd import crd
+
+
+def _load_manifests(path: str) -> list[dict[str, Any]]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        raise SpecError([(path, f"not valid YAML: {err}")]) from None
+    return [d for d in docs if not (isinstance(d, dict) and d.get("kind") not in (None, "FeatureStore"))]
+
+
+class _Dumper(yaml.SafeDumper):
+    """No anchors/aliases; multi-line strings (feature_store.yaml, scripts) as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _dump(objects: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(objects, indent=2)
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False)
+
+
+def _config() -> OperatorConfig:
+    return OperatorConfig()
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .backends.planned import planned_endpoints
+    from .render import RepoSource, render
+    from .render.names import short_hash
+
+    out: list[dict[str, Any]] = []
+    config = _config()
+    for doc in _load_manifests(args.filename):
+        fs = parse_featurestore(doc)
+        fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
+        repo = None
+        if fs.spec.feature_repo:
+            # Without a cluster a ConfigMap's content is unknown: the revision hashes the reference.
+            repo = RepoSource(revision=short_hash(json.dumps(fs.spec.feature_repo.wire(), sort_keys=True), length=16))
+        out += render(fs, planned_endpoints(fs), config, repo=repo).objects
+    print(_dump(out, args.output), end="")
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(crd(), sort_keys=False), end="")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _config()
+    for doc in _load_manifests(args.filename):
+        fs = parse_featurestore(doc)
+        resolve(fs.spec, config)
+        print(f"featurestore/{fs.metadata.name}: valid")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .handlers.main import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="featurestore-operator", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="print every object a FeatureStore manifest creates, without a cluster")
+    r.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
+    r.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    r.set_defaults(func=cmd_render)
+    c = sub.add_parser("crd", help="print the FeatureStore CustomResourceDefinition")
+    c.set_defaults(func=cmd_crd)
+    v = sub.add_parser("validate", help="check FeatureStore manifests; errors name the field and the fix")
+    v.add_argument("-f", "--filename", required=True)
+    v.set_defaults(func=cmd_validate)
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--namespace", "-n", action="append", default=None,
+                     help="watch only this namespace (repeatable); default: all (or FSO_NAMESPACES)")
+    run.add_argument("--peering", default=None, help="kopf peering name for HA (default: FSO_PEERING; none)")
+    run.add_argument("--standalone", action="store_true", help="no peering even if configured")
+    run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        for path, msg in err.problems:
+            print(f"error: {path}: {msg}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as err:
+        print(f"error: {err.filename}: no such file", file=sys.stderr)
+        return 1
+    except (ValueError, Exception) as err:  # pydantic-settings config errors among them
+        from pydantic import ValidationError
+
+        if isinstance(err, ValidationError):
+            for e in err.errors(include_url=False):
+                field = "FSO_" + "_".join(str(x) for x in e["loc"]).upper()
+                print(f"error: operator config {field}: {e['msg']}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

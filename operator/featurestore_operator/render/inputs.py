@@ -1,0 +1,83 @@
+"""What rendering needs besides the FeatureStore: backend endpoints and the cluster's API versions.
+
+Backends produce these; render consumes them. Plain frozen dataclasses: no I/O, no clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    """A key of a Secret in the FeatureStore's namespace."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class OnlineEndpoint:
+    """A reachable Redis: where it is and which Secrets hold its password and CA."""
+
+    host: str
+    port: int
+    tls: bool = False
+    password: SecretKey | None = None
+    ca: SecretKey | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class OfflineEndpoint:
+    """Where offline data and the registry live: a GCS bucket or an in-cluster volume claim."""
+
+    bucket: str | None = None
+    claim: str | None = None
+
+    @property
+    def registry_path(self) -> str:
+        if self.bucket:
+            return f"gs://{self.bucket}/registry.pb"
+        return f"{DATA_MOUNT}/registry.db"
+
+    @property
+    def data_root(self) -> str:
+        return f"gs://{self.bucket}/offline" if self.bucket else f"{DATA_MOUNT}/offline"
+
+
+#: Where the in-cluster data volume is mounted in every Feast pod.
+DATA_MOUNT = "/data"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Backend endpoints; ``None`` means the backend is not ready yet (rendered as pending)."""
+
+    online: OnlineEndpoint | None = None
+    offline: OfflineEndpoint | None = None
+
+
+@dataclass(frozen=True)
+class ApiVersions:
+    """API versions the target cluster serves (discovered by reconcile). Defaults: current clusters."""
+
+    cronjob: str = "batch/v1"
+    pdb: str = "policy/v1"
+    hpa: str = "autoscaling/v2"
+    #: CronJob.spec.timeZone exists from Kubernetes 1.25 (batch/v1); older servers drop it.
+    cronjob_time_zone: bool = True
+    #: Which optional CRDs the cluster has: PodDefault, AuthorizationPolicy.
+    optional_kinds: frozenset[str] = field(
+        default_factory=lambda: frozenset({"PodDefault", "AuthorizationPolicy"})
+    )
+
+
+@dataclass(frozen=True)
+class RepoSource:
+    """The feature repo's revision (hash of its source), computed by reconcile."""
+
+    revision: str

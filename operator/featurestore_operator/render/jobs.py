@@ -1,0 +1,145 @@
+"""Batch workloads: the materialization CronJob and the feast-apply Job of one repo revision.
+
+User-supplied strings (feature view names, git URL/ref/path) are passed as separate argv entries
+after ``--`` to fixed shell scripts; they are never interpolated into a shell string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import FeatureStore
+from .inputs import ApiVersions, Endpoints, RepoSource
+from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta
+from .pods import FEAST_YAML, container_security, feast_container, pod_spec
+
+NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+
+#: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
+MATERIALIZE_SCRIPT = 'exec feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"'
+
+#: Fetches one ref of a git repo into /repo. $1 url, $2 ref; credentials from env/volume if present.
+GIT_FETCH_SCRIPT = r"""set -eu
+url="$1"; ref="$2"
+if [ -n "${GIT_TOKEN:-}" ]; then
+  git config --global credential.helper '!f() { echo username=x-access-token; echo "password=${GIT_TOKEN}"; }; f'
+fi
+if [ -f /etc/git-secret/ssh-privatekey ]; then
+  export GIT_SSH_COMMAND="ssh -i /etc/git-secret/ssh-privatekey -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/tmp/known_hosts"
+fi
+git init -q /repo
+git -C /repo fetch -q --depth 1 -- "$url" "$ref"
+git -C /repo -c advice.detachedHead=false checkout -q FETCH_HEAD
+git -C /repo rev-parse HEAD
+"""
+
+REPO_DIR = "/repo"
+
+
+def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions) -> list[dict[str, Any]]:
+    m = fs.spec.materialization
+    if not m.enabled:
+        return []
+    names = Names(fs)
+    args = ["-c", MATERIALIZE_SCRIPT, "--"]
+    for view in m.feature_views:
+        args += ["--views", view]
+    container = feast_container(fs, endpoints, "materialize", args, m.resources)
+    container["command"] = ["sh"]
+    job_labels = labels(fs, "materialization")
+    spec: dict[str, Any] = {
+        "schedule": m.schedule,
+        "suspend": m.suspend,
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": m.starting_deadline_seconds,
+        "successfulJobsHistoryLimit": m.successful_jobs_history_limit,
+        "failedJobsHistoryLimit": m.failed_jobs_history_limit,
+        "jobTemplate": {
+            "metadata": {"labels": job_labels},
+            "spec": {
+                "backoffLimit": m.backoff_limit,
+                "activeDeadlineSeconds": m.active_deadline_seconds,
+                "template": {
+                    "metadata": {
+                        "labels": job_labels,
+                        "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
+                    },
+                    "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never"),
+                },
+            },
+        },
+    }
+    if m.time_zone and versions.cronjob_time_zone:
+        spec["timeZone"] = m.time_zone
+    return [{"apiVersion": versions.cronjob, "kind": "CronJob", "metadata": meta(fs, names.materialize, "materialization"), "spec": spec}]
+
+
+def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    git = fs.spec.feature_repo.git  # type: ignore[union-attr]
+    assert git is not None
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
+    mounts = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = []
+    if git.secret_ref:
+        env.append({"name": "GIT_TOKEN", "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}}})
+        volumes.append(
+            {"name": "git-secret", "secret": {"secretName": git.secret_ref.name, "defaultMode": 0o400,
+                                               "items": [{"key": "ssh-privatekey", "path": "ssh-privatekey"}], "optional": True}}
+        )
+        mounts.append({"name": "git-secret", "mountPath": "/etc/git-secret", "readOnly": True})
+    container = {
+        "name": "fetch-repo",
+        "image": fs.spec.images.git,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", GIT_FETCH_SCRIPT, "--"],
+        "args": [git.url, git.ref],
+        "env": env,
+        "volumeMounts": mounts,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": container_security(),
+    }
+    return container, volumes
+
+
+def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None) -> list[dict[str, Any]]:
+    """One Job per repo revision running ``feast apply``; a new revision gets a new Job.
+
+    A failed apply writes nothing, so the registry keeps serving the last applied revision.
+    """
+    source = fs.spec.feature_repo
+    if source is None or repo is None:
+        return []
+    names = Names(fs)
+    init: list[dict[str, Any]] = []
+    extra_volumes: list[dict[str, Any]] = []
+    if source.git:
+        workdir = REPO_DIR if source.git.path == "." else f"{REPO_DIR}/{source.git.path}"
+        git_container, extra_volumes = _git_init_container(fs)
+        init.append(git_container)
+        extra_volumes.append({"name": "repo", "emptyDir": {}})
+    else:
+        assert source.config_map is not None
+        workdir = REPO_DIR
+        extra_volumes.append({"name": "repo", "configMap": {"name": source.config_map.name}})
+    apply = feast_container(fs, endpoints, "feast-apply", ["-f", FEAST_YAML, "--chdir", workdir, "apply"], None)
+    apply["volumeMounts"] = [*apply["volumeMounts"], {"name": "repo", "mountPath": REPO_DIR, "readOnly": source.git is None}]
+    pod = pod_spec(fs, endpoints, [apply], restartPolicy="Never")
+    pod["volumes"] += extra_volumes
+    if init:
+        pod["initContainers"] = init
+    job_labels = {**labels(fs, "feature-repo"), REVISION_LABEL: repo.revision[:63]}
+    return [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {**meta(fs, names.apply_job(repo.revision), "feature-repo"), "labels": job_labels},
+            "spec": {
+                "backoffLimit": 2,
+                "activeDeadlineSeconds": 1800,
+                "template": {
+                    "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+                    "spec": pod,
+                },
+            },
+        }
+    ]

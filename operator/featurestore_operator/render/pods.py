@@ -1,0 +1,126 @@
+"""Pod building blocks shared by every Feast workload: container, volumes, env, security."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+from ..api import FeatureStore
+from ..api.spec import ResourceRequirements
+from .feast_config import FEAST_CONFIG_DIR, FEAST_CONFIG_FILE, REDIS_PASSWORD_ENV, REDIS_TLS_DIR
+from .inputs import DATA_MOUNT, Endpoints
+from .names import Names
+
+FEAST_YAML = f"{FEAST_CONFIG_DIR}/{FEAST_CONFIG_FILE}"
+RUN_AS = 10001
+
+
+def resources(req: ResourceRequirements | None) -> dict[str, Any]:
+    return {k: {n: str(q) for n, q in v.items()} for k, v in (req.wire() if req else {}).items()}
+
+
+def workers_for(req: ResourceRequirements) -> int:
+    """One gunicorn worker per whole CPU of the limit (or request), at least one."""
+    cpu = (req.limits or {}).get("cpu") or (req.requests or {}).get("cpu")
+    if cpu is None:
+        return 1
+    return max(1, math.floor(float(parse_quantity(str(cpu)))))
+
+
+def container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def feast_env(endpoints: Endpoints) -> list[dict[str, Any]]:
+    """Environment of every Feast container. Secret values only via secretKeyRef."""
+    env: list[dict[str, Any]] = [
+        {"name": "FEAST_FS_YAML_FILE_PATH", "value": FEAST_YAML},
+        {"name": "FEAST_USAGE", "value": "False"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+    online = endpoints.online
+    if online and online.password:
+        env.append(
+            {
+                "name": REDIS_PASSWORD_ENV,
+                "valueFrom": {"secretKeyRef": {"name": online.password.name, "key": online.password.key}},
+            }
+        )
+    return env
+
+
+def feast_volumes(fs: FeatureStore, endpoints: Endpoints) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volumeMounts) for the server config, Redis CA, data volume and a writable /tmp."""
+    names = Names(fs)
+    volumes: list[dict[str, Any]] = [
+        {"name": "feast-config", "configMap": {"name": names.server_config}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "feast-config", "mountPath": FEAST_CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    online = endpoints.online
+    if online and online.tls and online.ca:
+        volumes.append(
+            {"name": "redis-tls", "secret": {"secretName": online.ca.name, "items": [{"key": online.ca.key, "path": online.ca.key}]}}
+        )
+        mounts.append({"name": "redis-tls", "mountPath": REDIS_TLS_DIR, "readOnly": True})
+    if endpoints.offline and endpoints.offline.claim:
+        volumes.append({"name": "feast-data", "persistentVolumeClaim": {"claimName": endpoints.offline.claim}})
+        mounts.append({"name": "feast-data", "mountPath": DATA_MOUNT})
+    return volumes, mounts
+
+
+def feast_container(
+    fs: FeatureStore,
+    endpoints: Endpoints,
+    name: str,
+    args: list[str],
+    req: ResourceRequirements | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    _, mounts = feast_volumes(fs, endpoints)
+    container: dict[str, Any] = {
+        "name": name,
+        "image": fs.spec.images.feast,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["feast"],
+        "args": args,
+        "env": feast_env(endpoints),
+        "volumeMounts": mounts,
+        "resources": resources(req),
+        "securityContext": container_security(),
+    }
+    container.update(extra)
+    return container
+
+
+def pod_spec(fs: FeatureStore, endpoints: Endpoints, containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    volumes, _ = feast_volumes(fs, endpoints)
+    spec: dict[str, Any] = {
+        "serviceAccountName": Names(fs).service_account,
+        "securityContext": pod_security(),
+        "containers": containers,
+        "volumes": volumes,
+    }
+    spec.update(extra)
+    return spec

@@ -1,0 +1,170 @@
+"""Feast server Deployments and Services: feature server (always), registry/offline servers and UI
+(when asked for), plus the feature server's HPA and PDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import FeatureStore
+from ..api.spec import OptionalServerSpec
+from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
+from .inputs import ApiVersions, Endpoints
+from .names import CONFIG_HASH_ANNOTATION, Names, labels, meta, selector
+from .pods import FEAST_YAML, feast_container, pod_spec, workers_for
+
+METRICS_PORT = 8000
+
+
+def _deployment(
+    fs: FeatureStore, name: str, component: str, replicas: int | None, pod: dict[str, Any], config_hash: str
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector(fs, component)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "revisionHistoryLimit": 3,
+        "template": {
+            "metadata": {"labels": labels(fs, component), "annotations": {CONFIG_HASH_ANNOTATION: config_hash}},
+            "spec": pod,
+        },
+    }
+    if replicas is not None:  # None: owned by an HPA, which must not be fought over
+        spec["replicas"] = replicas
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(fs, name, component), "spec": spec}
+
+
+def _service(fs: FeatureStore, name: str, component: str, ports: list[tuple[str, int]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(fs, name, component),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(fs, component),
+            # Istio picks the protocol from the port name prefix.
+            "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in ports],
+        },
+    }
+
+
+def _http_probes(port: str, path: str = "/health") -> dict[str, Any]:
+    get = {"httpGet": {"path": path, "port": port}}
+    return {
+        "startupProbe": {**get, "periodSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {**get, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        "livenessProbe": {**get, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},
+    }
+
+
+def _tcp_probes(port: str) -> dict[str, Any]:
+    tcp = {"tcpSocket": {"port": port}}
+    return {
+        "startupProbe": {**tcp, "periodSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {**tcp, "periodSeconds": 5},
+        "livenessProbe": {**tcp, "periodSeconds": 10, "failureThreshold": 6},
+    }
+
+
+def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> list[dict[str, Any]]:
+    spec = fs.spec.feature_server
+    names = Names(fs)
+    workers = spec.workers or workers_for(spec.resources)
+    args = [
+        "-f", FEAST_YAML, "serve", "--host", "0.0.0.0", "--port", str(FEATURE_SERVER_PORT),
+        "--workers", str(workers), "--keep-alive-timeout", str(spec.keep_alive_timeout),
+        "--registry_ttl_sec", str(fs.spec.registry.cache_ttl_seconds), "--no-access-log",
+    ]
+    ports = [{"name": "http", "containerPort": FEATURE_SERVER_PORT, "protocol": "TCP"}]
+    svc_ports = [("http", FEATURE_SERVER_PORT)]
+    if spec.metrics.enabled:
+        args.append("--metrics")
+        ports.append({"name": "http-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
+        svc_ports.append(("http-metrics", METRICS_PORT))
+    container = feast_container(fs, endpoints, "feature-server", args, spec.resources, ports=ports, **_http_probes("http"))
+    pod = pod_spec(fs, endpoints, [container], terminationGracePeriodSeconds=30)
+    replicas = None if spec.autoscaling else spec.replicas
+    return [
+        _deployment(fs, names.feature_server, "feature-server", replicas, pod, config_hash),
+        _service(fs, names.feature_server, "feature-server", svc_ports),
+    ]
+
+
+def _optional_server(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, spec: OptionalServerSpec,
+    name: str, component: str, args: list[str], port_name: str, port: int, probes: dict[str, Any],
+) -> list[dict[str, Any]]:
+    container = feast_container(
+        fs, endpoints, component, ["-f", FEAST_YAML, *args], spec.resources,
+        ports=[{"name": port_name, "containerPort": port, "protocol": "TCP"}], **probes,
+    )
+    return [
+        _deployment(fs, name, component, spec.replicas, pod_spec(fs, endpoints, [container]), config_hash),
+        _service(fs, name, component, [(port_name, port)]),
+    ]
+
+
+def optional_servers(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> list[dict[str, Any]]:
+    names = Names(fs)
+    spec = fs.spec
+    out: list[dict[str, Any]] = []
+    if spec.registry.server.enabled:
+        reg = spec.registry.server
+        out += _optional_server(
+            fs, endpoints, config_hash, OptionalServerSpec(enabled=True, replicas=reg.replicas, resources=reg.resources),
+            names.registry_server, "registry-server", ["serve_registry", "--port", str(REGISTRY_SERVER_PORT)],
+            "grpc", REGISTRY_SERVER_PORT, _tcp_probes("grpc"),
+        )
+    if spec.offline_server.enabled:
+        out += _optional_server(
+            fs, endpoints, config_hash, spec.offline_server, names.offline_server, "offline-server",
+            ["serve_offline", "--host", "0.0.0.0", "--port", str(OFFLINE_SERVER_PORT)],
+            "grpc-flight", OFFLINE_SERVER_PORT, _tcp_probes("grpc-flight"),
+        )
+    if spec.ui.enabled:
+        out += _optional_server(
+            fs, endpoints, config_hash, spec.ui, names.ui, "ui",
+            ["ui", "--host", "0.0.0.0", "--port", str(UI_PORT)], "http", UI_PORT, _tcp_probes("http"),
+        )
+    return out
+
+
+def autoscaling(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]:
+    spec = fs.spec.feature_server
+    names = Names(fs)
+    out: list[dict[str, Any]] = []
+    if spec.autoscaling:
+        a = spec.autoscaling
+        out.append(
+            {
+                "apiVersion": versions.hpa,
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": meta(fs, names.feature_server, "feature-server"),
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.feature_server},
+                    "minReplicas": a.min_replicas,
+                    "maxReplicas": a.max_replicas,
+                    # Same shape in autoscaling/v2 and v2beta2.
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": a.target_cpu_utilization_percentage},
+                            },
+                        }
+                    ],
+                },
+            }
+        )
+    if spec.pod_disruption_budget.enabled:
+        out.append(
+            {
+                "apiVersion": versions.pdb,
+                "kind": "PodDisruptionBudget",
+                "metadata": meta(fs, names.feature_server, "feature-server"),
+                "spec": {
+                    "maxUnavailable": spec.pod_disruption_budget.max_unavailable,
+                    "selector": {"matchLabels": selector(fs, "feature-server")},
+                },
+            }
+        )
+    return out

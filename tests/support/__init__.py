@@ -1,0 +1,1 @@
+"""Test support code: real local control plane, fakes and helpers (never imported by the product)."""
