@@ -1,0 +1,74 @@
+"""Shared GCP plumbing: one retry policy for transient errors and one mapping of permanent errors to
+conditions. Used by every GCP backend so faults look the same everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, Callable, TypeVar
+
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+
+from .base import Failed
+
+T = TypeVar("T")
+
+#: Errors worth retrying in place: rate limits, server errors, timeouts, dropped connections.
+#: The REST transport raises requests' own Timeout/ConnectionError, which google-api-core's
+#: if_transient_error does not cover, so they are listed here.
+TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+    gexc.DeadlineExceeded,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+)
+
+
+def retry_policy(timeout: float = 60.0) -> gretry.Retry:
+    """Exponential backoff with jitter, bounded in total time (google-api-core)."""
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(*TRANSIENT),
+        initial=0.25,
+        maximum=8.0,
+        multiplier=2.0,
+        timeout=timeout,
+    )
+
+
+async def call(fn: Callable[..., T], *args: Any, retry: gretry.Retry | None = None, **kwargs: Any) -> T:
+    """Run a blocking client call with retries in a worker thread (never blocks the event loop)."""
+    policy = retry or retry_policy()
+    return await asyncio.to_thread(policy(functools.partial(fn, *args, **kwargs)))
+
+
+def is_transient(err: BaseException) -> bool:
+    return isinstance(err, TRANSIENT) or isinstance(err, gexc.RetryError)
+
+
+def failure(err: BaseException, what: str, permission: str | None = None) -> Failed:
+    """Map an exception from a GCP call to a Failed outcome whose message names the call and fix."""
+    if isinstance(err, gexc.RetryError) or isinstance(err, TRANSIENT):
+        cause = err.cause if isinstance(err, gexc.RetryError) and err.cause else err
+        return Failed("CloudUnavailable", f"{what}: transient error persisted: {_msg(cause)}", retryable=True, retry_after=15)
+    if isinstance(err, (gexc.Forbidden, gexc.PermissionDenied)):
+        need = f" Grant the operator's identity {permission}." if permission else ""
+        return Failed("PermissionDenied", f"{what}: permission denied: {_msg(err)}.{need}", retryable=False, retry_after=300)
+    if isinstance(err, (gexc.BadRequest, gexc.InvalidArgument, gexc.FailedPrecondition)):
+        return Failed("InvalidRequest", f"{what}: rejected by GCP: {_msg(err)}", retryable=False, retry_after=300)
+    if isinstance(err, gexc.Unauthorized):
+        return Failed("Unauthenticated", f"{what}: no valid GCP credentials: {_msg(err)}", retryable=False, retry_after=300)
+    if isinstance(err, gexc.GoogleAPICallError):
+        return Failed("CloudError", f"{what}: {_msg(err)}", retryable=True, retry_after=60)
+    return Failed("CloudError", f"{what}: {type(err).__name__}: {err}", retryable=True, retry_after=60)
+
+
+def _msg(err: BaseException) -> str:
+    if isinstance(err, gexc.GoogleAPICallError):
+        return f"{err.code} {err.message}" if err.code else str(err.message)
+    return f"{type(err).__name__}: {err}"
