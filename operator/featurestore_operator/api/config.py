@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .spec import GcpProjectId, GcpRegion, ImageRef, Provider
 
@@ -39,8 +41,8 @@ class OperatorConfig(BaseSettings):
     """Image used to fetch git feature repos."""
     resync_seconds: float = Field(default=300.0, ge=10, le=86400)
     """Period of the level-triggered resync of every FeatureStore."""
-    namespaces: list[str] = Field(default_factory=list)
-    """Namespaces to watch; empty: all namespaces."""
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Namespaces to watch (comma-separated in FSO_NAMESPACES); empty: all namespaces."""
     istio: bool = True
     """Render Istio AuthorizationPolicies (else Kubernetes NetworkPolicies)."""
     health_port: int = Field(default=8080, ge=1, le=65535)

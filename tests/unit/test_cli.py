@@ -1,0 +1,59 @@
+"""The CLI as a user runs it: exit codes and messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from featurestore_operator.api.crd import CRD_FILE
+from featurestore_operator.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_render_prints_every_object(capsys):
+    assert main(["render", "-f", str(ROOT / "examples" / "local.yaml")]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    kinds = [d["kind"] for d in docs]
+    for kind in ("ServiceAccount", "ConfigMap", "Deployment", "Service", "StatefulSet", "PersistentVolumeClaim", "CronJob", "Job", "PodDefault"):
+        assert kind in kinds
+
+
+def test_render_shows_pending_endpoints(capsys):
+    assert main(["render", "-f", str(ROOT / "examples" / "gcp-memorystore.yaml"), "-o", "json"]) == 0
+    assert "<pending>:6378" in capsys.readouterr().out
+
+
+def test_crd_command_equals_committed(capsys):
+    assert main(["crd"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+
+
+def test_validate_reports_field_and_fix(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: featurestore.kubeflow.org/v1alpha1\nkind: FeatureStore\nmetadata: {name: x}\n"
+        "spec: {project: p, onlineStore: {memorystore: {memorySizeGb: 1000}}, materialization: {schedule: 'nope'}}\n"
+    )
+    assert main(["validate", "-f", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "spec.onlineStore.memorystore.memorySizeGb" in err and "300" in err
+    assert "spec.materialization.schedule" in err
+
+
+def test_validate_ok(capsys):
+    assert main(["validate", "-f", str(ROOT / "examples" / "local.yaml")]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_missing_file_is_a_clear_error(capsys):
+    assert main(["render", "-f", "/nonexistent.yaml"]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_bad_yaml_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "b.yaml"
+    bad.write_text("spec: [unclosed")
+    assert main(["validate", "-f", str(bad)]) == 1
+    assert "not valid YAML" in capsys.readouterr().err
