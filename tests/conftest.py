@@ -12,6 +12,8 @@ Control-plane fixtures:
                    project's CRDs (crds/*.yaml) and minimal Kubeflow/Istio CRDs
                    (tests/support/crds/*.yaml) installed and Established. KUBECONFIG and
                    PATH (helm) are set for subprocesses for the whole session.
+    featurestore_crd (session) depend on it in tests that create FeatureStores: fails
+                   with the apiserver's message if it rejected crds/, skips if absent
     kube_api       (session) kubernetes.client.ApiClient for that kubeconfig
     namespace      (function) a fresh namespace name, deleted afterwards
     kubectl_bin / helm_bin  paths of the real binaries (skip when absent)
@@ -106,10 +108,17 @@ def _locate_or_provision():
         return None, f"{exc}; {PROVISION_SCRIPT.name} exited {proc.returncode}:\n{tail}"
 
 
-def crd_files() -> list[Path]:
-    """Project CRDs (crds/*.yaml, possibly absent) then the test-only Kubeflow/Istio ones."""
-    files = sorted(PROJECT_CRDS_DIR.glob("*.yaml")) + sorted(PROJECT_CRDS_DIR.glob("*.yml"))
-    return files + sorted(SUPPORT_CRDS_DIR.glob("*.yaml"))
+FEATURESTORE_CRD = "featurestores.featurestore.kubeflow.org"
+
+
+def project_crd_files() -> list[Path]:
+    """The project's CRDs (crds/*.yaml); may be empty early on."""
+    return sorted(PROJECT_CRDS_DIR.glob("*.yaml")) + sorted(PROJECT_CRDS_DIR.glob("*.yml"))
+
+
+def support_crd_files() -> list[Path]:
+    """Test-only minimal Kubeflow/Istio CRDs (Profile, PodDefault, AuthorizationPolicy)."""
+    return sorted(SUPPORT_CRDS_DIR.glob("*.yaml"))
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +134,15 @@ def control_plane(request: pytest.FixtureRequest):
     cp.start()
     saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PATH")}
     try:
-        cp.install_crds(crd_files())
+        cp.install_crds(support_crd_files())
+        # A project CRD the real apiserver rejects must not take every control-plane test
+        # down with it: record the apiserver's verdict; the `featurestore_crd` fixture
+        # (and the smoke test) fail with it.
+        for path in project_crd_files():
+            try:
+                cp.install_crds([path])
+            except Exception as exc:  # noqa: BLE001 - reported by `featurestore_crd`
+                cp.crd_errors[str(path)] = f"{type(exc).__name__}: {exc}"
         # Session-wide: subprocesses (kubectl, helm, the operator) talk to this cluster.
         os.environ["KUBECONFIG"] = cp.kubeconfig
         os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", "")] + tool_path_dirs())
@@ -140,6 +157,18 @@ def control_plane(request: pytest.FixtureRequest):
         cp.stop(keep_workdir=keep)
         if keep:
             sys.stderr.write(f"\n[controlplane] logs kept in {cp.workdir}\n")
+
+
+@pytest.fixture(scope="session")
+def featurestore_crd(control_plane) -> str:
+    """The FeatureStore CRD name once it is Established; fails with the apiserver's
+    rejection when crds/ holds an invalid CRD, skips while crds/ holds none."""
+    if control_plane.crd_errors:
+        pytest.fail("the real kube-apiserver rejected crds/: "
+                    + "\n".join(control_plane.crd_errors.values()), pytrace=False)
+    if FEATURESTORE_CRD not in control_plane.crd_names:
+        pytest.skip(f"crds/ holds no {FEATURESTORE_CRD} yet")
+    return FEATURESTORE_CRD
 
 
 @pytest.fixture(scope="session")

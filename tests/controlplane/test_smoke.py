@@ -18,8 +18,6 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FEATURESTORE_CRD = "featurestores.featurestore.kubeflow.org"
 FIELD_MANAGER = "featurestore-operator"
 
 
@@ -55,15 +53,6 @@ def served_resources(api: client.ApiClient, group_version: str) -> set[str]:
     return {r["name"] for r in doc.get("resources", []) if "/" not in r["name"]}
 
 
-def project_crd_present() -> bool:
-    for f in sorted((REPO_ROOT / "crds").glob("*.y*ml")):
-        for doc in yaml.safe_load_all(f.read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition" \
-                    and doc.get("metadata", {}).get("name") == FEATURESTORE_CRD:
-                return True
-    return False
-
-
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str = ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,16 +75,12 @@ def test_kubeflow_crds_established(control_plane, kube_api):
         assert conds.get("Established") == "True", (name, conds)
 
 
-def test_featurestore_crd_established(control_plane, kube_api):
-    if not project_crd_present():
-        pytest.skip(f"crds/ holds no {FEATURESTORE_CRD} yet (the CRD is generated from "
-                    "the api models by another issue)")
+def test_featurestore_crd_established(control_plane, kube_api, featurestore_crd):
     crd = client.ApiextensionsV1Api(kube_api).read_custom_resource_definition(
-        FEATURESTORE_CRD)
+        featurestore_crd)
     conds = {c.type: c.status for c in crd.status.conditions or []}
     assert conds.get("Established") == "True", conds
     assert crd.spec.names.short_names and "fs" in crd.spec.names.short_names
-    assert FEATURESTORE_CRD in control_plane.crd_names
 
 
 def test_schema_violation_rejected_by_apiserver(kube_api, namespace):
@@ -127,9 +112,7 @@ def test_schema_violation_rejected_by_apiserver(kube_api, namespace):
     assert "selector" in err.value.body
 
 
-def test_featurestore_schema_violation_rejected(kube_api, namespace):
-    if not project_crd_present():
-        pytest.skip(f"crds/ holds no {FEATURESTORE_CRD} yet")
+def test_featurestore_schema_violation_rejected(kube_api, namespace, featurestore_crd):
     body = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
             "metadata": {"name": "bad"}, "spec": 42}
     with pytest.raises(ApiException) as err:

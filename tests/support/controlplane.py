@@ -329,6 +329,7 @@ class ControlPlane:
         self._kcm: Optional[_Proc] = None
         self.startup_seconds: Dict[str, float] = {}
         self.crd_names: List[str] = []  # CRDs installed through install_crds()
+        self.crd_errors: Dict[str, str] = {}  # for callers recording rejected CRD files
         self._stopped = True
         self._lock = threading.RLock()
 
@@ -547,9 +548,15 @@ class ControlPlane:
         while time.monotonic() < deadline:
             crd = self.request(
                 "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conds = crd.get("status", {}).get("conditions", [])
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+            conds = (crd.get("status") or {}).get("conditions") or []
+            by_type = {c.get("type"): c for c in conds}
+            if by_type.get("Established", {}).get("status") == "True":
                 return
+            bad = [c for t, c in by_type.items()
+                   if (t == "NamesAccepted" and c.get("status") == "False")
+                   or (t == "NonStructuralSchema" and c.get("status") == "True")]
+            if bad:
+                raise ControlPlaneError(f"CRD {name} will not be served: {bad}")
             time.sleep(0.1)
         raise ControlPlaneError(f"CRD {name} not Established after {timeout:.0f}s: {conds}")
 

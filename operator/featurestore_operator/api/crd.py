@@ -66,7 +66,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         out.pop("additionalProperties")
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
-    if out.get("default") is None:
+    if out.get("default") in (None, "", [], {}):
+        # Kubernetes 1.20 rejects empty-string defaults; empty ones say nothing anyway.
         out.pop("default", None)
     return out
 

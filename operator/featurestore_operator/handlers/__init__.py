@@ -1,0 +1,1 @@
+"""kopf wiring only: settings, startup, and thin handlers that call :mod:`..reconcile`."""

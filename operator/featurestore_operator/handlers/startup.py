@@ -1,0 +1,53 @@
+"""Operator start-up: kopf settings and the process-wide clients."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from prometheus_client import start_http_server
+
+from ..api import FINALIZER, GROUP
+from ..backends.registry import DefaultBackends
+from ..reconcile.core import Deps
+from ..reconcile.discovery import Discovery
+from ..reconcile.kube import FIELD_MANAGER, Kube
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def kube_client() -> k8s.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
+    try:
+        k8s_config.load_incluster_config()
+        return k8s.ApiClient()
+    except k8s_config.ConfigException:
+        return k8s_config.new_client_from_config()
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
+    config = memo.config
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING  # our own Events describe transitions; kopf adds failures only
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.watching.reconnect_backoff = 1.0
+    settings.networking.request_timeout = 30
+    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    settings.execution.max_workers = 20
+    api = kube_client()
+    api.user_agent = f"{FIELD_MANAGER}/{__import__('featurestore_operator').__version__}"
+    kube = Kube(api)
+    memo.deps = Deps(kube=kube, cache=memo.cache, discovery=Discovery(kube), config=config,
+                     backends=DefaultBackends(config))
+    if config.metrics_port:
+        start_http_server(config.metrics_port)
+    log.info("featurestore-operator started (default provider %s)", config.default_provider.value)

@@ -1,0 +1,132 @@
+"""Conditions and phase from backend outcomes and observed children. Pure (the clock is passed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import Condition, ConditionType, FeatureStoreStatus, Phase
+from ..backends.base import Failed, Pending, Ready
+
+T = ConditionType
+#: Parts whose readiness makes the store Ready. Kubeflow is an optional integration: it is
+#: reported, but a cluster without Kubeflow (kind, plain GKE) still gets a Ready store.
+READY_PARTS = [T.ONLINE_STORE, T.OFFLINE_STORE, T.REGISTRY, T.FEATURE_SERVER, T.MATERIALIZATION, T.FEATURE_REPO]
+
+
+@dataclass(frozen=True)
+class Part:
+    type: ConditionType
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str
+    #: Failed for a reason only a spec/permission change fixes.
+    failed: bool = False
+
+
+def from_outcome(type_: ConditionType, outcome: Any) -> Part:
+    if isinstance(outcome, Ready):
+        return Part(type_, "True", "Ready", outcome.message or "ready")
+    if isinstance(outcome, Pending):
+        return Part(type_, "False", outcome.reason, outcome.message)
+    assert isinstance(outcome, Failed)
+    return Part(type_, "False", outcome.reason, outcome.message, failed=not outcome.retryable)
+
+
+def deployment_part(type_: ConditionType, dep: dict[str, Any] | None, want: int) -> Part:
+    if dep is None:
+        return Part(type_, "False", "NotCreated", "the Deployment does not exist yet")
+    st = dep.get("status") or {}
+    gen_ok = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
+    available = st.get("availableReplicas", 0) or 0
+    need = 1 if want > 0 else 0
+    if gen_ok and available >= need:
+        return Part(type_, "True", "Available", f"{available} replica(s) available")
+    for c in st.get("conditions") or []:
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            return Part(type_, "False", "ProgressDeadlineExceeded", c.get("message", ""))
+    return Part(type_, "False", "Unavailable", f"{available} of {want} replica(s) available; waiting for pods to become ready")
+
+
+def statefulset_part(type_: ConditionType, sts: dict[str, Any] | None) -> Part:
+    if sts is None:
+        return Part(type_, "False", "NotCreated", "the Redis StatefulSet does not exist yet")
+    ready = (sts.get("status") or {}).get("readyReplicas", 0) or 0
+    if ready >= 1:
+        return Part(type_, "True", "Ready", "in-cluster Redis is ready")
+    return Part(type_, "False", "Unavailable", "waiting for the in-cluster Redis pod to become ready")
+
+
+def job_state(job: dict[str, Any]) -> str:
+    st = job.get("status") or {}
+    for c in st.get("conditions") or []:
+        if c.get("status") == "True" and c.get("type") in ("Complete", "Failed"):
+            return "Succeeded" if c["type"] == "Complete" else "Failed"
+    if st.get("succeeded"):
+        return "Succeeded"
+    return "Running"
+
+
+def materialization_part(cron: dict[str, Any] | None, runs: list[dict[str, Any]], enabled: bool) -> tuple[Part, dict[str, Any]]:
+    if not enabled:
+        return Part(T.MATERIALIZATION, "True", "Disabled", "scheduled materialization is disabled"), {}
+    if cron is None:
+        return Part(T.MATERIALIZATION, "False", "NotCreated", "the materialization CronJob does not exist yet"), {}
+    st = cron.get("status") or {}
+    info: dict[str, Any] = {"lastScheduleTime": st.get("lastScheduleTime"), "lastSuccessfulTime": st.get("lastSuccessfulTime")}
+    if not runs:
+        return Part(T.MATERIALIZATION, "True", "Scheduled", f"schedule {cron['spec']['schedule']!r}, no run yet"), info
+    last = max(runs, key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]))
+    state = job_state(last)
+    info.update(lastJob=last["metadata"]["name"], lastResult=state)
+    if state == "Failed":
+        return Part(T.MATERIALIZATION, "False", "LastRunFailed",
+                    f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`"), info
+    return Part(T.MATERIALIZATION, "True", "Scheduled" if state == "Succeeded" else "Running",
+                f"last run {last['metadata']['name']}: {state}"), info
+
+
+def feature_repo_part(configured: bool, job: dict[str, Any] | None, applied: str | None, revision: str | None) -> Part:
+    if not configured:
+        return Part(T.FEATURE_REPO, "True", "NotConfigured", "no featureRepo: the registry is managed by its users")
+    if job is None:
+        return Part(T.FEATURE_REPO, "False", "Pending", "waiting for backends before running feast apply")
+    state = job_state(job)
+    name = job["metadata"]["name"]
+    if state == "Succeeded":
+        return Part(T.FEATURE_REPO, "True", "Applied", f"revision {revision} applied by Job {name}")
+    if state == "Failed":
+        keep = f"; revision {applied} keeps serving" if applied else ""
+        return Part(T.FEATURE_REPO, "False", "ApplyFailed", f"feast apply of revision {revision} failed (Job {name}){keep}; "
+                    f"see `kubectl logs job/{name}`")
+    return Part(T.FEATURE_REPO, "False", "Applying", f"Job {name} is applying revision {revision}")
+
+
+def merge_conditions(previous: list[Condition], parts: list[Part], generation: int | None, now: str) -> list[Condition]:
+    """Ready + parts, keeping lastTransitionTime when a condition's status did not change."""
+    ready_parts = [p for p in parts if p.type in READY_PARTS]
+    not_ready = [p for p in ready_parts if p.status != "True"]
+    if not not_ready:
+        ready = Part(T.READY, "True", "Ready", "all parts are ready")
+    else:
+        first = not_ready[0]
+        ready = Part(T.READY, "False", first.reason, f"{first.type.value}: {first.message}" + (f" (+{len(not_ready) - 1} more)" if len(not_ready) > 1 else ""))
+    prev = {c.type: c for c in previous}
+    out = []
+    for p in [ready, *parts]:
+        old = prev.get(p.type.value)
+        since = old.last_transition_time if old and old.status == p.status and old.last_transition_time else now
+        out.append(Condition(type=p.type.value, status=p.status, reason=p.reason, message=p.message[:32768],
+                             last_transition_time=since, observed_generation=generation))
+    return out
+
+
+def phase(parts: list[Part], previous: FeatureStoreStatus) -> Phase:
+    if any(p.failed for p in parts):
+        return Phase.FAILED
+    ready_parts = [p for p in parts if p.type in READY_PARTS]
+    if all(p.status == "True" for p in ready_parts):
+        return Phase.READY
+    if previous.phase in (Phase.READY, Phase.DEGRADED):
+        return Phase.DEGRADED
+    return Phase.PROVISIONING

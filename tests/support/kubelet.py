@@ -1,0 +1,57 @@
+"""A stand-in for the kubelet on a control plane without nodes: moves Pods created by the real
+controllers to Running/Ready (or Succeeded/Failed), so Deployments, StatefulSets and Jobs report
+status through their real controllers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from kubernetes import client
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class FakeKubelet:
+    def __init__(self, api: client.ApiClient):
+        self.core = client.CoreV1Api(api)
+
+    def pods(self, namespace: str, selector: str) -> list[client.V1Pod]:
+        return self.core.list_namespaced_pod(namespace, label_selector=selector).items
+
+    def run(self, namespace: str, selector: str, phase: str = "Running") -> int:
+        """Set every matching Pod to ``phase`` (Running = ready). Returns how many were changed."""
+        changed = 0
+        now = _now()
+        for pod in self.pods(namespace, selector):
+            if pod.status and pod.status.phase == phase:
+                continue
+            ready = "True" if phase == "Running" else "False"
+            containers = [
+                {
+                    "name": c.name,
+                    "ready": phase == "Running",
+                    "restartCount": 0,
+                    "image": c.image,
+                    "imageID": "",
+                    "state": {"running": {"startedAt": now}} if phase == "Running"
+                    else {"terminated": {"exitCode": 0 if phase == "Succeeded" else 1, "startedAt": now, "finishedAt": now,
+                                         "reason": "Completed" if phase == "Succeeded" else "Error"}},
+                }
+                for c in pod.spec.containers
+            ]
+            status = {
+                "phase": phase,
+                "startTime": now,
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+                    {"type": "Ready", "status": ready, "lastTransitionTime": now},
+                ],
+                "containerStatuses": containers,
+            }
+            self.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": status})
+            changed += 1
+        return changed
