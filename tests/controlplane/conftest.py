@@ -17,8 +17,7 @@ def operator(control_plane, featurestore_crd):
         yield proc
     finally:
         proc.stop()
-        if getattr(proc, "dump_log", False):
-            print(proc.log_text()[-20000:])
+        print(proc.log_text()[-15000:])  # shown by pytest when a test of the module failed
 
 
 @pytest.fixture

@@ -188,7 +188,8 @@ def test_deletion_garbage_collects_children(operator, kube_api, crd_api, namespa
     crd_api.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("gone"))
     wait_for(lambda: ("Deployment", "gone-feature-server") in children(kube_api, namespace, "gone"), what="children")
     crd_api.delete_namespaced_custom_object(G, V, namespace, P, "gone")
-    wait_for(lambda: not [k for k in children(kube_api, namespace, "gone") if k[0] != "Secret" or k[1] == "gone-online-store"],
+    wait_for(lambda: not [k for k in children(kube_api, namespace, "gone")
+                          if k[0] != "Secret" or k[1] == "gone-online-store"],  # SA token Secrets go with their SA
              timeout=60, interval=0.5, what="children garbage-collected")
 
 

@@ -75,6 +75,8 @@ CONTROLLERS = [
     "endpoint",
     "endpointslice",
     "disruption",
+    "pvc-protection",  # removes kubernetes.io/pvc-protection once no pod uses a deleted claim
+    "pv-protection",
 ]
 
 

@@ -18,7 +18,7 @@ def wait_for(fn: Callable[[], T], timeout: float = 30.0, interval: float = 0.2, 
             if value:
                 return value
             last = value
-        except AssertionError as err:
+        except Exception as err:  # not there yet (404), not true yet: keep polling
             last = err
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")

@@ -162,8 +162,9 @@ class InClusterStorage(ApiModel):
 class InClusterRedisSpec(ApiModel):
     """A single Redis StatefulSet in the FeatureStore's namespace, with a generated password."""
 
-    storage: InClusterStorage = Field(default_factory=InClusterStorage)
-    """Persistent volume for Redis data (AOF)."""
+    storage: InClusterStorage | None = None
+    """Persist Redis data (AOF) on a volume claim. Default: none - the online store is a cache that
+    materialization rebuilds, and an emptyDir leaves nothing behind when the store is deleted."""
     resources: ResourceRequirements = Field(
         default_factory=lambda: ResourceRequirements(
             requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}

@@ -20,7 +20,7 @@ OURS = {MANAGED_BY_LABEL: MANAGED_BY}
 WATCHED = [
     ("v1", "serviceaccounts"), ("v1", "secrets"), ("v1", "configmaps"), ("v1", "services"),
     ("v1", "persistentvolumeclaims"), ("apps", "deployments"), ("apps", "statefulsets"),
-    ("batch", "jobs"), ("batch", "cronjobs"), ("autoscaling", "horizontalpodautoscalers"),
+    ("batch", "jobs"), ("autoscaling", "horizontalpodautoscalers"),
     ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"),
     ("kubeflow.org", "poddefaults"), ("security.istio.io", "authorizationpolicies"),
 ]
@@ -47,3 +47,12 @@ async def child_event(event: dict[str, Any], memo: Runtime, **_: Any) -> None:
 
 for _group, _plural in WATCHED:
     kopf.on.event(_group, _plural, labels=OURS, id=f"watch-{_plural}")(child_event)
+
+
+def _cronjobs(resource: kopf.Resource) -> bool:
+    """CronJobs in whichever version is served: 1.20 serves them only in the non-preferred
+    batch/v1beta1, which a plain ("batch", "cronjobs") selector would skip."""
+    return resource.group == "batch" and resource.plural == "cronjobs" and resource.version in ("v1", "v1beta1")
+
+
+kopf.on.event(_cronjobs, labels=OURS, id="watch-cronjobs")(child_event)

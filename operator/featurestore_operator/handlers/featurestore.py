@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
+import json
 import time
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, PLURAL, VERSION
 from ..reconcile.core import Deps, reconcile
@@ -17,6 +20,16 @@ from .metrics import RECONCILE_SECONDS, RECONCILES, STORES
 from .runtime import Runtime
 
 MAX_BACKOFF = 60.0
+
+
+def _api_reason(err: ApiException) -> str:
+    """The API server's own message, without headers."""
+    try:
+        body = json.loads(err.body or "{}")
+        causes = ",".join(c.get("reason", "") for c in (body.get("details") or {}).get("causes") or [])
+        return f"{body.get('message', err.reason)}" + (f" [{causes}]" if causes else "")
+    except (ValueError, TypeError):
+        return str(err.reason)
 
 
 def _deps(memo: Runtime, body: Any) -> Deps:
@@ -51,7 +64,7 @@ async def featurestore_worker(body: kopf.Body, meta: kopf.Meta, memo: Runtime, s
             wake.clear()
             started = time.perf_counter()
             snapshot = copy.deepcopy(dict(body))
-            if snapshot.get("metadata", {}).get("deletionTimestamp"):
+            if snapshot.get("metadata", {}).get("deletionTimestamp") or meta.get("uid") in memo.deleted:
                 return
             try:
                 result = await reconcile(deps, snapshot)
@@ -59,6 +72,14 @@ async def featurestore_worker(body: kopf.Body, meta: kopf.Meta, memo: Runtime, s
                 RECONCILES.labels(result.phase or "unknown").inc()
                 _set_phase(memo, key, result.phase)
                 backoff = 1.0
+            except ApiException as err:
+                reason = _api_reason(err)
+                if "NamespaceTerminating" in reason or err.status == 404 and meta.get("uid") in memo.deleted:
+                    return  # the store (or its namespace) is going away
+                logger.warning(f"reconcile failed: Kubernetes API {err.status}: {reason}")
+                deps.emit("Warning", "ReconcileError", f"Kubernetes API {err.status}: {reason}")
+                RECONCILES.labels("error").inc()
+                delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
             except Exception as err:  # never let one store's error kill its worker
                 logger.exception(f"reconcile failed: {type(err).__name__}: {err}")
                 RECONCILES.labels("error").inc()
@@ -73,11 +94,28 @@ async def featurestore_worker(body: kopf.Body, meta: kopf.Meta, memo: Runtime, s
         memo.wakeups.pop(key, None)
 
 
+def _no_finalizer_for_daemon() -> None:
+    """kopf puts a finalizer on every object that has a daemon, so it can stop the daemon before the
+    object goes. Our worker needs no such grace (it exits when the object is gone, see
+    ``featurestore_changed``), and DESIGN requires the finalizer only while cloud resources need
+    cleanup - which the on.delete handler below declares per object. So the daemon opts out."""
+    registry = kopf.get_default_registry()
+    handlers = registry._spawning._handlers
+    for i, handler in enumerate(handlers):
+        if getattr(handler.fn, "__name__", "") == "featurestore_worker":
+            handlers[i] = dataclasses.replace(handler, requires_finalizer=False)
+
+
+_no_finalizer_for_daemon()
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def featurestore_changed(event: dict[str, Any], meta: kopf.Meta, memo: Runtime, **_: Any) -> None:
     """Spec changes (new generation) and deletion wake the worker at once."""
     key = (meta["namespace"], meta["name"])
     if event["type"] == "DELETED":
+        memo.deleted.add(meta.get("uid"))
+        memo.poke(*key)  # lets its worker notice and exit
         memo.generations.pop(key, None)
         _set_phase(memo, key, None)
         memo.cache.drop_owner(*key)

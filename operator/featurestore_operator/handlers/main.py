@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 
 import kopf
@@ -28,13 +30,17 @@ def run(args: argparse.Namespace) -> int:
     # Importing registers the handlers on kopf's default registry.
     from . import children, featurestore, startup  # noqa: F401
 
-    kopf.configure(log_format=kopf.LogFormat.JSON, verbose=False)
+    kopf.configure(log_format=kopf.LogFormat.JSON, verbose=bool(os.environ.get("FSO_DEBUG")), debug=bool(os.environ.get("FSO_DEBUG")))
+    if not os.environ.get("FSO_DEBUG"):
+        # kopf reports every successful child-watch handler at INFO: one line per event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,
             namespaces=namespaces or (),
+            # kopf treats a peering name as "peering is mandatory": pass it only for HA.
             standalone=peering is None,
-            peering_name=peering or "featurestore-operator",
+            peering_name=peering,
             liveness_endpoint=liveness,
             memo=Runtime(config=config),
         )

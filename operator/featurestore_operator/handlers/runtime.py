@@ -19,6 +19,8 @@ class Runtime:
     wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     generations: dict[tuple[str, str], Any] = field(default_factory=dict)
     phases: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: uids of FeatureStores seen deleted: their workers stop
+    deleted: set[str] = field(default_factory=set)
 
     def wakeup(self, namespace: str, name: str) -> asyncio.Event:
         return self.wakeups.setdefault((namespace, name), asyncio.Event())

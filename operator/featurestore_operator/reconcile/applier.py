@@ -94,12 +94,14 @@ class Applier:
             self.cache.by_owner[(k[1], owner)].add(k)
         return result
 
-    async def prune(self, namespace: str, owner: str, keep: set[Key]) -> list[Key]:
-        """Delete owned objects of ``owner`` the spec no longer asks for (from the cache)."""
+    async def prune(self, namespace: str, owner: str, owner_uid: str, keep: set[Key]) -> list[Key]:
+        """Delete objects this FeatureStore controls that the spec no longer asks for (from the
+        cache). Objects merely carrying our labels - PVCs of the Redis StatefulSet, Jobs of the
+        materialization CronJob - belong to their own controllers and are left alone."""
         removed = []
         for obj in self.cache.children(namespace, owner):
             k = key(obj)
-            if k in keep or k[0] == "Job" and _is_materialization_run(obj):
+            if k in keep or not _controlled_by(obj, owner_uid):
                 continue
             if await self.kube.delete(k[0], obj["apiVersion"], namespace, k[2]):
                 removed.append(k)
@@ -107,6 +109,5 @@ class Applier:
         return removed
 
 
-def _is_materialization_run(obj: dict[str, Any]) -> bool:
-    """Jobs created by our CronJob carry our labels too; the CronJob's history limits own them."""
-    return any(ref.get("kind") == "CronJob" for ref in obj["metadata"].get("ownerReferences", []))
+def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("controller") and ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])

@@ -189,7 +189,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     for obj in rendered.objects:
         applied[key(obj)] = await deps.applier.apply(obj)
     if endpoints.online and endpoints.offline:  # don't prune workloads while a backend is merely pending
-        for k in await deps.applier.prune(ns, name, keep):
+        for k in await deps.applier.prune(ns, name, fs.metadata.uid or "", keep):
             log.info("pruned %s %s/%s", k[0], k[1], k[2])
 
     # -- status --------------------------------------------------------------------------------

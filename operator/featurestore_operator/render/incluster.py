@@ -34,18 +34,25 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
         return []
     names = Names(fs)
     spec = online.in_cluster
-    claim: dict[str, Any] = {
-        "metadata": {"name": "data", "labels": labels(fs, "online-store")},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(spec.storage.size)}}},
-    }
-    if spec.storage.storage_class_name:
-        claim["spec"]["storageClassName"] = spec.storage.storage_class_name
+    volumes: list[dict[str, Any]] = []
+    claims: list[dict[str, Any]] = []
+    if spec.storage:
+        claim: dict[str, Any] = {
+            "metadata": {"name": "data", "labels": labels(fs, "online-store")},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(spec.storage.size)}}},
+        }
+        if spec.storage.storage_class_name:
+            claim["spec"]["storageClassName"] = spec.storage.storage_class_name
+        claims.append(claim)
+    else:
+        volumes.append({"name": "data", "emptyDir": {}})
     container = {
         "name": "redis",
         "image": fs.spec.images.redis,
         "imagePullPolicy": "IfNotPresent",
         # $(REDIS_PASSWORD) is expanded by the kubelet from the Secret-backed env var.
-        "args": ["--requirepass", "$(REDIS_PASSWORD)", "--appendonly", "yes", "--dir", "/data", "--protected-mode", "no"],
+        "args": ["--requirepass", "$(REDIS_PASSWORD)", "--appendonly", "yes" if spec.storage else "no",
+                 "--dir", "/data", "--protected-mode", "no"],
         "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": names.online_secret, "key": "password"}}}],
         "ports": [{"name": "tcp-redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
@@ -69,9 +76,13 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
                                             "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [container],
+                        **({"volumes": volumes} if volumes else {}),
                     },
                 },
-                "volumeClaimTemplates": [claim],
+                **({"volumeClaimTemplates": claims,
+                    # Kubernetes >= 1.27 deletes the claim with the StatefulSet; older servers drop the field.
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}
+                   if claims else {}),
             },
         },
         {

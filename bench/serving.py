@@ -1,0 +1,310 @@
+"""Online serving benchmark: the rendered feature server vs. Feast's defaults vs. raw Redis reads.
+
+    sudo $VENV/bin/python bench/serving.py [--requests N] [--seconds S]
+
+Sets up the same data path as tests/datapath/test_feast_datapath.py (real redis-server with TLS +
+AUTH shaped like Memorystore, fake-gcs-server for the gs:// registry, the driver feature repo),
+runs the rendered apply Job and materialization CronJob containers, then measures
+POST /get-online-features (1 entity, 4 features of driver_hourly_stats) at concurrency 1 and 16
+through:
+
+  (a) rendered  the rendered feature server Deployment container, exactly (its flags: workers from
+                the CPU limit, --keep-alive-timeout, --registry_ttl_sec, --no-access-log);
+  (b) default   `feast -f /etc/feast/feature_store.yaml serve` with Feast's default flags, in the
+                same pod (same config, Secret env, mounts), i.e. only the flags differ;
+  (c) raw       redis-py on the same Redis (TLS + AUTH): one HMGET of the Feast hash fields
+                (key = serialize_entity_key(v3) + project, fields = mmh3("view:feature") and
+                "_ts:view" — Feast's own layout and command) + decoding the ValueProtos. The floor
+                without HTTP, JSON, registry lookups and Feast's response assembly.
+
+Every request is timed; each (target, concurrency) run is bounded by --requests and --seconds and
+follows a warm-up. Loopback only; the client threads share the machine's CPUs with the server.
+Needs root (mount namespaces, see tests/support/podrunner.py), redis-server, fake-gcs-server,
+feast[redis,gcp]. Port 6566 must be free. Cleans up everything it starts; exits 0 on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "operator"))
+
+FS_NAME = "drivers"
+NAMESPACE = "bench"
+VIEW = "driver_hourly_stats"
+
+
+@dataclass
+class Result:
+    target: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[idx]
+
+
+def _run_load(target: str, concurrency: int, make_call, total: int, seconds: float, warmup: int) -> Result:
+    """``make_call()`` returns (call, close) for one worker thread; call() raises on failure."""
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    remaining = [total]
+    lock = threading.Lock()
+    start_barrier = threading.Barrier(concurrency + 1)
+    deadline = [0.0]
+
+    def worker(i: int) -> None:
+        call, close = make_call()
+        try:
+            for _ in range(warmup):
+                call(i)
+            start_barrier.wait()
+            mine = latencies[i]
+            while True:
+                with lock:
+                    if remaining[0] <= 0:
+                        break
+                    remaining[0] -= 1
+                if time.perf_counter() > deadline[0]:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    call(i)
+                except Exception:  # noqa: BLE001 - counted
+                    errors[i] += 1
+                    continue
+                mine.append(time.perf_counter() - t0)
+        finally:
+            close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    deadline[0] = time.perf_counter() + seconds + 60  # set properly right after the barrier
+    start_barrier.wait()
+    t0 = time.perf_counter()
+    deadline[0] = t0 + seconds
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    flat = sorted(x for lst in latencies for x in lst)
+    return Result(target, concurrency, len(flat), sum(errors), elapsed,
+                  _percentile(flat, 0.50) * 1e3, _percentile(flat, 0.99) * 1e3)
+
+
+def _http_caller(port: int, drivers: list[int], features: list[str]):
+    bodies = [json.dumps({"features": features, "entities": {"driver_id": [d]}}).encode() for d in drivers]
+
+    def make():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        counter = [0]
+
+        def call(i: int) -> None:
+            body = bodies[(counter[0] + i) % len(bodies)]
+            counter[0] += 1
+            conn.request("POST", "/get-online-features", body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
+
+        return call, conn.close
+
+    return make
+
+
+def _raw_caller(redis_srv, project: str, drivers: list[int], features: list[str]):
+    import redis
+    from feast.infra.online_stores.helpers import _mmh3, _redis_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    keys = [_redis_key(project, EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=d)]), 3) for d in drivers]
+    names = [f.split(":", 1)[1] for f in features]
+    fields = [_mmh3(f"{VIEW}:{n}") for n in names] + [f"_ts:{VIEW}".encode()]
+    pool = redis.ConnectionPool(connection_class=redis.SSLConnection, host=redis_srv.host, port=redis_srv.port,
+                                password=redis_srv.password, ssl_ca_certs=redis_srv.ca_path, max_connections=64)
+    client = redis.Redis(connection_pool=pool)
+
+    def make():
+        counter = [0]
+
+        def call(i: int) -> None:
+            key = keys[(counter[0] + i) % len(keys)]
+            counter[0] += 1
+            values = client.hmget(key, fields)
+            out = {}
+            for n, raw in zip(names, values[:-1]):
+                v = Value()
+                if raw:
+                    v.ParseFromString(raw)
+                out[n] = v
+            ts = Timestamp()
+            if values[-1]:
+                ts.ParseFromString(values[-1])
+            if not out["conv_rate"].HasField("float_val"):
+                raise RuntimeError("missing value")
+
+        return call, lambda: None
+
+    return make, pool
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=3000, help="max measured requests per run (default 3000)")
+    ap.add_argument("--seconds", type=float, default=15.0, help="max seconds per run (default 15)")
+    ap.add_argument("--warmup", type=int, default=20, help="warm-up requests per client thread")
+    ap.add_argument("--concurrency", default="1,16", help="comma-separated client concurrencies")
+    args = ap.parse_args()
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+
+    try:
+        import feast  # noqa: F401
+    except ImportError:
+        print("bench/serving.py needs feast[redis,gcp]==0.67.0 importable (run it with the project's venv python)",
+              file=sys.stderr)
+        return 2
+    from featurestore_operator import render
+    from featurestore_operator.api import FeatureStore, OperatorConfig, resolve
+    from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey
+    from featurestore_operator.render.names import Names
+    from tests.support import feature_repo
+    from tests.support.gcs_emulator import GcsEmulator
+    from tests.support.podrunner import PodRunner, unshare_available
+    from tests.support.redis_server import RedisServer
+
+    why = unshare_available()
+    if why:
+        print(f"bench/serving.py cannot run containers here: {why}", file=sys.stderr)
+        return 2
+
+    config = OperatorConfig(default_provider="gcp", gcp_project="bench-project", gcp_region="us-central1")
+    fs = FeatureStore.model_validate({
+        "metadata": {"name": FS_NAME, "namespace": NAMESPACE, "uid": str(uuid.uuid4())},
+        "spec": {"project": feature_repo.PROJECT, "provider": "gcp",
+                 "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
+                 "materialization": {"featureViews": [VIEW]}},
+    })
+    fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
+    names = Names(fs)
+    password = str(uuid.uuid4())
+    data_dir = Path(tempfile.mkdtemp(prefix="feast-bench-", dir="/var/tmp"))
+    results: list[Result] = []
+    t_setup = time.monotonic()
+    with RedisServer(tls=True, password=password) as redis_srv, GcsEmulator() as gcs:
+        runner = None
+        try:
+            bucket = f"fso-bench-{secrets.token_hex(4)}"
+            gcs.client().create_bucket(bucket)
+            endpoints = Endpoints(
+                online=OnlineEndpoint(host=redis_srv.host, port=redis_srv.port, tls=True,
+                                      password=SecretKey(names.online_secret, "password"),
+                                      ca=SecretKey(names.online_secret, "ca.crt")),
+                offline=OfflineEndpoint(bucket=bucket))
+            parquet = data_dir / "driver_stats.parquet"
+            feature_repo.write_driver_stats(parquet)
+            rendered = render.render(fs, endpoints, config, repo=RepoSource("bench"))
+            runner = PodRunner(rendered.objects,
+                               secrets={names.online_secret: {"password": password, "ca.crt": redis_srv.ca_pem}},
+                               config_maps={"driver-feature-repo": feature_repo.repo_files(parquet)},
+                               extra_env=gcs.env(), namespace=NAMESPACE)
+            for kind in ("Job", "CronJob"):
+                res = runner.pod(runner.find(kind)).run_job(timeout=300)
+                if res.returncode != 0:
+                    print(f"{kind} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}", file=sys.stderr)
+                    return 1
+            print(f"setup (redis, gcs, apply Job, materialization CronJob): {time.monotonic() - t_setup:.1f} s")
+
+            drivers = [d for d in feature_repo.DRIVERS]
+            features = feature_repo.FEATURE_REFS
+            deployment = runner.find("Deployment", names.feature_server)
+            rendered_argv = None
+            for label in ("rendered", "default"):
+                pod = runner.pod(deployment)
+                prepared = pod.prepare("feature-server")
+                if label == "rendered":
+                    rendered_argv = prepared.argv
+                else:
+                    prepared.argv = ["feast", "-f", "/etc/feast/feature_store.yaml", "serve"]
+                print(f"({label}) {' '.join(prepared.argv)}")
+                running = pod.start(prepared)
+                try:
+                    ready = running.wait_ready(timeout=120)
+                    print(f"    ready after {ready:.1f} s")
+                    port = prepared.ports["http"]
+                    for c in concurrencies:
+                        r = _run_load(label, c, _http_caller(port, drivers, features), args.requests, args.seconds, args.warmup)
+                        results.append(r)
+                        print(f"    c={c:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, "
+                              f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, errors {r.errors}")
+                finally:
+                    running.stop()
+            print("(raw) redis-py HMGET of the Feast hash fields + ValueProto decode (TLS + AUTH)")
+            make, pool = _raw_caller(redis_srv, feature_repo.PROJECT, drivers, features)
+            try:
+                for c in concurrencies:
+                    r = _run_load("raw", c, make, args.requests, args.seconds, args.warmup)
+                    results.append(r)
+                    print(f"    c={c:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, "
+                          f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, errors {r.errors}")
+            finally:
+                pool.disconnect()
+        finally:
+            if runner is not None:
+                runner.close()
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    by = {(r.target, r.concurrency): r for r in results}
+    print()
+    print(f"get-online-features, 1 entity x {len(feature_repo.FEATURE_REFS)} features, loopback, "
+          f"{os.cpu_count()} CPUs shared by clients and server")
+    print(f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for r in results:
+        print(f"{r.target:<10} {r.concurrency:>4} {r.requests:>8} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}")
+    print()
+    print(f"{'ratio':<22} {'conc':>4} {'req/s':>7} {'p50':>7} {'p99':>7}")
+    for other in ("default", "raw"):
+        for c in concurrencies:
+            a, b = by.get(("rendered", c)), by.get((other, c))
+            if a and b and b.rps and b.p50_ms and b.p99_ms:
+                print(f"{'rendered/' + other:<22} {c:>4} {a.rps / b.rps:>7.2f} {a.p50_ms / b.p50_ms:>7.2f} {a.p99_ms / b.p99_ms:>7.2f}")
+    print()
+    print("rendered flags: " + " ".join(rendered_argv or []))
+    failed = sum(r.errors for r in results)
+    if failed:
+        print(f"{failed} requests failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

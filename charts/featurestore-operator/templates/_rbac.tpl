@@ -1,0 +1,129 @@
+{{/*
+RBAC rules of the operator, least privilege. Every rule says WHY it exists.
+
+Facts verified against a real kube-apiserver 1.20 (tests/controlplane/test_chart.py runs the
+operator under this chart's ServiceAccount token):
+  * Server-side apply is an HTTP PATCH, authorized as `patch`; when the object does not exist
+    yet the apiserver ALSO authorizes the implicit creation as `create` (without it: 403 with
+    an empty reason). So every kind the operator applies needs both `create` and `patch`;
+    an identical re-apply needs `patch` only. `update` is never used.
+  * Children carry an ownerReference with blockOwnerDeletion: true. Clusters running the
+    OwnerReferencesPermissionEnforcement admission plugin (OpenShift, hardened clusters) then
+    require `update` on the owner's `finalizers` subresource; `patch` is not enough.
+  * `get` is granted only where the reconciler reads single objects (ConfigMaps, Secrets);
+    every other read comes from kopf's list+watch streams.
+
+Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched namespace.
+*/}}
+{{- define "featurestore-operator.namespacedRules" -}}
+# The FeatureStore API. list/watch: kopf streams every FeatureStore (per-store worker + change
+# events). patch: kopf adds/removes the finalizer (only while cloud resources need cleanup) and
+# keeps its bookkeeping annotations on the object.
+- apiGroups: ["featurestore.kubeflow.org"]
+  resources: ["featurestores"]
+  verbs: ["list", "watch", "patch"{{ if .Values.kubeflow.onboarding.enabled }}, "create"{{ end }}]
+  {{- if .Values.kubeflow.onboarding.enabled }}
+  # (+create: profile onboarding creates a FeatureStore in each new profile namespace)
+  {{- end }}
+# The reconciler writes .status (conditions, endpoints, operation names) with a merge patch.
+- apiGroups: ["featurestore.kubeflow.org"]
+  resources: ["featurestores/status"]
+  verbs: ["patch"]
+# Children's ownerReferences set blockOwnerDeletion: true; OwnerReferencesPermissionEnforcement
+# admits that only with `update` on the owner's finalizers subresource (patch is not enough).
+- apiGroups: ["featurestore.kubeflow.org"]
+  resources: ["featurestores/finalizers"]
+  verbs: ["update"]
+# Events on FeatureStores (kubectl describe): kopf.event() POSTs core/v1 Events; it never
+# patches or updates them, so `create` only.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# ConfigMaps: get the user's feature repo ConfigMap (spec.featureRepo.configMap, hashed into
+# the repo revision); list/watch/create/patch/delete its own feature_store.yaml ConfigMaps
+# (<name>-feast-config, <name>-feast-client): watched for drift, server-side applied, pruned.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Secrets: get the user's Secrets the spec references (external Redis password) and its own
+# online-store Secret (<name>-online-store, the generated Redis AUTH password: created once,
+# then read back). list/watch/create/patch/delete: that Secret is watched, applied and pruned
+# like every child. RBAC cannot name generated objects in arbitrary namespaces: the operator
+# only ever writes objects it labels and owns (the label selector of its watch).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Owned children (OWNED_KINDS in reconcile/kinds.py): list/watch feed the observed-state cache
+# (drift and workload status wake the owner); create+patch = server-side apply (create is
+# checked when the apply creates the object); delete = pruning what the spec no longer asks for.
+#   ServiceAccount <name>-feast (Workload Identity KSA of the Feast pods), Services of the
+#   feature/registry/offline servers and Redis, the PVC of the local provider's registry/data.
+- apiGroups: [""]
+  resources: ["serviceaccounts", "services", "persistentvolumeclaims"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+#   Feature/registry/offline server and UI Deployments; the in-cluster Redis StatefulSet.
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+#   feast-apply Job per repo revision; materialization CronJob (batch/v1 or v1beta1: RBAC is
+#   per group, so both versions are covered). Jobs the CronJob spawns are watched for status.
+- apiGroups: ["batch"]
+  resources: ["jobs", "cronjobs"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+#   Feature server autoscaling (autoscaling/v2 or v2beta2).
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+#   Feature server disruption budget (policy/v1 or v1beta1).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+#   Access policy of the feature server when Istio is off.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+#   Kubeflow PodDefault "Allow access to Feast" for notebooks (optional CRD).
+- apiGroups: ["kubeflow.org"]
+  resources: ["poddefaults"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+#   Istio AuthorizationPolicy of the feature server (optional CRD).
+- apiGroups: ["security.istio.io"]
+  resources: ["authorizationpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+{{- if and (include "featurestore-operator.peering" .) .Values.watchNamespaces }}
+# kopf peering of a namespaced operator: keep-alives in a KopfPeering per watched namespace
+# (read and watch the peers, patch our own entry into .status). The chart creates the objects.
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end -}}
+
+{{/* Cluster-scoped reads, needed in both modes. */}}
+{{- define "featurestore-operator.clusterRules" -}}
+# kopf discovers resources at start-up (discovery endpoints, no RBAC) and then watches CRDs so
+# that optional CRDs installed later (PodDefault, AuthorizationPolicy) are picked up without a
+# restart. Read-only.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- if .Values.watchNamespaces }}
+# A namespaced kopf operator lists/watches Namespaces to match its namespace list (and notices
+# namespaces created or deleted later). Not needed cluster-wide (kopf skips it). Read-only.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- else if .Values.kubeflow.onboarding.enabled }}
+# Profile onboarding watches (profile) namespaces. Read-only.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+{{- if and (include "featurestore-operator.peering" .) (not .Values.watchNamespaces) }}
+# kopf peering of a cluster-wide operator: keep-alives in the ClusterKopfPeering (read and watch
+# the peers, patch our own entry into .status). The chart creates the object.
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end -}}

@@ -1,0 +1,521 @@
+"""Memorystore for Redis as the online store: create, converge, report, delete. Level-triggered.
+
+One ``ensure`` pass looks at the world and takes at most ONE mutating step, never waiting for a
+long-running operation (LRO); the operation's name goes into ``status.operations.memorystore``
+and later passes poll it, so a restarted operator resumes where the last one stopped::
+
+    status.operations.memorystore set   -> GET the operation: not done -> Pending (same reason as
+                                           its verb); failed -> Failed (op cleared, so the next
+                                           pass looks again); done -> clear it and go on below
+    GET instance   NotFound             -> CreateInstance, record op -> Pending("Creating")
+                   409 on create        -> Pending("Creating") (a create whose answer was lost:
+                                           the deterministic id makes the retry a no-op)
+    found, labels of another owner      -> Failed("Conflict"), never adopted, never touched
+    found, labels of an earlier FeatureStore with our namespace/name (a Retain leftover)
+                                        -> adopted: UpdateInstance(labels) -> Pending("Adopting")
+    CREATING/UPDATING/REPAIRING/MAINTENANCE/IMPORTING/FAILING_OVER/DELETING
+                                        -> Pending(Creating/Updating/Repairing/Maintenance/
+                                           Importing/FailingOver/Deleting)
+    READY, a mutable field differs      -> UpdateInstance (one field per operation: labels, then
+                                           redisConfigs, then memorySizeGb), record op
+                                           -> Pending("Updating")
+    READY, in sync                      -> Ready(endpoint, secret={password, ca.crt})
+
+Immutable fields (tier, network, connectMode, transitEncryption, authEnabled, redisVersion) that
+differ from the instance are NOT an error outcome: the instance keeps serving exactly as it is,
+so ensure returns **Ready** (endpoint and Secret of the *actual* instance) whose ``message``
+starts with ``ImmutableFieldChanged:`` and names ``spec.onlineStore.memorystore.<field>``, the
+current and the desired value and the fix (revert the field, or create a new FeatureStore). The
+change is logged as a warning on every pass. Why not Failed: a Failed online store takes the
+endpoint away from render, which would turn a working feature store into a broken one because
+of an edit the operator can simply decline; the message keeps the declined change visible in
+the OnlineStore/Ready conditions. ``authEnabled`` is mutable in the real API (gcloud
+--enable-auth), but the test double (and the documented v1 update mask) does not cover it, so
+it is treated as immutable here.
+
+``redisConfigs``: unset in the spec means "not managed" (whatever the instance has is kept);
+a map (also ``{}``) is the exact desired set. Labels: the owner labels are enforced, labels that
+others added to the instance are kept.
+
+Every client call is blocking, so it runs through :func:`.gcp.call` (worker thread + the shared
+retry policy); errors map through :func:`.gcp.failure`, naming the call and the IAM permission.
+
+The client uses the REST transport everywhere (also on GCP with Workload Identity's default
+credentials), so production takes the same code path as the tests, and the error types are the
+REST ones (Conflict for 409, Forbidden for 403, requests' Timeout) covered by ``gcp.TRANSIENT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+from google.api_core import exceptions as gexc
+
+from ..api import DeletionPolicy, FeatureStore, OperatorConfig
+from ..api.spec import MemorystoreSpec
+from ..render.inputs import OnlineEndpoint, SecretKey
+from ..render.names import Names
+from . import gcp
+from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
+from .naming import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, memorystore_instance_id, owner_labels, ownership
+
+if TYPE_CHECKING:  # the client module is imported lazily (first use), never at import time
+    from google.cloud.redis_v1 import CloudRedisClient
+
+log = logging.getLogger(__name__)
+
+FIELD = "spec.onlineStore.memorystore"
+PASSWORD_KEY = "password"
+CA_KEY = "ca.crt"
+
+#: Condition reason per non-READY instance state (all Pending).
+STATE_REASONS = {
+    "CREATING": "Creating",
+    "UPDATING": "Updating",
+    "REPAIRING": "Repairing",
+    "MAINTENANCE": "Maintenance",
+    "IMPORTING": "Importing",
+    "FAILING_OVER": "FailingOver",
+    "DELETING": "Deleting",
+    "STATE_UNSPECIFIED": "Unknown",
+}
+#: Reason of a pending operation by its verb.
+VERB_REASONS = {"create": "Creating", "update": "Updating", "delete": "Deleting"}
+#: How soon a pending thing is worth looking at again (seconds). Creating takes minutes on GCP.
+RETRY_CREATING = 20.0
+RETRY_UPDATING = 15.0
+RETRY_OTHER = 30.0
+
+#: google.rpc.Code values of a failed operation that a retry will not fix.
+_PERMANENT_CODES = {3: "INVALID_ARGUMENT", 5: "NOT_FOUND", 7: "PERMISSION_DENIED", 9: "FAILED_PRECONDITION",
+                    11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 16: "UNAUTHENTICATED"}
+_CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 6: "ALREADY_EXISTS",
+               8: "RESOURCE_EXHAUSTED", 10: "ABORTED", 13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS",
+               **_PERMANENT_CODES}
+
+
+def client_from_config(config: OperatorConfig | None) -> CloudRedisClient:
+    """A CloudRedisClient (REST). ``config.memorystore_endpoint`` overrides the API endpoint
+    (http:// endpoints get anonymous credentials: local fakes); otherwise Google's default
+    endpoint with application-default credentials (Workload Identity of the operator's KSA)."""
+    from google.cloud import redis_v1
+
+    endpoint = config.memorystore_endpoint if config else None
+    kwargs: dict[str, Any] = {"transport": "rest"}
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+
+        kwargs["client_options"] = ClientOptions(api_endpoint=endpoint)
+        if endpoint.startswith("http://"):
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs["credentials"] = AnonymousCredentials()
+    return redis_v1.CloudRedisClient(**kwargs)
+
+
+class MemorystoreBackend:
+    """The online-store backend for ``spec.onlineStore.memorystore`` (see the module docstring).
+
+    Args:
+        config: the operator config (used to build the client unless ``client_factory`` is given).
+        client_factory: builds the CloudRedisClient; called once, lazily, in a worker thread.
+        retry: retry policy of each call (default :func:`.gcp.retry_policy`).
+        rpc_timeout: per-attempt HTTP timeout of each call (seconds).
+    """
+
+    def __init__(
+        self,
+        config: OperatorConfig | None = None,
+        *,
+        client_factory: Callable[[], CloudRedisClient] | None = None,
+        retry: Any = None,
+        rpc_timeout: float = 30.0,
+    ):
+        self.config = config
+        self._factory = client_factory or (lambda: client_from_config(config))
+        self._retry = retry
+        self._timeout = rpc_timeout
+        self._client: CloudRedisClient | None = None
+        self._client_lock = threading.Lock()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _make_client(self) -> CloudRedisClient:
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    async def _rpc(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``client.<method>`` in a worker thread with the shared retry policy. The client's
+        own retry is disabled (``retry=None``) so exactly one policy applies."""
+        client = self._client
+        if client is None:
+            client = await asyncio.to_thread(self._make_client)
+        fn = functools.partial(getattr(client, method), retry=None, timeout=self._timeout)
+        return await gcp.call(fn, *args, retry=self._retry or gcp.retry_policy(), **kwargs)
+
+    @staticmethod
+    def _client_failure(err: BaseException) -> Failed | None:
+        """Failures of building the client itself (no credentials)."""
+        from google.auth import exceptions as auth_exc
+
+        if isinstance(err, auth_exc.DefaultCredentialsError):
+            return Failed("Unauthenticated", f"no GCP credentials for the Memorystore API: {err}. Give the operator's "
+                          "Kubernetes service account a Google service account through Workload Identity "
+                          "(annotation iam.gke.io/gcp-service-account).", retryable=False, retry_after=300)
+        return None
+
+    @staticmethod
+    def _names(fs: FeatureStore) -> tuple[str, str, str]:
+        project, region = fs.spec.gcp.project, fs.spec.gcp.region
+        assert project and region and fs.spec.online_store and fs.spec.online_store.memorystore, "resolve() the spec first"
+        parent = f"projects/{project}/locations/{region}"
+        iid = memorystore_instance_id(fs)
+        return parent, iid, f"{parent}/instances/{iid}"
+
+    # -- ensure -------------------------------------------------------------------------------
+
+    async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Outcome[OnlineEndpoint]:
+        try:
+            return await self._ensure(fs)
+        except Exception as err:  # noqa: BLE001 - credentials errors surface from the lazy client
+            failed = self._client_failure(err)
+            if failed is None:
+                raise
+            return failed
+
+    async def _ensure(self, fs: FeatureStore) -> Outcome[OnlineEndpoint]:
+        parent, iid, name = self._names(fs)
+        status: dict[str, Any] = {}
+        op_name = fs.status.operations.memorystore
+        if op_name:
+            polled = await self._poll(op_name)
+            if isinstance(polled, (Pending, Failed)):
+                return polled
+            status = {"operations": {"memorystore": None}}  # done: forget it, look at the instance
+
+        try:
+            inst = await self._rpc("get_instance", name=name)
+        except gexc.NotFound:
+            return await self._create(fs, parent, iid, name, status)
+        except Exception as err:  # noqa: BLE001
+            return _with_status(self._fail(err, f"get Memorystore instance {name}", "redis.instances.get"), status)
+
+        labels = dict(inst.labels)
+        owner = ownership(fs, labels)
+        if owner == "foreign":
+            return Failed(
+                "Conflict",
+                f"Memorystore instance {name} already exists and is not this FeatureStore's "
+                f"({_owner_text(labels)}); the operator never adopts it. Set another "
+                f"{FIELD}.instanceId, or delete that instance.",
+                retryable=False, retry_after=300, status=status,
+            )
+
+        state = inst.state.name
+        if state != "READY":
+            reason = STATE_REASONS.get(state, "Unknown")
+            detail = f": {inst.status_message}" if inst.status_message else ""
+            what = {"DELETING": "is being deleted; it is created again once it is gone"}.get(state, f"is {state}")
+            retry = RETRY_CREATING if state == "CREATING" else RETRY_UPDATING if state == "UPDATING" else RETRY_OTHER
+            return Pending(reason, f"Memorystore instance {name} {what}{detail}", status=status, retry_after=retry)
+
+        # READY: one mutable difference per operation; adoption (labels) first.
+        ms = _spec(fs)
+        want_labels = {**labels, **owner_labels(fs)}
+        change: tuple[str, dict[str, Any], str] | None = None
+        if want_labels != labels:
+            change = ("labels", {"labels": want_labels},
+                      f"taking over retained instance (previous featurestore-uid {labels.get(LABEL_UID)!r})"
+                      if owner == "retained" else "restoring the owner labels")
+        elif ms.redis_configs is not None and dict(ms.redis_configs) != dict(inst.redis_configs):
+            change = ("redis_configs", {"redis_configs": dict(ms.redis_configs)},
+                      f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.redis_configs)}")
+        elif ms.memory_size_gb != inst.memory_size_gb:
+            change = ("memory_size_gb", {"memory_size_gb": ms.memory_size_gb},
+                      f"memorySizeGb {inst.memory_size_gb} -> {ms.memory_size_gb}")
+        if change:
+            return await self._update(name, *change, adopting=owner == "retained", status=status)
+
+        return await self._ready(fs, inst, name, status)
+
+    async def _create(self, fs: FeatureStore, parent: str, iid: str, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
+        from google.cloud import redis_v1
+
+        ms = _spec(fs)
+        display = f"Feast online store {fs.metadata.namespace}/{fs.metadata.name}"[:80]
+        instance = redis_v1.Instance(
+            display_name=display,
+            labels=owner_labels(fs),
+            tier=ms.tier.value,
+            memory_size_gb=ms.memory_size_gb,
+            redis_version=ms.redis_version,
+            authorized_network=ms.network or "",
+            connect_mode=ms.connect_mode.value,
+            auth_enabled=ms.auth_enabled,
+            transit_encryption_mode="SERVER_AUTHENTICATION" if ms.transit_encryption else "DISABLED",
+            redis_configs=dict(ms.redis_configs or {}),
+        )
+        try:
+            op = await self._rpc("create_instance", parent=parent, instance_id=iid, instance=instance)
+        except gexc.Conflict:
+            # It exists: an earlier create whose answer was lost (or a retry of this one after a
+            # timeout). Nothing to record; the next pass GETs it and follows its state.
+            return Pending("Creating", f"Memorystore instance {name} already exists (an earlier create); "
+                           "following its state", status=status, retry_after=RETRY_CREATING / 4)
+        except Exception as err:  # noqa: BLE001
+            return _with_status(self._fail(err, f"create Memorystore instance {name}", "redis.instances.create"), status)
+        op_name = op.operation.name
+        log.info("creating Memorystore instance %s (%s, %s GB, %s); operation %s",
+                 name, ms.tier.value, ms.memory_size_gb, ms.redis_version, op_name)
+        return Pending(
+            "Creating",
+            f"creating Memorystore instance {name} ({ms.tier.value}, {ms.memory_size_gb} GB, {ms.redis_version}); "
+            f"operation {op_name}",
+            status={**status, "operations": {"memorystore": op_name}},
+            retry_after=RETRY_CREATING,
+        )
+
+    async def _update(self, name: str, path: str, fields: dict[str, Any], what: str, *, adopting: bool,
+                      status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
+        from google.cloud import redis_v1
+        from google.protobuf import field_mask_pb2
+
+        reason = "Adopting" if adopting else "Updating"
+        try:
+            op = await self._rpc("update_instance", update_mask=field_mask_pb2.FieldMask(paths=[path]),
+                                 instance=redis_v1.Instance(name=name, **fields))
+        except (gexc.BadRequest, gexc.FailedPrecondition) as err:
+            # A retried update whose first answer was lost finds the instance UPDATING (400):
+            # that is progress, not an error. Anything else is a real rejection.
+            try:
+                again = await self._rpc("get_instance", name=name)
+            except Exception:  # noqa: BLE001
+                again = None
+            if again is not None and again.state.name != "READY":
+                return Pending(STATE_REASONS.get(again.state.name, "Updating"),
+                               f"Memorystore instance {name} is {again.state.name} ({what})",
+                               status=status, retry_after=RETRY_UPDATING)
+            return _with_status(self._fail(err, f"update Memorystore instance {name} ({what})", "redis.instances.update"), status)
+        except Exception as err:  # noqa: BLE001
+            return _with_status(self._fail(err, f"update Memorystore instance {name} ({what})", "redis.instances.update"), status)
+        op_name = op.operation.name
+        log.info("updating Memorystore instance %s: %s; operation %s", name, what, op_name)
+        return Pending(reason, f"updating Memorystore instance {name}: {what}; operation {op_name}",
+                       status={**status, "operations": {"memorystore": op_name}}, retry_after=RETRY_UPDATING)
+
+    async def _ready(self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
+        from google.cloud import redis_v1
+
+        tls = inst.transit_encryption_mode == redis_v1.Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
+        if not inst.host or not inst.port:
+            return Pending("Provisioning", f"Memorystore instance {name} is READY but has no address yet",
+                           status=status, retry_after=RETRY_OTHER)
+        secret: dict[str, str] = {}
+        if tls:
+            pems = [c.cert.strip() for c in inst.server_ca_certs if c.cert.strip()]
+            if not pems:
+                return Pending("Provisioning", f"Memorystore instance {name} is READY but has no serverCaCerts yet",
+                               status=status, retry_after=RETRY_OTHER)
+            secret[CA_KEY] = "\n".join(pems) + "\n"
+        if inst.auth_enabled:
+            try:
+                auth = await self._rpc("get_instance_auth_string", name=name)
+            except gexc.NotFound:  # deleted between the two calls: the next pass sees what happened
+                return Pending("Provisioning", f"Memorystore instance {name} disappeared while reading its "
+                               "AUTH string; looking again", status=status, retry_after=RETRY_UPDATING)
+            except Exception as err:  # noqa: BLE001
+                return _with_status(self._fail(err, f"get the AUTH string of Memorystore instance {name}",
+                                               "redis.instances.getAuthString"), status)
+            secret[PASSWORD_KEY] = auth.auth_string
+        secret_name = Names(fs).online_secret
+        endpoint = OnlineEndpoint(
+            host=inst.host,
+            port=inst.port,
+            tls=tls,
+            password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
+            ca=SecretKey(secret_name, CA_KEY) if tls else None,
+        )
+        ignored = _immutable_changes(fs, inst)
+        if ignored:
+            message = ("ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
+                       "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize.")
+            log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
+        else:
+            message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
+        return Ready(endpoint, message=message, secret=secret or None, status=status)
+
+    async def _poll(self, op_name: str) -> Pending | Failed | None:
+        """None when the operation is done (successfully, or gone); else the outcome to return."""
+        try:
+            op = await self._rpc("get_operation", {"name": op_name})
+        except gexc.NotFound:
+            log.info("Memorystore operation %s no longer exists; looking at the instance", op_name)
+            return None
+        except Exception as err:  # noqa: BLE001
+            return self._fail(err, f"get Memorystore operation {op_name}", "redis.operations.get")
+        verb, target = _op_metadata(op)
+        if not op.done:
+            return Pending(VERB_REASONS.get(verb, "Updating"),
+                           f"waiting for Memorystore operation {op_name} ({verb or 'operation'} {target})".rstrip(),
+                           retry_after=RETRY_CREATING if verb == "create" else RETRY_UPDATING)
+        if op.HasField("error") and op.error.code:
+            code = op.error.code
+            log.warning("Memorystore operation %s (%s %s) failed: %s %s", op_name, verb, target, code, op.error.message)
+            return Failed(
+                f"{(verb or 'operation').capitalize()}Failed",
+                f"Memorystore {verb or 'operation'} of {target or 'the instance'} failed "
+                f"({_CODE_NAMES.get(code, code)}): {op.error.message} (operation {op_name})",
+                retryable=code not in _PERMANENT_CODES,
+                retry_after=60 if code not in _PERMANENT_CODES else 300,
+                status={"operations": {"memorystore": None}},  # the next pass looks at the instance again
+            )
+        return None
+
+    @staticmethod
+    def _fail(err: BaseException, what: str, permission: str) -> Failed:
+        return MemorystoreBackend._client_failure(err) or gcp.failure(err, what, permission)
+
+    # -- delete -------------------------------------------------------------------------------
+
+    def needs_cleanup(self, fs: FeatureStore) -> bool:
+        store = fs.spec.online_store
+        return bool(store and store.memorystore and store.memorystore.deletion_policy is DeletionPolicy.DELETE)
+
+    async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        try:
+            return await self._delete(fs)
+        except Exception as err:  # noqa: BLE001
+            failed = self._client_failure(err)
+            if failed is None:
+                raise
+            return Deleted(False, failed.message, retry_after=failed.retry_after)
+
+    async def _delete(self, fs: FeatureStore) -> Deleted:
+        _, _, name = self._names(fs)
+        ms = _spec(fs)
+        if ms.deletion_policy is DeletionPolicy.RETAIN:
+            log.info("Memorystore instance %s retained (deletionPolicy Retain)", name)
+            return Deleted(True, f"Memorystore instance {name} retained (deletionPolicy Retain)")
+
+        status: dict[str, Any] = {}
+        note = ""
+        op_name = fs.status.operations.memorystore
+        if op_name:
+            polled = await self._poll(op_name)
+            if isinstance(polled, Pending):
+                return Deleted(False, polled.message, retry_after=polled.retry_after)
+            if isinstance(polled, Failed):
+                if not polled.status:  # could not poll it (transient, permission): try again later
+                    return Deleted(False, polled.message, retry_after=polled.retry_after)
+                note = f" (after: {polled.message})"
+            status = {"operations": {"memorystore": None}}
+
+        try:
+            inst = await self._rpc("get_instance", name=name)
+        except gexc.NotFound:
+            return Deleted(True, f"Memorystore instance {name} deleted{note}", status=status)
+        except Exception as err:  # noqa: BLE001
+            f = self._fail(err, f"get Memorystore instance {name}", "redis.instances.get")
+            return Deleted(False, f.message, status=status, retry_after=f.retry_after)
+
+        labels = dict(inst.labels)
+        owner = ownership(fs, labels)
+        if owner != "ours":
+            why = ("belongs to someone else" if owner == "foreign"
+                   else "was retained from an earlier FeatureStore of this name and never adopted")
+            return Deleted(True, f"Memorystore instance {name} left in place: it {why} ({_owner_text(labels)})",
+                           status=status)
+        state = inst.state.name
+        if state == "DELETING":
+            return Deleted(False, f"Memorystore instance {name} is being deleted", status=status, retry_after=RETRY_UPDATING)
+        if state in ("CREATING", "UPDATING"):  # an operation of ours is running: let it finish first
+            return Deleted(False, f"Memorystore instance {name} is {state}; deleting it once that finishes",
+                           status=status, retry_after=RETRY_UPDATING)
+        try:
+            op = await self._rpc("delete_instance", name=name)
+        except gexc.NotFound:
+            return Deleted(True, f"Memorystore instance {name} deleted", status=status)
+        except (gexc.BadRequest, gexc.FailedPrecondition) as err:
+            # e.g. a retried delete whose first answer was lost ("already being deleted")
+            return Deleted(False, f"Memorystore instance {name}: delete not accepted yet: {err.message}",
+                           status=status, retry_after=RETRY_OTHER)
+        except Exception as err:  # noqa: BLE001
+            f = self._fail(err, f"delete Memorystore instance {name}", "redis.instances.delete")
+            return Deleted(False, f.message, status=status, retry_after=f.retry_after)
+        log.info("deleting Memorystore instance %s; operation %s", name, op.operation.name)
+        return Deleted(False, f"deleting Memorystore instance {name}{note}; operation {op.operation.name}",
+                       status={"operations": {"memorystore": op.operation.name}}, retry_after=RETRY_UPDATING)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _spec(fs: FeatureStore) -> MemorystoreSpec:
+    store = fs.spec.online_store
+    assert store is not None and store.memorystore is not None, "not a Memorystore FeatureStore (resolve() first)"
+    return store.memorystore
+
+
+def _with_status(outcome: Failed, status: dict[str, Any]) -> Failed:
+    if not status:
+        return outcome
+    return Failed(outcome.reason, outcome.message, outcome.retryable, {**outcome.status, **status}, outcome.retry_after)
+
+
+def _owner_text(labels: dict[str, str]) -> str:
+    keys = (LABEL_NAMESPACE, LABEL_NAME, LABEL_UID)
+    found = {k: labels[k] for k in keys if k in labels}
+    if not found:
+        return "it has no FeatureStore owner labels"
+    return "owner labels " + ", ".join(f"{k}={v}" for k, v in found.items())
+
+
+def _op_metadata(op: Any) -> tuple[str, str]:
+    """(verb, target) of a google.longrunning.Operation with redis OperationMetadata."""
+    try:
+        from google.cloud import redis_v1
+
+        md = redis_v1.OperationMetadata.pb()()
+        if op.HasField("metadata") and op.metadata.Unpack(md):
+            return md.verb, md.target
+    except Exception:  # noqa: BLE001 - metadata is informative only
+        pass
+    return "", ""
+
+
+def _network(value: str | None) -> str:
+    """Compare networks by their projects/P/global/networks/N form."""
+    v = (value or "").strip()
+    i = v.find("projects/")
+    return v[i:] if i > 0 else v
+
+
+def _immutable_changes(fs: FeatureStore, inst: Any) -> list[str]:
+    """Human-readable differences between the spec and the instance in fields that cannot change."""
+    ms = _spec(fs)
+    have_tls = inst.transit_encryption_mode.name == "SERVER_AUTHENTICATION"
+    pairs: list[tuple[str, Any, Any]] = [
+        ("tier", inst.tier.name, ms.tier.value),
+        ("connectMode", inst.connect_mode.name, ms.connect_mode.value),
+        ("transitEncryption", have_tls, ms.transit_encryption),
+        ("authEnabled", bool(inst.auth_enabled), ms.auth_enabled),
+    ]
+    if inst.redis_version:
+        pairs.append(("redisVersion", inst.redis_version, ms.redis_version))
+    if ms.network and inst.authorized_network:
+        pairs.append(("network", _network(inst.authorized_network), _network(ms.network)))
+    return [
+        f"{FIELD}.{field} cannot be changed on an existing instance: it is {_show(have)}, the spec asks for {_show(want)}"
+        for field, have, want in pairs
+        if have != want
+    ]
+
+
+def _show(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

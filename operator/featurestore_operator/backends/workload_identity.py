@@ -1,0 +1,294 @@
+"""Workload Identity: let the FeatureStore's Kubernetes service account act as its Google one.
+
+GKE maps a Kubernetes service account (KSA) to a Google service account (GSA) when
+  1. the KSA carries the annotation ``iam.gke.io/gcp-service-account: GSA`` (rendered with the
+     ServiceAccount, see ``render._service_account``), and
+  2. the GSA's IAM policy grants ``roles/iam.workloadIdentityUser`` to
+     ``serviceAccount:POOL_PROJECT.svc.id.goog[NAMESPACE/KSA]`` (this module).
+
+Step 2 needs ``iam.serviceAccounts.getIamPolicy``/``setIamPolicy`` on the GSA (e.g.
+roles/iam.serviceAccountAdmin on it). Many platform teams do not give an operator that; then the
+outcome is a Failed whose message is the exact ``gcloud`` command an admin runs once. Report it as
+its own, non-blocking condition: pods work as soon as the binding exists, whoever added it.
+
+The pure policy helpers at the top (:func:`with_member`, :func:`without_member`) are shared with
+the GCS backend's bucket binding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Iterable
+
+from google.api_core import exceptions as gexc
+
+from ..api import FeatureStore, OperatorConfig
+from ..render.names import Names
+from . import gcp
+from .base import BackendContext, Deleted, Failed, Ready
+
+log = logging.getLogger(__name__)
+
+WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
+#: IAM policy version to request and write: 3 keeps conditional bindings intact.
+POLICY_VERSION = 3
+#: Read-modify-write attempts when someone else changes the policy in between (409/412 on etag).
+ATTEMPTS = 5
+
+
+# --- pure policy helpers -----------------------------------------------------------------------
+
+
+def _binding_tuple(b: Any) -> tuple[str, list[str], Any]:
+    """(role, members, condition) of a binding given as a dict (JSON/storage) or a protobuf."""
+    if isinstance(b, dict):
+        return b.get("role", ""), list(b.get("members") or ()), b.get("condition") or None
+    cond = b.condition if b.HasField("condition") else None
+    return b.role, list(b.members), cond
+
+
+def has_member(bindings: Iterable[Any], role: str, member: str) -> bool:
+    """Whether ``member`` holds ``role`` unconditionally (a conditional grant does not count)."""
+    return any(r == role and member in m and c is None for r, m, c in map(_binding_tuple, bindings))
+
+
+def with_member(bindings: Iterable[Any], role: str, member: str) -> list[dict[str, Any]] | None:
+    """Bindings (as dicts) with ``member`` added to the unconditional ``role`` binding; ``None`` when
+    it is already there (nothing to write). Other bindings, conditional ones included, are kept."""
+    out: list[dict[str, Any]] = []
+    added = False
+    for role_, members, cond in map(_binding_tuple, bindings):
+        if role_ == role and cond is None:
+            if member in members:
+                return None
+            if not added:
+                members = [*members, member]
+                added = True
+        out.append(_binding(role_, members, cond))
+    if not added:
+        out.append(_binding(role, [member], None))
+    return out
+
+
+def without_member(bindings: Iterable[Any], role: str, member: str) -> list[dict[str, Any]] | None:
+    """Bindings with ``member`` removed from unconditional ``role`` bindings (empty ones dropped);
+    ``None`` when it was not there."""
+    out: list[dict[str, Any]] = []
+    removed = False
+    for role_, members, cond in map(_binding_tuple, bindings):
+        if role_ == role and cond is None and member in members:
+            members = [m for m in members if m != member]
+            removed = True
+            if not members:
+                continue
+        out.append(_binding(role_, members, cond))
+    return out if removed else None
+
+
+def _binding(role: str, members: list[str], cond: Any) -> dict[str, Any]:
+    b: dict[str, Any] = {"role": role, "members": members}
+    if cond is not None:
+        b["condition"] = cond
+    return b
+
+
+# --- naming ------------------------------------------------------------------------------------
+
+
+def workload_pool_project(fs: FeatureStore, override: str | None = None) -> str:
+    """Project whose workload pool (PROJECT.svc.id.goog) the cluster uses. The brief's default is
+    the FeatureStore's GCP project; a cluster in another project needs ``override``."""
+    project = override or fs.spec.gcp.project
+    if not project:
+        raise ValueError("spec.gcp.project is not resolved")
+    return project
+
+
+def member(fs: FeatureStore, pool_project: str | None = None) -> str:
+    """``serviceAccount:PROJECT.svc.id.goog[NAMESPACE/KSA]`` of the FeatureStore's pods."""
+    ksa = Names(fs).service_account
+    return f"serviceAccount:{workload_pool_project(fs, pool_project)}.svc.id.goog[{fs.metadata.namespace}/{ksa}]"
+
+
+def resource(gsa: str) -> str:
+    return f"projects/-/serviceAccounts/{gsa}"
+
+
+def gcloud_add_command(fs: FeatureStore, pool_project: str | None = None) -> str:
+    gsa = fs.spec.gcp.service_account or "GSA"
+    return (f"gcloud iam service-accounts add-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
+            f'--member "{member(fs, pool_project)}"')
+
+
+def gcloud_remove_command(fs: FeatureStore, pool_project: str | None = None) -> str:
+    gsa = fs.spec.gcp.service_account or "GSA"
+    return (f"gcloud iam service-accounts remove-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
+            f'--member "{member(fs, pool_project)}"')
+
+
+# --- the IAM admin client ----------------------------------------------------------------------
+
+
+def default_client_factory(endpoint: str | None = None) -> Callable[[], Any]:
+    """A factory of ``iam_admin_v1.IAMClient`` (gRPC: the library has no REST transport).
+
+    ``endpoint`` overrides the API host: ``http://HOST:PORT`` means a plaintext channel with
+    anonymous credentials (tests, local fakes); ``HOST[:PORT]`` keeps TLS and default credentials.
+    """
+
+    def make() -> Any:
+        from google.cloud import iam_admin_v1
+
+        if endpoint and endpoint.startswith("http://"):
+            import grpc
+            from google.auth.credentials import AnonymousCredentials
+            from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
+
+            channel = grpc.insecure_channel(endpoint.removeprefix("http://"))
+            return iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=channel, credentials=AnonymousCredentials()))
+        if endpoint:
+            return iam_admin_v1.IAMClient(client_options={"api_endpoint": endpoint})
+        return iam_admin_v1.IAMClient()
+
+    return make
+
+
+class WorkloadIdentity:
+    """Keeps ``roles/iam.workloadIdentityUser`` for the FeatureStore's KSA on its GSA.
+
+    Backend-shaped (``ensure``/``delete``/``needs_cleanup``) so reconcile can run it as an extra part
+    with its own condition. ``ensure`` returns ``Ready(endpoint=<member>)``, or ``Ready(None)`` when
+    no ``spec.gcp.serviceAccount`` is set.
+
+    Args:
+        config: the operator config. Optional fields ``iam_endpoint`` (API override, see
+            :func:`default_client_factory`) and ``workload_pool_project`` are honoured when the
+            config has them (it does not yet); the keyword arguments win.
+        client_factory: builds the ``IAMClient``; called once, lazily, in a worker thread.
+        endpoint: IAM API override, e.g. ``http://127.0.0.1:PORT`` for a local fake.
+        pool_project: project of the cluster's workload pool (default: ``spec.gcp.project``).
+    """
+
+    def __init__(self, config: OperatorConfig | None = None, *, client_factory: Callable[[], Any] | None = None,
+                 endpoint: str | None = None, pool_project: str | None = None, attempts: int = ATTEMPTS,
+                 timeout: float = 30.0):
+        self.config = config
+        endpoint = endpoint or getattr(config, "iam_endpoint", None)
+        pool_project = pool_project or getattr(config, "workload_pool_project", None)
+        self._factory = client_factory or default_client_factory(endpoint)
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+        self._pool_project = pool_project
+        self._attempts = attempts
+        self._timeout = timeout
+
+    def close(self) -> None:
+        """Close the client's channel (operator shutdown, tests)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.transport.close()
+
+    async def _iam(self) -> Any:
+        async with self._lock:
+            if self._client is None:
+                # Resolving default credentials may hit the metadata server: not on the event loop.
+                self._client = await asyncio.to_thread(self._factory)
+            return self._client
+
+    async def _get(self, client: Any, res: str) -> Any:
+        return await gcp.call(lambda: client.get_iam_policy(
+            request={"resource": res, "options": {"requested_policy_version": POLICY_VERSION}},
+            retry=None, timeout=self._timeout))
+
+    async def _set(self, client: Any, res: str, policy: Any, bindings: list[dict[str, Any]]) -> Any:
+        from google.iam.v1 import policy_pb2
+
+        new = policy_pb2.Policy()
+        new.CopyFrom(policy)
+        del new.bindings[:]
+        for b in bindings:
+            pb = new.bindings.add(role=b["role"], members=b["members"])
+            if b.get("condition") is not None:
+                pb.condition.CopyFrom(b["condition"])
+        new.version = POLICY_VERSION
+        return await gcp.call(lambda: client.set_iam_policy(
+            request={"resource": res, "policy": new}, retry=None, timeout=self._timeout))
+
+    async def _modify(self, fs: FeatureStore, change: Callable[[Any], list[dict[str, Any]] | None]) -> bool:
+        """Read-modify-write with the etag; re-read and re-apply when it changed meanwhile.
+        Returns whether it wrote."""
+        client = await self._iam()
+        res = resource(fs.spec.gcp.service_account or "")
+        for attempt in range(self._attempts):
+            policy = await self._get(client, res)
+            bindings = change(policy.bindings)
+            if bindings is None:
+                return False
+            try:
+                await self._set(client, res, policy, bindings)
+                return True
+            except (gexc.Conflict, gexc.PreconditionFailed, gexc.Aborted) as err:  # stale etag
+                log.info("IAM policy of %s changed concurrently (%s); retrying (%d)", res, err.code, attempt + 1)
+                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+        raise gexc.Aborted(f"the IAM policy of {res} kept changing during {self._attempts} read-modify-write attempts")
+
+    async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[str | None] | Failed:
+        gsa = fs.spec.gcp.service_account
+        if not gsa:
+            return Ready(None, "no spec.gcp.serviceAccount: Feast pods use the node's (or the KSA's default) identity")
+        try:
+            mem = member(fs, self._pool_project)
+        except ValueError:
+            return Failed("InvalidSpec", "spec.gcp.project is needed for Workload Identity (the workload pool PROJECT.svc.id.goog)")
+        what = f"Workload Identity binding on {gsa}"
+        try:
+            wrote = await self._modify(fs, lambda b: with_member(b, WORKLOAD_IDENTITY_USER, mem))
+        except (gexc.Forbidden, gexc.PermissionDenied) as err:
+            return Failed(
+                "PermissionDenied",
+                f"the operator may not change the IAM policy of {gsa} ({err.message}); it needs "
+                f"iam.serviceAccounts.getIamPolicy and iam.serviceAccounts.setIamPolicy on it (e.g. "
+                f"roles/iam.serviceAccountAdmin). An admin can add the binding instead: "
+                f"{gcloud_add_command(fs, self._pool_project)} (this condition stays False while the "
+                f"operator cannot read the policy; pods work once the binding exists)",
+                retryable=False, retry_after=600)
+        except gexc.NotFound:
+            return Failed(
+                "ServiceAccountNotFound",
+                f"spec.gcp.serviceAccount: Google service account {gsa} does not exist (or is in a project the "
+                f"operator cannot see); create it or fix the name",
+                retryable=False, retry_after=300)
+        except Exception as err:  # noqa: BLE001 - mapped to a condition
+            return gcp.failure(err, what, "iam.serviceAccounts.setIamPolicy")
+        verb = "granted" if wrote else "present"
+        return Ready(mem, f"{WORKLOAD_IDENTITY_USER} for {mem} on {gsa}: {verb}")
+
+    async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        """Remove the binding (the KSA goes away with the FeatureStore; a later KSA of the same name
+        in the namespace must not inherit the GSA silently). Never blocks deletion: when the
+        operator may not change the policy it says which command removes the binding."""
+        gsa = fs.spec.gcp.service_account
+        if not gsa:
+            return Deleted(True)
+        try:
+            mem = member(fs, self._pool_project)
+            wrote = await self._modify(fs, lambda b: without_member(b, WORKLOAD_IDENTITY_USER, mem))
+        except gexc.NotFound:
+            return Deleted(True, f"Google service account {gsa} no longer exists")
+        except (gexc.Forbidden, gexc.PermissionDenied):
+            return Deleted(True, f"could not remove the Workload Identity binding from {gsa} (permission denied); "
+                                 f"remove it with: {gcloud_remove_command(fs, self._pool_project)}")
+        except Exception as err:  # noqa: BLE001
+            f = gcp.failure(err, f"removing the Workload Identity binding from {gsa}")
+            if f.retryable:
+                return Deleted(False, f.message, retry_after=f.retry_after)
+            return Deleted(True, f"{f.message}; remove it with: {gcloud_remove_command(fs, self._pool_project)}")
+        return Deleted(True, f"removed {mem} from {gsa}" if wrote else "")
+
+    def needs_cleanup(self, fs: FeatureStore) -> bool:
+        return bool(fs.spec.gcp.service_account)
+
+
+#: The name reconcile's backend registry uses.
+WorkloadIdentityBackend = WorkloadIdentity

@@ -1,0 +1,551 @@
+"""MemorystoreBackend against the Cloud Redis v1 REST fake, backed by real redis-server processes.
+
+Every test drives the backend like reconcile does: call ``ensure``/``delete`` repeatedly, carrying
+the returned ``status`` into ``fs.status`` between passes (:class:`Loop`), then checks real
+outcomes: the fake's instances and request log, and a real redis-py connection over TLS with the
+returned Secret data. No pytest-asyncio: each test runs its coroutine with ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import redis
+from google.api_core import retry as gretry
+from google.cloud import redis_v1
+
+from featurestore_operator.api import FeatureStore, FeatureStoreStatus, OperatorConfig, parse_featurestore, resolve
+from featurestore_operator.backends import gcp
+from featurestore_operator.backends.base import BackendContext, Deleted, Failed, Pending, Ready
+from featurestore_operator.backends.memorystore import MemorystoreBackend
+from featurestore_operator.backends.naming import memorystore_instance_id, owner_labels
+from featurestore_operator.render.inputs import SecretKey
+from tests.support.memorystore_fake import MemorystoreFake
+from tests.support.redis_server import no_retry
+
+pytestmark = pytest.mark.timeout(120)
+
+PROJECT = "test-project"
+REGION = "us-central1"
+NETWORK = f"projects/{PROJECT}/global/networks/kubeflow"
+UID = "0b5e9a52-8c1e-4a43-9b2e-5c0d7f6b1a11"
+State = redis_v1.Instance.State
+
+#: The shared policy's shape with shorter waits, so fault tests stay quick.
+FAST_RETRY = gretry.Retry(predicate=gretry.if_exception_type(*gcp.TRANSIENT), initial=0.02, maximum=0.2,
+                          multiplier=2.0, timeout=20)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def config(endpoint: str) -> OperatorConfig:
+    return OperatorConfig(default_provider="gcp", gcp_project=PROJECT, gcp_region=REGION, gcp_network=NETWORK,
+                          memorystore_endpoint=endpoint)
+
+
+def make_fs(cfg: OperatorConfig, *, name: str = "driver-stats", namespace: str = "team-a", uid: str = UID,
+            **memorystore: Any) -> FeatureStore:
+    fs = parse_featurestore({
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
+        "spec": {"project": "driver_stats", "provider": "gcp", "onlineStore": {"memorystore": memorystore}},
+    })
+    return fs.model_copy(update={"spec": resolve(fs.spec, cfg)})
+
+
+def carry(fs: FeatureStore, update: dict[str, Any]) -> FeatureStore:
+    """Merge an outcome's ``status`` into fs.status the way reconcile does (one level deep)."""
+    if not update:
+        return fs
+    data = fs.status.model_dump(mode="json", by_alias=True)
+    for k, v in update.items():
+        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+    return fs.model_copy(update={"status": FeatureStoreStatus.model_validate(data)})
+
+
+async def _no_secret(name: str) -> dict[str, str] | None:
+    return None
+
+
+class Loop:
+    """A minimal reconciler: repeated passes, status carried between them, outcomes recorded."""
+
+    def __init__(self, backend: MemorystoreBackend, fs: FeatureStore, cfg: OperatorConfig):
+        self.backend, self.fs = backend, fs
+        self.ctx = BackendContext(config=cfg, get_secret=_no_secret)
+        self.outcomes: list[Any] = []
+
+    async def ensure(self) -> Any:
+        out = await self.backend.ensure(self.fs, self.ctx)
+        self.fs = carry(self.fs, out.status)
+        self.outcomes.append(out)
+        return out
+
+    async def until(self, done: Callable[[Any], bool] = lambda o: isinstance(o, (Ready, Failed)),
+                    timeout: float = 30.0, interval: float = 0.05) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            out = await self.ensure()
+            if done(out):
+                return out
+            assert time.monotonic() < deadline, f"did not converge; last outcomes: {self.outcomes[-3:]}"
+            await asyncio.sleep(interval)
+
+    async def delete_until_done(self, timeout: float = 30.0) -> list[Deleted]:
+        results: list[Deleted] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            res = await self.backend.delete(self.fs, self.ctx)
+            self.fs = carry(self.fs, res.status)
+            results.append(res)
+            if res.done:
+                return results
+            assert time.monotonic() < deadline, f"delete did not finish: {results[-3:]}"
+            await asyncio.sleep(0.05)
+
+    def respec(self, cfg: OperatorConfig, **memorystore: Any) -> None:
+        """The user edits spec.onlineStore.memorystore; status stays."""
+        m = self.fs.metadata
+        self.fs = make_fs(cfg, name=m.name, namespace=m.namespace, uid=m.uid or "", **memorystore).model_copy(
+            update={"status": self.fs.status})
+
+
+def reasons(outcomes: list[Any]) -> list[str]:
+    return [type(o).__name__ if isinstance(o, Ready) else o.reason for o in outcomes]
+
+
+def connect(ready: Ready, tmp_path: Path, **kwargs: Any) -> redis.Redis:
+    """A redis-py client built only from what the backend returned (endpoint + Secret data)."""
+    ep, secret = ready.endpoint, ready.secret or {}
+    opts: dict[str, Any] = {}
+    if ep.tls:
+        ca = tmp_path / f"ca-{ep.port}.crt"
+        ca.write_text(secret[ep.ca.key])
+        opts.update(ssl=True, ssl_ca_certs=str(ca))
+    if ep.password:
+        opts["password"] = secret[ep.password.key]
+    opts.update(kwargs)
+    return redis.Redis(host=ep.host, port=ep.port, socket_timeout=3, retry=no_retry(), **opts)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def fake():
+    with MemorystoreFake(op_delay=0.2) as f:
+        yield f
+
+
+@pytest.fixture
+def cfg(fake):
+    return config(fake.endpoint)
+
+
+def backend_for(fake: MemorystoreFake, cfg: OperatorConfig) -> MemorystoreBackend:
+    return MemorystoreBackend(cfg, retry=FAST_RETRY)
+
+
+# --------------------------------------------------------------------------- create
+
+
+def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
+    backend = MemorystoreBackend(cfg)  # exactly how backends.registry builds it (default retry policy)
+    assert backend._client is None  # lazily created on first use
+    loop = Loop(backend, make_fs(cfg, memory_size_gb=1, redis_configs={"maxmemory-policy": "allkeys-lru"}), cfg)
+    iid = memorystore_instance_id(loop.fs)
+    name = f"projects/{PROJECT}/locations/{REGION}/instances/{iid}"
+
+    first = asyncio.run(loop.ensure())
+    assert isinstance(first, Pending) and first.reason == "Creating"
+    op_name = first.status["operations"]["memorystore"]
+    assert op_name.startswith(f"projects/{PROJECT}/locations/{REGION}/operations/")
+    assert loop.fs.status.operations.memorystore == op_name  # carried like reconcile persists it
+    client = backend._client
+    assert client is not None
+
+    ready = asyncio.run(loop.until())
+    assert isinstance(ready, Ready), reasons(loop.outcomes)
+    assert backend._client is client  # cached per backend instance
+    assert set(reasons(loop.outcomes)) == {"Creating", "Ready"}
+    assert ready.status == {"operations": {"memorystore": None}}
+    assert loop.fs.status.operations.memorystore is None
+
+    # the endpoint and Secret references the renderer will use
+    secret_name = "driver-stats-online-store"
+    ep = ready.endpoint
+    assert ep.tls and ep.host == "127.0.0.1" and ep.port == fake.instance(iid).port
+    assert ep.password == SecretKey(secret_name, "password") and ep.ca == SecretKey(secret_name, "ca.crt")
+    assert set(ready.secret) == {"password", "ca.crt"}
+    assert ready.secret["password"] == fake.auth_string(iid)
+    assert ready.secret["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+
+    # a real TLS + AUTH connection with exactly that data
+    r = connect(ready, tmp_path)
+    assert r.set("feast:k", "v") and r.get("feast:k") == b"v"
+    with pytest.raises(redis.AuthenticationError):
+        connect(ready, tmp_path, password=None).get("feast:k")
+
+    # the instance is what the spec asked for, and names its FeatureStore
+    inst = fake.instance(iid)
+    assert inst.name == name
+    assert dict(inst.labels) == owner_labels(loop.fs)
+    assert inst.labels["featurestore-namespace"] == "team-a" and inst.labels["featurestore-name"] == "driver-stats"
+    assert inst.labels["featurestore-uid"] == UID and inst.labels["managed-by"] == "featurestore-operator"
+    assert inst.tier == redis_v1.Instance.Tier.BASIC and inst.memory_size_gb == 1
+    assert inst.redis_version == "REDIS_7_2" and inst.authorized_network == NETWORK
+    assert inst.connect_mode == redis_v1.Instance.ConnectMode.PRIVATE_SERVICE_ACCESS
+    assert inst.auth_enabled and inst.display_name == "Feast online store team-a/driver-stats"
+    assert fake.redis_server(iid).config_get("maxmemory-policy") == "allkeys-lru"
+    assert fake.count("CreateInstance") == 1
+    assert fake.calls("CreateInstance")[0].query["instanceId"] == iid
+
+    # steady state: a resync pass only reads (no create/update/delete), and stays Ready
+    fake.clear_requests()
+    again = asyncio.run(loop.ensure())
+    assert isinstance(again, Ready) and again.secret == ready.secret and again.endpoint == ready.endpoint
+    assert again.status == {}
+    assert {q.rpc for q in fake.calls()} == {"GetInstance", "GetInstanceAuthString"}
+
+
+def test_plain_instance_without_tls_or_auth(fake, cfg, tmp_path):
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg, transit_encryption=False, auth_enabled=False), cfg)
+    ready = asyncio.run(loop.until())
+    assert isinstance(ready, Ready), reasons(loop.outcomes)
+    assert not ready.endpoint.tls and ready.endpoint.password is None and ready.endpoint.ca is None
+    assert ready.secret is None
+    assert connect(ready, tmp_path).ping()
+    assert fake.count("GetInstanceAuthString") == 0
+
+
+def test_crash_after_create_does_not_create_twice(fake, cfg, tmp_path):
+    """The create is applied but its answer is lost: the retry hits 409 and the store converges."""
+    fake.fail_next(1, status=503, rpc="CreateInstance", after_apply=True)
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    first = asyncio.run(loop.ensure())
+    assert isinstance(first, Pending) and first.reason == "Creating"
+    assert loop.fs.status.operations.memorystore is None  # the operation name was lost with the answer
+    ready = asyncio.run(loop.until())
+    assert isinstance(ready, Ready), reasons(loop.outcomes)
+    creates = fake.calls("CreateInstance")
+    assert [(q.status, q.injected) for q in creates] == [(503, "fail-after-apply"), (409, None)]
+    assert len(fake.instances()) == 1  # exactly one instance was ever created
+    assert connect(ready, tmp_path).ping()
+
+
+def test_restarted_operator_resumes_the_recorded_operation(fake, cfg, tmp_path):
+    first = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    out = asyncio.run(first.ensure())
+    assert isinstance(out, Pending) and out.reason == "Creating"
+    op_name = first.fs.status.operations.memorystore
+    assert op_name
+
+    # a new process: new backend, new client; only the status written before the crash survives
+    restarted = Loop(MemorystoreBackend(config(fake.endpoint), retry=FAST_RETRY), first.fs, cfg)
+    fake.clear_requests()
+    out = asyncio.run(restarted.ensure())
+    assert isinstance(out, Pending) and out.reason == "Creating" and op_name in out.message
+    assert fake.calls()[0].rpc == "GetOperation" and fake.calls()[0].path == f"/v1/{op_name}"
+    assert fake.count("GetInstance") == 0  # still waiting on the operation
+    ready = asyncio.run(restarted.until())
+    assert isinstance(ready, Ready), reasons(restarted.outcomes)
+    assert fake.count("CreateInstance") == 0 and len(fake.instances()) == 1
+    assert restarted.fs.status.operations.memorystore is None
+    assert connect(ready, tmp_path).ping()
+
+
+def test_failed_operation_is_reported_then_recovered(fake, cfg, tmp_path):
+    """A create operation that ends in an error (the instance was deleted meanwhile) is Failed,
+    forgotten, and the next passes create the instance again."""
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    asyncio.run(loop.ensure())
+    iid = memorystore_instance_id(loop.fs)
+    # someone deletes it while CREATING, and that delete finishes first
+    fake.op_delay = 0
+    fake.client().delete_instance(name=fake.instance(iid).name)
+    fake.op_delay = 0.2
+    assert fake.instance(iid) is None
+    failed = asyncio.run(loop.until(lambda o: isinstance(o, Failed)))
+    assert failed.reason == "CreateFailed" and failed.retryable
+    assert "ABORTED" in failed.message and "deleted during creation" in failed.message
+    assert loop.fs.status.operations.memorystore is None
+    ready = asyncio.run(loop.until(lambda o: isinstance(o, Ready)))
+    after = reasons(loop.outcomes)[reasons(loop.outcomes).index("CreateFailed") + 1:]
+    assert after[0] == "Creating" and after[-1] == "Ready" and set(after) == {"Creating", "Ready"}
+    assert fake.count("CreateInstance", status=200) == 2 and len(fake.instances()) == 1
+    assert connect(ready, tmp_path).ping()
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def test_mutable_changes_are_applied_in_place(fake, cfg, tmp_path):
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    ready = asyncio.run(loop.until())
+    iid = memorystore_instance_id(loop.fs)
+    srv = fake.redis_server(iid)
+    assert srv.config_get("maxmemory") == str(1024 ** 3)
+    connect(ready, tmp_path).set("survives", "1")
+
+    loop.respec(cfg, memory_size_gb=2, redis_configs={"maxmemory-policy": "allkeys-lru"})
+    n = len(loop.outcomes)
+    ready = asyncio.run(loop.until(lambda o: isinstance(o, Ready)))
+    assert reasons(loop.outcomes[n:]).count("Updating") >= 2 and "Failed" not in reasons(loop.outcomes[n:])
+    masks = [q.query["updateMask"] for q in fake.calls("UpdateInstance")]
+    assert masks == ["redisConfigs", "memorySizeGb"]  # one field per operation
+    inst = fake.instance(iid)
+    assert inst.memory_size_gb == 2 and dict(inst.redis_configs) == {"maxmemory-policy": "allkeys-lru"}
+    assert srv.config_get("maxmemory") == str(2 * 1024 ** 3)  # applied to the real server
+    assert srv.config_get("maxmemory-policy") == "allkeys-lru"
+    assert connect(ready, tmp_path).get("survives") == b"1"
+    assert fake.count("CreateInstance") == 1
+    assert ready.message.startswith("Memorystore instance") and "ImmutableFieldChanged" not in ready.message
+
+
+def test_owner_labels_are_restored_and_labels_of_others_kept(fake, cfg):
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    asyncio.run(loop.until())
+    iid = memorystore_instance_id(loop.fs)
+    fake.set_labels(iid, {**owner_labels(loop.fs), "cost-center": "ml", "featurestore-uid": "tampered"})
+    # a changed uid label is an earlier owner of our name: adopted back, other labels kept
+    ready = asyncio.run(loop.until(lambda o: isinstance(o, Ready)))
+    assert "Adopting" in reasons(loop.outcomes)
+    assert dict(fake.instance(iid).labels) == {**owner_labels(loop.fs), "cost-center": "ml"}
+    assert isinstance(ready, Ready)
+
+
+def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path):
+    """Documented outcome: Ready (the instance keeps serving as it is) with a message that starts
+    with ImmutableFieldChanged and names the field, both values and the fix; no API write."""
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    before = asyncio.run(loop.until())
+    iid = memorystore_instance_id(loop.fs)
+    fake.clear_requests()
+
+    loop.respec(cfg, tier="STANDARD_HA", transit_encryption=False)
+    out = asyncio.run(loop.ensure())
+    assert isinstance(out, Ready)
+    assert out.message.startswith("ImmutableFieldChanged: ")
+    assert ("spec.onlineStore.memorystore.tier cannot be changed on an existing instance: "
+            "it is BASIC, the spec asks for STANDARD_HA") in out.message
+    assert "spec.onlineStore.memorystore.transitEncryption" in out.message and "it is true" in out.message
+    assert "revert" in out.message and "new FeatureStore" in out.message
+    # the endpoint is the actual instance's (still TLS), and it still works
+    assert out.endpoint == before.endpoint and out.secret == before.secret
+    assert connect(out, tmp_path).ping()
+    assert fake.instance(iid).tier == redis_v1.Instance.Tier.BASIC
+    assert fake.count("UpdateInstance") == 0 and fake.count("CreateInstance") == 0 and fake.count("DeleteInstance") == 0
+
+    # a mutable change alongside is still applied, then the warning stays
+    loop.respec(cfg, tier="STANDARD_HA", memory_size_gb=3)
+    out = asyncio.run(loop.until(lambda o: isinstance(o, Ready)))
+    assert fake.instance(iid).memory_size_gb == 3
+    assert "spec.onlineStore.memorystore.tier" in out.message
+
+    # reverting the field clears the warning
+    loop.respec(cfg, memory_size_gb=3)
+    out = asyncio.run(loop.ensure())
+    assert isinstance(out, Ready) and "ImmutableFieldChanged" not in out.message
+
+
+# --------------------------------------------------------------------------- ownership, faults, states
+
+
+def test_foreign_instance_is_a_conflict_and_untouched(fake, cfg):
+    fs = make_fs(cfg)
+    iid = memorystore_instance_id(fs)
+    foreign = {"featurestore-namespace": "team-b", "featurestore-name": "other", "featurestore-uid": "x1",
+               "managed-by": "featurestore-operator"}
+    fake.precreate(iid, labels=foreign, memory_size_gb=5)
+    loop = Loop(backend_for(fake, cfg), fs, cfg)
+    out = asyncio.run(loop.ensure())
+    assert isinstance(out, Failed) and out.reason == "Conflict" and not out.retryable
+    assert f"instances/{iid}" in out.message
+    assert "featurestore-namespace=team-b" in out.message and "featurestore-name=other" in out.message
+    assert "instanceId" in out.message
+    inst = fake.instance(iid)
+    assert dict(inst.labels) == foreign and inst.memory_size_gb == 5
+    assert {q.rpc for q in fake.calls()} == {"GetInstance"}
+
+    # an unlabelled instance (created by hand) is foreign too
+    other = make_fs(cfg, name="handmade", instance_id="handmade-redis")
+    fake.precreate("handmade-redis")
+    out = asyncio.run(Loop(backend_for(fake, cfg), other, cfg).ensure())
+    assert isinstance(out, Failed) and out.reason == "Conflict" and "no FeatureStore owner labels" in out.message
+
+    # deleting the FeatureStore leaves the foreign instance alone
+    done = asyncio.run(loop.delete_until_done())
+    assert done[-1].done and "left in place" in done[-1].message and "someone else" in done[-1].message
+    assert fake.count("DeleteInstance") == 0 and fake.instance(iid).state == State.READY
+
+
+def test_retained_instance_of_the_same_name_is_adopted(fake, cfg, tmp_path):
+    fs = make_fs(cfg)
+    iid = memorystore_instance_id(fs)
+    earlier = {**owner_labels(fs), "featurestore-uid": "old-uid"}
+    fake.precreate(iid, labels=earlier, auth_enabled=True, transit_encryption_mode="SERVER_AUTHENTICATION",
+                   redis_version="REDIS_7_2", authorized_network=NETWORK, connect_mode="PRIVATE_SERVICE_ACCESS")
+    fake.redis_server(iid).client().set("kept", "yes")
+    loop = Loop(backend_for(fake, cfg), fs, cfg)
+    ready = asyncio.run(loop.until(lambda o: isinstance(o, Ready)))
+    assert reasons(loop.outcomes)[0] == "Adopting" and "old-uid" in loop.outcomes[0].message
+    assert dict(fake.instance(iid).labels) == owner_labels(fs)
+    assert fake.count("CreateInstance") == 0
+    assert connect(ready, tmp_path).get("kept") == b"yes"
+    assert "ImmutableFieldChanged" not in ready.message
+
+
+def test_permission_denied_on_create_names_the_permission():
+    with MemorystoreFake(op_delay=0.2, real_redis=False, forbid=["CreateInstance"]) as fake:
+        cfg = config(fake.endpoint)
+        out = asyncio.run(Loop(backend_for(fake, cfg), make_fs(cfg), cfg).ensure())
+        assert isinstance(out, Failed) and out.reason == "PermissionDenied" and not out.retryable
+        assert "redis.instances.create" in out.message and "create Memorystore instance" in out.message
+        assert fake.count("CreateInstance") == 1 and fake.instances() == []  # not retried
+
+
+def test_transient_faults_still_converge_to_one_instance(tmp_path):
+    with MemorystoreFake(op_delay=0.2, fail_rate=0.3, seed=11) as fake:
+        cfg = config(fake.endpoint)
+        loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+        ready = asyncio.run(loop.until(lambda o: isinstance(o, Ready), timeout=60))
+        assert len(fake.instances()) == 1 and fake.count("CreateInstance", status=200) == 1
+        iid = memorystore_instance_id(loop.fs)
+        # the rest of the lifecycle under the same fault rate: an update, then delete
+        loop.respec(cfg, memory_size_gb=2)
+        asyncio.run(loop.until(lambda o: isinstance(o, Ready), timeout=60))
+        assert fake.instance(iid).memory_size_gb == 2 and fake.count("UpdateInstance", status=200) == 1
+        # no pass gave up with a permanent failure on the way
+        assert all(not isinstance(o, Failed) or o.retryable for o in loop.outcomes)
+        faults = sum(1 for q in fake.calls() if q.injected == "fail")
+        assert faults >= 3, f"only {faults} faults injected"  # the faults really happened
+        with fake.redis_server(iid).client() as r:  # the data path is the one reported
+            assert r.ping()
+        assert connect(ready, tmp_path).ping()
+        pid = fake.redis_server(iid).pid
+        asyncio.run(loop.delete_until_done())
+        assert fake.instances() == [] and not pid_alive(pid) and fake.count("DeleteInstance", status=200) == 1
+
+
+def test_missing_credentials_are_reported_not_raised():
+    """No Workload Identity / ADC: the lazily built client fails; the outcome says how to fix it."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    calls = []
+
+    def factory():
+        calls.append(1)
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    cfg = OperatorConfig(default_provider="gcp", gcp_project=PROJECT, gcp_region=REGION)
+    backend = MemorystoreBackend(cfg, client_factory=factory)
+    assert calls == []  # nothing is built before the first call
+    loop = Loop(backend, make_fs(cfg), cfg)
+    out = asyncio.run(loop.ensure())
+    assert isinstance(out, Failed) and out.reason == "Unauthenticated" and not out.retryable
+    assert "Workload Identity" in out.message and "iam.gke.io/gcp-service-account" in out.message
+    gone = asyncio.run(backend.delete(loop.fs, loop.ctx))
+    assert not gone.done and "Workload Identity" in gone.message
+    assert len(calls) == 2  # tried again on the next call, not cached as broken
+
+
+@pytest.mark.parametrize("state, reason", [("REPAIRING", "Repairing"), ("MAINTENANCE", "Maintenance"),
+                                           ("FAILING_OVER", "FailingOver"), ("IMPORTING", "Importing")])
+def test_transitional_states_are_pending_with_their_reason(state, reason):
+    with MemorystoreFake(op_delay=0.05, real_redis=False) as fake:
+        cfg = config(fake.endpoint)
+        loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+        asyncio.run(loop.until())
+        iid = memorystore_instance_id(loop.fs)
+        fake.set_state(iid, state, status_message="planned work")
+        out = asyncio.run(loop.ensure())
+        assert isinstance(out, Pending) and out.reason == reason
+        assert state in out.message and "planned work" in out.message
+        assert fake.count("UpdateInstance") == 0
+        fake.set_state(iid, "READY")
+        assert isinstance(asyncio.run(loop.ensure()), Ready)
+
+
+def test_calls_never_block_the_event_loop():
+    """Slow API answers (0.4 s each) run in worker threads: the loop keeps ticking meanwhile."""
+    with MemorystoreFake(op_delay=0.05, real_redis=False, delay=0.4, delay_rpcs=["GetInstance"]) as fake:
+        cfg = config(fake.endpoint)
+        fake.precreate(memorystore_instance_id(make_fs(cfg)), labels=owner_labels(make_fs(cfg)))
+        loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+
+        async def main() -> tuple[Any, int]:
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.02)
+                    ticks += 1
+
+            t = asyncio.create_task(ticker())
+            out = await loop.ensure()
+            t.cancel()
+            return out, ticks
+
+        out, ticks = asyncio.run(main())
+        assert out is not None and ticks >= 10
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def test_delete_policy_delete_removes_the_instance_and_its_process(fake, cfg):
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    assert loop.backend.needs_cleanup(loop.fs)
+    asyncio.run(loop.until())
+    iid = memorystore_instance_id(loop.fs)
+    pid = fake.redis_server(iid).pid
+    assert pid_alive(pid)
+    results = asyncio.run(loop.delete_until_done())
+    assert not results[0].done and results[0].status["operations"]["memorystore"]
+    assert results[-1].done and "deleted" in results[-1].message
+    assert fake.instance(iid) is None and not pid_alive(pid)
+    assert fake.count("DeleteInstance") == 1
+    assert loop.fs.status.operations.memorystore is None
+
+
+def test_delete_while_creating_waits_then_deletes(fake, cfg):
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
+    asyncio.run(loop.ensure())  # create started, operation recorded
+    results = asyncio.run(loop.delete_until_done())
+    assert results[0].done is False and "operation" in results[0].message
+    assert results[-1].done and fake.instances() == [] and fake.count("DeleteInstance") == 1
+
+
+def test_delete_policy_retain_leaves_the_instance(fake, cfg):
+    loop = Loop(backend_for(fake, cfg), make_fs(cfg, deletion_policy="Retain"), cfg)
+    assert not loop.backend.needs_cleanup(loop.fs)
+    ready = asyncio.run(loop.until())
+    iid = memorystore_instance_id(loop.fs)
+    fake.clear_requests()
+    results = asyncio.run(loop.delete_until_done())
+    assert len(results) == 1 and results[0].done and "retained" in results[0].message
+    assert fake.calls() == []  # not even looked at
+    assert fake.instance(iid).state == State.READY and pid_alive(fake.redis_server(iid).pid)
+    assert isinstance(ready, Ready)
+
+    # a new FeatureStore of the same name (new uid) takes the retained instance back
+    again = Loop(backend_for(fake, cfg), make_fs(cfg, uid="1c2d3e4f-0000-4000-8000-000000000002"), cfg)
+    out = asyncio.run(again.until(lambda o: isinstance(o, Ready)))
+    assert "Adopting" in reasons(again.outcomes) and out.endpoint == ready.endpoint
+    assert fake.instance(iid).labels["featurestore-uid"] == "1c2d3e4f-0000-4000-8000-000000000002"
