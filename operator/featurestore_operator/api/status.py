@@ -28,6 +28,7 @@ class ConditionType(str, Enum):
     MATERIALIZATION = "Materialization"
     FEATURE_REPO = "FeatureRepo"
     KUBEFLOW = "Kubeflow"
+    WORKLOAD_IDENTITY = "WorkloadIdentity"
     SPEC = "Spec"
 
 
@@ -36,7 +37,7 @@ class Condition(ApiModel):
 
     type: str
     """Ready, or the part it describes: OnlineStore, OfflineStore, Registry, FeatureServer,
-    Materialization, FeatureRepo, Kubeflow, Spec."""
+    Materialization, FeatureRepo, Kubeflow, WorkloadIdentity, Spec."""
     status: Literal["True", "False", "Unknown"]
     """True, False or Unknown."""
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)

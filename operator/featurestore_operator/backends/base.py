@@ -34,6 +34,9 @@ class Ready(Generic[E]):
     secret: dict[str, str] | None = None
     #: Status fields to merge (e.g. {"operations": {"memorystore": None}}).
     status: dict[str, Any] = field(default_factory=dict)
+    #: Condition reason: "Ready", or a warning that leaves the store serving (e.g.
+    #: "ImmutableFieldChanged": the spec asks for something the operator declines to do).
+    reason: str = "Ready"
 
 
 @dataclass(frozen=True)

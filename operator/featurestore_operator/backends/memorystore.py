@@ -348,7 +348,8 @@ class MemorystoreBackend:
             log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
         else:
             message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
-        return Ready(endpoint, message=message, secret=secret or None, status=status)
+        return Ready(endpoint, message=message, secret=secret or None, status=status,
+                     reason="ImmutableFieldChanged" if ignored else "Ready")
 
     async def _poll(self, op_name: str) -> Pending | Failed | None:
         """None when the operation is done (successfully, or gone); else the outcome to return."""

@@ -58,4 +58,7 @@ class DefaultBackends:
         return self._get("gcs") if store.gcs else self._get("incluster_offline")
 
     def extra(self, fs: FeatureStore) -> list[tuple[ConditionType, Backend[Any]]]:
+        """Reported parts that do not gate Ready (see reconcile.conditions.READY_PARTS)."""
+        if fs.spec.gcp.service_account:
+            return [(ConditionType.WORKLOAD_IDENTITY, self._get("workload_identity"))]
         return []

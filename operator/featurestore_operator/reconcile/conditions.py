@@ -26,7 +26,7 @@ class Part:
 
 def from_outcome(type_: ConditionType, outcome: Any) -> Part:
     if isinstance(outcome, Ready):
-        return Part(type_, "True", "Ready", outcome.message or "ready")
+        return Part(type_, "True", outcome.reason, outcome.message or "ready")
     if isinstance(outcome, Pending):
         return Part(type_, "False", outcome.reason, outcome.message)
     assert isinstance(outcome, Failed)

@@ -181,16 +181,28 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     repo = await _repo_revision(deps, fs)
 
     # -- render, apply, prune ----------------------------------------------------------------
-    rendered = render(fs, endpoints, deps.config, versions, repo)
-    keep = {key(o) for o in rendered.objects}
-    if isinstance(online, Ready) and online.secret:
-        keep.add(("Secret", ns, Names(fs).online_secret))
+    backends_ready = endpoints.online is not None and endpoints.offline is not None
+    # A store that served before keeps its workloads and config untouched while a backend is in
+    # transition (Memorystore maintenance, resize, repair): rewriting the config to "pending"
+    # would take a working store down for a routine cloud event.
+    hold = not backends_ready and previous.config_hash is not None and previous.endpoints.online_store is not None
     applied: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for obj in rendered.objects:
-        applied[key(obj)] = await deps.applier.apply(obj)
-    if endpoints.online and endpoints.offline:  # don't prune workloads while a backend is merely pending
-        for k in await deps.applier.prune(ns, name, fs.metadata.uid or "", keep):
-            log.info("pruned %s %s/%s", k[0], k[1], k[2])
+    config_hash = previous.config_hash
+    if hold:
+        waiting = [f"{t.value} {o.reason}" for t, o in outcomes.items() if not isinstance(o, Ready)]
+        log.info("%s/%s: keeping workloads as they are while %s", ns, name, ", ".join(waiting))
+    else:
+        rendered = render(fs, endpoints, deps.config, versions, repo)
+        config_hash = rendered.config_hash
+        keep = {key(o) for o in rendered.objects}
+        if isinstance(online, Ready) and online.secret:
+            keep.add(("Secret", ns, Names(fs).online_secret))
+        for obj in rendered.objects:
+            applied[key(obj)] = await deps.applier.apply(obj)
+        if backends_ready:  # don't prune workloads while a backend is merely pending
+            for k in await deps.applier.prune(ns, name, fs.metadata.uid or "", keep):
+                log.info("pruned %s %s/%s", k[0], k[1], k[2])
+    serving = backends_ready or hold
 
     # -- status --------------------------------------------------------------------------------
     names = Names(fs)
@@ -204,14 +216,15 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     if spec.online_store.in_cluster and online_part.status == "True":
         parts[0] = cond.statefulset_part(T.ONLINE_STORE, child("StatefulSet", names.redis))
     want = spec.feature_server.autoscaling.min_replicas if spec.feature_server.autoscaling else spec.feature_server.replicas
-    if endpoints.online and endpoints.offline:
+    if serving:
+        registry_path = endpoints.offline.registry_path if endpoints.offline else previous.endpoints.registry
         parts.append(cond.deployment_part(T.FEATURE_SERVER, child("Deployment", names.feature_server), want))
         if spec.registry.server.enabled:
             reg = cond.deployment_part(T.REGISTRY, child("Deployment", names.registry_server), spec.registry.server.replicas)
             parts.append(cond.Part(T.REGISTRY, reg.status, reg.reason,
-                                   f"{endpoints.offline.registry_path} via registry server: {reg.message}"))
+                                   f"{registry_path} via registry server: {reg.message}"))
         else:
-            parts.append(cond.Part(T.REGISTRY, "True", "Ready", f"registry at {endpoints.offline.registry_path}"))
+            parts.append(cond.Part(T.REGISTRY, "True", "Ready", f"registry at {registry_path}"))
         runs = [o for o in deps.cache.children(ns, name)
                 if o["kind"] == "Job" and any(r.get("kind") == "CronJob" for r in o["metadata"].get("ownerReferences", []))]
         mat, mat_info = cond.materialization_part(child("CronJob", names.materialize), runs, spec.materialization.enabled)
@@ -241,10 +254,10 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         "observed_generation": generation,
         "phase": cond.phase(parts, previous),
         "conditions": cond.merge_conditions(previous.conditions, parts, generation, now),
-        "endpoints": status.endpoints.model_copy(update=_endpoint_status(fs, endpoints)),
+        "endpoints": status.endpoints if hold else status.endpoints.model_copy(update=_endpoint_status(fs, endpoints)),
         "feature_repo": repo_status,
         "materialization": status.materialization.model_copy(update={_snake(k): v for k, v in mat_info.items()}),
-        "config_hash": rendered.config_hash,
+        "config_hash": config_hash,
     })
     _emit_transitions(deps, previous, new_status)
     await _write_status(deps, body, new_status)
