@@ -72,6 +72,13 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from .api.reference import markdown
+
+    print(markdown(), end="")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _config()
     for doc in _load_manifests(args.filename):
@@ -96,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
     c = sub.add_parser("crd", help="print the FeatureStore CustomResourceDefinition")
     c.set_defaults(func=cmd_crd)
+    ref = sub.add_parser("reference", help="print the FeatureStore field reference (Markdown)")
+    ref.set_defaults(func=cmd_reference)
     v = sub.add_parser("validate", help="check FeatureStore manifests; errors name the field and the fix")
     v.add_argument("-f", "--filename", required=True)
     v.set_defaults(func=cmd_validate)

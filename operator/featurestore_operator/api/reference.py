@@ -1,0 +1,56 @@
+"""The FeatureStore field reference in Markdown, generated from the CRD schema (so from the model).
+
+README.md embeds it between markers; a unit test fails when the two drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .crd import crd
+
+
+def _type(node: dict[str, Any]) -> str:
+    if node.get("x-kubernetes-int-or-string"):
+        return "int or string"
+    t = node.get("type", "")
+    if t == "array":
+        return f"list of {_type(node.get('items', {}))}"
+    if t == "object" and isinstance(node.get("additionalProperties"), dict):
+        return f"map of {_type(node['additionalProperties'])}"
+    return t
+
+
+def _constraints(node: dict[str, Any]) -> str:
+    out = []
+    if "enum" in node:
+        out.append("one of " + ", ".join(f"`{v}`" for v in node["enum"]))
+    if "minimum" in node or "maximum" in node:
+        out.append(f"{node.get('minimum', '')}..{node.get('maximum', '')}")
+    if "maxLength" in node:
+        out.append(f"≤ {node['maxLength']} chars")
+    if "default" in node:
+        out.append(f"default `{node['default']}`")
+    return "; ".join(out)
+
+
+def _rows(node: dict[str, Any], path: str) -> list[str]:
+    rows = []
+    required = set(node.get("required", []))
+    for name, sub in (node.get("properties") or {}).items():
+        p = f"{path}.{name}"
+        desc = sub.get("description", "").replace("|", "\\|")
+        extra = _constraints(sub)
+        req = " **required**" if name in required else ""
+        rows.append(f"| `{p}` | {_type(sub)}{req} | {desc}{' (' + extra + ')' if extra else ''} |")
+        if sub.get("type") == "array" and (sub.get("items") or {}).get("properties"):
+            rows += _rows(sub["items"], p + "[]")
+        elif sub.get("properties"):
+            rows += _rows(sub, p)
+    return rows
+
+
+def markdown() -> str:
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    lines = ["| field | type | description |", "|---|---|---|", *_rows(schema, "spec")]
+    return "\n".join(lines) + "\n"
