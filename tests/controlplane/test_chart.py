@@ -1,27 +1,26 @@
 """The Helm chart (charts/featurestore-operator) against the real helm binary and the real control plane.
 
-* `helm lint` / `helm template` for several value sets; every rendered built-in object is
-  validated with kubernetes-validate against a current Kubernetes schema, and the pod/RBAC
-  hardening the chart promises is asserted on the rendered objects.
+* `helm lint --strict` / `helm template` for several value sets; every rendered built-in object is
+  validated with kubernetes-validate against a current Kubernetes schema, invalid values are
+  refused by values.schema.json, and the pod/RBAC hardening the chart promises is asserted.
 * `helm install` into the test control plane, then the REAL operator runs under the chart's
-  ServiceAccount token (not admin) with the chart's own environment: it must create every child
-  of a FeatureStore, write status, post Events, prune, without a single 403 in its log. That is
-  the proof that the chart's RBAC is sufficient. A SubjectAccessReview matrix and real requests
-  prove it is also least privilege (no nodes, pods/exec, RBAC writes, impersonation...).
-* The same with kopf peering (--peering): the chart's ClusterKopfPeering is used under the SA.
+  ServiceAccount token (not admin) with the chart's own environment: it creates every child of
+  a FeatureStore, writes status, posts Events, prunes, reaches Ready - without a single 403 in
+  its log. That proves the RBAC is sufficient; SubjectAccessReviews and real requests prove it is
+  least privilege (no nodes, pods, pods/exec, RBAC writes, impersonation, FeatureStore updates...).
+* The same for the other RBAC shapes: kopf peering (two replicas, the chart's ClusterKopfPeering),
+  Kubeflow profile onboarding, and watchNamespaces (Roles per namespace).
+* The apiserver facts the rules rely on (server-side apply needs create+patch; blockOwnerDeletion
+  needs update on featurestores/finalizers under OwnerReferencesPermissionEnforcement), recorded
+  on a second control plane with that admission plugin.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import signal
 import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,7 +32,7 @@ from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
 from tests.support.kubelet import FakeKubelet
-from tests.support.operator_process import OperatorProcess, _free_port
+from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,10 +174,14 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
 
     # RBAC: least privilege
     rules = rules_of(docs)
+    onboarding = "kubeflow.onboarding.enabled=true" in VALUE_SETS[value_set]
+    never = {"pods", "pods/exec", "pods/log", "nodes", "clusterroles", "clusterrolebindings", "serviceaccounts/token"}
     for r in rules:
         assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"], r
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(r["verbs"]), r
-        assert not {"pods", "pods/exec", "nodes", "roles", "rolebindings", "clusterroles", "clusterrolebindings"} & set(r["resources"]), r
+        assert not never & set(r["resources"]), r
+        if not onboarding:  # the client-config reader Role/RoleBinding exist with onboarding only
+            assert not {"roles", "rolebindings"} & set(r["resources"]), r
         if "update" in r["verbs"]:
             assert r["resources"] == ["featurestores/finalizers"], r
     assert verbs(rules, "apps", "deployments") == {"list", "watch", "create", "patch", "delete"}
@@ -215,10 +218,16 @@ def sar(api: client.ApiClient, user: str, verb: str, resource: str, group: str =
 def release(control_plane, featurestore_crd, helm_bin, namespace, tmp_path) -> Iterator[dict[str, Any]]:
     """The chart installed into `namespace` (cluster-scoped objects named after the release, so
     runs never collide); uninstalled afterwards (the namespace fixture does not remove ClusterRoles)."""
+    drift = subprocess.run(["bash", str(ROOT / "hack" / "sync-chart-crds.sh"), "--check"], capture_output=True, text=True)
+    if drift.returncode != 0:
+        pytest.fail("the chart's crds/ differ from crds/ (Helm 4 server-side-applies CRDs and would conflict "
+                    "with the session's): run `bash hack/sync-chart-crds.sh`\n" + drift.stdout[-2000:], pytrace=False)
     name = f"fso-{secrets.token_hex(3)}"
     values = ["--set", "resyncSeconds=10", "--set", f"peering.name={name}"]
-    # No --skip-crds: the session already installed crds/ (identical to the chart's, see
-    # tests/unit/test_chart_crds.py), Helm skips existing CRDs and installs kopf's peering CRDs.
+    # No --skip-crds: the session already installed crds/. Helm 4 server-side-applies the chart's
+    # CRDs on install: identical content (tests/unit/test_chart_crds.py) is a no-op, different
+    # content conflicts with the session's field manager (checked above). kopf's peering CRDs are
+    # installed from the kopf-peering subchart.
     out = helm(helm_bin, "install", name, str(CHART), "-n", namespace, *values, kubeconfig=control_plane.kubeconfig)
     try:
         manifest = helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
@@ -241,6 +250,16 @@ def store_namespace(kube_api) -> Iterator[str]:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+def explain(proc: OperatorProcess, fn, **kw):
+    """wait_for, but a timeout names the operator's RBAC denials (the usual cause under the SA)."""
+    try:
+        return wait_for(fn, **kw)
+    except AssertionError as err:
+        bad = forbidden_lines(proc.log_text())
+        raise AssertionError(f"{err}\nRBAC denials in the operator log ({len(bad)}):\n" + "\n".join(bad[:10])
+                             if bad else str(err)) from None
 
 
 def sa_operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
@@ -298,7 +317,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
                     raise
             return run
 
-        wait_for(quiet_404(children), timeout=60, interval=0.5, what=f"children of demo (log: {proc.log_path})")
+        explain(proc, quiet_404(children), timeout=60, interval=0.5, what=f"children of demo (log: {proc.log_path})")
         # Optional CRDs are installed in the test cluster: PodDefault and AuthorizationPolicy too.
         custom = client.CustomObjectsApi(kube_api)
         assert custom.list_namespaced_custom_object("kubeflow.org", "v1alpha1", store_namespace, "poddefaults")["items"]
@@ -309,7 +328,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
             st = fs.get("status") or {}
             return st if st.get("observedGeneration") == fs["metadata"]["generation"] and st.get("phase") else None
 
-        st = wait_for(status, timeout=60, interval=0.5, what="status written by the operator")
+        st = explain(proc, status, timeout=60, interval=0.5, what="status written by the operator")
         assert {c["type"] for c in st["conditions"]} >= {"Ready", "OnlineStore", "FeatureServer"}
 
         # Workloads run (fake kubelet): the operator sees their status through its watches and
@@ -322,7 +341,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
             fs = crd_api.get_namespaced_custom_object(G, V, store_namespace, P, "demo")
             return (fs.get("status") or {}).get("phase") == "Ready"
 
-        wait_for(ready, timeout=90, interval=1, what=f"phase Ready (log: {proc.log_path})")
+        explain(proc, ready, timeout=90, interval=1, what=f"phase Ready (log: {proc.log_path})")
         # Events are posted under the SA (kopf.event -> create events).
         events = wait_for(lambda: core.list_namespaced_event(store_namespace, field_selector="involvedObject.name=demo").items,
                           timeout=30, what="Events on the FeatureStore")
@@ -338,7 +357,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
             except ApiException as exc:
                 return exc.status == 404
 
-        wait_for(pruned, timeout=60, interval=0.5, what="registry server pruned")
+        explain(proc, pruned, timeout=60, interval=0.5, what="registry server pruned")
 
         # Deletion: no cloud resources, so no finalizer; garbage collection removes the children.
         crd_api.delete_namespaced_custom_object(G, V, store_namespace, P, "demo")
@@ -398,72 +417,239 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
 # --------------------------------------------------------------------------- peering under the SA
 
 
-def _run_operator(kubeconfig: str, env: dict[str, str], args: list[str], log_path: Path) -> tuple[subprocess.Popen, int]:
-    """`featurestore-operator run ARGS` (OperatorProcess always adds --standalone)."""
-    health = _free_port()
-    full_env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1", "FSO_HEALTH_PORT": str(health),
-                "FSO_METRICS_PORT": str(_free_port()), **env}
-    log = log_path.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "featurestore_operator.cli", "run", *args], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, start_new_session=True)
-    return proc, health
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
 def test_peering_under_chart_serviceaccount(control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path):
-    """replicaCount=2: the chart's ClusterKopfPeering and peering RBAC suffice for kopf's keep-alives,
-    and the (single, here) peer reconciles FeatureStores. Only one process runs: see the report on
-    same-priority peers."""
+    """replicaCount=2: two replicas under the chart's SA use the chart's ClusterKopfPeering (keep-alives
+    of both in .status: get/list/watch/patch suffice), the older one reconciles, and a clean exit
+    removes a replica's keep-alive."""
     name = f"fso-ha-{secrets.token_hex(3)}"
     helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "replicaCount=2",
          "--set", f"peering.name={name}", "--set", "resyncSeconds=10", kubeconfig=control_plane.kubeconfig)
-    proc = None
-    log_path = tmp_path / "operator-peering.log"
+    procs: list[OperatorProcess] = []
     try:
         docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
                                                    kubeconfig=control_plane.kubeconfig).stdout) if d]
         [dep] = find(docs, "Deployment")
         args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert args == ["--peering", name]
+        assert args == ["--peering", name] and dep["spec"]["replicas"] == 2
+        # the PodDisruptionBudget follows the served API (policy/v1 only from 1.21 on)
+        [pdb] = find(docs, "PodDisruptionBudget")
+        assert pdb["apiVersion"] == ("policy/v1beta1" if 0 < control_plane.minor < 21 else "policy/v1")
         [sa] = find(docs, "ServiceAccount")
         kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig"))
-        identity = f"{name}-0"
-        proc, health = _run_operator(kubeconfig, {**sa_operator_env(docs), "POD_ID": identity}, args, log_path)
-
-        def healthy() -> bool:
-            assert proc.poll() is None, log_path.read_text()[-4000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=1) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, timeout=60, interval=0.3, what="operator healthy")
         custom = client.CustomObjectsApi(kube_api)
-        peering = wait_for(lambda: identity in ((p := custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name))
-                                                .get("status") or {}) and p,
-                           timeout=30, what="keep-alive in the ClusterKopfPeering")
-        assert peering["status"][identity]["priority"] == 0
+
+        def peers() -> dict[str, Any]:
+            return custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name).get("status") or {}
+
+        identities = [f"{name}-replica-{i}" for i in range(2)]
+        for identity in identities:  # like the Deployment's POD_ID (downward API)
+            procs.append(OperatorProcess(kubeconfig, env={**sa_operator_env(docs), "POD_ID": identity},
+                                         args=args, standalone=False).start())
+            wait_for(lambda: identity in peers(), timeout=30, what=f"keep-alive of {identity} in the ClusterKopfPeering")
+        status = peers()
+        assert status[identities[0]]["priority"] > status[identities[1]]["priority"], "the older replica acts"
+
         custom.create_namespaced_custom_object(G, V, store_namespace, P, {
             "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "ha"}, "spec": {"project": "ha"}})
         wait_for(lambda: (custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha").get("status") or {}).get("phase"),
-                 timeout=60, interval=0.5, what="status written by the peered operator")
-        _stop(proc)
-        # A clean exit removes our keep-alive (patch with lifetime 0 -> kopf drops it).
-        wait_for(lambda: identity not in (custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
-                                          .get("status") or {}), timeout=20, what="keep-alive removed on exit")
+                 timeout=60, interval=0.5, what="status written by the acting replica")
+        procs[1].stop()
+        wait_for(lambda: identities[1] not in peers(), timeout=20, what="keep-alive removed on a clean exit")
+    finally:
+        for proc in procs:
+            proc.stop()
+        helm(helm_bin, "uninstall", name, "-n", namespace, "--wait", kubeconfig=control_plane.kubeconfig, check=False)
+    for proc in procs:
+        bad = forbidden_lines(proc.log_text())
+        assert not bad, "RBAC denials with peering:\n" + "\n".join(bad[:20])
+
+
+# --------------------------------------------------------------------------- onboarding under the SA
+
+
+def test_onboarding_under_chart_serviceaccount(control_plane, kube_api, helm_bin, namespace, tmp_path):
+    """kubeflow.onboarding.enabled adds exactly the RBAC profile onboarding needs: under the SA the
+    operator watches namespaces, creates the template's FeatureStore in a profile namespace, writes
+    the marker ConfigMap and the client-config reader Role/RoleBinding (RBAC's escalation check
+    passes: the operator holds what that Role grants)."""
+    name = f"fso-kf-{secrets.token_hex(3)}"
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"resyncSeconds": 10, "kubeflow": {"onboarding": {
+        "enabled": True, "template": {"project": "{namespace}"}}}}))
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "-f", str(values), kubeconfig=control_plane.kubeconfig)
+    core = client.CoreV1Api(kube_api)
+    profile_ns = f"kubeflow-user-{secrets.token_hex(3)}"
+    proc = None
+    try:
+        docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
+                                                   kubeconfig=control_plane.kubeconfig).stdout) if d]
+        env = sa_operator_env(docs)
+        assert env["FSO_ONBOARDING_ENABLED"] == "true"
+        [sa] = find(docs, "ServiceAccount")
+        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig"))
+        proc = OperatorProcess(kubeconfig, env=env).start()
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+            name=profile_ns, labels={"app.kubernetes.io/part-of": "kubeflow-profile", "featurestore-operator-test": "true"})))
+        custom = client.CustomObjectsApi(kube_api)
+
+        def onboarded() -> bool:
+            try:
+                fs = custom.get_namespaced_custom_object(G, V, profile_ns, P, "feast")
+                core.read_namespaced_config_map("featurestore-onboarding", profile_ns)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return fs["spec"]["project"] == profile_ns.replace("-", "_")
+
+        explain(proc, onboarded, timeout=60, interval=0.5, what="profile namespace onboarded")
+        rbac = client.RbacAuthorizationV1Api(kube_api)
+        explain(proc, lambda: rbac.list_namespaced_role(profile_ns, label_selector=f"{OWNER_LABEL}=feast").items
+                and rbac.list_namespaced_role_binding(profile_ns, label_selector=f"{OWNER_LABEL}=feast").items,
+                timeout=60, interval=0.5, what="client-config reader Role and RoleBinding")
     finally:
         if proc is not None:
-            _stop(proc)
+            proc.stop()
+        try:
+            core.delete_namespace(profile_ns)
+        except ApiException:
+            pass
         helm(helm_bin, "uninstall", name, "-n", namespace, "--wait", kubeconfig=control_plane.kubeconfig, check=False)
-    bad = forbidden_lines(log_path.read_text())
-    assert not bad, "RBAC denials with peering:\n" + "\n".join(bad[:20])
+    bad = forbidden_lines(proc.log_text()) if proc else []
+    assert not bad, "RBAC denials with onboarding:\n" + "\n".join(bad[:20])
+
+
+# --------------------------------------------------------------------------- the RBAC facts the rules rely on
+
+
+def test_rbac_facts_behind_the_rules(control_plane, helm_bin):
+    """Recorded against the real kube-apiserver, with OwnerReferencesPermissionEnforcement enabled
+    (OpenShift and hardened clusters run it; a second control plane, because the session's does not):
+
+    * server-side apply that CREATES an object needs `create` besides `patch` (403 with an empty
+      reason otherwise); re-applying an existing object needs `patch` only;
+    * an ownerReference with blockOwnerDeletion: true needs `update` on the owner's finalizers
+      subresource - `patch` there is not enough;
+    * the chart's ClusterRole satisfies both.
+    """
+    import urllib.error
+
+    from tests.support.controlplane import ControlPlane
+
+    cp = ControlPlane(control_plane.binaries, with_controller_manager=False,
+                      apiserver_args=["--enable-admission-plugins=OwnerReferencesPermissionEnforcement"])
+    cp.start()
+    try:
+        cp.install_crds([ROOT / "crds" / "featurestores.featurestore.kubeflow.org.yaml"])
+        [chart_role] = [d for d in render(helm_bin) if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fso-featurestore-operator"]
+        cp.request("POST", "/api/v1/namespaces", {"metadata": {"name": "t"}})
+        cp.request("POST", "/api/v1/namespaces/t/serviceaccounts", {"metadata": {"name": "op"}})
+        rbac = "/apis/rbac.authorization.k8s.io/v1"
+        cp.request("POST", f"{rbac}/clusterrolebindings", {
+            "metadata": {"name": "op"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "op"},
+            "subjects": [{"kind": "ServiceAccount", "name": "op", "namespace": "t"}]})
+        token = cp.service_account_token("t", "op")
+        owner = cp.request("POST", f"/apis/{G}/{V}/namespaces/t/{P}", {
+            "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "demo"}, "spec": {"project": "demo"}})
+
+        generation = iter(range(1000))
+
+        def grant(rules: list[dict[str, Any]]) -> None:
+            """Replace the SA's rules; wait until the authorizer sees them (a sentinel rule per call)."""
+            sentinel = f"sentinel-{next(generation)}"
+            try:
+                cp.request("DELETE", f"{rbac}/clusterroles/op")
+            except urllib.error.HTTPError:
+                pass
+            cp.request("POST", f"{rbac}/clusterroles", {"metadata": {"name": "op"}, "rules": rules + [
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [sentinel], "verbs": ["get"]}]})
+            review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+                "user": "system:serviceaccount:t:op", "groups": ["system:serviceaccounts"], "resourceAttributes": {
+                    "verb": "get", "resource": "configmaps", "namespace": "t", "name": sentinel}}}
+            wait_for(lambda: cp.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)["status"].get("allowed"),
+                     timeout=20, interval=0.1, what="RBAC change visible to the authorizer")
+
+        def ssa(name: str, block: bool | None = None) -> int:
+            body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}}
+            if block is not None:
+                body["metadata"]["ownerReferences"] = [{"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "name": "demo",
+                                                        "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": block}]
+            try:
+                cp.request("PATCH", f"/api/v1/namespaces/t/configmaps/{name}?fieldManager=featurestore-operator&force=true",
+                           body, token=token, content_type="application/apply-patch+yaml")
+                return 200
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        patch_only = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]
+        patch_create = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch", "create"]}]
+        finalizers = {"apiGroups": [G], "resources": ["featurestores/finalizers"]}
+        grant(patch_only)
+        assert ssa("a") == 403, "SSA creating an object needs `create`"
+        grant(patch_create)
+        assert ssa("a") == 200
+        grant(patch_only)
+        assert ssa("a") == 200, "re-applying an existing object needs `patch` only"
+        grant(patch_create)
+        assert ssa("b", block=False) == 200
+        assert ssa("c", block=True) == 403, "blockOwnerDeletion needs rights on the owner's finalizers"
+        grant(patch_create + [{**finalizers, "verbs": ["patch"]}])
+        assert ssa("c", block=True) == 403, "`patch` on finalizers is not enough"
+        grant(patch_create + [{**finalizers, "verbs": ["update"]}])
+        assert ssa("c", block=True) == 200
+        grant(chart_role["rules"])
+        assert ssa("d", block=True) == 200, "the chart's ClusterRole covers both"
+    finally:
+        cp.stop()
+
+
+# --------------------------------------------------------------------------- namespaced mode under the SA
+
+
+def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path):
+    """watchNamespaces: Roles in the watched namespaces plus a read-only ClusterRole (CRDs,
+    namespaces) are enough for a namespaced kopf operator, and it has no rights elsewhere."""
+    name = f"fso-ns-{secrets.token_hex(3)}"
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", f"watchNamespaces={{{store_namespace}}}",
+         "--set", "resyncSeconds=10", kubeconfig=control_plane.kubeconfig)
+    proc = None
+    try:
+        docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
+                                                   kubeconfig=control_plane.kubeconfig).stdout) if d]
+        env = sa_operator_env(docs)
+        assert env["FSO_NAMESPACES"] == store_namespace
+        [sa] = find(docs, "ServiceAccount")
+        user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
+        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig"))
+        proc = OperatorProcess(kubeconfig, env=env).start()
+        custom = client.CustomObjectsApi(kube_api)
+        custom.create_namespaced_custom_object(G, V, store_namespace, P, {
+            "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "scoped"}, "spec": {"project": "scoped"}})
+
+        def reconciled() -> bool:
+            st = custom.get_namespaced_custom_object(G, V, store_namespace, P, "scoped").get("status") or {}
+            client.AppsV1Api(kube_api).read_namespaced_deployment("scoped-feature-server", store_namespace)
+            return bool(st.get("phase"))
+
+        def quiet() -> bool:
+            try:
+                return reconciled()
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+
+        explain(proc, quiet, timeout=60, interval=0.5, what="FeatureStore reconciled in the watched namespace")
+        # rights inside the watched namespace only (the operator's own namespace is not watched)
+        assert sar(kube_api, user, "patch", "deployments", "apps", store_namespace)
+        for verb, resource, group, ns in [("patch", "deployments", "apps", namespace), ("get", "secrets", "", namespace),
+                                          ("list", "featurestores", G, None), ("list", "secrets", "", None)]:
+            assert not sar(kube_api, user, verb, resource, group, ns), (verb, resource, ns or "all namespaces")
+    finally:
+        if proc is not None:
+            proc.stop()
+        helm(helm_bin, "uninstall", name, "-n", namespace, "--wait", kubeconfig=control_plane.kubeconfig, check=False)
+    bad = forbidden_lines(proc.log_text())
+    assert not bad, "RBAC denials in namespaced mode:\n" + "\n".join(bad[:20])
+    [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == f"{name}-featurestore-operator"]
+    assert all(set(r["verbs"]) <= {"list", "watch"} for r in cluster_role["rules"]), "namespaced: cluster-wide reads only"

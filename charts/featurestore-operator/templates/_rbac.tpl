@@ -21,10 +21,21 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 # keeps its bookkeeping annotations on the object.
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores"]
-  verbs: ["list", "watch", "patch"{{ if .Values.kubeflow.onboarding.enabled }}, "create"{{ end }}]
-  {{- if .Values.kubeflow.onboarding.enabled }}
-  # (+create: profile onboarding creates a FeatureStore in each new profile namespace)
-  {{- end }}
+  verbs: ["list", "watch", "patch"]
+{{- if .Values.kubeflow.onboarding.enabled }}
+# Profile onboarding: create-if-absent (plain POST, never update) of the template's FeatureStore in
+# each profile namespace; get tells an existing (user's own) store from an onboarded one on 409.
+- apiGroups: ["featurestore.kubeflow.org"]
+  resources: ["featurestores"]
+  verbs: ["get", "create"]
+# Profile onboarding: Role + RoleBinding "<name>-feast-client-reader" letting the profile's
+# default-editor get the store's client ConfigMap (children: watched, applied, pruned). The
+# operator holds `get` on configmaps itself, so creating that Role passes RBAC's escalation
+# check without the `escalate`/`bind` verbs.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+{{- end }}
 # The reconciler writes .status (conditions, endpoints, operation names) with a merge patch.
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores/status"]
@@ -42,6 +53,7 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 # ConfigMaps: get the user's feature repo ConfigMap (spec.featureRepo.configMap, hashed into
 # the repo revision); list/watch/create/patch/delete its own feature_store.yaml ConfigMaps
 # (<name>-feast-config, <name>-feast-client): watched for drift, server-side applied, pruned.
+# (With onboarding also the per-namespace marker ConfigMap "featurestore-onboarding".)
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -49,7 +61,9 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 # online-store Secret (<name>-online-store, the generated Redis AUTH password: created once,
 # then read back). list/watch/create/patch/delete: that Secret is watched, applied and pruned
 # like every child. RBAC cannot name generated objects in arbitrary namespaces: the operator
-# only ever writes objects it labels and owns (the label selector of its watch).
+# only ever writes objects it labels and owns (the label selector of its watch). (With
+# onboarding also the copies of the shared online store's Secret.) Note: list/watch on Secrets
+# is a broad read right; it exists because the operator watches its own Secrets for drift.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -92,10 +106,11 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   verbs: ["list", "watch", "create", "patch", "delete"]
 {{- if and (include "featurestore-operator.peering" .) .Values.watchNamespaces }}
 # kopf peering of a namespaced operator: keep-alives in a KopfPeering per watched namespace
-# (read and watch the peers, patch our own entry into .status). The chart creates the objects.
+# (list/watch the peers, patch our own entry into .status; kopf never GETs it). The chart
+# creates the objects.
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end -}}
 
@@ -114,16 +129,22 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- else if .Values.kubeflow.onboarding.enabled }}
-# Profile onboarding watches (profile) namespaces. Read-only.
+# Profile onboarding watches namespaces (the profile label, opt-out label/annotation). Read-only.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
+{{- if .Values.kubeflow.onboarding.enabled }}
+# Profile onboarding watches Kubeflow Profiles (cluster-scoped, kubeflow.org/v1). Read-only.
+- apiGroups: ["kubeflow.org"]
+  resources: ["profiles"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- if and (include "featurestore-operator.peering" .) (not .Values.watchNamespaces) }}
-# kopf peering of a cluster-wide operator: keep-alives in the ClusterKopfPeering (read and watch
-# the peers, patch our own entry into .status). The chart creates the object.
+# kopf peering of a cluster-wide operator: keep-alives in the ClusterKopfPeering (list/watch the
+# peers, patch our own entry into .status; kopf never GETs it). The chart creates the object.
 - apiGroups: ["kopf.dev"]
   resources: ["clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end -}}

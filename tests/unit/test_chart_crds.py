@@ -1,0 +1,36 @@
+"""The Helm chart ships the project's CRDs unchanged: charts/featurestore-operator/crds/ must equal
+crds/ byte for byte (fix drift with `bash hack/sync-chart-crds.sh`). kopf's peering CRDs live in the
+chart's kopf-peering subchart, so the chart's own crds/ stays an exact copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "featurestore-operator"
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def test_chart_crds_equal_repo_crds():
+    repo, chart = _files(ROOT / "crds"), _files(CHART / "crds")
+    assert repo, "crds/ is empty"
+    assert set(chart) == set(repo), (
+        f"chart crds/ has {sorted(chart)}, repo crds/ has {sorted(repo)}: run `bash hack/sync-chart-crds.sh`")
+    drifted = [name for name in repo if chart[name] != repo[name]]
+    assert not drifted, f"chart CRDs drifted from crds/: {drifted}; run `bash hack/sync-chart-crds.sh`"
+
+
+def test_kopf_peering_crds_in_subchart():
+    docs = list(yaml.safe_load_all((CHART / "charts" / "kopf-peering" / "crds" / "kopf-peering.yaml").read_text()))
+    by_name = {d["metadata"]["name"]: d for d in docs}
+    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
+    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    [dep] = chart["dependencies"]
+    assert dep["name"] == "kopf-peering" and dep["condition"] == "peering.installCRDs"
