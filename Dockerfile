@@ -47,7 +47,7 @@ RUN /opt/venv/bin/pip install /wheels/featurestore_operator-*.whl \
 FROM base AS feast-venv
 ARG FEAST_VERSION
 RUN python -m venv /opt/feast \
- && /opt/feast/bin/pip install "feast[redis,gcp]==${FEAST_VERSION}" \
+ && /opt/feast/bin/pip install "feast[redis,gcp,grpcio]==${FEAST_VERSION}" \
  && /opt/feast/bin/feast version
 
 FROM base AS feast-runtime

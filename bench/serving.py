@@ -31,7 +31,7 @@ import json
 import os
 import secrets
 import shutil
-import statistics
+import signal
 import sys
 import tempfile
 import threading
@@ -58,6 +58,8 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    max_ms: float = 0.0
+    slow: int = 0  # requests slower than 100 ms
 
     @property
     def rps(self) -> float:
@@ -84,7 +86,10 @@ def _run_load(target: str, concurrency: int, make_call, total: int, seconds: flo
         call, close = make_call()
         try:
             for _ in range(warmup):
-                call(i)
+                try:
+                    call(i)
+                except Exception:  # noqa: BLE001 - warm-up only
+                    pass
             start_barrier.wait()
             mine = latencies[i]
             while True:
@@ -116,26 +121,34 @@ def _run_load(target: str, concurrency: int, make_call, total: int, seconds: flo
     elapsed = time.perf_counter() - t0
     flat = sorted(x for lst in latencies for x in lst)
     return Result(target, concurrency, len(flat), sum(errors), elapsed,
-                  _percentile(flat, 0.50) * 1e3, _percentile(flat, 0.99) * 1e3)
+                  _percentile(flat, 0.50) * 1e3, _percentile(flat, 0.99) * 1e3,
+                  (flat[-1] * 1e3) if flat else float("nan"), sum(1 for x in flat if x > 0.1))
 
 
 def _http_caller(port: int, drivers: list[int], features: list[str]):
     bodies = [json.dumps({"features": features, "entities": {"driver_id": [d]}}).encode() for d in drivers]
 
     def make():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = [http.client.HTTPConnection("127.0.0.1", port, timeout=10)]
         counter = [0]
 
         def call(i: int) -> None:
             body = bodies[(counter[0] + i) % len(bodies)]
             counter[0] += 1
-            conn.request("POST", "/get-online-features", body=body, headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
+            try:
+                conn[0].request("POST", "/get-online-features", body=body, headers={"Content-Type": "application/json"})
+                resp = conn[0].getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException):
+                # A keep-alive connection the server closed (e.g. a gunicorn worker recycled after
+                # --max-requests): counted as an error, like a client without retries would see it.
+                conn[0].close()
+                conn[0] = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                raise
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
 
-        return call, conn.close
+        return call, lambda: conn[0].close()
 
     return make
 
@@ -184,12 +197,17 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15.0, help="max seconds per run (default 15)")
     ap.add_argument("--warmup", type=int, default=20, help="warm-up requests per client thread")
     ap.add_argument("--concurrency", default="1,16", help="comma-separated client concurrencies")
+    ap.add_argument("--also", action="append", default=[], metavar="LABEL=ARGS",
+                    help="also measure the rendered command plus extra flags, e.g. 'maxreq0=--max-requests 0'")
     args = ap.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
+    # SIGTERM/SIGHUP -> SystemExit, so every `finally` below stops what it started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
 
-    try:
-        import feast  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("feast") is None:
         print("bench/serving.py needs feast[redis,gcp]==0.67.0 importable (run it with the project's venv python)",
               file=sys.stderr)
         return 2
@@ -247,14 +265,18 @@ def main() -> int:
             drivers = [d for d in feature_repo.DRIVERS]
             features = feature_repo.FEATURE_REFS
             deployment = runner.find("Deployment", names.feature_server)
-            rendered_argv = None
-            for label in ("rendered", "default"):
+            rendered_argv = runner.pod(deployment).prepare("feature-server").argv
+            variants: list[tuple[str, list[str]]] = [
+                ("rendered", rendered_argv),
+                ("default", ["feast", "-f", "/etc/feast/feature_store.yaml", "serve"]),
+            ]
+            for spec in args.also:
+                label, _, extra = spec.partition("=")
+                variants.append((label, rendered_argv + extra.split()))
+            for label, argv in variants:
                 pod = runner.pod(deployment)
                 prepared = pod.prepare("feature-server")
-                if label == "rendered":
-                    rendered_argv = prepared.argv
-                else:
-                    prepared.argv = ["feast", "-f", "/etc/feast/feature_store.yaml", "serve"]
+                prepared.argv = list(argv)
                 print(f"({label}) {' '.join(prepared.argv)}")
                 running = pod.start(prepared)
                 try:
@@ -265,9 +287,15 @@ def main() -> int:
                         r = _run_load(label, c, _http_caller(port, drivers, features), args.requests, args.seconds, args.warmup)
                         results.append(r)
                         print(f"    c={c:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, "
-                              f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, errors {r.errors}")
+                              f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.0f} ms, >100ms {r.slow}, errors {r.errors}")
                 finally:
                     running.stop()
+                    log = running.log_path.read_text(errors="replace")
+                    # uvicorn's limit_max_requests (gunicorn --max-requests, Feast default 1000 +
+                    # jitter 50) ends a worker; gunicorn boots a new one. With one worker nothing
+                    # serves meanwhile, and open keep-alive connections are closed (client errors).
+                    print(f"    server log: {log.count('Booting worker')} worker boots, "
+                          f"{log.count('Maximum request limit')} max-requests recycles")
             print("(raw) redis-py HMGET of the Feast hash fields + ValueProto decode (TLS + AUTH)")
             make, pool = _raw_caller(redis_srv, feature_repo.PROJECT, drivers, features)
             try:
@@ -275,7 +303,7 @@ def main() -> int:
                     r = _run_load("raw", c, make, args.requests, args.seconds, args.warmup)
                     results.append(r)
                     print(f"    c={c:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, "
-                          f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, errors {r.errors}")
+                          f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.0f} ms, >100ms {r.slow}, errors {r.errors}")
             finally:
                 pool.disconnect()
         finally:
@@ -287,12 +315,13 @@ def main() -> int:
     print()
     print(f"get-online-features, 1 entity x {len(feature_repo.FEATURE_REFS)} features, loopback, "
           f"{os.cpu_count()} CPUs shared by clients and server")
-    print(f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>100ms':>6} {'errors':>6}")
     for r in results:
-        print(f"{r.target:<10} {r.concurrency:>4} {r.requests:>8} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}")
+        print(f"{r.target:<10} {r.concurrency:>4} {r.requests:>8} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+              f"{r.max_ms:>8.0f} {r.slow:>6} {r.errors:>6}")
     print()
     print(f"{'ratio':<22} {'conc':>4} {'req/s':>7} {'p50':>7} {'p99':>7}")
-    for other in ("default", "raw"):
+    for other in ["default", "raw"] + [v.partition("=")[0] for v in args.also]:
         for c in concurrencies:
             a, b = by.get(("rendered", c)), by.get((other, c))
             if a and b and b.rps and b.p50_ms and b.p99_ms:
@@ -301,7 +330,12 @@ def main() -> int:
     print("rendered flags: " + " ".join(rendered_argv or []))
     failed = sum(r.errors for r in results)
     if failed:
-        print(f"{failed} requests failed", file=sys.stderr)
+        # Reported, not fatal: with Feast's --max-requests recycling, clients on a keep-alive
+        # connection see resets when a worker restarts (that is a finding, not a bench failure).
+        print(f"{failed} requests failed (connection resets/HTTP errors; see the errors column)")
+    dead = [f"{r.target} c={r.concurrency}" for r in results if r.requests == 0]
+    if dead:
+        print("no successful requests: " + ", ".join(dead), file=sys.stderr)
         return 1
     return 0
 

@@ -10,7 +10,11 @@ What is real here and what stands in:
   exact command + args (kubelet ``$(VAR)`` expansion), env (secretKeyRef/configMapKeyRef resolved
   from the Secret the operator would write: ``password`` + ``ca.crt``), workingDir and volumes
   bind-mounted at the rendered paths (/etc/feast/feature_store.yaml, /etc/feast/redis-tls/ca.crt,
-  /repo, /tmp) in a private mount namespace, with ``readOnlyRootFilesystem`` enforced.
+  /repo, /tmp) in a private mount namespace, with ``readOnlyRootFilesystem`` enforced. ConfigMap
+  and Secret volumes have the kubelet's layout (``..data`` -> ``..<timestamp>/``, a symlink per
+  key): `feast apply` straight on such a volume fails (it imports ``..<timestamp>/features.py`` as
+  the module ``..2026_...features``), which is why the apply Job copies the ConfigMap's files into
+  an emptyDir in its ``copy-repo`` init container first.
 * The only env added to the containers is ``GcsEmulator.env()`` (STORAGE_EMULATOR_HOST,
   GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false, GOOGLE_CLOUD_PROJECT): it stands in for GKE's metadata
   server / Workload Identity. The host's Feast install stands in for the image (its PATH).
@@ -21,8 +25,10 @@ What is real here and what stands in:
   and mounts merged the way the PodDefault webhook does) with the cluster's service names mapped
   to 127.0.0.1 by a hosts file bind-mounted over /etc/hosts in its namespace.
 
-Needs root (mount namespaces), redis-server, fake-gcs-server and ``feast[redis,gcp]``. Containers
-bind the host's ports (6566, 8000): the module fails clearly if they are taken.
+Needs redis-server, fake-gcs-server and ``feast[redis,gcp]`` (the registry-server test also
+feast's ``grpcio`` extra, else it skips naming it); the module skips, naming why, without feast or
+without root/``unshare`` (mount namespaces). Containers bind the host's ports (6566, 8000, 6570):
+a taken port fails with a message naming it. ~45 s on an idle 2-CPU machine.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from featurestore_operator.render import (  # noqa: E402
 from featurestore_operator.render.names import Names  # noqa: E402
 from tests.support import feature_repo  # noqa: E402
 from tests.support.gcs_emulator import GcsEmulator  # noqa: E402
-from tests.support.podrunner import Mount, PodRunner, Running, unshare_available  # noqa: E402
+from tests.support.podrunner import Mount, PodRunner, Running, expand, pod_spec_of, unshare_available  # noqa: E402
 from tests.support.redis_server import RedisServer, no_retry  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
@@ -176,7 +182,7 @@ def _run_apply(st: Stack, rendered: render.Rendered, repo: dict[str, str]):
 @pytest.fixture(scope="module")
 def applied(stack: Stack):
     """The rendered apply Job has run successfully once; returns the registry blob's generation."""
-    prepared, res = _run_apply(stack, stack.rendered, stack.repo)
+    _, res = _run_apply(stack, stack.rendered, stack.repo)
     stack.logs["apply"] = res.stdout + res.stderr
     assert res.returncode == 0, f"feast apply failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
     blob = stack.registry_blob()
@@ -270,6 +276,39 @@ def _approx(v: object) -> object:
 
 
 # --------------------------------------------------------------------------- tests
+
+
+def test_containers_run_as_rendered(stack: Stack):
+    """What the runner executes is the rendered container: argv after the kubelet's $(VAR)
+    expansion is unchanged (the shell script's "$@", "$(date ...)" and "$FEAST_..." pass through),
+    the Secret env and files are wired, and read-only mounts/root filesystem are enforced."""
+    assert expand("$(A)/$$/$(B)/$(date -u +%s)/$X/${Y:-}/$", {"A": "a"}) == "a/$/$(B)/$(date -u +%s)/$X/${Y:-}/$"
+    job = next(o for o in stack.rendered.objects if o["kind"] == "Job")
+    for obj in (stack.runner.find("CronJob"), job, stack.runner.find("Deployment", stack.names.feature_server)):
+        pod = stack.runner.pod(obj)
+        c = pod.spec["containers"][0]
+        prepared = pod.prepare(c["name"])
+        assert prepared.argv == c["command"] + c.get("args", []), obj["kind"]
+        assert prepared.env["REDIS_PASSWORD"] == stack.redis.password
+        assert prepared.read_only_root, obj["kind"]
+        mounts = {m.target: m for m in prepared.mounts}
+        assert mounts["/etc/feast"].read_only and not mounts["/tmp"].read_only
+        assert (Path(mounts["/etc/feast"].source) / "feature_store.yaml").read_text() == stack.rendered.server_yaml
+        assert (Path(mounts["/etc/feast/redis-tls"].source) / "ca.crt").read_text() == stack.redis.ca_pem
+        if obj is job:
+            assert mounts["/repo"].read_only
+            # The ConfigMap volume (kubelet layout: ..data, ..<timestamp>/, one symlink per key) is
+            # copied into the /repo emptyDir by the copy-repo init container.
+            copy = pod.prepare("copy-repo", init=True)
+            source = {m.target: m for m in copy.mounts}["/repo-source"]
+            assert source.read_only
+            names = os.listdir(source.source)
+            assert "..data" in names and sorted(n for n in names if not n.startswith("..")) == sorted(stack.repo)
+    cron_args = pod_spec_of(stack.runner.find("CronJob"))["containers"][0]["args"]
+    assert cron_args[-2:] == ["--views", VIEW]
+    # The password reaches Feast only through the env placeholder, never the config file.
+    assert stack.redis.password not in stack.rendered.server_yaml
+    assert "password=${REDIS_PASSWORD}" in stack.rendered.server_yaml
 
 
 def test_apply_job_registers_repo_in_bucket(stack: Stack, applied):

@@ -10,7 +10,8 @@ pod template and one of its containers and runs **its exact** ``command`` + ``ar
   ``envFrom`` as well. ``command``/``args`` get the kubelet's ``$(VAR)`` expansion
   (:func:`expand`, a port of k8s.io/kubernetes/third_party/forked/golang/expansion).
 * volumes: ``configMap`` / ``secret`` (all keys or ``items``, ``defaultMode``/``mode``,
-  ``optional``) become files in a temp dir, ``emptyDir`` a fresh temp dir per pod,
+  ``optional``) become files in a temp dir in the kubelet's AtomicWriter layout (``..data`` ->
+  ``..<timestamp>/``, one symlink per key), ``emptyDir`` a fresh temp dir per pod,
   ``persistentVolumeClaim`` a temp dir per claim shared by every pod of the runner.
 * the process runs in a private mount namespace (``unshare --mount --propagation private``, so
   root is required) where each volume dir is bind-mounted onto the container's ``mountPath``
@@ -33,11 +34,11 @@ Mount points created on the host to bind onto (e.g. an empty ``/repo``) are remo
 
 from __future__ import annotations
 
-import base64
 import copy
 import ctypes
 import ctypes.util
 import json
+import secrets
 import os
 import shutil
 import signal
@@ -250,19 +251,31 @@ class Pod:
 
     # ---- volumes
     def _write_items(self, d: Path, data: Mapping[str, str | bytes], source: Mapping[str, Any], what: str) -> None:
+        """Write a ConfigMap/Secret volume in the kubelet's AtomicWriter layout: the files live in
+        a hidden timestamped dir ``..2006_01_02_15_04_05.NNN``, ``..data`` links to it, and each
+        top-level name is a symlink ``NAME -> ..data/NAME``. (Programs that walk the volume see the
+        hidden dir too: that is what real pods see.)"""
         default_mode = source.get("defaultMode", 0o644)
         items = source.get("items")
         if items is None:
             items = [{"key": k, "path": k} for k in data]
+        # Go's os.MkdirTemp(dir, "..2006_01_02_15_04_05.") appends a random uint32 in decimal.
+        ts_dir = d / (time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + str(secrets.randbelow(2**32)))
+        ts_dir.mkdir(mode=0o755)
+        top_level: set[str] = set()
         for item in items:
             if item["key"] not in data:
                 if source.get("optional"):
                     continue
                 raise PodRunnerError(f"{what} has no key {item['key']!r}: the volume cannot be set up")
-            p = d / item["path"]
+            p = ts_dir / item["path"]
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(_as_bytes(data[item["key"]]))
             p.chmod(item.get("mode", default_mode))
+            top_level.add(Path(item["path"]).parts[0])
+        (d / "..data").symlink_to(ts_dir.name)
+        for name in sorted(top_level):
+            (d / name).symlink_to(f"..data/{name}")
 
     def _materialize(self, vol: Mapping[str, Any]) -> Path:
         d = self.root / "volumes" / vol["name"]

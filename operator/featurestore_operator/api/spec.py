@@ -14,16 +14,38 @@ from enum import Enum
 from typing import Annotated, Literal
 
 from croniter import croniter
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import ApiModel
 
 # --- reusable constrained types -------------------------------------------------------------
 
+#: A non-negative Kubernetes quantity (resource.Quantity's grammar): 500m, 2, 1.5Gi, 1e3.
+_QUANTITY = re.compile(r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][-+]?[0-9]+))?$")
+#: A resource name (cpu, memory, nvidia.com/gpu): a qualified name, as Kubernetes checks it.
+_RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def _quantity(v: str | int) -> str | int:
+    """Checked here, not only by the API server when a workload is applied: a bad quantity must be a
+    Spec condition naming the field, not an apply that fails on every pass."""
+    if isinstance(v, bool) or (isinstance(v, int) and v < 0) or (isinstance(v, str) and not _QUANTITY.match(v)):
+        raise ValueError(f"{v!r} is not a non-negative Kubernetes quantity (e.g. 500m, 2, 1Gi)")
+    return v
+
+
+def _resource_name(v: str) -> str:
+    if not _RESOURCE_NAME.match(v) or len(v) > 253:
+        raise ValueError(f"{v!r} is not a resource name (e.g. cpu, memory, nvidia.com/gpu)")
+    return v
+
+
 Quantity = Annotated[
     str | int,
+    AfterValidator(_quantity),
     Field(description="A Kubernetes resource quantity, e.g. 500m, 2, 1Gi."),
 ]
+ResourceName = Annotated[str, AfterValidator(_resource_name)]
 DnsLabel = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63),
@@ -63,9 +85,9 @@ class DeletionPolicy(str, Enum):
 class ResourceRequirements(ApiModel):
     """Compute resources of a container (same shape as core/v1 ResourceRequirements)."""
 
-    requests: dict[str, Quantity] | None = None
+    requests: dict[ResourceName, Quantity] | None = None
     """Minimum resources, e.g. {cpu: 500m, memory: 1Gi}."""
-    limits: dict[str, Quantity] | None = None
+    limits: dict[ResourceName, Quantity] | None = None
     """Maximum resources, e.g. {cpu: "2", memory: 2Gi}. The CPU limit sets the default worker count."""
 
 
@@ -340,6 +362,10 @@ class FeatureServerSpec(ApiModel):
     """Gunicorn workers. Default: the whole CPUs of the CPU limit (at least 1)."""
     keep_alive_timeout: int = Field(default=30, ge=1, le=3600)
     """Seconds to keep idle HTTP connections open."""
+    max_requests: int | None = Field(default=None, ge=0, le=1000000)
+    """Requests after which a worker is recycled (0: never). Default: 0 with a single worker -
+    recycling the only worker stalls every request for 1-4 s - else Feast's 1000 (one worker
+    restarts while the others serve)."""
     pod_disruption_budget: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
     """PodDisruptionBudget of the feature server."""
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)

@@ -34,6 +34,27 @@ git -C /repo rev-parse HEAD
 """
 
 REPO_DIR = "/repo"
+REPO_SOURCE_DIR = "/repo-source"
+
+#: Copies the user-visible files of the ConfigMap volume at /repo-source into /repo (an emptyDir).
+#: The kubelet writes ConfigMap volumes as ``..<timestamp>/`` + ``..data`` + one symlink per key;
+#: `feast apply` globs **/*.py, resolves the symlinks into the hidden ``..<timestamp>`` dir and
+#: then fails importing the module ``..2026_..features`` (a "relative import"), so Feast must see
+#: plain files. ConfigMap keys never contain "/" nor start with "..", so the two globs copy exactly
+#: the keys (including dotfiles such as .feastignore).
+COPY_REPO_SCRIPT = f"""set -eu
+for f in {REPO_SOURCE_DIR}/* {REPO_SOURCE_DIR}/.[!.]*; do
+  [ -e "$f" ] || continue
+  cp -L "$f" {REPO_DIR}/
+done
+"""
+
+
+def k8s_literal(value: str) -> str:
+    """``value`` as a literal container argument: the kubelet expands ``$(VAR)`` in command/args
+    from the container's env (``$$`` is its escape), so a URL holding ``$(GIT_TOKEN)`` would
+    otherwise reach git with the token spliced in."""
+    return value.replace("$", "$$")
 
 
 def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions) -> list[dict[str, Any]]:
@@ -92,13 +113,30 @@ def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str
         "image": fs.spec.images.git,
         "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", GIT_FETCH_SCRIPT, "--"],
-        "args": [git.url, git.ref],
+        "args": [k8s_literal(git.url), k8s_literal(git.ref)],
         "env": env,
         "volumeMounts": mounts,
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": container_security(),
     }
     return container, volumes
+
+
+def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
+    """Init container turning the ConfigMap volume into plain files for `feast apply` (see
+    COPY_REPO_SCRIPT). Runs on the Feast image, which the Job pulls anyway."""
+    return {
+        "name": "copy-repo",
+        "image": fs.spec.images.feast,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", COPY_REPO_SCRIPT, "--"],
+        "volumeMounts": [
+            {"name": "repo-source", "mountPath": REPO_SOURCE_DIR, "readOnly": True},
+            {"name": "repo", "mountPath": REPO_DIR},
+        ],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": container_security(),
+    }
 
 
 def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None) -> list[dict[str, Any]]:
@@ -120,7 +158,11 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
     else:
         assert source.config_map is not None
         workdir = REPO_DIR
-        extra_volumes.append({"name": "repo", "configMap": {"name": source.config_map.name}})
+        init.append(_configmap_copy_container(fs))
+        extra_volumes += [
+            {"name": "repo-source", "configMap": {"name": source.config_map.name}},
+            {"name": "repo", "emptyDir": {}},
+        ]
     apply = feast_container(fs, endpoints, "feast-apply", ["-f", FEAST_YAML, "--chdir", workdir, "apply"], None)
     apply["volumeMounts"] = [*apply["volumeMounts"], {"name": "repo", "mountPath": REPO_DIR, "readOnly": source.git is None}]
     pod = pod_spec(fs, endpoints, [apply], restartPolicy="Never")

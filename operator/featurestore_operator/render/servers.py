@@ -72,6 +72,7 @@ def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> 
         "-f", FEAST_YAML, "serve", "--host", "0.0.0.0", "--port", str(FEATURE_SERVER_PORT),
         "--workers", str(workers), "--keep-alive-timeout", str(spec.keep_alive_timeout),
         "--registry_ttl_sec", str(fs.spec.registry.cache_ttl_seconds), "--no-access-log",
+        "--max-requests", str(spec.max_requests if spec.max_requests is not None else (0 if workers == 1 else 1000)),
     ]
     ports = [{"name": "http", "containerPort": FEATURE_SERVER_PORT, "protocol": "TCP"}]
     svc_ports = [("http", FEATURE_SERVER_PORT)]

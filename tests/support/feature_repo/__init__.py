@@ -25,10 +25,17 @@ BROKEN_FILE = ("broken_view.py", "from feast import FeatureView\n\nraise Runtime
 
 
 def repo_files(parquet_path: str | Path) -> dict[str, str]:
-    """ConfigMap data of the feature repo: file name -> content, the parquet path filled in."""
+    """ConfigMap data of the feature repo: file name -> content, the parquet path filled in.
+
+    Also a ``.feastignore`` (a dotfile key) and a file it ignores, which would fail `feast apply`
+    if the dotfile did not reach the repo dir Feast reads."""
     source = (HERE / "features.py").read_text()
     assert PARQUET_PLACEHOLDER in source
-    return {"features.py": source.replace(PARQUET_PLACEHOLDER, str(parquet_path))}
+    return {
+        "features.py": source.replace(PARQUET_PLACEHOLDER, str(parquet_path)),
+        ".feastignore": "# scratch files are not part of the repo\nscratch_*.py\n",
+        "scratch_notes.py": "raise RuntimeError('scratch_notes.py must be skipped through .feastignore')\n",
+    }
 
 
 def latest_values(driver_id: int) -> dict[str, object]:
