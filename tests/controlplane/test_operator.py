@@ -59,8 +59,12 @@ def make_ready(kubelet, ns, name):
 
 def test_create_reaches_ready_with_owned_objects(operator, kube_api, crd_api, kubelet, namespace, kubectl_bin):
     crd_api.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("demo"))
-    objs = wait_for(lambda: (c := children(kube_api, namespace, "demo")) and ("Deployment", "demo-feature-server") in c and c,
-                    timeout=30, what="owned objects")
+    expected = {("ConfigMap", "demo-feast-config"), ("ConfigMap", "demo-feast-client"), ("ServiceAccount", "demo-feast"),
+                ("Service", "demo-feature-server"), ("StatefulSet", "demo-redis"), ("Service", "demo-redis"),
+                ("Secret", "demo-online-store"), ("PersistentVolumeClaim", "demo-feast-data"),
+                ("Deployment", "demo-registry-server")}
+    objs = wait_for(lambda: (c := children(kube_api, namespace, "demo")) and expected <= set(c) and c,
+                    timeout=60, what="owned objects")
     fs = get_fs(crd_api, namespace, "demo")
     for (kind, obj_name), obj in objs.items():
         if kind == "Secret" and obj.type and obj.type.startswith("kubernetes.io/service-account"):
@@ -68,11 +72,6 @@ def test_create_reaches_ready_with_owned_objects(operator, kube_api, crd_api, ku
         refs = obj.metadata.owner_references or []
         assert refs and refs[0].uid == fs["metadata"]["uid"] and refs[0].controller, f"{kind}/{obj_name} not owned"
         assert obj.metadata.labels["app.kubernetes.io/managed-by"] == "featurestore-operator"
-    expected = {("ConfigMap", "demo-feast-config"), ("ConfigMap", "demo-feast-client"), ("ServiceAccount", "demo-feast"),
-                ("Service", "demo-feature-server"), ("StatefulSet", "demo-redis"), ("Service", "demo-redis"),
-                ("Secret", "demo-online-store"), ("PersistentVolumeClaim", "demo-feast-data"),
-                ("Deployment", "demo-registry-server")}
-    assert expected <= set(objs)
     secret = objs[("Secret", "demo-online-store")]
     assert len(secret.data["password"]) > 20
     cm = objs[("ConfigMap", "demo-feast-config")].data["feature_store.yaml"]

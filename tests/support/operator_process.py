@@ -20,12 +20,17 @@ def _free_port() -> int:
 
 
 class OperatorProcess:
-    """One operator process; ``env`` adds FSO_* settings. Logs go to a file (``log_text()``)."""
+    """One operator process; ``env`` adds FSO_* settings. Logs go to a file (``log_text()``).
 
-    def __init__(self, kubeconfig: str, env: dict[str, str] | None = None, args: list[str] | None = None):
+    ``standalone`` (default) passes ``--standalone``; ``standalone=False`` with
+    ``args=["--peering", NAME]`` runs a peering (HA) replica."""
+
+    def __init__(self, kubeconfig: str, env: dict[str, str] | None = None, args: list[str] | None = None,
+                 standalone: bool = True):
         self.kubeconfig = kubeconfig
         self.extra_env = env or {}
         self.args = args or []
+        self.standalone = standalone
         self.health_port = _free_port()
         self.metrics_port = _free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="operator-", suffix=".log")[1])
@@ -43,7 +48,8 @@ class OperatorProcess:
         env.update(self.extra_env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "featurestore_operator.cli", "run", "--standalone", *self.args],
+            [sys.executable, "-m", "featurestore_operator.cli", "run",
+             *(["--standalone"] if self.standalone else []), *self.args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )
         deadline = time.monotonic() + wait
@@ -75,6 +81,13 @@ class OperatorProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, field_validator, model_validator
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .onboarding import OnboardingTemplate
 from .spec import GcpProjectId, GcpRegion, ImageRef, Provider
 
 FEAST_VERSION = "0.67.0"
@@ -51,6 +55,54 @@ class OperatorConfig(BaseSettings):
     """Port of the Prometheus metrics endpoint."""
     peering: str | None = None
     """kopf peering object name for HA (several replicas, one active); None: no peering."""
+    peering_priority: int | None = None
+    """kopf peering priority of this replica: the live replica with the highest priority acts, the
+    others stand by. Default: derived from the start time, older replicas first (kopf pauses EVERY
+    replica when two share a priority, so replicas must never share the default)."""
+    peering_lifetime: int = Field(default=60, ge=5, le=3600)
+    """Seconds a replica's peering keep-alive stays valid: how long a stand-by waits before it takes
+    over from a replica that died without saying goodbye."""
+
+    # --- Kubeflow profile onboarding (handlers/profiles.py, reconcile/onboarding.py) ----------
+    onboarding_enabled: bool = False
+    """Create a FeatureStore from onboarding_template in every Kubeflow profile namespace."""
+    onboarding_template: Annotated[OnboardingTemplate, NoDecode] = Field(default_factory=OnboardingTemplate)
+    """The FeatureStore of each profile (api/onboarding.py): JSON or YAML; a bare spec is accepted."""
+    onboarding_template_file: Path | None = None
+    """Read onboarding_template from this file (e.g. a mounted ConfigMap) instead."""
+    onboarding_namespace_label: str = Field(
+        default="app.kubernetes.io/part-of=kubeflow-profile", pattern=r"^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$"
+    )
+    """KEY=VALUE label of the namespaces to onboard (besides the namespaces of Profiles)."""
+    onboarding_opt_out_label: str = Field(default="featurestore.kubeflow.org/onboarding", pattern=r"^[A-Za-z0-9./_-]+$")
+    """Label or annotation on a namespace (or its Profile) that, set to "disabled", skips onboarding."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _template_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("onboarding_template_file"):
+            path = Path(data["onboarding_template_file"])
+            try:
+                data = {**data, "onboarding_template": path.read_text()}
+            except OSError as err:
+                raise ValueError(f"cannot read onboarding_template_file {path}: {err.strerror}") from None
+        return data
+
+    @field_validator("onboarding_template", mode="before")
+    @classmethod
+    def _parse_template(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                v = yaml.safe_load(v) if v.strip() else {}
+            except yaml.YAMLError as err:
+                raise ValueError(f"not valid JSON/YAML: {err}") from None
+            return v if v is not None else {}
+        return v
+
+    @property
+    def onboarding_label(self) -> tuple[str, str]:
+        key, _, value = self.onboarding_namespace_label.partition("=")
+        return key, value
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -22,7 +22,9 @@ WATCHED = [
     ("v1", "persistentvolumeclaims"), ("apps", "deployments"), ("apps", "statefulsets"),
     ("batch", "jobs"), ("autoscaling", "horizontalpodautoscalers"),
     ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"),
-    ("kubeflow.org", "poddefaults"), ("security.istio.io", "authorizationpolicies"),
+    # PodDefault with its version: kopf resolves a version-less selector in the group's preferred
+    # version only, and in Kubeflow that is kubeflow.org/v1 (Profiles) - no PodDefaults there.
+    ("kubeflow.org/v1alpha1", "poddefaults"), ("security.istio.io", "authorizationpolicies"),
 ]
 
 

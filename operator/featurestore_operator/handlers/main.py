@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 
 import kopf
 from pydantic import ValidationError
@@ -25,10 +26,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     namespaces = args.namespace or config.namespaces
     peering = None if args.standalone else (args.peering or config.peering)
+    # kopf pauses every replica that sees a live peer of the same or a higher priority, so equal
+    # priorities (kopf's default 0 for all) leave NO replica acting. Older replicas rank higher:
+    # a new replica (rolling update, restart) stands by until the acting one is gone.
+    priority = config.peering_priority if config.peering_priority is not None else -time.time_ns() // 1000
     liveness = args.liveness or f"http://0.0.0.0:{config.health_port}/healthz"
 
     # Importing registers the handlers on kopf's default registry.
-    from . import children, featurestore, startup  # noqa: F401
+    from . import children, featurestore, profiles, startup  # noqa: F401
+    profiles.register(config)  # Kubeflow: optional CRDs; profile onboarding only when enabled
 
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=bool(os.environ.get("FSO_DEBUG")), debug=bool(os.environ.get("FSO_DEBUG")))
     if not os.environ.get("FSO_DEBUG"):
@@ -41,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             # kopf treats a peering name as "peering is mandatory": pass it only for HA.
             standalone=peering is None,
             peering_name=peering,
+            priority=priority,
             liveness_endpoint=liveness,
             memo=Runtime(config=config),
         )

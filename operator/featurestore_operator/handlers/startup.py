@@ -33,6 +33,7 @@ def kube_client() -> k8s.ApiClient:
 async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
     config = memo.config
     settings.persistence.finalizer = FINALIZER
+    settings.peering.lifetime = config.peering_lifetime
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
     settings.posting.level = logging.WARNING  # our own Events describe transitions; kopf adds failures only

@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig, SpecError, parse_featurestore, resolve
 from ..api import ConditionType as T
-from ..api.resource import API_VERSION
+from ..api.resource import API_VERSION, FINALIZER
 from ..backends.base import Backend, BackendContext, Failed, Pending, Ready
 from ..render import Endpoints, RepoSource, render
 from ..render.names import Names, meta
@@ -100,6 +100,8 @@ async def _repo_revision(deps: Deps, fs: FeatureStore) -> RepoSource | None:
     if repo is None:
         return None
     if repo.git:
+        if repo.git.secret_ref and await deps.kube.get("Secret", "v1", fs.metadata.namespace, repo.git.secret_ref.name) is None:
+            return None  # no apply Job without its credentials: reported as SecretNotFound
         ident = json.dumps(repo.git.wire(), sort_keys=True)
         return RepoSource(hashlib.sha256(ident.encode()).hexdigest()[:16])
     assert repo.config_map is not None
@@ -122,12 +124,33 @@ def _secret_object(fs: FeatureStore, data: dict[str, str]) -> dict[str, Any]:
 
 def _secret_reader(deps: Deps, namespace: str) -> Callable[[str], Any]:
     async def get_secret(name: str) -> dict[str, str] | None:
-        cached = deps.cache.objects.get(("Secret", namespace, name))
-        if cached is not None and name in {k[2] for k in deps.cache.applied if k[0] == "Secret"}:
+        ref = ("Secret", namespace, name)
+        cached = deps.cache.objects.get(ref)
+        if cached is not None and ref in deps.cache.applied:  # ours, as applied/watched: no GET needed
             return {k: base64.b64decode(v).decode() for k, v in (cached.get("data") or {}).items()}
         return await deps.kube.get_secret(namespace, name)
 
     return get_secret
+
+
+async def _guard_cleanup(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -> bool:
+    """Cloud resources are created only under our finalizer. kopf adds it too, but only after it has
+    spawned the worker, so the first pass could create a Memorystore instance before the finalizer
+    lands; a crash there plus a deletion while the operator is down would orphan the instance. So a
+    store whose backends need cleanup gets the finalizer here first. False: not added yet (the object
+    changed since it was read; the next pass, a moment later, sees the new version)."""
+    meta = body["metadata"]
+    if FINALIZER in (meta.get("finalizers") or []):
+        return True
+    backends = [deps.backends.online(fs), deps.backends.offline(fs), *[b for _, b in deps.backends.extra(fs)]]
+    if not any(b.needs_cleanup(fs) for b in backends):
+        return True
+    result = await deps.kube.add_finalizer(KINDS["FeatureStore"], API_VERSION, body, FINALIZER)
+    if result is None:
+        return False
+    meta["finalizers"] = result["metadata"].get("finalizers")
+    meta["resourceVersion"] = result["metadata"]["resourceVersion"]
+    return True
 
 
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
@@ -151,6 +174,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         return Result(None, "Failed")
 
     ns, name = fs.metadata.namespace, fs.metadata.name
+    if not await _guard_cleanup(deps, fs, body):
+        return Result(1.0, previous.phase.value if previous.phase else None)
     versions = await deps.discovery.versions()
     ctx = BackendContext(config=deps.config, get_secret=_secret_reader(deps, ns))
     status = previous
@@ -232,7 +257,12 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         job = child("Job", names.apply_job(repo.revision)) if repo else None
         repo_part = cond.feature_repo_part(spec.feature_repo is not None, job, previous.feature_repo.applied_revision,
                                            repo.revision if repo else None)
-        if spec.feature_repo is not None and repo is None:
+        if spec.feature_repo is not None and repo is None and spec.feature_repo.git and spec.feature_repo.git.secret_ref:
+            repo_part = cond.Part(T.FEATURE_REPO, "False", "SecretNotFound",
+                                  f"spec.featureRepo.git.secretRef.name: Secret {spec.feature_repo.git.secret_ref.name!r} "
+                                  f"not found in namespace {ns} (the FeatureStore's own namespace); create it with key "
+                                  f"token (https) or ssh-privatekey (ssh)")
+        elif spec.feature_repo is not None and repo is None:
             repo_part = cond.Part(T.FEATURE_REPO, "False", "ConfigMapNotFound",
                                   f"spec.featureRepo.configMap.name: ConfigMap {spec.feature_repo.config_map.name!r} "
                                   f"not found in namespace {ns}; create it with the feature repo's files")

@@ -37,6 +37,8 @@ KINDS: dict[str, Kind] = {
         Kind("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling"),
         Kind("PodDisruptionBudget", "poddisruptionbudgets", "policy"),
         Kind("NetworkPolicy", "networkpolicies", "networking.k8s.io"),
+        Kind("Role", "roles", "rbac.authorization.k8s.io"),
+        Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io"),
         Kind("PodDefault", "poddefaults", "kubeflow.org"),
         Kind("AuthorizationPolicy", "authorizationpolicies", "security.istio.io"),
         Kind("FeatureStore", "featurestores", "featurestore.kubeflow.org"),
@@ -47,7 +49,7 @@ KINDS: dict[str, Kind] = {
 OWNED_KINDS = [
     "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim", "Service", "StatefulSet",
     "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob", "Job",
-    "PodDefault", "AuthorizationPolicy", "NetworkPolicy",
+    "PodDefault", "Role", "RoleBinding", "AuthorizationPolicy", "NetworkPolicy",
 ]
 
 

@@ -70,5 +70,6 @@ def render(
         objects += jobs.materialization(fs, endpoints, config_hash, versions)
         objects += jobs.apply_job(fs, endpoints, config_hash, repo)
     objects += kubeflow.pod_default(fs, versions)
+    objects += kubeflow.client_config_reader(fs, versions, config)
     objects += kubeflow.access_policy(fs, versions, config.istio)
     return Rendered(server_yaml=server, client_yaml=client, config_hash=config_hash, objects=objects)

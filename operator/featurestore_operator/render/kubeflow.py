@@ -1,16 +1,19 @@
-"""Kubeflow objects: the PodDefault that gives notebooks the client config, and the policy that lets
-the profile's namespace (plus allowed namespaces) call the feature server."""
+"""Kubeflow objects: the PodDefault that gives notebooks the client config, the Role that lets the
+profile's notebook identity read it, and the policy that lets the profile's namespace (plus allowed
+namespaces) call the feature server."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..api import FeatureStore
+from ..api import FeatureStore, OperatorConfig
 from .feast_config import FEAST_CONFIG_FILE, FEATURE_SERVER_PORT
 from .inputs import ApiVersions
 from .names import Names, meta, selector
 
 CLIENT_MOUNT_ROOT = "/etc/feast"
+#: The KSA Kubeflow runs a profile's notebooks, pipelines and KServe models as.
+NOTEBOOK_SERVICE_ACCOUNT = "default-editor"
 
 
 def client_config_path(fs: FeatureStore) -> str:
@@ -35,6 +38,38 @@ def pod_default(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
                 "volumeMounts": [{"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True}],
             },
         }
+    ]
+
+
+def client_config_reader(fs: FeatureStore, versions: ApiVersions, config: OperatorConfig) -> list[dict[str, Any]]:
+    """Role + RoleBinding: the profile's ``default-editor`` may ``get`` this store's client config.
+
+    Notebooks get the file through the PodDefault's volume (the kubelet mounts it; no RBAC involved);
+    this grant is for code that reads it through the API (``kubectl get cm``, KFP components that
+    fetch the config at run time) in namespaces where default-editor has no general ConfigMap read.
+    Rendered in Kubeflow mode only - profile onboarding on and the PodDefault rendered - because the
+    operator then needs RBAC on roles/rolebindings (the Helm chart grants it with onboarding). A
+    Role may only grant what the operator holds itself (RBAC escalation check): it holds ``get``
+    on configmaps."""
+    if not config.onboarding_enabled or not pod_default(fs, versions):
+        return []
+    names = Names(fs)
+    name = f"{fs.metadata.name}-feast-client-reader"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta(fs, name, "kubeflow"),
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [names.client_config],
+                       "verbs": ["get"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta(fs, name, "kubeflow"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": NOTEBOOK_SERVICE_ACCOUNT, "namespace": fs.metadata.namespace}],
+        },
     ]
 
 
