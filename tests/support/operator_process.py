@@ -38,6 +38,10 @@ class OperatorProcess:
 
     def start(self, wait: float = 60.0) -> "OperatorProcess":
         env = dict(os.environ)
+        # Importing feast in the test process sets PROMETHEUS_MULTIPROCESS_DIR (feast/metrics.py);
+        # inherited, it would switch the operator's prometheus_client into multi-process mode.
+        env.pop("PROMETHEUS_MULTIPROCESS_DIR", None)
+        env.pop("prometheus_multiproc_dir", None)
         env.update({
             "KUBECONFIG": self.kubeconfig,
             "FSO_HEALTH_PORT": str(self.health_port),
