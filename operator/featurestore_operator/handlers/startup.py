@@ -18,6 +18,14 @@ from ..reconcile.kube import FIELD_MANAGER, Kube
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
+_metrics_port: list[int] = []
+
+
+def _start_metrics(port: int) -> None:
+    """Once per process: kopf may be restarted in-process (handlers.main) and run startup again."""
+    if not _metrics_port:
+        start_http_server(port)
+        _metrics_port.append(port)
 
 
 def kube_client() -> k8s.ApiClient:
@@ -37,6 +45,12 @@ async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) ->
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
     settings.posting.level = logging.WARNING  # our own Events describe transitions; kopf adds failures only
+    # kopf posts each object's Events from its own worker, unbounded by default, over a connection
+    # pool without a limit: 1000 new stores meant ~1000 parallel POSTs, as many TLS connections
+    # (each with a 256 KiB read buffer the heap keeps after they close) and as many handshakes for
+    # the API server (bench/memory.py, bench/reconcile.py). Events are fire-and-forget: a few
+    # posters suffice.
+    settings.posting.worker_limit = 8
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
@@ -50,5 +64,5 @@ async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) ->
     memo.deps = Deps(kube=kube, cache=memo.cache, discovery=Discovery(kube), config=config,
                      backends=DefaultBackends(config))
     if config.metrics_port:
-        start_http_server(config.metrics_port)
+        _start_metrics(config.metrics_port)
     log.info("featurestore-operator started (default provider %s)", config.default_provider.value)
