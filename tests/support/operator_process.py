@@ -40,8 +40,8 @@ class OperatorProcess:
         env = dict(os.environ)
         # Importing feast in the test process sets PROMETHEUS_MULTIPROCESS_DIR (feast/metrics.py);
         # inherited, it would switch the operator's prometheus_client into multi-process mode.
-        env.pop("PROMETHEUS_MULTIPROCESS_DIR", None)
-        env.pop("prometheus_multiproc_dir", None)
+        for var in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR", "prometheus_multiproc_dir"):
+            env.pop(var, None)
         env.update({
             "KUBECONFIG": self.kubeconfig,
             "FSO_HEALTH_PORT": str(self.health_port),
