@@ -45,6 +45,10 @@ class OperatorConfig(BaseSettings):
     """Image used to fetch git feature repos."""
     resync_seconds: float = Field(default=300.0, ge=10, le=86400)
     """Period of the level-triggered resync of every FeatureStore."""
+    max_concurrent_reconciles: int = Field(default=8, ge=1, le=256)
+    """Reconcile passes running at the same time (the others wait their turn, first come first
+    served). Bounds the operator's memory and the API server's load when many stores change at
+    once (operator start, bulk apply); see bench/README.md."""
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Namespaces to watch (comma-separated in FSO_NAMESPACES); empty: all namespaces."""
     istio: bool = True

@@ -62,30 +62,31 @@ async def featurestore_worker(body: kopf.Body, meta: kopf.Meta, memo: Runtime, s
     try:
         while not stopped:
             wake.clear()
-            started = time.perf_counter()
-            snapshot = copy.deepcopy(dict(body))
-            if snapshot.get("metadata", {}).get("deletionTimestamp") or meta.get("uid") in memo.deleted:
-                return
-            try:
-                result = await reconcile(deps, snapshot)
-                delay = result.requeue_after if result.requeue_after is not None else memo.config.resync_seconds
-                RECONCILES.labels(result.phase or "unknown").inc()
-                _set_phase(memo, key, result.phase)
-                backoff = 1.0
-            except ApiException as err:
-                reason = _api_reason(err)
-                if "NamespaceTerminating" in reason or err.status == 404 and meta.get("uid") in memo.deleted:
-                    return  # the store (or its namespace) is going away
-                logger.warning(f"reconcile failed: Kubernetes API {err.status}: {reason}")
-                deps.emit("Warning", "ReconcileError", f"Kubernetes API {err.status}: {reason}")
-                RECONCILES.labels("error").inc()
-                delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
-            except Exception as err:  # never let one store's error kill its worker
-                logger.exception(f"reconcile failed: {type(err).__name__}: {err}")
-                RECONCILES.labels("error").inc()
-                delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
-            finally:
-                RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            async with memo.slots:  # bounded concurrency, first come first served: see Runtime.slots
+                started = time.perf_counter()
+                snapshot = copy.deepcopy(dict(body))  # the latest body: taken once it is our turn
+                if snapshot.get("metadata", {}).get("deletionTimestamp") or meta.get("uid") in memo.deleted:
+                    return
+                try:
+                    result = await reconcile(deps, snapshot)
+                    delay = result.requeue_after if result.requeue_after is not None else memo.config.resync_seconds
+                    RECONCILES.labels(result.phase or "unknown").inc()
+                    _set_phase(memo, key, result.phase)
+                    backoff = 1.0
+                except ApiException as err:
+                    reason = _api_reason(err)
+                    if "NamespaceTerminating" in reason or err.status == 404 and meta.get("uid") in memo.deleted:
+                        return  # the store (or its namespace) is going away
+                    logger.warning(f"reconcile failed: Kubernetes API {err.status}: {reason}")
+                    deps.emit("Warning", "ReconcileError", f"Kubernetes API {err.status}: {reason}")
+                    RECONCILES.labels("error").inc()
+                    delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+                except Exception as err:  # never let one store's error kill its worker
+                    logger.exception(f"reconcile failed: {type(err).__name__}: {err}")
+                    RECONCILES.labels("error").inc()
+                    delay, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+                finally:
+                    RECONCILE_SECONDS.observe(time.perf_counter() - started)
             try:
                 await asyncio.wait_for(wake.wait(), timeout=min(delay, memo.config.resync_seconds))
             except asyncio.TimeoutError:
