@@ -13,6 +13,8 @@ import concurrent.futures as cf
 import json
 import os
 import statistics
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -437,3 +439,30 @@ class CpuMeter:
 
     def line(self) -> str:
         return "  ".join(f"{n} {v:.1f}" for n, v in self.used.items())
+
+
+class Profiler:
+    """py-spy sampling the operator process (all threads, native frames off) into collapsed
+    stacks, for finding where its CPU goes; a no-op without ``path``."""
+
+    def __init__(self, pid: int, path: Path | None, rate: int = 200):
+        self.pid, self.path, self.rate = pid, path, rate
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Profiler":
+        if self.path is None:
+            return self
+        spy = Path(sys.executable).with_name("py-spy")
+        if not spy.exists():
+            raise RuntimeError(f"--profile needs py-spy next to {sys.executable} (pip install py-spy)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([str(spy), "record", "--pid", str(self.pid), "--rate", str(self.rate),
+                                      "--format", "raw", "--output", str(self.path), "--nonblocking"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            self.proc.wait(30)

@@ -1,6 +1,6 @@
 """P3: operator memory with many FeatureStores, against a real control plane.
 
-    ~/.cache/featurestore-operator/venv/bin/python bench/memory.py [--n 1000] [--steps 4] [--namespaces 10]
+    bash hack/bench.sh memory [--n 1000] [--steps 4] [--namespaces 10]
 
 Starts etcd + kube-apiserver 1.20 + kube-controller-manager, the operator (all namespaces, as
 deployed) and a kubelet stand-in that marks pods ready. Creates --n FeatureStores (provider local)

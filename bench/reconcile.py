@@ -1,7 +1,7 @@
 """Reconcile benchmarks against a real control plane (etcd + kube-apiserver 1.20 + controller-manager).
 
-    ~/.cache/featurestore-operator/venv/bin/python bench/reconcile.py [--n 50 200] [--runs 3]
-        [--only p1 p2 p5] [--p2-n 50] [--p5-stores 4] [--p5-rounds 2]
+    bash hack/bench.sh reconcile [--n 50 200] [--runs 3]
+        [--only p1 p2 p5] [--p2-n 50] [--p5-stores 4] [--p5-rounds 2] [--profile DIR]
 
 P1  throughput: N FeatureStores (provider local: in-cluster Redis + data volume, so every backend
     answers at once) created at once -> seconds until all are phase Ready, against the lower bound:
@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    G, OWNER_LABEL, P, V, CpuMeter, KubeletLoop, Tracker, api_client, create_featurestores, create_namespace,
+    G, P, V, CpuMeter, KubeletLoop, Profiler, Tracker, api_client, create_featurestores, create_namespace,
     delete_namespace, fmt_runs, fs_manifest, fs_tracker, machine, med, metric_sum, parse_metrics, rendered_children,
     rss_mib, ssa, start_control_plane, start_operator, workload_trackers,
 )
@@ -58,12 +58,25 @@ def log(msg: str) -> None:
 # =========================================================================== P1
 
 
-def _store_events(api: client.ApiClient, ns: str) -> int:
-    items = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.kind=FeatureStore").items
-    return sum(e.count or 1 for e in items)
+def _store_events(api: client.ApiClient, ns: str, settle: float = 2.0, timeout: float = 20.0) -> int:
+    """Events on FeatureStores in ``ns``, once their number stopped growing (kopf posts them from
+    a queue, behind the reconciles that emitted them)."""
+    def count() -> int:
+        items = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.kind=FeatureStore").items
+        return sum(e.count or 1 for e in items)
+
+    deadline, last = time.monotonic() + timeout, count()
+    while time.monotonic() < deadline:
+        time.sleep(settle)
+        now = count()
+        if now == last:
+            break
+        last = now
+    return last
 
 
-def p1_operator_run(cp: Any, api: client.ApiClient, n: int, tag: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def p1_operator_run(cp: Any, api: client.ApiClient, n: int, tag: str, env: dict[str, str] | None = None,
+                    profile: Path | None = None) -> dict[str, Any]:
     ns = f"p1-op-{n}-{tag}"
     create_namespace(api, ns)
     op = start_operator(cp, {"FSO_NAMESPACES": ns, "FSO_RESYNC_SECONDS": "300", **(env or {})})
@@ -72,12 +85,14 @@ def p1_operator_run(cp: Any, api: client.ApiClient, n: int, tag: str, env: dict[
     try:
         time.sleep(1.0)  # watches established
         base = parse_metrics(op.metrics())
+        spy = Profiler(op.proc.pid, profile).start()
         cpu = CpuMeter({**cp.pids(), "operator": op.proc.pid, "bench": os.getpid()}).start()
         t0 = time.monotonic()
         create_featurestores(api, [fs_manifest(f"store-{i}", ns) for i in range(n)])
         t_created = time.monotonic()
         t_ready = ready.wait(n, TIMEOUT)
         used = cpu.stop()
+        spy.stop()
         after = parse_metrics(op.metrics())
         rss = rss_mib(op.proc.pid)
         times = sorted(t - t0 for t in ready.done_at.values())
@@ -156,7 +171,11 @@ def p1(args: argparse.Namespace) -> dict[str, Any]:
                 order = arms[r % len(arms):] + arms[:r % len(arms)]  # rotate: no arm always goes first
                 for arm in order:
                     if arm != "bare":
-                        res = p1_operator_run(cp, api, n, f"{r}-{len(results[arm])}-{arms.index(arm)}", variants[arm])
+                        tag = f"{r}-{len(results[arm])}-{arms.index(arm)}"
+                        profile = (Path(args.profile) / f"{arm.replace('@', '-')}-{n}-{tag}.txt") if args.profile else None
+                        res = p1_operator_run(cp, api, n, tag, variants[arm], profile)
+                        if profile:
+                            log(f"  py-spy profile of the operator (collapsed stacks): {profile}")
                         results[arm].append(res)
                         log(f"  N={n} run {r} {arm}: all Ready {res['ready']:.2f}s (first {res['first']:.2f}s, "
                             f"median store {res['p50']:.2f}s); {res['calls'] / n:.1f} calls, "
@@ -292,6 +311,8 @@ def p2(args: argparse.Namespace) -> dict[str, Any]:
         calls = metric_sum(m1, "featurestore_kube_api_calls_total") - metric_sum(m0, "featurestore_kube_api_calls_total")
         writes = metric_sum(m1, "featurestore_kube_api_writes_total") - metric_sum(m0, "featurestore_kube_api_writes_total")
         requests = _audit(audit, a0, a1)
+        # the same filter over the set-up phase: proves it sees the operator's requests at all
+        setup_requests = _audit(audit, 0, a0)
         changed = sorted(k for k in before_rv if after_rv.get(k) != before_rv[k])
         op_requests = {k: v for k, v in requests.items() if k[1] != "watch"}
         audited_writes = sum(v for k, v in op_requests.items() if k[1] in WRITE_VERBS)
@@ -303,6 +324,9 @@ def p2(args: argparse.Namespace) -> dict[str, Any]:
         log(f"  audit log (every request of the operator process except watches): "
             f"{sum(op_requests.values())} requests, {audited_writes} writes"
             + ("; " + ", ".join(f"{a} {v} {r}: {c}" for (a, v, r), c in sorted(op_requests.items())) if op_requests else ""))
+        log(f"  (same audit filter over the set-up phase before the window: "
+            f"{sum(v for k, v in setup_requests.items() if k[1] != 'watch')} requests, "
+            f"{sum(v for k, v in setup_requests.items() if k[1] in WRITE_VERBS)} writes)")
         watches = {k: v for k, v in requests.items() if k[1] == "watch"}
         if watches:
             log(f"  (watch reconnects in the window: {sum(watches.values())}, not per store)")
@@ -473,6 +497,7 @@ def main() -> int:
     ap.add_argument("--compare", nargs="*", default=[], metavar="DIR",
                     help="P1: also run the operator from these source roots (DIR/featurestore_operator, e.g. the "
                          "operator/ folder of a `git worktree` of another commit), interleaved with the others")
+    ap.add_argument("--profile", metavar="DIR", help="P1: record the operator arm with py-spy (collapsed stacks) into DIR")
     ap.add_argument("--p2-n", type=int, default=50)
     ap.add_argument("--p2-periods", type=int, default=3)
     ap.add_argument("--p5-stores", type=int, default=4)

@@ -1,6 +1,6 @@
 """Online serving benchmark: the rendered feature server vs. Feast's defaults vs. raw Redis reads.
 
-    sudo $VENV/bin/python bench/serving.py [--requests N] [--seconds S]
+    bash hack/bench.sh serving [--rounds R] [--requests N] [--seconds S]   (as root)
 
 Sets up the same data path as tests/datapath/test_feast_datapath.py (real redis-server with TLS +
 AUTH shaped like Memorystore, fake-gcs-server for the gs:// registry, the driver feature repo),
@@ -18,7 +18,9 @@ through:
                 without HTTP, JSON, registry lookups and Feast's response assembly.
 
 Every request is timed; each (target, concurrency) run is bounded by --requests and --seconds and
-follows a warm-up. Loopback only; the client threads share the machine's CPUs with the server.
+follows a warm-up. --rounds rounds run every arm once each, in an order rotated per round; the
+summary gives medians over rounds and the median of per-round ratios (noisy machines).
+Loopback only; the client threads share the machine's CPUs with the server.
 Needs root (mount namespaces, see tests/support/podrunner.py), redis-server, fake-gcs-server,
 feast[redis,gcp]. Port 6566 must be free. Cleans up everything it starts; exits 0 on success.
 """
@@ -191,11 +193,23 @@ def _raw_caller(redis_srv, project: str, drivers: list[int], features: list[str]
     return make, pool
 
 
+def _med(values) -> float:
+    import statistics
+
+    return statistics.median(list(values))
+
+
+def _print_result(r: Result) -> None:
+    print(f"    c={r.concurrency:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, p50 {r.p50_ms:.2f} ms, "
+          f"p99 {r.p99_ms:.2f} ms, max {r.max_ms:.0f} ms, >100ms {r.slow}, errors {r.errors}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=3000, help="max measured requests per run (default 3000)")
     ap.add_argument("--seconds", type=float, default=15.0, help="max seconds per run (default 15)")
     ap.add_argument("--warmup", type=int, default=20, help="warm-up requests per client thread")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; each runs every arm once, in rotated order")
     ap.add_argument("--concurrency", default="1,16", help="comma-separated client concurrencies")
     ap.add_argument("--also", action="append", default=[], metavar="LABEL=ARGS",
                     help="also measure the rendered command plus extra flags, e.g. 'maxreq0=--max-requests 0'")
@@ -273,37 +287,42 @@ def main() -> int:
             for spec in args.also:
                 label, _, extra = spec.partition("=")
                 variants.append((label, rendered_argv + extra.split()))
-            for label, argv in variants:
-                pod = runner.pod(deployment)
-                prepared = pod.prepare("feature-server")
-                prepared.argv = list(argv)
-                print(f"({label}) {' '.join(prepared.argv)}")
-                running = pod.start(prepared)
-                try:
-                    ready = running.wait_ready(timeout=120)
-                    print(f"    ready after {ready:.1f} s")
-                    port = prepared.ports["http"]
-                    for c in concurrencies:
-                        r = _run_load(label, c, _http_caller(port, drivers, features), args.requests, args.seconds, args.warmup)
-                        results.append(r)
-                        print(f"    c={c:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, "
-                              f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.0f} ms, >100ms {r.slow}, errors {r.errors}")
-                finally:
-                    running.stop()
-                    log = running.log_path.read_text(errors="replace")
-                    # uvicorn's limit_max_requests (gunicorn --max-requests, Feast default 1000 +
-                    # jitter 50) ends a worker; gunicorn boots a new one. With one worker nothing
-                    # serves meanwhile, and open keep-alive connections are closed (client errors).
-                    print(f"    server log: {log.count('Booting worker')} worker boots, "
-                          f"{log.count('Maximum request limit')} max-requests recycles")
-            print("(raw) redis-py HMGET of the Feast hash fields + ValueProto decode (TLS + AUTH)")
-            make, pool = _raw_caller(redis_srv, feature_repo.PROJECT, drivers, features)
+            make_raw, pool = _raw_caller(redis_srv, feature_repo.PROJECT, drivers, features)
+            arms = [label for label, _ in variants] + ["raw"]
             try:
-                for c in concurrencies:
-                    r = _run_load("raw", c, make, args.requests, args.seconds, args.warmup)
-                    results.append(r)
-                    print(f"    c={c:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, "
-                          f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.0f} ms, >100ms {r.slow}, errors {r.errors}")
+                for rnd in range(args.rounds):
+                    # rotate the order each round: no arm always runs first (or right after another)
+                    for label in arms[rnd % len(arms):] + arms[:rnd % len(arms)]:
+                        if label == "raw":
+                            print(f"[round {rnd}] (raw) redis-py HMGET of the Feast hash fields + ValueProto decode (TLS + AUTH)")
+                            for c in concurrencies:
+                                r = _run_load("raw", c, make_raw, args.requests, args.seconds, args.warmup)
+                                results.append(r)
+                                _print_result(r)
+                            continue
+                        argv = dict(variants)[label]
+                        pod = runner.pod(deployment)
+                        prepared = pod.prepare("feature-server")
+                        prepared.argv = list(argv)
+                        print(f"[round {rnd}] ({label}) {' '.join(prepared.argv)}")
+                        running = pod.start(prepared)
+                        try:
+                            ready = running.wait_ready(timeout=120)
+                            print(f"    ready after {ready:.1f} s")
+                            port = prepared.ports["http"]
+                            for c in concurrencies:
+                                r = _run_load(label, c, _http_caller(port, drivers, features), args.requests,
+                                              args.seconds, args.warmup)
+                                results.append(r)
+                                _print_result(r)
+                        finally:
+                            running.stop()
+                            log = running.log_path.read_text(errors="replace")
+                            # uvicorn's limit_max_requests (gunicorn --max-requests, Feast default 1000 +
+                            # jitter 50) ends a worker; gunicorn boots a new one. With one worker nothing
+                            # serves meanwhile, and open keep-alive connections are closed (client errors).
+                            print(f"    server log: {log.count('Booting worker')} worker boots, "
+                                  f"{log.count('Maximum request limit')} max-requests recycles")
             finally:
                 pool.disconnect()
         finally:
@@ -311,21 +330,29 @@ def main() -> int:
                 runner.close()
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    by = {(r.target, r.concurrency): r for r in results}
     print()
     print(f"get-online-features, 1 entity x {len(feature_repo.FEATURE_REFS)} features, loopback, "
-          f"{os.cpu_count()} CPUs shared by clients and server")
+          f"{os.cpu_count()} CPUs shared by clients and server; {args.rounds} rounds, medians over rounds")
     print(f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>100ms':>6} {'errors':>6}")
+    runs: dict[tuple[str, int], list[Result]] = {}
     for r in results:
-        print(f"{r.target:<10} {r.concurrency:>4} {r.requests:>8} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-              f"{r.max_ms:>8.0f} {r.slow:>6} {r.errors:>6}")
+        runs.setdefault((r.target, r.concurrency), []).append(r)
+    for (target, c), rs in runs.items():
+        print(f"{target:<10} {c:>4} {sum(r.requests for r in rs):>8} {_med(r.rps for r in rs):>8.0f} "
+              f"{_med(r.p50_ms for r in rs):>8.2f} {_med(r.p99_ms for r in rs):>8.2f} {max(r.max_ms for r in rs):>8.0f} "
+              f"{sum(r.slow for r in rs):>6} {sum(r.errors for r in rs):>6}")
     print()
-    print(f"{'ratio':<22} {'conc':>4} {'req/s':>7} {'p50':>7} {'p99':>7}")
-    for other in ["default", "raw"] + [v.partition("=")[0] for v in args.also]:
+    print("ratios: median over rounds of the per-round ratio (round i of one arm against round i of the other)")
+    print(f"{'ratio':<22} {'conc':>4} {'req/s':>7} {'p50':>7} {'p99':>7}   per-round req/s ratios")
+    for other in [label for label, _ in variants if label != "rendered"] + ["raw"]:
         for c in concurrencies:
-            a, b = by.get(("rendered", c)), by.get((other, c))
-            if a and b and b.rps and b.p50_ms and b.p99_ms:
-                print(f"{'rendered/' + other:<22} {c:>4} {a.rps / b.rps:>7.2f} {a.p50_ms / b.p50_ms:>7.2f} {a.p99_ms / b.p99_ms:>7.2f}")
+            pairs = list(zip(runs.get(("rendered", c), []), runs.get((other, c), [])))
+            pairs = [(a, b) for a, b in pairs if b.rps and b.p50_ms and b.p99_ms]
+            if not pairs:
+                continue
+            rps = [a.rps / b.rps for a, b in pairs]
+            print(f"{'rendered/' + other:<22} {c:>4} {_med(rps):>7.2f} {_med(a.p50_ms / b.p50_ms for a, b in pairs):>7.2f} "
+                  f"{_med(a.p99_ms / b.p99_ms for a, b in pairs):>7.2f}   {', '.join(f'{x:.2f}' for x in rps)}")
     print()
     print("rendered flags: " + " ".join(rendered_argv or []))
     failed = sum(r.errors for r in results)

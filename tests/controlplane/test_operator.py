@@ -52,6 +52,14 @@ def children(kube_api, ns, name):
     return out
 
 
+def _api_calls(operator, resource: str) -> float:
+    """The operator's own count of Kubernetes API requests for ``resource`` (all verbs)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(s.value for f in text_string_to_metric_families(operator.metrics()) for s in f.samples
+               if s.name == "featurestore_kube_api_calls_total" and s.labels.get("resource") == resource)
+
+
 def make_ready(kubelet, ns, name):
     """Run the store's pods the way a kubelet would, so the real controllers report them ready."""
     return kubelet.run(ns, f"{OWNER_LABEL}={name},app.kubernetes.io/component!=feature-repo")
@@ -96,7 +104,7 @@ def test_create_reaches_ready_with_owned_objects(operator, kube_api, crd_api, ku
     assert "finalizer" not in str(fs["metadata"].get("finalizers")), "no cloud resources: no finalizer"
 
 
-def test_cronjob_uses_served_version_and_events_are_posted(operator, kube_api, crd_api, namespace, control_plane):
+def test_cronjob_uses_served_version_and_events_are_posted(operator, kube_api, crd_api, kubelet, namespace, control_plane):
     crd_api.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("cron", featureServer={"podDisruptionBudget": {"enabled": True}, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}}))
     minor = control_plane.minor
     cron_version = "v1beta1" if minor < 21 else "v1"
@@ -111,9 +119,17 @@ def test_cronjob_uses_served_version_and_events_are_posted(operator, kube_api, c
     dep = client.AppsV1Api(kube_api).read_namespaced_deployment("cron-feature-server", namespace)
     managers = {m.manager for m in dep.metadata.managed_fields}
     assert "featurestore-operator" in managers
-    events = wait_for(lambda: client.CoreV1Api(kube_api).list_namespaced_event(namespace, field_selector="involvedObject.name=cron").items,
-                      what="Events")
-    assert any(e.type == "Warning" and e.reason for e in events)
+    # A creation that goes well posts one Event, Ready; no Warning for the steps on the way.
+    def ready_events():
+        make_ready(kubelet, namespace, "cron")
+        return [e for e in client.CoreV1Api(kube_api).list_namespaced_event(
+            namespace, field_selector="involvedObject.name=cron,involvedObject.kind=FeatureStore").items if e.reason == "Ready"]
+
+    (ready,) = wait_for(ready_events, timeout=60, interval=1, what="a Ready Event")
+    assert ready.type == "Normal"
+    events = client.CoreV1Api(kube_api).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=cron,involvedObject.kind=FeatureStore").items
+    assert [(e.type, e.reason) for e in events] == [("Normal", "Ready")]
 
 
 def test_drift_restored_and_resync_writes_nothing(operator, kube_api, crd_api, kubelet, namespace):
@@ -136,6 +152,25 @@ def test_drift_restored_and_resync_writes_nothing(operator, kube_api, crd_api, k
     apps.patch_namespaced_deployment("drift-feature-server", namespace, {"spec": {"replicas": 5}})
     wait_for(lambda: apps.read_namespaced_deployment("drift-feature-server", namespace).spec.replicas == 1,
              timeout=20, what="replicas restored")
+    # Kinds without a generation: a hand edit of a value we set (ConfigMap data, a Service's
+    # label) is reverted as well. (Not the in-cluster Redis password: its Secret is where it lives.)
+    cm = core.read_namespaced_config_map("drift-feast-client", namespace)
+    original = cm.data["feature_store.yaml"]
+    core.patch_namespaced_config_map("drift-feast-client", namespace, {"data": {"feature_store.yaml": "project: hijacked\n"}})
+    wait_for(lambda: core.read_namespaced_config_map("drift-feast-client", namespace).data["feature_store.yaml"] == original,
+             timeout=20, what="ConfigMap data restored")
+    part_of = "app.kubernetes.io/part-of"
+    want = core.read_namespaced_service("drift-feature-server", namespace).metadata.labels[part_of]
+    core.patch_namespaced_service("drift-feature-server", namespace, {"metadata": {"labels": {part_of: "someone"}}})
+    wait_for(lambda: core.read_namespaced_service("drift-feature-server", namespace).metadata.labels[part_of] == want,
+             timeout=20, what="Service label restored")
+    # ...while writes to fields we do not set are left alone and cost no request of ours: another
+    # tool's label on the ServiceAccount (like the token controller adding `secrets` to it).
+    sa_calls = _api_calls(operator, "serviceaccounts")
+    core.patch_namespaced_service_account("drift-feast", namespace, {"metadata": {"labels": {"team": "a"}}})
+    time.sleep(12)  # a full resync period
+    assert core.read_namespaced_service_account("drift-feast", namespace).metadata.labels["team"] == "a"
+    assert _api_calls(operator, "serviceaccounts") == sa_calls, "re-applied a ServiceAccount nobody changed our fields of"
     # A deleted owned object is recreated.
     core.delete_namespaced_config_map("drift-feast-client", namespace)
     wait_for(lambda: core.read_namespaced_config_map("drift-feast-client", namespace), timeout=20, what="ConfigMap recreated")

@@ -3,8 +3,8 @@ FeatureStore costs no API call at all.
 
 The cache is fed by apply responses and by watch events on owned kinds (handlers wire those). An
 object is re-applied when what we want changed (hash of the desired body), when it is missing, or
-when someone else changed it since our last apply (its generation - or resourceVersion for kinds
-without generation - moved). Server-side apply then restores exactly our fields; if the change
+when someone else changed it since our last apply (:func:`drift_key`: its generation or the fields
+our field manager owns moved). Server-side apply then restores exactly our fields; if the change
 did not touch them the apply writes nothing.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from ..render.names import OWNER_LABEL
 from .kinds import key
-from .kube import Kube
+from .kube import FIELD_MANAGER, Kube
 
 Key = tuple[str, str, str]
 
@@ -51,11 +51,23 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def drift_key(obj: dict[str, Any]) -> str:
-    """What moves when someone edits an object: generation where it exists (status updates do not
-    bump it), resourceVersion otherwise."""
-    meta = obj.get("metadata", {})
+    """What moves when someone else changes what we set, and only then.
+
+    The digest of our field manager's managedFields entries: an edit of a field we set, by anyone
+    else, moves that field's ownership away from us (or, for an equal value, shares it), so our
+    entry changes; writes to fields we do not set - the token controller adding ``secrets`` to a
+    ServiceAccount, a label of another tool, status updates - leave it as it is. The generation is
+    part of the key where the kind has one (any spec change: restore our fields over it). Objects
+    without an entry of ours fall back to the resourceVersion (any change counts)."""
+    meta = obj.get("metadata") or {}
+    ours = [(e.get("apiVersion"), e.get("operation"), e.get("subresource"), e.get("fieldsV1"))
+            for e in meta.get("managedFields") or [] if e.get("manager") == FIELD_MANAGER]
     gen = meta.get("generation")
-    return f"g{gen}" if gen is not None else f"r{meta.get('resourceVersion')}"
+    prefix = f"g{gen}:" if gen is not None else ""
+    if not ours:
+        return prefix + f"r{meta.get('resourceVersion')}"
+    digest = hashlib.blake2b(json.dumps(ours, sort_keys=True, separators=(",", ":")).encode(), digest_size=12).hexdigest()
+    return prefix + "m" + digest
 
 
 @dataclass
@@ -63,6 +75,8 @@ class ObservedCache:
     """Last seen state of owned objects, keyed by (kind, namespace, name), as :func:`slim` copies."""
 
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    #: drift key of each object as last seen (computed from the full object: slim drops managedFields)
+    drift: dict[Key, str] = field(default_factory=dict)
     #: what we applied: key -> (desired hash, drift key of the object right after our apply)
     applied: dict[Key, tuple[str, str]] = field(default_factory=dict)
     #: owners whose children were seen: (namespace, owner name) -> keys
@@ -72,15 +86,17 @@ class ObservedCache:
         """Record a watched object. Returns True when it drifted from what we applied."""
         k = key(obj)
         self.objects[k] = slim(obj)
+        self.drift[k] = drift_key(obj)
         owner = (obj["metadata"].get("labels") or {}).get(OWNER_LABEL)
         if owner:
             self.by_owner[(k[1], owner)].add(k)
         mine = self.applied.get(k)
-        return mine is not None and mine[1] != drift_key(obj)
+        return mine is not None and mine[1] != self.drift[k]
 
     def forget(self, k: Key) -> bool:
         """Record a deletion. Returns True when it was one of ours (to be restored)."""
         self.objects.pop(k, None)
+        self.drift.pop(k, None)
         for keys in self.by_owner.values():
             keys.discard(k)
         return self.applied.pop(k, None) is not None
@@ -91,6 +107,7 @@ class ObservedCache:
     def drop_owner(self, namespace: str, owner: str) -> None:
         for k in self.by_owner.pop((namespace, owner), set()):
             self.objects.pop(k, None)
+            self.drift.pop(k, None)
             self.applied.pop(k, None)
 
 
@@ -101,17 +118,18 @@ class Applier:
 
     def up_to_date(self, obj: dict[str, Any]) -> bool:
         k = key(obj)
-        current = self.cache.objects.get(k)
         mine = self.cache.applied.get(k)
-        return current is not None and mine is not None and mine == (desired_hash(obj), drift_key(current))
+        return k in self.cache.objects and mine is not None and mine == (desired_hash(obj), self.cache.drift.get(k))
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         k = key(obj)
         if self.up_to_date(obj):
             return self.cache.objects[k]
-        result = slim(await self.kube.apply(obj))
+        full = await self.kube.apply(obj)
+        result = slim(full)
         self.cache.objects[k] = result
-        self.cache.applied[k] = (desired_hash(obj), drift_key(result))
+        self.cache.drift[k] = drift_key(full)
+        self.cache.applied[k] = (desired_hash(obj), self.cache.drift[k])
         owner = (result["metadata"].get("labels") or {}).get(OWNER_LABEL)
         if owner:
             self.cache.by_owner[(k[1], owner)].add(k)

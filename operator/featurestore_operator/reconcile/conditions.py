@@ -22,15 +22,22 @@ class Part:
     message: str
     #: Failed for a reason only a spec/permission change fixes.
     failed: bool = False
+    #: The Event type posted when the condition enters this state: "Warning" for a problem,
+    #: "Normal" for an action worth a line in `kubectl describe` (a cloud operation started, a
+    #: feature repo revision being applied); None for the progress every creation and rollout
+    #: goes through (the condition shows it; see core._emit_transitions).
+    event: str | None = None
 
 
 def from_outcome(type_: ConditionType, outcome: Any) -> Part:
     if isinstance(outcome, Ready):
-        return Part(type_, "True", outcome.reason, outcome.message or "ready")
+        # a reason other than Ready is a warning that leaves the store serving
+        return Part(type_, "True", outcome.reason, outcome.message or "ready",
+                    event=None if outcome.reason == "Ready" else "Warning")
     if isinstance(outcome, Pending):
-        return Part(type_, "False", outcome.reason, outcome.message)
+        return Part(type_, "False", outcome.reason, outcome.message, event="Normal")
     assert isinstance(outcome, Failed)
-    return Part(type_, "False", outcome.reason, outcome.message, failed=not outcome.retryable)
+    return Part(type_, "False", outcome.reason, outcome.message, failed=not outcome.retryable, event="Warning")
 
 
 def deployment_part(type_: ConditionType, dep: dict[str, Any] | None, want: int) -> Part:
@@ -44,7 +51,7 @@ def deployment_part(type_: ConditionType, dep: dict[str, Any] | None, want: int)
         return Part(type_, "True", "Available", f"{available} replica(s) available")
     for c in st.get("conditions") or []:
         if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
-            return Part(type_, "False", "ProgressDeadlineExceeded", c.get("message", ""))
+            return Part(type_, "False", "ProgressDeadlineExceeded", c.get("message", ""), event="Warning")
     return Part(type_, "False", "Unavailable", f"{available} of {want} replica(s) available; waiting for pods to become ready")
 
 
@@ -81,7 +88,8 @@ def materialization_part(cron: dict[str, Any] | None, runs: list[dict[str, Any]]
     info.update(lastJob=last["metadata"]["name"], lastResult=state)
     if state == "Failed":
         return Part(T.MATERIALIZATION, "False", "LastRunFailed",
-                    f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`"), info
+                    f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`",
+                    event="Warning"), info
     return Part(T.MATERIALIZATION, "True", "Scheduled" if state == "Succeeded" else "Running",
                 f"last run {last['metadata']['name']}: {state}"), info
 
@@ -98,8 +106,8 @@ def feature_repo_part(configured: bool, job: dict[str, Any] | None, applied: str
     if state == "Failed":
         keep = f"; revision {applied} keeps serving" if applied else ""
         return Part(T.FEATURE_REPO, "False", "ApplyFailed", f"feast apply of revision {revision} failed (Job {name}){keep}; "
-                    f"see `kubectl logs job/{name}`")
-    return Part(T.FEATURE_REPO, "False", "Applying", f"Job {name} is applying revision {revision}")
+                    f"see `kubectl logs job/{name}`", event="Warning")
+    return Part(T.FEATURE_REPO, "False", "Applying", f"Job {name} is applying revision {revision}", event="Normal")
 
 
 def merge_conditions(previous: list[Condition], parts: list[Part], generation: int | None, now: str) -> list[Condition]:

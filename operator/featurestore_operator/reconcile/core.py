@@ -86,13 +86,35 @@ def _merge_status(status: FeatureStoreStatus, update: dict[str, Any]) -> Feature
     return FeatureStoreStatus.model_validate(data)
 
 
-def _emit_transitions(deps: Deps, before: FeatureStoreStatus, after: FeatureStoreStatus) -> None:
+def _emit_transitions(deps: Deps, before: FeatureStoreStatus, after: FeatureStoreStatus, parts: list[cond.Part]) -> None:
+    """Events for what a user should see in `kubectl describe`, not for every step of a creation:
+
+    - a part entering a state that carries an Event (``Part.event``: a problem, or an action
+      such as a Memorystore operation), as ``<Condition><Reason>``;
+    - a part outside the Ready set (Kubeflow, WorkloadIdentity) coming back to True;
+    - the store becoming Ready (Normal ``Ready``) and a Ready store leaving it (``NotReady``,
+      Warning when a part has a problem).
+
+    A creation that goes well posts one Event (Ready); each Event is a write to the API server."""
     old = {c.type: c for c in before.conditions}
-    for c in after.conditions:
-        prev = old.get(c.type)
-        if prev is None or prev.status != c.status or prev.reason != c.reason:
-            kind = "Normal" if c.status == "True" else "Warning"
-            deps.emit(kind, f"{c.type}{c.reason}" if c.type != c.reason else c.reason, c.message)
+    for p in parts:
+        prev = old.get(p.type.value)
+        entered = prev is None or prev.status != p.status or prev.reason != p.reason
+        reason = f"{p.type.value}{p.reason}" if p.type.value != p.reason else p.reason
+        if entered and p.event:
+            deps.emit(p.event, reason, p.message)
+        elif (p.status == "True" and prev is not None and prev.status != "True"
+              and p.type not in cond.READY_PARTS):
+            deps.emit("Normal", reason, p.message)
+    was = old.get(T.READY.value)
+    now = next((c for c in after.conditions if c.type == T.READY.value), None)
+    if now is None:
+        return
+    if now.status == "True" and (was is None or was.status != "True"):
+        deps.emit("Normal", "Ready", now.message)
+    elif now.status != "True" and was is not None and was.status == "True":
+        problem = any(p.event == "Warning" or p.failed for p in parts)
+        deps.emit("Warning" if problem else "Normal", "NotReady", now.message)
 
 
 async def _repo_revision(deps: Deps, fs: FeatureStore) -> RepoSource | None:
@@ -165,11 +187,12 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         fs = parse_featurestore(body)
         fs = fs.model_copy(update={"spec": resolve(fs.spec, deps.config)})
     except SpecError as err:
-        part = cond.Part(T.SPEC, "False", "InvalidSpec", f"{err}. Fix the FeatureStore and re-apply.", failed=True)
+        part = cond.Part(T.SPEC, "False", "InvalidSpec", f"{err}. Fix the FeatureStore and re-apply.", failed=True,
+                         event="Warning")
         status = previous.model_copy(update={
             "observed_generation": generation, "phase": cond.Phase.FAILED,
             "conditions": cond.merge_conditions(previous.conditions, [part], generation, now)})
-        _emit_transitions(deps, previous, status)
+        _emit_transitions(deps, previous, status, [part])
         await _write_status(deps, body, status)
         return Result(None, "Failed")
 
@@ -247,7 +270,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         if spec.registry.server.enabled:
             reg = cond.deployment_part(T.REGISTRY, child("Deployment", names.registry_server), spec.registry.server.replicas)
             parts.append(cond.Part(T.REGISTRY, reg.status, reg.reason,
-                                   f"{registry_path} via registry server: {reg.message}"))
+                                   f"{registry_path} via registry server: {reg.message}", event=reg.event))
         else:
             parts.append(cond.Part(T.REGISTRY, "True", "Ready", f"registry at {registry_path}"))
         runs = [o for o in deps.cache.children(ns, name)
@@ -261,11 +284,11 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
             repo_part = cond.Part(T.FEATURE_REPO, "False", "SecretNotFound",
                                   f"spec.featureRepo.git.secretRef.name: Secret {spec.feature_repo.git.secret_ref.name!r} "
                                   f"not found in namespace {ns} (the FeatureStore's own namespace); create it with key "
-                                  f"token (https) or ssh-privatekey (ssh)")
+                                  f"token (https) or ssh-privatekey (ssh)", event="Warning")
         elif spec.feature_repo is not None and repo is None:
             repo_part = cond.Part(T.FEATURE_REPO, "False", "ConfigMapNotFound",
                                   f"spec.featureRepo.configMap.name: ConfigMap {spec.feature_repo.config_map.name!r} "
-                                  f"not found in namespace {ns}; create it with the feature repo's files")
+                                  f"not found in namespace {ns}; create it with the feature repo's files", event="Warning")
         parts.append(repo_part)
     else:
         waiting = "waiting for the online and offline stores"
@@ -289,7 +312,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         "materialization": status.materialization.model_copy(update={_snake(k): v for k, v in mat_info.items()}),
         "config_hash": config_hash,
     })
-    _emit_transitions(deps, previous, new_status)
+    _emit_transitions(deps, previous, new_status, parts)
     await _write_status(deps, body, new_status)
 
     waits = [o.retry_after for o in outcomes.values() if isinstance(o, (Pending, Failed))]
@@ -327,5 +350,6 @@ def _kubeflow_part(fs: FeatureStore, versions: Any, istio: bool) -> cond.Part:
         missing.append("AuthorizationPolicy (security.istio.io/v1beta1): feature server access is not restricted")
     if missing:
         return cond.Part(T.KUBEFLOW, "False", "CRDNotInstalled",
-                         "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.")
+                         "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.",
+                         event="Warning")
     return cond.Part(T.KUBEFLOW, "True", "Configured", "PodDefault and access policy in place")

@@ -1,0 +1,97 @@
+"""The applier's observed cache: when an object counts as drifted (re-apply) and when not."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from featurestore_operator.reconcile.applier import Applier, ObservedCache, drift_key
+from featurestore_operator.reconcile.kube import FIELD_MANAGER
+
+OURS = {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "v1", "time": "2026-11-25T10:00:00Z",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}
+
+
+def sa(rv: str, *entries: dict, secrets: list | None = None) -> dict:
+    obj = {"apiVersion": "v1", "kind": "ServiceAccount",
+           "metadata": {"name": "s-feast", "namespace": "ns", "resourceVersion": rv, "labels": {"app": "feast"},
+                        "managedFields": [copy.deepcopy(e) for e in entries]}}
+    if secrets:
+        obj["secrets"] = secrets
+    return obj
+
+
+def desired() -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "s-feast", "namespace": "ns", "labels": {"app": "feast"}}}
+
+
+class FakeKube:
+    def __init__(self, answer: dict):
+        self.answer = answer
+        self.applied: list[dict] = []
+
+    async def apply(self, obj: dict) -> dict:
+        self.applied.append(obj)
+        return copy.deepcopy(self.answer)
+
+
+def test_writes_to_fields_we_do_not_set_are_not_drift():
+    applied = sa("1", OURS)
+    token_controller = {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                        "fieldsType": "FieldsV1", "fieldsV1": {"f:secrets": {}}}
+    later = sa("2", OURS, token_controller, secrets=[{"name": "s-feast-token-abc"}])
+    assert drift_key(applied) == drift_key(later)
+
+
+def test_an_edit_of_a_field_we_set_is_drift():
+    applied = sa("1", OURS)
+    # kubectl edit of our label: the field's ownership moves to the editor, our entry loses it
+    taken = {**OURS, "fieldsV1": {"f:metadata": {"f:labels": {}}}}
+    editor = {"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
+              "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}
+    assert drift_key(applied) != drift_key(sa("2", taken, editor))
+
+
+def test_the_time_of_our_entry_alone_is_not_drift():
+    assert drift_key(sa("1", OURS)) == drift_key(sa("2", {**OURS, "time": "2026-11-25T11:00:00Z"}))
+
+
+def test_generation_counts_and_no_entry_falls_back_to_resource_version():
+    dep = {"kind": "Deployment", "metadata": {"generation": 1, "resourceVersion": "5", "managedFields": [OURS]}}
+    assert drift_key(dep) != drift_key({**dep, "metadata": {**dep["metadata"], "generation": 2}})
+    assert drift_key(dep) == drift_key({**dep, "metadata": {**dep["metadata"], "resourceVersion": "6"}})
+    bare = {"kind": "ConfigMap", "metadata": {"resourceVersion": "5"}}
+    assert drift_key(bare) != drift_key({"kind": "ConfigMap", "metadata": {"resourceVersion": "6"}})
+
+
+def test_apply_is_skipped_until_our_fields_move():
+    cache = ObservedCache()
+    kube = FakeKube(sa("1", OURS))
+    applier = Applier(kube, cache)
+    asyncio.run(applier.apply(desired()))
+    assert len(kube.applied) == 1
+    # the token controller's update arrives through the watch: not drift, no request
+    token = {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:secrets": {}}}
+    assert cache.observe(sa("2", OURS, token, secrets=[{"name": "t"}])) is False
+    asyncio.run(applier.apply(desired()))
+    assert len(kube.applied) == 1
+    # someone takes our label: drift, and the next pass applies again
+    assert cache.observe(sa("3", {**OURS, "fieldsV1": {}}, token)) is True
+    asyncio.run(applier.apply(desired()))
+    assert len(kube.applied) == 2
+    # a changed desired object is applied even without drift
+    changed = desired()
+    changed["metadata"]["labels"]["app"] = "feast2"
+    asyncio.run(applier.apply(changed))
+    assert len(kube.applied) == 3
+
+
+def test_cache_keeps_no_managed_fields():
+    cache = ObservedCache()
+    cache.observe(sa("1", OURS))
+    (obj,) = cache.objects.values()
+    assert "managedFields" not in obj["metadata"]
+    cache.forget(("ServiceAccount", "ns", "s-feast"))
+    assert not cache.objects and not cache.drift
