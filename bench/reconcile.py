@@ -324,9 +324,15 @@ def p2(args: argparse.Namespace) -> dict[str, Any]:
         log(f"  audit log (every request of the operator process except watches): "
             f"{sum(op_requests.values())} requests, {audited_writes} writes"
             + ("; " + ", ".join(f"{a} {v} {r}: {c}" for (a, v, r), c in sorted(op_requests.items())) if op_requests else ""))
-        log(f"  (same audit filter over the set-up phase before the window: "
-            f"{sum(v for k, v in setup_requests.items() if k[1] != 'watch')} requests, "
-            f"{sum(v for k, v in setup_requests.items() if k[1] in WRITE_VERBS)} writes)")
+        by_agent = collections.Counter()
+        for (agent, verb, res), c in setup_requests.items():
+            if verb != "watch":
+                by_agent[f"{agent} {verb} {res}"] += c
+        per_store = {k: v for k, v in by_agent.items() if v >= n / 10}
+        once = sum(v for k, v in by_agent.items() if k not in per_store)
+        log(f"  set-up phase ({n} stores created -> Ready; same audit filter), requests per store: "
+            + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(per_store.items()))
+            + f"; plus {once} once per process (discovery, initial lists)")
         watches = {k: v for k, v in requests.items() if k[1] == "watch"}
         if watches:
             log(f"  (watch reconnects in the window: {sum(watches.values())}, not per store)")

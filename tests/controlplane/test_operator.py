@@ -93,6 +93,8 @@ def test_create_reaches_ready_with_owned_objects(operator, kube_api, crd_api, ku
     wait_for(lambda: make_ready(kubelet, namespace, "demo") >= 0 and
              get_fs(crd_api, namespace, "demo")["status"].get("phase") == "Ready", timeout=60, interval=1, what="Ready")
     fs = get_fs(crd_api, namespace, "demo")
+    # the FeatureStore carries only what its user wrote: no kopf diff-base annotation (a write per change)
+    assert not [a for a in fs["metadata"].get("annotations") or {} if "last-handled-configuration" in a]
     for part in ("OnlineStore", "OfflineStore", "Registry", "FeatureServer", "Materialization", "FeatureRepo"):
         assert condition(fs, part)["status"] == "True", condition(fs, part)
     assert fs["status"]["endpoints"]["featureServer"] == f"http://demo-feature-server.{namespace}.svc.cluster.local:6566"

@@ -90,7 +90,8 @@ def test_apply_is_skipped_until_our_fields_move():
 
 def test_cache_keeps_no_managed_fields():
     cache = ObservedCache()
-    cache.observe(sa("1", OURS))
+    cache.applied[("ServiceAccount", "ns", "s-feast")] = ("h", drift_key(sa("1", OURS)))
+    assert cache.observe(sa("1", OURS)) is False
     (obj,) = cache.objects.values()
     assert "managedFields" not in obj["metadata"]
     cache.forget(("ServiceAccount", "ns", "s-feast"))

@@ -37,13 +37,30 @@ def kube_client() -> k8s.ApiClient:
         return k8s_config.new_client_from_config()
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base ("last-handled-configuration"): the worker is level-triggered and no handler
+    is on.create/on.update/on.resume, so nothing reads a diff. kopf's default builds one for every
+    watch event of every watched kind (a deep copy of the body) and, for FeatureStores, patches it
+    into an annotation on each creation and spec change: a write per change for nothing, plus
+    the watch event it causes (bench/reconcile.py --profile). Deletion handling does not use it."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> None:  # type: ignore[override]
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> None:  # type: ignore[override]
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:  # type: ignore[override]
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
     config = memo.config
     settings.persistence.finalizer = FINALIZER
     settings.peering.lifetime = config.peering_lifetime
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING  # our own Events describe transitions; kopf adds failures only
     # kopf posts each object's Events from its own worker, unbounded by default, over a connection
     # pool without a limit: 1000 new stores meant ~1000 parallel POSTs, as many TLS connections

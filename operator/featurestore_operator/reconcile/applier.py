@@ -66,7 +66,8 @@ def drift_key(obj: dict[str, Any]) -> str:
     prefix = f"g{gen}:" if gen is not None else ""
     if not ours:
         return prefix + f"r{meta.get('resourceVersion')}"
-    digest = hashlib.blake2b(json.dumps(ours, sort_keys=True, separators=(",", ":")).encode(), digest_size=12).hexdigest()
+    # the API server serializes fieldsV1 as stored: the same key order in apply answers and watch events
+    digest = hashlib.blake2b(json.dumps(ours, separators=(",", ":")).encode(), digest_size=12).hexdigest()
     return prefix + "m" + digest
 
 
@@ -86,12 +87,15 @@ class ObservedCache:
         """Record a watched object. Returns True when it drifted from what we applied."""
         k = key(obj)
         self.objects[k] = slim(obj)
-        self.drift[k] = drift_key(obj)
         owner = (obj["metadata"].get("labels") or {}).get(OWNER_LABEL)
         if owner:
             self.by_owner[(k[1], owner)].add(k)
         mine = self.applied.get(k)
-        return mine is not None and mine[1] != self.drift[k]
+        if mine is None:  # not applied by us (yet): its drift key is taken from our apply's answer
+            self.drift.pop(k, None)
+            return False
+        self.drift[k] = drift_key(obj)
+        return mine[1] != self.drift[k]
 
     def forget(self, k: Key) -> bool:
         """Record a deletion. Returns True when it was one of ours (to be restored)."""
