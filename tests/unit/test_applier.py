@@ -96,3 +96,40 @@ def test_cache_keeps_no_managed_fields():
     assert "managedFields" not in obj["metadata"]
     cache.forget(("ServiceAccount", "ns", "s-feast"))
     assert not cache.objects and not cache.drift
+
+
+def test_slim_keeps_what_conditions_read():
+    from featurestore_operator.reconcile import conditions as cond
+    from featurestore_operator.reconcile.applier import slim
+
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "d", "namespace": "ns", "generation": 3, "uid": "u1", "labels": {"a": "b"},
+                        "annotations": {"deployment.kubernetes.io/revision": "2"}, "managedFields": [OURS],
+                        "ownerReferences": [{"apiVersion": "x/v1", "kind": "FeatureStore", "name": "fs", "uid": "fs-uid",
+                                             "controller": True, "blockOwnerDeletion": True}]},
+           "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
+           "status": {"observedGeneration": 3, "replicas": 2, "availableReplicas": 0, "unavailableReplicas": 2,
+                      "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                      "message": "too slow", "lastUpdateTime": "t", "lastTransitionTime": "t"}]}}
+    small = slim(dep)
+    assert cond.deployment_part(cond.T.FEATURE_SERVER, small, 2) == cond.deployment_part(cond.T.FEATURE_SERVER, dep, 2)
+    assert "managedFields" not in small["metadata"] and "template" not in small["spec"]
+    assert small["spec"]["replicas"] == 2
+    assert small["metadata"]["ownerReferences"] == [{"kind": "FeatureStore", "uid": "fs-uid", "controller": True}]
+
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": "j", "namespace": "ns", "creationTimestamp": "2026-11-25T10:00:00Z",
+                        "ownerReferences": [{"kind": "CronJob", "uid": "c", "controller": True}]},
+           "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": "t"}]}}
+    cron = {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "ns"},
+            "spec": {"schedule": "@hourly", "jobTemplate": {"spec": {}}},
+            "status": {"lastScheduleTime": "t1", "lastSuccessfulTime": "t2", "active": [{"name": "x"}]}}
+    full = cond.materialization_part(cron, [job], True)
+    assert cond.materialization_part(slim(cron), [slim(job)], True) == full
+    assert cond.job_state(slim(job)) == "Succeeded"
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "r", "namespace": "ns"},
+           "status": {"readyReplicas": 1, "currentRevision": "r-1"}}
+    assert cond.statefulset_part(cond.T.ONLINE_STORE, slim(sts)) == cond.statefulset_part(cond.T.ONLINE_STORE, sts)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}, "type": "Opaque",
+              "data": {"password": "cHc="}}
+    assert slim(secret)["data"] == {"password": "cHc="} and "status" not in slim(secret)

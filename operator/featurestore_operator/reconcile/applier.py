@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,26 +28,56 @@ def desired_hash(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the cache keeps of an object: apiVersion, kind, metadata without managedFields,
-    status, the scalar fields of spec (CronJob schedule, replicas, ...) and a Secret's data.
+#: metadata fields reconcile reads from cached objects (conditions, prune, run order)
+_META = ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp", "deletionTimestamp")
+#: status fields reconcile reads, by kind (conditions.py); other kinds keep no status
+_STATUS = {
+    "Deployment": ("observedGeneration", "replicas", "availableReplicas", "conditions"),
+    "StatefulSet": ("readyReplicas",),
+    "Job": ("succeeded", "failed", "conditions"),
+    "CronJob": ("lastScheduleTime", "lastSuccessfulTime"),
+}
+_intern = sys.intern
 
-    That is everything reconcile reads from cached objects (drift keys, conditions, prune,
-    the online-store Secret), without what costs memory: managedFields, pod templates and
-    config payloads. Full objects were ~270 KB of Python objects per FeatureStore (14 children,
-    managedFields alone ~45% of their JSON): ~270 MB of the operator's RSS at 1000 stores
-    (bench/memory.py). Values are shared with ``obj``, not copied."""
+
+def _str(v: Any) -> Any:
+    # the same label keys and values, kinds and API versions repeat in every object: one copy each
+    return _intern(v) if isinstance(v, str) else v
+
+
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the cache keeps of an object: what reconcile reads from cached objects (conditions,
+    prune, run order, the online-store Secret) and nothing else: identifying metadata, labels,
+    ownerReferences (kind, uid, controller), the scalar fields of spec (CronJob schedule,
+    replicas), the status fields conditions.py reads for the kinds it reads them of (Deployment
+    conditions reduced to type, status, reason, message), a Secret's data.
+
+    Memory: full objects were ~270 KB of Python objects per FeatureStore (14 children,
+    managedFields alone ~45% of their JSON); metadata without managedFields plus whole status
+    still ~65 KB (bench/memory.py with tracemalloc). Strings that repeat across objects are
+    interned, and nothing refers back into ``obj``, so the parsed answer can be freed whole."""
     meta = obj.get("metadata") or {}
-    out: dict[str, Any] = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-                           "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    kind = obj.get("kind")
+    small: dict[str, Any] = {k: _str(meta[k]) for k in _META if k in meta}
+    if meta.get("labels"):
+        small["labels"] = {_intern(k): _str(v) for k, v in meta["labels"].items()}
+    if meta.get("ownerReferences"):
+        small["ownerReferences"] = [{"kind": _str(r.get("kind")), "uid": _str(r.get("uid")), "controller": r.get("controller")}
+                                    for r in meta["ownerReferences"]]
+    out: dict[str, Any] = {"apiVersion": _str(obj.get("apiVersion")), "kind": _str(kind), "metadata": small}
     spec = obj.get("spec")
     if isinstance(spec, dict):
-        out["spec"] = {k: v for k, v in spec.items() if not isinstance(v, (dict, list))}
-    if "status" in obj:
-        out["status"] = obj["status"]
-    if obj.get("kind") == "Secret":
-        out["type"] = obj.get("type")
-        out["data"] = obj.get("data")
+        out["spec"] = {_intern(k): _str(v) for k, v in spec.items() if not isinstance(v, (dict, list))}
+    status = obj.get("status")
+    if isinstance(status, dict) and kind in _STATUS:
+        st = {k: status[k] for k in _STATUS[kind] if k in status}
+        if "conditions" in st:
+            st["conditions"] = [{k: _str(c[k]) for k in ("type", "status", "reason", "message") if k in c}
+                                for c in st["conditions"] or []]
+        out["status"] = st
+    if kind == "Secret":
+        out["type"] = _str(obj.get("type"))
+        out["data"] = dict(obj.get("data") or {})
     return out
 
 
