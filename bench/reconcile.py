@@ -32,6 +32,7 @@ import collections
 import concurrent.futures as cf
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -347,8 +348,6 @@ def p2(args: argparse.Namespace) -> dict[str, Any]:
         if op:
             op.stop()
         cp.stop()
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,8 +1,8 @@
 """Prometheus metrics of the operator process.
 
 Defined here, below both layers that record them: reconcile (Kubernetes API requests, in
-``reconcile.kube.Kube``) and handlers (passes, durations, stores by phase). ``handlers.metrics``
-re-exports them; the HTTP endpoint is started in ``handlers.startup``.
+``reconcile.kube.Kube``) and handlers (passes, durations, stores by phase); the HTTP endpoint
+is started in ``handlers.startup``.
 """
 
 from __future__ import annotations

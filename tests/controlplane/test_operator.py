@@ -9,6 +9,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.support.labeled import labeled
 from tests.support.waiting import wait_for
 
 G, V, P = "featurestore.kubeflow.org", "v1alpha1", "featurestores"
@@ -34,22 +35,8 @@ def condition(fs, type_):
 
 
 def children(kube_api, ns, name):
-    sel = f"{OWNER_LABEL}={name}"
-    core, apps, batch = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api), client.BatchV1Api(kube_api)
-    out = {}
-    for kind, items in [
-        ("ConfigMap", core.list_namespaced_config_map(ns, label_selector=sel).items),
-        ("Service", core.list_namespaced_service(ns, label_selector=sel).items),
-        ("ServiceAccount", core.list_namespaced_service_account(ns, label_selector=sel).items),
-        ("Secret", core.list_namespaced_secret(ns, label_selector=sel).items),
-        ("PersistentVolumeClaim", core.list_namespaced_persistent_volume_claim(ns, label_selector=sel).items),
-        ("Deployment", apps.list_namespaced_deployment(ns, label_selector=sel).items),
-        ("StatefulSet", apps.list_namespaced_stateful_set(ns, label_selector=sel).items),
-        ("Job", batch.list_namespaced_job(ns, label_selector=sel).items),
-    ]:
-        for item in items:
-            out[(kind, item.metadata.name)] = item
-    return out
+    kinds = ["ConfigMap", "Service", "ServiceAccount", "Secret", "PersistentVolumeClaim", "Deployment", "StatefulSet", "Job"]
+    return {(kind, item.metadata.name): item for kind, item in labeled(kube_api, ns, f"{OWNER_LABEL}={name}", kinds)}
 
 
 def _api_calls(operator, resource: str) -> float:
@@ -93,7 +80,7 @@ def test_create_reaches_ready_with_owned_objects(operator, kube_api, crd_api, ku
     wait_for(lambda: make_ready(kubelet, namespace, "demo") >= 0 and
              get_fs(crd_api, namespace, "demo")["status"].get("phase") == "Ready", timeout=60, interval=1, what="Ready")
     fs = get_fs(crd_api, namespace, "demo")
-    # the FeatureStore carries only what its user wrote: no kopf diff-base annotation (a write per change)
+    # the FeatureStore carries only what its user wrote: no kopf diff-base annotation
     assert not [a for a in fs["metadata"].get("annotations") or {} if "last-handled-configuration" in a]
     for part in ("OnlineStore", "OfflineStore", "Registry", "FeatureServer", "Materialization", "FeatureRepo"):
         assert condition(fs, part)["status"] == "True", condition(fs, part)

@@ -31,6 +31,7 @@ from kubernetes.client.rest import ApiException
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
 from tests.support.kubelet import FakeKubelet
+from tests.support.labeled import labeled
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
@@ -121,20 +122,10 @@ def run_pods(kube_api, ns: str) -> None:
 
 def owned_objects(kube_api, ns: str) -> dict[str, list[str]]:
     """Every object carrying the owner label in ``ns``, grouped by owner name (kind/name)."""
-    core, apps, batch = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api), client.BatchV1Api(kube_api)
     out: dict[str, list[str]] = collections.defaultdict(list)
-    for kind, items in [
-        ("ConfigMap", core.list_namespaced_config_map(ns, label_selector=OWNER_LABEL).items),
-        ("Secret", core.list_namespaced_secret(ns, label_selector=OWNER_LABEL).items),
-        ("ServiceAccount", core.list_namespaced_service_account(ns, label_selector=OWNER_LABEL).items),
-        ("Service", core.list_namespaced_service(ns, label_selector=OWNER_LABEL).items),
-        ("Deployment", apps.list_namespaced_deployment(ns, label_selector=OWNER_LABEL).items),
-        ("ReplicaSet", apps.list_namespaced_replica_set(ns, label_selector=OWNER_LABEL).items),
-        ("Pod", core.list_namespaced_pod(ns, label_selector=OWNER_LABEL).items),
-        ("Job", batch.list_namespaced_job(ns, label_selector=OWNER_LABEL).items),
-    ]:
-        for item in items:
-            out[item.metadata.labels[OWNER_LABEL]].append(f"{kind}/{item.metadata.name}")
+    kinds = ["ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "ReplicaSet", "Pod", "Job"]
+    for kind, item in labeled(kube_api, ns, OWNER_LABEL, kinds):
+        out[item.metadata.labels[OWNER_LABEL]].append(f"{kind}/{item.metadata.name}")
     return out
 
 

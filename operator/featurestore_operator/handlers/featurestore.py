@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from ..api import GROUP, PLURAL, VERSION
 from ..reconcile.core import Deps, reconcile
 from ..reconcile.finalize import finalize, needs_cleanup
-from .metrics import RECONCILE_SECONDS, RECONCILES, STORES
+from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
 from .runtime import Runtime
 
 MAX_BACKOFF = 60.0

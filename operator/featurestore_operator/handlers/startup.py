@@ -40,9 +40,8 @@ def kube_client() -> k8s.ApiClient:
 class NoDiffBase(kopf.DiffBaseStorage):
     """No diff base ("last-handled-configuration"): the worker is level-triggered and no handler
     is on.create/on.update/on.resume, so nothing reads a diff. kopf's default builds one for every
-    watch event of every watched kind (a deep copy of the body) and, for FeatureStores, patches it
-    into an annotation on each creation and spec change: a write per change for nothing, plus
-    the watch event it causes (bench/reconcile.py --profile). Deletion handling does not use it."""
+    watch event of every watched kind, a deep copy of the body: ~9% of the operator's busy CPU
+    while 200 stores were created (bench/reconcile.py --profile). Deletion handling does not use it."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> None:  # type: ignore[override]
         return None

@@ -37,12 +37,9 @@ _STATUS = {
     "Job": ("succeeded", "failed", "conditions"),
     "CronJob": ("lastScheduleTime", "lastSuccessfulTime"),
 }
-_intern = sys.intern
-
-
 def _str(v: Any) -> Any:
     # the same label keys and values, kinds and API versions repeat in every object: one copy each
-    return _intern(v) if isinstance(v, str) else v
+    return sys.intern(v) if isinstance(v, str) else v
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
@@ -60,14 +57,14 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     kind = obj.get("kind")
     small: dict[str, Any] = {k: _str(meta[k]) for k in _META if k in meta}
     if meta.get("labels"):
-        small["labels"] = {_intern(k): _str(v) for k, v in meta["labels"].items()}
+        small["labels"] = {sys.intern(k): _str(v) for k, v in meta["labels"].items()}
     if meta.get("ownerReferences"):
         small["ownerReferences"] = [{"kind": _str(r.get("kind")), "uid": _str(r.get("uid")), "controller": r.get("controller")}
                                     for r in meta["ownerReferences"]]
     out: dict[str, Any] = {"apiVersion": _str(obj.get("apiVersion")), "kind": _str(kind), "metadata": small}
     spec = obj.get("spec")
     if isinstance(spec, dict):
-        out["spec"] = {_intern(k): _str(v) for k, v in spec.items() if not isinstance(v, (dict, list))}
+        out["spec"] = {sys.intern(k): _str(v) for k, v in spec.items() if not isinstance(v, (dict, list))}
     status = obj.get("status")
     if isinstance(status, dict) and kind in _STATUS:
         st = {k: status[k] for k in _STATUS[kind] if k in status}
@@ -114,13 +111,19 @@ class ObservedCache:
     #: owners whose children were seen: (namespace, owner name) -> keys
     by_owner: dict[tuple[str, str], set[Key]] = field(default_factory=lambda: defaultdict(set))
 
-    def observe(self, obj: dict[str, Any]) -> bool:
-        """Record a watched object. Returns True when it drifted from what we applied."""
+    def record(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Keep the :func:`slim` copy of ``obj`` (as watched or as answered), indexed by owner."""
         k = key(obj)
-        self.objects[k] = slim(obj)
-        owner = (obj["metadata"].get("labels") or {}).get(OWNER_LABEL)
+        self.objects[k] = small = slim(obj)
+        owner = (small["metadata"].get("labels") or {}).get(OWNER_LABEL)
         if owner:
             self.by_owner[(k[1], owner)].add(k)
+        return small
+
+    def observe(self, obj: dict[str, Any]) -> bool:
+        """Record a watched object. Returns True when it drifted from what we applied."""
+        self.record(obj)
+        k = key(obj)
         mine = self.applied.get(k)
         if mine is None:  # not applied by us (yet): its drift key is taken from our apply's answer
             self.drift.pop(k, None)
@@ -161,14 +164,9 @@ class Applier:
         if self.up_to_date(obj):
             return self.cache.objects[k]
         full = await self.kube.apply(obj)
-        result = slim(full)
-        self.cache.objects[k] = result
         self.cache.drift[k] = drift_key(full)
         self.cache.applied[k] = (desired_hash(obj), self.cache.drift[k])
-        owner = (result["metadata"].get("labels") or {}).get(OWNER_LABEL)
-        if owner:
-            self.cache.by_owner[(k[1], owner)].add(k)
-        return result
+        return self.cache.record(full)
 
     async def prune(self, namespace: str, owner: str, owner_uid: str, keep: set[Key]) -> list[Key]:
         """Delete objects this FeatureStore controls that the spec no longer asks for (from the
