@@ -132,4 +132,58 @@ def test_slim_keeps_what_conditions_read():
     assert cond.statefulset_part(cond.T.ONLINE_STORE, slim(sts)) == cond.statefulset_part(cond.T.ONLINE_STORE, sts)
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}, "type": "Opaque",
               "data": {"password": "cHc="}}
-    assert slim(secret)["data"] == {"password": "cHc="} and "status" not in slim(secret)
+    # a Secret's data is kept only for Secrets the operator applied itself, never for one a user labels as ours
+    assert "data" not in slim(secret) and "status" not in slim(secret)
+    assert slim(secret, keep_data=True)["data"] == {"password": "cHc="}
+
+
+def test_watched_secret_data_is_kept_only_when_we_applied_it():
+    cache = ObservedCache()
+    foreign = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "big", "namespace": "ns",
+               "resourceVersion": "1"}, "data": {"blob": "A" * 100_000}}
+    cache.observe(foreign)
+    assert "data" not in cache.objects[("Secret", "ns", "big")]
+    cache.applied[("Secret", "ns", "big")] = ("h", "d")
+    cache.observe(foreign)
+    assert cache.objects[("Secret", "ns", "big")]["data"] == foreign["data"]
+
+
+def _fake_kube():
+    from tests.support.fake_kube import FakeKube as InMemoryKube
+
+    return InMemoryKube()
+
+
+def _obj(kind: str, name: str, api_version: str = "v1", **spec) -> dict:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": "ns"}, "spec": spec}
+
+
+def test_apply_all_applies_policies_first_and_keeps_going_after_a_refusal():
+    kube = _fake_kube()
+    kube.denied[("ConfigMap", "refused")] = (400, 'admission webhook "quota.example.com" denied the request: '
+                                                  "too many ConfigMaps")
+    applier = Applier(kube, ObservedCache())
+    objects = [_obj("Deployment", "d", "apps/v1", replicas=1), _obj("ConfigMap", "refused"),
+               _obj("Service", "s"), _obj("NetworkPolicy", "p", "networking.k8s.io/v1")]
+    failures = asyncio.run(applier.apply_all(objects))
+    assert [k for _, k in kube.calls] == ["NetworkPolicy", "ConfigMap", "Service", "Deployment"]
+    assert [f.key for f in failures] == [("ConfigMap", "ns", "refused")]
+    assert "ConfigMap refused: admission webhook" in failures[0].describe()
+    assert ("Deployment", "ns", "d") in kube.objects and ("Service", "ns", "s") in kube.objects
+    # the same refused object is not sent again (nor reported as new) until it or the live one changes
+    calls = len(kube.calls)
+    again = asyncio.run(applier.apply_all(objects))
+    assert again == failures and len(kube.calls) == calls
+    kube.denied.clear()
+    fixed = [*objects[:1], {**_obj("ConfigMap", "refused"), "data": {"k": "v"}}, *objects[2:]]
+    assert asyncio.run(applier.apply_all(fixed)) == []
+    assert ("ConfigMap", "ns", "refused") in kube.objects
+
+
+def test_a_changed_immutable_field_is_a_failure_marked_immutable():
+    kube = _fake_kube()
+    applier = Applier(kube, ObservedCache())
+    claim = _obj("PersistentVolumeClaim", "data", storageClassName="standard")
+    assert asyncio.run(applier.apply_all([claim])) == []
+    (failure,) = asyncio.run(applier.apply_all([_obj("PersistentVolumeClaim", "data", storageClassName="fast")]))
+    assert failure.immutable and "spec.storageClassName" in failure.describe()

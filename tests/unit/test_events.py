@@ -1,13 +1,11 @@
-"""Which condition transitions post an Event (reconcile.core._emit_transitions)."""
+"""Which condition transitions post an Event (reconcile.events.transitions)."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 from featurestore_operator.api import FeatureStoreStatus
 from featurestore_operator.backends.base import Failed, Pending, Ready
 from featurestore_operator.reconcile import conditions as cond
-from featurestore_operator.reconcile.core import _emit_transitions
+from featurestore_operator.reconcile.events import transitions
 
 T = cond.T
 NOW = "2026-11-25T10:00:00Z"
@@ -19,11 +17,8 @@ def status(parts: list[cond.Part], previous: FeatureStoreStatus | None = None) -
 
 
 def events(before: FeatureStoreStatus, parts: list[cond.Part]) -> tuple[FeatureStoreStatus, list[tuple[str, str]]]:
-    posted: list[tuple[str, str]] = []
-    deps = SimpleNamespace(emit=lambda type_, reason, message: posted.append((type_, reason)))
     after = status(parts, before)
-    _emit_transitions(deps, before, after, parts)
-    return after, posted
+    return after, [(e.type, e.reason) for e in transitions(before, after, parts)]
 
 
 def ready_parts(**override: cond.Part) -> list[cond.Part]:

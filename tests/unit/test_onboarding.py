@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate, feast_project_name
 from featurestore_operator.backends.planned import planned_endpoints
-from featurestore_operator.reconcile.core import _kubeflow_part
+from featurestore_operator.reconcile.conditions import kubeflow_part
+from featurestore_operator.reconcile.kube import ApiError
 from featurestore_operator.reconcile.onboarding import (
     MARKER,
     SHARED_COPY_LABEL,
@@ -148,7 +148,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
         self.writes: list[tuple[str, str, str]] = []
-        self.fail: dict[str, ApiException] = {}
+        self.fail: dict[str, ApiError] = {}
         self.uid = 0
 
     def _check(self, op: str) -> None:
@@ -183,7 +183,7 @@ class FakeKube:
         self.writes.append(("delete", kind, name))
         return self.objects.pop((kind, namespace, name), None) is not None
 
-    async def list(self, kind, api_version, namespace, label_selector):
+    async def list(self, kind, api_version, namespace, labels=None):
         return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items() if k == kind and namespace in (None, ns)]
 
 
@@ -226,11 +226,11 @@ def test_onboard_after_a_crash_between_create_and_marker():
 
 def test_onboard_skips_a_terminating_namespace_and_raises_other_errors():
     kube = FakeKube()
-    kube.fail["get"] = ApiException(status=403)
-    kube.fail["get"].body = '{"reason": "Forbidden", "message": "... NamespaceTerminating ..."}'
+    kube.fail["get"] = ApiError(403, "Forbidden", 'configmaps "x" is forbidden: unable to create new content in '
+                                "namespace gone because it is being terminated", [{"reason": "NamespaceTerminating"}])
     assert run(onboard(kube, ON, "gone")).result == "Skipped"
-    kube.fail["get"] = ApiException(status=500)
-    with pytest.raises(ApiException):
+    kube.fail["get"] = ApiError(500, "InternalError", "etcd is down")
+    with pytest.raises(ApiError):
         run(onboard(kube, ON, "gone"))
 
 
@@ -321,7 +321,7 @@ def test_onboarder_retries_after_api_errors():
     async def scenario():
         kube = FakeKube()
         ob = Onboarder(kube, ON, retry_delays=(0.01,))
-        kube.fail["create"] = ApiException(status=500)
+        kube.fail["create"] = ApiError(500, "InternalError", "etcd is down")
         assert await ob.namespace_event("ADDED", ns_obj("r", PROFILE)) is None
         assert "r" not in ob.settled
         del kube.fail["create"]
@@ -369,7 +369,7 @@ def test_without_kubeflow_crds_nothing_optional_is_rendered_and_the_condition_sa
     bare = ApiVersions(optional_kinds=frozenset())
     kinds = {o["kind"] for o in render(fs, planned_endpoints(fs), ON, bare).objects}
     assert not kinds & {"PodDefault", "AuthorizationPolicy", "NetworkPolicy", "Role"}
-    part = _kubeflow_part(fs, bare, istio=True)
+    part = kubeflow_part(fs.spec.kubeflow.pod_default, True, bare.optional_kinds)
     assert part.status == "False" and part.reason == "CRDNotInstalled"
     assert "PodDefault (kubeflow.org/v1alpha1)" in part.message and "AuthorizationPolicy" in part.message
     assert "picked up automatically" in part.message
@@ -379,6 +379,6 @@ def test_without_kubeflow_crds_nothing_optional_is_rendered_and_the_condition_sa
     policy = objs[("NetworkPolicy", "feast-feature-server")]
     [rule] = policy["spec"]["ingress"]
     assert rule["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["kubeflow-user-alice", "kserve"]
-    part = _kubeflow_part(fs, bare, istio=False)
+    part = kubeflow_part(fs.spec.kubeflow.pod_default, False, bare.optional_kinds)
     assert "PodDefault" in part.message and "AuthorizationPolicy" not in part.message
-    assert _kubeflow_part(fs, ApiVersions(), istio=True).status == "True"
+    assert kubeflow_part(fs.spec.kubeflow.pod_default, True, ApiVersions().optional_kinds).status == "True"

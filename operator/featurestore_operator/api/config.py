@@ -57,16 +57,14 @@ class OperatorConfig(BaseSettings):
     """Port of the liveness endpoint."""
     metrics_port: int = Field(default=9090, ge=1, le=65535)
     """Port of the Prometheus metrics endpoint."""
-    peering: str | None = None
-    """kopf peering object name for HA (several replicas, one active); None: no peering."""
-    peering_priority: int | None = None
-    """kopf peering priority of this replica: the live replica with the highest priority acts, the
-    others stand by. Default: derived from the start time, older replicas first (kopf pauses EVERY
-    replica when two share a priority, so replicas must never share the default)."""
-    peering_lifetime: int = Field(default=60, ge=5, le=3600)
-    """Seconds a replica's peering keep-alive stays valid: how long a stand-by waits before it takes
-    over from a replica that died without saying goodbye."""
-
+    leader_election: str | None = None
+    """Name of the coordination.k8s.io Lease that elects the acting replica (HA: several replicas,
+    one acts, the others stand by); None: a single replica acts without election."""
+    leader_election_namespace: str | None = None
+    """Namespace of that Lease; default: the operator's own (POD_NAMESPACE or its service account's)."""
+    leader_election_seconds: int = Field(default=15, ge=5, le=300)
+    """Seconds a Lease stays valid without renewal: how long a stand-by waits before it takes over
+    from a replica that died without handing over."""
     # --- Kubeflow profile onboarding (handlers/profiles.py, reconcile/onboarding.py) ----------
     onboarding_enabled: bool = False
     """Create a FeatureStore from onboarding_template in every Kubeflow profile namespace."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import ApiModel
@@ -384,6 +384,33 @@ class OptionalServerSpec(ApiModel):
 
 
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+#: Kubernetes' cron grammar (robfig/cron's standard parser): per field its range and names
+_CRON_FIELDS = [
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day-of-month", 1, 31, {}),
+    ("month", 1, 12, {m: i for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}),
+    ("day-of-week", 0, 7, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
+]
+_CRON_ELEMENT = re.compile(r"^(?:(\*|\?)|([0-9A-Za-z]+)(?:-([0-9A-Za-z]+))?)(?:/([0-9]+))?$")
+
+
+def _cron_field_problem(text: str, name: str, low: int, high: int, names: dict[str, int]) -> str | None:
+    """What Kubernetes would reject in one field (None: fine). No L, W or # (Quartz only)."""
+    for element in text.split(","):
+        m = _CRON_ELEMENT.match(element)
+        if not m:
+            return f"{name} {element!r} is not '*', a value, a range a-b or a list, with an optional /step"
+        star, first, last, step = m.groups()
+        values = [] if star else [v for v in (first, last) if v is not None]
+        for v in values:
+            number = names.get(v.upper()) if not v.isdigit() else int(v)
+            if number is None or not low <= number <= high:
+                return f"{name} {v!r} is out of range {low}-{high}" + (f" (or {', '.join(names)})" if names else "")
+        if step is not None and int(step) == 0:
+            return f"{name} step /0 is not allowed"
+    return None
 
 
 class MaterializationSpec(ApiModel):
@@ -424,11 +451,25 @@ class MaterializationSpec(ApiModel):
         if v in _CRON_MACROS:
             return v
         fields = v.split()
-        if len(fields) != 5 or not croniter.is_valid(v):
-            raise ValueError(
-                f"{v!r} is not a valid cron schedule: use 5 fields 'minute hour day-of-month month "
-                "day-of-week' (e.g. '0 * * * *') or one of " + ", ".join(sorted(_CRON_MACROS))
-            )
+        usage = ("use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 * * * *') or one of "
+                 + ", ".join(sorted(_CRON_MACROS)))
+        if len(fields) != 5:
+            raise ValueError(f"{v!r} is not a valid cron schedule: {usage}")
+        for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+            problem = _cron_field_problem(text, name, low, high, names)
+            if problem:
+                raise ValueError(f"{v!r} is not a valid Kubernetes cron schedule: {problem}; {usage}")
+        return v
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)") from None
         return v
 
 

@@ -30,14 +30,16 @@ class ConditionType(str, Enum):
     KUBEFLOW = "Kubeflow"
     WORKLOAD_IDENTITY = "WorkloadIdentity"
     SPEC = "Spec"
+    #: whether the latest spec is fully in effect (Ready tells whether the store serves)
+    SYNCED = "Synced"
 
 
 class Condition(ApiModel):
     """A Kubernetes-style condition (metav1.Condition)."""
 
     type: str
-    """Ready, or the part it describes: OnlineStore, OfflineStore, Registry, FeatureServer,
-    Materialization, FeatureRepo, Kubeflow, WorkloadIdentity, Spec."""
+    """Ready, Synced (the latest spec is fully in effect), or the part it describes: OnlineStore,
+    OfflineStore, Registry, FeatureServer, Materialization, FeatureRepo, Kubeflow, WorkloadIdentity, Spec."""
     status: Literal["True", "False", "Unknown"]
     """True, False or Unknown."""
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
@@ -60,7 +62,7 @@ class Endpoints(ApiModel):
     registry: str | None = None
     """Registry path, e.g. gs://BUCKET/registry.pb."""
     feature_server: str | None = None
-    """Feature server URL inside the cluster."""
+    """Feature server URL inside the cluster (set once the feature server is available)."""
     registry_server: str | None = None
     """Registry server host:port."""
     offline_server: str | None = None

@@ -9,14 +9,15 @@ Watches (onboarding on):
     start-up is the "resume": every existing profile namespace is checked again;
   * Profiles (kubeflow.org/v1; kopf starts watching once the CRD exists);
   * the onboarding marker ConfigMaps (deleting one re-onboards its namespace);
-  * the shared online store's source Secret, when the template has one (copies follow it);
-  * Roles/RoleBindings the operator owns (the client-config reader of each FeatureStore).
+  * the shared online store's source Secret, when the template has one (copies follow it).
 Always: CustomResourceDefinitions of the optional Kubeflow/Istio kinds, so that installing (or
 removing) PodDefault/AuthorizationPolicy is picked up at once rather than at the next discovery
-refresh. (kopf's own watches of such kinds - PodDefault drift, Profiles - start when kopf
-notices the CRD; kopf re-reads discovery on each CRD event, so if discovery lags behind the CRD's
-last event it misses the kind until the operator restarts. Onboarding does not depend on the
-Profile watch: Kubeflow labels every profile namespace, and namespaces are always watched.)
+refresh; the operator's own watches of PodDefaults and AuthorizationPolicies (reconcile.watches)
+start as soon as discovery finds them served. Onboarding does not depend on the Profile watch:
+Kubeflow labels every profile namespace, and namespaces are always watched.
+
+The marker ConfigMaps and the shared Secret are selected server-side (kopf's
+``settings.watching`` selectors): the operator never lists the cluster's other ConfigMaps/Secrets.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from typing import Any
 import kopf
 
 from ..api import OperatorConfig
+from ..reconcile.events import Event
 from ..reconcile.onboarding import MARKER, MARKER_LABEL, Onboarder, Outcome, sync_shared_secrets
-from . import children
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,13 @@ _ONBOARDER: list[Onboarder] = []
 
 def _onboarder(memo: Runtime) -> Onboarder:
     if not _ONBOARDER:
-        assert memo.deps is not None, "startup did not run"
 
         def emit(outcome: Outcome) -> None:
             if outcome.featurestore and outcome.result in ("Created", "Existed"):
                 reason = "Onboarded" if outcome.result == "Created" else "OnboardingSkipped"
-                kopf.event(outcome.featurestore, type="Normal", reason=reason, message=outcome.message)
+                memo.events.post(outcome.featurestore, Event("Normal", reason, outcome.message))
 
-        _ONBOARDER.append(Onboarder(memo.deps.kube, memo.config, emit))
+        _ONBOARDER.append(Onboarder(memo.kube, memo.config, emit))
     return _ONBOARDER[0]
 
 
@@ -72,22 +72,13 @@ async def marker_event(event: dict[str, Any], meta: kopf.Meta, memo: Runtime, **
 async def shared_secret_event(event: dict[str, Any], memo: Runtime, **_: Any) -> None:
     if event.get("type") == "DELETED":
         return  # copies stay as they are: a FeatureStore keeps working until the source returns
-    assert memo.deps is not None
     try:
-        count = await sync_shared_secrets(memo.deps.kube, memo.config)
+        count = await sync_shared_secrets(memo.kube, memo.config)
     except Exception as err:  # an on.event handler is not retried: say so, the next change retries
         log.warning("copying the shared online store Secret failed: %s: %s", type(err).__name__, err)
         return
     if count:
         log.info("shared online store Secret copied to %d onboarded namespaces", count)
-
-
-def _rediscover(memo: Runtime) -> None:
-    if memo.deps is None:
-        return
-    memo.deps.discovery.invalidate()
-    for key in list(memo.wakeups):
-        memo.poke(*key)
 
 
 async def optional_crd_event(event: dict[str, Any], body: kopf.Body, memo: Runtime, **_: Any) -> None:
@@ -96,9 +87,9 @@ async def optional_crd_event(event: dict[str, Any], body: kopf.Body, memo: Runti
     if event.get("type") is None:
         return  # the initial listing: discovery at start-up saw these already
     log.info("optional CRD %s changed (%s): rediscovering API versions", body.get("metadata", {}).get("name"), event["type"])
-    _rediscover(memo)
+    memo.rediscover()
     # Again a little later, without holding up this handler (kopf handles a CRD's events in order).
-    asyncio.get_running_loop().call_later(REDISCOVER_AFTER, _rediscover, memo)
+    asyncio.get_running_loop().call_later(REDISCOVER_AFTER, memo.rediscover)
 
 
 def _is_optional_crd(body: kopf.Body, **_: Any) -> bool:
@@ -114,8 +105,6 @@ def register(config: OperatorConfig) -> None:
     kopf.on.event("namespaces", id="onboarding-namespaces")(namespace_event)
     kopf.on.event("kubeflow.org", "v1", "profiles", id="onboarding-profiles")(profile_event)
     kopf.on.event("v1", "configmaps", labels={MARKER_LABEL: "true"}, id="onboarding-marker")(marker_event)
-    for plural in ("roles", "rolebindings"):
-        kopf.on.event("rbac.authorization.k8s.io", plural, labels=children.OURS, id=f"watch-{plural}")(children.child_event)
     shared = config.onboarding_template.shared_online_store
     if shared is not None:
         ref = shared.secret_ref
@@ -124,3 +113,14 @@ def register(config: OperatorConfig) -> None:
             return (namespace, name) == (ref.namespace, ref.name)
 
         kopf.on.event("v1", "secrets", when=is_source, id="onboarding-shared-secret")(shared_secret_event)
+
+
+def server_side_selectors(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """Only the objects onboarding reads are sent by the API server (kopf's handler filters above
+    stay as a second check)."""
+    settings.watching.label_selectors["v1", "configmaps"] = f"{MARKER_LABEL}=true"
+    shared = config.onboarding_template.shared_online_store
+    if config.onboarding_enabled and shared is not None:
+        ref = shared.secret_ref
+        settings.watching.field_selectors["v1", "secrets"] = \
+            f"metadata.name={ref.name},metadata.namespace={ref.namespace}"

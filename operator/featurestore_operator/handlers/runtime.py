@@ -1,40 +1,49 @@
-"""Process-wide state handed to every handler through kopf's memo."""
+"""Process-wide state: the client, caches, workers and watches, handed to kopf handlers as its memo."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import OperatorConfig
-from ..reconcile.applier import ObservedCache
+from ..backends.registry import DefaultBackends
+from ..reconcile.applier import Applier, ObservedCache
 from ..reconcile.core import Deps
+from ..reconcile.discovery import Discovery
+from ..reconcile.events import Event
+from ..reconcile.kube import Kube
+from ..reconcile.outcomes import BackendSet
+from ..reconcile.watches import Watches
+from .events import EventPoster
+from .health import Health
+from .workers import Workers
 
 
-@dataclass
 class Runtime:
-    config: OperatorConfig
-    deps: Deps | None = None
-    cache: ObservedCache = field(default_factory=ObservedCache)
-    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
-    generations: dict[tuple[str, str], Any] = field(default_factory=dict)
-    phases: dict[tuple[str, str], str] = field(default_factory=dict)
-    #: uids of FeatureStores seen deleted: their workers stop
-    deleted: set[str] = field(default_factory=set)
-    #: slots for reconcile passes (config.max_concurrent_reconciles). Every store has a worker, so
-    #: without a bound 1000 new stores run 1000 passes at once: all their temporaries are alive
-    #: together (RSS 332 MiB instead of 159 MiB for 400 stores created at once, bench/memory.py)
-    #: and every store finishes late instead of the first ones early. Made per kopf run (a
-    #: semaphore belongs to one event loop; handlers/main.py may restart kopf).
-    slots: asyncio.Semaphore = field(init=False)
+    def __init__(self, config: OperatorConfig, kube: Kube, backends: BackendSet | None = None):
+        self.config = config
+        self.kube = kube
+        self.cache = ObservedCache()
+        namespaces = list(config.namespaces)
+        # a namespace-restricted operator may not list cluster-wide: probe kinds where it may
+        self.discovery = Discovery(kube, namespace=namespaces[0] if namespaces else None)
+        self.applier = Applier(kube, self.cache)
+        self.backends: BackendSet = backends or DefaultBackends(config)
+        self.events = EventPoster(kube)
+        self.health = Health()
+        self.workers = Workers(self.deps, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles)
+        self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)
 
-    def __post_init__(self) -> None:
-        self.slots = asyncio.Semaphore(self.config.max_concurrent_reconciles)
+    def deps(self, body: dict[str, Any]) -> Deps:
+        """What one pass over the FeatureStore ``body`` needs; its Events name that store."""
 
-    def wakeup(self, namespace: str, name: str) -> asyncio.Event:
-        return self.wakeups.setdefault((namespace, name), asyncio.Event())
+        def emit(event: Event) -> None:
+            self.events.post(body, event)
 
-    def poke(self, namespace: str, name: str) -> None:
-        event = self.wakeups.get((namespace, name))
-        if event is not None:
-            event.set()
+        return Deps(kube=self.kube, cache=self.cache, discovery=self.discovery, config=self.config,
+                    backends=self.backends, emit=emit, shared_applier=self.applier)
+
+    def rediscover(self) -> None:
+        """An optional CRD came or went: discover again, watch what is now served, reconcile all."""
+        self.discovery.invalidate()
+        self.watches.kinds_changed()
+        self.workers.wake_all()

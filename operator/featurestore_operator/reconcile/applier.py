@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..render.names import OWNER_LABEL
-from .kinds import key
-from .kube import FIELD_MANAGER, Kube
-
-Key = tuple[str, str, str]
+from .kinds import Key, in_apply_order, key
+from .kube import FIELD_MANAGER, ApiError, Kube
 
 
 def desired_hash(obj: dict[str, Any]) -> str:
@@ -42,12 +41,14 @@ def _str(v: Any) -> Any:
     return sys.intern(v) if isinstance(v, str) else v
 
 
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
+def slim(obj: dict[str, Any], keep_data: bool = False) -> dict[str, Any]:
     """What the cache keeps of an object: what reconcile reads from cached objects (conditions,
     prune, run order, the online-store Secret) and nothing else: identifying metadata, labels,
     ownerReferences (kind, uid, controller), the scalar fields of spec (CronJob schedule,
     replicas), the status fields conditions.py reads for the kinds it reads them of (Deployment
-    conditions reduced to type, status, reason, message), a Secret's data.
+    conditions reduced to type, status, reason, message), and a Secret's data only with
+    ``keep_data`` (Secrets the operator itself applied: a user's Secret carrying our labels is never
+    held in memory).
 
     Memory: full objects were ~270 KB of Python objects per FeatureStore (14 children,
     managedFields alone ~45% of their JSON); metadata without managedFields plus whole status
@@ -72,7 +73,7 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
             st["conditions"] = [{k: _str(c[k]) for k in ("type", "status", "reason", "message") if k in c}
                                 for c in st["conditions"] or []]
         out["status"] = st
-    if kind == "Secret":
+    if kind == "Secret" and keep_data:
         out["type"] = _str(obj.get("type"))
         out["data"] = dict(obj.get("data") or {})
     return out
@@ -111,10 +112,10 @@ class ObservedCache:
     #: owners whose children were seen: (namespace, owner name) -> keys
     by_owner: dict[tuple[str, str], set[Key]] = field(default_factory=lambda: defaultdict(set))
 
-    def record(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def record(self, obj: dict[str, Any], keep_data: bool = False) -> dict[str, Any]:
         """Keep the :func:`slim` copy of ``obj`` (as watched or as answered), indexed by owner."""
         k = key(obj)
-        self.objects[k] = small = slim(obj)
+        self.objects[k] = small = slim(obj, keep_data)
         owner = (small["metadata"].get("labels") or {}).get(OWNER_LABEL)
         if owner:
             self.by_owner[(k[1], owner)].add(k)
@@ -122,9 +123,9 @@ class ObservedCache:
 
     def observe(self, obj: dict[str, Any]) -> bool:
         """Record a watched object. Returns True when it drifted from what we applied."""
-        self.record(obj)
         k = key(obj)
         mine = self.applied.get(k)
+        self.record(obj, keep_data=mine is not None)
         if mine is None:  # not applied by us (yet): its drift key is taken from our apply's answer
             self.drift.pop(k, None)
             return False
@@ -149,10 +150,39 @@ class ObservedCache:
             self.applied.pop(k, None)
 
 
+#: seconds before an unchanged refused object is sent again
+RETRY_REFUSED = 300.0
+
+
+@dataclass(frozen=True)
+class ApplyFailure:
+    """An object the API server refused (admission webhook, quota, validation, an immutable field)."""
+
+    key: Key
+    error: ApiError
+
+    @property
+    def immutable(self) -> bool:
+        """A change of a field the API server never lets change (PVC size/class, StatefulSet claims)."""
+        text = self.error.describe().lower()
+        return self.error.status == 422 and ("immutable" in text or "forbidden" in text)
+
+    def describe(self) -> str:
+        kind, _, name = self.key
+        return f"{kind} {name}: {self.error.describe()}"
+
+
 class Applier:
-    def __init__(self, kube: Kube, cache: ObservedCache):
+    """Server-side apply of desired children, skipping what is as we left it; remembers refusals so
+    an unchanged refused object is not sent again on every pass (nor reported again)."""
+
+    def __init__(self, kube: Kube, cache: ObservedCache, retry_refused: float = RETRY_REFUSED):
         self.kube = kube
         self.cache = cache
+        #: seconds before an unchanged refused object is sent again (a webhook or quota may change its mind)
+        self.retry_refused = retry_refused
+        #: key -> (desired hash, drift key when refused, the failure, owner, when)
+        self.refused: dict[Key, tuple[str, str | None, ApplyFailure, str | None, float]] = {}
 
     def up_to_date(self, obj: dict[str, Any]) -> bool:
         k = key(obj)
@@ -160,13 +190,48 @@ class Applier:
         return k in self.cache.objects and mine is not None and mine == (desired_hash(obj), self.cache.drift.get(k))
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Apply one object (raises ApiError when refused)."""
         k = key(obj)
         if self.up_to_date(obj):
             return self.cache.objects[k]
         full = await self.kube.apply(obj)
         self.cache.drift[k] = drift_key(full)
         self.cache.applied[k] = (desired_hash(obj), self.cache.drift[k])
-        return self.cache.record(full)
+        return self.cache.record(full, keep_data=True)
+
+    async def apply_all(self, objects: list[dict[str, Any]]) -> list[ApplyFailure]:
+        """Apply every object in the table's order; a refused object never stops the others."""
+        failures = []
+        for obj in in_apply_order(objects):
+            failure = await self._apply_one(obj)
+            if failure is not None:
+                failures.append(failure)
+        return failures
+
+    async def _apply_one(self, obj: dict[str, Any]) -> ApplyFailure | None:
+        k = key(obj)
+        wanted = desired_hash(obj)
+        seen = self.refused.get(k)
+        if seen is not None and seen[:2] == (wanted, self.cache.drift.get(k)) \
+                and time.monotonic() - seen[4] < self.retry_refused:
+            return seen[2]  # the same object against the same live state, recently: the same answer
+        try:
+            await self.apply(obj)
+        except ApiError as err:
+            if err.status in (401, 403) or err.status >= 500:
+                raise  # not about this object: the pass fails and is retried with backoff
+            failure = ApplyFailure(k, err)
+            owner = (obj["metadata"].get("labels") or {}).get(OWNER_LABEL)
+            self.refused[k] = (wanted, self.cache.drift.get(k), failure, owner, time.monotonic())
+            return failure
+        self.refused.pop(k, None)
+        return None
+
+    def forget_owner(self, namespace: str, owner: str) -> None:
+        """The FeatureStore is gone: drop what was remembered of its children."""
+        for k in [k for k, v in self.refused.items() if k[1] == namespace and v[3] == owner]:
+            self.refused.pop(k, None)
+        self.cache.drop_owner(namespace, owner)
 
     async def prune(self, namespace: str, owner: str, owner_uid: str, keep: set[Key]) -> list[Key]:
         """Delete objects this FeatureStore controls that the spec no longer asks for (from the

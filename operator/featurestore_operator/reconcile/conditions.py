@@ -7,6 +7,8 @@ from typing import Any
 
 from ..api import Condition, ConditionType, FeatureStoreStatus, Phase
 from ..backends.base import Failed, Pending, Ready
+from .applier import ApplyFailure
+from .observe import RepoMissing, RepoNotConfigured, RepoState
 
 T = ConditionType
 #: Parts whose readiness makes the store Ready. Kubeflow is an optional integration: it is
@@ -74,18 +76,21 @@ def job_state(job: dict[str, Any]) -> str:
     return "Running"
 
 
-def materialization_part(cron: dict[str, Any] | None, runs: list[dict[str, Any]], enabled: bool) -> tuple[Part, dict[str, Any]]:
+def materialization_part(cron: dict[str, Any] | None, runs: list[dict[str, Any]],
+                         enabled: bool) -> tuple[Part, dict[str, Any]]:
+    """The Materialization part and the ``status.materialization`` fields (snake_case) it observed."""
     if not enabled:
         return Part(T.MATERIALIZATION, "True", "Disabled", "scheduled materialization is disabled"), {}
     if cron is None:
         return Part(T.MATERIALIZATION, "False", "NotCreated", "the materialization CronJob does not exist yet"), {}
     st = cron.get("status") or {}
-    info: dict[str, Any] = {"lastScheduleTime": st.get("lastScheduleTime"), "lastSuccessfulTime": st.get("lastSuccessfulTime")}
+    info: dict[str, Any] = {"last_schedule_time": st.get("lastScheduleTime"),
+                            "last_successful_time": st.get("lastSuccessfulTime")}
     if not runs:
         return Part(T.MATERIALIZATION, "True", "Scheduled", f"schedule {cron['spec']['schedule']!r}, no run yet"), info
     last = max(runs, key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]))
     state = job_state(last)
-    info.update(lastJob=last["metadata"]["name"], lastResult=state)
+    info.update(last_job=last["metadata"]["name"], last_result=state)
     if state == "Failed":
         return Part(T.MATERIALIZATION, "False", "LastRunFailed",
                     f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`",
@@ -94,31 +99,68 @@ def materialization_part(cron: dict[str, Any] | None, runs: list[dict[str, Any]]
                 f"last run {last['metadata']['name']}: {state}"), info
 
 
-def feature_repo_part(configured: bool, job: dict[str, Any] | None, applied: str | None, revision: str | None) -> Part:
-    if not configured:
+def feature_repo_part(repo: RepoState, job: dict[str, Any] | None, job_name: str | None, applied: str | None) -> Part:
+    if isinstance(repo, RepoNotConfigured):
         return Part(T.FEATURE_REPO, "True", "NotConfigured", "no featureRepo: the registry is managed by its users")
-    if job is None:
-        return Part(T.FEATURE_REPO, "False", "Pending", "waiting for backends before running feast apply")
+    if isinstance(repo, RepoMissing):
+        return Part(T.FEATURE_REPO, "False", f"{repo.kind}NotFound",
+                    f"{repo.field}: {repo.kind} {repo.name!r} not found in the FeatureStore's namespace; {repo.fix}",
+                    event="Warning")
+    if job is None or job_name is None:
+        return Part(T.FEATURE_REPO, "False", "Pending", f"creating the feast apply Job for revision {repo.revision}")
     state = job_state(job)
-    name = job["metadata"]["name"]
     if state == "Succeeded":
-        return Part(T.FEATURE_REPO, "True", "Applied", f"revision {revision} applied by Job {name}")
+        return Part(T.FEATURE_REPO, "True", "Applied", f"revision {repo.revision} applied by Job {job_name}")
     if state == "Failed":
-        keep = f"; revision {applied} keeps serving" if applied else ""
-        return Part(T.FEATURE_REPO, "False", "ApplyFailed", f"feast apply of revision {revision} failed (Job {name}){keep}; "
-                    f"see `kubectl logs job/{name}`", event="Warning")
-    return Part(T.FEATURE_REPO, "False", "Applying", f"Job {name} is applying revision {revision}", event="Normal")
+        keep = f"; revision {applied} keeps serving" if applied and applied != repo.revision else ""
+        return Part(T.FEATURE_REPO, "False", "ApplyFailed", f"feast apply of revision {repo.revision} failed "
+                    f"(Job {job_name}){keep}; see `kubectl logs job/{job_name}`", event="Warning")
+    return Part(T.FEATURE_REPO, "False", "Applying", f"Job {job_name} is applying revision {repo.revision}",
+                event="Normal")
+
+
+def kubeflow_part(pod_default: bool, istio: bool, optional_kinds: frozenset[str]) -> Part:
+    missing = []
+    if pod_default and "PodDefault" not in optional_kinds:
+        missing.append("PodDefault (kubeflow.org/v1alpha1): notebooks get no Feast config")
+    if istio and "AuthorizationPolicy" not in optional_kinds:
+        missing.append("AuthorizationPolicy (security.istio.io/v1beta1): feature server access is not restricted")
+    if missing:
+        return Part(T.KUBEFLOW, "False", "CRDNotInstalled",
+                    "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.",
+                    event="Warning")
+    return Part(T.KUBEFLOW, "True", "Configured", "PodDefault and access policy in place")
+
+
+def synced_part(failures: list[ApplyFailure], declined: list[Part], waiting: list[str]) -> Part:
+    """Whether the latest spec is fully in effect (Ready says whether the store serves)."""
+    if failures:
+        immutable = [f for f in failures if f.immutable]
+        reason = "ImmutableFieldChanged" if immutable and len(immutable) == len(failures) else "ApplyFailed"
+        fix = ("; the API server does not allow this change: revert it, or delete the object to have it "
+               "re-created" if reason == "ImmutableFieldChanged" else "")
+        return Part(T.SYNCED, "False", reason,
+                    "the API server refused " + "; ".join(f.describe() for f in failures) + fix, event="Warning")
+    if declined:
+        return Part(T.SYNCED, "False", declined[0].reason, f"{declined[0].type.value}: {declined[0].message}")
+    if waiting:
+        return Part(T.SYNCED, "False", "Waiting", "waiting for " + ", ".join(waiting))
+    return Part(T.SYNCED, "True", "Synced", "the latest spec is applied")
 
 
 def merge_conditions(previous: list[Condition], parts: list[Part], generation: int | None, now: str) -> list[Condition]:
     """Ready + parts, keeping lastTransitionTime when a condition's status did not change."""
     ready_parts = [p for p in parts if p.type in READY_PARTS]
     not_ready = [p for p in ready_parts if p.status != "True"]
-    if not not_ready:
+    unsynced = next((p for p in parts if p.type == T.SYNCED and p.status != "True"), None)
+    if not not_ready and unsynced is not None:
+        ready = Part(T.READY, "True", "Ready", f"serving; the latest spec is not in effect: {unsynced.message}")
+    elif not not_ready:
         ready = Part(T.READY, "True", "Ready", "all parts are ready")
     else:
         first = not_ready[0]
-        ready = Part(T.READY, "False", first.reason, f"{first.type.value}: {first.message}" + (f" (+{len(not_ready) - 1} more)" if len(not_ready) > 1 else ""))
+        more = f" (+{len(not_ready) - 1} more)" if len(not_ready) > 1 else ""
+        ready = Part(T.READY, "False", first.reason, f"{first.type.value}: {first.message}{more}")
     prev = {c.type: c for c in previous}
     out = []
     for p in [ready, *parts]:

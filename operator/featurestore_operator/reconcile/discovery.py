@@ -1,4 +1,4 @@
-"""Which API versions the cluster serves: CronJob, PDB, HPA, CronJob.timeZone, optional CRDs."""
+"""Which API versions the cluster serves, for every kind in the table (``kinds.KINDS``)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,21 @@ import asyncio
 import time
 
 from ..render import ApiVersions
+from .kinds import KINDS, Kind
 from .kube import Kube
-
-_CANDIDATES = {
-    "cronjob": ("CronJob", ["batch/v1", "batch/v1beta1"]),
-    "pdb": ("PodDisruptionBudget", ["policy/v1", "policy/v1beta1"]),
-    "hpa": ("HorizontalPodAutoscaler", ["autoscaling/v2", "autoscaling/v2beta2"]),
-}
-_OPTIONAL = {"PodDefault": "kubeflow.org/v1alpha1", "AuthorizationPolicy": "security.istio.io/v1beta1"}
 
 
 class Discovery:
-    """Discovers served versions once and refreshes them after ``ttl`` seconds (CRDs installed
-    later are picked up without a restart)."""
+    """Discovers served versions once and refreshes them after ``ttl`` seconds, or at once after
+    :meth:`invalidate` (an optional CRD was installed or removed)."""
 
-    def __init__(self, kube: Kube, ttl: float = 300.0):
+    def __init__(self, kube: Kube, ttl: float = 300.0, namespace: str | None = None):
         self.kube = kube
+        #: where to probe namespaced kinds (a namespace-restricted operator may not list cluster-wide)
+        self.namespace = namespace
         self.ttl = ttl
         self._cached: ApiVersions | None = None
+        self._served: dict[str, str] = {}
         self._at = 0.0
         self._lock = asyncio.Lock()
 
@@ -34,40 +31,41 @@ class Discovery:
         if self._fresh():
             assert self._cached is not None
             return self._cached
-        # Single flight: when many FeatureStores are reconciled at once (operator start, a burst of
-        # new stores) they all find the cache empty; one of them asks the API server, the others
-        # wait for its answer instead of sending the same 6-7 discovery requests each (measured
-        # by bench/reconcile.py: 344 discovery GETs for 50 new stores without this lock, 7 with it).
+        # Single flight: when many FeatureStores are reconciled at once they all find the cache
+        # empty; one of them asks the API server, the others wait for its answer.
         async with self._lock:
-            if self._fresh():
-                assert self._cached is not None
-                return self._cached
-            return await self._discover()
+            if not self._fresh():
+                await self._discover()
+            assert self._cached is not None
+            return self._cached
 
-    async def _discover(self) -> ApiVersions:
-        served: dict[str, set[str]] = {}
+    def served_version(self, kind: str) -> str | None:
+        """The apiVersion ``kind`` is served in, as of the last discovery (None: not served)."""
+        return self._served.get(kind)
 
-        async def kinds(gv: str) -> set[str]:
-            if gv not in served:
-                served[gv] = await self.kube.served(gv)
-            return served[gv]
+    async def _first_served(self, kind: Kind) -> str | None:
+        for api_version in kind.api_versions():
+            if await self.kube.served(kind.kind, api_version, self.namespace):
+                return api_version
+        return None
 
-        chosen: dict[str, str] = {}
-        for field, (kind, versions) in _CANDIDATES.items():
-            for gv in versions:
-                if kind in await kinds(gv):
-                    chosen[field] = gv
-                    break
-            else:
-                chosen[field] = versions[0]
-        optional = frozenset([k for k, gv in _OPTIONAL.items() if k in await kinds(gv)])
-        # CronJob.spec.timeZone: batch/v1 CronJob on >= 1.25; servers older than that serve
-        # batch/v1beta1 as well (removed in 1.25), so "v1 only" means timeZone is known.
-        tz = chosen["cronjob"] == "batch/v1" and "CronJob" not in await kinds("batch/v1beta1")
-        self._cached = ApiVersions(cronjob=chosen["cronjob"], pdb=chosen["pdb"], hpa=chosen["hpa"],
-                                   cronjob_time_zone=tz, optional_kinds=optional)
+    async def _discover(self) -> None:
+        served: dict[str, str] = {}
+        for kind in KINDS.values():
+            if kind.apply_order is None and kind.kind != "FeatureStore":
+                continue
+            version = await self._first_served(kind)
+            if version:
+                served[kind.kind] = version
+        # CronJob.spec.timeZone: batch/v1 CronJob on >= 1.25; older servers also serve batch/v1beta1.
+        tz = served.get("CronJob") == "batch/v1" and not await self.kube.served("CronJob", "batch/v1beta1", self.namespace)
+        optional = frozenset(k.kind for k in KINDS.values() if k.optional and k.kind in served)
+        self._served = served
+        self._cached = ApiVersions(
+            cronjob=served.get("CronJob", "batch/v1"), pdb=served.get("PodDisruptionBudget", "policy/v1"),
+            hpa=served.get("HorizontalPodAutoscaler", "autoscaling/v2"), cronjob_time_zone=tz,
+            optional_kinds=optional)
         self._at = time.monotonic()
-        return self._cached
 
     def invalidate(self) -> None:
         self._cached = None

@@ -1,4 +1,5 @@
-"""Deletion: run each backend's delete per its deletion policy; owned objects go by garbage collection."""
+"""Deletion: run each backend's delete per its deletion policy, then drop our finalizer. Owned
+objects go by garbage collection (ownerReferences)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import FeatureStore, FeatureStoreStatus, Phase, SpecError, parse_featurestore, resolve
-from .core import Deps, _merge_status, _secret_reader, _write_status
+from ..api import FeatureStore, FeatureStoreStatus, Phase, SpecError
+from ..api.resource import FINALIZER
 from ..backends.base import BackendContext
+from .core import Deps, parse, write_status
+from .events import Event
+from .observe import secret_reader
+from .outcomes import all_backends, merge_status
 
 log = logging.getLogger(__name__)
 
@@ -20,43 +25,57 @@ class Finalized:
     retry_after: float = 10.0
 
 
-def resolved(body: dict[str, Any], deps_config: Any) -> FeatureStore | None:
+def _parsed(body: dict[str, Any], deps: Deps) -> FeatureStore | None:
     try:
-        fs = parse_featurestore(body)
-        return fs.model_copy(update={"spec": resolve(fs.spec, deps_config)})
+        return parse(body, deps.config)
     except SpecError:
         return None
 
 
-def needs_cleanup(deps: Deps, body: dict[str, Any]) -> bool:
-    fs = resolved(body, deps.config)
-    if fs is None:
-        return False
-    backends = [deps.backends.online(fs), deps.backends.offline(fs), *[b for _, b in deps.backends.extra(fs)]]
-    return any(b.needs_cleanup(fs) for b in backends)
-
-
 async def finalize(deps: Deps, body: dict[str, Any]) -> Finalized:
-    fs = resolved(body, deps.config)
+    """Clean up a FeatureStore being deleted; the finalizer is removed once every backend is done."""
+    meta = body["metadata"]
+    if FINALIZER not in (meta.get("finalizers") or []):
+        deps.applier.forget_owner(meta["namespace"], meta["name"])
+        return Finalized(True, "no cloud resources to clean up")
+    fs = _parsed(body, deps)
     if fs is None:
         return Finalized(True, "spec invalid: nothing the operator created can be identified")
-    ns, name = fs.metadata.namespace, fs.metadata.name
-    ctx = BackendContext(config=deps.config, get_secret=_secret_reader(deps, ns))
+    result = await _delete_backends(deps, fs, body)
+    if result.done:
+        await _drop_finalizer(deps, body)
+        deps.applier.forget_owner(fs.metadata.namespace, fs.metadata.name)
+    return result
+
+
+async def _delete_backends(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -> Finalized:
+    ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, fs.metadata.namespace))
     status = FeatureStoreStatus.model_validate(body.get("status") or {}).model_copy(update={"phase": Phase.DELETING})
     pending: list[str] = []
     retry = 60.0
-    for backend in [deps.backends.online(fs), deps.backends.offline(fs), *[b for _, b in deps.backends.extra(fs)]]:
+    for _, backend in all_backends(deps.backends, fs):
         if not backend.needs_cleanup(fs):
             continue
         result = await backend.delete(fs.model_copy(update={"status": status}), ctx)
-        status = _merge_status(status, result.status)
+        status = merge_status(status, result.status)
         if result.message:
-            deps.emit("Normal" if result.done else "Warning", "Deleting", result.message)
+            deps.emit(Event("Normal" if result.done else "Warning", "Deleting", result.message))
         if not result.done:
             pending.append(result.message or type(backend).__name__)
             retry = min(retry, result.retry_after)
-    await _write_status(deps, body, status)
+    await write_status(deps, body, status)
     if pending:
         return Finalized(False, "; ".join(pending), retry)
-    deps.cache.drop_owner(ns, name)
     return Finalized(True, "backends cleaned up")
+
+
+async def _drop_finalizer(deps: Deps, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    remaining = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+    if await deps.kube.patch_guarded(body, {"metadata": {"finalizers": remaining}}) is None:
+        raise Conflict("the FeatureStore changed while its finalizer was being removed; retrying")
+    log.info("%s/%s: cloud resources cleaned up, finalizer removed", meta["namespace"], meta["name"])
+
+
+class Conflict(Exception):
+    """The object changed under us: read it again and retry."""

@@ -1,8 +1,17 @@
-"""Where each kind the operator owns lives in the API: group, plural, whether namespaced."""
+"""The one table of kinds the operator touches: where each lives in the API, which versions it may be
+served in, the order children are applied in, whether it is watched, and the RBAC it needs.
+
+Everything that lists kinds derives from :data:`KINDS`: the watches (``handlers.watches``), the apply
+order and prune (``reconcile.applier``), discovery of served versions (``reconcile.discovery``) and
+the chart's RBAC test (``tests/controlplane/test_chart.py``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
 @dataclass(frozen=True)
@@ -11,52 +20,73 @@ class Kind:
     plural: str
     #: API group; "" is the core group.
     group: str
+    #: Versions in order of preference; discovery picks the first one the cluster serves.
+    versions: tuple[str, ...]
+    #: Position in the apply order of children (None: not a child). Policies come before the
+    #: workloads they protect; identities and config before the pods that mount them.
+    apply_order: int | None = None
+    #: Watched (with a server-side label selector) to keep the observed cache and wake owners.
+    watched: bool = False
+    #: A CRD that may be absent (a condition says so; never a crash).
+    optional: bool = False
+    #: Verbs the operator needs (the chart's RBAC grants exactly these).
+    verbs: tuple[str, ...] = ("get", "list", "watch", "create", "patch", "delete")
+    namespaced: bool = True
 
-    def path(self, api_version: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
-        base = f"/api/{api_version}" if not self.group else f"/apis/{api_version}"
-        out = base + (f"/namespaces/{namespace}" if namespace else "") + f"/{self.plural}"
-        if name:
-            out += f"/{name}"
-        if sub:
-            out += f"/{sub}"
-        return out
+    def api_versions(self) -> list[str]:
+        return [f"{self.group}/{v}" if self.group else v for v in self.versions]
 
+
+_CHILD = ("get", "list", "watch", "create", "patch", "delete")
 
 KINDS: dict[str, Kind] = {
     k.kind: k
     for k in [
-        Kind("ServiceAccount", "serviceaccounts", ""),
-        Kind("ConfigMap", "configmaps", ""),
-        Kind("Secret", "secrets", ""),
-        Kind("Service", "services", ""),
-        Kind("PersistentVolumeClaim", "persistentvolumeclaims", ""),
-        Kind("Deployment", "deployments", "apps"),
-        Kind("StatefulSet", "statefulsets", "apps"),
-        Kind("Job", "jobs", "batch"),
-        Kind("CronJob", "cronjobs", "batch"),
-        Kind("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling"),
-        Kind("PodDisruptionBudget", "poddisruptionbudgets", "policy"),
-        Kind("NetworkPolicy", "networkpolicies", "networking.k8s.io"),
-        Kind("Role", "roles", "rbac.authorization.k8s.io"),
-        Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io"),
-        Kind("PodDefault", "poddefaults", "kubeflow.org"),
-        Kind("AuthorizationPolicy", "authorizationpolicies", "security.istio.io"),
-        Kind("FeatureStore", "featurestores", "featurestore.kubeflow.org"),
+        # policies first: nothing runs unprotected for a moment
+        Kind("NetworkPolicy", "networkpolicies", "networking.k8s.io", ("v1",), 0, True),
+        Kind("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", ("v1beta1",), 1, True, True),
+        Kind("ServiceAccount", "serviceaccounts", "", ("v1",), 2, True),
+        Kind("Role", "roles", "rbac.authorization.k8s.io", ("v1",), 3, True),
+        Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io", ("v1",), 4, True),
+        Kind("Secret", "secrets", "", ("v1",), 5, True),
+        Kind("ConfigMap", "configmaps", "", ("v1",), 6, True),
+        Kind("PersistentVolumeClaim", "persistentvolumeclaims", "", ("v1",), 7, True),
+        Kind("Service", "services", "", ("v1",), 8, True),
+        Kind("StatefulSet", "statefulsets", "apps", ("v1",), 9, True),
+        Kind("Deployment", "deployments", "apps", ("v1",), 10, True),
+        Kind("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling", ("v2", "v2beta2"), 11, True),
+        Kind("PodDisruptionBudget", "poddisruptionbudgets", "policy", ("v1", "v1beta1"), 12, True),
+        Kind("CronJob", "cronjobs", "batch", ("v1", "v1beta1"), 13, True),
+        Kind("Job", "jobs", "batch", ("v1",), 14, True),
+        Kind("PodDefault", "poddefaults", "kubeflow.org", ("v1alpha1",), 15, True, True),
+        # not children
+        Kind("FeatureStore", "featurestores", "featurestore.kubeflow.org", ("v1alpha1",),
+             verbs=("get", "list", "watch", "patch")),
+        Kind("Event", "events", "", ("v1",), verbs=("create", "patch")),
+        Kind("Lease", "leases", "coordination.k8s.io", ("v1",), verbs=("get", "create", "update")),
+        Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
+        Kind("Profile", "profiles", "kubeflow.org", ("v1",), optional=True, verbs=("get", "list", "watch"),
+             namespaced=False),
+        Kind("CustomResourceDefinition", "customresourcedefinitions", "apiextensions.k8s.io", ("v1",),
+             verbs=("get", "list", "watch"), namespaced=False),
     ]
 }
 
-#: Kinds whose objects the operator owns (watched, applied, pruned). Order = apply order.
-OWNED_KINDS = [
-    "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim", "Service", "StatefulSet",
-    "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob", "Job",
-    "PodDefault", "Role", "RoleBinding", "AuthorizationPolicy", "NetworkPolicy",
-]
+#: Children in apply order.
+OWNED_KINDS: list[str] = [k.kind for k in sorted((k for k in KINDS.values() if k.apply_order is not None),
+                                      key=lambda k: k.apply_order or 0)]
+APPLY_ORDER: dict[str, int] = {name: i for i, name in enumerate(OWNED_KINDS)}
 
 
-def kind_of(obj: dict) -> Kind:
+def kind_of(obj: dict[str, Any]) -> Kind:
     return KINDS[obj["kind"]]
 
 
-def key(obj: dict) -> tuple[str, str, str]:
+def key(obj: dict[str, Any]) -> Key:
     meta = obj["metadata"]
     return obj["kind"], meta.get("namespace", ""), meta["name"]
+
+
+def in_apply_order(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Children sorted by :data:`APPLY_ORDER` (stable: the render order within one kind is kept)."""
+    return sorted(objects, key=lambda o: APPLY_ORDER.get(o["kind"], len(APPLY_ORDER)))

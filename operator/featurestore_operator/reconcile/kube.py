@@ -1,145 +1,227 @@
-"""A thin async facade over the official kubernetes client: server-side apply, get, delete, list,
-status patch and discovery. Blocking calls run in worker threads."""
+"""The operator's Kubernetes client: a small async facade over lightkube.
+
+Objects are plain dicts (lightkube generic resources, one class per kind and version, made on first
+use), so the same code serves built-in kinds and CRDs, and nothing imports a generated model per
+kind. Every request is counted (``metrics``). Errors are :class:`ApiError`, carrying the API
+server's own message and field causes.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
 import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
+import httpx2
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ApiError as LightkubeApiError
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
 
 from ..metrics import API_CALLS, API_WRITES
-from .kinds import KINDS, Kind, kind_of
+from .kinds import KINDS, Kind
 
 FIELD_MANAGER = "featurestore-operator"
 log = logging.getLogger(__name__)
 
+#: a server-side timeout for watches: the API server ends the request after it, we resume from the last version
+WATCH_TIMEOUT = 300
 
-def _resource(path: str) -> str:
-    """The metric label of a request path: the resource plural (plus "/status"), or "discovery"."""
-    parts = path.strip("/").split("/")
-    if "namespaces" in parts:
-        rest = parts[parts.index("namespaces") + 2:] or ["namespaces"]
-    else:  # /api/v1/<plural>..., /apis/<group>/<version>/<plural>...
-        rest = parts[2:] if parts[0] == "api" else parts[3:]
-    if not rest:
-        return "discovery"
-    return rest[0] + ("/" + rest[2] if len(rest) > 2 else "")
+
+@dataclass
+class ApiError(Exception):
+    """A failed request, as the API server explained it."""
+
+    status: int
+    reason: str = ""
+    message: str = ""
+    #: field causes (``details.causes``): [{"field": ..., "message": ..., "reason": ...}]
+    causes: list[dict[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 404
+
+    def describe(self) -> str:
+        """The API server's message with its field causes (``spec.x: must be ...``) when they add to it."""
+        extra = [f"{c.get('field', '')}: {c.get('message', '')}".strip(": ") for c in self.causes
+                 if c.get("message") and c.get("message") not in self.message]
+        return (self.message or self.reason or f"HTTP {self.status}") + (f" [{'; '.join(extra)}]" if extra else "")
+
+    @classmethod
+    def from_lightkube(cls, err: LightkubeApiError) -> ApiError:
+        st = err.status
+        details = st.details
+        causes = [{"field": c.field or "", "message": c.message or "", "reason": c.reason or ""}
+                  for c in (details.causes or [])] if details else []
+        return cls(status=st.code or 0, reason=st.reason or "", message=st.message or "", causes=causes)
+
+
+def _resource_label(kind: Kind, sub: str | None = None) -> str:
+    return kind.plural + (f"/{sub}" if sub else "")
 
 
 class Kube:
-    """Every Kubernetes call of the reconciler goes through here (and is counted)."""
+    """Every Kubernetes request of the operator goes through here (and is counted)."""
 
-    def __init__(self, api: k8s.ApiClient):
-        self.api = api
-        self.calls = 0
-        self.writes = 0
+    def __init__(self, client: AsyncClient):
+        self.client = client
+        self._classes: dict[tuple[str, str], Any] = {}
 
-    async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
-                    content_type: str = "application/json") -> Any:
-        self.calls += 1
-        resource = _resource(path)
-        API_CALLS.labels(resource, method).inc()
+    @classmethod
+    def from_environment(cls) -> Kube:
+        """In-cluster credentials in a pod, else the kubeconfig (KUBECONFIG). Never through a proxy."""
+        config = KubeConfig.from_env()
+        return cls(AsyncClient(config, field_manager=FIELD_MANAGER, trust_env=False,
+                               timeout=httpx2.Timeout(30.0, connect=10.0)))
+
+    def resource(self, kind: str, api_version: str) -> Any:
+        """The lightkube generic resource class of ``kind`` in ``api_version`` (made once)."""
+        cached = self._classes.get((kind, api_version))
+        if cached is None:
+            k = KINDS[kind]
+            group, _, version = api_version.rpartition("/")
+            make = create_namespaced_resource if k.namespaced else create_global_resource
+            cached = self._classes[(kind, api_version)] = make(group, version, kind, k.plural)
+        return cached
+
+    async def _call(self, method: str, kind: str, coro: Any, sub: str | None = None) -> Any:
+        label = _resource_label(KINDS[kind], sub)
+        API_CALLS.labels(label, method).inc()
         if method in ("PATCH", "POST", "PUT", "DELETE"):
-            self.writes += 1
-            API_WRITES.labels(resource).inc()
-
-        def run() -> Any:
-            m, url, headers, payload, post = self.api.param_serialize(
-                method, path, query_params=query or [], body=body,
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                auth_settings=["BearerToken"],
-            )
-            resp = self.api.call_api(m, url, headers, payload, post, _request_timeout=(10, 60))
-            resp.read()
-            if resp.status >= 400:
-                raise ApiException(http_resp=resp)
-            return json.loads(resp.data) if resp.data else None
-
-        return await asyncio.to_thread(run)
-
-    async def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
-        """Server-side apply with our field manager. An identical apply writes nothing."""
-        kind = kind_of(obj)
-        meta = obj["metadata"]
-        path = kind.path(obj["apiVersion"], meta.get("namespace"), meta["name"])
-        query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
-        return await self._call("PATCH", path, body=obj, query=query, content_type="application/apply-patch+yaml")
-
-    async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Plain create (POST): never touches an existing object. None when it already exists."""
-        kind = kind_of(obj)
-        meta = obj["metadata"]
+            API_WRITES.labels(label).inc()
         try:
-            return await self._call("POST", kind.path(obj["apiVersion"], meta.get("namespace")), body=obj,
-                                    query=[("fieldManager", FIELD_MANAGER)])
-        except ApiException as err:
+            return await coro
+        except LightkubeApiError as err:
+            raise ApiError.from_lightkube(err) from None
+
+    async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
+        """Server-side apply with our field manager. An identical apply writes nothing."""
+        meta = obj["metadata"]
+        res = self.resource(obj["kind"], obj["apiVersion"])
+        return dict(await self._call("PATCH", obj["kind"], self.client.patch(
+            res, meta["name"], dict(obj), namespace=meta.get("namespace"), patch_type=PatchType.APPLY,
+            field_manager=FIELD_MANAGER, force=force)))
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Plain create: never touches an existing object. None when it already exists."""
+        res = self.resource(obj["kind"], obj["apiVersion"])
+        try:
+            return dict(await self._call("POST", obj["kind"], self.client.create(res(dict(obj)))))
+        except ApiError as err:
             if err.status == 409:
                 return None
             raise
 
+    async def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT: replace the object as given (guarded by its metadata.resourceVersion; 409 if stale)."""
+        res = self.resource(obj["kind"], obj["apiVersion"])
+        return dict(await self._call("PUT", obj["kind"], self.client.replace(res(dict(obj)))))
+
     async def get(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        res = self.resource(kind, api_version)
         try:
-            return await self._call("GET", KINDS[kind].path(api_version, namespace, name))
-        except ApiException as err:
-            if err.status == 404:
+            return dict(await self._call("GET", kind, self.client.get(res, name, namespace=namespace)))
+        except ApiError as err:
+            if err.gone:
                 return None
             raise
 
-    async def list(self, kind: str, api_version: str, namespace: str | None, label_selector: str) -> list[dict[str, Any]]:
+    async def list(self, kind: str, api_version: str, namespace: str | None,
+                   labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Objects of a kind (server-side label selection). Empty when the kind is not served."""
+        items, _ = await self.list_with_version(kind, api_version, namespace, labels)
+        return items
+
+    async def list_with_version(self, kind: str, api_version: str, namespace: str | None,
+                                labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Objects and the list's resourceVersion (to watch from); ([], None) when the kind is not served."""
+        res = self.resource(kind, api_version)
+        API_CALLS.labels(_resource_label(KINDS[kind]), "GET").inc()
+        listing = self.client.list(res, namespace=namespace or "*" if KINDS[kind].namespaced else None,
+                                   labels=dict(labels) if labels else None, chunk_size=500)
         try:
-            out = await self._call("GET", KINDS[kind].path(api_version, namespace), query=[("labelSelector", label_selector)])
-        except ApiException as err:
-            if err.status == 404:  # kind not served (optional CRD absent)
-                return []
-            raise
-        return out.get("items", [])
+            items = [dict(o) async for o in listing]
+        except LightkubeApiError as err:
+            if err.status.code == 404:
+                return [], None
+            raise ApiError.from_lightkube(err) from None
+        return items, listing.resourceVersion
+
+    async def watch(self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None,
+                    resource_version: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Events after ``resource_version`` until the server ends the request (or an error: ApiError)."""
+        res = self.resource(kind, api_version)
+        API_CALLS.labels(_resource_label(KINDS[kind]), "WATCH").inc()
+        stream = self.client.watch(res, namespace=namespace or "*" if KINDS[kind].namespaced else None,
+                                   labels=dict(labels) if labels else None, resource_version=resource_version,
+                                   server_timeout=WATCH_TIMEOUT, on_error=_stop_on_close)
+        try:
+            async for event_type, obj in stream:
+                yield event_type, dict(obj)
+        except LightkubeApiError as err:
+            raise ApiError.from_lightkube(err) from None
 
     async def delete(self, kind: str, api_version: str, namespace: str | None, name: str) -> bool:
+        """Delete (background propagation). False when it was already gone."""
+        res = self.resource(kind, api_version)
         try:
-            await self._call("DELETE", KINDS[kind].path(api_version, namespace, name),
-                             body={"propagationPolicy": "Background"})
+            await self._call("DELETE", kind, self.client.delete(res, name, namespace=namespace,
+                                                                 cascade=_BACKGROUND))
             return True
-        except ApiException as err:
-            if err.status == 404:
+        except ApiError as err:
+            if err.gone:
                 return False
             raise
 
-    async def patch_status(self, kind: Kind, api_version: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("PATCH", kind.path(api_version, namespace, name, "status"), body=patch,
-                                content_type="application/merge-patch+json")
+    async def patch_status(self, kind: str, api_version: str, namespace: str, name: str,
+                           patch: dict[str, Any]) -> dict[str, Any]:
+        res = self.resource(kind, api_version)
+        return dict(await self._call("PATCH", kind, self.client.patch(
+            res.Status, name, patch, namespace=namespace, patch_type=PatchType.MERGE), sub="status"))
 
-    async def add_finalizer(self, kind: Kind, api_version: str, body: dict[str, Any], finalizer: str) -> dict[str, Any] | None:
-        """Add ``finalizer`` to the object ``body`` as read (merge patch guarded by its resourceVersion).
-        None when the object changed (or went) since it was read: read it again before retrying."""
-        meta = body["metadata"]
-        patch = {"metadata": {"finalizers": [*(meta.get("finalizers") or []), finalizer],
-                              "resourceVersion": meta["resourceVersion"]}}
+    async def patch_guarded(self, obj: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch ``obj`` as read (guarded by its resourceVersion). None when it changed or went
+        since it was read: read it again before retrying."""
+        meta = obj["metadata"]
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": meta["resourceVersion"]}}
+        res = self.resource(obj["kind"], obj["apiVersion"])
         try:
-            return await self._call("PATCH", kind.path(api_version, meta["namespace"], meta["name"]), body=patch,
-                                    content_type="application/merge-patch+json")
-        except ApiException as err:
+            return dict(await self._call("PATCH", obj["kind"], self.client.patch(
+                res, meta["name"], body, namespace=meta.get("namespace"), patch_type=PatchType.MERGE)))
+        except ApiError as err:
             if err.status in (404, 409):
                 return None
             raise
 
-    async def get_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        obj = await self.get("Secret", "v1", namespace, name)
-        if obj is None:
-            return None
-        return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
-
-    async def served(self, group_version: str) -> set[str]:
-        """Kinds served under one group/version (empty when the group/version is not served)."""
-        path = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+    async def served(self, kind: str, api_version: str, namespace: str | None = None) -> bool:
+        """Whether the cluster serves ``kind`` in ``api_version``: a one-item list (in ``namespace``, or
+        cluster-wide) answered 404 means no. RBAC is checked before the path is resolved, so a
+        namespace-restricted operator must name a namespace it may list in."""
+        res = self.resource(kind, api_version)
+        API_CALLS.labels("discovery", "GET").inc()
+        scope = (namespace or "*") if KINDS[kind].namespaced else None
         try:
-            out = await self._call("GET", path)
-        except ApiException as err:
-            if err.status == 404:
-                return set()
-            raise
-        return {r["kind"] for r in out.get("resources", []) if "/" not in r["name"]}
+            async for _ in self.client.list(res, namespace=scope, chunk_size=1):
+                break
+        except LightkubeApiError as err:
+            if err.status.code == 404:
+                return False
+            raise ApiError.from_lightkube(err) from None
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _stop_on_close(err: Exception, count: int) -> OnErrorResult:
+    """Hand every watch failure to our watch loop (``reconcile.watches``): it relists on 410 Gone
+    and backs off on anything else, and knows which kind it is watching."""
+    return OnErrorResult(OnErrorAction.RAISE)
+
+
+_BACKGROUND = CascadeType.BACKGROUND

@@ -32,12 +32,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kubernetes.client.exceptions import ApiException
 
 from ..api import API_VERSION, OperatorConfig
 from ..api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate
 from ..render.names import MANAGED_BY, MANAGED_BY_LABEL
-from .kube import Kube
+from .kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +143,10 @@ class Outcome:
     featurestore: dict[str, Any] | None = None
 
 
-def _gone(err: ApiException) -> bool:
+def _gone(err: ApiError) -> bool:
     """The namespace vanished or is being deleted: nothing to onboard."""
-    return err.status == 404 or (err.status == 403 and "NamespaceTerminating" in str(err.body or ""))
+    terminating = any(c.get("reason") == "NamespaceTerminating" for c in err.causes) or "being terminated" in err.message
+    return err.gone or (err.status == 403 and terminating)
 
 
 async def _source_secret(kube: Kube, template: OnboardingTemplate) -> dict[str, Any] | None:
@@ -182,7 +182,7 @@ async def onboard(kube: Kube, config: OperatorConfig, namespace: str) -> Outcome
         elif copied:  # the user's own store won the race: leave no stray credentials behind
             await kube.delete("Secret", "v1", namespace, template.shared_secret_name)
         await kube.apply(marker(template, namespace, result))
-    except ApiException as err:
+    except ApiError as err:
         if _gone(err):
             return Outcome("Skipped", f"namespace {namespace} is gone or terminating")
         raise
@@ -204,13 +204,13 @@ async def sync_shared_secrets(kube: Kube, config: OperatorConfig) -> int:
     count = 0
     stores: list[dict[str, Any]] = []
     for ns in config.namespaces or [None]:  # a namespaced operator may not list cluster-wide
-        stores += await kube.list("FeatureStore", API_VERSION, ns, "")
+        stores += await kube.list("FeatureStore", API_VERSION, ns)
     for fs in stores:
         if references_shared_copy(template, fs):
             try:
                 await kube.apply(shared_secret_copy(template, _meta(fs)["namespace"], source, fs))
                 count += 1
-            except ApiException as err:
+            except ApiError as err:
                 if not _gone(err):
                     raise
     return count

@@ -6,11 +6,12 @@ after ``--`` to fixed shell scripts; they are never interpolated into a shell st
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..api import FeatureStore
 from .inputs import ApiVersions, Endpoints, RepoSource
-from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta
+from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
 from .pods import FEAST_YAML, container_security, feast_container, pod_spec
 
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
@@ -170,18 +171,16 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
     if init:
         pod["initContainers"] = init
     job_labels = {**labels(fs, "feature-repo"), REVISION_LABEL: repo.revision[:63]}
-    return [
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {**meta(fs, names.apply_job(repo.revision), "feature-repo"), "labels": job_labels},
-            "spec": {
-                "backoffLimit": 2,
-                "activeDeadlineSeconds": 1800,
-                "template": {
-                    "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
-                    "spec": pod,
-                },
-            },
-        }
-    ]
+    spec = {
+        "backoffLimit": 2,
+        "activeDeadlineSeconds": 1800,
+        "template": {
+            "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+            "spec": pod,
+        },
+    }
+    # A Job's template is immutable: the name covers everything the template depends on (repo
+    # revision, feature_store.yaml, image, ...), so any change is a new Job, never a refused update.
+    name = names.apply_job(short_hash(json.dumps(spec, sort_keys=True), length=10))
+    return [{"apiVersion": "batch/v1", "kind": "Job",
+             "metadata": {**meta(fs, name, "feature-repo"), "labels": job_labels}, "spec": spec}]

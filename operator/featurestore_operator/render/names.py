@@ -60,8 +60,9 @@ class Names:
     def materialize(self) -> str:
         return f"{self.fs}-materialize"
 
-    def apply_job(self, revision: str) -> str:
-        return f"{self.fs}-apply-{revision[:10]}"
+    def apply_job(self, template_hash: str) -> str:
+        """The `feast apply` Job of one pod template (see ``render.jobs.apply_job``)."""
+        return f"{self.fs}-apply-{template_hash[:10]}"
 
     @property
     def redis(self) -> str:

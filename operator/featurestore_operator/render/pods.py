@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
+from lightkube.utils.quantity import parse_quantity
 
 from ..api import FeatureStore
 from ..api.spec import ResourceRequirements
@@ -26,7 +26,7 @@ def workers_for(req: ResourceRequirements) -> int:
     cpu = (req.limits or {}).get("cpu") or (req.requests or {}).get("cpu")
     if cpu is None:
         return 1
-    return max(1, math.floor(float(parse_quantity(str(cpu)))))
+    return max(1, math.floor(float(parse_quantity(str(cpu)) or 1)))
 
 
 def container_security() -> dict[str, Any]:

@@ -1,0 +1,46 @@
+"""The operator's health endpoint (liveness and readiness), served by the process itself so that a
+stand-by replica answers too.
+
+/healthz  200 while the process works: a stand-by waiting for the Lease, or the acting replica
+          while it watches FeatureStores (kopf running and the FeatureStore resource served);
+          503 otherwise, so the kubelet restarts a replica that stopped watching.
+/readyz   the same answer (a stand-by is ready: it must not stall rolling updates).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    def __init__(self) -> None:
+        #: None: no leader election; False: standing by; True: acting
+        self.leading: bool | None = None
+        self.watching = False
+        self.reason = "starting"
+        self._runner: web.AppRunner | None = None
+
+    def report(self) -> tuple[int, dict[str, object]]:
+        ok = self.leading is False or self.watching
+        body = {"ok": ok, "leading": self.leading, "watching": self.watching, "reason": self.reason}
+        return (200 if ok else 503), body
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        code, body = self.report()
+        return web.Response(status=code, text=json.dumps(body), content_type="application/json")
+
+    async def start(self, port: int, host: str = "0.0.0.0") -> None:
+        app = web.Application()
+        app.add_routes([web.get("/healthz", self._handle), web.get("/readyz", self._handle)])
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -1,0 +1,139 @@
+"""One worker task per FeatureStore: runs the level-triggered pass whenever something changed (the
+store, a child, a backend asked to be looked at again) and at least every resync period; cleans up
+when the store is deleted.
+
+The tasks are ours (not kopf daemons), so kopf adds no finalizer of its own and a restart of kopf's
+watch (``handlers.main``) leaves them running: kopf only hands over the latest body and wakes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..api import API_VERSION
+from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
+from ..reconcile.core import Deps, Result, reconcile
+from ..reconcile.finalize import finalize
+from ..reconcile.kube import ApiError
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+MAX_BACKOFF = 60.0
+
+
+class Workers:
+    def __init__(self, deps: Callable[[dict[str, Any]], Deps], *, resync: float, concurrency: int):
+        self._deps = deps
+        self.resync = resync
+        #: bounded concurrency, first come first served: 1000 new stores must not run 1000 passes at
+        #: once (all their temporaries alive together; bench/memory.py)
+        self.slots = asyncio.Semaphore(concurrency)
+        self.bodies: dict[Key, dict[str, Any]] = {}
+        self.generations: dict[Key, Any] = {}
+        self.wakeups: dict[Key, asyncio.Event] = {}
+        self.tasks: dict[Key, asyncio.Task[None]] = {}
+        self.phases: dict[Key, str] = {}
+
+    # -- fed by the FeatureStore watch and the children's watches -------------------------------
+    def observe(self, event_type: str | None, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == "DELETED":
+            self.forget(key)
+            return
+        self.bodies[key] = copy.deepcopy(body)
+        changed = self.generations.get(key) != meta.get("generation") or meta.get("deletionTimestamp")
+        self.generations[key] = meta.get("generation")
+        if key not in self.tasks or self.tasks[key].done():
+            self.wakeups[key] = asyncio.Event()
+            self.tasks[key] = asyncio.create_task(self._run(key), name=f"featurestore {key[0]}/{key[1]}")
+        elif changed:
+            self.wake(*key)
+
+    def wake(self, namespace: str, name: str) -> None:
+        event = self.wakeups.get((namespace, name))
+        if event is not None:
+            event.set()
+
+    def wake_all(self) -> None:
+        for event in self.wakeups.values():
+            event.set()
+
+    def forget(self, key: Key) -> None:
+        self.bodies.pop(key, None)
+        self.generations.pop(key, None)
+        self._set_phase(key, None)
+        self.wake(*key)  # lets its worker notice and exit
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    # -- the worker ---------------------------------------------------------------------------
+    async def _run(self, key: Key) -> None:
+        backoff = 1.0
+        try:
+            while key in self.bodies:
+                self.wakeups[key].clear()
+                delay, backoff = await self._pass(key, backoff)
+                if delay is None:
+                    return
+                try:
+                    await asyncio.wait_for(self.wakeups[key].wait(), timeout=min(delay, self.resync))
+                except TimeoutError:
+                    pass
+        finally:
+            if key not in self.bodies:
+                self.wakeups.pop(key, None)
+
+    async def _pass(self, key: Key, backoff: float) -> tuple[float | None, float]:
+        """One pass; returns (seconds until the next one or None to stop, next backoff)."""
+        async with self.slots:
+            body = self.bodies.get(key)
+            if body is None:
+                return None, backoff
+            body = copy.deepcopy(body)
+            deps = self._deps(body)
+            started = time.perf_counter()
+            try:
+                if body["metadata"].get("deletionTimestamp"):
+                    done = await finalize(deps, body)
+                    RECONCILES.labels("deleting").inc()
+                    return (None if done.done else done.retry_after), 1.0
+                result = await reconcile(deps, body)
+                self._record(key, body, result)
+                return (result.requeue_after or self.resync), 1.0
+            except ApiError as err:
+                if err.gone and not await self._exists(deps, key):
+                    self.forget(key)
+                    return None, backoff
+                log.warning("%s/%s: reconcile failed: Kubernetes API %s: %s", *key, err.status, err)
+            except Exception as err:  # noqa: BLE001 - never let one store's error kill its worker
+                log.exception("%s/%s: reconcile failed: %s: %s", *key, type(err).__name__, err)
+            finally:
+                RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            RECONCILES.labels("error").inc()
+            return backoff, min(backoff * 2, MAX_BACKOFF)
+
+    def _record(self, key: Key, body: dict[str, Any], result: Result) -> None:
+        RECONCILES.labels(result.phase or "unknown").inc()
+        self._set_phase(key, result.phase)
+        if key in self.bodies:  # later passes compare status against what this one wrote
+            self.bodies[key]["status"] = body.get("status")
+
+    async def _exists(self, deps: Deps, key: Key) -> bool:
+        return await deps.kube.get("FeatureStore", API_VERSION, key[0], key[1]) is not None
+
+    def _set_phase(self, key: Key, phase: str | None) -> None:
+        old = self.phases.pop(key, None)
+        if old:
+            STORES.labels(old).dec()
+        if phase:
+            self.phases[key] = phase
+            STORES.labels(phase).inc()

@@ -1,0 +1,58 @@
+"""Desired: the objects one FeatureStore should own now (pure; wraps ``render``)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig
+from ..render import ApiVersions, RepoSource, render
+from ..render.names import COMPONENT_LABEL, Names, meta
+from .kinds import Key, key
+from .observe import RepoRevision, RepoState
+from .outcomes import BackendResults
+
+
+@dataclass(frozen=True)
+class Desired:
+    #: objects to apply (none while holding)
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    #: hash of the feature_store.yaml the workloads run with (kept while holding)
+    config_hash: str | None = None
+    #: a serving store whose backend is in transition: its workloads and config stay as they are
+    hold: bool = False
+    #: name of the `feast apply` Job of this spec and repo revision (None: no feature repo to apply)
+    apply_job: str | None = None
+
+    @property
+    def keep(self) -> set[Key]:
+        return {key(o) for o in self.objects}
+
+
+def online_secret(fs: FeatureStore, data: dict[str, str]) -> dict[str, Any]:
+    """The FeatureStore's online-store Secret (Redis password, CA) as backends handed it over."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(fs, Names(fs).online_secret, "online-store"),
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
+    }
+
+
+def desired(fs: FeatureStore, backends: BackendResults, repo: RepoState, config: OperatorConfig,
+            versions: ApiVersions, previous: FeatureStoreStatus) -> Desired:
+    """What to apply. A store that served before keeps its workloads and config untouched while a
+    backend is in transition (Memorystore maintenance, resize, repair): rewriting the config to
+    "pending" would take a working store down for a routine cloud event."""
+    if not backends.ready and previous.config_hash is not None and previous.endpoints.online_store is not None:
+        return Desired(config_hash=previous.config_hash, hold=True)
+    source = RepoSource(repo.revision) if isinstance(repo, RepoRevision) else None
+    rendered = render(fs, backends.endpoints, config, versions, source)
+    objects = list(rendered.objects)
+    if backends.online_secret:
+        objects.insert(0, online_secret(fs, backends.online_secret))
+    job = next((o["metadata"]["name"] for o in objects
+                if o["kind"] == "Job" and o["metadata"]["labels"].get(COMPONENT_LABEL) == "feature-repo"), None)
+    return Desired(objects=objects, config_hash=rendered.config_hash, apply_job=job)
