@@ -43,7 +43,7 @@ class FaultProxy:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -64,12 +64,14 @@ class FaultProxy:
 
     def stop(self) -> None:
         async def _stop() -> None:
+            for task in list(self._open):
+                task.cancel()
             if self._runner:
                 await self._runner.cleanup()
             if self._session:
                 await self._session.close()
 
-        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

@@ -1,17 +1,70 @@
-"""kopf wiring of FeatureStores: every event hands the latest body to the store's worker
-(``handlers.workers``), which runs the pass. No kopf daemon, timer or change handler: kopf adds no
-finalizer of its own, and ours is held only while cloud resources need cleanup (reconcile.core)."""
+"""The watch of FeatureStores: list + watch, handing every body to its worker (``handlers.workers``).
+
+The operator watches FeatureStores itself rather than through kopf: a restarted API server answers
+404 for custom resources until it has loaded their CRDs, and kopf 1.45 ends its watcher on a 404
+without ending the operator, which then stays deaf to FeatureStores while /healthz says 200. This
+loop never ends: it retries (404 included) with a backoff, lists again after any gap (stores deleted
+meanwhile are forgotten), and tells /healthz whether FeatureStores are being watched.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
-import kopf
-
-from ..api import GROUP, PLURAL, VERSION
+from ..api import API_VERSION
+from ..reconcile.kube import ApiError
 from .runtime import Runtime
 
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 10.0
 
-@kopf.on.event(GROUP, VERSION, PLURAL, id="featurestores")
-async def featurestore_event(event: dict[str, Any], memo: Runtime, **_: Any) -> None:
-    memo.workers.observe(event.get("type"), event["object"])
+
+async def watch_featurestores(rt: Runtime, namespace: str | None) -> None:
+    backoff = 1.0
+    while True:
+        try:
+            await _list_and_watch(rt, namespace)
+            backoff = 1.0
+        except asyncio.CancelledError:
+            raise
+        except ApiError as err:
+            if err.status in (401, 403):
+                raise  # credentials or RBAC: the operator cannot work; let the process fail
+            _not_watching(rt, f"FeatureStores: {err}" if err.status != 404 else
+                          "the FeatureStore resource is not served (CRD not installed, or the API server is "
+                          "starting)")
+        except Exception as err:  # noqa: BLE001 - connection errors: try again
+            _not_watching(rt, f"FeatureStores: {type(err).__name__}: {err}")
+        if not rt.health.watching:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def _not_watching(rt: Runtime, reason: str) -> None:
+    if rt.health.watching or rt.health.reason != reason:
+        log.warning("not watching FeatureStores: %s", reason)
+    rt.health.watching = False
+    rt.health.reason = reason
+
+
+async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
+    items, version = await rt.kube.list_with_version("FeatureStore", API_VERSION, namespace)
+    if version is None:
+        raise ApiError(404, "NotFound", "the FeatureStore resource is not served")
+    listed = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items}
+    for key in [k for k in rt.workers.bodies if (namespace is None or k[0] == namespace) and k not in listed]:
+        rt.workers.forget(key)  # deleted while we were not watching
+    for obj in items:
+        rt.workers.observe("ADDED", _typed(obj))
+    rt.health.watching = True
+    rt.health.reason = "watching FeatureStores"
+    async for event_type, obj in rt.kube.watch("FeatureStore", API_VERSION, namespace, None, version):
+        rt.workers.observe(event_type, _typed(obj))
+
+
+def _typed(obj: dict[str, Any]) -> dict[str, Any]:
+    obj.setdefault("apiVersion", API_VERSION)
+    obj.setdefault("kind", "FeatureStore")
+    return obj

@@ -6,11 +6,10 @@
   watches FeatureStores (and, with onboarding, namespaces/Profiles) and hands them to the per-store
   workers (``handlers.workers``).
 
-kopf stops when its watch of a resource fails for good, e.g. while a restarted API server answers
-404 for custom resources until it has loaded the CRDs again. It is then started again in the same
-process (the workers and their caches keep running), but only once the FeatureStore resource is
-served again: a kopf run started before that would find no FeatureStore resource and never watch
-it. Meanwhile /healthz answers 503.
+FeatureStores are watched by the operator itself (``handlers.featurestore``: kopf 1.45 ends its
+watcher on the 404 a restarted API server answers for custom resources, without ending the operator).
+kopf runs the onboarding watches, login and settings; if it stops it is started again in the same
+process (the workers and their caches keep running).
 """
 
 from __future__ import annotations
@@ -28,14 +27,13 @@ import kopf
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
-from ..api import API_VERSION, OperatorConfig
-from ..reconcile.kube import ApiError, Kube
+from ..api import OperatorConfig
+from ..reconcile.kube import Kube
+from .featurestore import watch_featurestores
 from .leadership import LeaderElector
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-#: how often the acting replica checks that the FeatureStore resource is still served
-SERVED_CHECK_SECONDS = 10.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,12 +51,14 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=debug, debug=debug)
     if not debug:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        for noisy in ("httpx", "httpx2", "httpcore"):  # a line per request
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     return asyncio.run(operate(config, election))
 
 
 async def operate(config: OperatorConfig, election: str | None) -> int:
     # Importing registers the handlers on kopf's default registry.
-    from . import featurestore, profiles, startup  # noqa: F401
+    from . import profiles, startup  # noqa: F401
 
     profiles.register(config)
     rt = Runtime(config, Kube.from_environment())
@@ -72,7 +72,9 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
             rt.health.leading = False
             await elector.acquire()
             rt.health.leading = True
-        tasks = [_task(rt.watches.run(), "watches"), _task(rt.events.run(), "events")]
+        tasks = [_task(rt.watches.run(), "watches"), _task(rt.events.run(), "events"),
+                 *[_task(watch_featurestores(rt, ns), f"featurestores {ns or 'cluster-wide'}")
+                   for ns in (config.namespaces or [None])]]
         acting = [_task(run_kopf(rt), "kopf")] + ([_task(elector.keep(), "leadership")] if elector else [])
         tasks += acting
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -113,60 +115,18 @@ def _own_namespace() -> str:
 
 
 async def run_kopf(rt: Runtime) -> None:
-    """kopf, again and again: returns when kopf ends normally (SIGTERM/SIGINT)."""
+    """kopf (onboarding watches, login, probes), started again if it fails; returns when it ends
+    normally (SIGTERM/SIGINT)."""
     namespaces = list(rt.config.namespaces)
     backoff = 1.0
     while True:
-        await wait_until_served(rt)
         started = time.monotonic()
-        checker = _task(_watch_served(rt), "served-check")
         try:
             await kopf.operator(clusterwide=not namespaces, namespaces=namespaces, standalone=True, memo=rt)
             return
         except kopf.LoginError:
             raise
-        except Exception as err:  # noqa: BLE001 - any watch failure: start again once served
-            rt.health.watching = False
+        except Exception as err:  # noqa: BLE001 - a failed watch of its own: start it again
             backoff = 1.0 if time.monotonic() - started > 120 else min(backoff * 2, 30.0)
-            log.error("kopf stopped (%s: %s); starting it again in %.0fs once FeatureStores are served",
-                      type(err).__name__, err, backoff)
+            log.error("kopf stopped (%s: %s); starting it again in %.0fs", type(err).__name__, err, backoff)
             await asyncio.sleep(backoff)
-        finally:
-            checker.cancel()
-            rt.health.watching = False
-
-
-async def wait_until_served(rt: Runtime) -> None:
-    """Until the API server serves the FeatureStore resource (a restarted API server answers 404
-    for custom resources until it has loaded their CRDs). Authentication failures end the process."""
-    namespace = rt.config.namespaces[0] if rt.config.namespaces else None
-    delay = 1.0
-    while True:
-        try:
-            if await rt.kube.served("FeatureStore", API_VERSION, namespace):
-                rt.discovery.invalidate()
-                return
-            rt.health.reason = "the FeatureStore resource is not served: is its CRD installed?"
-        except ApiError as err:
-            if err.status in (401, 403):
-                raise
-            rt.health.reason = f"API server: {err}"
-        except Exception as err:  # noqa: BLE001 - the API server is not reachable yet
-            rt.health.reason = f"API server: {type(err).__name__}: {err}"
-        log.warning("waiting for the FeatureStore resource: %s", rt.health.reason)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 10.0)
-
-
-async def _watch_served(rt: Runtime) -> None:
-    """While kopf runs: healthy as long as the FeatureStore resource is served."""
-    namespace = rt.config.namespaces[0] if rt.config.namespaces else None
-    while True:
-        try:
-            served = await rt.kube.served("FeatureStore", API_VERSION, namespace)
-            rt.health.reason = "watching FeatureStores" if served else "the FeatureStore resource is not served"
-        except Exception as err:  # noqa: BLE001
-            served = False
-            rt.health.reason = f"API server: {type(err).__name__}: {err}"
-        rt.health.watching = served
-        await asyncio.sleep(SERVED_CHECK_SECONDS)
