@@ -26,3 +26,8 @@ API_WRITES = Counter(
     "A server-side apply that changes nothing still counts: the applier's cache exists to not send it",
     ["resource"],
 )
+WATCHED = Gauge(
+    "featurestore_watched_objects",
+    "Objects carrying the operator's managed-by label that its watches hold (slim copies), by kind",
+    ["kind"],
+)

@@ -8,7 +8,7 @@
   a FeatureStore, writes status, posts Events, prunes, reaches Ready - without a single 403 in
   its log. That proves the RBAC is sufficient; SubjectAccessReviews and real requests prove it is
   least privilege (no nodes, pods, pods/exec, RBAC writes, impersonation, FeatureStore updates...).
-* The same for the other RBAC shapes: kopf peering (two replicas, the chart's ClusterKopfPeering),
+* The same for the other RBAC shapes: leader election (two replicas, one Lease),
   Kubeflow profile onboarding, and watchNamespaces (Roles per namespace).
 * The apiserver facts the rules rely on (server-side apply needs create+patch; blockOwnerDeletion
   needs update on featurestores/finalizers under OwnerReferencesPermissionEnforcement), recorded
@@ -17,10 +17,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,8 +53,8 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set", "serviceAccount.gcpServiceAccount=featurestore-operator@my-project.iam.gserviceaccount.com",
         "--set", "images.feast=registry.example.com/feast:0.67.0", "--set", "image.digest=sha256:" + "a" * 64,
     ],
-    "peering-onboarding-kind": [
-        "--set", "peering.enabled=true", "--set", "istio=false", "--set", "kubeflow.onboarding.enabled=true",
+    "election-onboarding-kind": [
+        "--set", "leaderElection.enabled=true", "--set", "istio=false", "--set", "kubeflow.onboarding.enabled=true",
         "--set", "kubeflow.onboarding.template.project=default", "--set", "metrics.service.enabled=false",
         "--set", "kubeflow.aggregateRoles=false",
     ],
@@ -129,20 +131,20 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
             kubernetes_validate.validate(doc, K8S_SCHEMA, strict=True)
             builtin += 1
         except kubernetes_validate.utils.SchemaNotFoundError:
-            assert doc["apiVersion"] == "kopf.dev/v1", f"no schema for {doc['apiVersion']} {doc['kind']}"
+            pytest.fail(f"no schema for {doc['apiVersion']} {doc['kind']}", pytrace=False)
         except kubernetes_validate.utils.ValidationError as err:
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {K8S_SCHEMA}: {err.message} "
                         f"at {list(err.path)}", pytrace=False)
     assert builtin >= 6
     crds = {d["metadata"]["name"] for d in find(docs, "CustomResourceDefinition")}
-    assert {"featurestores.featurestore.kubeflow.org", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"} <= crds
+    assert crds == {"featurestores.featurestore.kubeflow.org"}
 
     [dep] = find(docs, "Deployment")
     spec = dep["spec"]
     pod = spec["template"]["spec"]
     [container] = pod["containers"]
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    ha = "replicaCount=2" in VALUE_SETS[value_set] or "peering.enabled=true" in VALUE_SETS[value_set]
+    ha = "replicaCount=2" in VALUE_SETS[value_set] or "leaderElection.enabled=true" in VALUE_SETS[value_set]
     # non-root, read-only root with a scratch /tmp, no capabilities, seccomp
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -157,14 +159,18 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": int(env["FSO_HEALTH_PORT"]), "metrics": int(env["FSO_METRICS_PORT"])}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    # single replica: standalone + Recreate; HA: peering + RollingUpdate and a peering object
+    # single replica: standalone + Recreate; HA: leader election on a Lease + RollingUpdate
+    election_roles = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
     if ha:
-        assert container["args"] == ["--peering", values["peering"]["name"]]
+        assert container["args"] == ["--leader-election", dep["metadata"]["name"]]
         assert spec["strategy"]["type"] == "RollingUpdate"
-        assert find(docs, "ClusterKopfPeering") or find(docs, "KopfPeering")
+        [role] = election_roles
+        assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                  "verbs": ["get", "create", "update"]}]
+        assert env["FSO_LEADER_ELECTION_SECONDS"] == str(values["leaderElection"]["leaseSeconds"])
     else:
         assert container["args"] == ["--standalone"] and spec["strategy"] == {"type": "Recreate"}
-        assert not find(docs, "ClusterKopfPeering") and not find(docs, "KopfPeering")
+        assert not election_roles
     # every FSO_* variable the chart sets is a real operator setting (or the onboarding placeholder)
     from featurestore_operator.api import OperatorConfig
 
@@ -180,15 +186,13 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"], r
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(r["verbs"]), r
         assert not never & set(r["resources"]), r
-        if not onboarding:  # the client-config reader Role/RoleBinding exist with onboarding only
-            assert not {"roles", "rolebindings"} & set(r["resources"]), r
         if "update" in r["verbs"]:
-            assert r["resources"] == ["featurestores/finalizers"], r
+            assert r["resources"] in (["featurestores/finalizers"], ["leases"]), r
     assert verbs(rules, "apps", "deployments") == {"list", "watch", "create", "patch", "delete"}
     assert verbs(rules, "", "events") == {"create"}
     assert verbs(rules, G, "featurestores/status") == {"patch"}
     if "watchNamespaces={team-a,team-b}" in VALUE_SETS[value_set]:
-        roles = find(docs, "Role")
+        roles = [r for r in find(docs, "Role") if r not in election_roles]
         assert {r["metadata"]["namespace"] for r in roles} == {"team-a", "team-b"}
         [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == dep["metadata"]["name"]]
         granted = {res for r in cluster_role["rules"] for res in r["resources"]}
@@ -223,11 +227,10 @@ def release(control_plane, featurestore_crd, helm_bin, namespace, tmp_path) -> I
         pytest.fail("the chart's crds/ differ from crds/ (Helm 4 server-side-applies CRDs and would conflict "
                     "with the session's): run `bash hack/sync-chart-crds.sh`\n" + drift.stdout[-2000:], pytrace=False)
     name = f"fso-{secrets.token_hex(3)}"
-    values = ["--set", "resyncSeconds=10", "--set", f"peering.name={name}"]
+    values = ["--set", "resyncSeconds=10"]
     # No --skip-crds: the session already installed crds/. Helm 4 server-side-applies the chart's
     # CRDs on install: identical content (tests/unit/test_chart_crds.py) is a no-op, different
-    # content conflicts with the session's field manager (checked above). kopf's peering CRDs are
-    # installed from the kopf-peering subchart.
+    # content conflicts with the session's field manager (checked above).
     out = helm(helm_bin, "install", name, str(CHART), "-n", namespace, *values, kubeconfig=control_plane.kubeconfig)
     try:
         manifest = helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
@@ -277,9 +280,6 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
     user = f"system:serviceaccount:{ns}:{sa_name}"
     # The release really is in the cluster.
     client.AppsV1Api(kube_api).read_namespaced_deployment(release["name"] + "-featurestore-operator", ns)
-    crds = client.ApiextensionsV1Api(kube_api)
-    for crd in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
-        crds.read_custom_resource_definition(crd)
 
     kubeconfig = control_plane.service_account_kubeconfig(ns, sa_name, str(tmp_path / "sa.kubeconfig"))
     env = sa_operator_env(docs)
@@ -342,10 +342,10 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
             return (fs.get("status") or {}).get("phase") == "Ready"
 
         explain(proc, ready, timeout=90, interval=1, what=f"phase Ready (log: {proc.log_path})")
-        # Events are posted under the SA (kopf.event -> create events).
+        # Events are posted under the SA (create events), as the operator.
         events = wait_for(lambda: core.list_namespaced_event(store_namespace, field_selector="involvedObject.name=demo").items,
                           timeout=30, what="Events on the FeatureStore")
-        assert events
+        assert events and all(e.source.component == "featurestore-operator" for e in events)
 
         # Pruning under the SA: turning the registry server off deletes its Deployment.
         crd_api.patch_namespaced_custom_object(G, V, store_namespace, P, "demo", {"spec": {"registry": {"server": {"enabled": False}}}})
@@ -389,7 +389,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         ("update", "deployments", "apps", store_namespace, None), ("update", "secrets", "", store_namespace, None),
         ("patch", "events", "", store_namespace, None),
         ("create", "customresourcedefinitions", "apiextensions.k8s.io", None, None),
-        ("patch", "clusterkopfpeerings", "kopf.dev", None, None),  # single replica: no peering rights
+        ("update", "leases", "coordination.k8s.io", ns, None),  # single replica: no leader election rights
     ]
     allowed = [d for d in denied if sar(kube_api, user, d[0], d[1], d[2], d[3], d[4])]
     assert not allowed, f"{user} may do more than it needs: {allowed}"
@@ -414,54 +414,67 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         sa_api.close()
 
 
-# --------------------------------------------------------------------------- peering under the SA
+# --------------------------------------------------------------------------- leader election under the SA
 
 
-def test_peering_under_chart_serviceaccount(control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path):
-    """replicaCount=2: two replicas under the chart's SA use the chart's ClusterKopfPeering (keep-alives
-    of both in .status: get/list/watch/patch suffice), the older one reconciles, and a clean exit
-    removes a replica's keep-alive."""
+def test_leader_election_under_chart_serviceaccount(control_plane, kube_api, helm_bin, namespace, store_namespace,
+                                                     tmp_path):
+    """replicaCount=2: two replicas under the chart's SA elect one with the chart's Lease RBAC
+    (get/create/update in the release namespace suffice); only the leader reconciles; a clean exit
+    hands the Lease over at once, so the stand-by takes over without waiting for it to expire."""
     name = f"fso-ha-{secrets.token_hex(3)}"
     helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "replicaCount=2",
-         "--set", f"peering.name={name}", "--set", "resyncSeconds=10", kubeconfig=control_plane.kubeconfig)
+         "--set", "resyncSeconds=10", "--set", "leaderElection.leaseSeconds=60", kubeconfig=control_plane.kubeconfig)
     procs: list[OperatorProcess] = []
     try:
         docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
                                                    kubeconfig=control_plane.kubeconfig).stdout) if d]
         [dep] = find(docs, "Deployment")
         args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert args == ["--peering", name] and dep["spec"]["replicas"] == 2
+        lease = dep["metadata"]["name"]
+        assert args == ["--leader-election", lease] and dep["spec"]["replicas"] == 2
         # the PodDisruptionBudget follows the served API (policy/v1 only from 1.21 on)
         [pdb] = find(docs, "PodDisruptionBudget")
         assert pdb["apiVersion"] == ("policy/v1beta1" if 0 < control_plane.minor < 21 else "policy/v1")
         [sa] = find(docs, "ServiceAccount")
-        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig"))
+        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"],
+                                                              str(tmp_path / "sa.kubeconfig"))
+        coordination = client.CoordinationV1Api(kube_api)
         custom = client.CustomObjectsApi(kube_api)
 
-        def peers() -> dict[str, Any]:
-            return custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name).get("status") or {}
+        def holder() -> str | None:
+            try:
+                return coordination.read_namespaced_lease(lease, namespace).spec.holder_identity or None
+            except ApiException as err:
+                if err.status == 404:
+                    return None
+                raise
 
         identities = [f"{name}-replica-{i}" for i in range(2)]
-        for identity in identities:  # like the Deployment's POD_ID (downward API)
-            procs.append(OperatorProcess(kubeconfig, env={**sa_operator_env(docs), "POD_ID": identity},
-                                         args=args, standalone=False).start())
-            wait_for(lambda: identity in peers(), timeout=30, what=f"keep-alive of {identity} in the ClusterKopfPeering")
-        status = peers()
-        assert status[identities[0]]["priority"] > status[identities[1]]["priority"], "the older replica acts"
-
+        for identity in identities:  # like the Deployment's POD_NAME/POD_NAMESPACE (downward API)
+            env = {**sa_operator_env(docs), "POD_NAME": identity, "POD_NAMESPACE": namespace}
+            procs.append(OperatorProcess(kubeconfig, env=env, args=args, standalone=False).start())
+            wait_for(lambda: holder() is not None, timeout=30, what="a Lease holder")
+        assert holder() == identities[0], "the first replica leads"
         custom.create_namespaced_custom_object(G, V, store_namespace, P, {
             "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "ha"}, "spec": {"project": "ha"}})
-        wait_for(lambda: (custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha").get("status") or {}).get("phase"),
-                 timeout=60, interval=0.5, what="status written by the acting replica")
-        procs[1].stop()
-        wait_for(lambda: identities[1] not in peers(), timeout=20, what="keep-alive removed on a clean exit")
+        wait_for(lambda: (custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha").get("status") or {})
+                 .get("phase"), timeout=60, interval=0.5, what="status written by the leader")
+        with urllib.request.urlopen(f"http://127.0.0.1:{procs[1].health_port}/healthz", timeout=5) as r:
+            assert json.loads(r.read())["leading"] is False, "the stand-by is healthy and not acting"
+        procs[0].stop()
+        wait_for(lambda: holder() == identities[1], timeout=30, what="the stand-by leading (Lease handed over)")
+        custom.patch_namespaced_custom_object(G, V, store_namespace, P, "ha", {"spec": {"featureServer": {"replicas": 2}}})
+        wait_for(lambda: (f := custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha"))["status"]
+                 .get("observedGeneration") == f["metadata"]["generation"], timeout=60, interval=0.5,
+                 what="a change reconciled by the new leader")
     finally:
         for proc in procs:
             proc.stop()
         helm(helm_bin, "uninstall", name, "-n", namespace, "--wait", kubeconfig=control_plane.kubeconfig, check=False)
     for proc in procs:
         bad = forbidden_lines(proc.log_text())
-        assert not bad, "RBAC denials with peering:\n" + "\n".join(bad[:20])
+        assert not bad, "RBAC denials with leader election:\n" + "\n".join(bad[:20])
 
 
 # --------------------------------------------------------------------------- onboarding under the SA

@@ -8,7 +8,7 @@
   rate, and the store converges once it is granted;
 * API server faults: kube-apiserver restarted (SIGKILL, downtime) with stores in flight: the same
   operator process applies a change made right after and reconciles a store created right after;
-* HA: two peering replicas, exactly one acts; SIGKILL of the active one hands over.
+* HA: two replicas elect one with a Lease, exactly one acts; SIGKILL of the leader hands over.
 
 Figures (kills, stores, convergence seconds) are printed; run with ``-s`` to see them.
 Knobs: FSO_CRASH_STORES (default 30), FSO_CRASH_KILLS (default 20), FSO_CRASH_SEED (default 9).
@@ -40,7 +40,6 @@ G, V, P = "featurestore.kubeflow.org", "v1alpha1", "featurestores"
 OWNER_LABEL = "featurestore.kubeflow.org/name"
 PROJECT, REGION = "test-project", "us-central1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PEERING_CRDS = REPO_ROOT / "charts/featurestore-operator/charts/kopf-peering/crds/kopf-peering.yaml"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -435,45 +434,32 @@ def test_apiserver_restart_operator_recovers_without_restart(control_plane, feat
         cleanup(op, kube_api, namespace)
 
 
-# --------------------------------------------------------------------------- 8. HA peering
+# --------------------------------------------------------------------------- 8. HA leader election
 
 
-def test_ha_two_peering_replicas_one_acts_and_handover(control_plane, featurestore_crd, kube_api, namespace):
-    control_plane.install_crds([PEERING_CRDS])
-    peering = f"fso-test-{namespace[-6:]}"
-    custom = crd(kube_api)
+def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd, kube_api, namespace):
+    lease = f"fso-test-{namespace[-6:]}"
     # Namespaced operators (the test's own namespace only: stores other tests leave behind are not
-    # touched) peer through a KopfPeering in that namespace, as the chart creates it.
-    custom.create_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", {
-        "apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": peering}})
-    env = {"FSO_RESYNC_SECONDS": "10", "FSO_PEERING_LIFETIME": "10"}
-    first = OperatorProcess(control_plane.kubeconfig, env=env, args=["--peering", peering, "--namespace", namespace], standalone=False)
-    second = OperatorProcess(control_plane.kubeconfig, env=env, args=["--peering", peering, "--namespace", namespace], standalone=False)
+    # touched), electing their leader with a Lease in that namespace.
+    env = {"FSO_RESYNC_SECONDS": "10", "FSO_LEADER_ELECTION_SECONDS": "10", "POD_NAMESPACE": namespace}
+    args = ["--leader-election", lease, "--namespace", namespace]
+    first = OperatorProcess(control_plane.kubeconfig, env={**env, "POD_NAME": "first"}, args=args, standalone=False)
+    second = OperatorProcess(control_plane.kubeconfig, env={**env, "POD_NAME": "second"}, args=args, standalone=False)
+    leases = client.CoordinationV1Api(kube_api)
     try:
         first.start()
-        time.sleep(1.0)
-        second.start()  # younger: ranks lower, stands by
-
-        def peers():
-            st = custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", peering).get("status") or {}
-            return st if len(st) == 2 else None
-
-        wait_for(peers, timeout=30, what="both replicas in the peering object")
-        prios = sorted(p["priority"] for p in peers().values())
-        assert prios[0] != prios[1], f"replicas share a priority {prios}: kopf would pause both"
-        # kopf starts every peer paused; only the highest-priority one resumes.
-        wait_for(lambda: "Resuming operations" in first.log_text(), timeout=30, what="the older replica acts")
-        time.sleep(2)
-        assert "Resuming operations" not in second.log_text(), "the younger replica must stand by"
-
+        wait_for(lambda: leases.read_namespaced_lease(lease, namespace).spec.holder_identity == "first", timeout=30,
+                 what="the first replica leading")
+        second.start()  # the Lease is held: it stands by
         crd(kube_api).create_namespaced_custom_object(G, V, namespace, P, manifest("ha1"))
         wait_for(lambda: (get_fs(kube_api, namespace, "ha1") or {}).get("status", {}).get("phase"), timeout=30,
                  what="ha1 reconciled")
-        time.sleep(3)
-        acting = reconciles(first.metrics()), reconciles(second.metrics())
-        assert acting[0] > 0 and acting[1] == 0, f"reconciles first/second: {acting}"
+        # a positive signal from the leader first, then the stand-by's count
+        wait_for(lambda: reconciles(first.metrics()) > 0, timeout=30, what="the leader's reconciles")
+        assert reconciles(second.metrics()) == 0, "the stand-by must not reconcile"
+        assert leases.read_namespaced_lease(lease, namespace).spec.holder_identity == "first"
 
-        # SIGKILL the active one: no goodbye, the stand-by takes over when its keep-alive expires.
+        # SIGKILL the leader: no hand-over, the stand-by takes over when the Lease expires.
         first.kill()
         t0 = time.monotonic()
         crd(kube_api).create_namespaced_custom_object(G, V, namespace, P, manifest("ha2"))
@@ -481,9 +467,9 @@ def test_ha_two_peering_replicas_one_acts_and_handover(control_plane, featuresto
                  interval=0.5, what="ha2 reconciled by the second replica")
         handover = time.monotonic() - t0
         assert reconciles(second.metrics()) > 0
-        assert "Resuming operations" in second.log_text()
-        print(f"\n[ha] priorities {prios}; only the older replica acted; after SIGKILL the stand-by reconciled a new "
-              f"store {handover:.1f}s later (peering lifetime 10 s)")
+        assert leases.read_namespaced_lease(lease, namespace).spec.holder_identity == "second"
+        print(f"\n[ha] only the leader acted; after SIGKILL the stand-by reconciled a new store {handover:.1f}s later "
+              f"(Lease 10 s)")
     finally:
         first.stop()
         cleanup(second, kube_api, namespace)

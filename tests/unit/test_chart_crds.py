@@ -1,6 +1,5 @@
 """The Helm chart ships the project's CRDs unchanged: charts/featurestore-operator/crds/ must equal
-crds/ byte for byte (fix drift with `bash hack/sync-chart-crds.sh`). kopf's peering CRDs live in the
-chart's kopf-peering subchart, so the chart's own crds/ stays an exact copy."""
+crds/ byte for byte (fix drift with `bash hack/sync-chart-crds.sh`), and nothing else."""
 
 from __future__ import annotations
 
@@ -25,12 +24,7 @@ def test_chart_crds_equal_repo_crds():
     assert not drifted, f"chart CRDs drifted from crds/: {drifted}; run `bash hack/sync-chart-crds.sh`"
 
 
-def test_kopf_peering_crds_in_subchart():
-    docs = list(yaml.safe_load_all((CHART / "charts" / "kopf-peering" / "crds" / "kopf-peering.yaml").read_text()))
-    by_name = {d["metadata"]["name"]: d for d in docs}
-    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
-    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
-    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    [dep] = chart["dependencies"]
-    assert dep["name"] == "kopf-peering" and dep["condition"] == "peering.installCRDs"
+def test_the_chart_installs_no_other_crds():
+    """HA uses a coordination.k8s.io Lease: no kopf peering CRDs (kopf.dev) come with the chart."""
+    assert not (CHART / "charts").exists()
+    assert "dependencies" not in yaml.safe_load((CHART / "Chart.yaml").read_text())

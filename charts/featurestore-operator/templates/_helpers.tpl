@@ -47,9 +47,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* "true" when kopf peering is on: explicitly, or because there is more than one replica. */}}
-{{- define "featurestore-operator.peering" -}}
-{{- if or .Values.peering.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
+{{/* "true" when leader election is on: explicitly, or because there is more than one replica. */}}
+{{- define "featurestore-operator.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
 {{- end -}}
 
 {{/* Watched namespaces, validated (DNS labels, no duplicates). Empty: cluster-wide. */}}

@@ -10,32 +10,33 @@ operator under this chart's ServiceAccount token):
   * Children carry an ownerReference with blockOwnerDeletion: true. Clusters running the
     OwnerReferencesPermissionEnforcement admission plugin (OpenShift, hardened clusters) then
     require `update` on the owner's `finalizers` subresource; `patch` is not enough.
-  * `get` is granted only where the reconciler reads single objects (ConfigMaps, Secrets);
-    every other read comes from kopf's list+watch streams.
+  * `get` is granted only where the operator reads single objects (FeatureStores, ConfigMaps,
+    Secrets); every other read comes from its list+watch streams, which select its own objects
+    by label on the server.
 
 Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched namespace.
 */}}
 {{- define "featurestore-operator.namespacedRules" -}}
-# The FeatureStore API. list/watch: kopf streams every FeatureStore (per-store worker + change
-# events). patch: kopf adds/removes the finalizer (only while cloud resources need cleanup) and
-# keeps its bookkeeping annotations on the object.
+# The FeatureStore API. list/watch: the operator streams every FeatureStore to its per-store
+# workers; get: a worker checks whether its store still exists after a 404. patch: our finalizer
+# is added and removed (only while cloud resources need cleanup), guarded by resourceVersion.
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 {{- if .Values.kubeflow.onboarding.enabled }}
 # Profile onboarding: create-if-absent (plain POST, never update) of the template's FeatureStore in
 # each profile namespace; get tells an existing (user's own) store from an onboarded one on 409.
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores"]
-  verbs: ["get", "create"]
-# Profile onboarding: Role + RoleBinding "<name>-feast-client-reader" letting the profile's
-# default-editor get the store's client ConfigMap (children: watched, applied, pruned). The
-# operator holds `get` on configmaps itself, so creating that Role passes RBAC's escalation
-# check without the `escalate`/`bind` verbs.
+  verbs: ["create"]
+{{- end }}
+# Roles/RoleBindings the operator owns (children: watched, applied, pruned), e.g. with onboarding
+# "<name>-feast-client-reader" letting the profile's default-editor get the store's client
+# ConfigMap. A Role may grant only what the operator holds itself (RBAC's escalation check): it
+# holds `get` on configmaps, so no `escalate`/`bind` verbs are needed.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-{{- end }}
 # The reconciler writes .status (conditions, endpoints, operation names) with a merge patch.
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores/status"]
@@ -45,7 +46,7 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores/finalizers"]
   verbs: ["update"]
-# Events on FeatureStores (kubectl describe): kopf.event() POSTs core/v1 Events; it never
+# Events on FeatureStores (kubectl describe): the operator POSTs core/v1 Events; it never
 # patches or updates them, so `create` only.
 - apiGroups: [""]
   resources: ["events"]
@@ -104,14 +105,6 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: ["security.istio.io"]
   resources: ["authorizationpolicies"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-{{- if and (include "featurestore-operator.peering" .) .Values.watchNamespaces }}
-# kopf peering of a namespaced operator: keep-alives in a KopfPeering per watched namespace
-# (list/watch the peers, patch our own entry into .status; kopf never GETs it). The chart
-# creates the objects.
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["list", "watch", "patch"]
-{{- end }}
 {{- end -}}
 
 {{/* Cluster-scoped reads, needed in both modes. */}}
@@ -139,12 +132,5 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: ["kubeflow.org"]
   resources: ["profiles"]
   verbs: ["list", "watch"]
-{{- end }}
-{{- if and (include "featurestore-operator.peering" .) (not .Values.watchNamespaces) }}
-# kopf peering of a cluster-wide operator: keep-alives in the ClusterKopfPeering (list/watch the
-# peers, patch our own entry into .status; kopf never GETs it). The chart creates the object.
-- apiGroups: ["kopf.dev"]
-  resources: ["clusterkopfpeerings"]
-  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end -}}

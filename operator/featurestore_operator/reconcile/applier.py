@@ -14,7 +14,7 @@ import hashlib
 import json
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,10 +111,14 @@ class ObservedCache:
     applied: dict[Key, tuple[str, str]] = field(default_factory=dict)
     #: owners whose children were seen: (namespace, owner name) -> keys
     by_owner: dict[tuple[str, str], set[Key]] = field(default_factory=lambda: defaultdict(set))
+    #: objects held, by kind
+    counts: Counter[str] = field(default_factory=Counter)
 
     def record(self, obj: dict[str, Any], keep_data: bool = False) -> dict[str, Any]:
         """Keep the :func:`slim` copy of ``obj`` (as watched or as answered), indexed by owner."""
         k = key(obj)
+        if k not in self.objects:
+            self.counts[k[0]] += 1
         self.objects[k] = small = slim(obj, keep_data)
         owner = (small["metadata"].get("labels") or {}).get(OWNER_LABEL)
         if owner:
@@ -134,7 +138,8 @@ class ObservedCache:
 
     def forget(self, k: Key) -> bool:
         """Record a deletion. Returns True when it was one of ours (to be restored)."""
-        self.objects.pop(k, None)
+        if self.objects.pop(k, None) is not None:
+            self.counts[k[0]] -= 1
         self.drift.pop(k, None)
         for keys in self.by_owner.values():
             keys.discard(k)
@@ -145,7 +150,8 @@ class ObservedCache:
 
     def drop_owner(self, namespace: str, owner: str) -> None:
         for k in self.by_owner.pop((namespace, owner), set()):
-            self.objects.pop(k, None)
+            if self.objects.pop(k, None) is not None:
+                self.counts[k[0]] -= 1
             self.drift.pop(k, None)
             self.applied.pop(k, None)
 

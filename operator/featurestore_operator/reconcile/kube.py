@@ -25,6 +25,9 @@ from .kinds import KINDS, Kind
 FIELD_MANAGER = "featurestore-operator"
 log = logging.getLogger(__name__)
 
+#: objects per list request, where objects can be large: bounds one answer held in memory at once
+#: (a user may label big Secrets as ours; their data is dropped right after parsing, see applier.slim)
+LIST_CHUNKS = {"Secret": 20, "ConfigMap": 50}
 #: a server-side timeout for watches: the API server ends the request after it, we resume from the last version
 WATCH_TIMEOUT = 300
 
@@ -143,7 +146,7 @@ class Kube:
         res = self.resource(kind, api_version)
         API_CALLS.labels(_resource_label(KINDS[kind]), "GET").inc()
         listing = self.client.list(res, namespace=namespace or "*" if KINDS[kind].namespaced else None,
-                                   labels=dict(labels) if labels else None, chunk_size=500)
+                                   labels=dict(labels) if labels else None, chunk_size=LIST_CHUNKS.get(kind, 500))
         try:
             items = [dict(o) async for o in listing]
         except LightkubeApiError as err:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..metrics import WATCHED
 from ..render.names import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from .applier import ObservedCache
 from .discovery import Discovery
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 OURS = {MANAGED_BY_LABEL: MANAGED_BY}
 #: Kinds whose status feeds conditions: any change of theirs wakes the owner
 STATUS_KINDS = frozenset({"Deployment", "StatefulSet", "CronJob", "Job"})
-#: Objects per list request: bounds the size of one answer held in memory at once
-LIST_CHUNK = 100
+#: seconds before a watch RBAC forbids is tried again
+FORBIDDEN_RETRY = 300.0
 Wake = Callable[[str, str], None]  # (namespace, FeatureStore name)
 
 
@@ -63,8 +64,10 @@ class Watches:
                 raise
             except ApiError as err:
                 if err.status != 410:  # 410 Gone: our resourceVersion is too old; relist at once
-                    log.warning("watch of %s failed: %s; retrying in %.0fs", kind.plural, err, self.retry_after)
-                    await asyncio.sleep(self.retry_after)
+                    # 403: RBAC does not grant this kind (a chart that leaves a feature out): rarely
+                    wait = self.retry_after if err.status != 403 else FORBIDDEN_RETRY
+                    log.warning("watch of %s failed: %s; retrying in %.0fs", kind.plural, err, wait)
+                    await asyncio.sleep(wait)
             except Exception as err:  # noqa: BLE001 - connection errors; never end a watch loop
                 log.warning("watch of %s failed: %s: %s; retrying in %.0fs", kind.plural, type(err).__name__, err,
                             self.retry_after)
@@ -112,6 +115,7 @@ class Watches:
             relevant = self.cache.forget(key(obj))
         else:
             relevant = self.cache.observe(obj) or obj["kind"] in STATUS_KINDS
+        WATCHED.labels(obj["kind"]).set(self.cache.counts[obj["kind"]])
         owner = (meta.get("labels") or {}).get(OWNER_LABEL)
         if owner and relevant:
             self.wake(meta.get("namespace", ""), owner)
