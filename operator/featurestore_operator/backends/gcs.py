@@ -36,7 +36,7 @@ from ..api import DeletionPolicy, FeatureStore, OperatorConfig
 from ..render import OfflineEndpoint
 from . import gcp, naming
 from .base import BackendContext, Deleted, Failed, Pending, Ready
-from .workload_identity import with_member
+from .workload_identity import policy_refusal, with_member
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class GcsBackend:
         self._lock = asyncio.Lock()
         self._delete_budget = delete_budget
         self._iam_attempts = iam_attempts
+        self._cluster = config.cluster_id if config else None
 
     async def _client(self, project: str) -> storage.Client:
         async with self._lock:
@@ -130,6 +131,8 @@ class GcsBackend:
             client = await self._client(project)
         except Exception as err:  # noqa: BLE001 - e.g. no default credentials
             return gcp.failure(err, "creating the Cloud Storage client")
+        if gcs.existing_bucket:
+            return await self._existing(client, name, project)
 
         notes: list[str] = []
         created = False
@@ -164,7 +167,13 @@ class GcsBackend:
 
         assert bucket is not None
         if not created:
-            owner = naming.ownership(fs, bucket.labels)
+            try:
+                in_project = await self._in_project(client, name, project)
+            except Exception as err:  # noqa: BLE001
+                return gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
+            if not in_project:
+                return Failed("Conflict", _elsewhere(name, project), retry_after=300)
+            owner = naming.ownership(fs, bucket.labels, self._cluster)
             if owner == "foreign":
                 return Failed(
                     "Conflict",
@@ -187,7 +196,10 @@ class GcsBackend:
                              f"cannot change on an existing bucket")
 
         gsa = fs.spec.gcp.service_account
-        if gsa:
+        refused = policy_refusal(fs, self.config)
+        if gsa and refused:
+            notes.append(f"no {OBJECT_ADMIN} for {gsa}: {refused}")
+        elif gsa:
             member = f"serviceAccount:{gsa}"
             try:
                 granted = await self._grant(client, name, member)
@@ -213,6 +225,36 @@ class GcsBackend:
         message = f"bucket {name}; registry {endpoint.registry_path}"
         return Ready(endpoint, message + (f" ({'; '.join(notes)})" if notes else ""))
 
+    async def _existing(self, client: storage.Client, name: str, project: str) -> Ready[OfflineEndpoint] | Failed:
+        """spec.offlineStore.gcs.existingBucket: read and verified (exists, in the project), never changed."""
+        field = "spec.offlineStore.gcs.existingBucket"
+        try:
+            bucket = await self._get(client, name)
+            in_project = bucket is not None and await self._in_project(client, name, project)
+        except (gexc.Forbidden, gexc.PermissionDenied) as err:
+            return Failed("PermissionDenied", f"{field}: {_inaccessible(name, project, err)}", retry_after=300)
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.get {name}", "storage.buckets.get")
+        if bucket is None:
+            return Failed("BucketNotFound", f"{field}: bucket {name} does not exist; create it (in project {project}) "
+                          f"or fix the name", retryable=True, retry_after=60)
+        if not in_project:
+            return Failed("NotAllowed", f"{field}: bucket {name} is not in project {project} (the admin policy's "
+                          f"projects); the operator uses only buckets of allowed projects", retry_after=300)
+        endpoint = OfflineEndpoint(bucket=name)
+        return Ready(endpoint, f"existing bucket {name} (not managed: never modified or deleted); registry "
+                     f"{endpoint.registry_path}")
+
+    @staticmethod
+    async def _in_project(client: storage.Client, name: str, project: str) -> bool:
+        """Whether bucket ``name`` belongs to ``project``: labels can be forged by whoever owns a bucket, its
+        project cannot. Listing the project's buckets by prefix is the check that needs no project number."""
+        def listed() -> bool:
+            buckets = client.list_buckets(project=project, prefix=name, retry=None, timeout=TIMEOUT)
+            return any(b.name == name for b in buckets)
+
+        return await gcp.call(listed)
+
     @staticmethod
     async def _get(client: storage.Client, name: str) -> storage.Bucket | None:
         try:
@@ -220,12 +262,11 @@ class GcsBackend:
         except gexc.NotFound:
             return None
 
-    @staticmethod
-    def _new_bucket(client: storage.Client, fs: FeatureStore, name: str) -> storage.Bucket:
+    def _new_bucket(self, client: storage.Client, fs: FeatureStore, name: str) -> storage.Bucket:
         gcs = fs.spec.offline_store.gcs  # type: ignore[union-attr]
         assert gcs is not None
         bucket = storage.Bucket(client, name)
-        bucket.labels = naming.owner_labels(fs)
+        bucket.labels = naming.owner_labels(fs, self._cluster)
         bucket.iam_configuration.uniform_bucket_level_access_enabled = True
         bucket.iam_configuration.public_access_prevention = PAP_ENFORCED
         bucket.lifecycle_rules = desired_lifecycle([], gcs.lifecycle.delete_after_days if gcs.lifecycle else None)
@@ -242,7 +283,7 @@ class GcsBackend:
         days = gcs.lifecycle.delete_after_days if gcs.lifecycle else None
         patch = storage.Bucket(client, bucket.name)
         changed: list[str] = []
-        want_labels = naming.owner_labels(fs)
+        want_labels = naming.owner_labels(fs, self._cluster)
         have_labels = bucket.labels or {}
         if any(have_labels.get(k) != v for k, v in want_labels.items()):
             patch.labels = want_labels  # labels PATCH merges keys: other labels stay
@@ -286,6 +327,8 @@ class GcsBackend:
         if gcs is None:
             return Deleted(True)
         name = naming.bucket_name(fs)
+        if gcs.existing_bucket:
+            return Deleted(True, f"existing bucket {name} left untouched (bring your own)")
         if gcs.deletion_policy is not DeletionPolicy.DELETE:
             return Deleted(True, f"bucket {name} retained (deletionPolicy Retain)")
         project = fs.spec.gcp.project
@@ -300,9 +343,15 @@ class GcsBackend:
             return Deleted(False, f.message + unblock, retry_after=f.retry_after)
         if bucket is None:
             return Deleted(True, f"bucket {name} is already gone")
-        owner = naming.ownership(fs, bucket.labels)
+        owner = naming.ownership(fs, bucket.labels, self._cluster)
         if owner != "ours":
             return Deleted(True, f"bucket {name} belongs to {_owner_text(bucket.labels)}; left untouched")
+        try:
+            if not await self._in_project(client, name, project):
+                return Deleted(True, f"bucket {name} is not in project {project}; left untouched")
+        except Exception as err:  # noqa: BLE001
+            f = gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
+            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
 
         try:
             empty = await self._is_empty(client, name)
@@ -358,7 +407,12 @@ class GcsBackend:
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
-        return gcs is not None and gcs.deletion_policy is DeletionPolicy.DELETE
+        return gcs is not None and not gcs.existing_bucket and gcs.deletion_policy is DeletionPolicy.DELETE
+
+
+def _elsewhere(name: str, project: str) -> str:
+    return (f"bucket {name} exists but is not in project {project}: whatever its labels say, the operator never "
+            f"adopts (or deletes) a bucket of another project. Set spec.offlineStore.gcs.bucket to another name")
 
 
 def _kept(name: str) -> str:

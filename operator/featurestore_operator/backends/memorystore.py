@@ -147,6 +147,7 @@ class MemorystoreBackend:
         self._timeout = rpc_timeout
         self._client: CloudRedisClient | None = None
         self._client_lock = threading.Lock()
+        self._cluster = config.cluster_id if config else None
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -197,6 +198,8 @@ class MemorystoreBackend:
 
     async def _ensure(self, fs: FeatureStore) -> Outcome[OnlineEndpoint]:
         parent, iid, name = self._names(fs)
+        if _spec(fs).existing_instance:
+            return await self._existing(fs, name)
         status: dict[str, Any] = {}
         op_name = fs.status.operations.memorystore
         if op_name:
@@ -213,7 +216,7 @@ class MemorystoreBackend:
             return _with_status(self._fail(err, f"get Memorystore instance {name}", "redis.instances.get"), status)
 
         labels = dict(inst.labels)
-        owner = ownership(fs, labels)
+        owner = ownership(fs, labels, self._cluster)
         if owner == "foreign":
             return Failed(
                 "Conflict",
@@ -233,7 +236,7 @@ class MemorystoreBackend:
 
         # READY: one mutable difference per operation; adoption (labels) first.
         ms = _spec(fs)
-        want_labels = {**labels, **owner_labels(fs)}
+        want_labels = {**labels, **owner_labels(fs, self._cluster)}
         change: tuple[str, dict[str, Any], str] | None = None
         if want_labels != labels:
             change = ("labels", {"labels": want_labels},
@@ -250,6 +253,23 @@ class MemorystoreBackend:
 
         return await self._ready(fs, inst, name, status)
 
+    async def _existing(self, fs: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
+        """``existingInstance`` (bring your own): read and verified, never modified or deleted."""
+        field = f"{FIELD}.existingInstance"
+        try:
+            inst = await self._rpc("get_instance", name=name)
+        except gexc.NotFound:
+            return Failed("InstanceNotFound", f"{field}: Memorystore instance {name} does not exist; create it (in the "
+                          f"project and region of spec.gcp) or fix the id", retryable=True, retry_after=60)
+        except Exception as err:  # noqa: BLE001
+            return self._fail(err, f"get Memorystore instance {name}", "redis.instances.get")
+        if inst.name and inst.name != name:  # the API answers with the canonical name: same project and region
+            return Failed("NotAllowed", f"{field}: the API answered with instance {inst.name}, not {name}", retry_after=300)
+        if inst.state.name != "READY":
+            return Pending(STATE_REASONS.get(inst.state.name, "Unknown"),
+                           f"existing Memorystore instance {name} is {inst.state.name}", retry_after=RETRY_OTHER)
+        return await self._ready(fs, inst, name, {}, existing=True)
+
     async def _create(self, fs: FeatureStore, parent: str, iid: str, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
@@ -257,7 +277,7 @@ class MemorystoreBackend:
         display = f"Feast online store {fs.metadata.namespace}/{fs.metadata.name}"[:80]
         instance = redis_v1.Instance(
             display_name=display,
-            labels=owner_labels(fs),
+            labels=owner_labels(fs, self._cluster),
             tier=ms.tier.value,
             memory_size_gb=ms.memory_size_gb,
             redis_version=ms.redis_version,
@@ -315,7 +335,8 @@ class MemorystoreBackend:
         return Pending(reason, f"updating Memorystore instance {name}: {what}; operation {op_name}",
                        status={**status, "operations": {"memorystore": op_name}}, retry_after=FIRST_POLL)
 
-    async def _ready(self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
+    async def _ready(self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any],
+                     existing: bool = False) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
         tls = inst.transit_encryption_mode == redis_v1.Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
@@ -347,8 +368,11 @@ class MemorystoreBackend:
             password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
             ca=SecretKey(secret_name, CA_KEY) if tls else None,
         )
-        ignored = _immutable_changes(fs, inst)
-        if ignored:
+        ignored = [] if existing else _immutable_changes(fs, inst)
+        if existing:
+            message = (f"existing Memorystore instance {name} at {endpoint.address} (not managed: never modified or "
+                       f"deleted)")
+        elif ignored:
             message = ("ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
                        "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize.")
             log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
@@ -391,8 +415,8 @@ class MemorystoreBackend:
     # -- delete -------------------------------------------------------------------------------
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
-        store = fs.spec.online_store
-        return bool(store and store.memorystore and store.memorystore.deletion_policy is DeletionPolicy.DELETE)
+        ms = fs.spec.online_store.memorystore if fs.spec.online_store else None
+        return bool(ms and not ms.existing_instance and ms.deletion_policy is DeletionPolicy.DELETE)
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
         try:
@@ -406,6 +430,8 @@ class MemorystoreBackend:
     async def _delete(self, fs: FeatureStore) -> Deleted:
         _, _, name = self._names(fs)
         ms = _spec(fs)
+        if ms.existing_instance:
+            return Deleted(True, f"existing Memorystore instance {name} left untouched (bring your own)")
         if ms.deletion_policy is DeletionPolicy.RETAIN:
             log.info("Memorystore instance %s retained (deletionPolicy Retain)", name)
             return Deleted(True, f"Memorystore instance {name} retained (deletionPolicy Retain)")
@@ -432,7 +458,7 @@ class MemorystoreBackend:
             return Deleted(False, f.message, status=status, retry_after=f.retry_after)
 
         labels = dict(inst.labels)
-        owner = ownership(fs, labels)
+        owner = ownership(fs, labels, self._cluster)
         if owner != "ours":
             why = ("belongs to someone else" if owner == "foreign"
                    else "was retained from an earlier FeatureStore of this name and never adopted")
