@@ -468,3 +468,71 @@ def test_desired_lifecycle_keeps_user_rules():
     ours = {"action": {"type": "Delete"}, "condition": {"age": 30}}
     assert desired_lifecycle([user, ours], 10) == [user, {"action": {"type": "Delete"}, "condition": {"age": 10}}]
     assert desired_lifecycle([user, ours], None) == [user]
+
+
+# --------------------------------------------------------------------------- tenant boundaries (issue 16)
+
+
+def _forged(overlay: GcsBucketOverlay, fs, project: str) -> str:
+    """A bucket with ``fs``'s default name and owner labels, created first by someone in ``project``
+    who lets anyone read it (the attack: a predictable name plus labels anyone can write)."""
+    from google.cloud import storage
+
+    client = overlay.client(project=project)
+    name = naming.bucket_name(fs)
+    b = storage.Bucket(client, name)
+    b.labels = naming.owner_labels(fs)
+    client.create_bucket(b, project=project)
+    return name
+
+
+def test_forged_labels_in_another_project_is_a_conflict(overlay):
+    """Before: a bucket of another project carrying forged owner labels was taken as ours, so the
+    registry (pickled functions) and offline data went to the attacker. Now: not in our project,
+    so a Conflict, never adopted, never deleted."""
+    fs = make_fs(uid="uid-1", deletionPolicy="Delete")
+    name = _forged(overlay, fs, "evil-project")
+    before = raw_bucket(overlay, name)
+    overlay.clear_log()
+    out = run(GcsBackend(CONFIG).ensure(fs, CTX))
+    assert isinstance(out, Failed) and out.reason == "Conflict", out
+    assert "not in project test-project" in out.message
+    deleted = run(GcsBackend(CONFIG).delete(fs, CTX))
+    assert deleted.done and "left untouched" in deleted.message
+    assert overlay.writes() == [] and raw_bucket(overlay, name) == before
+
+
+def test_two_clusters_never_take_each_others_bucket(overlay):
+    cluster_a = CONFIG.model_copy(update={"cluster_id": "cluster-a"})
+    cluster_b = CONFIG.model_copy(update={"cluster_id": "cluster-b"})
+    fs_a = make_fs(uid="uid-a", deletionPolicy="Delete")
+    assert isinstance(run(GcsBackend(cluster_a).ensure(fs_a, CTX)), Ready)
+    name = naming.bucket_name(fs_a)
+    assert raw_bucket(overlay, name)["labels"]["featurestore-cluster"] == "cluster-a"
+    overlay.clear_log()
+    fs_b = make_fs(uid="uid-b", deletionPolicy="Delete")  # same namespace/name in the other cluster
+    out = run(GcsBackend(cluster_b).ensure(fs_b, CTX))
+    assert isinstance(out, Failed) and out.reason == "Conflict"
+    assert run(GcsBackend(cluster_b).delete(fs_b, CTX)).done
+    assert overlay.writes() == [] and raw_bucket(overlay, name)["labels"]["featurestore-uid"] == "uid-a"
+
+
+def test_existing_bucket_is_used_verified_and_never_changed(overlay):
+    """Bring your own (issue 18 item 6)."""
+    client = overlay.client()
+    client.create_bucket("terraform-bucket")
+    overlay.clear_log()
+    fs = make_fs(existingBucket="terraform-bucket", serviceAccount=True)
+    backend = GcsBackend(CONFIG)
+    out = run(backend.ensure(fs, CTX))
+    assert isinstance(out, Ready) and out.endpoint.bucket == "terraform-bucket" and "not managed" in out.message
+    assert not backend.needs_cleanup(fs) and "left untouched" in run(backend.delete(fs, CTX)).message
+    assert overlay.writes() == [] and overlay.policy("terraform-bucket") == {}
+
+    out = run(backend.ensure(make_fs(existingBucket="no-such-bucket"), CTX))
+    assert isinstance(out, Failed) and out.reason == "BucketNotFound" and "existingBucket" in out.message
+    elsewhere = overlay.client(project="evil-project")
+    elsewhere.create_bucket("their-bucket", project="evil-project")
+    out = run(backend.ensure(make_fs(existingBucket="their-bucket"), CTX))
+    assert isinstance(out, Failed) and out.reason == "NotAllowed"
+    assert overlay.writes() == [w for w in overlay.writes() if w.path == "/storage/v1/b"]  # only the setup creates

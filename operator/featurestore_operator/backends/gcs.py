@@ -109,6 +109,8 @@ class GcsBackend:
         self._delete_budget = delete_budget
         self._iam_attempts = iam_attempts
         self._cluster = config.cluster_id if config else None
+        #: (bucket, project) pairs already seen in the project's listing: a bucket never moves.
+        self._in_projects: set[tuple[str, str]] = set()
 
     async def _client(self, project: str) -> storage.Client:
         async with self._lock:
@@ -149,6 +151,7 @@ class GcsBackend:
                     self._new_bucket(client, fs, name), project=project, location=gcs.location,
                     retry=None, timeout=TIMEOUT))
                 created = True
+                self._in_projects.add((name, project))
                 notes.append("created")
                 log.info("created bucket %s in project %s for %s/%s", name, project, fs.metadata.namespace, fs.metadata.name)
             except gexc.Conflict:
@@ -245,15 +248,21 @@ class GcsBackend:
         return Ready(endpoint, f"existing bucket {name} (not managed: never modified or deleted); registry "
                      f"{endpoint.registry_path}")
 
-    @staticmethod
-    async def _in_project(client: storage.Client, name: str, project: str) -> bool:
+    async def _in_project(self, client: storage.Client, name: str, project: str) -> bool:
         """Whether bucket ``name`` belongs to ``project``: labels can be forged by whoever owns a bucket, its
-        project cannot. Listing the project's buckets by prefix is the check that needs no project number."""
+        project cannot. Listing the project's buckets by prefix is the check that needs no project number;
+        a positive answer is remembered (a bucket never changes project)."""
+        if (name, project) in self._in_projects:
+            return True
+
         def listed() -> bool:
             buckets = client.list_buckets(project=project, prefix=name, retry=None, timeout=TIMEOUT)
             return any(b.name == name for b in buckets)
 
-        return await gcp.call(listed)
+        found = await gcp.call(listed)
+        if found:
+            self._in_projects.add((name, project))
+        return found
 
     @staticmethod
     async def _get(client: storage.Client, name: str) -> storage.Bucket | None:
