@@ -135,6 +135,13 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   verbs: ["list", "watch"]
 {{- end }}
 {{- if .Values.kubeflow.onboarding.enabled }}
+# Profile onboarding marks a namespace it onboarded with its own annotation on the Namespace
+# (featurestore.kubeflow.org/onboarded: NAME/UID of the FeatureStore it created), something a
+# namespace editor cannot write; the shared online store's Secret is copied only where it is.
+# get: read that marker before each copy; patch: server-side apply of that one annotation.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "patch"]
 # Profile onboarding watches Kubeflow Profiles (cluster-scoped, kubeflow.org/v1). Read-only.
 - apiGroups: ["kubeflow.org"]
   resources: ["profiles"]

@@ -23,6 +23,12 @@ Behaviour (the contract; handlers/profiles.py only feeds events in):
   into the namespace before the FeatureStore is created, owned (non-controller) by that
   FeatureStore so it goes with it, and re-copied when the source changes
   (:func:`sync_shared_secrets`), for every onboarded FeatureStore that still references the copy.
+  "Onboarded" is the operator's own record, not anything a namespace editor can write (a
+  FeatureStore's annotations and the marker ConfigMap are theirs to forge): the annotation
+  ``featurestore.kubeflow.org/onboarded: NAME/UID`` on the Namespace object, written by the
+  operator when it created that FeatureStore. The copy goes only to a FeatureStore whose
+  name/uid the Namespace names. One password = one trust domain: every onboarded profile can
+  read the shared Redis (README, "Admin policy and multi-tenancy").
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ MARKER = "featurestore-onboarding"
 MARKER_LABEL = "featurestore.kubeflow.org/onboarding-marker"
 SHARED_COPY_LABEL = "featurestore.kubeflow.org/shared-online-store-copy"
 SOURCE_ANNOTATION = "featurestore.kubeflow.org/copied-from"
+#: On the Namespace (which namespace editors cannot write): NAME/UID of the FeatureStore onboarding created.
+NAMESPACE_ANNOTATION = "featurestore.kubeflow.org/onboarded"
 OPT_OUT_VALUES = {"disabled", "false", "off", "no"}
 
 
@@ -128,6 +136,20 @@ def shared_secret_copy(template: OnboardingTemplate, namespace: str, source: dic
             "data": dict(source.get("data") or {})}
 
 
+def namespace_mark(namespace: str, fs: dict[str, Any]) -> dict[str, Any]:
+    """The partial Namespace the operator applies to record that it onboarded ``fs`` there."""
+    m = _meta(fs)
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace, "annotations": {NAMESPACE_ANNOTATION: f"{m['name']}/{m['uid']}"}}}
+
+
+async def onboarded_by_us(kube: Kube, fs: dict[str, Any]) -> bool:
+    """Whether the operator itself onboarded exactly this FeatureStore (the Namespace's annotation)."""
+    m = _meta(fs)
+    ns = await kube.get("Namespace", "v1", None, m.get("namespace", ""))
+    return (_meta(ns).get("annotations") or {}).get(NAMESPACE_ANNOTATION) == f"{m.get('name')}/{m.get('uid')}"
+
+
 def references_shared_copy(template: OnboardingTemplate, fs: dict[str, Any]) -> bool:
     """An onboarded FeatureStore whose spec (still) uses the shared online store's copy."""
     if ONBOARDED_FROM_ANNOTATION not in (_meta(fs).get("annotations") or {}):
@@ -177,7 +199,9 @@ async def onboard(kube: Kube, config: OperatorConfig, namespace: str) -> Outcome
         # Ours if it carries the annotation: created now, or by an attempt that crashed before the marker.
         ours = fs is not None and ONBOARDED_FROM_ANNOTATION in (_meta(fs).get("annotations") or {})
         result = "Created" if ours else "Existed"
-        if source is not None and fs is not None and references_shared_copy(template, fs):
+        if ours and fs is not None:
+            await kube.apply(namespace_mark(namespace, fs))
+        if ours and source is not None and fs is not None and references_shared_copy(template, fs):
             await kube.apply(shared_secret_copy(template, namespace, source, fs))
         elif copied:  # the user's own store won the race: leave no stray credentials behind
             await kube.delete("Secret", "v1", namespace, template.shared_secret_name)
@@ -206,7 +230,7 @@ async def sync_shared_secrets(kube: Kube, config: OperatorConfig) -> int:
     for ns in config.namespaces or [None]:  # a namespaced operator may not list cluster-wide
         stores += await kube.list("FeatureStore", API_VERSION, ns, "")
     for fs in stores:
-        if references_shared_copy(template, fs):
+        if references_shared_copy(template, fs) and await onboarded_by_us(kube, fs):
             try:
                 await kube.apply(shared_secret_copy(template, _meta(fs)["namespace"], source, fs))
                 count += 1
