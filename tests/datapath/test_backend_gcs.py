@@ -37,7 +37,7 @@ from tests.support.iam_fake import GcsBucketOverlay  # noqa: E402
 pytestmark = pytest.mark.timeout(120)
 
 PROJECT = "test-project"
-GSA = "feast-sa@test-project.iam.gserviceaccount.com"
+GSA = "feast-team-a@test-project.iam.gserviceaccount.com"
 CONFIG = OperatorConfig(default_provider="gcp", gcp_project=PROJECT, gcp_region="us-central1")
 
 

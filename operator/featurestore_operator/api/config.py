@@ -59,6 +59,9 @@ class OperatorConfig(BaseSettings):
     """Directory with tls.crt, tls.key and ca.crt (cert-manager); None: a self-signed certificate."""
     memorystore_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     """Override of the Memorystore API endpoint (tests and private endpoints). http:// uses anonymous credentials."""
+    iam_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$|^[^\s/:]+(:[0-9]+)?$")
+    """Override of the IAM admin API endpoint (tests, private endpoints). http:// uses a plaintext
+    channel with anonymous credentials."""
     feast_version: str = FEAST_VERSION
     """Feast version the rendered config targets."""
     feast_image: ImageRef = f"feastdev/feature-server:{FEAST_VERSION}"

@@ -36,7 +36,8 @@ from ..api import DeletionPolicy, FeatureStore, OperatorConfig
 from ..render import OfflineEndpoint
 from . import gcp, naming
 from .base import BackendContext, Deleted, Failed, Pending, Ready
-from .workload_identity import policy_refusal, with_member
+from .policy import policy_refusal
+from .workload_identity import with_member
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ class GcsBackend:
         project = fs.spec.gcp.project
         if not project:
             return Failed("InvalidSpec", "spec.gcp.project is required for a GCS bucket (or the operator's gcpProject)")
+        refused = policy_refusal(fs, self.config)
+        if refused:  # checked here too: the webhook can be down or bypassed
+            return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         name = naming.bucket_name(fs)
         try:
             client = await self._client(project)
@@ -199,10 +203,7 @@ class GcsBackend:
                              f"cannot change on an existing bucket")
 
         gsa = fs.spec.gcp.service_account
-        refused = policy_refusal(fs, self.config)
-        if gsa and refused:
-            notes.append(f"no {OBJECT_ADMIN} for {gsa}: {refused}")
-        elif gsa:
+        if gsa:
             member = f"serviceAccount:{gsa}"
             try:
                 granted = await self._grant(client, name, member)

@@ -62,6 +62,7 @@ from ..render.names import Names
 from . import gcp
 from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
 from .naming import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, memorystore_instance_id, owner_labels, ownership
+from .policy import policy_refusal
 
 if TYPE_CHECKING:  # the client module is imported lazily (first use), never at import time
     from google.cloud.redis_v1 import CloudRedisClient
@@ -198,6 +199,9 @@ class MemorystoreBackend:
 
     async def _ensure(self, fs: FeatureStore) -> Outcome[OnlineEndpoint]:
         parent, iid, name = self._names(fs)
+        refused = policy_refusal(fs, self.config)
+        if refused:  # checked here too: the webhook can be down or bypassed
+            return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         if _spec(fs).existing_instance:
             return await self._existing(fs, name)
         status: dict[str, Any] = {}

@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterable
 from google.api_core import exceptions as gexc
 
 from ..api import FeatureStore, OperatorConfig, Provider
-from ..api.policy import check
 from ..render.names import Names
 from . import gcp
 from .base import BackendContext, Deleted, Failed, Pending, Ready
+from .policy import policy_refusal
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +120,6 @@ def gcloud_remove_command(gsa: str, mem: str) -> str:
 def wants_grant(fs: FeatureStore) -> bool:
     """Whether ``fs`` asks for a Workload Identity grant (provider local never gets one)."""
     return bool(fs.spec.gcp.service_account) and fs.spec.provider is not Provider.LOCAL
-
-
-def policy_refusal(fs: FeatureStore, config: OperatorConfig | None) -> str | None:
-    """Why the admin policy forbids any grant for ``fs`` (None: allowed). Checked again here, at the
-    last step, whatever validated the spec before (the webhook may be down or bypassed)."""
-    if fs.spec.provider is Provider.LOCAL and fs.spec.gcp.service_account:
-        return "provider local binds no Google service account"
-    if config is None:
-        return None
-    problems = check(fs, config.effective_policy)
-    return "; ".join(f"{path}: {msg}" for path, msg in problems) or None
 
 
 # --- the IAM admin client ----------------------------------------------------------------------

@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     liveness = args.liveness or f"http://0.0.0.0:{config.health_port}/healthz"
 
     # Importing registers the handlers on kopf's default registry.
-    from . import children, featurestore, profiles, startup  # noqa: F401
+    from . import admission, children, featurestore, profiles, startup  # noqa: F401
     profiles.register(config)  # Kubeflow: optional CRDs; profile onboarding only when enabled
+    admission.register(config)  # validating webhook (FSO_WEBHOOK_ENABLED)
 
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=bool(os.environ.get("FSO_DEBUG")), debug=bool(os.environ.get("FSO_DEBUG")))
     if not os.environ.get("FSO_DEBUG"):
