@@ -147,6 +147,18 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["profiles"]
   verbs: ["list", "watch"]
 {{- end }}
+{{- if .Values.webhook.enabled }}
+# The admission webhook: kopf creates the ValidatingWebhookConfiguration
+# featurestores.featurestore.kubeflow.org once (create; 409 = exists) and patches its webhooks
+# (caBundle, clientConfig) on start-up; it never reads other configurations.
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  verbs: ["create"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  resourceNames: ["featurestores.featurestore.kubeflow.org"]
+  verbs: ["patch"]
+{{- end }}
 {{- if and (include "featurestore-operator.peering" .) (not .Values.watchNamespaces) }}
 # kopf peering of a cluster-wide operator: keep-alives in the ClusterKopfPeering (list/watch the
 # peers, patch our own entry into .status; kopf never GETs it). The chart creates the object.
