@@ -80,6 +80,18 @@ class CloudStatus(ApiModel):
     """What the operator created or granted in the cloud for this store. Clean-up (deletion, and a
     changed serviceAccount) works from this record, not from the spec, which may have changed."""
 
+    memorystore: str | None = None
+    """Memorystore instance the operator created (projects/P/locations/L/instances/I)."""
+    memorystore_deletion_policy: Literal["Delete", "Retain"] | None = None
+    """Its deletion policy when last reconciled."""
+    bucket: str | None = None
+    """GCS bucket the operator created or took back."""
+    bucket_project: str | None = None
+    """The bucket's project."""
+    bucket_deletion_policy: Literal["Delete", "Retain"] | None = None
+    """Its deletion policy when last reconciled."""
+    bucket_force: bool | None = None
+    """Whether a non-empty bucket may be deleted (spec.offlineStore.gcs.force when last reconciled)."""
     service_account: str | None = None
     """Google service account the operator granted roles/iam.workloadIdentityUser on."""
     workload_member: str | None = None

@@ -37,6 +37,7 @@ from ..render import OfflineEndpoint
 from . import gcp, naming
 from .base import BackendContext, Deleted, Failed, Pending, Ready
 from .policy import policy_refusal
+from .recorded import retired_bucket
 from .workload_identity import with_member
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,9 @@ class GcsBackend:
         if refused:  # checked here too: the webhook can be down or bypassed
             return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         name = naming.bucket_name(fs)
+        old = retired_bucket(fs, None if gcs.existing_bucket else name, project)
+        if old is not None:  # bucket/project changed: the old bucket first, by its deletion policy
+            return await self._retire(old, ctx, name)
         try:
             client = await self._client(project)
         except Exception as err:  # noqa: BLE001 - e.g. no default credentials
@@ -227,7 +231,20 @@ class GcsBackend:
 
         endpoint = OfflineEndpoint(bucket=name)
         message = f"bucket {name}; registry {endpoint.registry_path}"
-        return Ready(endpoint, message + (f" ({'; '.join(notes)})" if notes else ""))
+        record = {"bucket": name, "bucketProject": project, "bucketDeletionPolicy": gcs.deletion_policy.value,
+                  "bucketForce": gcs.force}
+        rec = fs.status.cloud
+        known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == tuple(record.values())
+        return Ready(endpoint, message + (f" ({'; '.join(notes)})" if notes else ""),
+                     status={} if known else {"cloud": record})
+
+    async def _retire(self, old: FeatureStore, ctx: BackendContext, name: str) -> Pending:
+        result = await self.delete(old, ctx)
+        rec = old.status.cloud
+        what = f"the spec now names bucket {name}; the old bucket {rec.bucket} (project {rec.bucket_project})"
+        if not result.done:
+            return Pending("RetiringOldBucket", f"{what}: {result.message}", retry_after=result.retry_after)
+        return Pending("RetiredOldBucket", f"{what}: {result.message}", status=FORGET, retry_after=1)
 
     async def _existing(self, client: storage.Client, name: str, project: str) -> Ready[OfflineEndpoint] | Failed:
         """spec.offlineStore.gcs.existingBucket: read and verified (exists, in the project), never changed."""
@@ -333,6 +350,12 @@ class GcsBackend:
     # -- delete ---------------------------------------------------------------------------------
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        result = await self._delete(fs)
+        if result.done and fs.status.cloud.bucket == naming.bucket_name(fs):
+            return Deleted(True, result.message, status=FORGET)
+        return result
+
+    async def _delete(self, fs: FeatureStore) -> Deleted:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
         if gcs is None:
             return Deleted(True)
@@ -418,6 +441,11 @@ class GcsBackend:
     def needs_cleanup(self, fs: FeatureStore) -> bool:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
         return gcs is not None and not gcs.existing_bucket and gcs.deletion_policy is DeletionPolicy.DELETE
+
+
+#: Status update that drops the record of the bucket (status.cloud).
+FORGET: dict[str, Any] = {"cloud": {"bucket": None, "bucketProject": None, "bucketDeletionPolicy": None,
+                                    "bucketForce": None}}
 
 
 def _elsewhere(name: str, project: str) -> str:

@@ -63,6 +63,7 @@ from . import gcp
 from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
 from .naming import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, memorystore_instance_id, owner_labels, ownership
 from .policy import policy_refusal
+from .recorded import retired_instance
 
 if TYPE_CHECKING:  # the client module is imported lazily (first use), never at import time
     from google.cloud.redis_v1 import CloudRedisClient
@@ -202,6 +203,9 @@ class MemorystoreBackend:
         refused = policy_refusal(fs, self.config)
         if refused:  # checked here too: the webhook can be down or bypassed
             return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
+        old = retired_instance(fs, name)
+        if old is not None:  # instanceId/project/region changed: the old instance first, by its policy
+            return await self._retire(old, name)
         if _spec(fs).existing_instance:
             return await self._existing(fs, name)
         status: dict[str, Any] = {}
@@ -257,6 +261,15 @@ class MemorystoreBackend:
 
         return await self._ready(fs, inst, name, status)
 
+    async def _retire(self, old: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
+        result = await self._delete(old)
+        recorded = old.status.cloud.memorystore
+        if not result.done:
+            return Pending("RetiringOldInstance", f"the spec now names {name}: {result.message}", status=result.status,
+                           retry_after=result.retry_after)
+        return Pending("RetiredOldInstance", f"the spec now names {name}; the old instance {recorded}: {result.message}",
+                       status={**result.status, **FORGET}, retry_after=FIRST_POLL)
+
     async def _existing(self, fs: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
         """``existingInstance`` (bring your own): read and verified, never modified or deleted."""
         field = f"{FIELD}.existingInstance"
@@ -307,7 +320,7 @@ class MemorystoreBackend:
             "Creating",
             f"creating Memorystore instance {name} ({ms.tier.value}, {ms.memory_size_gb} GB, {ms.redis_version}); "
             f"operation {op_name}",
-            status={**status, "operations": {"memorystore": op_name}},
+            status={**status, "operations": {"memorystore": op_name}, **_record(fs, name)},
             retry_after=FIRST_POLL,
         )
 
@@ -382,6 +395,8 @@ class MemorystoreBackend:
             log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
         else:
             message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
+        if not existing:
+            status = {**status, **_record(fs, name)}
         return Ready(endpoint, message=message, secret=secret or None, status=status,
                      reason="ImmutableFieldChanged" if ignored else "Ready")
 
@@ -424,7 +439,10 @@ class MemorystoreBackend:
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
         try:
-            return await self._delete(fs)
+            result = await self._delete(fs)
+            if result.done and fs.status.cloud.memorystore == self._names(fs)[2]:
+                return Deleted(True, result.message, status={**result.status, **FORGET})
+            return result
         except Exception as err:  # noqa: BLE001
             failed = self._client_failure(err)
             if failed is None:
@@ -491,6 +509,20 @@ class MemorystoreBackend:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+#: Status update that drops the record of the instance (status.cloud).
+FORGET: dict[str, Any] = {"cloud": {"memorystore": None, "memorystoreDeletionPolicy": None}}
+
+
+def _record(fs: FeatureStore, name: str) -> dict[str, Any]:
+    """Status update recording the instance the operator created (clean-up works from it); {} when
+    status already says so (an unchanged store writes nothing)."""
+    policy = _spec(fs).deletion_policy.value
+    rec = fs.status.cloud
+    if (rec.memorystore, rec.memorystore_deletion_policy) == (name, policy):
+        return {}
+    return {"cloud": {"memorystore": name, "memorystoreDeletionPolicy": policy}}
+
 
 
 def _spec(fs: FeatureStore) -> MemorystoreSpec:

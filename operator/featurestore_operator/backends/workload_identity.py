@@ -236,7 +236,7 @@ class WorkloadIdentity:
             if not revoked.done:
                 return Pending("RevokingOldGrant", revoked.message, retry_after=revoked.retry_after)
             return Pending("RevokedOldGrant", revoked.message or f"revoked the grant on {recorded.service_account}",
-                           status={"cloud": {"service_account": None, "workload_member": None}}, retry_after=1)
+                           status={"cloud": {"serviceAccount": None, "workloadMember": None}}, retry_after=1)
         if not gsa:
             return Ready(None, "no spec.gcp.serviceAccount: Feast pods use the node's (or the KSA's default) identity")
         refused = policy_refusal(fs, self.config)
@@ -267,7 +267,7 @@ class WorkloadIdentity:
             return gcp.failure(err, f"Workload Identity binding on {gsa}", "iam.serviceAccounts.setIamPolicy")
         verb = "granted" if wrote else "present"
         return Ready(mem, f"{WORKLOAD_IDENTITY_USER} for {mem} on {gsa}: {verb}",
-                     status={"cloud": {"service_account": gsa, "workload_member": mem}})
+                     status={"cloud": {"serviceAccount": gsa, "workloadMember": mem}})
 
     def _member_or_none(self, fs: FeatureStore) -> str | None:
         return member(fs, self._pool) if self._pool else None
@@ -298,7 +298,7 @@ class WorkloadIdentity:
             return Deleted(True)
         result = await self._revoke(recorded.service_account, recorded.workload_member)
         if result.done:
-            return Deleted(True, result.message, status={"cloud": {"service_account": None, "workload_member": None}})
+            return Deleted(True, result.message, status={"cloud": {"serviceAccount": None, "workloadMember": None}})
         return result
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
