@@ -536,3 +536,47 @@ def test_existing_bucket_is_used_verified_and_never_changed(overlay):
     out = run(backend.ensure(make_fs(existingBucket="their-bucket"), CTX))
     assert isinstance(out, Failed) and out.reason == "NotAllowed"
     assert overlay.writes() == [w for w in overlay.writes() if w.path == "/storage/v1/b"]  # only the setup creates
+
+
+def _carry(fs, outcome):
+    data = fs.status.model_dump(mode="json", by_alias=True)
+    for k, v in outcome.status.items():
+        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+    return fs.model_copy(update={"status": type(fs.status).model_validate(data)})
+
+
+def test_changed_bucket_handles_the_old_one_by_its_policy(overlay):
+    """Before: changing spec.offlineStore.gcs.bucket left the old bucket behind whatever its policy."""
+    backend = GcsBackend(CONFIG)
+    fs = make_fs(bucket="first-bucket-x", deletionPolicy="Delete")
+    fs = _carry(fs, run(backend.ensure(fs, CTX)))
+    assert fs.status.cloud.bucket == "first-bucket-x" and fs.status.cloud.bucket_project == PROJECT
+    moved = make_fs(bucket="second-bucket-x", deletionPolicy="Retain").model_copy(update={"status": fs.status})
+    out = run(backend.ensure(moved, CTX))
+    assert out.reason == "RetiredOldBucket" and "deleted bucket first-bucket-x" in out.message
+    moved = _carry(moved, out)
+    moved = _carry(moved, run(backend.ensure(moved, CTX)))
+    assert moved.status.cloud.bucket == "second-bucket-x"
+    names = {b.name for b in overlay.client().list_buckets()}
+    assert "first-bucket-x" not in names and "second-bucket-x" in names
+    # Retain (the default): the old bucket is kept, only the record moves on
+    third = make_fs(bucket="third-bucket-x").model_copy(update={"status": moved.status})
+    out = run(backend.ensure(third, CTX))
+    assert out.reason == "RetiredOldBucket" and "retained" in out.message
+    assert "second-bucket-x" in {b.name for b in overlay.client().list_buckets()}
+
+
+def test_invalid_spec_still_deletes_the_recorded_bucket(overlay):
+    from featurestore_operator.backends.recorded import recorded_store
+
+    backend = GcsBackend(CONFIG)
+    fs = make_fs(deletionPolicy="Delete")
+    fs = _carry(fs, run(backend.ensure(fs, CTX)))
+    name = naming.bucket_name(fs)
+    body = {"metadata": fs.metadata.model_dump(), "spec": {"project": "x", "gcp": {"project": "Not Valid"}},
+            "status": fs.status.model_dump(mode="json", by_alias=True)}
+    stub = recorded_store(body)
+    assert stub is not None and backend.needs_cleanup(stub)
+    out = run(backend.delete(stub, CTX))
+    assert out.done and f"deleted bucket {name}" in out.message
+    assert name not in {b.name for b in overlay.client().list_buckets()}

@@ -595,3 +595,38 @@ def test_existing_instance_is_used_verified_and_never_changed(fake, cfg, tmp_pat
     out = asyncio.run(missing.ensure())
     assert isinstance(out, Failed) and out.reason == "InstanceNotFound" and "existingInstance" in out.message
     assert len(fake.instances()) == 1
+
+
+def test_changed_instance_id_retires_the_old_instance_by_its_policy(fake, cfg):
+    """Before: changing instanceId created a second instance and left the first one running (billed)."""
+    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, instance_id="first-instance"), cfg)
+    assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
+    loop.respec(cfg, instance_id="second-instance")
+    out = asyncio.run(loop.until(timeout=60))
+    assert isinstance(out, Ready), out
+    ids = [i.name.rsplit("/", 1)[1] for i in fake.instances()]
+    assert ids == ["second-instance"]
+    assert "RetiredOldInstance" in reasons(loop.outcomes)
+    assert loop.fs.status.cloud.memorystore.endswith("/second-instance")
+    # Retain: the old instance stays, the record moves on
+    loop.respec(cfg, instance_id="third-instance", deletion_policy="Retain")
+    asyncio.run(loop.until(timeout=60))  # second-instance's recorded policy is Delete: deleted
+    loop.respec(cfg, instance_id="fourth-instance", deletion_policy="Retain")
+    assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
+    assert sorted(i.name.rsplit("/", 1)[1] for i in fake.instances()) == ["fourth-instance", "third-instance"]
+
+
+def test_invalid_spec_still_deletes_what_status_records(fake, cfg):
+    """Before: a store whose spec became invalid lost its finalizer without any cloud clean-up."""
+    from featurestore_operator.backends.recorded import recorded_store
+
+    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg), cfg)
+    assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
+    body = {"metadata": loop.fs.metadata.model_dump(), "spec": {"project": "x", "bogus": True},
+            "status": loop.fs.status.model_dump(mode="json", by_alias=True)}
+    stub = recorded_store(body)
+    assert stub is not None and loop.backend.needs_cleanup(stub)
+    loop.fs = stub
+    asyncio.run(loop.delete_until_done(timeout=60))
+    assert fake.instances() == []
+    assert loop.fs.status.cloud.memorystore is None
