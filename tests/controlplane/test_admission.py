@@ -50,11 +50,13 @@ def fakes(control_plane, featurestore_crd):
 
 
 def _delete_webhook(kube_api) -> None:
-    try:
-        client.AdmissionregistrationV1Api(kube_api).delete_validating_webhook_configuration(WEBHOOK)
-    except ApiException as err:
-        if err.status != 404:
-            raise
+    adm = client.AdmissionregistrationV1Api(kube_api)
+    for delete in (adm.delete_validating_webhook_configuration, adm.delete_mutating_webhook_configuration):
+        try:
+            delete(WEBHOOK)
+        except ApiException as err:
+            if err.status != 404:
+                raise
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,22 @@ def test_webhook_refuses_at_kubectl_apply(webhook, kubectl_bin, kube_api, namesp
     assert gone.value.status == 404
 
 
-def test_webhook_accepts_an_allowed_store_and_refuses_immutable_changes(webhook, kubectl_bin, namespace, kube_api):
+@pytest.fixture
+def short_namespace(kube_api):
+    """GSA account ids are at most 30 characters: feast-{namespace} needs a short namespace."""
+    import secrets
+
+    core = client.CoreV1Api(kube_api)
+    name = f"wh-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
+def test_webhook_accepts_an_allowed_store_and_refuses_immutable_changes(webhook, kubectl_bin, short_namespace, kube_api):
+    namespace = short_namespace
     gsa = f"feast-{namespace}@{PROJECT}.iam.gserviceaccount.com"
     ok = kubectl_apply(kubectl_bin, manifest("fine", namespace, gcp={"serviceAccount": gsa},
                                              onlineStore={"memorystore": {"tier": "BASIC"}}))

@@ -207,10 +207,11 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         assert {r["metadata"]["namespace"] for r in roles} == {"team-a", "team-b"}
         [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == dep["metadata"]["name"]]
         granted = {res for r in cluster_role["rules"] for res in r["resources"]}
-        assert granted == {"customresourcedefinitions", "namespaces", "validatingwebhookconfigurations"}
-        # namespaced mode: no cluster-wide writes but the webhook configuration (patch: that one name)
+        webhook_configs = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+        assert granted == {"customresourcedefinitions", "namespaces", *webhook_configs}
+        # namespaced mode: no cluster-wide writes but the webhook configurations (patch: that one name)
         writes = [r for r in cluster_role["rules"] if set(r["verbs"]) - {"get", "list", "watch"}]
-        assert all(r["resources"] == ["validatingwebhookconfigurations"] for r in writes), writes
+        assert all(r["resources"] == webhook_configs for r in writes), writes
         assert [r.get("resourceNames") for r in writes if "patch" in r["verbs"]] == [[WEBHOOK]]
         assert env["FSO_NAMESPACES"] == "team-a,team-b"
         [sa] = find(docs, "ServiceAccount")

@@ -150,12 +150,13 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 {{- if .Values.webhook.enabled }}
 # The admission webhook: kopf creates the ValidatingWebhookConfiguration
 # featurestores.featurestore.kubeflow.org once (create; 409 = exists) and patches its webhooks
-# (caBundle, clientConfig) on start-up; it never reads other configurations.
+# (caBundle, clientConfig) on start-up; it never reads other configurations. kopf manages a
+# MutatingWebhookConfiguration of the same name too (it stays empty: no mutating handlers).
 - apiGroups: ["admissionregistration.k8s.io"]
-  resources: ["validatingwebhookconfigurations"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
   verbs: ["create"]
 - apiGroups: ["admissionregistration.k8s.io"]
-  resources: ["validatingwebhookconfigurations"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
   resourceNames: ["featurestores.featurestore.kubeflow.org"]
   verbs: ["patch"]
 {{- end }}
