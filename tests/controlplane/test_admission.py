@@ -40,12 +40,23 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def fakes(control_plane, featurestore_crd):
-    with MemorystoreFake(op_delay=0.3) as ms, GcsEmulator() as gcs, GcsBucketOverlay(gcs) as overlay, \
-            IamAdminFake() as iam:
+    with (
+        MemorystoreFake(op_delay=0.3) as ms,
+        GcsEmulator() as gcs,
+        GcsBucketOverlay(gcs) as overlay,
+        IamAdminFake() as iam,
+    ):
         iam.add_service_account(OPERATOR_GSA)
-        env = {"FSO_MEMORYSTORE_ENDPOINT": ms.endpoint, "FSO_IAM_ENDPOINT": iam.endpoint, "FSO_GCP_PROJECT": PROJECT,
-               "FSO_GCP_REGION": REGION, "FSO_DEFAULT_PROVIDER": "gcp", "FSO_GCP_SERVICE_ACCOUNT": OPERATOR_GSA,
-               "FSO_RESYNC_SECONDS": "10", **overlay.env()}
+        env = {
+            "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint,
+            "FSO_IAM_ENDPOINT": iam.endpoint,
+            "FSO_GCP_PROJECT": PROJECT,
+            "FSO_GCP_REGION": REGION,
+            "FSO_DEFAULT_PROVIDER": "gcp",
+            "FSO_GCP_SERVICE_ACCOUNT": OPERATOR_GSA,
+            "FSO_RESYNC_SECONDS": "10",
+            **overlay.env(),
+        }
         yield env, ms, overlay, iam
 
 
@@ -61,11 +72,16 @@ def _delete_webhook(kube_api) -> None:
 
 @pytest.fixture(scope="module")
 def webhook(fakes, control_plane, kube_api):
-    env = {**fakes[0], "FSO_WEBHOOK_ENABLED": "true", "FSO_WEBHOOK_HOST": "127.0.0.1",
-           "FSO_WEBHOOK_PORT": str(_free_port())}
+    env = {
+        **fakes[0],
+        "FSO_WEBHOOK_ENABLED": "true",
+        "FSO_WEBHOOK_HOST": "127.0.0.1",
+        "FSO_WEBHOOK_PORT": str(_free_port()),
+    }
     op = OperatorProcess(control_plane.kubeconfig, env=env).start()
     adm = client.AdmissionregistrationV1Api(kube_api)
     try:
+
         def configured() -> bool:
             try:
                 return bool(adm.read_validating_webhook_configuration(WEBHOOK).webhooks)
@@ -83,8 +99,14 @@ def webhook(fakes, control_plane, kube_api):
 def manifest(name: str, namespace: str, **spec: object) -> str:
     import json
 
-    return json.dumps({"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": name, "namespace": namespace},
-                       "spec": {"project": "p", **spec}})
+    return json.dumps(
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "FeatureStore",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"project": "p", **spec},
+        }
+    )
 
 
 def kubectl_apply(kubectl_bin: str, doc: str) -> subprocess.CompletedProcess[str]:
@@ -93,11 +115,17 @@ def kubectl_apply(kubectl_bin: str, doc: str) -> subprocess.CompletedProcess[str
 
 REFUSED = [
     ("operator-gsa", {"gcp": {"serviceAccount": OPERATOR_GSA}}, ["spec.gcp.serviceAccount", "deniedServiceAccounts"]),
-    ("other-ns-gsa", {"gcp": {"serviceAccount": "feast-someone-else@test-project.iam.gserviceaccount.com"}},
-     ["spec.gcp.serviceAccount", "serviceAccountPatterns"]),
+    (
+        "other-ns-gsa",
+        {"gcp": {"serviceAccount": "feast-someone-else@test-project.iam.gserviceaccount.com"}},
+        ["spec.gcp.serviceAccount", "serviceAccountPatterns"],
+    ),
     ("foreign-pool", {"gcp": {"project": "evil-project"}}, ["spec.gcp.project", "allowedProjects"]),
-    ("local-gsa", {"provider": "local", "gcp": {"serviceAccount": "feast-x@test-project.iam.gserviceaccount.com"}},
-     ["spec.gcp.serviceAccount", "provider local"]),
+    (
+        "local-gsa",
+        {"provider": "local", "gcp": {"serviceAccount": "feast-x@test-project.iam.gserviceaccount.com"}},
+        ["spec.gcp.serviceAccount", "provider local"],
+    ),
     ("huge", {"onlineStore": {"memorystore": {"memorySizeGb": 300}}}, ["memorySizeGb", "maxMemorystoreSizeGb"]),
 ]
 
@@ -129,20 +157,37 @@ def short_namespace(kube_api):
         core.delete_namespace(name)
 
 
-def test_webhook_accepts_an_allowed_store_and_refuses_immutable_changes(webhook, kubectl_bin, short_namespace, kube_api):
+def test_webhook_accepts_an_allowed_store_and_refuses_immutable_changes(
+    webhook, kubectl_bin, short_namespace, kube_api
+):
     namespace = short_namespace
     gsa = f"feast-{namespace}@{PROJECT}.iam.gserviceaccount.com"
-    ok = kubectl_apply(kubectl_bin, manifest("fine", namespace, gcp={"serviceAccount": gsa},
-                                             onlineStore={"memorystore": {"tier": "BASIC"}}))
+    ok = kubectl_apply(
+        kubectl_bin,
+        manifest("fine", namespace, gcp={"serviceAccount": gsa}, onlineStore={"memorystore": {"tier": "BASIC"}}),
+    )
     assert ok.returncode == 0, ok.stderr
-    changed = kubectl_apply(kubectl_bin, manifest("fine", namespace, gcp={"serviceAccount": gsa},
-                                                  onlineStore={"memorystore": {"tier": "STANDARD_HA",
-                                                                               "connectMode": "DIRECT_PEERING"}}))
+    changed = kubectl_apply(
+        kubectl_bin,
+        manifest(
+            "fine",
+            namespace,
+            gcp={"serviceAccount": gsa},
+            onlineStore={"memorystore": {"tier": "STANDARD_HA", "connectMode": "DIRECT_PEERING"}},
+        ),
+    )
     assert changed.returncode != 0
     assert "spec.onlineStore.memorystore.tier: cannot be changed after creation" in changed.stderr, changed.stderr
     assert "spec.onlineStore.memorystore.connectMode" in changed.stderr
-    resized = kubectl_apply(kubectl_bin, manifest("fine", namespace, gcp={"serviceAccount": gsa},
-                                                  onlineStore={"memorystore": {"tier": "BASIC", "memorySizeGb": 2}}))
+    resized = kubectl_apply(
+        kubectl_bin,
+        manifest(
+            "fine",
+            namespace,
+            gcp={"serviceAccount": gsa},
+            onlineStore={"memorystore": {"tier": "BASIC", "memorySizeGb": 2}},
+        ),
+    )
     assert resized.returncode == 0, resized.stderr  # a mutable field still changes
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(G, V, namespace, P, "fine")
 
@@ -154,16 +199,30 @@ def test_without_the_webhook_the_operator_still_refuses(webhook, fakes, control_
     webhook.stop()
     _delete_webhook(kube_api)
     crd = client.CustomObjectsApi(kube_api)
-    crd.create_namespaced_custom_object(G, V, namespace, P, {
-        "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "sneaky"},
-        "spec": {"project": "p", "gcp": {"project": "evil-project", "serviceAccount": OPERATOR_GSA}}})
-    with OperatorProcess(control_plane.kubeconfig, env=env) as op:
+    crd.create_namespaced_custom_object(
+        G,
+        V,
+        namespace,
+        P,
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "FeatureStore",
+            "metadata": {"name": "sneaky"},
+            "spec": {"project": "p", "gcp": {"project": "evil-project", "serviceAccount": OPERATOR_GSA}},
+        },
+    )
+    with OperatorProcess(control_plane.kubeconfig, env=env):
+
         def conditions() -> dict[str, dict]:
             fs = crd.get_namespaced_custom_object(G, V, namespace, P, "sneaky")
             return {c["type"]: c for c in (fs.get("status") or {}).get("conditions", [])}
 
-        wait_for(lambda: conditions().get("OfflineStore", {}).get("reason") == "PolicyViolation", timeout=60,
-                 interval=0.5, what="OfflineStore PolicyViolation")
+        wait_for(
+            lambda: conditions().get("OfflineStore", {}).get("reason") == "PolicyViolation",
+            timeout=60,
+            interval=0.5,
+            what="OfflineStore PolicyViolation",
+        )
         conds = conditions()
         assert conds["OnlineStore"]["reason"] == "PolicyViolation"
         assert "allowedProjects" in conds["OfflineStore"]["message"]
@@ -172,5 +231,7 @@ def test_without_the_webhook_the_operator_still_refuses(webhook, fakes, control_
         assert conds["Ready"]["status"] != "True"
         time.sleep(2)  # a few more passes: still nothing created or granted
         assert not [i for i in ms.instances() if dict(i.labels).get("featurestore-namespace") == namespace]
-        assert not [r for r in overlay.writes() if "evil" in r.path or "evil" in str(r.body) or namespace in str(r.body)]
+        assert not [
+            r for r in overlay.writes() if "evil" in r.path or "evil" in str(r.body) or namespace in str(r.body)
+        ]
         assert iam.bindings(OPERATOR_GSA) == [] and iam.writes() == []

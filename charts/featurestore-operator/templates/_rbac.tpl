@@ -147,6 +147,14 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["profiles"]
   verbs: ["list", "watch"]
 {{- end }}
+{{- if not .Values.clusterId }}
+# The cluster identity labelled on cloud resources: the kube-system namespace uid, read once at
+# start-up (backends/cluster.py). Only that namespace.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  resourceNames: ["kube-system"]
+  verbs: ["get"]
+{{- end }}
 {{- if .Values.webhook.enabled }}
 # The admission webhook: kopf creates the ValidatingWebhookConfiguration
 # featurestores.featurestore.kubeflow.org once (create; 409 = exists) and patches its webhooks

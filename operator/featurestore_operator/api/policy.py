@@ -56,7 +56,8 @@ class AdminPolicy(ApiModel):
     denied_service_accounts: list[str] = Field(default_factory=list)
     """GSAs never bound (* wildcards), besides the operator's own (always denied)."""
     allowed_memorystore_tiers: list[MemorystoreTier] = Field(
-        default_factory=lambda: [MemorystoreTier.BASIC, MemorystoreTier.STANDARD_HA])
+        default_factory=lambda: [MemorystoreTier.BASIC, MemorystoreTier.STANDARD_HA]
+    )
     """Memorystore tiers stores may use."""
     max_memorystore_size_gb: int = Field(default=32, ge=1, le=300)
     """Largest Memorystore instance (GiB)."""
@@ -87,12 +88,20 @@ class EffectivePolicy(ApiModel):
     allow_byo: bool
 
 
-def effective(policy: AdminPolicy, *, project: str | None, region: str | None, network: str | None,
-              operator_service_account: str | None, images: list[str]) -> EffectivePolicy:
+def effective(
+    policy: AdminPolicy,
+    *,
+    project: str | None,
+    region: str | None,
+    network: str | None,
+    operator_service_account: str | None,
+    images: list[str],
+) -> EffectivePolicy:
     """Fill the policy's empty lists from the operator's own settings."""
     projects = policy.allowed_projects or ([project] if project else [])
     networks = policy.allowed_networks or (
-        [network] if network else [f"projects/{p}/global/networks/default" for p in projects])
+        [network] if network else [f"projects/{p}/global/networks/default" for p in projects]
+    )
     denied = list(policy.denied_service_accounts)
     if operator_service_account:
         denied.append(operator_service_account)
@@ -134,8 +143,13 @@ def _listed(values: list[str]) -> str:
 def _namespace(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     ns = fs.metadata.namespace
     if _match(ns, policy.excluded_namespaces):
-        return [("metadata.namespace", f"namespace {ns} is excluded by the admin policy (excludedNamespaces: "
-                 f"{_listed(policy.excluded_namespaces)}); create the FeatureStore in a user or profile namespace")]
+        return [
+            (
+                "metadata.namespace",
+                f"namespace {ns} is excluded by the admin policy (excludedNamespaces: "
+                f"{_listed(policy.excluded_namespaces)}); create the FeatureStore in a user or profile namespace",
+            )
+        ]
     return []
 
 
@@ -148,17 +162,32 @@ def _placement(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     problems: list[Problem] = []
     project = spec.gcp.project
     if project and project not in policy.projects:
-        problems.append(("spec.gcp.project", f"project {project} is not allowed by the admin policy (allowedProjects: "
-                         f"{_listed(policy.projects)}); remove spec.gcp.project to use the operator's project"))
+        problems.append(
+            (
+                "spec.gcp.project",
+                f"project {project} is not allowed by the admin policy (allowedProjects: "
+                f"{_listed(policy.projects)}); remove spec.gcp.project to use the operator's project",
+            )
+        )
     if ms is not None:
         region = spec.gcp.region
         if region and region not in policy.regions:
-            problems.append(("spec.gcp.region", f"region {region} is not allowed by the admin policy (allowedRegions: "
-                             f"{_listed(policy.regions)}); remove spec.gcp.region to use the operator's region"))
+            problems.append(
+                (
+                    "spec.gcp.region",
+                    f"region {region} is not allowed by the admin policy (allowedRegions: "
+                    f"{_listed(policy.regions)}); remove spec.gcp.region to use the operator's region",
+                )
+            )
         if ms.network and not _match(ms.network, policy.networks):
-            problems.append(("spec.onlineStore.memorystore.network", f"network {ms.network} is not allowed by the "
-                             f"admin policy (allowedNetworks: {_listed(policy.networks)}); remove the field to use "
-                             f"the operator's network"))
+            problems.append(
+                (
+                    "spec.onlineStore.memorystore.network",
+                    f"network {ms.network} is not allowed by the "
+                    f"admin policy (allowedNetworks: {_listed(policy.networks)}); remove the field to use "
+                    f"the operator's network",
+                )
+            )
     return problems
 
 
@@ -168,15 +197,30 @@ def _identity(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
         return []
     field = "spec.gcp.serviceAccount"
     if fs.spec.provider is Provider.LOCAL:
-        return [(field, "provider local binds no Google service account (the admin policy grants Workload Identity "
-                 "only to provider gcp); remove spec.gcp.serviceAccount")]
+        return [
+            (
+                field,
+                "provider local binds no Google service account (the admin policy grants Workload Identity "
+                "only to provider gcp); remove spec.gcp.serviceAccount",
+            )
+        ]
     if _match(gsa, policy.denied_service_accounts):
-        return [(field, f"{gsa} may never be bound (deniedServiceAccounts, which always holds the operator's own "
-                 f"service account); use {_listed(allowed_service_accounts(policy, fs.metadata.namespace))}")]
+        return [
+            (
+                field,
+                f"{gsa} may never be bound (deniedServiceAccounts, which always holds the operator's own "
+                f"service account); use {_listed(allowed_service_accounts(policy, fs.metadata.namespace))}",
+            )
+        ]
     allowed = allowed_service_accounts(policy, fs.metadata.namespace)
     if not _match(gsa, allowed):
-        return [(field, f"{gsa} is not allowed in namespace {fs.metadata.namespace} by the admin policy "
-                 f"(serviceAccountPatterns); use {_listed(allowed)}, or ask the admin to allow it")]
+        return [
+            (
+                field,
+                f"{gsa} is not allowed in namespace {fs.metadata.namespace} by the admin policy "
+                f"(serviceAccountPatterns); use {_listed(allowed)}, or ask the admin to allow it",
+            )
+        ]
     return []
 
 
@@ -187,28 +231,48 @@ def _ceilings(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     if ms is not None and (ms.existing_instance is None):
         field = "spec.onlineStore.memorystore"
         if ms.tier not in policy.memorystore_tiers:
-            problems.append((f"{field}.tier", f"tier {ms.tier.value} is not allowed by the admin policy "
-                             f"(allowedMemorystoreTiers: {', '.join(t.value for t in policy.memorystore_tiers)})"))
+            problems.append(
+                (
+                    f"{field}.tier",
+                    f"tier {ms.tier.value} is not allowed by the admin policy "
+                    f"(allowedMemorystoreTiers: {', '.join(t.value for t in policy.memorystore_tiers)})",
+                )
+            )
         if ms.memory_size_gb > policy.max_memorystore_size_gb:
-            problems.append((f"{field}.memorySizeGb", f"{ms.memory_size_gb} GB exceeds the admin policy's "
-                             f"maxMemorystoreSizeGb {policy.max_memorystore_size_gb}; ask for at most that"))
-    replicas = [("spec.featureServer.replicas", spec.feature_server.replicas),
-                ("spec.registry.server.replicas", spec.registry.server.replicas),
-                ("spec.offlineServer.replicas", spec.offline_server.replicas),
-                ("spec.ui.replicas", spec.ui.replicas)]
+            problems.append(
+                (
+                    f"{field}.memorySizeGb",
+                    f"{ms.memory_size_gb} GB exceeds the admin policy's "
+                    f"maxMemorystoreSizeGb {policy.max_memorystore_size_gb}; ask for at most that",
+                )
+            )
+    replicas = [
+        ("spec.featureServer.replicas", spec.feature_server.replicas),
+        ("spec.registry.server.replicas", spec.registry.server.replicas),
+        ("spec.offlineServer.replicas", spec.offline_server.replicas),
+        ("spec.ui.replicas", spec.ui.replicas),
+    ]
     if spec.feature_server.autoscaling:
         replicas.append(("spec.featureServer.autoscaling.maxReplicas", spec.feature_server.autoscaling.max_replicas))
-    problems += [(field, f"{n} exceeds the admin policy's maxReplicas {policy.max_replicas}")
-                 for field, n in replicas if n > policy.max_replicas]
+    problems += [
+        (field, f"{n} exceeds the admin policy's maxReplicas {policy.max_replicas}")
+        for field, n in replicas
+        if n > policy.max_replicas
+    ]
     return problems
 
 
 def _images(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     images = fs.spec.images
-    return [(f"spec.images.{field}", f"image {image} is not allowed by the admin policy (allowedImagePrefixes: "
-             f"{_listed(policy.image_prefixes)}); remove spec.images.{field} to use the operator's image")
-            for field, image in (("feast", images.feast), ("redis", images.redis), ("git", images.git))
-            if image and not any(image.startswith(p) for p in policy.image_prefixes)]
+    return [
+        (
+            f"spec.images.{field}",
+            f"image {image} is not allowed by the admin policy (allowedImagePrefixes: "
+            f"{_listed(policy.image_prefixes)}); remove spec.images.{field} to use the operator's image",
+        )
+        for field, image in (("feast", images.feast), ("redis", images.redis), ("git", images.git))
+        if image and not any(image.startswith(p) for p in policy.image_prefixes)
+    ]
 
 
 def _byo(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
@@ -217,11 +281,19 @@ def _byo(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     spec = fs.spec
     problems: list[Problem] = []
     if spec.online_store and spec.online_store.memorystore and spec.online_store.memorystore.existing_instance:
-        problems.append(("spec.onlineStore.memorystore.existingInstance", "bring-your-own instances are disabled by "
-                         "the admin policy (allowByo: false); remove the field"))
+        problems.append(
+            (
+                "spec.onlineStore.memorystore.existingInstance",
+                "bring-your-own instances are disabled by the admin policy (allowByo: false); remove the field",
+            )
+        )
     if spec.offline_store and spec.offline_store.gcs and spec.offline_store.gcs.existing_bucket:
-        problems.append(("spec.offlineStore.gcs.existingBucket", "bring-your-own buckets are disabled by the admin "
-                         "policy (allowByo: false); remove the field"))
+        problems.append(
+            (
+                "spec.offlineStore.gcs.existingBucket",
+                "bring-your-own buckets are disabled by the admin policy (allowByo: false); remove the field",
+            )
+        )
     return problems
 
 
@@ -236,8 +308,9 @@ def immutable_changes(old: FeatureStore, new: FeatureStore) -> list[Problem]:
 
     def pair(path: str, a: object, b: object) -> None:
         if a != b:
-            problems.append((path, f"cannot be changed after creation (was {a}, now {b}); revert it, or create a "
-                             f"new FeatureStore"))
+            problems.append(
+                (path, f"cannot be changed after creation (was {a}, now {b}); revert it, or create a new FeatureStore")
+            )
 
     o_ms = old.spec.online_store.memorystore if old.spec.online_store else None
     n_ms = new.spec.online_store.memorystore if new.spec.online_store else None

@@ -18,7 +18,15 @@ from typing import Any
 
 from ..api import DeletionPolicy, FeatureStore, FeatureStoreSpec, FeatureStoreStatus, Provider
 from ..api.resource import ObjectMeta
-from ..api.spec import GcpSpec, GcsSpec, InClusterOfflineSpec, InClusterRedisSpec, MemorystoreSpec, OfflineStoreSpec, OnlineStoreSpec
+from ..api.spec import (
+    GcpSpec,
+    GcsSpec,
+    InClusterOfflineSpec,
+    InClusterRedisSpec,
+    MemorystoreSpec,
+    OfflineStoreSpec,
+    OnlineStoreSpec,
+)
 
 _INSTANCE = re.compile(r"^projects/([^/]+)/locations/([^/]+)/instances/([^/]+)$")
 
@@ -29,8 +37,11 @@ def _online(status: FeatureStoreStatus) -> tuple[OnlineStoreSpec, str | None, st
     if not m:
         return OnlineStoreSpec(in_cluster=InClusterRedisSpec()), None, None
     policy = DeletionPolicy(rec.memorystore_deletion_policy or DeletionPolicy.DELETE.value)
-    return (OnlineStoreSpec(memorystore=MemorystoreSpec(instance_id=m.group(3), deletion_policy=policy)),
-            m.group(1), m.group(2))
+    return (
+        OnlineStoreSpec(memorystore=MemorystoreSpec(instance_id=m.group(3), deletion_policy=policy)),
+        m.group(1),
+        m.group(2),
+    )
 
 
 def _offline(status: FeatureStoreStatus) -> tuple[OfflineStoreSpec, str | None]:
@@ -38,15 +49,27 @@ def _offline(status: FeatureStoreStatus) -> tuple[OfflineStoreSpec, str | None]:
     if not rec.bucket or not rec.bucket_project:
         return OfflineStoreSpec(in_cluster=InClusterOfflineSpec()), None
     policy = DeletionPolicy(rec.bucket_deletion_policy or DeletionPolicy.RETAIN.value)
-    return OfflineStoreSpec(gcs=GcsSpec(bucket=rec.bucket, deletion_policy=policy, force=bool(rec.bucket_force))), \
-        rec.bucket_project
+    return OfflineStoreSpec(
+        gcs=GcsSpec(bucket=rec.bucket, deletion_policy=policy, force=bool(rec.bucket_force))
+    ), rec.bucket_project
 
 
-def _store(meta: ObjectMeta, status: FeatureStoreStatus, online: OnlineStoreSpec, offline: OfflineStoreSpec,
-           project: str | None, region: str | None) -> FeatureStore:
+def _store(
+    meta: ObjectMeta,
+    status: FeatureStoreStatus,
+    online: OnlineStoreSpec,
+    offline: OfflineStoreSpec,
+    project: str | None,
+    region: str | None,
+) -> FeatureStore:
     cloud = bool(online.memorystore or offline.gcs)
-    spec = FeatureStoreSpec(project="recorded", provider=Provider.GCP if cloud else Provider.LOCAL,
-                            gcp=GcpSpec(project=project, region=region), online_store=online, offline_store=offline)
+    spec = FeatureStoreSpec(
+        project="recorded",
+        provider=Provider.GCP if cloud else Provider.LOCAL,
+        gcp=GcpSpec(project=project, region=region),
+        online_store=online,
+        offline_store=offline,
+    )
     return FeatureStore(metadata=meta, spec=spec, status=status)
 
 
@@ -83,4 +106,6 @@ def retired_bucket(fs: FeatureStore, current: str | None, project: str | None) -
     if not rec.bucket or (rec.bucket, rec.bucket_project) == (current, project):
         return None
     offline, bucket_project = _offline(fs.status)
-    return _store(fs.metadata, fs.status, OnlineStoreSpec(in_cluster=InClusterRedisSpec()), offline, bucket_project, None)
+    return _store(
+        fs.metadata, fs.status, OnlineStoreSpec(in_cluster=InClusterRedisSpec()), offline, bucket_project, None
+    )

@@ -26,8 +26,9 @@ import datetime as dt
 import ipaddress
 import logging
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import kopf
 
@@ -47,13 +48,15 @@ def register(config: OperatorConfig) -> None:
     if not config.webhook_enabled:
         return
 
-    @kopf.on.validate(GROUP, VERSION, PLURAL, id="policy", operations=["CREATE", "UPDATE"])  # type: ignore[misc]
-    def validate(body: kopf.Body, old: kopf.BodyEssence | None, operation: str | None, **_: Any) -> None:
-        problems = review(dict(body), config, dict(old) if operation == "UPDATE" and old else None)
+    @kopf.on.validate(GROUP, VERSION, PLURAL, id="policy", operations=["CREATE", "UPDATE"])
+    def validate(body: kopf.Body, **kwargs: Any) -> None:
+        # kopf passes the stored object as `old` on UPDATE (not in its WebhookFn protocol's signature)
+        old = kwargs.get("old") if kwargs.get("operation") == "UPDATE" else None
+        problems = review(dict(body), config, dict(old) if old else None)
         if problems:
             raise kopf.AdmissionError(message(problems), code=422)
 
-    @kopf.on.startup()  # type: ignore[misc]
+    @kopf.on.startup()
     def admission_settings(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
 
@@ -97,7 +100,7 @@ def self_signed(names: list[str], directory: Path) -> tuple[Path, Path]:
             sans.append(x509.IPAddress(ipaddress.ip_address(n)))
         except ValueError:
             sans.append(x509.DNSName(n))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -113,8 +116,9 @@ def self_signed(names: list[str], directory: Path) -> tuple[Path, Path]:
     certfile, keyfile = directory / "tls.crt", directory / "tls.key"
     certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     keyfile.touch(mode=0o600)
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return certfile, keyfile
 
 
@@ -127,8 +131,11 @@ class ServiceWebhookServer:
 
     async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
         async for found in self.inner(fn):
-            config = kopf.WebhookClientConfig(service=kopf.WebhookClientConfigService(
-                namespace=self.namespace, name=self.name, port=self.port, path=""))
+            config = kopf.WebhookClientConfig(
+                service=kopf.WebhookClientConfigService(
+                    namespace=self.namespace, name=self.name, port=self.port, path=""
+                )
+            )
             if "caBundle" in found:
                 config["caBundle"] = found["caBundle"]
             yield config
@@ -143,8 +150,14 @@ def server(config: OperatorConfig) -> kopf.WebhookServer | ServiceWebhookServer:
     else:
         certfile, keyfile = self_signed(hostnames(config), Path(tempfile.mkdtemp(prefix="fso-webhook-")))
         cafile = certfile
-    inner = kopf.WebhookServer(addr="0.0.0.0", port=config.webhook_port, host=config.webhook_host,
-                               certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(cafile) if cafile else None)
+    inner = kopf.WebhookServer(
+        addr="0.0.0.0",
+        port=config.webhook_port,
+        host=config.webhook_host,
+        certfile=str(certfile),
+        pkeyfile=str(keyfile),
+        cafile=str(cafile) if cafile else None,
+    )
     svc = _service(config)
     if svc:
         return ServiceWebhookServer(inner, *svc)
