@@ -712,4 +712,15 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
     bad = forbidden_lines(proc.log_text())
     assert not bad, "RBAC denials in namespaced mode:\n" + "\n".join(bad[:20])
     [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == f"{name}-featurestore-operator"]
-    assert all(set(r["verbs"]) <= {"list", "watch"} for r in cluster_role["rules"]), "namespaced: cluster-wide reads only"
+    # namespaced: cluster-wide reads only, but for the admission webhook's configurations (create;
+    # patch by name) and the cluster identity (get namespaces/kube-system by name)
+    named = {("get", "namespaces"): ["kube-system"], ("patch", "validatingwebhookconfigurations"): [WEBHOOK]}
+    for r in cluster_role["rules"]:
+        extra = set(r["verbs"]) - {"list", "watch"}
+        if not extra:
+            continue
+        if extra == {"create"}:
+            assert set(r["resources"]) <= {"validatingwebhookconfigurations", "mutatingwebhookconfigurations"}, r
+        else:
+            [verb] = extra
+            assert r.get("resourceNames") == named[(verb, r["resources"][0])], r

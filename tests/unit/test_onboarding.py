@@ -20,7 +20,7 @@ from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.reconcile.core import _kubeflow_part
 from featurestore_operator.reconcile.onboarding import (
     MARKER,
-    NAMESPACE_ANNOTATION,
+    RECORD_LABEL,
     SHARED_COPY_LABEL,
     Onboarder,
     decide,
@@ -273,12 +273,17 @@ def test_forged_onboarded_annotation_copies_nothing():
     kube = FakeKube()
     kube.objects[("Secret", "feast-system", "redis")] = _source("b25l")
     assert run(onboard(kube, SHARED, "team-a")).result == "Created"
-    mark = kube.objects[("Namespace", None, "team-a")]["metadata"]["annotations"][NAMESPACE_ANNOTATION]
-    assert mark == f"feast/{kube.objects[('FeatureStore', 'team-a', 'feast')]['metadata']['uid']}"
+    record = kube.objects[("ConfigMap", "feast-system", "featurestore-onboarded-team-a")]
+    uid = kube.objects[("FeatureStore", "team-a", "feast")]["metadata"]["uid"]
+    assert record["data"] == {"namespace": "team-a", "featureStore": "feast", "uid": uid}
+    assert record["metadata"]["labels"] == {RECORD_LABEL: "true"}
     forged = SHARED.onboarding_template.manifest("mallory")  # annotation and secretRef as onboarding writes them
     forged["metadata"]["uid"] = "uid-mallory"
-    kube.objects[("Namespace", None, "mallory")] = {"kind": "Namespace", "metadata": {"name": "mallory"}}
     kube.objects[("FeatureStore", "mallory", "feast")] = forged
+    # a marker ConfigMap in mallory's own namespace (theirs to write) counts for nothing
+    kube.objects[("ConfigMap", "mallory", "featurestore-onboarded-mallory")] = {
+        "kind": "ConfigMap", "metadata": {"name": "featurestore-onboarded-mallory", "namespace": "mallory"},
+        "data": {"namespace": "mallory", "featureStore": "feast", "uid": "uid-mallory"}}
     # a forged store in an onboarded namespace, under another uid, gets nothing either
     other = SHARED.onboarding_template.manifest("team-a")
     other["metadata"].update(name="feast-2", uid="uid-x")

@@ -53,7 +53,9 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 # ConfigMaps: get the user's feature repo ConfigMap (spec.featureRepo.configMap, hashed into
 # the repo revision); list/watch/create/patch/delete its own feature_store.yaml ConfigMaps
 # (<name>-feast-config, <name>-feast-client): watched for drift, server-side applied, pruned.
-# (With onboarding also the per-namespace marker ConfigMap "featurestore-onboarding".)
+# (With onboarding also the per-namespace marker ConfigMap "featurestore-onboarding", and with a
+# shared online store the operator's records "featurestore-onboarded-<namespace>" in the shared
+# Secret's namespace: where the Secret may be copied.)
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -135,13 +137,6 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   verbs: ["list", "watch"]
 {{- end }}
 {{- if .Values.kubeflow.onboarding.enabled }}
-# Profile onboarding marks a namespace it onboarded with its own annotation on the Namespace
-# (featurestore.kubeflow.org/onboarded: NAME/UID of the FeatureStore it created), something a
-# namespace editor cannot write; the shared online store's Secret is copied only where it is.
-# get: read that marker before each copy; patch: server-side apply of that one annotation.
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "patch"]
 # Profile onboarding watches Kubeflow Profiles (cluster-scoped, kubeflow.org/v1). Read-only.
 - apiGroups: ["kubeflow.org"]
   resources: ["profiles"]
