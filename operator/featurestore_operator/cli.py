@@ -79,13 +79,35 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_file(path: str) -> OperatorConfig:
+    """Operator settings from a YAML/JSON file: keys as FSO_ variables (FSO_GCP_PROJECT), snake_case
+    or camelCase (gcpProject); the environment fills what the file leaves out."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise SpecError([(path, "an operator config file must be a mapping of settings")])
+
+    def key(k: str) -> str:
+        k = k.removeprefix("FSO_").removeprefix("fso_")
+        return "".join("_" + c.lower() if c.isupper() and not k.isupper() else c.lower() for c in k).lstrip("_")
+
+    return OperatorConfig(**{key(str(k)): v for k, v in data.items()})
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = _config()
+    """The operator's own admission check (api/review.py: model, config, admin policy)."""
+    from .api.review import review
+
+    config = _config_file(args.config) if args.config else _config()
+    failed = False
     for doc in _load_manifests(args.filename):
-        fs = parse_featurestore(doc)
-        resolve(fs.spec, config)
-        print(f"featurestore/{fs.metadata.name}: valid")
-    return 0
+        name = ((doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None) or "?"
+        problems = review(doc, config)
+        for path, msg in problems:
+            print(f"error: featurestore/{name}: {path}: {msg}", file=sys.stderr)
+        if not problems:
+            print(f"featurestore/{name}: valid")
+        failed = failed or bool(problems)
+    return 1 if failed else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -110,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_crd)
     ref = sub.add_parser("reference", help="print the FeatureStore field reference (Markdown)")
     ref.set_defaults(func=cmd_reference)
-    v = sub.add_parser("validate", help="check FeatureStore manifests; errors name the field and the fix")
+    v = sub.add_parser("validate", help="check FeatureStore manifests against the model and the admin policy "
+                       "(FSO_* variables or --config); errors name the field, the rule and the fix")
     v.add_argument("-f", "--filename", required=True)
+    v.add_argument("--config", default=None, help="operator settings file (YAML: FSO_* names or gcpProject, policy, ...)")
     v.set_defaults(func=cmd_validate)
     run = sub.add_parser("run", help="run the operator")
     run.add_argument("--namespace", "-n", action="append", default=None,

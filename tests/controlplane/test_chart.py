@@ -58,6 +58,10 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set", "kubeflow.onboarding.template.project=default", "--set", "metrics.service.enabled=false",
         "--set", "kubeflow.aggregateRoles=false",
     ],
+    "webhook-cert-manager-policy": [
+        "--set", "webhook.certManager.enabled=true", "--set", "policy.maxReplicas=5",
+        "--set", "policy.allowedProjects={my-project,shared-project}", "--set", "clusterId=cluster-1",
+    ],
 }
 
 
@@ -131,7 +135,7 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
             kubernetes_validate.validate(doc, K8S_SCHEMA, strict=True)
             builtin += 1
         except kubernetes_validate.utils.SchemaNotFoundError:
-            pytest.fail(f"no schema for {doc['apiVersion']} {doc['kind']}", pytrace=False)
+            assert doc["apiVersion"] == "cert-manager.io/v1", f"no schema for {doc['apiVersion']} {doc['kind']}"
         except kubernetes_validate.utils.ValidationError as err:
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {K8S_SCHEMA}: {err.message} "
                         f"at {list(err.path)}", pytrace=False)
@@ -157,7 +161,17 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     # probes and ports match the operator's configuration
     env = deployment_env(dep)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": int(env["FSO_HEALTH_PORT"]), "metrics": int(env["FSO_METRICS_PORT"])}
+    assert ports == {"health": int(env["FSO_HEALTH_PORT"]), "metrics": int(env["FSO_METRICS_PORT"]),
+                     "webhook": int(env["FSO_WEBHOOK_PORT"])}
+    # the webhook: a Service the API server calls, the operator's admin policy from values
+    [svc] = [d for d in find(docs, "Service") if d["metadata"]["name"].endswith("-webhook")]
+    assert env["FSO_WEBHOOK_SERVICE"] == f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
+    assert json.loads(env["FSO_POLICY"])["excludedNamespaces"] == ["kube-system", "kube-public", "kube-node-lease"]
+    if "webhook.certManager.enabled=true" in VALUE_SETS[value_set]:
+        [cert] = find(docs, "Certificate")
+        assert f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc" in cert["spec"]["dnsNames"]
+        assert env["FSO_WEBHOOK_CERT_DIR"] and cert["spec"]["secretName"] in json.dumps(pod["volumes"])
+        assert chart_policy(env).max_replicas == 5
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     # single replica: standalone + Recreate; HA: leader election on a Lease + RollingUpdate
     election_roles = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
@@ -196,7 +210,12 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         assert {r["metadata"]["namespace"] for r in roles} == {"team-a", "team-b"}
         [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == dep["metadata"]["name"]]
         granted = {res for r in cluster_role["rules"] for res in r["resources"]}
-        assert granted == {"customresourcedefinitions", "namespaces"}, "namespaced mode: no cluster-wide writes"
+        webhook_configs = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+        assert granted == {"customresourcedefinitions", "namespaces", *webhook_configs}
+        # namespaced mode: no cluster-wide writes but the webhook configurations (patch: that one name)
+        writes = [r for r in cluster_role["rules"] if set(r["verbs"]) - {"get", "list", "watch"}]
+        assert all(r["resources"] == webhook_configs for r in writes), writes
+        assert [r.get("resourceNames") for r in writes if "patch" in r["verbs"]] == [[WEBHOOK]]
         assert env["FSO_NAMESPACES"] == "team-a,team-b"
         [sa] = find(docs, "ServiceAccount")
         assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith("featurestore-operator@")
@@ -265,11 +284,41 @@ def explain(proc: OperatorProcess, fn, **kw):
                              if bad else str(err)) from None
 
 
-def sa_operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
-    """The chart's operator environment, minus the ports (the test process picks free ones)."""
+def sa_operator_env(docs: list[dict[str, Any]], webhook: bool = False) -> dict[str, str]:
+    """The chart's operator environment, minus the ports (the test process picks free ones). The
+    webhook (a Service with no pods here) is off, or served on 127.0.0.1 with ``webhook``: then the
+    caller deletes the ValidatingWebhookConfiguration afterwards (:func:`drop_webhook`)."""
     [dep] = find(docs, "Deployment")
     env = deployment_env(dep)
-    return {k: v for k, v in env.items() if k not in ("FSO_HEALTH_PORT", "FSO_METRICS_PORT", "HOME")}
+    env = {k: v for k, v in env.items() if k not in ("FSO_HEALTH_PORT", "FSO_METRICS_PORT", "HOME", "FSO_WEBHOOK_SERVICE")}
+    if webhook:
+        return {**env, "FSO_WEBHOOK_HOST": "127.0.0.1", "FSO_WEBHOOK_PORT": str(free_port())}
+    return {**env, "FSO_WEBHOOK_ENABLED": "false"}
+
+
+WEBHOOK = "featurestores.featurestore.kubeflow.org"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def drop_webhook(kube_api: client.ApiClient) -> None:
+    try:
+        client.AdmissionregistrationV1Api(kube_api).delete_validating_webhook_configuration(WEBHOOK)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def chart_policy(env: dict[str, str]) -> Any:
+    from featurestore_operator.api import OperatorConfig
+
+    return OperatorConfig(policy=env["FSO_POLICY"]).policy
 
 
 def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kube_api, release, store_namespace, tmp_path):
@@ -282,7 +331,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
     client.AppsV1Api(kube_api).read_namespaced_deployment(release["name"] + "-featurestore-operator", ns)
 
     kubeconfig = control_plane.service_account_kubeconfig(ns, sa_name, str(tmp_path / "sa.kubeconfig"))
-    env = sa_operator_env(docs)
+    env = sa_operator_env(docs, webhook=True)
     assert env["FSO_RESYNC_SECONDS"] == "10"
 
     # A feature repo ConfigMap (read with `get`), then the store: default provider (local).
@@ -294,6 +343,15 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
     proc = OperatorProcess(kubeconfig, env=env)
     proc.start()
     try:
+        # The webhook, configured by the operator under the chart's RBAC, refuses what the policy forbids.
+        adm = client.AdmissionregistrationV1Api(kube_api)
+        explain(proc, lambda: adm.read_validating_webhook_configuration(WEBHOOK).webhooks, timeout=60, interval=0.5,
+                what="the ValidatingWebhookConfiguration")
+        with pytest.raises(ApiException) as refused:
+            crd_api.create_namespaced_custom_object(G, V, store_namespace, P, {
+                "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "big"},
+                "spec": {"project": "demo", "featureServer": {"replicas": 100}}})
+        assert "maxReplicas" in str(refused.value.body)
         crd_api.create_namespaced_custom_object(G, V, store_namespace, P, {
             "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "demo"},
             "spec": {"project": "demo", "featureRepo": {"configMap": {"name": "demo-repo"}}}})
@@ -368,6 +426,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         assert proc.proc is not None and proc.proc.poll() is None, "operator exited"
     finally:
         proc.stop()
+        drop_webhook(kube_api)
     log = proc.log_text()
     assert "featurestore-operator started" in log
     bad = forbidden_lines(log)
@@ -665,4 +724,15 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
     bad = forbidden_lines(proc.log_text())
     assert not bad, "RBAC denials in namespaced mode:\n" + "\n".join(bad[:20])
     [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == f"{name}-featurestore-operator"]
-    assert all(set(r["verbs"]) <= {"list", "watch"} for r in cluster_role["rules"]), "namespaced: cluster-wide reads only"
+    # namespaced: cluster-wide reads only, but for the admission webhook's configurations (create;
+    # patch by name) and the cluster identity (get namespaces/kube-system by name)
+    named = {("get", "namespaces"): ["kube-system"], ("patch", "validatingwebhookconfigurations"): [WEBHOOK]}
+    for r in cluster_role["rules"]:
+        extra = set(r["verbs"]) - {"list", "watch"}
+        if not extra:
+            continue
+        if extra == {"create"}:
+            assert set(r["resources"]) <= {"validatingwebhookconfigurations", "mutatingwebhookconfigurations"}, r
+        else:
+            [verb] = extra
+            assert r.get("resourceNames") == named[(verb, r["resources"][0])], r

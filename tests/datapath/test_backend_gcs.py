@@ -37,7 +37,7 @@ from tests.support.iam_fake import GcsBucketOverlay  # noqa: E402
 pytestmark = pytest.mark.timeout(120)
 
 PROJECT = "test-project"
-GSA = "feast-sa@test-project.iam.gserviceaccount.com"
+GSA = "feast-team-a@test-project.iam.gserviceaccount.com"
 CONFIG = OperatorConfig(default_provider="gcp", gcp_project=PROJECT, gcp_region="us-central1")
 
 
@@ -468,3 +468,115 @@ def test_desired_lifecycle_keeps_user_rules():
     ours = {"action": {"type": "Delete"}, "condition": {"age": 30}}
     assert desired_lifecycle([user, ours], 10) == [user, {"action": {"type": "Delete"}, "condition": {"age": 10}}]
     assert desired_lifecycle([user, ours], None) == [user]
+
+
+# --------------------------------------------------------------------------- tenant boundaries (issue 16)
+
+
+def _forged(overlay: GcsBucketOverlay, fs, project: str) -> str:
+    """A bucket with ``fs``'s default name and owner labels, created first by someone in ``project``
+    who lets anyone read it (the attack: a predictable name plus labels anyone can write)."""
+    from google.cloud import storage
+
+    client = overlay.client(project=project)
+    name = naming.bucket_name(fs)
+    b = storage.Bucket(client, name)
+    b.labels = naming.owner_labels(fs)
+    client.create_bucket(b, project=project)
+    return name
+
+
+def test_forged_labels_in_another_project_is_a_conflict(overlay):
+    """Before: a bucket of another project carrying forged owner labels was taken as ours, so the
+    registry (pickled functions) and offline data went to the attacker. Now: not in our project,
+    so a Conflict, never adopted, never deleted."""
+    fs = make_fs(uid="uid-1", deletionPolicy="Delete")
+    name = _forged(overlay, fs, "evil-project")
+    before = raw_bucket(overlay, name)
+    overlay.clear_log()
+    out = run(GcsBackend(CONFIG).ensure(fs, CTX))
+    assert isinstance(out, Failed) and out.reason == "Conflict", out
+    assert "not in project test-project" in out.message
+    deleted = run(GcsBackend(CONFIG).delete(fs, CTX))
+    assert deleted.done and "left untouched" in deleted.message
+    assert overlay.writes() == [] and raw_bucket(overlay, name) == before
+
+
+def test_two_clusters_never_take_each_others_bucket(overlay):
+    cluster_a = CONFIG.model_copy(update={"cluster_id": "cluster-a"})
+    cluster_b = CONFIG.model_copy(update={"cluster_id": "cluster-b"})
+    fs_a = make_fs(uid="uid-a", deletionPolicy="Delete")
+    assert isinstance(run(GcsBackend(cluster_a).ensure(fs_a, CTX)), Ready)
+    name = naming.bucket_name(fs_a)
+    assert raw_bucket(overlay, name)["labels"]["featurestore-cluster"] == "cluster-a"
+    overlay.clear_log()
+    fs_b = make_fs(uid="uid-b", deletionPolicy="Delete")  # same namespace/name in the other cluster
+    out = run(GcsBackend(cluster_b).ensure(fs_b, CTX))
+    assert isinstance(out, Failed) and out.reason == "Conflict"
+    assert run(GcsBackend(cluster_b).delete(fs_b, CTX)).done
+    assert overlay.writes() == [] and raw_bucket(overlay, name)["labels"]["featurestore-uid"] == "uid-a"
+
+
+def test_existing_bucket_is_used_verified_and_never_changed(overlay):
+    """Bring your own (issue 18 item 6)."""
+    client = overlay.client()
+    client.create_bucket("terraform-bucket")
+    overlay.clear_log()
+    fs = make_fs(existingBucket="terraform-bucket", serviceAccount=True)
+    backend = GcsBackend(CONFIG)
+    out = run(backend.ensure(fs, CTX))
+    assert isinstance(out, Ready) and out.endpoint.bucket == "terraform-bucket" and "not managed" in out.message
+    assert not backend.needs_cleanup(fs) and "left untouched" in run(backend.delete(fs, CTX)).message
+    assert overlay.writes() == [] and overlay.policy("terraform-bucket") == {}
+
+    out = run(backend.ensure(make_fs(existingBucket="no-such-bucket"), CTX))
+    assert isinstance(out, Failed) and out.reason == "BucketNotFound" and "existingBucket" in out.message
+    elsewhere = overlay.client(project="evil-project")
+    elsewhere.create_bucket("their-bucket", project="evil-project")
+    out = run(backend.ensure(make_fs(existingBucket="their-bucket"), CTX))
+    assert isinstance(out, Failed) and out.reason == "NotAllowed"
+    assert overlay.writes() == [w for w in overlay.writes() if w.path == "/storage/v1/b"]  # only the setup creates
+
+
+def _carry(fs, outcome):
+    data = fs.status.model_dump(mode="json", by_alias=True)
+    for k, v in outcome.status.items():
+        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+    return fs.model_copy(update={"status": type(fs.status).model_validate(data)})
+
+
+def test_changed_bucket_handles_the_old_one_by_its_policy(overlay):
+    """Before: changing spec.offlineStore.gcs.bucket left the old bucket behind whatever its policy."""
+    backend = GcsBackend(CONFIG)
+    fs = make_fs(bucket="first-bucket-x", deletionPolicy="Delete")
+    fs = _carry(fs, run(backend.ensure(fs, CTX)))
+    assert fs.status.cloud.bucket == "first-bucket-x" and fs.status.cloud.bucket_project == PROJECT
+    moved = make_fs(bucket="second-bucket-x", deletionPolicy="Retain").model_copy(update={"status": fs.status})
+    out = run(backend.ensure(moved, CTX))
+    assert out.reason == "RetiredOldBucket" and "deleted bucket first-bucket-x" in out.message
+    moved = _carry(moved, out)
+    moved = _carry(moved, run(backend.ensure(moved, CTX)))
+    assert moved.status.cloud.bucket == "second-bucket-x"
+    names = {b.name for b in overlay.client().list_buckets()}
+    assert "first-bucket-x" not in names and "second-bucket-x" in names
+    # Retain (the default): the old bucket is kept, only the record moves on
+    third = make_fs(bucket="third-bucket-x").model_copy(update={"status": moved.status})
+    out = run(backend.ensure(third, CTX))
+    assert out.reason == "RetiredOldBucket" and "retained" in out.message
+    assert "second-bucket-x" in {b.name for b in overlay.client().list_buckets()}
+
+
+def test_invalid_spec_still_deletes_the_recorded_bucket(overlay):
+    from featurestore_operator.backends.recorded import recorded_store
+
+    backend = GcsBackend(CONFIG)
+    fs = make_fs(deletionPolicy="Delete")
+    fs = _carry(fs, run(backend.ensure(fs, CTX)))
+    name = naming.bucket_name(fs)
+    body = {"metadata": fs.metadata.model_dump(), "spec": {"project": "x", "gcp": {"project": "Not Valid"}},
+            "status": fs.status.model_dump(mode="json", by_alias=True)}
+    stub = recorded_store(body)
+    assert stub is not None and backend.needs_cleanup(stub)
+    out = run(backend.delete(stub, CTX))
+    assert out.done and f"deleted bucket {name}" in out.message
+    assert name not in {b.name for b in overlay.client().list_buckets()}

@@ -184,6 +184,7 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
     assert backend._client is client  # cached per backend instance
     assert set(reasons(loop.outcomes)) == {"Creating", "Ready"}
     assert ready.status == {"operations": {"memorystore": None}}
+    assert loop.fs.status.cloud.memorystore == name  # recorded at create: clean-up works from it
     assert loop.fs.status.operations.memorystore is None
 
     # the endpoint and Secret references the renderer will use
@@ -549,3 +550,83 @@ def test_delete_policy_retain_leaves_the_instance(fake, cfg):
     out = asyncio.run(again.until(lambda o: isinstance(o, Ready)))
     assert "Adopting" in reasons(again.outcomes) and out.endpoint == ready.endpoint
     assert fake.instance(iid).labels["featurestore-uid"] == "1c2d3e4f-0000-4000-8000-000000000002"
+
+
+# --------------------------------------------------------------------------- tenant boundaries (issue 16)
+
+
+def test_two_clusters_sharing_a_project_never_touch_each_others_instance(fake, cfg):
+    """Before: cluster B's store of the same namespace/name took cluster A's instance over as
+    "retained" (relabelled it) and its deletion deleted it. Now the cluster label makes it foreign."""
+    cluster_a = cfg.model_copy(update={"cluster_id": "cluster-a-uid"})
+    cluster_b = cfg.model_copy(update={"cluster_id": "cluster-b-uid"})
+    a = Loop(MemorystoreBackend(cluster_a, retry=FAST_RETRY), make_fs(cluster_a), cluster_a)
+    assert isinstance(asyncio.run(a.until(timeout=60)), Ready)
+    inst = fake.instances()[0]
+    assert inst.labels["featurestore-cluster"] == "cluster-a-uid"
+
+    b = Loop(MemorystoreBackend(cluster_b, retry=FAST_RETRY),
+             make_fs(cluster_b, uid="6f1c1c9e-0000-4000-8000-00000000000b"), cluster_b)
+    fake.clear_requests()
+    out = asyncio.run(b.ensure())
+    assert isinstance(out, Failed) and out.reason == "Conflict"
+    deleted = asyncio.run(b.delete_until_done())
+    assert deleted[-1].done and "left in place" in deleted[-1].message
+    assert fake.count("UpdateInstance") == 0 and fake.count("DeleteInstance") == 0
+    assert dict(fake.instances()[0].labels) == dict(inst.labels)
+
+
+def test_existing_instance_is_used_verified_and_never_changed(fake, cfg, tmp_path):
+    """Bring your own (issue 18 item 6): read, served, never updated or deleted."""
+    fake.precreate("terraform-redis", labels={"owner": "platform"}, memory_size_gb=5, auth_enabled=True,
+                   transit_encryption_mode="SERVER_AUTHENTICATION")
+    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, existing_instance="terraform-redis"), cfg)
+    fake.clear_requests()
+    out = asyncio.run(loop.ensure())
+    assert isinstance(out, Ready) and "not managed" in out.message, out
+    assert connect(out, tmp_path).ping()
+    assert not loop.backend.needs_cleanup(loop.fs)
+    deleted = asyncio.run(loop.delete_until_done())
+    assert "left untouched" in deleted[-1].message
+    assert {c.rpc for c in fake.calls()} <= {"GetInstance", "GetInstanceAuthString"}
+    assert dict(fake.instances()[0].labels) == {"owner": "platform"}
+
+    missing = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, existing_instance="nope"), cfg)
+    out = asyncio.run(missing.ensure())
+    assert isinstance(out, Failed) and out.reason == "InstanceNotFound" and "existingInstance" in out.message
+    assert len(fake.instances()) == 1
+
+
+def test_changed_instance_id_retires_the_old_instance_by_its_policy(fake, cfg):
+    """Before: changing instanceId created a second instance and left the first one running (billed)."""
+    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, instance_id="first-instance"), cfg)
+    assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
+    loop.respec(cfg, instance_id="second-instance")
+    out = asyncio.run(loop.until(timeout=60))
+    assert isinstance(out, Ready), out
+    ids = [i.name.rsplit("/", 1)[1] for i in fake.instances()]
+    assert ids == ["second-instance"]
+    assert "RetiredOldInstance" in reasons(loop.outcomes)
+    assert loop.fs.status.cloud.memorystore.endswith("/second-instance")
+    # Retain: the old instance stays, the record moves on
+    loop.respec(cfg, instance_id="third-instance", deletion_policy="Retain")
+    asyncio.run(loop.until(timeout=60))  # second-instance's recorded policy is Delete: deleted
+    loop.respec(cfg, instance_id="fourth-instance", deletion_policy="Retain")
+    assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
+    assert sorted(i.name.rsplit("/", 1)[1] for i in fake.instances()) == ["fourth-instance", "third-instance"]
+
+
+def test_invalid_spec_still_deletes_what_status_records(fake, cfg):
+    """Before: a store whose spec became invalid lost its finalizer without any cloud clean-up."""
+    from featurestore_operator.backends.recorded import recorded_store
+
+    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg), cfg)
+    assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
+    body = {"metadata": loop.fs.metadata.model_dump(), "spec": {"project": "x", "bogus": True},
+            "status": loop.fs.status.model_dump(mode="json", by_alias=True)}
+    stub = recorded_store(body)
+    assert stub is not None and loop.backend.needs_cleanup(stub)
+    loop.fs = stub
+    asyncio.run(loop.delete_until_done(timeout=60))
+    assert fake.instances() == []
+    assert loop.fs.status.cloud.memorystore is None

@@ -271,7 +271,10 @@ class GcsBucketOverlay:
             status, hdrs, data = self._forward(method, target, headers, body, json_only=True)
             if status == 200:
                 listing = json.loads(data)
-                listing["items"] = [self._decorate(b) for b in listing.get("items", [])]
+                items = [self._decorate(b) for b in listing.get("items", [])]
+                # GCS lists the buckets of the project asked for (fake-gcs-server ignores it)
+                project = query.get("project")
+                listing["items"] = [b for b in items if not project or self._meta_for(b["name"])["project"] == project]
                 return self._json(200, listing)
             return status, hdrs, data
         m = _BUCKET.match(path)

@@ -57,3 +57,37 @@ def test_bad_yaml_is_a_clear_error(tmp_path, capsys):
     bad.write_text("spec: [unclosed")
     assert main(["validate", "-f", str(bad)]) == 1
     assert "not valid YAML" in capsys.readouterr().err
+
+
+FOREIGN_GSA = """apiVersion: featurestore.kubeflow.org/v1alpha1
+kind: FeatureStore
+metadata: {name: sneaky, namespace: team-a}
+spec:
+  project: p
+  provider: gcp
+  gcp: {serviceAccount: featurestore-operator@my-gcp-project.iam.gserviceaccount.com}
+"""
+
+
+def test_validate_applies_the_admin_policy_from_a_config_file(tmp_path, capsys):
+    config = tmp_path / "operator.yaml"
+    config.write_text("FSO_GCP_PROJECT: my-gcp-project\ngcpRegion: us-central1\n"
+                      "gcp_service_account: featurestore-operator@my-gcp-project.iam.gserviceaccount.com\n"
+                      "policy: {maxMemorystoreSizeGb: 4}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(FOREIGN_GSA)
+    assert main(["validate", "--config", str(config), "-f", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "featurestore/sneaky: spec.gcp.serviceAccount" in err and "deniedServiceAccounts" in err
+    # the example asks for 5 GB: over this policy's ceiling
+    assert main(["validate", "--config", str(config), "-f", str(ROOT / "examples" / "gcp-memorystore.yaml")]) == 1
+    assert "maxMemorystoreSizeGb 4" in capsys.readouterr().err
+
+
+def test_validate_applies_the_admin_policy_from_fso_variables(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FSO_GCP_PROJECT", "my-gcp-project")
+    monkeypatch.setenv("FSO_GCP_REGION", "us-central1")
+    assert main(["validate", "-f", str(ROOT / "examples" / "gcp-memorystore.yaml")]) == 0
+    monkeypatch.setenv("FSO_POLICY", '{"allowedProjects": ["other-project"]}')
+    assert main(["validate", "-f", str(ROOT / "examples" / "gcp-memorystore.yaml")]) == 1
+    assert "allowedProjects" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from featurestore_operator.reconcile.conditions import kubeflow_part
 from featurestore_operator.reconcile.kube import ApiError
 from featurestore_operator.reconcile.onboarding import (
     MARKER,
+    RECORD_LABEL,
     SHARED_COPY_LABEL,
     Onboarder,
     decide,
@@ -263,6 +264,34 @@ def test_shared_online_store_copies_the_secret_owned_by_the_featurestore():
     assert run(sync_shared_secrets(kube, SHARED)) == 1
     assert kube.objects[("Secret", "team-a", "feast-shared-online-store")]["data"]["password"] == "dHdv"
     assert kube.objects[("Secret", "team-b", "feast-shared-online-store")]["data"]["password"] == "b25l"
+
+
+def test_forged_onboarded_annotation_copies_nothing():
+    """Before: a FeatureStore carrying the (user-settable) onboarded-from annotation and pointing at
+    the shared copy's name made sync_shared_secrets copy the shared Redis password into any
+    namespace. Now only the Namespace annotation the operator writes when it onboards counts."""
+    kube = FakeKube()
+    kube.objects[("Secret", "feast-system", "redis")] = _source("b25l")
+    assert run(onboard(kube, SHARED, "team-a")).result == "Created"
+    record = kube.objects[("ConfigMap", "feast-system", "featurestore-onboarded-team-a")]
+    uid = kube.objects[("FeatureStore", "team-a", "feast")]["metadata"]["uid"]
+    assert record["data"] == {"namespace": "team-a", "featureStore": "feast", "uid": uid}
+    assert record["metadata"]["labels"] == {RECORD_LABEL: "true"}
+    forged = SHARED.onboarding_template.manifest("mallory")  # annotation and secretRef as onboarding writes them
+    forged["metadata"]["uid"] = "uid-mallory"
+    kube.objects[("FeatureStore", "mallory", "feast")] = forged
+    # a marker ConfigMap in mallory's own namespace (theirs to write) counts for nothing
+    kube.objects[("ConfigMap", "mallory", "featurestore-onboarded-mallory")] = {
+        "kind": "ConfigMap", "metadata": {"name": "featurestore-onboarded-mallory", "namespace": "mallory"},
+        "data": {"namespace": "mallory", "featureStore": "feast", "uid": "uid-mallory"}}
+    # a forged store in an onboarded namespace, under another uid, gets nothing either
+    other = SHARED.onboarding_template.manifest("team-a")
+    other["metadata"].update(name="feast-2", uid="uid-x")
+    kube.objects[("FeatureStore", "team-a", "feast-2")] = other
+    kube.writes.clear()
+    assert run(sync_shared_secrets(kube, SHARED)) == 1  # team-a's own store only
+    assert ("Secret", "mallory", "feast-shared-online-store") not in kube.objects
+    assert [w for w in kube.writes if w[0] == "apply"] == [("apply", "Secret", "feast-shared-online-store")]
 
 
 def test_shared_online_store_is_not_copied_for_a_users_own_store():

@@ -54,7 +54,9 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 # ConfigMaps: get the user's feature repo ConfigMap (spec.featureRepo.configMap, hashed into
 # the repo revision); list/watch/create/patch/delete its own feature_store.yaml ConfigMaps
 # (<name>-feast-config, <name>-feast-client): watched for drift, server-side applied, pruned.
-# (With onboarding also the per-namespace marker ConfigMap "featurestore-onboarding".)
+# (With onboarding also the per-namespace marker ConfigMap "featurestore-onboarding", and with a
+# shared online store the operator's records "featurestore-onboarded-<namespace>" in the shared
+# Secret's namespace: where the Secret may be copied.)
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -132,5 +134,26 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: ["kubeflow.org"]
   resources: ["profiles"]
   verbs: ["list", "watch"]
+{{- end }}
+{{- if not .Values.clusterId }}
+# The cluster identity labelled on cloud resources: the kube-system namespace uid, read once at
+# start-up (backends/cluster.py). Only that namespace.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  resourceNames: ["kube-system"]
+  verbs: ["get"]
+{{- end }}
+{{- if .Values.webhook.enabled }}
+# The admission webhook: kopf creates the ValidatingWebhookConfiguration
+# featurestores.featurestore.kubeflow.org once (create; 409 = exists) and patches its webhooks
+# (caBundle, clientConfig) on start-up; it never reads other configurations. kopf manages a
+# MutatingWebhookConfiguration of the same name too (it stays empty: no mutating handlers).
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+  verbs: ["create"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+  resourceNames: ["featurestores.featurestore.kubeflow.org"]
+  verbs: ["patch"]
 {{- end }}
 {{- end -}}

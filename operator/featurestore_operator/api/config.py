@@ -11,7 +11,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .onboarding import OnboardingTemplate
-from .spec import GcpProjectId, GcpRegion, ImageRef, Provider
+from .policy import AdminPolicy, EffectivePolicy, effective
+from .spec import GcpProjectId, GcpRegion, GsaEmail, ImageRef, Provider
 
 FEAST_VERSION = "0.67.0"
 
@@ -33,8 +34,34 @@ class OperatorConfig(BaseSettings):
         default=None, pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$"
     )
     """Default authorized VPC network, projects/PROJECT/global/networks/NAME."""
+    gcp_service_account: GsaEmail | None = None
+    """The operator's own Google service account: never bound to a FeatureStore (admin policy)."""
+    gcp_workload_pool: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\.svc\.id\.goog$")
+    """The cluster's Workload Identity pool, PROJECT.svc.id.goog. Default: gcpProject's pool. Never
+    taken from a FeatureStore."""
+    cluster_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,63}$")
+    """Stable identity of this cluster, labelled on every cloud resource the operator creates, so two
+    clusters sharing a project never adopt or delete each other's. Default: filled at start-up from
+    the kube-system namespace uid."""
+    policy: Annotated[AdminPolicy, NoDecode] = Field(default_factory=AdminPolicy)
+    """The admin policy (api/policy.py) as JSON or YAML: what FeatureStores may ask for."""
+    policy_file: Path | None = None
+    """Read policy from this file (e.g. a mounted ConfigMap) instead."""
+    webhook_enabled: bool = False
+    """Serve the validating admission webhook (handlers/admission.py)."""
+    webhook_port: int = Field(default=9443, ge=1, le=65535)
+    """Port of the admission webhook's HTTPS server."""
+    webhook_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+$")
+    """Host name the API server calls the webhook at (the Service's DNS name); None: kopf's default."""
+    webhook_service: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9-]+$")
+    """NAMESPACE/NAME of the webhook Service (clientConfig.service). None: clientConfig.url of webhook_host."""
+    webhook_cert_dir: Path | None = None
+    """Directory with tls.crt, tls.key and ca.crt (cert-manager); None: a self-signed certificate."""
     memorystore_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     """Override of the Memorystore API endpoint (tests and private endpoints). http:// uses anonymous credentials."""
+    iam_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$|^[^\s/:]+(:[0-9]+)?$")
+    """Override of the IAM admin API endpoint (tests, private endpoints). http:// uses a plaintext
+    channel with anonymous credentials."""
     feast_version: str = FEAST_VERSION
     """Feast version the rendered config targets."""
     feast_image: ImageRef = f"feastdev/feature-server:{FEAST_VERSION}"
@@ -81,6 +108,17 @@ class OperatorConfig(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
+    def _policy_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("policy_file"):
+            path = Path(data["policy_file"])
+            try:
+                data = {**data, "policy": path.read_text()}
+            except OSError as err:
+                raise ValueError(f"cannot read policy_file {path}: {err.strerror}") from None
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _template_file(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("onboarding_template_file"):
             path = Path(data["onboarding_template_file"])
@@ -90,7 +128,7 @@ class OperatorConfig(BaseSettings):
                 raise ValueError(f"cannot read onboarding_template_file {path}: {err.strerror}") from None
         return data
 
-    @field_validator("onboarding_template", mode="before")
+    @field_validator("onboarding_template", "policy", mode="before")
     @classmethod
     def _parse_template(cls, v: object) -> object:
         if isinstance(v, str):
@@ -100,6 +138,18 @@ class OperatorConfig(BaseSettings):
                 raise ValueError(f"not valid JSON/YAML: {err}") from None
             return v if v is not None else {}
         return v
+
+    @property
+    def workload_pool(self) -> str | None:
+        """PROJECT.svc.id.goog of the cluster (config only, never a FeatureStore's project)."""
+        return self.gcp_workload_pool or (f"{self.gcp_project}.svc.id.goog" if self.gcp_project else None)
+
+    @property
+    def effective_policy(self) -> EffectivePolicy:
+        """The admin policy with the operator's project, region, network, GSA and images filled in."""
+        return effective(self.policy, project=self.gcp_project, region=self.gcp_region, network=self.gcp_network,
+                         operator_service_account=self.gcp_service_account,
+                         images=[self.feast_image, self.redis_image, self.git_image])
 
     @property
     def onboarding_label(self) -> tuple[str, str]:

@@ -170,6 +170,16 @@ class MemorystoreSpec(ApiModel):
     hyphens, starting with a letter)."""
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     """Delete (default: the online store is a cache that materialization rebuilds) or Retain."""
+    existing_instance: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+    """Use this existing instance (id in spec.gcp.project/region, e.g. managed by Terraform or Config
+    Connector) instead of creating one: read and verified, never modified or deleted. The other
+    fields are then not used; authEnabled and transitEncryption are read from the instance."""
+
+    @model_validator(mode="after")
+    def _existing(self) -> MemorystoreSpec:
+        if self.existing_instance and self.instance_id:
+            raise ValueError("set either existingInstance (bring your own) or instanceId (created by the operator)")
+        return self
 
 
 class InClusterStorage(ApiModel):
@@ -260,6 +270,19 @@ class GcsSpec(ApiModel):
     """Retain (default: the bucket holds data) or Delete."""
     force: bool = False
     """With deletionPolicy Delete: also delete a bucket that still holds objects."""
+    existing_bucket: str | None = Field(default=None, min_length=3, max_length=63,
+                                        pattern=r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
+    """Use this existing bucket (in spec.gcp.project, e.g. managed by Terraform or Config Connector)
+    instead of creating one: read and verified, never modified or deleted (no IAM change either:
+    grant the Feast service account access yourself)."""
+
+    @model_validator(mode="after")
+    def _existing(self) -> GcsSpec:
+        if self.existing_bucket and (self.bucket or self.lifecycle or self.force
+                                     or self.deletion_policy is DeletionPolicy.DELETE):
+            raise ValueError("existingBucket is used as it is: do not set bucket, lifecycle, force or "
+                             "deletionPolicy Delete with it")
+        return self
 
 
 class InClusterOfflineSpec(ApiModel):

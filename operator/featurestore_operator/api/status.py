@@ -78,6 +78,28 @@ class Operations(ApiModel):
     """Name of the pending Memorystore create/update/delete operation."""
 
 
+class CloudStatus(ApiModel):
+    """What the operator created or granted in the cloud for this store. Clean-up (deletion, and a
+    changed serviceAccount) works from this record, not from the spec, which may have changed."""
+
+    memorystore: str | None = None
+    """Memorystore instance the operator created (projects/P/locations/L/instances/I)."""
+    memorystore_deletion_policy: Literal["Delete", "Retain"] | None = None
+    """Its deletion policy when last reconciled."""
+    bucket: str | None = None
+    """GCS bucket the operator created or took back."""
+    bucket_project: str | None = None
+    """The bucket's project."""
+    bucket_deletion_policy: Literal["Delete", "Retain"] | None = None
+    """Its deletion policy when last reconciled."""
+    bucket_force: bool | None = None
+    """Whether a non-empty bucket may be deleted (spec.offlineStore.gcs.force when last reconciled)."""
+    service_account: str | None = None
+    """Google service account the operator granted roles/iam.workloadIdentityUser on."""
+    workload_member: str | None = None
+    """The member it granted (serviceAccount:POOL[NAMESPACE/KSA])."""
+
+
 class FeatureRepoStatus(ApiModel):
     """The last feature repo apply."""
 
@@ -115,6 +137,8 @@ class FeatureStoreStatus(ApiModel):
     """Where the parts can be reached."""
     operations: Operations = Field(default_factory=Operations)
     """Cloud operations in flight."""
+    cloud: CloudStatus = Field(default_factory=CloudStatus)
+    """Cloud grants the operator made (what clean-up revokes)."""
     feature_repo: FeatureRepoStatus = Field(default_factory=FeatureRepoStatus)
     """Feature repo apply."""
     materialization: MaterializationStatus = Field(default_factory=MaterializationStatus)

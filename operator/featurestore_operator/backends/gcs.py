@@ -36,6 +36,8 @@ from ..api import DeletionPolicy, FeatureStore, OperatorConfig
 from ..render import OfflineEndpoint
 from . import gcp, naming
 from .base import BackendContext, Deleted, Failed, Pending, Ready
+from .policy import policy_refusal
+from .recorded import retired_bucket
 from .workload_identity import with_member
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,9 @@ class GcsBackend:
         self._lock = asyncio.Lock()
         self._delete_budget = delete_budget
         self._iam_attempts = iam_attempts
+        self._cluster = config.cluster_id if config else None
+        #: (bucket, project) pairs already seen in the project's listing: a bucket never moves.
+        self._in_projects: set[tuple[str, str]] = set()
 
     async def _client(self, project: str) -> storage.Client:
         async with self._lock:
@@ -125,11 +130,19 @@ class GcsBackend:
         project = fs.spec.gcp.project
         if not project:
             return Failed("InvalidSpec", "spec.gcp.project is required for a GCS bucket (or the operator's gcpProject)")
+        refused = policy_refusal(fs, self.config)
+        if refused:  # checked here too: the webhook can be down or bypassed
+            return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         name = naming.bucket_name(fs)
+        old = retired_bucket(fs, None if gcs.existing_bucket else name, project)
+        if old is not None:  # bucket/project changed: the old bucket first, by its deletion policy
+            return await self._retire(old, ctx, name)
         try:
             client = await self._client(project)
         except Exception as err:  # noqa: BLE001 - e.g. no default credentials
             return gcp.failure(err, "creating the Cloud Storage client")
+        if gcs.existing_bucket:
+            return await self._existing(client, name, project)
 
         notes: list[str] = []
         created = False
@@ -146,6 +159,7 @@ class GcsBackend:
                     self._new_bucket(client, fs, name), project=project, location=gcs.location,
                     retry=None, timeout=TIMEOUT))
                 created = True
+                self._in_projects.add((name, project))
                 notes.append("created")
                 log.info("created bucket %s in project %s for %s/%s", name, project, fs.metadata.namespace, fs.metadata.name)
             except gexc.Conflict:
@@ -164,7 +178,13 @@ class GcsBackend:
 
         assert bucket is not None
         if not created:
-            owner = naming.ownership(fs, bucket.labels)
+            try:
+                in_project = await self._in_project(client, name, project)
+            except Exception as err:  # noqa: BLE001
+                return gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
+            if not in_project:
+                return Failed("Conflict", _elsewhere(name, project), retry_after=300)
+            owner = naming.ownership(fs, bucket.labels, self._cluster)
             if owner == "foreign":
                 return Failed(
                     "Conflict",
@@ -211,7 +231,56 @@ class GcsBackend:
 
         endpoint = OfflineEndpoint(bucket=name)
         message = f"bucket {name}; registry {endpoint.registry_path}"
-        return Ready(endpoint, message + (f" ({'; '.join(notes)})" if notes else ""))
+        record = {"bucket": name, "bucketProject": project, "bucketDeletionPolicy": gcs.deletion_policy.value,
+                  "bucketForce": gcs.force}
+        rec = fs.status.cloud
+        known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == tuple(record.values())
+        return Ready(endpoint, message + (f" ({'; '.join(notes)})" if notes else ""),
+                     status={} if known else {"cloud": record})
+
+    async def _retire(self, old: FeatureStore, ctx: BackendContext, name: str) -> Pending:
+        result = await self.delete(old, ctx)
+        rec = old.status.cloud
+        what = f"the spec now names bucket {name}; the old bucket {rec.bucket} (project {rec.bucket_project})"
+        if not result.done:
+            return Pending("RetiringOldBucket", f"{what}: {result.message}", retry_after=result.retry_after)
+        return Pending("RetiredOldBucket", f"{what}: {result.message}", status=FORGET, retry_after=1)
+
+    async def _existing(self, client: storage.Client, name: str, project: str) -> Ready[OfflineEndpoint] | Failed:
+        """spec.offlineStore.gcs.existingBucket: read and verified (exists, in the project), never changed."""
+        field = "spec.offlineStore.gcs.existingBucket"
+        try:
+            bucket = await self._get(client, name)
+            in_project = bucket is not None and await self._in_project(client, name, project)
+        except (gexc.Forbidden, gexc.PermissionDenied) as err:
+            return Failed("PermissionDenied", f"{field}: {_inaccessible(name, project, err)}", retry_after=300)
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.get {name}", "storage.buckets.get")
+        if bucket is None:
+            return Failed("BucketNotFound", f"{field}: bucket {name} does not exist; create it (in project {project}) "
+                          f"or fix the name", retryable=True, retry_after=60)
+        if not in_project:
+            return Failed("NotAllowed", f"{field}: bucket {name} is not in project {project} (the admin policy's "
+                          f"projects); the operator uses only buckets of allowed projects", retry_after=300)
+        endpoint = OfflineEndpoint(bucket=name)
+        return Ready(endpoint, f"existing bucket {name} (not managed: never modified or deleted); registry "
+                     f"{endpoint.registry_path}")
+
+    async def _in_project(self, client: storage.Client, name: str, project: str) -> bool:
+        """Whether bucket ``name`` belongs to ``project``: labels can be forged by whoever owns a bucket, its
+        project cannot. Listing the project's buckets by prefix is the check that needs no project number;
+        a positive answer is remembered (a bucket never changes project)."""
+        if (name, project) in self._in_projects:
+            return True
+
+        def listed() -> bool:
+            buckets = client.list_buckets(project=project, prefix=name, retry=None, timeout=TIMEOUT)
+            return any(b.name == name for b in buckets)
+
+        found = await gcp.call(listed)
+        if found:
+            self._in_projects.add((name, project))
+        return found
 
     @staticmethod
     async def _get(client: storage.Client, name: str) -> storage.Bucket | None:
@@ -220,12 +289,11 @@ class GcsBackend:
         except gexc.NotFound:
             return None
 
-    @staticmethod
-    def _new_bucket(client: storage.Client, fs: FeatureStore, name: str) -> storage.Bucket:
+    def _new_bucket(self, client: storage.Client, fs: FeatureStore, name: str) -> storage.Bucket:
         gcs = fs.spec.offline_store.gcs  # type: ignore[union-attr]
         assert gcs is not None
         bucket = storage.Bucket(client, name)
-        bucket.labels = naming.owner_labels(fs)
+        bucket.labels = naming.owner_labels(fs, self._cluster)
         bucket.iam_configuration.uniform_bucket_level_access_enabled = True
         bucket.iam_configuration.public_access_prevention = PAP_ENFORCED
         bucket.lifecycle_rules = desired_lifecycle([], gcs.lifecycle.delete_after_days if gcs.lifecycle else None)
@@ -242,7 +310,7 @@ class GcsBackend:
         days = gcs.lifecycle.delete_after_days if gcs.lifecycle else None
         patch = storage.Bucket(client, bucket.name)
         changed: list[str] = []
-        want_labels = naming.owner_labels(fs)
+        want_labels = naming.owner_labels(fs, self._cluster)
         have_labels = bucket.labels or {}
         if any(have_labels.get(k) != v for k, v in want_labels.items()):
             patch.labels = want_labels  # labels PATCH merges keys: other labels stay
@@ -282,10 +350,18 @@ class GcsBackend:
     # -- delete ---------------------------------------------------------------------------------
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        result = await self._delete(fs)
+        if result.done and fs.status.cloud.bucket == naming.bucket_name(fs):
+            return Deleted(True, result.message, status=FORGET)
+        return result
+
+    async def _delete(self, fs: FeatureStore) -> Deleted:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
         if gcs is None:
             return Deleted(True)
         name = naming.bucket_name(fs)
+        if gcs.existing_bucket:
+            return Deleted(True, f"existing bucket {name} left untouched (bring your own)")
         if gcs.deletion_policy is not DeletionPolicy.DELETE:
             return Deleted(True, f"bucket {name} retained (deletionPolicy Retain)")
         project = fs.spec.gcp.project
@@ -300,9 +376,15 @@ class GcsBackend:
             return Deleted(False, f.message + unblock, retry_after=f.retry_after)
         if bucket is None:
             return Deleted(True, f"bucket {name} is already gone")
-        owner = naming.ownership(fs, bucket.labels)
+        owner = naming.ownership(fs, bucket.labels, self._cluster)
         if owner != "ours":
             return Deleted(True, f"bucket {name} belongs to {_owner_text(bucket.labels)}; left untouched")
+        try:
+            if not await self._in_project(client, name, project):
+                return Deleted(True, f"bucket {name} is not in project {project}; left untouched")
+        except Exception as err:  # noqa: BLE001
+            f = gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
+            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
 
         try:
             empty = await self._is_empty(client, name)
@@ -358,7 +440,17 @@ class GcsBackend:
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
-        return gcs is not None and gcs.deletion_policy is DeletionPolicy.DELETE
+        return gcs is not None and not gcs.existing_bucket and gcs.deletion_policy is DeletionPolicy.DELETE
+
+
+#: Status update that drops the record of the bucket (status.cloud).
+FORGET: dict[str, Any] = {"cloud": {"bucket": None, "bucketProject": None, "bucketDeletionPolicy": None,
+                                    "bucketForce": None}}
+
+
+def _elsewhere(name: str, project: str) -> str:
+    return (f"bucket {name} exists but is not in project {project}: whatever its labels say, the operator never "
+            f"adopts (or deletes) a bucket of another project. Set spec.offlineStore.gcs.bucket to another name")
 
 
 def _kept(name: str) -> str:

@@ -62,6 +62,8 @@ from ..render.names import Names
 from . import gcp
 from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
 from .naming import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, memorystore_instance_id, owner_labels, ownership
+from .policy import policy_refusal
+from .recorded import retired_instance
 
 if TYPE_CHECKING:  # the client module is imported lazily (first use), never at import time
     from google.cloud.redis_v1 import CloudRedisClient
@@ -147,6 +149,7 @@ class MemorystoreBackend:
         self._timeout = rpc_timeout
         self._client: CloudRedisClient | None = None
         self._client_lock = threading.Lock()
+        self._cluster = config.cluster_id if config else None
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -197,6 +200,14 @@ class MemorystoreBackend:
 
     async def _ensure(self, fs: FeatureStore) -> Outcome[OnlineEndpoint]:
         parent, iid, name = self._names(fs)
+        refused = policy_refusal(fs, self.config)
+        if refused:  # checked here too: the webhook can be down or bypassed
+            return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
+        old = retired_instance(fs, name)
+        if old is not None:  # instanceId/project/region changed: the old instance first, by its policy
+            return await self._retire(old, name)
+        if _spec(fs).existing_instance:
+            return await self._existing(fs, name)
         status: dict[str, Any] = {}
         op_name = fs.status.operations.memorystore
         if op_name:
@@ -213,7 +224,7 @@ class MemorystoreBackend:
             return _with_status(self._fail(err, f"get Memorystore instance {name}", "redis.instances.get"), status)
 
         labels = dict(inst.labels)
-        owner = ownership(fs, labels)
+        owner = ownership(fs, labels, self._cluster)
         if owner == "foreign":
             return Failed(
                 "Conflict",
@@ -233,7 +244,7 @@ class MemorystoreBackend:
 
         # READY: one mutable difference per operation; adoption (labels) first.
         ms = _spec(fs)
-        want_labels = {**labels, **owner_labels(fs)}
+        want_labels = {**labels, **owner_labels(fs, self._cluster)}
         change: tuple[str, dict[str, Any], str] | None = None
         if want_labels != labels:
             change = ("labels", {"labels": want_labels},
@@ -250,6 +261,32 @@ class MemorystoreBackend:
 
         return await self._ready(fs, inst, name, status)
 
+    async def _retire(self, old: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
+        result = await self._delete(old)
+        recorded = old.status.cloud.memorystore
+        if not result.done:
+            return Pending("RetiringOldInstance", f"the spec now names {name}: {result.message}", status=result.status,
+                           retry_after=result.retry_after)
+        return Pending("RetiredOldInstance", f"the spec now names {name}; the old instance {recorded}: {result.message}",
+                       status={**result.status, **FORGET}, retry_after=FIRST_POLL)
+
+    async def _existing(self, fs: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
+        """``existingInstance`` (bring your own): read and verified, never modified or deleted."""
+        field = f"{FIELD}.existingInstance"
+        try:
+            inst = await self._rpc("get_instance", name=name)
+        except gexc.NotFound:
+            return Failed("InstanceNotFound", f"{field}: Memorystore instance {name} does not exist; create it (in the "
+                          f"project and region of spec.gcp) or fix the id", retryable=True, retry_after=60)
+        except Exception as err:  # noqa: BLE001
+            return self._fail(err, f"get Memorystore instance {name}", "redis.instances.get")
+        if inst.name and inst.name != name:  # the API answers with the canonical name: same project and region
+            return Failed("NotAllowed", f"{field}: the API answered with instance {inst.name}, not {name}", retry_after=300)
+        if inst.state.name != "READY":
+            return Pending(STATE_REASONS.get(inst.state.name, "Unknown"),
+                           f"existing Memorystore instance {name} is {inst.state.name}", retry_after=RETRY_OTHER)
+        return await self._ready(fs, inst, name, {}, existing=True)
+
     async def _create(self, fs: FeatureStore, parent: str, iid: str, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
@@ -257,7 +294,7 @@ class MemorystoreBackend:
         display = f"Feast online store {fs.metadata.namespace}/{fs.metadata.name}"[:80]
         instance = redis_v1.Instance(
             display_name=display,
-            labels=owner_labels(fs),
+            labels=owner_labels(fs, self._cluster),
             tier=ms.tier.value,
             memory_size_gb=ms.memory_size_gb,
             redis_version=ms.redis_version,
@@ -283,7 +320,7 @@ class MemorystoreBackend:
             "Creating",
             f"creating Memorystore instance {name} ({ms.tier.value}, {ms.memory_size_gb} GB, {ms.redis_version}); "
             f"operation {op_name}",
-            status={**status, "operations": {"memorystore": op_name}},
+            status={**status, "operations": {"memorystore": op_name}, **_record(fs, name)},
             retry_after=FIRST_POLL,
         )
 
@@ -315,7 +352,8 @@ class MemorystoreBackend:
         return Pending(reason, f"updating Memorystore instance {name}: {what}; operation {op_name}",
                        status={**status, "operations": {"memorystore": op_name}}, retry_after=FIRST_POLL)
 
-    async def _ready(self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
+    async def _ready(self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any],
+                     existing: bool = False) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
         tls = inst.transit_encryption_mode == redis_v1.Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
@@ -347,13 +385,18 @@ class MemorystoreBackend:
             password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
             ca=SecretKey(secret_name, CA_KEY) if tls else None,
         )
-        ignored = _immutable_changes(fs, inst)
-        if ignored:
+        ignored = [] if existing else _immutable_changes(fs, inst)
+        if existing:
+            message = (f"existing Memorystore instance {name} at {endpoint.address} (not managed: never modified or "
+                       f"deleted)")
+        elif ignored:
             message = ("ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
                        "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize.")
             log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
         else:
             message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
+        if not existing:
+            status = {**status, **_record(fs, name)}
         return Ready(endpoint, message=message, secret=secret or None, status=status,
                      reason="ImmutableFieldChanged" if ignored else "Ready")
 
@@ -391,12 +434,15 @@ class MemorystoreBackend:
     # -- delete -------------------------------------------------------------------------------
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
-        store = fs.spec.online_store
-        return bool(store and store.memorystore and store.memorystore.deletion_policy is DeletionPolicy.DELETE)
+        ms = fs.spec.online_store.memorystore if fs.spec.online_store else None
+        return bool(ms and not ms.existing_instance and ms.deletion_policy is DeletionPolicy.DELETE)
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
         try:
-            return await self._delete(fs)
+            result = await self._delete(fs)
+            if result.done and fs.status.cloud.memorystore == self._names(fs)[2]:
+                return Deleted(True, result.message, status={**result.status, **FORGET})
+            return result
         except Exception as err:  # noqa: BLE001
             failed = self._client_failure(err)
             if failed is None:
@@ -406,6 +452,8 @@ class MemorystoreBackend:
     async def _delete(self, fs: FeatureStore) -> Deleted:
         _, _, name = self._names(fs)
         ms = _spec(fs)
+        if ms.existing_instance:
+            return Deleted(True, f"existing Memorystore instance {name} left untouched (bring your own)")
         if ms.deletion_policy is DeletionPolicy.RETAIN:
             log.info("Memorystore instance %s retained (deletionPolicy Retain)", name)
             return Deleted(True, f"Memorystore instance {name} retained (deletionPolicy Retain)")
@@ -432,7 +480,7 @@ class MemorystoreBackend:
             return Deleted(False, f.message, status=status, retry_after=f.retry_after)
 
         labels = dict(inst.labels)
-        owner = ownership(fs, labels)
+        owner = ownership(fs, labels, self._cluster)
         if owner != "ours":
             why = ("belongs to someone else" if owner == "foreign"
                    else "was retained from an earlier FeatureStore of this name and never adopted")
@@ -461,6 +509,20 @@ class MemorystoreBackend:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+#: Status update that drops the record of the instance (status.cloud).
+FORGET: dict[str, Any] = {"cloud": {"memorystore": None, "memorystoreDeletionPolicy": None}}
+
+
+def _record(fs: FeatureStore, name: str) -> dict[str, Any]:
+    """Status update recording the instance the operator created (clean-up works from it); {} when
+    status already says so (an unchanged store writes nothing)."""
+    policy = _spec(fs).deletion_policy.value
+    rec = fs.status.cloud
+    if (rec.memorystore, rec.memorystore_deletion_policy) == (name, policy):
+        return {}
+    return {"cloud": {"memorystore": name, "memorystoreDeletionPolicy": policy}}
+
 
 
 def _spec(fs: FeatureStore) -> MemorystoreSpec:

@@ -17,6 +17,8 @@ LABEL_NAMESPACE = "featurestore-namespace"
 LABEL_NAME = "featurestore-name"
 LABEL_UID = "featurestore-uid"
 LABEL_MANAGED_BY = "managed-by"
+#: The operator's cluster identity (OperatorConfig.cluster_id, e.g. the kube-system namespace uid).
+LABEL_CLUSTER = "featurestore-cluster"
 MANAGED_BY = "featurestore-operator"
 
 
@@ -39,8 +41,8 @@ def _fit(prefix: str, body: str, digest: str, limit: int) -> str:
 def memorystore_instance_id(fs: FeatureStore) -> str:
     """<= 40 chars, starts with a letter, [a-z0-9-], unique per (project, namespace, name)."""
     ms = fs.spec.online_store.memorystore if fs.spec.online_store else None
-    if ms and ms.instance_id:
-        return ms.instance_id
+    if ms and (ms.existing_instance or ms.instance_id):
+        return ms.existing_instance or ms.instance_id  # type: ignore[return-value]
     digest = _digest(fs.spec.gcp.project or "", fs.metadata.namespace, fs.metadata.name)
     return _fit("fs-", _slug(f"{fs.metadata.namespace}-{fs.metadata.name}"), digest, MEMORYSTORE_ID_MAX)
 
@@ -48,8 +50,8 @@ def memorystore_instance_id(fs: FeatureStore) -> str:
 def bucket_name(fs: FeatureStore) -> str:
     """<= 63 chars, globally unique: the GCP project id is part of the hash and the name."""
     gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
-    if gcs and gcs.bucket:
-        return gcs.bucket
+    if gcs and (gcs.existing_bucket or gcs.bucket):
+        return gcs.existing_bucket or gcs.bucket  # type: ignore[return-value]
     project = fs.spec.gcp.project or "local"
     digest = _digest(project, fs.metadata.namespace, fs.metadata.name, length=10)
     return _fit("", _slug(f"{project}-feast-{fs.metadata.namespace}-{fs.metadata.name}"), digest, BUCKET_MAX)
@@ -60,22 +62,31 @@ def _label_value(value: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "_", value.lower())[:63]
 
 
-def owner_labels(fs: FeatureStore) -> dict[str, str]:
-    return {
+def owner_labels(fs: FeatureStore, cluster_id: str | None = None) -> dict[str, str]:
+    """Labels naming the owner: namespace/name/uid of the FeatureStore and, when the operator knows
+    it, the cluster (two clusters sharing a project then never take each other's resources)."""
+    labels = {
         LABEL_NAMESPACE: _label_value(fs.metadata.namespace),
         LABEL_NAME: _label_value(fs.metadata.name),
         LABEL_UID: _label_value(fs.metadata.uid or ""),
         LABEL_MANAGED_BY: MANAGED_BY,
     }
+    if cluster_id:
+        labels[LABEL_CLUSTER] = _label_value(cluster_id)
+    return labels
 
 
-def ownership(fs: FeatureStore, labels: dict[str, str] | None) -> str:
-    """'ours', 'retained' (same namespace/name, earlier uid: a store re-created after a Retain
-    deletion takes its data back) or 'foreign' (anyone else's: a conflict, never adopted)."""
+def ownership(fs: FeatureStore, labels: dict[str, str] | None, cluster_id: str | None = None) -> str:
+    """'ours', 'retained' (same cluster and namespace/name, earlier uid: a store re-created after a
+    Retain deletion takes its data back) or 'foreign' (anyone else's, another cluster's included: a
+    conflict, never adopted, never deleted). The caller also checks the resource's project."""
     labels = labels or {}
-    mine = owner_labels(fs)
-    if labels.get(LABEL_NAMESPACE) != mine[LABEL_NAMESPACE] or labels.get(LABEL_NAME) != mine[LABEL_NAME]:
+    mine = owner_labels(fs, cluster_id)
+    if any(labels.get(k) != mine[k] for k in (LABEL_NAMESPACE, LABEL_NAME, LABEL_MANAGED_BY)):
         return "foreign"
-    if labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
-        return "foreign"
-    return "ours" if labels.get(LABEL_UID) == mine[LABEL_UID] else "retained"
+    same_uid = labels.get(LABEL_UID) == mine[LABEL_UID]
+    if cluster_id and labels.get(LABEL_CLUSTER) != mine[LABEL_CLUSTER]:
+        # Created before the operator knew its cluster id: ours only by this very FeatureStore's uid
+        # (the cluster label is added then); never a "retained" adoption without the cluster label.
+        return "ours" if LABEL_CLUSTER not in labels and same_uid else "foreign"
+    return "ours" if same_uid else "retained"

@@ -58,7 +58,11 @@ class DefaultBackends:
         return self._get("gcs") if store.gcs else self._get("incluster_offline")
 
     def extra(self, fs: FeatureStore) -> list[tuple[ConditionType, Backend[Any]]]:
-        """Reported parts that do not gate Ready (see reconcile.conditions.READY_PARTS)."""
-        if fs.spec.gcp.service_account:
+        """Reported parts that do not gate Ready (see reconcile.conditions.READY_PARTS). Workload
+        Identity: when the spec asks for a grant (never on provider local) or one is recorded in
+        status (to revoke it after the serviceAccount changed or was removed)."""
+        from .workload_identity import wants_grant
+
+        if wants_grant(fs) or fs.status.cloud.service_account:
             return [(ConditionType.WORKLOAD_IDENTITY, self._get("workload_identity"))]
         return []

@@ -23,10 +23,11 @@ from typing import Any, Callable, Iterable
 
 from google.api_core import exceptions as gexc
 
-from ..api import FeatureStore, OperatorConfig
+from ..api import FeatureStore, OperatorConfig, Provider
 from ..render.names import Names
 from . import gcp
-from .base import BackendContext, Deleted, Failed, Ready
+from .base import BackendContext, Deleted, Failed, Pending, Ready
+from .policy import policy_refusal
 
 log = logging.getLogger(__name__)
 
@@ -96,35 +97,29 @@ def _binding(role: str, members: list[str], cond: Any) -> dict[str, Any]:
 # --- naming ------------------------------------------------------------------------------------
 
 
-def workload_pool_project(fs: FeatureStore, override: str | None = None) -> str:
-    """Project whose workload pool (PROJECT.svc.id.goog) the cluster uses. The brief's default is
-    the FeatureStore's GCP project; a cluster in another project needs ``override``."""
-    project = override or fs.spec.gcp.project
-    if not project:
-        raise ValueError("spec.gcp.project is not resolved")
-    return project
-
-
-def member(fs: FeatureStore, pool_project: str | None = None) -> str:
-    """``serviceAccount:PROJECT.svc.id.goog[NAMESPACE/KSA]`` of the FeatureStore's pods."""
+def member(fs: FeatureStore, pool: str) -> str:
+    """``serviceAccount:POOL[NAMESPACE/KSA]`` of the FeatureStore's pods. ``pool`` (PROJECT.svc.id.goog)
+    comes from the operator's configuration only: a FeatureStore naming another project's pool would
+    bind the GSA to a cluster its author controls."""
     ksa = Names(fs).service_account
-    return f"serviceAccount:{workload_pool_project(fs, pool_project)}.svc.id.goog[{fs.metadata.namespace}/{ksa}]"
+    return f"serviceAccount:{pool}[{fs.metadata.namespace}/{ksa}]"
 
 
 def resource(gsa: str) -> str:
     return f"projects/-/serviceAccounts/{gsa}"
 
 
-def gcloud_add_command(fs: FeatureStore, pool_project: str | None = None) -> str:
-    gsa = fs.spec.gcp.service_account or "GSA"
-    return (f"gcloud iam service-accounts add-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
-            f'--member "{member(fs, pool_project)}"')
+def gcloud_add_command(gsa: str, mem: str) -> str:
+    return f'gcloud iam service-accounts add-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} --member "{mem}"'
 
 
-def gcloud_remove_command(fs: FeatureStore, pool_project: str | None = None) -> str:
-    gsa = fs.spec.gcp.service_account or "GSA"
-    return (f"gcloud iam service-accounts remove-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
-            f'--member "{member(fs, pool_project)}"')
+def gcloud_remove_command(gsa: str, mem: str) -> str:
+    return f'gcloud iam service-accounts remove-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} --member "{mem}"'
+
+
+def wants_grant(fs: FeatureStore) -> bool:
+    """Whether ``fs`` asks for a Workload Identity grant (provider local never gets one)."""
+    return bool(fs.spec.gcp.service_account) and fs.spec.provider is not Provider.LOCAL
 
 
 # --- the IAM admin client ----------------------------------------------------------------------
@@ -159,27 +154,26 @@ class WorkloadIdentity:
 
     Backend-shaped (``ensure``/``delete``/``needs_cleanup``) so reconcile can run it as an extra part
     with its own condition. ``ensure`` returns ``Ready(endpoint=<member>)``, or ``Ready(None)`` when
-    no ``spec.gcp.serviceAccount`` is set.
+    no ``spec.gcp.serviceAccount`` is set. What it granted is recorded in ``status.cloud``; a grant
+    recorded for another GSA (the spec's serviceAccount changed or was removed) is revoked first.
 
     Args:
-        config: the operator config. Optional fields ``iam_endpoint`` (API override, see
-            :func:`default_client_factory`) and ``workload_pool_project`` are honoured when the
-            config has them (it does not yet); the keyword arguments win.
+        config: the operator config: ``workload_pool`` (never a FeatureStore's project) and the admin
+            policy (no grant at all when the store breaks it, or on provider local).
         client_factory: builds the ``IAMClient``; called once, lazily, in a worker thread.
         endpoint: IAM API override, e.g. ``http://127.0.0.1:PORT`` for a local fake.
-        pool_project: project of the cluster's workload pool (default: ``spec.gcp.project``).
+        pool: Workload Identity pool, PROJECT.svc.id.goog (default: ``config.workload_pool``).
     """
 
     def __init__(self, config: OperatorConfig | None = None, *, client_factory: Callable[[], Any] | None = None,
-                 endpoint: str | None = None, pool_project: str | None = None, attempts: int = ATTEMPTS,
+                 endpoint: str | None = None, pool: str | None = None, attempts: int = ATTEMPTS,
                  timeout: float = 30.0):
         self.config = config
         endpoint = endpoint or getattr(config, "iam_endpoint", None)
-        pool_project = pool_project or getattr(config, "workload_pool_project", None)
         self._factory = client_factory or default_client_factory(endpoint)
         self._client: Any = None
         self._lock = asyncio.Lock()
-        self._pool_project = pool_project
+        self._pool = pool or (config.workload_pool if config else None)
         self._attempts = attempts
         self._timeout = timeout
 
@@ -215,11 +209,11 @@ class WorkloadIdentity:
         return await gcp.call(lambda: client.set_iam_policy(
             request={"resource": res, "policy": new}, retry=None, timeout=self._timeout))
 
-    async def _modify(self, fs: FeatureStore, change: Callable[[Any], list[dict[str, Any]] | None]) -> bool:
+    async def _modify(self, gsa: str, change: Callable[[Any], list[dict[str, Any]] | None]) -> bool:
         """Read-modify-write with the etag; re-read and re-apply when it changed meanwhile.
         Returns whether it wrote."""
         client = await self._iam()
-        res = resource(fs.spec.gcp.service_account or "")
+        res = resource(gsa)
         for attempt in range(self._attempts):
             policy = await self._get(client, res)
             bindings = change(policy.bindings)
@@ -233,24 +227,34 @@ class WorkloadIdentity:
                 await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
         raise gexc.Aborted(f"the IAM policy of {res} kept changing during {self._attempts} read-modify-write attempts")
 
-    async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[str | None] | Failed:
+    async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[str | None] | Pending | Failed:
         gsa = fs.spec.gcp.service_account
+        recorded = fs.status.cloud
+        if recorded.service_account and recorded.workload_member and (
+                recorded.service_account != gsa or recorded.workload_member != self._member_or_none(fs)):
+            revoked = await self._revoke(recorded.service_account, recorded.workload_member)
+            if not revoked.done:
+                return Pending("RevokingOldGrant", revoked.message, retry_after=revoked.retry_after)
+            return Pending("RevokedOldGrant", revoked.message or f"revoked the grant on {recorded.service_account}",
+                           status={"cloud": {"serviceAccount": None, "workloadMember": None}}, retry_after=1)
         if not gsa:
             return Ready(None, "no spec.gcp.serviceAccount: Feast pods use the node's (or the KSA's default) identity")
+        refused = policy_refusal(fs, self.config)
+        if refused:
+            return Failed("PolicyViolation", f"no Workload Identity grant: {refused}", retry_after=300)
+        if not self._pool:
+            return Failed("NoWorkloadPool", "the operator has no Workload Identity pool configured (FSO_GCP_WORKLOAD_POOL "
+                          "or FSO_GCP_PROJECT; Helm value gcp.workloadPool)", retry_after=300)
+        mem = member(fs, self._pool)
         try:
-            mem = member(fs, self._pool_project)
-        except ValueError:
-            return Failed("InvalidSpec", "spec.gcp.project is needed for Workload Identity (the workload pool PROJECT.svc.id.goog)")
-        what = f"Workload Identity binding on {gsa}"
-        try:
-            wrote = await self._modify(fs, lambda b: with_member(b, WORKLOAD_IDENTITY_USER, mem))
+            wrote = await self._modify(gsa, lambda b: with_member(b, WORKLOAD_IDENTITY_USER, mem))
         except (gexc.Forbidden, gexc.PermissionDenied) as err:
             return Failed(
                 "PermissionDenied",
                 f"the operator may not change the IAM policy of {gsa} ({err.message}); it needs "
                 f"iam.serviceAccounts.getIamPolicy and iam.serviceAccounts.setIamPolicy on it (e.g. "
                 f"roles/iam.serviceAccountAdmin). An admin can add the binding instead: "
-                f"{gcloud_add_command(fs, self._pool_project)} (this condition stays False while the "
+                f"{gcloud_add_command(gsa, mem)} (this condition stays False while the "
                 f"operator cannot read the policy; pods work once the binding exists)",
                 retryable=False, retry_after=600)
         except gexc.NotFound:
@@ -260,34 +264,46 @@ class WorkloadIdentity:
                 f"operator cannot see); create it or fix the name",
                 retryable=False, retry_after=300)
         except Exception as err:  # noqa: BLE001 - mapped to a condition
-            return gcp.failure(err, what, "iam.serviceAccounts.setIamPolicy")
+            return gcp.failure(err, f"Workload Identity binding on {gsa}", "iam.serviceAccounts.setIamPolicy")
         verb = "granted" if wrote else "present"
-        return Ready(mem, f"{WORKLOAD_IDENTITY_USER} for {mem} on {gsa}: {verb}")
+        return Ready(mem, f"{WORKLOAD_IDENTITY_USER} for {mem} on {gsa}: {verb}",
+                     status={"cloud": {"serviceAccount": gsa, "workloadMember": mem}})
 
-    async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
-        """Remove the binding (the KSA goes away with the FeatureStore; a later KSA of the same name
-        in the namespace must not inherit the GSA silently). Never blocks deletion: when the
-        operator may not change the policy it says which command removes the binding."""
-        gsa = fs.spec.gcp.service_account
-        if not gsa:
-            return Deleted(True)
+    def _member_or_none(self, fs: FeatureStore) -> str | None:
+        return member(fs, self._pool) if self._pool else None
+
+    async def _revoke(self, gsa: str, mem: str) -> Deleted:
+        """Remove ``mem`` from ``gsa``. Done when removed, gone, or impossible (then says how to do it by hand)."""
         try:
-            mem = member(fs, self._pool_project)
-            wrote = await self._modify(fs, lambda b: without_member(b, WORKLOAD_IDENTITY_USER, mem))
+            wrote = await self._modify(gsa, lambda b: without_member(b, WORKLOAD_IDENTITY_USER, mem))
         except gexc.NotFound:
             return Deleted(True, f"Google service account {gsa} no longer exists")
         except (gexc.Forbidden, gexc.PermissionDenied):
             return Deleted(True, f"could not remove the Workload Identity binding from {gsa} (permission denied); "
-                                 f"remove it with: {gcloud_remove_command(fs, self._pool_project)}")
+                                 f"remove it with: {gcloud_remove_command(gsa, mem)}")
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"removing the Workload Identity binding from {gsa}")
             if f.retryable:
                 return Deleted(False, f.message, retry_after=f.retry_after)
-            return Deleted(True, f"{f.message}; remove it with: {gcloud_remove_command(fs, self._pool_project)}")
+            return Deleted(True, f"{f.message}; remove it with: {gcloud_remove_command(gsa, mem)}")
         return Deleted(True, f"removed {mem} from {gsa}" if wrote else "")
 
+    async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        """Remove the binding recorded in status (the KSA goes away with the FeatureStore; a later KSA
+        of the same name in the namespace must not inherit the GSA silently). Works from the record,
+        so a store whose spec became invalid or changed is still cleaned up. Never blocks deletion:
+        when the operator may not change the policy it says which command removes the binding."""
+        recorded = fs.status.cloud
+        if not recorded.service_account or not recorded.workload_member:
+            return Deleted(True)
+        result = await self._revoke(recorded.service_account, recorded.workload_member)
+        if result.done:
+            return Deleted(True, result.message, status={"cloud": {"serviceAccount": None, "workloadMember": None}})
+        return result
+
     def needs_cleanup(self, fs: FeatureStore) -> bool:
-        return bool(fs.spec.gcp.service_account)
+        """A grant was recorded, or is about to be made (the finalizer must be there first)."""
+        return bool(fs.status.cloud.service_account) or wants_grant(fs)
 
 
 #: The name reconcile's backend registry uses.

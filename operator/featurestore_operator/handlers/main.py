@@ -28,6 +28,7 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from ..api import OperatorConfig
+from ..backends.cluster import with_cluster_id
 from ..reconcile.kube import Kube
 from .featurestore import watch_featurestores
 from .leadership import LeaderElector
@@ -58,10 +59,13 @@ def run(args: argparse.Namespace) -> int:
 
 async def operate(config: OperatorConfig, election: str | None) -> int:
     # Importing registers the handlers on kopf's default registry.
-    from . import profiles, startup  # noqa: F401
+    from . import admission, profiles, startup  # noqa: F401
 
-    profiles.register(config)
-    rt = Runtime(config, Kube.from_environment())
+    profiles.register(config)  # Kubeflow: optional CRDs; profile onboarding only when enabled
+    admission.register(config)  # validating webhook (FSO_WEBHOOK_ENABLED)
+    kube = Kube.from_environment()
+    config = await with_cluster_id(config, kube.get)  # labelled on every cloud resource
+    rt = Runtime(config, kube)
     await rt.health.start(config.health_port)
     if config.metrics_port:
         start_http_server(config.metrics_port)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..api import ConditionType as T
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig, SpecError, parse_featurestore, resolve
+from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
 from ..backends.base import BackendContext
 from . import conditions as cond
@@ -104,9 +105,12 @@ async def publish(deps: Deps, body: dict[str, Any], previous: FeatureStoreStatus
     await write_status(deps, body, status)
 
 
-async def report_invalid(deps: Deps, body: dict[str, Any], previous: FeatureStoreStatus, err: SpecError) -> Result:
+async def report_invalid(deps: Deps, body: dict[str, Any], previous: FeatureStoreStatus, err: SpecError,
+                         reason: str = "InvalidSpec") -> Result:
+    """A spec the operator refuses (invalid, or against the admin policy): a condition naming each
+    field; nothing is provisioned or changed."""
     generation = body["metadata"].get("generation")
-    part = cond.Part(T.SPEC, "False", "InvalidSpec", f"{err}. Fix the FeatureStore and re-apply.", failed=True,
+    part = cond.Part(T.SPEC, "False", reason, f"{err}. Fix the FeatureStore and re-apply.", failed=True,
                      event="Warning")
     status = previous.model_copy(update={
         "observed_generation": generation, "phase": cond.Phase.FAILED,
@@ -142,6 +146,10 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         fs = parse(body, deps.config)
     except SpecError as err:
         return await report_invalid(deps, body, previous, err)
+    # the admin policy, again: the admission webhook may be down or bypassed
+    problems = check(fs, deps.config.effective_policy)
+    if problems:
+        return await report_invalid(deps, body, previous, SpecError(problems), "PolicyViolation")
     if not await ensure_finalizer(deps, fs, body):
         return Result(1.0, previous.phase.value if previous.phase else None)
     ns = fs.metadata.namespace

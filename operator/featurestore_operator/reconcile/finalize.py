@@ -10,6 +10,7 @@ from typing import Any
 from ..api import FeatureStore, FeatureStoreStatus, Phase, SpecError
 from ..api.resource import FINALIZER
 from ..backends.base import BackendContext
+from ..backends.recorded import recorded_store
 from .core import Deps, parse, write_status
 from .events import Event
 from .observe import secret_reader
@@ -38,9 +39,11 @@ async def finalize(deps: Deps, body: dict[str, Any]) -> Finalized:
     if FINALIZER not in (meta.get("finalizers") or []):
         deps.applier.forget_owner(meta["namespace"], meta["name"])
         return Finalized(True, "no cloud resources to clean up")
-    fs = _parsed(body, deps)
+    # a spec that became invalid still names what status recorded the operator created
+    fs = _parsed(body, deps) or recorded_store(body)
     if fs is None:
-        return Finalized(True, "spec invalid: nothing the operator created can be identified")
+        await _drop_finalizer(deps, body)
+        return Finalized(True, "spec invalid and nothing recorded in status: nothing to clean up")
     result = await _delete_backends(deps, fs, body)
     if result.done:
         await _drop_finalizer(deps, body)

@@ -23,6 +23,12 @@ Behaviour (the contract; handlers/profiles.py only feeds events in):
   into the namespace before the FeatureStore is created, owned (non-controller) by that
   FeatureStore so it goes with it, and re-copied when the source changes
   (:func:`sync_shared_secrets`), for every onboarded FeatureStore that still references the copy.
+  "Onboarded" is the operator's own record, not anything a namespace editor can write (a
+  FeatureStore's annotations and the marker ConfigMap are theirs to forge): a ConfigMap
+  ``featurestore-onboarded-<namespace>`` in the source Secret's namespace (the admin's), holding
+  the namespace and the name/uid of the FeatureStore the operator created there. The copy goes
+  only to a FeatureStore that record names. One password = one trust domain: every onboarded
+  profile can read the shared Redis (README, "Admin policy and multi-tenancy").
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ MARKER = "featurestore-onboarding"
 MARKER_LABEL = "featurestore.kubeflow.org/onboarding-marker"
 SHARED_COPY_LABEL = "featurestore.kubeflow.org/shared-online-store-copy"
 SOURCE_ANNOTATION = "featurestore.kubeflow.org/copied-from"
+#: Label of the operator's records of onboarded stores (ConfigMaps in the shared Secret's namespace).
+RECORD_LABEL = "featurestore.kubeflow.org/onboarded-record"
 OPT_OUT_VALUES = {"disabled", "false", "off", "no"}
 
 
@@ -127,6 +135,31 @@ def shared_secret_copy(template: OnboardingTemplate, namespace: str, source: dic
             "data": dict(source.get("data") or {})}
 
 
+def record_name(namespace: str) -> str:
+    return f"featurestore-onboarded-{namespace}"
+
+
+def onboarded_record(template: OnboardingTemplate, fs: dict[str, Any]) -> dict[str, Any]:
+    """The operator's record that it created ``fs`` by onboarding: a ConfigMap in the shared Secret's
+    namespace (the admin's, where namespace editors cannot write)."""
+    assert template.shared_online_store is not None
+    m = _meta(fs)
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": record_name(m["namespace"]), "namespace": template.shared_online_store.secret_ref.namespace,
+                         "labels": {RECORD_LABEL: "true"}},
+            "data": {"namespace": m["namespace"], "featureStore": m["name"], "uid": m["uid"]}}
+
+
+async def onboarded_by_us(kube: Kube, template: OnboardingTemplate, fs: dict[str, Any]) -> bool:
+    """Whether the operator itself onboarded exactly this FeatureStore (its record names it)."""
+    assert template.shared_online_store is not None
+    m = _meta(fs)
+    record = await kube.get("ConfigMap", "v1", template.shared_online_store.secret_ref.namespace,
+                            record_name(m.get("namespace", "")))
+    want = {"namespace": m.get("namespace"), "featureStore": m.get("name"), "uid": m.get("uid")}
+    return record is not None and {k: (record.get("data") or {}).get(k) for k in want} == want
+
+
 def references_shared_copy(template: OnboardingTemplate, fs: dict[str, Any]) -> bool:
     """An onboarded FeatureStore whose spec (still) uses the shared online store's copy."""
     if ONBOARDED_FROM_ANNOTATION not in (_meta(fs).get("annotations") or {}):
@@ -177,7 +210,9 @@ async def onboard(kube: Kube, config: OperatorConfig, namespace: str) -> Outcome
         # Ours if it carries the annotation: created now, or by an attempt that crashed before the marker.
         ours = fs is not None and ONBOARDED_FROM_ANNOTATION in (_meta(fs).get("annotations") or {})
         result = "Created" if ours else "Existed"
-        if source is not None and fs is not None and references_shared_copy(template, fs):
+        if ours and fs is not None and template.shared_online_store:
+            await kube.apply(onboarded_record(template, fs))
+        if ours and source is not None and fs is not None and references_shared_copy(template, fs):
             await kube.apply(shared_secret_copy(template, namespace, source, fs))
         elif copied:  # the user's own store won the race: leave no stray credentials behind
             await kube.delete("Secret", "v1", namespace, template.shared_secret_name)
@@ -206,7 +241,7 @@ async def sync_shared_secrets(kube: Kube, config: OperatorConfig) -> int:
     for ns in config.namespaces or [None]:  # a namespaced operator may not list cluster-wide
         stores += await kube.list("FeatureStore", API_VERSION, ns)
     for fs in stores:
-        if references_shared_copy(template, fs):
+        if references_shared_copy(template, fs) and await onboarded_by_us(kube, template, fs):
             try:
                 await kube.apply(shared_secret_copy(template, _meta(fs)["namespace"], source, fs))
                 count += 1
