@@ -200,6 +200,8 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"], r
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(r["verbs"]), r
         assert not never & set(r["resources"]), r
+        if not onboarding:  # the client-config reader Role/RoleBinding are written with onboarding only
+            assert not ({"roles", "rolebindings"} & set(r["resources"]) and {"create", "patch"} & set(r["verbs"])), r
         if "update" in r["verbs"]:
             assert r["resources"] in (["featurestores/finalizers"], ["leases"]), r
     assert verbs(rules, "apps", "deployments") == {"list", "watch", "create", "patch", "delete"}

@@ -30,13 +30,21 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["featurestores"]
   verbs: ["create"]
 {{- end }}
-# Roles/RoleBindings the operator owns (children: watched, applied, pruned), e.g. with onboarding
-# "<name>-feast-client-reader" letting the profile's default-editor get the store's client
-# ConfigMap. A Role may grant only what the operator holds itself (RBAC's escalation check): it
-# holds `get` on configmaps, so no `escalate`/`bind` verbs are needed.
+# Roles/RoleBindings the operator owns are children: list/watch keep its cache of them (they are
+# selected by its label on the server). Writing them is granted only where a feature renders
+# them (profile onboarding, below).
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch"]
+{{- if .Values.kubeflow.onboarding.enabled }}
+# Profile onboarding: Role + RoleBinding "<name>-feast-client-reader" letting the profile's
+# default-editor get the store's client ConfigMap (applied, pruned). A Role may grant only what the
+# operator holds itself (RBAC's escalation check): it holds `get` on configmaps, so no
+# `escalate`/`bind` verbs are needed.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["create", "patch", "delete"]
+{{- end }}
 # The reconciler writes .status (conditions, endpoints, operation names) with a merge patch.
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores/status"]

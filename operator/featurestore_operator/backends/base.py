@@ -3,7 +3,7 @@
 Backends talk to their cloud (or compute in-cluster settings); they do not write Kubernetes
 objects. What must land in the cluster comes back in the outcome (``secret``: the data of the
 FeatureStore's online-store Secret) and reconcile applies it, so all Kubernetes writes go through
-one server-side-apply path. Blocking cloud clients run in a worker thread (``asyncio.to_thread``);
+one server-side-apply path. Blocking cloud clients run in their own thread pool (``gcp.blocking``);
 long-running operations are recorded in status and polled on later reconciles, never awaited.
 """
 

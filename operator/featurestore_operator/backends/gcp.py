@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as gexc
@@ -41,14 +43,20 @@ def retry_policy(timeout: float = 60.0) -> gretry.Retry:
     )
 
 
+#: The threads blocking cloud clients run in: their own bounded pool, so a cloud outage with retries
+#: sleeping in threads never holds up anything else (the Kubernetes client is async: no threads).
+CLOUD_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cloud")
+
+
+async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking cloud client function in the cloud pool (never blocks the event loop)."""
+    return await asyncio.get_running_loop().run_in_executor(CLOUD_THREADS, functools.partial(fn, *args, **kwargs))
+
+
 async def call(fn: Callable[..., T], *args: Any, retry: gretry.Retry | None = None, **kwargs: Any) -> T:
-    """Run a blocking client call with retries in a worker thread (never blocks the event loop)."""
+    """Run a blocking client call with retries in the cloud pool."""
     policy = retry or retry_policy()
-    return await asyncio.to_thread(policy(functools.partial(fn, *args, **kwargs)))
-
-
-def is_transient(err: BaseException) -> bool:
-    return isinstance(err, TRANSIENT) or isinstance(err, gexc.RetryError)
+    return await blocking(policy(functools.partial(fn, *args, **kwargs)))
 
 
 def failure(err: BaseException, what: str, permission: str | None = None) -> Failed:

@@ -118,7 +118,7 @@ class GcsBackend:
         async with self._lock:
             client = self._clients.get(project)
             if client is None:
-                client = self._clients[project] = await asyncio.to_thread(self._factory, project)
+                client = self._clients[project] = await gcp.blocking(self._factory, project)
             return client
 
     # -- ensure ---------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ class MemorystoreBackend:
         own retry is disabled (``retry=None``) so exactly one policy applies."""
         client = self._client
         if client is None:
-            client = await asyncio.to_thread(self._make_client)
+            client = await gcp.blocking(self._make_client)
         fn = functools.partial(getattr(client, method), retry=None, timeout=self._timeout)
         return await gcp.call(fn, *args, retry=self._retry or gcp.retry_policy(), **kwargs)
 

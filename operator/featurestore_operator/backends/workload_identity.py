@@ -187,7 +187,7 @@ class WorkloadIdentity:
         async with self._lock:
             if self._client is None:
                 # Resolving default credentials may hit the metadata server: not on the event loop.
-                self._client = await asyncio.to_thread(self._factory)
+                self._client = await gcp.blocking(self._factory)
             return self._client
 
     async def _get(self, client: Any, res: str) -> Any:

@@ -27,6 +27,7 @@ import kopf
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
+from .. import __version__
 from ..api import OperatorConfig
 from ..backends.cluster import with_cluster_id
 from ..reconcile.kube import Kube
@@ -71,6 +72,8 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
         start_http_server(config.metrics_port)
     elector = _elector(rt, election)
     tasks: list[asyncio.Task[Any]] = []
+    log.info("featurestore-operator started (version %s, default provider %s%s)", __version__, config.default_provider.value,
+             f", leader election on Lease {elector.namespace}/{elector.name}" if elector else "")
     try:
         if elector is not None:
             rt.health.leading = False

@@ -113,6 +113,9 @@ class Workers:
                 if err.gone and not await self._exists(deps, key):
                     self.forget(key)
                     return None, backoff
+                if err.namespace_terminating:  # the store goes with its namespace; its deletion wakes us
+                    log.info("%s/%s: namespace is being deleted", *key)
+                    return self.resync, backoff
                 log.warning("%s/%s: reconcile failed: Kubernetes API %s: %s", *key, err.status, err)
             except Exception as err:  # noqa: BLE001 - never let one store's error kill its worker
                 log.exception("%s/%s: reconcile failed: %s: %s", *key, type(err).__name__, err)

@@ -49,11 +49,26 @@ class ApiError(Exception):
     def gone(self) -> bool:
         return self.status == 404
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """Refused because the namespace is being deleted (nothing can be created there any more)."""
+        return self.status == 403 and (any(c.get("reason") == "NamespaceTerminating" for c in self.causes)
+                                       or "being terminated" in self.message)
+
     def describe(self) -> str:
         """The API server's message with its field causes (``spec.x: must be ...``) when they add to it."""
         extra = [f"{c.get('field', '')}: {c.get('message', '')}".strip(": ") for c in self.causes
                  if c.get("message") and c.get("message") not in self.message]
         return (self.message or self.reason or f"HTTP {self.status}") + (f" [{'; '.join(extra)}]" if extra else "")
+
+    @classmethod
+    def from_http(cls, err: httpx2.HTTPStatusError) -> ApiError:
+        """Any HTTP error: lightkube's (a decoded Status) or a bare one (e.g. "404 page not found"
+        for a resource the API server does not serve: plain text, no Status)."""
+        if isinstance(err, LightkubeApiError):
+            return cls.from_lightkube(err)
+        return cls(status=err.response.status_code, reason=err.response.reason_phrase or "",
+                   message=err.response.text[:500].strip())
 
     @classmethod
     def from_lightkube(cls, err: LightkubeApiError) -> ApiError:
@@ -99,8 +114,8 @@ class Kube:
             API_WRITES.labels(label).inc()
         try:
             return await coro
-        except LightkubeApiError as err:
-            raise ApiError.from_lightkube(err) from None
+        except httpx2.HTTPStatusError as err:
+            raise ApiError.from_http(err) from None
 
     async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
         """Server-side apply with our field manager. An identical apply writes nothing."""
@@ -149,10 +164,10 @@ class Kube:
                                    labels=dict(labels) if labels else None, chunk_size=LIST_CHUNKS.get(kind, 500))
         try:
             items = [dict(o) async for o in listing]
-        except LightkubeApiError as err:
-            if err.status.code == 404:
+        except httpx2.HTTPStatusError as err:
+            if err.response.status_code == 404:
                 return [], None
-            raise ApiError.from_lightkube(err) from None
+            raise ApiError.from_http(err) from None
         return items, listing.resourceVersion
 
     async def watch(self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None,
@@ -166,8 +181,8 @@ class Kube:
         try:
             async for event_type, obj in stream:
                 yield event_type, dict(obj)
-        except LightkubeApiError as err:
-            raise ApiError.from_lightkube(err) from None
+        except httpx2.HTTPStatusError as err:
+            raise ApiError.from_http(err) from None
 
     async def delete(self, kind: str, api_version: str, namespace: str | None, name: str) -> bool:
         """Delete (background propagation). False when it was already gone."""
@@ -211,10 +226,10 @@ class Kube:
         try:
             async for _ in self.client.list(res, namespace=scope, chunk_size=1):
                 break
-        except LightkubeApiError as err:
-            if err.status.code == 404:
+        except httpx2.HTTPStatusError as err:
+            if err.response.status_code == 404:
                 return False
-            raise ApiError.from_lightkube(err) from None
+            raise ApiError.from_http(err) from None
         return True
 
     async def close(self) -> None:

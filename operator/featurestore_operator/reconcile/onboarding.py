@@ -178,8 +178,7 @@ class Outcome:
 
 def _gone(err: ApiError) -> bool:
     """The namespace vanished or is being deleted: nothing to onboard."""
-    terminating = any(c.get("reason") == "NamespaceTerminating" for c in err.causes) or "being terminated" in err.message
-    return err.gone or (err.status == 403 and terminating)
+    return err.gone or err.namespace_terminating
 
 
 async def _source_secret(kube: Kube, template: OnboardingTemplate) -> dict[str, Any] | None:
