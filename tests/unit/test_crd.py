@@ -55,6 +55,9 @@ def test_crd_is_valid_apiextensions_v1():
 def test_printer_columns_and_names():
     doc = crd()
     version = doc["spec"]["versions"][0]
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Online", "Server", "Age"]
+    columns = {c["name"]: c.get("priority", 0) for c in version["additionalPrinterColumns"]}
+    assert columns == {"Ready": 0, "Reason": 0, "Online": 0, "Age": 0, "Message": 1, "Server": 1}
     assert version["subresources"] == {"status": {}}
     assert doc["spec"]["names"]["shortNames"] == ["fs"]
+    # the Feast Operator's CRD has short name `feast`: a category of that name would shadow it
+    assert "feast" not in doc["spec"]["names"]["categories"]
