@@ -25,8 +25,8 @@ for p in "${APT_PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root bash -c '. "$0"; apt_get_locked update -qq' "$ROOT/hack/lib/apt.sh"
+  as_root bash -c '. "$0"; shift; apt_get_locked "$@"' "$ROOT/hack/lib/apt.sh" - install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # tests start their own redis-server processes; the packaged service is not wanted
   if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
   as_root service redis-server stop >/dev/null 2>&1 || true
