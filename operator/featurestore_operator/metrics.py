@@ -26,3 +26,10 @@ API_WRITES = Counter(
     "A server-side apply that changes nothing still counts: the applier's cache exists to not send it",
     ["resource"],
 )
+CLOUD_OPERATION_SECONDS = Histogram(
+    "featurestore_cloud_operation_duration_seconds",
+    "Duration of long-running cloud operations (e.g. Memorystore create: usually 5-10 min), from the "
+    "request to the pass that saw them finish, by service, verb and result (done | failed)",
+    ["service", "verb", "result"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600),
+)
