@@ -76,7 +76,7 @@ def test_gives_up_after_the_timeout_with_a_message(locks, tmp_path):
     assert out.returncode == 1
     assert out.stdout == "", "apt-get ran while the lock was held"
     assert "still held" in out.stderr and "after 2s" in out.stderr and "FSO_APT_LOCK_TIMEOUT" in out.stderr
-    assert 2 <= took < 20
+    assert 1 <= took < 20  # whole seconds of `date +%s`
 
 
 def test_free_locks_do_not_wait(locks, tmp_path):

@@ -30,7 +30,9 @@ def _walk(node: dict, path: str = ""):
 def test_schema_is_structural_and_described():
     schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema["properties"]["spec"], "spec"):
-        assert not {"$ref", "anyOf", "allOf", "oneOf", "$defs", "title"} & node.keys(), path
+        assert not {"$ref", "anyOf", "allOf", "$defs", "title"} & node.keys(), path
+        # structural schemas allow oneOf only as pure value validation (here: which field is required)
+        assert all(set(alt) == {"required"} for alt in node.get("oneOf", [])), path
         assert node.get("type") or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
         if "properties" in node:
             assert "additionalProperties" not in node, path

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .onboarding import OnboardingTemplate
+from .pods import PodDefaults
 from .spec import GcpProjectId, GcpRegion, ImageRef, Provider
 
 FEAST_VERSION = "0.67.0"
@@ -66,6 +67,22 @@ class OperatorConfig(BaseSettings):
     peering_lifetime: int = Field(default=60, ge=5, le=3600)
     """Seconds a replica's peering keep-alive stays valid: how long a stand-by waits before it takes
     over from a replica that died without saying goodbye."""
+
+    pod_defaults: Annotated[PodDefaults, NoDecode] = Field(default_factory=PodDefaults)
+    """Pod settings (env, nodeSelector, tolerations, affinity, ...) of every FeatureStore's components, as
+    JSON/YAML: {all: {...}, featureServer: {...}, registryServer, offlineServer, ui, materialization, apply,
+    redis}; a FeatureStore's own ``pod`` settings override them (Helm value podDefaults)."""
+
+    @field_validator("pod_defaults", mode="before")
+    @classmethod
+    def _parse_pod_defaults(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                v = yaml.safe_load(v) if v.strip() else {}
+            except yaml.YAMLError as err:
+                raise ValueError(f"not valid JSON/YAML: {err}") from None
+            return v if v is not None else {}
+        return v
 
     # --- Kubeflow profile onboarding (handlers/profiles.py, reconcile/onboarding.py) ----------
     onboarding_enabled: bool = False

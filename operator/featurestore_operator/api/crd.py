@@ -20,7 +20,7 @@ _KEEP = {
     "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
     "minProperties", "maxProperties", "required", "properties", "additionalProperties", "items",
     "nullable", "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-preserve-unknown-fields", "uniqueItems",
+    "x-kubernetes-preserve-unknown-fields", "uniqueItems", "oneOf",
 }
 
 
@@ -40,7 +40,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             node["x-kubernetes-int-or-string"] = True
         elif len(variants) == 1:
             inner = _structural(variants[0], defs)
-            node = {**inner, **{k: v for k, v in node.items() if k in ("description", "default")}}
+            node = {**inner, **{k: v for k, v in node.items() if k in ("description", "default", "type")
+                                or k.startswith("x-kubernetes-")}}
         else:
             raise ValueError(f"cannot express union {variants} in a structural schema")
     if "const" in node:
@@ -62,8 +63,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         # fields are pruned by the API server and reported by `featurestore-operator validate`.
         out.pop("additionalProperties", None)
         out["type"] = "object"
-    if out.get("additionalProperties") is False:
-        out.pop("additionalProperties")
+    if out.get("additionalProperties") in (False, True) or out.get("x-kubernetes-preserve-unknown-fields"):
+        # free-form objects (e.g. affinity) say so with x-kubernetes-preserve-unknown-fields
+        out.pop("additionalProperties", None)
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
     if out.get("default") in (None, "", [], {}):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import FeatureStore
+from ..api import FeatureStore, OperatorConfig
+from . import podknobs
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta
 from .pods import FEAST_YAML, container_security, feast_container, pod_spec
@@ -57,12 +58,18 @@ def k8s_literal(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions) -> list[dict[str, Any]]:
+def materialization(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions, config: OperatorConfig
+) -> list[dict[str, Any]]:
     m = fs.spec.materialization
     if not m.enabled:
         return []
     names = Names(fs)
-    args = ["-c", MATERIALIZE_SCRIPT, "--"]
+    knobs = podknobs.settings(fs, config, "materialization")
+    script = MATERIALIZE_SCRIPT
+    if knobs.log_level:  # an enum value (api/pods.py LogLevel): safe inside the fixed script
+        script = script.replace("exec feast ", f"exec feast --log-level {knobs.log_level} ", 1)
+    args = ["-c", script, "--"]
     for view in m.feature_views:
         args += ["--views", view]
     container = feast_container(fs, endpoints, "materialize", args, m.resources)
@@ -80,13 +87,13 @@ def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, ve
             "spec": {
                 "backoffLimit": m.backoff_limit,
                 "activeDeadlineSeconds": m.active_deadline_seconds,
-                "template": {
+                "template": podknobs.apply({
                     "metadata": {
                         "labels": job_labels,
                         "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
                     },
                     "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never"),
-                },
+                }, knobs, fs, "materialization", main=("materialize",)),
             },
         },
     }
@@ -139,7 +146,9 @@ def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
     }
 
 
-def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None) -> list[dict[str, Any]]:
+def apply_job(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None, config: OperatorConfig
+) -> list[dict[str, Any]]:
     """One Job per repo revision running ``feast apply``; a new revision gets a new Job.
 
     A failed apply writes nothing, so the registry keeps serving the last applied revision.
@@ -178,10 +187,11 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
             "spec": {
                 "backoffLimit": 2,
                 "activeDeadlineSeconds": 1800,
-                "template": {
-                    "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
-                    "spec": pod,
-                },
+                "template": podknobs.apply(
+                    {"metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+                     "spec": pod},
+                    podknobs.settings(fs, config, "apply"), fs, "feature-repo", main=("feast-apply",),
+                ),
             },
         }
     ]
