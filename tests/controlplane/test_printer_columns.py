@@ -45,7 +45,8 @@ def test_columns_follow_status(control_plane, featurestore_crd, kubectl_bin, nam
 
     wide = _get(kubectl_bin, control_plane, namespace, tmp_path, "-o", "wide")
     assert wide[0] == ["NAME", "READY", "REASON", "ONLINE", "AGE", "MESSAGE", "SERVER"]
-    assert wide[1][0] == "demo" and wide[1][5:] == ["OnlineStore: creating, 3m elapsed, usually 5-10 min", "<none>"]
+    # nothing under SERVER: the feature server is not serving yet
+    assert wide[1][0] == "demo" and wide[1][5:] == ["OnlineStore: creating, 3m elapsed, usually 5-10 min"]
 
     url = f"http://demo-feature-server.{namespace}.svc.cluster.local:6566"
     _status(control_plane, namespace, {
