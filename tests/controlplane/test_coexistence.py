@@ -10,14 +10,16 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.support.kubectl_docs import UNAMBIGUOUS, DocCommand, featurestore_commands
 
-FEAST_CRD_FILE = Path(__file__).resolve().parents[1] / "support" / "crds" / "feast-operator" / "featurestores.feast.dev.yaml"
+FEAST_CRD_FILE = (
+    Path(__file__).resolve().parents[1] / "support" / "crds" / "feast-operator" / "featurestores.feast.dev.yaml"
+)
 FEAST_CRD = "featurestores.feast.dev"
 OURS = "featurestore.kubeflow.org"
 
@@ -34,19 +36,39 @@ def feast_operator_crd(control_plane, featurestore_crd) -> Iterator[str]:
 
 @pytest.fixture
 def both_demos(control_plane, feast_operator_crd, namespace) -> str:
-    ours = {"apiVersion": f"{OURS}/v1alpha1", "kind": "FeatureStore", "metadata": {"name": "demo"},
-            "spec": {"project": "demo"}}
+    ours = {
+        "apiVersion": f"{OURS}/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "demo"},
+        "spec": {"project": "demo"},
+    }
     base = f"/apis/{OURS}/v1alpha1/namespaces/{namespace}/featurestores"
     control_plane.request("POST", base, ours)
     control_plane.request(
-        "PATCH", f"{base}/demo/status",
-        {"status": {"phase": "Ready", "conditions": [
-            {"type": "Ready", "status": "True", "reason": "Ready", "message": "all parts are ready",
-             "lastTransitionTime": "2026-11-29T00:00:00Z"}]}},
+        "PATCH",
+        f"{base}/demo/status",
+        {
+            "status": {
+                "phase": "Ready",
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "Ready",
+                        "message": "all parts are ready",
+                        "lastTransitionTime": "2026-11-29T00:00:00Z",
+                    }
+                ],
+            }
+        },
         content_type="application/merge-patch+json",
     )
-    theirs = {"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "demo"},
-              "spec": {"feastProject": "theirs"}}
+    theirs = {
+        "apiVersion": "feast.dev/v1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "demo"},
+        "spec": {"feastProject": "theirs"},
+    }
     control_plane.request("POST", f"/apis/feast.dev/v1/namespaces/{namespace}/featurestores", theirs)
     return namespace
 

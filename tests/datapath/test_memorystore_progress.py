@@ -8,11 +8,11 @@ import asyncio
 import datetime as dt
 
 import pytest
-from prometheus_client import REGISTRY
-
 from featurestore_operator.backends import longop
 from featurestore_operator.backends.base import Pending, Ready
 from featurestore_operator.backends.memorystore import MemorystoreBackend
+from prometheus_client import REGISTRY
+
 from tests.datapath.test_backend_memorystore import FAST_RETRY, Loop, carry, config, make_fs, reasons
 from tests.support.memorystore_fake import MemorystoreFake
 
@@ -50,8 +50,10 @@ def test_create_shows_elapsed_and_typical_duration_and_is_measured():
         ops = loop.fs.status.operations
         assert ops.memorystore is None and ops.memorystore_start_time is None
         assert _observed("create", "done") == before + 1
-        total = REGISTRY.get_sample_value("featurestore_cloud_operation_duration_seconds_sum",
-                                          {"service": "memorystore", "verb": "create", "result": "done"})
+        total = REGISTRY.get_sample_value(
+            "featurestore_cloud_operation_duration_seconds_sum",
+            {"service": "memorystore", "verb": "create", "result": "done"},
+        )
         assert total is not None and total >= 180  # measured from the recorded start
 
 

@@ -16,8 +16,14 @@ RESOURCE_VERBS = {"get", "describe", "wait", "delete", "edit", "explain", "patch
 #: Flags that take a separate value.
 VALUE_FLAGS = {"-n", "--namespace", "-o", "--output", "-f", "--filename", "--for", "--timeout", "-l", "--selector"}
 #: Every name kubectl could take for a FeatureStore, ours or the Feast Operator's.
-FEATURESTORE_NAMES = {"fs", "feast", "featurestore", "featurestores", "featurestore.featurestore.kubeflow.org",
-                      "featurestores.featurestore.kubeflow.org"}
+FEATURESTORE_NAMES = {
+    "fs",
+    "feast",
+    "featurestore",
+    "featurestores",
+    "featurestore.featurestore.kubeflow.org",
+    "featurestores.featurestore.kubeflow.org",
+}
 #: Names that are ours alone when featurestores.feast.dev is installed too.
 UNAMBIGUOUS = {"fs", "featurestores.featurestore.kubeflow.org", "featurestore.featurestore.kubeflow.org"}
 

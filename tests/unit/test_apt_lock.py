@@ -34,12 +34,16 @@ def locks(tmp_path: Path) -> list[Path]:
 
 
 def _hold_posix(path: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_POSIX, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_POSIX, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout and proc.stdout.readline().strip() == "held"
     return proc
 
 
-def _run(script: str, locks: list[Path], tmp_path: Path, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+def _run(
+    script: str, locks: list[Path], tmp_path: Path, timeout: float = 60
+) -> tuple[subprocess.CompletedProcess, float]:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir(exist_ok=True)
     fake = fake_bin / "apt-get"
@@ -47,7 +51,9 @@ def _run(script: str, locks: list[Path], tmp_path: Path, timeout: float = 60) ->
     fake.chmod(0o755)
     env = {**os.environ, "FSO_DPKG_LOCKS": " ".join(map(str, locks)), "PATH": f"{fake_bin}:{os.environ['PATH']}"}
     start = time.monotonic()
-    out = subprocess.run(["bash", "-c", f'. "{LIB}"; {script}'], capture_output=True, text=True, env=env, timeout=timeout)
+    out = subprocess.run(
+        ["bash", "-c", f'. "{LIB}"; {script}'], capture_output=True, text=True, env=env, timeout=timeout
+    )
     return out, time.monotonic() - start
 
 
@@ -89,4 +95,6 @@ def test_every_apt_get_in_hack_goes_through_the_lock_wait():
         for n, line in enumerate(script.read_text().splitlines(), 1):
             code = re.sub(r'"[^"]*"|\'[^\']*\'', "", line.split("#", 1)[0])  # messages are not calls
             if re.search(r"(^|[\s;&|(])apt-get\s", code):
-                pytest.fail(f"{script.name}:{n} runs apt-get directly; use apt_get_locked (hack/lib/apt.sh): {line.strip()}")
+                pytest.fail(
+                    f"{script.name}:{n} runs apt-get directly; use apt_get_locked (hack/lib/apt.sh): {line.strip()}"
+                )

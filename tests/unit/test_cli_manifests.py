@@ -25,8 +25,12 @@ CASES = {
 
 
 def _run(command: str, path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "featurestore_operator.cli", command, "-f", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "featurestore_operator.cli", command, "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("command", ["validate", "render"])

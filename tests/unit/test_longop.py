@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from featurestore_operator.backends import longop
 from prometheus_client import REGISTRY
 
-from featurestore_operator.backends import longop
-
-T0 = dt.datetime(2026, 11, 29, 12, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 29, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def test_progress_text():
@@ -17,7 +16,8 @@ def test_progress_text():
     at = T0 + dt.timedelta(minutes=3, seconds=12)
     assert longop.progress("memorystore", "create", T0, at) == "creating, 3m elapsed, usually 5\u201310 min"
     assert longop.progress("memorystore", "delete", T0, T0 + dt.timedelta(minutes=65)) == (
-        "deleting, 1h05m elapsed, usually 2\u20135 min")
+        "deleting, 1h05m elapsed, usually 2\u20135 min"
+    )
     assert longop.progress("memorystore", "create", None, at) == "creating, usually 5\u201310 min"
     assert longop.progress("other", "frobnicate", T0, at) == "frobnicate, 3m elapsed"
 
@@ -43,6 +43,9 @@ def test_duration_histogram():
     before = REGISTRY.get_sample_value("featurestore_cloud_operation_duration_seconds_count", labels) or 0
     longop.record_duration("unit", "create", "done", T0, T0 + dt.timedelta(minutes=7))
     assert REGISTRY.get_sample_value("featurestore_cloud_operation_duration_seconds_count", labels) == before + 1
-    assert REGISTRY.get_sample_value("featurestore_cloud_operation_duration_seconds_bucket", {**labels, "le": "300.0"}) == before
+    assert (
+        REGISTRY.get_sample_value("featurestore_cloud_operation_duration_seconds_bucket", {**labels, "le": "300.0"})
+        == before
+    )
     longop.record_duration("unit", "create", "done", None, T0)  # start unknown: not observed
     assert REGISTRY.get_sample_value("featurestore_cloud_operation_duration_seconds_count", labels) == before + 1

@@ -10,7 +10,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-
 from featurestore_operator.api import OperatorConfig, SpecError, parse_featurestore, resolve
 from featurestore_operator.api.pods import PodDefaults, PodSettings
 from featurestore_operator.backends.planned import planned_endpoints
@@ -21,15 +20,26 @@ from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION, OWNER_LAB
 UID = "0b5e9a52-8c1e-4a43-9b2e-5c0d7f6b1a11"
 
 POD: dict[str, Any] = {
-    "env": [{"name": "FOO", "value": "bar"},
-            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "team-secret", "key": "token"}}},
-            {"name": "MY_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    "env": [
+        {"name": "FOO", "value": "bar"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "team-secret", "key": "token"}}},
+        {"name": "MY_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ],
     "envFrom": [{"configMapRef": {"name": "team-env"}}, {"secretRef": {"name": "team-creds"}, "prefix": "T_"}],
     "nodeSelector": {"cloud.google.com/gke-nodepool": "feast"},
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "feast", "effect": "NoSchedule"}],
-    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
-    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone"}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}
+                ]
+            }
+        }
+    },
+    "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
+    ],
     "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "true", "sidecar.istio.io/proxyCPU": "50m"},
     "labels": {"team": "fraud"},
     "imagePullSecrets": [{"name": "private-registry"}],
@@ -52,7 +62,8 @@ WORKLOADS = {
 def manifest(pods: dict[str, dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:
     pods = pods or {}
     body: dict[str, Any] = {
-        "project": "demo", "provider": "local",
+        "project": "demo",
+        "provider": "local",
         "featureServer": {"pod": pods.get("featureServer")},
         "registry": {"server": {"enabled": True, "pod": pods.get("registryServer")}},
         "offlineServer": {"enabled": True, "pod": pods.get("offlineServer")},
@@ -62,8 +73,12 @@ def manifest(pods: dict[str, dict[str, Any]] | None = None, **spec: Any) -> dict
         "onlineStore": {"inCluster": {"pod": pods.get("redis")}},
         **spec,
     }
-    return {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-            "metadata": {"name": "demo", "namespace": "team-a", "uid": UID}, "spec": _drop_none(body)}
+    return {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "demo", "namespace": "team-a", "uid": UID},
+        "spec": _drop_none(body),
+    }
 
 
 def _drop_none(d: Any) -> Any:
@@ -108,7 +123,10 @@ def test_every_knob_reaches_the_component(component):
     c = main_container(tpl, component)
     env = {e["name"]: e for e in c["env"]}
     assert env["FOO"]["value"] == "bar" and env["TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "team-secret"
-    assert c["envFrom"] == [{"configMapRef": {"name": "team-env"}}, {"prefix": "T_", "secretRef": {"name": "team-creds"}}]
+    assert c["envFrom"] == [
+        {"configMapRef": {"name": "team-env"}},
+        {"prefix": "T_", "secretRef": {"name": "team-creds"}},
+    ]
     if component == "materialization":
         assert c["args"][1].startswith("exec feast --log-level DEBUG -f ")
     elif component != "redis":
@@ -129,21 +147,35 @@ def test_no_settings_change_nothing():
 
 
 def test_operator_defaults_merge_under_the_stores_own():
-    defaults = PodDefaults.model_validate({
-        "all": {"nodeSelector": {"pool": "feast"}, "tolerations": [{"key": "feast", "operator": "Exists"}],
-                "env": [{"name": "A", "value": "all"}, {"name": "B", "value": "all"}], "logLevel": "INFO"},
-        "featureServer": {"env": [{"name": "B", "value": "fs-default"}], "priorityClassName": "serving"},
-    })
+    defaults = PodDefaults.model_validate(
+        {
+            "all": {
+                "nodeSelector": {"pool": "feast"},
+                "tolerations": [{"key": "feast", "operator": "Exists"}],
+                "env": [{"name": "A", "value": "all"}, {"name": "B", "value": "all"}],
+                "logLevel": "INFO",
+            },
+            "featureServer": {"env": [{"name": "B", "value": "fs-default"}], "priorityClassName": "serving"},
+        }
+    )
     config = OperatorConfig(pod_defaults=defaults)
-    own = {"env": [{"name": "C", "value": "own"}], "nodeSelector": {"zone": "a"},
-           "tolerations": [{"key": "gpu", "operator": "Exists"}], "logLevel": "ERROR"}
+    own = {
+        "env": [{"name": "C", "value": "own"}],
+        "nodeSelector": {"zone": "a"},
+        "tolerations": [{"key": "gpu", "operator": "Exists"}],
+        "logLevel": "ERROR",
+    }
     objs = objects(manifest({"featureServer": own}), config)
     tpl = template(objs, "featureServer")
     assert tpl["spec"]["nodeSelector"] == {"pool": "feast", "zone": "a"}
     assert [t["key"] for t in tpl["spec"]["tolerations"]] == ["feast", "gpu"]
     assert tpl["spec"]["priorityClassName"] == "serving"
     c = main_container(tpl, "featureServer")
-    assert [(e["name"], e["value"]) for e in c["env"] if e["name"] in "ABC"] == [("A", "all"), ("B", "fs-default"), ("C", "own")]
+    assert [(e["name"], e["value"]) for e in c["env"] if e["name"] in "ABC"] == [
+        ("A", "all"),
+        ("B", "fs-default"),
+        ("C", "own"),
+    ]
     assert c["args"][:2] == ["--log-level", "ERROR"]
     # another component gets only `all`
     ui = template(objs, "ui")
@@ -178,25 +210,52 @@ HOSTILE = {
     "poddefault selector": ({"labels": {"access-feast-other": "true"}}, "pod.labels", "set by the operator"),
     "istio inject label": ({"labels": {"sidecar.istio.io/inject": "false"}}, "pod.labels", "set by the operator"),
     "istio inject": ({"annotations": {"sidecar.istio.io/inject": "false"}}, "pod.annotations", "mesh policy"),
-    "istio traffic bypass": ({"annotations": {"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"}},
-                             "pod.annotations", "mesh policy"),
-    "istio host volume": ({"annotations": {"sidecar.istio.io/userVolume": '{"h":{"hostPath":{"path":"/"}}}'}},
-                          "pod.annotations", "mesh policy"),
-    "apparmor off": ({"annotations": {"container.apparmor.security.beta.kubernetes.io/ui": "unconfined"}},
-                     "pod.annotations", "sandbox"),
+    "istio traffic bypass": (
+        {"annotations": {"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"}},
+        "pod.annotations",
+        "mesh policy",
+    ),
+    "istio host volume": (
+        {"annotations": {"sidecar.istio.io/userVolume": '{"h":{"hostPath":{"path":"/"}}}'}},
+        "pod.annotations",
+        "mesh policy",
+    ),
+    "apparmor off": (
+        {"annotations": {"container.apparmor.security.beta.kubernetes.io/ui": "unconfined"}},
+        "pod.annotations",
+        "sandbox",
+    ),
     "config hash": ({"annotations": {CONFIG_HASH_ANNOTATION: "x"}}, "pod.annotations", "owns them"),
-    "config path env": ({"env": [{"name": "FEAST_FS_YAML_FILE_PATH", "value": "/tmp/evil.yaml"}]}, "pod.env[0].name",
-                        "set by the operator"),
-    "redis password env": ({"env": [{"name": "REDIS_PASSWORD", "value": "x"}]}, "pod.env[0].name", "set by the operator"),
+    "config path env": (
+        {"env": [{"name": "FEAST_FS_YAML_FILE_PATH", "value": "/tmp/evil.yaml"}]},
+        "pod.env[0].name",
+        "set by the operator",
+    ),
+    "redis password env": (
+        {"env": [{"name": "REDIS_PASSWORD", "value": "x"}]},
+        "pod.env[0].name",
+        "set by the operator",
+    ),
     "secret of another namespace": (
         {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "namespace": "kube-system"}}}]},
-        "pod.env[0].valueFrom.secretKeyRef.namespace", "unknown field"),
-    "envFrom of another namespace": ({"envFrom": [{"secretRef": {"name": "s", "namespace": "kube-system"}}]},
-                                     "pod.envFrom[0].secretRef.namespace", "unknown field"),
-    "node field": ({"env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.volumes"}}}]},
-                   "pod.env[0].valueFrom.fieldRef.fieldPath", "not a supported downward-API field"),
-    "value and valueFrom": ({"env": [{"name": "X", "value": "a", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
-                            "pod.env[0]", "not both"),
+        "pod.env[0].valueFrom.secretKeyRef.namespace",
+        "unknown field",
+    ),
+    "envFrom of another namespace": (
+        {"envFrom": [{"secretRef": {"name": "s", "namespace": "kube-system"}}]},
+        "pod.envFrom[0].secretRef.namespace",
+        "unknown field",
+    ),
+    "node field": (
+        {"env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.volumes"}}}]},
+        "pod.env[0].valueFrom.fieldRef.fieldPath",
+        "not a supported downward-API field",
+    ),
+    "value and valueFrom": (
+        {"env": [{"name": "X", "value": "a", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
+        "pod.env[0]",
+        "not both",
+    ),
     "system priority": ({"priorityClassName": "system-node-critical"}, "pod.priorityClassName", "reserved"),
     "bad log level": ({"logLevel": "TRACE"}, "pod.logLevel", "is not allowed"),
     "host network": ({"hostNetwork": True}, "pod.hostNetwork", "unknown field"),
@@ -222,8 +281,12 @@ def test_render_keeps_the_operators_labels_annotations_and_env_even_from_default
         annotations={"sidecar.istio.io/inject": "true", CONFIG_HASH_ANNOTATION: "x", "fine": "1"},
         env=[],
     )
-    config = OperatorConfig.model_construct(**{**OperatorConfig().__dict__, "pod_defaults": PodDefaults.model_construct(
-        **{**PodDefaults().__dict__, "all": evil})})
+    config = OperatorConfig.model_construct(
+        **{
+            **OperatorConfig().__dict__,
+            "pod_defaults": PodDefaults.model_construct(**{**PodDefaults().__dict__, "all": evil}),
+        }
+    )
     objs = objects(manifest(), config)
     for component in WORKLOADS:
         tpl = template(objs, component)
@@ -244,5 +307,7 @@ def test_selector_labels_stay_the_operators():
     dep = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "demo-feature-server")
     sel = dep["spec"]["selector"]["matchLabels"]
     assert sel.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
-    assert dep["spec"]["template"]["metadata"]["labels"].items() >= labels(
-        parse_featurestore(copy.deepcopy(manifest())), "feature-server").items()
+    assert (
+        dep["spec"]["template"]["metadata"]["labels"].items()
+        >= labels(parse_featurestore(copy.deepcopy(manifest())), "feature-server").items()
+    )

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import Field, field_validator, model_validator
-
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .onboarding import OnboardingTemplate

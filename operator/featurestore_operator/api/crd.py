@@ -46,6 +46,12 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             raise ValueError(f"cannot express union {variants} in a structural schema")
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    if "patternProperties" in node and "additionalProperties" not in node:
+        # a map whose keys pydantic constrains by pattern (label keys): structural schemas have no
+        # patternProperties, so the values' schema becomes additionalProperties (keys are checked
+        # by the operator, which reports them in the Spec condition)
+        (values,) = node.pop("patternProperties").values()
+        node["additionalProperties"] = values
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key not in _KEEP:

@@ -23,10 +23,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from .base import ApiModel
 
-_QUALIFIED = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_QUALIFIED = (
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
 QualifiedName = Annotated[str, StringConstraints(pattern=f"^{_QUALIFIED}$", max_length=317)]
 LabelValue = Annotated[str, StringConstraints(pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", max_length=63)]
 DnsSubdomain = Annotated[
@@ -38,22 +41,39 @@ ConfigKey = Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", max_l
 #: Environment variables the operator sets in its containers (render/pods.py, render/jobs.py,
 #: render/incluster.py): a second entry of the same name would make server-side apply fail
 #: (env is a list keyed by name) or silently replace the operator's value.
-RESERVED_ENV = frozenset({
-    "FEAST_FS_YAML_FILE_PATH", "FEAST_USAGE", "HOME", "PYTHONDONTWRITEBYTECODE", "REDIS_PASSWORD", "GIT_TOKEN",
-})
+RESERVED_ENV = frozenset(
+    {
+        "FEAST_FS_YAML_FILE_PATH",
+        "FEAST_USAGE",
+        "HOME",
+        "PYTHONDONTWRITEBYTECODE",
+        "REDIS_PASSWORD",
+        "GIT_TOKEN",
+    }
+)
 #: Label key prefixes (and keys) the operator owns on every pod.
 RESERVED_LABEL_PREFIXES = ("app.kubernetes.io/", "featurestore.kubeflow.org/", "access-feast-")
 RESERVED_LABELS = frozenset({"sidecar.istio.io/inject"})
 #: Annotation key prefixes that would take the pod out of the mesh policy or loosen its sandbox.
 RESERVED_ANNOTATION_PREFIXES = (
-    "featurestore.kubeflow.org/", "sidecar.istio.io/", "traffic.sidecar.istio.io/", "proxy.istio.io/",
-    "container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/",
+    "featurestore.kubeflow.org/",
+    "sidecar.istio.io/",
+    "traffic.sidecar.istio.io/",
+    "proxy.istio.io/",
+    "container.apparmor.security.beta.kubernetes.io/",
+    "seccomp.security.alpha.kubernetes.io/",
 )
 #: sidecar.istio.io/* annotations that only size the proxy or set its log level.
-ALLOWED_ISTIO_ANNOTATIONS = frozenset({
-    "sidecar.istio.io/proxyCPU", "sidecar.istio.io/proxyCPULimit", "sidecar.istio.io/proxyMemory",
-    "sidecar.istio.io/proxyMemoryLimit", "sidecar.istio.io/logLevel", "sidecar.istio.io/componentLogLevel",
-})
+ALLOWED_ISTIO_ANNOTATIONS = frozenset(
+    {
+        "sidecar.istio.io/proxyCPU",
+        "sidecar.istio.io/proxyCPULimit",
+        "sidecar.istio.io/proxyMemory",
+        "sidecar.istio.io/proxyMemoryLimit",
+        "sidecar.istio.io/logLevel",
+        "sidecar.istio.io/componentLogLevel",
+    }
+)
 #: Downward-API fields an env var may read (fieldRef.fieldPath).
 _FIELD_PATH = re.compile(
     r"^(metadata\.(name|namespace|uid)|metadata\.(labels|annotations)\['[^']{1,317}'\]|spec\.(nodeName|serviceAccountName)"
@@ -210,7 +230,7 @@ class TopologySpreadConstraint(ApiModel):
     """Pods counted. Default: this component's pods of this FeatureStore."""
 
 
-_FREE_FORM = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_FREE_FORM: JsonDict = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
 class Affinity(ApiModel):
@@ -293,7 +313,13 @@ class PodSettings(ApiModel):
 
 Component = Literal["featureServer", "registryServer", "offlineServer", "ui", "materialization", "apply", "redis"]
 COMPONENTS: tuple[Component, ...] = (
-    "featureServer", "registryServer", "offlineServer", "ui", "materialization", "apply", "redis",
+    "featureServer",
+    "registryServer",
+    "offlineServer",
+    "ui",
+    "materialization",
+    "apply",
+    "redis",
 )
 
 
@@ -319,6 +345,9 @@ class PodDefaults(ApiModel):
     """In-cluster Redis."""
 
     def for_component(self, component: Component) -> list[PodSettings]:
-        attr = {"featureServer": "feature_server", "registryServer": "registry_server",
-                "offlineServer": "offline_server"}.get(component, component)
+        attr = {
+            "featureServer": "feature_server",
+            "registryServer": "registry_server",
+            "offlineServer": "offline_server",
+        }.get(component, component)
         return [self.all, getattr(self, attr)]

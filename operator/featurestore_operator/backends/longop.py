@@ -39,12 +39,12 @@ _ING = {"create": "creating", "update": "updating", "delete": "deleting"}
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def timestamp(at: dt.datetime) -> str:
     """RFC 3339, seconds precision, UTC (how Kubernetes writes times)."""
-    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_timestamp(value: str | None) -> dt.datetime | None:
@@ -54,7 +54,7 @@ def parse_timestamp(value: str | None) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def elapsed_text(started: dt.datetime | None, at: dt.datetime) -> str:
@@ -83,4 +83,5 @@ def record_duration(service: str, verb: str, result: str, started: dt.datetime |
     """Observe one finished operation (``result``: done | failed) in the histogram."""
     if started is not None:
         CLOUD_OPERATION_SECONDS.labels(service, verb or "unknown", result).observe(
-            max(0.0, (at - started).total_seconds()))
+            max(0.0, (at - started).total_seconds())
+        )

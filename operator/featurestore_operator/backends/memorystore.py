@@ -51,7 +51,8 @@ import asyncio
 import functools
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 
@@ -520,7 +521,7 @@ def _op_created(op: Any) -> Any:
 
         md = redis_v1.OperationMetadata.pb()()
         if op.HasField("metadata") and op.metadata.Unpack(md) and md.HasField("create_time"):
-            return md.create_time.ToDatetime(tzinfo=dt.timezone.utc)
+            return md.create_time.ToDatetime(tzinfo=dt.UTC)
     except Exception:  # noqa: BLE001 - informative only: fall back to the fixed interval
         pass
     return None

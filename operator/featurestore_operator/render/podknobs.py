@@ -69,8 +69,9 @@ def _wire(items: list[Any] | None) -> list[Any]:
     return [i.wire() for i in items or []]
 
 
-def apply(template: dict[str, Any], pod: PodSettings, fs: FeatureStore, component: str,
-          main: tuple[str, ...]) -> dict[str, Any]:
+def apply(
+    template: dict[str, Any], pod: PodSettings, fs: FeatureStore, component: str, main: tuple[str, ...]
+) -> dict[str, Any]:
     """Return ``template`` (a pod template: metadata + spec) with ``pod`` applied. ``main`` names
     the containers that get env/envFrom. The operator's labels, annotations and env win."""
     meta = dict(template.get("metadata") or {})
@@ -89,7 +90,8 @@ def apply(template: dict[str, Any], pod: PodSettings, fs: FeatureStore, componen
         spec["affinity"] = pod.affinity.wire()
     if pod.topology_spread_constraints:
         spec["topologySpreadConstraints"] = [
-            {"labelSelector": {"matchLabels": selector(fs, component)}, **c.wire()} for c in pod.topology_spread_constraints
+            {"labelSelector": {"matchLabels": selector(fs, component)}, **c.wire()}
+            for c in pod.topology_spread_constraints
         ]
     if pod.image_pull_secrets:
         spec["imagePullSecrets"] = _wire(pod.image_pull_secrets)
