@@ -18,7 +18,8 @@ say() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 # --- Debian packages -----------------------------------------------------------------------
-APT_PACKAGES=(redis-server openssl git util-linux ca-certificates)
+# prometheus: for promtool, which checks the chart's alert rules (the server itself is not used)
+APT_PACKAGES=(redis-server openssl git util-linux ca-certificates prometheus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,6 +31,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # tests start their own redis-server processes; the packaged service is not wanted
   if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
   as_root service redis-server stop >/dev/null 2>&1 || true
+  as_root service prometheus stop >/dev/null 2>&1 || true
 fi
 
 # --- virtualenv ------------------------------------------------------------------------------

@@ -33,3 +33,15 @@ CLOUD_OPERATION_SECONDS = Histogram(
     ["service", "verb", "result"],
     buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600),
 )
+STORE_READY = Gauge(
+    "featurestore_ready", "1 while the FeatureStore's Ready condition is True, else 0", ["namespace", "name"]
+)
+MATERIALIZATION_FAILED = Gauge(
+    "featurestore_materialization_failed", "1 while the FeatureStore's last materialization run failed, else 0",
+    ["namespace", "name"],
+)
+MATERIALIZATION_LAST_SUCCESS = Gauge(
+    "featurestore_materialization_last_success_timestamp_seconds",
+    "When the FeatureStore's materialization last succeeded (Unix time); absent until it has",
+    ["namespace", "name"],
+)
