@@ -80,8 +80,9 @@ def kubectl(kubectl_bin: str, control_plane, args: list[str], tmp_path: Path) ->
 
 
 def runnable(cmd: DocCommand, namespace: str) -> list[str]:
-    tokens = shlex.split(cmd.text.replace("<namespace>", namespace))[1:]
-    tokens = [t.replace("NAME", "demo") for t in tokens]
+    # the docs' placeholders and sample names -> this test's objects
+    text = cmd.text.replace("<namespace>", namespace).replace("team-a", namespace)
+    tokens = [t.replace("NAME", "demo").replace("driver-stats", "demo") for t in shlex.split(text)[1:]]
     if not {"-n", "--namespace", "-A", "--all-namespaces"} & set(tokens) and cmd.verb != "explain":
         tokens += ["-n", namespace]
     if cmd.verb == "wait" and not any(t.startswith("--timeout") for t in tokens):
