@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal
 from typing import Any
-
-from kubernetes.utils.quantity import parse_quantity
 
 from ..api import FeatureStore
 from ..api.spec import ResourceRequirements
@@ -21,12 +21,31 @@ def resources(req: ResourceRequirements | None) -> dict[str, Any]:
     return {k: {n: str(q) for n, q in v.items()} for k, v in (req.wire() if req else {}).items()}
 
 
+_SUFFIX = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+           "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+           "P": Decimal("1e15"), "E": Decimal("1e18"), "Ki": Decimal(2**10), "Mi": Decimal(2**20),
+           "Gi": Decimal(2**30), "Ti": Decimal(2**40), "Pi": Decimal(2**50), "Ei": Decimal(2**60)}
+_QUANTITY = re.compile(r"^\+?(?P<num>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$")
+
+
+def quantity(value: str | int) -> Decimal:
+    """A Kubernetes quantity as a number (500m -> 0.5, 1Gi -> 1073741824); the spec already
+    checked the grammar (api/spec.py). Pure: no client library for one parse."""
+    m = _QUANTITY.match(str(value))
+    if m is None:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity")
+    suffix = m["suffix"] or ""
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return Decimal(m["num"]) * Decimal(10) ** int(suffix[1:])
+    return Decimal(m["num"]) * _SUFFIX[suffix]
+
+
 def workers_for(req: ResourceRequirements) -> int:
     """One gunicorn worker per whole CPU of the limit (or request), at least one."""
     cpu = (req.limits or {}).get("cpu") or (req.requests or {}).get("cpu")
     if cpu is None:
         return 1
-    return max(1, math.floor(float(parse_quantity(str(cpu)))))
+    return max(1, math.floor(quantity(cpu)))
 
 
 def container_security() -> dict[str, Any]:
