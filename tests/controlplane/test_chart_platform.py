@@ -12,29 +12,38 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 from typing import Any
 
+import featurestore_operator
 import jsonschema
 import pytest
 import yaml
-from prometheus_client import REGISTRY
-
-import featurestore_operator
 from featurestore_operator import metrics as _metrics  # noqa: F401 - registers every metric
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.render import render as render_store
+from prometheus_client import REGISTRY
+
 from tests.controlplane.test_chart import CHART, ROOT, find, helm, render
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 MONITORING_APIS = [
-    "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "monitoring.coreos.com/v1/PodMonitor",
-    "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
+    "--api-versions",
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "--api-versions",
+    "monitoring.coreos.com/v1/PodMonitor",
+    "--api-versions",
+    "monitoring.coreos.com/v1/PrometheusRule",
 ]
 ALL_MONITORING = [
-    "--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.podMonitor.enabled=true",
-    "--set", "monitoring.prometheusRule.enabled=true", "--set", "monitoring.dashboard.enabled=true",
+    "--set",
+    "monitoring.serviceMonitor.enabled=true",
+    "--set",
+    "monitoring.podMonitor.enabled=true",
+    "--set",
+    "monitoring.prometheusRule.enabled=true",
+    "--set",
+    "monitoring.dashboard.enabled=true",
 ]
 DASHBOARD_SCHEMA = json.loads((ROOT / "tests" / "support" / "schemas" / "grafana-dashboard.schema.json").read_text())
 
@@ -88,10 +97,19 @@ def test_schema_covers_every_value():
             node = props[key]
 
 
-@pytest.mark.parametrize("value", [
-    "imageTag=x", "image.tags=x", "monitoring.podmonitor.enabled=true", "gcp.projectId=p",
-    "metrics.service.prot=1", "readinessProbe.path=/x", "podDefaults.featureserver.env=x", "crds.instal=false",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "imageTag=x",
+        "image.tags=x",
+        "monitoring.podmonitor.enabled=true",
+        "gcp.projectId=p",
+        "metrics.service.prot=1",
+        "readinessProbe.path=/x",
+        "podDefaults.featureserver.env=x",
+        "crds.instal=false",
+    ],
+)
 def test_helm_refuses_unknown_keys(helm_bin, value):
     out = helm(helm_bin, "template", "fso", str(CHART), "--set", value, check=False)
     assert out.returncode != 0, out.stdout[:500]
@@ -104,8 +122,11 @@ def test_helm_refuses_unknown_keys(helm_bin, value):
 def test_readiness_uses_the_liveness_endpoint(helm_bin):
     [dep] = find(render(helm_bin), "Deployment")
     container = dep["spec"]["template"]["spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"] == container["livenessProbe"]["httpGet"] == {
-        "path": "/healthz", "port": "health"}
+    assert (
+        container["readinessProbe"]["httpGet"]
+        == container["livenessProbe"]["httpGet"]
+        == {"path": "/healthz", "port": "health"}
+    )
     port = next(p for p in container["ports"] if p["name"] == "health")
     assert {"name": "FSO_HEALTH_PORT", "value": str(port["containerPort"])} in container["env"]
 
@@ -144,15 +165,21 @@ def test_service_monitor_selects_the_metrics_service(helm_bin):
 def test_pod_monitor_matches_rendered_feature_server_pods(helm_bin):
     docs = render(helm_bin, *ALL_MONITORING, *MONITORING_APIS)
     [pm] = find(docs, "PodMonitor")
-    fs = parse_featurestore({
-        "apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-        "metadata": {"name": "demo", "namespace": "team-a", "uid": "u"},
-        "spec": {"project": "demo", "featureServer": {"metrics": {"enabled": True}}},
-    })
+    fs = parse_featurestore(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": "demo", "namespace": "team-a", "uid": "u"},
+            "spec": {"project": "demo", "featureServer": {"metrics": {"enabled": True}}},
+        }
+    )
     config = OperatorConfig()
     fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
-    [dep] = [o for o in render_store(fs, planned_endpoints(fs), config).objects
-             if o["kind"] == "Deployment" and o["metadata"]["name"] == "demo-feature-server"]
+    [dep] = [
+        o
+        for o in render_store(fs, planned_endpoints(fs), config).objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "demo-feature-server"
+    ]
     pod = dep["spec"]["template"]
     assert pm["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
@@ -166,8 +193,10 @@ def test_pod_monitor_matches_rendered_feature_server_pods(helm_bin):
 def test_alert_rules_pass_promtool_and_use_exported_metrics(helm_bin, tmp_path):
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: hack/setup.sh installs Debian's prometheus package for it"
-    [rule] = find(render(helm_bin, *ALL_MONITORING, *MONITORING_APIS,
-                         "--set", "monitoring.prometheusRule.notReadyMinutes=20"), "PrometheusRule")
+    [rule] = find(
+        render(helm_bin, *ALL_MONITORING, *MONITORING_APIS, "--set", "monitoring.prometheusRule.notReadyMinutes=20"),
+        "PrometheusRule",
+    )
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     assert set(alerts) == {"FeatureStoreNotReady", "FeatureStoreMaterializationFailing", "FeatureStoreFeaturesStale"}
     assert alerts["FeatureStoreNotReady"]["for"] == "20m"
@@ -213,9 +242,15 @@ def test_one_version_for_package_chart_and_image(helm_bin):
 
 
 def test_chart_readme_is_generated_from_values():
-    out = subprocess.run([sys.executable, str(ROOT / "hack" / "chart-readme.py"), "--check"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "chart-readme.py"), "--check"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     readme = (CHART / "README.md").read_text()
-    for key in ("podDefaults", "monitoring.prometheusRule.notReadyMinutes", "crds.install", "readinessProbe.periodSeconds"):
+    for key in (
+        "podDefaults",
+        "monitoring.prometheusRule.notReadyMinutes",
+        "crds.install",
+        "readinessProbe.periodSeconds",
+    ):
         assert f"`{key}`" in readme

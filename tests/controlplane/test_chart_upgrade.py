@@ -23,8 +23,12 @@ G = "featurestore.kubeflow.org"
 
 def previous_chart(tmp_path: Path) -> Path:
     archive = tmp_path / "previous.tar"
-    out = subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), PREVIOUS, "charts/featurestore-operator"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "-o", str(archive), PREVIOUS, "charts/featurestore-operator"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if out.returncode != 0:
         pytest.fail(f"cannot read the previous chart from git ({PREVIOUS}): {out.stderr}", pytrace=False)
     with tarfile.open(archive) as tar:
@@ -53,9 +57,16 @@ def test_upgrade_from_previous_chart_upgrades_the_crd_and_keeps_it(plane, helm_b
     before = _crd(plane)
     assert "feast" in before["spec"]["names"]["categories"]  # what the old chart installed
     plane.request("POST", "/api/v1/namespaces", {"metadata": {"name": "team-a"}})
-    plane.request("POST", f"/apis/{G}/v1alpha1/namespaces/team-a/featurestores",
-                  {"apiVersion": f"{G}/v1alpha1", "kind": "FeatureStore", "metadata": {"name": "demo"},
-                   "spec": {"project": "demo"}})
+    plane.request(
+        "POST",
+        f"/apis/{G}/v1alpha1/namespaces/team-a/featurestores",
+        {
+            "apiVersion": f"{G}/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": "demo"},
+            "spec": {"project": "demo"},
+        },
+    )
 
     # the CRD came from crds/ and carries no Helm ownership: Helm refuses to adopt it silently
     refused = helm(helm_bin, "upgrade", "fso", str(CHART), "-n", "fso", kubeconfig=kc, check=False)
@@ -75,4 +86,6 @@ def test_upgrade_from_previous_chart_upgrades_the_crd_and_keeps_it(plane, helm_b
     helm(helm_bin, "upgrade", "fso", str(CHART), "-n", "fso", "--set", "resyncSeconds=60", kubeconfig=kc)
     helm(helm_bin, "uninstall", "fso", "-n", "fso", kubeconfig=kc)
     assert _crd(plane)["metadata"]["name"] == CRD  # kept: deleting it would delete every FeatureStore
-    assert plane.request("GET", f"/apis/{G}/v1alpha1/namespaces/team-a/featurestores/demo")["metadata"]["name"] == "demo"
+    assert (
+        plane.request("GET", f"/apis/{G}/v1alpha1/namespaces/team-a/featurestores/demo")["metadata"]["name"] == "demo"
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.controlplane.test_operator import G, P, V, crd_api, fs_manifest, get_fs, make_ready  # noqa: F401
+from tests.controlplane.test_operator import G, P, V, fs_manifest, get_fs, make_ready
 from tests.support.waiting import wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -28,9 +28,18 @@ def _kubectl(kubectl_bin: str, *args: str) -> str:
 
 def _conditions(describe: str) -> list[tuple[str, ...]]:
     """(type, status, reason) rows of the Conditions table of `kubectl describe`."""
-    rows = re.findall(r"^\s+Last Transition Time:.*\n\s+Message:.*\n(?:\s+Observed Generation:.*\n)?"
-                      r"\s+Reason:\s+(\S+)\n\s+Status:\s+(\S+)\n\s+Type:\s+(\S+)", describe, re.M)
+    rows = re.findall(
+        r"^\s+Last Transition Time:.*\n\s+Message:.*\n(?:\s+Observed Generation:.*\n)?"
+        r"\s+Reason:\s+(\S+)\n\s+Status:\s+(\S+)\n\s+Type:\s+(\S+)",
+        describe,
+        re.M,
+    )
     return sorted((t, s, r) for r, s, t in rows)
+
+
+@pytest.fixture
+def crd_api(kube_api):
+    return client.CustomObjectsApi(kube_api)
 
 
 @pytest.fixture
@@ -47,9 +56,15 @@ def team_a(kube_api):
 def test_readme_sample_matches_a_real_run(operator, crd_api, kubelet, team_a, kubectl_bin):
     namespace = team_a
     crd_api.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("driver-stats"))
-    wait_for(lambda: make_ready(kubelet, namespace, "driver-stats") >= 0
-             and get_fs(crd_api, namespace, "driver-stats").get("status", {}).get("phase") == "Ready",
-             timeout=90, interval=1, what="Ready")
+    wait_for(
+        lambda: (
+            make_ready(kubelet, namespace, "driver-stats") >= 0
+            and get_fs(crd_api, namespace, "driver-stats").get("status", {}).get("phase") == "Ready"
+        ),
+        timeout=90,
+        interval=1,
+        what="Ready",
+    )
     wide = _kubectl(kubectl_bin, "get", "fs", "-n", namespace, "-o", "wide")
     describe = _kubectl(kubectl_bin, "describe", "fs", "-n", namespace, "driver-stats")
     sample = f"$ kubectl get fs -n team-a -o wide\n{wide}\n$ kubectl describe fs -n team-a driver-stats\n{describe}"
@@ -61,4 +76,6 @@ def test_readme_sample_matches_a_real_run(operator, crd_api, kubelet, team_a, ku
         return
     shown = match.group(2)
     assert wide.splitlines()[0] in shown, "README's `kubectl get fs -o wide` columns differ from a real run"
-    assert _conditions(shown) == _conditions(describe), "README's `kubectl describe fs` conditions differ from a real run"
+    assert _conditions(shown) == _conditions(describe), (
+        "README's `kubectl describe fs` conditions differ from a real run"
+    )

@@ -14,7 +14,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def documented_reasons() -> set[str]:
     text = README.read_text()
-    section = text[text.index("## Troubleshooting by condition reason"):]
+    section = text[text.index("## Troubleshooting by condition reason") :]
     section = section[: section.index("\n## ", 10)]
     reasons: set[str] = set()
     for line in section.splitlines():
@@ -35,14 +35,16 @@ def test_collector_finds_reasons_of_every_kind():
 
 def test_every_emitted_reason_is_documented():
     documented = documented_reasons()
-    missing = sorted(r for r in emitted_reasons()
-                     if not (fnmatch.filter(documented, r) if "*" in r else r in documented))
+    missing = sorted(
+        r for r in emitted_reasons() if not (fnmatch.filter(documented, r) if "*" in r else r in documented)
+    )
     assert not missing, f"add these reasons to README's troubleshooting table: {missing}"
 
 
 def test_no_stale_rows():
     emitted = emitted_reasons()
     patterns = [r for r in emitted if "*" in r]
-    stale = sorted(r for r in documented_reasons()
-                   if r not in emitted and not any(fnmatch.fnmatch(r, p) for p in patterns))
+    stale = sorted(
+        r for r in documented_reasons() if r not in emitted and not any(fnmatch.fnmatch(r, p) for p in patterns)
+    )
     assert not stale, f"README's troubleshooting table names reasons the code never sets: {stale}"

@@ -43,8 +43,8 @@ class FeatureStore(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["featurestore.kubeflow.org/v1alpha1"] = API_VERSION
-    kind: Literal["FeatureStore"] = KIND
+    api_version: Literal["featurestore.kubeflow.org/v1alpha1"] = "featurestore.kubeflow.org/v1alpha1"
+    kind: Literal["FeatureStore"] = "FeatureStore"
     metadata: ObjectMeta
     spec: FeatureStoreSpec
     status: FeatureStoreStatus = Field(default_factory=FeatureStoreStatus)
