@@ -28,10 +28,13 @@
 #   FSO_PRUNE_BUILD=1    delete the ~2.2 GB build tree after a successful build
 #   FSO_SKIP_HELM=1      do not fetch helm
 #   FSO_PIP              pip command to use for `pip download` (default: auto)
+#   FSO_APT_LOCK_TIMEOUT seconds to wait for another apt/dpkg process (default 600)
 set -Eeuo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 export CI="${CI:-true}"
+# apt_get_locked: waits (bounded) for another apt/dpkg process instead of failing
+APT_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/apt.sh"
 
 FSO_CACHE="${FSO_CACHE:-$HOME/.cache/featurestore-operator}"
 K8S_DIR="$FSO_CACHE/k8s"
@@ -62,7 +65,8 @@ apt_get() {
   if [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ]; then
     die "need root (or passwordless sudo) to run: apt-get $*"
   fi
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -y -q \
+  $SUDO env DEBIAN_FRONTEND=noninteractive FSO_APT_LOCK_TIMEOUT="${FSO_APT_LOCK_TIMEOUT:-600}" \
+    bash -c '. "$0"; shift; apt_get_locked "$@"' "$APT_LIB" - -y -q \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" </dev/null
 }
 APT_UPDATED=0

@@ -18,18 +18,20 @@ say() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 # --- Debian packages -----------------------------------------------------------------------
-APT_PACKAGES=(redis-server openssl git util-linux ca-certificates)
+# prometheus: for promtool, which checks the chart's alert rules (the server itself is not used)
+APT_PACKAGES=(redis-server openssl git util-linux ca-certificates prometheus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root bash -c '. "$0"; apt_get_locked update -qq' "$ROOT/hack/lib/apt.sh"
+  as_root bash -c '. "$0"; shift; apt_get_locked "$@"' "$ROOT/hack/lib/apt.sh" - install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # tests start their own redis-server processes; the packaged service is not wanted
   if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
   as_root service redis-server stop >/dev/null 2>&1 || true
+  as_root service prometheus stop >/dev/null 2>&1 || true
 fi
 
 # --- virtualenv ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import yaml
 
 from .api import OperatorConfig, SpecError, parse_featurestore, resolve
 from .api.crd import crd
+from .api.resource import select_featurestores
 
 
 def _load_manifests(path: str) -> list[dict[str, Any]]:
@@ -20,7 +21,7 @@ def _load_manifests(path: str) -> list[dict[str, Any]]:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
         raise SpecError([(path, f"not valid YAML: {err}")]) from None
-    return [d for d in docs if not (isinstance(d, dict) and d.get("kind") not in (None, "FeatureStore"))]
+    return select_featurestores(docs, path)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -31,3 +31,22 @@ WATCHED = Gauge(
     "Objects carrying the operator's managed-by label that its watches hold (slim copies), by kind",
     ["kind"],
 )
+CLOUD_OPERATION_SECONDS = Histogram(
+    "featurestore_cloud_operation_duration_seconds",
+    "Duration of long-running cloud operations (e.g. Memorystore create: usually 5-10 min), from the "
+    "request to the pass that saw them finish, by service, verb and result (done | failed)",
+    ["service", "verb", "result"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600),
+)
+STORE_READY = Gauge(
+    "featurestore_ready", "1 while the FeatureStore's Ready condition is True, else 0", ["namespace", "name"]
+)
+MATERIALIZATION_FAILED = Gauge(
+    "featurestore_materialization_failed", "1 while the FeatureStore's last materialization run failed, else 0",
+    ["namespace", "name"],
+)
+MATERIALIZATION_LAST_SUCCESS = Gauge(
+    "featurestore_materialization_last_success_timestamp_seconds",
+    "When the FeatureStore's materialization last succeeded (Unix time); absent until it has",
+    ["namespace", "name"],
+)

@@ -239,19 +239,17 @@ def sar(api: client.ApiClient, user: str, verb: str, resource: str, group: str =
     return client.AuthorizationV1Api(api).create_subject_access_review(body).status.allowed
 
 
+#: The session installed the FeatureStore CRD (conftest); a release must not try to own it (the
+#: CRD upgrade path through templates/crds.yaml is tested in test_chart_upgrade.py).
+SESSION_CRD = ["--set", "crds.install=false"]
+
+
 @pytest.fixture
 def release(control_plane, featurestore_crd, helm_bin, namespace, tmp_path) -> Iterator[dict[str, Any]]:
     """The chart installed into `namespace` (cluster-scoped objects named after the release, so
     runs never collide); uninstalled afterwards (the namespace fixture does not remove ClusterRoles)."""
-    drift = subprocess.run(["bash", str(ROOT / "hack" / "sync-chart-crds.sh"), "--check"], capture_output=True, text=True)
-    if drift.returncode != 0:
-        pytest.fail("the chart's crds/ differ from crds/ (Helm 4 server-side-applies CRDs and would conflict "
-                    "with the session's): run `bash hack/sync-chart-crds.sh`\n" + drift.stdout[-2000:], pytrace=False)
     name = f"fso-{secrets.token_hex(3)}"
-    values = ["--set", "resyncSeconds=10"]
-    # No --skip-crds: the session already installed crds/. Helm 4 server-side-applies the chart's
-    # CRDs on install: identical content (tests/unit/test_chart_crds.py) is a no-op, different
-    # content conflicts with the session's field manager (checked above).
+    values = ["--set", "resyncSeconds=10", *SESSION_CRD]
     out = helm(helm_bin, "install", name, str(CHART), "-n", namespace, *values, kubeconfig=control_plane.kubeconfig)
     try:
         manifest = helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
@@ -484,7 +482,7 @@ def test_leader_election_under_chart_serviceaccount(control_plane, kube_api, hel
     (get/create/update in the release namespace suffice); only the leader reconciles; a clean exit
     hands the Lease over at once, so the stand-by takes over without waiting for it to expire."""
     name = f"fso-ha-{secrets.token_hex(3)}"
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "replicaCount=2",
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "replicaCount=2", *SESSION_CRD,
          "--set", "resyncSeconds=10", "--set", "leaderElection.leaseSeconds=60", kubeconfig=control_plane.kubeconfig)
     procs: list[OperatorProcess] = []
     try:
@@ -550,7 +548,8 @@ def test_onboarding_under_chart_serviceaccount(control_plane, kube_api, helm_bin
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"resyncSeconds": 10, "kubeflow": {"onboarding": {
         "enabled": True, "template": {"project": "{namespace}"}}}}))
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "-f", str(values), kubeconfig=control_plane.kubeconfig)
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "-f", str(values), *SESSION_CRD,
+         kubeconfig=control_plane.kubeconfig)
     core = client.CoreV1Api(kube_api)
     profile_ns = f"kubeflow-user-{secrets.token_hex(3)}"
     proc = None
@@ -684,7 +683,8 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
     """watchNamespaces: Roles in the watched namespaces plus a read-only ClusterRole (CRDs,
     namespaces) are enough for a namespaced kopf operator, and it has no rights elsewhere."""
     name = f"fso-ns-{secrets.token_hex(3)}"
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", f"watchNamespaces={{{store_namespace}}}",
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, *SESSION_CRD,
+         "--set", f"watchNamespaces={{{store_namespace}}}",
          "--set", "resyncSeconds=10", kubeconfig=control_plane.kubeconfig)
     proc = None
     try:

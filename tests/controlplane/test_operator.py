@@ -88,8 +88,8 @@ def test_create_reaches_ready_with_owned_objects(operator, kube_api, crd_api, ku
     out = subprocess.run([kubectl_bin, "wait", "--for=condition=Ready", f"featurestore/demo", "-n", namespace, "--timeout=20s"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    out = subprocess.run([kubectl_bin, "get", "fs", "-n", namespace], capture_output=True, text=True)
-    assert "Ready" in out.stdout and "demo-feature-server" in out.stdout
+    out = subprocess.run([kubectl_bin, "get", "fs", "-n", namespace, "-o", "wide"], capture_output=True, text=True)
+    assert "Ready" in out.stdout and "demo-feature-server" in out.stdout  # Server: a -o wide column
     assert "finalizer" not in str(fs["metadata"].get("finalizers")), "no cloud resources: no finalizer"
 
 

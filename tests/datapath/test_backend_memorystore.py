@@ -183,7 +183,7 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
     assert isinstance(ready, Ready), reasons(loop.outcomes)
     assert backend._client is client  # cached per backend instance
     assert set(reasons(loop.outcomes)) == {"Creating", "Ready"}
-    assert ready.status == {"operations": {"memorystore": None}}
+    assert ready.status == {"operations": {"memorystore": None, "memorystoreStartTime": None}}
     assert loop.fs.status.cloud.memorystore == name  # recorded at create: clean-up works from it
     assert loop.fs.status.operations.memorystore is None
 

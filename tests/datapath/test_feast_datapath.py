@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -59,6 +60,7 @@ if str(ROOT) not in sys.path:
 
 from featurestore_operator import render  # noqa: E402
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # noqa: E402
+from featurestore_operator.api.pods import PodSettings  # noqa: E402
 from featurestore_operator.render import (  # noqa: E402
     Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey)
 from featurestore_operator.render.names import Names  # noqa: E402
@@ -354,6 +356,30 @@ def test_materialization_cronjob_writes_rows_to_redis(stack: Stack, materialized
         assert conv == pytest.approx(stack.expected[d]["conv_rate"], rel=1e-6)  # newest row won
         assert city == stack.expected[d]["city"]
     assert r.hgetall(_redis_key(feature_repo.UNKNOWN_DRIVER)) == {}
+
+
+def test_pod_settings_reach_the_running_feast(stack: Stack, materialized):
+    """spec.materialization.pod: the CronJob rendered with a log level and env from a Secret
+    (envFrom) runs as rendered; Feast logs at DEBUG only when asked, and the env var is there."""
+    pod_settings = {"logLevel": "DEBUG", "envFrom": [{"secretRef": {"name": "team-env"}}]}
+    spec = stack.fs.spec.model_copy(update={"materialization": stack.fs.spec.materialization.model_copy(
+        update={"pod": PodSettings.model_validate(pod_settings)})})
+    fs = stack.fs.model_copy(update={"spec": spec})
+    rendered = render.render(fs, stack.endpoints, stack.config, repo=RepoSource("r1-good"))
+    runner = PodRunner(rendered.objects, secrets={**stack.secrets, "team-env": {"TEAM_MARK": "fraud-team"}},
+                       extra_env=stack.gcs.env(), namespace=NAMESPACE)
+    try:
+        pod = runner.pod(runner.find("CronJob"))
+        prepared = pod.prepare()
+        assert prepared.env["TEAM_MARK"] == "fraud-team"
+        res = pod.run_job(timeout=240)
+    finally:
+        runner.close()
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    below_warning = re.compile(r"^(DEBUG|INFO):", re.M)  # Feast's log lines: LEVEL:logger:message
+    assert below_warning.search(out), out[-3000:]
+    assert not below_warning.search(stack.logs["materialize"])  # Feast's default level (warning) otherwise
 
 
 def test_feature_server_health_metrics_and_online_features(stack: Stack, server: Running):

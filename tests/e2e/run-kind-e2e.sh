@@ -72,8 +72,8 @@ cleanup() {
   [ -z "$pf_pid" ] || kill "$pf_pid" 2>/dev/null || true
   if [ "$rc" -ne 0 ] && kubectl config get-contexts "$CONTEXT" >/dev/null 2>&1; then
     say "diagnostics (exit code $rc)"
-    k get featurestores -A -o wide || true
-    k describe featurestore "$STORE" -n "$NS" || true
+    k get fs -A -o wide || true
+    k describe fs "$STORE" -n "$NS" || true
     k get all,pvc,cm,secret -n "$NS" -o wide || true
     k get events -n "$NS" --sort-by=.lastTimestamp | tail -40 || true
     k logs -n "$OPERATOR_NS" "deploy/$RELEASE" --tail=200 || true
@@ -85,7 +85,7 @@ cleanup() {
     say "deleting kind cluster $CLUSTER"
     kind delete cluster --name "$CLUSTER" || true
   elif [ "$created_cluster" = 1 ]; then
-    say "KEEP=1: cluster kept; kubectl --context $CONTEXT get featurestores -A; kind delete cluster --name $CLUSTER"
+    say "KEEP=1: cluster kept; kubectl --context $CONTEXT get fs -A; kind delete cluster --name $CLUSTER"
   fi
   exit "$rc"
 }
@@ -141,7 +141,7 @@ k apply -f "$ROOT/examples/local.yaml"
 say "waiting for the store's data volume claim (status.endpoints.bucket)"
 claim=""
 for _ in $(seq 120); do
-  claim="$(k get featurestore "$STORE" -n "$NS" -o jsonpath='{.status.endpoints.bucket}' 2>/dev/null || true)"
+  claim="$(k get fs "$STORE" -n "$NS" -o jsonpath='{.status.endpoints.bucket}' 2>/dev/null || true)"
   [ -n "$claim" ] && k get pvc "$claim" -n "$NS" >/dev/null 2>&1 && break
   sleep 2
 done
@@ -193,8 +193,8 @@ wait_job demo-generate-data
 k logs -n "$NS" job/demo-generate-data
 
 say "waiting for featurestore/$STORE to be Ready (images pull, Redis starts, feast apply runs)"
-k wait --for=condition=Ready "featurestore/$STORE" -n "$NS" --timeout="$TIMEOUT"
-k get featurestore "$STORE" -n "$NS" -o wide
+k wait --for=condition=Ready "fs/$STORE" -n "$NS" --timeout="$TIMEOUT"
+k get fs "$STORE" -n "$NS" -o wide
 
 # --- materialization -------------------------------------------------------------------------
 say "materializing (a Job from cronjob/$STORE-materialize)"
@@ -240,7 +240,7 @@ pf_pid=""
 say "deleting featurestore/$STORE: everything it created must go"
 # ours, not the operator's; its pod holds the claim (PVC protection) until it is gone
 k delete job demo-generate-data -n "$NS" --cascade=foreground --wait=true
-k delete featurestore "$STORE" -n "$NS" --wait=true --timeout="$TIMEOUT"
+k delete fs "$STORE" -n "$NS" --wait=true --timeout="$TIMEOUT"
 kinds=all,configmaps,secrets,serviceaccounts,persistentvolumeclaims,networkpolicies,poddisruptionbudgets,horizontalpodautoscalers
 for _ in $(seq 120); do
   left="$(k get "$kinds" -n "$NS" -l "$OWNER_LABEL=$STORE" -o name 2>/dev/null || true)"

@@ -219,6 +219,17 @@ _MODEL_ONLY: list[tuple[str, Any, str, str]] = [
     ("featureServer.resources", {"requests": {"cpu; rm -rf /": "1"}}, "spec.featureServer.resources.requests", "Spec"),
     ("onlineStore.inCluster.resources", {"limits": {"memory": "1 Gi"}}, "spec.onlineStore.inCluster.resources.limits", "Spec"),
     ("provider", "local", "onlineStore.memorystore", "Spec"),  # with memorystore below
+    # pod settings (api/pods.py): the operator's labels, annotations and env vars stay its own
+    ("featureServer.pod.labels", {"app.kubernetes.io/instance": "other"}, "spec.featureServer.pod.labels", "Spec"),
+    ("materialization.pod.annotations", {"sidecar.istio.io/inject": "true"}, "spec.materialization.pod.annotations",
+     "Spec"),
+    ("ui.pod.annotations", {"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"}, "spec.ui.pod.annotations",
+     "Spec"),
+    ("featureServer.pod.env", [{"name": "REDIS_PASSWORD", "value": "x"}], "spec.featureServer.pod.env", "Spec"),
+    ("featureServer.pod.env", [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.volumes"}}}],
+     "spec.featureServer.pod.env", "Spec"),
+    ("registry.server.pod.priorityClassName", "system-node-critical", "spec.registry.server.pod.priorityClassName",
+     "Spec"),
 ]
 
 
@@ -317,7 +328,8 @@ def corpus() -> list[Case]:
 
     # unknown fields: pruned by the structural schema, reported by validate
     for path, value in [("spec.unknownField", "x" * MB), ("spec.featureServer.command", ["sh", "-c", "reboot"]),
-                        ("spec.deep", _nested(80, "x")), ("spec.onlineStore.inCluster.image", "evil:latest")]:
+                        ("spec.deep", _nested(80, "x")), ("spec.onlineStore.inCluster.image", "evil:latest"),
+                        ("spec.featureServer.pod.hostNetwork", True)]:
         doc = _set(_base(name()), path, value)
         cases.append(Case(f"unknown {path}", "pruned", doc, path.rsplit(".", 1)[-1]))
     return cases

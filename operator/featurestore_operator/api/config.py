@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import Field, field_validator, model_validator
-
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .onboarding import OnboardingTemplate
+from .pods import PodDefaults
 from .policy import AdminPolicy, EffectivePolicy, effective
 from .spec import GcpProjectId, GcpRegion, GsaEmail, ImageRef, Provider
 
@@ -92,6 +92,23 @@ class OperatorConfig(BaseSettings):
     leader_election_seconds: int = Field(default=15, ge=5, le=300)
     """Seconds a Lease stays valid without renewal: how long a stand-by waits before it takes over
     from a replica that died without handing over."""
+
+    pod_defaults: Annotated[PodDefaults, NoDecode] = Field(default_factory=PodDefaults)
+    """Pod settings (env, nodeSelector, tolerations, affinity, ...) of every FeatureStore's components, as
+    JSON/YAML: {all: {...}, featureServer: {...}, registryServer, offlineServer, ui, materialization, apply,
+    redis}; a FeatureStore's own ``pod`` settings override them (Helm value podDefaults)."""
+
+    @field_validator("pod_defaults", mode="before")
+    @classmethod
+    def _parse_pod_defaults(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                v = yaml.safe_load(v) if v.strip() else {}
+            except yaml.YAMLError as err:
+                raise ValueError(f"not valid JSON/YAML: {err}") from None
+            return v if v is not None else {}
+        return v
+
     # --- Kubeflow profile onboarding (handlers/profiles.py, reconcile/onboarding.py) ----------
     onboarding_enabled: bool = False
     """Create a FeatureStore from onboarding_template in every Kubeflow profile namespace."""

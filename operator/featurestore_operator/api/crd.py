@@ -20,7 +20,7 @@ _KEEP = {
     "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
     "minProperties", "maxProperties", "required", "properties", "additionalProperties", "items",
     "nullable", "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-preserve-unknown-fields", "uniqueItems",
+    "x-kubernetes-preserve-unknown-fields", "uniqueItems", "oneOf",
 }
 
 
@@ -40,11 +40,18 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             node["x-kubernetes-int-or-string"] = True
         elif len(variants) == 1:
             inner = _structural(variants[0], defs)
-            node = {**inner, **{k: v for k, v in node.items() if k in ("description", "default")}}
+            node = {**inner, **{k: v for k, v in node.items() if k in ("description", "default", "type")
+                                or k.startswith("x-kubernetes-")}}
         else:
             raise ValueError(f"cannot express union {variants} in a structural schema")
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    if "patternProperties" in node and "additionalProperties" not in node:
+        # a map whose keys pydantic constrains by pattern (label keys): structural schemas have no
+        # patternProperties, so the values' schema becomes additionalProperties (keys are checked
+        # by the operator, which reports them in the Spec condition)
+        (values,) = node.pop("patternProperties").values()
+        node["additionalProperties"] = values
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key not in _KEEP:
@@ -62,8 +69,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         # fields are pruned by the API server and reported by `featurestore-operator validate`.
         out.pop("additionalProperties", None)
         out["type"] = "object"
-    if out.get("additionalProperties") is False:
-        out.pop("additionalProperties")
+    if out.get("additionalProperties") in (False, True) or out.get("x-kubernetes-preserve-unknown-fields"):
+        # free-form objects (e.g. affinity) say so with x-kubernetes-preserve-unknown-fields
+        out.pop("additionalProperties", None)
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
     if out.get("default") in (None, "", [], {}):
@@ -75,6 +83,20 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return _structural(raw, raw.get("$defs", {}))
+
+
+_READY = '.status.conditions[?(@.type=="Ready")]'
+
+#: `kubectl get fs`: is it OK and, if not, why; `-o wide` (priority 1) adds the message and the
+#: feature server URL, which status carries only once the feature server is available.
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Ready", "type": "string", "jsonPath": f"{_READY}.status"},
+    {"name": "Reason", "type": "string", "jsonPath": f"{_READY}.reason"},
+    {"name": "Online", "type": "string", "jsonPath": ".status.endpoints.onlineStore"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Message", "type": "string", "priority": 1, "jsonPath": f"{_READY}.message"},
+    {"name": "Server", "type": "string", "priority": 1, "jsonPath": ".status.endpoints.featureServer"},
+]
 
 
 def crd() -> dict[str, Any]:
@@ -122,7 +144,9 @@ def crd() -> dict[str, Any]:
                 "plural": r.PLURAL,
                 "singular": r.SINGULAR,
                 "shortNames": r.SHORT_NAMES,
-                "categories": ["kubeflow", "feast"],
+                # Not "feast": the Feast Operator's CRD (featurestores.feast.dev) has short name
+                # `feast`, and a category would take `kubectl get feast` away from it.
+                "categories": ["kubeflow"],
             },
             "versions": [
                 {
@@ -130,12 +154,7 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Online", "type": "string", "jsonPath": ".status.endpoints.onlineStore"},
-                        {"name": "Server", "type": "string", "jsonPath": ".status.endpoints.featureServer"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {"openAPIV3Schema": schema},
                 }
             ],

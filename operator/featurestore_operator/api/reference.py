@@ -5,6 +5,7 @@ README.md embeds it between markers; a unit test fails when the two drift.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .crd import crd
@@ -34,7 +35,12 @@ def _constraints(node: dict[str, Any]) -> str:
     return "; ".join(out)
 
 
-def _rows(node: dict[str, Any], path: str) -> list[str]:
+def _shape(node: dict[str, Any]) -> str:
+    """A large object's fields without its own description: equal for every use of one model."""
+    return json.dumps(node.get("properties"), sort_keys=True)
+
+
+def _rows(node: dict[str, Any], path: str, seen: dict[str, str]) -> list[str]:
     rows = []
     required = set(node.get("required", []))
     for name, sub in (node.get("properties") or {}).items():
@@ -42,15 +48,23 @@ def _rows(node: dict[str, Any], path: str) -> list[str]:
         desc = sub.get("description", "").replace("|", "\\|")
         extra = _constraints(sub)
         req = " **required**" if name in required else ""
+        props = sub.get("properties") or {}
+        first = seen.get(_shape(sub)) if len(props) > 4 else None
+        if first:  # a model used in several places (e.g. pod settings) is listed once
+            desc += f" Same fields as `{first}`."
         rows.append(f"| `{p}` | {_type(sub)}{req} | {desc}{' (' + extra + ')' if extra else ''} |")
+        if first:
+            continue
+        if len(props) > 4:
+            seen[_shape(sub)] = p
         if sub.get("type") == "array" and (sub.get("items") or {}).get("properties"):
-            rows += _rows(sub["items"], p + "[]")
-        elif sub.get("properties"):
-            rows += _rows(sub, p)
+            rows += _rows(sub["items"], p + "[]", seen)
+        elif props:
+            rows += _rows(sub, p, seen)
     return rows
 
 
 def markdown() -> str:
     schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    lines = ["| field | type | description |", "|---|---|---|", *_rows(schema, "spec")]
+    lines = ["| field | type | description |", "|---|---|---|", *_rows(schema, "spec", {})]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,8 +43,8 @@ class FeatureStore(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["featurestore.kubeflow.org/v1alpha1"] = API_VERSION
-    kind: Literal["FeatureStore"] = KIND
+    api_version: Literal["featurestore.kubeflow.org/v1alpha1"] = "featurestore.kubeflow.org/v1alpha1"
+    kind: Literal["FeatureStore"] = "FeatureStore"
     metadata: ObjectMeta
     spec: FeatureStoreSpec
     status: FeatureStoreStatus = Field(default_factory=FeatureStoreStatus)
@@ -85,7 +86,7 @@ def _problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     for e in err.errors(include_url=False):
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown field; remove it or check its spelling (see `kubectl explain featurestore.spec`)"
+            msg = "unknown field; remove it or check its spelling (see `kubectl explain fs.spec`)"
         elif e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] == "string_pattern_mismatch":
@@ -123,3 +124,36 @@ def parse_featurestore(obj: dict[str, Any]) -> FeatureStore:
     if problems:
         raise SpecError(problems)
     return fs
+
+
+def _looks_like_featurestore(doc: dict[str, Any]) -> bool:
+    kind = str(doc.get("kind") or "")
+    group = str(doc.get("apiVersion") or "").partition("/")[0]
+    near_kind = difflib.SequenceMatcher(None, kind.lower(), KIND.lower()).ratio() >= 0.8
+    return kind == KIND or near_kind or group == GROUP
+
+
+def select_featurestores(docs: list[Any], source: str) -> list[dict[str, Any]]:
+    """The FeatureStore manifests among ``docs`` (other kinds, e.g. the feature repo's ConfigMap,
+    are skipped). A near miss - a misspelled kind or group, the Feast Operator's feast.dev kind -
+    and a file holding no FeatureStore at all are errors, never a silent no-op."""
+    found: list[dict[str, Any]] = []
+    problems: list[tuple[str, str]] = []
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            problems.append((f"{source}: document {i + 1}", "not a mapping"))
+        elif doc.get("apiVersion") == API_VERSION and doc.get("kind") == KIND:
+            found.append(doc)
+        elif _looks_like_featurestore(doc):
+            hint = " (feast.dev is the Feast Operator's FeatureStore, not this operator's)" if str(
+                doc.get("apiVersion", "")).startswith("feast.dev/") else ""
+            problems.append((
+                f"{source}: document {i + 1}",
+                f"apiVersion {doc.get('apiVersion')!r} kind {doc.get('kind')!r} is not a FeatureStore of this "
+                f"operator; expected apiVersion {API_VERSION} and kind {KIND}{hint}",
+            ))
+    if not found and not problems:
+        problems.append((source, f"no FeatureStore (apiVersion {API_VERSION}, kind {KIND}) in this file"))
+    if problems:
+        raise SpecError(problems)
+    return found

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import ApiModel
+from .pods import PodSettings
 
 # --- reusable constrained types -------------------------------------------------------------
 
@@ -203,6 +204,8 @@ class InClusterRedisSpec(ApiModel):
         )
     )
     """Resources of the Redis container."""
+    pod: PodSettings | None = None
+    """Pod settings of the Redis StatefulSet (logLevel does not apply)."""
 
 
 class ExternalRedisSpec(ApiModel):
@@ -313,30 +316,8 @@ class OfflineStoreSpec(ApiModel):
 # --- Feast workloads -------------------------------------------------------------------------
 
 
-class RegistryServerSpec(ApiModel):
-    """`feast serve_registry` (gRPC 6570) as its own Deployment."""
-
-    enabled: bool | None = None
-    """Run a registry server; notebook clients then use a remote registry. Default: on for provider
-    local (its file registry lives on a volume notebooks cannot mount), off on gcp (clients read
-    gs:// directly)."""
-    replicas: int = Field(default=1, ge=1, le=20)
-    """Replicas of the registry server."""
-    resources: ResourceRequirements | None = None
-    """Resources of the registry server container."""
-
-
-class RegistrySpec(ApiModel):
-    """The Feast registry (registry.pb on the bucket or the in-cluster volume)."""
-
-    cache_ttl_seconds: int = Field(default=60, ge=0, le=86400)
-    """How long servers cache the registry before re-reading it (0: never refresh)."""
-    server: RegistryServerSpec = Field(default_factory=RegistryServerSpec)
-    """Optional registry server."""
-
-
 class AutoscalingSpec(ApiModel):
-    """A HorizontalPodAutoscaler on the feature server (replaces a fixed replica count)."""
+    """A HorizontalPodAutoscaler on a server Deployment (replaces its fixed replica count)."""
 
     min_replicas: int = Field(default=1, ge=1, le=100)
     """Lower bound of replicas."""
@@ -350,6 +331,32 @@ class AutoscalingSpec(ApiModel):
         if self.max_replicas < self.min_replicas:
             raise ValueError("maxReplicas must be >= minReplicas")
         return self
+
+
+class RegistryServerSpec(ApiModel):
+    """`feast serve_registry` (gRPC 6570) as its own Deployment."""
+
+    enabled: bool | None = None
+    """Run a registry server; notebook clients then use a remote registry. Default: on for provider
+    local (its file registry lives on a volume notebooks cannot mount), off on gcp (clients read
+    gs:// directly)."""
+    replicas: int = Field(default=1, ge=1, le=20)
+    """Replicas of the registry server (ignored when autoscaling is set)."""
+    autoscaling: AutoscalingSpec | None = None
+    """Autoscale the registry server between minReplicas and maxReplicas instead."""
+    resources: ResourceRequirements | None = None
+    """Resources of the registry server container."""
+    pod: PodSettings | None = None
+    """Pod settings of the registry server."""
+
+
+class RegistrySpec(ApiModel):
+    """The Feast registry (registry.pb on the bucket or the in-cluster volume)."""
+
+    cache_ttl_seconds: int = Field(default=60, ge=0, le=86400)
+    """How long servers cache the registry before re-reading it (0: never refresh)."""
+    server: RegistryServerSpec = Field(default_factory=RegistryServerSpec)
+    """Optional registry server."""
 
 
 class PodDisruptionBudgetSpec(ApiModel):
@@ -393,6 +400,8 @@ class FeatureServerSpec(ApiModel):
     """PodDisruptionBudget of the feature server."""
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     """Prometheus metrics."""
+    pod: PodSettings | None = None
+    """Pod settings of the feature server."""
 
 
 class OptionalServerSpec(ApiModel):
@@ -401,9 +410,13 @@ class OptionalServerSpec(ApiModel):
     enabled: bool = False
     """Run it."""
     replicas: int = Field(default=1, ge=1, le=20)
-    """Replicas."""
+    """Replicas (ignored when autoscaling is set)."""
+    autoscaling: AutoscalingSpec | None = None
+    """Autoscale between minReplicas and maxReplicas instead."""
     resources: ResourceRequirements | None = None
     """Resources of its container."""
+    pod: PodSettings | None = None
+    """Pod settings."""
 
 
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -464,6 +477,8 @@ class MaterializationSpec(ApiModel):
     """Finished Jobs to keep."""
     failed_jobs_history_limit: int = Field(default=3, ge=0, le=100)
     """Failed Jobs to keep."""
+    pod: PodSettings | None = None
+    """Pod settings of the materialization Jobs."""
 
     @field_validator("schedule")
     @classmethod
@@ -527,12 +542,14 @@ class GitRepoSpec(ApiModel):
 class FeatureRepoSpec(ApiModel):
     """The Feast feature repo to `feast apply`: from git or from a ConfigMap of .py files."""
 
-    model_config = {"json_schema_extra": {"maxProperties": 1}}
+    model_config = {"json_schema_extra": {"oneOf": [{"required": ["git"]}, {"required": ["configMap"]}]}}
 
     git: GitRepoSpec | None = None
     """Fetch from git."""
     config_map: LocalObjectRef | None = None
     """A ConfigMap whose keys are the repo's files (e.g. features.py)."""
+    pod: PodSettings | None = None
+    """Pod settings of the feast apply Jobs."""
 
     @model_validator(mode="after")
     def _one(self) -> FeatureRepoSpec:

@@ -76,6 +76,8 @@ class Operations(ApiModel):
 
     memorystore: str | None = None
     """Name of the pending Memorystore create/update/delete operation."""
+    memorystore_start_time: str | None = None
+    """When that operation was requested (RFC 3339): the condition message shows the elapsed time."""
 
 
 class CloudStatus(ApiModel):

@@ -51,7 +51,8 @@ import asyncio
 import functools
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 
@@ -59,7 +60,7 @@ from ..api import DeletionPolicy, FeatureStore, OperatorConfig
 from ..api.spec import MemorystoreSpec
 from ..render.inputs import OnlineEndpoint, SecretKey
 from ..render.names import Names
-from . import gcp
+from . import gcp, longop
 from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
 from .naming import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, memorystore_instance_id, owner_labels, ownership
 from .policy import policy_refusal
@@ -85,6 +86,14 @@ STATE_REASONS = {
     "DELETING": "Deleting",
     "STATE_UNSPECIFIED": "Unknown",
 }
+#: status.operations once no operation is in flight, and while one is (its name and start time).
+OPS_DONE: dict[str, Any] = {"memorystore": None, "memorystoreStartTime": None}
+
+
+def _ops(op_name: str) -> dict[str, Any]:
+    return {"memorystore": op_name, "memorystoreStartTime": longop.timestamp(longop.now())}
+
+
 #: Reason of a pending operation by its verb.
 VERB_REASONS = {"create": "Creating", "update": "Updating", "delete": "Deleting"}
 #: How soon a pending thing is worth looking at again (seconds). Creating takes minutes on GCP.
@@ -211,10 +220,10 @@ class MemorystoreBackend:
         status: dict[str, Any] = {}
         op_name = fs.status.operations.memorystore
         if op_name:
-            polled = await self._poll(op_name)
+            polled = await self._poll(op_name, fs)
             if isinstance(polled, (Pending, Failed)):
                 return polled
-            status = {"operations": {"memorystore": None}}  # done: forget it, look at the instance
+            status = {"operations": OPS_DONE}  # done: forget it, look at the instance
 
         try:
             inst = await self._rpc("get_instance", name=name)
@@ -318,9 +327,9 @@ class MemorystoreBackend:
                  name, ms.tier.value, ms.memory_size_gb, ms.redis_version, op_name)
         return Pending(
             "Creating",
-            f"creating Memorystore instance {name} ({ms.tier.value}, {ms.memory_size_gb} GB, {ms.redis_version}); "
+            f"Memorystore instance {name}: {longop.progress('memorystore', 'create', longop.now(), longop.now())}; "
             f"operation {op_name}",
-            status={**status, "operations": {"memorystore": op_name}, **_record(fs, name)},
+            status={**status, "operations": _ops(op_name), **_record(fs, name)},
             retry_after=FIRST_POLL,
         )
 
@@ -349,8 +358,10 @@ class MemorystoreBackend:
             return _with_status(self._fail(err, f"update Memorystore instance {name} ({what})", "redis.instances.update"), status)
         op_name = op.operation.name
         log.info("updating Memorystore instance %s: %s; operation %s", name, what, op_name)
-        return Pending(reason, f"updating Memorystore instance {name}: {what}; operation {op_name}",
-                       status={**status, "operations": {"memorystore": op_name}}, retry_after=FIRST_POLL)
+        started = longop.now()
+        return Pending(reason, f"Memorystore instance {name}: {longop.progress('memorystore', 'update', started, started)} "
+                       f"({what}); operation {op_name}",
+                       status={**status, "operations": _ops(op_name)}, retry_after=FIRST_POLL)
 
     async def _ready(self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any],
                      existing: bool = False) -> Outcome[OnlineEndpoint]:
@@ -400,8 +411,9 @@ class MemorystoreBackend:
         return Ready(endpoint, message=message, secret=secret or None, status=status,
                      reason="ImmutableFieldChanged" if ignored else "Ready")
 
-    async def _poll(self, op_name: str) -> Pending | Failed | None:
-        """None when the operation is done (successfully, or gone); else the outcome to return."""
+    async def _poll(self, op_name: str, fs: FeatureStore) -> Pending | Failed | None:
+        """None when the operation is done (successfully, or gone); else the outcome to return.
+        Pending messages show the elapsed minutes and the typical duration (backends/longop.py)."""
         try:
             op = await self._rpc("get_operation", {"name": op_name})
         except gexc.NotFound:
@@ -410,11 +422,16 @@ class MemorystoreBackend:
         except Exception as err:  # noqa: BLE001
             return self._fail(err, f"get Memorystore operation {op_name}", "redis.operations.get")
         verb, target = _op_metadata(op)
+        started = longop.parse_timestamp(fs.status.operations.memorystore_start_time) or _op_created(op)
+        at = longop.now()
         if not op.done:
             return Pending(VERB_REASONS.get(verb, "Updating"),
-                           f"waiting for Memorystore operation {op_name} ({verb or 'operation'} {target})".rstrip(),
+                           f"Memorystore instance {target or '(unknown)'}: {longop.progress('memorystore', verb, started, at)}; "
+                           f"operation {op_name}",
                            retry_after=_poll_after(op, RETRY_CREATING if verb == "create" else RETRY_UPDATING))
-        if op.HasField("error") and op.error.code:
+        failed = op.HasField("error") and op.error.code
+        longop.record_duration("memorystore", verb, "failed" if failed else "done", started, at)
+        if failed:
             code = op.error.code
             log.warning("Memorystore operation %s (%s %s) failed: %s %s", op_name, verb, target, code, op.error.message)
             return Failed(
@@ -423,7 +440,7 @@ class MemorystoreBackend:
                 f"({_CODE_NAMES.get(code, code)}): {op.error.message} (operation {op_name})",
                 retryable=code not in _PERMANENT_CODES,
                 retry_after=60 if code not in _PERMANENT_CODES else 300,
-                status={"operations": {"memorystore": None}},  # the next pass looks at the instance again
+                status={"operations": OPS_DONE},  # the next pass looks at the instance again
             )
         return None
 
@@ -462,14 +479,14 @@ class MemorystoreBackend:
         note = ""
         op_name = fs.status.operations.memorystore
         if op_name:
-            polled = await self._poll(op_name)
+            polled = await self._poll(op_name, fs)
             if isinstance(polled, Pending):
                 return Deleted(False, polled.message, retry_after=polled.retry_after)
             if isinstance(polled, Failed):
                 if not polled.status:  # could not poll it (transient, permission): try again later
                     return Deleted(False, polled.message, retry_after=polled.retry_after)
                 note = f" (after: {polled.message})"
-            status = {"operations": {"memorystore": None}}
+            status = {"operations": OPS_DONE}
 
         try:
             inst = await self._rpc("get_instance", name=name)
@@ -505,7 +522,7 @@ class MemorystoreBackend:
             return Deleted(False, f.message, status=status, retry_after=f.retry_after)
         log.info("deleting Memorystore instance %s; operation %s", name, op.operation.name)
         return Deleted(False, f"deleting Memorystore instance {name}{note}; operation {op.operation.name}",
-                       status={"operations": {"memorystore": op.operation.name}}, retry_after=FIRST_POLL)
+                       status={"operations": _ops(op.operation.name)}, retry_after=FIRST_POLL)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -553,6 +570,12 @@ def _poll_after(op: Any, cap: float) -> float:
 
 def _op_age(op: Any) -> float | None:
     """Seconds since the operation was created (its metadata's createTime), None if unknown."""
+    created = _op_created(op)
+    return None if created is None else (longop.now() - created).total_seconds()
+
+
+def _op_created(op: Any) -> Any:
+    """The operation's metadata createTime (a UTC datetime), None if unknown."""
     try:
         import datetime as dt
 
@@ -560,8 +583,7 @@ def _op_age(op: Any) -> float | None:
 
         md = redis_v1.OperationMetadata.pb()()
         if op.HasField("metadata") and op.metadata.Unpack(md) and md.HasField("create_time"):
-            created = md.create_time.ToDatetime(tzinfo=dt.timezone.utc)
-            return (dt.datetime.now(dt.timezone.utc) - created).total_seconds()
+            return md.create_time.ToDatetime(tzinfo=dt.UTC)
     except Exception:  # noqa: BLE001 - informative only: fall back to the fixed interval
         pass
     return None

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..api import API_VERSION
+from .. import store_metrics
+from ..api import API_VERSION, FeatureStoreStatus
 from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
 from ..reconcile.core import Deps, Result, reconcile
 from ..reconcile.finalize import finalize
@@ -65,6 +66,7 @@ class Workers:
             event.set()
 
     def forget(self, key: Key) -> None:
+        store_metrics.forget(*key)
         self.bodies.pop(key, None)
         self.generations.pop(key, None)
         self._set_phase(key, None)
@@ -127,6 +129,7 @@ class Workers:
     def _record(self, key: Key, body: dict[str, Any], result: Result) -> None:
         RECONCILES.labels(result.phase or "unknown").inc()
         self._set_phase(key, result.phase)
+        store_metrics.observe(*key, FeatureStoreStatus.model_validate(body.get("status") or {}))
         if key in self.bodies:  # later passes compare status against what this one wrote
             self.bodies[key]["status"] = body.get("status")
 

@@ -62,13 +62,13 @@ def render(
     client = feast_config.to_yaml(feast_config.client_config(fs, endpoints))
     config_hash = hashlib.sha256(server.encode()).hexdigest()[:16]
     objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, server, client)]
-    objects += incluster.data_claim(fs) + incluster.redis(fs)
+    objects += incluster.data_claim(fs) + incluster.redis(fs, config)
     if endpoints.online and endpoints.offline:
-        objects += servers.feature_server(fs, endpoints, config_hash)
-        objects += servers.optional_servers(fs, endpoints, config_hash)
+        objects += servers.feature_server(fs, endpoints, config_hash, config)
+        objects += servers.optional_servers(fs, endpoints, config_hash, config)
         objects += servers.autoscaling(fs, versions)
-        objects += jobs.materialization(fs, endpoints, config_hash, versions)
-        objects += jobs.apply_job(fs, endpoints, config_hash, repo)
+        objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
+        objects += jobs.apply_job(fs, endpoints, config_hash, repo, config)
     objects += kubeflow.pod_default(fs, versions)
     objects += kubeflow.client_config_reader(fs, versions, config)
     objects += kubeflow.access_policy(fs, versions, config.istio)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import FeatureStore
+from ..api import FeatureStore, OperatorConfig
+from . import podknobs
 from .names import Names, labels, meta, selector
 from .pods import container_security, resources
 
@@ -28,7 +29,7 @@ def data_claim(fs: FeatureStore) -> list[dict[str, Any]]:
     return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(fs, Names(fs).data_claim, "offline-store"), "spec": spec}]
 
 
-def redis(fs: FeatureStore) -> list[dict[str, Any]]:
+def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
     online = fs.spec.online_store
     if not online or not online.in_cluster:
         return []
@@ -70,7 +71,7 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
                 "serviceName": names.redis,
                 "replicas": 1,
                 "selector": {"matchLabels": selector(fs, "online-store")},
-                "template": {
+                "template": podknobs.apply({
                     "metadata": {"labels": labels(fs, "online-store")},
                     "spec": {
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
@@ -78,7 +79,7 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
                         "containers": [container],
                         **({"volumes": volumes} if volumes else {}),
                     },
-                },
+                }, podknobs.settings(fs, config, "redis"), fs, "online-store", main=("redis",)),
                 **({"volumeClaimTemplates": claims,
                     # Kubernetes >= 1.27 deletes the claim with the StatefulSet; older servers drop the field.
                     "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}

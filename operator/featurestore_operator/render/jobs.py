@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..api import FeatureStore
+from ..api import FeatureStore, OperatorConfig
+from . import podknobs
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
 from .pods import FEAST_YAML, container_security, feast_container, pod_spec
@@ -58,12 +59,18 @@ def k8s_literal(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions) -> list[dict[str, Any]]:
+def materialization(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions, config: OperatorConfig
+) -> list[dict[str, Any]]:
     m = fs.spec.materialization
     if not m.enabled:
         return []
     names = Names(fs)
-    args = ["-c", MATERIALIZE_SCRIPT, "--"]
+    knobs = podknobs.settings(fs, config, "materialization")
+    script = MATERIALIZE_SCRIPT
+    if knobs.log_level:  # an enum value (api/pods.py LogLevel): safe inside the fixed script
+        script = script.replace("exec feast ", f"exec feast --log-level {knobs.log_level} ", 1)
+    args = ["-c", script, "--"]
     for view in m.feature_views:
         args += ["--views", view]
     container = feast_container(fs, endpoints, "materialize", args, m.resources)
@@ -81,13 +88,13 @@ def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, ve
             "spec": {
                 "backoffLimit": m.backoff_limit,
                 "activeDeadlineSeconds": m.active_deadline_seconds,
-                "template": {
+                "template": podknobs.apply({
                     "metadata": {
                         "labels": job_labels,
                         "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
                     },
                     "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never"),
-                },
+                }, knobs, fs, "materialization", main=("materialize",)),
             },
         },
     }
@@ -100,7 +107,7 @@ def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str
     git = fs.spec.feature_repo.git  # type: ignore[union-attr]
     assert git is not None
     env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
-    mounts = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = []
     if git.secret_ref:
         env.append({"name": "GIT_TOKEN", "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}}})
@@ -140,7 +147,9 @@ def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
     }
 
 
-def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None) -> list[dict[str, Any]]:
+def apply_job(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None, config: OperatorConfig
+) -> list[dict[str, Any]]:
     """One Job per repo revision running ``feast apply``; a new revision gets a new Job.
 
     A failed apply writes nothing, so the registry keeps serving the last applied revision.
@@ -174,13 +183,15 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
     spec = {
         "backoffLimit": 2,
         "activeDeadlineSeconds": 1800,
-        "template": {
-            "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
-            "spec": pod,
-        },
+        "template": podknobs.apply(
+            {"metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+             "spec": pod},
+            podknobs.settings(fs, config, "apply"), fs, "feature-repo", main=("feast-apply",),
+        ),
     }
     # A Job's template is immutable: the name covers everything the template depends on (repo
-    # revision, feature_store.yaml, image, ...), so any change is a new Job, never a refused update.
+    # revision, feature_store.yaml, image, pod settings...), so any change is a new Job, never a
+    # refused update.
     name = names.apply_job(short_hash(json.dumps(spec, sort_keys=True), length=10))
     return [{"apiVersion": "batch/v1", "kind": "Job",
              "metadata": {**meta(fs, name, "feature-repo"), "labels": job_labels}, "spec": spec}]

@@ -1,12 +1,14 @@
 """Feast server Deployments and Services: feature server (always), registry/offline servers and UI
-(when asked for), plus the feature server's HPA and PDB."""
+(when asked for), their HPAs (when autoscaled) and the feature server's PDB."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..api import FeatureStore
-from ..api.spec import OptionalServerSpec
+from ..api import FeatureStore, OperatorConfig
+from ..api.pods import Component, PodSettings
+from ..api.spec import AutoscalingSpec, OptionalServerSpec, RegistryServerSpec
+from . import podknobs
 from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from .inputs import ApiVersions, Endpoints
 from .names import CONFIG_HASH_ANNOTATION, Names, labels, meta, selector
@@ -16,16 +18,18 @@ METRICS_PORT = 8000
 
 
 def _deployment(
-    fs: FeatureStore, name: str, component: str, replicas: int | None, pod: dict[str, Any], config_hash: str
+    fs: FeatureStore, name: str, component: str, replicas: int | None, pod: dict[str, Any], config_hash: str,
+    knobs: PodSettings,
 ) -> dict[str, Any]:
+    template = {
+        "metadata": {"labels": labels(fs, component), "annotations": {CONFIG_HASH_ANNOTATION: config_hash}},
+        "spec": pod,
+    }
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector(fs, component)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
         "revisionHistoryLimit": 3,
-        "template": {
-            "metadata": {"labels": labels(fs, component), "annotations": {CONFIG_HASH_ANNOTATION: config_hash}},
-            "spec": pod,
-        },
+        "template": podknobs.apply(template, knobs, fs, component, main=(component,)),
     }
     if replicas is not None:  # None: owned by an HPA, which must not be fought over
         spec["replicas"] = replicas
@@ -64,7 +68,7 @@ def _tcp_probes(port: str) -> dict[str, Any]:
     }
 
 
-def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> list[dict[str, Any]]:
+def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig) -> list[dict[str, Any]]:
     spec = fs.spec.feature_server
     names = Names(fs)
     workers = spec.workers or workers_for(spec.resources)
@@ -84,78 +88,86 @@ def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> 
     pod = pod_spec(fs, endpoints, [container], terminationGracePeriodSeconds=30)
     replicas = None if spec.autoscaling else spec.replicas
     return [
-        _deployment(fs, names.feature_server, "feature-server", replicas, pod, config_hash),
+        _deployment(fs, names.feature_server, "feature-server", replicas, pod, config_hash,
+                    podknobs.settings(fs, config, "featureServer")),
         _service(fs, names.feature_server, "feature-server", svc_ports),
     ]
 
 
 def _optional_server(
-    fs: FeatureStore, endpoints: Endpoints, config_hash: str, spec: OptionalServerSpec,
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig,
+    spec: OptionalServerSpec | RegistryServerSpec, knob: Component,
     name: str, component: str, args: list[str], port_name: str, port: int, probes: dict[str, Any],
 ) -> list[dict[str, Any]]:
     container = feast_container(
         fs, endpoints, component, ["-f", FEAST_YAML, *args], spec.resources,
         ports=[{"name": port_name, "containerPort": port, "protocol": "TCP"}], **probes,
     )
+    replicas = None if spec.autoscaling else spec.replicas
     return [
-        _deployment(fs, name, component, spec.replicas, pod_spec(fs, endpoints, [container]), config_hash),
+        _deployment(fs, name, component, replicas, pod_spec(fs, endpoints, [container]), config_hash,
+                    podknobs.settings(fs, config, knob)),
         _service(fs, name, component, [(port_name, port)]),
     ]
 
 
-def optional_servers(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> list[dict[str, Any]]:
+def optional_servers(fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig) -> list[dict[str, Any]]:
     names = Names(fs)
     spec = fs.spec
     out: list[dict[str, Any]] = []
     if spec.registry.server.enabled:
-        reg = spec.registry.server
         out += _optional_server(
-            fs, endpoints, config_hash, OptionalServerSpec(enabled=True, replicas=reg.replicas, resources=reg.resources),
+            fs, endpoints, config_hash, config, spec.registry.server, "registryServer",
             names.registry_server, "registry-server", ["serve_registry", "--port", str(REGISTRY_SERVER_PORT)],
             "grpc", REGISTRY_SERVER_PORT, _tcp_probes("grpc"),
         )
     if spec.offline_server.enabled:
         out += _optional_server(
-            fs, endpoints, config_hash, spec.offline_server, names.offline_server, "offline-server",
-            ["serve_offline", "--host", "0.0.0.0", "--port", str(OFFLINE_SERVER_PORT)],
+            fs, endpoints, config_hash, config, spec.offline_server, "offlineServer", names.offline_server,
+            "offline-server", ["serve_offline", "--host", "0.0.0.0", "--port", str(OFFLINE_SERVER_PORT)],
             "grpc-flight", OFFLINE_SERVER_PORT, _tcp_probes("grpc-flight"),
         )
     if spec.ui.enabled:
         out += _optional_server(
-            fs, endpoints, config_hash, spec.ui, names.ui, "ui",
+            fs, endpoints, config_hash, config, spec.ui, "ui", names.ui, "ui",
             ["ui", "--host", "0.0.0.0", "--port", str(UI_PORT)], "http", UI_PORT, _tcp_probes("http"),
         )
     return out
 
 
+def _hpa(fs: FeatureStore, versions: ApiVersions, name: str, component: str, a: AutoscalingSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": versions.hpa,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": meta(fs, name, component),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": a.min_replicas,
+            "maxReplicas": a.max_replicas,
+            # Same shape in autoscaling/v2 and v2beta2.
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": a.target_cpu_utilization_percentage},
+                    },
+                }
+            ],
+        },
+    }
+
+
 def autoscaling(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]:
     spec = fs.spec.feature_server
     names = Names(fs)
-    out: list[dict[str, Any]] = []
-    if spec.autoscaling:
-        a = spec.autoscaling
-        out.append(
-            {
-                "apiVersion": versions.hpa,
-                "kind": "HorizontalPodAutoscaler",
-                "metadata": meta(fs, names.feature_server, "feature-server"),
-                "spec": {
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.feature_server},
-                    "minReplicas": a.min_replicas,
-                    "maxReplicas": a.max_replicas,
-                    # Same shape in autoscaling/v2 and v2beta2.
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": a.target_cpu_utilization_percentage},
-                            },
-                        }
-                    ],
-                },
-            }
-        )
+    scaled: list[tuple[str, str, AutoscalingSpec | None]] = [
+        (names.feature_server, "feature-server", spec.autoscaling),
+        (names.registry_server, "registry-server", fs.spec.registry.server.autoscaling if fs.spec.registry.server.enabled else None),
+        (names.offline_server, "offline-server", fs.spec.offline_server.autoscaling if fs.spec.offline_server.enabled else None),
+        (names.ui, "ui", fs.spec.ui.autoscaling if fs.spec.ui.enabled else None),
+    ]
+    out = [_hpa(fs, versions, name, component, a) for name, component, a in scaled if a]
     if spec.pod_disruption_budget.enabled:
         out.append(
             {

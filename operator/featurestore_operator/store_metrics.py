@@ -1,0 +1,32 @@
+"""Per-FeatureStore gauges for alerts (charts' PrometheusRule) and the dashboard, set from status.
+
+The reconcile pass calls :func:`observe` after it wrote a store's status and :func:`forget` once
+the store is gone, so a deleted store leaves no series behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .api.status import FeatureStoreStatus
+from .metrics import MATERIALIZATION_FAILED, MATERIALIZATION_LAST_SUCCESS, STORE_READY
+
+_GAUGES = (STORE_READY, MATERIALIZATION_FAILED, MATERIALIZATION_LAST_SUCCESS)
+
+
+def observe(namespace: str, name: str, status: FeatureStoreStatus) -> None:
+    ready = status.condition("Ready")
+    STORE_READY.labels(namespace, name).set(1 if ready is not None and ready.status == "True" else 0)
+    mat = status.materialization
+    MATERIALIZATION_FAILED.labels(namespace, name).set(1 if mat.last_result == "Failed" else 0)
+    if mat.last_successful_time:
+        at = dt.datetime.fromisoformat(mat.last_successful_time.replace("Z", "+00:00"))
+        MATERIALIZATION_LAST_SUCCESS.labels(namespace, name).set(at.timestamp())
+
+
+def forget(namespace: str, name: str) -> None:
+    for gauge in _GAUGES:
+        try:
+            gauge.remove(namespace, name)
+        except KeyError:  # never observed
+            pass
