@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import FeatureStore
+from . import compute, freshness
+from .feast_config import FEAST_CONFIG_DIR
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta
 from .pods import FEAST_YAML, container_security, feast_container, pod_spec
@@ -16,7 +18,14 @@ from .pods import FEAST_YAML, container_security, feast_container, pod_spec
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
-MATERIALIZE_SCRIPT = 'exec feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"'
+#: Then reports each feature view's materialized-until time as the container's termination message
+#: (the operator reads it from the finished pod: freshness.parse_summary); the run's exit code stands.
+MATERIALIZE_SCRIPT = f"""feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"
+rc=$?
+python - > /dev/termination-log 2>/dev/null <<'PY' || true
+{freshness.SUMMARY_SCRIPT}PY
+exit $rc
+"""
 
 #: Fetches one ref of a git repo into /repo. $1 url, $2 ref; credentials from env/volume if present.
 GIT_FETCH_SCRIPT = r"""set -eu
@@ -67,6 +76,9 @@ def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, ve
         args += ["--views", view]
     container = feast_container(fs, endpoints, "materialize", args, m.resources)
     container["command"] = ["sh"]
+    if compute.job_overrides(fs, endpoints, None):  # an engine: the Job's own feature_store.yaml
+        container["env"] = [{**e, "value": f"{FEAST_CONFIG_DIR}/{compute.JOB_CONFIG_KEY}"}
+                            if e["name"] == "FEAST_FS_YAML_FILE_PATH" else e for e in container["env"]]
     job_labels = labels(fs, "materialization")
     spec: dict[str, Any] = {
         "schedule": m.schedule,
@@ -85,7 +97,8 @@ def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, ve
                         "labels": job_labels,
                         "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
                     },
-                    "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never"),
+                    "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never",
+                                     serviceAccountName=compute.materialization_service_account(fs)),
                 },
             },
         },
