@@ -42,7 +42,7 @@ from featurestore_operator.render.freshness import parse_summary  # noqa: E402
 from featurestore_operator.render.names import Names  # noqa: E402
 
 from tests.support import feature_repo  # noqa: E402
-from tests.support.podrunner import PodRunner, unshare_available  # noqa: E402
+from tests.support.podrunner import Mount, PodRunner, unshare_available  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port, no_retry  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
@@ -75,8 +75,9 @@ class RayCluster:
     in their own sessions (stopped by process group, never ``ray stop``, which kills every Ray)."""
 
     def __init__(self, workers: int = 1, cpus: int = 1):
-        self.port, self.client_port = free_port(), free_port()
-        self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's unix sockets
+        self.port = free_port()
+        # short (Ray's unix sockets) and outside /tmp, which is an emptyDir in the pod
+        self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/var/tmp"))
         ray_cli = str(Path(sys.executable).parent / "ray")
         common = ["--block", f"--num-cpus={cpus}", "--object-store-memory=150000000", "--disable-usage-stats"]
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -87,7 +88,7 @@ class RayCluster:
                     "start",
                     "--head",
                     f"--port={self.port}",
-                    f"--ray-client-server-port={self.client_port}",
+                    f"--ray-client-server-port={free_port()}",
                     "--include-dashboard=false",
                     f"--temp-dir={self.temp}",
                     "--node-ip-address=127.0.0.1",
@@ -110,11 +111,13 @@ class RayCluster:
                     env=env,
                 )
             )
-        self._wait_port(self.client_port)
+        time.sleep(5)  # the worker registers with the head
 
     @property
     def address(self) -> str:
-        return f"ray://127.0.0.1:{self.client_port}"
+        """The GCS address: the materialization driver runs on a node of the cluster (this host), as a
+        Ray job's entrypoint does. (Ray Client, ray://, cannot run Feast's Ray Data pipeline.)"""
+        return f"127.0.0.1:{self.port}"
 
     def _wait_port(self, port: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -169,7 +172,7 @@ def _store(compute: dict[str, Any]) -> FeatureStore:
     return fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
 
 
-def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[Any]]) -> Run:
+def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[Any]], ray_dir: Path) -> Run:
     fs = _store(compute)
     names = Names(fs)
     password = uuid.uuid4().hex
@@ -188,9 +191,11 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     apply = runner.pod(next(o for o in rendered.objects if o["kind"] == "Job")).run_job(timeout=300)
     assert apply.returncode == 0, f"feast apply failed:\n{apply.stdout}\n{apply.stderr}"
     pod = runner.pod(runner.find("CronJob"))
-    res = pod.run_job(timeout=400)
+    # a Ray node's session dir (raylet sockets) is on the node's filesystem, as in a Ray pod
+    node = [Mount(str(ray_dir), str(ray_dir))]
+    res = pod.run(pod.prepare("materialize", extra_mounts=node), timeout=400)
     assert res.returncode == 0, f"materialization ({compute}) failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
-    prepared = pod.prepare("materialize")
+    prepared = pod.prepare("materialize", extra_mounts=node)
     prepared.argv = [
         "python",
         "-c",
@@ -224,8 +229,8 @@ def runs():
     cluster = RayCluster(workers=1)
     done: list[Run] = []
     try:
-        done.append(_run({"engine": "local"}, repo, rows))
-        done.append(_run({"engine": "ray", "ray": {"address": cluster.address, "writeConcurrency": 2}}, repo, rows))
+        done.append(_run({"engine": "local"}, repo, rows, cluster.temp))
+        done.append(_run({"engine": "ray", "ray": {"address": cluster.address, "writeConcurrency": 2}}, repo, rows, cluster.temp))
         yield {"local": done[0], "ray": done[1], "cluster": cluster}
     finally:
         for run in done:

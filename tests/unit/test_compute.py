@@ -32,6 +32,8 @@ WITH_ENGINE_CRDS = ApiVersions(
     optional_kinds=frozenset({"PodDefault", "AuthorizationPolicy", "SparkApplication", "RayCluster"})
 )
 GSA = "feast-team-a@my-gcp-project.iam.gserviceaccount.com"
+#: A Feast version without the k8s engine bug of 0.67 (compute.K8S_ENGINE_BROKEN_IN).
+FIXED = "0.68.0"
 
 
 def store(compute_spec: dict, provider: str = "gcp", **spec):
@@ -97,7 +99,7 @@ def test_default_is_local_and_renders_nothing_new():
     assert job_yaml(fs) is None
     assert compute.objects(fs, WITH_ENGINE_CRDS) == []
     assert compute.materialization_service_account(fs) == "s-feast"
-    assert compute.problem(fs, planned_endpoints(fs), ApiVersions()) is None
+    assert compute.problem(fs, planned_endpoints(fs), ApiVersions(), FIXED) is None
 
 
 # --------------------------------------------------------------------------- rendered job config
@@ -228,24 +230,29 @@ def test_kuberay_cluster_is_owned_and_runs_as_the_data_identity():
 
 def test_missing_engine_operator_is_named():
     spark = example("sparkapplication-compute.yaml")
-    msg = compute.problem(spark, planned_endpoints(spark), ApiVersions())
+    msg = compute.problem(spark, planned_endpoints(spark), ApiVersions(), FIXED)
     assert msg and "Kubeflow Spark Operator" in msg and "sparkoperator.k8s.io/v1beta2" in msg
-    assert compute.problem(spark, planned_endpoints(spark), WITH_ENGINE_CRDS) is None
-    ray = example("ray-compute.yaml")
-    assert "KubeRay operator" in (compute.problem(ray, planned_endpoints(ray), ApiVersions()) or "")
-    plain_ray = store({"engine": "ray", "ray": {"address": "ray://ray-head.ray.svc.cluster.local:10001"}})
-    assert compute.problem(plain_ray, planned_endpoints(plain_ray), ApiVersions()) is None
+    assert compute.problem(spark, planned_endpoints(spark), WITH_ENGINE_CRDS, FIXED) is None
+    plain_ray = store({"engine": "ray", "ray": {"address": "ray-head.ray.svc.cluster.local:6379"}})
+    assert compute.problem(plain_ray, planned_endpoints(plain_ray), ApiVersions(), FIXED) is None
+
+
+@pytest.mark.parametrize("ray", [{"address": "ray://ray-head.ray.svc.cluster.local:10001"}, {"kubeRay": {}}])
+def test_ray_client_modes_are_reported_not_silently_broken(ray):
+    fs = store({"engine": "ray", "ray": ray})
+    msg = compute.problem(fs, planned_endpoints(fs), WITH_ENGINE_CRDS, FIXED)
+    assert msg and "Ray Client" in msg and "48682" in msg
 
 
 def test_engines_that_cannot_run_here_say_why():
     local_k8s = store({"engine": "kubernetes"}, provider="local")
-    assert "offlineStore.gcs" in compute.problem(local_k8s, planned_endpoints(local_k8s), ApiVersions())
+    assert "offlineStore.gcs" in compute.problem(local_k8s, planned_endpoints(local_k8s), ApiVersions(), FIXED)
     tls = store({"engine": "kubernetes"})
     endpoints = Endpoints(
         online=OnlineEndpoint("10.0.0.3", 6378, tls=True, ca=SecretKey("s", "ca.crt")),
         offline=OfflineEndpoint(bucket="b"),
     )
-    assert "TLS" in compute.problem(tls, endpoints, ApiVersions())
+    assert "TLS" in compute.problem(tls, endpoints, ApiVersions(), FIXED)
     no_registry_server = store({"engine": "sparkApplication"})
     assert "registry.server.enabled" in compute.problem(
         no_registry_server, planned_endpoints(no_registry_server), WITH_ENGINE_CRDS
@@ -297,3 +304,13 @@ def test_freshness_metrics_follow_the_reported_views():
     )
     metrics.forget_freshness("ns", "fs")
     assert value("featurestore_feature_view_freshness_lag_seconds", "b") is None
+
+
+def test_feast_067_k8s_engine_bug_is_reported():
+    fs = example("kubernetes-compute.yaml")
+    msg = compute.problem(fs, planned_endpoints(fs), ApiVersions(), CONFIG.feast_version)
+    assert msg and "update/teardown_infra" in msg and "ray" in msg
+    assert compute.problem(fs, planned_endpoints(fs), ApiVersions(), FIXED) is None
+    abstract = pytest.importorskip("feast.infra.compute_engines.kubernetes.k8s_engine").KubernetesComputeEngine.__abstractmethods__
+    if CONFIG.feast_version.startswith(compute.K8S_ENGINE_BROKEN_IN):
+        assert abstract == {"update", "teardown_infra"}, "Feast fixed its k8s engine: drop K8S_ENGINE_BROKEN_IN"

@@ -74,9 +74,9 @@ class KubeRaySpec(ApiModel):
     """Ray version the image runs (KubeRay's spec.rayVersion)."""
 
 
-#: ``ray://HOST:PORT`` of a Ray client server (port 10001 on a Ray head).
+#: ``HOST:PORT`` of a Ray cluster's GCS (6379 on the head), or ``ray://HOST:PORT`` of its Ray Client server.
 RayAddress = Annotated[
-    str, StringConstraints(pattern=r"^ray://[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$", max_length=253)
+    str, StringConstraints(pattern=r"^(ray://)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$", max_length=253)
 ]
 
 
@@ -85,8 +85,10 @@ class RayEngineSpec(ApiModel):
     retrieval on Ray). Without address or kubeRay Ray runs inside the materialization pod."""
 
     address: RayAddress | None = None
-    """An existing Ray cluster's client address, e.g. ray://raycluster-head-svc.ray.svc.cluster.local:10001.
-    Its workers must reach the store's bucket."""
+    """An existing Ray cluster: HOST:PORT of its GCS when the materialization runs on one of its nodes, or
+    ray://HOST:10001 (Ray Client). Feast 0.67's Ray engine reads with Ray Data, which does not work
+    through Ray Client (ray-project/ray#48682): the Materialization condition says so. Its workers must
+    reach the store's data."""
     kube_ray: KubeRaySpec | None = None
     """Run a RayCluster owned by the store instead (needs the KubeRay operator)."""
     max_workers: int | None = Field(default=None, ge=1, le=1024)

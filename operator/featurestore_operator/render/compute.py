@@ -182,14 +182,30 @@ def job_overrides(fs: FeatureStore, endpoints: Endpoints, registry_server: str |
     return out
 
 
-def problem(fs: FeatureStore, endpoints: Endpoints, versions: ApiVersions) -> str | None:
+#: Feast minors whose KubernetesComputeEngine cannot be instantiated: it does not implement the
+#: abstract ``update``/``teardown_infra`` of ComputeEngine, so every materialization fails with a
+#: TypeError before creating anything (tests/controlplane/test_compute_rbac.py shows it).
+K8S_ENGINE_BROKEN_IN = ("0.67.",)
+
+
+def problem(fs: FeatureStore, endpoints: Endpoints, versions: ApiVersions, feast_version: str) -> str | None:
     """Why the chosen engine cannot run here (for the Materialization condition), or None.
 
-    Core: ``if (msg := compute.problem(fs, endpoints, versions)): Part(MATERIALIZATION, "False",
-    "ComputeEngineUnavailable", msg, event="Warning")``."""
+    Core: ``if (msg := compute.problem(fs, endpoints, versions, config.feast_version)):
+    Part(MATERIALIZATION, "False", "ComputeEngineUnavailable", msg, event="Warning")``."""
     e = engine(fs)
     if e is ComputeEngine.LOCAL:
         return None
+    if e is ComputeEngine.KUBERNETES and feast_version.startswith(K8S_ENGINE_BROKEN_IN):
+        return (f"spec.compute.engine kubernetes: Feast {feast_version}'s k8s engine cannot start (its "
+                "KubernetesComputeEngine lacks the abstract update/teardown_infra methods, a Feast bug); use engine "
+                "ray or local, or a Feast image where it is fixed")
+    ray = fs.spec.compute.ray
+    if e is ComputeEngine.RAY and ray is not None and (ray.kube_ray or (ray.address or "").startswith("ray://")):
+        return ("spec.compute.ray: Feast 0.67's Ray engine reads with Ray Data, which does not run through Ray Client "
+                "(ray://, ray-project/ray#48682), and the materialization pod is not a Ray node; until the operator "
+                "submits the run as a Ray job on the cluster, use a GCS address from a Ray node or in-pod Ray "
+                "(no address)")
     missing = [kind for kind in _needed_crds(fs) if kind not in versions.optional_kinds]
     if missing:
         return (
