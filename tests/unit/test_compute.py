@@ -255,7 +255,7 @@ def test_engines_that_cannot_run_here_say_why():
     assert "TLS" in compute.problem(tls, endpoints, ApiVersions(), FIXED)
     no_registry_server = store({"engine": "sparkApplication"})
     assert "registry.server.enabled" in compute.problem(
-        no_registry_server, planned_endpoints(no_registry_server), WITH_ENGINE_CRDS
+        no_registry_server, planned_endpoints(no_registry_server), WITH_ENGINE_CRDS, FIXED
     )
 
 
@@ -308,9 +308,11 @@ def test_freshness_metrics_follow_the_reported_views():
 
 def test_feast_067_k8s_engine_bug_is_reported():
     fs = example("kubernetes-compute.yaml")
-    msg = compute.problem(fs, planned_endpoints(fs), ApiVersions(), CONFIG.feast_version)
+    plain = Endpoints(online=OnlineEndpoint("10.0.0.3", 6379), offline=planned_endpoints(fs).offline)
+    msg = compute.problem(fs, plain, ApiVersions(), CONFIG.feast_version)
     assert msg and "update/teardown_infra" in msg and "ray" in msg
-    assert compute.problem(fs, planned_endpoints(fs), ApiVersions(), FIXED) is None
-    abstract = pytest.importorskip("feast.infra.compute_engines.kubernetes.k8s_engine").KubernetesComputeEngine.__abstractmethods__
+    assert compute.problem(fs, plain, ApiVersions(), FIXED) is None
+    k8s_engine = pytest.importorskip("feast.infra.compute_engines.kubernetes.k8s_engine")
+    abstract = k8s_engine.KubernetesComputeEngine.__abstractmethods__
     if CONFIG.feast_version.startswith(compute.K8S_ENGINE_BROKEN_IN):
         assert abstract == {"update", "teardown_infra"}, "Feast fixed its k8s engine: drop K8S_ENGINE_BROKEN_IN"
