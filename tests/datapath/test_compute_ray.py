@@ -215,7 +215,32 @@ def _rows(srv: RedisServer) -> dict[bytes, dict[bytes, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def runs():
+def mount_points():
+    """Keep the host mount points of the pods' volumes alive while this module runs. podrunner
+    creates missing ones and removes them when its runner closes; removing a directory detaches
+    every bind mount on it in every mount namespace, so another runner's close (another test run on
+    this machine) would empty /etc/feast under a running pod. A file inside keeps rmdir from
+    succeeding; ours are removed afterwards."""
+    keep, created = [], []
+    for d in ("/etc/feast", "/data", "/repo"):
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            created.append(d)
+        path = Path(d) / f".podrunner-keep-{os.getpid()}"
+        path.touch()
+        keep.append(path)
+    yield
+    for path in keep:
+        path.unlink(missing_ok=True)
+    for d in created:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def runs(mount_points):
     data_dir = Path(tempfile.mkdtemp(prefix="feast-compute-", dir=DATA_PARENT))
     parquet = data_dir / "driver_stats.parquet"
     feature_repo.write_driver_stats(parquet)
