@@ -55,11 +55,15 @@ if kind == "k8s":
     from feast.infra.compute_engines.kubernetes.k8s_engine import KubernetesComputeEngine
 
     class Engine(KubernetesComputeEngine):  # Feast 0.67 leaves these abstract (K8S_ENGINE_BROKEN_IN)
-        def update(self, *args, **kwargs): pass
-        def teardown_infra(self, *args, **kwargs): pass
+        def update(self, *args, **kwargs):
+            pass
+
+        def teardown_infra(self, *args, **kwargs):
+            pass
 
     engine = Engine(repo_config=config, offline_store=None, online_store=None)
-    job = engine._create_kubernetes_job(job_id, ["gs://b/staging/x/part-0.parquet", "gs://b/staging/x/part-1.parquet"], fv)
+    parts = ["gs://b/staging/x/part-0.parquet", "gs://b/staging/x/part-1.parquet"]
+    job = engine._create_kubernetes_job(job_id, parts, fv)
     out["error"] = repr(job.error()) if job.error() else None
     out["status"] = job.status().name
     engine._print_pod_logs(job.job_id(), fv)  # lists the Job's pods (none run on this control plane)
@@ -72,25 +76,34 @@ else:
     driver_config = engine._build_driver_repo_config
     engine._build_driver_repo_config = lambda: {**driver_config(), "offline_store": offline}
     now = dt.datetime.now(dt.timezone.utc)
-    engine._create_configmap(job_id, [types.SimpleNamespace(feature_view=fv, start_time=now - dt.timedelta(hours=1), end_time=now)])
+    task = types.SimpleNamespace(feature_view=fv, start_time=now - dt.timedelta(hours=1), end_time=now)
+    engine._create_configmap(job_id, [task])
+    apps = ("sparkoperator.k8s.io", "v1beta2", config.batch_engine.namespace, "sparkapplications")
     cr = engine._build_spark_application_cr(job_id)
     try:
-        bad = json.loads(json.dumps(cr)); bad["metadata"]["name"] += "-bad"; bad["spec"]["driver"]["cores"] = 0
-        engine.custom_api.create_namespaced_custom_object("sparkoperator.k8s.io", "v1beta2", config.batch_engine.namespace, "sparkapplications", bad)
+        bad = json.loads(json.dumps(cr))
+        bad["metadata"]["name"] += "-bad"
+        bad["spec"]["driver"]["cores"] = 0
+        engine.custom_api.create_namespaced_custom_object(*apps, bad)
         out["bad"] = "accepted"
     except ApiException as e:
         out["bad"] = e.status
-    engine.custom_api.create_namespaced_custom_object("sparkoperator.k8s.io", "v1beta2", config.batch_engine.namespace, "sparkapplications", cr)
-    out["status"] = engine.custom_api.get_namespaced_custom_object("sparkoperator.k8s.io", "v1beta2", config.batch_engine.namespace, "sparkapplications", cr["metadata"]["name"])
-    out["configmap"] = engine.core_v1.read_namespaced_config_map(f"feast-sa-{job_id}", config.batch_engine.namespace).data
+    engine.custom_api.create_namespaced_custom_object(*apps, cr)
+    out["status"] = engine.custom_api.get_namespaced_custom_object(*apps, cr["metadata"]["name"])
+    out["configmap"] = engine.core_v1.read_namespaced_config_map(f"feast-sa-{job_id}", apps[2]).data
     engine._cleanup(job_id)
 print("RESULT " + json.dumps(out, default=str))
 """
 
 
 def _helm(helm_bin: str, *values: str) -> list[dict[str, Any]]:
-    out = subprocess.run([helm_bin, "template", "fso", str(CHART), "-n", "fso-system", *values],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [helm_bin, "template", "fso", str(CHART), "-n", "fso-system", *values],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
@@ -110,11 +123,18 @@ def _job_config(objects: list[dict[str, Any]], tmp_path: Path) -> Path:
 
 def _run_engine(kind: str, job_id: str, config: Path, kubeconfig: str) -> dict[str, Any]:
     env = {**os.environ, "KUBECONFIG": kubeconfig, "FEAST_USAGE": "False", "REDIS_PASSWORD": "unused"}
-    res = subprocess.run([sys.executable, "-c", ENGINE_SCRIPT, kind, job_id, str(config)], capture_output=True,
-                         text=True, timeout=180, env=env)
-    assert res.returncode == 0, f"Feast's {kind} engine failed under the compute KSA:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
+    res = subprocess.run(
+        [sys.executable, "-c", ENGINE_SCRIPT, kind, job_id, str(config)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert res.returncode == 0, (
+        f"Feast's {kind} engine failed under the compute KSA:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
+    )
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def _install_compute_roles(kube_api, helm_bin: str) -> list[dict[str, Any]]:
@@ -123,7 +143,9 @@ def _install_compute_roles(kube_api, helm_bin: str) -> list[dict[str, Any]]:
 
     docs = _helm(helm_bin, "--set", "compute.enabled=true")
     rbac = client.RbacAuthorizationV1Api(kube_api)
-    for role in [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].startswith("featurestore-compute-")]:
+    for role in [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].startswith("featurestore-compute-")
+    ]:
         try:
             rbac.create_cluster_role(role)
         except ApiException as err:
@@ -139,26 +161,43 @@ def _apply(kube_api, objects: list[dict[str, Any]]) -> None:
     dyn = dynamic.DynamicClient(kube_api)
     for obj in objects:
         res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        res.server_side_apply(body=obj, namespace=obj["metadata"]["namespace"], field_manager="featurestore-operator",
-                              force_conflicts=True)
+        res.server_side_apply(
+            body=obj,
+            namespace=obj["metadata"]["namespace"],
+            field_manager="featurestore-operator",
+            force_conflicts=True,
+        )
 
 
 def _can(kube_api, user: str, verb: str, resource: str, group: str, namespace: str) -> bool:
     from kubernetes import client
 
-    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
-        "user": user, "groups": ["system:serviceaccounts", "system:authenticated"],
-        "resourceAttributes": {"verb": verb, "resource": resource, "group": group, "namespace": namespace}}}
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {"verb": verb, "resource": resource, "group": group, "namespace": namespace},
+        },
+    }
     return client.AuthorizationV1Api(kube_api).create_subject_access_review(body).status.allowed
 
 
 def test_chart_grants_bind_on_the_compute_roles_only(helm_bin):
     docs = _helm(helm_bin, "--set", "compute.enabled=true")
-    [operator] = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fso-featurestore-operator"]
+    [operator] = [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fso-featurestore-operator"
+    ]
     binds = [r for r in operator["rules"] if "bind" in r["verbs"]]
-    assert binds == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
-                      "resourceNames": ["featurestore-compute-kubernetes", "featurestore-compute-spark-application"],
-                      "verbs": ["bind"]}]
+    assert binds == [
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "resourceNames": ["featurestore-compute-kubernetes", "featurestore-compute-spark-application"],
+            "verbs": ["bind"],
+        }
+    ]
     assert not any({"escalate", "impersonate", "*"} & set(r["verbs"]) for r in operator["rules"])
     assert [r["verbs"] for r in operator["rules"] if "pods" in r["resources"]] == [["list"]]
     compute_roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"} - {"fso-featurestore-operator"}
@@ -173,19 +212,27 @@ def test_operator_binds_and_feast_k8s_engine_creates_its_jobs(control_plane, kub
 
     docs = _install_compute_roles(kube_api, helm_bin)
     # The operator, under the chart's rules (compute.enabled), applies the store's compute KSA + binding.
-    [operator_role] = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fso-featurestore-operator"]
+    [operator_role] = [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fso-featurestore-operator"
+    ]
     core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
     op_name = f"op-{namespace}"
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "operator"}})
     rbac.create_cluster_role({"metadata": {"name": op_name}, "rules": operator_role["rules"]})
-    rbac.create_namespaced_role_binding(namespace, {"metadata": {"name": "operator"}, "roleRef": {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": op_name},
-        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}]})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": op_name},
+            "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}],
+        },
+    )
     try:
         from kubernetes import config as kube_config
 
-        op_api = kube_config.new_client_from_config(config_file=control_plane.service_account_kubeconfig(
-            namespace, "operator", str(tmp_path / "op.kubeconfig")))
+        op_api = kube_config.new_client_from_config(
+            config_file=control_plane.service_account_kubeconfig(namespace, "operator", str(tmp_path / "op.kubeconfig"))
+        )
         fs = _store("kubernetes-compute.yaml", namespace)
         endpoints = Endpoints(online=OnlineEndpoint("10.0.0.3", 6379), offline=planned_endpoints(fs).offline)
         objects = render(fs, endpoints, CONFIG).objects
@@ -193,17 +240,27 @@ def test_operator_binds_and_feast_k8s_engine_creates_its_jobs(control_plane, kub
         assert {o["kind"] for o in identity} == {"ServiceAccount", "RoleBinding"}
         _apply(op_api, identity)
         with pytest.raises(ApiException) as denied:  # bind covers the two compute roles, nothing else
-            client.RbacAuthorizationV1Api(op_api).create_namespaced_role_binding(namespace, {
-                "metadata": {"name": "steal"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                                         "name": "cluster-admin"},
-                "subjects": [{"kind": "ServiceAccount", "name": "orders-feast-compute", "namespace": namespace}]})
+            client.RbacAuthorizationV1Api(op_api).create_namespaced_role_binding(
+                namespace,
+                {
+                    "metadata": {"name": "steal"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "cluster-admin",
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": "orders-feast-compute", "namespace": namespace}],
+                },
+            )
         assert denied.value.status == 403
         op_api.close()
     finally:
         rbac.delete_cluster_role(op_name)
 
     # Feast's KubernetesComputeEngine, as the compute KSA, with the rendered job config.
-    kubeconfig = control_plane.service_account_kubeconfig(namespace, "orders-feast-compute", str(tmp_path / "sa.kubeconfig"))
+    kubeconfig = control_plane.service_account_kubeconfig(
+        namespace, "orders-feast-compute", str(tmp_path / "sa.kubeconfig")
+    )
     out = _run_engine("k8s", uuid.uuid4().hex[:8], _job_config(objects, tmp_path), kubeconfig)
     assert out["error"] is None, out
     job = out["job"]
@@ -223,10 +280,14 @@ def test_operator_binds_and_feast_k8s_engine_creates_its_jobs(control_plane, kub
     user = f"system:serviceaccount:{namespace}:orders-feast-compute"
     other = "default"
     assert _can(kube_api, user, "create", "jobs", "batch", namespace)
-    for verb, resource, group, ns in [("create", "jobs", "batch", other), ("get", "secrets", "", namespace),
-                                      ("create", "pods", "", namespace), ("create", "rolebindings", "rbac.authorization.k8s.io", namespace),
-                                      ("create", "sparkapplications", "sparkoperator.k8s.io", namespace),
-                                      ("patch", "configmaps", "", namespace)]:
+    for verb, resource, group, ns in [
+        ("create", "jobs", "batch", other),
+        ("get", "secrets", "", namespace),
+        ("create", "pods", "", namespace),
+        ("create", "rolebindings", "rbac.authorization.k8s.io", namespace),
+        ("create", "sparkapplications", "sparkoperator.k8s.io", namespace),
+        ("patch", "configmaps", "", namespace),
+    ]:
         assert not _can(kube_api, user, verb, resource, group, ns), (verb, resource, ns)
 
 
@@ -238,7 +299,9 @@ def test_feast_spark_application_validates_against_the_crd(control_plane, kube_a
     endpoints = Endpoints(online=OnlineEndpoint("10.0.0.3", 6379), offline=planned_endpoints(fs).offline)
     objects = render(fs, endpoints, CONFIG).objects
     _apply(kube_api, [o for o in objects if o["metadata"]["name"] == "sessions-feast-compute"])
-    kubeconfig = control_plane.service_account_kubeconfig(namespace, "sessions-feast-compute", str(tmp_path / "sa.kubeconfig"))
+    kubeconfig = control_plane.service_account_kubeconfig(
+        namespace, "sessions-feast-compute", str(tmp_path / "sa.kubeconfig")
+    )
     out = _run_engine("spark", uuid.uuid4().hex[:8], _job_config(objects, tmp_path), kubeconfig)
     assert out["bad"] == 422, "the CRD's schema must reject driver.cores 0 (minimum 1)"
     app = out["status"]["spec"]

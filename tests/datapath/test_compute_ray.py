@@ -255,7 +255,11 @@ def runs(mount_points):
     done: list[Run] = []
     try:
         done.append(_run({"engine": "local"}, repo, rows, cluster.temp))
-        done.append(_run({"engine": "ray", "ray": {"address": cluster.address, "writeConcurrency": 2}}, repo, rows, cluster.temp))
+        done.append(
+            _run(
+                {"engine": "ray", "ray": {"address": cluster.address, "writeConcurrency": 2}}, repo, rows, cluster.temp
+            )
+        )
         yield {"local": done[0], "ray": done[1], "cluster": cluster}
     finally:
         for run in done:

@@ -197,15 +197,19 @@ def problem(fs: FeatureStore, endpoints: Endpoints, versions: ApiVersions, feast
     if e is ComputeEngine.LOCAL:
         return None
     if e is ComputeEngine.KUBERNETES and feast_version.startswith(K8S_ENGINE_BROKEN_IN):
-        return (f"spec.compute.engine kubernetes: Feast {feast_version}'s k8s engine cannot start (its "
-                "KubernetesComputeEngine lacks the abstract update/teardown_infra methods, a Feast bug); use engine "
-                "ray or local, or a Feast image where it is fixed")
+        return (
+            f"spec.compute.engine kubernetes: Feast {feast_version}'s k8s engine cannot start (its "
+            "KubernetesComputeEngine lacks the abstract update/teardown_infra methods, a Feast bug); use engine "
+            "ray or local, or a Feast image where it is fixed"
+        )
     ray = fs.spec.compute.ray
     if e is ComputeEngine.RAY and ray is not None and (ray.kube_ray or (ray.address or "").startswith("ray://")):
-        return ("spec.compute.ray: Feast 0.67's Ray engine reads with Ray Data, which does not run through Ray Client "
-                "(ray://, ray-project/ray#48682), and the materialization pod is not a Ray node; until the operator "
-                "submits the run as a Ray job on the cluster, use a GCS address from a Ray node or in-pod Ray "
-                "(no address)")
+        return (
+            "spec.compute.ray: Feast 0.67's Ray engine reads with Ray Data, which does not run through Ray Client "
+            "(ray://, ray-project/ray#48682), and the materialization pod is not a Ray node; until the operator "
+            "submits the run as a Ray job on the cluster, use a GCS address from a Ray node or in-pod Ray "
+            "(no address)"
+        )
     missing = [kind for kind in _needed_crds(fs) if kind not in versions.optional_kinds]
     if missing:
         return (
