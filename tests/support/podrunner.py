@@ -221,6 +221,10 @@ class PodRunner:
         if self._created_file.exists():
             created = [p for p in self._created_file.read_text().splitlines() if p]
         for p in sorted(set(created), key=lambda s: s.count("/"), reverse=True):
+            if p.startswith("/dev/"):
+                # /dev/termination-log stays (empty, on devtmpfs): removing a mount point detaches its
+                # bind mounts in every namespace, i.e. under the pods of other runners still running
+                continue
             try:
                 if os.path.isdir(p):
                     os.rmdir(p)  # only when empty
