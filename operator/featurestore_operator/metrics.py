@@ -50,3 +50,35 @@ MATERIALIZATION_LAST_SUCCESS = Gauge(
     "When the FeatureStore's materialization last succeeded (Unix time); absent until it has",
     ["namespace", "name"],
 )
+#: Materialization state per feature view (render/freshness.py), set after each materialization
+#: run from the Job's summary. Alert on the lag, e.g. ``featurestore_feature_view_freshness_lag_seconds
+#: > 2 * 3600`` for an hourly schedule; the timestamp lets Prometheus compute it too
+#: (``time() - featurestore_feature_view_materialized_until_timestamp_seconds``).
+VIEW_LABELS = ["namespace", "featurestore", "feature_view"]
+MATERIALIZED_UNTIL = Gauge(
+    "featurestore_feature_view_materialized_until_timestamp_seconds",
+    "End of the last successful materialization interval of a feature view (Unix time)", VIEW_LABELS,
+)
+FRESHNESS_LAG = Gauge(
+    "featurestore_feature_view_freshness_lag_seconds",
+    "Seconds between the last reconcile pass and the end of a feature view's last materialization", VIEW_LABELS,
+)
+_views_of: dict[tuple[str, str], set[str]] = {}
+
+
+def record_freshness(namespace: str, store: str, views: dict[str, float], now: float) -> None:
+    """Set both gauges for one store from {feature view: materialized-until Unix time}; views no
+    longer reported lose their series."""
+    for gone in _views_of.get((namespace, store), set()) - views.keys():
+        MATERIALIZED_UNTIL.remove(namespace, store, gone)
+        FRESHNESS_LAG.remove(namespace, store, gone)
+    for view, until in views.items():
+        MATERIALIZED_UNTIL.labels(namespace, store, view).set(until)
+        FRESHNESS_LAG.labels(namespace, store, view).set(max(0.0, now - until))
+    _views_of[(namespace, store)] = set(views)
+
+
+def forget_freshness(namespace: str, store: str) -> None:
+    """Drop a deleted store's series."""
+    record_freshness(namespace, store, {}, 0.0)
+    _views_of.pop((namespace, store), None)

@@ -18,7 +18,8 @@ pod template and one of its containers and runs **its exact** ``command`` + ``ar
   (parents first, mount points inside read-only API volumes pre-created like kubelet #60342),
   ``readOnly`` mounts are remounted read-only, and ``readOnlyRootFilesystem`` remounts ``/``
   read-only in that namespace. So the process sees exactly /etc/feast/feature_store.yaml,
-  /etc/feast/redis-tls/ca.crt, /repo, /tmp, /data ... at the rendered paths.
+  /etc/feast/redis-tls/ca.crt, /repo, /tmp, /data ... at the rendered paths. Like the kubelet, a
+  per-container file is bound at ``terminationMessagePath`` (:meth:`Pod.termination_message`).
 
 What it does not do (documented, deliberate): images (the host's programs stand in for the
 image: ``image_env`` gives the image's PATH, ``image_workdir`` its WORKDIR), users
@@ -38,8 +39,8 @@ import copy
 import ctypes
 import ctypes.util
 import json
-import secrets
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -49,9 +50,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["PodRunner", "Pod", "Prepared", "Running", "PodRunnerError", "expand", "pod_spec_of",
            "unshare_available"]
@@ -199,7 +201,7 @@ class PodRunner:
             raise PodRunnerError(f"expected exactly one rendered {kind}{' ' + name if name else ''}, found {len(found)}")
         return found[0]
 
-    def pod(self, obj: Mapping[str, Any], *, name: str | None = None) -> "Pod":
+    def pod(self, obj: Mapping[str, Any], *, name: str | None = None) -> Pod:
         self._seq += 1
         pod_name = name or f"{obj['metadata']['name']}-{self._seq}"
         return Pod(self, obj, pod_name, self.base / f"pod-{self._seq}-{pod_name}")
@@ -219,6 +221,10 @@ class PodRunner:
         if self._created_file.exists():
             created = [p for p in self._created_file.read_text().splitlines() if p]
         for p in sorted(set(created), key=lambda s: s.count("/"), reverse=True):
+            if p.startswith("/dev/"):
+                # /dev/termination-log stays (empty, on devtmpfs): removing a mount point detaches its
+                # bind mounts in every namespace, i.e. under the pods of other runners still running
+                continue
             try:
                 if os.path.isdir(p):
                     os.rmdir(p)  # only when empty
@@ -228,7 +234,7 @@ class PodRunner:
                 pass
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def __enter__(self) -> "PodRunner":
+    def __enter__(self) -> PodRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -385,6 +391,11 @@ class Pod:
             if m.get("subPath"):
                 src = src / m["subPath"]
             mounts.append(Mount(str(src), m["mountPath"], bool(m.get("readOnly"))))
+        # The kubelet bind-mounts a per-container file at terminationMessagePath; its content ends up
+        # in the pod's status (containerStatuses[].state.terminated.message): see termination_message.
+        log = self.termination_log(c["name"])
+        log.touch()
+        mounts.append(Mount(str(log), c.get("terminationMessagePath") or "/dev/termination-log"))
         mounts += extra_mounts or []
         process_env = {**self.runner.image_env, **self.runner.extra_env, **env}
         ports = {p.get("name", str(p["containerPort"])): int(p["containerPort"]) for p in c.get("ports") or []}
@@ -394,6 +405,14 @@ class Pod:
             read_only_root=bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem")),
             ports=ports, spec=copy.deepcopy(c),
         )
+
+    def termination_log(self, container: str) -> Path:
+        return self.root / f"termination-log-{container}"
+
+    def termination_message(self, container: str) -> str:
+        """What the container wrote to its termination message path (the kubelet keeps 4096 bytes)."""
+        path = self.termination_log(container)
+        return path.read_bytes()[:4096].decode(errors="replace") if path.exists() else ""
 
     # ---- running
     def _command(self, p: Prepared) -> tuple[list[str], Path]:
@@ -436,7 +455,7 @@ class Pod:
                         f"this machine ({exc.strerror}); containers share the host network here, so stop "
                         "whatever listens there (these tests run serially)") from None
 
-    def start(self, p: Prepared) -> "Running":
+    def start(self, p: Prepared) -> Running:
         """Start a long-running container (a Deployment's); stop it with :meth:`Running.stop`."""
         self.check_ports_free(p)
         cmd, _ = self._command(p)

@@ -115,6 +115,28 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: ["security.istio.io"]
   resources: ["authorizationpolicies"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+{{- if .Values.compute.enabled }}
+# spec.compute (render/compute.py): a RoleBinding "<name>-feast-compute" per store binding the
+# compute KSA to one of the two ClusterRoles below, in the store's namespace only. `bind` on
+# exactly those names passes RBAC's escalation check without the operator holding what they grant
+# (pods, services, SparkApplications): a store can never get more than they say.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["rolebindings"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["clusterroles"]
+  resourceNames: ["featurestore-compute-kubernetes", "featurestore-compute-spark-application"]
+  verbs: ["bind"]
+#   RayCluster <name>-ray of engine ray with kubeRay (optional CRD, KubeRay operator).
+- apiGroups: ["ray.io"]
+  resources: ["rayclusters"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# Feature view freshness: the materialization Job's pod reports it as its termination message;
+# the operator lists the finished Job's pods (label job-name) to read it. Read-only.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+{{- end }}
 {{- end -}}
 
 {{/* Cluster-scoped reads, needed in both modes. */}}
@@ -164,4 +186,51 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resourceNames: ["featurestores.featurestore.kubeflow.org"]
   verbs: ["patch"]
 {{- end }}
+{{- end -}}
+
+{{/*
+What a compute engine's pod may do in its FeatureStore's namespace (bound per store by a
+RoleBinding, never cluster-wide). Read from Feast 0.67's engines:
+  k8s (compute_engines/kubernetes): create a ConfigMap + an indexed Job per feature view, poll the
+  Job's status, delete both, list the Job's pods and read their logs on failure.
+*/}}
+{{- define "featurestore-operator.computeKubernetesRules" -}}
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "delete"]
+- apiGroups: ["batch"]
+  resources: ["jobs/status"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end -}}
+
+{{/*
+  spark_application (compute_engines/spark_application): create/poll/delete a SparkApplication and
+  its ConfigMap; its driver pod (same KSA) reads that ConfigMap and, as every Spark driver on
+  Kubernetes, creates and deletes its executor pods, its headless Service and their ConfigMaps/PVCs.
+*/}}
+{{- define "featurestore-operator.computeSparkApplicationRules" -}}
+- apiGroups: ["sparkoperator.k8s.io"]
+  resources: ["sparkapplications"]
+  verbs: ["create", "get", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "get", "list", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["create", "get", "list", "watch", "delete"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["services", "persistentvolumeclaims"]
+  verbs: ["create", "get", "list", "delete"]
 {{- end -}}

@@ -580,6 +580,9 @@ class ImagesSpec(ApiModel):
 
 FeastProject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,63}$")]
 
+# spec.compute's models build on the types above (ImageRef, ResourceRequirements).
+from .compute import ComputeSpec  # noqa: E402
+
 
 class FeatureStoreSpec(ApiModel):
     """Desired state of a Feast feature store."""
@@ -604,6 +607,8 @@ class FeatureStoreSpec(ApiModel):
     """`feast ui` (8888)."""
     materialization: MaterializationSpec = Field(default_factory=MaterializationSpec)
     """Scheduled materialization."""
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
+    """Engine that runs materialization: local (default), kubernetes, ray or sparkApplication."""
     feature_repo: FeatureRepoSpec | None = None
     """Feature repo to apply. Without it the registry is managed by users (e.g. from notebooks)."""
     kubeflow: KubeflowSpec = Field(default_factory=KubeflowSpec)

@@ -166,7 +166,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         return deps.cache.objects.get((kind, ns, name))
 
     seen = Seen(fs=fs, previous=previous, backends=backends, repo=repo, desired=want, failures=failures,
-                versions=versions, istio=deps.config.istio, child=child, runs=_runs(deps, fs))
+                versions=versions, istio=deps.config.istio, child=child, runs=_runs(deps, fs),
+                feast_version=deps.config.feast_version)
     parts, mat_info = build_parts(seen)
     status = next_status(seen, parts, mat_info, body["metadata"].get("generation"), rfc3339(deps.now()))
     await publish(deps, body, previous, status, parts)

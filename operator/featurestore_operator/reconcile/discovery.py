@@ -7,7 +7,11 @@ import time
 
 from ..render import ApiVersions
 from .kinds import KINDS, Kind
-from .kube import Kube
+from .kube import ApiError, Kube
+
+
+#: kinds discovered besides the owned ones
+DISCOVERED = frozenset({"FeatureStore", "SparkApplication"})
 
 
 class Discovery:
@@ -45,14 +49,21 @@ class Discovery:
 
     async def _first_served(self, kind: Kind) -> str | None:
         for api_version in kind.api_versions():
-            if await self.kube.served(kind.kind, api_version, self.namespace):
-                return api_version
+            try:
+                if await self.kube.served(kind.kind, api_version, self.namespace):
+                    return api_version
+            except ApiError as err:
+                if err.status != 403:
+                    raise
+                # RBAC is checked before the path is resolved: no answer. A kind the chart grants
+                # is served; an optional one the operator may not read is treated as absent.
+                return None if kind.optional else api_version
         return None
 
     async def _discover(self) -> None:
         served: dict[str, str] = {}
         for kind in KINDS.values():
-            if kind.apply_order is None and kind.kind != "FeatureStore":
+            if kind.apply_order is None and kind.kind not in DISCOVERED:
                 continue
             version = await self._first_served(kind)
             if version:

@@ -59,6 +59,8 @@ KINDS: dict[str, Kind] = {
         Kind("CronJob", "cronjobs", "batch", ("v1", "v1beta1"), 13, True),
         Kind("Job", "jobs", "batch", ("v1",), 14, True),
         Kind("PodDefault", "poddefaults", "kubeflow.org", ("v1alpha1",), 15, True, True),
+        # spec.compute with kubeRay: the store's RayCluster (KubeRay operator)
+        Kind("RayCluster", "rayclusters", "ray.io", ("v1",), 16, True, True),
         # not children
         Kind("FeatureStore", "featurestores", "featurestore.kubeflow.org", ("v1alpha1",),
              verbs=("get", "list", "watch", "patch")),
@@ -67,6 +69,9 @@ KINDS: dict[str, Kind] = {
         Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
         Kind("Profile", "profiles", "kubeflow.org", ("v1",), optional=True, verbs=("get", "list", "watch"),
              namespaced=False),
+        # spec.compute engine sparkApplication: Feast creates these; discovered for the condition only
+        Kind("SparkApplication", "sparkapplications", "sparkoperator.k8s.io", ("v1beta2",), optional=True,
+             verbs=()),
         Kind("CustomResourceDefinition", "customresourcedefinitions", "apiextensions.k8s.io", ("v1",),
              verbs=("get", "list", "watch"), namespaced=False),
     ]

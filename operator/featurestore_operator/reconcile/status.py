@@ -8,7 +8,7 @@ from typing import Any
 
 from ..api import ConditionType as T
 from ..api import FeatureStore, FeatureStoreStatus
-from ..render import ApiVersions, Endpoints
+from ..render import ApiVersions, Endpoints, compute
 from ..render.feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from ..render.names import Names
 from . import conditions as cond
@@ -35,6 +35,7 @@ class Seen:
     child: Child
     #: Jobs started by the materialization CronJob
     runs: list[dict[str, Any]]
+    feast_version: str = ""
 
 
 def _backend_parts(seen: Seen) -> dict[T, cond.Part]:
@@ -67,6 +68,9 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
     want = fsrv.autoscaling.min_replicas if fsrv.autoscaling else fsrv.replicas
     mat, mat_info = cond.materialization_part(seen.child("CronJob", names.materialize), seen.runs,
                                               spec.materialization.enabled)
+    engine_problem = compute.problem(seen.fs, seen.backends.endpoints, seen.versions, seen.feast_version)
+    if engine_problem and spec.materialization.enabled:
+        mat = cond.Part(T.MATERIALIZATION, "False", "ComputeEngineUnavailable", engine_problem, event="Warning")
     job_name = seen.desired.apply_job or seen.previous.feature_repo.job
     job = seen.child("Job", job_name) if job_name else None
     parts = {

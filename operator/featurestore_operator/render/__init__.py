@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import feast_config, incluster, jobs, kubeflow, servers
+from . import compute, feast_config, incluster, jobs, kubeflow, servers
 from .inputs import ApiVersions, Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey
 from .names import Names, meta
 
@@ -28,11 +28,13 @@ class Rendered:
     objects: list[dict[str, Any]]
 
 
-def _config_maps(fs: FeatureStore, server_yaml: str, client_yaml: str) -> list[dict[str, Any]]:
+def _config_maps(fs: FeatureStore, server_yaml: str, client_yaml: str, job_yaml: str | None) -> list[dict[str, Any]]:
     names = Names(fs)
+    server = {feast_config.FEAST_CONFIG_FILE: server_yaml}
+    if job_yaml is not None:
+        server[compute.JOB_CONFIG_KEY] = job_yaml
     return [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.server_config, "config"),
-         "data": {feast_config.FEAST_CONFIG_FILE: server_yaml}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.server_config, "config"), "data": server},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.client_config, "client-config"),
          "data": {feast_config.FEAST_CONFIG_FILE: client_yaml}},
     ]
@@ -60,8 +62,11 @@ def render(
     versions = versions or ApiVersions()
     server = feast_config.to_yaml(feast_config.server_config(fs, endpoints))
     client = feast_config.to_yaml(feast_config.client_config(fs, endpoints))
+    job_config = feast_config.job_config(fs, endpoints)
+    job = feast_config.to_yaml(job_config) if job_config else None
     config_hash = hashlib.sha256(server.encode()).hexdigest()[:16]
-    objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, server, client)]
+    objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, server, client, job)]
+    objects += compute.objects(fs, versions)
     objects += incluster.data_claim(fs) + incluster.redis(fs, config)
     if endpoints.online and endpoints.offline:
         objects += servers.feature_server(fs, endpoints, config_hash, config)

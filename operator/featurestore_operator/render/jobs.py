@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import podknobs
+from . import compute, freshness, podknobs
+from .feast_config import FEAST_CONFIG_DIR
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
 from .pods import FEAST_YAML, container_security, feast_container, pod_spec
@@ -18,7 +19,14 @@ from .pods import FEAST_YAML, container_security, feast_container, pod_spec
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
-MATERIALIZE_SCRIPT = 'exec feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"'
+#: Then reports each feature view's materialized-until time as the container's termination message
+#: (the operator reads it from the finished pod: freshness.parse_summary); the run's exit code stands.
+MATERIALIZE_SCRIPT = f"""feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"
+rc=$?
+python - > /dev/termination-log 2>/dev/null <<'PY' || true
+{freshness.SUMMARY_SCRIPT}PY
+exit $rc
+"""
 
 #: Fetches one ref of a git repo into /repo. $1 url, $2 ref; credentials from env/volume if present.
 GIT_FETCH_SCRIPT = r"""set -eu
@@ -69,12 +77,15 @@ def materialization(
     knobs = podknobs.settings(fs, config, "materialization")
     script = MATERIALIZE_SCRIPT
     if knobs.log_level:  # an enum value (api/pods.py LogLevel): safe inside the fixed script
-        script = script.replace("exec feast ", f"exec feast --log-level {knobs.log_level} ", 1)
+        script = script.replace("feast -f ", f"feast --log-level {knobs.log_level} -f ", 1)
     args = ["-c", script, "--"]
     for view in m.feature_views:
         args += ["--views", view]
     container = feast_container(fs, endpoints, "materialize", args, m.resources)
     container["command"] = ["sh"]
+    if compute.job_overrides(fs, endpoints, None):  # an engine: the Job's own feature_store.yaml
+        container["env"] = [{**e, "value": f"{FEAST_CONFIG_DIR}/{compute.JOB_CONFIG_KEY}"}
+                            if e["name"] == "FEAST_FS_YAML_FILE_PATH" else e for e in container["env"]]
     job_labels = labels(fs, "materialization")
     spec: dict[str, Any] = {
         "schedule": m.schedule,
@@ -93,7 +104,8 @@ def materialization(
                         "labels": job_labels,
                         "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
                     },
-                    "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never"),
+                    "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never",
+                                     serviceAccountName=compute.materialization_service_account(fs)),
                 }, knobs, fs, "materialization", main=("materialize",)),
             },
         },

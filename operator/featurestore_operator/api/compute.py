@@ -1,0 +1,174 @@
+"""spec.compute: where materialization (and, for Ray, offline retrieval) runs.
+
+``local`` keeps Feast's default: everything inside the materialization pod. The others hand the
+work to a distributed engine Feast 0.67 ships (``feast/infra/compute_engines/``); the operator
+renders the engine's ``batch_engine`` block and provisions what the engine needs (identity, RBAC,
+a staging location inside the store's own bucket or volume). Only typed knobs are exposed: free-form
+engine configuration (Spark conf, Ray task options) could redirect identities or namespaces, and
+every spec field is input from a namespace editor.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from .base import ApiModel
+from .spec import ImageRef, ResourceRequirements
+
+
+class ComputeEngine(str, Enum):
+    """Which engine materializes feature views."""
+
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+    RAY = "ray"
+    SPARK_APPLICATION = "sparkApplication"
+
+
+class KubernetesEngineSpec(ApiModel):
+    """Feast's ``k8s`` engine: the materialization pod exports the rows to the staging location, then
+    one indexed Job per feature view writes them to the online store, one pod per exported file."""
+
+    max_parallelism: int = Field(default=10, ge=1, le=100)
+    """Pods of one Job running at the same time."""
+    mini_batch_size: int = Field(default=1000, ge=1, le=100000)
+    """Rows per online-store write in each worker pod."""
+    retry_limit: int = Field(default=2, ge=0, le=10)
+    """Retries of a failed worker pod (the Job's backoffLimit)."""
+    active_deadline_seconds: int = Field(default=86400, ge=60, le=604800)
+    """Kill a worker Job that runs longer than this."""
+    resources: ResourceRequirements | None = None
+    """Resources of each worker pod."""
+    image: ImageRef | None = None
+    """Worker image (Feast with the k8s extra and Feast's worker main.py in its working directory).
+    Default: the store's Feast image."""
+
+
+RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+
+
+class KubeRaySpec(ApiModel):
+    """A RayCluster (KubeRay, ray.io/v1) owned by the store; materialization connects to its head."""
+
+    workers: int = Field(default=2, ge=1, le=100)
+    """Ray worker pods."""
+    worker_resources: ResourceRequirements = Field(
+        default_factory=lambda: ResourceRequirements(
+            requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "1", "memory": "2Gi"}
+        )
+    )
+    """Resources of each worker pod (Ray schedules by the CPU limit)."""
+    head_resources: ResourceRequirements = Field(
+        default_factory=lambda: ResourceRequirements(
+            requests={"cpu": "500m", "memory": "2Gi"}, limits={"cpu": "1", "memory": "2Gi"}
+        )
+    )
+    """Resources of the head pod."""
+    image: ImageRef | None = None
+    """Image of the Ray pods (Ray and Feast of the same versions as the materialization image).
+    Default: the store's Feast image."""
+    ray_version: RayVersion = "2.60.0"
+    """Ray version the image runs (KubeRay's spec.rayVersion)."""
+
+
+#: ``HOST:PORT`` of a Ray cluster's GCS (6379 on the head), or ``ray://HOST:PORT`` of its Ray Client server.
+RayAddress = Annotated[
+    str, StringConstraints(pattern=r"^(ray://)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$", max_length=253)
+]
+
+
+class RayEngineSpec(ApiModel):
+    """Feast's ``ray.engine`` plus the ``ray`` offline store (materialization and historical
+    retrieval on Ray). Without address or kubeRay Ray runs inside the materialization pod."""
+
+    address: RayAddress | None = None
+    """An existing Ray cluster: HOST:PORT of its GCS when the materialization runs on one of its nodes, or
+    ray://HOST:10001 (Ray Client). Feast 0.67's Ray engine reads with Ray Data, which does not work
+    through Ray Client (ray-project/ray#48682): the Materialization condition says so. Its workers must
+    reach the store's data."""
+    kube_ray: KubeRaySpec | None = None
+    """Run a RayCluster owned by the store instead (needs the KubeRay operator)."""
+    max_workers: int | None = Field(default=None, ge=1, le=1024)
+    """Ray tasks used for reads, joins and transformations. Default: every CPU of the cluster."""
+    write_concurrency: int | None = Field(default=None, ge=1, le=256)
+    """Parallel writers to the online store (Redis takes many). Default: maxWorkers, else 1."""
+    target_partition_size_mb: int = Field(default=64, ge=1, le=4096)
+    """Target size of a Ray data partition."""
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> RayEngineSpec:
+        if self.address and self.kube_ray:
+            raise ValueError("set at most one of address or kubeRay")
+        return self
+
+
+SparkMemory = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,5}[kmgt]$")]
+
+
+class SparkDriverSpec(ApiModel):
+    """Size of the Spark driver pod."""
+
+    cores: int = Field(default=1, ge=1, le=64)
+    """CPU cores."""
+    memory: SparkMemory = "1g"
+    """JVM memory in Spark's notation, e.g. 512m, 2g."""
+
+
+class SparkExecutorSpec(ApiModel):
+    """Size and count of the Spark executor pods."""
+
+    instances: int = Field(default=2, ge=1, le=1000)
+    """Executor pods."""
+    cores: int = Field(default=1, ge=1, le=64)
+    """CPU cores per executor."""
+    memory: SparkMemory = "2g"
+    """JVM memory per executor in Spark's notation, e.g. 512m, 2g."""
+
+
+class SparkApplicationEngineSpec(ApiModel):
+    """Feast's ``spark_application`` engine: one SparkApplication (Kubeflow Spark Operator) per run."""
+
+    image: ImageRef | None = None
+    """Spark image with Feast and Feast's driver at /opt/feast/main.py (Feast's
+    spark_application Dockerfile). Default: the store's Feast image."""
+    spark_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] = "4.0.1"
+    """Spark version of the image."""
+    driver: SparkDriverSpec = Field(default_factory=SparkDriverSpec)
+    """Driver pod."""
+    executor: SparkExecutorSpec = Field(default_factory=SparkExecutorSpec)
+    """Executor pods."""
+    concurrency: int = Field(default=1, ge=1, le=16)
+    """Feature views materialized at the same time inside one application."""
+    job_timeout_seconds: int = Field(default=3600, ge=60, le=604800)
+    """Give up on an application that has not finished after this long."""
+
+
+class ComputeSpec(ApiModel):
+    """The engine materialization runs on, and its settings (only the chosen engine's block)."""
+
+    engine: ComputeEngine = ComputeEngine.LOCAL
+    """local (inside the materialization pod), kubernetes (parallel Jobs), ray, or sparkApplication."""
+    kubernetes: KubernetesEngineSpec | None = None
+    """Settings of engine kubernetes."""
+    ray: RayEngineSpec | None = None
+    """Settings of engine ray."""
+    spark_application: SparkApplicationEngineSpec | None = None
+    """Settings of engine sparkApplication."""
+
+    @model_validator(mode="after")
+    def _only_the_chosen_engine(self) -> ComputeSpec:
+        blocks = {"kubernetes": self.kubernetes, "ray": self.ray, "sparkApplication": self.spark_application}
+        other = [name for name, block in blocks.items() if block is not None and name != self.engine.value]
+        if other:
+            raise ValueError(f"engine is {self.engine.value}: remove {', '.join(other)} (settings of another engine)")
+        # the chosen engine's settings are always present (its defaults when the block is omitted)
+        if self.engine is ComputeEngine.KUBERNETES and self.kubernetes is None:
+            self.kubernetes = KubernetesEngineSpec()
+        elif self.engine is ComputeEngine.RAY and self.ray is None:
+            self.ray = RayEngineSpec()
+        elif self.engine is ComputeEngine.SPARK_APPLICATION and self.spark_application is None:
+            self.spark_application = SparkApplicationEngineSpec()
+        return self

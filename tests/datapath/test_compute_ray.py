@@ -1,0 +1,322 @@
+"""spec.compute engine ray, for real: a local Ray cluster (a head and a worker process, started
+here from the ``ray`` CLI) materializes the feature repo and answers a historical retrieval, from
+the RENDERED materialization Job (its container, env, volumes and ``materialize.yaml``, run by
+``tests/support/podrunner.py``), into a real redis-server. The same store rendered with the local
+engine does the same into a second redis-server; both must hold exactly the same rows.
+
+The Ray processes run on the host (not in the pod's mount namespace): what they read is the
+parquet file under /var/tmp, visible to both, like a bucket. The registry and the Job's config
+stay inside the pod (its /data volume and /etc/feast).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("feast", reason="feast[redis]==0.67.0 is needed to run materialization")
+pytest.importorskip("ray", reason="ray (the test extra) is needed for a local Ray cluster")
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from featurestore_operator import render  # noqa: E402
+from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # noqa: E402
+from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey  # noqa: E402
+from featurestore_operator.render.compute import JOB_CONFIG_KEY  # noqa: E402
+from featurestore_operator.render.freshness import parse_summary  # noqa: E402
+from featurestore_operator.render.names import Names  # noqa: E402
+
+from tests.support import feature_repo  # noqa: E402
+from tests.support.podrunner import Mount, PodRunner, unshare_available  # noqa: E402
+from tests.support.redis_server import RedisServer, free_port, no_retry  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+
+NAMESPACE = "team-a"
+VIEW = "driver_hourly_stats"
+DATA_PARENT = "/var/tmp"
+
+if unshare_available():
+    pytest.skip(f"podrunner: {unshare_available()}", allow_module_level=True)
+
+#: Historical retrieval inside the materialization pod, from the config Feast is pointed at.
+RETRIEVE = r"""
+import json, os, sys
+import pandas as pd
+from feast import FeatureStore
+store = FeatureStore(fs_yaml_file=os.environ["FEAST_FS_YAML_FILE_PATH"])
+rows = json.loads(sys.argv[1])
+entity_df = pd.DataFrame({"driver_id": [r[0] for r in rows],
+                          "event_timestamp": pd.to_datetime([r[1] for r in rows], utc=True)})
+df = store.get_historical_features(entity_df=entity_df, features=json.loads(sys.argv[2])).to_df()
+df["event_timestamp"] = df["event_timestamp"].astype(str)
+rows = sorted(df.to_dict("records"), key=lambda r: (r["driver_id"], r["event_timestamp"]))
+print("RESULT " + json.dumps(rows, default=str))
+"""
+
+
+class RayCluster:
+    """``ray start --head`` plus one ``ray start --address`` worker, 1 CPU each, as child processes
+    in their own sessions (stopped by process group, never ``ray stop``, which kills every Ray)."""
+
+    def __init__(self, workers: int = 1, cpus: int = 1):
+        self.port = free_port()
+        # short (Ray's unix sockets) and outside /tmp, which is an emptyDir in the pod
+        self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/var/tmp"))
+        ray_cli = str(Path(sys.executable).parent / "ray")
+        common = ["--block", f"--num-cpus={cpus}", "--object-store-memory=150000000", "--disable-usage-stats"]
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        self.procs = [
+            subprocess.Popen(
+                [
+                    ray_cli,
+                    "start",
+                    "--head",
+                    f"--port={self.port}",
+                    f"--ray-client-server-port={free_port()}",
+                    "--include-dashboard=false",
+                    f"--temp-dir={self.temp}",
+                    "--node-ip-address=127.0.0.1",
+                    *common,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        ]
+        self._wait_port(self.port)
+        for _ in range(workers):
+            self.procs.append(
+                subprocess.Popen(
+                    [ray_cli, "start", f"--address=127.0.0.1:{self.port}", "--node-ip-address=127.0.0.1", *common],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=env,
+                )
+            )
+        time.sleep(5)  # the worker registers with the head
+
+    @property
+    def address(self) -> str:
+        """The GCS address: the materialization driver runs on a node of the cluster (this host), as a
+        Ray job's entrypoint does. (Ray Client, ray://, cannot run Feast's Ray Data pipeline.)"""
+        return f"127.0.0.1:{self.port}"
+
+    def _wait_port(self, port: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"ray start exited early: {[p.returncode for p in self.procs]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"Ray port {port} not listening after {timeout}s")
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@dataclass
+class Run:
+    redis: RedisServer
+    rendered: render.Rendered
+    runner: PodRunner
+    summary: str
+    retrieval: list[dict[str, Any]]
+
+
+def _store(compute: dict[str, Any]) -> FeatureStore:
+    fs = FeatureStore.model_validate(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": "drivers", "namespace": NAMESPACE, "uid": str(uuid.uuid4())},
+            "spec": {
+                "project": feature_repo.PROJECT,
+                "provider": "local",
+                "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
+                "materialization": {"featureViews": [VIEW]},
+                "compute": compute,
+            },
+        }
+    )
+    return fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
+
+
+def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[Any]], ray_dir: Path) -> Run:
+    fs = _store(compute)
+    names = Names(fs)
+    password = uuid.uuid4().hex
+    redis_srv = RedisServer(password=password).start()
+    endpoints = Endpoints(
+        online=OnlineEndpoint(redis_srv.host, redis_srv.port, password=SecretKey(names.online_secret, "password")),
+        offline=OfflineEndpoint(claim=names.data_claim),
+    )
+    rendered = render.render(fs, endpoints, OperatorConfig(), repo=RepoSource("r1"))
+    runner = PodRunner(
+        rendered.objects,
+        secrets={names.online_secret: {"password": password}},
+        config_maps={"driver-feature-repo": repo},
+        namespace=NAMESPACE,
+    )
+    apply = runner.pod(next(o for o in rendered.objects if o["kind"] == "Job")).run_job(timeout=300)
+    assert apply.returncode == 0, f"feast apply failed:\n{apply.stdout}\n{apply.stderr}"
+    pod = runner.pod(runner.find("CronJob"))
+    # a Ray node's session dir (raylet sockets) is on the node's filesystem, as in a Ray pod
+    node = [Mount(str(ray_dir), str(ray_dir))]
+    res = pod.run(pod.prepare("materialize", extra_mounts=node), timeout=400)
+    assert res.returncode == 0, f"materialization ({compute}) failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
+    prepared = pod.prepare("materialize", extra_mounts=node)
+    prepared.argv = [
+        "python",
+        "-c",
+        RETRIEVE,
+        json.dumps(entity_rows),
+        json.dumps(feature_repo.FEATURE_REFS + [feature_repo.RATING_REF]),
+    ]
+    out = pod.run(prepared, timeout=300)
+    assert out.returncode == 0, f"historical retrieval ({compute}) failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
+    return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), json.loads(line[len("RESULT ") :]))
+
+
+def _rows(srv: RedisServer) -> dict[bytes, dict[bytes, bytes]]:
+    r = srv.client(retry=no_retry())
+    return {k: r.hgetall(k) for k in r.scan_iter(count=1000)}
+
+
+@pytest.fixture(scope="module")
+def mount_points():
+    """Keep the host mount points of the pods' volumes alive while this module runs. podrunner
+    creates missing ones and removes them when its runner closes; removing a directory detaches
+    every bind mount on it in every mount namespace, so another runner's close (another test run on
+    this machine) would empty /etc/feast under a running pod. A file inside keeps rmdir from
+    succeeding; ours are removed afterwards."""
+    keep, created = [], []
+    for d in ("/etc/feast", "/data", "/repo"):
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            created.append(d)
+        path = Path(d) / f".podrunner-keep-{os.getpid()}"
+        path.touch()
+        keep.append(path)
+    yield
+    for path in keep:
+        path.unlink(missing_ok=True)
+    for d in created:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def runs(mount_points):
+    data_dir = Path(tempfile.mkdtemp(prefix="feast-compute-", dir=DATA_PARENT))
+    parquet = data_dir / "driver_stats.parquet"
+    feature_repo.write_driver_stats(parquet)
+    repo = feature_repo.repo_files(parquet)
+    now = time.time()
+    rows = [
+        [d, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - age))]
+        for d in feature_repo.DRIVERS
+        for age in (3 * 3600, 1800)
+    ] + [[feature_repo.UNKNOWN_DRIVER, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))]]
+    cluster = RayCluster(workers=1)
+    done: list[Run] = []
+    try:
+        done.append(_run({"engine": "local"}, repo, rows, cluster.temp))
+        done.append(
+            _run(
+                {"engine": "ray", "ray": {"address": cluster.address, "writeConcurrency": 2}}, repo, rows, cluster.temp
+            )
+        )
+        yield {"local": done[0], "ray": done[1], "cluster": cluster}
+    finally:
+        for run in done:
+            run.runner.close()
+            run.redis.stop()
+        cluster.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_rendered_job_config_points_feast_at_the_ray_cluster(runs):
+    import yaml
+
+    ray_run, local_run = runs["ray"], runs["local"]
+    cm = next(o for o in ray_run.rendered.objects if o["kind"] == "ConfigMap" and JOB_CONFIG_KEY in o["data"])
+    job = yaml.safe_load(cm["data"][JOB_CONFIG_KEY])
+    assert job["batch_engine"] == {
+        "type": "ray.engine",
+        "staging_location": "/data/staging",
+        "ray_address": runs["cluster"].address,
+        "write_concurrency": 2,
+        "target_partition_size_mb": 64,
+    }
+    assert job["offline_store"] == {
+        "type": "ray",
+        "storage_path": "/data/staging",
+        "ray_address": runs["cluster"].address,
+    }
+    assert "batch_engine" not in ray_run.rendered.server_yaml, "servers and feast apply keep the local engine"
+    assert not any(JOB_CONFIG_KEY in o.get("data", {}) for o in local_run.rendered.objects if o["kind"] == "ConfigMap")
+
+
+def test_ray_materialization_writes_the_same_rows_as_local(runs):
+    local, ray_rows = _rows(runs["local"].redis), _rows(runs["ray"].redis)
+    assert len(local) == len(feature_repo.DRIVERS), local.keys()
+    assert ray_rows == local, "the Ray engine's Redis rows differ from the local engine's"
+
+
+def _nulls(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A missing value is NaN in one engine's frame and None in the other's (the Ray store returns
+    nullable Int64 columns, the file store float64): both mean null."""
+    return [{k: None if v is None or v != v else v for k, v in r.items()} for r in rows]
+
+
+def test_ray_historical_retrieval_equals_local(runs):
+    local, ray_result = _nulls(runs["local"].retrieval), _nulls(runs["ray"].retrieval)
+    assert len(local) == 2 * len(feature_repo.DRIVERS) + 1
+    assert ray_result == local
+    # half an hour ago every driver's newest row (1 h old) is the point-in-time answer
+    expected = {d: feature_repo.latest_values(d) for d in feature_repo.DRIVERS}
+    recent = [r for r in local if r["driver_id"] in expected][1::2]
+    assert [r["city"] for r in recent] == [expected[d]["city"] for d in feature_repo.DRIVERS]
+
+
+def test_materialization_reports_freshness_per_feature_view(runs):
+    for name in ("local", "ray"):
+        summary = parse_summary(runs[name].summary)
+        assert summary is not None, (name, runs[name].summary)
+        views = {v.name: v.materialized_until for v in summary.views}
+        assert set(views) == {VIEW}, views  # driver_rating is not in --views: never materialized
+        assert abs(views[VIEW].timestamp() - time.time()) < 900
