@@ -133,16 +133,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_crd)
     ref = sub.add_parser("reference", help="print the FeatureStore field reference (Markdown)")
     ref.set_defaults(func=cmd_reference)
-    v = sub.add_parser("validate", help="check FeatureStore manifests against the model and the admin policy "
-                       "(FSO_* variables or --config); errors name the field, the rule and the fix")
+    v = sub.add_parser(
+        "validate",
+        help="check FeatureStore manifests against the model and the admin policy "
+        "(FSO_* variables or --config); errors name the field, the rule and the fix",
+    )
     v.add_argument("-f", "--filename", required=True)
-    v.add_argument("--config", default=None, help="operator settings file (YAML: FSO_* names or gcpProject, policy, ...)")
+    v.add_argument(
+        "--config", default=None, help="operator settings file (YAML: FSO_* names or gcpProject, policy, ...)"
+    )
     v.set_defaults(func=cmd_validate)
     run = sub.add_parser("run", help="run the operator")
-    run.add_argument("--namespace", "-n", action="append", default=None,
-                     help="watch only this namespace (repeatable); default: all (or FSO_NAMESPACES)")
-    run.add_argument("--leader-election", default=None, metavar="LEASE",
-                     help="elect the acting replica with this Lease (default: FSO_LEADER_ELECTION; none)")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); default: all (or FSO_NAMESPACES)",
+    )
+    run.add_argument(
+        "--leader-election",
+        default=None,
+        metavar="LEASE",
+        help="elect the acting replica with this Lease (default: FSO_LEADER_ELECTION; none)",
+    )
     run.add_argument("--standalone", action="store_true", help="no leader election even if configured")
     run.set_defaults(func=cmd_run)
     return p

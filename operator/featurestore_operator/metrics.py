@@ -11,7 +11,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("featurestore_reconciles_total", "Reconcile passes by result", ["result"])
 RECONCILE_SECONDS = Histogram(
-    "featurestore_reconcile_duration_seconds", "Duration of one reconcile pass",
+    "featurestore_reconcile_duration_seconds",
+    "Duration of one reconcile pass",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 STORES = Gauge("featurestore_stores", "FeatureStores by phase", ["phase"])
@@ -42,7 +43,8 @@ STORE_READY = Gauge(
     "featurestore_ready", "1 while the FeatureStore's Ready condition is True, else 0", ["namespace", "name"]
 )
 MATERIALIZATION_FAILED = Gauge(
-    "featurestore_materialization_failed", "1 while the FeatureStore's last materialization run failed, else 0",
+    "featurestore_materialization_failed",
+    "1 while the FeatureStore's last materialization run failed, else 0",
     ["namespace", "name"],
 )
 MATERIALIZATION_LAST_SUCCESS = Gauge(
@@ -57,11 +59,13 @@ MATERIALIZATION_LAST_SUCCESS = Gauge(
 VIEW_LABELS = ["namespace", "featurestore", "feature_view"]
 MATERIALIZED_UNTIL = Gauge(
     "featurestore_feature_view_materialized_until_timestamp_seconds",
-    "End of the last successful materialization interval of a feature view (Unix time)", VIEW_LABELS,
+    "End of the last successful materialization interval of a feature view (Unix time)",
+    VIEW_LABELS,
 )
 FRESHNESS_LAG = Gauge(
     "featurestore_feature_view_freshness_lag_seconds",
-    "Seconds between the last reconcile pass and the end of a feature view's last materialization", VIEW_LABELS,
+    "Seconds between the last reconcile pass and the end of a feature view's last materialization",
+    VIEW_LABELS,
 )
 _views_of: dict[tuple[str, str], set[str]] = {}
 

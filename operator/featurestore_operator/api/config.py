@@ -20,9 +20,7 @@ FEAST_VERSION = "0.67.0"
 class OperatorConfig(BaseSettings):
     """Cluster-wide defaults and process settings. Every value is validated at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FSO_", extra="forbid", use_attribute_docstrings=True, frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="FSO_", extra="forbid", use_attribute_docstrings=True, frozen=True)
 
     default_provider: Provider = Provider.LOCAL
     """Provider of FeatureStores that do not set one (local: in-cluster stores, no cloud)."""
@@ -164,9 +162,14 @@ class OperatorConfig(BaseSettings):
     @property
     def effective_policy(self) -> EffectivePolicy:
         """The admin policy with the operator's project, region, network, GSA and images filled in."""
-        return effective(self.policy, project=self.gcp_project, region=self.gcp_region, network=self.gcp_network,
-                         operator_service_account=self.gcp_service_account,
-                         images=[self.feast_image, self.redis_image, self.git_image])
+        return effective(
+            self.policy,
+            project=self.gcp_project,
+            region=self.gcp_region,
+            network=self.gcp_network,
+            operator_service_account=self.gcp_service_account,
+            images=[self.feast_image, self.redis_image, self.git_image],
+        )
 
     @property
     def onboarding_label(self) -> tuple[str, str]:

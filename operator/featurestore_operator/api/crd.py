@@ -16,11 +16,32 @@ from .status import FeatureStoreStatus
 
 # JSON-schema keywords that have a meaning in a structural OpenAPI v3 schema; the rest is dropped.
 _KEEP = {
-    "type", "description", "default", "enum", "pattern", "minimum", "maximum",
-    "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
-    "minProperties", "maxProperties", "required", "properties", "additionalProperties", "items",
-    "nullable", "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-preserve-unknown-fields", "uniqueItems", "oneOf",
+    "type",
+    "description",
+    "default",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "nullable",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-preserve-unknown-fields",
+    "uniqueItems",
+    "oneOf",
 }
 
 
@@ -40,8 +61,14 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             node["x-kubernetes-int-or-string"] = True
         elif len(variants) == 1:
             inner = _structural(variants[0], defs)
-            node = {**inner, **{k: v for k, v in node.items() if k in ("description", "default", "type")
-                                or k.startswith("x-kubernetes-")}}
+            node = {
+                **inner,
+                **{
+                    k: v
+                    for k, v in node.items()
+                    if k in ("description", "default", "type") or k.startswith("x-kubernetes-")
+                },
+            }
         else:
             raise ValueError(f"cannot express union {variants} in a structural schema")
     if "const" in node:
@@ -102,9 +129,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 def crd() -> dict[str, Any]:
     spec = model_schema(FeatureStoreSpec)
     status = model_schema(FeatureStoreStatus)
-    status["properties"]["conditions"].update(
-        {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
-    )
+    status["properties"]["conditions"].update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
     schema = {
         "type": "object",
         "description": "A Feast feature store: online store, offline store and registry, feature "

@@ -113,8 +113,10 @@ def parse_featurestore(obj: dict[str, Any]) -> FeatureStore:
     problems: list[tuple[str, str]] = []
     if obj.get("apiVersion") != API_VERSION or obj.get("kind") != KIND:
         problems.append(
-            ("apiVersion/kind", f"expected apiVersion {API_VERSION} and kind {KIND}, got "
-             f"{obj.get('apiVersion')!r}/{obj.get('kind')!r}")
+            (
+                "apiVersion/kind",
+                f"expected apiVersion {API_VERSION} and kind {KIND}, got {obj.get('apiVersion')!r}/{obj.get('kind')!r}",
+            )
         )
     try:
         fs = FeatureStore.model_validate(obj)
@@ -145,13 +147,18 @@ def select_featurestores(docs: list[Any], source: str) -> list[dict[str, Any]]:
         elif doc.get("apiVersion") == API_VERSION and doc.get("kind") == KIND:
             found.append(doc)
         elif _looks_like_featurestore(doc):
-            hint = " (feast.dev is the Feast Operator's FeatureStore, not this operator's)" if str(
-                doc.get("apiVersion", "")).startswith("feast.dev/") else ""
-            problems.append((
-                f"{source}: document {i + 1}",
-                f"apiVersion {doc.get('apiVersion')!r} kind {doc.get('kind')!r} is not a FeatureStore of this "
-                f"operator; expected apiVersion {API_VERSION} and kind {KIND}{hint}",
-            ))
+            hint = (
+                " (feast.dev is the Feast Operator's FeatureStore, not this operator's)"
+                if str(doc.get("apiVersion", "")).startswith("feast.dev/")
+                else ""
+            )
+            problems.append(
+                (
+                    f"{source}: document {i + 1}",
+                    f"apiVersion {doc.get('apiVersion')!r} kind {doc.get('kind')!r} is not a FeatureStore of this "
+                    f"operator; expected apiVersion {API_VERSION} and kind {KIND}{hint}",
+                )
+            )
     if not found and not problems:
         problems.append((source, f"no FeatureStore (apiVersion {API_VERSION}, kind {KIND}) in this file"))
     if problems:

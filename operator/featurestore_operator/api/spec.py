@@ -24,7 +24,9 @@ from .pods import PodSettings
 #: A non-negative Kubernetes quantity (resource.Quantity's grammar): 500m, 2, 1.5Gi, 1e3.
 _QUANTITY = re.compile(r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][-+]?[0-9]+))?$")
 #: A resource name (cpu, memory, nvidia.com/gpu): a qualified name, as Kubernetes checks it.
-_RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_RESOURCE_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 
 
 def _quantity(v: str | int) -> str | int:
@@ -114,7 +116,9 @@ GcpProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[
 GcpRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+$")]
 GsaEmail = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"),
+    StringConstraints(
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+    ),
 ]
 
 
@@ -273,18 +277,21 @@ class GcsSpec(ApiModel):
     """Retain (default: the bucket holds data) or Delete."""
     force: bool = False
     """With deletionPolicy Delete: also delete a bucket that still holds objects."""
-    existing_bucket: str | None = Field(default=None, min_length=3, max_length=63,
-                                        pattern=r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
+    existing_bucket: str | None = Field(
+        default=None, min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$"
+    )
     """Use this existing bucket (in spec.gcp.project, e.g. managed by Terraform or Config Connector)
     instead of creating one: read and verified, never modified or deleted (no IAM change either:
     grant the Feast service account access yourself)."""
 
     @model_validator(mode="after")
     def _existing(self) -> GcsSpec:
-        if self.existing_bucket and (self.bucket or self.lifecycle or self.force
-                                     or self.deletion_policy is DeletionPolicy.DELETE):
-            raise ValueError("existingBucket is used as it is: do not set bucket, lifecycle, force or "
-                             "deletionPolicy Delete with it")
+        if self.existing_bucket and (
+            self.bucket or self.lifecycle or self.force or self.deletion_policy is DeletionPolicy.DELETE
+        ):
+            raise ValueError(
+                "existingBucket is used as it is: do not set bucket, lifecycle, force or deletionPolicy Delete with it"
+            )
         return self
 
 
@@ -425,8 +432,17 @@ _CRON_FIELDS = [
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day-of-month", 1, 31, {}),
-    ("month", 1, 12, {m: i for i, m in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}),
+    (
+        "month",
+        1,
+        12,
+        {
+            m: i
+            for i, m in enumerate(
+                ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
+            )
+        },
+    ),
     ("day-of-week", 0, 7, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
 ]
 _CRON_ELEMENT = re.compile(r"^(?:(\*|\?)|([0-9A-Za-z]+)(?:-([0-9A-Za-z]+))?)(?:/([0-9]+))?$")
@@ -489,8 +505,9 @@ class MaterializationSpec(ApiModel):
         if v in _CRON_MACROS:
             return v
         fields = v.split()
-        usage = ("use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 * * * *') or one of "
-                 + ", ".join(sorted(_CRON_MACROS)))
+        usage = "use 5 fields 'minute hour day-of-month month day-of-week' (e.g. '0 * * * *') or one of " + ", ".join(
+            sorted(_CRON_MACROS)
+        )
         if len(fields) != 5:
             raise ValueError(f"{v!r} is not a valid cron schedule: {usage}")
         for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
@@ -513,9 +530,7 @@ class MaterializationSpec(ApiModel):
 
 GitUrl = Annotated[
     str,
-    StringConstraints(
-        pattern=r"^(https://|ssh://|git@)[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$", max_length=2048
-    ),
+    StringConstraints(pattern=r"^(https://|ssh://|git@)[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$", max_length=2048),
 ]
 
 

@@ -9,8 +9,9 @@ long-running operations are recorded in status and polled on later reconciles, n
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..api import FeatureStore, OperatorConfig
 

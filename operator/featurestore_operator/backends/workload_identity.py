@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from google.api_core import exceptions as gexc
 
@@ -114,7 +115,9 @@ def gcloud_add_command(gsa: str, mem: str) -> str:
 
 
 def gcloud_remove_command(gsa: str, mem: str) -> str:
-    return f'gcloud iam service-accounts remove-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} --member "{mem}"'
+    return (
+        f'gcloud iam service-accounts remove-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} --member "{mem}"'
+    )
 
 
 def wants_grant(fs: FeatureStore) -> bool:
@@ -141,7 +144,9 @@ def default_client_factory(endpoint: str | None = None) -> Callable[[], Any]:
             from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
 
             channel = grpc.insecure_channel(endpoint.removeprefix("http://"))
-            return iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=channel, credentials=AnonymousCredentials()))
+            return iam_admin_v1.IAMClient(
+                transport=IAMGrpcTransport(channel=channel, credentials=AnonymousCredentials())
+            )
         if endpoint:
             return iam_admin_v1.IAMClient(client_options={"api_endpoint": endpoint})
         return iam_admin_v1.IAMClient()
@@ -165,9 +170,16 @@ class WorkloadIdentity:
         pool: Workload Identity pool, PROJECT.svc.id.goog (default: ``config.workload_pool``).
     """
 
-    def __init__(self, config: OperatorConfig | None = None, *, client_factory: Callable[[], Any] | None = None,
-                 endpoint: str | None = None, pool: str | None = None, attempts: int = ATTEMPTS,
-                 timeout: float = 30.0):
+    def __init__(
+        self,
+        config: OperatorConfig | None = None,
+        *,
+        client_factory: Callable[[], Any] | None = None,
+        endpoint: str | None = None,
+        pool: str | None = None,
+        attempts: int = ATTEMPTS,
+        timeout: float = 30.0,
+    ):
         self.config = config
         endpoint = endpoint or getattr(config, "iam_endpoint", None)
         self._factory = client_factory or default_client_factory(endpoint)
@@ -191,9 +203,13 @@ class WorkloadIdentity:
             return self._client
 
     async def _get(self, client: Any, res: str) -> Any:
-        return await gcp.call(lambda: client.get_iam_policy(
-            request={"resource": res, "options": {"requested_policy_version": POLICY_VERSION}},
-            retry=None, timeout=self._timeout))
+        return await gcp.call(
+            lambda: client.get_iam_policy(
+                request={"resource": res, "options": {"requested_policy_version": POLICY_VERSION}},
+                retry=None,
+                timeout=self._timeout,
+            )
+        )
 
     async def _set(self, client: Any, res: str, policy: Any, bindings: list[dict[str, Any]]) -> Any:
         from google.iam.v1 import policy_pb2
@@ -206,8 +222,9 @@ class WorkloadIdentity:
             if b.get("condition") is not None:
                 pb.condition.CopyFrom(b["condition"])
         new.version = POLICY_VERSION
-        return await gcp.call(lambda: client.set_iam_policy(
-            request={"resource": res, "policy": new}, retry=None, timeout=self._timeout))
+        return await gcp.call(
+            lambda: client.set_iam_policy(request={"resource": res, "policy": new}, retry=None, timeout=self._timeout)
+        )
 
     async def _modify(self, gsa: str, change: Callable[[Any], list[dict[str, Any]] | None]) -> bool:
         """Read-modify-write with the etag; re-read and re-apply when it changed meanwhile.
@@ -230,21 +247,32 @@ class WorkloadIdentity:
     async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[str | None] | Pending | Failed:
         gsa = fs.spec.gcp.service_account
         recorded = fs.status.cloud
-        if recorded.service_account and recorded.workload_member and (
-                recorded.service_account != gsa or recorded.workload_member != self._member_or_none(fs)):
+        if (
+            recorded.service_account
+            and recorded.workload_member
+            and (recorded.service_account != gsa or recorded.workload_member != self._member_or_none(fs))
+        ):
             revoked = await self._revoke(recorded.service_account, recorded.workload_member)
             if not revoked.done:
                 return Pending("RevokingOldGrant", revoked.message, retry_after=revoked.retry_after)
-            return Pending("RevokedOldGrant", revoked.message or f"revoked the grant on {recorded.service_account}",
-                           status={"cloud": {"serviceAccount": None, "workloadMember": None}}, retry_after=1)
+            return Pending(
+                "RevokedOldGrant",
+                revoked.message or f"revoked the grant on {recorded.service_account}",
+                status={"cloud": {"serviceAccount": None, "workloadMember": None}},
+                retry_after=1,
+            )
         if not gsa:
             return Ready(None, "no spec.gcp.serviceAccount: Feast pods use the node's (or the KSA's default) identity")
         refused = policy_refusal(fs, self.config)
         if refused:
             return Failed("PolicyViolation", f"no Workload Identity grant: {refused}", retry_after=300)
         if not self._pool:
-            return Failed("NoWorkloadPool", "the operator has no Workload Identity pool configured (FSO_GCP_WORKLOAD_POOL "
-                          "or FSO_GCP_PROJECT; Helm value gcp.workloadPool)", retry_after=300)
+            return Failed(
+                "NoWorkloadPool",
+                "the operator has no Workload Identity pool configured (FSO_GCP_WORKLOAD_POOL "
+                "or FSO_GCP_PROJECT; Helm value gcp.workloadPool)",
+                retry_after=300,
+            )
         mem = member(fs, self._pool)
         try:
             wrote = await self._modify(gsa, lambda b: with_member(b, WORKLOAD_IDENTITY_USER, mem))
@@ -256,18 +284,25 @@ class WorkloadIdentity:
                 f"roles/iam.serviceAccountAdmin). An admin can add the binding instead: "
                 f"{gcloud_add_command(gsa, mem)} (this condition stays False while the "
                 f"operator cannot read the policy; pods work once the binding exists)",
-                retryable=False, retry_after=600)
+                retryable=False,
+                retry_after=600,
+            )
         except gexc.NotFound:
             return Failed(
                 "ServiceAccountNotFound",
                 f"spec.gcp.serviceAccount: Google service account {gsa} does not exist (or is in a project the "
                 f"operator cannot see); create it or fix the name",
-                retryable=False, retry_after=300)
+                retryable=False,
+                retry_after=300,
+            )
         except Exception as err:  # noqa: BLE001 - mapped to a condition
             return gcp.failure(err, f"Workload Identity binding on {gsa}", "iam.serviceAccounts.setIamPolicy")
         verb = "granted" if wrote else "present"
-        return Ready(mem, f"{WORKLOAD_IDENTITY_USER} for {mem} on {gsa}: {verb}",
-                     status={"cloud": {"serviceAccount": gsa, "workloadMember": mem}})
+        return Ready(
+            mem,
+            f"{WORKLOAD_IDENTITY_USER} for {mem} on {gsa}: {verb}",
+            status={"cloud": {"serviceAccount": gsa, "workloadMember": mem}},
+        )
 
     def _member_or_none(self, fs: FeatureStore) -> str | None:
         return member(fs, self._pool) if self._pool else None
@@ -279,8 +314,11 @@ class WorkloadIdentity:
         except gexc.NotFound:
             return Deleted(True, f"Google service account {gsa} no longer exists")
         except (gexc.Forbidden, gexc.PermissionDenied):
-            return Deleted(True, f"could not remove the Workload Identity binding from {gsa} (permission denied); "
-                                 f"remove it with: {gcloud_remove_command(gsa, mem)}")
+            return Deleted(
+                True,
+                f"could not remove the Workload Identity binding from {gsa} (permission denied); "
+                f"remove it with: {gcloud_remove_command(gsa, mem)}",
+            )
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"removing the Workload Identity binding from {gsa}")
             if f.retryable:

@@ -27,9 +27,14 @@ def event_object(involved: dict[str, Any], event: Event, now: dt.datetime, insta
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
-                           "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
-                           "resourceVersion": meta.get("resourceVersion")},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
         "type": event.type,
         "reason": event.reason[:128],
         "message": event.message[:1024],
@@ -52,8 +57,12 @@ class EventPoster:
         try:
             self.queue.put_nowait(event_object(involved, event, dt.datetime.now(dt.UTC), self.instance))
         except asyncio.QueueFull:
-            log.warning("dropped Event %s %s: %d Events are waiting to be posted", event.reason,
-                        involved["metadata"]["name"], QUEUE_SIZE)
+            log.warning(
+                "dropped Event %s %s: %d Events are waiting to be posted",
+                event.reason,
+                involved["metadata"]["name"],
+                QUEUE_SIZE,
+            )
 
     async def run(self) -> None:
         await asyncio.gather(*(self._poster() for _ in range(POSTERS)))

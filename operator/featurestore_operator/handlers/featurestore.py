@@ -32,9 +32,12 @@ async def watch_featurestores(rt: Runtime, namespace: str | None) -> None:
         except ApiError as err:
             if err.status in (401, 403):
                 raise  # credentials or RBAC: the operator cannot work; let the process fail
-            _not_watching(rt, f"FeatureStores: {err}" if err.status != 404 else
-                          "the FeatureStore resource is not served (CRD not installed, or the API server is "
-                          "starting)")
+            _not_watching(
+                rt,
+                f"FeatureStores: {err}"
+                if err.status != 404
+                else "the FeatureStore resource is not served (CRD not installed, or the API server is starting)",
+            )
         except Exception as err:  # noqa: BLE001 - connection errors: try again
             _not_watching(rt, f"FeatureStores: {type(err).__name__}: {err}")
         if not rt.health.watching:

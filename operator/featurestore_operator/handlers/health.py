@@ -25,7 +25,7 @@ class Health:
         self.reason = "starting"
         self._runner: web.AppRunner | None = None
 
-    def report(self) -> tuple[int, dict[str, object]]:
+    def report(self) -> tuple[int, dict[str, str | bool | None]]:
         ok = self.leading is False or self.watching
         body = {"ok": ok, "leading": self.leading, "watching": self.watching, "reason": self.reason}
         return (200 if ok else 503), body

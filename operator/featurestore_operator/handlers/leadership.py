@@ -46,8 +46,12 @@ class LeaderElector:
 
     def _lease(self, base: dict[str, Any] | None, transitions: int) -> dict[str, Any]:
         now = _stamp(_now())
-        spec = {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.duration),
-                "renewTime": now, "leaseTransitions": transitions}
+        spec = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.duration),
+            "renewTime": now,
+            "leaseTransitions": transitions,
+        }
         held = base is not None and (base.get("spec") or {}).get("holderIdentity") == self.identity
         spec["acquireTime"] = (base or {}).get("spec", {}).get("acquireTime") if held else now
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}

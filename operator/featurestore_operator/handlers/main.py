@@ -72,16 +72,22 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
         start_http_server(config.metrics_port)
     elector = _elector(rt, election)
     tasks: list[asyncio.Task[Any]] = []
-    log.info("featurestore-operator started (version %s, default provider %s%s)", __version__, config.default_provider.value,
-             f", leader election on Lease {elector.namespace}/{elector.name}" if elector else "")
+    log.info(
+        "featurestore-operator started (version %s, default provider %s%s)",
+        __version__,
+        config.default_provider.value,
+        f", leader election on Lease {elector.namespace}/{elector.name}" if elector else "",
+    )
     try:
         if elector is not None:
             rt.health.leading = False
             await elector.acquire()
             rt.health.leading = True
-        tasks = [_task(rt.watches.run(), "watches"), _task(rt.events.run(), "events"),
-                 *[_task(watch_featurestores(rt, ns), f"featurestores {ns or 'cluster-wide'}")
-                   for ns in (config.namespaces or [None])]]
+        tasks = [
+            _task(rt.watches.run(), "watches"),
+            _task(rt.events.run(), "events"),
+            *[_task(watch_featurestores(rt, ns), f"featurestores {ns or 'cluster-wide'}") for ns in _scopes(config)],
+        ]
         acting = [_task(run_kopf(rt), "kopf")] + ([_task(elector.keep(), "leadership")] if elector else [])
         tasks += acting
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -99,6 +105,11 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
             await elector.release()
         await rt.health.stop()
         await rt.kube.close()
+
+
+def _scopes(config: OperatorConfig) -> list[str | None]:
+    """Namespaces to watch, or None: cluster-wide."""
+    return [*config.namespaces] or [None]
 
 
 def _task(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:

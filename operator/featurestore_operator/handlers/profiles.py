@@ -56,20 +56,20 @@ def _onboarder(memo: Runtime) -> Onboarder:
     return _ONBOARDER[0]
 
 
-async def namespace_event(event: dict[str, Any], memo: Runtime, **_: Any) -> None:
-    await _onboarder(memo).namespace_event(event.get("type"), event["object"])
+async def namespace_event(event: kopf.RawEvent, memo: Runtime, **_: Any) -> None:
+    await _onboarder(memo).namespace_event(event.get("type"), dict(event["object"]))
 
 
-async def profile_event(event: dict[str, Any], memo: Runtime, **_: Any) -> None:
-    await _onboarder(memo).profile_event(event.get("type"), event["object"])
+async def profile_event(event: kopf.RawEvent, memo: Runtime, **_: Any) -> None:
+    await _onboarder(memo).profile_event(event.get("type"), dict(event["object"]))
 
 
-async def marker_event(event: dict[str, Any], meta: kopf.Meta, memo: Runtime, **_: Any) -> None:
+async def marker_event(event: kopf.RawEvent, meta: kopf.Meta, memo: Runtime, **_: Any) -> None:
     if event.get("type") == "DELETED" and meta.get("name") == MARKER:
         await _onboarder(memo).marker_deleted(meta["namespace"])
 
 
-async def shared_secret_event(event: dict[str, Any], memo: Runtime, **_: Any) -> None:
+async def shared_secret_event(event: kopf.RawEvent, memo: Runtime, **_: Any) -> None:
     if event.get("type") == "DELETED":
         return  # copies stay as they are: a FeatureStore keeps working until the source returns
     try:
@@ -81,12 +81,14 @@ async def shared_secret_event(event: dict[str, Any], memo: Runtime, **_: Any) ->
         log.info("shared online store Secret copied to %d onboarded namespaces", count)
 
 
-async def optional_crd_event(event: dict[str, Any], body: kopf.Body, memo: Runtime, **_: Any) -> None:
+async def optional_crd_event(event: kopf.RawEvent, body: kopf.Body, memo: Runtime, **_: Any) -> None:
     """PodDefault/AuthorizationPolicy (or Profile) CRD added, established or removed: rediscover and
     reconcile every FeatureStore, so the Kubeflow condition and the objects follow at once."""
     if event.get("type") is None:
         return  # the initial listing: discovery at start-up saw these already
-    log.info("optional CRD %s changed (%s): rediscovering API versions", body.get("metadata", {}).get("name"), event["type"])
+    log.info(
+        "optional CRD %s changed (%s): rediscovering API versions", body.get("metadata", {}).get("name"), event["type"]
+    )
     memo.rediscover()
     # Again a little later, without holding up this handler (kopf handles a CRD's events in order).
     asyncio.get_running_loop().call_later(REDISCOVER_AFTER, memo.rediscover)
@@ -98,8 +100,9 @@ def _is_optional_crd(body: kopf.Body, **_: Any) -> bool:
 
 def register(config: OperatorConfig) -> None:
     """Register the handlers this configuration needs on kopf's default registry."""
-    kopf.on.event("apiextensions.k8s.io", "customresourcedefinitions", when=_is_optional_crd,
-                  id="kubeflow-optional-crds")(optional_crd_event)
+    kopf.on.event(
+        "apiextensions.k8s.io", "customresourcedefinitions", when=_is_optional_crd, id="kubeflow-optional-crds"
+    )(optional_crd_event)
     if not config.onboarding_enabled:
         return
     kopf.on.event("namespaces", id="onboarding-namespaces")(namespace_event)
@@ -109,7 +112,7 @@ def register(config: OperatorConfig) -> None:
     if shared is not None:
         ref = shared.secret_ref
 
-        def is_source(name: str, namespace: str, **_: Any) -> bool:
+        def is_source(name: str, namespace: str | None, **_: Any) -> bool:
             return (namespace, name) == (ref.namespace, ref.name)
 
         kopf.on.event("v1", "secrets", when=is_source, id="onboarding-shared-secret")(shared_secret_event)
@@ -122,5 +125,6 @@ def server_side_selectors(settings: kopf.OperatorSettings, config: OperatorConfi
     shared = config.onboarding_template.shared_online_store
     if config.onboarding_enabled and shared is not None:
         ref = shared.secret_ref
-        settings.watching.field_selectors["v1", "secrets"] = \
+        settings.watching.field_selectors["v1", "secrets"] = (
             f"metadata.name={ref.name},metadata.namespace={ref.namespace}"
+        )

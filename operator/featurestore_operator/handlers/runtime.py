@@ -39,8 +39,15 @@ class Runtime:
         def emit(event: Event) -> None:
             self.events.post(body, event)
 
-        return Deps(kube=self.kube, cache=self.cache, discovery=self.discovery, config=self.config,
-                    backends=self.backends, emit=emit, shared_applier=self.applier)
+        return Deps(
+            kube=self.kube,
+            cache=self.cache,
+            discovery=self.discovery,
+            config=self.config,
+            backends=self.backends,
+            emit=emit,
+            shared_applier=self.applier,
+        )
 
     def rediscover(self) -> None:
         """An optional CRD came or went: discover again, watch what is now served, reconcile all."""

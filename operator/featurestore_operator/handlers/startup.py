@@ -7,26 +7,10 @@ from typing import Any
 
 import kopf
 
-from ..api import GROUP
 from . import profiles
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-class NoDiffBase(kopf.DiffBaseStorage):
-    """No diff base ("last-handled-configuration"): every handler is on.event, so nothing reads a
-    diff; kopf's default would store a deep copy of every watched body (~9% of the operator's busy
-    CPU in bench/reconcile.py --profile)."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> None:  # type: ignore[override]
-        return None
-
-    def fetch(self, *, body: kopf.Body) -> None:  # type: ignore[override]
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:  # type: ignore[override]
-        return None
 
 
 @kopf.on.login()
@@ -38,8 +22,6 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.enabled = False  # Events come from the operator itself (handlers.events)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..api import Condition, ConditionType, FeatureStoreStatus, Phase
 from ..backends.base import Failed, Pending, Ready
@@ -11,6 +11,7 @@ from .applier import ApplyFailure
 from .observe import RepoMissing, RepoNotConfigured, RepoState
 
 T = ConditionType
+Status = Literal["True", "False", "Unknown"]
 #: Parts whose readiness makes the store Ready. Kubeflow is an optional integration: it is
 #: reported, but a cluster without Kubeflow (kind, plain GKE) still gets a Ready store.
 READY_PARTS = [T.ONLINE_STORE, T.OFFLINE_STORE, T.REGISTRY, T.FEATURE_SERVER, T.MATERIALIZATION, T.FEATURE_REPO]
@@ -19,7 +20,7 @@ READY_PARTS = [T.ONLINE_STORE, T.OFFLINE_STORE, T.REGISTRY, T.FEATURE_SERVER, T.
 @dataclass(frozen=True)
 class Part:
     type: ConditionType
-    status: str  # "True" | "False" | "Unknown"
+    status: Status
     reason: str
     message: str
     #: Failed for a reason only a spec/permission change fixes.
@@ -34,8 +35,13 @@ class Part:
 def from_outcome(type_: ConditionType, outcome: Any) -> Part:
     if isinstance(outcome, Ready):
         # a reason other than Ready is a warning that leaves the store serving
-        return Part(type_, "True", outcome.reason, outcome.message or "ready",
-                    event=None if outcome.reason == "Ready" else "Warning")
+        return Part(
+            type_,
+            "True",
+            outcome.reason,
+            outcome.message or "ready",
+            event=None if outcome.reason == "Ready" else "Warning",
+        )
     if isinstance(outcome, Pending):
         return Part(type_, "False", outcome.reason, outcome.message, event="Normal")
     assert isinstance(outcome, Failed)
@@ -54,7 +60,9 @@ def deployment_part(type_: ConditionType, dep: dict[str, Any] | None, want: int)
     for c in st.get("conditions") or []:
         if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
             return Part(type_, "False", "ProgressDeadlineExceeded", c.get("message", ""), event="Warning")
-    return Part(type_, "False", "Unavailable", f"{available} of {want} replica(s) available; waiting for pods to become ready")
+    return Part(
+        type_, "False", "Unavailable", f"{available} of {want} replica(s) available; waiting for pods to become ready"
+    )
 
 
 def statefulset_part(type_: ConditionType, sts: dict[str, Any] | None) -> Part:
@@ -76,36 +84,51 @@ def job_state(job: dict[str, Any]) -> str:
     return "Running"
 
 
-def materialization_part(cron: dict[str, Any] | None, runs: list[dict[str, Any]],
-                         enabled: bool) -> tuple[Part, dict[str, Any]]:
+def materialization_part(
+    cron: dict[str, Any] | None, runs: list[dict[str, Any]], enabled: bool
+) -> tuple[Part, dict[str, Any]]:
     """The Materialization part and the ``status.materialization`` fields (snake_case) it observed."""
     if not enabled:
         return Part(T.MATERIALIZATION, "True", "Disabled", "scheduled materialization is disabled"), {}
     if cron is None:
         return Part(T.MATERIALIZATION, "False", "NotCreated", "the materialization CronJob does not exist yet"), {}
     st = cron.get("status") or {}
-    info: dict[str, Any] = {"last_schedule_time": st.get("lastScheduleTime"),
-                            "last_successful_time": st.get("lastSuccessfulTime")}
+    info: dict[str, Any] = {
+        "last_schedule_time": st.get("lastScheduleTime"),
+        "last_successful_time": st.get("lastSuccessfulTime"),
+    }
     if not runs:
         return Part(T.MATERIALIZATION, "True", "Scheduled", f"schedule {cron['spec']['schedule']!r}, no run yet"), info
     last = max(runs, key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]))
     state = job_state(last)
     info.update(last_job=last["metadata"]["name"], last_result=state)
     if state == "Failed":
-        return Part(T.MATERIALIZATION, "False", "LastRunFailed",
-                    f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`",
-                    event="Warning"), info
-    return Part(T.MATERIALIZATION, "True", "Scheduled" if state == "Succeeded" else "Running",
-                f"last run {last['metadata']['name']}: {state}"), info
+        return Part(
+            T.MATERIALIZATION,
+            "False",
+            "LastRunFailed",
+            f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`",
+            event="Warning",
+        ), info
+    return Part(
+        T.MATERIALIZATION,
+        "True",
+        "Scheduled" if state == "Succeeded" else "Running",
+        f"last run {last['metadata']['name']}: {state}",
+    ), info
 
 
 def feature_repo_part(repo: RepoState, job: dict[str, Any] | None, job_name: str | None, applied: str | None) -> Part:
     if isinstance(repo, RepoNotConfigured):
         return Part(T.FEATURE_REPO, "True", "NotConfigured", "no featureRepo: the registry is managed by its users")
     if isinstance(repo, RepoMissing):
-        return Part(T.FEATURE_REPO, "False", f"{repo.kind}NotFound",
-                    f"{repo.field}: {repo.kind} {repo.name!r} not found in the FeatureStore's namespace; {repo.fix}",
-                    event="Warning")
+        return Part(
+            T.FEATURE_REPO,
+            "False",
+            f"{repo.kind}NotFound",
+            f"{repo.field}: {repo.kind} {repo.name!r} not found in the FeatureStore's namespace; {repo.fix}",
+            event="Warning",
+        )
     if job is None or job_name is None:
         return Part(T.FEATURE_REPO, "False", "Pending", f"creating the feast apply Job for revision {repo.revision}")
     state = job_state(job)
@@ -113,10 +136,16 @@ def feature_repo_part(repo: RepoState, job: dict[str, Any] | None, job_name: str
         return Part(T.FEATURE_REPO, "True", "Applied", f"revision {repo.revision} applied by Job {job_name}")
     if state == "Failed":
         keep = f"; revision {applied} keeps serving" if applied and applied != repo.revision else ""
-        return Part(T.FEATURE_REPO, "False", "ApplyFailed", f"feast apply of revision {repo.revision} failed "
-                    f"(Job {job_name}){keep}; see `kubectl logs job/{job_name}`", event="Warning")
-    return Part(T.FEATURE_REPO, "False", "Applying", f"Job {job_name} is applying revision {repo.revision}",
-                event="Normal")
+        return Part(
+            T.FEATURE_REPO,
+            "False",
+            "ApplyFailed",
+            f"feast apply of revision {repo.revision} failed (Job {job_name}){keep}; see `kubectl logs job/{job_name}`",
+            event="Warning",
+        )
+    return Part(
+        T.FEATURE_REPO, "False", "Applying", f"Job {job_name} is applying revision {repo.revision}", event="Normal"
+    )
 
 
 def kubeflow_part(pod_default: bool, istio: bool, optional_kinds: frozenset[str]) -> Part:
@@ -126,9 +155,13 @@ def kubeflow_part(pod_default: bool, istio: bool, optional_kinds: frozenset[str]
     if istio and "AuthorizationPolicy" not in optional_kinds:
         missing.append("AuthorizationPolicy (security.istio.io/v1beta1): feature server access is not restricted")
     if missing:
-        return Part(T.KUBEFLOW, "False", "CRDNotInstalled",
-                    "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.",
-                    event="Warning")
+        return Part(
+            T.KUBEFLOW,
+            "False",
+            "CRDNotInstalled",
+            "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.",
+            event="Warning",
+        )
     return Part(T.KUBEFLOW, "True", "Configured", "PodDefault and access policy in place")
 
 
@@ -137,10 +170,18 @@ def synced_part(failures: list[ApplyFailure], declined: list[Part], waiting: lis
     if failures:
         immutable = [f for f in failures if f.immutable]
         reason = "ImmutableFieldChanged" if immutable and len(immutable) == len(failures) else "ApplyFailed"
-        fix = ("; the API server does not allow this change: revert it, or delete the object to have it "
-               "re-created" if reason == "ImmutableFieldChanged" else "")
-        return Part(T.SYNCED, "False", reason,
-                    "the API server refused " + "; ".join(f.describe() for f in failures) + fix, event="Warning")
+        fix = (
+            "; the API server does not allow this change: revert it, or delete the object to have it re-created"
+            if reason == "ImmutableFieldChanged"
+            else ""
+        )
+        return Part(
+            T.SYNCED,
+            "False",
+            reason,
+            "the API server refused " + "; ".join(f.describe() for f in failures) + fix,
+            event="Warning",
+        )
     if declined:
         return Part(T.SYNCED, "False", declined[0].reason, f"{declined[0].type.value}: {declined[0].message}")
     if waiting:
@@ -166,8 +207,16 @@ def merge_conditions(previous: list[Condition], parts: list[Part], generation: i
     for p in [ready, *parts]:
         old = prev.get(p.type.value)
         since = old.last_transition_time if old and old.status == p.status and old.last_transition_time else now
-        out.append(Condition(type=p.type.value, status=p.status, reason=p.reason, message=p.message[:32768],
-                             last_transition_time=since, observed_generation=generation))
+        out.append(
+            Condition(
+                type=p.type.value,
+                status=p.status,
+                reason=p.reason,
+                message=p.message[:32768],
+                last_transition_time=since,
+                observed_generation=generation,
+            )
+        )
     return out
 
 

@@ -89,8 +89,9 @@ async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
         return True
     if not any(b.needs_cleanup(fs) for _, b in all_backends(deps.backends, fs)):
         return True
-    result = await deps.kube.patch_guarded(body, {"metadata": {"finalizers": [*(meta.get("finalizers") or []),
-                                                                              FINALIZER]}})
+    result = await deps.kube.patch_guarded(
+        body, {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}}
+    )
     if result is None:
         return False
     meta["finalizers"] = result["metadata"].get("finalizers")
@@ -98,23 +99,30 @@ async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
     return True
 
 
-async def publish(deps: Deps, body: dict[str, Any], previous: FeatureStoreStatus, status: FeatureStoreStatus,
-                  parts: list[cond.Part]) -> None:
+async def publish(
+    deps: Deps, body: dict[str, Any], previous: FeatureStoreStatus, status: FeatureStoreStatus, parts: list[cond.Part]
+) -> None:
     for event in transitions(previous, status, parts):
         deps.emit(event)
     await write_status(deps, body, status)
 
 
-async def report_invalid(deps: Deps, body: dict[str, Any], previous: FeatureStoreStatus, err: SpecError,
-                         reason: str = "InvalidSpec") -> Result:
+async def report_invalid(
+    deps: Deps, body: dict[str, Any], previous: FeatureStoreStatus, err: SpecError, reason: str = "InvalidSpec"
+) -> Result:
     """A spec the operator refuses (invalid, or against the admin policy): a condition naming each
     field; nothing is provisioned or changed."""
     generation = body["metadata"].get("generation")
-    part = cond.Part(T.SPEC, "False", reason, f"{err}. Fix the FeatureStore and re-apply.", failed=True,
-                     event="Warning")
-    status = previous.model_copy(update={
-        "observed_generation": generation, "phase": cond.Phase.FAILED,
-        "conditions": cond.merge_conditions(previous.conditions, [part], generation, rfc3339(deps.now()))})
+    part = cond.Part(
+        T.SPEC, "False", reason, f"{err}. Fix the FeatureStore and re-apply.", failed=True, event="Warning"
+    )
+    status = previous.model_copy(
+        update={
+            "observed_generation": generation,
+            "phase": cond.Phase.FAILED,
+            "conditions": cond.merge_conditions(previous.conditions, [part], generation, rfc3339(deps.now())),
+        }
+    )
     await publish(deps, body, previous, status, [part])
     return Result(None, "Failed")
 
@@ -122,8 +130,12 @@ async def report_invalid(deps: Deps, body: dict[str, Any], previous: FeatureStor
 async def apply_desired(deps: Deps, fs: FeatureStore, want: Desired, backends: BackendResults) -> list[ApplyFailure]:
     """Apply in the table's order (policies first); prune what the spec no longer asks for."""
     if want.hold:
-        log.info("%s/%s: keeping workloads as they are while %s", fs.metadata.namespace, fs.metadata.name,
-                 ", ".join(backends.waiting()))
+        log.info(
+            "%s/%s: keeping workloads as they are while %s",
+            fs.metadata.namespace,
+            fs.metadata.name,
+            ", ".join(backends.waiting()),
+        )
         return []
     failures = await deps.applier.apply_all(want.objects)
     if backends.ready and not failures:  # don't prune while a backend is merely pending or an apply failed
@@ -134,8 +146,11 @@ async def apply_desired(deps: Deps, fs: FeatureStore, want: Desired, backends: B
 
 def _runs(deps: Deps, fs: FeatureStore) -> list[dict[str, Any]]:
     """Jobs the materialization CronJob started (as watched)."""
-    return [o for o in deps.cache.children(fs.metadata.namespace, fs.metadata.name)
-            if o["kind"] == "Job" and any(r.get("kind") == "CronJob" for r in o["metadata"].get("ownerReferences", []))]
+    return [
+        o
+        for o in deps.cache.children(fs.metadata.namespace, fs.metadata.name)
+        if o["kind"] == "Job" and any(r.get("kind") == "CronJob" for r in o["metadata"].get("ownerReferences", []))
+    ]
 
 
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
@@ -165,9 +180,19 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     def child(kind: str, name: str) -> dict[str, Any] | None:
         return deps.cache.objects.get((kind, ns, name))
 
-    seen = Seen(fs=fs, previous=previous, backends=backends, repo=repo, desired=want, failures=failures,
-                versions=versions, istio=deps.config.istio, child=child, runs=_runs(deps, fs),
-                feast_version=deps.config.feast_version)
+    seen = Seen(
+        fs=fs,
+        previous=previous,
+        backends=backends,
+        repo=repo,
+        desired=want,
+        failures=failures,
+        versions=versions,
+        istio=deps.config.istio,
+        child=child,
+        runs=_runs(deps, fs),
+        feast_version=deps.config.feast_version,
+    )
     parts, mat_info = build_parts(seen)
     status = next_status(seen, parts, mat_info, body["metadata"].get("generation"), rfc3339(deps.now()))
     await publish(deps, body, previous, status, parts)

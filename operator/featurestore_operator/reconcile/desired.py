@@ -41,8 +41,14 @@ def online_secret(fs: FeatureStore, data: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def desired(fs: FeatureStore, backends: BackendResults, repo: RepoState, config: OperatorConfig,
-            versions: ApiVersions, previous: FeatureStoreStatus) -> Desired:
+def desired(
+    fs: FeatureStore,
+    backends: BackendResults,
+    repo: RepoState,
+    config: OperatorConfig,
+    versions: ApiVersions,
+    previous: FeatureStoreStatus,
+) -> Desired:
     """What to apply. A store that served before keeps its workloads and config untouched while a
     backend is in transition (Memorystore maintenance, resize, repair): rewriting the config to
     "pending" would take a working store down for a routine cloud event."""
@@ -53,6 +59,12 @@ def desired(fs: FeatureStore, backends: BackendResults, repo: RepoState, config:
     objects = list(rendered.objects)
     if backends.online_secret:
         objects.insert(0, online_secret(fs, backends.online_secret))
-    job = next((o["metadata"]["name"] for o in objects
-                if o["kind"] == "Job" and o["metadata"]["labels"].get(COMPONENT_LABEL) == "feature-repo"), None)
+    job = next(
+        (
+            o["metadata"]["name"]
+            for o in objects
+            if o["kind"] == "Job" and o["metadata"]["labels"].get(COMPONENT_LABEL) == "feature-repo"
+        ),
+        None,
+    )
     return Desired(objects=objects, config_hash=rendered.config_hash, apply_job=job)

@@ -9,7 +9,6 @@ from ..render import ApiVersions
 from .kinds import KINDS, Kind
 from .kube import ApiError, Kube
 
-
 #: kinds discovered besides the owned ones
 DISCOVERED = frozenset({"FeatureStore", "SparkApplication"})
 
@@ -69,13 +68,18 @@ class Discovery:
             if version:
                 served[kind.kind] = version
         # CronJob.spec.timeZone: batch/v1 CronJob on >= 1.25; older servers also serve batch/v1beta1.
-        tz = served.get("CronJob") == "batch/v1" and not await self.kube.served("CronJob", "batch/v1beta1", self.namespace)
+        tz = served.get("CronJob") == "batch/v1" and not await self.kube.served(
+            "CronJob", "batch/v1beta1", self.namespace
+        )
         optional = frozenset(k.kind for k in KINDS.values() if k.optional and k.kind in served)
         self._served = served
         self._cached = ApiVersions(
-            cronjob=served.get("CronJob", "batch/v1"), pdb=served.get("PodDisruptionBudget", "policy/v1"),
-            hpa=served.get("HorizontalPodAutoscaler", "autoscaling/v2"), cronjob_time_zone=tz,
-            optional_kinds=optional)
+            cronjob=served.get("CronJob", "batch/v1"),
+            pdb=served.get("PodDisruptionBudget", "policy/v1"),
+            hpa=served.get("HorizontalPodAutoscaler", "autoscaling/v2"),
+            cronjob_time_zone=tz,
+            optional_kinds=optional,
+        )
         self._at = time.monotonic()
 
     def invalidate(self) -> None:

@@ -62,24 +62,42 @@ KINDS: dict[str, Kind] = {
         # spec.compute with kubeRay: the store's RayCluster (KubeRay operator)
         Kind("RayCluster", "rayclusters", "ray.io", ("v1",), 16, True, True),
         # not children
-        Kind("FeatureStore", "featurestores", "featurestore.kubeflow.org", ("v1alpha1",),
-             verbs=("get", "list", "watch", "patch")),
+        Kind(
+            "FeatureStore",
+            "featurestores",
+            "featurestore.kubeflow.org",
+            ("v1alpha1",),
+            verbs=("get", "list", "watch", "patch"),
+        ),
         Kind("Event", "events", "", ("v1",), verbs=("create", "patch")),
         Kind("Lease", "leases", "coordination.k8s.io", ("v1",), verbs=("get", "create", "update")),
         Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
-        Kind("Profile", "profiles", "kubeflow.org", ("v1",), optional=True, verbs=("get", "list", "watch"),
-             namespaced=False),
+        Kind(
+            "Profile",
+            "profiles",
+            "kubeflow.org",
+            ("v1",),
+            optional=True,
+            verbs=("get", "list", "watch"),
+            namespaced=False,
+        ),
         # spec.compute engine sparkApplication: Feast creates these; discovered for the condition only
-        Kind("SparkApplication", "sparkapplications", "sparkoperator.k8s.io", ("v1beta2",), optional=True,
-             verbs=()),
-        Kind("CustomResourceDefinition", "customresourcedefinitions", "apiextensions.k8s.io", ("v1",),
-             verbs=("get", "list", "watch"), namespaced=False),
+        Kind("SparkApplication", "sparkapplications", "sparkoperator.k8s.io", ("v1beta2",), optional=True, verbs=()),
+        Kind(
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            "apiextensions.k8s.io",
+            ("v1",),
+            verbs=("get", "list", "watch"),
+            namespaced=False,
+        ),
     ]
 }
 
 #: Children in apply order.
-OWNED_KINDS: list[str] = [k.kind for k in sorted((k for k in KINDS.values() if k.apply_order is not None),
-                                      key=lambda k: k.apply_order or 0)]
+OWNED_KINDS: list[str] = [
+    k.kind for k in sorted((k for k in KINDS.values() if k.apply_order is not None), key=lambda k: k.apply_order or 0)
+]
 APPLY_ORDER: dict[str, int] = {name: i for i, name in enumerate(OWNED_KINDS)}
 
 

@@ -8,6 +8,7 @@ server's own message and field causes.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -52,13 +53,17 @@ class ApiError(Exception):
     @property
     def namespace_terminating(self) -> bool:
         """Refused because the namespace is being deleted (nothing can be created there any more)."""
-        return self.status == 403 and (any(c.get("reason") == "NamespaceTerminating" for c in self.causes)
-                                       or "being terminated" in self.message)
+        return self.status == 403 and (
+            any(c.get("reason") == "NamespaceTerminating" for c in self.causes) or "being terminated" in self.message
+        )
 
     def describe(self) -> str:
         """The API server's message with its field causes (``spec.x: must be ...``) when they add to it."""
-        extra = [f"{c.get('field', '')}: {c.get('message', '')}".strip(": ") for c in self.causes
-                 if c.get("message") and c.get("message") not in self.message]
+        extra = [
+            f"{c.get('field', '')}: {c.get('message', '')}".strip(": ")
+            for c in self.causes
+            if c.get("message") and c["message"] not in self.message
+        ]
         return (self.message or self.reason or f"HTTP {self.status}") + (f" [{'; '.join(extra)}]" if extra else "")
 
     @classmethod
@@ -67,15 +72,24 @@ class ApiError(Exception):
         for a resource the API server does not serve: plain text, no Status)."""
         if isinstance(err, LightkubeApiError):
             return cls.from_lightkube(err)
-        return cls(status=err.response.status_code, reason=err.response.reason_phrase or "",
-                   message=err.response.text[:500].strip())
+        return cls(
+            status=err.response.status_code,
+            reason=err.response.reason_phrase or "",
+            message=err.response.text[:500].strip(),
+        )
 
     @classmethod
     def from_lightkube(cls, err: LightkubeApiError) -> ApiError:
         st = err.status
         details = st.details
-        causes = [{"field": c.field or "", "message": c.message or "", "reason": c.reason or ""}
-                  for c in (details.causes or [])] if details else []
+        causes = (
+            [
+                {"field": c.field or "", "message": c.message or "", "reason": c.reason or ""}
+                for c in (details.causes or [])
+            ]
+            if details
+            else []
+        )
         return cls(status=st.code or 0, reason=st.reason or "", message=st.message or "", causes=causes)
 
 
@@ -94,8 +108,11 @@ class Kube:
     def from_environment(cls) -> Kube:
         """In-cluster credentials in a pod, else the kubeconfig (KUBECONFIG). Never through a proxy."""
         config = KubeConfig.from_env()
-        return cls(AsyncClient(config, field_manager=FIELD_MANAGER, trust_env=False,
-                               timeout=httpx2.Timeout(30.0, connect=10.0)))
+        return cls(
+            AsyncClient(
+                config, field_manager=FIELD_MANAGER, trust_env=False, timeout=httpx2.Timeout(30.0, connect=10.0)
+            )
+        )
 
     def resource(self, kind: str, api_version: str) -> Any:
         """The lightkube generic resource class of ``kind`` in ``api_version`` (made once)."""
@@ -121,9 +138,21 @@ class Kube:
         """Server-side apply with our field manager. An identical apply writes nothing."""
         meta = obj["metadata"]
         res = self.resource(obj["kind"], obj["apiVersion"])
-        return dict(await self._call("PATCH", obj["kind"], self.client.patch(
-            res, meta["name"], dict(obj), namespace=meta.get("namespace"), patch_type=PatchType.APPLY,
-            field_manager=FIELD_MANAGER, force=force)))
+        return dict(
+            await self._call(
+                "PATCH",
+                obj["kind"],
+                self.client.patch(
+                    res,
+                    meta["name"],
+                    dict(obj),
+                    namespace=meta.get("namespace"),
+                    patch_type=PatchType.APPLY,
+                    field_manager=FIELD_MANAGER,
+                    force=force,
+                ),
+            )
+        )
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         """Plain create: never touches an existing object. None when it already exists."""
@@ -149,19 +178,25 @@ class Kube:
                 return None
             raise
 
-    async def list(self, kind: str, api_version: str, namespace: str | None,
-                   labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Objects of a kind (server-side label selection). Empty when the kind is not served."""
         items, _ = await self.list_with_version(kind, api_version, namespace, labels)
         return items
 
-    async def list_with_version(self, kind: str, api_version: str, namespace: str | None,
-                                labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_with_version(
+        self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], str | None]:
         """Objects and the list's resourceVersion (to watch from); ([], None) when the kind is not served."""
         res = self.resource(kind, api_version)
         API_CALLS.labels(_resource_label(KINDS[kind]), "GET").inc()
-        listing = self.client.list(res, namespace=namespace or "*" if KINDS[kind].namespaced else None,
-                                   labels=dict(labels) if labels else None, chunk_size=LIST_CHUNKS.get(kind, 500))
+        listing = self.client.list(
+            res,
+            namespace=namespace or "*" if KINDS[kind].namespaced else None,
+            labels=dict(labels) if labels else None,
+            chunk_size=LIST_CHUNKS.get(kind, 500),
+        )
         try:
             items = [dict(o) async for o in listing]
         except httpx2.HTTPStatusError as err:
@@ -170,14 +205,25 @@ class Kube:
             raise ApiError.from_http(err) from None
         return items, listing.resourceVersion
 
-    async def watch(self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None,
-                    resource_version: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def watch(
+        self,
+        kind: str,
+        api_version: str,
+        namespace: str | None,
+        labels: Mapping[str, str] | None,
+        resource_version: str,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Events after ``resource_version`` until the server ends the request (or an error: ApiError)."""
         res = self.resource(kind, api_version)
         API_CALLS.labels(_resource_label(KINDS[kind]), "WATCH").inc()
-        stream = self.client.watch(res, namespace=namespace or "*" if KINDS[kind].namespaced else None,
-                                   labels=dict(labels) if labels else None, resource_version=resource_version,
-                                   server_timeout=WATCH_TIMEOUT, on_error=_stop_on_close)
+        stream = self.client.watch(
+            res,
+            namespace=namespace or "*" if KINDS[kind].namespaced else None,
+            labels=dict(labels) if labels else None,
+            resource_version=resource_version,
+            server_timeout=WATCH_TIMEOUT,
+            on_error=_stop_on_close,
+        )
         try:
             async for event_type, obj in stream:
                 yield event_type, dict(obj)
@@ -188,19 +234,25 @@ class Kube:
         """Delete (background propagation). False when it was already gone."""
         res = self.resource(kind, api_version)
         try:
-            await self._call("DELETE", kind, self.client.delete(res, name, namespace=namespace,
-                                                                 cascade=_BACKGROUND))
+            await self._call("DELETE", kind, self.client.delete(res, name, namespace=namespace, cascade=_BACKGROUND))
             return True
         except ApiError as err:
             if err.gone:
                 return False
             raise
 
-    async def patch_status(self, kind: str, api_version: str, namespace: str, name: str,
-                           patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch_status(
+        self, kind: str, api_version: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         res = self.resource(kind, api_version)
-        return dict(await self._call("PATCH", kind, self.client.patch(
-            res.Status, name, patch, namespace=namespace, patch_type=PatchType.MERGE), sub="status"))
+        return dict(
+            await self._call(
+                "PATCH",
+                kind,
+                self.client.patch(res.Status, name, patch, namespace=namespace, patch_type=PatchType.MERGE),
+                sub="status",
+            )
+        )
 
     async def patch_guarded(self, obj: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
         """Merge-patch ``obj`` as read (guarded by its resourceVersion). None when it changed or went
@@ -209,8 +261,15 @@ class Kube:
         body = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": meta["resourceVersion"]}}
         res = self.resource(obj["kind"], obj["apiVersion"])
         try:
-            return dict(await self._call("PATCH", obj["kind"], self.client.patch(
-                res, meta["name"], body, namespace=meta.get("namespace"), patch_type=PatchType.MERGE)))
+            return dict(
+                await self._call(
+                    "PATCH",
+                    obj["kind"],
+                    self.client.patch(
+                        res, meta["name"], body, namespace=meta.get("namespace"), patch_type=PatchType.MERGE
+                    ),
+                )
+            )
         except ApiError as err:
             if err.status in (404, 409):
                 return None

@@ -51,15 +51,22 @@ async def observe_repo(kube: Kube, fs: FeatureStore) -> RepoState:
     if repo.git:
         ref = repo.git.secret_ref
         if ref and await kube.get("Secret", "v1", ns, ref.name) is None:
-            return RepoMissing("Secret", ref.name, "spec.featureRepo.git.secretRef.name",
-                               "create it in the FeatureStore's own namespace with key token (https) or "
-                               "ssh-privatekey (ssh)")
+            return RepoMissing(
+                "Secret",
+                ref.name,
+                "spec.featureRepo.git.secretRef.name",
+                "create it in the FeatureStore's own namespace with key token (https) or ssh-privatekey (ssh)",
+            )
         return RepoRevision(_digest(repo.git.wire()))
     assert repo.config_map is not None
     cm = await kube.get("ConfigMap", "v1", ns, repo.config_map.name)
     if cm is None:
-        return RepoMissing("ConfigMap", repo.config_map.name, "spec.featureRepo.configMap.name",
-                           "create it with the feature repo's files")
+        return RepoMissing(
+            "ConfigMap",
+            repo.config_map.name,
+            "spec.featureRepo.configMap.name",
+            "create it with the feature repo's files",
+        )
     return RepoRevision(_digest({"data": cm.get("data") or {}, "binaryData": cm.get("binaryData") or {}}))
 
 

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
+from typing import Any
 
 from ..api import API_VERSION, OperatorConfig
 from ..api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate
@@ -110,14 +110,15 @@ def marker(template: OnboardingTemplate, namespace: str, result: str) -> dict[st
             "templateHash": template.hash,
             "result": result,
             "README": "The featurestore-operator onboarded this namespace (Kubeflow profile onboarding) and will "
-                      "not create its FeatureStore again while this ConfigMap exists, even if the FeatureStore "
-                      "is deleted. Delete this ConfigMap to have it onboarded again.\n",
+            "not create its FeatureStore again while this ConfigMap exists, even if the FeatureStore "
+            "is deleted. Delete this ConfigMap to have it onboarded again.\n",
         },
     }
 
 
-def shared_secret_copy(template: OnboardingTemplate, namespace: str, source: dict[str, Any],
-                       owner: dict[str, Any] | None) -> dict[str, Any]:
+def shared_secret_copy(
+    template: OnboardingTemplate, namespace: str, source: dict[str, Any], owner: dict[str, Any] | None
+) -> dict[str, Any]:
     """The copy of the shared online store's Secret in a profile namespace (data only)."""
     assert template.shared_online_store is not None
     ref = template.shared_online_store.secret_ref
@@ -129,10 +130,21 @@ def shared_secret_copy(template: OnboardingTemplate, namespace: str, source: dic
     }
     if owner is not None:
         # Not the controller: the FeatureStore's reconcile must neither adopt nor prune it.
-        meta["ownerReferences"] = [{"apiVersion": API_VERSION, "kind": "FeatureStore", "name": _meta(owner)["name"],
-                                    "uid": _meta(owner)["uid"]}]
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
-            "data": dict(source.get("data") or {})}
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "FeatureStore",
+                "name": _meta(owner)["name"],
+                "uid": _meta(owner)["uid"],
+            }
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "data": dict(source.get("data") or {}),
+    }
 
 
 def record_name(namespace: str) -> str:
@@ -144,18 +156,25 @@ def onboarded_record(template: OnboardingTemplate, fs: dict[str, Any]) -> dict[s
     namespace (the admin's, where namespace editors cannot write)."""
     assert template.shared_online_store is not None
     m = _meta(fs)
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": record_name(m["namespace"]), "namespace": template.shared_online_store.secret_ref.namespace,
-                         "labels": {RECORD_LABEL: "true"}},
-            "data": {"namespace": m["namespace"], "featureStore": m["name"], "uid": m["uid"]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": record_name(m["namespace"]),
+            "namespace": template.shared_online_store.secret_ref.namespace,
+            "labels": {RECORD_LABEL: "true"},
+        },
+        "data": {"namespace": m["namespace"], "featureStore": m["name"], "uid": m["uid"]},
+    }
 
 
 async def onboarded_by_us(kube: Kube, template: OnboardingTemplate, fs: dict[str, Any]) -> bool:
     """Whether the operator itself onboarded exactly this FeatureStore (its record names it)."""
     assert template.shared_online_store is not None
     m = _meta(fs)
-    record = await kube.get("ConfigMap", "v1", template.shared_online_store.secret_ref.namespace,
-                            record_name(m.get("namespace", "")))
+    record = await kube.get(
+        "ConfigMap", "v1", template.shared_online_store.secret_ref.namespace, record_name(m.get("namespace", ""))
+    )
     want = {"namespace": m.get("namespace"), "featureStore": m.get("name"), "uid": m.get("uid")}
     return record is not None and {k: (record.get("data") or {}).get(k) for k in want} == want
 
@@ -164,7 +183,7 @@ def references_shared_copy(template: OnboardingTemplate, fs: dict[str, Any]) -> 
     """An onboarded FeatureStore whose spec (still) uses the shared online store's copy."""
     if ONBOARDED_FROM_ANNOTATION not in (_meta(fs).get("annotations") or {}):
         return False
-    ext = (((fs.get("spec") or {}).get("onlineStore") or {}).get("external") or {})
+    ext = ((fs.get("spec") or {}).get("onlineStore") or {}).get("external") or {}
     return (ext.get("secretRef") or {}).get("name") == template.shared_secret_name
 
 
@@ -202,10 +221,16 @@ async def onboard(kube: Kube, config: OperatorConfig, namespace: str) -> Outcome
                 copied = True
             elif template.shared_online_store:
                 ref = template.shared_online_store.secret_ref
-                log.warning("onboarding %s: shared online store Secret %s/%s not found; the FeatureStore reports it "
-                            "until the Secret exists (it is copied then)", namespace, ref.namespace, ref.name)
+                log.warning(
+                    "onboarding %s: shared online store Secret %s/%s not found; the FeatureStore reports it "
+                    "until the Secret exists (it is copied then)",
+                    namespace,
+                    ref.namespace,
+                    ref.name,
+                )
             fs = await kube.create(template.manifest(namespace)) or await kube.get(
-                "FeatureStore", API_VERSION, namespace, template.name)  # None: someone created it meanwhile
+                "FeatureStore", API_VERSION, namespace, template.name
+            )  # None: someone created it meanwhile
         # Ours if it carries the annotation: created now, or by an attempt that crashed before the marker.
         ours = fs is not None and ONBOARDED_FROM_ANNOTATION in (_meta(fs).get("annotations") or {})
         result = "Created" if ours else "Existed"
@@ -221,8 +246,9 @@ async def onboard(kube: Kube, config: OperatorConfig, namespace: str) -> Outcome
             return Outcome("Skipped", f"namespace {namespace} is gone or terminating")
         raise
     if result == "Created":
-        return Outcome(result, f"created FeatureStore {namespace}/{template.name} from the onboarding template "
-                               f"{template.hash}", fs)
+        return Outcome(
+            result, f"created FeatureStore {namespace}/{template.name} from the onboarding template {template.hash}", fs
+        )
     return Outcome(result, f"FeatureStore {namespace}/{template.name} already exists; left as it is", fs)
 
 
@@ -237,7 +263,8 @@ async def sync_shared_secrets(kube: Kube, config: OperatorConfig) -> int:
         return 0
     count = 0
     stores: list[dict[str, Any]] = []
-    for ns in config.namespaces or [None]:  # a namespaced operator may not list cluster-wide
+    scopes: list[str | None] = [*config.namespaces] or [None]
+    for ns in scopes:  # a namespaced operator may not list cluster-wide
         stores += await kube.list("FeatureStore", API_VERSION, ns)
     for fs in stores:
         if references_shared_copy(template, fs) and await onboarded_by_us(kube, template, fs):
@@ -304,7 +331,9 @@ class Onboarder:
                 outcome = await onboard(self.kube, self.config, namespace)
             except Exception as err:  # API hiccup, RBAC: retry with backoff, never crash the handler
                 delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
-                log.warning("onboarding %s failed (%s: %s); retrying in %.0fs", namespace, type(err).__name__, err, delay)
+                log.warning(
+                    "onboarding %s failed (%s: %s); retrying in %.0fs", namespace, type(err).__name__, err, delay
+                )
                 self._schedule_retry(namespace, attempt + 1, delay)
                 return None
             self.settled.add(namespace)
@@ -329,6 +358,8 @@ def _slim(obj: dict[str, Any]) -> dict[str, Any]:
     """What :func:`decide` reads: name, labels, annotations, deletion, phase (not the whole body)."""
     m = _meta(obj)
     return {
-        "metadata": {k: m.get(k) for k in ("name", "labels", "annotations", "deletionTimestamp") if m.get(k) is not None},
+        "metadata": {
+            k: m.get(k) for k in ("name", "labels", "annotations", "deletionTimestamp") if m.get(k) is not None
+        },
         "status": {"phase": (obj.get("status") or {}).get("phase")},
     }

@@ -41,8 +41,10 @@ class BackendResults:
 
     @property
     def endpoints(self) -> Endpoints:
-        return Endpoints(online=self.online.endpoint if isinstance(self.online, Ready) else None,
-                         offline=self.offline.endpoint if isinstance(self.offline, Ready) else None)
+        return Endpoints(
+            online=self.online.endpoint if isinstance(self.online, Ready) else None,
+            offline=self.offline.endpoint if isinstance(self.offline, Ready) else None,
+        )
 
     @property
     def ready(self) -> bool:
@@ -71,8 +73,13 @@ def merge_status(status: FeatureStoreStatus, update: dict[str, Any]) -> FeatureS
     return FeatureStoreStatus.model_validate(data)
 
 
-async def ensure_backends(backends: BackendSet, fs: FeatureStore, ctx: BackendContext, status: FeatureStoreStatus,
-                          persist: Callable[[FeatureStoreStatus], Awaitable[None]]) -> BackendResults:
+async def ensure_backends(
+    backends: BackendSet,
+    fs: FeatureStore,
+    ctx: BackendContext,
+    status: FeatureStoreStatus,
+    persist: Callable[[FeatureStoreStatus], Awaitable[None]],
+) -> BackendResults:
     """Run every backend's ``ensure``; what one records in status (a long-running operation's name)
     is persisted at once, before anything else can fail, so a restarted operator resumes it."""
     outcomes: dict[T, Outcome[Any]] = {}
@@ -80,8 +87,9 @@ async def ensure_backends(backends: BackendSet, fs: FeatureStore, ctx: BackendCo
         try:
             outcome = await backend.ensure(fs, ctx)
         except Exception as err:  # noqa: BLE001 - a backend bug must not take the operator down
-            log.exception("backend %s failed for %s/%s", type(backend).__name__, fs.metadata.namespace,
-                          fs.metadata.name)
+            log.exception(
+                "backend %s failed for %s/%s", type(backend).__name__, fs.metadata.namespace, fs.metadata.name
+            )
             outcome = Failed("BackendError", f"{type(backend).__name__}: {type(err).__name__}: {err}", retryable=True)
         outcomes[type_] = outcome
         if outcome.status:

@@ -60,14 +60,17 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
     """Feature server, registry, materialization, feature repo: once the backends serve."""
     if not (seen.backends.ready or seen.desired.hold):
         waiting = "waiting for the online and offline stores"
-        parts = {t: cond.Part(t, "False", "WaitingForBackends", waiting)
-                 for t in (T.FEATURE_SERVER, T.REGISTRY, T.MATERIALIZATION, T.FEATURE_REPO)}
+        parts = {
+            t: cond.Part(t, "False", "WaitingForBackends", waiting)
+            for t in (T.FEATURE_SERVER, T.REGISTRY, T.MATERIALIZATION, T.FEATURE_REPO)
+        }
         return parts, {}
     names, spec = Names(seen.fs), seen.fs.spec
     fsrv = spec.feature_server
     want = fsrv.autoscaling.min_replicas if fsrv.autoscaling else fsrv.replicas
-    mat, mat_info = cond.materialization_part(seen.child("CronJob", names.materialize), seen.runs,
-                                              spec.materialization.enabled)
+    mat, mat_info = cond.materialization_part(
+        seen.child("CronJob", names.materialize), seen.runs, spec.materialization.enabled
+    )
     engine_problem = compute.problem(seen.fs, seen.backends.endpoints, seen.versions, seen.feast_version)
     if engine_problem and spec.materialization.enabled:
         mat = cond.Part(T.MATERIALIZATION, "False", "ComputeEngineUnavailable", engine_problem, event="Warning")
@@ -89,10 +92,18 @@ def build_parts(seen: Seen) -> tuple[list[cond.Part], dict[str, Any]]:
     parts.update(workload)
     parts[T.KUBEFLOW] = cond.kubeflow_part(seen.fs.spec.kubeflow.pod_default, seen.istio, seen.versions.optional_kinds)
     declined = [p for p in parts.values() if p.status == "True" and p.event == "Warning"]
-    parts[T.SYNCED] = cond.synced_part(seen.failures, declined,
-                                       seen.backends.waiting() if seen.desired.hold else [])
-    order = [T.ONLINE_STORE, T.OFFLINE_STORE, T.REGISTRY, T.FEATURE_SERVER, T.MATERIALIZATION, T.FEATURE_REPO,
-             T.KUBEFLOW, T.WORKLOAD_IDENTITY, T.SYNCED]
+    parts[T.SYNCED] = cond.synced_part(seen.failures, declined, seen.backends.waiting() if seen.desired.hold else [])
+    order = [
+        T.ONLINE_STORE,
+        T.OFFLINE_STORE,
+        T.REGISTRY,
+        T.FEATURE_SERVER,
+        T.MATERIALIZATION,
+        T.FEATURE_REPO,
+        T.KUBEFLOW,
+        T.WORKLOAD_IDENTITY,
+        T.SYNCED,
+    ]
     return [parts[t] for t in order if t in parts], mat_info
 
 
@@ -113,29 +124,40 @@ def endpoint_status(fs: FeatureStore, endpoints: Endpoints, serving: bool) -> di
     }
 
 
-def next_status(seen: Seen, parts: list[cond.Part], mat_info: dict[str, Any], generation: int | None,
-                now: str) -> FeatureStoreStatus:
+def next_status(
+    seen: Seen, parts: list[cond.Part], mat_info: dict[str, Any], generation: int | None, now: str
+) -> FeatureStoreStatus:
     status = seen.backends.status
     previous = seen.previous
     repo = seen.repo
     job_name = seen.desired.apply_job
     job = seen.child("Job", job_name) if job_name else None
-    applied = repo.revision if isinstance(repo, RepoRevision) and job is not None and cond.job_state(job) == "Succeeded" \
+    applied = (
+        repo.revision
+        if isinstance(repo, RepoRevision) and job is not None and cond.job_state(job) == "Succeeded"
         else status.feature_repo.applied_revision
-    repo_status = status.feature_repo.model_copy(update={
-        "revision": repo.revision if isinstance(repo, RepoRevision) else None,
-        "job": job_name if job_name or not seen.desired.hold else status.feature_repo.job,
-        "applied_revision": applied,
-    })
+    )
+    repo_status = status.feature_repo.model_copy(
+        update={
+            "revision": repo.revision if isinstance(repo, RepoRevision) else None,
+            "job": job_name if job_name or not seen.desired.hold else status.feature_repo.job,
+            "applied_revision": applied,
+        }
+    )
     serving = any(p.type == T.FEATURE_SERVER and p.status == "True" for p in parts)
-    endpoints = status.endpoints if seen.desired.hold else status.endpoints.model_copy(
-        update=endpoint_status(seen.fs, seen.backends.endpoints, serving))
-    return status.model_copy(update={
-        "observed_generation": generation,
-        "phase": cond.phase(parts, previous),
-        "conditions": cond.merge_conditions(previous.conditions, parts, generation, now),
-        "endpoints": endpoints,
-        "feature_repo": repo_status,
-        "materialization": status.materialization.model_copy(update=mat_info),
-        "config_hash": seen.desired.config_hash,
-    })
+    endpoints = (
+        status.endpoints
+        if seen.desired.hold
+        else status.endpoints.model_copy(update=endpoint_status(seen.fs, seen.backends.endpoints, serving))
+    )
+    return status.model_copy(
+        update={
+            "observed_generation": generation,
+            "phase": cond.phase(parts, previous),
+            "conditions": cond.merge_conditions(previous.conditions, parts, generation, now),
+            "endpoints": endpoints,
+            "feature_repo": repo_status,
+            "materialization": status.materialization.model_copy(update=mat_info),
+            "config_hash": seen.desired.config_hash,
+        }
+    )

@@ -36,8 +36,15 @@ Wake = Callable[[str, str], None]  # (namespace, FeatureStore name)
 class Watches:
     """One list+watch loop per watched kind (and per namespace when the operator is restricted)."""
 
-    def __init__(self, kube: Kube, discovery: Discovery, cache: ObservedCache, wake: Wake,
-                 namespaces: list[str] | None = None, retry_after: float = 5.0):
+    def __init__(
+        self,
+        kube: Kube,
+        discovery: Discovery,
+        cache: ObservedCache,
+        wake: Wake,
+        namespaces: list[str] | None = None,
+        retry_after: float = 5.0,
+    ):
         self.kube = kube
         self.discovery = discovery
         self.cache = cache
@@ -69,8 +76,13 @@ class Watches:
                     log.warning("watch of %s failed: %s; retrying in %.0fs", kind.plural, err, wait)
                     await asyncio.sleep(wait)
             except Exception as err:  # noqa: BLE001 - connection errors; never end a watch loop
-                log.warning("watch of %s failed: %s: %s; retrying in %.0fs", kind.plural, type(err).__name__, err,
-                            self.retry_after)
+                log.warning(
+                    "watch of %s failed: %s: %s; retrying in %.0fs",
+                    kind.plural,
+                    type(err).__name__,
+                    err,
+                    self.retry_after,
+                )
                 await asyncio.sleep(self.retry_after)
 
     async def _api_version(self, kind: Kind) -> str:

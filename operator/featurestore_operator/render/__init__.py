@@ -15,8 +15,14 @@ from .inputs import ApiVersions, Endpoints, OfflineEndpoint, OnlineEndpoint, Rep
 from .names import Names, meta
 
 __all__ = [
-    "ApiVersions", "Endpoints", "OfflineEndpoint", "OnlineEndpoint", "Rendered", "RepoSource",
-    "SecretKey", "render",
+    "ApiVersions",
+    "Endpoints",
+    "OfflineEndpoint",
+    "OnlineEndpoint",
+    "Rendered",
+    "RepoSource",
+    "SecretKey",
+    "render",
 ]
 
 
@@ -35,8 +41,12 @@ def _config_maps(fs: FeatureStore, server_yaml: str, client_yaml: str, job_yaml:
         server[compute.JOB_CONFIG_KEY] = job_yaml
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.server_config, "config"), "data": server},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.client_config, "client-config"),
-         "data": {feast_config.FEAST_CONFIG_FILE: client_yaml}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(fs, names.client_config, "client-config"),
+            "data": {feast_config.FEAST_CONFIG_FILE: client_yaml},
+        },
     ]
 
 
@@ -44,7 +54,11 @@ def _service_account(fs: FeatureStore) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if fs.spec.gcp.service_account:
         extra["annotations"] = {"iam.gke.io/gcp-service-account": fs.spec.gcp.service_account}
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(fs, Names(fs).service_account, "identity", **extra)}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta(fs, Names(fs).service_account, "identity", **extra),
+    }
 
 
 def render(

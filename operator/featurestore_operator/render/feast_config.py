@@ -84,7 +84,10 @@ def client_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
     server = server_config(fs, endpoints)
     registry: dict[str, Any]
     if spec.registry.server.enabled:
-        registry = {"registry_type": "remote", "path": f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}"}
+        registry = {
+            "registry_type": "remote",
+            "path": f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}",
+        }
     else:
         registry = server["registry"]
     offline: dict[str, Any]
@@ -96,7 +99,10 @@ def client_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
         "project": spec.project,
         "provider": "local",
         "registry": registry,
-        "online_store": {"type": "remote", "path": f"http://{names.svc_host(names.feature_server)}:{FEATURE_SERVER_PORT}"},
+        "online_store": {
+            "type": "remote",
+            "path": f"http://{names.svc_host(names.feature_server)}:{FEATURE_SERVER_PORT}",
+        },
         "offline_store": offline,
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
     }

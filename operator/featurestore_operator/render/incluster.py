@@ -26,7 +26,14 @@ def data_claim(fs: FeatureStore) -> list[dict[str, Any]]:
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(st.size)}}}
     if st.storage_class_name:
         spec["storageClassName"] = st.storage_class_name
-    return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(fs, Names(fs).data_claim, "offline-store"), "spec": spec}]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": meta(fs, Names(fs).data_claim, "offline-store"),
+            "spec": spec,
+        }
+    ]
 
 
 def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
@@ -52,9 +59,19 @@ def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
         "image": fs.spec.images.redis,
         "imagePullPolicy": "IfNotPresent",
         # $(REDIS_PASSWORD) is expanded by the kubelet from the Secret-backed env var.
-        "args": ["--requirepass", "$(REDIS_PASSWORD)", "--appendonly", "yes" if spec.storage else "no",
-                 "--dir", "/data", "--protected-mode", "no"],
-        "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": names.online_secret, "key": "password"}}}],
+        "args": [
+            "--requirepass",
+            "$(REDIS_PASSWORD)",
+            "--appendonly",
+            "yes" if spec.storage else "no",
+            "--dir",
+            "/data",
+            "--protected-mode",
+            "no",
+        ],
+        "env": [
+            {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": names.online_secret, "key": "password"}}}
+        ],
         "ports": [{"name": "tcp-redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
         "resources": resources(spec.resources),
@@ -71,19 +88,35 @@ def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
                 "serviceName": names.redis,
                 "replicas": 1,
                 "selector": {"matchLabels": selector(fs, "online-store")},
-                "template": podknobs.apply({
-                    "metadata": {"labels": labels(fs, "online-store")},
-                    "spec": {
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
-                                            "seccompProfile": {"type": "RuntimeDefault"}},
-                        "containers": [container],
-                        **({"volumes": volumes} if volumes else {}),
+                "template": podknobs.apply(
+                    {
+                        "metadata": {"labels": labels(fs, "online-store")},
+                        "spec": {
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "runAsUser": 999,
+                                "runAsGroup": 999,
+                                "fsGroup": 999,
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                            "containers": [container],
+                            **({"volumes": volumes} if volumes else {}),
+                        },
                     },
-                }, podknobs.settings(fs, config, "redis"), fs, "online-store", main=("redis",)),
-                **({"volumeClaimTemplates": claims,
-                    # Kubernetes >= 1.27 deletes the claim with the StatefulSet; older servers drop the field.
-                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}
-                   if claims else {}),
+                    podknobs.settings(fs, config, "redis"),
+                    fs,
+                    "online-store",
+                    main=("redis",),
+                ),
+                **(
+                    {
+                        "volumeClaimTemplates": claims,
+                        # Kubernetes >= 1.27 deletes the claim with the StatefulSet; older servers drop the field.
+                        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+                    }
+                    if claims
+                    else {}
+                ),
             },
         },
         {

@@ -84,8 +84,12 @@ def materialization(
     container = feast_container(fs, endpoints, "materialize", args, m.resources)
     container["command"] = ["sh"]
     if compute.job_overrides(fs, endpoints, None):  # an engine: the Job's own feature_store.yaml
-        container["env"] = [{**e, "value": f"{FEAST_CONFIG_DIR}/{compute.JOB_CONFIG_KEY}"}
-                            if e["name"] == "FEAST_FS_YAML_FILE_PATH" else e for e in container["env"]]
+        container["env"] = [
+            {**e, "value": f"{FEAST_CONFIG_DIR}/{compute.JOB_CONFIG_KEY}"}
+            if e["name"] == "FEAST_FS_YAML_FILE_PATH"
+            else e
+            for e in container["env"]
+        ]
     job_labels = labels(fs, "materialization")
     spec: dict[str, Any] = {
         "schedule": m.schedule,
@@ -99,20 +103,38 @@ def materialization(
             "spec": {
                 "backoffLimit": m.backoff_limit,
                 "activeDeadlineSeconds": m.active_deadline_seconds,
-                "template": podknobs.apply({
-                    "metadata": {
-                        "labels": job_labels,
-                        "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
+                "template": podknobs.apply(
+                    {
+                        "metadata": {
+                            "labels": job_labels,
+                            "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
+                        },
+                        "spec": pod_spec(
+                            fs,
+                            endpoints,
+                            [container],
+                            restartPolicy="Never",
+                            serviceAccountName=compute.materialization_service_account(fs),
+                        ),
                     },
-                    "spec": pod_spec(fs, endpoints, [container], restartPolicy="Never",
-                                     serviceAccountName=compute.materialization_service_account(fs)),
-                }, knobs, fs, "materialization", main=("materialize",)),
+                    knobs,
+                    fs,
+                    "materialization",
+                    main=("materialize",),
+                ),
             },
         },
     }
     if m.time_zone and versions.cronjob_time_zone:
         spec["timeZone"] = m.time_zone
-    return [{"apiVersion": versions.cronjob, "kind": "CronJob", "metadata": meta(fs, names.materialize, "materialization"), "spec": spec}]
+    return [
+        {
+            "apiVersion": versions.cronjob,
+            "kind": "CronJob",
+            "metadata": meta(fs, names.materialize, "materialization"),
+            "spec": spec,
+        }
+    ]
 
 
 def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -122,10 +144,22 @@ def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str
     mounts: list[dict[str, Any]] = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = []
     if git.secret_ref:
-        env.append({"name": "GIT_TOKEN", "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}}})
+        env.append(
+            {
+                "name": "GIT_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}},
+            }
+        )
         volumes.append(
-            {"name": "git-secret", "secret": {"secretName": git.secret_ref.name, "defaultMode": 0o400,
-                                               "items": [{"key": "ssh-privatekey", "path": "ssh-privatekey"}], "optional": True}}
+            {
+                "name": "git-secret",
+                "secret": {
+                    "secretName": git.secret_ref.name,
+                    "defaultMode": 0o400,
+                    "items": [{"key": "ssh-privatekey", "path": "ssh-privatekey"}],
+                    "optional": True,
+                },
+            }
         )
         mounts.append({"name": "git-secret", "mountPath": "/etc/git-secret", "readOnly": True})
     container = {
@@ -186,7 +220,10 @@ def apply_job(
             {"name": "repo", "emptyDir": {}},
         ]
     apply = feast_container(fs, endpoints, "feast-apply", ["-f", FEAST_YAML, "--chdir", workdir, "apply"], None)
-    apply["volumeMounts"] = [*apply["volumeMounts"], {"name": "repo", "mountPath": REPO_DIR, "readOnly": source.git is None}]
+    apply["volumeMounts"] = [
+        *apply["volumeMounts"],
+        {"name": "repo", "mountPath": REPO_DIR, "readOnly": source.git is None},
+    ]
     pod = pod_spec(fs, endpoints, [apply], restartPolicy="Never")
     pod["volumes"] += extra_volumes
     if init:
@@ -196,14 +233,25 @@ def apply_job(
         "backoffLimit": 2,
         "activeDeadlineSeconds": 1800,
         "template": podknobs.apply(
-            {"metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
-             "spec": pod},
-            podknobs.settings(fs, config, "apply"), fs, "feature-repo", main=("feast-apply",),
+            {
+                "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+                "spec": pod,
+            },
+            podknobs.settings(fs, config, "apply"),
+            fs,
+            "feature-repo",
+            main=("feast-apply",),
         ),
     }
     # A Job's template is immutable: the name covers everything the template depends on (repo
     # revision, feature_store.yaml, image, pod settings...), so any change is a new Job, never a
     # refused update.
     name = names.apply_job(short_hash(json.dumps(spec, sort_keys=True), length=10))
-    return [{"apiVersion": "batch/v1", "kind": "Job",
-             "metadata": {**meta(fs, name, "feature-repo"), "labels": job_labels}, "spec": spec}]
+    return [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {**meta(fs, name, "feature-repo"), "labels": job_labels},
+            "spec": spec,
+        }
+    ]

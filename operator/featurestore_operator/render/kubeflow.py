@@ -35,7 +35,9 @@ def pod_default(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
                 "desc": f"Allow access to Feast ({fs.metadata.name})",
                 "env": [{"name": "FEAST_FS_YAML_FILE_PATH", "value": client_config_path(fs)}],
                 "volumes": [{"name": volume, "configMap": {"name": names.client_config}}],
-                "volumeMounts": [{"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True}],
+                "volumeMounts": [
+                    {"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True}
+                ],
             },
         }
     ]
@@ -60,15 +62,23 @@ def client_config_reader(fs: FeatureStore, versions: ApiVersions, config: Operat
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": meta(fs, name, "kubeflow"),
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [names.client_config],
-                       "verbs": ["get"]}],
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [names.client_config],
+                    "verbs": ["get"],
+                }
+            ],
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
             "metadata": meta(fs, name, "kubeflow"),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": NOTEBOOK_SERVICE_ACCOUNT, "namespace": fs.metadata.namespace}],
+            "subjects": [
+                {"kind": "ServiceAccount", "name": NOTEBOOK_SERVICE_ACCOUNT, "namespace": fs.metadata.namespace}
+            ],
         },
     ]
 
@@ -76,7 +86,10 @@ def client_config_reader(fs: FeatureStore, versions: ApiVersions, config: Operat
 def access_policy(fs: FeatureStore, versions: ApiVersions, istio: bool) -> list[dict[str, Any]]:
     """Istio AuthorizationPolicy when Istio is used and installed, else a NetworkPolicy."""
     names = Names(fs)
-    namespaces = [fs.metadata.namespace, *[n for n in fs.spec.kubeflow.allowed_namespaces if n != fs.metadata.namespace]]
+    namespaces = [
+        fs.metadata.namespace,
+        *[n for n in fs.spec.kubeflow.allowed_namespaces if n != fs.metadata.namespace],
+    ]
     if istio and "AuthorizationPolicy" in versions.optional_kinds:
         return [
             {
@@ -103,9 +116,13 @@ def access_policy(fs: FeatureStore, versions: ApiVersions, istio: bool) -> list[
                 "ingress": [
                     {
                         "from": [
-                            {"namespaceSelector": {"matchExpressions": [
-                                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
-                            ]}}
+                            {
+                                "namespaceSelector": {
+                                    "matchExpressions": [
+                                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
+                                    ]
+                                }
+                            }
                         ],
                         "ports": [{"port": FEATURE_SERVER_PORT, "protocol": "TCP"}],
                     }

@@ -18,7 +18,12 @@ METRICS_PORT = 8000
 
 
 def _deployment(
-    fs: FeatureStore, name: str, component: str, replicas: int | None, pod: dict[str, Any], config_hash: str,
+    fs: FeatureStore,
+    name: str,
+    component: str,
+    replicas: int | None,
+    pod: dict[str, Any],
+    config_hash: str,
     knobs: PodSettings,
 ) -> dict[str, Any]:
     template = {
@@ -68,15 +73,29 @@ def _tcp_probes(port: str) -> dict[str, Any]:
     }
 
 
-def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig) -> list[dict[str, Any]]:
+def feature_server(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig
+) -> list[dict[str, Any]]:
     spec = fs.spec.feature_server
     names = Names(fs)
     workers = spec.workers or workers_for(spec.resources)
     args = [
-        "-f", FEAST_YAML, "serve", "--host", "0.0.0.0", "--port", str(FEATURE_SERVER_PORT),
-        "--workers", str(workers), "--keep-alive-timeout", str(spec.keep_alive_timeout),
-        "--registry_ttl_sec", str(fs.spec.registry.cache_ttl_seconds), "--no-access-log",
-        "--max-requests", str(spec.max_requests if spec.max_requests is not None else (0 if workers == 1 else 1000)),
+        "-f",
+        FEAST_YAML,
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(FEATURE_SERVER_PORT),
+        "--workers",
+        str(workers),
+        "--keep-alive-timeout",
+        str(spec.keep_alive_timeout),
+        "--registry_ttl_sec",
+        str(fs.spec.registry.cache_ttl_seconds),
+        "--no-access-log",
+        "--max-requests",
+        str(spec.max_requests if spec.max_requests is not None else (0 if workers == 1 else 1000)),
     ]
     ports = [{"name": "http", "containerPort": FEATURE_SERVER_PORT, "protocol": "TCP"}]
     svc_ports = [("http", FEATURE_SERVER_PORT)]
@@ -84,53 +103,113 @@ def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str, con
         args.append("--metrics")
         ports.append({"name": "http-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
         svc_ports.append(("http-metrics", METRICS_PORT))
-    container = feast_container(fs, endpoints, "feature-server", args, spec.resources, ports=ports, **_http_probes("http"))
+    container = feast_container(
+        fs, endpoints, "feature-server", args, spec.resources, ports=ports, **_http_probes("http")
+    )
     pod = pod_spec(fs, endpoints, [container], terminationGracePeriodSeconds=30)
     replicas = None if spec.autoscaling else spec.replicas
     return [
-        _deployment(fs, names.feature_server, "feature-server", replicas, pod, config_hash,
-                    podknobs.settings(fs, config, "featureServer")),
+        _deployment(
+            fs,
+            names.feature_server,
+            "feature-server",
+            replicas,
+            pod,
+            config_hash,
+            podknobs.settings(fs, config, "featureServer"),
+        ),
         _service(fs, names.feature_server, "feature-server", svc_ports),
     ]
 
 
 def _optional_server(
-    fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig,
-    spec: OptionalServerSpec | RegistryServerSpec, knob: Component,
-    name: str, component: str, args: list[str], port_name: str, port: int, probes: dict[str, Any],
+    fs: FeatureStore,
+    endpoints: Endpoints,
+    config_hash: str,
+    config: OperatorConfig,
+    spec: OptionalServerSpec | RegistryServerSpec,
+    knob: Component,
+    name: str,
+    component: str,
+    args: list[str],
+    port_name: str,
+    port: int,
+    probes: dict[str, Any],
 ) -> list[dict[str, Any]]:
     container = feast_container(
-        fs, endpoints, component, ["-f", FEAST_YAML, *args], spec.resources,
-        ports=[{"name": port_name, "containerPort": port, "protocol": "TCP"}], **probes,
+        fs,
+        endpoints,
+        component,
+        ["-f", FEAST_YAML, *args],
+        spec.resources,
+        ports=[{"name": port_name, "containerPort": port, "protocol": "TCP"}],
+        **probes,
     )
     replicas = None if spec.autoscaling else spec.replicas
     return [
-        _deployment(fs, name, component, replicas, pod_spec(fs, endpoints, [container]), config_hash,
-                    podknobs.settings(fs, config, knob)),
+        _deployment(
+            fs,
+            name,
+            component,
+            replicas,
+            pod_spec(fs, endpoints, [container]),
+            config_hash,
+            podknobs.settings(fs, config, knob),
+        ),
         _service(fs, name, component, [(port_name, port)]),
     ]
 
 
-def optional_servers(fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig) -> list[dict[str, Any]]:
+def optional_servers(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig
+) -> list[dict[str, Any]]:
     names = Names(fs)
     spec = fs.spec
     out: list[dict[str, Any]] = []
     if spec.registry.server.enabled:
         out += _optional_server(
-            fs, endpoints, config_hash, config, spec.registry.server, "registryServer",
-            names.registry_server, "registry-server", ["serve_registry", "--port", str(REGISTRY_SERVER_PORT)],
-            "grpc", REGISTRY_SERVER_PORT, _tcp_probes("grpc"),
+            fs,
+            endpoints,
+            config_hash,
+            config,
+            spec.registry.server,
+            "registryServer",
+            names.registry_server,
+            "registry-server",
+            ["serve_registry", "--port", str(REGISTRY_SERVER_PORT)],
+            "grpc",
+            REGISTRY_SERVER_PORT,
+            _tcp_probes("grpc"),
         )
     if spec.offline_server.enabled:
         out += _optional_server(
-            fs, endpoints, config_hash, config, spec.offline_server, "offlineServer", names.offline_server,
-            "offline-server", ["serve_offline", "--host", "0.0.0.0", "--port", str(OFFLINE_SERVER_PORT)],
-            "grpc-flight", OFFLINE_SERVER_PORT, _tcp_probes("grpc-flight"),
+            fs,
+            endpoints,
+            config_hash,
+            config,
+            spec.offline_server,
+            "offlineServer",
+            names.offline_server,
+            "offline-server",
+            ["serve_offline", "--host", "0.0.0.0", "--port", str(OFFLINE_SERVER_PORT)],
+            "grpc-flight",
+            OFFLINE_SERVER_PORT,
+            _tcp_probes("grpc-flight"),
         )
     if spec.ui.enabled:
         out += _optional_server(
-            fs, endpoints, config_hash, config, spec.ui, "ui", names.ui, "ui",
-            ["ui", "--host", "0.0.0.0", "--port", str(UI_PORT)], "http", UI_PORT, _tcp_probes("http"),
+            fs,
+            endpoints,
+            config_hash,
+            config,
+            spec.ui,
+            "ui",
+            names.ui,
+            "ui",
+            ["ui", "--host", "0.0.0.0", "--port", str(UI_PORT)],
+            "http",
+            UI_PORT,
+            _tcp_probes("http"),
         )
     return out
 
@@ -163,8 +242,16 @@ def autoscaling(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
     names = Names(fs)
     scaled: list[tuple[str, str, AutoscalingSpec | None]] = [
         (names.feature_server, "feature-server", spec.autoscaling),
-        (names.registry_server, "registry-server", fs.spec.registry.server.autoscaling if fs.spec.registry.server.enabled else None),
-        (names.offline_server, "offline-server", fs.spec.offline_server.autoscaling if fs.spec.offline_server.enabled else None),
+        (
+            names.registry_server,
+            "registry-server",
+            fs.spec.registry.server.autoscaling if fs.spec.registry.server.enabled else None,
+        ),
+        (
+            names.offline_server,
+            "offline-server",
+            fs.spec.offline_server.autoscaling if fs.spec.offline_server.enabled else None,
+        ),
         (names.ui, "ui", fs.spec.ui.autoscaling if fs.spec.ui.enabled else None),
     ]
     out = [_hpa(fs, versions, name, component, a) for name, component, a in scaled if a]
