@@ -12,9 +12,13 @@ from typing import Any
 
 from ..api import FeatureStore
 from .names import Names, labels, meta, selector
-from .pods import container_security, resources
+from .pods import container_security, empty_dir, resources
 
 REDIS_PORT = 6379
+#: Redis reads its config from stdin ("-"), here a here-document the shell expands: the password
+#: never appears in any process's argv (readable in /proc by everyone on the node). `exec` keeps
+#: redis-server as PID 1, so it gets the kubelet's SIGTERM.
+REDIS_SCRIPT = 'exec redis-server - "$@" <<EOF\nrequirepass $REDIS_PASSWORD\nEOF\n'
 
 
 def data_claim(fs: FeatureStore) -> list[dict[str, Any]]:
@@ -45,13 +49,13 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
             claim["spec"]["storageClassName"] = spec.storage.storage_class_name
         claims.append(claim)
     else:
-        volumes.append({"name": "data", "emptyDir": {}})
+        volumes.append(empty_dir("data"))  # stays empty: no AOF and no RDB snapshots without storage
     container = {
         "name": "redis",
         "image": fs.spec.images.redis,
         "imagePullPolicy": "IfNotPresent",
-        # $(REDIS_PASSWORD) is expanded by the kubelet from the Secret-backed env var.
-        "args": ["--requirepass", "$(REDIS_PASSWORD)", "--appendonly", "yes" if spec.storage else "no",
+        "command": ["sh", "-c", REDIS_SCRIPT, "--"],
+        "args": ["--appendonly", "yes" if spec.storage else "no", *([] if spec.storage else ["--save", ""]),
                  "--dir", "/data", "--protected-mode", "no"],
         "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": names.online_secret, "key": "password"}}}],
         "ports": [{"name": "tcp-redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
@@ -62,6 +66,9 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
         "securityContext": container_security(),
     }
     return [
+        # Its own identity: nothing granted to the Feast ServiceAccount reaches Redis.
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(fs, names.redis, "online-store"),
+         "automountServiceAccountToken": False},
         {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
@@ -73,6 +80,8 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
                 "template": {
                     "metadata": {"labels": labels(fs, "online-store")},
                     "spec": {
+                        "serviceAccountName": names.redis,
+                        "automountServiceAccountToken": False,
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
                                             "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [container],

@@ -11,7 +11,9 @@ from typing import Any
 from ..api import FeatureStore
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta
-from .pods import FEAST_YAML, container_security, feast_container, pod_spec
+from . import authz
+from .feast_config import FEAST_CONFIG_DIR
+from .pods import FEAST_YAML, container_security, empty_dir, feast_container, pod_spec
 
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
@@ -139,6 +141,27 @@ def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
     }
 
 
+#: Adds the operator's Feast permissions (a file of the server ConfigMap) to the repo; $1 = workdir.
+ADD_PERMISSIONS_SCRIPT = f'cp {FEAST_CONFIG_DIR}/{authz.PERMISSIONS_FILE} "$1/"'
+
+
+def _permissions_container(fs: FeatureStore, workdir: str) -> dict[str, Any]:
+    """Init container putting :func:`authz.permissions_source` next to the user's feature repo."""
+    return {
+        "name": "add-permissions",
+        "image": fs.spec.images.feast,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", ADD_PERMISSIONS_SCRIPT, "--"],
+        "args": [workdir],
+        "volumeMounts": [
+            {"name": "feast-config", "mountPath": FEAST_CONFIG_DIR, "readOnly": True},
+            {"name": "repo", "mountPath": REPO_DIR},
+        ],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": container_security(),
+    }
+
+
 def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None) -> list[dict[str, Any]]:
     """One Job per repo revision running ``feast apply``; a new revision gets a new Job.
 
@@ -154,15 +177,17 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
         workdir = REPO_DIR if source.git.path == "." else f"{REPO_DIR}/{source.git.path}"
         git_container, extra_volumes = _git_init_container(fs)
         init.append(git_container)
-        extra_volumes.append({"name": "repo", "emptyDir": {}})
+        extra_volumes.append(empty_dir("repo"))
     else:
         assert source.config_map is not None
         workdir = REPO_DIR
         init.append(_configmap_copy_container(fs))
         extra_volumes += [
             {"name": "repo-source", "configMap": {"name": source.config_map.name}},
-            {"name": "repo", "emptyDir": {}},
+            empty_dir("repo"),
         ]
+    if authz.enabled(fs):
+        init.append(_permissions_container(fs, workdir))
     apply = feast_container(fs, endpoints, "feast-apply", ["-f", FEAST_YAML, "--chdir", workdir, "apply"], None)
     apply["volumeMounts"] = [*apply["volumeMounts"], {"name": "repo", "mountPath": REPO_DIR, "readOnly": source.git is None}]
     pod = pod_spec(fs, endpoints, [apply], restartPolicy="Never")
