@@ -39,6 +39,7 @@ from featurestore_operator.backends import tls as tls_backend  # noqa: E402
 from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey  # noqa: E402
 from featurestore_operator.render.feast_config import FEATURE_SERVER_PORT, REGISTRY_SERVER_PORT  # noqa: E402
 from featurestore_operator.render.names import Names  # noqa: E402
+
 from tests.support import feature_repo  # noqa: E402
 from tests.support.podrunner import Mount, PodRunner, Running, pod_spec_of, unshare_available  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
@@ -53,17 +54,21 @@ NOTEBOOK_SA, INTRUDER_SA = "default-editor", "intruder"
 
 
 def _featurestore(namespace: str) -> FeatureStore:
-    fs = FeatureStore.model_validate({
-        "apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-        "metadata": {"name": FS_NAME, "namespace": namespace, "uid": str(uuid.uuid4())},
-        "spec": {
-            "project": feature_repo.PROJECT, "provider": "local",
-            "featureRepo": {"configMap": {"name": "repo"}},
-            "registry": {"server": {"enabled": True}},
-            "authz": {"type": "kubernetes"},
-            "tls": {"enabled": True},
-        },
-    })
+    fs = FeatureStore.model_validate(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": FS_NAME, "namespace": namespace, "uid": str(uuid.uuid4())},
+            "spec": {
+                "project": feature_repo.PROJECT,
+                "provider": "local",
+                "featureRepo": {"configMap": {"name": "repo"}},
+                "registry": {"server": {"enabled": True}},
+                "authz": {"type": "kubernetes"},
+                "tls": {"enabled": True},
+            },
+        }
+    )
     return fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
 
 
@@ -95,24 +100,36 @@ class Cluster:
         self.core.create_namespaced_service_account(self.ns, {"metadata": {"name": name}})
 
     def token(self, sa: str) -> str:
-        req = self.client.AuthenticationV1TokenRequest(spec=self.client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+        req = self.client.AuthenticationV1TokenRequest(
+            spec=self.client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        )
         return self.core.create_namespaced_service_account_token(sa, self.ns, req).status.token
 
     def grant_token_review(self, sa: str) -> str:
         """The admin's grant (README): the store's ServiceAccount may create TokenReviews."""
         name = f"fso-tokenreview-{self.ns}"
-        self.rbac.create_cluster_role({"metadata": {"name": name}, "rules": [
-            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]})
-        self.rbac.create_cluster_role_binding({
-            "metadata": {"name": name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": self.ns}]})
+        self.rbac.create_cluster_role(
+            {
+                "metadata": {"name": name},
+                "rules": [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}],
+            }
+        )
+        self.rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": self.ns}],
+            }
+        )
         return name
 
 
 def _forged_token(namespace: str, sa: str) -> str:
     """An unsigned JWT claiming to be ``sa``: what Feast 0.67's parser decodes without verification."""
+
     def part(d: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'sub': f'system:serviceaccount:{namespace}:{sa}'})}."
 
 
@@ -125,20 +142,30 @@ class Stack:
         self.cluster = Cluster(kube_api, namespace)
         self.fs = _featurestore(namespace)
         self.names = Names(self.fs)
-        self.tls = tls_backend.ensure(self.fs, None, dt.datetime.now(dt.timezone.utc))
+        self.tls = tls_backend.ensure(self.fs, None, dt.datetime.now(dt.UTC))
         self.endpoints = Endpoints(
-            online=OnlineEndpoint(host=redis.host, port=redis.port, password=SecretKey(self.names.online_secret, "password")),
-            offline=OfflineEndpoint(claim=self.names.data_claim), serving_tls=self.tls.serving)
+            online=OnlineEndpoint(
+                host=redis.host, port=redis.port, password=SecretKey(self.names.online_secret, "password")
+            ),
+            offline=OfflineEndpoint(claim=self.names.data_claim),
+            serving_tls=self.tls.serving,
+        )
         parquet = workdir / "driver_stats.parquet"
         self.expected = feature_repo.write_driver_stats(parquet)
         self.repo = feature_repo.repo_files(parquet)
         self.rendered = render.render(self.fs, self.endpoints, OperatorConfig(), repo=RepoSource("r1"))
-        self.secrets = {self.names.online_secret: {"password": redis.password or ""},
-                        tls_backend.secret_name(self.fs): self.tls.data}
+        self.secrets = {
+            self.names.online_secret: {"password": redis.password or ""},
+            tls_backend.secret_name(self.fs): self.tls.data,
+        }
         self.workdir = workdir
-        self.runner = PodRunner(self.rendered.objects, secrets=self.secrets, config_maps={"repo": self.repo},
-                                extra_env={"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(control_plane.port)},
-                                namespace=namespace)
+        self.runner = PodRunner(
+            self.rendered.objects,
+            secrets=self.secrets,
+            config_maps={"repo": self.repo},
+            extra_env={"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(control_plane.port)},
+            namespace=namespace,
+        )
 
     def sa_mount(self, obj: dict[str, Any]) -> list[Mount]:
         """The kubelet's ServiceAccount volume, when (and only when) the pod asks for it."""
@@ -165,7 +192,7 @@ class Stack:
         prepared = pod.prepare(component, extra_mounts=mounts)
         if command is not None:
             rendered = pod_spec_of(deployment)["containers"][0]["command"]
-            prepared.argv = [*command, *prepared.argv[len(rendered):]]
+            prepared.argv = [*command, *prepared.argv[len(rendered) :]]
         running = pod.start(prepared)
         try:
             if component == "feature-server":
@@ -214,8 +241,9 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def call(st: Stack, method: str, path: str, body: dict[str, Any] | None, token: str | None,
-         ca: str | None = "client-config") -> tuple[int, Any]:
+def call(
+    st: Stack, method: str, path: str, body: dict[str, Any] | None, token: str | None, ca: str | None = "client-config"
+) -> tuple[int, Any]:
     ctx = ssl.create_default_context()
     if ca == "client-config":  # the CA exactly as notebooks get it: the client ConfigMap's ca.crt
         cm = st.runner.find("ConfigMap", st.names.client_config)
@@ -235,16 +263,35 @@ def call(st: Stack, method: str, path: str, body: dict[str, Any] | None, token: 
 
 
 def _read(st: Stack, token: str | None) -> tuple[int, Any]:
-    return call(st, "POST", "/get-online-features",
-                {"features": feature_repo.FEATURE_REFS, "entities": {"driver_id": feature_repo.DRIVERS[:2]}}, token)
+    return call(
+        st,
+        "POST",
+        "/get-online-features",
+        {"features": feature_repo.FEATURE_REFS, "entities": {"driver_id": feature_repo.DRIVERS[:2]}},
+        token,
+    )
 
 
 def _write(st: Stack, token: str | None) -> tuple[int, Any]:
-    now = dt.datetime.now(dt.timezone.utc).isoformat()
-    return call(st, "POST", "/write-to-online-store", {
-        "feature_view_name": "driver_hourly_stats",
-        "df": {"driver_id": [feature_repo.DRIVERS[0]], "event_timestamp": [now], "created": [now],
-               "conv_rate": [0.5], "acc_rate": [0.5], "avg_daily_trips": [7], "city": ["x"]}}, token)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    return call(
+        st,
+        "POST",
+        "/write-to-online-store",
+        {
+            "feature_view_name": "driver_hourly_stats",
+            "df": {
+                "driver_id": [feature_repo.DRIVERS[0]],
+                "event_timestamp": [now],
+                "created": [now],
+                "conv_rate": [0.5],
+                "acc_rate": [0.5],
+                "avg_daily_trips": [7],
+                "city": ["x"],
+            },
+        },
+        token,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -334,14 +381,18 @@ def test_https_only_verifies_against_the_client_config_ca(stack: Stack):
 def _list_views(st: Stack, token: str | None) -> list[str]:
     from feast.protos.feast.registry import RegistryServer_pb2
 
-    reply = st.registry("ListFeatureViews", RegistryServer_pb2.ListFeatureViewsRequest(project=feature_repo.PROJECT), token)
+    reply = st.registry(
+        "ListFeatureViews", RegistryServer_pb2.ListFeatureViewsRequest(project=feature_repo.PROJECT), token
+    )
     return sorted(v.spec.name for v in reply.feature_views)
 
 
 def _delete_view(st: Stack, token: str | None) -> None:
     from feast.protos.feast.registry import RegistryServer_pb2
 
-    request = RegistryServer_pb2.DeleteFeatureViewRequest(name="driver_rating", project=feature_repo.PROJECT, commit=True)
+    request = RegistryServer_pb2.DeleteFeatureViewRequest(
+        name="driver_rating", project=feature_repo.PROJECT, commit=True
+    )
     st.registry("DeleteFeatureView", request, token)
 
 
@@ -352,7 +403,8 @@ def _refused(err: Any) -> bool:
 
     code = err.code()
     return code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) or (
-        code == grpc.StatusCode.UNKNOWN and err.details() == "Error in service handler!")
+        code == grpc.StatusCode.UNKNOWN and err.details() == "Error in service handler!"
+    )
 
 
 def test_registry_server_refuses_missing_unauthorized_and_forged_tokens(stack: Stack):
@@ -381,8 +433,11 @@ def test_registry_server_lets_notebooks_read_but_not_delete(stack: Stack):
 
 def test_no_secret_in_any_argv(stack: Stack):
     """The Redis password and TLS key reach processes through env/files only."""
-    argv = " ".join(open(f"/proc/{p}/cmdline").read().replace("\0", " ")
-                    for p in os.listdir("/proc") if p.isdigit() and _same_group(int(p), stack.server.pid))
+    argv = " ".join(
+        open(f"/proc/{p}/cmdline").read().replace("\0", " ")
+        for p in os.listdir("/proc")
+        if p.isdigit() and _same_group(int(p), stack.server.pid)
+    )
     assert stack.secrets[stack.names.online_secret]["password"] not in argv
     assert "PRIVATE KEY" not in argv
 

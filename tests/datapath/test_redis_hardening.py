@@ -11,11 +11,11 @@ import time
 import uuid
 
 import pytest
-
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.render import render
 from featurestore_operator.render.names import Names
+
 from tests.support.podrunner import PodRunner, unshare_available
 from tests.support.redis_server import free_port
 
@@ -26,10 +26,14 @@ if unshare_available() or not shutil.which("redis-server"):
 def test_rendered_redis_requires_its_password_and_keeps_it_out_of_argv():
     import redis
 
-    fs = FeatureStore.model_validate({
-        "apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-        "metadata": {"name": "r", "namespace": "team", "uid": str(uuid.uuid4())},
-        "spec": {"project": "p", "provider": "local"}})
+    fs = FeatureStore.model_validate(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": "r", "namespace": "team", "uid": str(uuid.uuid4())},
+            "spec": {"project": "p", "provider": "local"},
+        }
+    )
     fs = fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
     names = Names(fs)
     password = secrets.token_hex(24)
@@ -48,7 +52,7 @@ def test_rendered_redis_requires_its_password_and_keeps_it_out_of_argv():
                 break
             except redis.exceptions.ConnectionError:
                 if time.monotonic() > deadline or running.proc.poll() is not None:
-                    raise AssertionError(running.log())
+                    raise AssertionError(running.log()) from None
                 time.sleep(0.2)
         with pytest.raises(redis.exceptions.AuthenticationError):
             redis.Redis(port=port, socket_timeout=2).get("k")

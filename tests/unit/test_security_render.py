@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
-
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends import tls as tls_backend
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.render import ApiVersions, RepoSource, SecretHashes, render
 from featurestore_operator.render.names import COMPONENT_LABEL, Names
-from featurestore_operator.render.rotation import SECRETS_HASH_ANNOTATION
 from featurestore_operator.render.policies import fenced_components
+from featurestore_operator.render.rotation import SECRETS_HASH_ANNOTATION
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1")
@@ -28,17 +27,27 @@ WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
 
 
 def _fs(**spec):
-    doc = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-           "metadata": {"name": "sec", "namespace": "team", "uid": UID},
-           "spec": {"project": "p", "provider": "local", "featureRepo": {"git": {"url": "https://example.com/r.git",
-                                                                               "secretRef": {"name": "git-creds"}}},
-                    **spec}}
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "sec", "namespace": "team", "uid": UID},
+        "spec": {
+            "project": "p",
+            "provider": "local",
+            "featureRepo": {"git": {"url": "https://example.com/r.git", "secretRef": {"name": "git-creds"}}},
+            **spec,
+        },
+    }
     fs = parse_featurestore(doc)
     return fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
 
 
-EVERYTHING = {"offlineServer": {"enabled": True}, "ui": {"enabled": True}, "registry": {"server": {"enabled": True}},
-              "featureServer": {"metrics": {"enabled": True}}}
+EVERYTHING = {
+    "offlineServer": {"enabled": True},
+    "ui": {"enabled": True},
+    "registry": {"server": {"enabled": True}},
+    "featureServer": {"metrics": {"enabled": True}},
+}
 
 
 def _stores():
@@ -48,8 +57,11 @@ def _stores():
         doc["metadata"]["uid"] = UID
         fs = parse_featurestore(doc)
         examples.append(pytest.param(fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)}), id=path.stem))
-    return [*examples, pytest.param(_fs(**EVERYTHING), id="all-servers"),
-            pytest.param(_fs(**EVERYTHING, authz={"type": "kubernetes"}, tls={"enabled": True}), id="all-secure")]
+    return [
+        *examples,
+        pytest.param(_fs(**EVERYTHING), id="all-servers"),
+        pytest.param(_fs(**EVERYTHING, authz={"type": "kubernetes"}, tls={"enabled": True}), id="all-secure"),
+    ]
 
 
 def _render(fs, *, istio=True, secrets=None, versions=None):
@@ -77,14 +89,19 @@ def test_every_service_is_fenced_and_policies_come_first(fs, istio):
     objects = _render(fs, istio=istio).objects
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     for svc in (o for o in objects if o["kind"] == "Service"):
-        pod_labels = next(t["metadata"]["labels"] for w, t in _pods(objects)
-                          if w["metadata"]["labels"][COMPONENT_LABEL] == svc["metadata"]["labels"][COMPONENT_LABEL])
+        pod_labels = next(
+            t["metadata"]["labels"]
+            for w, t in _pods(objects)
+            if w["metadata"]["labels"][COMPONENT_LABEL] == svc["metadata"]["labels"][COMPONENT_LABEL]
+        )
         fences = [p for p in policies if _selects(p["spec"]["podSelector"], pod_labels)]
         assert fences, f"Service {svc['metadata']['name']} has no NetworkPolicy selecting its pods"
         admitted = {p["port"] for f in fences for rule in f["spec"]["ingress"] for p in rule["ports"]}
         assert {p["port"] for p in svc["spec"]["ports"]} <= admitted
         if istio and svc["metadata"]["labels"][COMPONENT_LABEL] != "online-store":
-            assert any(o["kind"] == "AuthorizationPolicy" and o["metadata"]["name"] == svc["metadata"]["name"] for o in objects)
+            assert any(
+                o["kind"] == "AuthorizationPolicy" and o["metadata"]["name"] == svc["metadata"]["name"] for o in objects
+            )
     kinds = [o["kind"] for o in objects]
     last_policy = max(i for i, k in enumerate(kinds) if k in ("NetworkPolicy", "AuthorizationPolicy"))
     first_workload = min((i for i, k in enumerate(kinds) if k in WORKLOADS), default=len(kinds))
@@ -119,14 +136,20 @@ def test_changing_the_redis_secret_rolls_its_consumers_exactly_once():
     after = SecretHashes({names.online_secret: "bbbb", "git-creds": "gggg"})
 
     def digests(hashes):
-        return {(w["kind"], w["metadata"]["name"]): t["metadata"].get("annotations", {}).get(SECRETS_HASH_ANNOTATION)
-                for w, t in _pods(_render(fs, secrets=hashes).objects)}
+        return {
+            (w["kind"], w["metadata"]["name"]): t["metadata"].get("annotations", {}).get(SECRETS_HASH_ANNOTATION)
+            for w, t in _pods(_render(fs, secrets=hashes).objects)
+        }
 
     first, again, rotated = digests(before), digests(before), digests(after)
     assert first == again, "an unchanged Secret must not roll anything"
     changed = {k for k in first if first[k] != rotated[k]}
-    assert changed == {("Deployment", names.feature_server), ("Deployment", names.registry_server),
-                       ("StatefulSet", names.redis), ("CronJob", names.materialize)}
+    assert changed == {
+        ("Deployment", names.feature_server),
+        ("Deployment", names.registry_server),
+        ("StatefulSet", names.redis),
+        ("CronJob", names.materialize),
+    }
     assert all(first[k] for k in changed)
     # A Job's template is immutable and it runs once: never annotated.
     assert first[("Job", names.apply_job("a1b2c3d4e5f60718"))] is None
@@ -137,10 +160,14 @@ def test_changing_the_redis_secret_rolls_its_consumers_exactly_once():
 def test_changing_the_git_credentials_rolls_nothing_that_does_not_use_them():
     fs = _fs()
     names = Names(fs)
-    a = {(w["kind"], w["metadata"]["name"]): t["metadata"].get("annotations", {})
-         for w, t in _pods(_render(fs, secrets=SecretHashes({names.online_secret: "x", "git-creds": "1"})).objects)}
-    b = {(w["kind"], w["metadata"]["name"]): t["metadata"].get("annotations", {})
-         for w, t in _pods(_render(fs, secrets=SecretHashes({names.online_secret: "x", "git-creds": "2"})).objects)}
+    a = {
+        (w["kind"], w["metadata"]["name"]): t["metadata"].get("annotations", {})
+        for w, t in _pods(_render(fs, secrets=SecretHashes({names.online_secret: "x", "git-creds": "1"})).objects)
+    }
+    b = {
+        (w["kind"], w["metadata"]["name"]): t["metadata"].get("annotations", {})
+        for w, t in _pods(_render(fs, secrets=SecretHashes({names.online_secret: "x", "git-creds": "2"})).objects)
+    }
     assert a == b
 
 
@@ -161,7 +188,7 @@ def test_hardening_defaults_on_every_pod(fs):
         for vol in pod.get("volumes", []):
             if "emptyDir" in vol:
                 assert vol["emptyDir"].get("sizeLimit"), f"{what}: emptyDir {vol['name']} unbounded"
-        server_with_k8s_auth = (workload["kind"] == "Deployment" and fs.spec.authz.type.value == "kubernetes")
+        server_with_k8s_auth = workload["kind"] == "Deployment" and fs.spec.authz.type.value == "kubernetes"
         wants_token = server_with_k8s_auth or bool(fs.spec.gcp.service_account)
         assert pod["automountServiceAccountToken"] is wants_token, what
     for redis in (o for o in objects if o["kind"] == "StatefulSet"):
@@ -171,19 +198,25 @@ def test_hardening_defaults_on_every_pod(fs):
 
 
 def test_kubernetes_authz_renders_roles_feast_reads_and_client_auth():
-    fs = _fs(authz={"type": "kubernetes", "readerServiceAccounts": ["default-editor", "ci"]},
-             kubeflow={"allowedNamespaces": ["kserve"]})
+    fs = _fs(
+        authz={"type": "kubernetes", "readerServiceAccounts": ["default-editor", "ci"]},
+        kubeflow={"allowedNamespaces": ["kserve"]},
+    )
     out = _render(fs)
     bindings = {o["metadata"]["name"]: o for o in out.objects if o["kind"] == "RoleBinding"}
     reader = bindings["sec-feast-reader"]
     assert {(s["namespace"], s["name"]) for s in reader["subjects"]} == {
-        ("team", "default-editor"), ("team", "ci"), ("kserve", "default-editor")}
+        ("team", "default-editor"),
+        ("team", "ci"),
+        ("kserve", "default-editor"),
+    }
     assert [(s["namespace"], s["name"]) for s in bindings["sec-feast-writer"]["subjects"]] == [("team", "sec-feast")]
     roles = {o["metadata"]["name"]: o for o in out.objects if o["kind"] == "Role"}
     # The reader/writer Roles carry names Feast matches; what they grant in Kubernetes is minimal.
     for name in ("sec-feast-reader", "sec-feast-writer"):
-        assert roles[name]["rules"] == [{"apiGroups": [""], "resources": ["configmaps"],
-                                         "resourceNames": ["sec-feast-client"], "verbs": ["get"]}]
+        assert roles[name]["rules"] == [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["sec-feast-client"], "verbs": ["get"]}
+        ]
     assert yaml.safe_load(out.server_yaml)["auth"] == {"type": "kubernetes"}
     assert yaml.safe_load(out.client_yaml)["auth"] == {"type": "kubernetes"}
     cm = next(o for o in out.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "sec-feast-config")
@@ -197,15 +230,21 @@ def test_oidc_client_config_uses_the_namespace_secret_or_the_callers_token():
     issuer = {"issuer": "https://idp.example.com/realms/kf", "clientId": "feast"}
     own = _render(_fs(authz={"type": "oidc", "oidc": issuer}))
     assert yaml.safe_load(own.server_yaml)["auth"] == {
-        "type": "oidc", "client_id": "feast",
-        "auth_discovery_url": "https://idp.example.com/realms/kf/.well-known/openid-configuration"}
+        "type": "oidc",
+        "client_id": "feast",
+        "auth_discovery_url": "https://idp.example.com/realms/kf/.well-known/openid-configuration",
+    }
     assert yaml.safe_load(own.client_yaml)["auth"] == {"type": "oidc", "token_env_var": "FEAST_OIDC_TOKEN"}
     shared = _render(_fs(authz={"type": "oidc", "oidc": {**issuer, "secretRef": {"name": "oidc"}}}))
     assert yaml.safe_load(shared.client_yaml)["auth"]["client_secret"] == "${FEAST_OIDC_CLIENT_SECRET}"
     pd = next(o for o in shared.objects if o["kind"] == "PodDefault")
-    assert {"name": "FEAST_OIDC_CLIENT_SECRET", "valueFrom": {"secretKeyRef": {"name": "oidc", "key": "client_secret"}}} \
-        in pd["spec"]["env"]
-    assert not any(o["kind"] in ("Role", "RoleBinding") and "feast-reader" in o["metadata"]["name"] for o in shared.objects)
+    assert {
+        "name": "FEAST_OIDC_CLIENT_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": "oidc", "key": "client_secret"}},
+    } in pd["spec"]["env"]
+    assert not any(
+        o["kind"] in ("Role", "RoleBinding") and "feast-reader" in o["metadata"]["name"] for o in shared.objects
+    )
 
 
 def test_tls_waits_for_its_material_and_then_serves_https_only():
@@ -217,7 +256,10 @@ def test_tls_waits_for_its_material_and_then_serves_https_only():
     assert not any(o["kind"] == "Deployment" for o in pending.objects), "no server without its certificate"
     out = _render(fs)
     client = yaml.safe_load(out.client_yaml)
-    assert client["online_store"]["path"].startswith("https://") and client["online_store"]["cert"] == "/etc/feast/sec/ca.crt"
+    assert (
+        client["online_store"]["path"].startswith("https://")
+        and client["online_store"]["cert"] == "/etc/feast/sec/ca.crt"
+    )
     assert client["registry"]["is_tls"] is True and client["offline_store"]["scheme"] == "https"
     for d in (o for o in out.objects if o["kind"] == "Deployment"):
         c = d["spec"]["template"]["spec"]["containers"][0]
@@ -228,7 +270,7 @@ def test_tls_waits_for_its_material_and_then_serves_https_only():
 
 def test_serving_ca_issues_a_verifiable_certificate_and_keeps_it():
     fs = _fs(tls={"enabled": True})
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     first = tls_backend.ensure(fs, None, now)
     assert tls_backend.ensure(fs, first.data, now).data == first.data, "a resync must not re-issue"
     # a TLS client with the CA verifies the server certificate for every Service name
@@ -249,8 +291,11 @@ def test_serving_ca_issues_a_verifiable_certificate_and_keeps_it():
     renewed = tls_backend.ensure(fs, first.data, later)
     assert renewed.data["ca.crt"] == first.data["ca.crt"] and renewed.data["tls.crt"] != first.data["tls.crt"]
     # material for another store's names is replaced
-    other = tls_backend.ensure(_fs(tls={"enabled": True}).model_copy(
-        update={"metadata": fs.metadata.model_copy(update={"name": "other"})}), first.data, now)
+    other = tls_backend.ensure(
+        _fs(tls={"enabled": True}).model_copy(update={"metadata": fs.metadata.model_copy(update={"name": "other"})}),
+        first.data,
+        now,
+    )
     assert other.data["tls.crt"] != first.data["tls.crt"]
 
 
@@ -279,4 +324,5 @@ def test_legacy_cluster_keeps_network_policies_without_istio_crd():
     objects = _render(fs, versions=ApiVersions(optional_kinds=frozenset())).objects
     assert not any(o["kind"] == "AuthorizationPolicy" for o in objects)
     assert {o["metadata"]["labels"][COMPONENT_LABEL] for o in objects if o["kind"] == "NetworkPolicy"} == set(
-        fenced_components(fs))
+        fenced_components(fs)
+    )

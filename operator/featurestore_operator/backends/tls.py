@@ -51,8 +51,9 @@ class TlsMaterial:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _pem_cert(cert: x509.Certificate) -> str:
@@ -61,29 +62,50 @@ def _pem_cert(cert: x509.Certificate) -> str:
 
 def _new_ca(fs: FeatureStore, now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{fs.metadata.namespace}/{fs.metadata.name} feast CA")])
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, f"{fs.metadata.namespace}/{fs.metadata.name} feast CA")]
+    )
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     return key, cert
 
 
-def _new_server_cert(fs: FeatureStore, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate,
-                     now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _new_server_cert(
+    fs: FeatureStore, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, now: dt.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     names = dns_names(fs)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[-1])]))
-        .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + CERT_VALIDITY)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CERT_VALIDITY)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -107,11 +129,16 @@ def _server_cert_valid(fs: FeatureStore, data: dict[str, str], ca: x509.Certific
     try:
         cert = x509.load_pem_x509_certificate(data[TLS_CERT].encode())
         serialization.load_pem_private_key(data[TLS_KEY].encode(), password=None)
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
     except (KeyError, ValueError, x509.ExtensionNotFound):
         return False
-    return (cert.issuer == ca.subject and sorted(sans) == sorted(dns_names(fs))
-            and cert.not_valid_after_utc - now >= RENEW_BEFORE)
+    return (
+        cert.issuer == ca.subject
+        and sorted(sans) == sorted(dns_names(fs))
+        and cert.not_valid_after_utc - now >= RENEW_BEFORE
+    )
 
 
 def ensure(fs: FeatureStore, current: dict[str, str] | None, now: dt.datetime) -> TlsMaterial:

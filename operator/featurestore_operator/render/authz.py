@@ -81,8 +81,11 @@ def server_auth(fs: FeatureStore) -> dict[str, Any] | None:
     if authz.type is AuthzType.OIDC:
         assert authz.oidc is not None
         issuer = authz.oidc.issuer.rstrip("/")
-        return {"type": "oidc", "client_id": authz.oidc.client_id,
-                "auth_discovery_url": f"{issuer}/.well-known/openid-configuration"}
+        return {
+            "type": "oidc",
+            "client_id": authz.oidc.client_id,
+            "auth_discovery_url": f"{issuer}/.well-known/openid-configuration",
+        }
     return None
 
 
@@ -128,12 +131,20 @@ def _role(fs: FeatureStore, name: str) -> dict[str, Any]:
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": meta(fs, name, "authz"),
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [Names(fs).client_config],
-                   "verbs": ["get"]}],
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [Names(fs).client_config],
+                "verbs": ["get"],
+            }
+        ],
     }
 
 
-def _binding(fs: FeatureStore, name: str, role: str, subjects: list[tuple[str, str]], kind: str = "Role") -> dict[str, Any]:
+def _binding(
+    fs: FeatureStore, name: str, role: str, subjects: list[tuple[str, str]], kind: str = "Role"
+) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",

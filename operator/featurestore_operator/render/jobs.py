@@ -101,7 +101,7 @@ def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str
     git = fs.spec.feature_repo.git  # type: ignore[union-attr]
     assert git is not None
     env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
-    mounts = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = []
     if git.secret_ref:
         env.append({"name": "GIT_TOKEN", "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}}})

@@ -50,16 +50,19 @@ def fenced_components(fs: FeatureStore) -> dict[str, tuple[str, list[int], bool]
 
 
 def _store_pods(fs: FeatureStore) -> dict[str, Any]:
-    return {"matchLabels": {INSTANCE_LABEL: fs.metadata.name, OWNER_LABEL: fs.metadata.name},
-            "matchExpressions": [{"key": COMPONENT_LABEL, "operator": "In", "values": FEAST_COMPONENTS}]}
+    return {
+        "matchLabels": {INSTANCE_LABEL: fs.metadata.name, OWNER_LABEL: fs.metadata.name},
+        "matchExpressions": [{"key": COMPONENT_LABEL, "operator": "In", "values": FEAST_COMPONENTS}],
+    }
 
 
 def _peers(fs: FeatureStore, component: str, remote: bool) -> list[dict[str, Any]]:
     if component == "online-store":
         return [{"podSelector": _store_pods(fs)}]
     values = _namespaces(fs, remote)
-    return [{"namespaceSelector": {"matchExpressions": [
-        {"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": values}]}}]
+    return [
+        {"namespaceSelector": {"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": values}]}}
+    ]
 
 
 def network_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
@@ -71,8 +74,9 @@ def network_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
         "spec": {
             "podSelector": {"matchLabels": selector(fs, component)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": _peers(fs, component, remote),
-                         "ports": [{"port": p, "protocol": "TCP"} for p in ports]}],
+            "ingress": [
+                {"from": _peers(fs, component, remote), "ports": [{"port": p, "protocol": "TCP"} for p in ports]}
+            ],
         },
     }
 
@@ -86,8 +90,12 @@ def authorization_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
         "spec": {
             "selector": {"matchLabels": selector(fs, component)},
             "action": "ALLOW",
-            "rules": [{"from": [{"source": {"namespaces": _namespaces(fs, remote)}}],
-                       "to": [{"operation": {"ports": [str(p) for p in ports]}}]}],
+            "rules": [
+                {
+                    "from": [{"source": {"namespaces": _namespaces(fs, remote)}}],
+                    "to": [{"operation": {"ports": [str(p) for p in ports]}}],
+                }
+            ],
         },
     }
 

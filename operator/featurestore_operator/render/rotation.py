@@ -18,8 +18,11 @@ def consumed_secrets(pod: dict[str, Any]) -> set[str]:
     """Names of the Secrets a pod spec reads: env secretKeyRefs, envFrom and secret volumes."""
     names = {v["secret"]["secretName"] for v in pod.get("volumes") or [] if "secret" in v}
     for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-        names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env") or []
-                  if "secretKeyRef" in (e.get("valueFrom") or {})}
+        names |= {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in c.get("env") or []
+            if "secretKeyRef" in (e.get("valueFrom") or {})
+        }
         names |= {e["secretRef"]["name"] for e in c.get("envFrom") or [] if "secretRef" in e}
     return names
 
@@ -42,4 +45,6 @@ def annotate(objects: list[dict[str, Any]], hashes: SecretHashes) -> None:
                 continue
             parts = "\n".join(f"{n}={hashes.hashes.get(n, '')}" for n in used)
             meta = template.setdefault("metadata", {})
-            meta.setdefault("annotations", {})[SECRETS_HASH_ANNOTATION] = hashlib.sha256(parts.encode()).hexdigest()[:16]
+            meta.setdefault("annotations", {})[SECRETS_HASH_ANNOTATION] = hashlib.sha256(parts.encode()).hexdigest()[
+                :16
+            ]

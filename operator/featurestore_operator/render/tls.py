@@ -37,8 +37,12 @@ def volume(fs: FeatureStore, endpoints: Endpoints) -> tuple[list[dict[str, Any]]
     if not enabled(fs) or endpoints.serving_tls is None:
         return [], []
     items = [{"key": k, "path": k} for k in (CERT_KEY, KEY_KEY)]
-    volumes = [{"name": "serving-tls", "secret": {"secretName": endpoints.serving_tls.secret, "items": items,
-                                                  "defaultMode": 0o440}}]
+    volumes = [
+        {
+            "name": "serving-tls",
+            "secret": {"secretName": endpoints.serving_tls.secret, "items": items, "defaultMode": 0o440},
+        }
+    ]
     return volumes, [{"name": "serving-tls", "mountPath": TLS_DIR, "readOnly": True}]
 
 
