@@ -449,6 +449,55 @@ def _same_group(pid: int, pgid: int) -> bool:
         return False
 
 
+NOTEBOOK_SCRIPT = r"""
+import json, sys
+from feast import FeatureStore
+store = FeatureStore()  # FEAST_FS_YAML_FILE_PATH from the PodDefault; auth: the pod's own token
+out = {"views": sorted(fv.name for fv in store.list_feature_views())}
+rows = [{"driver_id": d} for d in json.loads(sys.argv[1])]
+out["online"] = store.get_online_features(features=json.loads(sys.argv[2]), entity_rows=rows).to_dict()
+print("RESULT " + json.dumps(out, default=str))
+"""
+
+
+def _notebook(st: Stack, sa: str) -> Any:
+    """A notebook pod as the PodDefault webhook mutates it, running as ``sa`` with its token mounted
+    (the kubelet's default) and the Service names resolving to 127.0.0.1 (hosts file)."""
+    import sys
+
+    pd = st.runner.find("PodDefault")["spec"]
+    container = {
+        "name": "notebook", "command": [sys.executable, "-c", NOTEBOOK_SCRIPT],
+        "args": [json.dumps(feature_repo.DRIVERS[:2]), json.dumps(feature_repo.FEATURE_REFS)],
+        "env": [{"name": "HOME", "value": "/tmp"}, *pd.get("env", [])], "volumeMounts": pd.get("volumeMounts", []),
+    }
+    pod_obj = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "notebook-0", "namespace": st.cluster.ns, "labels": dict(pd["selector"]["matchLabels"])},
+        "spec": {"serviceAccountName": sa, "containers": [container], "volumes": pd.get("volumes", [])},
+    }
+    hosts = st.workdir / "hosts"
+    services = [st.names.svc_host(n) for n in (st.names.feature_server, st.names.registry_server)]
+    hosts.write_text(Path("/etc/hosts").read_text() + "\n127.0.0.1 " + " ".join(services) + "\n")
+    pod = st.runner.pod(pod_obj)
+    mounts = [*st.sa_mount(pod_obj), Mount(str(hosts), "/etc/hosts", read_only=True)]
+    return pod.run(pod.prepare(extra_mounts=mounts), timeout=180)
+
+
+def test_notebook_feature_store_just_works_with_its_own_token(stack: Stack):
+    res = _notebook(stack, NOTEBOOK_SA)
+    assert res.returncode == 0, f"notebook failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    out = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])
+    assert {"driver_hourly_stats", "driver_rating"} <= set(out["views"])
+    second = feature_repo.DRIVERS[1]  # (DRIVERS[0] may carry test_store_account_writes' value)
+    assert out["online"]["conv_rate"][1] == pytest.approx(stack.expected[second]["conv_rate"])
+
+
+def test_notebook_of_an_unauthorized_account_gets_nothing(stack: Stack):
+    res = _notebook(stack, INTRUDER_SA)
+    assert res.returncode != 0 and "RESULT " not in res.stdout
+
+
 def test_stock_feast_would_accept_the_forged_token(stack: Stack):
     """Why the shim exists: the same server run as plain `feast` (Feast 0.67's own Kubernetes token
     parser) serves a forged, unsigned token naming the store's ServiceAccount. Runs last: it stops
