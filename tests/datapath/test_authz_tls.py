@@ -498,6 +498,29 @@ def test_notebook_of_an_unauthorized_account_gets_nothing(stack: Stack):
     assert res.returncode != 0 and "RESULT " not in res.stdout
 
 
+def test_authorized_read_latency(stack: Stack):
+    """Figures, not a benchmark: 50 sequential authorized reads over HTTPS on loopback (new TLS
+    connection each). The shim caches a reviewed token briefly, so only the first read pays the
+    TokenReview + RoleBinding lookup."""
+    token = stack.cluster.token(NOTEBOOK_SA)
+
+    def timed(request: Any) -> tuple[float, float]:
+        times = []
+        for _ in range(50):
+            start = time.perf_counter()
+            status, body = request()
+            times.append(time.perf_counter() - start)
+            assert status == 200, body
+        times.sort()
+        return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
+
+    health = timed(lambda: call(stack, "GET", "/health", None, None))
+    read = timed(lambda: _read(stack, token))
+    print(f"\n[authz] HTTPS GET /health (no auth): p50 {health[0] * 1000:.1f} ms, p99 {health[1] * 1000:.1f} ms; "
+          f"authorized get-online-features: p50 {read[0] * 1000:.1f} ms, p99 {read[1] * 1000:.1f} ms")
+    assert read[0] < 1.0
+
+
 def test_stock_feast_would_accept_the_forged_token(stack: Stack):
     """Why the shim exists: the same server run as plain `feast` (Feast 0.67's own Kubernetes token
     parser) serves a forged, unsigned token naming the store's ServiceAccount. Runs last: it stops

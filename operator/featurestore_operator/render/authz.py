@@ -31,19 +31,23 @@ ROLES_ENV = "FSO_FEAST_ROLES"
 PERMISSIONS_FILE = "featurestore_operator_permissions.py"
 
 #: `python -c SERVE_SHIM feast-args...`: Feast's CLI with a verified Kubernetes token parser.
-#: Blocking API calls inside an async method mirror Feast's own parser (it does the same).
-SERVE_SHIM = """import os, sys
+#: Blocking API calls inside an async method mirror Feast's own parser (it does the same). Accepted
+#: tokens are remembered (by digest) for FSO_FEAST_AUTH_CACHE_SECONDS (30): a TokenReview and a
+#: RoleBinding list per request cost ~280 ms here; a revoked token or removed binding is honoured
+#: within that time. Refusals are never cached.
+SERVE_SHIM = """import hashlib, os, sys, time
 from feast.permissions.auth import kubernetes_token_parser as ktp
 from feast.permissions.user import User
 from kubernetes import client
 from starlette.authentication import AuthenticationError
 
 ALLOWED = set(filter(None, os.environ.get("FSO_FEAST_ROLES", "").split(",")))
+TTL = float(os.environ.get("FSO_FEAST_AUTH_CACHE_SECONDS", "30"))
+CACHE = {}
 
-async def verified(self, access_token):
-    review = self.auth_v1.create_token_review(
-        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=access_token)))
-    status = review.status
+def review(self, access_token):
+    status = self.auth_v1.create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=access_token))).status
     if not status or not status.authenticated or not status.user:
         raise AuthenticationError("token not accepted by the Kubernetes API")
     parts = (status.user.username or "").split(":")
@@ -54,6 +58,17 @@ async def verified(self, access_token):
     if not roles:
         raise AuthenticationError("ServiceAccount has no role on this feature store")
     return User(username=f"{parts[2]}:{parts[3]}", roles=sorted(roles), groups=[], namespaces=[parts[2]])
+
+async def verified(self, access_token):
+    key = hashlib.sha256(access_token.encode()).digest()
+    hit = CACHE.get(key)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    user = review(self, access_token)
+    if len(CACHE) >= 4096:
+        CACHE.clear()
+    CACHE[key] = (time.monotonic() + TTL, user)
+    return user
 
 ktp.KubernetesTokenParser.user_details_from_access_token = verified
 from feast.cli.cli import cli
