@@ -18,7 +18,7 @@ from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.render import ApiVersions, RepoSource, SecretHashes, render
 from featurestore_operator.render.names import COMPONENT_LABEL, Names
 from featurestore_operator.render.policies import fenced_components
-from featurestore_operator.render.rotation import SECRETS_HASH_ANNOTATION
+from featurestore_operator.render.rotation import SECRETS_HASH_ANNOTATION, consumed_secrets, secret_names
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1")
@@ -155,6 +155,14 @@ def test_changing_the_redis_secret_rolls_its_consumers_exactly_once():
     assert first[("Job", names.apply_job("a1b2c3d4e5f60718"))] is None
     # Only digests reach the objects, never the hashes' source data.
     assert "aaaa" not in json.dumps(_render(fs, secrets=before).objects)
+
+
+@pytest.mark.parametrize("fs", _stores())
+def test_the_secrets_reconcile_reads_are_exactly_those_the_pods_consume(fs):
+    """secret_names() tells reconcile which Secrets to hash; it must match what the rendered pods use."""
+    objects = _render(fs).objects
+    used = set().union(*(consumed_secrets(t["spec"]) for _, t in _pods(objects)))
+    assert secret_names(fs, planned_endpoints(fs)) == used
 
 
 def test_changing_the_git_credentials_rolls_nothing_that_does_not_use_them():

@@ -9,9 +9,23 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .inputs import SecretHashes
+from ..api import FeatureStore
+from .inputs import Endpoints, SecretHashes
 
 SECRETS_HASH_ANNOTATION = "featurestore.kubeflow.org/secrets-hash"
+
+
+def secret_names(fs: FeatureStore, endpoints: Endpoints) -> set[str]:
+    """The Secrets the store's pods will consume: reconcile reads these and passes their
+    :func:`~.inputs.secret_hash` to ``render(..., secrets=SecretHashes(...))``."""
+    online = endpoints.online
+    names = {ref.name for ref in (online.password, online.ca) if ref} if online else set()
+    if endpoints.serving_tls and fs.spec.tls.enabled:
+        names.add(endpoints.serving_tls.secret)
+    git = fs.spec.feature_repo.git if fs.spec.feature_repo else None
+    if git and git.secret_ref:
+        names.add(git.secret_ref.name)
+    return names
 
 
 def consumed_secrets(pod: dict[str, Any]) -> set[str]:
