@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ..api import FeatureStore
 from ..render.inputs import ServingTls
 from ..render.names import Names
+from .base import BackendContext
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
 CA_VALIDITY = dt.timedelta(days=3650)
@@ -154,3 +155,11 @@ def ensure(fs: FeatureStore, current: dict[str, str] | None, now: dt.datetime) -
         key, cert = _new_server_cert(fs, ca_key, ca, now)
         data.update({TLS_KEY: _pem_key(key), TLS_CERT: _pem_cert(cert)})
     return TlsMaterial(data, ServingTls(secret=secret_name(fs), ca_pem=data[CA_CERT]))
+
+
+async def ensure_serving(fs: FeatureStore, ctx: BackendContext, now: dt.datetime) -> TlsMaterial | None:
+    """What reconcile calls each pass: None when ``spec.tls`` is off, else the material (apply
+    ``data`` as Secret :func:`secret_name`, pass ``serving`` as ``Endpoints.serving_tls``)."""
+    if not fs.spec.tls.enabled:
+        return None
+    return ensure(fs, await ctx.get_secret(secret_name(fs)), now)
