@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import FeatureStore
-from .inputs import ApiVersions, Endpoints, RepoSource
-from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta
 from . import authz
 from .feast_config import FEAST_CONFIG_DIR
+from .inputs import ApiVersions, Endpoints, RepoSource
+from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta
 from .pods import FEAST_YAML, container_security, empty_dir, feast_container, pod_spec
 
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..api import FeatureStore
 from ..api.spec import AuthzType, OptionalServerSpec
-from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from . import authz, tls
+from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from .inputs import ApiVersions, Endpoints
 from .names import CONFIG_HASH_ANNOTATION, Names, labels, meta, selector
 from .pods import FEAST_YAML, feast_container, pod_spec, workers_for
