@@ -109,8 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-f", "--filename", required=True)
     v.set_defaults(func=cmd_validate)
     run = sub.add_parser("run", help="run the operator")
-    run.add_argument("--namespace", "-n", action="append", default=None,
-                     help="watch only this namespace (repeatable); default: all (or FSO_NAMESPACES)")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); default: all (or FSO_NAMESPACES)",
+    )
     run.add_argument("--peering", default=None, help="kopf peering name for HA (default: FSO_PEERING; none)")
     run.add_argument("--standalone", action="store_true", help="no peering even if configured")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")

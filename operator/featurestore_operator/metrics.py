@@ -11,7 +11,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("featurestore_reconciles_total", "Reconcile passes by result", ["result"])
 RECONCILE_SECONDS = Histogram(
-    "featurestore_reconcile_duration_seconds", "Duration of one reconcile pass",
+    "featurestore_reconcile_duration_seconds",
+    "Duration of one reconcile pass",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 STORES = Gauge("featurestore_stores", "FeatureStores by phase", ["phase"])

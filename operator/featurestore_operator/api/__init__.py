@@ -18,7 +18,23 @@ from .spec import DeletionPolicy, FeatureStoreSpec, Provider
 from .status import Condition, ConditionType, FeatureStoreStatus, Phase
 
 __all__ = [
-    "API_VERSION", "FINALIZER", "GROUP", "KIND", "PLURAL", "VERSION", "Condition", "ConditionType",
-    "DeletionPolicy", "FeatureStore", "FeatureStoreSpec", "FeatureStoreStatus", "OperatorConfig",
-    "Phase", "Provider", "SpecError", "parse_featurestore", "parse_spec", "resolve",
+    "API_VERSION",
+    "FINALIZER",
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "Condition",
+    "ConditionType",
+    "DeletionPolicy",
+    "FeatureStore",
+    "FeatureStoreSpec",
+    "FeatureStoreStatus",
+    "OperatorConfig",
+    "Phase",
+    "Provider",
+    "SpecError",
+    "parse_featurestore",
+    "parse_spec",
+    "resolve",
 ]

@@ -19,9 +19,7 @@ FEAST_VERSION = "0.67.0"
 class OperatorConfig(BaseSettings):
     """Cluster-wide defaults and process settings. Every value is validated at start-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FSO_", extra="forbid", use_attribute_docstrings=True, frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="FSO_", extra="forbid", use_attribute_docstrings=True, frozen=True)
 
     default_provider: Provider = Provider.LOCAL
     """Provider of FeatureStores that do not set one (local: in-cluster stores, no cloud)."""

@@ -16,11 +16,31 @@ from .status import FeatureStoreStatus
 
 # JSON-schema keywords that have a meaning in a structural OpenAPI v3 schema; the rest is dropped.
 _KEEP = {
-    "type", "description", "default", "enum", "pattern", "minimum", "maximum",
-    "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
-    "minProperties", "maxProperties", "required", "properties", "additionalProperties", "items",
-    "nullable", "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-preserve-unknown-fields", "uniqueItems",
+    "type",
+    "description",
+    "default",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "nullable",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-preserve-unknown-fields",
+    "uniqueItems",
 }
 
 
@@ -80,9 +100,7 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 def crd() -> dict[str, Any]:
     spec = model_schema(FeatureStoreSpec)
     status = model_schema(FeatureStoreStatus)
-    status["properties"]["conditions"].update(
-        {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
-    )
+    status["properties"]["conditions"].update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
     schema = {
         "type": "object",
         "description": "A Feast feature store: online store, offline store and registry, feature "

@@ -62,7 +62,7 @@ def feast_project_name(raw: str) -> str:
         name = "p" + name
     if len(name) > _PROJECT_MAX:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-        name = f"{name[:_PROJECT_MAX - 9]}_{digest}"
+        name = f"{name[: _PROJECT_MAX - 9]}_{digest}"
     return name
 
 
@@ -120,13 +120,19 @@ class OnboardingTemplate(ApiModel):
     def _valid_for_a_profile(self) -> OnboardingTemplate:
         if self.shared_online_store and "onlineStore" in self.spec:
             raise ValueError("set either sharedOnlineStore or spec.onlineStore, not both")
-        if self.shared_online_store and NAMESPACE_PLACEHOLDER not in str(self.spec.get("project", NAMESPACE_PLACEHOLDER)):
-            raise ValueError("with sharedOnlineStore, spec.project must contain {namespace}: profiles sharing one "
-                             "Redis are kept apart only by their Feast project")
+        if self.shared_online_store and NAMESPACE_PLACEHOLDER not in str(
+            self.spec.get("project", NAMESPACE_PLACEHOLDER)
+        ):
+            raise ValueError(
+                "with sharedOnlineStore, spec.project must contain {namespace}: profiles sharing one "
+                "Redis are kept apart only by their Feast project"
+            )
         try:
             parse_spec(self.spec_for(SAMPLE_NAMESPACE))
         except SpecError as err:
-            raise ValueError(f"the template gives an invalid FeatureStore (for namespace {SAMPLE_NAMESPACE}): {err}") from None
+            raise ValueError(
+                f"the template gives an invalid FeatureStore (for namespace {SAMPLE_NAMESPACE}): {err}"
+            ) from None
         return self
 
     @property
@@ -147,8 +153,9 @@ class OnboardingTemplate(ApiModel):
         project = str(self.spec.get("project", NAMESPACE_PLACEHOLDER))
         spec = {"project": feast_project_name(project.replace(NAMESPACE_PLACEHOLDER, namespace)), **spec}
         if self.shared_online_store:
-            spec["onlineStore"] = {"external": {"secretRef": {"name": self.shared_secret_name},
-                                                "tls": self.shared_online_store.tls}}
+            spec["onlineStore"] = {
+                "external": {"secretRef": {"name": self.shared_secret_name}, "tls": self.shared_online_store.tls}
+            }
         return spec
 
     def manifest(self, namespace: str) -> dict[str, Any]:

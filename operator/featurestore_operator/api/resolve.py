@@ -40,17 +40,28 @@ def resolve(spec: FeatureStoreSpec, config: OperatorConfig) -> FeatureStoreSpec:
         else OnlineStoreSpec(in_cluster=InClusterRedisSpec())
     )
     offline = spec.offline_store or (
-        OfflineStoreSpec(gcs=GcsSpec()) if provider is Provider.GCP else OfflineStoreSpec(in_cluster=InClusterOfflineSpec())
+        OfflineStoreSpec(gcs=GcsSpec())
+        if provider is Provider.GCP
+        else OfflineStoreSpec(in_cluster=InClusterOfflineSpec())
     )
     if online.memorystore and provider is not Provider.GCP:
-        problems.append(("spec.onlineStore.memorystore", "needs provider gcp; set spec.provider: gcp or use inCluster/external"))
+        problems.append(
+            ("spec.onlineStore.memorystore", "needs provider gcp; set spec.provider: gcp or use inCluster/external")
+        )
     if offline.gcs and provider is not Provider.GCP:
         problems.append(("spec.offlineStore.gcs", "needs provider gcp; set spec.provider: gcp or use inCluster"))
     if online.memorystore or offline.gcs:
         if not gcp.project:
-            problems.append(("spec.gcp.project", "required on GCP: set it, or the operator's gcpProject (Helm value gcp.project)"))
+            problems.append(
+                ("spec.gcp.project", "required on GCP: set it, or the operator's gcpProject (Helm value gcp.project)")
+            )
         if online.memorystore and not gcp.region:
-            problems.append(("spec.gcp.region", "required for Memorystore: set it, or the operator's gcpRegion (Helm value gcp.region)"))
+            problems.append(
+                (
+                    "spec.gcp.region",
+                    "required for Memorystore: set it, or the operator's gcpRegion (Helm value gcp.region)",
+                )
+            )
     if online.memorystore and not online.memorystore.network:
         network = config.gcp_network or (f"projects/{gcp.project}/global/networks/default" if gcp.project else None)
         online = online.model_copy(update={"memorystore": online.memorystore.model_copy(update={"network": network})})
@@ -68,5 +79,12 @@ def resolve(spec: FeatureStoreSpec, config: OperatorConfig) -> FeatureStoreSpec:
         server = registry.server.model_copy(update={"enabled": provider is Provider.LOCAL})
         registry = registry.model_copy(update={"server": server})
     return spec.model_copy(
-        update={"registry": registry, "provider": provider, "gcp": gcp, "online_store": online, "offline_store": offline, "images": images}
+        update={
+            "registry": registry,
+            "provider": provider,
+            "gcp": gcp,
+            "online_store": online,
+            "offline_store": offline,
+            "images": images,
+        }
     )

@@ -112,8 +112,10 @@ def parse_featurestore(obj: dict[str, Any]) -> FeatureStore:
     problems: list[tuple[str, str]] = []
     if obj.get("apiVersion") != API_VERSION or obj.get("kind") != KIND:
         problems.append(
-            ("apiVersion/kind", f"expected apiVersion {API_VERSION} and kind {KIND}, got "
-             f"{obj.get('apiVersion')!r}/{obj.get('kind')!r}")
+            (
+                "apiVersion/kind",
+                f"expected apiVersion {API_VERSION} and kind {KIND}, got {obj.get('apiVersion')!r}/{obj.get('kind')!r}",
+            )
         )
     try:
         fs = FeatureStore.model_validate(obj)

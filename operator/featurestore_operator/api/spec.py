@@ -23,7 +23,9 @@ from .base import ApiModel
 #: A non-negative Kubernetes quantity (resource.Quantity's grammar): 500m, 2, 1.5Gi, 1e3.
 _QUANTITY = re.compile(r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][-+]?[0-9]+))?$")
 #: A resource name (cpu, memory, nvidia.com/gpu): a qualified name, as Kubernetes checks it.
-_RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_RESOURCE_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 
 
 def _quantity(v: str | int) -> str | int:
@@ -113,7 +115,9 @@ GcpProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[
 GcpRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+$")]
 GsaEmail = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"),
+    StringConstraints(
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+    ),
 ]
 
 
@@ -434,9 +438,7 @@ class MaterializationSpec(ApiModel):
 
 GitUrl = Annotated[
     str,
-    StringConstraints(
-        pattern=r"^(https://|ssh://|git@)[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$", max_length=2048
-    ),
+    StringConstraints(pattern=r"^(https://|ssh://|git@)[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+$", max_length=2048),
 ]
 
 

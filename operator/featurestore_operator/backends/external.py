@@ -16,7 +16,9 @@ from .base import BackendContext, Deleted, Failed, Ready
 
 #: A DNS name or an IPv4 address. Feast's Redis connection string is "host:port,opt=...,": a
 #: comma, colon or whitespace in the host would inject options, so those are refused.
-_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$")
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$"
+)
 FIELD = "spec.onlineStore.external.secretRef.name"
 
 
@@ -35,19 +37,32 @@ class ExternalRedisBackend:
                 "SecretNotFound",
                 f"{FIELD}: Secret {name!r} not found; it must be in the FeatureStore's namespace {ns} and hold the keys "
                 f"host, port and optionally password and ca.crt",
-                retryable=True, retry_after=30)
+                retryable=True,
+                retry_after=30,
+            )
         bad = f"{FIELD}: Secret {ns}/{name}"
         host = (data.get("host") or "").strip()
         if not host:
-            return Failed("InvalidSecret", f"{bad} has no key 'host' (the Redis host name or IP address)", retryable=True, retry_after=30)
+            return Failed(
+                "InvalidSecret",
+                f"{bad} has no key 'host' (the Redis host name or IP address)",
+                retryable=True,
+                retry_after=30,
+            )
         if not _HOST.match(host):
-            return Failed("InvalidSecret", f"{bad}: key 'host' must be a DNS name or an IPv4 address (no scheme, port, "
-                                           f"comma or whitespace)", retryable=True, retry_after=30)
+            return Failed(
+                "InvalidSecret",
+                f"{bad}: key 'host' must be a DNS name or an IPv4 address (no scheme, port, comma or whitespace)",
+                retryable=True,
+                retry_after=30,
+            )
         raw_port = (data.get("port") or "").strip()
         if not raw_port:
             return Failed("InvalidSecret", f"{bad} has no key 'port' (e.g. 6379)", retryable=True, retry_after=30)
         if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
-            return Failed("InvalidSecret", f"{bad}: key 'port' must be a number from 1 to 65535", retryable=True, retry_after=30)
+            return Failed(
+                "InvalidSecret", f"{bad}: key 'port' must be a number from 1 to 65535", retryable=True, retry_after=30
+            )
         password = SecretKey(name, "password") if data.get("password") else None
         ca = SecretKey(name, "ca.crt") if ext.tls and data.get("ca.crt") else None
         endpoint = OnlineEndpoint(host=host, port=int(raw_port), tls=ext.tls, password=password, ca=ca)

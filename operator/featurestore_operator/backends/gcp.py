@@ -55,14 +55,20 @@ def failure(err: BaseException, what: str, permission: str | None = None) -> Fai
     """Map an exception from a GCP call to a Failed outcome whose message names the call and fix."""
     if isinstance(err, gexc.RetryError) or isinstance(err, TRANSIENT):
         cause = err.cause if isinstance(err, gexc.RetryError) and err.cause else err
-        return Failed("CloudUnavailable", f"{what}: transient error persisted: {_msg(cause)}", retryable=True, retry_after=15)
+        return Failed(
+            "CloudUnavailable", f"{what}: transient error persisted: {_msg(cause)}", retryable=True, retry_after=15
+        )
     if isinstance(err, (gexc.Forbidden, gexc.PermissionDenied)):
         need = f" Grant the operator's identity {permission}." if permission else ""
-        return Failed("PermissionDenied", f"{what}: permission denied: {_msg(err)}.{need}", retryable=False, retry_after=300)
+        return Failed(
+            "PermissionDenied", f"{what}: permission denied: {_msg(err)}.{need}", retryable=False, retry_after=300
+        )
     if isinstance(err, (gexc.BadRequest, gexc.InvalidArgument, gexc.FailedPrecondition)):
         return Failed("InvalidRequest", f"{what}: rejected by GCP: {_msg(err)}", retryable=False, retry_after=300)
     if isinstance(err, gexc.Unauthorized):
-        return Failed("Unauthenticated", f"{what}: no valid GCP credentials: {_msg(err)}", retryable=False, retry_after=300)
+        return Failed(
+            "Unauthenticated", f"{what}: no valid GCP credentials: {_msg(err)}", retryable=False, retry_after=300
+        )
     if isinstance(err, gexc.GoogleAPICallError):
         return Failed("CloudError", f"{what}: {_msg(err)}", retryable=True, retry_after=60)
     return Failed("CloudError", f"{what}: {type(err).__name__}: {err}", retryable=True, retry_after=60)

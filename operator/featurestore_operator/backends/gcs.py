@@ -81,8 +81,10 @@ def _lifecycle_differs(current: list[dict[str, Any]], days: int | None) -> bool:
 def _owner_text(labels: dict[str, str] | None) -> str:
     labels = labels or {}
     if labels.get(naming.LABEL_MANAGED_BY) == naming.MANAGED_BY:
-        return (f"FeatureStore {labels.get(naming.LABEL_NAMESPACE, '?')}/{labels.get(naming.LABEL_NAME, '?')} "
-                f"(uid {labels.get(naming.LABEL_UID, '?') or '?'})")
+        return (
+            f"FeatureStore {labels.get(naming.LABEL_NAMESPACE, '?')}/{labels.get(naming.LABEL_NAME, '?')} "
+            f"(uid {labels.get(naming.LABEL_UID, '?') or '?'})"
+        )
     return "someone else (it has no featurestore-operator owner labels)"
 
 
@@ -99,9 +101,14 @@ class GcsBackend:
         iam_attempts: read-modify-write attempts of the bucket IAM policy on etag conflicts.
     """
 
-    def __init__(self, config: OperatorConfig | None = None, *,
-                 client_factory: Callable[[str], storage.Client] | None = None,
-                 delete_budget: float = 20.0, iam_attempts: int = 5):
+    def __init__(
+        self,
+        config: OperatorConfig | None = None,
+        *,
+        client_factory: Callable[[str], storage.Client] | None = None,
+        delete_budget: float = 20.0,
+        iam_attempts: int = 5,
+    ):
         self.config = config
         self._factory = client_factory or default_client_factory
         self._clients: dict[str, storage.Client] = {}
@@ -142,12 +149,20 @@ class GcsBackend:
 
         if bucket is None:
             try:
-                bucket = await gcp.call(lambda: client.create_bucket(
-                    self._new_bucket(client, fs, name), project=project, location=gcs.location,
-                    retry=None, timeout=TIMEOUT))
+                bucket = await gcp.call(
+                    lambda: client.create_bucket(
+                        self._new_bucket(client, fs, name),
+                        project=project,
+                        location=gcs.location,
+                        retry=None,
+                        timeout=TIMEOUT,
+                    )
+                )
                 created = True
                 notes.append("created")
-                log.info("created bucket %s in project %s for %s/%s", name, project, fs.metadata.namespace, fs.metadata.name)
+                log.info(
+                    "created bucket %s in project %s for %s/%s", name, project, fs.metadata.namespace, fs.metadata.name
+                )
             except gexc.Conflict:
                 # Exists after all: our own earlier create that answered late, or a name taken
                 # anywhere in GCS. Look again; only a bucket we can read and own goes on.
@@ -171,20 +186,25 @@ class GcsBackend:
                     f"bucket {name} already exists and belongs to {_owner_text(bucket.labels)}; the operator never "
                     f"adopts a bucket it did not create for this FeatureStore. Set spec.offlineStore.gcs.bucket to "
                     f"another name, or delete that bucket",
-                    retry_after=300)
+                    retry_after=300,
+                )
             if owner == "retained":
                 notes.append(f"taken back from {_owner_text(bucket.labels)} (retained on deletion)")
             try:
                 changed = await self._fix_drift(client, fs, bucket)
             except gexc.PreconditionFailed:
-                return Pending("BucketChanging", f"bucket {name} changed while being updated; looking again", retry_after=2)
+                return Pending(
+                    "BucketChanging", f"bucket {name} changed while being updated; looking again", retry_after=2
+                )
             except Exception as err:  # noqa: BLE001
                 return gcp.failure(err, f"storage.buckets.patch {name}", "storage.buckets.update")
             if changed:
                 notes.append("restored " + ", ".join(changed))
             if bucket.location and bucket.location.upper() != gcs.location.upper():
-                notes.append(f"location is {bucket.location}: spec.offlineStore.gcs.location {gcs.location} "
-                             f"cannot change on an existing bucket")
+                notes.append(
+                    f"location is {bucket.location}: spec.offlineStore.gcs.location {gcs.location} "
+                    f"cannot change on an existing bucket"
+                )
 
         gsa = fs.spec.gcp.service_account
         if gsa:
@@ -193,7 +213,9 @@ class GcsBackend:
                 granted = await self._grant(client, name, member)
             except gexc.NotFound:
                 if not _emulated():
-                    return Failed("CloudError", f"storage.buckets.getIamPolicy {name}: bucket not found", retryable=True)
+                    return Failed(
+                        "CloudError", f"storage.buckets.getIamPolicy {name}: bucket not found", retryable=True
+                    )
                 granted = None
                 notes.append("bucket IAM skipped: the storage emulator has no IAM API")
             except (gexc.Forbidden, gexc.PermissionDenied) as err:
@@ -203,7 +225,8 @@ class GcsBackend:
                     f"the operator storage.buckets.getIamPolicy and storage.buckets.setIamPolicy (roles/storage.admin), "
                     f"or run: gcloud storage buckets add-iam-policy-binding gs://{name} --member={member} "
                     f"--role={OBJECT_ADMIN}",
-                    retry_after=300)
+                    retry_after=300,
+                )
             except Exception as err:  # noqa: BLE001
                 return gcp.failure(err, f"storage.buckets.setIamPolicy {name}", "storage.buckets.setIamPolicy")
             if granted:
@@ -257,7 +280,9 @@ class GcsBackend:
             patch.iam_configuration.public_access_prevention = PAP_ENFORCED
             changed.append("uniform bucket-level access/public access prevention")
         if changed:
-            await gcp.call(lambda: patch.patch(if_metageneration_match=bucket.metageneration, retry=None, timeout=TIMEOUT))
+            await gcp.call(
+                lambda: patch.patch(if_metageneration_match=bucket.metageneration, retry=None, timeout=TIMEOUT)
+            )
             log.info("bucket %s: restored %s", bucket.name, ", ".join(changed))
         return changed
 
@@ -265,7 +290,9 @@ class GcsBackend:
         """Ensure ``member`` holds objectAdmin on the bucket; True when it wrote the policy."""
         bucket = client.bucket(name)
         for attempt in range(self._iam_attempts):
-            policy = await gcp.call(lambda: bucket.get_iam_policy(requested_policy_version=3, retry=None, timeout=TIMEOUT))
+            policy = await gcp.call(
+                lambda: bucket.get_iam_policy(requested_policy_version=3, retry=None, timeout=TIMEOUT)
+            )
             bindings = with_member(policy.bindings, OBJECT_ADMIN, member)
             if bindings is None:
                 return False
@@ -311,8 +338,11 @@ class GcsBackend:
             if not empty:
                 deleted, remaining = await self._delete_objects(client, name)
                 if remaining:
-                    return Deleted(False, f"deleting the objects of bucket {name} (force): {deleted} deleted in this pass",
-                                   retry_after=1)
+                    return Deleted(
+                        False,
+                        f"deleting the objects of bucket {name} (force): {deleted} deleted in this pass",
+                        retry_after=1,
+                    )
             await gcp.call(lambda: client.bucket(name).delete(force=False, retry=None, timeout=TIMEOUT))
         except gexc.NotFound:
             return Deleted(True, f"bucket {name} is already gone")
@@ -321,7 +351,9 @@ class GcsBackend:
             # fake-gcs-server 412.
             if not gcs.force:
                 return Deleted(True, _kept(name))
-            return Deleted(False, f"bucket {name} received new objects while being deleted; deleting again", retry_after=2)
+            return Deleted(
+                False, f"bucket {name} received new objects while being deleted; deleting again", retry_after=2
+            )
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"deleting bucket {name}", "storage.buckets.delete and storage.objects.delete")
             return Deleted(False, f.message + unblock, retry_after=f.retry_after)
@@ -331,7 +363,10 @@ class GcsBackend:
     @staticmethod
     async def _is_empty(client: storage.Client, name: str) -> bool:
         def first() -> bool:
-            return next(iter(client.list_blobs(name, max_results=1, versions=True, retry=None, timeout=TIMEOUT)), None) is None
+            return (
+                next(iter(client.list_blobs(name, max_results=1, versions=True, retry=None, timeout=TIMEOUT)), None)
+                is None
+            )
 
         return await gcp.call(first)
 
@@ -362,17 +397,23 @@ class GcsBackend:
 
 
 def _kept(name: str) -> str:
-    return (f"retained: bucket not empty; set spec.offlineStore.gcs.force to delete it. The FeatureStore is removed, "
-            f"bucket {name} and its objects are kept")
+    return (
+        f"retained: bucket not empty; set spec.offlineStore.gcs.force to delete it. The FeatureStore is removed, "
+        f"bucket {name} and its objects are kept"
+    )
 
 
 def _taken(name: str) -> str:
-    return (f"bucket name {name} is not available: it exists in a project the operator cannot access (bucket names "
-            f"are global across all of Cloud Storage). Set spec.offlineStore.gcs.bucket to another name")
+    return (
+        f"bucket name {name} is not available: it exists in a project the operator cannot access (bucket names "
+        f"are global across all of Cloud Storage). Set spec.offlineStore.gcs.bucket to another name"
+    )
 
 
 def _inaccessible(name: str, project: str, err: BaseException) -> str:
     msg = err.message if isinstance(err, gexc.GoogleAPICallError) else str(err)
-    return (f"storage.buckets.get {name}: permission denied ({msg}). Either the name is taken by another project "
-            f"(bucket names are global: set spec.offlineStore.gcs.bucket to another name) or the operator's identity "
-            f"lacks storage.buckets.get in project {project} (grant roles/storage.admin)")
+    return (
+        f"storage.buckets.get {name}: permission denied ({msg}). Either the name is taken by another project "
+        f"(bucket names are global: set spec.offlineStore.gcs.bucket to another name) or the operator's identity "
+        f"lacks storage.buckets.get in project {project} (grant roles/storage.admin)"
+    )

@@ -97,11 +97,28 @@ RETRY_OTHER = 30.0
 FIRST_POLL = 1.0
 
 #: google.rpc.Code values of a failed operation that a retry will not fix.
-_PERMANENT_CODES = {3: "INVALID_ARGUMENT", 5: "NOT_FOUND", 7: "PERMISSION_DENIED", 9: "FAILED_PRECONDITION",
-                    11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 16: "UNAUTHENTICATED"}
-_CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 6: "ALREADY_EXISTS",
-               8: "RESOURCE_EXHAUSTED", 10: "ABORTED", 13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS",
-               **_PERMANENT_CODES}
+_PERMANENT_CODES = {
+    3: "INVALID_ARGUMENT",
+    5: "NOT_FOUND",
+    7: "PERMISSION_DENIED",
+    9: "FAILED_PRECONDITION",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    16: "UNAUTHENTICATED",
+}
+_CODE_NAMES = {
+    0: "OK",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    4: "DEADLINE_EXCEEDED",
+    6: "ALREADY_EXISTS",
+    8: "RESOURCE_EXHAUSTED",
+    10: "ABORTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    **_PERMANENT_CODES,
+}
 
 
 def client_from_config(config: OperatorConfig | None) -> CloudRedisClient:
@@ -171,15 +188,22 @@ class MemorystoreBackend:
         from google.auth import exceptions as auth_exc
 
         if isinstance(err, auth_exc.DefaultCredentialsError):
-            return Failed("Unauthenticated", f"no GCP credentials for the Memorystore API: {err}. Give the operator's "
-                          "Kubernetes service account a Google service account through Workload Identity "
-                          "(annotation iam.gke.io/gcp-service-account).", retryable=False, retry_after=300)
+            return Failed(
+                "Unauthenticated",
+                f"no GCP credentials for the Memorystore API: {err}. Give the operator's "
+                "Kubernetes service account a Google service account through Workload Identity "
+                "(annotation iam.gke.io/gcp-service-account).",
+                retryable=False,
+                retry_after=300,
+            )
         return None
 
     @staticmethod
     def _names(fs: FeatureStore) -> tuple[str, str, str]:
         project, region = fs.spec.gcp.project, fs.spec.gcp.region
-        assert project and region and fs.spec.online_store and fs.spec.online_store.memorystore, "resolve() the spec first"
+        assert project and region and fs.spec.online_store and fs.spec.online_store.memorystore, (
+            "resolve() the spec first"
+        )
         parent = f"projects/{project}/locations/{region}"
         iid = memorystore_instance_id(fs)
         return parent, iid, f"{parent}/instances/{iid}"
@@ -220,7 +244,9 @@ class MemorystoreBackend:
                 f"Memorystore instance {name} already exists and is not this FeatureStore's "
                 f"({_owner_text(labels)}); the operator never adopts it. Set another "
                 f"{FIELD}.instanceId, or delete that instance.",
-                retryable=False, retry_after=300, status=status,
+                retryable=False,
+                retry_after=300,
+                status=status,
             )
 
         state = inst.state.name
@@ -236,21 +262,33 @@ class MemorystoreBackend:
         want_labels = {**labels, **owner_labels(fs)}
         change: tuple[str, dict[str, Any], str] | None = None
         if want_labels != labels:
-            change = ("labels", {"labels": want_labels},
-                      f"taking over retained instance (previous featurestore-uid {labels.get(LABEL_UID)!r})"
-                      if owner == "retained" else "restoring the owner labels")
+            change = (
+                "labels",
+                {"labels": want_labels},
+                f"taking over retained instance (previous featurestore-uid {labels.get(LABEL_UID)!r})"
+                if owner == "retained"
+                else "restoring the owner labels",
+            )
         elif ms.redis_configs is not None and dict(ms.redis_configs) != dict(inst.redis_configs):
-            change = ("redis_configs", {"redis_configs": dict(ms.redis_configs)},
-                      f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.redis_configs)}")
+            change = (
+                "redis_configs",
+                {"redis_configs": dict(ms.redis_configs)},
+                f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.redis_configs)}",
+            )
         elif ms.memory_size_gb != inst.memory_size_gb:
-            change = ("memory_size_gb", {"memory_size_gb": ms.memory_size_gb},
-                      f"memorySizeGb {inst.memory_size_gb} -> {ms.memory_size_gb}")
+            change = (
+                "memory_size_gb",
+                {"memory_size_gb": ms.memory_size_gb},
+                f"memorySizeGb {inst.memory_size_gb} -> {ms.memory_size_gb}",
+            )
         if change:
             return await self._update(name, *change, adopting=owner == "retained", status=status)
 
         return await self._ready(fs, inst, name, status)
 
-    async def _create(self, fs: FeatureStore, parent: str, iid: str, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
+    async def _create(
+        self, fs: FeatureStore, parent: str, iid: str, name: str, status: dict[str, Any]
+    ) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
         ms = _spec(fs)
@@ -272,13 +310,25 @@ class MemorystoreBackend:
         except gexc.Conflict:
             # It exists: an earlier create whose answer was lost (or a retry of this one after a
             # timeout). Nothing to record; the next pass GETs it and follows its state.
-            return Pending("Creating", f"Memorystore instance {name} already exists (an earlier create); "
-                           "following its state", status=status, retry_after=RETRY_CREATING / 4)
+            return Pending(
+                "Creating",
+                f"Memorystore instance {name} already exists (an earlier create); following its state",
+                status=status,
+                retry_after=RETRY_CREATING / 4,
+            )
         except Exception as err:  # noqa: BLE001
-            return _with_status(self._fail(err, f"create Memorystore instance {name}", "redis.instances.create"), status)
+            return _with_status(
+                self._fail(err, f"create Memorystore instance {name}", "redis.instances.create"), status
+            )
         op_name = op.operation.name
-        log.info("creating Memorystore instance %s (%s, %s GB, %s); operation %s",
-                 name, ms.tier.value, ms.memory_size_gb, ms.redis_version, op_name)
+        log.info(
+            "creating Memorystore instance %s (%s, %s GB, %s); operation %s",
+            name,
+            ms.tier.value,
+            ms.memory_size_gb,
+            ms.redis_version,
+            op_name,
+        )
         return Pending(
             "Creating",
             f"creating Memorystore instance {name} ({ms.tier.value}, {ms.memory_size_gb} GB, {ms.redis_version}); "
@@ -287,15 +337,19 @@ class MemorystoreBackend:
             retry_after=FIRST_POLL,
         )
 
-    async def _update(self, name: str, path: str, fields: dict[str, Any], what: str, *, adopting: bool,
-                      status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
+    async def _update(
+        self, name: str, path: str, fields: dict[str, Any], what: str, *, adopting: bool, status: dict[str, Any]
+    ) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
         from google.protobuf import field_mask_pb2
 
         reason = "Adopting" if adopting else "Updating"
         try:
-            op = await self._rpc("update_instance", update_mask=field_mask_pb2.FieldMask(paths=[path]),
-                                 instance=redis_v1.Instance(name=name, **fields))
+            op = await self._rpc(
+                "update_instance",
+                update_mask=field_mask_pb2.FieldMask(paths=[path]),
+                instance=redis_v1.Instance(name=name, **fields),
+            )
         except (gexc.BadRequest, gexc.FailedPrecondition) as err:
             # A retried update whose first answer was lost finds the instance UPDATING (400):
             # that is progress, not an error. Anything else is a real rejection.
@@ -304,40 +358,67 @@ class MemorystoreBackend:
             except Exception:  # noqa: BLE001
                 again = None
             if again is not None and again.state.name != "READY":
-                return Pending(STATE_REASONS.get(again.state.name, "Updating"),
-                               f"Memorystore instance {name} is {again.state.name} ({what})",
-                               status=status, retry_after=RETRY_UPDATING)
-            return _with_status(self._fail(err, f"update Memorystore instance {name} ({what})", "redis.instances.update"), status)
+                return Pending(
+                    STATE_REASONS.get(again.state.name, "Updating"),
+                    f"Memorystore instance {name} is {again.state.name} ({what})",
+                    status=status,
+                    retry_after=RETRY_UPDATING,
+                )
+            return _with_status(
+                self._fail(err, f"update Memorystore instance {name} ({what})", "redis.instances.update"), status
+            )
         except Exception as err:  # noqa: BLE001
-            return _with_status(self._fail(err, f"update Memorystore instance {name} ({what})", "redis.instances.update"), status)
+            return _with_status(
+                self._fail(err, f"update Memorystore instance {name} ({what})", "redis.instances.update"), status
+            )
         op_name = op.operation.name
         log.info("updating Memorystore instance %s: %s; operation %s", name, what, op_name)
-        return Pending(reason, f"updating Memorystore instance {name}: {what}; operation {op_name}",
-                       status={**status, "operations": {"memorystore": op_name}}, retry_after=FIRST_POLL)
+        return Pending(
+            reason,
+            f"updating Memorystore instance {name}: {what}; operation {op_name}",
+            status={**status, "operations": {"memorystore": op_name}},
+            retry_after=FIRST_POLL,
+        )
 
     async def _ready(self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any]) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
         tls = inst.transit_encryption_mode == redis_v1.Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
         if not inst.host or not inst.port:
-            return Pending("Provisioning", f"Memorystore instance {name} is READY but has no address yet",
-                           status=status, retry_after=RETRY_OTHER)
+            return Pending(
+                "Provisioning",
+                f"Memorystore instance {name} is READY but has no address yet",
+                status=status,
+                retry_after=RETRY_OTHER,
+            )
         secret: dict[str, str] = {}
         if tls:
             pems = [c.cert.strip() for c in inst.server_ca_certs if c.cert.strip()]
             if not pems:
-                return Pending("Provisioning", f"Memorystore instance {name} is READY but has no serverCaCerts yet",
-                               status=status, retry_after=RETRY_OTHER)
+                return Pending(
+                    "Provisioning",
+                    f"Memorystore instance {name} is READY but has no serverCaCerts yet",
+                    status=status,
+                    retry_after=RETRY_OTHER,
+                )
             secret[CA_KEY] = "\n".join(pems) + "\n"
         if inst.auth_enabled:
             try:
                 auth = await self._rpc("get_instance_auth_string", name=name)
             except gexc.NotFound:  # deleted between the two calls: the next pass sees what happened
-                return Pending("Provisioning", f"Memorystore instance {name} disappeared while reading its "
-                               "AUTH string; looking again", status=status, retry_after=RETRY_UPDATING)
+                return Pending(
+                    "Provisioning",
+                    f"Memorystore instance {name} disappeared while reading its AUTH string; looking again",
+                    status=status,
+                    retry_after=RETRY_UPDATING,
+                )
             except Exception as err:  # noqa: BLE001
-                return _with_status(self._fail(err, f"get the AUTH string of Memorystore instance {name}",
-                                               "redis.instances.getAuthString"), status)
+                return _with_status(
+                    self._fail(
+                        err, f"get the AUTH string of Memorystore instance {name}", "redis.instances.getAuthString"
+                    ),
+                    status,
+                )
             secret[PASSWORD_KEY] = auth.auth_string
         secret_name = Names(fs).online_secret
         endpoint = OnlineEndpoint(
@@ -349,13 +430,20 @@ class MemorystoreBackend:
         )
         ignored = _immutable_changes(fs, inst)
         if ignored:
-            message = ("ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
-                       "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize.")
+            message = (
+                "ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
+                "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize."
+            )
             log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
         else:
             message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
-        return Ready(endpoint, message=message, secret=secret or None, status=status,
-                     reason="ImmutableFieldChanged" if ignored else "Ready")
+        return Ready(
+            endpoint,
+            message=message,
+            secret=secret or None,
+            status=status,
+            reason="ImmutableFieldChanged" if ignored else "Ready",
+        )
 
     async def _poll(self, op_name: str) -> Pending | Failed | None:
         """None when the operation is done (successfully, or gone); else the outcome to return."""
@@ -368,9 +456,11 @@ class MemorystoreBackend:
             return self._fail(err, f"get Memorystore operation {op_name}", "redis.operations.get")
         verb, target = _op_metadata(op)
         if not op.done:
-            return Pending(VERB_REASONS.get(verb, "Updating"),
-                           f"waiting for Memorystore operation {op_name} ({verb or 'operation'} {target})".rstrip(),
-                           retry_after=_poll_after(op, RETRY_CREATING if verb == "create" else RETRY_UPDATING))
+            return Pending(
+                VERB_REASONS.get(verb, "Updating"),
+                f"waiting for Memorystore operation {op_name} ({verb or 'operation'} {target})".rstrip(),
+                retry_after=_poll_after(op, RETRY_CREATING if verb == "create" else RETRY_UPDATING),
+            )
         if op.HasField("error") and op.error.code:
             code = op.error.code
             log.warning("Memorystore operation %s (%s %s) failed: %s %s", op_name, verb, target, code, op.error.message)
@@ -434,30 +524,48 @@ class MemorystoreBackend:
         labels = dict(inst.labels)
         owner = ownership(fs, labels)
         if owner != "ours":
-            why = ("belongs to someone else" if owner == "foreign"
-                   else "was retained from an earlier FeatureStore of this name and never adopted")
-            return Deleted(True, f"Memorystore instance {name} left in place: it {why} ({_owner_text(labels)})",
-                           status=status)
+            why = (
+                "belongs to someone else"
+                if owner == "foreign"
+                else "was retained from an earlier FeatureStore of this name and never adopted"
+            )
+            return Deleted(
+                True, f"Memorystore instance {name} left in place: it {why} ({_owner_text(labels)})", status=status
+            )
         state = inst.state.name
         if state == "DELETING":
-            return Deleted(False, f"Memorystore instance {name} is being deleted", status=status, retry_after=RETRY_UPDATING)
+            return Deleted(
+                False, f"Memorystore instance {name} is being deleted", status=status, retry_after=RETRY_UPDATING
+            )
         if state in ("CREATING", "UPDATING"):  # an operation of ours is running: let it finish first
-            return Deleted(False, f"Memorystore instance {name} is {state}; deleting it once that finishes",
-                           status=status, retry_after=RETRY_UPDATING)
+            return Deleted(
+                False,
+                f"Memorystore instance {name} is {state}; deleting it once that finishes",
+                status=status,
+                retry_after=RETRY_UPDATING,
+            )
         try:
             op = await self._rpc("delete_instance", name=name)
         except gexc.NotFound:
             return Deleted(True, f"Memorystore instance {name} deleted", status=status)
         except (gexc.BadRequest, gexc.FailedPrecondition) as err:
             # e.g. a retried delete whose first answer was lost ("already being deleted")
-            return Deleted(False, f"Memorystore instance {name}: delete not accepted yet: {err.message}",
-                           status=status, retry_after=RETRY_OTHER)
+            return Deleted(
+                False,
+                f"Memorystore instance {name}: delete not accepted yet: {err.message}",
+                status=status,
+                retry_after=RETRY_OTHER,
+            )
         except Exception as err:  # noqa: BLE001
             f = self._fail(err, f"delete Memorystore instance {name}", "redis.instances.delete")
             return Deleted(False, f.message, status=status, retry_after=f.retry_after)
         log.info("deleting Memorystore instance %s; operation %s", name, op.operation.name)
-        return Deleted(False, f"deleting Memorystore instance {name}{note}; operation {op.operation.name}",
-                       status={"operations": {"memorystore": op.operation.name}}, retry_after=FIRST_POLL)
+        return Deleted(
+            False,
+            f"deleting Memorystore instance {name}{note}; operation {op.operation.name}",
+            status={"operations": {"memorystore": op.operation.name}},
+            retry_after=FIRST_POLL,
+        )
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -33,12 +33,16 @@ def planned_endpoints(fs: FeatureStore) -> Endpoints:
             ca=SecretKey(secret, "ca.crt") if ms.transit_encryption else None,
         )
     elif online_store.in_cluster:
-        online = OnlineEndpoint(host=names.svc_host(names.redis), port=REDIS_PORT, password=SecretKey(secret, "password"))
+        online = OnlineEndpoint(
+            host=names.svc_host(names.redis), port=REDIS_PORT, password=SecretKey(secret, "password")
+        )
     else:
         ext = online_store.external
         assert ext is not None
         online = OnlineEndpoint(
-            host=f"<host from Secret {ext.secret_ref.name}>", port=0, tls=ext.tls,
+            host=f"<host from Secret {ext.secret_ref.name}>",
+            port=0,
+            tls=ext.tls,
             password=SecretKey(ext.secret_ref.name, "password"),
             ca=SecretKey(ext.secret_ref.name, "ca.crt") if ext.tls else None,
         )

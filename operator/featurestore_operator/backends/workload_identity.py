@@ -117,14 +117,18 @@ def resource(gsa: str) -> str:
 
 def gcloud_add_command(fs: FeatureStore, pool_project: str | None = None) -> str:
     gsa = fs.spec.gcp.service_account or "GSA"
-    return (f"gcloud iam service-accounts add-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
-            f'--member "{member(fs, pool_project)}"')
+    return (
+        f"gcloud iam service-accounts add-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
+        f'--member "{member(fs, pool_project)}"'
+    )
 
 
 def gcloud_remove_command(fs: FeatureStore, pool_project: str | None = None) -> str:
     gsa = fs.spec.gcp.service_account or "GSA"
-    return (f"gcloud iam service-accounts remove-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
-            f'--member "{member(fs, pool_project)}"')
+    return (
+        f"gcloud iam service-accounts remove-iam-policy-binding {gsa} --role {WORKLOAD_IDENTITY_USER} "
+        f'--member "{member(fs, pool_project)}"'
+    )
 
 
 # --- the IAM admin client ----------------------------------------------------------------------
@@ -146,7 +150,9 @@ def default_client_factory(endpoint: str | None = None) -> Callable[[], Any]:
             from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
 
             channel = grpc.insecure_channel(endpoint.removeprefix("http://"))
-            return iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=channel, credentials=AnonymousCredentials()))
+            return iam_admin_v1.IAMClient(
+                transport=IAMGrpcTransport(channel=channel, credentials=AnonymousCredentials())
+            )
         if endpoint:
             return iam_admin_v1.IAMClient(client_options={"api_endpoint": endpoint})
         return iam_admin_v1.IAMClient()
@@ -170,9 +176,16 @@ class WorkloadIdentity:
         pool_project: project of the cluster's workload pool (default: ``spec.gcp.project``).
     """
 
-    def __init__(self, config: OperatorConfig | None = None, *, client_factory: Callable[[], Any] | None = None,
-                 endpoint: str | None = None, pool_project: str | None = None, attempts: int = ATTEMPTS,
-                 timeout: float = 30.0):
+    def __init__(
+        self,
+        config: OperatorConfig | None = None,
+        *,
+        client_factory: Callable[[], Any] | None = None,
+        endpoint: str | None = None,
+        pool_project: str | None = None,
+        attempts: int = ATTEMPTS,
+        timeout: float = 30.0,
+    ):
         self.config = config
         endpoint = endpoint or getattr(config, "iam_endpoint", None)
         pool_project = pool_project or getattr(config, "workload_pool_project", None)
@@ -197,9 +210,13 @@ class WorkloadIdentity:
             return self._client
 
     async def _get(self, client: Any, res: str) -> Any:
-        return await gcp.call(lambda: client.get_iam_policy(
-            request={"resource": res, "options": {"requested_policy_version": POLICY_VERSION}},
-            retry=None, timeout=self._timeout))
+        return await gcp.call(
+            lambda: client.get_iam_policy(
+                request={"resource": res, "options": {"requested_policy_version": POLICY_VERSION}},
+                retry=None,
+                timeout=self._timeout,
+            )
+        )
 
     async def _set(self, client: Any, res: str, policy: Any, bindings: list[dict[str, Any]]) -> Any:
         from google.iam.v1 import policy_pb2
@@ -212,8 +229,9 @@ class WorkloadIdentity:
             if b.get("condition") is not None:
                 pb.condition.CopyFrom(b["condition"])
         new.version = POLICY_VERSION
-        return await gcp.call(lambda: client.set_iam_policy(
-            request={"resource": res, "policy": new}, retry=None, timeout=self._timeout))
+        return await gcp.call(
+            lambda: client.set_iam_policy(request={"resource": res, "policy": new}, retry=None, timeout=self._timeout)
+        )
 
     async def _modify(self, fs: FeatureStore, change: Callable[[Any], list[dict[str, Any]] | None]) -> bool:
         """Read-modify-write with the etag; re-read and re-apply when it changed meanwhile.
@@ -240,7 +258,10 @@ class WorkloadIdentity:
         try:
             mem = member(fs, self._pool_project)
         except ValueError:
-            return Failed("InvalidSpec", "spec.gcp.project is needed for Workload Identity (the workload pool PROJECT.svc.id.goog)")
+            return Failed(
+                "InvalidSpec",
+                "spec.gcp.project is needed for Workload Identity (the workload pool PROJECT.svc.id.goog)",
+            )
         what = f"Workload Identity binding on {gsa}"
         try:
             wrote = await self._modify(fs, lambda b: with_member(b, WORKLOAD_IDENTITY_USER, mem))
@@ -252,13 +273,17 @@ class WorkloadIdentity:
                 f"roles/iam.serviceAccountAdmin). An admin can add the binding instead: "
                 f"{gcloud_add_command(fs, self._pool_project)} (this condition stays False while the "
                 f"operator cannot read the policy; pods work once the binding exists)",
-                retryable=False, retry_after=600)
+                retryable=False,
+                retry_after=600,
+            )
         except gexc.NotFound:
             return Failed(
                 "ServiceAccountNotFound",
                 f"spec.gcp.serviceAccount: Google service account {gsa} does not exist (or is in a project the "
                 f"operator cannot see); create it or fix the name",
-                retryable=False, retry_after=300)
+                retryable=False,
+                retry_after=300,
+            )
         except Exception as err:  # noqa: BLE001 - mapped to a condition
             return gcp.failure(err, what, "iam.serviceAccounts.setIamPolicy")
         verb = "granted" if wrote else "present"
@@ -277,8 +302,11 @@ class WorkloadIdentity:
         except gexc.NotFound:
             return Deleted(True, f"Google service account {gsa} no longer exists")
         except (gexc.Forbidden, gexc.PermissionDenied):
-            return Deleted(True, f"could not remove the Workload Identity binding from {gsa} (permission denied); "
-                                 f"remove it with: {gcloud_remove_command(fs, self._pool_project)}")
+            return Deleted(
+                True,
+                f"could not remove the Workload Identity binding from {gsa} (permission denied); "
+                f"remove it with: {gcloud_remove_command(fs, self._pool_project)}",
+            )
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"removing the Workload Identity binding from {gsa}")
             if f.retryable:

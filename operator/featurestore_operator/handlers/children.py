@@ -18,13 +18,21 @@ OURS = {MANAGED_BY_LABEL: MANAGED_BY}
 # same code works on 1.20 (batch/v1beta1 CronJobs) and current clusters. Absent optional
 # CRDs (PodDefault, AuthorizationPolicy) are watched once they are installed.
 WATCHED = [
-    ("v1", "serviceaccounts"), ("v1", "secrets"), ("v1", "configmaps"), ("v1", "services"),
-    ("v1", "persistentvolumeclaims"), ("apps", "deployments"), ("apps", "statefulsets"),
-    ("batch", "jobs"), ("autoscaling", "horizontalpodautoscalers"),
-    ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"),
+    ("v1", "serviceaccounts"),
+    ("v1", "secrets"),
+    ("v1", "configmaps"),
+    ("v1", "services"),
+    ("v1", "persistentvolumeclaims"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("batch", "jobs"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("policy", "poddisruptionbudgets"),
+    ("networking.k8s.io", "networkpolicies"),
     # PodDefault with its version: kopf resolves a version-less selector in the group's preferred
     # version only, and in Kubeflow that is kubeflow.org/v1 (Profiles) - no PodDefaults there.
-    ("kubeflow.org/v1alpha1", "poddefaults"), ("security.istio.io", "authorizationpolicies"),
+    ("kubeflow.org/v1alpha1", "poddefaults"),
+    ("security.istio.io", "authorizationpolicies"),
 ]
 
 

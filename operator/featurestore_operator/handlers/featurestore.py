@@ -38,8 +38,14 @@ def _deps(memo: Runtime, body: Any) -> Deps:
     def emit(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
-    return Deps(kube=memo.deps.kube, cache=memo.cache, discovery=memo.deps.discovery, config=memo.config,
-                backends=memo.deps.backends, emit=emit)
+    return Deps(
+        kube=memo.deps.kube,
+        cache=memo.cache,
+        discovery=memo.deps.discovery,
+        config=memo.config,
+        backends=memo.deps.backends,
+        emit=emit,
+    )
 
 
 def _set_phase(memo: Runtime, key: tuple[str, str], phase: str | None) -> None:
@@ -52,8 +58,9 @@ def _set_phase(memo: Runtime, key: tuple[str, str], phase: str | None) -> None:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def featurestore_worker(body: kopf.Body, meta: kopf.Meta, memo: Runtime, stopped: kopf.DaemonStopped,
-                              logger: Any, **_: Any) -> None:
+async def featurestore_worker(
+    body: kopf.Body, meta: kopf.Meta, memo: Runtime, stopped: kopf.DaemonStopped, logger: Any, **_: Any
+) -> None:
     """Reconciles one FeatureStore until it is deleted (or this operator loses leadership)."""
     key = (meta["namespace"], meta["name"])
     wake = memo.wakeup(*key)

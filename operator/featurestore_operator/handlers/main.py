@@ -37,9 +37,14 @@ def run(args: argparse.Namespace) -> int:
 
     # Importing registers the handlers on kopf's default registry.
     from . import children, featurestore, profiles, startup  # noqa: F401
+
     profiles.register(config)  # Kubeflow: optional CRDs; profile onboarding only when enabled
 
-    kopf.configure(log_format=kopf.LogFormat.JSON, verbose=bool(os.environ.get("FSO_DEBUG")), debug=bool(os.environ.get("FSO_DEBUG")))
+    kopf.configure(
+        log_format=kopf.LogFormat.JSON,
+        verbose=bool(os.environ.get("FSO_DEBUG")),
+        debug=bool(os.environ.get("FSO_DEBUG")),
+    )
     if not os.environ.get("FSO_DEBUG"):
         # kopf reports every successful child-watch handler at INFO: one line per event.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -70,8 +75,12 @@ def run(args: argparse.Namespace) -> int:
             if not _transient(err):
                 raise
             backoff = 1.0 if time.monotonic() - started > 120 else min(backoff * 2, 30.0)
-            log.error("kopf stopped on a transient Kubernetes API failure (%s: %s); restarting it in %.0fs",
-                      type(err).__name__, err, backoff)
+            log.error(
+                "kopf stopped on a transient Kubernetes API failure (%s: %s); restarting it in %.0fs",
+                type(err).__name__,
+                err,
+                backoff,
+            )
             time.sleep(backoff)
 
 

@@ -95,7 +95,9 @@ async def optional_crd_event(event: dict[str, Any], body: kopf.Body, memo: Runti
     reconcile every FeatureStore, so the Kubeflow condition and the objects follow at once."""
     if event.get("type") is None:
         return  # the initial listing: discovery at start-up saw these already
-    log.info("optional CRD %s changed (%s): rediscovering API versions", body.get("metadata", {}).get("name"), event["type"])
+    log.info(
+        "optional CRD %s changed (%s): rediscovering API versions", body.get("metadata", {}).get("name"), event["type"]
+    )
     _rediscover(memo)
     # Again a little later, without holding up this handler (kopf handles a CRD's events in order).
     asyncio.get_running_loop().call_later(REDISCOVER_AFTER, _rediscover, memo)
@@ -107,15 +109,18 @@ def _is_optional_crd(body: kopf.Body, **_: Any) -> bool:
 
 def register(config: OperatorConfig) -> None:
     """Register the handlers this configuration needs on kopf's default registry."""
-    kopf.on.event("apiextensions.k8s.io", "customresourcedefinitions", when=_is_optional_crd,
-                  id="kubeflow-optional-crds")(optional_crd_event)
+    kopf.on.event(
+        "apiextensions.k8s.io", "customresourcedefinitions", when=_is_optional_crd, id="kubeflow-optional-crds"
+    )(optional_crd_event)
     if not config.onboarding_enabled:
         return
     kopf.on.event("namespaces", id="onboarding-namespaces")(namespace_event)
     kopf.on.event("kubeflow.org", "v1", "profiles", id="onboarding-profiles")(profile_event)
     kopf.on.event("v1", "configmaps", labels={MARKER_LABEL: "true"}, id="onboarding-marker")(marker_event)
     for plural in ("roles", "rolebindings"):
-        kopf.on.event("rbac.authorization.k8s.io", plural, labels=children.OURS, id=f"watch-{plural}")(children.child_event)
+        kopf.on.event("rbac.authorization.k8s.io", plural, labels=children.OURS, id=f"watch-{plural}")(
+            children.child_event
+        )
     shared = config.onboarding_template.shared_online_store
     if shared is not None:
         ref = shared.secret_ref

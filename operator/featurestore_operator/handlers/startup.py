@@ -77,8 +77,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) ->
     api = kube_client()
     api.user_agent = f"{FIELD_MANAGER}/{__import__('featurestore_operator').__version__}"
     kube = Kube(api)
-    memo.deps = Deps(kube=kube, cache=memo.cache, discovery=Discovery(kube), config=config,
-                     backends=DefaultBackends(config))
+    memo.deps = Deps(
+        kube=kube, cache=memo.cache, discovery=Discovery(kube), config=config, backends=DefaultBackends(config)
+    )
     if config.metrics_port:
         _start_metrics(config.metrics_port)
     log.info("featurestore-operator started (default provider %s)", config.default_provider.value)

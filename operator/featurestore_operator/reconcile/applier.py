@@ -37,6 +37,8 @@ _STATUS = {
     "Job": ("succeeded", "failed", "conditions"),
     "CronJob": ("lastScheduleTime", "lastSuccessfulTime"),
 }
+
+
 def _str(v: Any) -> Any:
     # the same label keys and values, kinds and API versions repeat in every object: one copy each
     return sys.intern(v) if isinstance(v, str) else v
@@ -59,8 +61,10 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     if meta.get("labels"):
         small["labels"] = {sys.intern(k): _str(v) for k, v in meta["labels"].items()}
     if meta.get("ownerReferences"):
-        small["ownerReferences"] = [{"kind": _str(r.get("kind")), "uid": _str(r.get("uid")), "controller": r.get("controller")}
-                                    for r in meta["ownerReferences"]]
+        small["ownerReferences"] = [
+            {"kind": _str(r.get("kind")), "uid": _str(r.get("uid")), "controller": r.get("controller")}
+            for r in meta["ownerReferences"]
+        ]
     out: dict[str, Any] = {"apiVersion": _str(obj.get("apiVersion")), "kind": _str(kind), "metadata": small}
     spec = obj.get("spec")
     if isinstance(spec, dict):
@@ -69,8 +73,10 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     if isinstance(status, dict) and kind in _STATUS:
         st = {k: status[k] for k in _STATUS[kind] if k in status}
         if "conditions" in st:
-            st["conditions"] = [{k: _str(c[k]) for k in ("type", "status", "reason", "message") if k in c}
-                                for c in st["conditions"] or []]
+            st["conditions"] = [
+                {k: _str(c[k]) for k in ("type", "status", "reason", "message") if k in c}
+                for c in st["conditions"] or []
+            ]
         out["status"] = st
     if kind == "Secret":
         out["type"] = _str(obj.get("type"))
@@ -88,8 +94,11 @@ def drift_key(obj: dict[str, Any]) -> str:
     part of the key where the kind has one (any spec change: restore our fields over it). Objects
     without an entry of ours fall back to the resourceVersion (any change counts)."""
     meta = obj.get("metadata") or {}
-    ours = [(e.get("apiVersion"), e.get("operation"), e.get("subresource"), e.get("fieldsV1"))
-            for e in meta.get("managedFields") or [] if e.get("manager") == FIELD_MANAGER]
+    ours = [
+        (e.get("apiVersion"), e.get("operation"), e.get("subresource"), e.get("fieldsV1"))
+        for e in meta.get("managedFields") or []
+        if e.get("manager") == FIELD_MANAGER
+    ]
     gen = meta.get("generation")
     prefix = f"g{gen}:" if gen is not None else ""
     if not ours:

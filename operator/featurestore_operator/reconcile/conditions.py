@@ -32,8 +32,13 @@ class Part:
 def from_outcome(type_: ConditionType, outcome: Any) -> Part:
     if isinstance(outcome, Ready):
         # a reason other than Ready is a warning that leaves the store serving
-        return Part(type_, "True", outcome.reason, outcome.message or "ready",
-                    event=None if outcome.reason == "Ready" else "Warning")
+        return Part(
+            type_,
+            "True",
+            outcome.reason,
+            outcome.message or "ready",
+            event=None if outcome.reason == "Ready" else "Warning",
+        )
     if isinstance(outcome, Pending):
         return Part(type_, "False", outcome.reason, outcome.message, event="Normal")
     assert isinstance(outcome, Failed)
@@ -52,7 +57,9 @@ def deployment_part(type_: ConditionType, dep: dict[str, Any] | None, want: int)
     for c in st.get("conditions") or []:
         if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
             return Part(type_, "False", "ProgressDeadlineExceeded", c.get("message", ""), event="Warning")
-    return Part(type_, "False", "Unavailable", f"{available} of {want} replica(s) available; waiting for pods to become ready")
+    return Part(
+        type_, "False", "Unavailable", f"{available} of {want} replica(s) available; waiting for pods to become ready"
+    )
 
 
 def statefulset_part(type_: ConditionType, sts: dict[str, Any] | None) -> Part:
@@ -74,24 +81,37 @@ def job_state(job: dict[str, Any]) -> str:
     return "Running"
 
 
-def materialization_part(cron: dict[str, Any] | None, runs: list[dict[str, Any]], enabled: bool) -> tuple[Part, dict[str, Any]]:
+def materialization_part(
+    cron: dict[str, Any] | None, runs: list[dict[str, Any]], enabled: bool
+) -> tuple[Part, dict[str, Any]]:
     if not enabled:
         return Part(T.MATERIALIZATION, "True", "Disabled", "scheduled materialization is disabled"), {}
     if cron is None:
         return Part(T.MATERIALIZATION, "False", "NotCreated", "the materialization CronJob does not exist yet"), {}
     st = cron.get("status") or {}
-    info: dict[str, Any] = {"lastScheduleTime": st.get("lastScheduleTime"), "lastSuccessfulTime": st.get("lastSuccessfulTime")}
+    info: dict[str, Any] = {
+        "lastScheduleTime": st.get("lastScheduleTime"),
+        "lastSuccessfulTime": st.get("lastSuccessfulTime"),
+    }
     if not runs:
         return Part(T.MATERIALIZATION, "True", "Scheduled", f"schedule {cron['spec']['schedule']!r}, no run yet"), info
     last = max(runs, key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]))
     state = job_state(last)
     info.update(lastJob=last["metadata"]["name"], lastResult=state)
     if state == "Failed":
-        return Part(T.MATERIALIZATION, "False", "LastRunFailed",
-                    f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`",
-                    event="Warning"), info
-    return Part(T.MATERIALIZATION, "True", "Scheduled" if state == "Succeeded" else "Running",
-                f"last run {last['metadata']['name']}: {state}"), info
+        return Part(
+            T.MATERIALIZATION,
+            "False",
+            "LastRunFailed",
+            f"Job {last['metadata']['name']} failed; see `kubectl logs job/{last['metadata']['name']}`",
+            event="Warning",
+        ), info
+    return Part(
+        T.MATERIALIZATION,
+        "True",
+        "Scheduled" if state == "Succeeded" else "Running",
+        f"last run {last['metadata']['name']}: {state}",
+    ), info
 
 
 def feature_repo_part(configured: bool, job: dict[str, Any] | None, applied: str | None, revision: str | None) -> Part:
@@ -105,8 +125,13 @@ def feature_repo_part(configured: bool, job: dict[str, Any] | None, applied: str
         return Part(T.FEATURE_REPO, "True", "Applied", f"revision {revision} applied by Job {name}")
     if state == "Failed":
         keep = f"; revision {applied} keeps serving" if applied else ""
-        return Part(T.FEATURE_REPO, "False", "ApplyFailed", f"feast apply of revision {revision} failed (Job {name}){keep}; "
-                    f"see `kubectl logs job/{name}`", event="Warning")
+        return Part(
+            T.FEATURE_REPO,
+            "False",
+            "ApplyFailed",
+            f"feast apply of revision {revision} failed (Job {name}){keep}; see `kubectl logs job/{name}`",
+            event="Warning",
+        )
     return Part(T.FEATURE_REPO, "False", "Applying", f"Job {name} is applying revision {revision}", event="Normal")
 
 
@@ -118,14 +143,27 @@ def merge_conditions(previous: list[Condition], parts: list[Part], generation: i
         ready = Part(T.READY, "True", "Ready", "all parts are ready")
     else:
         first = not_ready[0]
-        ready = Part(T.READY, "False", first.reason, f"{first.type.value}: {first.message}" + (f" (+{len(not_ready) - 1} more)" if len(not_ready) > 1 else ""))
+        ready = Part(
+            T.READY,
+            "False",
+            first.reason,
+            f"{first.type.value}: {first.message}" + (f" (+{len(not_ready) - 1} more)" if len(not_ready) > 1 else ""),
+        )
     prev = {c.type: c for c in previous}
     out = []
     for p in [ready, *parts]:
         old = prev.get(p.type.value)
         since = old.last_transition_time if old and old.status == p.status and old.last_transition_time else now
-        out.append(Condition(type=p.type.value, status=p.status, reason=p.reason, message=p.message[:32768],
-                             last_transition_time=since, observed_generation=generation))
+        out.append(
+            Condition(
+                type=p.type.value,
+                status=p.status,
+                reason=p.reason,
+                message=p.message[:32768],
+                last_transition_time=since,
+                observed_generation=generation,
+            )
+        )
     return out
 
 

@@ -69,7 +69,9 @@ async def _write_status(deps: Deps, body: dict[str, Any], status: FeatureStoreSt
     if new == current:
         return
     m = body["metadata"]
-    result = await deps.kube.patch_status(KINDS["FeatureStore"], API_VERSION, m["namespace"], m["name"], {"status": new})
+    result = await deps.kube.patch_status(
+        KINDS["FeatureStore"], API_VERSION, m["namespace"], m["name"], {"status": new}
+    )
     body["status"] = result.get("status", new)  # later writes in this pass compare against it
     body["metadata"]["resourceVersion"] = result["metadata"]["resourceVersion"]
 
@@ -86,7 +88,9 @@ def _merge_status(status: FeatureStoreStatus, update: dict[str, Any]) -> Feature
     return FeatureStoreStatus.model_validate(data)
 
 
-def _emit_transitions(deps: Deps, before: FeatureStoreStatus, after: FeatureStoreStatus, parts: list[cond.Part]) -> None:
+def _emit_transitions(
+    deps: Deps, before: FeatureStoreStatus, after: FeatureStoreStatus, parts: list[cond.Part]
+) -> None:
     """Events for what a user should see in `kubectl describe`, not for every step of a creation:
 
     - a part entering a state that carries an Event (``Part.event``: a problem, or an action
@@ -103,8 +107,7 @@ def _emit_transitions(deps: Deps, before: FeatureStoreStatus, after: FeatureStor
         reason = f"{p.type.value}{p.reason}" if p.type.value != p.reason else p.reason
         if entered and p.event:
             deps.emit(p.event, reason, p.message)
-        elif (p.status == "True" and prev is not None and prev.status != "True"
-              and p.type not in cond.READY_PARTS):
+        elif p.status == "True" and prev is not None and prev.status != "True" and p.type not in cond.READY_PARTS:
             deps.emit("Normal", reason, p.message)
     was = old.get(T.READY.value)
     now = next((c for c in after.conditions if c.type == T.READY.value), None)
@@ -122,7 +125,10 @@ async def _repo_revision(deps: Deps, fs: FeatureStore) -> RepoSource | None:
     if repo is None:
         return None
     if repo.git:
-        if repo.git.secret_ref and await deps.kube.get("Secret", "v1", fs.metadata.namespace, repo.git.secret_ref.name) is None:
+        if (
+            repo.git.secret_ref
+            and await deps.kube.get("Secret", "v1", fs.metadata.namespace, repo.git.secret_ref.name) is None
+        ):
             return None  # no apply Job without its credentials: reported as SecretNotFound
         ident = json.dumps(repo.git.wire(), sort_keys=True)
         return RepoSource(hashlib.sha256(ident.encode()).hexdigest()[:16])
@@ -187,11 +193,16 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         fs = parse_featurestore(body)
         fs = fs.model_copy(update={"spec": resolve(fs.spec, deps.config)})
     except SpecError as err:
-        part = cond.Part(T.SPEC, "False", "InvalidSpec", f"{err}. Fix the FeatureStore and re-apply.", failed=True,
-                         event="Warning")
-        status = previous.model_copy(update={
-            "observed_generation": generation, "phase": cond.Phase.FAILED,
-            "conditions": cond.merge_conditions(previous.conditions, [part], generation, now)})
+        part = cond.Part(
+            T.SPEC, "False", "InvalidSpec", f"{err}. Fix the FeatureStore and re-apply.", failed=True, event="Warning"
+        )
+        status = previous.model_copy(
+            update={
+                "observed_generation": generation,
+                "phase": cond.Phase.FAILED,
+                "conditions": cond.merge_conditions(previous.conditions, [part], generation, now),
+            }
+        )
         _emit_transitions(deps, previous, status, [part])
         await _write_status(deps, body, status)
         return Result(None, "Failed")
@@ -205,8 +216,11 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
 
     # -- backends ----------------------------------------------------------------------------
     outcomes: dict[T, Any] = {}
-    for type_, backend in [(T.ONLINE_STORE, deps.backends.online(fs)), (T.OFFLINE_STORE, deps.backends.offline(fs)),
-                           *deps.backends.extra(fs)]:
+    for type_, backend in [
+        (T.ONLINE_STORE, deps.backends.online(fs)),
+        (T.OFFLINE_STORE, deps.backends.offline(fs)),
+        *deps.backends.extra(fs),
+    ]:
         try:
             outcome = await backend.ensure(fs, ctx)
         except Exception as err:  # a backend bug must not take the operator down
@@ -263,55 +277,99 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     online_part = parts[0]
     if spec.online_store.in_cluster and online_part.status == "True":
         parts[0] = cond.statefulset_part(T.ONLINE_STORE, child("StatefulSet", names.redis))
-    want = spec.feature_server.autoscaling.min_replicas if spec.feature_server.autoscaling else spec.feature_server.replicas
+    want = (
+        spec.feature_server.autoscaling.min_replicas
+        if spec.feature_server.autoscaling
+        else spec.feature_server.replicas
+    )
     if serving:
         registry_path = endpoints.offline.registry_path if endpoints.offline else previous.endpoints.registry
         parts.append(cond.deployment_part(T.FEATURE_SERVER, child("Deployment", names.feature_server), want))
         if spec.registry.server.enabled:
-            reg = cond.deployment_part(T.REGISTRY, child("Deployment", names.registry_server), spec.registry.server.replicas)
-            parts.append(cond.Part(T.REGISTRY, reg.status, reg.reason,
-                                   f"{registry_path} via registry server: {reg.message}", event=reg.event))
+            reg = cond.deployment_part(
+                T.REGISTRY, child("Deployment", names.registry_server), spec.registry.server.replicas
+            )
+            parts.append(
+                cond.Part(
+                    T.REGISTRY,
+                    reg.status,
+                    reg.reason,
+                    f"{registry_path} via registry server: {reg.message}",
+                    event=reg.event,
+                )
+            )
         else:
             parts.append(cond.Part(T.REGISTRY, "True", "Ready", f"registry at {registry_path}"))
-        runs = [o for o in deps.cache.children(ns, name)
-                if o["kind"] == "Job" and any(r.get("kind") == "CronJob" for r in o["metadata"].get("ownerReferences", []))]
-        mat, mat_info = cond.materialization_part(child("CronJob", names.materialize), runs, spec.materialization.enabled)
+        runs = [
+            o
+            for o in deps.cache.children(ns, name)
+            if o["kind"] == "Job" and any(r.get("kind") == "CronJob" for r in o["metadata"].get("ownerReferences", []))
+        ]
+        mat, mat_info = cond.materialization_part(
+            child("CronJob", names.materialize), runs, spec.materialization.enabled
+        )
         parts.append(mat)
         job = child("Job", names.apply_job(repo.revision)) if repo else None
-        repo_part = cond.feature_repo_part(spec.feature_repo is not None, job, previous.feature_repo.applied_revision,
-                                           repo.revision if repo else None)
-        if spec.feature_repo is not None and repo is None and spec.feature_repo.git and spec.feature_repo.git.secret_ref:
-            repo_part = cond.Part(T.FEATURE_REPO, "False", "SecretNotFound",
-                                  f"spec.featureRepo.git.secretRef.name: Secret {spec.feature_repo.git.secret_ref.name!r} "
-                                  f"not found in namespace {ns} (the FeatureStore's own namespace); create it with key "
-                                  f"token (https) or ssh-privatekey (ssh)", event="Warning")
+        repo_part = cond.feature_repo_part(
+            spec.feature_repo is not None, job, previous.feature_repo.applied_revision, repo.revision if repo else None
+        )
+        if (
+            spec.feature_repo is not None
+            and repo is None
+            and spec.feature_repo.git
+            and spec.feature_repo.git.secret_ref
+        ):
+            repo_part = cond.Part(
+                T.FEATURE_REPO,
+                "False",
+                "SecretNotFound",
+                f"spec.featureRepo.git.secretRef.name: Secret {spec.feature_repo.git.secret_ref.name!r} "
+                f"not found in namespace {ns} (the FeatureStore's own namespace); create it with key "
+                f"token (https) or ssh-privatekey (ssh)",
+                event="Warning",
+            )
         elif spec.feature_repo is not None and repo is None:
-            repo_part = cond.Part(T.FEATURE_REPO, "False", "ConfigMapNotFound",
-                                  f"spec.featureRepo.configMap.name: ConfigMap {spec.feature_repo.config_map.name!r} "
-                                  f"not found in namespace {ns}; create it with the feature repo's files", event="Warning")
+            repo_part = cond.Part(
+                T.FEATURE_REPO,
+                "False",
+                "ConfigMapNotFound",
+                f"spec.featureRepo.configMap.name: ConfigMap {spec.feature_repo.config_map.name!r} "
+                f"not found in namespace {ns}; create it with the feature repo's files",
+                event="Warning",
+            )
         parts.append(repo_part)
     else:
         waiting = "waiting for the online and offline stores"
-        parts += [cond.Part(t, "False", "WaitingForBackends", waiting)
-                  for t in (T.FEATURE_SERVER, T.REGISTRY, T.MATERIALIZATION, T.FEATURE_REPO)]
+        parts += [
+            cond.Part(t, "False", "WaitingForBackends", waiting)
+            for t in (T.FEATURE_SERVER, T.REGISTRY, T.MATERIALIZATION, T.FEATURE_REPO)
+        ]
         mat_info = {}
         job = None
     parts.append(_kubeflow_part(fs, versions, deps.config.istio))
 
-    repo_status = status.feature_repo.model_copy(update={
-        "revision": repo.revision if repo else None,
-        "job": names.apply_job(repo.revision) if repo else None,
-        "applied_revision": repo.revision if job is not None and cond.job_state(job) == "Succeeded" else status.feature_repo.applied_revision,
-    })
-    new_status = status.model_copy(update={
-        "observed_generation": generation,
-        "phase": cond.phase(parts, previous),
-        "conditions": cond.merge_conditions(previous.conditions, parts, generation, now),
-        "endpoints": status.endpoints if hold else status.endpoints.model_copy(update=_endpoint_status(fs, endpoints)),
-        "feature_repo": repo_status,
-        "materialization": status.materialization.model_copy(update={_snake(k): v for k, v in mat_info.items()}),
-        "config_hash": config_hash,
-    })
+    repo_status = status.feature_repo.model_copy(
+        update={
+            "revision": repo.revision if repo else None,
+            "job": names.apply_job(repo.revision) if repo else None,
+            "applied_revision": repo.revision
+            if job is not None and cond.job_state(job) == "Succeeded"
+            else status.feature_repo.applied_revision,
+        }
+    )
+    new_status = status.model_copy(
+        update={
+            "observed_generation": generation,
+            "phase": cond.phase(parts, previous),
+            "conditions": cond.merge_conditions(previous.conditions, parts, generation, now),
+            "endpoints": status.endpoints
+            if hold
+            else status.endpoints.model_copy(update=_endpoint_status(fs, endpoints)),
+            "feature_repo": repo_status,
+            "materialization": status.materialization.model_copy(update={_snake(k): v for k, v in mat_info.items()}),
+            "config_hash": config_hash,
+        }
+    )
     _emit_transitions(deps, previous, new_status, parts)
     await _write_status(deps, body, new_status)
 
@@ -335,8 +393,12 @@ def _endpoint_status(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
         "bucket": (endpoints.offline.bucket or endpoints.offline.claim) if endpoints.offline else None,
         "registry": endpoints.offline.registry_path if endpoints.offline else None,
         "feature_server": f"http://{names.svc_host(names.feature_server)}:{FEATURE_SERVER_PORT}",
-        "registry_server": f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}" if spec.registry.server.enabled else None,
-        "offline_server": f"{names.svc_host(names.offline_server)}:{OFFLINE_SERVER_PORT}" if spec.offline_server.enabled else None,
+        "registry_server": f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}"
+        if spec.registry.server.enabled
+        else None,
+        "offline_server": f"{names.svc_host(names.offline_server)}:{OFFLINE_SERVER_PORT}"
+        if spec.offline_server.enabled
+        else None,
         "ui": f"http://{names.svc_host(names.ui)}:{UI_PORT}" if spec.ui.enabled else None,
     }
     return out
@@ -349,7 +411,11 @@ def _kubeflow_part(fs: FeatureStore, versions: Any, istio: bool) -> cond.Part:
     if istio and "AuthorizationPolicy" not in versions.optional_kinds:
         missing.append("AuthorizationPolicy (security.istio.io/v1beta1): feature server access is not restricted")
     if missing:
-        return cond.Part(T.KUBEFLOW, "False", "CRDNotInstalled",
-                         "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.",
-                         event="Warning")
+        return cond.Part(
+            T.KUBEFLOW,
+            "False",
+            "CRDNotInstalled",
+            "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.",
+            event="Warning",
+        )
     return cond.Part(T.KUBEFLOW, "True", "Configured", "PodDefault and access policy in place")

@@ -64,8 +64,13 @@ class Discovery:
         # CronJob.spec.timeZone: batch/v1 CronJob on >= 1.25; servers older than that serve
         # batch/v1beta1 as well (removed in 1.25), so "v1 only" means timeZone is known.
         tz = chosen["cronjob"] == "batch/v1" and "CronJob" not in await kinds("batch/v1beta1")
-        self._cached = ApiVersions(cronjob=chosen["cronjob"], pdb=chosen["pdb"], hpa=chosen["hpa"],
-                                   cronjob_time_zone=tz, optional_kinds=optional)
+        self._cached = ApiVersions(
+            cronjob=chosen["cronjob"],
+            pdb=chosen["pdb"],
+            hpa=chosen["hpa"],
+            cronjob_time_zone=tz,
+            optional_kinds=optional,
+        )
         self._at = time.monotonic()
         return self._cached
 

@@ -47,9 +47,22 @@ KINDS: dict[str, Kind] = {
 
 #: Kinds whose objects the operator owns (watched, applied, pruned). Order = apply order.
 OWNED_KINDS = [
-    "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim", "Service", "StatefulSet",
-    "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob", "Job",
-    "PodDefault", "Role", "RoleBinding", "AuthorizationPolicy", "NetworkPolicy",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "Service",
+    "StatefulSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "CronJob",
+    "Job",
+    "PodDefault",
+    "Role",
+    "RoleBinding",
+    "AuthorizationPolicy",
+    "NetworkPolicy",
 ]
 
 

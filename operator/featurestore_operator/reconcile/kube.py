@@ -23,7 +23,7 @@ def _resource(path: str) -> str:
     """The metric label of a request path: the resource plural (plus "/status"), or "discovery"."""
     parts = path.strip("/").split("/")
     if "namespaces" in parts:
-        rest = parts[parts.index("namespaces") + 2:] or ["namespaces"]
+        rest = parts[parts.index("namespaces") + 2 :] or ["namespaces"]
     else:  # /api/v1/<plural>..., /apis/<group>/<version>/<plural>...
         rest = parts[2:] if parts[0] == "api" else parts[3:]
     if not rest:
@@ -39,8 +39,15 @@ class Kube:
         self.calls = 0
         self.writes = 0
 
-    async def _call(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
-                    content_type: str = "application/json") -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         self.calls += 1
         resource = _resource(path)
         API_CALLS.labels(resource, method).inc()
@@ -50,7 +57,10 @@ class Kube:
 
         def run() -> Any:
             m, url, headers, payload, post = self.api.param_serialize(
-                method, path, query_params=query or [], body=body,
+                method,
+                path,
+                query_params=query or [],
+                body=body,
                 header_params={"Content-Type": content_type, "Accept": "application/json"},
                 auth_settings=["BearerToken"],
             )
@@ -75,8 +85,12 @@ class Kube:
         kind = kind_of(obj)
         meta = obj["metadata"]
         try:
-            return await self._call("POST", kind.path(obj["apiVersion"], meta.get("namespace")), body=obj,
-                                    query=[("fieldManager", FIELD_MANAGER)])
+            return await self._call(
+                "POST",
+                kind.path(obj["apiVersion"], meta.get("namespace")),
+                body=obj,
+                query=[("fieldManager", FIELD_MANAGER)],
+            )
         except ApiException as err:
             if err.status == 409:
                 return None
@@ -90,9 +104,13 @@ class Kube:
                 return None
             raise
 
-    async def list(self, kind: str, api_version: str, namespace: str | None, label_selector: str) -> list[dict[str, Any]]:
+    async def list(
+        self, kind: str, api_version: str, namespace: str | None, label_selector: str
+    ) -> list[dict[str, Any]]:
         try:
-            out = await self._call("GET", KINDS[kind].path(api_version, namespace), query=[("labelSelector", label_selector)])
+            out = await self._call(
+                "GET", KINDS[kind].path(api_version, namespace), query=[("labelSelector", label_selector)]
+            )
         except ApiException as err:
             if err.status == 404:  # kind not served (optional CRD absent)
                 return []
@@ -101,27 +119,44 @@ class Kube:
 
     async def delete(self, kind: str, api_version: str, namespace: str | None, name: str) -> bool:
         try:
-            await self._call("DELETE", KINDS[kind].path(api_version, namespace, name),
-                             body={"propagationPolicy": "Background"})
+            await self._call(
+                "DELETE", KINDS[kind].path(api_version, namespace, name), body={"propagationPolicy": "Background"}
+            )
             return True
         except ApiException as err:
             if err.status == 404:
                 return False
             raise
 
-    async def patch_status(self, kind: Kind, api_version: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("PATCH", kind.path(api_version, namespace, name, "status"), body=patch,
-                                content_type="application/merge-patch+json")
+    async def patch_status(
+        self, kind: Kind, api_version: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._call(
+            "PATCH",
+            kind.path(api_version, namespace, name, "status"),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
 
-    async def add_finalizer(self, kind: Kind, api_version: str, body: dict[str, Any], finalizer: str) -> dict[str, Any] | None:
+    async def add_finalizer(
+        self, kind: Kind, api_version: str, body: dict[str, Any], finalizer: str
+    ) -> dict[str, Any] | None:
         """Add ``finalizer`` to the object ``body`` as read (merge patch guarded by its resourceVersion).
         None when the object changed (or went) since it was read: read it again before retrying."""
         meta = body["metadata"]
-        patch = {"metadata": {"finalizers": [*(meta.get("finalizers") or []), finalizer],
-                              "resourceVersion": meta["resourceVersion"]}}
+        patch = {
+            "metadata": {
+                "finalizers": [*(meta.get("finalizers") or []), finalizer],
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
         try:
-            return await self._call("PATCH", kind.path(api_version, meta["namespace"], meta["name"]), body=patch,
-                                    content_type="application/merge-patch+json")
+            return await self._call(
+                "PATCH",
+                kind.path(api_version, meta["namespace"], meta["name"]),
+                body=patch,
+                content_type="application/merge-patch+json",
+            )
         except ApiException as err:
             if err.status in (404, 409):
                 return None

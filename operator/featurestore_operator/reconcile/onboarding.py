@@ -103,14 +103,15 @@ def marker(template: OnboardingTemplate, namespace: str, result: str) -> dict[st
             "templateHash": template.hash,
             "result": result,
             "README": "The featurestore-operator onboarded this namespace (Kubeflow profile onboarding) and will "
-                      "not create its FeatureStore again while this ConfigMap exists, even if the FeatureStore "
-                      "is deleted. Delete this ConfigMap to have it onboarded again.\n",
+            "not create its FeatureStore again while this ConfigMap exists, even if the FeatureStore "
+            "is deleted. Delete this ConfigMap to have it onboarded again.\n",
         },
     }
 
 
-def shared_secret_copy(template: OnboardingTemplate, namespace: str, source: dict[str, Any],
-                       owner: dict[str, Any] | None) -> dict[str, Any]:
+def shared_secret_copy(
+    template: OnboardingTemplate, namespace: str, source: dict[str, Any], owner: dict[str, Any] | None
+) -> dict[str, Any]:
     """The copy of the shared online store's Secret in a profile namespace (data only)."""
     assert template.shared_online_store is not None
     ref = template.shared_online_store.secret_ref
@@ -122,17 +123,28 @@ def shared_secret_copy(template: OnboardingTemplate, namespace: str, source: dic
     }
     if owner is not None:
         # Not the controller: the FeatureStore's reconcile must neither adopt nor prune it.
-        meta["ownerReferences"] = [{"apiVersion": API_VERSION, "kind": "FeatureStore", "name": _meta(owner)["name"],
-                                    "uid": _meta(owner)["uid"]}]
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
-            "data": dict(source.get("data") or {})}
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "FeatureStore",
+                "name": _meta(owner)["name"],
+                "uid": _meta(owner)["uid"],
+            }
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "data": dict(source.get("data") or {}),
+    }
 
 
 def references_shared_copy(template: OnboardingTemplate, fs: dict[str, Any]) -> bool:
     """An onboarded FeatureStore whose spec (still) uses the shared online store's copy."""
     if ONBOARDED_FROM_ANNOTATION not in (_meta(fs).get("annotations") or {}):
         return False
-    ext = (((fs.get("spec") or {}).get("onlineStore") or {}).get("external") or {})
+    ext = ((fs.get("spec") or {}).get("onlineStore") or {}).get("external") or {}
     return (ext.get("secretRef") or {}).get("name") == template.shared_secret_name
 
 
@@ -170,10 +182,16 @@ async def onboard(kube: Kube, config: OperatorConfig, namespace: str) -> Outcome
                 copied = True
             elif template.shared_online_store:
                 ref = template.shared_online_store.secret_ref
-                log.warning("onboarding %s: shared online store Secret %s/%s not found; the FeatureStore reports it "
-                            "until the Secret exists (it is copied then)", namespace, ref.namespace, ref.name)
+                log.warning(
+                    "onboarding %s: shared online store Secret %s/%s not found; the FeatureStore reports it "
+                    "until the Secret exists (it is copied then)",
+                    namespace,
+                    ref.namespace,
+                    ref.name,
+                )
             fs = await kube.create(template.manifest(namespace)) or await kube.get(
-                "FeatureStore", API_VERSION, namespace, template.name)  # None: someone created it meanwhile
+                "FeatureStore", API_VERSION, namespace, template.name
+            )  # None: someone created it meanwhile
         # Ours if it carries the annotation: created now, or by an attempt that crashed before the marker.
         ours = fs is not None and ONBOARDED_FROM_ANNOTATION in (_meta(fs).get("annotations") or {})
         result = "Created" if ours else "Existed"
@@ -187,8 +205,9 @@ async def onboard(kube: Kube, config: OperatorConfig, namespace: str) -> Outcome
             return Outcome("Skipped", f"namespace {namespace} is gone or terminating")
         raise
     if result == "Created":
-        return Outcome(result, f"created FeatureStore {namespace}/{template.name} from the onboarding template "
-                               f"{template.hash}", fs)
+        return Outcome(
+            result, f"created FeatureStore {namespace}/{template.name} from the onboarding template {template.hash}", fs
+        )
     return Outcome(result, f"FeatureStore {namespace}/{template.name} already exists; left as it is", fs)
 
 
@@ -270,7 +289,9 @@ class Onboarder:
                 outcome = await onboard(self.kube, self.config, namespace)
             except Exception as err:  # API hiccup, RBAC: retry with backoff, never crash the handler
                 delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
-                log.warning("onboarding %s failed (%s: %s); retrying in %.0fs", namespace, type(err).__name__, err, delay)
+                log.warning(
+                    "onboarding %s failed (%s: %s); retrying in %.0fs", namespace, type(err).__name__, err, delay
+                )
                 self._schedule_retry(namespace, attempt + 1, delay)
                 return None
             self.settled.add(namespace)
@@ -295,6 +316,8 @@ def _slim(obj: dict[str, Any]) -> dict[str, Any]:
     """What :func:`decide` reads: name, labels, annotations, deletion, phase (not the whole body)."""
     m = _meta(obj)
     return {
-        "metadata": {k: m.get(k) for k in ("name", "labels", "annotations", "deletionTimestamp") if m.get(k) is not None},
+        "metadata": {
+            k: m.get(k) for k in ("name", "labels", "annotations", "deletionTimestamp") if m.get(k) is not None
+        },
         "status": {"phase": (obj.get("status") or {}).get("phase")},
     }

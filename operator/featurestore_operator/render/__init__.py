@@ -25,8 +25,17 @@ from .inputs import (
 from .names import COMPONENT_LABEL, Names, meta
 
 __all__ = [
-    "ApiVersions", "Endpoints", "OfflineEndpoint", "OnlineEndpoint", "Rendered", "RepoSource",
-    "SecretHashes", "SecretKey", "ServingTls", "render", "secret_hash",
+    "ApiVersions",
+    "Endpoints",
+    "OfflineEndpoint",
+    "OnlineEndpoint",
+    "Rendered",
+    "RepoSource",
+    "SecretHashes",
+    "SecretKey",
+    "ServingTls",
+    "render",
+    "secret_hash",
 ]
 
 
@@ -46,20 +55,32 @@ def _config_maps(fs: FeatureStore, endpoints: Endpoints, server_yaml: str, clien
     client = {feast_config.FEAST_CONFIG_FILE: client_yaml, **tls.client_config_data(fs, endpoints)}
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.server_config, "config"), "data": server},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.client_config, "client-config"),
-         "data": client},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(fs, names.client_config, "client-config"),
+            "data": client,
+        },
     ]
 
 
 def _components(objects: list[dict[str, Any]]) -> set[str]:
-    return {o["metadata"]["labels"][COMPONENT_LABEL] for o in objects if o["kind"] in ("Service", "Deployment", "StatefulSet")}
+    return {
+        o["metadata"]["labels"][COMPONENT_LABEL]
+        for o in objects
+        if o["kind"] in ("Service", "Deployment", "StatefulSet")
+    }
 
 
 def _service_account(fs: FeatureStore) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if fs.spec.gcp.service_account:
         extra["annotations"] = {"iam.gke.io/gcp-service-account": fs.spec.gcp.service_account}
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(fs, Names(fs).service_account, "identity", **extra)}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta(fs, Names(fs).service_account, "identity", **extra),
+    }
 
 
 def render(

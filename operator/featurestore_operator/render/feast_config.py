@@ -76,14 +76,21 @@ def client_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
     verify = {"cert": tls.client_ca_path(client_config_dir(fs))} if tls.enabled(fs) else {}
     registry: dict[str, Any]
     if spec.registry.server.enabled:
-        registry = {"registry_type": "remote", "path": f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}",
-                    **({"is_tls": True, **verify} if verify else {})}
+        registry = {
+            "registry_type": "remote",
+            "path": f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}",
+            **({"is_tls": True, **verify} if verify else {}),
+        }
     else:
         registry = server["registry"]
     offline: dict[str, Any]
     if spec.offline_server.enabled:
-        offline = {"type": "remote", "host": names.svc_host(names.offline_server), "port": OFFLINE_SERVER_PORT,
-                   **({"scheme": "https", **verify} if verify else {})}
+        offline = {
+            "type": "remote",
+            "host": names.svc_host(names.offline_server),
+            "port": OFFLINE_SERVER_PORT,
+            **({"scheme": "https", **verify} if verify else {}),
+        }
     else:
         offline = {"type": "file"}
     online_url = f"{tls.scheme(fs)}://{names.svc_host(names.feature_server)}:{FEATURE_SERVER_PORT}"

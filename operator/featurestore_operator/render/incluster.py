@@ -29,7 +29,14 @@ def data_claim(fs: FeatureStore) -> list[dict[str, Any]]:
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(st.size)}}}
     if st.storage_class_name:
         spec["storageClassName"] = st.storage_class_name
-    return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(fs, Names(fs).data_claim, "offline-store"), "spec": spec}]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": meta(fs, Names(fs).data_claim, "offline-store"),
+            "spec": spec,
+        }
+    ]
 
 
 def redis(fs: FeatureStore) -> list[dict[str, Any]]:
@@ -55,9 +62,18 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
         "image": fs.spec.images.redis,
         "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", REDIS_SCRIPT, "--"],
-        "args": ["--appendonly", "yes" if spec.storage else "no", *([] if spec.storage else ["--save", ""]),
-                 "--dir", "/data", "--protected-mode", "no"],
-        "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": names.online_secret, "key": "password"}}}],
+        "args": [
+            "--appendonly",
+            "yes" if spec.storage else "no",
+            *([] if spec.storage else ["--save", ""]),
+            "--dir",
+            "/data",
+            "--protected-mode",
+            "no",
+        ],
+        "env": [
+            {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": names.online_secret, "key": "password"}}}
+        ],
         "ports": [{"name": "tcp-redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
         "resources": resources(spec.resources),
@@ -67,8 +83,12 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
     }
     return [
         # Its own identity: nothing granted to the Feast ServiceAccount reaches Redis.
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(fs, names.redis, "online-store"),
-         "automountServiceAccountToken": False},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(fs, names.redis, "online-store"),
+            "automountServiceAccountToken": False,
+        },
         {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
@@ -82,16 +102,26 @@ def redis(fs: FeatureStore) -> list[dict[str, Any]]:
                     "spec": {
                         "serviceAccountName": names.redis,
                         "automountServiceAccountToken": False,
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
-                                            "seccompProfile": {"type": "RuntimeDefault"}},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 999,
+                            "runAsGroup": 999,
+                            "fsGroup": 999,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [container],
                         **({"volumes": volumes} if volumes else {}),
                     },
                 },
-                **({"volumeClaimTemplates": claims,
-                    # Kubernetes >= 1.27 deletes the claim with the StatefulSet; older servers drop the field.
-                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}}
-                   if claims else {}),
+                **(
+                    {
+                        "volumeClaimTemplates": claims,
+                        # Kubernetes >= 1.27 deletes the claim with the StatefulSet; older servers drop the field.
+                        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+                    }
+                    if claims
+                    else {}
+                ),
             },
         },
         {

@@ -101,9 +101,7 @@ class ApiVersions:
     #: CronJob.spec.timeZone exists from Kubernetes 1.25 (batch/v1); older servers drop it.
     cronjob_time_zone: bool = True
     #: Which optional CRDs the cluster has: PodDefault, AuthorizationPolicy.
-    optional_kinds: frozenset[str] = field(
-        default_factory=lambda: frozenset({"PodDefault", "AuthorizationPolicy"})
-    )
+    optional_kinds: frozenset[str] = field(default_factory=lambda: frozenset({"PodDefault", "AuthorizationPolicy"}))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from .pods import FEAST_YAML, container_security, empty_dir, feast_container, po
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
-MATERIALIZE_SCRIPT = 'exec feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"'
+MATERIALIZE_SCRIPT = (
+    'exec feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"'
+)
 
 #: Fetches one ref of a git repo into /repo. $1 url, $2 ref; credentials from env/volume if present.
 GIT_FETCH_SCRIPT = r"""set -eu
@@ -59,7 +61,9 @@ def k8s_literal(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions) -> list[dict[str, Any]]:
+def materialization(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, versions: ApiVersions
+) -> list[dict[str, Any]]:
     m = fs.spec.materialization
     if not m.enabled:
         return []
@@ -94,7 +98,14 @@ def materialization(fs: FeatureStore, endpoints: Endpoints, config_hash: str, ve
     }
     if m.time_zone and versions.cronjob_time_zone:
         spec["timeZone"] = m.time_zone
-    return [{"apiVersion": versions.cronjob, "kind": "CronJob", "metadata": meta(fs, names.materialize, "materialization"), "spec": spec}]
+    return [
+        {
+            "apiVersion": versions.cronjob,
+            "kind": "CronJob",
+            "metadata": meta(fs, names.materialize, "materialization"),
+            "spec": spec,
+        }
+    ]
 
 
 def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -104,10 +115,22 @@ def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str
     mounts: list[dict[str, Any]] = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = []
     if git.secret_ref:
-        env.append({"name": "GIT_TOKEN", "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}}})
+        env.append(
+            {
+                "name": "GIT_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}},
+            }
+        )
         volumes.append(
-            {"name": "git-secret", "secret": {"secretName": git.secret_ref.name, "defaultMode": 0o400,
-                                               "items": [{"key": "ssh-privatekey", "path": "ssh-privatekey"}], "optional": True}}
+            {
+                "name": "git-secret",
+                "secret": {
+                    "secretName": git.secret_ref.name,
+                    "defaultMode": 0o400,
+                    "items": [{"key": "ssh-privatekey", "path": "ssh-privatekey"}],
+                    "optional": True,
+                },
+            }
         )
         mounts.append({"name": "git-secret", "mountPath": "/etc/git-secret", "readOnly": True})
     container = {
@@ -162,7 +185,9 @@ def _permissions_container(fs: FeatureStore, workdir: str) -> dict[str, Any]:
     }
 
 
-def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None) -> list[dict[str, Any]]:
+def apply_job(
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None
+) -> list[dict[str, Any]]:
     """One Job per repo revision running ``feast apply``; a new revision gets a new Job.
 
     A failed apply writes nothing, so the registry keeps serving the last applied revision.
@@ -189,7 +214,10 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
     if authz.enabled(fs):
         init.append(_permissions_container(fs, workdir))
     apply = feast_container(fs, endpoints, "feast-apply", ["-f", FEAST_YAML, "--chdir", workdir, "apply"], None)
-    apply["volumeMounts"] = [*apply["volumeMounts"], {"name": "repo", "mountPath": REPO_DIR, "readOnly": source.git is None}]
+    apply["volumeMounts"] = [
+        *apply["volumeMounts"],
+        {"name": "repo", "mountPath": REPO_DIR, "readOnly": source.git is None},
+    ]
     pod = pod_spec(fs, endpoints, [apply], restartPolicy="Never")
     pod["volumes"] += extra_volumes
     if init:
@@ -204,7 +232,10 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
                 "backoffLimit": 2,
                 "activeDeadlineSeconds": 1800,
                 "template": {
-                    "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+                    "metadata": {
+                        "labels": job_labels,
+                        "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
+                    },
                     "spec": pod,
                 },
             },

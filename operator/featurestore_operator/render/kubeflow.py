@@ -34,7 +34,9 @@ def pod_default(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
                 "desc": f"Allow access to Feast ({fs.metadata.name})",
                 "env": [{"name": "FEAST_FS_YAML_FILE_PATH", "value": client_config_path(fs)}, *authz.client_env(fs)],
                 "volumes": [{"name": volume, "configMap": {"name": names.client_config}}],
-                "volumeMounts": [{"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True}],
+                "volumeMounts": [
+                    {"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True}
+                ],
             },
         }
     ]
@@ -59,14 +61,22 @@ def client_config_reader(fs: FeatureStore, versions: ApiVersions, config: Operat
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": meta(fs, name, "kubeflow"),
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [names.client_config],
-                       "verbs": ["get"]}],
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [names.client_config],
+                    "verbs": ["get"],
+                }
+            ],
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
             "metadata": meta(fs, name, "kubeflow"),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": NOTEBOOK_SERVICE_ACCOUNT, "namespace": fs.metadata.namespace}],
+            "subjects": [
+                {"kind": "ServiceAccount", "name": NOTEBOOK_SERVICE_ACCOUNT, "namespace": fs.metadata.namespace}
+            ],
         },
     ]

@@ -90,7 +90,10 @@ def feast_volumes(fs: FeatureStore, endpoints: Endpoints) -> tuple[list[dict[str
     online = endpoints.online
     if online and online.tls and online.ca:
         volumes.append(
-            {"name": "redis-tls", "secret": {"secretName": online.ca.name, "items": [{"key": online.ca.key, "path": online.ca.key}]}}
+            {
+                "name": "redis-tls",
+                "secret": {"secretName": online.ca.name, "items": [{"key": online.ca.key, "path": online.ca.key}]},
+            }
         )
         mounts.append({"name": "redis-tls", "mountPath": REDIS_TLS_DIR, "readOnly": True})
     if endpoints.offline and endpoints.offline.claim:

@@ -70,10 +70,22 @@ def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> 
     names = Names(fs)
     workers = spec.workers or workers_for(spec.resources)
     args = [
-        "-f", FEAST_YAML, "serve", "--host", "0.0.0.0", "--port", str(FEATURE_SERVER_PORT),
-        "--workers", str(workers), "--keep-alive-timeout", str(spec.keep_alive_timeout),
-        "--registry_ttl_sec", str(fs.spec.registry.cache_ttl_seconds), "--no-access-log",
-        "--max-requests", str(spec.max_requests if spec.max_requests is not None else (0 if workers == 1 else 1000)),
+        "-f",
+        FEAST_YAML,
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(FEATURE_SERVER_PORT),
+        "--workers",
+        str(workers),
+        "--keep-alive-timeout",
+        str(spec.keep_alive_timeout),
+        "--registry_ttl_sec",
+        str(fs.spec.registry.cache_ttl_seconds),
+        "--no-access-log",
+        "--max-requests",
+        str(spec.max_requests if spec.max_requests is not None else (0 if workers == 1 else 1000)),
     ]
     ports = [{"name": "http", "containerPort": FEATURE_SERVER_PORT, "protocol": "TCP"}]
     svc_ports = [("http", FEATURE_SERVER_PORT)]
@@ -81,8 +93,15 @@ def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> 
         args.append("--metrics")
         ports.append({"name": "http-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
         svc_ports.append(("http-metrics", METRICS_PORT))
-    container = _server_container(fs, endpoints, "feature-server", args, spec.resources, ports,
-                                  _http_probes("http", scheme=tls.scheme(fs).upper()))
+    container = _server_container(
+        fs,
+        endpoints,
+        "feature-server",
+        args,
+        spec.resources,
+        ports,
+        _http_probes("http", scheme=tls.scheme(fs).upper()),
+    )
     pod = _server_pod(fs, endpoints, container, terminationGracePeriodSeconds=30)
     replicas = None if spec.autoscaling else spec.replicas
     return [
@@ -92,8 +111,13 @@ def feature_server(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -> 
 
 
 def _server_container(
-    fs: FeatureStore, endpoints: Endpoints, name: str, args: list[str], req: Any,
-    ports: list[dict[str, Any]], probes: dict[str, Any],
+    fs: FeatureStore,
+    endpoints: Endpoints,
+    name: str,
+    args: list[str],
+    req: Any,
+    ports: list[dict[str, Any]],
+    probes: dict[str, Any],
 ) -> dict[str, Any]:
     """A Feast server: the authz shim in front of Feast's CLI, TLS flags and key pair."""
     container = feast_container(fs, endpoints, name, [*args, *tls.server_args(fs)], req, ports=ports, **probes)
@@ -112,11 +136,26 @@ def _server_pod(fs: FeatureStore, endpoints: Endpoints, container: dict[str, Any
 
 
 def _optional_server(
-    fs: FeatureStore, endpoints: Endpoints, config_hash: str, spec: OptionalServerSpec,
-    name: str, component: str, args: list[str], port_name: str, port: int, probes: dict[str, Any],
+    fs: FeatureStore,
+    endpoints: Endpoints,
+    config_hash: str,
+    spec: OptionalServerSpec,
+    name: str,
+    component: str,
+    args: list[str],
+    port_name: str,
+    port: int,
+    probes: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    container = _server_container(fs, endpoints, component, ["-f", FEAST_YAML, *args], spec.resources,
-                                  [{"name": port_name, "containerPort": port, "protocol": "TCP"}], probes)
+    container = _server_container(
+        fs,
+        endpoints,
+        component,
+        ["-f", FEAST_YAML, *args],
+        spec.resources,
+        [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
+        probes,
+    )
     return [
         _deployment(fs, name, component, spec.replicas, _server_pod(fs, endpoints, container), config_hash),
         _service(fs, name, component, [(port_name, port)]),
@@ -130,20 +169,42 @@ def optional_servers(fs: FeatureStore, endpoints: Endpoints, config_hash: str) -
     if spec.registry.server.enabled:
         reg = spec.registry.server
         out += _optional_server(
-            fs, endpoints, config_hash, OptionalServerSpec(enabled=True, replicas=reg.replicas, resources=reg.resources),
-            names.registry_server, "registry-server", ["serve_registry", "--port", str(REGISTRY_SERVER_PORT)],
-            "grpc", REGISTRY_SERVER_PORT, _tcp_probes("grpc"),
+            fs,
+            endpoints,
+            config_hash,
+            OptionalServerSpec(enabled=True, replicas=reg.replicas, resources=reg.resources),
+            names.registry_server,
+            "registry-server",
+            ["serve_registry", "--port", str(REGISTRY_SERVER_PORT)],
+            "grpc",
+            REGISTRY_SERVER_PORT,
+            _tcp_probes("grpc"),
         )
     if spec.offline_server.enabled:
         out += _optional_server(
-            fs, endpoints, config_hash, spec.offline_server, names.offline_server, "offline-server",
+            fs,
+            endpoints,
+            config_hash,
+            spec.offline_server,
+            names.offline_server,
+            "offline-server",
             ["serve_offline", "--host", "0.0.0.0", "--port", str(OFFLINE_SERVER_PORT)],
-            "grpc-flight", OFFLINE_SERVER_PORT, _tcp_probes("grpc-flight"),
+            "grpc-flight",
+            OFFLINE_SERVER_PORT,
+            _tcp_probes("grpc-flight"),
         )
     if spec.ui.enabled:
         out += _optional_server(
-            fs, endpoints, config_hash, spec.ui, names.ui, "ui",
-            ["ui", "--host", "0.0.0.0", "--port", str(UI_PORT)], "http", UI_PORT, _tcp_probes("http"),
+            fs,
+            endpoints,
+            config_hash,
+            spec.ui,
+            names.ui,
+            "ui",
+            ["ui", "--host", "0.0.0.0", "--port", str(UI_PORT)],
+            "http",
+            UI_PORT,
+            _tcp_probes("http"),
         )
     return out
 
@@ -169,7 +230,10 @@ def autoscaling(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
                             "type": "Resource",
                             "resource": {
                                 "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": a.target_cpu_utilization_percentage},
+                                "target": {
+                                    "type": "Utilization",
+                                    "averageUtilization": a.target_cpu_utilization_percentage,
+                                },
                             },
                         }
                     ],
