@@ -188,9 +188,12 @@ def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
     ap = wait_for(lambda: custom.get_namespaced_custom_object("security.istio.io", "v1beta1", ns, "authorizationpolicies",
                                                               "feast-feature-server"), what="AuthorizationPolicy")
     assert ap["spec"]["action"] == "ALLOW"
-    assert ap["spec"]["rules"] == [{"from": [{"source": {"namespaces": [ns, "kserve-models"]}}]}]
+    assert ap["spec"]["rules"] == [{"from": [{"source": {"namespaces": [ns, "kserve-models"]}}],
+                                    "to": [{"operation": {"ports": ["6566"]}}]}]
     assert ap["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "feature-server"
-    assert not client.NetworkingV1Api(kube_api).list_namespaced_network_policy(ns).items
+    # NetworkPolicies too (Istio does not fence traffic that bypasses the sidecar).
+    netpol = client.NetworkingV1Api(kube_api).read_namespaced_network_policy("feast-feature-server", ns)
+    assert netpol.spec.ingress[0].ports[0].port == 6566
 
     # Identity: the profile's default-editor may read this client config, and nothing more from us.
     editor = f"system:serviceaccount:{ns}:default-editor"

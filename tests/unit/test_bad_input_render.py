@@ -23,13 +23,14 @@ from featurestore_operator.api import OperatorConfig, SpecError, parse_featurest
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.cli import _dump, main
 from featurestore_operator.render import RepoSource, render
-from featurestore_operator.render import jobs
+from featurestore_operator.render import authz, incluster, jobs
 from tests.support.bad_manifests import Case, corpus
 
 CASES = corpus()
 SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash"}
 #: The fixed shell scripts of the render package (module constants *_SCRIPT): no user input inside.
-SCRIPTS = {v for k, v in vars(jobs).items() if k.endswith("_SCRIPT") and isinstance(v, str)}
+SCRIPTS = {v for m in (jobs, incluster) for k, v in vars(m).items() if k.endswith("_SCRIPT") and isinstance(v, str)}
+SCRIPTS.add(authz.SERVE_SHIM)
 FEAST_KEYS = {"project", "provider", "registry", "online_store", "offline_store", "entity_key_serialization_version"}
 CONFIGS = {
     "local": OperatorConfig(),
@@ -151,8 +152,8 @@ def test_rendered_objects_keep_user_strings_out_of_shells_and_yaml(case: Case, p
             seen.update(u for u in users if u in expanded)
             for a in expanded:
                 assert "\n" not in a or a in SCRIPTS, f"newline in argv entry {a!r}"
-            if c["name"] != "redis":  # the only operator-made $(VAR): --requirepass $(REDIS_PASSWORD)
-                assert not any("<env " in a for a in expanded), f"{c['name']}: argv expands an env var: {expanded}"
+            # no $(VAR) at all: the Redis password used to be one (`--requirepass`, visible in /proc)
+            assert not any("<env " in a for a in expanded), f"{c['name']}: argv expands an env var: {expanded}"
             assert c["image"] == re.sub(r"\s", "", c["image"])
     for u in case.argv:
         assert u in seen, f"{u!r} is not a whole argv entry of any container"

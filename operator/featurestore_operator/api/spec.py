@@ -593,6 +593,57 @@ class ImagesSpec(ApiModel):
     """Image with git for fetching the feature repo."""
 
 
+# --- data-plane security ------------------------------------------------------------------
+
+
+class AuthzType(str, Enum):
+    """How Feast servers authenticate callers."""
+
+    NONE = "none"
+    KUBERNETES = "kubernetes"
+    OIDC = "oidc"
+
+
+class OidcSpec(ApiModel):
+    """An OpenID Connect provider whose tokens Feast servers accept."""
+
+    issuer: str = Field(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$", max_length=512)
+    """Issuer URL (https); Feast reads ISSUER/.well-known/openid-configuration."""
+    client_id: str = Field(pattern=r"^[A-Za-z0-9._:@/-]{1,255}$")
+    """OIDC client id whose roles (claim resource_access.CLIENT_ID.roles) Feast checks."""
+    secret_ref: LocalObjectRef | None = None
+    """Optional Secret with key client_secret: clients of this namespace then fetch tokens with the
+    client-credentials flow. Without it clients present their own token in FEAST_OIDC_TOKEN."""
+
+
+class AuthzSpec(ApiModel):
+    """Authorization of calls to the Feast servers (feature, registry, offline server)."""
+
+    type: AuthzType = AuthzType.NONE
+    """none (default: any caller the network policies admit may read and write), kubernetes
+    (callers present a ServiceAccount token, checked by the API server with a TokenReview) or oidc."""
+    oidc: OidcSpec | None = None
+    """The OIDC provider (type oidc only)."""
+    reader_service_accounts: list[DnsLabel] = Field(default_factory=lambda: ["default-editor"], max_length=50)
+    """ServiceAccounts of this namespace that may read features (default: Kubeflow's notebook
+    identity default-editor); default-editor of each kubeflow.allowedNamespaces entry reads too.
+    The store's own ServiceAccount always writes."""
+
+    @model_validator(mode="after")
+    def _oidc_needs_provider(self) -> AuthzSpec:
+        if (self.type is AuthzType.OIDC) != (self.oidc is not None):
+            raise ValueError("set oidc exactly when type is oidc")
+        return self
+
+
+class TlsSpec(ApiModel):
+    """TLS on the Feast servers. The server certificate comes from a per-store CA the operator keeps in
+    a Secret (or from cert-manager when the operator is configured with an issuer)."""
+
+    enabled: bool = False
+    """Serve HTTPS / gRPC over TLS only; clients verify against the CA in the client config."""
+
+
 FeastProject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,63}$")]
 
 # spec.compute's models build on the types above (ImageRef, ResourceRequirements).
@@ -630,6 +681,10 @@ class FeatureStoreSpec(ApiModel):
     """Kubeflow integration."""
     images: ImagesSpec = Field(default_factory=ImagesSpec)
     """Image overrides."""
+    authz: AuthzSpec = Field(default_factory=AuthzSpec)
+    """Authorization of Feast server calls (Feast's kubernetes or oidc auth)."""
+    tls: TlsSpec = Field(default_factory=TlsSpec)
+    """TLS on the Feast servers."""
 
     @model_validator(mode="after")
     def _stores_match_provider(self) -> FeatureStoreSpec:

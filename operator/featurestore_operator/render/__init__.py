@@ -10,9 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import compute, feast_config, incluster, jobs, kubeflow, servers
-from .inputs import ApiVersions, Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey
-from .names import Names, meta
+from . import authz, compute, feast_config, incluster, jobs, kubeflow, policies, rotation, servers, tls
+from .inputs import (
+    ApiVersions,
+    Endpoints,
+    OfflineEndpoint,
+    OnlineEndpoint,
+    RepoSource,
+    SecretHashes,
+    SecretKey,
+    ServingTls,
+    secret_hash,
+)
+from .names import COMPONENT_LABEL, Names, meta
 
 __all__ = [
     "ApiVersions",
@@ -21,8 +31,11 @@ __all__ = [
     "OnlineEndpoint",
     "Rendered",
     "RepoSource",
+    "SecretHashes",
     "SecretKey",
+    "ServingTls",
     "render",
+    "secret_hash",
 ]
 
 
@@ -34,20 +47,33 @@ class Rendered:
     objects: list[dict[str, Any]]
 
 
-def _config_maps(fs: FeatureStore, server_yaml: str, client_yaml: str, job_yaml: str | None) -> list[dict[str, Any]]:
+def _config_maps(
+    fs: FeatureStore, endpoints: Endpoints, server_yaml: str, client_yaml: str, job_yaml: str | None
+) -> list[dict[str, Any]]:
     names = Names(fs)
     server = {feast_config.FEAST_CONFIG_FILE: server_yaml}
     if job_yaml is not None:
         server[compute.JOB_CONFIG_KEY] = job_yaml
+    if authz.enabled(fs):
+        server[authz.PERMISSIONS_FILE] = authz.permissions_source(fs)
+    client = {feast_config.FEAST_CONFIG_FILE: client_yaml, **tls.client_config_data(fs, endpoints)}
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(fs, names.server_config, "config"), "data": server},
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": meta(fs, names.client_config, "client-config"),
-            "data": {feast_config.FEAST_CONFIG_FILE: client_yaml},
+            "data": client,
         },
     ]
+
+
+def _components(objects: list[dict[str, Any]]) -> set[str]:
+    return {
+        o["metadata"]["labels"][COMPONENT_LABEL]
+        for o in objects
+        if o["kind"] in ("Service", "Deployment", "StatefulSet")
+    }
 
 
 def _service_account(fs: FeatureStore) -> dict[str, Any]:
@@ -67,11 +93,14 @@ def render(
     config: OperatorConfig,
     versions: ApiVersions | None = None,
     repo: RepoSource | None = None,
+    secrets: SecretHashes | None = None,
 ) -> Rendered:
     """Every object one FeatureStore owns. ``fs.spec`` must be resolved (``api.resolve``).
 
     Workloads that need a backend are rendered only once its endpoint is known, so nothing starts
-    with a config pointing nowhere; config maps show ``<pending>`` meanwhile.
+    with a config pointing nowhere; config maps show ``<pending>`` meanwhile. With TLS on, servers
+    also wait for ``endpoints.serving_tls``. Policies come first in the list (reconcile applies
+    them before the workloads they protect).
     """
     versions = versions or ApiVersions()
     server = feast_config.to_yaml(feast_config.server_config(fs, endpoints))
@@ -79,10 +108,12 @@ def render(
     job_config = feast_config.job_config(fs, endpoints)
     job = feast_config.to_yaml(job_config) if job_config else None
     config_hash = hashlib.sha256(server.encode()).hexdigest()[:16]
-    objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, server, client, job)]
+    objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, endpoints, server, client, job)]
+    objects += authz.rbac(fs)
     objects += compute.objects(fs, versions)
     objects += incluster.data_claim(fs) + incluster.redis(fs, config)
-    if endpoints.online and endpoints.offline:
+    tls_ready = not tls.enabled(fs) or endpoints.serving_tls is not None
+    if endpoints.online and endpoints.offline and tls_ready:
         objects += servers.feature_server(fs, endpoints, config_hash, config)
         objects += servers.optional_servers(fs, endpoints, config_hash, config)
         objects += servers.autoscaling(fs, versions)
@@ -90,5 +121,6 @@ def render(
         objects += jobs.apply_job(fs, endpoints, config_hash, repo, config)
     objects += kubeflow.pod_default(fs, versions)
     objects += kubeflow.client_config_reader(fs, versions, config)
-    objects += kubeflow.access_policy(fs, versions, config.istio)
-    return Rendered(server_yaml=server, client_yaml=client, config_hash=config_hash, objects=objects)
+    rotation.annotate(objects, secrets or SecretHashes())
+    fences = policies.policies(fs, _components(objects), versions, config.istio)
+    return Rendered(server_yaml=server, client_yaml=client, config_hash=config_hash, objects=[*fences, *objects])

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ..api import FeatureStore
-from . import compute
+from . import authz, compute, tls
 from .inputs import Endpoints, OnlineEndpoint
 from .names import Names
 
@@ -50,7 +50,9 @@ def server_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
     """
     spec = fs.spec
     offline = endpoints.offline
+    auth = authz.server_auth(fs)
     return {
+        **({"auth": auth} if auth else {}),
         "project": spec.project,
         "provider": "local",
         "registry": {
@@ -82,30 +84,43 @@ def client_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
     spec = fs.spec
     names = Names(fs)
     server = server_config(fs, endpoints)
+    # With TLS every remote store verifies the servers against the CA mounted next to this file.
+    verify = {"cert": tls.client_ca_path(client_config_dir(fs))} if tls.enabled(fs) else {}
     registry: dict[str, Any]
     if spec.registry.server.enabled:
         registry = {
             "registry_type": "remote",
             "path": f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}",
+            **({"is_tls": True, **verify} if verify else {}),
         }
     else:
         registry = server["registry"]
     offline: dict[str, Any]
     if spec.offline_server.enabled:
-        offline = {"type": "remote", "host": names.svc_host(names.offline_server), "port": OFFLINE_SERVER_PORT}
+        offline = {
+            "type": "remote",
+            "host": names.svc_host(names.offline_server),
+            "port": OFFLINE_SERVER_PORT,
+            **({"scheme": "https", **verify} if verify else {}),
+        }
     else:
         offline = {"type": "file"}
+    online_url = f"{tls.scheme(fs)}://{names.svc_host(names.feature_server)}:{FEATURE_SERVER_PORT}"
+    auth = authz.client_auth(fs)
     return {
+        **({"auth": auth} if auth else {}),
         "project": spec.project,
         "provider": "local",
         "registry": registry,
-        "online_store": {
-            "type": "remote",
-            "path": f"http://{names.svc_host(names.feature_server)}:{FEATURE_SERVER_PORT}",
-        },
+        "online_store": {"type": "remote", "path": online_url, **verify},
         "offline_store": offline,
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
     }
+
+
+def client_config_dir(fs: FeatureStore) -> str:
+    """Where notebooks see the client ConfigMap (the PodDefault mounts it there)."""
+    return f"{FEAST_CONFIG_DIR}/{fs.metadata.name}"
 
 
 def to_yaml(config: dict[str, Any]) -> str:

@@ -13,9 +13,13 @@ from typing import Any
 from ..api import FeatureStore, OperatorConfig
 from . import podknobs
 from .names import Names, labels, meta, selector
-from .pods import container_security, resources
+from .pods import container_security, empty_dir, resources
 
 REDIS_PORT = 6379
+#: Redis reads its config from stdin ("-"), here a here-document the shell expands: the password
+#: never appears in any process's argv (readable in /proc by everyone on the node). `exec` keeps
+#: redis-server as PID 1, so it gets the kubelet's SIGTERM.
+REDIS_SCRIPT = 'exec redis-server - "$@" <<EOF\nrequirepass $REDIS_PASSWORD\nEOF\n'
 
 
 def data_claim(fs: FeatureStore) -> list[dict[str, Any]]:
@@ -53,17 +57,16 @@ def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
             claim["spec"]["storageClassName"] = spec.storage.storage_class_name
         claims.append(claim)
     else:
-        volumes.append({"name": "data", "emptyDir": {}})
+        volumes.append(empty_dir("data"))  # stays empty: no AOF and no RDB snapshots without storage
     container = {
         "name": "redis",
         "image": fs.spec.images.redis,
         "imagePullPolicy": "IfNotPresent",
-        # $(REDIS_PASSWORD) is expanded by the kubelet from the Secret-backed env var.
+        "command": ["sh", "-c", REDIS_SCRIPT, "--"],
         "args": [
-            "--requirepass",
-            "$(REDIS_PASSWORD)",
             "--appendonly",
             "yes" if spec.storage else "no",
+            *([] if spec.storage else ["--save", ""]),
             "--dir",
             "/data",
             "--protected-mode",
@@ -80,6 +83,13 @@ def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
         "securityContext": container_security(),
     }
     return [
+        # Its own identity: nothing granted to the Feast ServiceAccount reaches Redis.
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(fs, names.redis, "online-store"),
+            "automountServiceAccountToken": False,
+        },
         {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
@@ -92,6 +102,8 @@ def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
                     {
                         "metadata": {"labels": labels(fs, "online-store")},
                         "spec": {
+                            "serviceAccountName": names.redis,
+                            "automountServiceAccountToken": False,
                             "securityContext": {
                                 "runAsNonRoot": True,
                                 "runAsUser": 999,

@@ -5,6 +5,9 @@ Backends produce these; render consumes them. Plain frozen dataclasses: no I/O, 
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -54,11 +57,38 @@ DATA_MOUNT = "/data"
 
 
 @dataclass(frozen=True)
+class ServingTls:
+    """TLS material of the Feast servers: a Secret (keys tls.crt, tls.key, ca.crt) and the CA
+    certificate clients verify against (public; rendered into the client config)."""
+
+    secret: str
+    ca_pem: str
+
+
+@dataclass(frozen=True)
 class Endpoints:
     """Backend endpoints; ``None`` means the backend is not ready yet (rendered as pending)."""
 
     online: OnlineEndpoint | None = None
     offline: OfflineEndpoint | None = None
+    #: Required when spec.tls.enabled: without it no server is rendered (pending).
+    serving_tls: ServingTls | None = None
+
+
+def secret_hash(data: Mapping[str, str | bytes]) -> str:
+    """A digest of a Secret's data (never the data itself), for :class:`SecretHashes`."""
+    canonical = {k: v.decode("latin-1") if isinstance(v, bytes) else v for k, v in data.items()}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SecretHashes:
+    """Secret name -> :func:`secret_hash` of its current data, for every Secret a rendered pod
+    consumes (online-store password/CA, serving TLS, git credentials). Reconcile reads the Secrets;
+    render puts one combined digest per pod template, so a changed Secret rolls exactly the
+    workloads that use it. A Secret missing here counts as "unknown" (stable)."""
+
+    hashes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

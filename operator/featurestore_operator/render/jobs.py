@@ -10,11 +10,11 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import compute, freshness, podknobs
+from . import authz, compute, freshness, podknobs
 from .feast_config import FEAST_CONFIG_DIR
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
-from .pods import FEAST_YAML, container_security, feast_container, pod_spec
+from .pods import FEAST_YAML, container_security, empty_dir, feast_container, pod_spec
 
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
@@ -193,6 +193,27 @@ def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
     }
 
 
+#: Adds the operator's Feast permissions (a file of the server ConfigMap) to the repo; $1 = workdir.
+ADD_PERMISSIONS_SCRIPT = f'cp {FEAST_CONFIG_DIR}/{authz.PERMISSIONS_FILE} "$1/"'
+
+
+def _permissions_container(fs: FeatureStore, workdir: str) -> dict[str, Any]:
+    """Init container putting :func:`authz.permissions_source` next to the user's feature repo."""
+    return {
+        "name": "add-permissions",
+        "image": fs.spec.images.feast,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", ADD_PERMISSIONS_SCRIPT, "--"],
+        "args": [workdir],
+        "volumeMounts": [
+            {"name": "feast-config", "mountPath": FEAST_CONFIG_DIR, "readOnly": True},
+            {"name": "repo", "mountPath": REPO_DIR},
+        ],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": container_security(),
+    }
+
+
 def apply_job(
     fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None, config: OperatorConfig
 ) -> list[dict[str, Any]]:
@@ -210,15 +231,17 @@ def apply_job(
         workdir = REPO_DIR if source.git.path == "." else f"{REPO_DIR}/{source.git.path}"
         git_container, extra_volumes = _git_init_container(fs)
         init.append(git_container)
-        extra_volumes.append({"name": "repo", "emptyDir": {}})
+        extra_volumes.append(empty_dir("repo"))
     else:
         assert source.config_map is not None
         workdir = REPO_DIR
         init.append(_configmap_copy_container(fs))
         extra_volumes += [
             {"name": "repo-source", "configMap": {"name": source.config_map.name}},
-            {"name": "repo", "emptyDir": {}},
+            empty_dir("repo"),
         ]
+    if authz.enabled(fs):
+        init.append(_permissions_container(fs, workdir))
     apply = feast_container(fs, endpoints, "feast-apply", ["-f", FEAST_YAML, "--chdir", workdir, "apply"], None)
     apply["volumeMounts"] = [
         *apply["volumeMounts"],

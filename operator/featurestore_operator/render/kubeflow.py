@@ -1,19 +1,18 @@
-"""Kubeflow objects: the PodDefault that gives notebooks the client config, the Role that lets the
-profile's notebook identity read it, and the policy that lets the profile's namespace (plus allowed
-namespaces) call the feature server."""
+"""Kubeflow objects: the PodDefault that gives notebooks the client config and the Role that lets the
+profile's notebook identity read it. (Network policies: ``render.policies``.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from .feast_config import FEAST_CONFIG_FILE, FEATURE_SERVER_PORT
+from . import authz
+from .authz import NOTEBOOK_SERVICE_ACCOUNT
+from .feast_config import FEAST_CONFIG_FILE
 from .inputs import ApiVersions
-from .names import Names, meta, selector
+from .names import Names, meta
 
 CLIENT_MOUNT_ROOT = "/etc/feast"
-#: The KSA Kubeflow runs a profile's notebooks, pipelines and KServe models as.
-NOTEBOOK_SERVICE_ACCOUNT = "default-editor"
 
 
 def client_config_path(fs: FeatureStore) -> str:
@@ -33,7 +32,7 @@ def pod_default(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
             "spec": {
                 "selector": {"matchLabels": {names.access_label: "true"}},
                 "desc": f"Allow access to Feast ({fs.metadata.name})",
-                "env": [{"name": "FEAST_FS_YAML_FILE_PATH", "value": client_config_path(fs)}],
+                "env": [{"name": "FEAST_FS_YAML_FILE_PATH", "value": client_config_path(fs)}, *authz.client_env(fs)],
                 "volumes": [{"name": volume, "configMap": {"name": names.client_config}}],
                 "volumeMounts": [
                     {"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True}
@@ -80,53 +79,4 @@ def client_config_reader(fs: FeatureStore, versions: ApiVersions, config: Operat
                 {"kind": "ServiceAccount", "name": NOTEBOOK_SERVICE_ACCOUNT, "namespace": fs.metadata.namespace}
             ],
         },
-    ]
-
-
-def access_policy(fs: FeatureStore, versions: ApiVersions, istio: bool) -> list[dict[str, Any]]:
-    """Istio AuthorizationPolicy when Istio is used and installed, else a NetworkPolicy."""
-    names = Names(fs)
-    namespaces = [
-        fs.metadata.namespace,
-        *[n for n in fs.spec.kubeflow.allowed_namespaces if n != fs.metadata.namespace],
-    ]
-    if istio and "AuthorizationPolicy" in versions.optional_kinds:
-        return [
-            {
-                "apiVersion": "security.istio.io/v1beta1",
-                "kind": "AuthorizationPolicy",
-                "metadata": meta(fs, names.feature_server, "feature-server"),
-                "spec": {
-                    "selector": {"matchLabels": selector(fs, "feature-server")},
-                    "action": "ALLOW",
-                    "rules": [{"from": [{"source": {"namespaces": namespaces}}]}],
-                },
-            }
-        ]
-    if istio:
-        return []  # Istio wanted but not installed: reported in the Kubeflow condition
-    return [
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": meta(fs, names.feature_server, "feature-server"),
-            "spec": {
-                "podSelector": {"matchLabels": selector(fs, "feature-server")},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchExpressions": [
-                                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
-                                    ]
-                                }
-                            }
-                        ],
-                        "ports": [{"port": FEATURE_SERVER_PORT, "protocol": "TCP"}],
-                    }
-                ],
-            },
-        }
     ]

@@ -15,6 +15,15 @@ from .names import Names
 
 FEAST_YAML = f"{FEAST_CONFIG_DIR}/{FEAST_CONFIG_FILE}"
 RUN_AS = 10001
+#: Resources of a Feast container whose spec sets none (apply, materialization, optional servers):
+#: `feast apply` imports user code and materialization holds a batch in memory.
+DEFAULT_FEAST_RESOURCES = ResourceRequirements(requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "2Gi"})
+#: Bound on every emptyDir (writable /tmp, fetched repos): a full node disk evicts everyone.
+EMPTY_DIR_LIMIT = "1Gi"
+
+
+def empty_dir(name: str, size: str = EMPTY_DIR_LIMIT) -> dict[str, Any]:
+    return {"name": name, "emptyDir": {"sizeLimit": size}}
 
 
 def resources(req: ResourceRequirements | None) -> dict[str, Any]:
@@ -72,7 +81,7 @@ def feast_volumes(fs: FeatureStore, endpoints: Endpoints) -> tuple[list[dict[str
     names = Names(fs)
     volumes: list[dict[str, Any]] = [
         {"name": "feast-config", "configMap": {"name": names.server_config}},
-        {"name": "tmp", "emptyDir": {}},
+        empty_dir("tmp"),
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "feast-config", "mountPath": FEAST_CONFIG_DIR, "readOnly": True},
@@ -110,7 +119,7 @@ def feast_container(
         "args": args,
         "env": feast_env(endpoints),
         "volumeMounts": mounts,
-        "resources": resources(req),
+        "resources": resources(req or DEFAULT_FEAST_RESOURCES),
         "securityContext": container_security(),
     }
     container.update(extra)
@@ -118,9 +127,13 @@ def feast_container(
 
 
 def pod_spec(fs: FeatureStore, endpoints: Endpoints, containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A Feast pod under the store's ServiceAccount. No API token is mounted unless ``extra`` asks
+    for one (servers checking callers' tokens with Kubernetes auth)."""
     volumes, _ = feast_volumes(fs, endpoints)
     spec: dict[str, Any] = {
         "serviceAccountName": Names(fs).service_account,
+        # Workload Identity keeps its token (GKE's metadata server serves the pod's KSA identity).
+        "automountServiceAccountToken": bool(fs.spec.gcp.service_account),
         "securityContext": pod_security(),
         "containers": containers,
         "volumes": volumes,

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
 from ..api.pods import Component, PodSettings
-from ..api.spec import AutoscalingSpec, OptionalServerSpec, RegistryServerSpec
-from . import podknobs
+from ..api.spec import AuthzType, AutoscalingSpec, OptionalServerSpec, RegistryServerSpec
+from . import authz, podknobs, tls
 from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from .inputs import ApiVersions, Endpoints
 from .names import CONFIG_HASH_ANNOTATION, Names, labels, meta, selector
@@ -55,8 +55,8 @@ def _service(fs: FeatureStore, name: str, component: str, ports: list[tuple[str,
     }
 
 
-def _http_probes(port: str, path: str = "/health") -> dict[str, Any]:
-    get = {"httpGet": {"path": path, "port": port}}
+def _http_probes(port: str, path: str = "/health", scheme: str = "HTTP") -> dict[str, Any]:
+    get = {"httpGet": {"path": path, "port": port, "scheme": scheme}}
     return {
         "startupProbe": {**get, "periodSeconds": 2, "failureThreshold": 60},
         "readinessProbe": {**get, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
@@ -103,10 +103,16 @@ def feature_server(
         args.append("--metrics")
         ports.append({"name": "http-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
         svc_ports.append(("http-metrics", METRICS_PORT))
-    container = feast_container(
-        fs, endpoints, "feature-server", args, spec.resources, ports=ports, **_http_probes("http")
+    container = _server_container(
+        fs,
+        endpoints,
+        "feature-server",
+        args,
+        spec.resources,
+        ports,
+        _http_probes("http", scheme=tls.scheme(fs).upper()),
     )
-    pod = pod_spec(fs, endpoints, [container], terminationGracePeriodSeconds=30)
+    pod = _server_pod(fs, endpoints, container, terminationGracePeriodSeconds=30)
     replicas = None if spec.autoscaling else spec.replicas
     return [
         _deployment(
@@ -120,6 +126,31 @@ def feature_server(
         ),
         _service(fs, names.feature_server, "feature-server", svc_ports),
     ]
+
+
+def _server_container(
+    fs: FeatureStore,
+    endpoints: Endpoints,
+    name: str,
+    args: list[str],
+    req: Any,
+    ports: list[dict[str, Any]],
+    probes: dict[str, Any],
+) -> dict[str, Any]:
+    """A Feast server: the authz shim in front of Feast's CLI, TLS flags and key pair."""
+    container = feast_container(fs, endpoints, name, [*args, *tls.server_args(fs)], req, ports=ports, **probes)
+    container["command"] = authz.server_command(fs)
+    container["env"] = [*container["env"], *authz.server_env(fs)]
+    container["volumeMounts"] = [*container["volumeMounts"], *tls.volume(fs, endpoints)[1]]
+    return container
+
+
+def _server_pod(fs: FeatureStore, endpoints: Endpoints, container: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    pod = pod_spec(fs, endpoints, [container], **extra)
+    pod["volumes"] = [*pod["volumes"], *tls.volume(fs, endpoints)[0]]
+    if fs.spec.authz.type is AuthzType.KUBERNETES:
+        pod["automountServiceAccountToken"] = True  # Feast reviews callers' tokens with it
+    return pod
 
 
 def _optional_server(
@@ -136,14 +167,14 @@ def _optional_server(
     port: int,
     probes: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    container = feast_container(
+    container = _server_container(
         fs,
         endpoints,
         component,
         ["-f", FEAST_YAML, *args],
         spec.resources,
-        ports=[{"name": port_name, "containerPort": port, "protocol": "TCP"}],
-        **probes,
+        [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
+        probes,
     )
     replicas = None if spec.autoscaling else spec.replicas
     return [
@@ -152,7 +183,7 @@ def _optional_server(
             name,
             component,
             replicas,
-            pod_spec(fs, endpoints, [container]),
+            _server_pod(fs, endpoints, container),
             config_hash,
             podknobs.settings(fs, config, knob),
         ),

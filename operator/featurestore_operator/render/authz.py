@@ -1,0 +1,226 @@
+"""Feast authorization (``spec.authz``): the ``auth`` blocks of feature_store.yaml, the Roles and
+RoleBindings Feast's Kubernetes auth reads, the Feast permissions a repo apply registers, and the
+start-up shim that makes Feast's Kubernetes token check trustworthy.
+
+Feast's Kubernetes auth (0.67) maps a caller to roles by the *names* of the Roles its
+ServiceAccount is bound to in the server's namespace. Two Roles per store carry those names:
+``<fs>-feast-reader`` (notebook ServiceAccounts, allowed namespaces' ``default-editor``) and
+``<fs>-feast-writer`` (the store's own ServiceAccount). Both grant only ``get`` on the store's
+client config, so a binding never hands out Kubernetes power beyond that.
+
+Feast 0.67 decodes the caller's JWT *without verifying it* and only logs a failed TokenReview, so a
+forged unsigned token naming the store's ServiceAccount would be a writer. :data:`SERVE_SHIM` runs
+the Feast CLI with the token parser replaced by one that trusts only the API server's TokenReview
+answer and only ServiceAccount identities with one of this store's roles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import FeatureStore
+from ..api.spec import AuthzType
+from .names import Names, meta
+
+#: The KSA Kubeflow runs a profile's notebooks, pipelines and KServe models as.
+NOTEBOOK_SERVICE_ACCOUNT = "default-editor"
+OIDC_TOKEN_ENV = "FEAST_OIDC_TOKEN"
+OIDC_CLIENT_SECRET_ENV = "FEAST_OIDC_CLIENT_SECRET"
+OIDC_SECRET_KEY = "client_secret"
+ROLES_ENV = "FSO_FEAST_ROLES"
+PERMISSIONS_FILE = "featurestore_operator_permissions.py"
+
+#: `python -c SERVE_SHIM feast-args...`: Feast's CLI with a verified Kubernetes token parser.
+#: Blocking API calls inside an async method mirror Feast's own parser (it does the same). Accepted
+#: tokens are remembered (by digest) for FSO_FEAST_AUTH_CACHE_SECONDS (30): a TokenReview and a
+#: RoleBinding list per request cost ~280 ms here; a revoked token or removed binding is honoured
+#: within that time. Refusals are never cached.
+SERVE_SHIM = """import hashlib, os, sys, time
+from feast.permissions.auth import kubernetes_token_parser as ktp
+from feast.permissions.user import User
+from kubernetes import client
+from starlette.authentication import AuthenticationError
+
+ALLOWED = set(filter(None, os.environ.get("FSO_FEAST_ROLES", "").split(",")))
+TTL = float(os.environ.get("FSO_FEAST_AUTH_CACHE_SECONDS", "30"))
+CACHE = {}
+
+def review(self, access_token):
+    status = self.auth_v1.create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=access_token))).status
+    if not status or not status.authenticated or not status.user:
+        raise AuthenticationError("token not accepted by the Kubernetes API")
+    parts = (status.user.username or "").split(":")
+    if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:
+        raise AuthenticationError("only ServiceAccount tokens are accepted")
+    roles = set(self.get_roles(current_namespace=self._read_namespace_from_file(),
+                               service_account_namespace=parts[2], service_account_name=parts[3])) & ALLOWED
+    if not roles:
+        raise AuthenticationError("ServiceAccount has no role on this feature store")
+    return User(username=f"{parts[2]}:{parts[3]}", roles=sorted(roles), groups=[], namespaces=[parts[2]])
+
+async def verified(self, access_token):
+    key = hashlib.sha256(access_token.encode()).digest()
+    hit = CACHE.get(key)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    user = review(self, access_token)
+    if len(CACHE) >= 4096:
+        CACHE.clear()
+    CACHE[key] = (time.monotonic() + TTL, user)
+    return user
+
+ktp.KubernetesTokenParser.user_details_from_access_token = verified
+from feast.cli.cli import cli
+sys.exit(cli(sys.argv[1:], prog_name="feast"))
+"""
+
+
+def enabled(fs: FeatureStore) -> bool:
+    return fs.spec.authz.type is not AuthzType.NONE
+
+
+def reader_role(fs: FeatureStore) -> str:
+    return f"{fs.metadata.name}-feast-reader"
+
+
+def writer_role(fs: FeatureStore) -> str:
+    return f"{fs.metadata.name}-feast-writer"
+
+
+def server_auth(fs: FeatureStore) -> dict[str, Any] | None:
+    """The ``auth`` block of the servers' feature_store.yaml (None: Feast's no_auth)."""
+    authz = fs.spec.authz
+    if authz.type is AuthzType.KUBERNETES:
+        return {"type": "kubernetes"}
+    if authz.type is AuthzType.OIDC:
+        assert authz.oidc is not None
+        issuer = authz.oidc.issuer.rstrip("/")
+        return {
+            "type": "oidc",
+            "client_id": authz.oidc.client_id,
+            "auth_discovery_url": f"{issuer}/.well-known/openid-configuration",
+        }
+    return None
+
+
+def client_auth(fs: FeatureStore) -> dict[str, Any] | None:
+    """The ``auth`` block of the client config: notebooks present their own identity (the mounted
+    ServiceAccount token, or an OIDC token from the env / the namespace's client secret)."""
+    authz = fs.spec.authz
+    if authz.type is AuthzType.KUBERNETES:
+        return {"type": "kubernetes"}
+    if authz.type is AuthzType.OIDC:
+        assert authz.oidc is not None
+        if authz.oidc.secret_ref is None:
+            return {"type": "oidc", "token_env_var": OIDC_TOKEN_ENV}
+        return {**(server_auth(fs) or {}), "client_secret": f"${{{OIDC_CLIENT_SECRET_ENV}}}"}
+    return None
+
+
+def client_env(fs: FeatureStore) -> list[dict[str, Any]]:
+    """Env a notebook needs for the client auth block (added to the PodDefault)."""
+    oidc = fs.spec.authz.oidc
+    if fs.spec.authz.type is not AuthzType.OIDC or oidc is None or oidc.secret_ref is None:
+        return []
+    ref = {"name": oidc.secret_ref.name, "key": OIDC_SECRET_KEY}
+    return [{"name": OIDC_CLIENT_SECRET_ENV, "valueFrom": {"secretKeyRef": ref}}]
+
+
+def server_env(fs: FeatureStore) -> list[dict[str, Any]]:
+    """Env of the Feast servers: the role names the shim accepts."""
+    if fs.spec.authz.type is not AuthzType.KUBERNETES:
+        return []
+    return [{"name": ROLES_ENV, "value": f"{reader_role(fs)},{writer_role(fs)}"}]
+
+
+def server_command(fs: FeatureStore) -> list[str]:
+    """argv[0..] of a Feast server container, before Feast's own arguments."""
+    if fs.spec.authz.type is AuthzType.KUBERNETES:
+        return ["python", "-c", SERVE_SHIM]
+    return ["feast"]
+
+
+def _role(fs: FeatureStore, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": meta(fs, name, "authz"),
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [Names(fs).client_config],
+                "verbs": ["get"],
+            }
+        ],
+    }
+
+
+def _binding(
+    fs: FeatureStore, name: str, role: str, subjects: list[tuple[str, str]], kind: str = "Role"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta(fs, name, "authz"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": n, "namespace": ns} for ns, n in subjects],
+    }
+
+
+def readers(fs: FeatureStore) -> list[tuple[str, str]]:
+    """(namespace, ServiceAccount) pairs bound to the reader role."""
+    ns = fs.metadata.namespace
+    own = [(ns, sa) for sa in fs.spec.authz.reader_service_accounts]
+    others = [(n, NOTEBOOK_SERVICE_ACCOUNT) for n in fs.spec.kubeflow.allowed_namespaces if n != ns]
+    return sorted(set(own + others))
+
+
+def rbac(fs: FeatureStore) -> list[dict[str, Any]]:
+    """Reader and writer Roles + bindings, and the servers' right to list RoleBindings (Feast looks
+    up a caller's roles there). Kubernetes auth only."""
+    if fs.spec.authz.type is not AuthzType.KUBERNETES:
+        return []
+    names = Names(fs)
+    ns = fs.metadata.namespace
+    lookup = f"{fs.metadata.name}-feast-role-lookup"
+    return [
+        _role(fs, reader_role(fs)),
+        _binding(fs, reader_role(fs), reader_role(fs), readers(fs)),
+        _role(fs, writer_role(fs)),
+        _binding(fs, writer_role(fs), writer_role(fs), [(ns, names.service_account)]),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta(fs, lookup, "authz"),
+            "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["list"]}],
+        },
+        _binding(fs, lookup, lookup, [(ns, names.service_account)]),
+    ]
+
+
+def permissions_source(fs: FeatureStore) -> str:
+    """A Python file added to the feature repo by the apply Job: readers may describe and read,
+    the writer may do everything. Without any permission Feast lets every authenticated caller
+    do everything, so these are always registered when authz is on."""
+    reader, writer = reader_role(fs), writer_role(fs)
+    return f'''"""Written by featurestore-operator: who may do what on this store's Feast servers."""
+from feast.feast_object import ALL_RESOURCE_TYPES
+from feast.permissions.action import ALL_ACTIONS, READ, AuthzedAction
+from feast.permissions.permission import Permission
+from feast.permissions.policy import RoleBasedPolicy
+
+featurestore_operator_readers = Permission(
+    name="featurestore-operator-readers",
+    types=ALL_RESOURCE_TYPES,
+    policy=RoleBasedPolicy(roles=["{reader}", "{writer}"]),
+    actions=[AuthzedAction.DESCRIBE, *READ],
+)
+featurestore_operator_writer = Permission(
+    name="featurestore-operator-writer",
+    types=ALL_RESOURCE_TYPES,
+    policy=RoleBasedPolicy(roles=["{writer}"]),
+    actions=ALL_ACTIONS,
+)
+'''
