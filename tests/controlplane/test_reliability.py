@@ -20,24 +20,21 @@ import collections
 import json
 import os
 import random
-import re
 import time
 from pathlib import Path
 
-import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
+from tests.support.kube import G, OWNER_LABEL, P, SERVER_PODS, V, condition, custom, get_fs, is_ready, list_fs
 from tests.support.kubelet import FakeKubelet
 from tests.support.labeled import labeled
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
-G, V, P = "featurestore.kubeflow.org", "v1alpha1", "featurestores"
-OWNER_LABEL = "featurestore.kubeflow.org/name"
 PROJECT, REGION = "test-project", "us-central1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERING_CRDS = REPO_ROOT / "charts/featurestore-operator/charts/kopf-peering/crds/kopf-peering.yaml"
@@ -89,35 +86,12 @@ def gcp_manifest(name: str, memory: int = 1, replicas: int = 1) -> dict:
                     featureServer={"replicas": replicas})
 
 
-def crd(kube_api) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(kube_api)
-
-
-def get_fs(kube_api, ns: str, name: str) -> dict | None:
-    try:
-        return crd(kube_api).get_namespaced_custom_object(G, V, ns, P, name)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
-def list_fs(kube_api, ns: str) -> dict[str, dict]:
-    return {o["metadata"]["name"]: o for o in crd(kube_api).list_namespaced_custom_object(G, V, ns, P)["items"]}
-
-
-def condition(fs: dict | None, type_: str) -> dict | None:
-    return next((c for c in ((fs or {}).get("status") or {}).get("conditions", []) if c["type"] == type_), None)
-
-
-def is_ready(fs: dict | None) -> bool:
-    st = (fs or {}).get("status") or {}
-    return st.get("phase") == "Ready" and st.get("observedGeneration") == fs["metadata"].get("generation")
+crd = custom
 
 
 def run_pods(kube_api, ns: str) -> None:
     """The fake kubelet: every Feast server pod in the namespace becomes ready."""
-    FakeKubelet(kube_api).run(ns, "app.kubernetes.io/managed-by=featurestore-operator,app.kubernetes.io/component!=feature-repo")
+    FakeKubelet(kube_api).run(ns, SERVER_PODS)
 
 
 def owned_objects(kube_api, ns: str) -> dict[str, list[str]]:
@@ -345,12 +319,16 @@ def test_cloud_faults_converge_and_conditions_name_the_failing_call(control_plan
             fs = get_fs(kube_api, namespace, "denied")
             assert condition(fs, "Ready")["status"] == "False" and "OnlineStore" in condition(fs, "Ready")["message"]
 
-            # Bounded retries while it fails: at most one attempt per resync period (10 s), never a hot loop.
-            n0, w0 = ms.count("CreateInstance"), time.monotonic()
-            time.sleep(21)
-            attempts = ms.count("CreateInstance") - n0
-            window = time.monotonic() - w0
-            assert attempts <= 4, f"{attempts} CreateInstance attempts in {window:.0f}s while forbidden"
+            # Bounded retries while it fails: it keeps trying (3 more attempts come), but at most once per
+            # resync period (10 s), never in a hot loop.
+            n0 = ms.count("CreateInstance")
+            wait_for(lambda: ms.count("CreateInstance") >= n0 + 3, timeout=120, interval=1,
+                     what="3 more CreateInstance attempts while forbidden")
+            times = [r.time for r in ms.calls("CreateInstance")][n0 - 1:n0 + 3]
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            attempts, window = len(gaps), times[-1] - times[0]
+            assert all(r.status == 403 for r in ms.calls("CreateInstance")[n0:n0 + 3])
+            assert min(gaps) >= 5, f"CreateInstance retried {min(gaps):.1f}s after a 403: a hot loop ({gaps})"
 
             # A persistent 403 on bucket creation: OfflineStore names storage.buckets.create.
             overlay.fail_next("POST", r"^/storage/v1/b$", 403, times=10**6)
@@ -372,7 +350,7 @@ def test_cloud_faults_converge_and_conditions_name_the_failing_call(control_plan
             recover = time.monotonic() - t1
             assert op.alive()
             print(f"\n[faults] 8 stores Ready in {converge:.1f}s with {ms_faults} Memorystore and {overlay.injected} GCS "
-                  f"injected 429/500/503; {attempts} CreateInstance attempts in {window:.0f}s while forbidden; "
+                  f"injected 429/500/503; {attempts} CreateInstance retries in {window:.0f}s while forbidden; "
                   f"Ready {recover:.1f}s after the permissions were granted")
         finally:
             ms.reset_faults()
@@ -450,47 +428,44 @@ def test_ha_two_peering_replicas_one_acts_and_handover(control_plane, featuresto
     first = OperatorProcess(control_plane.kubeconfig, env=env, args=["--peering", peering, "--namespace", namespace], standalone=False)
     second = OperatorProcess(control_plane.kubeconfig, env=env, args=["--peering", peering, "--namespace", namespace], standalone=False)
     try:
+        def peers(n: int = 2):
+            st = custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", peering).get("status") or {}
+            return st if len(st) == n else None
+
         first.start()
-        time.sleep(1.0)
+        wait_for(lambda: peers(1), timeout=60, what="the first replica in the peering object")
         second.start()  # younger: ranks lower, stands by
 
-        def peers():
-            st = custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", peering).get("status") or {}
-            return st if len(st) == 2 else None
-
-        wait_for(peers, timeout=30, what="both replicas in the peering object")
+        wait_for(peers, timeout=60, what="both replicas in the peering object")
         prios = sorted(p["priority"] for p in peers().values())
         assert prios[0] != prios[1], f"replicas share a priority {prios}: kopf would pause both"
         # kopf starts every peer paused; only the highest-priority one resumes.
-        wait_for(lambda: "Resuming operations" in first.log_text(), timeout=30, what="the older replica acts")
-        time.sleep(2)
-        assert "Resuming operations" not in second.log_text(), "the younger replica must stand by"
+        wait_for(lambda: "Resuming operations" in first.log_text(), timeout=60, what="the older replica acts")
 
         crd(kube_api).create_namespaced_custom_object(G, V, namespace, P, manifest("ha1"))
-        wait_for(lambda: (get_fs(kube_api, namespace, "ha1") or {}).get("status", {}).get("phase"), timeout=30,
+        wait_for(lambda: (get_fs(kube_api, namespace, "ha1") or {}).get("status", {}).get("phase"), timeout=60,
                  what="ha1 reconciled")
-        time.sleep(3)
-        acting = reconciles(first.metrics()), reconciles(second.metrics())
+        # Two passes of the active replica (its resync included): a stand-by that was not paused
+        # would have reconciled ha1 at its creation, long before.
+        first.wait_reconciles(2)
+        acting = first.reconciles(), second.reconciles()
         assert acting[0] > 0 and acting[1] == 0, f"reconciles first/second: {acting}"
+        assert "Resuming operations" not in second.log_text(), "the younger replica must stand by"
 
         # SIGKILL the active one: no goodbye, the stand-by takes over when its keep-alive expires.
         first.kill()
         t0 = time.monotonic()
         crd(kube_api).create_namespaced_custom_object(G, V, namespace, P, manifest("ha2"))
-        wait_for(lambda: (get_fs(kube_api, namespace, "ha2") or {}).get("status", {}).get("phase"), timeout=60,
+        wait_for(lambda: (get_fs(kube_api, namespace, "ha2") or {}).get("status", {}).get("phase"), timeout=90,
                  interval=0.5, what="ha2 reconciled by the second replica")
         handover = time.monotonic() - t0
-        assert reconciles(second.metrics()) > 0
+        assert second.reconciles() > 0
         assert "Resuming operations" in second.log_text()
         print(f"\n[ha] priorities {prios}; only the older replica acted; after SIGKILL the stand-by reconciled a new "
               f"store {handover:.1f}s later (peering lifetime 10 s)")
     finally:
         first.stop()
         cleanup(second, kube_api, namespace)
-
-
-def reconciles(metrics_text: str) -> float:
-    return sum(float(m.group(1)) for m in re.finditer(r'^featurestore_reconciles_total\{[^}]*\} (\S+)$', metrics_text, re.M))
 
 
 # --------------------------------------------------------------------------- 7. observability
@@ -512,10 +487,10 @@ def test_observability_metrics_events_and_json_logs(control_plane, featurestore_
             current = list_fs(kube_api, namespace)
             return all(is_ready(current.get(n)) for n in good) and (current["mbad"].get("status") or {}).get("phase") == "Failed"
 
-        wait_for(settled, timeout=90, interval=1, what="3 stores Ready, 1 Failed")
+        wait_for(settled, timeout=150, interval=1, what="3 stores Ready, 1 Failed")
         api.patch_namespaced_custom_object(G, V, namespace, P, "m1", {"spec": {"ui": {"enabled": False}}})  # a prune
-        wait_for(lambda: "pruned Deployment" in op.log_text(), timeout=30, what="prune logged")
-        time.sleep(2)
+        wait_for(lambda: "pruned Deployment" in op.log_text(), timeout=60, what="prune logged")
+        op.wait_reconciles(1)  # the pass that pruned has been counted
 
         families = {f.name: f for f in text_string_to_metric_families(op.metrics())}
         results = {s.labels["result"]: s.value for s in families["featurestore_reconciles"].samples
