@@ -64,7 +64,7 @@ def test_failed_apply_keeps_the_previous_revision_serving(operator, kube_api, ku
     assert second != first and fs["status"]["featureRepo"]["appliedRevision"] == first
     job = fs["status"]["featureRepo"]["job"]
     assert failed["status"] == "False" and f"revision {first} keeps serving" in failed["message"], failed
-    assert job in failed["message"] and second in job, (job, failed["message"])
+    assert job in failed["message"] and second in failed["message"], (job, failed["message"])
     # ... and it does: the feature server is untouched and still ready.
     now = apps.read_namespaced_deployment("repo-feature-server", namespace)
     assert now.metadata.resource_version == server.metadata.resource_version, "the feature server was rewritten"

@@ -21,7 +21,7 @@ NEVER_IMPORTED = ("feast",)
 
 @pytest.mark.parametrize("variable, value, allowed", [
     ("FSO_RESYNC_SECONDS", "5", "greater than or equal to 10"),
-    ("FSO_DEFAULT_PROVIDER", "aws", "'local' or 'gcp'"),
+    ("FSO_DEFAULT_PROVIDER", "aws", "'gcp' or 'local'"),
     ("FSO_GCP_NETWORK", "default", "should match pattern"),
     ("FSO_MAX_CONCURRENT_RECONCILES", "lots", "valid integer"),
 ])
