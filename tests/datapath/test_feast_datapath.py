@@ -26,8 +26,8 @@ What is real here and what stands in:
   to 127.0.0.1 by a hosts file bind-mounted over /etc/hosts in its namespace.
 
 Needs redis-server, fake-gcs-server and ``feast[redis,gcp]`` (the registry-server test also
-feast's ``grpcio`` extra, else it skips naming it); the module skips, naming why, without feast or
-without root/``unshare`` (mount namespaces). Containers bind the host's ports (6566, 8000, 6570):
+feast's ``grpcio`` extra); without feast or root/``unshare`` (mount namespaces) the module skips,
+naming why - and fails under CI (tests/support/prerequisites.py). Containers bind the host's ports (6566, 8000, 6570):
 a taken port fails with a message naming it. ~45 s on an idle 2-CPU machine.
 """
 
