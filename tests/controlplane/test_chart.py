@@ -321,10 +321,13 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
             return (fs.get("status") or {}).get("phase") == "Ready"
 
         explain(proc, ready, timeout=90, interval=1, what=f"phase Ready (log: {proc.log_path})")
-        # Events are posted under the SA (kopf.event -> create events).
-        events = wait_for(lambda: core.list_namespaced_event(store_namespace, field_selector="involvedObject.name=demo").items,
-                          timeout=60, what="Events on the FeatureStore")
-        assert events
+        # Events are posted under the SA (kopf.event -> create events): the store's Ready, from the operator.
+        def ready_event():
+            return [e for e in core.list_namespaced_event(
+                store_namespace, field_selector="involvedObject.name=demo,involvedObject.kind=FeatureStore").items
+                if (e.type, e.reason) == ("Normal", "Ready")]
+
+        explain(proc, lambda: len(ready_event()) == 1, timeout=60, what="one Ready Event on the FeatureStore")
 
         # Pruning under the SA: turning the registry server off deletes its Deployment.
         crd_api.patch_namespaced_custom_object(G, V, store_namespace, P, "demo", {"spec": {"registry": {"server": {"enabled": False}}}})

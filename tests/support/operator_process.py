@@ -55,14 +55,17 @@ class OperatorProcess:
         return [sys.executable, "-m", "featurestore_operator.cli", "run",
                 *(["--standalone"] if self.standalone else []), *self.args]
 
+    def _new_process(self) -> ManagedProcess:
+        # no banner: the log holds only the operator's own (JSON) lines, which tests parse
+        self.process = ManagedProcess("operator", self.command(), self.log_path, env=self._environment(), banner=False)
+        return self.process
+
     def spawn(self) -> ManagedProcess:
         """Start the process without waiting for it (tests of start-up failures)."""
-        self.process = ManagedProcess("operator", self.command(), self.log_path, env=self._environment())
-        return self.process.spawn()
+        return self._new_process().spawn()
 
     def start(self, wait: float = START_TIMEOUT) -> OperatorProcess:
-        self.process = ManagedProcess("operator", self.command(), self.log_path, env=self._environment())
-        self.process.start(self.healthy, timeout=wait, what="healthy (/healthz 200)")
+        self._new_process().start(self.healthy, timeout=wait, what="healthy (/healthz 200)")
         return self
 
     def healthy(self) -> bool:

@@ -54,11 +54,14 @@ def _stop_leftovers() -> None:
 
 class ManagedProcess:
     """One process: ``args`` run with ``env`` (default: this process's environment) in ``cwd``;
-    stdout and stderr appended to ``log_path``."""
+    stdout and stderr appended to ``log_path`` (after a line naming the command, unless ``banner``
+    is False: a log that tests parse holds only what the process wrote)."""
 
     def __init__(self, name: str, args: Sequence[str], log_path: str | os.PathLike[str], *,
-                 env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
+                 banner: bool = True) -> None:
         self.name = name
+        self.banner = banner
         self.args = [str(a) for a in args]
         self.log_path = Path(log_path)
         self.env = dict(os.environ if env is None else env)
@@ -80,8 +83,9 @@ class ManagedProcess:
         # PR_SET_PDEATHSIG fires when the forking *thread* exits: only safe from the main thread.
         main = threading.current_thread() is threading.main_thread() and sys.platform == "linux"
         with self.log_path.open("ab") as log:
-            log.write(f"\n==== {time.strftime('%H:%M:%S')} starting: {' '.join(self.args)}\n".encode())
-            log.flush()
+            if self.banner:
+                log.write(f"\n==== {time.strftime('%H:%M:%S')} starting: {' '.join(self.args)}\n".encode())
+                log.flush()
             self.popen = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                           env=self.env, cwd=self.cwd, start_new_session=True,
                                           preexec_fn=_die_with_parent if main else None)

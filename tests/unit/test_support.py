@@ -1,4 +1,5 @@
-"""The one wait_for of the test suite: retries "not yet", never retries a broken invariant."""
+"""Test support that decides verdicts: the one wait_for (retries "not yet", never a broken invariant)
+and the log check (tolerates only transient client errors it names)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import itertools
 
 import pytest
 
+from tests.support.logs import tracebacks
 from tests.support.waiting import wait_for
 
 
@@ -36,3 +38,11 @@ def test_an_assertion_inside_the_predicate_fails_at_once():
 def test_timeout_names_what_and_the_last_value():
     with pytest.raises(AssertionError, match=r"timed out after 0s waiting for the store Ready; last: KeyError\('phase'\)"):
         wait_for(lambda: {}["phase"], timeout=0.1, interval=0.01, what="the store Ready")
+
+
+def test_tracebacks_tolerate_only_named_transient_client_errors():
+    transient = ('{"message": "Traceback (most recent call last): ... urllib3.exceptions.ProtocolError: '
+                 "('Connection aborted.', RemoteDisconnected('Remote end closed connection'))\"}")
+    crash = '{"message": "Traceback (most recent call last): ... KeyError: \'spec\'"}'
+    unnamed = '{"message": "Traceback (most recent call last): ... urllib3.exceptions.MaxRetryError: refused"}'
+    assert tracebacks("\n".join([transient, crash, unnamed, '{"message": "ok"}'])) == [crash, unnamed]
