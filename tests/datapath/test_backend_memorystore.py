@@ -508,8 +508,8 @@ def test_calls_never_block_the_event_loop():
         out, ticks = asyncio.run(main())
         gaps = [b - a for a, b in zip(ticks, ticks[1:])]
         assert out is not None and fake.count("GetInstance") >= 1
-        assert ticks[-1] - ticks[0] >= delay * 0.9, "the slow answer was not waited for"
-        assert max(gaps) < delay * 0.9, f"the event loop stalled for {max(gaps):.2f}s"
+        assert len(ticks) >= 10 and max(gaps) < delay * 0.9, \
+            f"the event loop stalled during a {delay:.0f}s call: {len(ticks)} ticks, gaps up to {max(gaps, default=0):.2f}s"
 
 
 # --------------------------------------------------------------------------- delete
