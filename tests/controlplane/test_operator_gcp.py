@@ -14,17 +14,16 @@ from kubernetes import client
 
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
+from tests.support.kube import G, OWNER_LABEL, P, V, condition, get_fs
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
-G, V, P = "featurestore.kubeflow.org", "v1alpha1", "featurestores"
-OWNER_LABEL = "featurestore.kubeflow.org/name"
 PROJECT, REGION = "test-project", "us-central1"
 
 
-@pytest.fixture(scope="module")
-def gcp(control_plane, featurestore_crd):
+@pytest.fixture
+def gcp(control_plane, featurestore_crd, namespace):
     with MemorystoreFake(op_delay=0.3) as ms, GcsEmulator() as gcs, GcsBucketOverlay(gcs) as overlay:
         env = {
             "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint,
@@ -34,7 +33,7 @@ def gcp(control_plane, featurestore_crd):
             "FSO_RESYNC_SECONDS": "10",
             **overlay.env(),
         }
-        op = OperatorProcess(control_plane.kubeconfig, env=env).start()
+        op = OperatorProcess(control_plane.kubeconfig, env=env, args=["--namespace", namespace]).start()
         try:
             yield ms, overlay, op
         finally:
@@ -43,17 +42,8 @@ def gcp(control_plane, featurestore_crd):
 
 
 def _instances_of(ms, namespace):
-    """Instances labelled for stores of ``namespace`` (the fake is shared by the module's tests,
-    and a gcp-default operator also picks up stores other modules left behind)."""
+    """Instances labelled for stores of ``namespace``."""
     return [i for i in ms.instances() if dict(i.labels).get("featurestore-namespace") == namespace]
-
-
-def get_fs(api, ns, name):
-    return client.CustomObjectsApi(api).get_namespaced_custom_object(G, V, ns, P, name)
-
-
-def condition(fs, type_):
-    return next((c for c in (fs.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
 
 
 def test_gcp_store_provisions_memorystore_and_bucket(gcp, kube_api, namespace, kubelet):
@@ -62,7 +52,7 @@ def test_gcp_store_provisions_memorystore_and_bucket(gcp, kube_api, namespace, k
         "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "prod"},
         "spec": {"project": "driver_stats", "offlineStore": {"gcs": {"deletionPolicy": "Retain"}}}})
     core = client.CoreV1Api(kube_api)
-    secret = wait_for(lambda: core.read_namespaced_secret("prod-online-store", namespace), timeout=60, what="online Secret")
+    secret = wait_for(lambda: core.read_namespaced_secret("prod-online-store", namespace), timeout=90, what="online Secret")
     password = base64.b64decode(secret.data["password"]).decode()
     ca = base64.b64decode(secret.data["ca.crt"]).decode()
     fs = wait_for(lambda: (f := get_fs(kube_api, namespace, "prod"))["status"].get("endpoints", {}).get("onlineStore") and f,
@@ -89,21 +79,15 @@ def test_gcp_store_provisions_memorystore_and_bucket(gcp, kube_api, namespace, k
     assert fs["metadata"].get("finalizers") == ["featurestore.kubeflow.org/finalizer"], "Memorystore needs cleanup"
 
     wait_for(lambda: kubelet.run(namespace, f"{OWNER_LABEL}=prod") >= 0 and
-             get_fs(kube_api, namespace, "prod")["status"].get("phase") == "Ready", timeout=60, interval=1, what="Ready")
+             get_fs(kube_api, namespace, "prod")["status"].get("phase") == "Ready", timeout=90, interval=1, what="Ready")
     status = get_fs(kube_api, namespace, "prod")["status"]
     assert not status["operations"].get("memorystore"), "no operation left in flight"
 
     # Deletion: the instance goes (Delete is the online default), the bucket stays (Retain).
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(G, V, namespace, P, "prod")
 
-    def gone():
-        try:
-            get_fs(kube_api, namespace, "prod")
-            return False
-        except client.exceptions.ApiException as err:
-            return err.status == 404
-
-    wait_for(gone, timeout=60, interval=0.5, what="FeatureStore deleted (finalizer released)")
+    wait_for(lambda: get_fs(kube_api, namespace, "prod") is None, timeout=90, interval=0.5,
+             what="FeatureStore deleted (finalizer released)")
     assert not _instances_of(ms, namespace), "Memorystore instance deleted"
     assert overlay.client().get_bucket(bucket), "bucket retained"
     creates = [r for r in ms.requests if r.rpc == "CreateInstance" and r.status == 200

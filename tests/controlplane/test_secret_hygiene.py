@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import urllib.error
 
 from kubernetes import client
 
@@ -18,9 +19,9 @@ from tests.support.iam_fake import GcsBucketOverlay
 from tests.support.kubelet import FakeKubelet
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.operator_process import OperatorProcess
+from tests.support.kube import G, P, V, list_fs
 from tests.support.waiting import wait_for
 
-G, V, P = "featurestore.kubeflow.org", "v1alpha1", "featurestores"
 PROJECT, REGION = "test-project", "us-central1"
 USER_PASSWORD = "user-pw-5c1f3b9d2e7a4b60"
 USER_CA = "-----BEGIN CERTIFICATE-----\nMIIBuserCAthatMustNeverLeak0123456789abcdefABCDEF\n-----END CERTIFICATE-----\n"
@@ -33,13 +34,34 @@ def _b64(s: str) -> str:
 def namespaced_resources(cp) -> list[str]:
     """API paths of every namespaced, listable resource the server serves (preferred versions)."""
     paths = []
-    groups = [("/api/v1", "")] + [(f"/apis/{g['preferredVersion']['groupVersion']}", g["name"])
-                                  for g in cp.request("GET", "/apis")["groups"]]
-    for base, _ in groups:
+    groups = ["/api/v1"] + [f"/apis/{g['preferredVersion']['groupVersion']}" for g in cp.request("GET", "/apis")["groups"]]
+    for base in groups:
         for r in cp.request("GET", base).get("resources", []):
             if r.get("namespaced") and "/" not in r["name"] and "list" in r.get("verbs", []):
                 paths.append(f"{base}/namespaces/{{ns}}/{r['name']}")
     return paths
+
+
+def still_served(cp, path: str) -> bool:
+    """Whether discovery still lists the resource of ``path`` (a CRD removed meanwhile is not)."""
+    base, plural = path.split("/namespaces/")[0], path.rsplit("/", 1)[-1]
+    try:
+        return any(r["name"] == plural for r in cp.request("GET", base).get("resources", []))
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return False
+        raise
+
+
+def list_items(cp, path: str) -> list[dict] | None:
+    """Every object of one resource type; None only when the type is genuinely no longer served.
+    Any other failure to list fails the scan: an unlisted type is an unscanned type."""
+    try:
+        return cp.request("GET", path).get("items", [])
+    except urllib.error.HTTPError as err:
+        if err.code == 404 and not still_served(cp, path):
+            return None
+        raise AssertionError(f"cannot list {path} to scan it: HTTP {err.code} {err.reason}") from None
 
 
 def needles(secret: str) -> list[str]:
@@ -77,11 +99,11 @@ def test_no_secret_outside_secrets_anywhere(control_plane, featurestore_crd, kub
                 return all((custom.get_namespaced_custom_object(G, V, namespace, P, n).get("status") or {}).get("phase")
                            == "Ready" for n in stores)
 
-            wait_for(all_ready, timeout=120, interval=1, what="the three stores Ready")
+            wait_for(all_ready, timeout=180, interval=1, what="the three stores Ready")
             # A transition that emits Events with messages: resize the instance, wait for Ready again.
             custom.patch_namespaced_custom_object(G, V, namespace, P, "hyg",
                                                   {"spec": {"onlineStore": {"memorystore": {"memorySizeGb": 2}}}})
-            wait_for(lambda: ms.instances()[0].memory_size_gb == 2 and all_ready(), timeout=90, interval=1,
+            wait_for(lambda: ms.instances()[0].memory_size_gb == 2 and all_ready(), timeout=150, interval=1,
                      what="resized and Ready")
 
             instance = ms.instances()[0]
@@ -98,12 +120,14 @@ def test_no_secret_outside_secrets_anywhere(control_plane, featurestore_crd, kub
 
             scanned, findings = 0, []
             kinds_seen: dict[str, int] = {}
-            for tmpl in namespaced_resources(control_plane):
+            types = namespaced_resources(control_plane)
+            listed = 0
+            for tmpl in types:
                 path = tmpl.format(ns=namespace)
-                try:
-                    items = control_plane.request("GET", path).get("items", [])
-                except Exception:  # noqa: BLE001 - a resource that cannot be listed here (e.g. subresource quirks)
+                items = list_items(control_plane, path)
+                if items is None:
                     continue
+                listed += 1
                 plural = path.rsplit("/", 1)[-1]
                 for item in items:
                     scanned += 1
@@ -126,6 +150,7 @@ def test_no_secret_outside_secrets_anywhere(control_plane, featurestore_crd, kub
                     findings.append(f"{what} in the operator log")
             assert not findings, findings
             assert kinds_seen.get("configmaps") and kinds_seen.get("events") and kinds_seen.get("featurestores")
+            assert listed > 20, f"listed only {listed} of {len(types)} resource types"
             # Per-object log lines are JSON and say which object they are about.
             lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
             assert lines and all("message" in line for line in lines)
@@ -142,10 +167,7 @@ def test_no_secret_outside_secrets_anywhere(control_plane, featurestore_crd, kub
                 except client.exceptions.ApiException:
                     pass
 
-            def gone():
-                return not custom.list_namespaced_custom_object(G, V, namespace, P)["items"]
-
             try:
-                wait_for(gone, timeout=60, interval=1, what="stores deleted")
+                wait_for(lambda: not list_fs(kube_api, namespace), timeout=90, interval=1, what="stores deleted")
             finally:
                 op.stop()

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from tests.support.kube import gone
+from tests.support.prerequisites import missing
+from tests.support.waiting import wait_for
 
 FIELD_MANAGER = "featurestore-operator"
 
@@ -51,16 +54,6 @@ def served_resources(api: client.ApiClient, group_version: str) -> set[str]:
             return set()
         raise
     return {r["name"] for r in doc.get("resources", []) if "/" not in r["name"]}
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
 
 
 # --------------------------------------------------------------------------- CRDs
@@ -126,7 +119,7 @@ def test_featurestore_schema_violation_rejected(kube_api, namespace, featurestor
 
 def test_garbage_collector_deletes_dependents(control_plane, kube_api, namespace):
     if not control_plane.with_controller_manager:
-        pytest.skip("no kube-controller-manager binary (envtest ships none): no GC")
+        missing("no kube-controller-manager binary (envtest ships none): no GC")
     core = client.CoreV1Api(kube_api)
     owner = core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "owner"}, "data": {"k": "v"}})
@@ -137,19 +130,13 @@ def test_garbage_collector_deletes_dependents(control_plane, kube_api, namespace
         "data": {"k": "v"}})
     core.delete_namespaced_config_map("owner", namespace)
 
-    def dependent_gone() -> bool:
-        try:
-            core.read_namespaced_config_map("dependent", namespace)
-            return False
-        except ApiException as exc:
-            return exc.status == 404
-
-    wait_for(dependent_gone, timeout=30, what="GC of the dependent ConfigMap")
+    wait_for(gone(lambda: core.read_namespaced_config_map("dependent", namespace)), timeout=60,
+             what="GC of the dependent ConfigMap")
 
 
 def test_deployment_controller_creates_replicaset(control_plane, kube_api, namespace):
     if not control_plane.with_controller_manager:
-        pytest.skip("no kube-controller-manager binary: no Deployment controller")
+        missing("no kube-controller-manager binary: no Deployment controller")
     apps = client.AppsV1Api(kube_api)
     labels = {"app": "smoke"}
     apps.create_namespaced_deployment(namespace, {
@@ -165,7 +152,7 @@ def test_deployment_controller_creates_replicaset(control_plane, kube_api, names
                     return rs
         return None
 
-    rs = wait_for(owned_replicaset, timeout=30, what="ReplicaSet owned by the Deployment")
+    rs = wait_for(owned_replicaset, timeout=60, what="ReplicaSet owned by the Deployment")
     assert rs.spec.replicas == 1
 
 

@@ -17,15 +17,12 @@ HTTP proxy in front of it (see its docstring). So what is verified here:
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve  # noqa: E402
 from featurestore_operator.backends import naming  # noqa: E402

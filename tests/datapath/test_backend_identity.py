@@ -10,14 +10,11 @@ cluster with Workload Identity).
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve  # noqa: E402
 from featurestore_operator.backends.base import BackendContext, Failed, Ready  # noqa: E402

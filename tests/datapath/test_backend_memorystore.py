@@ -483,28 +483,34 @@ def test_transitional_states_are_pending_with_their_reason(state, reason):
 
 
 def test_calls_never_block_the_event_loop():
-    """Slow API answers (0.4 s each) run in worker threads: the loop keeps ticking meanwhile."""
-    with MemorystoreFake(op_delay=0.05, real_redis=False, delay=0.4, delay_rpcs=["GetInstance"]) as fake:
+    """Slow API answers (1 s each) run in worker threads: the loop keeps ticking meanwhile. A blocked
+    loop shows as a gap of at least the answer's delay between two ticks; a loaded machine delays
+    ticks by far less than that."""
+    delay = 1.0
+    with MemorystoreFake(op_delay=0.05, real_redis=False, delay=delay, delay_rpcs=["GetInstance"]) as fake:
         cfg = config(fake.endpoint)
         fake.precreate(memorystore_instance_id(make_fs(cfg)), labels=owner_labels(make_fs(cfg)))
         loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
 
-        async def main() -> tuple[Any, int]:
-            ticks = 0
+        async def main() -> tuple[Any, list[float]]:
+            ticks: list[float] = []
 
             async def ticker() -> None:
-                nonlocal ticks
                 while True:
+                    ticks.append(time.monotonic())
                     await asyncio.sleep(0.02)
-                    ticks += 1
 
             t = asyncio.create_task(ticker())
+            await asyncio.sleep(0)
             out = await loop.ensure()
             t.cancel()
             return out, ticks
 
         out, ticks = asyncio.run(main())
-        assert out is not None and ticks >= 10
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        assert out is not None and fake.count("GetInstance") >= 1
+        assert len(ticks) >= 10 and max(gaps) < delay * 0.9, \
+            f"the event loop stalled during a {delay:.0f}s call: {len(ticks)} ticks, gaps up to {max(gaps, default=0):.2f}s"
 
 
 # --------------------------------------------------------------------------- delete

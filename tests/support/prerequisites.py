@@ -1,0 +1,40 @@
+"""What a tier needs, and what happens when it is missing: a skip on a developer's machine, a
+failure naming the missing piece under CI (``CI=true``) or ``FSO_REQUIRE_CONTROLPLANE=1`` (set by
+hack/test.sh). kind/Docker (tests/e2e) and real GCP are the only skips CI allows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_CRDS_DIR = REPO_ROOT / "crds"
+SUPPORT_CRDS_DIR = REPO_ROOT / "tests" / "support" / "crds"
+
+
+def truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def required() -> bool:
+    return truthy("CI") or truthy("FSO_REQUIRE_CONTROLPLANE")
+
+
+def missing(what: str, *, module: bool = False) -> NoReturn:
+    """A prerequisite is absent: fail when required, else skip (the test, or the module)."""
+    if required():
+        pytest.fail(f"missing prerequisite (required with CI=true / FSO_REQUIRE_CONTROLPLANE=1): {what}", pytrace=False)
+    pytest.skip(what, allow_module_level=module)
+
+
+def project_crd_files() -> list[Path]:
+    """The project's CRDs (crds/*.yaml)."""
+    return sorted(PROJECT_CRDS_DIR.glob("*.yaml")) + sorted(PROJECT_CRDS_DIR.glob("*.yml"))
+
+
+def support_crd_files() -> list[Path]:
+    """Test-only minimal Kubeflow/Istio CRDs (Profile, PodDefault, AuthorizationPolicy)."""
+    return sorted(SUPPORT_CRDS_DIR.glob("*.yaml"))
