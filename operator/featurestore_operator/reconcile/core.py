@@ -28,6 +28,7 @@ from .events import Event, transitions
 from .kube import Kube
 from .observe import observe_repo, secret_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
+from .secrets import secret_inputs
 from .status import Seen, build_parts, next_status
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns))
     backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))
     fs = fs.model_copy(update={"status": backends.status})
-    want = desired(fs, backends, repo, deps.config, versions, previous)
+    inputs = await secret_inputs(fs, backends, ctx, deps.now())
+    want = desired(fs, backends, repo, deps.config, versions, previous, inputs)
     failures = await apply_desired(deps, fs, want, backends)
 
     def child(kind: str, name: str) -> dict[str, Any] | None:

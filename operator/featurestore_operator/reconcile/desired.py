@@ -12,6 +12,7 @@ from ..render.names import COMPONENT_LABEL, Names, meta
 from .kinds import Key, key
 from .observe import RepoRevision, RepoState
 from .outcomes import BackendResults
+from .secrets import SecretInputs
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,12 @@ class Desired:
         return {key(o) for o in self.objects}
 
 
-def online_secret(fs: FeatureStore, data: dict[str, str]) -> dict[str, Any]:
-    """The FeatureStore's online-store Secret (Redis password, CA) as backends handed it over."""
+def secret(fs: FeatureStore, name: str, component: str, data: dict[str, str]) -> dict[str, Any]:
+    """A Secret the store owns (online store: Redis password and CA; tls: serving CA and key pair)."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": meta(fs, Names(fs).online_secret, "online-store"),
+        "metadata": meta(fs, name, component),
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
     }
@@ -48,6 +49,7 @@ def desired(
     config: OperatorConfig,
     versions: ApiVersions,
     previous: FeatureStoreStatus,
+    inputs: SecretInputs | None = None,
 ) -> Desired:
     """What to apply. A store that served before keeps its workloads and config untouched while a
     backend is in transition (Memorystore maintenance, resize, repair): rewriting the config to
@@ -55,10 +57,13 @@ def desired(
     if not backends.ready and previous.config_hash is not None and previous.endpoints.online_store is not None:
         return Desired(config_hash=previous.config_hash, hold=True)
     source = RepoSource(repo.revision) if isinstance(repo, RepoRevision) else None
-    rendered = render(fs, backends.endpoints, config, versions, source)
+    endpoints = inputs.endpoints if inputs else backends.endpoints
+    rendered = render(fs, endpoints, config, versions, source, inputs.hashes if inputs else None)
     objects = list(rendered.objects)
     if backends.online_secret:
-        objects.insert(0, online_secret(fs, backends.online_secret))
+        objects.insert(0, secret(fs, Names(fs).online_secret, "online-store", backends.online_secret))
+    for name, data in (inputs.secrets(fs) if inputs else {}).items():
+        objects.insert(0, secret(fs, name, "tls", data))
     job = next(
         (
             o["metadata"]["name"]
