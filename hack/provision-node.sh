@@ -187,7 +187,7 @@ if ! node_bins_ok; then
     (
       cd "$tree/.go/src/k8s.io/kubernetes" &&
         env -u GOFLAGS GOPATH="$tree/.go" GOPROXY=off CGO_ENABLED=0 GO111MODULE=off GOCACHE="$FSO_CACHE/k8s/gocache" \
-          KUBE_GIT_VERSION="v$K8S_VERSION" KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR="${K8S_VERSION#1.}" \
+          KUBE_GIT_VERSION="v$K8S_VERSION" KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR="$(echo "$K8S_VERSION" | cut -d. -f2)" \
           KUBE_GIT_TREE_STATE=clean KUBE_GIT_COMMIT="debian-bookworm-$K8S_VERSION" \
           make WHAT="$what" >>"$blog" 2>&1
     ) || { tail -n 40 "$blog" >&2; die "building $what failed"; }

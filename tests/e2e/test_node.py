@@ -38,6 +38,8 @@ def _traces(node: Node) -> list[str]:
     mounts = Path("/proc/mounts").read_text().splitlines()
     found += [f"mount {m.split()[1]}" for m in mounts if str(node.workdir) in m]
     found += [f"process {name} ({p.pid})" for name, p in node._procs.items() if p.poll() is None]
+    shims = subprocess.run(["pgrep", "-af", str(node.sock)], capture_output=True, text=True).stdout
+    found += [f"process {line}" for line in shims.splitlines()]
     return found
 
 

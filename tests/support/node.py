@@ -30,7 +30,14 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
-from tests.support.controlplane import CONTROLLERS, ControlPlane, ControlPlaneError, cache_dir, find_binaries
+from tests.support.controlplane import (
+    CONTROLLERS,
+    ControlPlane,
+    ControlPlaneError,
+    cache_dir,
+    find_binaries,
+    free_port,
+)
 from tests.support.dns_responder import DnsResponder
 
 BRIDGE = "fso0"
@@ -126,7 +133,8 @@ class Node:
     def stop(self) -> None:
         """Tear everything down; each step runs even when an earlier one failed."""
         for step in (self._drain_pods, self._stop_node_procs, self._stop_containers, self._unmount,
-                     self._remove_netns, self._stop_dns, self._stop_control_plane, self._clean_network):
+                     self._remove_netns, self._stop_dns, self._keep_logs, self._stop_control_plane,
+                     self._clean_network):
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - keep tearing down
@@ -134,8 +142,20 @@ class Node:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self._unlock()
 
+    def _keep_logs(self) -> None:
+        """Copy every log of this run to $FSO_CACHE/node/last-run-logs (replaced by the next run)."""
+        keep = node_cache() / "last-run-logs"
+        if not self.workdir.exists():
+            return  # stopped already
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir(parents=True)
+        for name, path in self.logs().items():
+            if path.exists():
+                shutil.copy(path, keep / f"{name}.log")
+
     def logs(self) -> dict[str, Path]:
         found = {name: self.workdir / f"{name}.log" for name in self._procs}
+        found["dnsmasq"] = self.workdir / "dns" / "dnsmasq.log"
         if self.cp:
             found.update(self.cp.logs)
         return found
@@ -290,13 +310,18 @@ state = "{state / 'state'}"
             return conds.get("Ready") == "True"
 
         self._wait("kubelet", ready, 180)
+        # The kubelet registers with the not-ready taint; the node lifecycle controller (not run here:
+        # it would evict pods whenever a heartbeat is late on a loaded machine) lifts it once Ready.
+        self.cp.request("PATCH", f"/api/v1/nodes/{NODE_NAME}", {"spec": {"taints": None}},
+                        content_type="application/merge-patch+json")
 
     def _kube_proxy(self) -> None:
         assert self.cp
         self._spawn("kube-proxy", [
             str(node_cache() / "bin" / "kube-proxy"), f"--kubeconfig={self.cp.kubeconfig}",
             "--proxy-mode=iptables", f"--hostname-override={NODE_NAME}", f"--cluster-cidr={POD_CIDR}",
-            "--conntrack-max-per-core=0", "--healthz-bind-address=127.0.0.1:0", "--metrics-bind-address=127.0.0.1:0",
+            "--conntrack-max-per-core=0", f"--healthz-bind-address=127.0.0.1:{free_port()}",
+            f"--metrics-bind-address=127.0.0.1:{free_port()}",
             "--v=1",
         ])
         # ready once the kubernetes Service (10.96.0.1) has its rules
