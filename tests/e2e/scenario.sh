@@ -245,7 +245,10 @@ spec:
     - {name: tmp, emptyDir: {}}
 YAML
   wait_pod "$1"
-  k logs -n "$NS" "$1" | tee /dev/stderr | grep -q ONLINE-FEATURES-OK || die "$1 did not read the expected features"
+  local out
+  out="$(k logs -n "$NS" "$1")"
+  echo "$out"
+  grep -q ONLINE-FEATURES-OK <<<"$out" || die "$1 did not read the expected features"
 }
 say "a client pod reads online features through $STORE-feature-server.$NS.svc.cluster.local"
 client_pod demo-client

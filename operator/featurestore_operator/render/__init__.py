@@ -68,7 +68,7 @@ def render(
         objects += servers.optional_servers(fs, endpoints, config_hash)
         objects += servers.autoscaling(fs, versions)
         objects += jobs.materialization(fs, endpoints, config_hash, versions)
-        objects += jobs.apply_job(fs, endpoints, config_hash, repo)
+        objects += jobs.apply_job(fs, endpoints, repo)
     objects += kubeflow.pod_default(fs, versions)
     objects += kubeflow.client_config_reader(fs, versions, config)
     objects += kubeflow.access_policy(fs, versions, config.istio)

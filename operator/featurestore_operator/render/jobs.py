@@ -139,10 +139,13 @@ def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
     }
 
 
-def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: RepoSource | None) -> list[dict[str, Any]]:
+def apply_job(fs: FeatureStore, endpoints: Endpoints, repo: RepoSource | None) -> list[dict[str, Any]]:
     """One Job per repo revision running ``feast apply``; a new revision gets a new Job.
 
     A failed apply writes nothing, so the registry keeps serving the last applied revision.
+    The Job is named by the revision alone and a Job's pod template is immutable, so the template
+    carries no config hash: a config-only change must not re-apply it (the API server would answer
+    422 on every pass).
     """
     source = fs.spec.feature_repo
     if source is None or repo is None:
@@ -179,7 +182,7 @@ def apply_job(fs: FeatureStore, endpoints: Endpoints, config_hash: str, repo: Re
                 "backoffLimit": 2,
                 "activeDeadlineSeconds": 1800,
                 "template": {
-                    "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+                    "metadata": {"labels": job_labels, "annotations": dict(NO_SIDECAR)},
                     "spec": pod,
                 },
             },
