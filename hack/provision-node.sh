@@ -203,4 +203,4 @@ fi
 echo "Node (cache: $NODE):"
 for b in kubelet kube-proxy kube-scheduler; do echo "  $b $("$BIN/$b" --version 2>&1 | head -n1)"; done
 for i in pause python-base operator feast redis; do echo "  image $i: $IMAGES/$i.tar (key $(cat "$IMAGES/$i.key"))"; done
-echo "[provision-node] $([ "$cold" = 1 ] && echo cold || echo warm) run done in $(( $(date +%s) - START_TS ))s"
+echo "[provision-node] done in $(( $(date +%s) - START_TS ))s ($([ "$cold" = 1 ] && echo "cold: built what was missing or stale" || echo "warm: everything cached"))"
