@@ -17,6 +17,7 @@
 #                          only feeds the wheel's description)
 #     feast.tar            Dockerfile target `feast-runtime` -> featurestore-feast:e2e
 #                          key: Dockerfile (it pins FEAST_VERSION)
+#                          (both keys include the base image's key: a new base rebuilds both)
 #     redis.tar            the operator's default in-cluster Redis image name (redis:7.2-alpine), made
 #                          from Debian's redis-server: the product's default stays untouched
 # Debian packages: containerd, runc, containernetworking-plugins, buildah, debootstrap, iptables,
@@ -131,13 +132,13 @@ bud() {
     { tail -n 40 "$NODE/buildah/$1.log" >&2; die "building Dockerfile target $1 failed"; }
 }
 operator_key="$(cd "$ROOT" && find operator pyproject.toml Dockerfile .dockerignore -type f \
-  ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | key_of)"
+  ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | cat - <(echo "$base_key") | key_of)"
 if ! fresh operator "$operator_key"; then
   cold=1
   bud operator "$OPERATOR_IMAGE"
   save operator "$operator_key" "$OPERATOR_IMAGE"
 fi
-feast_key="$(cat "$ROOT/Dockerfile" | key_of)"
+feast_key="$( (cat "$ROOT/Dockerfile"; echo "$base_key") | key_of)"
 if ! fresh feast "$feast_key"; then
   cold=1
   bud feast-runtime "$FEAST_IMAGE"
