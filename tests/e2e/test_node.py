@@ -67,8 +67,10 @@ def test_dns_hosts_lines() -> None:
         {"metadata": {"name": "ext", "namespace": "a"}, "spec": {"type": "ExternalName", "externalName": "x.y"}},
     ]
     endpoints = [
-        {"metadata": {"name": "db", "namespace": "a"},
-         "subsets": [{"addresses": [{"ip": "10.244.0.11", "hostname": "db-0"}]}]},
+        {
+            "metadata": {"name": "db", "namespace": "a"},
+            "subsets": [{"addresses": [{"ip": "10.244.0.11", "hostname": "db-0"}]}],
+        },
         {"metadata": {"name": "web", "namespace": "a"}, "subsets": [{"addresses": [{"ip": "10.244.0.12"}]}]},
     ]
     assert hosts_lines(services, endpoints) == [
@@ -87,8 +89,9 @@ def test_scenario_on_node(node: Node, tmp_path: Path) -> None:
     log = tmp_path / "scenario.log"
     started = time.monotonic()
     with log.open("w") as out:
-        proc = subprocess.run(["bash", str(SCENARIO)], stdout=out, stderr=subprocess.STDOUT, env=env,
-                              cwd=HERE.parents[1], timeout=3300)
+        proc = subprocess.run(
+            ["bash", str(SCENARIO)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=HERE.parents[1], timeout=3300
+        )
     text = log.read_text(errors="replace")
     print(text[-6000:])
     print(f"[node] scenario took {time.monotonic() - started:.0f}s")

@@ -62,11 +62,26 @@ class DnsResponder:
         self.hosts.write_text("")
         log = open(self.workdir / "dnsmasq.log", "ab")
         self._proc = subprocess.Popen(
-            ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-             f"--addn-hosts={self.hosts}", f"--listen-address={self.address}", "--bind-interfaces", "--port=53",
-             f"--local=/{DOMAIN}/", f"--pid-file={self.workdir / 'dnsmasq.pid'}", "--user=root", "--log-facility=-",
-             "--cache-size=0"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                f"--addn-hosts={self.hosts}",
+                f"--listen-address={self.address}",
+                "--bind-interfaces",
+                "--port=53",
+                f"--local=/{DOMAIN}/",
+                f"--pid-file={self.workdir / 'dnsmasq.pid'}",
+                "--user=root",
+                "--log-facility=-",
+                "--cache-size=0",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         self._sync()
         self._thread.start()

@@ -132,9 +132,17 @@ class Node:
 
     def stop(self) -> None:
         """Tear everything down; each step runs even when an earlier one failed."""
-        for step in (self._drain_pods, self._stop_node_procs, self._stop_containers, self._unmount,
-                     self._remove_netns, self._stop_dns, self._keep_logs, self._stop_control_plane,
-                     self._clean_network):
+        for step in (
+            self._drain_pods,
+            self._stop_node_procs,
+            self._stop_containers,
+            self._unmount,
+            self._remove_netns,
+            self._stop_dns,
+            self._keep_logs,
+            self._stop_control_plane,
+            self._clean_network,
+        ):
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - keep tearing down
@@ -187,9 +195,14 @@ class Node:
 
     def _control_plane(self) -> None:
         sched = str(node_cache() / "bin" / "kube-scheduler")
-        self.cp = ControlPlane(find_binaries(require_controller_manager=True), bind_address=HOST_IP,
-                               service_cluster_ip_range=SERVICE_CIDR, scheduler=sched, controllers=NODE_CONTROLLERS,
-                               start_timeout=120)
+        self.cp = ControlPlane(
+            find_binaries(require_controller_manager=True),
+            bind_address=HOST_IP,
+            service_cluster_ip_range=SERVICE_CIDR,
+            scheduler=sched,
+            controllers=NODE_CONTROLLERS,
+            start_timeout=120,
+        )
         self.cp.start()
 
     def _dns(self) -> None:
@@ -199,8 +212,9 @@ class Node:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self._procs[name] = proc
         return proc
@@ -233,21 +247,36 @@ class Node:
         cni_conf = self.workdir / "cni"
         state.mkdir()
         cni_conf.mkdir()
-        (cni_conf / "10-fso.conflist").write_text(json.dumps({
-            "cniVersion": "0.4.0", "name": "fso-pods",
-            "plugins": [
-                {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": True, "hairpinMode": True,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_CIDR, "gateway": HOST_IP,
-                                                             "rangeStart": "10.244.0.10"}]],
-                          "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.workdir / "cni-ipam")}},
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ]}))
+        (cni_conf / "10-fso.conflist").write_text(
+            json.dumps(
+                {
+                    "cniVersion": "0.4.0",
+                    "name": "fso-pods",
+                    "plugins": [
+                        {
+                            "type": "bridge",
+                            "bridge": BRIDGE,
+                            "isGateway": True,
+                            "ipMasq": True,
+                            "hairpinMode": True,
+                            "ipam": {
+                                "type": "host-local",
+                                "ranges": [[{"subnet": POD_CIDR, "gateway": HOST_IP, "rangeStart": "10.244.0.10"}]],
+                                "routes": [{"dst": "0.0.0.0/0"}],
+                                "dataDir": str(self.workdir / "cni-ipam"),
+                            },
+                        },
+                        {"type": "portmap", "capabilities": {"portMappings": True}},
+                    ],
+                }
+            )
+        )
         # The root (image content and snapshots) persists in the cache, so images are imported once.
         root = node_cache() / "containerd-root"
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         (state / "config.toml").write_text(f"""version = 2
 root = "{root}"
-state = "{state / 'state'}"
+state = "{state / "state"}"
 [grpc]
   address = "{self.sock}"
 [ttrpc]
@@ -263,7 +292,7 @@ state = "{state / 'state'}"
 [{cri}.containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [{cri}.containerd.runtimes.runc.options]
-  Root = "{state / 'runc'}"
+  Root = "{state / "runc"}"
 [{cri}.cni]
   bin_dir = "/usr/lib/cni"
   conf_dir = "{cni_conf}"
@@ -290,19 +319,39 @@ state = "{state / 'state'}"
         kdir.mkdir()
         resolv = self.workdir / "resolv.conf"
         resolv.write_text(f"nameserver {HOST_IP}\n")
-        self._spawn("kubelet", [
-            str(node_cache() / "bin" / "kubelet"),
-            f"--kubeconfig={self.cp.kubeconfig}", f"--root-dir={kdir}", f"--cert-dir={kdir / 'pki'}",
-            "--container-runtime=remote", f"--container-runtime-endpoint=unix://{self.sock}",
-            "--runtime-request-timeout=10m", "--cgroup-driver=cgroupfs", "--fail-swap-on=false",
-            "--cgroups-per-qos=false", "--enforce-node-allocatable=", "--eviction-hard=",
-            "--image-gc-high-threshold=100", "--image-gc-low-threshold=99",
-            "--pod-infra-container-image=k8s.gcr.io/pause:3.2", f"--hostname-override={NODE_NAME}",
-            f"--node-ip={HOST_IP}", f"--address={HOST_IP}", "--read-only-port=0", "--healthz-port=0",
-            f"--cluster-dns={HOST_IP}", "--cluster-domain=cluster.local", f"--resolv-conf={resolv}",
-            f"--volume-plugin-dir={kdir / 'volume-plugins'}", "--serialize-image-pulls=false",
-            "--authorization-mode=AlwaysAllow", "--anonymous-auth=true", "--v=1",
-        ])
+        self._spawn(
+            "kubelet",
+            [
+                str(node_cache() / "bin" / "kubelet"),
+                f"--kubeconfig={self.cp.kubeconfig}",
+                f"--root-dir={kdir}",
+                f"--cert-dir={kdir / 'pki'}",
+                "--container-runtime=remote",
+                f"--container-runtime-endpoint=unix://{self.sock}",
+                "--runtime-request-timeout=10m",
+                "--cgroup-driver=cgroupfs",
+                "--fail-swap-on=false",
+                "--cgroups-per-qos=false",
+                "--enforce-node-allocatable=",
+                "--eviction-hard=",
+                "--image-gc-high-threshold=100",
+                "--image-gc-low-threshold=99",
+                "--pod-infra-container-image=k8s.gcr.io/pause:3.2",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={HOST_IP}",
+                f"--address={HOST_IP}",
+                "--read-only-port=0",
+                "--healthz-port=0",
+                f"--cluster-dns={HOST_IP}",
+                "--cluster-domain=cluster.local",
+                f"--resolv-conf={resolv}",
+                f"--volume-plugin-dir={kdir / 'volume-plugins'}",
+                "--serialize-image-pulls=false",
+                "--authorization-mode=AlwaysAllow",
+                "--anonymous-auth=true",
+                "--v=1",
+            ],
+        )
 
         def ready() -> bool:
             node = self.cp.request("GET", f"/api/v1/nodes/{NODE_NAME}")  # type: ignore[union-attr]
@@ -312,18 +361,29 @@ state = "{state / 'state'}"
         self._wait("kubelet", ready, 180)
         # The kubelet registers with the not-ready taint; the node lifecycle controller (not run here:
         # it would evict pods whenever a heartbeat is late on a loaded machine) lifts it once Ready.
-        self.cp.request("PATCH", f"/api/v1/nodes/{NODE_NAME}", {"spec": {"taints": None}},
-                        content_type="application/merge-patch+json")
+        self.cp.request(
+            "PATCH",
+            f"/api/v1/nodes/{NODE_NAME}",
+            {"spec": {"taints": None}},
+            content_type="application/merge-patch+json",
+        )
 
     def _kube_proxy(self) -> None:
         assert self.cp
-        self._spawn("kube-proxy", [
-            str(node_cache() / "bin" / "kube-proxy"), f"--kubeconfig={self.cp.kubeconfig}",
-            "--proxy-mode=iptables", f"--hostname-override={NODE_NAME}", f"--cluster-cidr={POD_CIDR}",
-            "--conntrack-max-per-core=0", f"--healthz-bind-address=127.0.0.1:{free_port()}",
-            f"--metrics-bind-address=127.0.0.1:{free_port()}",
-            "--v=1",
-        ])
+        self._spawn(
+            "kube-proxy",
+            [
+                str(node_cache() / "bin" / "kube-proxy"),
+                f"--kubeconfig={self.cp.kubeconfig}",
+                "--proxy-mode=iptables",
+                f"--hostname-override={NODE_NAME}",
+                f"--cluster-cidr={POD_CIDR}",
+                "--conntrack-max-per-core=0",
+                f"--healthz-bind-address=127.0.0.1:{free_port()}",
+                f"--metrics-bind-address=127.0.0.1:{free_port()}",
+                "--v=1",
+            ],
+        )
         # ready once the kubernetes Service (10.96.0.1) has its rules
         self._wait("kube-proxy", lambda: "10.96.0.1/32" in _run("iptables-save", "-t", "nat").stdout, 90)
 
@@ -334,12 +394,21 @@ state = "{state / 'state'}"
             path = self.workdir / "pv" / f"pv{i}"
             path.mkdir(parents=True)
             path.chmod(0o777)
-            self.cp.request("POST", "/api/v1/persistentvolumes", {
-                "apiVersion": "v1", "kind": "PersistentVolume",
-                "metadata": {"name": f"fso-pv{i}", "labels": {"fso-node": "true"}},
-                "spec": {"capacity": {"storage": "50Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
-                         "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(path)}},
-            })
+            self.cp.request(
+                "POST",
+                "/api/v1/persistentvolumes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": f"fso-pv{i}", "labels": {"fso-node": "true"}},
+                    "spec": {
+                        "capacity": {"storage": "50Gi"},
+                        "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                        "persistentVolumeReclaimPolicy": "Retain",
+                        "hostPath": {"path": str(path)},
+                    },
+                },
+            )
 
     # ------------------------------------------------------------------ teardown steps
     def _drain_pods(self) -> None:
@@ -353,8 +422,9 @@ state = "{state / 'state'}"
         for pod in pods:
             meta = pod["metadata"]
             try:
-                self.cp.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                                {"gracePeriodSeconds": 0})
+                self.cp.request(
+                    "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", {"gracePeriodSeconds": 0}
+                )
             except urllib.error.HTTPError:
                 pass
         deadline = time.monotonic() + 60
@@ -430,8 +500,13 @@ state = "{state / 'state'}"
             saved = _run("iptables-save", "-t", table, check=False).stdout
             kept = [line for line in saved.splitlines() if "KUBE-" not in line and "CNI-" not in line]
             if len(kept) != len(saved.splitlines()):
-                subprocess.run(["iptables-restore", "-T", table], input="\n".join(kept) + "\n", text=True,
-                               capture_output=True, timeout=60)
+                subprocess.run(
+                    ["iptables-restore", "-T", table],
+                    input="\n".join(kept) + "\n",
+                    text=True,
+                    capture_output=True,
+                    timeout=60,
+                )
         if self.startup_seconds.get("network") is not None:
             Path("/proc/sys/net/ipv4/ip_forward").write_text(self._ip_forward)
 
