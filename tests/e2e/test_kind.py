@@ -2,11 +2,12 @@
 no cluster.
 
 `test_kind_e2e` runs the script when Docker (with a reachable daemon), kind, kubectl and helm are
-there, and skips naming what is missing otherwise. The other tests keep the script and the
-e2e feature repo honest on machines without Docker: shell syntax (and shellcheck when installed),
-and the feature repo through real Feast against the operator's own rendered feature_store.yaml
-and a real redis-server: apply without data, generate, materialize, read the online values the
-script asserts.
+there, and skips naming what is missing otherwise (the same scenario runs on a node assembled on
+this machine: test_node.py). The other tests keep the scripts and the example feature repo
+(examples/feature-repos/demo.yaml) honest without a cluster: shell syntax (and shellcheck when
+installed), and the feature repo through real Feast against the operator's own rendered
+feature_store.yaml and a real redis-server: apply without data, generate, materialize, read the
+online values the scenario asserts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from tests.support.controlplane import find_tool, tool_path_dirs
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SCRIPT = HERE / "run-kind-e2e.sh"
-REPO = HERE / "feature_repo"
+SCENARIO = HERE / "scenario.sh"
+REPO_CONFIGMAP = ROOT / "examples" / "feature-repos" / "demo.yaml"
 
 
 def _missing_for_kind() -> list[str]:
@@ -68,25 +70,37 @@ def test_kind_e2e(tmp_path):
     assert "[e2e" in text and "PASSED" in text
 
 
-def test_script_syntax():
-    out = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
+@pytest.mark.parametrize("script", [SCRIPT, SCENARIO, ROOT / "hack" / "provision-node.sh"], ids=lambda p: p.name)
+def test_script_syntax(script):
+    out = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert os.access(SCRIPT, os.X_OK), "run-kind-e2e.sh must be executable"
-    text = SCRIPT.read_text()
-    assert "set -euo pipefail" in text
+    assert os.access(script, os.X_OK), f"{script.name} must be executable"
+    text = script.read_text()
+    assert "set -euo pipefail" in text or "set -Eeuo pipefail" in text
     shellcheck = shutil.which("shellcheck")
     if shellcheck:
-        out = subprocess.run([shellcheck, "-S", "warning", str(SCRIPT)], capture_output=True, text=True)
+        out = subprocess.run([shellcheck, "-S", "warning", str(script)], capture_output=True, text=True)
         assert out.returncode == 0, out.stdout
 
 
-def test_example_matches_script():
-    """The script assumes examples/local.yaml's namespace, name and feature repo ConfigMap."""
-    [fs] = [d for d in yaml.safe_load_all((ROOT / "examples" / "local.yaml").read_text()) if d]
+def test_kind_runs_the_shared_scenario():
+    """One copy of the steps: the kind script hands the cluster to scenario.sh."""
     text = SCRIPT.read_text()
+    assert 'bash "$E2E/scenario.sh"' in text
+    assert "upgrade --install" not in text and "examples/local.yaml" not in text
+
+
+def test_example_matches_script():
+    """The scenario assumes examples/local.yaml's namespace, name and feature repo ConfigMap, which
+    examples/feature-repos/demo.yaml ships in the same namespace."""
+    [fs] = [d for d in yaml.safe_load_all((ROOT / "examples" / "local.yaml").read_text()) if d]
+    [cm] = [d for d in yaml.safe_load_all(REPO_CONFIGMAP.read_text()) if d]
+    text = SCENARIO.read_text()
     assert f"NS={fs['metadata']['namespace']}" in text
     assert f"STORE={fs['metadata']['name']}" in text
-    assert fs["spec"]["featureRepo"]["configMap"]["name"] == "demo-feature-repo"
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["namespace"] == fs["metadata"]["namespace"]
+    assert fs["spec"]["featureRepo"]["configMap"]["name"] == cm["metadata"]["name"]
+    assert set(cm["data"]) == {"features.py", "generate_data.py"}
     assert fs["spec"].get("provider", "local") == "local"
 
 
@@ -119,7 +133,10 @@ def test_feature_repo_applies_materializes_and_serves(tmp_path):
     data = tmp_path / "data"
     repo = tmp_path / "repo"
     data.mkdir()
-    shutil.copytree(REPO, repo)
+    repo.mkdir()
+    [cm] = [d for d in yaml.safe_load_all(REPO_CONFIGMAP.read_text()) if d]
+    for name, text in cm["data"].items():
+        (repo / name).write_text(text)
     repo.chmod(0o555)  # mounted read-only from a ConfigMap in the cluster
     with RedisServer(password="e2e-secret") as redis:
         host = yaml.safe_load(fs_yaml)["online_store"]["connection_string"].split(",")[0]

@@ -256,10 +256,17 @@ class ControlPlane:
         controllers: Sequence[str] = CONTROLLERS,
         start_timeout: float = 60.0,
         verbosity: int = 1,
+        bind_address: str = "127.0.0.1",
+        service_cluster_ip_range: str = "10.0.0.0/24",
+        scheduler: Optional[str] = None,
     ):
         """
         :param token_users: extra static token users, ``{"user": ["group", ...]}``;
             their tokens are in ``self.tokens[user]`` after ``start()``.
+        :param bind_address: address the API server binds to and advertises. A non-loopback
+            address (a real node: tests/support/node.py) also turns the endpoint reconciler on, so
+            pods reach the API server as the first IP of ``service_cluster_ip_range``.
+        :param scheduler: path of a kube-scheduler binary to run too (pods get scheduled).
         """
         self.binaries = binaries or find_binaries(require_controller_manager=False)
         self.with_controller_manager = bool(
@@ -274,6 +281,10 @@ class ControlPlane:
             (self.workdir / "owner.pid").write_text(str(os.getpid()))
         self.start_timeout = start_timeout
         self.verbosity = verbosity
+        self.bind_address = bind_address
+        self.service_cluster_ip_range = service_cluster_ip_range
+        self._scheduler_bin = scheduler
+        self._sched: Optional[ManagedProcess] = None
         self._extra_api_args = list(apiserver_args)
         self._extra_kcm_args = list(controller_manager_args)
         self._controllers = list(controllers)
@@ -299,7 +310,7 @@ class ControlPlane:
     # ------------------------------------------------------------------ properties
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.bind_address}:{self.port}"
 
     @property
     def ca_file(self) -> Path:
@@ -324,10 +335,10 @@ class ControlPlane:
 
     @property
     def logs(self) -> Dict[str, Path]:
-        return {p.name: p.log_path for p in (self._etcd, self._api, self._kcm) if p}
+        return {p.name: p.log_path for p in (self._etcd, self._api, self._kcm, self._sched) if p}
 
     def pids(self) -> Dict[str, int]:
-        return {p.name: p.pid for p in (self._etcd, self._api, self._kcm) if p and p.pid and p.alive()}
+        return {p.name: p.pid for p in (self._etcd, self._api, self._kcm, self._sched) if p and p.pid and p.alive()}
 
     def env(self, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         """Environment for subprocesses (kubectl, helm): KUBECONFIG set, tool dirs on PATH."""
@@ -352,6 +363,8 @@ class ControlPlane:
                 if self.with_controller_manager:
                     self._start_with_retries(self._start_controller_manager,
                                              "kube-controller-manager")
+                if self._scheduler_bin:
+                    self._start_with_retries(self._start_scheduler, "kube-scheduler")
             except BaseException:
                 self.stop()
                 raise
@@ -368,7 +381,7 @@ class ControlPlane:
         """Kill the processes (by PID and process group) and remove the temp dir
         (``keep_workdir``: keep the logs, drop the etcd data)."""
         with self._lock:
-            for proc in (self._kcm, self._api, self._etcd):
+            for proc in (self._sched, self._kcm, self._api, self._etcd):
                 if proc:
                     self._kill(proc)
             self._stopped = True
@@ -613,20 +626,22 @@ class ControlPlane:
             self.binaries.kube_apiserver,
             f"--etcd-servers={self.etcd_url}",
             f"--secure-port={self.port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.bind_address}",
+            f"--advertise-address={self.bind_address}",
             f"--cert-dir={w / 'apiserver-certs'}",
             f"--token-auth-file={w / 'tokens.csv'}",
             "--authorization-mode=Node,RBAC",
             f"--service-account-key-file={w / 'sa.pub'}",
             f"--service-account-signing-key-file={w / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={self.service_cluster_ip_range}",
             "--allow-privileged=true",
             # The endpoint reconciler would try to publish 127.0.0.1 as the `kubernetes`
             # Service endpoint, which validation rejects (loopback), logging an error every
-            # 10 s. No in-cluster client exists here, so switch it off.
-            "--endpoint-reconciler-type=none",
+            # 10 s. Without a node no in-cluster client exists, so switch it off then.
+            "--endpoint-reconciler-type=" + ("none" if self.bind_address.startswith("127.") else "lease"),
+            # kubectl logs/exec: reach the kubelet at its node IP
+            "--kubelet-preferred-address-types=InternalIP",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--event-ttl=1h",
@@ -703,6 +718,26 @@ class ControlPlane:
         self.startup_seconds["kube-controller-manager"] = self._wait(
             self._kcm, running, "running controllers"
         )
+
+    # kube-scheduler -------------------------------------------------------
+    def _start_scheduler(self) -> None:
+        assert self._scheduler_bin
+        port = free_port()
+        args = [self._scheduler_bin, f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
+                "--bind-address=127.0.0.1", f"--secure-port={port}", f"--cert-dir={self.workdir / 'sched-certs'}",
+                f"--v={self.verbosity}"]
+        if 0 < self.minor < 23:
+            args.append("--port=0")  # no insecure 10251 listener
+        self._sched = self._process("kube-scheduler", args)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # the scheduler's throwaway self-signed cert
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=insecure, timeout=2) as r:
+                return r.status == 200
+
+        self.startup_seconds["kube-scheduler"] = self._wait(self._sched, healthy, "healthy")
 
     # kubeconfig -----------------------------------------------------------
     def _write_kubeconfig(self, path: str, user: str, token: str) -> None:

@@ -220,6 +220,9 @@ def apply_job(
     """One Job per repo revision running ``feast apply``; a new revision gets a new Job.
 
     A failed apply writes nothing, so the registry keeps serving the last applied revision.
+    The Job is named by the revision alone and a Job's pod template is immutable, so the template
+    carries no config hash: a config-only change must not re-apply it (the API server would answer
+    422 on every pass).
     """
     source = fs.spec.feature_repo
     if source is None or repo is None:
