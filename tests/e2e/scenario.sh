@@ -74,7 +74,7 @@ running() {
 diagnostics() {
   say "diagnostics"
   k get nodes -o wide || true
-  k get featurestores -A -o wide || true
+  k get featurestores.featurestore.kubeflow.org -A -o wide || true
   k describe featurestore "$STORE" -n "$NS" || true
   k get all,pvc,cm,secret -n "$NS" -o wide || true
   k get events -n "$NS" --sort-by=.lastTimestamp | tail -40 || true
