@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .onboarding import OnboardingTemplate
 from .pods import PodDefaults
 from .policy import AdminPolicy, EffectivePolicy, effective
-from .spec import GcpProjectId, GcpRegion, GsaEmail, ImageRef, Provider
+from .spec import GcpNetwork, GcpProjectId, GcpRegion, GsaEmail, ImageRef, Provider
 
 FEAST_VERSION = "0.67.0"
 
@@ -28,9 +28,7 @@ class OperatorConfig(BaseSettings):
     """Default GCP project for FeatureStores on provider gcp."""
     gcp_region: GcpRegion | None = None
     """Default GCP region for Memorystore."""
-    gcp_network: str | None = Field(
-        default=None, pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$"
-    )
+    gcp_network: GcpNetwork | None = None
     """Default authorized VPC network, projects/PROJECT/global/networks/NAME."""
     gcp_service_account: GsaEmail | None = None
     """The operator's own Google service account: never bound to a FeatureStore (admin policy)."""
@@ -73,7 +71,7 @@ class OperatorConfig(BaseSettings):
     max_concurrent_reconciles: int = Field(default=8, ge=1, le=256)
     """Reconcile passes running at the same time (the others wait their turn, first come first
     served). Bounds the operator's memory and the API server's load when many stores change at
-    once (operator start, bulk apply); see bench/README.md."""
+    once (operator start, bulk apply); see README, Benchmarks."""
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Namespaces to watch (comma-separated in FSO_NAMESPACES); empty: all namespaces."""
     istio: bool = True

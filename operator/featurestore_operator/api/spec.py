@@ -60,9 +60,10 @@ DnsSubdomain = Annotated[
         max_length=253,
     ),
 ]
-LabelValue = Annotated[
+#: A VPC network: projects/PROJECT/global/networks/NAME.
+GcpNetwork = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9_-]{0,63}$"),
+    StringConstraints(pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$"),
 ]
 #: An image reference; no whitespace or shell metacharacters.
 ImageRef = Annotated[
@@ -92,15 +93,6 @@ class ResourceRequirements(ApiModel):
     """Minimum resources, e.g. {cpu: 500m, memory: 1Gi}."""
     limits: dict[ResourceName, Quantity] | None = None
     """Maximum resources, e.g. {cpu: "2", memory: 2Gi}. The CPU limit sets the default worker count."""
-
-
-class SecretKeyRef(ApiModel):
-    """A key of a Secret in the FeatureStore's own namespace."""
-
-    name: DnsSubdomain
-    """Name of the Secret (must be in the FeatureStore's namespace)."""
-    key: str = Field(default="password", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
-    """Key within the Secret."""
 
 
 class LocalObjectRef(ApiModel):
@@ -156,10 +148,7 @@ class MemorystoreSpec(ApiModel):
     """Instance memory in GiB (1-300). Can be changed in place."""
     redis_version: Literal["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"] = "REDIS_7_2"
     """Redis engine version. Upgrades are not performed by the operator."""
-    network: str | None = Field(
-        default=None,
-        pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$",
-    )
+    network: GcpNetwork | None = None
     """Authorized VPC network, projects/PROJECT/global/networks/NAME. Default: the operator's
     gcpNetwork. Immutable after creation."""
     connect_mode: ConnectMode = ConnectMode.PRIVATE_SERVICE_ACCESS
@@ -242,10 +231,6 @@ class OnlineStoreSpec(ApiModel):
                 + (f" (got {', '.join(chosen)})" if chosen else "")
             )
         return self
-
-    @property
-    def kind(self) -> str:
-        return "memorystore" if self.memorystore else "inCluster" if self.in_cluster else "external"
 
 
 # --- offline store ---------------------------------------------------------------------------
