@@ -82,6 +82,7 @@ def kubectl(kubectl_bin: str, control_plane, args: list[str], tmp_path: Path) ->
 def runnable(cmd: DocCommand, namespace: str) -> list[str]:
     # the docs' placeholders and sample names -> this test's objects
     text = cmd.text.replace("<namespace>", namespace).replace("team-a", namespace)
+    text = text.replace("kubeflow-user-example-com", namespace)  # the examples' profile namespace
     tokens = [t.replace("NAME", "demo").replace("driver-stats", "demo") for t in shlex.split(text)[1:]]
     if not {"-n", "--namespace", "-A", "--all-namespaces"} & set(tokens) and cmd.verb != "explain":
         tokens += ["-n", namespace]

@@ -61,7 +61,9 @@ def test_a_config_change_after_a_feature_repo_apply_returns_to_ready(control_pla
                                                                      namespace):
     core = client.CoreV1Api(kube_api)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "repo"}, "data": {"features.py": "x = 1\n"}})
-    with OperatorProcess(control_plane.kubeconfig, args=["--namespace", namespace]) as op:
+    # the admin allows the image the test switches to (by default only the operator's own images are)
+    policy = '{"allowedImagePrefixes": ["example.com/"]}'
+    with OperatorProcess(control_plane.kubeconfig, env={"FSO_POLICY": policy}, args=["--namespace", namespace]) as op:
         client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
             G, V, namespace, P, manifest("wedge", featureRepo={"configMap": {"name": "repo"}}))
         before = converge(kube_api, namespace, "wedge", jobs=True)

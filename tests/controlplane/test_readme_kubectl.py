@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from tests.controlplane.test_operator import G, P, V, fs_manifest, get_fs, make_ready
+from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -53,13 +54,20 @@ def team_a(kube_api):
         core.delete_namespace("team-a")
 
 
-def test_readme_sample_matches_a_real_run(operator, crd_api, kubelet, team_a, kubectl_bin):
+@pytest.fixture
+def team_a_operator(control_plane, featurestore_crd, team_a):
+    """The operator watching the README's namespace."""
+    with OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", team_a]) as op:
+        yield op
+
+
+def test_readme_sample_matches_a_real_run(team_a_operator, crd_api, kubelet, team_a, kubectl_bin):
     namespace = team_a
     crd_api.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("driver-stats"))
     wait_for(
         lambda: (
             make_ready(kubelet, namespace, "driver-stats") >= 0
-            and get_fs(crd_api, namespace, "driver-stats").get("status", {}).get("phase") == "Ready"
+            and get_fs(crd_api.api_client, namespace, "driver-stats").get("status", {}).get("phase") == "Ready"
         ),
         timeout=90,
         interval=1,

@@ -27,6 +27,20 @@ Key = tuple[str, str]
 MAX_BACKOFF = 60.0
 
 
+#: written by kubectl/server-side apply, never read by a pass: not kept for 1000s of stores
+_UNREAD_METADATA = ("managedFields",)
+_UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def slim_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The FeatureStore as a pass reads it, without the bookkeeping the API server and kubectl add
+    (managedFields grow with every status write; kubectl keeps a copy of the whole object)."""
+    meta = {k: v for k, v in body["metadata"].items() if k not in _UNREAD_METADATA}
+    if meta.get("annotations"):
+        meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k not in _UNREAD_ANNOTATIONS}
+    return {**body, "metadata": meta}
+
+
 class Workers:
     def __init__(self, deps: Callable[[dict[str, Any]], Deps], *, resync: float, concurrency: int):
         self._deps = deps
@@ -47,7 +61,7 @@ class Workers:
         if event_type == "DELETED":
             self.forget(key)
             return
-        self.bodies[key] = copy.deepcopy(body)
+        self.bodies[key] = slim_body(body)
         changed = self.generations.get(key) != meta.get("generation") or meta.get("deletionTimestamp")
         self.generations[key] = meta.get("generation")
         if key not in self.tasks or self.tasks[key].done():

@@ -14,7 +14,7 @@ T = ConditionType
 Status = Literal["True", "False", "Unknown"]
 #: Parts whose readiness makes the store Ready. Kubeflow is an optional integration: it is
 #: reported, but a cluster without Kubeflow (kind, plain GKE) still gets a Ready store.
-READY_PARTS = [T.ONLINE_STORE, T.OFFLINE_STORE, T.REGISTRY, T.FEATURE_SERVER, T.MATERIALIZATION, T.FEATURE_REPO]
+READY_PARTS = [T.SPEC, T.ONLINE_STORE, T.OFFLINE_STORE, T.REGISTRY, T.FEATURE_SERVER, T.MATERIALIZATION, T.FEATURE_REPO]
 
 
 @dataclass(frozen=True)
