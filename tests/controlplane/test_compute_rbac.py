@@ -160,6 +160,9 @@ def _apply(kube_api, objects: list[dict[str, Any]]) -> None:
 
     dyn = dynamic.DynamicClient(kube_api)
     for obj in objects:
+        # No ownerReference: the store these were rendered for does not exist, and the garbage
+        # collector would delete them while the test uses them (RBAC is what is tested here).
+        obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}}
         res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         res.server_side_apply(
             body=obj,
