@@ -23,6 +23,7 @@ import random
 import time
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
