@@ -82,9 +82,9 @@ def test_dns_hosts_lines() -> None:
 
 @pytest.mark.timeout(3600)
 @pytest.mark.xfail(strict=False, reason=(
-    "found in the last CI run of the merged main (2026-11-30): the materialization pod could not resolve "
-    "the in-cluster Redis Service name (EAI_AGAIN) although the branch passed 4 runs before the merge; "
-    "under investigation - see the session note"))
+    "flaky under the full suite's load (2026-11-30): once the materialization pod could not resolve the "
+    "in-cluster Redis Service name (EAI_AGAIN); alone it passes - the scenario must wait for the DNS record "
+    "or retry the Job (see the session note)"))
 def test_scenario_on_node(node: Node, tmp_path: Path) -> None:
     """helm install -> examples/local.yaml Ready -> pods -> materialize -> client pod reads features
     through cluster DNS -> config roll-out -> deletion removes everything (scenario.sh)."""
