@@ -121,24 +121,10 @@ class OperatorConfig(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _policy_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("policy_file"):
-            path = Path(data["policy_file"])
-            try:
-                data = {**data, "policy": path.read_text()}
-            except OSError as err:
-                raise ValueError(f"cannot read policy_file {path}: {err.strerror}") from None
-        return data
-
-    @model_validator(mode="before")
-    @classmethod
-    def _template_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("onboarding_template_file"):
-            path = Path(data["onboarding_template_file"])
-            try:
-                data = {**data, "onboarding_template": path.read_text()}
-            except OSError as err:
-                raise ValueError(f"cannot read onboarding_template_file {path}: {err.strerror}") from None
+    def _files(cls, data: Any) -> Any:
+        """FSO_POLICY_FILE / FSO_ONBOARDING_TEMPLATE_FILE: read the setting from a (mounted) file."""
+        for field in ("policy", "onboarding_template"):
+            data = _from_file(data, field)
         return data
 
     @field_validator("onboarding_template", "policy", mode="before")
@@ -180,3 +166,14 @@ class OperatorConfig(BaseSettings):
         if isinstance(v, str):
             return [n.strip() for n in v.split(",") if n.strip()]
         return v
+
+
+def _from_file(data: Any, field: str) -> Any:
+    """``data`` with ``field`` read from the file ``<field>_file`` names, when it names one."""
+    if not (isinstance(data, dict) and data.get(f"{field}_file")):
+        return data
+    path = Path(data[f"{field}_file"])
+    try:
+        return {**data, field: path.read_text()}
+    except OSError as err:
+        raise ValueError(f"cannot read {field}_file {path}: {err.strerror}") from None
