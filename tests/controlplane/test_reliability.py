@@ -520,3 +520,44 @@ def test_observability_metrics_events_and_json_logs(control_plane, featurestore_
               f"stores by phase {phases}; {len(events)} Events; {len(parsed)} JSON log lines, {len(about)} about a store")
     finally:
         cleanup(op, kube_api, namespace)
+
+
+
+def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(control_plane, featurestore_crd, kube_api,
+                                                                            namespace):
+    """The interleaving behind the crash test's orphan (store c00, created while the operator was
+    down and deleted right after it started): kube-apiserver's DELETE decides "no finalizers, delete
+    at once" on the object it read, and its storage delete does not look at finalizers again
+    (k8s.io/apiserver registry Store.Delete -> etcd3 conditionalDelete, 1.20). A finalizer patched in
+    between is answered 200 and deleted with the object: the operator, told the finalizer is on,
+    creates the instance of a store that is already gone, and nothing ever finalized it. Emulated
+    here deterministically: once the instance is being created, the finalizer is removed by someone
+    else and the store deleted. The cloud resources must still go (by their deterministic names,
+    checked against the owner labels), and a kept (Retain) bucket must stay."""
+    api = crd(kube_api)
+    with MemorystoreFake(op_delay=1.0, real_redis=False, seed=1) as ms, GcsEmulator() as gcs, \
+            GcsBucketOverlay(gcs) as overlay:
+        op = OperatorProcess(control_plane.kubeconfig, env=gcp_env(ms, overlay), args=["--namespace", namespace]).start()
+        try:
+            api.create_namespaced_custom_object(G, V, namespace, P, gcp_manifest("gone"))
+            kept = manifest("kept", onlineStore={"memorystore": {"memorySizeGb": 1}},
+                            offlineStore={"gcs": {"deletionPolicy": "Retain"}})
+            api.create_namespaced_custom_object(G, V, namespace, P, kept)
+            wait_for(lambda: {"gone", "kept"} <= set(instances_by_owner(ms)), timeout=60, interval=0.2,
+                     what="both instances being created")
+            wait_for(lambda: {"gone", "kept"} <= set(buckets_by_owner(overlay)), timeout=60, interval=0.2,
+                     what="both buckets created")
+            for name in ("gone", "kept"):
+                api.patch_namespaced_custom_object(G, V, namespace, P, name, {"metadata": {"finalizers": None}})
+                api.delete_namespaced_custom_object(G, V, namespace, P, name)
+            wait_for(lambda: not list_fs(kube_api, namespace), timeout=30, interval=0.2, what="both stores gone")
+            try:
+                wait_for(lambda: not instances_by_owner(ms) and set(buckets_by_owner(overlay)) == {"kept"},
+                         timeout=90, interval=0.5, what="the instances and the Delete bucket deleted")
+            except AssertionError as err:
+                raise AssertionError(f"{err}: instances={dict(instances_by_owner(ms))} "
+                                     f"buckets={dict(buckets_by_owner(overlay))}\n{op.log_text()[-4000:]}") from None
+            assert "cleaning up from its last known spec" in op.log_text()
+            assert op.alive()
+        finally:
+            cleanup(op, kube_api, namespace)

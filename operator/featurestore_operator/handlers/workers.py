@@ -1,6 +1,7 @@
 """One worker task per FeatureStore: runs the level-triggered pass whenever something changed (the
 store, a child, a backend asked to be looked at again) and at least every resync period; cleans up
-when the store is deleted.
+when the store is deleted, and after it when it vanished without its finalizer being honoured
+(``reconcile.finalize.clean_up_vanished``: its last body is kept until its cloud resources are gone).
 
 The tasks are ours (not kopf daemons), so kopf adds no finalizer of its own and a restart of kopf's
 watch (``handlers.main``) leaves them running: kopf only hands over the latest body and wakes them.
@@ -16,10 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import store_metrics
-from ..api import API_VERSION, FeatureStoreStatus
+from ..api import API_VERSION, FINALIZER, FeatureStoreStatus
 from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
 from ..reconcile.core import Deps, Result, reconcile
-from ..reconcile.finalize import finalize
+from ..reconcile.finalize import clean_up_vanished, finalize
 from ..reconcile.kube import ApiError
 
 log = logging.getLogger(__name__)
@@ -53,22 +54,34 @@ class Workers:
         self.wakeups: dict[Key, asyncio.Event] = {}
         self.tasks: dict[Key, asyncio.Task[None]] = {}
         self.phases: dict[Key, str] = {}
+        #: stores gone without our finalize having completed: their last body, until cleaned up
+        self.vanished: dict[Key, dict[str, Any]] = {}
+        #: stores seen with our finalizer (cloud resources may exist), and those our finalize completed
+        self.guarded: set[Key] = set()
+        self.finalized: set[Key] = set()
 
     # -- fed by the FeatureStore watch and the children's watches -------------------------------
     def observe(self, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         if event_type == "DELETED":
-            self.forget(key)
+            self.forget(key, body)
             return
         self.bodies[key] = slim_body(body)
+        if _guarded(body):
+            self.guarded.add(key)
         changed = self.generations.get(key) != meta.get("generation") or meta.get("deletionTimestamp")
         self.generations[key] = meta.get("generation")
-        if key not in self.tasks or self.tasks[key].done():
-            self.wakeups[key] = asyncio.Event()
-            self.tasks[key] = asyncio.create_task(self._run(key), name=f"featurestore {key[0]}/{key[1]}")
-        elif changed:
+        if not self._start(key) and changed:
             self.wake(*key)
+
+    def _start(self, key: Key) -> bool:
+        """Start the store's worker unless it runs; True when started."""
+        if key in self.tasks and not self.tasks[key].done():
+            return False
+        self.wakeups[key] = asyncio.Event()
+        self.tasks[key] = asyncio.create_task(self._run(key), name=f"featurestore {key[0]}/{key[1]}")
+        return True
 
     def wake(self, namespace: str, name: str) -> None:
         event = self.wakeups.get((namespace, name))
@@ -79,12 +92,22 @@ class Workers:
         for event in self.wakeups.values():
             event.set()
 
-    def forget(self, key: Key) -> None:
+    def forget(self, key: Key, last: dict[str, Any] | None = None) -> None:
+        """The store is gone; ``last``: its last body (default: the one kept). Unless our finalize
+        completed, that body is kept for ``clean_up_vanished``."""
+        last = last if last is not None else self.bodies.get(key)
         store_metrics.forget(*key)
         self.bodies.pop(key, None)
         self.generations.pop(key, None)
         self._set_phase(key, None)
-        self.wake(*key)  # lets its worker notice and exit
+        guarded = key in self.guarded or (last is not None and _guarded(last))
+        self.guarded.discard(key)
+        if key in self.finalized:
+            self.finalized.discard(key)
+        elif guarded and last is not None:
+            self.vanished[key] = slim_body(last)
+            self._start(key)
+        self.wake(*key)  # lets its worker notice (and exit, or clean up)
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -95,7 +118,7 @@ class Workers:
     async def _run(self, key: Key) -> None:
         backoff = 1.0
         try:
-            while key in self.bodies:
+            while key in self.bodies or key in self.vanished:
                 self.wakeups[key].clear()
                 delay, backoff = await self._pass(key, backoff)
                 if delay is None:
@@ -105,30 +128,35 @@ class Workers:
                 except TimeoutError:
                     pass
         finally:
-            if key not in self.bodies:
+            if key not in self.bodies and key not in self.vanished:
                 self.wakeups.pop(key, None)
 
     async def _pass(self, key: Key, backoff: float) -> tuple[float | None, float]:
         """One pass; returns (seconds until the next one or None to stop, next backoff)."""
         async with self.slots:
-            body = self.bodies.get(key)
+            vanished = key in self.vanished
+            body = self.vanished[key] if vanished else self.bodies.get(key)
             if body is None:
                 return None, backoff
             body = copy.deepcopy(body)
             deps = self._deps(body)
             started = time.perf_counter()
             try:
+                if vanished:
+                    return await self._clean_up(key, deps, body), 1.0
                 if body["metadata"].get("deletionTimestamp"):
                     done = await finalize(deps, body)
                     RECONCILES.labels("deleting").inc()
+                    if done.done:
+                        self._finalized(key, body)
                     return (None if done.done else done.retry_after), 1.0
                 result = await reconcile(deps, body)
                 self._record(key, body, result)
                 return (result.requeue_after or self.resync), 1.0
             except ApiError as err:
                 if err.gone and not await self._exists(deps, key):
-                    self.forget(key)
-                    return None, backoff
+                    self.forget(key, body)  # this pass's body: what it did (finalizer, records) included
+                    return (0.0 if key in self.vanished else None), backoff
                 if err.namespace_terminating:  # the store goes with its namespace; its deletion wakes us
                     log.info("%s/%s: namespace is being deleted", *key)
                     return self.resync, backoff
@@ -139,6 +167,22 @@ class Workers:
                 RECONCILE_SECONDS.observe(time.perf_counter() - started)
             RECONCILES.labels("error").inc()
             return backoff, min(backoff * 2, MAX_BACKOFF)
+
+    async def _clean_up(self, key: Key, deps: Deps, body: dict[str, Any]) -> float | None:
+        done = await clean_up_vanished(deps, body)
+        RECONCILES.labels("deleting").inc()
+        if not done.done:
+            self.vanished[key] = body  # with the operation names this attempt recorded
+            return done.retry_after
+        self.vanished.pop(key, None)
+        return 0.0 if key in self.bodies else None  # a new store of that name: reconcile it now
+
+    def _finalized(self, key: Key, body: dict[str, Any]) -> None:
+        gone = self.vanished.get(key)
+        if gone is not None and gone["metadata"].get("uid") == body["metadata"].get("uid"):
+            del self.vanished[key]  # its DELETED event came first: nothing is left to clean up
+        else:
+            self.finalized.add(key)
 
     def _record(self, key: Key, body: dict[str, Any], result: Result) -> None:
         RECONCILES.labels(result.phase or "unknown").inc()
@@ -157,3 +201,7 @@ class Workers:
         if phase:
             self.phases[key] = phase
             STORES.labels(phase).inc()
+
+
+def _guarded(body: dict[str, Any]) -> bool:
+    return FINALIZER in (body["metadata"].get("finalizers") or [])

@@ -84,7 +84,12 @@ async def write_status(deps: Deps, body: dict[str, Any], status: FeatureStoreSta
 async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -> bool:
     """Cloud resources are created only under our finalizer, so a crash right after a create and a
     deletion while the operator is down cannot orphan them. Only stores whose backends need cleanup
-    get it. False: not added (the object changed since it was read; the next pass sees the new one)."""
+    get it. False: not added (the object changed since it was read; the next pass sees the new one).
+
+    A DELETE racing the patch can still remove the object with the finalizer just added
+    (kube-apiserver checks finalizers on the object it read, not again when it deletes): the store
+    is read once more before anything is created, and a store that vanishes anyway is cleaned up by
+    ``finalize.clean_up_vanished``."""
     meta = body["metadata"]
     if FINALIZER in (meta.get("finalizers") or []):
         return True
@@ -97,7 +102,7 @@ async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
         return False
     meta["finalizers"] = result["metadata"].get("finalizers")
     meta["resourceVersion"] = result["metadata"]["resourceVersion"]
-    return True
+    return await deps.kube.get("FeatureStore", API_VERSION, meta["namespace"], meta["name"]) is not None
 
 
 async def publish(

@@ -1,9 +1,18 @@
 """Deletion: run each backend's delete per its deletion policy, then drop our finalizer. Owned
-objects go by garbage collection (ownerReferences)."""
+objects go by garbage collection (ownerReferences).
+
+A store can also vanish without our finalizer ever being honoured: kube-apiserver's DELETE decides
+"no finalizers: delete at once" on the object it read and its storage delete does not check again
+(k8s.io/apiserver ``Store.Delete`` -> etcd3 ``conditionalDelete``), so a finalizer patched in
+between is answered 200 and deleted with the object; or someone removed the finalizer by hand.
+:func:`clean_up_vanished` then deletes the cloud resources from the last body the operator saw:
+by their deterministic names, each backend checking the owner labels (this uid only) and the
+deletion policy as in a normal deletion."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +53,41 @@ async def finalize(deps: Deps, body: dict[str, Any]) -> Finalized:
     if fs is None:
         await _drop_finalizer(deps, body)
         return Finalized(True, "spec invalid and nothing recorded in status: nothing to clean up")
-    result = await _delete_backends(deps, fs, body)
+    result = await _delete_backends(deps, fs, body, lambda status: write_status(deps, body, status))
     if result.done:
         await _drop_finalizer(deps, body)
         deps.applier.forget_owner(fs.metadata.namespace, fs.metadata.name)
     return result
 
 
-async def _delete_backends(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -> Finalized:
+async def clean_up_vanished(deps: Deps, body: dict[str, Any]) -> Finalized:
+    """Clean up after a FeatureStore that is gone although it was not finalized; ``body`` is the last
+    one seen, its status kept up to date here (operation names) for the next attempt."""
+    fs = _parsed(body, deps) or recorded_store(body)
+    if fs is None or not any(b.needs_cleanup(fs) for _, b in all_backends(deps.backends, fs)):
+        return Finalized(True, "no cloud resources to clean up")
+    meta = body["metadata"]
+    if fs.status.phase is not Phase.DELETING:  # first attempt (later ones carry the phase set below)
+        log.warning(
+            "%s/%s (uid %s) was deleted without its clean-up (finalizer bypassed); cleaning up from its "
+            "last known spec",
+            meta["namespace"],
+            meta["name"],
+            meta.get("uid"),
+        )
+
+    async def keep(status: FeatureStoreStatus) -> None:
+        body["status"] = status.model_dump(mode="json", by_alias=True)
+
+    result = await _delete_backends(deps, fs, body, keep)
+    if result.done:
+        log.info("%s/%s: cloud resources of the deleted store cleaned up", meta["namespace"], meta["name"])
+    return result
+
+
+async def _delete_backends(
+    deps: Deps, fs: FeatureStore, body: dict[str, Any], save: Callable[[FeatureStoreStatus], Awaitable[None]]
+) -> Finalized:
     ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, fs.metadata.namespace))
     status = FeatureStoreStatus.model_validate(body.get("status") or {}).model_copy(update={"phase": Phase.DELETING})
     pending: list[str] = []
@@ -66,7 +102,7 @@ async def _delete_backends(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
         if not result.done:
             pending.append(result.message or type(backend).__name__)
             retry = min(retry, result.retry_after)
-    await write_status(deps, body, status)
+    await save(status)
     if pending:
         return Finalized(False, "; ".join(pending), retry)
     return Finalized(True, "backends cleaned up")
