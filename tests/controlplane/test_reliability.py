@@ -23,7 +23,6 @@ import random
 import time
 from pathlib import Path
 
-import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -137,10 +136,6 @@ def delete_all_and_wait(kube_api, ns: str, names, timeout: float = 120) -> None:
 # --------------------------------------------------------------------------- 1. crash safety
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "regression found while merging the new core (2026-11-30): after SIGKILLs, a store deleted while "
-    "the operator was down can leave its Memorystore instance behind (its finalizer was not found at "
-    "deletion); being investigated - see the session note"))
 def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api, namespace):
     stores = int(os.environ.get("FSO_CRASH_STORES", "30"))
     kills = int(os.environ.get("FSO_CRASH_KILLS", "20"))
