@@ -15,6 +15,12 @@ from ..api import FeatureStore
 from .tls import CA_CERT, CA_KEY, CA_VALIDITY, CERT_VALIDITY, RENEW_BEFORE, TLS_CERT, TLS_KEY, dns_names
 
 
+def _common_name(text: str) -> x509.NameAttribute:
+    """X.509 caps a CN at 64 characters (cryptography raises beyond), and a Service's full name in a
+    long namespace exceeds it; clients verify the subjectAltNames, which carry every name in full."""
+    return x509.NameAttribute(NameOID.COMMON_NAME, text[:64])
+
+
 def pem_key(key: ec.EllipticCurvePrivateKey) -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -27,9 +33,7 @@ def pem_cert(cert: x509.Certificate) -> str:
 
 def new_ca(fs: FeatureStore, now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, f"{fs.metadata.namespace}/{fs.metadata.name} feast CA")]
-    )
+    subject = x509.Name([_common_name(f"{fs.metadata.namespace}/{fs.metadata.name} feast CA")])
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -65,7 +69,7 @@ def new_server_cert(
     names = dns_names(fs)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[-1])]))
+        .subject_name(x509.Name([_common_name(names[-1])]))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
