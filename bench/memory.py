@@ -45,9 +45,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--namespaces", type=int, default=10)
     ap.add_argument("--resync", type=int, default=60, help="operator resync period (s) for the steady-state reading")
+    ap.add_argument("--src", metavar="DIR", help="run the operator from this source root instead (DIR/featurestore_operator, "
+                    "e.g. the operator/ folder of another commit: before/after figures)")
     args = ap.parse_args()
     log(f"machine: {machine()}")
-    log(f"\n== P3 memory: operator RSS with up to {args.n} FeatureStores ({args.namespaces} namespaces)")
+    log(f"\n== P3 memory: operator RSS with up to {args.n} FeatureStores ({args.namespaces} namespaces)"
+        + (f", operator from {args.src}" if args.src else ""))
     cp = start_control_plane()
     api = api_client(cp, pool=64)
     op = kubelet = ready = None
@@ -55,7 +58,8 @@ def main() -> int:
         namespaces = [f"p3-{i}" for i in range(args.namespaces)]
         for ns in namespaces:
             create_namespace(api, ns)
-        op = start_operator(cp, {"FSO_RESYNC_SECONDS": str(args.resync)})
+        src = {"PYTHONPATH": str(Path(args.src).resolve())} if args.src else {}
+        op = start_operator(cp, {"FSO_RESYNC_SECONDS": str(args.resync), **src})
         kubelet = KubeletLoop(api, None, workers=6).start()
         crd = client.CustomObjectsApi(api)
         ready = Tracker(crd.list_cluster_custom_object, (G, V, P), fs_ready).start()

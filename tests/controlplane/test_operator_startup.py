@@ -64,3 +64,30 @@ def test_operator_process_never_imports_feast_or_the_kubernetes_client(control_p
     modules = imported_top_level(op.log_text())
     assert {"kopf", "featurestore_operator", "pydantic"} <= modules, sorted(modules)  # the check sees imports
     assert not modules & set(NEVER_IMPORTED), sorted(modules & set(NEVER_IMPORTED))
+
+
+def test_cryptography_is_imported_only_once_a_store_asks_for_tls(control_plane, featurestore_crd, kube_api, kubelet, namespace):
+    """`cryptography` (~8 MiB resident, bench/memory.py) is imported lazily (backends/certs.py):
+    not for stores without TLS, and still there, working, when a store with TLS arrives."""
+    op = OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10", "PYTHONPROFILEIMPORTTIME": "1"},
+                         args=["--namespace", namespace]).start()
+    core = client.CoreV1Api(kube_api)
+    try:
+        custom = client.CustomObjectsApi(kube_api)
+        custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("plain", provider="local"))
+        wait_for(lambda: (get_fs(kube_api, namespace, "plain").get("status") or {}).get("phase"),
+                 timeout=120, interval=1, what="the store without TLS reconciled")
+        op.wait_reconciles(2)
+        before = imported_top_level(op.log_text())
+        custom.create_namespaced_custom_object(G, V, namespace, P,
+                                               fs_manifest("secure", provider="local", tls={"enabled": True}))
+
+        def tls_secret() -> bool:
+            names = {s.metadata.name: s for s in core.list_namespaced_secret(namespace).items}
+            return "secure-feast-tls" in names and "ca.crt" in (names["secure-feast-tls"].data or {})
+
+        wait_for(tls_secret, timeout=120, interval=1, what="the TLS store's certificate Secret")
+    finally:
+        op.stop()
+    assert "featurestore_operator" in before and "cryptography" not in before, sorted(before)
+    assert "cryptography" in imported_top_level(op.log_text())

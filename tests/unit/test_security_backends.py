@@ -41,6 +41,24 @@ def test_serving_tls_is_none_when_off_and_stable_when_on():
     assert again == first
 
 
+def test_serving_tls_in_a_long_namespace_keeps_full_names_in_the_certificate():
+    """X.509 caps a CN at 64 characters; a Service's full name in a 63-character namespace is
+    longer (the pass failed with ValueError on every resync). The SANs keep every name in full."""
+    from cryptography import x509
+
+    doc = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
+           "metadata": {"name": "s" * 40, "namespace": "n" * 63, "uid": "u1"},
+           "spec": {"project": "p", "provider": "local", "tls": {"enabled": True}}}
+    fs = parse_featurestore(doc)
+    fs = fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
+    material = asyncio.run(tls_backend.ensure_serving(fs, _ctx({}), NOW))
+    assert material is not None
+    cert = x509.load_pem_x509_certificate(material.data["tls.crt"].encode())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sorted(sans) == sorted(tls_backend.dns_names(fs)) and max(map(len, sans)) > 64
+    assert asyncio.run(tls_backend.ensure_serving(fs, _ctx({tls_backend.secret_name(fs): material.data}), NOW)) == material
+
+
 def _feature_server_digest(fs, endpoints, secrets) -> str:
     hashes = asyncio.run(rotation_backend.secret_hashes(fs, endpoints, _ctx(secrets)))
     assert all(v not in str(hashes) for data in secrets.values() for v in data.values())

@@ -29,6 +29,10 @@ def desired_hash(obj: dict[str, Any]) -> str:
 
 #: metadata fields reconcile reads from cached objects (conditions, prune, run order)
 _META = ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp", "deletionTimestamp")
+#: of those, the ones many objects share (interned: one copy each); the others are unique per
+#: object, and interning them would only grow the interpreter's table of interned strings (~5 MiB
+#: at 1000 stores: bench/memory.py)
+_SHARED_META = frozenset({"namespace"})
 #: status fields reconcile reads, by kind (conditions.py); other kinds keep no status
 _STATUS = {
     "Deployment": ("observedGeneration", "replicas", "availableReplicas", "conditions"),
@@ -39,7 +43,8 @@ _STATUS = {
 
 
 def _str(v: Any) -> Any:
-    # the same label keys and values, kinds and API versions repeat in every object: one copy each
+    # the same label keys and values, kinds, API versions, owner uids and condition reasons repeat
+    # in many objects: one copy each
     return sys.intern(v) if isinstance(v, str) else v
 
 
@@ -55,10 +60,11 @@ def slim(obj: dict[str, Any], keep_data: bool = False) -> dict[str, Any]:
     Memory: full objects were ~270 KB of Python objects per FeatureStore (14 children,
     managedFields alone ~45% of their JSON); metadata without managedFields plus whole status
     still ~65 KB (bench/memory.py with tracemalloc). Strings that repeat across objects are
-    interned, and nothing refers back into ``obj``, so the parsed answer can be freed whole."""
+    interned (strings unique to one object are not: see ``_SHARED_META``), and no container refers
+    back into ``obj``, so the parsed answer's dicts and lists can be freed."""
     meta = obj.get("metadata") or {}
     kind = obj.get("kind")
-    small: dict[str, Any] = {k: _str(meta[k]) for k in _META if k in meta}
+    small: dict[str, Any] = {k: _str(meta[k]) if k in _SHARED_META else meta[k] for k in _META if k in meta}
     if meta.get("labels"):
         small["labels"] = {sys.intern(k): _str(v) for k, v in meta["labels"].items()}
     if meta.get("ownerReferences"):
