@@ -10,6 +10,8 @@ iptables chains, no network namespace, mount or process of ours.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dns_responder import hosts_lines
+from tests.support.controlplane import free_port
+from tests.support.dns_responder import PROBE_NAME, DnsResponder, hosts_lines
 from tests.support.node import BRIDGE, Node, missing_parts
+from tests.support.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = HERE / "scenario.sh"
@@ -43,14 +47,17 @@ def _traces(node: Node) -> list[str]:
     return found
 
 
+def _missing(message: str) -> None:
+    if os.environ.get("FSO_REQUIRE_CONTROLPLANE") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
 def node() -> Iterator[Node]:
     missing = missing_parts()
     if missing:
-        message = "run hack/provision-node.sh (hack/test.sh does): missing " + ", ".join(missing)
-        if os.environ.get("FSO_REQUIRE_CONTROLPLANE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing("run hack/provision-node.sh (hack/test.sh does): missing " + ", ".join(missing))
     started = time.monotonic()
     n = Node().start()
     print(f"[node] started in {time.monotonic() - started:.0f}s: {n.startup_seconds}")
@@ -80,11 +87,33 @@ def test_dns_hosts_lines() -> None:
     ]
 
 
+def test_dns_responder_answers_from_the_start_survives_a_kill_and_follows_services(tmp_path: Path) -> None:
+    """A real dnsmasq fed by an instant in-memory API: the first reload comes at once, as under load.
+    (The old start sent it a SIGHUP within microseconds of exec, which killed it silently.)"""
+    if not shutil.which("dnsmasq"):
+        _missing("run hack/provision-node.sh (hack/test.sh does): missing dnsmasq")
+    services = [{"metadata": {"name": "kubernetes", "namespace": "default"}, "spec": {"clusterIP": "10.96.0.1"}}]
+
+    def request(method: str, path: str) -> dict[str, object]:
+        return {"items": services if path.endswith("/services") else []}
+
+    dns = DnsResponder("127.0.0.1", tmp_path, request, port=free_port())
+    dns.start()
+    try:
+        assert dns.answers(PROBE_NAME) == ["10.96.0.1"]
+        assert dns.answers("nothing.default.svc.cluster.local") == []
+        services.append({"metadata": {"name": "web", "namespace": "a"}, "spec": {"clusterIP": "10.96.0.20"}})
+        wait_for(lambda: dns.answers("web.a.svc.cluster.local") == ["10.96.0.20"], timeout=30, what="a new Service")
+        assert dns._proc
+        dns._proc.send_signal(signal.SIGKILL)
+        wait_for(lambda: dns.errors, timeout=30, what="the death noticed")
+        wait_for(lambda: dns.answers("web.a.svc.cluster.local") == ["10.96.0.20"], timeout=60, what="restarted")
+        assert [e for e in dns.errors if "restarted" in e] == dns.errors, dns.errors
+    finally:
+        dns.stop()
+
+
 @pytest.mark.timeout(3600)
-@pytest.mark.xfail(strict=False, reason=(
-    "flaky under the full suite's load (2026-11-30): once the materialization pod could not resolve the "
-    "in-cluster Redis Service name (EAI_AGAIN); alone it passes - the scenario must wait for the DNS record "
-    "or retry the Job (see the session note)"))
 def test_scenario_on_node(node: Node, tmp_path: Path) -> None:
     """helm install -> examples/local.yaml Ready -> pods -> materialize -> client pod reads features
     through cluster DNS -> config roll-out -> deletion removes everything (scenario.sh)."""
@@ -101,3 +130,4 @@ def test_scenario_on_node(node: Node, tmp_path: Path) -> None:
     print(f"[node] scenario took {time.monotonic() - started:.0f}s")
     assert proc.returncode == 0, "scenario.sh failed; last lines:\n" + "\n".join(text.splitlines()[-120:])
     assert "ONLINE-FEATURES-OK" in text and "[e2e" in text and "PASSED" in text
+    assert node.dns and not [e for e in node.dns.errors if "dnsmasq" in e], f"cluster DNS died: {node.dns.errors}"
