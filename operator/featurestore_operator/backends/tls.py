@@ -14,14 +14,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from ..api import FeatureStore
 from ..render.inputs import ServingTls
 from ..render.names import Names
 from .base import BackendContext
+from .certificates import Issuer, Key, issue, new_key, pem_cert, pem_key
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
 CA_VALIDITY = dt.timedelta(days=3650)
@@ -51,77 +50,27 @@ class TlsMaterial:
     serving: ServingTls
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def _pem_cert(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _new_ca(fs: FeatureStore, now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, f"{fs.metadata.namespace}/{fs.metadata.name} feast CA")]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+def _new_ca(fs: FeatureStore, now: dt.datetime) -> tuple[Key, x509.Certificate]:
+    key = new_key()
+    cn = f"{fs.metadata.namespace}/{fs.metadata.name} feast CA"
+    return key, issue(key, cn, now=now, validity=CA_VALIDITY, ca=True)
 
 
 def _new_server_cert(
-    fs: FeatureStore, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, now: dt.datetime
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
+    fs: FeatureStore, ca_key: Key, ca: x509.Certificate, now: dt.datetime
+) -> tuple[Key, x509.Certificate]:
+    key = new_key()
     names = dns_names(fs)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[-1])]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + CERT_VALIDITY)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
+    return key, issue(key, names[-1], now=now, validity=CERT_VALIDITY, names=names, issuer=Issuer(ca_key, ca.subject))
 
 
-def _load_ca(data: dict[str, str], now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None:
+def _load_ca(data: dict[str, str], now: dt.datetime) -> tuple[Key, x509.Certificate] | None:
     try:
         key = serialization.load_pem_private_key(data[CA_KEY].encode(), password=None)
         cert = x509.load_pem_x509_certificate(data[CA_CERT].encode())
     except (KeyError, ValueError):
         return None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or cert.not_valid_after_utc - now < RENEW_BEFORE:
+    if not isinstance(key, Key) or cert.not_valid_after_utc - now < RENEW_BEFORE:
         return None
     return key, cert
 
@@ -148,12 +97,12 @@ def ensure(fs: FeatureStore, current: dict[str, str] | None, now: dt.datetime) -
     loaded = _load_ca(data, now)
     if loaded is None:
         ca_key, ca = _new_ca(fs, now)
-        data = {CA_KEY: _pem_key(ca_key), CA_CERT: _pem_cert(ca)}
+        data = {CA_KEY: pem_key(ca_key), CA_CERT: pem_cert(ca)}
     else:
         ca_key, ca = loaded
     if not _server_cert_valid(fs, data, ca, now):
         key, cert = _new_server_cert(fs, ca_key, ca, now)
-        data.update({TLS_KEY: _pem_key(key), TLS_CERT: _pem_cert(cert)})
+        data.update({TLS_KEY: pem_key(key), TLS_CERT: pem_cert(cert)})
     return TlsMaterial(data, ServingTls(secret=secret_name(fs), ca_pem=data[CA_CERT]))
 
 
