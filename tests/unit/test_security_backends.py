@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from cryptography import x509
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends import rotation as rotation_backend
 from featurestore_operator.backends import tls as tls_backend
@@ -39,6 +40,19 @@ def test_serving_tls_is_none_when_off_and_stable_when_on():
     assert first is not None and first.serving.secret == "sec-feast-tls"
     again = asyncio.run(tls_backend.ensure_serving(fs, _ctx({"sec-feast-tls": first.data}), NOW))
     assert again == first
+
+
+def test_serving_tls_for_the_longest_names():
+    """A 63-character namespace and store name: the SANs hold every Service name, the pass does not crash."""
+    doc = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
+           "metadata": {"name": "s" * 40, "namespace": "n" * 63, "uid": "u1"},
+           "spec": {"project": "p", "provider": "local", "tls": {"enabled": True}}}
+    fs = parse_featurestore(doc)
+    fs = fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
+    material = tls_backend.ensure(fs, None, NOW)
+    cert = x509.load_pem_x509_certificate(material.data["tls.crt"].encode())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sorted(sans) == sorted(tls_backend.dns_names(fs))
 
 
 def _feature_server_digest(fs, endpoints, secrets) -> str:

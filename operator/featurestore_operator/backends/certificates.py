@@ -16,6 +16,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 Key = ec.EllipticCurvePrivateKey
 #: Certificates start a little in the past: clocks of clients may lag.
 BACKDATE = dt.timedelta(minutes=5)
+#: X.509's upper bound of a common name. Clients match the SANs; the CN is a label only, cut to fit
+#: (a 63-character namespace and store name made an unbounded CN crash the pass).
+CN_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def issue(
     """A certificate for ``key``: a CA (``ca``), a server certificate for ``names`` (DNS names or IP
     addresses), or both (a self-signed server certificate that is its own CA). Without ``issuer`` it
     is self-signed."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:CN_MAX])])
     signer = issuer or Issuer(key, subject)
     builder = (
         x509.CertificateBuilder()
