@@ -12,6 +12,7 @@ from featurestore_operator.backends import tls as tls_backend
 from featurestore_operator.backends.base import BackendContext
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.render import render
+from featurestore_operator.render import tls as render_tls
 from featurestore_operator.render.names import Names
 from featurestore_operator.render.rotation import SECRETS_HASH_ANNOTATION
 
@@ -19,9 +20,12 @@ NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 
 
 def _fs(**spec):
-    doc = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-           "metadata": {"name": "sec", "namespace": "team", "uid": "u1"},
-           "spec": {"project": "p", "provider": "local", **spec}}
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "sec", "namespace": "team", "uid": "u1"},
+        "spec": {"project": "p", "provider": "local", **spec},
+    }
     fs = parse_featurestore(doc)
     return fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
 
@@ -44,15 +48,18 @@ def test_serving_tls_is_none_when_off_and_stable_when_on():
 
 def test_serving_tls_for_the_longest_names():
     """A 63-character namespace and store name: the SANs hold every Service name, the pass does not crash."""
-    doc = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-           "metadata": {"name": "s" * 40, "namespace": "n" * 63, "uid": "u1"},
-           "spec": {"project": "p", "provider": "local", "tls": {"enabled": True}}}
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "s" * 40, "namespace": "n" * 63, "uid": "u1"},
+        "spec": {"project": "p", "provider": "local", "tls": {"enabled": True}},
+    }
     fs = parse_featurestore(doc)
     fs = fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
     material = tls_backend.ensure(fs, None, NOW)
     cert = x509.load_pem_x509_certificate(material.data["tls.crt"].encode())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    assert sorted(sans) == sorted(tls_backend.dns_names(fs))
+    assert sorted(sans) == sorted(render_tls.dns_names(fs))
 
 
 def _feature_server_digest(fs, endpoints, secrets) -> str:
