@@ -11,9 +11,9 @@ import json
 from kubernetes import client
 
 from tests.support.kube import G, P, V, fs_manifest
+from tests.support.rollout import ANNOTATION, rolled_once
 from tests.support.waiting import wait_for
 
-ANNOTATION = "featurestore.kubeflow.org/secrets-hash"
 PASSWORDS = ("rotation-pw-one-7d1c0a", "rotation-pw-two-94be3f")
 
 
@@ -27,21 +27,6 @@ def _redis_secret(password: str) -> dict[str, str]:
 
 def _template_text(dep: client.V1Deployment) -> str:
     return json.dumps(client.ApiClient().sanitize_for_serialization(dep.spec.template))
-
-
-def _rolled_once(operator, apps, namespace: str, name: str, generation: int, old_hash: str) -> client.V1Deployment:
-    """Wait for generation + 1 with a new digest, then two more passes (one of them a resync): still + 1."""
-    def rolled() -> client.V1Deployment | None:
-        dep = apps.read_namespaced_deployment(name, namespace)
-        return dep if dep.metadata.generation > generation else None
-
-    dep = wait_for(rolled, timeout=90, interval=0.5, what=f"{name} rolled")
-    assert dep.metadata.generation == generation + 1, "the change rolled the Deployment more than once"
-    assert dep.spec.template.metadata.annotations[ANNOTATION] != old_hash
-    operator.wait_reconciles(2)
-    again = apps.read_namespaced_deployment(name, namespace)
-    assert again.metadata.generation == generation + 1, "a later pass or resync rolled the Deployment again"
-    return again
 
 
 def test_rotated_redis_and_tls_secrets_roll_the_feature_server_once(operator, kube_api, namespace):
@@ -58,13 +43,13 @@ def test_rotated_redis_and_tls_secrets_roll_the_feature_server_once(operator, ku
 
     # 1. The Redis AUTH string is rotated in the user's Secret.
     core.patch_namespaced_secret("shared-redis", namespace, {"data": _redis_secret(PASSWORDS[1])})
-    dep = _rolled_once(operator, apps, namespace, name, generation, digest)
+    dep = rolled_once(operator, apps, namespace, name, generation, digest)
     generation, digest = dep.metadata.generation, dep.spec.template.metadata.annotations[ANNOTATION]
 
     # 2. The serving TLS Secret (CA and key pair) is replaced: deleted, the operator issues a new CA.
     old_ca = core.read_namespaced_secret("rot-feast-tls", namespace).data["ca.crt"]
     core.delete_namespaced_secret("rot-feast-tls", namespace)
-    dep = _rolled_once(operator, apps, namespace, name, generation, digest)
+    dep = rolled_once(operator, apps, namespace, name, generation, digest)
     tls = core.read_namespaced_secret("rot-feast-tls", namespace).data
     assert tls["ca.crt"] != old_ca
 
