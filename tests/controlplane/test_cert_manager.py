@@ -10,11 +10,10 @@ tests/datapath/test_cert_manager_tls.py."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 
-from featurestore_operator.backends.certificates import Issuer, issue, new_key, pem_cert, pem_key
 from kubernetes import client
 
+from tests.support.issuer import TestIssuer
 from tests.support.kube import G, P, V, condition, fs_manifest, get_fs
 from tests.support.operator_process import OperatorProcess
 from tests.support.rollout import ANNOTATION, rolled_once
@@ -24,21 +23,8 @@ ISSUER = "ClusterIssuer/test-ca"
 COMPONENT = "app.kubernetes.io/component"
 
 
-class TestCa:
-    """What cert-manager's CA issuer does with a Certificate: sign its dnsNames, write the Secret."""
-
-    def __init__(self) -> None:
-        self.key = new_key()
-        now = dt.datetime.now(dt.UTC)
-        self.cert = issue(self.key, "test cluster issuer", now=now, validity=dt.timedelta(days=30), ca=True)
-
-    def secret_data(self, certificate: dict) -> dict[str, str]:
-        key = new_key()
-        names = certificate["spec"]["dnsNames"]
-        cert = issue(key, names[0], now=dt.datetime.now(dt.UTC), validity=dt.timedelta(days=1), names=names,
-                     issuer=Issuer(self.key, self.cert.subject))
-        data = {"tls.crt": pem_cert(cert), "tls.key": pem_key(key), "ca.crt": pem_cert(self.cert)}
-        return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+def _b64(data: dict[str, str]) -> dict[str, str]:
+    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
 
 
 def test_servers_get_their_certificate_from_cert_manager(control_plane, featurestore_crd, kube_api, namespace):
@@ -64,15 +50,16 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         assert not servers.items
 
         # The issuer writes the Secret: servers mount it, clients get the issuer's CA.
-        ca = TestCa()
+        ca = TestIssuer()
+        issued = _b64(ca.secret_data(spec["dnsNames"]))
         core.create_namespaced_secret(namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="cm-feast-cert"), type="kubernetes.io/tls", data=ca.secret_data(cert)))
+            metadata=client.V1ObjectMeta(name="cm-feast-cert"), type="kubernetes.io/tls", data=issued))
         dep = wait_for(lambda: apps.read_namespaced_deployment("cm-feature-server", namespace), timeout=90,
                        what="feature server Deployment after issuance")
         volumes = {v.name: v for v in dep.spec.template.spec.volumes}
         assert volumes["serving-tls"].secret.secret_name == "cm-feast-cert"
         client_cm = core.read_namespaced_config_map("cm-feast-client", namespace)
-        assert client_cm.data["ca.crt"] == pem_cert(ca.cert)
+        assert client_cm.data["ca.crt"] == ca.ca_pem
         assert "https://" in client_cm.data["feature_store.yaml"]
         assert not core.list_namespaced_secret(namespace, field_selector="metadata.name=cm-feast-tls").items, \
             "the operator kept its own CA although cert-manager was chosen"
@@ -81,5 +68,5 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         operator.wait_reconciles(2)
         dep = apps.read_namespaced_deployment("cm-feature-server", namespace)
         generation, digest = dep.metadata.generation, dep.spec.template.metadata.annotations[ANNOTATION]
-        core.patch_namespaced_secret("cm-feast-cert", namespace, {"data": ca.secret_data(cert)})
+        core.patch_namespaced_secret("cm-feast-cert", namespace, {"data": _b64(ca.secret_data(spec["dnsNames"]))})
         rolled_once(operator, apps, namespace, "cm-feature-server", generation, digest)
