@@ -165,6 +165,15 @@ def test_byo_can_be_disabled() -> None:
     assert [f for f, _ in found] == ["spec.offlineStore.gcs.existingBucket"]
 
 
+def test_authz_can_be_required() -> None:
+    config = OperatorConfig.model_validate({**CONFIG.model_dump(), "policy": {"authz": {"required": True}}})
+    found = problems({}, config=config)
+    assert [f for f, _ in found] == ["spec.authz.type"]
+    assert "authz.required" in found[0][1] and "kubernetes" in found[0][1]
+    assert problems({"authz": {"type": "kubernetes"}}, config=config) == []
+    assert problems({}) == []  # the default policy leaves spec.authz to the user
+
+
 def test_immutable_changes() -> None:
     old = store({"onlineStore": {"memorystore": {"tier": "BASIC"}}})
     new = store(

@@ -115,6 +115,11 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: ["security.istio.io"]
   resources: ["authorizationpolicies"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+#   cert-manager Certificate of the Feast servers (spec.tls with tls.issuer; optional CRD). cert-manager
+#   writes the Secret; the operator only reads it (the Secret rule above).
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 {{- if .Values.compute.enabled }}
 # spec.compute (render/compute.py): a RoleBinding "<name>-feast-compute" per store binding the
 # compute KSA to one of the two ClusterRoles below, in the store's namespace only. `bind` on

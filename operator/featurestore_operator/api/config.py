@@ -53,6 +53,11 @@ class OperatorConfig(BaseSettings):
     """NAMESPACE/NAME of the webhook Service (clientConfig.service). None: clientConfig.url of webhook_host."""
     webhook_cert_dir: Path | None = None
     """Directory with tls.crt, tls.key and ca.crt (cert-manager); None: a self-signed certificate."""
+    tls_issuer: str | None = Field(
+        default=None, pattern=r"^(Issuer|ClusterIssuer)/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$"
+    )
+    """cert-manager issuer of the Feast servers' certificates (spec.tls), KIND/NAME with KIND Issuer (in
+    each store's namespace) or ClusterIssuer. None: a per-store CA kept by the operator."""
     memorystore_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
     """Override of the Memorystore API endpoint (tests and private endpoints). http:// uses anonymous credentials."""
     iam_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$|^[^\s/:]+(:[0-9]+)?$")

@@ -10,7 +10,8 @@ field is hostile input; the policy bounds what the operator does on its behalf:
   gserviceaccount.com``); the operator's own GSA never; no GSA at all on provider local;
 * cost: Memorystore tiers and size, replicas of every server;
 * images: allowed prefixes (the operator's configured images are always allowed);
-* namespaces where no FeatureStore may live (system namespaces).
+* namespaces where no FeatureStore may live (system namespaces);
+* Feast authorization: whether every store must authenticate its callers (``authz.required``).
 
 :func:`check` is the one place these rules are applied; the admission webhook, the ``validate``
 CLI and the operator's reconcile all call it, on the spec *resolved* against the operator config.
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from .base import ApiModel
-from .spec import MemorystoreTier, Provider
+from .spec import AuthzType, MemorystoreTier, Provider
 
 if TYPE_CHECKING:
     from .resource import FeatureStore
@@ -38,6 +39,14 @@ DEFAULT_SERVICE_ACCOUNT_PATTERN = "feast-{namespace}@{project}.iam.gserviceaccou
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 Problem = tuple[str, str]
+
+
+class AuthzPolicy(ApiModel):
+    """Feast authorization the admin demands of every store."""
+
+    required: bool = False
+    """Refuse stores with spec.authz.type none: on a cluster shared by teams, every Feast server
+    then checks who calls it (network policies alone admit every pod of the namespace)."""
 
 
 class AdminPolicy(ApiModel):
@@ -70,6 +79,8 @@ class AdminPolicy(ApiModel):
     """Namespaces (* wildcards) where FeatureStores are refused (system namespaces)."""
     allow_byo: bool = True
     """Allow existingBucket/existingInstance (bring your own), still within the projects above."""
+    authz: AuthzPolicy = Field(default_factory=AuthzPolicy)
+    """Feast authorization every store must use."""
 
 
 class EffectivePolicy(ApiModel):
@@ -86,6 +97,7 @@ class EffectivePolicy(ApiModel):
     image_prefixes: list[str]
     excluded_namespaces: list[str]
     allow_byo: bool
+    authz_required: bool
 
 
 def effective(
@@ -117,6 +129,7 @@ def effective(
         image_prefixes=[*images, *policy.allowed_image_prefixes],
         excluded_namespaces=policy.excluded_namespaces,
         allow_byo=policy.allow_byo,
+        authz_required=policy.authz.required,
     )
 
 
@@ -297,9 +310,24 @@ def _byo(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     return problems
 
 
+def _authz(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+    if not policy.authz_required or fs.spec.authz.type is not AuthzType.NONE:
+        return []
+    return [
+        (
+            "spec.authz.type",
+            "the admin policy requires Feast authorization on every store (authz.required); set spec.authz.type "
+            "to kubernetes (callers present their ServiceAccount token) or oidc",
+        )
+    ]
+
+
+RULES = (_namespace, _placement, _identity, _ceilings, _images, _byo, _authz)
+
+
 def check(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     """Every way ``fs`` (its spec resolved against the operator config) breaks ``policy``; [] when none."""
-    return [p for rule in (_namespace, _placement, _identity, _ceilings, _images, _byo) for p in rule(fs, policy)]
+    return [p for rule in RULES for p in rule(fs, policy)]
 
 
 def immutable_changes(old: FeatureStore, new: FeatureStore) -> list[Problem]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from ..api import FeatureStore
+from ..api import FeatureStore, OperatorConfig
+from ..render import tls as render_tls
 from ..render.inputs import ServingTls
-from ..render.names import Names
 from .base import BackendContext
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
@@ -28,27 +28,19 @@ def secret_name(fs: FeatureStore) -> str:
     return f"{fs.metadata.name}-feast-tls"
 
 
-def dns_names(fs: FeatureStore) -> list[str]:
-    """Every name a client may use for any of the store's servers."""
-    names = Names(fs)
-    ns = fs.metadata.namespace
-    out: list[str] = []
-    for svc in (names.feature_server, names.registry_server, names.offline_server, names.ui):
-        out += [svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", names.svc_host(svc)]
-    return out
-
-
 @dataclass(frozen=True)
 class TlsMaterial:
     """What :func:`ensure` decided: the Secret's data and the render input."""
 
-    data: dict[str, str]
-    serving: ServingTls
+    #: what the operator's Secret must hold (None: cert-manager writes the Secret)
+    data: dict[str, str] | None
+    #: None while cert-manager has not issued the certificate yet
+    serving: ServingTls | None
 
 
 def ensure(fs: FeatureStore, current: dict[str, str] | None, now: dt.datetime) -> TlsMaterial:
     """The Secret data the store needs (``current`` when still good) and the render input."""
-    from . import certs  # cryptography: only in a process that serves a store with TLS
+    from . import certs  # cryptography (~8 MiB resident): only in a process that serves a store with TLS
 
     data = dict(current or {})
     loaded = certs.load_ca(data, now)
@@ -63,9 +55,19 @@ def ensure(fs: FeatureStore, current: dict[str, str] | None, now: dt.datetime) -
     return TlsMaterial(data, ServingTls(secret=secret_name(fs), ca_pem=data[CA_CERT]))
 
 
+def issued(fs: FeatureStore, config: OperatorConfig, current: dict[str, str] | None) -> TlsMaterial:
+    """cert-manager's Secret, read only: serving once it holds a key pair; clients get its ca.crt."""
+    name = render_tls.secret_name(fs, config)
+    if not current or not current.get(TLS_CERT) or not current.get(TLS_KEY):
+        return TlsMaterial(None, None)
+    return TlsMaterial(None, ServingTls(secret=name, ca_pem=current.get(CA_CERT, "")))
+
+
 async def ensure_serving(fs: FeatureStore, ctx: BackendContext, now: dt.datetime) -> TlsMaterial | None:
     """What reconcile calls each pass: None when ``spec.tls`` is off, else the material (apply
-    ``data`` as Secret :func:`secret_name`, pass ``serving`` as ``Endpoints.serving_tls``)."""
+    ``data``, when set, as Secret :func:`secret_name`; pass ``serving`` as ``Endpoints.serving_tls``)."""
     if not fs.spec.tls.enabled:
         return None
+    if ctx.config.tls_issuer:
+        return issued(fs, ctx.config, await ctx.get_secret(render_tls.secret_name(fs, ctx.config)))
     return ensure(fs, await ctx.get_secret(secret_name(fs)), now)

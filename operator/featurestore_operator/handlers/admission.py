@@ -23,7 +23,6 @@ refuses writes meanwhile, but an admin may delete the configuration) or bypassed
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 import tempfile
 from collections.abc import AsyncIterator
@@ -40,7 +39,7 @@ log = logging.getLogger(__name__)
 #: Name of the ValidatingWebhookConfiguration kopf manages (cluster-scoped).
 WEBHOOK_CONFIGURATION = f"{PLURAL}.{GROUP}"
 SERVICE_PORT = 443
-CERT_DAYS = 3650
+CERT_VALIDITY = dt.timedelta(days=3650)
 
 
 def register(config: OperatorConfig) -> None:
@@ -87,38 +86,14 @@ def hostnames(config: OperatorConfig) -> list[str]:
 
 def self_signed(names: list[str], directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate (its own CA) for ``names``; returns (certfile, keyfile)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from ..backends.certificates import issue, new_key, pem_cert, pem_key
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    sans: list[x509.GeneralName] = []
-    for n in names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            sans.append(x509.DNSName(n))
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    key = new_key()
+    cert = issue(key, names[0], now=dt.datetime.now(dt.UTC), validity=CERT_VALIDITY, names=names, ca=True)
     certfile, keyfile = directory / "tls.crt", directory / "tls.key"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    certfile.write_text(pem_cert(cert))
     keyfile.touch(mode=0o600)
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    keyfile.write_text(pem_key(key))
     return certfile, keyfile
 
 

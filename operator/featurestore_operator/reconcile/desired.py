@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig
-from ..render import ApiVersions, RepoSource, render
+from ..render import ApiVersions, RepoSource, render, tls
 from ..render.names import COMPONENT_LABEL, Names, meta
 from .kinds import Key, key
 from .observe import RepoRevision, RepoState
@@ -25,6 +25,8 @@ class Desired:
     hold: bool = False
     #: name of the `feast apply` Job of this spec and repo revision (None: no feature repo to apply)
     apply_job: str | None = None
+    #: (reason, message): why the servers have no TLS certificate yet (cert-manager missing or not issued yet)
+    tls_problem: tuple[str, str] | None = None
 
     @property
     def keep(self) -> set[Key]:
@@ -72,4 +74,5 @@ def desired(
         ),
         None,
     )
-    return Desired(objects=objects, config_hash=rendered.config_hash, apply_job=job)
+    problem = tls.problem(fs, config, versions, endpoints)
+    return Desired(objects=objects, config_hash=rendered.config_hash, apply_job=job, tls_problem=problem)

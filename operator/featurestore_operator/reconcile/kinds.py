@@ -49,6 +49,8 @@ KINDS: dict[str, Kind] = {
         Kind("Role", "roles", "rbac.authorization.k8s.io", ("v1",), 3, True),
         Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io", ("v1",), 4, True),
         Kind("Secret", "secrets", "", ("v1",), 5, True),
+        # spec.tls with the admin's cert-manager issuer (FSO_TLS_ISSUER): the servers' Certificate
+        Kind("Certificate", "certificates", "cert-manager.io", ("v1",), 5, True, True),
         Kind("ConfigMap", "configmaps", "", ("v1",), 6, True),
         Kind("PersistentVolumeClaim", "persistentvolumeclaims", "", ("v1",), 7, True),
         Kind("Service", "services", "", ("v1",), 8, True),

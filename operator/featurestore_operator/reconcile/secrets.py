@@ -24,7 +24,7 @@ class SecretInputs:
 
     def secrets(self, fs: FeatureStore) -> dict[str, dict[str, str]]:
         """Secrets this pass writes besides the online store's: name -> data."""
-        return {tls.secret_name(fs): self.tls.data} if self.tls else {}
+        return {tls.secret_name(fs): self.tls.data} if self.tls and self.tls.data is not None else {}
 
 
 async def secret_inputs(
@@ -35,7 +35,7 @@ async def secret_inputs(
     if material is not None:
         endpoints = Endpoints(online=endpoints.online, offline=endpoints.offline, serving_tls=material.serving)
     # what this pass is about to write counts, not what the API holds now: one rollout, at once
-    pending = {tls.secret_name(fs): material.data} if material else {}
+    pending = {tls.secret_name(fs): material.data} if material and material.data is not None else {}
     if backends.online_secret:
         pending[Names(fs).online_secret] = backends.online_secret
 

@@ -76,8 +76,12 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
         mat = cond.Part(T.MATERIALIZATION, "False", "ComputeEngineUnavailable", engine_problem, event="Warning")
     job_name = seen.desired.apply_job or seen.previous.feature_repo.job
     job = seen.child("Job", job_name) if job_name else None
+    server = cond.deployment_part(T.FEATURE_SERVER, seen.child("Deployment", names.feature_server), want)
+    if seen.desired.tls_problem:
+        reason, message = seen.desired.tls_problem
+        server = cond.Part(T.FEATURE_SERVER, "False", reason, message, event="Warning")
     parts = {
-        T.FEATURE_SERVER: cond.deployment_part(T.FEATURE_SERVER, seen.child("Deployment", names.feature_server), want),
+        T.FEATURE_SERVER: server,
         T.REGISTRY: _registry_part(seen),
         T.MATERIALIZATION: mat,
         T.FEATURE_REPO: cond.feature_repo_part(seen.repo, job, job_name, seen.previous.feature_repo.applied_revision),

@@ -1,6 +1,11 @@
 """TLS on the Feast servers (``spec.tls``): the server key pair mounted from a Secret, Feast's
 ``--key/--cert`` flags, HTTPS probes, and the client config's https URLs + CA path.
 
+The key pair comes from the operator's per-store CA (Secret ``<fs>-feast-tls``, backends/tls.py) or,
+when the admin configured a cert-manager issuer (``FSO_TLS_ISSUER``), from a cert-manager
+``Certificate`` rendered here whose Secret ``<fs>-feast-cert`` cert-manager writes (tls.crt,
+tls.key, ca.crt). Issuance cannot happen without cert-manager's CRDs: :func:`problem` says so.
+
 The CA certificate is public: it travels in the client ConfigMap (key ``ca.crt``), which the
 PodDefault mounts next to feature_store.yaml, so notebooks verify the servers without any Secret.
 """
@@ -9,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import FeatureStore
-from .inputs import Endpoints
+from ..api import FeatureStore, OperatorConfig
+from .inputs import ApiVersions, Endpoints
+from .names import Names, meta
 
 TLS_DIR = "/etc/feast/tls"
 CA_KEY = "ca.crt"
@@ -18,8 +24,70 @@ CERT_KEY = "tls.crt"
 KEY_KEY = "tls.key"
 
 
+#: cert-manager Certificate: one year, renewed 30 days before expiry (as the operator's own CA does).
+CERT_DURATION, CERT_RENEW_BEFORE = "8760h", "720h"
+
+
 def enabled(fs: FeatureStore) -> bool:
     return fs.spec.tls.enabled
+
+
+def dns_names(fs: FeatureStore) -> list[str]:
+    """Every name a client may use for any of the store's servers."""
+    names = Names(fs)
+    ns = fs.metadata.namespace
+    out: list[str] = []
+    for svc in (names.feature_server, names.registry_server, names.offline_server, names.ui):
+        out += [svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", names.svc_host(svc)]
+    return out
+
+
+def secret_name(fs: FeatureStore, config: OperatorConfig) -> str:
+    """The Secret the servers mount: cert-manager's (admin chose an issuer) or the operator's CA's."""
+    return f"{fs.metadata.name}-feast-{'cert' if config.tls_issuer else 'tls'}"
+
+
+def certificate(fs: FeatureStore, config: OperatorConfig, versions: ApiVersions) -> list[dict[str, Any]]:
+    """The cert-manager Certificate of the servers (TLS on, an issuer configured, its CRD served)."""
+    if not enabled(fs) or not config.tls_issuer or "Certificate" not in versions.optional_kinds:
+        return []
+    kind, name = config.tls_issuer.split("/", 1)
+    return [
+        {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": meta(fs, f"{fs.metadata.name}-feast-servers", "tls"),
+            "spec": {
+                "secretName": secret_name(fs, config),
+                "dnsNames": dns_names(fs),
+                "duration": CERT_DURATION,
+                "renewBefore": CERT_RENEW_BEFORE,
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                "usages": ["digital signature", "server auth"],
+                "issuerRef": {"group": "cert-manager.io", "kind": kind, "name": name},
+            },
+        }
+    ]
+
+
+def problem(
+    fs: FeatureStore, config: OperatorConfig, versions: ApiVersions, endpoints: Endpoints
+) -> tuple[str, str] | None:
+    """(reason, message): why the servers have no certificate yet (None: they have, or TLS is off)."""
+    if not enabled(fs) or not config.tls_issuer:
+        return None
+    if "Certificate" not in versions.optional_kinds:
+        return "CertManagerNotInstalled", (
+            f"the operator is configured to issue server certificates with cert-manager ({config.tls_issuer}) but "
+            "cert-manager.io/v1 Certificate is not served: install cert-manager, or unset the chart value "
+            "tls.issuer (FSO_TLS_ISSUER) to use a per-store CA"
+        )
+    if endpoints.serving_tls is None:
+        return "CertificatePending", (
+            f"waiting for cert-manager ({config.tls_issuer}) to issue Secret {secret_name(fs, config)} "
+            f"(`kubectl describe certificate {fs.metadata.name}-feast-servers`)"
+        )
+    return None
 
 
 def server_args(fs: FeatureStore) -> list[str]:

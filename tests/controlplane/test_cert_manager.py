@@ -1,0 +1,72 @@
+"""cert-manager issuance on the real API server with the real operator and cert-manager's real
+Certificate CRD (tests/support/crds/certificates.cert-manager.io.yaml): the admin chose an issuer
+(FSO_TLS_ISSUER), so a store with spec.tls gets a Certificate the API server validates against
+cert-manager's schema, its servers wait (CertificatePending) until the Secret is issued, then mount
+it, clients get the issuer's CA, and a renewed certificate rolls the feature server exactly once.
+cert-manager cannot run here: the test is the issuer (it writes the Secret cert-manager would write,
+signed by a test CA). The real Feast server serving HTTPS with such a Secret:
+tests/datapath/test_cert_manager_tls.py."""
+
+from __future__ import annotations
+
+import base64
+
+from kubernetes import client
+
+from tests.support.issuer import TestIssuer
+from tests.support.kube import G, P, V, condition, fs_manifest, get_fs
+from tests.support.operator_process import OperatorProcess
+from tests.support.rollout import ANNOTATION, rolled_once
+from tests.support.waiting import wait_for
+
+ISSUER = "ClusterIssuer/test-ca"
+COMPONENT = "app.kubernetes.io/component"
+
+
+def _b64(data: dict[str, str]) -> dict[str, str]:
+    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+
+
+def test_servers_get_their_certificate_from_cert_manager(control_plane, featurestore_crd, kube_api, namespace):
+    core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
+    custom = client.CustomObjectsApi(kube_api)
+    env = {"FSO_RESYNC_SECONDS": "10", "FSO_TLS_ISSUER": ISSUER}
+    with OperatorProcess(control_plane.kubeconfig, env=env, args=["--namespace", namespace]) as operator:
+        custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("cm", tls={"enabled": True}))
+
+        # The Certificate, accepted by cert-manager's own CRD schema.
+        cert = wait_for(lambda: custom.get_namespaced_custom_object("cert-manager.io", "v1", namespace, "certificates",
+                                                                    "cm-feast-servers"), timeout=90, what="Certificate")
+        spec = cert["spec"]
+        assert spec["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "test-ca"}
+        assert spec["secretName"] == "cm-feast-cert"
+        assert f"cm-feature-server.{namespace}.svc.cluster.local" in spec["dnsNames"]
+
+        # Not issued yet: no server runs without its certificate, and the condition says why.
+        pending = wait_for(lambda: (c := condition(get_fs(kube_api, namespace, "cm"), "FeatureServer"))
+                           and c["reason"] == "CertificatePending" and c, timeout=90, what="CertificatePending")
+        assert "cm-feast-cert" in pending["message"]
+        servers = apps.list_namespaced_deployment(namespace, label_selector=f"{COMPONENT}=feature-server")
+        assert not servers.items
+
+        # The issuer writes the Secret: servers mount it, clients get the issuer's CA.
+        ca = TestIssuer()
+        issued = _b64(ca.secret_data(spec["dnsNames"]))
+        core.create_namespaced_secret(namespace, client.V1Secret(
+            metadata=client.V1ObjectMeta(name="cm-feast-cert"), type="kubernetes.io/tls", data=issued))
+        dep = wait_for(lambda: apps.read_namespaced_deployment("cm-feature-server", namespace), timeout=90,
+                       what="feature server Deployment after issuance")
+        volumes = {v.name: v for v in dep.spec.template.spec.volumes}
+        assert volumes["serving-tls"].secret.secret_name == "cm-feast-cert"
+        client_cm = core.read_namespaced_config_map("cm-feast-client", namespace)
+        assert client_cm.data["ca.crt"] == ca.ca_pem
+        assert "https://" in client_cm.data["feature_store.yaml"]
+        assert not core.list_namespaced_secret(namespace, field_selector="metadata.name=cm-feast-tls").items, \
+            "the operator kept its own CA although cert-manager was chosen"
+
+        # Renewal: cert-manager writes a new key pair into the Secret; the server rolls once.
+        operator.wait_reconciles(2)
+        dep = apps.read_namespaced_deployment("cm-feature-server", namespace)
+        generation, digest = dep.metadata.generation, dep.spec.template.metadata.annotations[ANNOTATION]
+        core.patch_namespaced_secret("cm-feast-cert", namespace, {"data": _b64(ca.secret_data(spec["dnsNames"]))})
+        rolled_once(operator, apps, namespace, "cm-feature-server", generation, digest)
