@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from tests.support.kube import G, P, SERVER_PODS, V, condition, fs_manifest, get_fs, is_ready, start_cron_run
+from tests.support.kube import SERVER_PODS, G, P, V, condition, fs_manifest, get_fs, is_ready, start_cron_run
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
