@@ -168,3 +168,23 @@ def test_feast_runtime_image_carries_what_the_engines_need():
     assert "kubernetes" in pins
     assert not re.search(r"[<>|;&$`]", packages), "the list is word-split by the shell in RUN: no metacharacters"
     assert "${FEAST_COMPUTE_PACKAGES}" in text.split("AS feast-venv", 1)[1].split("FROM", 1)[0]
+
+
+# --------------------------------------------------------------------------- examples
+
+
+@pytest.mark.parametrize("example", ["ray-compute.yaml", "kubernetes-compute.yaml", "sparkapplication-compute.yaml"])
+def test_engine_examples_validate_and_name_the_chart_value_they_need(example, monkeypatch, capsys):
+    from pathlib import Path
+
+    from featurestore_operator.cli import main
+
+    path = str(Path(__file__).resolve().parents[2] / "examples" / example)
+    monkeypatch.setenv("FSO_GCP_PROJECT", "my-gcp-project")
+    monkeypatch.setenv("FSO_GCP_REGION", "us-central1")
+    assert main(["validate", "-f", path]) == 0
+    out = capsys.readouterr()
+    assert ": valid" in out.out and "compute.enabled=true" in out.err, out
+    monkeypatch.setenv("FSO_COMPUTE_ENABLED", "true")
+    assert main(["validate", "-f", path]) == 0
+    assert "compute.enabled" not in capsys.readouterr().err

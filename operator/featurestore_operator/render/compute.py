@@ -189,11 +189,18 @@ def job_overrides(fs: FeatureStore, endpoints: Endpoints, registry_server: str |
 K8S_ENGINE_BROKEN_IN = ("0.67.",)
 
 
-def needs_chart_rbac(fs: FeatureStore) -> bool:
-    """Whether the engine's objects need the RBAC the chart installs only with compute.enabled
-    (the RoleBinding to a compute ClusterRole, or the RayCluster)."""
-    ray = fs.spec.compute.ray
-    return engine(fs) in CLUSTER_ROLES or (engine(fs) is ComputeEngine.RAY and ray is not None and bool(ray.kube_ray))
+def chart_rbac_missing(fs: FeatureStore, enabled: bool) -> str | None:
+    """Why the engine cannot run without the RBAC the chart installs only with compute.enabled (its
+    RoleBinding to a compute ClusterRole, or its RayCluster), or None."""
+    e, ray = engine(fs), fs.spec.compute.ray
+    if enabled or not (e in CLUSTER_ROLES or (e is ComputeEngine.RAY and ray is not None and ray.kube_ray)):
+        return None
+    what = "spec.compute.ray.kubeRay" if e is ComputeEngine.RAY else f"spec.compute.engine {e.value}"
+    return (
+        f"{what} needs the RBAC the operator's Helm chart installs with the value compute.enabled=true "
+        "(FSO_COMPUTE_ENABLED), which this installation does not have; ask the cluster admin to set it, or use "
+        "engine local or ray without kubeRay"
+    )
 
 
 def problem(
@@ -207,13 +214,9 @@ def problem(
     e = engine(fs)
     if e is ComputeEngine.LOCAL:
         return None
-    if not enabled and needs_chart_rbac(fs):
-        what = "spec.compute.ray.kubeRay" if e is ComputeEngine.RAY else f"spec.compute.engine {e.value}"
-        return (
-            f"{what} needs the RBAC the operator's Helm chart installs with the value compute.enabled=true "
-            "(FSO_COMPUTE_ENABLED), which this installation does not have; ask the cluster admin to set it, or use "
-            "engine local or ray without kubeRay"
-        )
+    missing_rbac = chart_rbac_missing(fs, enabled)
+    if missing_rbac:
+        return missing_rbac
     if e is ComputeEngine.KUBERNETES and feast_version.startswith(K8S_ENGINE_BROKEN_IN):
         return (
             f"spec.compute.engine kubernetes: Feast {feast_version}'s k8s engine cannot start (its "
