@@ -16,6 +16,14 @@
 #   docker build --build-arg PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 ARG FEAST_VERSION=0.67.0
+# What the spec.compute engines need in the materialization pod (the engines default to this
+# image): ray[data] for engine ray (also the offline store of engine kubernetes' export; its version
+# must equal spec.compute.ray.kubeRay.rayVersion's default, RayCluster pods run this image too) and
+# the kubernetes client with which Feast's k8s and spark_application engines create their objects.
+# Not included: pyspark (~320 MB, and a JVM) for engine sparkApplication, whose offline store
+# imports it; add it for such an image, e.g. --build-arg FEAST_COMPUTE_PACKAGES="... pyspark==4.0.1"
+# (Feast's own spark_application image is the usual choice). Empty: Feast only (~240 MB smaller).
+ARG FEAST_COMPUTE_PACKAGES="ray[data]==2.60.0 kubernetes==37.0.1"
 
 # ----------------------------------------------------------------------------- base
 FROM ${PYTHON_IMAGE} AS base
@@ -46,14 +54,16 @@ RUN /opt/venv/bin/pip install /wheels/featurestore_operator-*.whl \
 # ----------------------------------------------------------------------------- feast runtime
 FROM base AS feast-venv
 ARG FEAST_VERSION
-RUN python -m venv /opt/feast \
- && /opt/feast/bin/pip install "feast[redis,gcp,grpcio]==${FEAST_VERSION}" \
+ARG FEAST_COMPUTE_PACKAGES
+# set -f: the package list is split into words but never globbed (ray[data])
+RUN set -f && python -m venv /opt/feast \
+ && /opt/feast/bin/pip install "feast[redis,gcp,grpcio]==${FEAST_VERSION}" ${FEAST_COMPUTE_PACKAGES} \
  && /opt/feast/bin/feast version
 
 FROM base AS feast-runtime
 ARG FEAST_VERSION
 LABEL org.opencontainers.image.title="feast-runtime" \
-      org.opencontainers.image.description="Feast ${FEAST_VERSION} (redis, gcp) for featurestore-operator workloads"
+      org.opencontainers.image.description="Feast ${FEAST_VERSION} (redis, gcp, compute engines) for featurestore-operator workloads"
 COPY --from=feast-venv /opt/feast /opt/feast
 # HOME=/tmp: pods run with a read-only root filesystem and an emptyDir on /tmp.
 ENV PATH=/opt/feast/bin:$PATH \

@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,8 @@ from featurestore_operator.render.feast_config import FEAST_CONFIG_FILE  # noqa:
 from featurestore_operator.render.inputs import DATA_MOUNT  # noqa: E402
 
 from tests.support import feature_repo  # noqa: E402
-from tests.support.redis_server import RedisServer, free_port  # noqa: E402
+from tests.support.ray_cluster import LocalRayCluster  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 VIEW = "driver_hourly_stats"
@@ -92,69 +92,6 @@ def config_files(work: Path, redis: RedisServer, password: str, compute: dict) -
         path.write_text(text)
         paths.append(path)
     return paths[0], paths[1]
-
-
-class Ray:
-    def __init__(self, work: Path, workers: int, cores: list[int]):
-        self.port = free_port()
-        self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/var/tmp"))
-        common = ["--block", "--object-store-memory=300000000", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        pin = ["taskset", "-c", ",".join(map(str, cores))]
-        self.procs = [
-            subprocess.Popen(
-                [
-                    *pin,
-                    str(BIN / "ray"),
-                    "start",
-                    "--head",
-                    f"--port={self.port}",
-                    "--num-cpus=0",
-                    "--include-dashboard=false",
-                    f"--ray-client-server-port={free_port()}",
-                    f"--temp-dir={self.temp}",
-                    *common,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-                env=env,
-            )
-        ]
-        time.sleep(8)
-        for i in range(workers):
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        "taskset",
-                        "-c",
-                        str(cores[i % len(cores)]),
-                        str(BIN / "ray"),
-                        "start",
-                        f"--address=127.0.0.1:{self.port}",
-                        "--num-cpus=1",
-                        *common,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                    env=env,
-                )
-            )
-        time.sleep(8)
-
-    def close(self) -> None:
-        for p in reversed(self.procs):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def materialize(job_yaml: Path, redis: RedisServer, password: str, cores: list[int], n: int) -> float:
@@ -221,7 +158,7 @@ def main() -> None:
         results.append(("local, 1 CPU", 1, materialize(local_job, redis, password, [0], n)))
         results.append(("local, 2 CPUs", 2, materialize(local_job, redis, password, [0, 1], n)))
         for workers in (1, 2):
-            ray = Ray(work, workers, [0, 1][:workers])
+            ray = LocalRayCluster(workers, head_cpus=0, object_store_bytes=300_000_000, cores=[0, 1][:workers])
             try:
                 _, ray_job = config_files(
                     work,

@@ -94,6 +94,14 @@ def _config_file(path: str) -> OperatorConfig:
     return OperatorConfig(**{key(str(k)): v for k, v in data.items()})
 
 
+def _install_note(doc: dict, config: OperatorConfig) -> str | None:
+    """What a valid store still needs from the operator's installation (its Materialization condition
+    would say so), for ``validate``."""
+    from .render import compute
+
+    return compute.chart_rbac_missing(parse_featurestore(doc), config.compute_enabled)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """The operator's own admission check (api/review.py: model, config, admin policy)."""
     from .api.review import review
@@ -107,6 +115,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"error: featurestore/{name}: {path}: {msg}", file=sys.stderr)
         if not problems:
             print(f"featurestore/{name}: valid")
+            note = _install_note(doc, config)
+            if note:
+                print(f"note: featurestore/{name}: {note}", file=sys.stderr)
         failed = failed or bool(problems)
     return 1 if failed else 0
 

@@ -35,7 +35,7 @@ from featurestore_operator.render.compute import JOB_CONFIG_KEY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "featurestore-operator"
-CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1")
+CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 SPARK = ("sparkoperator.k8s.io", "v1beta2", "sparkapplications")
 
 #: Runs Feast's engine in a child process (its kube client reads $KUBECONFIG: the compute KSA's).

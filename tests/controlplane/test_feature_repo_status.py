@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from tests.support.kube import G, OWNER_LABEL, P, SERVER_PODS, V, condition, fs_manifest, get_fs
+from tests.support.kube import G, OWNER_LABEL, P, SERVER_PODS, V, condition, fs_manifest, get_fs, start_cron_run
 from tests.support.waiting import wait_for
 
 APPLY_PODS = f"{OWNER_LABEL}={{name}},app.kubernetes.io/component=feature-repo"
@@ -76,7 +76,7 @@ def test_failed_apply_keeps_the_previous_revision_serving(operator, kube_api, ku
 
 
 def test_failed_materialization_run_names_its_job(operator, control_plane, kube_api, kubelet, namespace):
-    custom, batch = client.CustomObjectsApi(kube_api), client.BatchV1Api(kube_api)
+    custom = client.CustomObjectsApi(kube_api)
     custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest(
         "mat", materialization={"schedule": "0 3 * * *", "backoffLimit": 0}))
 
@@ -87,16 +87,7 @@ def test_failed_materialization_run_names_its_job(operator, control_plane, kube_
 
     fs = wait_for(ready, timeout=120, interval=1, what="store Ready")
     assert condition(fs, "Materialization")["reason"] == "Scheduled"
-    version = "v1beta1" if control_plane.minor < 21 else "v1"
-    cron = custom.get_namespaced_custom_object("batch", version, namespace, "cronjobs", "mat-materialize")
-    # A run as the CronJob controller starts it (`kubectl create job --from=cronjob/...` does the same).
-    template = cron["spec"]["jobTemplate"]
-    batch.create_namespaced_job(namespace, {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "mat-materialize-now", "labels": template["metadata"]["labels"],
-                     "ownerReferences": [{"apiVersion": f"batch/{version}", "kind": "CronJob", "name": "mat-materialize",
-                                          "uid": cron["metadata"]["uid"], "controller": True}]},
-        "spec": template["spec"]})
+    start_cron_run(kube_api, control_plane.minor, namespace, "mat-materialize", "mat-materialize-now")
 
     def run_failed():
         kubelet.run(namespace, "job-name=mat-materialize-now", phase="Failed")

@@ -14,9 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +40,8 @@ from featurestore_operator.render.names import Names  # noqa: E402
 
 from tests.support import feature_repo  # noqa: E402
 from tests.support.podrunner import Mount, PodRunner, unshare_available  # noqa: E402
-from tests.support.redis_server import RedisServer, free_port, no_retry  # noqa: E402
+from tests.support.ray_cluster import LocalRayCluster  # noqa: E402
+from tests.support.redis_server import RedisServer, no_retry  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -68,81 +66,6 @@ df["event_timestamp"] = df["event_timestamp"].astype(str)
 rows = sorted(df.to_dict("records"), key=lambda r: (r["driver_id"], r["event_timestamp"]))
 print("RESULT " + json.dumps(rows, default=str))
 """
-
-
-class RayCluster:
-    """``ray start --head`` plus one ``ray start --address`` worker, 1 CPU each, as child processes
-    in their own sessions (stopped by process group, never ``ray stop``, which kills every Ray)."""
-
-    def __init__(self, workers: int = 1, cpus: int = 1):
-        self.port = free_port()
-        # short (Ray's unix sockets) and outside /tmp, which is an emptyDir in the pod
-        self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/var/tmp"))
-        ray_cli = str(Path(sys.executable).parent / "ray")
-        common = ["--block", f"--num-cpus={cpus}", "--object-store-memory=150000000", "--disable-usage-stats"]
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        self.procs = [
-            subprocess.Popen(
-                [
-                    ray_cli,
-                    "start",
-                    "--head",
-                    f"--port={self.port}",
-                    f"--ray-client-server-port={free_port()}",
-                    "--include-dashboard=false",
-                    f"--temp-dir={self.temp}",
-                    "--node-ip-address=127.0.0.1",
-                    *common,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-                env=env,
-            )
-        ]
-        self._wait_port(self.port)
-        for _ in range(workers):
-            self.procs.append(
-                subprocess.Popen(
-                    [ray_cli, "start", f"--address=127.0.0.1:{self.port}", "--node-ip-address=127.0.0.1", *common],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                    env=env,
-                )
-            )
-        time.sleep(5)  # the worker registers with the head
-
-    @property
-    def address(self) -> str:
-        """The GCS address: the materialization driver runs on a node of the cluster (this host), as a
-        Ray job's entrypoint does. (Ray Client, ray://, cannot run Feast's Ray Data pipeline.)"""
-        return f"127.0.0.1:{self.port}"
-
-    def _wait_port(self, port: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"ray start exited early: {[p.returncode for p in self.procs]}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.5)
-        raise RuntimeError(f"Ray port {port} not listening after {timeout}s")
-
-    def close(self) -> None:
-        for p in reversed(self.procs):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 @dataclass
@@ -251,7 +174,7 @@ def runs(mount_points):
         for d in feature_repo.DRIVERS
         for age in (3 * 3600, 1800)
     ] + [[feature_repo.UNKNOWN_DRIVER, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))]]
-    cluster = RayCluster(workers=1)
+    cluster = LocalRayCluster(workers=1)
     done: list[Run] = []
     try:
         done.append(_run({"engine": "local"}, repo, rows, cluster.temp))

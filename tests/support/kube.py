@@ -64,3 +64,17 @@ def gone(read: Callable[[], object]) -> Callable[[], bool]:
             raise
 
     return check
+
+
+def start_cron_run(api: client.ApiClient, minor: int, ns: str, cronjob: str, job: str) -> dict[str, Any]:
+    """A Job from a CronJob's template, owned by it, as the CronJob controller starts one
+    (`kubectl create job --from=cronjob/...` does the same)."""
+    version = "v1beta1" if minor < 21 else "v1"
+    cron = custom(api).get_namespaced_custom_object("batch", version, ns, "cronjobs", cronjob)
+    template = cron["spec"]["jobTemplate"]
+    owner = {"apiVersion": f"batch/{version}", "kind": "CronJob", "name": cronjob, "uid": cron["metadata"]["uid"],
+             "controller": True}
+    return client.BatchV1Api(api).create_namespaced_job(ns, {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": job, "labels": template["metadata"]["labels"], "ownerReferences": [owner]},
+        "spec": template["spec"]}).to_dict()

@@ -20,8 +20,10 @@ class FakeKubelet:
     def pods(self, namespace: str, selector: str) -> list[client.V1Pod]:
         return self.core.list_namespaced_pod(namespace, label_selector=selector).items
 
-    def run(self, namespace: str, selector: str, phase: str = "Running") -> int:
-        """Set every matching Pod to ``phase`` (Running = ready). Returns how many were changed."""
+    def run(self, namespace: str, selector: str, phase: str = "Running", messages: dict[str, str] | None = None) -> int:
+        """Set every matching Pod to ``phase`` (Running = ready). A terminated container named in
+        ``messages`` gets that termination message (what it wrote to its terminationMessagePath).
+        Returns how many were changed."""
         changed = 0
         now = _now()
         for pod in self.pods(namespace, selector):
@@ -37,7 +39,8 @@ class FakeKubelet:
                     "imageID": "",
                     "state": {"running": {"startedAt": now}} if phase == "Running"
                     else {"terminated": {"exitCode": 0 if phase == "Succeeded" else 1, "startedAt": now, "finishedAt": now,
-                                         "reason": "Completed" if phase == "Succeeded" else "Error"}},
+                                         "reason": "Completed" if phase == "Succeeded" else "Error",
+                                         **({"message": messages[c.name]} if c.name in (messages or {}) else {})}},
                 }
                 for c in pod.spec.containers
             ]

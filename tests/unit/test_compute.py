@@ -27,7 +27,7 @@ from featurestore_operator.render.freshness import MAX_MESSAGE, parse_summary, t
 from prometheus_client import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1")
+CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 WITH_ENGINE_CRDS = ApiVersions(
     optional_kinds=frozenset({"PodDefault", "AuthorizationPolicy", "SparkApplication", "RayCluster"})
 )
@@ -97,9 +97,9 @@ def test_default_is_local_and_renders_nothing_new():
     fs = store({})
     assert fs.spec.compute.engine.value == "local"
     assert job_yaml(fs) is None
-    assert compute.objects(fs, WITH_ENGINE_CRDS) == []
-    assert compute.materialization_service_account(fs) == "s-feast"
-    assert compute.problem(fs, planned_endpoints(fs), ApiVersions(), FIXED) is None
+    assert compute.objects(fs, WITH_ENGINE_CRDS, True) == []
+    assert compute.materialization_service_account(fs, True) == "s-feast"
+    assert compute.problem(fs, planned_endpoints(fs), ApiVersions(), FIXED, True) is None
 
 
 # --------------------------------------------------------------------------- rendered job config
@@ -200,19 +200,19 @@ def test_only_the_materialization_job_uses_the_engine_config():
 )
 def test_engines_that_create_objects_get_a_ksa_bound_to_the_charts_cluster_role(engine, cluster_role):
     fs = store({"engine": engine})
-    sa, binding = compute.objects(fs, ApiVersions())
+    sa, binding = compute.objects(fs, ApiVersions(), True)
     assert sa["kind"] == "ServiceAccount" and sa["metadata"]["name"] == "s-feast-compute"
     assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": GSA}
     assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == "team-a"
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "s-feast-compute", "namespace": "team-a"}]
-    assert compute.workload_identity_service_accounts(fs) == ["s-feast", "s-feast-compute"]
+    assert compute.workload_identity_service_accounts(fs, True) == ["s-feast", "s-feast-compute"]
 
 
 def test_kuberay_cluster_is_owned_and_runs_as_the_data_identity():
     fs = example("ray-compute.yaml")
-    assert compute.objects(fs, ApiVersions()) == [], "no RayCluster before KubeRay's CRD exists"
-    [rc] = compute.objects(fs, WITH_ENGINE_CRDS)
+    assert compute.objects(fs, ApiVersions(), True) == [], "no RayCluster before KubeRay's CRD exists"
+    [rc] = compute.objects(fs, WITH_ENGINE_CRDS, True)
     assert rc["apiVersion"] == "ray.io/v1" and rc["metadata"]["name"] == "clicks-ray"
     assert rc["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     [workers] = rc["spec"]["workerGroupSpecs"]
@@ -222,7 +222,7 @@ def test_kuberay_cluster_is_owned_and_runs_as_the_data_identity():
         assert pod["serviceAccountName"] == "clicks-feast"
         assert group["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
     assert workers["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "8Gi"}
-    assert compute.workload_identity_service_accounts(fs) == ["clicks-feast"]
+    assert compute.workload_identity_service_accounts(fs, True) == ["clicks-feast"]
 
 
 # --------------------------------------------------------------------------- conditions
@@ -230,32 +230,32 @@ def test_kuberay_cluster_is_owned_and_runs_as_the_data_identity():
 
 def test_missing_engine_operator_is_named():
     spark = example("sparkapplication-compute.yaml")
-    msg = compute.problem(spark, planned_endpoints(spark), ApiVersions(), FIXED)
+    msg = compute.problem(spark, planned_endpoints(spark), ApiVersions(), FIXED, True)
     assert msg and "Kubeflow Spark Operator" in msg and "sparkoperator.k8s.io/v1beta2" in msg
-    assert compute.problem(spark, planned_endpoints(spark), WITH_ENGINE_CRDS, FIXED) is None
+    assert compute.problem(spark, planned_endpoints(spark), WITH_ENGINE_CRDS, FIXED, True) is None
     plain_ray = store({"engine": "ray", "ray": {"address": "ray-head.ray.svc.cluster.local:6379"}})
-    assert compute.problem(plain_ray, planned_endpoints(plain_ray), ApiVersions(), FIXED) is None
+    assert compute.problem(plain_ray, planned_endpoints(plain_ray), ApiVersions(), FIXED, True) is None
 
 
 @pytest.mark.parametrize("ray", [{"address": "ray://ray-head.ray.svc.cluster.local:10001"}, {"kubeRay": {}}])
 def test_ray_client_modes_are_reported_not_silently_broken(ray):
     fs = store({"engine": "ray", "ray": ray})
-    msg = compute.problem(fs, planned_endpoints(fs), WITH_ENGINE_CRDS, FIXED)
+    msg = compute.problem(fs, planned_endpoints(fs), WITH_ENGINE_CRDS, FIXED, True)
     assert msg and "Ray Client" in msg and "48682" in msg
 
 
 def test_engines_that_cannot_run_here_say_why():
     local_k8s = store({"engine": "kubernetes"}, provider="local")
-    assert "offlineStore.gcs" in compute.problem(local_k8s, planned_endpoints(local_k8s), ApiVersions(), FIXED)
+    assert "offlineStore.gcs" in compute.problem(local_k8s, planned_endpoints(local_k8s), ApiVersions(), FIXED, True)
     tls = store({"engine": "kubernetes"})
     endpoints = Endpoints(
         online=OnlineEndpoint("10.0.0.3", 6378, tls=True, ca=SecretKey("s", "ca.crt")),
         offline=OfflineEndpoint(bucket="b"),
     )
-    assert "TLS" in compute.problem(tls, endpoints, ApiVersions(), FIXED)
+    assert "TLS" in compute.problem(tls, endpoints, ApiVersions(), FIXED, True)
     no_registry_server = store({"engine": "sparkApplication"})
     assert "registry.server.enabled" in compute.problem(
-        no_registry_server, planned_endpoints(no_registry_server), WITH_ENGINE_CRDS, FIXED
+        no_registry_server, planned_endpoints(no_registry_server), WITH_ENGINE_CRDS, FIXED, True
     )
 
 
@@ -309,9 +309,9 @@ def test_freshness_metrics_follow_the_reported_views():
 def test_feast_067_k8s_engine_bug_is_reported():
     fs = example("kubernetes-compute.yaml")
     plain = Endpoints(online=OnlineEndpoint("10.0.0.3", 6379), offline=planned_endpoints(fs).offline)
-    msg = compute.problem(fs, plain, ApiVersions(), CONFIG.feast_version)
+    msg = compute.problem(fs, plain, ApiVersions(), CONFIG.feast_version, True)
     assert msg and "update/teardown_infra" in msg and "ray" in msg
-    assert compute.problem(fs, plain, ApiVersions(), FIXED) is None
+    assert compute.problem(fs, plain, ApiVersions(), FIXED, True) is None
     k8s_engine = pytest.importorskip("feast.infra.compute_engines.kubernetes.k8s_engine")
     abstract = k8s_engine.KubernetesComputeEngine.__abstractmethods__
     if CONFIG.feast_version.startswith(compute.K8S_ENGINE_BROKEN_IN):

@@ -20,7 +20,7 @@ from tests.support.prerequisites import missing
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 GOLDEN = Path(__file__).parent / "golden"
-CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1")
+CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 LEGACY = ApiVersions(cronjob="batch/v1beta1", pdb="policy/v1beta1", hpa="autoscaling/v2beta2", cronjob_time_zone=False)
 UID = "0b5e9a52-8c1e-4a43-9b2e-5c0d7f6b1a11"
 

@@ -79,6 +79,10 @@ class OperatorConfig(BaseSettings):
     once (operator start, bulk apply); see README, Benchmarks."""
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Namespaces to watch (comma-separated in FSO_NAMESPACES); empty: all namespaces."""
+    compute_enabled: bool = False
+    """The chart installed the compute engines' RBAC (Helm value compute.enabled): engines kubernetes,
+    sparkApplication and ray with kubeRay may run, and materialization pods are read for feature view
+    freshness. False: those engines get a Materialization condition naming the chart value."""
     istio: bool = True
     """Render Istio AuthorizationPolicies (else Kubernetes NetworkPolicies)."""
     health_port: int = Field(default=8080, ge=1, le=65535)

@@ -100,6 +100,8 @@ class CloudStatus(ApiModel):
     """Google service account the operator granted roles/iam.workloadIdentityUser on."""
     workload_member: str | None = None
     """The member it granted (serviceAccount:POOL[NAMESPACE/KSA])."""
+    compute_workload_member: str | None = None
+    """The compute engine's KSA it granted on the same Google service account (spec.compute)."""
 
 
 class FeatureRepoStatus(ApiModel):
@@ -113,6 +115,18 @@ class FeatureRepoStatus(ApiModel):
     """Name of the apply Job of `revision`."""
 
 
+class FeatureViewFreshness(ApiModel):
+    """How fresh one feature view's online values are, as the last successful run reported it."""
+
+    name: str
+    """Feature view name."""
+    last_end: str
+    """End of its last successful materialization interval (RFC 3339): online values are current up to it."""
+    lag_seconds: int
+    """Seconds between that end and the end of the run that reported it (the live lag is the metric
+    featurestore_feature_view_freshness_lag_seconds)."""
+
+
 class MaterializationStatus(ApiModel):
     """The last materialization run."""
 
@@ -124,6 +138,11 @@ class MaterializationStatus(ApiModel):
     """Name of the last run's Job."""
     last_result: Literal["Succeeded", "Failed", "Running"] | None = None
     """Outcome of the last run."""
+    feature_views: list[FeatureViewFreshness] = Field(default_factory=list)
+    """Per feature view, the end of its last successful materialization (read from the registry by
+    the run, reported in its pod's termination message)."""
+    feature_views_job: str | None = None
+    """The successful run whose report featureViews holds."""
 
 
 class FeatureStoreStatus(ApiModel):

@@ -25,6 +25,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from ..api import FeatureStore, OperatorConfig, Provider
+from ..render import compute
 from ..render.names import Names
 from . import gcp
 from .base import BackendContext, Deleted, Failed, Pending, Ready
@@ -98,12 +99,22 @@ def _binding(role: str, members: list[str], cond: Any) -> dict[str, Any]:
 # --- naming ------------------------------------------------------------------------------------
 
 
-def member(fs: FeatureStore, pool: str) -> str:
-    """``serviceAccount:POOL[NAMESPACE/KSA]`` of the FeatureStore's pods. ``pool`` (PROJECT.svc.id.goog)
-    comes from the operator's configuration only: a FeatureStore naming another project's pool would
-    bind the GSA to a cluster its author controls."""
-    ksa = Names(fs).service_account
-    return f"serviceAccount:{pool}[{fs.metadata.namespace}/{ksa}]"
+def member(fs: FeatureStore, pool: str, ksa: str | None = None) -> str:
+    """``serviceAccount:POOL[NAMESPACE/KSA]`` of the FeatureStore's pods (``ksa``: another of the
+    store's own KSAs). ``pool`` (PROJECT.svc.id.goog) comes from the operator's configuration only:
+    a FeatureStore naming another project's pool would bind the GSA to a cluster its author controls."""
+    return f"serviceAccount:{pool}[{fs.metadata.namespace}/{ksa or Names(fs).service_account}]"
+
+
+def with_members(bindings: Iterable[Any], role: str, members: list[str]) -> list[dict[str, Any]] | None:
+    """:func:`with_member` for several members at once (one policy write); None when all are there."""
+    out: list[Any] = list(bindings)
+    changed = False
+    for m in members:
+        added = with_member(out, role, m)
+        if added is not None:
+            out, changed = added, True
+    return out if changed else None
 
 
 def resource(gsa: str) -> str:
@@ -247,6 +258,21 @@ class WorkloadIdentity:
     async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[str | None] | Pending | Failed:
         gsa = fs.spec.gcp.service_account
         recorded = fs.status.cloud
+        stale = recorded.compute_workload_member
+        if (
+            stale
+            and recorded.service_account
+            and (recorded.service_account != gsa or stale != self._compute_member(fs))
+        ):
+            revoked = await self._revoke(recorded.service_account, stale)
+            if not revoked.done:
+                return Pending("RevokingOldGrant", revoked.message, retry_after=revoked.retry_after)
+            return Pending(
+                "RevokedOldGrant",
+                revoked.message or f"revoked the compute KSA's grant on {recorded.service_account}",
+                status={"cloud": {"computeWorkloadMember": None}},
+                retry_after=1,
+            )
         if (
             recorded.service_account
             and recorded.workload_member
@@ -273,9 +299,10 @@ class WorkloadIdentity:
                 "or FSO_GCP_PROJECT; Helm value gcp.workloadPool)",
                 retry_after=300,
             )
-        mem = member(fs, self._pool)
+        mem, compute_mem = member(fs, self._pool), self._compute_member(fs)
+        members = [mem, compute_mem] if compute_mem else [mem]
         try:
-            wrote = await self._modify(gsa, lambda b: with_member(b, WORKLOAD_IDENTITY_USER, mem))
+            wrote = await self._modify(gsa, lambda b: with_members(b, WORKLOAD_IDENTITY_USER, members))
         except (gexc.Forbidden, gexc.PermissionDenied) as err:
             return Failed(
                 "PermissionDenied",
@@ -300,12 +327,18 @@ class WorkloadIdentity:
         verb = "granted" if wrote else "present"
         return Ready(
             mem,
-            f"{WORKLOAD_IDENTITY_USER} for {mem} on {gsa}: {verb}",
-            status={"cloud": {"serviceAccount": gsa, "workloadMember": mem}},
+            f"{WORKLOAD_IDENTITY_USER} for {' and '.join(members)} on {gsa}: {verb}",
+            status={"cloud": {"serviceAccount": gsa, "workloadMember": mem, "computeWorkloadMember": compute_mem}},
         )
 
     def _member_or_none(self, fs: FeatureStore) -> str | None:
         return member(fs, self._pool) if self._pool else None
+
+    def _compute_member(self, fs: FeatureStore) -> str | None:
+        """The engine's KSA (spec.compute kubernetes/sparkApplication) gets the store's GSA too."""
+        enabled = bool(self.config and self.config.compute_enabled)
+        extra = compute.workload_identity_service_accounts(fs, enabled)[1:]
+        return member(fs, self._pool, extra[0]) if extra and self._pool else None
 
     async def _revoke(self, gsa: str, mem: str) -> Deleted:
         """Remove ``mem`` from ``gsa``. Done when removed, gone, or impossible (then says how to do it by hand)."""
@@ -332,6 +365,10 @@ class WorkloadIdentity:
         so a store whose spec became invalid or changed is still cleaned up. Never blocks deletion:
         when the operator may not change the policy it says which command removes the binding."""
         recorded = fs.status.cloud
+        if recorded.service_account and recorded.compute_workload_member:
+            result = await self._revoke(recorded.service_account, recorded.compute_workload_member)
+            if not result.done:
+                return result
         if not recorded.service_account or not recorded.workload_member:
             return Deleted(True)
         result = await self._revoke(recorded.service_account, recorded.workload_member)

@@ -25,6 +25,7 @@ from .applier import Applier, ApplyFailure, ObservedCache
 from .desired import Desired, desired
 from .discovery import Discovery
 from .events import Event, transitions
+from .freshness import observe_freshness
 from .kube import Kube
 from .observe import observe_repo, secret_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
@@ -199,8 +200,10 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         child=child,
         runs=_runs(deps, fs),
         feast_version=deps.config.feast_version,
+        compute_enabled=deps.config.compute_enabled,
     )
     parts, mat_info = build_parts(seen)
+    mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization, seen.compute_enabled))
     status = next_status(seen, parts, mat_info, body["metadata"].get("generation"), rfc3339(deps.now()))
     await publish(deps, body, previous, status, parts)
     return Result(_next_pass(backends, status, failures), status.phase.value if status.phase else None)

@@ -72,6 +72,8 @@ KINDS: dict[str, Kind] = {
             verbs=("get", "list", "watch", "patch"),
         ),
         Kind("Event", "events", "", ("v1",), verbs=("create", "patch")),
+        # materialization runs' pods: their termination message (feature view freshness), with compute.enabled
+        Kind("Pod", "pods", "", ("v1",), verbs=("list",)),
         Kind("Lease", "leases", "coordination.k8s.io", ("v1",), verbs=("get", "create", "update")),
         Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
         Kind(

@@ -36,6 +36,7 @@ class Seen:
     #: Jobs started by the materialization CronJob
     runs: list[dict[str, Any]]
     feast_version: str = ""
+    compute_enabled: bool = False
 
 
 def _backend_parts(seen: Seen) -> dict[T, cond.Part]:
@@ -71,7 +72,9 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
     mat, mat_info = cond.materialization_part(
         seen.child("CronJob", names.materialize), seen.runs, spec.materialization.enabled
     )
-    engine_problem = compute.problem(seen.fs, seen.backends.endpoints, seen.versions, seen.feast_version)
+    engine_problem = compute.problem(
+        seen.fs, seen.backends.endpoints, seen.versions, seen.feast_version, seen.compute_enabled
+    )
     if engine_problem and spec.materialization.enabled:
         mat = cond.Part(T.MATERIALIZATION, "False", "ComputeEngineUnavailable", engine_problem, event="Warning")
     job_name = seen.desired.apply_job or seen.previous.feature_repo.job

@@ -111,7 +111,7 @@ def render(
     objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, endpoints, server, client, job)]
     objects += authz.rbac(fs)
     objects += tls.certificate(fs, config, versions)
-    objects += compute.objects(fs, versions)
+    objects += compute.objects(fs, versions, config.compute_enabled)
     objects += incluster.data_claim(fs) + incluster.redis(fs, config)
     tls_ready = not tls.enabled(fs) or endpoints.serving_tls is not None
     if endpoints.online and endpoints.offline and tls_ready:

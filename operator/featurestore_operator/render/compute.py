@@ -71,16 +71,17 @@ def ray_cluster_name(fs: FeatureStore) -> str:
     return f"{fs.metadata.name}-ray"
 
 
-def materialization_service_account(fs: FeatureStore) -> str:
+def materialization_service_account(fs: FeatureStore, enabled: bool) -> str:
     """Service account the materialization CronJob runs as: the compute KSA when the engine creates
-    objects (it holds the engine's RoleBinding), else the store's Feast KSA."""
-    return compute_service_account(fs) if engine(fs) in CLUSTER_ROLES else Names(fs).service_account
+    objects (it holds the engine's RoleBinding; rendered only when ``enabled``), else the store's Feast KSA."""
+    return compute_service_account(fs) if enabled and engine(fs) in CLUSTER_ROLES else Names(fs).service_account
 
 
-def workload_identity_service_accounts(fs: FeatureStore) -> list[str]:
-    """Every KSA that needs the store's GSA through Workload Identity (the binding's members)."""
+def workload_identity_service_accounts(fs: FeatureStore, enabled: bool) -> list[str]:
+    """Every KSA that needs the store's GSA through Workload Identity (the binding's members);
+    the compute KSA only when it is rendered (``enabled``: compute_enabled)."""
     names = [Names(fs).service_account]
-    if engine(fs) in CLUSTER_ROLES:
+    if enabled and engine(fs) in CLUSTER_ROLES:
         names.append(compute_service_account(fs))
     return names
 
@@ -188,14 +189,34 @@ def job_overrides(fs: FeatureStore, endpoints: Endpoints, registry_server: str |
 K8S_ENGINE_BROKEN_IN = ("0.67.",)
 
 
-def problem(fs: FeatureStore, endpoints: Endpoints, versions: ApiVersions, feast_version: str) -> str | None:
-    """Why the chosen engine cannot run here (for the Materialization condition), or None.
+def chart_rbac_missing(fs: FeatureStore, enabled: bool) -> str | None:
+    """Why the engine cannot run without the RBAC the chart installs only with compute.enabled (its
+    RoleBinding to a compute ClusterRole, or its RayCluster), or None."""
+    e, ray = engine(fs), fs.spec.compute.ray
+    if enabled or not (e in CLUSTER_ROLES or (e is ComputeEngine.RAY and ray is not None and ray.kube_ray)):
+        return None
+    what = "spec.compute.ray.kubeRay" if e is ComputeEngine.RAY else f"spec.compute.engine {e.value}"
+    return (
+        f"{what} needs the RBAC the operator's Helm chart installs with the value compute.enabled=true "
+        "(FSO_COMPUTE_ENABLED), which this installation does not have; ask the cluster admin to set it, or use "
+        "engine local or ray without kubeRay"
+    )
 
-    Core: ``if (msg := compute.problem(fs, endpoints, versions, config.feast_version)):
+
+def problem(
+    fs: FeatureStore, endpoints: Endpoints, versions: ApiVersions, feast_version: str, enabled: bool
+) -> str | None:
+    """Why the chosen engine cannot run here (for the Materialization condition), or None.
+    ``enabled``: the operator's compute_enabled (the chart installed the engines' RBAC).
+
+    Core: ``if (msg := compute.problem(fs, endpoints, versions, config.feast_version, enabled)):
     Part(MATERIALIZATION, "False", "ComputeEngineUnavailable", msg, event="Warning")``."""
     e = engine(fs)
     if e is ComputeEngine.LOCAL:
         return None
+    missing_rbac = chart_rbac_missing(fs, enabled)
+    if missing_rbac:
+        return missing_rbac
     if e is ComputeEngine.KUBERNETES and feast_version.startswith(K8S_ENGINE_BROKEN_IN):
         return (
             f"spec.compute.engine kubernetes: Feast {feast_version}'s k8s engine cannot start (its "
@@ -246,9 +267,12 @@ def _needed_crds(fs: FeatureStore) -> list[str]:
     return []
 
 
-def objects(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]:
-    """The compute KSA and its RoleBinding (engines that create objects), or the RayCluster."""
+def objects(fs: FeatureStore, versions: ApiVersions, enabled: bool) -> list[dict[str, Any]]:
+    """The compute KSA and its RoleBinding (engines that create objects), or the RayCluster; none
+    without the chart's compute RBAC (``enabled``: the API server would refuse them)."""
     e = engine(fs)
+    if not enabled:
+        return []
     if e in CLUSTER_ROLES:
         return _identity(fs, CLUSTER_ROLES[e])
     if e is ComputeEngine.RAY and fs.spec.compute.ray and fs.spec.compute.ray.kube_ray:

@@ -114,7 +114,7 @@ def materialization(
                             endpoints,
                             [container],
                             restartPolicy="Never",
-                            serviceAccountName=compute.materialization_service_account(fs),
+                            serviceAccountName=compute.materialization_service_account(fs, config.compute_enabled),
                         ),
                     },
                     knobs,
