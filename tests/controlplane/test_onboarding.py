@@ -169,7 +169,8 @@ def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
                                     "to": [{"operation": {"ports": ["6566"]}}]}]
     assert ap["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "feature-server"
     # NetworkPolicies too (Istio does not fence traffic that bypasses the sidecar).
-    netpol = client.NetworkingV1Api(kube_api).read_namespaced_network_policy("feast-feature-server", ns)
+    netpol = wait_for(lambda: client.NetworkingV1Api(kube_api).read_namespaced_network_policy("feast-feature-server", ns),
+                      what="NetworkPolicy")
     assert netpol.spec.ingress[0].ports[0].port == 6566
 
     # Identity: the profile's default-editor may read this client config, and nothing more from us.
@@ -202,13 +203,16 @@ def test_opt_out_unlabelled_and_label_removal(start_operator, kube_api, make_nam
     unlabelled = make_namespace("plain")
     control = make_namespace("control", labels=PROFILE_LABEL)
     wait_onboarded(kube_api, control)
+    core = client.CoreV1Api(kube_api)
+    # the control store reconciled (its client ConfigMap exists) before we check below that it stays
+    wait_for(lambda: core.read_namespaced_config_map("feast-feast-client", control), timeout=120, interval=0.5,
+             what="the control store's client ConfigMap")
     for ns in (by_annotation, by_label, unlabelled):
         wait_skipped(proc, ns)
         assert not list_fs(kube_api, ns), ns
         assert marker(kube_api, ns) is None, ns
 
     # Opting back in onboards the namespace.
-    core = client.CoreV1Api(kube_api)
     core.patch_namespace(by_annotation, {"metadata": {"annotations": {OPT_OUT: None}}})
     wait_onboarded(kube_api, by_annotation)
 
@@ -226,7 +230,8 @@ def test_user_edits_and_deletions_survive_restarts_and_template_changes(start_op
     deleted = make_namespace("deleted", labels=PROFILE_LABEL)
     wait_onboarded(kube_api, edited)
     wait_onboarded(kube_api, deleted)
-    wait_for(lambda: marker(kube_api, deleted), what="marker")
+    for ns in (edited, deleted):  # onboarding finished (its last step) before the operator stops
+        wait_for(lambda: marker(kube_api, ns), what=f"marker in {ns}")
     custom = client.CustomObjectsApi(kube_api)
     custom.patch_namespaced_custom_object(G, V, edited, P, "feast", {
         "metadata": {"labels": {"team": "mine"}},
@@ -332,6 +337,8 @@ def test_shared_online_store_one_redis_many_projects(start_operator, kube_api, m
         fs = wait_onboarded(kube_api, ns)
         assert fs["spec"]["project"] == project_of(ns)
         assert fs["spec"]["onlineStore"] == {"external": {"secretRef": {"name": "feast-shared-online-store"}, "tls": False}}
+        # the marker is onboarding's last step: the copy got its ownerReference (set once the store exists) before
+        wait_for(lambda: marker(kube_api, ns), timeout=60, interval=0.3, what=f"onboarding of {ns} finished")
         copy = core.read_namespaced_secret("feast-shared-online-store", ns)
         assert base64.b64decode(copy.data["password"]).decode() == "s3cret-one"
         assert copy.metadata.owner_references and copy.metadata.owner_references[0].uid == fs["metadata"]["uid"]

@@ -25,6 +25,7 @@ NEVER_IMPORTED = ("feast", "kubernetes")
     ("FSO_DEFAULT_PROVIDER", "aws", "'gcp' or 'local'"),
     ("FSO_GCP_NETWORK", "default", "should match pattern"),
     ("FSO_MAX_CONCURRENT_RECONCILES", "lots", "valid integer"),
+    ("FSO_CLOUD_RETRY_SECONDS", "0", "greater than or equal to 1"),
 ])
 def test_bad_setting_stops_the_operator_at_start(control_plane, variable, value, allowed):
     op = OperatorProcess(control_plane.kubeconfig, env={variable: value})

@@ -29,7 +29,8 @@ PROJECT, REGION = "test-project", "us-central1"
 def gcp_operator(control_plane, featurestore_crd, namespace, kube_api):
     with MemorystoreFake(op_delay=0.3, real_redis=True) as ms, GcsEmulator() as gcs, GcsBucketOverlay(gcs) as overlay:
         env = {"FSO_MEMORYSTORE_ENDPOINT": ms.endpoint, "FSO_GCP_PROJECT": PROJECT, "FSO_GCP_REGION": REGION,
-               "FSO_DEFAULT_PROVIDER": "gcp", "FSO_RESYNC_SECONDS": "10", **overlay.env()}
+               "FSO_DEFAULT_PROVIDER": "gcp", "FSO_RESYNC_SECONDS": "10", **overlay.env(),
+               "FSO_CLOUD_RETRY_SECONDS": "3"}  # CloudUnavailable after 3 s of 503s, not 60
         op = OperatorProcess(control_plane.kubeconfig, env=env, args=["--namespace", namespace]).start()
         try:
             yield ms, op

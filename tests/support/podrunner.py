@@ -29,8 +29,11 @@ resources/limits, probes other than the ``httpGet`` readiness wait in :meth:`Run
 ``extra_env`` is added to every process (e.g. the GCS emulator's variables standing in for GKE's
 metadata server / Workload Identity) underneath the container's own env.
 
-Mount points created on the host to bind onto (e.g. an empty ``/repo``) are removed again by
-:meth:`PodRunner.close` when empty.
+Mount points created on the host to bind onto (e.g. an empty ``/repo``) are shared by every runner
+on the machine (other test processes too): removing one detaches its bind mounts in every mount
+namespace, i.e. under the running pods of other runners. So each runner holds a shared lock on
+:data:`MOUNTPOINTS_LOCK` while it lives, mount points are recorded in one machine-wide list, and
+the runner that closes last (it gets the lock exclusively) removes the empty ones.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
+import fcntl
 import json
 import os
 import secrets
@@ -192,7 +196,9 @@ class PodRunner:
         self.namespace = namespace
         self.base = Path(tempfile.mkdtemp(prefix="podrunner-"))
         self._claims: dict[str, Path] = {}
-        self._created_file = self.base / "created-mountpoints"
+        self._created_file = MOUNTPOINTS_LOG
+        self._lock = open(MOUNTPOINTS_LOCK, "a")  # noqa: SIM115 - held (shared) until close()
+        fcntl.flock(self._lock, fcntl.LOCK_SH)  # waits while the last runner out removes mount points
         self._running: list[Running] = []
         self._seq = 0
 
@@ -219,28 +225,51 @@ class PodRunner:
     def close(self) -> None:
         for r in list(self._running):
             r.stop()
-        created = []
-        if self._created_file.exists():
-            created = [p for p in self._created_file.read_text().splitlines() if p]
-        for p in sorted(set(created), key=lambda s: s.count("/"), reverse=True):
-            if p.startswith("/dev/"):
-                # /dev/termination-log stays (empty, on devtmpfs): removing a mount point detaches its
-                # bind mounts in every namespace, i.e. under the pods of other runners still running
-                continue
-            try:
-                if os.path.isdir(p):
-                    os.rmdir(p)  # only when empty
-                elif os.path.isfile(p) and os.path.getsize(p) == 0:
-                    os.unlink(p)
-            except OSError:
-                pass
         shutil.rmtree(self.base, ignore_errors=True)
+        if self._lock.closed:
+            return
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another runner lives: its pods may be bound onto the mount points
+            self._lock.close()
+            return
+        try:
+            _remove_mountpoints()
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> PodRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Every runner on the machine holds a shared flock on this file while it lives.
+MOUNTPOINTS_LOCK = Path(tempfile.gettempdir()) / "podrunner-mountpoints.lock"
+#: Mount points created on the host by any runner's pods, one path a line (appended by the pods).
+MOUNTPOINTS_LOG = Path(tempfile.gettempdir()) / "podrunner-mountpoints.log"
+
+
+def _remove_mountpoints() -> None:
+    """Remove the recorded mount points that are empty; call only with MOUNTPOINTS_LOCK held exclusively."""
+    created = []
+    if MOUNTPOINTS_LOG.exists():
+        created = [p for p in MOUNTPOINTS_LOG.read_text().splitlines() if p]
+    for p in sorted(set(created), key=lambda s: s.count("/"), reverse=True):
+        if p.startswith("/dev/"):
+            # /dev/termination-log stays (empty, on devtmpfs): /dev is shared by every process of
+            # the machine, not only by runners
+            continue
+        try:
+            if os.path.isdir(p):
+                os.rmdir(p)  # only when empty
+            elif os.path.isfile(p) and os.path.getsize(p) == 0:
+                os.unlink(p)
+        except OSError:
+            pass
+    MOUNTPOINTS_LOG.unlink(missing_ok=True)
 
 
 class Pod:

@@ -73,6 +73,9 @@ class OperatorConfig(BaseSettings):
     """Image used to fetch git feature repos."""
     resync_seconds: float = Field(default=300.0, ge=10, le=86400)
     """Period of the level-triggered resync of every FeatureStore."""
+    cloud_retry_seconds: float = Field(default=60.0, ge=1, le=3600)
+    """Seconds one GCP call keeps retrying transient errors (429, 5xx, timeouts, dropped connections)
+    with backoff before the part reports CloudUnavailable and the pass is retried later."""
     max_concurrent_reconciles: int = Field(default=8, ge=1, le=256)
     """Reconcile passes running at the same time (the others wait their turn, first come first
     served). Bounds the operator's memory and the API server's load when many stores change at

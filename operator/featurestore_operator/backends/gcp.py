@@ -13,6 +13,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 
+from ..api import OperatorConfig
 from .base import Failed
 
 T = TypeVar("T")
@@ -32,14 +33,25 @@ TRANSIENT = (
 )
 
 
-def retry_policy(timeout: float = 60.0) -> gretry.Retry:
-    """Exponential backoff with jitter, bounded in total time (google-api-core)."""
+#: Default total time of a call's retries (OperatorConfig.cloud_retry_seconds, set by :func:`configure`).
+_retry_seconds = 60.0
+
+
+def configure(config: OperatorConfig) -> None:
+    """Apply the operator's retry budget (FSO_CLOUD_RETRY_SECONDS) to every later call of this process."""
+    global _retry_seconds
+    _retry_seconds = config.cloud_retry_seconds
+
+
+def retry_policy(timeout: float | None = None) -> gretry.Retry:
+    """Exponential backoff with jitter, bounded in total time (google-api-core); ``timeout`` defaults
+    to the configured budget."""
     return gretry.Retry(
         predicate=gretry.if_exception_type(*TRANSIENT),
         initial=0.25,
         maximum=8.0,
         multiplier=2.0,
-        timeout=timeout,
+        timeout=_retry_seconds if timeout is None else timeout,
     )
 
 

@@ -17,6 +17,10 @@ class DefaultBackends:
 
     def _get(self, name: str) -> Any:
         if name not in self._cache:
+            if name in ("memorystore", "gcs", "workload_identity"):
+                from . import gcp  # the cloud SDKs load with the first cloud store only
+
+                gcp.configure(self.config)
             if name == "memorystore":
                 from .memorystore import MemorystoreBackend
 
