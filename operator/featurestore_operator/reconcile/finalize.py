@@ -72,8 +72,8 @@ async def clean_up_vanished(deps: Deps, body: dict[str, Any]) -> Finalized:
     meta = body["metadata"]
     if fs.status.phase is not Phase.DELETING:  # first attempt (later ones carry the phase set below)
         log.warning(
-            "%s/%s (uid %s) was deleted without its clean-up (finalizer bypassed); cleaning up from its "
-            "last known spec",
+            "%s/%s (uid %s) is gone and its clean-up did not run (deleted past or before its finalizer); "
+            "cleaning up from its last known spec",
             meta["namespace"],
             meta["name"],
             meta.get("uid"),
