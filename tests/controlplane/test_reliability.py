@@ -23,6 +23,7 @@ import random
 import time
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -518,8 +519,9 @@ def test_observability_metrics_events_and_json_logs(control_plane, featurestore_
 
 
 
+@pytest.mark.parametrize("killed", [False, True], ids=["operator-running", "operator-killed-meanwhile"])
 def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(control_plane, featurestore_crd, kube_api,
-                                                                            namespace):
+                                                                            namespace, killed):
     """The interleaving behind the crash test's orphan (store c00, created while the operator was
     down and deleted right after it started): kube-apiserver's DELETE decides "no finalizers, delete
     at once" on the object it read, and its storage delete does not look at finalizers again
@@ -527,8 +529,10 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
     between is answered 200 and deleted with the object: the operator, told the finalizer is on,
     creates the instance of a store that is already gone, and nothing ever finalized it. Emulated
     here deterministically: once the instance is being created, the finalizer is removed by someone
-    else and the store deleted. The cloud resources must still go (by their deterministic names,
-    checked against the owner labels), and a kept (Retain) bucket must stay."""
+    else and the store deleted; ``killed``: with the operator SIGKILLed first and started again
+    after (nothing in memory: the clean-up record written before the finalizer names the store).
+    The cloud resources must still go (by their deterministic names, checked against the owner
+    labels), a kept (Retain) bucket must stay, and the records go once done."""
     api = crd(kube_api)
     with MemorystoreFake(op_delay=1.0, real_redis=False, seed=1) as ms, GcsEmulator() as gcs, \
             GcsBucketOverlay(gcs) as overlay:
@@ -542,10 +546,14 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
                      what="both instances being created")
             wait_for(lambda: {"gone", "kept"} <= set(buckets_by_owner(overlay)), timeout=60, interval=0.2,
                      what="both buckets created")
+            if killed:
+                op.kill()
             for name in ("gone", "kept"):
                 api.patch_namespaced_custom_object(G, V, namespace, P, name, {"metadata": {"finalizers": None}})
                 api.delete_namespaced_custom_object(G, V, namespace, P, name)
             wait_for(lambda: not list_fs(kube_api, namespace), timeout=30, interval=0.2, what="both stores gone")
+            if killed:
+                op.start()
             try:
                 wait_for(lambda: not instances_by_owner(ms) and set(buckets_by_owner(overlay)) == {"kept"},
                          timeout=90, interval=0.5, what="the instances and the Delete bucket deleted")
@@ -553,6 +561,11 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
                 raise AssertionError(f"{err}: instances={dict(instances_by_owner(ms))} "
                                      f"buckets={dict(buckets_by_owner(overlay))}\n{op.log_text()[-4000:]}") from None
             assert "cleaning up from its last known spec" in op.log_text()
+            records = client.CoreV1Api(kube_api).list_namespaced_config_map(
+                namespace, label_selector="featurestore.kubeflow.org/cleanup-record=true").items
+            wait_for(lambda: not client.CoreV1Api(kube_api).list_namespaced_config_map(
+                namespace, label_selector="featurestore.kubeflow.org/cleanup-record=true").items,
+                timeout=30, interval=0.5, what=f"the clean-up records deleted (were {[r.metadata.name for r in records]})")
             assert op.alive()
         finally:
             cleanup(op, kube_api, namespace)

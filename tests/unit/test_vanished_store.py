@@ -99,3 +99,17 @@ def test_a_store_gone_right_after_its_cloud_create_has_the_resource_deleted():
 def test_a_live_store_is_not_cleaned_up():
     cloud = run(remove_during_create=False)
     assert cloud.created and not cloud.deleted
+
+
+def test_a_clean_up_record_names_a_store_of_its_own_namespace_only():
+    from featurestore_operator.reconcile.core import cleanup_record
+    from featurestore_operator.reconcile.finalize import record_body
+
+    record = cleanup_record(body())
+    assert record["metadata"]["name"] == "featurestore-cleanup-demo-uid-1"
+    assert record_body(record)["metadata"] == {"name": "demo", "namespace": NS, "uid": "uid-1"}
+    forged = {**record, "metadata": {**record["metadata"], "namespace": "attacker"}}
+    assert record_body(forged)["metadata"]["namespace"] == "attacker", "the record's namespace, not its content's"
+    for data in ({}, {"featurestore.json": "not json"}, {"featurestore.json": "[]"},
+                 {"featurestore.json": '{"metadata": {"name": "demo"}}'}):
+        assert record_body({**record, "data": data}) is None, data

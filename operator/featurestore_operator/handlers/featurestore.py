@@ -14,6 +14,8 @@ import logging
 from typing import Any
 
 from ..api import API_VERSION
+from ..reconcile.core import CLEANUP_RECORD
+from ..reconcile.finalize import record_body
 from ..reconcile.kube import ApiError
 from .runtime import Runtime
 
@@ -61,10 +63,20 @@ async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
         rt.workers.forget(key)  # deleted while we were not watching
     for obj in items:
         rt.workers.observe("ADDED", _typed(obj))
+    await _clean_up_recorded(rt, namespace, {o["metadata"].get("uid") for o in items})
     rt.health.watching = True
     rt.health.reason = "watching FeatureStores"
     async for event_type, obj in rt.kube.watch("FeatureStore", API_VERSION, namespace, None, version):
         rt.workers.observe(event_type, _typed(obj))
+
+
+async def _clean_up_recorded(rt: Runtime, namespace: str | None, live: set[str | None]) -> None:
+    """Stores gone without their clean-up (e.g. deleted while the operator was down, past their
+    finalizer): their clean-up records name them."""
+    for record in await rt.kube.list("ConfigMap", "v1", namespace, {CLEANUP_RECORD: "true"}):
+        body = record_body(record)
+        if body is not None and body["metadata"]["uid"] not in live:
+            rt.workers.clean_up((body["metadata"]["namespace"], body["metadata"]["name"]), body)
 
 
 def _typed(obj: dict[str, Any]) -> dict[str, Any]:

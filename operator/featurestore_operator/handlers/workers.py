@@ -109,6 +109,13 @@ class Workers:
             self._start(key)
         self.wake(*key)  # lets its worker notice (and exit, or clean up)
 
+    def clean_up(self, key: Key, body: dict[str, Any]) -> None:
+        """Clean up after the store ``body`` (gone; from its clean-up record) unless already doing so."""
+        if key not in self.vanished:
+            self.vanished[key] = slim_body(body)
+        self._start(key)
+        self.wake(*key)
+
     async def stop(self) -> None:
         for task in self.tasks.values():
             task.cancel()

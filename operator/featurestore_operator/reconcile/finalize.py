@@ -11,6 +11,7 @@ deletion policy as in a normal deletion."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from ..api import FeatureStore, FeatureStoreStatus, Phase, SpecError
 from ..api.resource import FINALIZER
 from ..backends.base import BackendContext
 from ..backends.recorded import recorded_store
-from .core import Deps, parse, write_status
+from .core import Deps, cleanup_record_name, parse, write_status
 from .events import Event
 from .observe import secret_reader
 from .outcomes import all_backends, merge_status
@@ -56,6 +57,7 @@ async def finalize(deps: Deps, body: dict[str, Any]) -> Finalized:
     result = await _delete_backends(deps, fs, body, lambda status: write_status(deps, body, status))
     if result.done:
         await _drop_finalizer(deps, body)
+        await _drop_record(deps, body)
         deps.applier.forget_owner(fs.metadata.namespace, fs.metadata.name)
     return result
 
@@ -65,12 +67,13 @@ async def clean_up_vanished(deps: Deps, body: dict[str, Any]) -> Finalized:
     one seen, its status kept up to date here (operation names) for the next attempt."""
     fs = _parsed(body, deps) or recorded_store(body)
     if fs is None or not any(b.needs_cleanup(fs) for _, b in all_backends(deps.backends, fs)):
+        await _drop_record(deps, body)
         return Finalized(True, "no cloud resources to clean up")
     meta = body["metadata"]
     if fs.status.phase is not Phase.DELETING:  # first attempt (later ones carry the phase set below)
         log.warning(
-            "%s/%s (uid %s) was deleted without its clean-up (finalizer bypassed); cleaning up from its "
-            "last known spec",
+            "%s/%s (uid %s) is gone and its clean-up did not run (deleted past or before its finalizer); "
+            "cleaning up from its last known spec",
             meta["namespace"],
             meta["name"],
             meta.get("uid"),
@@ -81,6 +84,7 @@ async def clean_up_vanished(deps: Deps, body: dict[str, Any]) -> Finalized:
 
     result = await _delete_backends(deps, fs, body, keep)
     if result.done:
+        await _drop_record(deps, body)
         log.info("%s/%s: cloud resources of the deleted store cleaned up", meta["namespace"], meta["name"])
     return result
 
@@ -106,6 +110,26 @@ async def _delete_backends(
     if pending:
         return Finalized(False, "; ".join(pending), retry)
     return Finalized(True, "backends cleaned up")
+
+
+def record_body(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The FeatureStore a clean-up record names (None: unreadable). Its namespace is the record's
+    own: a record names stores of its namespace only (and cloud resources are checked against the
+    owner labels, uid included)."""
+    try:
+        body = json.loads((record.get("data") or {}).get("featurestore.json") or "")
+        meta = body["metadata"]
+        meta["namespace"] = record["metadata"]["namespace"]
+        if not isinstance(meta["name"], str) or not meta.get("uid"):
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {"apiVersion": body.get("apiVersion"), "kind": "FeatureStore", "metadata": meta, "spec": body.get("spec")}
+
+
+async def _drop_record(deps: Deps, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    await deps.kube.delete("ConfigMap", "v1", meta["namespace"], cleanup_record_name(meta))
 
 
 async def _drop_finalizer(deps: Deps, body: dict[str, Any]) -> None:
