@@ -33,7 +33,7 @@ _META = ("name", "namespace", "uid", "generation", "resourceVersion", "creationT
 _STATUS = {
     "Deployment": ("observedGeneration", "replicas", "availableReplicas", "conditions"),
     "StatefulSet": ("readyReplicas",),
-    "Job": ("succeeded", "failed", "conditions"),
+    "Job": ("succeeded", "failed", "conditions", "completionTime"),  # completionTime: freshness lag
     "CronJob": ("lastScheduleTime", "lastSuccessfulTime"),
 }
 
