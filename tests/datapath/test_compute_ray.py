@@ -11,6 +11,7 @@ stay inside the pod (its /data volume and /etc/feast).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 from featurestore_operator import render  # noqa: E402
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # noqa: E402
+from featurestore_operator.reconcile.freshness import views_status  # noqa: E402
 from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey  # noqa: E402
 from featurestore_operator.render.compute import JOB_CONFIG_KEY  # noqa: E402
 from featurestore_operator.render.freshness import parse_summary  # noqa: E402
@@ -75,6 +77,8 @@ class Run:
     runner: PodRunner
     summary: str
     retrieval: list[dict[str, Any]]
+    #: wall-clock seconds when the materialization pod started and ended
+    window: tuple[float, float]
 
 
 def _store(compute: dict[str, Any]) -> FeatureStore:
@@ -116,7 +120,9 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     pod = runner.pod(runner.find("CronJob"))
     # a Ray node's session dir (raylet sockets) is on the node's filesystem, as in a Ray pod
     node = [Mount(str(ray_dir), str(ray_dir))]
+    started = time.time()
     res = pod.run(pod.prepare("materialize", extra_mounts=node), timeout=400)
+    window = (started, time.time())
     assert res.returncode == 0, f"materialization ({compute}) failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
     prepared = pod.prepare("materialize", extra_mounts=node)
     prepared.argv = [
@@ -129,7 +135,8 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     out = pod.run(prepared, timeout=300)
     assert out.returncode == 0, f"historical retrieval ({compute}) failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
-    return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), json.loads(line[len("RESULT ") :]))
+    result = json.loads(line[len("RESULT ") :])
+    return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), result, window)
 
 
 def _rows(srv: RedisServer) -> dict[bytes, dict[bytes, bytes]]:
@@ -242,4 +249,10 @@ def test_materialization_reports_freshness_per_feature_view(runs):
         assert summary is not None, (name, runs[name].summary)
         views = {v.name: v.materialized_until for v in summary.views}
         assert set(views) == {VIEW}, views  # driver_rating is not in --views: never materialized
-        assert abs(views[VIEW].timestamp() - time.time()) < 900
+        # the run materializes up to "now" (the script's `date -u`, whole seconds) inside its own window
+        started, ended = runs[name].window
+        assert started - 1 <= views[VIEW].timestamp() <= ended, (name, views, runs[name].window)
+        # ... and the operator's side turns the message into the status entry
+        end = dt.datetime.fromtimestamp(ended, dt.UTC)
+        [entry] = views_status(runs[name].summary, end)
+        assert entry.name == VIEW and 0 <= entry.lag_seconds <= ended - started + 1, entry

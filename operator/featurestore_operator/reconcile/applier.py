@@ -37,7 +37,7 @@ _SHARED_META = frozenset({"namespace"})
 _STATUS = {
     "Deployment": ("observedGeneration", "replicas", "availableReplicas", "conditions"),
     "StatefulSet": ("readyReplicas",),
-    "Job": ("succeeded", "failed", "conditions"),
+    "Job": ("succeeded", "failed", "conditions", "completionTime"),  # completionTime: freshness lag
     "CronJob": ("lastScheduleTime", "lastSuccessfulTime"),
 }
 
