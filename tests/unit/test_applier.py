@@ -88,6 +88,18 @@ def test_apply_is_skipped_until_our_fields_move():
     assert len(kube.applied) == 3
 
 
+def test_an_apply_answer_overtaken_by_a_watch_event_does_not_bring_back_the_old_state():
+    cache = ObservedCache()
+    newer = sa("7", OURS, secrets=[{"name": "token"}])
+    newer["metadata"]["labels"]["controller"] = "added"
+    cache.record(newer)
+    older = cache.record(sa("5", OURS), keep_data=True)
+    assert older["metadata"]["resourceVersion"] == "7" and older["metadata"]["labels"]["controller"] == "added"
+    assert cache.objects[("ServiceAccount", "ns", "s-feast")]["metadata"]["resourceVersion"] == "7"
+    assert cache.record(sa("8", OURS))["metadata"]["resourceVersion"] == "8"
+    assert cache.counts["ServiceAccount"] == 1
+
+
 def test_cache_keeps_no_managed_fields():
     cache = ObservedCache()
     cache.applied[("ServiceAccount", "ns", "s-feast")] = ("h", drift_key(sa("1", OURS)))

@@ -115,6 +115,13 @@ def drift_key(obj: dict[str, Any]) -> str:
     return prefix + "m" + digest
 
 
+def _revision(obj: dict[str, Any]) -> int:
+    """The object's resourceVersion as a number (the API server's etcd revision), -1 when it is not
+    one: such objects always replace what the cache holds."""
+    rv = (obj.get("metadata") or {}).get("resourceVersion") or ""
+    return int(rv) if rv.isdigit() else -1
+
+
 @dataclass
 class ObservedCache:
     """Last seen state of owned objects, keyed by (kind, namespace, name), as :func:`slim` copies."""
@@ -130,9 +137,16 @@ class ObservedCache:
     counts: Counter[str] = field(default_factory=Counter)
 
     def record(self, obj: dict[str, Any], keep_data: bool = False) -> dict[str, Any]:
-        """Keep the :func:`slim` copy of ``obj`` (as watched or as answered), indexed by owner."""
+        """Keep the :func:`slim` copy of ``obj`` (as watched or as answered), indexed by owner. An
+        apply's answer can reach us after the watch event of a later change (a controller's status
+        update while the answer waited for the event loop): the later one is kept, else the cache
+        would hold the old status until the object changes again (a store stuck "0 of 1 available"
+        with its Deployment available: bench/memory.py under load)."""
         k = key(obj)
-        if k not in self.objects:
+        old = self.objects.get(k)
+        if old is not None and _revision(obj) < _revision(old):
+            return old
+        if old is None:
             self.counts[k[0]] += 1
         self.objects[k] = small = slim(obj, keep_data)
         owner = (small["metadata"].get("labels") or {}).get(OWNER_LABEL)
