@@ -95,6 +95,17 @@ def webhook(fakes, control_plane, kube_api):
         print(op.log_text()[-15000:])
 
 
+def test_webhook_certificate_is_made_without_loading_cryptography_in_the_operator(webhook):
+    """The self-signed webhook certificate comes from a child interpreter: the operator process
+    serves TLS (kopf's server, stdlib ssl) without `cryptography` mapped (~8 MiB resident)."""
+    pid = webhook.pid
+    assert pid is not None and webhook.alive()
+    with open(f"/proc/{pid}/maps") as maps:
+        loaded = maps.read()
+    assert "/ssl" in loaded or "libssl" in loaded, "the webhook server has no TLS library loaded"
+    assert "cryptography" not in loaded, "the operator process loaded cryptography"
+
+
 def manifest(name: str, namespace: str, **spec: object) -> str:
     import json
 

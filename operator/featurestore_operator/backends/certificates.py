@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -95,3 +97,18 @@ def pem_key(key: Key) -> str:
 
 def pem_cert(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def write_self_signed(names: list[str], directory: Path, validity: dt.timedelta) -> tuple[Path, Path]:
+    """A self-signed server certificate (its own CA) for ``names`` in ``directory``: (certfile, keyfile)."""
+    key = new_key()
+    cert = issue(key, names[0], now=dt.datetime.now(dt.UTC), validity=validity, names=names, ca=True)
+    certfile, keyfile = directory / "tls.crt", directory / "tls.key"
+    certfile.write_text(pem_cert(cert))
+    keyfile.touch(mode=0o600)
+    keyfile.write_text(pem_key(key))
+    return certfile, keyfile
+
+
+if __name__ == "__main__":  # python -m ...certificates DAYS DIRECTORY NAME... (see handlers/admission.py)
+    write_self_signed(sys.argv[3:], Path(sys.argv[2]), dt.timedelta(days=int(sys.argv[1])))

@@ -8,8 +8,8 @@ in sync (``settings.admission.managed``). Certificates:
 
 * ``config.webhook_cert_dir`` (cert-manager, or any mounted Secret): ``tls.crt``/``tls.key`` and
   ``ca.crt`` when present; kopf reloads them when the files change;
-* otherwise a self-signed certificate generated at start-up with ``cryptography`` (kopf's own
-  generator needs ``certbuilder``, not installed) for the Service's DNS names and
+* otherwise a self-signed certificate generated at start-up with ``cryptography`` in a child
+  interpreter (kopf's own generator needs ``certbuilder``, not installed) for the Service's DNS names and
   ``config.webhook_host``; its certificate is the caBundle kopf writes into the configuration.
 
 ``config.webhook_service`` (NAMESPACE/NAME) makes the configuration point at that Service (what a
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -85,16 +87,14 @@ def hostnames(config: OperatorConfig) -> list[str]:
 
 
 def self_signed(names: list[str], directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate (its own CA) for ``names``; returns (certfile, keyfile)."""
-    from ..backends.certificates import issue, new_key, pem_cert, pem_key
-
-    key = new_key()
-    cert = issue(key, names[0], now=dt.datetime.now(dt.UTC), validity=CERT_VALIDITY, names=names, ca=True)
-    certfile, keyfile = directory / "tls.crt", directory / "tls.key"
-    certfile.write_text(pem_cert(cert))
-    keyfile.touch(mode=0o600)
-    keyfile.write_text(pem_key(key))
-    return certfile, keyfile
+    """A self-signed certificate (its own CA) for ``names``; returns (certfile, keyfile). Made by a
+    child interpreter: a one-off certificate is not worth keeping `cryptography` (~8 MiB resident,
+    bench/memory.py) loaded in the operator for its whole life."""
+    module = "featurestore_operator.backends.certificates"
+    subprocess.run(
+        [sys.executable, "-m", module, str(CERT_VALIDITY.days), str(directory), *names], check=True, timeout=120
+    )
+    return directory / "tls.crt", directory / "tls.key"
 
 
 class ServiceWebhookServer:
