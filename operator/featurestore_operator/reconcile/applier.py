@@ -23,8 +23,9 @@ from .kinds import Key, in_apply_order, key
 from .kube import FIELD_MANAGER, ApiError, Kube
 
 
-def desired_hash(obj: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def desired_hash(obj: dict[str, Any]) -> bytes:
+    """16 raw bytes: one is kept per applied object (a hex str of a sha256 was ~2 MiB at 1000 stores)."""
+    return hashlib.blake2b(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), digest_size=16).digest()
 
 
 #: metadata fields reconcile reads from cached objects (conditions, prune, run order)
@@ -130,7 +131,7 @@ class ObservedCache:
     #: drift key of each object as last seen (computed from the full object: slim drops managedFields)
     drift: dict[Key, str] = field(default_factory=dict)
     #: what we applied: key -> (desired hash, drift key of the object right after our apply)
-    applied: dict[Key, tuple[str, str]] = field(default_factory=dict)
+    applied: dict[Key, tuple[bytes, str]] = field(default_factory=dict)
     #: owners whose children were seen: (namespace, owner name) -> keys
     by_owner: dict[tuple[str, str], set[Key]] = field(default_factory=lambda: defaultdict(set))
     #: objects held, by kind
@@ -217,7 +218,7 @@ class Applier:
         #: seconds before an unchanged refused object is sent again (a webhook or quota may change its mind)
         self.retry_refused = retry_refused
         #: key -> (desired hash, drift key when refused, the failure, owner, when)
-        self.refused: dict[Key, tuple[str, str | None, ApplyFailure, str | None, float]] = {}
+        self.refused: dict[Key, tuple[bytes, str | None, ApplyFailure, str | None, float]] = {}
 
     def up_to_date(self, obj: dict[str, Any]) -> bool:
         k = key(obj)
