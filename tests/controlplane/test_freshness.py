@@ -1,7 +1,8 @@
 """Feature view freshness and the compute switch, against the real API server, Job controller and
 operator process: a materialization run's pod reports its summary as a termination message (set by
 the fake kubelet, as the real one copies /dev/termination-log) -> status.materialization.featureViews
-and the per-view gauges on /metrics; a forged pod beside it is ignored. Without FSO_COMPUTE_ENABLED
+and the per-view gauges on /metrics (with the operator's default settings); a forged pod beside it
+is ignored. Without FSO_COMPUTE_ENABLED
 an engine needing the chart's compute RBAC gets a condition naming the chart value."""
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ def summary(views: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def compute_operator(control_plane, featurestore_crd, namespace) -> Iterator[OperatorProcess]:
+def default_operator(control_plane, featurestore_crd, namespace) -> Iterator[OperatorProcess]:
+    """The operator's defaults (FSO_COMPUTE_ENABLED off, as in the chart): freshness is for every store."""
     proc = OperatorProcess(
         control_plane.kubeconfig,
-        env={"FSO_RESYNC_SECONDS": "10", "FSO_COMPUTE_ENABLED": "true"},
+        env={"FSO_RESYNC_SECONDS": "10"},
         args=["--namespace", namespace],
     )
     proc.start()
@@ -50,7 +52,7 @@ def ready_store(kube_api, kubelet, namespace: str, name: str) -> dict:
 
 
 def test_successful_run_reports_freshness_per_feature_view(
-    compute_operator, control_plane, kube_api, kubelet, namespace
+    default_operator, control_plane, kube_api, kubelet, namespace
 ):
     client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
         G, V, namespace, P, fs_manifest("fresh", materialization={"schedule": "0 3 * * *"})
@@ -94,22 +96,22 @@ def test_successful_run_reports_freshness_per_feature_view(
 
     labels = {"namespace": namespace, "featurestore": "fresh"}
     until = wait_for(
-        lambda: compute_operator.metric(
+        lambda: default_operator.metric(
             "featurestore_feature_view_materialized_until_timestamp_seconds", feature_view="driver_stats", **labels
         ),
         timeout=60,
         what="the freshness gauge",
     )
     assert until == dt.datetime.fromisoformat(REAL["driver_stats"]).timestamp()
-    lag = compute_operator.metric("featurestore_feature_view_freshness_lag_seconds", feature_view="zeta", **labels)
+    lag = default_operator.metric("featurestore_feature_view_freshness_lag_seconds", feature_view="zeta", **labels)
     assert lag >= (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(REAL["zeta"])).total_seconds() - 120, lag
 
     # deleting the store drops its series
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(G, V, namespace, P, "fresh")
     wait_for(
         lambda: (
-            compute_operator.metric("featurestore_feature_view_freshness_lag_seconds", **labels) == 0
-            and 'featurestore="fresh"' not in compute_operator.metrics()
+            default_operator.metric("featurestore_feature_view_freshness_lag_seconds", **labels) == 0
+            and 'featurestore="fresh"' not in default_operator.metrics()
         ),
         timeout=60,
         what="series gone with the store",

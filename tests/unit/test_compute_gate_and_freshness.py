@@ -109,19 +109,18 @@ def test_newest_successful_run_is_read_once_into_status():
         job("run-2", "u-2", "2026-11-29T22:30:00Z", "2026-11-29T22:29:00Z"),
         job("run-3", "u-3", None, "2026-11-29T23:00:00Z"),  # still running
     ]
-    got = asyncio.run(observe_freshness(kube, fs, runs, MaterializationStatus(), True))
+    got = asyncio.run(observe_freshness(kube, fs, runs, MaterializationStatus()))
     assert got["feature_views_job"] == "run-2"
     [view] = got["feature_views"]
     assert (view.name, view.last_end, view.lag_seconds) == ("driver_stats", "2026-11-29T22:00:00Z", 1800)
-    # read once: the next pass does not list pods again; disabled: never
+    # read once: the next pass does not list pods again
     seen = MaterializationStatus(feature_views=got["feature_views"], feature_views_job="run-2")
     listed = len(kube.calls)
-    assert asyncio.run(observe_freshness(kube, fs, runs, seen, True)) == {}
+    assert asyncio.run(observe_freshness(kube, fs, runs, seen)) == {}
     assert len(kube.calls) == listed, "a report already read is not read again"
-    assert asyncio.run(observe_freshness(kube, fs, runs, MaterializationStatus(), False)) == {}
     # a run without a report (pod gone, old image) keeps the views last known
     runs.append(job("run-4", "u-4", "2026-11-30T00:00:00Z", "2026-11-29T23:59:00Z"))
-    assert asyncio.run(observe_freshness(kube, fs, runs, seen, True)) == {"feature_views_job": "run-4"}
+    assert asyncio.run(observe_freshness(kube, fs, runs, seen)) == {"feature_views_job": "run-4"}
 
 
 def test_status_feature_views_become_gauges_and_leave_with_the_store():

@@ -45,6 +45,12 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["roles", "rolebindings"]
   verbs: ["create", "patch", "delete"]
 {{- end }}
+# Feature view freshness (every store): the materialization Job's pod reports it as its
+# termination message; the operator lists the finished Job's pods (namespace + label job-name) to
+# read it, once per run. `list` only: no get/watch, no logs, no exec.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # The reconciler writes .status (conditions, endpoints, operation names) with a merge patch.
 - apiGroups: ["featurestore.kubeflow.org"]
   resources: ["featurestores/status"]
@@ -136,11 +142,6 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: ["ray.io"]
   resources: ["rayclusters"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# Feature view freshness: the materialization Job's pod reports it as its termination message;
-# the operator lists the finished Job's pods (label job-name) to read it. Read-only.
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["list"]
 {{- end }}
 {{- end -}}
 

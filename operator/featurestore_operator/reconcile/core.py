@@ -235,7 +235,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         compute_enabled=deps.config.compute_enabled,
     )
     parts, mat_info = build_parts(seen)
-    mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization, seen.compute_enabled))
+    mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization))
     status = next_status(seen, parts, mat_info, body["metadata"].get("generation"), rfc3339(deps.now()))
     await publish(deps, body, previous, status, parts)
     return Result(_next_pass(backends, status, failures), status.phase.value if status.phase else None)

@@ -70,10 +70,10 @@ def views_status(message: str | None, run_end: dt.datetime) -> list[FeatureViewF
 
 
 async def observe_freshness(
-    kube: Kube, fs: FeatureStore, runs: list[dict[str, Any]], previous: MaterializationStatus, enabled: bool
+    kube: Kube, fs: FeatureStore, runs: list[dict[str, Any]], previous: MaterializationStatus
 ) -> dict[str, Any]:
     """``status.materialization`` fields from the newest successful run not read yet ({}: keep)."""
-    last = newest_success(runs) if enabled else None
+    last = newest_success(runs)
     if last is None or last["metadata"]["name"] == previous.feature_views_job:
         return {}
     name = last["metadata"]["name"]
