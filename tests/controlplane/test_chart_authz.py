@@ -33,7 +33,6 @@ from tests.controlplane.test_chart import (
 from tests.support.kube import G, OWNER_LABEL, P, V
 from tests.support.kubelet import FakeKubelet
 from tests.support.operator_process import OperatorProcess
-from tests.support.waiting import wait_for
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
@@ -157,9 +156,9 @@ def test_authz_kubernetes_under_chart_serviceaccount(control_plane, kube_api, re
                 "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "view"}})) == 403
             # it may write RoleBindings now, but not to a role it does not hold (escalation check)
             for role in ("view", "edit", "cluster-admin"):
-                assert refused(lambda: op_rbac.create_namespaced_role_binding(store_namespace, {
-                    "metadata": {"name": f"steal-{role}"}, "subjects": me,
-                    "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role}})) == 403, role
+                steal = {"metadata": {"name": f"steal-{role}"}, "subjects": me,
+                         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role}}
+                assert refused(lambda b=steal: op_rbac.create_namespaced_role_binding(store_namespace, b)) == 403, role
         finally:
             op_api.close()
 
