@@ -165,8 +165,9 @@ def test_authz_kubernetes_under_chart_serviceaccount(control_plane, kube_api, re
         # open switches to kubernetes: its account joins (sorted); guarded deleted: its account leaves.
         custom.patch_namespaced_custom_object(G, V, store_namespace, P, "open", {"spec": {"authz": {"type": "kubernetes"}}})
         started = time.monotonic()
+        # woken by the FeatureStore watch: well before the periodic look (resyncSeconds=10)
         explain(proc, lambda: subjects() == [(store_namespace, "guarded-feast"), (store_namespace, "open-feast")],
-                timeout=30, interval=0.1, what="open-feast joins the binding")
+                timeout=8, interval=0.1, what="open-feast joins the binding")
         joined = time.monotonic() - started
         custom.delete_namespaced_custom_object(G, V, store_namespace, P, "guarded")
         started = time.monotonic()
