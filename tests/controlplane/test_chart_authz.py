@@ -20,11 +20,13 @@ from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
 from tests.controlplane.test_chart import (
+    CHART,
     TOKEN_REVIEWER,
     TOKEN_REVIEWERS,
     explain,
     find,
     forbidden_lines,
+    helm,
     release,  # noqa: F401 - fixture
     sa_operator_env,
     sar,
@@ -59,7 +61,8 @@ def refused(call) -> int:
     return exc.value.status
 
 
-def test_authz_kubernetes_under_chart_serviceaccount(control_plane, kube_api, release, store_namespace, tmp_path):  # noqa: F811
+def test_authz_kubernetes_under_chart_serviceaccount(control_plane, kube_api, helm_bin, release, store_namespace,
+                                                      tmp_path):  # noqa: F811
     ns, name, docs = release["namespace"], release["name"], release["docs"]
     binding_name, role_name = name + TOKEN_REVIEWERS, name + TOKEN_REVIEWER
     [sa] = find(docs, "ServiceAccount")
@@ -114,6 +117,11 @@ def test_authz_kubernetes_under_chart_serviceaccount(control_plane, kube_api, re
         assert token_review(control_plane, token) == 201  # a real TokenReview with its real token
         open_token = control_plane.service_account_token(store_namespace, "open-feast")
         assert token_review(control_plane, open_token) == 403
+
+        # `helm upgrade` leaves the subjects alone (the template never sets them).
+        helm(helm_bin, "upgrade", name, str(CHART), "-n", ns, *release["values"], "--set", "resyncSeconds=11",
+             kubeconfig=control_plane.kubeconfig)
+        assert subjects() == [(store_namespace, "guarded-feast")]
 
         # A namespace admin (Kubeflow profile owner) cannot add itself, nor bind anything cluster-wide.
         core.create_namespaced_service_account(store_namespace, client.V1ServiceAccount(
