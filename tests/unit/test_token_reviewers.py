@@ -3,6 +3,9 @@ of live stores with authz kubernetes that pass the admin policy; nothing a user 
 
 from __future__ import annotations
 
+import asyncio
+import copy
+from types import SimpleNamespace
 from typing import Any
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore
@@ -56,3 +59,47 @@ def test_manual_grant_note_names_the_chart_value_only_when_unmanaged():
     assert note and "authz.kubernetes.enabled" in note and "team/a-feast" in note
     assert manual_grant_note(fs, managed=True) is None
     assert manual_grant_note(parse_featurestore(body("n", authz=None)), managed=False) is None
+
+
+class FakeKube:
+    """The token reviewers binding as the API server keeps it: get, and a guarded merge patch."""
+
+    def __init__(self) -> None:
+        self.binding: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                                        "metadata": {"name": "rev", "resourceVersion": "1"}}
+        self.patches: list[list[dict[str, str]]] = []
+        self.patched = asyncio.Event()
+
+    async def get(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.binding)
+
+    async def patch_guarded(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append(patch["subjects"])
+        self.binding["subjects"] = patch["subjects"]
+        self.patched.set()
+        return self.binding
+
+
+def test_no_sync_before_every_watched_namespace_has_listed(monkeypatch):
+    """A restarted operator watching namespaces a and b must not drop b's accounts because a listed
+    first: the first write already holds both."""
+    from featurestore_operator.handlers import token_reviewers as handler
+
+    monkeypatch.setattr(handler, "DEBOUNCE", 0)
+
+    async def scenario() -> list[list[dict[str, str]]]:
+        kube = FakeKube()
+        rt = SimpleNamespace(config=CONFIG, kube=kube, workers=SimpleNamespace(bodies={}))
+        reviewers = handler.TokenReviewers(scopes=2)
+        task = asyncio.create_task(reviewers.run(rt, "rev"))  # type: ignore[arg-type]
+        rt.workers.bodies[("a", "x")] = body("x", "a")
+        reviewers.scope_listed("a")
+        for _ in range(20):  # let the task wake, debounce and decide
+            await asyncio.sleep(0)
+        rt.workers.bodies[("b", "y")] = body("y", "b")
+        reviewers.scope_listed("b")
+        await asyncio.wait_for(kube.patched.wait(), 5)
+        task.cancel()
+        return kube.patches
+
+    assert asyncio.run(scenario()) == [[sa("a", "x-feast"), sa("b", "y-feast")]]

@@ -32,7 +32,7 @@ class Runtime:
         self.events = EventPoster(kube)
         self.health = Health()
         self.workers = Workers(self.deps, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles)
-        self.token_reviewers = TokenReviewers()
+        self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)
 
     def deps(self, body: dict[str, Any]) -> Deps:

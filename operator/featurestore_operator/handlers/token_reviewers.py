@@ -27,11 +27,20 @@ RBAC = "rbac.authorization.k8s.io/v1"
 
 
 class TokenReviewers:
-    def __init__(self) -> None:
+    def __init__(self, scopes: int) -> None:
         self.changed = asyncio.Event()
+        #: FeatureStore watches (namespaces, or one cluster-wide) that must have listed once before a
+        #: sync: else a restarted operator would drop the accounts of a namespace not listed yet
+        self.scopes = scopes
+        self.listed: set[str | None] = set()
 
     def wake(self) -> None:
         self.changed.set()
+
+    def scope_listed(self, namespace: str | None) -> None:
+        """The FeatureStore watch of ``namespace`` (None: cluster-wide) has listed every store."""
+        self.listed.add(namespace)
+        self.wake()
 
     async def run(self, rt: Runtime, name: str) -> None:
         """Sync the binding ``name`` whenever woken (or each resync period), forever."""
@@ -41,6 +50,8 @@ class TokenReviewers:
                 await asyncio.wait_for(self.changed.wait(), rt.config.resync_seconds)
             await asyncio.sleep(DEBOUNCE)
             self.changed.clear()
+            if len(self.listed) < self.scopes:
+                continue
             try:
                 while not await sync(rt, name):  # changed since read: read again
                     pass
