@@ -10,33 +10,37 @@ ClusterRoleBinding or create a RoleBinding to a role it does not hold (RBAC's es
 
 from __future__ import annotations
 
+import secrets
 import time
 import urllib.error
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
+from tests.controlplane import test_chart as chart_tests
 from tests.controlplane.test_chart import (
     CHART,
+    SESSION_CRD,
     TOKEN_REVIEWER,
     TOKEN_REVIEWERS,
     explain,
     find,
     forbidden_lines,
     helm,
-    release,  # noqa: F401 - fixture
     sa_operator_env,
     sar,
-    store_namespace,  # noqa: F401 - fixture
 )
-from tests.support.kube import G, OWNER_LABEL, P, V
+from tests.support.kube import OWNER_LABEL, G, P, V
 from tests.support.kubelet import FakeKubelet
 from tests.support.operator_process import OperatorProcess
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
+#: the chart release and the store namespace of test_chart.py
+release, store_namespace = chart_tests.release, chart_tests.store_namespace
 
 
 def store(name: str, authz: str) -> dict[str, Any]:
@@ -61,8 +65,8 @@ def refused(call) -> int:
     return exc.value.status
 
 
-def test_authz_kubernetes_under_chart_serviceaccount(control_plane, kube_api, helm_bin, release, store_namespace,
-                                                      tmp_path):  # noqa: F811
+def test_authz_kubernetes_under_chart_serviceaccount(
+        control_plane, kube_api, helm_bin, release, store_namespace, tmp_path):
     ns, name, docs = release["namespace"], release["name"], release["docs"]
     binding_name, role_name = name + TOKEN_REVIEWERS, name + TOKEN_REVIEWER
     [sa] = find(docs, "ServiceAccount")
@@ -203,3 +207,48 @@ def sar_named(api: client.ApiClient, user: str, verb: str, resource: str, name: 
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
             "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"], "resourceAttributes": attrs}}
     return client.AuthorizationV1Api(api).create_subject_access_review(body).status.allowed
+
+
+def test_authz_kubernetes_with_the_grant_left_to_the_admin(
+        control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path):
+    """authz.kubernetes.enabled=false: no token reviewer ClusterRole/binding and no right on them; the
+    store's Roles still apply under the chart's RBAC, and its FeatureServer condition names the value."""
+    name = f"fso-nr-{secrets.token_hex(3)}"
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "resyncSeconds=10",
+         "--set", "authz.kubernetes.enabled=false", *SESSION_CRD, kubeconfig=control_plane.kubeconfig)
+    proc = None
+    try:
+        docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
+                                                   kubeconfig=control_plane.kubeconfig).stdout) if d]
+        assert not [d for d in docs if TOKEN_REVIEWER in d["metadata"]["name"]]
+        env = sa_operator_env(docs)
+        assert "FSO_TOKEN_REVIEWERS_BINDING" not in env
+        [sa] = find(docs, "ServiceAccount")
+        user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
+        assert not sar_named(kube_api, user, "bind", "clusterroles", name + TOKEN_REVIEWER)
+        assert not sar_named(kube_api, user, "patch", "clusterrolebindings", name + TOKEN_REVIEWERS)
+        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"],
+                                                              str(tmp_path / "sa.kubeconfig"))
+        client.CoreV1Api(kube_api).create_namespaced_config_map(store_namespace, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="repo"), data={"features.py": "# feature definitions\n"}))
+        custom = client.CustomObjectsApi(kube_api)
+        custom.create_namespaced_custom_object(G, V, store_namespace, P, store("manual", "kubernetes"))
+        proc = OperatorProcess(kubeconfig, env=env).start()
+        kubelet = FakeKubelet(kube_api)
+
+        def server_condition() -> dict[str, Any] | None:
+            kubelet.run(store_namespace, f"{OWNER_LABEL}=manual,app.kubernetes.io/component!=feature-repo")
+            fs = custom.get_namespaced_custom_object(G, V, store_namespace, P, "manual")
+            conds = {c["type"]: c for c in (fs.get("status") or {}).get("conditions", [])}
+            return conds.get("FeatureServer") if conds.get("FeatureServer", {}).get("status") == "True" else None
+
+        cond = explain(proc, server_condition, timeout=120, interval=1, what=f"FeatureServer True (log: {proc.log_path})")
+        assert "authz.kubernetes.enabled" in cond["message"] and f"{store_namespace}/manual-feast" in cond["message"]
+        assert {r.metadata.name for r in client.RbacAuthorizationV1Api(kube_api).list_namespaced_role(
+            store_namespace, label_selector=f"{OWNER_LABEL}=manual").items} >= {"manual-feast-writer"}
+    finally:
+        if proc is not None:
+            proc.stop()
+        helm(helm_bin, "uninstall", name, "-n", namespace, "--wait", kubeconfig=control_plane.kubeconfig, check=False)
+    bad = forbidden_lines(proc.log_text())
+    assert not bad, "RBAC denials without the token reviewers binding:\n" + "\n".join(bad[:20])
