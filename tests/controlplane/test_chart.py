@@ -87,7 +87,21 @@ def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list
 def rules_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rules granted to the operator (not the user-facing aggregated roles)."""
     return [r for d in docs if d["kind"] in ("ClusterRole", "Role")
-            and not d["metadata"]["name"].endswith(("-edit", "-view")) for r in d.get("rules", [])]
+            and not d["metadata"]["name"].endswith(("-edit", "-view", TOKEN_REVIEWER)) for r in d.get("rules", [])]
+
+
+#: the chart's token reviewers ClusterRole / ClusterRoleBinding (authz.kubernetes.enabled), after the release name
+TOKEN_REVIEWER, TOKEN_REVIEWERS = "-feast-token-reviewer", "-feast-token-reviewers"
+
+
+def token_reviewer_rules(release: str = "fso") -> list[dict[str, Any]]:
+    """The operator's rules on the token reviewers binding and its ClusterRole: exactly these names."""
+    return [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterrolebindings"],
+         "resourceNames": [release + TOKEN_REVIEWERS], "verbs": ["get", "patch"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+         "resourceNames": [release + TOKEN_REVIEWER], "verbs": ["bind"]},
+    ]
 
 
 def verbs(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
@@ -193,18 +207,25 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
 
     # RBAC: least privilege
     rules = rules_of(docs)
-    onboarding = "kubeflow.onboarding.enabled=true" in VALUE_SETS[value_set]
     never = {"pods/exec", "pods/log", "nodes", "clusterroles", "clusterrolebindings", "serviceaccounts/token"}
-    for r in rules:
+    # the one exception: the token reviewers binding and its ClusterRole, by name (authz kubernetes)
+    token_rules = token_reviewer_rules()
+    assert all(r in rules for r in token_rules)
+    for r in (r for r in rules if r not in token_rules):
         assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"], r
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(r["verbs"]), r
         assert not never & set(r["resources"]), r
         if "pods" in r["resources"]:  # feature view freshness: the finished Job's pods, list only
             assert r["resources"] == ["pods"] and r["verbs"] == ["list"], r
-        if not onboarding:  # the client-config reader Role/RoleBinding are written with onboarding only
-            assert not ({"roles", "rolebindings"} & set(r["resources"]) and {"create", "patch"} & set(r["verbs"])), r
         if "update" in r["verbs"]:
             assert r["resources"] in (["featurestores/finalizers"], ["leases"]), r
+    # Roles/RoleBindings of spec.authz kubernetes (and onboarding): always written, no escalate/bind
+    assert verbs(rules, "rbac.authorization.k8s.io", "roles") == {"list", "watch", "create", "patch", "delete"}
+    [reviewer] = find(docs, "ClusterRole", "fso" + TOKEN_REVIEWER)
+    assert reviewer["rules"] == [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]
+    [binding] = find(docs, "ClusterRoleBinding", "fso" + TOKEN_REVIEWERS)
+    assert "subjects" not in binding and binding["roleRef"]["name"] == "fso" + TOKEN_REVIEWER
+    assert env["FSO_TOKEN_REVIEWERS_BINDING"] == "fso" + TOKEN_REVIEWERS
     assert verbs(rules, "apps", "deployments") == {"list", "watch", "create", "patch", "delete"}
     assert verbs(rules, "", "events") == {"create"}
     assert verbs(rules, G, "featurestores/status") == {"patch"}
@@ -214,9 +235,10 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == dep["metadata"]["name"]]
         granted = {res for r in cluster_role["rules"] for res in r["resources"]}
         webhook_configs = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
-        assert granted == {"customresourcedefinitions", "namespaces", *webhook_configs}
+        assert granted == {"customresourcedefinitions", "namespaces", "clusterrolebindings", "clusterroles", *webhook_configs}
         # namespaced mode: no cluster-wide writes but the webhook configurations (patch: that one name)
-        writes = [r for r in cluster_role["rules"] if set(r["verbs"]) - {"get", "list", "watch"}]
+        # and the token reviewers binding (by name)
+        writes = [r for r in cluster_role["rules"] if set(r["verbs"]) - {"get", "list", "watch"} and r not in token_rules]
         assert all(r["resources"] == webhook_configs for r in writes), writes
         assert [r.get("resourceNames") for r in writes if "patch" in r["verbs"]] == [[WEBHOOK]]
         assert env["FSO_NAMESPACES"] == "team-a,team-b"
@@ -418,7 +440,11 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         ("delete", "nodes", "", None, None), ("get", "nodes", "", None, None),
         ("create", "pods", "", store_namespace, "exec"), ("get", "pods", "", store_namespace, "exec"),
         ("get", "pods", "", store_namespace, "log"), ("create", "pods", "", store_namespace, None),
-        ("create", "rolebindings", "rbac.authorization.k8s.io", store_namespace, None),
+        # RoleBindings it may create (authz kubernetes), but RBAC's escalation check refuses any to a
+        # role it does not hold (the cluster-admin request below); it binds no ClusterRole by itself
+        ("bind", "clusterroles", "rbac.authorization.k8s.io", None, None),
+        ("create", "clusterrolebindings", "rbac.authorization.k8s.io", None, None),
+        ("patch", "clusterrolebindings", "rbac.authorization.k8s.io", None, None),
         ("create", "clusterroles", "rbac.authorization.k8s.io", None, None),
         ("escalate", "clusterroles", "rbac.authorization.k8s.io", None, None),
         ("impersonate", "users", "", None, None), ("delete", "namespaces", "", None, None),
@@ -702,10 +728,12 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
     [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == f"{name}-featurestore-operator"]
     # namespaced: cluster-wide reads only, but for the admission webhook's configurations (create;
     # patch by name) and the cluster identity (get namespaces/kube-system by name)
+    # and the token reviewers binding and its ClusterRole (by name)
+    assert all(r in cluster_role["rules"] for r in token_reviewer_rules(name))
     named = {("get", "namespaces"): ["kube-system"], ("patch", "validatingwebhookconfigurations"): [WEBHOOK]}
     for r in cluster_role["rules"]:
         extra = set(r["verbs"]) - {"list", "watch"}
-        if not extra:
+        if not extra or r in token_reviewer_rules(name):
             continue
         if extra == {"create"}:
             assert set(r["resources"]) <= {"validatingwebhookconfigurations", "mutatingwebhookconfigurations"}, r

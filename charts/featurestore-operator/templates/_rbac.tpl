@@ -30,21 +30,17 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["featurestores"]
   verbs: ["create"]
 {{- end }}
-# Roles/RoleBindings the operator owns are children: list/watch keep its cache of them (they are
-# selected by its label on the server). Writing them is granted only where a feature renders
-# them (profile onboarding, below).
+# Roles/RoleBindings the operator owns are children: list/watch keep its cache of them (selected
+# by its label on the server); create/patch/delete apply and prune them. Any namespace editor may
+# set spec.authz.type kubernetes, so they are always granted: Roles <name>-feast-{reader,writer}
+# (get on the store's client ConfigMap), <name>-feast-role-lookup (list rolebindings) and their
+# RoleBindings (render/authz.py); with onboarding also "<name>-feast-client-reader". RBAC's
+# escalation check lets the operator write a Role, or bind one, only when it holds every
+# permission in it itself (configmaps get, rolebindings list): no `escalate`/`bind` verbs, so a
+# RoleBinding to cluster-admin or any broader role is refused (test_chart.py shows it).
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["list", "watch"]
-{{- if .Values.kubeflow.onboarding.enabled }}
-# Profile onboarding: Role + RoleBinding "<name>-feast-client-reader" letting the profile's
-# default-editor get the store's client ConfigMap (applied, pruned). A Role may grant only what the
-# operator holds itself (RBAC's escalation check): it holds `get` on configmaps, so no
-# `escalate`/`bind` verbs are needed.
-- apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["roles", "rolebindings"]
-  verbs: ["create", "patch", "delete"]
-{{- end }}
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Feature view freshness (every store): the materialization Job's pod reports it as its
 # termination message; the operator lists the finished Job's pods (namespace + label job-name) to
 # read it, once per run. `list` only: no get/watch, no logs, no exec.
@@ -179,6 +175,23 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resourceNames: ["kube-system"]
   verbs: ["get"]
 {{- end }}
+{{- with include "featurestore-operator.tokenReviewers" . }}
+# authz kubernetes (handlers/token_reviewers.py): the operator keeps the subjects of the one
+# ClusterRoleBinding {{ . }} equal to the ServiceAccounts of stores with spec.authz.type
+# kubernetes. get/patch on that name only (never create, never another binding; roleRef is
+# immutable). Changing a binding's subjects passes RBAC's escalation check only with `bind` on
+# its ClusterRole or holding what it grants: `bind` on that one ClusterRole is the narrower
+# (the operator itself gets no TokenReview right; binding that role in a namespace grants nothing,
+# tokenreviews being cluster-scoped).
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["clusterrolebindings"]
+  resourceNames: [{{ . | quote }}]
+  verbs: ["get", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["clusterroles"]
+  resourceNames: [{{ include "featurestore-operator.tokenReviewer" $ | quote }}]
+  verbs: ["bind"]
+{{- end }}
 {{- if .Values.webhook.enabled }}
 # The admission webhook: kopf creates the ValidatingWebhookConfiguration
 # featurestores.featurestore.kubeflow.org once (create; 409 = exists) and patches its webhooks
@@ -239,4 +252,14 @@ RoleBinding, never cluster-wide). Read from Feast 0.67's engines:
 - apiGroups: [""]
   resources: ["services", "persistentvolumeclaims"]
   verbs: ["create", "get", "list", "delete"]
+{{- end -}}
+
+{{/* The token reviewers ClusterRole and ClusterRoleBinding (authz.kubernetes.enabled); empty when off. */}}
+{{- define "featurestore-operator.tokenReviewer" -}}
+{{- printf "%s-feast-token-reviewer" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "featurestore-operator.tokenReviewers" -}}
+{{- if and .Values.rbac.create .Values.authz.kubernetes.enabled -}}
+{{- printf "%s-feast-token-reviewers" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}

@@ -86,6 +86,10 @@ class OperatorConfig(BaseSettings):
     """The chart installed the compute engines' RBAC (Helm value compute.enabled): engines kubernetes,
     sparkApplication and ray with kubeRay may run, and materialization pods are read for feature view
     freshness. False: those engines get a Materialization condition naming the chart value."""
+    token_reviewers_binding: str | None = Field(default=None, pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+    """ClusterRoleBinding (installed by the chart, Helm value authz.kubernetes.enabled) whose subjects the
+    operator keeps equal to the ServiceAccounts of the stores with spec.authz.type kubernetes, so their
+    Feast servers may create TokenReviews. None: the admin grants that by hand (README)."""
     istio: bool = True
     """Render Istio AuthorizationPolicies (else Kubernetes NetworkPolicies)."""
     health_port: int = Field(default=8080, ge=1, le=65535)

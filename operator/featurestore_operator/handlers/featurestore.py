@@ -66,8 +66,10 @@ async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
     await _clean_up_recorded(rt, namespace, {o["metadata"].get("uid") for o in items})
     rt.health.watching = True
     rt.health.reason = "watching FeatureStores"
+    rt.token_reviewers.scope_listed(namespace)
     async for event_type, obj in rt.kube.watch("FeatureStore", API_VERSION, namespace, None, version):
         rt.workers.observe(event_type, _typed(obj))
+        rt.token_reviewers.wake()
 
 
 async def _clean_up_recorded(rt: Runtime, namespace: str | None, live: set[str | None]) -> None:

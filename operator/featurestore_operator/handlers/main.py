@@ -88,6 +88,8 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
             _task(rt.events.run(), "events"),
             *[_task(watch_featurestores(rt, ns), f"featurestores {ns or 'cluster-wide'}") for ns in _scopes(config)],
         ]
+        if config.token_reviewers_binding:  # authz kubernetes: who may create TokenReviews
+            tasks.append(_task(rt.token_reviewers.run(rt, config.token_reviewers_binding), "token reviewers"))
         acting = [_task(run_kopf(rt), "kopf")] + ([_task(elector.keep(), "leadership")] if elector else [])
         tasks += acting
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

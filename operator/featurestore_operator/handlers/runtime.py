@@ -15,6 +15,7 @@ from ..reconcile.outcomes import BackendSet
 from ..reconcile.watches import Watches
 from .events import EventPoster
 from .health import Health
+from .token_reviewers import TokenReviewers
 from .workers import Workers
 
 
@@ -31,6 +32,7 @@ class Runtime:
         self.events = EventPoster(kube)
         self.health = Health()
         self.workers = Workers(self.deps, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles)
+        self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)
 
     def deps(self, body: dict[str, Any]) -> Deps:

@@ -233,6 +233,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         runs=_runs(deps, fs),
         feast_version=deps.config.feast_version,
         compute_enabled=deps.config.compute_enabled,
+        token_reviewers=bool(deps.config.token_reviewers_binding),
     )
     parts, mat_info = build_parts(seen)
     mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization))

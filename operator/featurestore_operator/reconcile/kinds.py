@@ -76,6 +76,15 @@ KINDS: dict[str, Kind] = {
         Kind("Pod", "pods", "", ("v1",), verbs=("list",)),
         Kind("Lease", "leases", "coordination.k8s.io", ("v1",), verbs=("get", "create", "update")),
         Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
+        # the chart's token reviewers binding (handlers/token_reviewers.py): its subjects only
+        Kind(
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            "rbac.authorization.k8s.io",
+            ("v1",),
+            verbs=("get", "patch"),
+            namespaced=False,
+        ),
         Kind(
             "Profile",
             "profiles",

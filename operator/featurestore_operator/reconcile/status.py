@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..api import ConditionType as T
@@ -16,6 +16,7 @@ from .applier import ApplyFailure
 from .desired import Desired
 from .observe import RepoRevision, RepoState
 from .outcomes import BackendResults
+from .token_reviewers import manual_grant_note
 
 Child = Callable[[str, str], "dict[str, Any] | None"]  # (kind, name) -> observed object
 
@@ -37,6 +38,8 @@ class Seen:
     runs: list[dict[str, Any]]
     feast_version: str = ""
     compute_enabled: bool = False
+    #: the operator manages the token reviewers binding (FSO_TOKEN_REVIEWERS_BINDING)
+    token_reviewers: bool = False
 
 
 def _backend_parts(seen: Seen) -> dict[T, cond.Part]:
@@ -83,6 +86,9 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
     if seen.desired.tls_problem:
         reason, message = seen.desired.tls_problem
         server = cond.Part(T.FEATURE_SERVER, "False", reason, message, event="Warning")
+    note = manual_grant_note(seen.fs, seen.token_reviewers)
+    if note and server.status == "True":
+        server = replace(server, message=f"{server.message}; {note}")
     parts = {
         T.FEATURE_SERVER: server,
         T.REGISTRY: _registry_part(seen),
