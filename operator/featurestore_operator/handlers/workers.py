@@ -130,8 +130,9 @@ class Workers:
                 delay, backoff = await self._pass(key, backoff)
                 if delay is None:
                     return
-                try:
-                    await asyncio.wait_for(self.wakeups[key].wait(), timeout=min(delay, self.resync))
+                try:  # asyncio.timeout, not wait_for: no second task per idle store (bench/memory.py)
+                    async with asyncio.timeout(min(delay, self.resync)):
+                        await self.wakeups[key].wait()
                 except TimeoutError:
                     pass
         finally:
