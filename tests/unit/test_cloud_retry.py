@@ -41,5 +41,7 @@ def test_a_call_retries_transient_errors_for_the_configured_budget(restore_budge
         asyncio.run(gcp.call(unavailable))
     took = time.monotonic() - start
     assert len(attempts) >= 3, attempts
-    assert 1.0 <= took < 10, took
+    # google-api-core gives up as soon as the next (jittered) sleep would overrun the budget, so a
+    # call may end before 1.5 s; it never runs on for the default 60 s
+    assert 0.25 <= took < 10, took
     assert gcp.failure(info.value, "get bucket").reason == "CloudUnavailable"
