@@ -103,3 +103,29 @@ def test_no_sync_before_every_watched_namespace_has_listed(monkeypatch):
         return kube.patches
 
     assert asyncio.run(scenario()) == [[sa("a", "x-feast"), sa("b", "y-feast")]]
+
+
+def test_status_writes_neither_wake_the_sync_nor_parse_the_store_again(monkeypatch):
+    """Every pass writes status (a watch event): only a new store, a spec change (generation), a
+    deletion or a DELETED event may wake the sync, and unchanged stores are not parsed again."""
+    from featurestore_operator.handlers import token_reviewers as handler
+
+    reviewers = handler.TokenReviewers(scopes=1)
+    first = body("x", "a", generation=1)
+    reviewers.observe("ADDED", first)
+    assert reviewers.changed.is_set(), "a new store wakes the sync"
+    assert reviewers.subjects({("a", "x"): first}, CONFIG) == [sa("a", "x-feast")]
+    reviewers.changed.clear()
+    status_write = copy.deepcopy(first) | {"status": {"phase": "Ready"}}
+    reviewers.observe("MODIFIED", status_write)
+    assert not reviewers.changed.is_set(), "a status write woke the sync"
+    parsed: list[dict[str, Any]] = []
+    monkeypatch.setattr(handler, "account", lambda b, config: parsed.append(b))
+    assert reviewers.subjects({("a", "x"): status_write}, CONFIG) == [sa("a", "x-feast")] and not parsed
+    opened = body("x", "a", authz="none", generation=2)
+    reviewers.observe("MODIFIED", opened)
+    assert reviewers.changed.is_set(), "a spec change did not wake the sync"
+    assert reviewers.subjects({("a", "x"): opened}, CONFIG) == [] and parsed == [opened]
+    reviewers.changed.clear()
+    reviewers.observe("DELETED", opened)
+    assert reviewers.changed.is_set(), "a deletion did not wake the sync"

@@ -68,8 +68,9 @@ async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
     rt.health.reason = "watching FeatureStores"
     rt.token_reviewers.scope_listed(namespace)
     async for event_type, obj in rt.kube.watch("FeatureStore", API_VERSION, namespace, None, version):
-        rt.workers.observe(event_type, _typed(obj))
-        rt.token_reviewers.wake()
+        body = _typed(obj)
+        rt.workers.observe(event_type, body)
+        rt.token_reviewers.observe(event_type, body)
 
 
 async def _clean_up_recorded(rt: Runtime, namespace: str | None, live: set[str | None]) -> None:

@@ -1,9 +1,11 @@
 """Keeps the chart's token reviewers ClusterRoleBinding (FSO_TOKEN_REVIEWERS_BINDING) equal to the
 ServiceAccounts of the stores with ``spec.authz.type: kubernetes`` (``reconcile.token_reviewers``).
 
-Woken by the FeatureStore watch (``handlers.featurestore``) on every event, it waits a short
-debounce (a burst of events costs one write), computes the subjects from the bodies the workers
-hold and merge-patches the binding (guarded by its resourceVersion) when they differ. It also looks
+Woken by the FeatureStore watch (``handlers.featurestore``) when a store appears or goes, or its
+spec or deletion changes (not on the status writes of every pass), it waits a short debounce (a
+burst of events costs one write), computes the subjects from the bodies the workers hold (each
+store's account parsed again only when its uid, generation or deletion changed) and merge-patches
+the binding (guarded by its resourceVersion) when they differ. It also looks
 again every resync period, so a hand edit of the binding is undone. Runs on the acting replica only.
 The chart grants ``get``/``patch`` on that one binding and ``bind`` on its one ClusterRole.
 """
@@ -13,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
+from ..api import OperatorConfig
 from ..reconcile.kube import ApiError
-from ..reconcile.token_reviewers import subjects
+from ..reconcile.token_reviewers import account, as_subjects
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -24,6 +28,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEBOUNCE = 0.5
 RBAC = "rbac.authorization.k8s.io/v1"
+Key = tuple[str, str]
+#: what of a FeatureStore can change its account: (uid, generation, being deleted)
+Mark = tuple[Any, Any, bool]
+
+
+def _mark(body: dict[str, Any]) -> Mark:
+    meta = body["metadata"]
+    return meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp"))
 
 
 class TokenReviewers:
@@ -33,9 +45,27 @@ class TokenReviewers:
         #: sync: else a restarted operator would drop the accounts of a namespace not listed yet
         self.scopes = scopes
         self.listed: set[str | None] = set()
+        #: per store: its account as last computed, and the mark it was computed for
+        self.accounts: dict[Key, tuple[Mark, tuple[str, str] | None]] = {}
 
     def wake(self) -> None:
         self.changed.set()
+
+    def observe(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """A FeatureStore event: wake only when it can change the subjects."""
+        meta = body["metadata"]
+        known = self.accounts.get((meta["namespace"], meta["name"]))
+        if event_type == "DELETED" or known is None or known[0] != _mark(body):
+            self.wake()
+
+    def subjects(self, bodies: Mapping[Key, dict[str, Any]], config: OperatorConfig) -> list[dict[str, str]]:
+        """``reconcile.token_reviewers.subjects`` of ``bodies``, parsing only stores that changed."""
+        fresh: dict[Key, tuple[Mark, tuple[str, str] | None]] = {}
+        for key, body in bodies.items():
+            known, mark = self.accounts.get(key), _mark(body)
+            fresh[key] = known if known is not None and known[0] == mark else (mark, account(body, config))
+        self.accounts = fresh
+        return as_subjects(found for _, found in fresh.values())
 
     def scope_listed(self, namespace: str | None) -> None:
         """The FeatureStore watch of ``namespace`` (None: cluster-wide) has listed every store."""
@@ -53,7 +83,7 @@ class TokenReviewers:
             if len(self.listed) < self.scopes:
                 continue
             try:
-                while not await sync(rt, name):  # changed since read: read again
+                while not await sync(rt, name, self.subjects(rt.workers.bodies, rt.config)):  # changed: again
                     pass
                 backoff = 1.0
             except Exception as err:  # noqa: BLE001 - API or connection errors: try again
@@ -63,9 +93,8 @@ class TokenReviewers:
                 self.wake()
 
 
-async def sync(rt: Runtime, name: str) -> bool:
-    """One attempt; False when the binding changed between read and write."""
-    want = subjects(rt.workers.bodies.values(), rt.config)
+async def sync(rt: Runtime, name: str, want: list[dict[str, str]]) -> bool:
+    """One attempt to make the binding's subjects ``want``; False when it changed between read and write."""
     binding = await rt.kube.get("ClusterRoleBinding", RBAC, None, name)
     if binding is None:
         raise ApiError(404, "NotFound", f"ClusterRoleBinding {name} (installed by the chart) does not exist")

@@ -17,20 +17,30 @@ from ..api.spec import AuthzType
 from ..render.names import Names
 
 
+def account(body: dict[str, Any], config: OperatorConfig) -> tuple[str, str] | None:
+    """(namespace, ServiceAccount) the binding holds for this FeatureStore body, or None. Pure."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    try:
+        fs = parse_featurestore(body)
+        fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
+    except SpecError:
+        return None
+    if fs.spec.authz.type is AuthzType.KUBERNETES and not check(fs, config.effective_policy):
+        return fs.metadata.namespace, Names(fs).service_account
+    return None
+
+
+def as_subjects(accounts: Iterable[tuple[str, str] | None]) -> list[dict[str, str]]:
+    """The binding's subjects for these accounts (None: none), without duplicates, sorted."""
+    return [
+        {"kind": "ServiceAccount", "name": name, "namespace": ns} for ns, name in sorted(set(filter(None, accounts)))
+    ]
+
+
 def subjects(bodies: Iterable[dict[str, Any]], config: OperatorConfig) -> list[dict[str, str]]:
     """The binding's subjects for these FeatureStore bodies, sorted by (namespace, name). Pure."""
-    accounts: set[tuple[str, str]] = set()
-    for body in bodies:
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            continue
-        try:
-            fs = parse_featurestore(body)
-            fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
-        except SpecError:
-            continue
-        if fs.spec.authz.type is AuthzType.KUBERNETES and not check(fs, config.effective_policy):
-            accounts.add((fs.metadata.namespace, Names(fs).service_account))
-    return [{"kind": "ServiceAccount", "name": name, "namespace": ns} for ns, name in sorted(accounts)]
+    return as_subjects(account(body, config) for body in bodies)
 
 
 def manual_grant_note(fs: FeatureStore, managed: bool) -> str | None:
