@@ -25,7 +25,7 @@ RENEW_BEFORE = dt.timedelta(days=30)
 
 
 def secret_name(fs: FeatureStore) -> str:
-    return f"{fs.metadata.name}-feast-tls"
+    return render_tls.ca_secret_name(fs)
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,14 @@ def dns_names(fs: FeatureStore) -> list[str]:
     return out
 
 
+def ca_secret_name(fs: FeatureStore) -> str:
+    """The Secret of the operator's per-store CA and server key pair (backends/tls.py writes it)."""
+    return f"{fs.metadata.name}-feast-tls"
+
+
 def secret_name(fs: FeatureStore, config: OperatorConfig) -> str:
     """The Secret the servers mount: cert-manager's (admin chose an issuer) or the operator's CA's."""
-    return f"{fs.metadata.name}-feast-{'cert' if config.tls_issuer else 'tls'}"
+    return f"{fs.metadata.name}-feast-cert" if config.tls_issuer else ca_secret_name(fs)
 
 
 def certificate(fs: FeatureStore, config: OperatorConfig, versions: ApiVersions) -> list[dict[str, Any]]:
