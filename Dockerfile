@@ -24,6 +24,10 @@ ARG FEAST_VERSION=0.67.0
 # imports it; add it for such an image, e.g. --build-arg FEAST_COMPUTE_PACKAGES="... pyspark==4.0.1"
 # (Feast's own spark_application image is the usual choice). Empty: Feast only (~240 MB smaller).
 ARG FEAST_COMPUTE_PACKAGES="ray[data]==2.60.0 kubernetes==37.0.1"
+# gcsfs: the file offline store reads the offline data of provider gcp from the store's bucket
+# (gs://) through fsspec, and Feast's gcp extra does not bring it (found by the first run on real
+# pods: "Install gcsfs to access Google Storage"). Its version must match the fsspec pip picks.
+ARG FEAST_GCS_PACKAGES="gcsfs==2025.12.0 fsspec==2025.12.0"
 
 # ----------------------------------------------------------------------------- base
 FROM ${PYTHON_IMAGE} AS base
@@ -55,10 +59,12 @@ RUN /opt/venv/bin/pip install /wheels/featurestore_operator-*.whl \
 FROM base AS feast-venv
 ARG FEAST_VERSION
 ARG FEAST_COMPUTE_PACKAGES
+ARG FEAST_GCS_PACKAGES
 # set -f: the package list is split into words but never globbed (ray[data])
 RUN set -f && python -m venv /opt/feast \
- && /opt/feast/bin/pip install "feast[redis,gcp,grpcio]==${FEAST_VERSION}" ${FEAST_COMPUTE_PACKAGES} \
- && /opt/feast/bin/feast version
+ && /opt/feast/bin/pip install "feast[redis,gcp,grpcio]==${FEAST_VERSION}" ${FEAST_GCS_PACKAGES} ${FEAST_COMPUTE_PACKAGES} \
+ && /opt/feast/bin/feast version \
+ && /opt/feast/bin/python -c "import fsspec; fsspec.filesystem('gs', token='anon')"
 
 FROM base AS feast-runtime
 ARG FEAST_VERSION

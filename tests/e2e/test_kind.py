@@ -70,10 +70,14 @@ def test_kind_e2e(tmp_path):
     assert "[e2e" in text and "PASSED" in text
 
 
-@pytest.mark.parametrize("script", [SCRIPT, SCENARIO, ROOT / "hack" / "provision-node.sh"], ids=lambda p: p.name)
+SCRIPTS = [SCRIPT, SCENARIO, HERE / "scenario-gcp.sh", ROOT / "hack" / "provision-node.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_script_syntax(script):
     out = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert subprocess.run(["bash", "-n", str(HERE / "lib.sh")], capture_output=True).returncode == 0
     assert os.access(script, os.X_OK), f"{script.name} must be executable"
     text = script.read_text()
     assert "set -euo pipefail" in text or "set -Eeuo pipefail" in text

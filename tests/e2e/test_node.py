@@ -18,14 +18,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.controlplane import free_port
 from tests.support.dns_responder import PROBE_NAME, DnsResponder, hosts_lines
+from tests.support.gcs_emulator import GcsEmulator
+from tests.support.gke_metadata import METADATA_HOST, METADATA_IP, GkeMetadataServer
+from tests.support.iam_fake import GcsBucketOverlay, IamAdminFake
+from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.node import BRIDGE, Node, missing_parts
 from tests.support.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 SCENARIO = HERE / "scenario.sh"
+SCENARIO_GCP = HERE / "scenario-gcp.sh"
+GCP_EXAMPLE = ROOT / "examples" / "gcp-memorystore.yaml"
+NS = "kubeflow-user-example-com"  # examples/feature-repos/demo.yaml's
 
 
 def _traces(node: Node) -> list[str]:
@@ -97,10 +106,11 @@ def test_dns_responder_answers_from_the_start_survives_a_kill_and_follows_servic
     def request(method: str, path: str) -> dict[str, object]:
         return {"items": services if path.endswith("/services") else []}
 
-    dns = DnsResponder("127.0.0.1", tmp_path, request, port=free_port())
+    dns = DnsResponder("127.0.0.1", tmp_path, request, port=free_port(), static=[f"{METADATA_IP} {METADATA_HOST}"])
     dns.start()
     try:
         assert dns.answers(PROBE_NAME) == ["10.96.0.1"]
+        assert dns.answers(METADATA_HOST) == [METADATA_IP], "GKE's metadata server name, as on GKE"
         assert dns.answers("nothing.default.svc.cluster.local") == []
         services.append({"metadata": {"name": "web", "namespace": "a"}, "spec": {"clusterIP": "10.96.0.20"}})
         wait_for(lambda: dns.answers("web.a.svc.cluster.local") == ["10.96.0.20"], timeout=30, what="a new Service")
@@ -113,21 +123,110 @@ def test_dns_responder_answers_from_the_start_survives_a_kill_and_follows_servic
         dns.stop()
 
 
+def _run_scenario(node: Node, script: Path, log: Path, **env: str) -> str:
+    """Run a scenario script against the node; its output (it must pass and say so)."""
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.run(
+            ["bash", str(script)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**node.env(), "TIMEOUT_SECONDS": "900", **env},
+            cwd=ROOT,
+            timeout=3300,
+        )
+    text = log.read_text(errors="replace")
+    print(text[-6000:])
+    print(f"[node] {script.name} took {time.monotonic() - started:.0f}s")
+    assert proc.returncode == 0, f"{script.name} failed; last lines:\n" + "\n".join(text.splitlines()[-120:])
+    assert "[e2e" in text and "PASSED" in text
+    assert node.dns and not [e for e in node.dns.errors if "dnsmasq" in e], f"cluster DNS died: {node.dns.errors}"
+    return text
+
+
 @pytest.mark.timeout(3600)
 def test_scenario_on_node(node: Node, tmp_path: Path) -> None:
     """helm install -> examples/local.yaml Ready -> pods -> materialize -> client pod reads features
     through cluster DNS -> config roll-out -> deletion removes everything (scenario.sh)."""
-    env = node.env()
-    env["TIMEOUT_SECONDS"] = "900"
-    log = tmp_path / "scenario.log"
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.run(
-            ["bash", str(SCENARIO)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=HERE.parents[1], timeout=3300
+    text = _run_scenario(node, SCENARIO, tmp_path / "scenario.log")
+    assert "ONLINE-FEATURES-OK" in text
+
+
+def _gsa(project: str) -> str:
+    """The Google service account of the store in NS. Not the default policy's feast-{namespace}: its
+    account id would have 31 characters, and GCP (and the CRD) allow at most 30; the test sets the
+    chart's policy.serviceAccountPatterns to it, as an admin would."""
+    return f"feast-e2e@{project}.iam.gserviceaccount.com"
+
+
+def _gcp_store(tmp_path: Path, bucket: str) -> Path:
+    """examples/gcp-memorystore.yaml as it is, in the demo feature repo's namespace, with that repo, a
+    bucket name of the test's (the repo reads its data from FEAST_E2E_DATA, in that bucket) and the
+    namespace's Google service account."""
+    store = yaml.safe_load(GCP_EXAMPLE.read_text())
+    store["metadata"]["namespace"] = NS
+    store["spec"]["featureRepo"] = {"configMap": {"name": "demo-feature-repo"}}
+    store["spec"]["offlineStore"]["gcs"]["bucket"] = bucket
+    store["spec"]["gcp"]["serviceAccount"] = _gsa(store["spec"]["gcp"]["project"])
+    path = tmp_path / "gcp-store.yaml"
+    path.write_text(yaml.safe_dump(store))
+    return path
+
+
+@pytest.mark.timeout(3600)
+def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
+    """examples/gcp-memorystore.yaml on real pods (scenario-gcp.sh): the operator pod reaches the
+    Memorystore, GCS and IAM fakes on the host; the Feast pods get Memorystore's AUTH string and CA from
+    the store's Secret, the registry and the offline parquet from the bucket, and a token from the
+    metadata server as on GKE. Afterwards: the instance deleted, the bucket (Retain) and its data kept,
+    the store's KSA bound to the example's Google service account."""
+    example = yaml.safe_load(GCP_EXAMPLE.read_text())["spec"]
+    project = example["gcp"]["project"]
+    gsa = _gsa(project)
+    bucket = f"fso-e2e-{os.getpid()}"
+    data_uri = f"gs://{bucket}/offline/driver_stats.parquet"
+    host = node.host_ip
+    with (
+        MemorystoreFake(host=host, op_delay=1.0, default_project=project) as memorystore,
+        GcsEmulator(host=host) as gcs,
+        GcsBucketOverlay(gcs, host=host) as gcs_api,
+        IamAdminFake(host=host) as iam,
+        GkeMetadataServer(project=project, email=gsa) as metadata,
+    ):
+        iam.add_service_account(gsa)
+        # How the pods reach the fakes instead of Google: test-only settings, as an admin would set them.
+        to_gcs = [
+            {"name": "STORAGE_EMULATOR_HOST", "value": gcs_api.endpoint},  # google-cloud-storage, gcsfs
+            {"name": "CLOUD_STORAGE_EMULATOR_ENDPOINT", "value": gcs_api.endpoint},  # pyarrow (google-cloud-cpp)
+            {"name": "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "value": "false"},  # no bucket layout API in the fake
+        ]
+        values = {
+            "gcp": {"project": project, "region": example["gcp"]["region"]},
+            "policy": {"serviceAccountPatterns": [gsa]},
+            "extraEnv": [
+                {"name": "FSO_MEMORYSTORE_ENDPOINT", "value": memorystore.endpoint},
+                {"name": "FSO_IAM_ENDPOINT", "value": iam.endpoint},
+                to_gcs[0],
+            ],
+            "podDefaults": {"all": {"env": [*to_gcs, {"name": "FEAST_E2E_DATA", "value": data_uri}]}},
+        }
+        (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+        text = _run_scenario(
+            node,
+            SCENARIO_GCP,
+            tmp_path / "scenario-gcp.log",
+            GCP_MANIFEST=str(_gcp_store(tmp_path, bucket)),
+            DATA_URI=data_uri,
+            POD_ENV=", ".join(f"{{name: {e['name']}, value: '{e['value']}'}}" for e in to_gcs),
+            HELM_ARGS=f"-f {tmp_path / 'values.yaml'}",
         )
-    text = log.read_text(errors="replace")
-    print(text[-6000:])
-    print(f"[node] scenario took {time.monotonic() - started:.0f}s")
-    assert proc.returncode == 0, "scenario.sh failed; last lines:\n" + "\n".join(text.splitlines()[-120:])
-    assert "ONLINE-FEATURES-OK" in text and "[e2e" in text and "PASSED" in text
-    assert node.dns and not [e for e in node.dns.errors if "dnsmasq" in e], f"cluster DNS died: {node.dns.errors}"
+        assert "ONLINE-FEATURES-OK" in text and "HISTORICAL-FEATURES-OK" in text
+
+        creates = [r for r in memorystore.requests if r.rpc == "CreateInstance" and r.status == 200]
+        assert len(creates) == 1, "one Memorystore instance for the store"
+        assert not memorystore.instances(), "the instance is deleted with the store (online default Delete)"
+        objects = {b.name for b in gcs_api.client(project).list_blobs(bucket)}
+        assert {"registry.pb", "offline/driver_stats.parquet"} <= objects, f"bucket retained with its data: {objects}"
+        assert len(iam.writes()) >= 2, f"Workload Identity granted, then revoked on delete: {iam.writes()}"
+        assert not [m for b in iam.bindings(gsa) for m in b["members"]], "the grant is revoked on delete"
+        assert any(p.endswith("/token") for p in metadata.requests), "Feast pods asked the metadata server for a token"

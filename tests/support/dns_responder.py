@@ -83,13 +83,20 @@ class DnsResponder:
     """dnsmasq on ``address``:53 fed from the API server through ``request(method, path)``."""
 
     def __init__(
-        self, address: str, workdir: Path, request: Callable[[str, str], dict[str, Any]], port: int = 53
+        self,
+        address: str,
+        workdir: Path,
+        request: Callable[[str, str], dict[str, Any]],
+        port: int = 53,
+        static: list[str] | None = None,
     ) -> None:
+        """``static``: hosts-file lines served besides the cluster's, e.g. "IP metadata.google.internal"."""
         self.address = address
         self.port = port
         self.workdir = workdir
         self.hosts = workdir / "cluster-hosts"
         self.log = workdir / "dnsmasq.log"
+        self.static = list(static or [])
         self._request = request
         self._proc: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
@@ -145,7 +152,7 @@ class DnsResponder:
         """Rewrite the hosts file from the API server; True when it changed."""
         services = self._request("GET", "/api/v1/services")["items"]
         endpoints = self._request("GET", "/api/v1/endpoints")["items"]
-        text = "\n".join(hosts_lines(services, endpoints)) + "\n"
+        text = "\n".join([*self.static, *hosts_lines(services, endpoints)]) + "\n"
         if self.hosts.exists() and text == self.hosts.read_text():
             return False
         staged = self.hosts.with_suffix(".new")

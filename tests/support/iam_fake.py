@@ -67,10 +67,14 @@ class GcsBucketOverlay:
         iam: serve the bucket IAM API (False: 404 like plain fake-gcs-server).
         real_delete_conflict: answer deleting a non-empty bucket with 409 like real GCS
             (fake-gcs-server answers 412).
+        host: address to bind (the e2e node's pods reach the host at its bridge address).
     """
 
-    def __init__(self, upstream: Any, *, iam: bool = True, real_delete_conflict: bool = False) -> None:
+    def __init__(
+        self, upstream: Any, *, iam: bool = True, real_delete_conflict: bool = False, host: str = "127.0.0.1"
+    ) -> None:
         self.upstream = upstream
+        self.host = host
         self.iam = iam
         self.real_delete_conflict = real_delete_conflict
         self.requests: list[Recorded] = []
@@ -177,7 +181,7 @@ class GcsBucketOverlay:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="gcs-overlay", daemon=True)
@@ -476,13 +480,14 @@ class _Account:
 class IamAdminFake:
     """``google.iam.admin.v1.IAM`` GetIamPolicy/SetIamPolicy over plaintext gRPC on loopback.
 
-    ``endpoint`` is ``http://127.0.0.1:PORT`` (the ``http://`` scheme tells
-    ``WorkloadIdentity`` to use a plaintext channel). ``calls`` records (method, resource).
+    ``endpoint`` is ``http://HOST:PORT`` (the ``http://`` scheme tells ``WorkloadIdentity`` to use
+    a plaintext channel; ``host`` defaults to 127.0.0.1). ``calls`` records (method, resource).
     """
 
     SERVICE = "google.iam.admin.v1.IAM"
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.RLock()
         self.calls: list[tuple[str, str]] = []
@@ -491,7 +496,7 @@ class IamAdminFake:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def add_service_account(self, email: str, bindings: Optional[list[dict[str, Any]]] = None, version: int = 1) -> None:
         from google.iam.v1 import policy_pb2
@@ -613,7 +618,7 @@ class IamAdminFake:
                 response_serializer=policy_pb2.Policy.SerializeToString),
         }
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(self.SERVICE, handlers),))
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self.port = self._server.add_insecure_port(f"{self.host}:0")
         self._server.start()
         return self
 

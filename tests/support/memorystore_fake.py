@@ -233,6 +233,8 @@ class MemorystoreFake:
         real_redis: back instances with real redis-server processes (False: fake addresses
             10.x.x.x:6379, for pure control-plane tests).
         default_project/default_location: used by helpers when a bare instance id is given.
+        host/port: where the REST API listens; redis_host: where the instances' redis-servers
+            listen (default: host), and the address their certificates name and GetInstance reports.
     """
 
     def __init__(self, *, op_delay: float = 0.3, fail_rate: float = 0.0,
@@ -243,7 +245,8 @@ class MemorystoreFake:
                  forbid: Iterable[str] = (), seed: int = 0, real_redis: bool = True,
                  default_project: str = "test-project",
                  default_location: str = "us-central1",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0,
+                 redis_host: Optional[str] = None) -> None:
         self.op_delay = op_delay
         self.fail_rate = fail_rate
         self.fail_codes = list(fail_codes)
@@ -258,6 +261,7 @@ class MemorystoreFake:
         self.requests: list[RecordedRequest] = []
         self._rng = random.Random(seed)
         self._host, self._port = host, port
+        self._redis_host = redis_host or host
         self._lock = threading.RLock()
         self._instances: dict[str, _Instance] = {}
         self._ops: dict[str, _Operation] = {}
@@ -685,7 +689,7 @@ class MemorystoreFake:
         if pb.auth_enabled:
             inst.auth_string = str(uuid.uuid4())
         if self.real_redis:
-            srv = RedisServer(tls=tls, password=inst.auth_string,
+            srv = RedisServer(tls=tls, password=inst.auth_string, host=self._redis_host,
                               maxmemory=f"{pb.memory_size_gb}gb", disable_config_command=True)
             try:
                 srv.start()

@@ -5,7 +5,9 @@ kube-scheduler) bound to a bridge address, plus a real node: containerd (private
 + runc, kubelet, kube-proxy in iptables mode, the bridge/host-local/portmap CNI plugins, dnsmasq as
 cluster DNS (tests/support/dns_responder.py) and pre-created hostPath PersistentVolumes. Binaries
 and images come from hack/provision-node.sh ($FSO_CACHE/node). Pods reach the API server as
-10.96.0.1 (kube-proxy) and the host at ``Node.host_ip``, the bridge gateway.
+10.96.0.1 (kube-proxy), the host at ``Node.host_ip``, the bridge gateway, and, as on GKE,
+``metadata.google.internal`` at 169.254.169.254 (an address of the bridge, where a test may serve
+tests/support/gke_metadata.py).
 
 One node per machine at a time (a lock file): the bridge, pod CIDR, iptables chains and port 53
 are machine-wide. ``stop()`` removes every trace: pods (CNI DEL), containers, mounts, network
@@ -39,6 +41,7 @@ from tests.support.controlplane import (
     free_port,
 )
 from tests.support.dns_responder import DnsResponder
+from tests.support.gke_metadata import METADATA_HOST, METADATA_IP
 
 BRIDGE = "fso0"
 POD_CIDR = "10.244.0.0/24"
@@ -188,6 +191,8 @@ class Node:
         self._clean_network()  # leftovers of a run that was killed
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{HOST_IP}/24", "dev", BRIDGE)
+        # GKE's metadata address, for a test's GkeMetadataServer; goes with the bridge
+        _run("ip", "addr", "add", f"{METADATA_IP}/32", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
         self._ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
         Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
@@ -207,7 +212,9 @@ class Node:
 
     def _dns(self) -> None:
         assert self.cp
-        self.dns = DnsResponder(HOST_IP, self.workdir / "dns", self.cp.request)
+        self.dns = DnsResponder(
+            HOST_IP, self.workdir / "dns", self.cp.request, static=[f"{METADATA_IP} {METADATA_HOST}"]
+        )
         self.dns.start()
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:

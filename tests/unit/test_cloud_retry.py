@@ -29,7 +29,9 @@ def test_cloud_retry_seconds_is_validated(monkeypatch):
 def test_a_call_retries_transient_errors_for_the_configured_budget(restore_budget):
     """The operator's backends apply the budget: a call that keeps failing with 503 is retried (more
     than once) and gives up after about cloud_retry_seconds, as CloudUnavailable."""
-    DefaultBackends(OperatorConfig(cloud_retry_seconds=1.5))._get("gcs")
+    # 3 s: api-core's jittered sleeps start at up to 2 x 0.25 s and double, so at least three attempts
+    # fit even when every sleep is the longest (with 1.5 s, two did: a flake seen once in a unit run)
+    DefaultBackends(OperatorConfig(cloud_retry_seconds=3))._get("gcs")
     attempts = []
 
     def unavailable():
@@ -42,6 +44,6 @@ def test_a_call_retries_transient_errors_for_the_configured_budget(restore_budge
     took = time.monotonic() - start
     assert len(attempts) >= 3, attempts
     # google-api-core gives up as soon as the next (jittered) sleep would overrun the budget, so a
-    # call may end before 1.5 s; it never runs on for the default 60 s
+    # call may end before 3 s; it never runs on for the default 60 s
     assert 0.25 <= took < 10, took
     assert gcp.failure(info.value, "get bucket").reason == "CloudUnavailable"

@@ -119,7 +119,9 @@ def test_a_config_change_on_a_store_with_a_feature_repo_rolls_a_new_apply_job():
     w = World(store(featureRepo={"configMap": {"name": "repo"}}))
     w.kube.put(repo_configmap())
     w.reconcile()
-    w.workloads_run()
+    w.workloads_run()  # the apply Job
+    w.reconcile()
+    w.workloads_run()  # the servers, created once it succeeded
     w.reconcile()
     first_job = w.status().feature_repo.job
     assert w.condition("FeatureRepo")[:2] == ("True", "Applied") and w.condition("Ready")[0] == "True"
@@ -133,6 +135,31 @@ def test_a_config_change_on_a_store_with_a_feature_repo_rolls_a_new_apply_job():
     w.reconcile()
     assert w.condition("Ready")[:2] == ("True", "Ready")
     assert ("Job", NS, first_job) not in w.kube.objects  # the old revision's Job is pruned
+
+
+def test_the_servers_start_only_once_the_first_feast_apply_succeeded():
+    """A server started before the first apply cached the empty registry for cacheTtlSeconds: right
+    after Ready every feature view was "not found" (found on real pods, tests/e2e/scenario-gcp.sh)."""
+    w = World(store(featureRepo={"configMap": {"name": "repo"}}, registry={"server": {"enabled": True}}))
+    w.kube.put(repo_configmap())
+    w.reconcile()
+    job = w.status().feature_repo.job
+    assert job and ("Job", NS, job) in w.kube.objects
+    readers = [k for k in w.kube.objects if k[0] in ("Deployment", "HorizontalPodAutoscaler")]
+    assert readers == [], f"no server before the first apply: {readers}"
+    assert w.condition("FeatureServer")[:2] == ("False", "WaitingForFeatureRepo")
+    assert job in w.condition("FeatureServer")[2] and w.condition("Ready")[0] == "False"
+    w.workloads_run()  # the apply Job succeeds
+    w.reconcile()
+    assert ("Deployment", NS, "demo-feature-server") in w.kube.objects
+    assert w.condition("Ready")[0] == "False", "Ready waits for the servers created in this pass"
+    w.workloads_run()
+    w.reconcile()
+    assert w.condition("Ready")[:2] == ("True", "Ready")
+    # a later repo revision whose apply fails keeps the servers (they serve the applied one)
+    w.kube.put(repo_configmap("broken = 1\n"))
+    w.reconcile()
+    assert ("Deployment", NS, "demo-feature-server") in w.kube.objects
 
 
 def test_a_refused_object_is_a_condition_naming_it_and_the_rest_is_applied():

@@ -214,11 +214,16 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))
     fs = fs.model_copy(update={"status": backends.status})
     inputs = await secret_inputs(fs, backends, ctx, deps.now())
-    want = desired(fs, backends, repo, deps.config, versions, previous, inputs)
-    failures = await apply_desired(deps, fs, want, backends)
 
     def child(kind: str, name: str) -> dict[str, Any] | None:
         return deps.cache.objects.get((kind, ns, name))
+
+    def applied(job: str) -> bool:
+        found = child("Job", job)
+        return found is not None and cond.job_state(found) == "Succeeded"
+
+    want = desired(fs, backends, repo, deps.config, versions, previous, inputs, applied)
+    failures = await apply_desired(deps, fs, want, backends)
 
     seen = Seen(
         fs=fs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +28,24 @@ class Desired:
     apply_job: str | None = None
     #: (reason, message): why the servers have no TLS certificate yet (cert-manager missing or not issued yet)
     tls_problem: tuple[str, str] | None = None
+    #: the servers wait for the store's first `feast apply` (see ``REGISTRY_READERS``)
+    awaiting_first_apply: bool = False
 
     @property
     def keep(self) -> set[Key]:
         return {key(o) for o in self.objects}
+
+
+#: Components whose servers read the registry: created only once the store's first `feast apply`
+#: succeeded. A server started before caches the empty registry for registry.cacheTtlSeconds, so
+#: right after `kubectl wait --for=condition=Ready` every feature view was "not found" (seen on real
+#: pods: the feature server started 30 s before the apply Job ended).
+REGISTRY_READERS = frozenset({"feature-server", "registry-server", "offline-server", "ui"})
+SERVER_KINDS = frozenset({"Deployment", "HorizontalPodAutoscaler"})
+
+
+def _reads_registry(obj: dict[str, Any]) -> bool:
+    return obj["kind"] in SERVER_KINDS and obj["metadata"]["labels"].get(COMPONENT_LABEL) in REGISTRY_READERS
 
 
 def secret(fs: FeatureStore, name: str, component: str, data: dict[str, str]) -> dict[str, Any]:
@@ -52,10 +67,12 @@ def desired(
     versions: ApiVersions,
     previous: FeatureStoreStatus,
     inputs: SecretInputs | None = None,
+    applied: Callable[[str], bool] = lambda job: True,
 ) -> Desired:
     """What to apply. A store that served before keeps its workloads and config untouched while a
     backend is in transition (Memorystore maintenance, resize, repair): rewriting the config to
-    "pending" would take a working store down for a routine cloud event."""
+    "pending" would take a working store down for a routine cloud event. ``applied(job)``: whether
+    that apply Job succeeded; until a store's first apply did, its servers are left out."""
     if not backends.ready and previous.config_hash is not None and previous.endpoints.online_store is not None:
         return Desired(config_hash=previous.config_hash, hold=True)
     source = RepoSource(repo.revision) if isinstance(repo, RepoRevision) else None
@@ -75,4 +92,13 @@ def desired(
         None,
     )
     problem = tls.problem(fs, config, versions, endpoints)
-    return Desired(objects=objects, config_hash=rendered.config_hash, apply_job=job, tls_problem=problem)
+    first = job is not None and previous.feature_repo.applied_revision is None and not applied(job)
+    if first:
+        objects = [o for o in objects if not _reads_registry(o)]
+    return Desired(
+        objects=objects,
+        config_hash=rendered.config_hash,
+        apply_job=job,
+        tls_problem=problem,
+        awaiting_first_apply=first,
+    )

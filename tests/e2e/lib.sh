@@ -1,0 +1,260 @@
+# Steps the e2e scenarios share (sourced by scenario.sh and scenario-gcp.sh; not run by itself).
+# Before sourcing, a scenario sets NS (the store's namespace) and STORE (its name).
+#
+# Knobs: KUBE_CONTEXT, OPERATOR_IMAGE=featurestore-operator:e2e, FEAST_IMAGE=featurestore-feast:e2e,
+# TIMEOUT_SECONDS=600, HELM_ARGS (extra `helm install` args).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OPERATOR_IMAGE="${OPERATOR_IMAGE:-featurestore-operator:e2e}"
+FEAST_IMAGE="${FEAST_IMAGE:-featurestore-feast:e2e}"
+TIMEOUT_SECONDS="${TIMEOUT_SECONDS:-600}"
+TIMEOUT="${TIMEOUT_SECONDS}s"
+RELEASE=featurestore-operator
+OPERATOR_NS=featurestore-system
+OWNER_LABEL=featurestore.kubeflow.org/name
+COMPONENT_LABEL=app.kubernetes.io/component
+
+say() { printf '\n[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[e2e] FAILED: %s\n' "$*" >&2; exit 1; }
+k() { kubectl ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} "$@"; }
+
+# wait_job NAME: until the Job succeeded (return 0) or failed (exit), TIMEOUT at most
+wait_job() {
+  local name="$1" deadline=$((SECONDS + TIMEOUT_SECONDS)) ok failed
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    ok="$(k get job "$name" -n "$NS" -o jsonpath='{.status.succeeded}' 2>/dev/null || true)"
+    failed="$(k get job "$name" -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Failed")].status}' 2>/dev/null || true)"
+    [ "${ok:-0}" -ge 1 ] && return 0
+    if [ "$failed" = True ]; then
+      k logs -n "$NS" "job/$name" --all-containers --tail=50 || true
+      die "job/$name failed"
+    fi
+    sleep 3
+  done
+  die "job/$name did not finish within $TIMEOUT"
+}
+
+# wait_pod NAME: until the Pod succeeded (return 0) or failed (exit)
+wait_pod() {
+  local name="$1" deadline=$((SECONDS + TIMEOUT_SECONDS)) phase
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    phase="$(k get pod "$name" -n "$NS" -o jsonpath='{.status.phase}' 2>/dev/null || true)"
+    case "$phase" in
+      Succeeded) return 0 ;;
+      Failed) k logs -n "$NS" "$name" --tail=80 || true; die "pod/$name failed" ;;
+    esac
+    sleep 3
+  done
+  k describe pod "$name" -n "$NS" || true
+  die "pod/$name did not finish within $TIMEOUT"
+}
+
+# running COMPONENT: names of the store's Running+Ready pods of that component
+running() {
+  k get pods -n "$NS" -l "$OWNER_LABEL=$STORE,$COMPONENT_LABEL=$1" \
+    -o jsonpath='{range .items[?(@.status.phase=="Running")]}{.metadata.name}{" "}{.status.containerStatuses[*].ready}{"\n"}{end}' |
+    awk '$2 == "true" {print $1}'
+}
+
+diagnostics() {
+  say "diagnostics"
+  k get nodes -o wide || true
+  k get featurestores.featurestore.kubeflow.org -A -o wide || true
+  k describe featurestore "$STORE" -n "$NS" || true
+  k get all,pvc,cm,secret -n "$NS" -o wide || true
+  k get events -n "$NS" --sort-by=.lastTimestamp | tail -40 || true
+  k get pods -n "$OPERATOR_NS" -o wide || true
+  k logs -n "$OPERATOR_NS" "deploy/$RELEASE" --tail=200 || true
+  for pod in $(k get pods -n "$NS" -o name 2>/dev/null); do
+    echo "--- $pod"; k logs -n "$NS" "$pod" --all-containers --tail=40 || true
+  done
+}
+trap 'rc=$?; [ "$rc" -eq 0 ] || diagnostics; exit "$rc"' EXIT
+
+# install_chart: helm upgrade --install with the local images (pulls disabled) and HELM_ARGS;
+# the operator pod becomes Ready
+install_chart() {
+  say "installing the chart (images $OPERATOR_IMAGE, $FEAST_IMAGE; pulls disabled)"
+  # shellcheck disable=SC2086
+  helm ${KUBE_CONTEXT:+--kube-context "$KUBE_CONTEXT"} upgrade --install "$RELEASE" "$ROOT/charts/featurestore-operator" \
+    --namespace "$OPERATOR_NS" --create-namespace \
+    --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" --set image.pullPolicy=Never \
+    --set images.feast="$FEAST_IMAGE" \
+    --set istio=false \
+    --set resyncSeconds=30 \
+    ${HELM_ARGS:-} \
+    --wait --timeout 5m
+  k rollout status -n "$OPERATOR_NS" "deploy/$RELEASE" --timeout="$TIMEOUT"
+  # (rollout status: the new pods are Ready; a pod of the previous release may still be terminating)
+  k wait --for=condition=Available -n "$OPERATOR_NS" "deploy/$RELEASE" --timeout="$TIMEOUT"
+  k wait --for=condition=Established crd/featurestores.featurestore.kubeflow.org --timeout=60s
+}
+
+# run_job NAME ENV_YAML VOLUMES_YAML MOUNTS_YAML ARGS...: a one-off Job of ours in the Feast image
+# (restricted pod security), until it succeeded; prints its log. ENV_YAML etc. are flow-style lists.
+run_job() {
+  local name="$1" env="$2" volumes="$3" mounts="$4"
+  shift 4
+  local args
+  args="$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@")"
+  k delete job "$name" -n "$NS" --ignore-not-found --cascade=foreground --wait=true
+  k apply -n "$NS" -f - <<YAML
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $name
+  labels: {app.kubernetes.io/part-of: featurestore-e2e}
+spec:
+  backoffLimit: 1
+  template:
+    metadata:
+      annotations: {sidecar.istio.io/inject: "false"}
+    spec:
+      restartPolicy: Never
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 10001
+        runAsGroup: 10001
+        fsGroup: 10001
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+        - name: run
+          image: $FEAST_IMAGE
+          imagePullPolicy: Never
+          command: $args
+          env: [{name: PYTHONDONTWRITEBYTECODE, value: "1"}, {name: HOME, value: /tmp}${env:+, $env}]
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {drop: [ALL]}
+          volumeMounts: [{name: repo, mountPath: /repo, readOnly: true}, {name: tmp, mountPath: /tmp}${mounts:+, $mounts}]
+      volumes: [{name: repo, configMap: {name: $STORE_REPO}}, {name: tmp, emptyDir: {}}${volumes:+, $volumes}]
+YAML
+  wait_job "$name"
+  k logs -n "$NS" "job/$name"
+}
+
+# materialize NAME: a Job from the CronJob's jobTemplate, until it succeeded (what `kubectl create
+# job --from=cronjob/...` does; that command does not support the batch/v1beta1 CronJobs of
+# Kubernetes < 1.21 in current kubectl)
+materialize() {
+  say "materializing (a Job from cronjob/$STORE-materialize)"
+  k delete job "$1" -n "$NS" --ignore-not-found --cascade=foreground --wait=true
+  k get cronjob "$STORE-materialize" -n "$NS" -o json | JOB="$1" python3 -c '
+import json, os, sys
+cron = json.load(sys.stdin)
+tpl = cron["spec"]["jobTemplate"]
+print(json.dumps({"apiVersion": "batch/v1", "kind": "Job",
+                  "metadata": {"name": os.environ["JOB"], "labels": tpl.get("metadata", {}).get("labels", {}),
+                               "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+                               "ownerReferences": [{"apiVersion": cron["apiVersion"], "kind": "CronJob",
+                                                    "name": cron["metadata"]["name"], "uid": cron["metadata"]["uid"],
+                                                    "controller": True}]},
+                  "spec": tpl["spec"]}))' | k create -n "$NS" -f -
+  wait_job "$1"
+  k logs -n "$NS" "job/$1" --tail=20
+}
+
+# client_pod NAME MARKER ENV_YAML PYTHON: a notebook-like pod that mounts the client config as the
+# PodDefault injects it and runs PYTHON; it must succeed and print MARKER
+client_pod() {
+  local name="$1" marker="$2" env="$3" code
+  code="$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$4")"
+  k delete pod "$name" -n "$NS" --ignore-not-found --wait=true
+  k apply -n "$NS" -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  labels: {access-feast-$STORE: "true", app.kubernetes.io/part-of: featurestore-e2e}
+  annotations: {sidecar.istio.io/inject: "false"}
+spec:
+  restartPolicy: Never
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 10001
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: client
+      image: $FEAST_IMAGE
+      imagePullPolicy: Never
+      command: [python, -c, $code]
+      env: [{name: FEAST_FS_YAML_FILE_PATH, value: /etc/feast/$STORE/feature_store.yaml}, {name: HOME, value: /tmp}${env:+, $env}]
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {drop: [ALL]}
+      volumeMounts:
+        - {name: feast-$STORE, mountPath: /etc/feast/$STORE, readOnly: true}
+        - {name: tmp, mountPath: /tmp}
+  volumes:
+    - {name: feast-$STORE, configMap: {name: $STORE-feast-client}}
+    - {name: tmp, emptyDir: {}}
+YAML
+  wait_pod "$name"
+  local out
+  out="$(k logs -n "$NS" "$name")"
+  echo "$out"
+  grep -q "$marker" <<<"$out" || die "$name did not print $marker"
+}
+
+# read_online_code: Python for client_pod that reads online features through the client config
+# (Feast SDK, remote online store) and over plain HTTP from the feature server Service's DNS name.
+# generate_data.py: the newest row of driver N has conv_rate (N-1000)/10, avg_daily_trips N-1000
+read_online_code() {
+  cat <<PY
+import json, math, urllib.request
+from feast import FeatureStore
+features = ["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"]
+store = FeatureStore()  # FEAST_FS_YAML_FILE_PATH: the client config (remote online store)
+got = store.get_online_features(features=features, entity_rows=[{"driver_id": d} for d in (1001, 1003, 9999)]).to_dict()
+assert math.isclose(got["conv_rate"][0], 0.1, rel_tol=1e-5) and math.isclose(got["conv_rate"][1], 0.3, rel_tol=1e-5), got
+assert got["avg_daily_trips"][:2] == [1, 3] and got["conv_rate"][2] is None, got
+url = "http://$STORE-feature-server.$NS.svc.cluster.local:6566/get-online-features"
+body = json.dumps({"features": features, "entities": {"driver_id": [1001, 1003]}}).encode()
+req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+doc = json.load(urllib.request.urlopen(req, timeout=30))
+values = dict(zip(doc["metadata"]["feature_names"], (r["values"] for r in doc["results"])))
+assert values["avg_daily_trips"] == [1, 3], values
+print("ONLINE-FEATURES-OK", got["conv_rate"], values["avg_daily_trips"])
+PY
+}
+
+# wait_store_ready: kubectl wait --for=condition=Ready, then the apply Job succeeded and each
+# COMPONENT given has a Running+Ready pod
+wait_store_ready() {
+  say "kubectl wait --for=condition=Ready fs/$STORE"
+  k wait --for=condition=Ready "fs/$STORE" -n "$NS" --timeout="$TIMEOUT"
+  k get fs "$STORE" -n "$NS" -o wide
+  say "the store's workloads run as pods"
+  local apply_job component pods
+  apply_job="$(k get jobs -n "$NS" -l "$OWNER_LABEL=$STORE" -o name | grep -- "-apply-" | head -n1)"
+  [ -n "$apply_job" ] || die "no apply Job"
+  [ "$(k get -n "$NS" "$apply_job" -o jsonpath='{.status.succeeded}')" -ge 1 ] || die "$apply_job did not succeed"
+  for component in "$@"; do
+    pods="$(running "$component")"
+    [ -n "$pods" ] || die "no Running+Ready pod of component $component"
+    echo "$component: $pods"
+  done
+}
+
+# delete_store JOBS PODS: delete our Jobs and pods, then fs/$STORE; every pod, claim and object it
+# created must go, the user's feature repo ConfigMap ($STORE_REPO) must stay
+delete_store() {
+  say "deleting fs/$STORE: every pod, claim and object it created must go"
+  # ours, not the operator's (a pod of ours would hold a claim through PVC protection)
+  local job pod
+  for job in $1; do k delete job "$job" -n "$NS" --ignore-not-found --cascade=foreground --wait=true; done
+  for pod in $2; do k delete pod "$pod" -n "$NS" --ignore-not-found --wait=true; done
+  k delete fs "$STORE" -n "$NS" --wait=true --timeout="$TIMEOUT"
+  local kinds=all,configmaps,secrets,serviceaccounts,persistentvolumeclaims,networkpolicies,poddisruptionbudgets,roles,rolebindings
+  local left=""
+  for _ in $(seq 120); do
+    left="$(k get "$kinds" -n "$NS" -l "$OWNER_LABEL=$STORE" -o name 2>/dev/null || true)"
+    left="$left$(k get pods,pvc -n "$NS" -o name 2>/dev/null || true)"
+    [ -z "$left" ] && break
+    sleep 2
+  done
+  [ -z "$left" ] || die "left behind after deleting fs/$STORE: $(echo "$left" | tr '\n' ' ')"
+  k get configmap "$STORE_REPO" -n "$NS" >/dev/null || die "the user's feature repo ConfigMap was deleted"
+}

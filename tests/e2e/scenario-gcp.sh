@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The e2e scenario of provider gcp, against whatever cluster kubectl/helm reach: Memorystore (TLS +
+# AUTH) for the online store, a GCS bucket for the registry and the offline data. Run by
+# tests/e2e/test_node.py against fakes on the host (the Memorystore REST fake backed by a real
+# redis-server, fake-gcs-server); on GKE it runs against the real services.
+#
+#   helm upgrade --install the chart with HELM_ARGS (how the operator and Feast reach GCP)
+#   kubectl apply -f examples/feature-repos/demo.yaml -f $GCP_MANIFEST (a provider: gcp store
+#     whose feature repo reads $DATA_URI)
+#   a Job writes the parquet data to $DATA_URI (in the store's bucket)
+#   kubectl wait --for=condition=Ready; the feature server reads the AUTH string from the store's
+#     Secret and the CA from the Secret it mounts
+#   materialize: a Job from the CronJob reads the parquet from gs:// and writes to Memorystore
+#   a client pod reads online features (feature server -> Memorystore) and retrieves historical
+#     features from the bucket (point in time: the row in force at each entity's timestamp)
+#   the FeatureStore deleted -> every pod and object it created is gone
+#
+# Needs kubectl, helm, python3 and: GCP_MANIFEST (the FeatureStore), DATA_URI
+# (gs://BUCKET/PATH.parquet, in the store's bucket), POD_ENV (flow-style env list for the pods of
+# ours: how they reach GCS; empty on GKE with Workload Identity). Knobs: see tests/e2e/lib.sh.
+set -euo pipefail
+
+: "${GCP_MANIFEST:?the provider: gcp FeatureStore manifest}" "${DATA_URI:?gs://BUCKET/PATH.parquet}"
+POD_ENV="${POD_ENV:-}"
+STORE_REPO=demo-feature-repo   # examples/feature-repos/demo.yaml
+NS=kubeflow-user-example-com   # its namespace
+STORE=""
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+install_chart
+
+read -r manifest_ns STORE <<<"$(k create --dry-run=client -f "$GCP_MANIFEST" -o jsonpath='{.metadata.namespace} {.metadata.name}')"
+[ "$manifest_ns" = "$NS" ] || die "$GCP_MANIFEST: metadata.namespace must be $NS (the feature repo's)"
+say "creating namespace $NS, then: kubectl apply -f examples/feature-repos/demo.yaml -f $GCP_MANIFEST (fs/$STORE)"
+k create namespace "$NS" --dry-run=client -o yaml | k apply -f -
+k apply -f "$ROOT/examples/feature-repos/demo.yaml" -f "$GCP_MANIFEST"
+
+say "waiting for the store's bucket (status.endpoints.bucket)"
+bucket=""
+for _ in $(seq 120); do
+  bucket="$(k get featurestore "$STORE" -n "$NS" -o jsonpath='{.status.endpoints.bucket}' 2>/dev/null || true)"
+  [ -n "$bucket" ] && break
+  sleep 2
+done
+[ -n "$bucket" ] || die "status.endpoints.bucket stayed empty"
+case "$DATA_URI" in gs://"$bucket"/*) ;; *) die "DATA_URI $DATA_URI is not in the store's bucket $bucket" ;; esac
+
+say "writing the parquet data to $DATA_URI"
+run_job gcp-generate-data "$POD_ENV" "" "" python /repo/generate_data.py "$DATA_URI"
+
+wait_store_ready feature-server
+
+say "the feature server reads the AUTH string and the CA from the store's Secret"
+k get deploy "$STORE-feature-server" -n "$NS" -o json | SECRET="$STORE-online-store" python3 -c '
+import json, os, sys
+pod = json.load(sys.stdin)["spec"]["template"]["spec"]
+secret = os.environ["SECRET"]
+env = {e["name"]: e for e in pod["containers"][0]["env"]}
+assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}, env["REDIS_PASSWORD"]
+mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+volume = {v["name"]: v for v in pod["volumes"]}[mounts["/etc/feast/redis-tls"]]
+assert volume["secret"]["secretName"] == secret, volume
+print("AUTH from secretKeyRef", secret, "- CA mounted from Secret", secret)'
+k get configmap "$STORE-feast-config" -n "$NS" -o jsonpath='{.data.feature_store\.yaml}' | grep -q 'password=${REDIS_PASSWORD}' ||
+  die "feature_store.yaml does not take the password from REDIS_PASSWORD"
+
+materialize gcp-materialize-e2e
+
+say "a client pod reads online features (feature server -> Memorystore) and historical features from $DATA_URI"
+client_pod gcp-client-online ONLINE-FEATURES-OK "$POD_ENV" "$(read_online_code)"
+client_pod gcp-client-historical HISTORICAL-FEATURES-OK "$POD_ENV" "$(cat <<PY
+from datetime import timedelta
+import pandas as pd
+from feast import FeatureStore
+# the rows the Job wrote (generate_data.py): at age h hours, avg_daily_trips = N - 1000 + h and
+# conv_rate 0.99, but (N - 1000) / 10 in the newest row (h = 0)
+latest = pd.read_parquet("$DATA_URI").groupby("driver_id")["event_timestamp"].max()
+minute = timedelta(minutes=1)
+entity_df = pd.DataFrame({"driver_id": [1001, 1002, 1003],
+                          "event_timestamp": [latest[1001] + minute, latest[1002] - timedelta(hours=2) + minute,
+                                              latest[1003] - timedelta(hours=5) + minute]})
+store = FeatureStore()  # the client config: registry and offline data in the bucket
+job = store.get_historical_features(entity_df=entity_df, features=["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"])
+df = job.to_df().sort_values("driver_id")
+assert df["avg_daily_trips"].tolist() == [1, 4, 8], df
+assert [round(float(v), 4) for v in df["conv_rate"]] == [0.1, 0.99, 0.99], df
+print("HISTORICAL-FEATURES-OK", df[["driver_id", "avg_daily_trips", "conv_rate"]].to_dict("list"))
+PY
+)"
+
+delete_store gcp-generate-data "gcp-client-online gcp-client-historical"
+
+say "PASSED"
