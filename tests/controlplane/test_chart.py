@@ -371,12 +371,10 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
             "spec": {"project": "demo", "featureRepo": {"configMap": {"name": "demo-repo"}}}})
         apps, batch = client.AppsV1Api(kube_api), client.BatchV1Api(kube_api)
 
-        def children() -> bool:
+        def children() -> bool:  # the servers come once the apply Job has succeeded (below)
             core.read_namespaced_config_map("demo-feast-config", store_namespace)
             core.read_namespaced_secret("demo-online-store", store_namespace)
-            apps.read_namespaced_deployment("demo-feature-server", store_namespace)
             apps.read_namespaced_stateful_set("demo-redis", store_namespace)
-            apps.read_namespaced_deployment("demo-registry-server", store_namespace)
             return bool(batch.list_namespaced_job(store_namespace, label_selector=f"{OWNER_LABEL}=demo").items)
 
         explain(proc, children, timeout=90, interval=0.5, what=f"children of demo (log: {proc.log_path})")
@@ -404,6 +402,8 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
             return (fs.get("status") or {}).get("phase") == "Ready"
 
         explain(proc, ready, timeout=90, interval=1, what=f"phase Ready (log: {proc.log_path})")
+        apps.read_namespaced_deployment("demo-feature-server", store_namespace)
+        apps.read_namespaced_deployment("demo-registry-server", store_namespace)
         # Events are posted under the SA (create events): the store's Ready, reported as the operator.
         def ready_event():
             return [e for e in core.list_namespaced_event(
