@@ -57,6 +57,13 @@ REFUSED = [
         ["serviceAccountPatterns", "feast-team-a@my-proj.iam.gserviceaccount.com"],
     ),
     (
+        "the default pattern in a namespace over 24 characters: no name GCP can create is advised",
+        {"gcp": {"serviceAccount": "feast-e2e@my-proj.iam.gserviceaccount.com"}},
+        "kubeflow-user-example-com",
+        "spec.gcp.serviceAccount",
+        ["cannot create", "at most 30 characters", "policy.serviceAccountPatterns"],
+    ),
+    (
         "GSA of a foreign project",
         {"gcp": {"serviceAccount": "feast-team-a@evil-proj.iam.gserviceaccount.com"}},
         "team-a",

@@ -23,12 +23,13 @@ Configured as ``FSO_POLICY`` (JSON or YAML) or ``FSO_POLICY_FILE``; chart value 
 from __future__ import annotations
 
 import fnmatch
+import re
 from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from .base import ApiModel
-from .spec import AuthzType, MemorystoreTier, Provider
+from .spec import GSA_EMAIL_PATTERN, AuthzType, MemorystoreTier, Provider
 
 if TYPE_CHECKING:
     from .resource import FeatureStore
@@ -227,11 +228,19 @@ def _identity(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
         ]
     allowed = allowed_service_accounts(policy, fs.metadata.namespace)
     if not _match(gsa, allowed):
+        # a name GCP cannot hold is no advice: feast-{namespace} of a namespace over 24 characters
+        possible = [a for a in allowed if "*" in a or re.match(GSA_EMAIL_PATTERN, a)]
+        use = (
+            f"use {_listed(possible)}, or ask the admin to allow it"
+            if possible
+            else f"the policy allows only {_listed(allowed)}, which GCP cannot create (an account id has at most "
+            "30 characters): ask the admin to set serviceAccountPatterns (Helm value policy.serviceAccountPatterns)"
+        )
         return [
             (
                 field,
                 f"{gsa} is not allowed in namespace {fs.metadata.namespace} by the admin policy "
-                f"(serviceAccountPatterns); use {_listed(allowed)}, or ask the admin to allow it",
+                f"(serviceAccountPatterns); {use}",
             )
         ]
     return []

@@ -106,12 +106,9 @@ class LocalObjectRef(ApiModel):
 
 GcpProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
 GcpRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+$")]
-GsaEmail = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
-    ),
-]
+#: A Google service account's email: its account id has 6-30 characters (GCP's limit).
+GSA_EMAIL_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+GsaEmail = Annotated[str, StringConstraints(pattern=GSA_EMAIL_PATTERN)]
 
 
 class GcpSpec(ApiModel):
