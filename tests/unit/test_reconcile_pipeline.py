@@ -162,6 +162,20 @@ def test_the_servers_start_only_once_the_first_feast_apply_succeeded():
     assert ("Deployment", NS, "demo-feature-server") in w.kube.objects
 
 
+def test_a_serving_store_given_a_feature_repo_keeps_its_servers_while_the_first_apply_runs():
+    w = World(store())
+    w.reconcile()
+    w.workloads_run()
+    w.reconcile()
+    assert w.condition("Ready")[0] == "True"
+    w.kube.put(repo_configmap())
+    w.edit_spec(featureRepo={"configMap": {"name": "repo"}})
+    w.reconcile()
+    assert w.condition("FeatureRepo")[:2] == ("False", "Applying")
+    assert ("Deployment", NS, "demo-feature-server") in w.kube.objects, "a running server is never held back"
+    assert w.condition("FeatureServer")[:2] == ("True", "Available")
+
+
 def test_a_refused_object_is_a_condition_naming_it_and_the_rest_is_applied():
     w = World(store())
     w.kube.denied[("ConfigMap", "demo-feast-client")] = (400, 'admission webhook "policy.example.com" denied '

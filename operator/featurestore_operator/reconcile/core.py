@@ -218,11 +218,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     def child(kind: str, name: str) -> dict[str, Any] | None:
         return deps.cache.objects.get((kind, ns, name))
 
-    def applied(job: str) -> bool:
-        found = child("Job", job)
-        return found is not None and cond.job_state(found) == "Succeeded"
-
-    want = desired(fs, backends, repo, deps.config, versions, previous, inputs, applied)
+    want = desired(fs, backends, repo, deps.config, versions, previous, inputs, child)
     failures = await apply_desired(deps, fs, want, backends)
 
     seen = Seen(

@@ -10,6 +10,7 @@ from typing import Any
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig
 from ..render import ApiVersions, RepoSource, render, tls
 from ..render.names import COMPONENT_LABEL, Names, meta
+from .conditions import job_state
 from .kinds import Key, key
 from .observe import RepoRevision, RepoState
 from .outcomes import BackendResults
@@ -39,13 +40,23 @@ class Desired:
 #: Components whose servers read the registry: created only once the store's first `feast apply`
 #: succeeded. A server started before caches the empty registry for registry.cacheTtlSeconds, so
 #: right after `kubectl wait --for=condition=Ready` every feature view was "not found" (seen on real
-#: pods: the feature server started 30 s before the apply Job ended).
+#: pods: tests/e2e/scenario-gcp.sh). A server that exists already is never held back.
 REGISTRY_READERS = frozenset({"feature-server", "registry-server", "offline-server", "ui"})
 SERVER_KINDS = frozenset({"Deployment", "HorizontalPodAutoscaler"})
 
 
 def _reads_registry(obj: dict[str, Any]) -> bool:
     return obj["kind"] in SERVER_KINDS and obj["metadata"]["labels"].get(COMPONENT_LABEL) in REGISTRY_READERS
+
+
+def _first_apply_pending(
+    job: str, previous: FeatureStoreStatus, observed: Callable[[str, str], dict[str, Any] | None]
+) -> bool:
+    """No revision of the feature repo was applied yet, and the apply Job ``job`` has not succeeded."""
+    if previous.feature_repo.applied_revision is not None:
+        return False
+    found = observed("Job", job)
+    return found is None or job_state(found) != "Succeeded"
 
 
 def secret(fs: FeatureStore, name: str, component: str, data: dict[str, str]) -> dict[str, Any]:
@@ -67,12 +78,12 @@ def desired(
     versions: ApiVersions,
     previous: FeatureStoreStatus,
     inputs: SecretInputs | None = None,
-    applied: Callable[[str], bool] = lambda job: True,
+    observed: Callable[[str, str], dict[str, Any] | None] | None = None,
 ) -> Desired:
     """What to apply. A store that served before keeps its workloads and config untouched while a
     backend is in transition (Memorystore maintenance, resize, repair): rewriting the config to
-    "pending" would take a working store down for a routine cloud event. ``applied(job)``: whether
-    that apply Job succeeded; until a store's first apply did, its servers are left out."""
+    "pending" would take a working store down for a routine cloud event. ``observed(kind, name)``:
+    the store's objects as last seen; with it, servers not created yet wait for the first apply."""
     if not backends.ready and previous.config_hash is not None and previous.endpoints.online_store is not None:
         return Desired(config_hash=previous.config_hash, hold=True)
     source = RepoSource(repo.revision) if isinstance(repo, RepoRevision) else None
@@ -92,13 +103,15 @@ def desired(
         None,
     )
     problem = tls.problem(fs, config, versions, endpoints)
-    first = job is not None and previous.feature_repo.applied_revision is None and not applied(job)
-    if first:
-        objects = [o for o in objects if not _reads_registry(o)]
+    held: list[dict[str, Any]] = []
+    if observed is not None and job is not None and _first_apply_pending(job, previous, observed):
+        # only creation waits: a server that runs already (a store given a feature repo later) stays
+        held = [o for o in objects if _reads_registry(o) and not observed(o["kind"], o["metadata"]["name"])]
+        objects = [o for o in objects if not any(o is h for h in held)]
     return Desired(
         objects=objects,
         config_hash=rendered.config_hash,
         apply_job=job,
         tls_problem=problem,
-        awaiting_first_apply=first,
+        awaiting_first_apply=bool(held),
     )
