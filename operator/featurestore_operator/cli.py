@@ -63,7 +63,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         if fs.spec.feature_repo:
             # Without a cluster a ConfigMap's content is unknown: the revision hashes the reference.
             repo = RepoSource(revision=short_hash(json.dumps(fs.spec.feature_repo.wire(), sort_keys=True), length=16))
-        out += render(fs, planned_endpoints(fs), config, repo=repo).objects
+        out += render(fs, planned_endpoints(fs, config), config, repo=repo).objects
     print(_dump(out, args.output), end="")
     return 0
 

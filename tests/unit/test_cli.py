@@ -25,6 +25,17 @@ def test_render_shows_pending_endpoints(capsys):
     assert "<pending>:6378" in capsys.readouterr().out
 
 
+def test_render_in_cert_manager_mode_mounts_the_issued_secret(capsys, monkeypatch):
+    """With an issuer configured the servers mount cert-manager's Secret, not the operator CA's."""
+    monkeypatch.setenv("FSO_TLS_ISSUER", "ClusterIssuer/corp-ca")
+    assert main(["render", "-f", str(ROOT / "examples" / "authenticated.yaml")]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    [server] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-feature-server")]
+    secrets = {v["secret"]["secretName"] for v in server["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+    assert any(s.endswith("-feast-cert") for s in secrets), secrets
+    assert not any(s.endswith("-feast-tls") for s in secrets), secrets
+
+
 def test_crd_command_equals_committed(capsys):
     assert main(["crd"]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())

@@ -5,19 +5,21 @@ Used by the `render` CLI to show every object a manifest creates; unknown parts 
 
 from __future__ import annotations
 
-from ..api import FeatureStore
+from ..api import FeatureStore, OperatorConfig
 from ..render import Endpoints, OfflineEndpoint, OnlineEndpoint, SecretKey, ServingTls
 from ..render.feast_config import PENDING
 from ..render.incluster import REDIS_PORT
 from ..render.names import Names
+from ..render.tls import secret_name as tls_secret_name
 from .naming import bucket_name
-from .tls import secret_name as tls_secret_name
 
 MEMORYSTORE_TLS_PORT = 6378
 MEMORYSTORE_PORT = 6379
 
 
-def planned_endpoints(fs: FeatureStore) -> Endpoints:
+def planned_endpoints(fs: FeatureStore, config: OperatorConfig | None = None) -> Endpoints:
+    """``config``: the operator's settings (which Secret the servers mount: cert-manager's when an
+    issuer is configured); default: the operator's defaults."""
     names = Names(fs)
     online_store = fs.spec.online_store
     offline_store = fs.spec.offline_store
@@ -47,5 +49,5 @@ def planned_endpoints(fs: FeatureStore) -> Endpoints:
             ca=SecretKey(ext.secret_ref.name, "ca.crt") if ext.tls else None,
         )
     offline = OfflineEndpoint(bucket=bucket_name(fs)) if offline_store.gcs else OfflineEndpoint(claim=names.data_claim)
-    serving_tls = ServingTls(tls_secret_name(fs), PENDING) if fs.spec.tls.enabled else None
+    serving_tls = ServingTls(tls_secret_name(fs, config or OperatorConfig()), PENDING) if fs.spec.tls.enabled else None
     return Endpoints(online=online, offline=offline, serving_tls=serving_tls)
