@@ -23,7 +23,7 @@ import yaml
 from tests.support.controlplane import free_port
 from tests.support.dns_responder import PROBE_NAME, DnsResponder, hosts_lines
 from tests.support.gcs_emulator import GcsEmulator
-from tests.support.gke_metadata import METADATA_HOST, METADATA_IP, GkeMetadataServer
+from tests.support.gke_metadata import METADATA_HOST, METADATA_IP, GkeMetadataServer, WorkloadIdentity
 from tests.support.iam_fake import GcsBucketOverlay, IamAdminFake
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.node import BRIDGE, Node, missing_parts
@@ -35,6 +35,7 @@ SCENARIO = HERE / "scenario.sh"
 SCENARIO_GCP = HERE / "scenario-gcp.sh"
 GCP_EXAMPLE = ROOT / "examples" / "gcp-memorystore.yaml"
 NS = "kubeflow-user-example-com"  # examples/feature-repos/demo.yaml's
+STORE_GCP = "driver-stats"  # examples/gcp-memorystore.yaml's metadata.name
 
 
 def _traces(node: Node) -> list[str]:
@@ -191,7 +192,7 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
         GcsEmulator(host=host) as gcs,
         GcsBucketOverlay(gcs, host=host) as gcs_api,
         IamAdminFake(host=host) as iam,
-        GkeMetadataServer(project=project, email=gsa) as metadata,
+        GkeMetadataServer(project=project, identity=WorkloadIdentity(node.request, iam, project)) as metadata,
     ):
         iam.add_service_account(gsa)
         # How the pods reach the fakes instead of Google: test-only settings, as an admin would set them.
@@ -229,4 +230,10 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
         assert {"registry.pb", "offline/driver_stats.parquet"} <= objects, f"bucket retained with its data: {objects}"
         assert len(iam.writes()) >= 2, f"Workload Identity granted, then revoked on delete: {iam.writes()}"
         assert not [m for b in iam.bindings(gsa) for m in b["members"]], "the grant is revoked on delete"
-        assert any(p.endswith("/token") for p in metadata.requests), "Feast pods asked the metadata server for a token"
+        # Workload Identity as GKE decides it: the store's pods (its KSA annotated and bound by the
+        # operator) got the GSA's tokens; our own pods (KSA default) only their federated identity.
+        store_pods = (f"{STORE_GCP}-", "gcp-materialize-e2e-")  # its Deployments/Jobs, our Job from its CronJob
+        assert {t.email for t in metadata.tokens if t.pod.split("/")[-1].startswith(store_pods)} == {gsa}
+        assert {t.email for t in metadata.tokens if not t.pod.split("/")[-1].startswith(store_pods)} == {
+            f"{project}.svc.id.goog"
+        }, metadata.tokens

@@ -1,66 +1,116 @@
-"""A stand-in for the GKE metadata server, for pods on the e2e node (tests/support/node.py).
+"""A stand-in for the GKE metadata server with Workload Identity, for pods on the e2e node
+(tests/support/node.py).
 
 On GKE with Workload Identity every pod reaches ``http://metadata.google.internal``
-(169.254.169.254:80), which hands out an access token of the Google service account bound to the
-pod's KSA. Feast's pods need it on the GCP path: pyarrow's GCS filesystem (google-cloud-cpp) and
-gcsfs both ask for Google's default credentials, and without a metadata server google-cloud-cpp
-retries for minutes (an apply Job or a materialization "hangs"). The storage calls themselves go to
-the GCS emulator (STORAGE_EMULATOR_HOST / CLOUD_STORAGE_EMULATOR_ENDPOINT, set by the test), which
-ignores the token.
+(169.254.169.254:80). A pod whose Kubernetes service account (KSA) is annotated
+``iam.gke.io/gcp-service-account: GSA`` and granted ``roles/iam.workloadIdentityUser`` on that GSA
+(member ``serviceAccount:POOL[NAMESPACE/KSA]``) gets the GSA's tokens; any other pod gets its KSA's
+federated identity (email ``POOL``). ``WorkloadIdentity`` decides that the same way, from the pod
+the request comes from (by its IP, through the API server) and the IAM fake's policies.
 
-Served: the ping (``/``), ``/computeMetadata/v1/instance/service-accounts/default/`` (recursive
-JSON, ``email``, ``scopes``, ``token``) and ``/computeMetadata/v1/project/{project-id,
+Feast's pods need it on the GCP path: pyarrow's GCS filesystem (google-cloud-cpp) and gcsfs ask for
+Google's default credentials, and without a metadata server google-cloud-cpp retries for minutes
+(an apply Job or a materialization "hangs"). The storage calls themselves go to the GCS emulator
+(STORAGE_EMULATOR_HOST / CLOUD_STORAGE_EMULATOR_ENDPOINT, set by the test), which ignores tokens.
+
+Served: the ping (``/``), ``/computeMetadata/v1/instance/service-accounts/{default,EMAIL}/``
+(recursive JSON, ``email``, ``scopes``, ``token``) and ``/computeMetadata/v1/project/{project-id,
 numeric-project-id}``; every request must carry ``Metadata-Flavor: Google`` (403 otherwise, as on
-GKE). ``requests`` records the paths asked for.
+GKE). ``tokens`` records (pod, email) of every token handed out.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-#: Where pods find the metadata server on GKE (and on the e2e node: Node.add_host_address).
+#: Where pods find the metadata server on GKE (and on the e2e node: an address of its bridge).
 METADATA_IP = "169.254.169.254"
 METADATA_HOST = "metadata.google.internal"
+GSA_ANNOTATION = "iam.gke.io/gcp-service-account"
+WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 ACCOUNTS = "/computeMetadata/v1/instance/service-accounts"
-SA_PREFIX = f"{ACCOUNTS}/default"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
-class GkeMetadataServer:
-    """``with GkeMetadataServer(address, port, project=..., email=...) as md:`` serves until exit."""
+@dataclass(frozen=True)
+class Identity:
+    pod: str  # NAMESPACE/NAME, or the client address when no pod has it
+    email: str
 
-    def __init__(self, address: str = METADATA_IP, port: int = 80, *, project: str, email: str) -> None:
+
+class WorkloadIdentity:
+    """GKE's rule: the GSA of the pod's KSA if the KSA is annotated with it and the GSA's policy (in
+    the IAM fake) grants the KSA's member workloadIdentityUser; else the KSA's federated identity."""
+
+    def __init__(self, request: Callable[[str, str], dict[str, Any]], iam: Any, project: str) -> None:
+        self.request, self.iam, self.pool = request, iam, f"{project}.svc.id.goog"
+
+    def __call__(self, client_ip: str) -> Identity:
+        selector = urllib.parse.quote(f"status.podIP={client_ip}")
+        pods = self.request("GET", f"/api/v1/pods?fieldSelector={selector}")["items"]
+        if not pods:
+            return Identity(client_ip, self.pool)
+        meta, ksa = pods[0]["metadata"], pods[0]["spec"].get("serviceAccountName") or "default"
+        ns = meta["namespace"]
+        account = self.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/{ksa}")
+        gsa = (account["metadata"].get("annotations") or {}).get(GSA_ANNOTATION)
+        member = f"serviceAccount:{self.pool}[{ns}/{ksa}]"
+        granted = gsa and any(
+            b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"] for b in self.iam.bindings(gsa)
+        )
+        return Identity(f"{ns}/{meta['name']}", gsa if granted else self.pool)
+
+
+class GkeMetadataServer:
+    """``with GkeMetadataServer(address, port, project=..., identity=...) as md:`` serves until exit.
+    ``identity(client_ip)`` says whose credentials a caller gets (``WorkloadIdentity``)."""
+
+    def __init__(
+        self, address: str = METADATA_IP, port: int = 80, *, project: str, identity: Callable[[str], Identity]
+    ) -> None:
         self.address, self.port = address, port
-        self.project, self.email = project, email
-        self.requests: list[str] = []
+        self.project, self.identity = project, identity
+        self.tokens: list[Identity] = []
         self._server: ThreadingHTTPServer | None = None
 
-    def _answer(self, path: str) -> tuple[int, str, str]:
+    def _answer(self, path: str, client_ip: str) -> tuple[int, str, str]:
         """(status, content type, body) for ``path`` (query string removed). The account is
         ``default`` or its email, as on GKE (google-cloud-cpp asks for the token by email)."""
-        path = (path.rstrip("/") or "/").replace(f"{ACCOUNTS}/{self.email}", f"{ACCOUNTS}/default")
-        account = {"aliases": ["default"], "email": self.email, "scopes": SCOPES}
-        token = {"access_token": "e2e-workload-identity-token", "expires_in": 3599, "token_type": "Bearer"}
+        path = path.rstrip("/") or "/"
         answers: dict[str, Any] = {
             "/": "",
             "/computeMetadata/v1": "",
             "/computeMetadata/v1/project/project-id": self.project,
             "/computeMetadata/v1/project/numeric-project-id": "123456789012",
-            SA_PREFIX: account,
-            f"{SA_PREFIX}/email": self.email,
-            f"{SA_PREFIX}/scopes": "\n".join(SCOPES),
-            f"{SA_PREFIX}/token": token,
-            ACCOUNTS: f"default/\n{self.email}/\n",
         }
-        if path not in answers:
+        if path in answers:
+            return 200, "application/text", answers[path]
+        if not path.startswith(ACCOUNTS):
             return 404, "text/plain", "not found"
-        body = answers[path]
-        if isinstance(body, dict):
-            return 200, "application/json", json.dumps(body)
-        return 200, "application/text", body
+        who = self.identity(client_ip)
+        account, _, item = path[len(ACCOUNTS) :].lstrip("/").partition("/")
+        if account not in ("", "default", who.email):
+            return 404, "text/plain", f"no service account {account}"
+        if not account:
+            return 200, "application/text", f"default/\n{who.email}/\n"
+        if item == "token":
+            self.tokens.append(who)
+            token = {"access_token": f"e2e-token-for-{who.email}", "expires_in": 3599, "token_type": "Bearer"}
+            return 200, "application/json", json.dumps(token)
+        items: dict[str, Any] = {
+            "": json.dumps({"aliases": ["default"], "email": who.email, "scopes": SCOPES}),
+            "email": who.email,
+            "scopes": "\n".join(SCOPES),
+        }
+        if item not in items:
+            return 404, "text/plain", "not found"
+        return 200, "application/json" if item == "" else "application/text", items[item]
 
     def start(self) -> GkeMetadataServer:
         outer = self
@@ -70,12 +120,13 @@ class GkeMetadataServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                path = self.path.split("?", 1)[0]
-                outer.requests.append(path)
                 if self.headers.get("Metadata-Flavor") != "Google":
                     status, ctype, body = 403, "text/plain", "Missing Metadata-Flavor: Google header"
                 else:
-                    status, ctype, body = outer._answer(path)
+                    try:
+                        status, ctype, body = outer._answer(self.path.split("?", 1)[0], self.client_address[0])
+                    except Exception as exc:  # noqa: BLE001 - answer like a server in trouble
+                        status, ctype, body = 500, "text/plain", repr(exc)
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Metadata-Flavor", "Google")
