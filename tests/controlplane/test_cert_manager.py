@@ -10,27 +10,35 @@ tests/datapath/test_cert_manager_tls.py."""
 from __future__ import annotations
 
 import base64
+import time
 
 from kubernetes import client
 
 from tests.support.issuer import TestIssuer
-from tests.support.kube import G, P, V, condition, fs_manifest, get_fs
+from tests.support.kube import OWNER_LABEL, G, P, V, condition, fs_manifest, get_fs
 from tests.support.operator_process import OperatorProcess
-from tests.support.rollout import ANNOTATION, rolled_once
+from tests.support.rollout import ANNOTATION
 from tests.support.waiting import wait_for
 
 ISSUER = "ClusterIssuer/test-ca"
 COMPONENT = "app.kubernetes.io/component"
 
 
+def _idle(operator: OperatorProcess) -> bool:
+    before = operator.reconciles()
+    time.sleep(3)  # passes end within a second here
+    return operator.reconciles() == before
+
+
 def _b64(data: dict[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
 
 
-def test_servers_get_their_certificate_from_cert_manager(control_plane, featurestore_crd, kube_api, namespace):
+def test_servers_get_their_certificate_from_cert_manager(control_plane, featurestore_crd, kube_api, namespace, kubelet):
     core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
-    env = {"FSO_RESYNC_SECONDS": "10", "FSO_TLS_ISSUER": ISSUER}
+    # no resync during the test: issuance and renewal must be noticed from the Secret's watch events
+    env = {"FSO_RESYNC_SECONDS": "3600", "FSO_TLS_ISSUER": ISSUER}
     with OperatorProcess(control_plane.kubeconfig, env=env, args=["--namespace", namespace]) as operator:
         custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("cm", tls={"enabled": True}))
 
@@ -49,11 +57,14 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         servers = apps.list_namespaced_deployment(namespace, label_selector=f"{COMPONENT}=feature-server")
         assert not servers.items
 
-        # The issuer writes the Secret: servers mount it, clients get the issuer's CA.
+        # The issuer writes the Secret, labelled as spec.secretTemplate says (cert-manager does):
+        # servers mount it, clients get the issuer's CA.
+        assert spec["secretTemplate"]["labels"]["featurestore.kubeflow.org/name"] == "cm"
         ca = TestIssuer()
         issued = _b64(ca.secret_data(spec["dnsNames"]))
         core.create_namespaced_secret(namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="cm-feast-cert"), type="kubernetes.io/tls", data=issued))
+            metadata=client.V1ObjectMeta(name="cm-feast-cert", labels=spec["secretTemplate"]["labels"]),
+            type="kubernetes.io/tls", data=issued))
         dep = wait_for(lambda: apps.read_namespaced_deployment("cm-feature-server", namespace), timeout=90,
                        what="feature server Deployment after issuance")
         volumes = {v.name: v for v in dep.spec.template.spec.volumes}
@@ -64,9 +75,20 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         assert not core.list_namespaced_secret(namespace, field_selector="metadata.name=cm-feast-tls").items, \
             "the operator kept its own CA although cert-manager was chosen"
 
-        # Renewal: cert-manager writes a new key pair into the Secret; the server rolls once.
-        operator.wait_reconciles(2)
+        # Renewal: cert-manager writes a new key pair into the Secret; the server rolls once, at
+        # once (the resync is an hour away): the watch event of the labelled Secret wakes the store.
+        # Ready, so no pass is due before the resync; wait until the operator is idle
+        wait_for(lambda: kubelet.run(namespace, f"{OWNER_LABEL}=cm") >= 0
+                 and get_fs(kube_api, namespace, "cm")["status"].get("phase") == "Ready", timeout=90, interval=1,
+                 what="Ready")
+        wait_for(lambda: _idle(operator), timeout=60, what="no reconcile pass for 3 s")
         dep = apps.read_namespaced_deployment("cm-feature-server", namespace)
         generation, digest = dep.metadata.generation, dep.spec.template.metadata.annotations[ANNOTATION]
         core.patch_namespaced_secret("cm-feast-cert", namespace, {"data": _b64(ca.secret_data(spec["dnsNames"]))})
-        rolled_once(operator, apps, namespace, "cm-feature-server", generation, digest)
+        dep = wait_for(lambda: (d := apps.read_namespaced_deployment("cm-feature-server", namespace))
+                       .metadata.generation > generation and d, timeout=20, interval=0.5, what="rolled on renewal")
+        assert dep.metadata.generation == generation + 1
+        assert dep.spec.template.metadata.annotations[ANNOTATION] != digest
+        # the passes the roll itself wakes (Deployment status events) do not roll it again
+        wait_for(lambda: _idle(operator), timeout=60, what="no reconcile pass for 3 s")
+        assert apps.read_namespaced_deployment("cm-feature-server", namespace).metadata.generation == generation + 1

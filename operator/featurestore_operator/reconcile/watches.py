@@ -126,11 +126,22 @@ class Watches:
         if event_type == "DELETED":
             relevant = self.cache.forget(key(obj))
         else:
-            relevant = self.cache.observe(obj) or obj["kind"] in STATUS_KINDS
+            issued = _issued_secret_changed(obj, self.cache)
+            relevant = self.cache.observe(obj) or obj["kind"] in STATUS_KINDS or issued
         WATCHED.labels(obj["kind"]).set(self.cache.counts[obj["kind"]])
         owner = (meta.get("labels") or {}).get(OWNER_LABEL)
         if owner and relevant:
             self.wake(meta.get("namespace", ""), owner)
+
+
+def _issued_secret_changed(obj: dict[str, Any], cache: ObservedCache) -> bool:
+    """A Secret labelled for a store that the operator did not write changed: cert-manager's issued
+    certificate (the Certificate's secretTemplate carries our labels), renewed. Its servers must roll
+    now, not at the next resync. (A relist of an unchanged Secret is no change.)"""
+    if obj["kind"] != "Secret" or key(obj) in cache.applied:
+        return False
+    before = cache.objects.get(key(obj))
+    return before is None or before["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion")
 
 
 def _with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
 from .inputs import ApiVersions, Endpoints
-from .names import Names, meta
+from .names import Names, labels, meta
 
 TLS_DIR = "/etc/feast/tls"
 CA_KEY = "ca.crt"
@@ -70,6 +70,9 @@ def certificate(fs: FeatureStore, config: OperatorConfig, versions: ApiVersions)
                 "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
                 "usages": ["digital signature", "server auth"],
                 "issuerRef": {"group": "cert-manager.io", "kind": kind, "name": name},
+                # cert-manager labels the issued Secret with these: the operator watches it and
+                # rolls the servers as soon as a renewal lands (not at the next resync)
+                "secretTemplate": {"labels": labels(fs, "tls")},
             },
         }
     ]
