@@ -238,6 +238,8 @@ def test_authz_kubernetes_with_the_grant_left_to_the_admin(
 
         def server_condition() -> dict[str, Any] | None:
             kubelet.run(store_namespace, f"{OWNER_LABEL}=manual,app.kubernetes.io/component!=feature-repo")
+            # the servers come once the apply Job has succeeded
+            kubelet.run(store_namespace, f"{OWNER_LABEL}=manual,app.kubernetes.io/component=feature-repo", phase="Succeeded")
             fs = custom.get_namespaced_custom_object(G, V, store_namespace, P, "manual")
             conds = {c["type"]: c for c in (fs.get("status") or {}).get("conditions", [])}
             return conds.get("FeatureServer") if conds.get("FeatureServer", {}).get("status") == "True" else None
