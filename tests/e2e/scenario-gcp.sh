@@ -8,8 +8,8 @@
 #   kubectl apply -f examples/feature-repos/demo.yaml -f $GCP_MANIFEST (a provider: gcp store
 #     whose feature repo reads $DATA_URI)
 #   a Job writes the parquet data to $DATA_URI (in the store's bucket)
-#   kubectl wait --for=condition=Ready; the feature server reads the AUTH string from the store's
-#     Secret and the CA from the Secret it mounts
+#   kubectl wait --for=condition=Ready; the HPA keeps minReplicas feature server pods; the feature
+#     server reads the AUTH string from the store's Secret and the CA from the Secret it mounts
 #   materialize: a Job from the CronJob reads the parquet from gs:// and writes to Memorystore
 #   a client pod reads online features (feature server -> Memorystore) and retrieves historical
 #     features from the bucket (point in time: the row in force at each entity's timestamp)
@@ -50,6 +50,18 @@ say "writing the parquet data to $DATA_URI"
 run_job gcp-generate-data "$POD_ENV" "" "" python /repo/generate_data.py "$DATA_URI"
 
 wait_store_ready feature-server
+
+min_replicas="$(k get fs "$STORE" -n "$NS" -o jsonpath='{.spec.featureServer.autoscaling.minReplicas}')"
+if [ -n "$min_replicas" ]; then
+  say "the HorizontalPodAutoscaler keeps $min_replicas feature server pods (spec.featureServer.autoscaling)"
+  deadline=$((SECONDS + TIMEOUT_SECONDS))
+  until [ "$(running feature-server | wc -l)" -ge "$min_replicas" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "fewer than $min_replicas Running+Ready feature server pods: $(running feature-server | tr '\n' ' ')"
+    sleep 3
+  done
+  running feature-server
+  k get hpa,pdb -n "$NS" -l "$OWNER_LABEL=$STORE"
+fi
 
 say "the feature server reads the AUTH string and the CA from the store's Secret"
 k get deploy "$STORE-feature-server" -n "$NS" -o json | SECRET="$STORE-online-store" python3 -c '

@@ -51,7 +51,8 @@ NODE_NAME = "fso-node"
 LOCK = Path("/run/lock/fso-node.lock")
 IMAGES = ("pause", "operator", "feast", "redis")
 PV_COUNT = 8
-NODE_CONTROLLERS = [*CONTROLLERS, "persistentvolume-binder", "podgc", "ttl-after-finished"]
+#: + the HPA controller: without metrics it still scales a Deployment up to minReplicas, as on GKE
+NODE_CONTROLLERS = [*CONTROLLERS, "persistentvolume-binder", "podgc", "ttl-after-finished", "horizontalpodautoscaling"]
 
 
 class NodeError(RuntimeError):

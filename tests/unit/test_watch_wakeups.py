@@ -1,0 +1,45 @@
+"""Which watch events wake a FeatureStore's worker (reconcile/watches.py ``Watches.on_event``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from featurestore_operator.reconcile.applier import ObservedCache, desired_hash, drift_key
+from featurestore_operator.reconcile.kinds import key
+from featurestore_operator.reconcile.watches import Watches
+
+NS, STORE = "team-a", "demo"
+LABELS = {"app.kubernetes.io/managed-by": "featurestore-operator", "featurestore.kubeflow.org/name": STORE}
+
+
+def secret(name: str, rv: str, data: str = "YQ==") -> dict[str, Any]:
+    meta = {"name": name, "namespace": NS, "resourceVersion": rv, "labels": LABELS}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": {"tls.crt": data}}
+
+
+def watches() -> tuple[Watches, list[tuple[str, str]]]:
+    woken: list[tuple[str, str]] = []
+    w = Watches(None, None, ObservedCache(), lambda ns, name: woken.append((ns, name)))  # type: ignore[arg-type]
+    return w, woken
+
+
+def test_a_renewed_issued_secret_wakes_its_store_and_a_relist_of_it_does_not():
+    """cert-manager's Secret (labelled through the Certificate's secretTemplate): the operator did
+    not write it, so only a new resourceVersion is news."""
+    w, woken = watches()
+    w.on_event("ADDED", secret("demo-feast-cert", "10"))
+    assert woken == [(NS, STORE)], "issued: the servers waiting for it can start"
+    w.on_event("ADDED", secret("demo-feast-cert", "10"))  # a relist
+    w.on_event("MODIFIED", secret("demo-feast-cert", "10"))
+    assert len(woken) == 1
+    w.on_event("MODIFIED", secret("demo-feast-cert", "11", data="Yg=="))  # renewed
+    assert len(woken) == 2
+
+
+def test_a_secret_the_operator_wrote_wakes_only_when_it_drifted():
+    w, woken = watches()
+    ours = secret("demo-online-store", "5")
+    w.cache.record(ours, keep_data=True)
+    w.cache.applied[key(ours)] = (desired_hash(ours), drift_key(ours))
+    w.on_event("MODIFIED", secret("demo-online-store", "5"))
+    assert woken == []
