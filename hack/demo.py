@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -83,19 +84,15 @@ def main() -> int:
                 step("waiting for Memorystore (create operation) and the objects the operator renders")
                 secret = wait_for(lambda: core.read_namespaced_secret(f"{NAME}-online-store", NS), timeout=120,
                                   what="online-store Secret")
-                wait_for(lambda: apps.read_namespaced_deployment(f"{NAME}-feature-server", NS), timeout=60, what="Deployment")
+                batch = client.BatchV1Api(api)
+                wait_for(lambda: batch.list_namespaced_job(NS).items, timeout=60, what="the apply Job")
                 print(kubectl(cp, "get", "fs,deploy,cronjob,job,cm,secret", "-n", NS))
 
-                objects = []
-                for kind, items in [
-                    ("ConfigMap", core.list_namespaced_config_map(NS).items),
-                    ("Deployment", apps.list_namespaced_deployment(NS).items),
-                    ("Job", client.BatchV1Api(api).list_namespaced_job(NS).items),
-                ]:
-                    for item in items:
-                        obj = api.sanitize_for_serialization(item)
-                        obj["kind"] = kind
-                        objects.append(obj)
+                def as_objects(kind: str, items: list[Any]) -> list[dict[str, Any]]:
+                    return [{**api.sanitize_for_serialization(item), "kind": kind} for item in items]
+
+                objects = as_objects("ConfigMap", core.list_namespaced_config_map(NS).items)
+                objects += as_objects("Job", batch.list_namespaced_job(NS).items)
                 cron_version = "v1beta1" if cp.minor < 21 else "v1"  # 1.20 serves CronJob only as batch/v1beta1
                 for cron in custom.list_namespaced_custom_object("batch", cron_version, NS, "cronjobs")["items"]:
                     objects.append({**cron, "kind": "CronJob", "apiVersion": f"batch/{cron_version}"})
@@ -119,6 +116,10 @@ def main() -> int:
                         raise SystemExit(f"materialization failed ({res.returncode})")
 
                     step("starting the feature server Deployment's container as rendered: feast serve")
+                    # the operator creates the servers once the first feast apply has succeeded
+                    wait_for(lambda: apps.read_namespaced_deployment(f"{NAME}-feature-server", NS), timeout=60,
+                             what="the feature server Deployment")
+                    runner.objects += as_objects("Deployment", apps.list_namespaced_deployment(NS).items)
                     dep = runner.find("Deployment", f"{NAME}-feature-server")
                     pod = runner.pod(dep)
                     server = pod.start(pod.prepare())
