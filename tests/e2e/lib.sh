@@ -13,6 +13,8 @@ RELEASE=featurestore-operator
 OPERATOR_NS=featurestore-system
 OWNER_LABEL=featurestore.kubeflow.org/name
 COMPONENT_LABEL=app.kubernetes.io/component
+#: the container securityContext of our own Jobs and pods (restricted pod security)
+CONTAINER_SECURITY='{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}'
 
 say() { printf '\n[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[e2e] FAILED: %s\n' "$*" >&2; exit 1; }
@@ -71,6 +73,21 @@ diagnostics() {
 }
 trap 'rc=$?; [ "$rc" -eq 0 ] || diagnostics; exit "$rc"' EXIT
 
+# store_bucket [claim]: status.endpoints.bucket of fs/$STORE once it is set (its GCS bucket, or
+# the name of its data volume claim; with "claim", once that claim exists too), 240 s at most
+store_bucket() {
+  local name="" deadline=$((SECONDS + 240))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    name="$(k get featurestore "$STORE" -n "$NS" -o jsonpath='{.status.endpoints.bucket}' 2>/dev/null || true)"
+    if [ -n "$name" ] && { [ "${1:-}" != claim ] || k get pvc "$name" -n "$NS" >/dev/null 2>&1; }; then
+      echo "$name"
+      return 0
+    fi
+    sleep 2
+  done
+  die "status.endpoints.bucket of fs/$STORE stayed empty${1:+ (or its volume claim did not appear)}"
+}
+
 # install_chart: helm upgrade --install with the local images (pulls disabled) and HELM_ARGS;
 # the operator pod becomes Ready
 install_chart() {
@@ -123,10 +140,7 @@ spec:
           imagePullPolicy: Never
           command: $args
           env: [{name: PYTHONDONTWRITEBYTECODE, value: "1"}, {name: HOME, value: /tmp}${env:+, $env}]
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities: {drop: [ALL]}
+          securityContext: $CONTAINER_SECURITY
           volumeMounts: [{name: repo, mountPath: /repo, readOnly: true}, {name: tmp, mountPath: /tmp}${mounts:+, $mounts}]
       volumes: [{name: repo, configMap: {name: $STORE_REPO}}, {name: tmp, emptyDir: {}}${volumes:+, $volumes}]
 YAML
@@ -180,10 +194,7 @@ spec:
       imagePullPolicy: Never
       command: [python, -c, $code]
       env: [{name: FEAST_FS_YAML_FILE_PATH, value: /etc/feast/$STORE/feature_store.yaml}, {name: HOME, value: /tmp}${env:+, $env}]
-      securityContext:
-        allowPrivilegeEscalation: false
-        readOnlyRootFilesystem: true
-        capabilities: {drop: [ALL]}
+      securityContext: $CONTAINER_SECURITY
       volumeMounts:
         - {name: feast-$STORE, mountPath: /etc/feast/$STORE, readOnly: true}
         - {name: tmp, mountPath: /tmp}

@@ -37,13 +37,7 @@ k create namespace "$NS" --dry-run=client -o yaml | k apply -f -
 k apply -f "$ROOT/examples/feature-repos/demo.yaml" -f "$GCP_MANIFEST"
 
 say "waiting for the store's bucket (status.endpoints.bucket)"
-bucket=""
-for _ in $(seq 120); do
-  bucket="$(k get featurestore "$STORE" -n "$NS" -o jsonpath='{.status.endpoints.bucket}' 2>/dev/null || true)"
-  [ -n "$bucket" ] && break
-  sleep 2
-done
-[ -n "$bucket" ] || die "status.endpoints.bucket stayed empty"
+bucket="$(store_bucket)"
 case "$DATA_URI" in gs://"$bucket"/*) ;; *) die "DATA_URI $DATA_URI is not in the store's bucket $bucket" ;; esac
 
 say "writing the parquet data to $DATA_URI"

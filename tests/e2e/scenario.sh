@@ -29,14 +29,8 @@ say "creating namespace $NS, then: kubectl apply -f examples/feature-repos/demo.
 k create namespace "$NS" --dry-run=client -o yaml | k apply -f -
 k apply -f "$ROOT/examples/feature-repos/demo.yaml" -f "$ROOT/examples/local.yaml"
 
-say "waiting for the store's data volume claim (status.endpoints.bucket) to be bound"
-claim=""
-for _ in $(seq 120); do
-  claim="$(k get featurestore "$STORE" -n "$NS" -o jsonpath='{.status.endpoints.bucket}' 2>/dev/null || true)"
-  [ -n "$claim" ] && k get pvc "$claim" -n "$NS" >/dev/null 2>&1 && break
-  sleep 2
-done
-[ -n "$claim" ] || die "status.endpoints.bucket (the data volume claim) stayed empty"
+say "waiting for the store's data volume claim (status.endpoints.bucket)"
+claim="$(store_bucket claim)"
 
 # Data first: the example's CronJob (*/15) may fire while we wait for Ready, and a run without
 # data would fail. `feast apply` does not need the data (features.py declares its schema).

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -35,7 +36,6 @@ SCENARIO = HERE / "scenario.sh"
 SCENARIO_GCP = HERE / "scenario-gcp.sh"
 GCP_EXAMPLE = ROOT / "examples" / "gcp-memorystore.yaml"
 NS = "kubeflow-user-example-com"  # examples/feature-repos/demo.yaml's
-STORE_GCP = "driver-stats"  # examples/gcp-memorystore.yaml's metadata.name
 
 
 def _traces(node: Node) -> list[str]:
@@ -160,18 +160,18 @@ def _gsa(project: str) -> str:
     return f"feast-e2e@{project}.iam.gserviceaccount.com"
 
 
-def _gcp_store(tmp_path: Path, bucket: str) -> Path:
+def _gcp_store(tmp_path: Path, bucket: str, gsa: str) -> tuple[dict[str, Any], Path]:
     """examples/gcp-memorystore.yaml as it is, in the demo feature repo's namespace, with that repo, a
     bucket name of the test's (the repo reads its data from FEAST_E2E_DATA, in that bucket) and the
-    namespace's Google service account."""
+    Google service account ``gsa``: the manifest, and the file it is written to."""
     store = yaml.safe_load(GCP_EXAMPLE.read_text())
     store["metadata"]["namespace"] = NS
     store["spec"]["featureRepo"] = {"configMap": {"name": "demo-feature-repo"}}
     store["spec"]["offlineStore"]["gcs"]["bucket"] = bucket
-    store["spec"]["gcp"]["serviceAccount"] = _gsa(store["spec"]["gcp"]["project"])
+    store["spec"]["gcp"]["serviceAccount"] = gsa
     path = tmp_path / "gcp-store.yaml"
     path.write_text(yaml.safe_dump(store))
-    return path
+    return store, path
 
 
 @pytest.mark.timeout(3600)
@@ -181,10 +181,10 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
     the store's Secret, the registry and the offline parquet from the bucket, and a token from the
     metadata server as on GKE. Afterwards: the instance deleted, the bucket (Retain) and its data kept,
     the store's KSA bound to the example's Google service account."""
-    example = yaml.safe_load(GCP_EXAMPLE.read_text())["spec"]
-    project = example["gcp"]["project"]
+    project = yaml.safe_load(GCP_EXAMPLE.read_text())["spec"]["gcp"]["project"]
     gsa = _gsa(project)
     bucket = f"fso-e2e-{os.getpid()}"
+    store, manifest = _gcp_store(tmp_path, bucket, gsa)
     data_uri = f"gs://{bucket}/offline/driver_stats.parquet"
     host = node.host_ip
     with (
@@ -196,18 +196,17 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
     ):
         iam.add_service_account(gsa)
         # How the pods reach the fakes instead of Google: test-only settings, as an admin would set them.
-        to_gcs = [
-            {"name": "STORAGE_EMULATOR_HOST", "value": gcs_api.endpoint},  # google-cloud-storage, gcsfs
-            {"name": "CLOUD_STORAGE_EMULATOR_ENDPOINT", "value": gcs_api.endpoint},  # pyarrow (google-cloud-cpp)
-            {"name": "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "value": "false"},  # no bucket layout API in the fake
-        ]
+        # The overlay's env (STORAGE_EMULATOR_HOST for google-cloud-storage and gcsfs, gcsfs without the
+        # bucket layout API the fake lacks), and pyarrow's (google-cloud-cpp) own variable.
+        gcs_env = {**gcs_api.env(), "CLOUD_STORAGE_EMULATOR_ENDPOINT": gcs_api.endpoint}
+        to_gcs = [{"name": k, "value": v} for k, v in gcs_env.items()]
         values = {
-            "gcp": {"project": project, "region": example["gcp"]["region"]},
+            "gcp": {"project": project, "region": store["spec"]["gcp"]["region"]},
             "policy": {"serviceAccountPatterns": [gsa]},
             "extraEnv": [
                 {"name": "FSO_MEMORYSTORE_ENDPOINT", "value": memorystore.endpoint},
                 {"name": "FSO_IAM_ENDPOINT", "value": iam.endpoint},
-                to_gcs[0],
+                {"name": "STORAGE_EMULATOR_HOST", "value": gcs_env["STORAGE_EMULATOR_HOST"]},
             ],
             "podDefaults": {"all": {"env": [*to_gcs, {"name": "FEAST_E2E_DATA", "value": data_uri}]}},
         }
@@ -216,7 +215,7 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
             node,
             SCENARIO_GCP,
             tmp_path / "scenario-gcp.log",
-            GCP_MANIFEST=str(_gcp_store(tmp_path, bucket)),
+            GCP_MANIFEST=str(manifest),
             DATA_URI=data_uri,
             POD_ENV=", ".join(f"{{name: {e['name']}, value: '{e['value']}'}}" for e in to_gcs),
             HELM_ARGS=f"-f {tmp_path / 'values.yaml'}",
@@ -232,7 +231,8 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
         assert not [m for b in iam.bindings(gsa) for m in b["members"]], "the grant is revoked on delete"
         # Workload Identity as GKE decides it: the store's pods (its KSA annotated and bound by the
         # operator) got the GSA's tokens; our own pods (KSA default) only their federated identity.
-        store_pods = (f"{STORE_GCP}-", "gcp-materialize-e2e-")  # its Deployments/Jobs, our Job from its CronJob
+        # its Deployments and Jobs, and our Job from its CronJob
+        store_pods = (f"{store['metadata']['name']}-", "gcp-materialize-e2e-")
         assert {t.email for t in metadata.tokens if t.pod.split("/")[-1].startswith(store_pods)} == {gsa}
         assert {t.email for t in metadata.tokens if not t.pod.split("/")[-1].startswith(store_pods)} == {
             f"{project}.svc.id.goog"

@@ -103,15 +103,14 @@ def desired(
         None,
     )
     problem = tls.problem(fs, config, versions, endpoints)
-    held: list[dict[str, Any]] = []
+    kept = objects
     if observed is not None and job is not None and _first_apply_pending(job, previous, observed):
         # only creation waits: a server that runs already (a store given a feature repo later) stays
-        held = [o for o in objects if _reads_registry(o) and not observed(o["kind"], o["metadata"]["name"])]
-        objects = [o for o in objects if not any(o is h for h in held)]
+        kept = [o for o in objects if not _reads_registry(o) or observed(o["kind"], o["metadata"]["name"])]
     return Desired(
-        objects=objects,
+        objects=kept,
         config_hash=rendered.config_hash,
         apply_job=job,
         tls_problem=problem,
-        awaiting_first_apply=bool(held),
+        awaiting_first_apply=len(kept) < len(objects),
     )
