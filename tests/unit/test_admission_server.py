@@ -17,7 +17,14 @@ import pytest
 from cryptography import x509
 from featurestore_operator.api import OperatorConfig
 from featurestore_operator.handlers import admission
-from featurestore_operator.handlers.admission import decide, hostnames, inject_ca, keep_certificate, respond, self_signed
+from featurestore_operator.handlers.admission import (
+    decide,
+    hostnames,
+    inject_ca,
+    keep_certificate,
+    respond,
+    self_signed,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +43,9 @@ def fs(replicas: int = 5, **meta: Any) -> dict[str, Any]:
     }
 
 
-def request(operation: str, obj: dict[str, Any] | None, old: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def request(
+    operation: str, obj: dict[str, Any] | None, old: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     return {"uid": "req-1", "operation": operation, "object": obj, "oldObject": old, **extra}
 
 
@@ -121,7 +130,10 @@ def test_cert_manager_directory_is_used_as_is(tmp_path: Path) -> None:
 
 
 KEPT = OperatorConfig(
-    webhook_enabled=True, webhook_service="fso/fso-webhook", webhook_secret="fso/fso-webhook-tls", webhook_configuration="fso-webhook"
+    webhook_enabled=True,
+    webhook_service="fso/fso-webhook",
+    webhook_secret="fso/fso-webhook-tls",
+    webhook_configuration="fso-webhook",
 )
 
 
@@ -129,7 +141,14 @@ def test_replicas_share_one_certificate_kept_in_the_secret(tmp_path: Path) -> No
     """Two replicas start at once against the chart's empty Secret: both serve the SAME certificate
     (the guarded write lets one win; the other reads the winner's), and a restart reuses it."""
     kube = FakeKube()
-    kube.put({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": "fso-webhook-tls", "namespace": "fso"}})
+    kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "fso-webhook-tls", "namespace": "fso"},
+        }
+    )
     a, b, c = (tmp_path / n for n in "abc")
     for d in (a, b, c):
         d.mkdir()
@@ -148,20 +167,37 @@ def test_replicas_share_one_certificate_kept_in_the_secret(tmp_path: Path) -> No
 
 def test_an_expiring_or_foreign_certificate_is_replaced(tmp_path: Path) -> None:
     kube = FakeKube()
-    stale = {admission.NAMES_ANNOTATION: ",".join(hostnames(KEPT)),
-             admission.EXPIRES_ANNOTATION: (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat()}
-    kube.put({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fso-webhook-tls", "namespace": "fso", "annotations": stale},
-              "data": {"tls.crt": base64.b64encode(b"old").decode(), "tls.key": base64.b64encode(b"old").decode()}})
+    stale = {
+        admission.NAMES_ANNOTATION: ",".join(hostnames(KEPT)),
+        admission.EXPIRES_ANNOTATION: (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat(),
+    }
+    kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "fso-webhook-tls", "namespace": "fso", "annotations": stale},
+            "data": {"tls.crt": base64.b64encode(b"old").decode(), "tls.key": base64.b64encode(b"old").decode()},
+        }
+    )
     asyncio.run(keep_certificate(kube, KEPT, tmp_path))
     assert (tmp_path / "tls.crt").read_bytes() != b"old"
     x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
 
 
 def vwc(*bundles: str) -> dict[str, Any]:
-    hooks = [{"name": f"h{i}.example.com", "clientConfig": {"service": {"namespace": "fso", "name": "fso-webhook"},
-                                                           **({"caBundle": b} if b else {})}} for i, b in enumerate(bundles)]
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": "fso-webhook"}, "webhooks": hooks}
+    hooks = [
+        {
+            "name": f"h{i}.example.com",
+            "clientConfig": {"service": {"namespace": "fso", "name": "fso-webhook"}, **({"caBundle": b} if b else {})},
+        }
+        for i, b in enumerate(bundles)
+    ]
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "fso-webhook"},
+        "webhooks": hooks,
+    }
 
 
 def test_ca_bundle_goes_into_every_webhook_of_the_one_named_configuration() -> None:

@@ -80,7 +80,11 @@ def respond(body: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": allowed}
     if not allowed:
         response["status"] = {"code": 422, "reason": "Invalid", "message": why}
-    return {"apiVersion": body.get("apiVersion") or "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+    return {
+        "apiVersion": body.get("apiVersion") or "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": response,
+    }
 
 
 # --------------------------------------------------------------------------- certificates
@@ -152,16 +156,26 @@ async def keep_certificate(kube: Kube, config: OperatorConfig, directory: Path) 
             return
         with tempfile.TemporaryDirectory(prefix="fso-webhook-new-") as scratch:
             certfile, keyfile = await asyncio.to_thread(self_signed, names, Path(scratch))
-            data = {"tls.crt": base64.b64encode(certfile.read_bytes()).decode(), "tls.key": base64.b64encode(keyfile.read_bytes()).decode()}
+            data = {
+                "tls.crt": base64.b64encode(certfile.read_bytes()).decode(),
+                "tls.key": base64.b64encode(keyfile.read_bytes()).decode(),
+            }
         notes = {NAMES_ANNOTATION: ",".join(names), EXPIRES_ANNOTATION: (now + CERT_VALIDITY).isoformat()}
         if secret is None:
-            body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
-                    "metadata": {"name": name, "namespace": namespace, "annotations": notes}}
+            body = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "data": data,
+                "metadata": {"name": name, "namespace": namespace, "annotations": notes},
+            }
             written = await kube.create(body)
         else:
             written = await kube.patch_guarded(secret, {"data": data, "metadata": {"annotations": notes}})
         if written is not None:
-            log.info("webhook certificate kept in Secret %s/%s (valid until %s)", namespace, name, notes[EXPIRES_ANNOTATION])
+            log.info(
+                "webhook certificate kept in Secret %s/%s (valid until %s)", namespace, name, notes[EXPIRES_ANNOTATION]
+            )
             _write(directory, data)
             return
     raise RuntimeError(f"could not keep the webhook certificate in Secret {namespace}/{name} (written concurrently)")
