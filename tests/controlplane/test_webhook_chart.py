@@ -24,6 +24,7 @@ import json
 import socket
 import ssl
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -221,7 +222,11 @@ def test_chart_webhook_served_by_every_replica_through_the_service(routed, helm_
         custom.create_namespaced_custom_object(G, V, "team-a", P, store("fine", 2))
         assert holder() == "replica-0", "the answers came from the stand-by"
 
-        # The leader serves too, with the same certificate (verified for the Service's DNS name).
+        # Both replicas are ready (/readyz) because both serve the webhook; the leader answers too,
+        # with the same certificate (verified for the Service's DNS name).
+        for proc in procs:
+            with urllib.request.urlopen(f"http://127.0.0.1:{proc.health_port}/readyz", timeout=5) as r:
+                assert json.loads(r.read())["webhook"] is True
         server_name = f"{svc['metadata']['name']}.{NAMESPACE}.svc"
         for port in ports:
             answer = review(

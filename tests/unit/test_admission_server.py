@@ -221,3 +221,29 @@ def test_a_missing_configuration_is_never_created() -> None:
     kube = FakeKube()
     assert not asyncio.run(inject_ca(kube, "fso-webhook", b"CA"))
     assert kube.writes == [] and not kube.objects
+
+
+def test_a_replica_is_ready_only_once_it_serves_the_webhook() -> None:
+    from featurestore_operator.handlers.health import Health
+
+    async def answers() -> list[int]:
+        import aiohttp
+
+        from tests.support.process import free_port
+
+        health, port = Health(), free_port()
+        health.needs_webhook, health.leading = True, False  # a stand-by: healthy
+        await health.start(port, "127.0.0.1")
+        try:
+            codes = []
+            async with aiohttp.ClientSession() as session:
+                for _ in range(2):
+                    for path in ("/healthz", "/readyz"):
+                        async with session.get(f"http://127.0.0.1:{port}{path}") as r:
+                            codes.append(r.status)
+                    health.webhook.set()
+            return codes
+        finally:
+            await health.stop()
+
+    assert asyncio.run(answers()) == [200, 503, 200, 200]
