@@ -234,6 +234,28 @@ def test_chart_webhook_served_by_every_replica_through_the_service(routed, helm_
             )
             assert answer["response"]["allowed"] is False and "maxReplicas" in answer["response"]["status"]["message"]
 
+        # helm upgrade keeps the kept certificate and the caBundle (or the replicas restore it).
+        helm(
+            helm_bin,
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            "resyncSeconds=11",
+            kubeconfig=routed.kubeconfig,
+        )
+        kept = core.read_namespaced_secret(f"{name}-tls", NAMESPACE).data
+        assert kept is not None and base64.b64decode(kept["tls.crt"]) == bundle, "helm upgrade emptied the Secret"
+        wait_for(
+            lambda: ca_bundle(api, name) == bundle, timeout=60, interval=0.5, what="the caBundle after helm upgrade"
+        )
+        with pytest.raises(ApiException) as again:
+            custom.create_namespaced_custom_object(G, V, "team-a", P, store("big", 10))
+        assert "maxReplicas" in again.value.body, again.value.body
+
         # Deleting passes (never sent to the webhook) even with the webhook unreachable.
         core.delete_namespaced_endpoints(svc["metadata"]["name"], NAMESPACE)
         custom.delete_namespaced_custom_object(G, V, "team-a", P, "fine")
