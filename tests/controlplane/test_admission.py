@@ -1,13 +1,17 @@
-"""Tenant boundaries at `kubectl apply` time and behind it (issue 16).
+"""Tenant boundaries at `kubectl apply` time and behind it (issue 16), and the webhook never
+blocking clean-up (issue 25).
 
-The real API server calls the operator's validating webhook over TLS (kopf's server with the
-operator's self-signed certificate, reached at https://127.0.0.1:PORT through clientConfig.url; the
-caBundle kopf wrote into the ValidatingWebhookConfiguration is what the API server verifies).
-Then, with no webhook (deleted by an admin, or never installed), the operator itself still refuses:
-the conditions say PolicyViolation and nothing is created or granted in the (fake) cloud.
+The real API server calls the operator's validating webhook over TLS: the chart's
+ValidatingWebhookConfiguration (rendered by `helm template`), pointed at the local operator by URL
+(https://127.0.0.1:PORT; no service routing here: tests/support/webhook.py), whose caBundle the
+operator writes from the certificate it keeps in a Secret. Then, with no webhook (deleted by an
+admin, or never installed), the operator itself still refuses: the conditions say PolicyViolation
+and nothing is created or granted in the (fake) cloud.
 
-Before this change: every manifest below was accepted, and the operator granted
+Before issue 16: every manifest below was accepted, and the operator granted
 roles/iam.workloadIdentityUser on the operator's own GSA / created buckets in any project.
+Before issue 25: once the admin tightened the policy, the webhook refused the operator's own
+finalizer removal (422) and deleting a store admitted earlier hung forever.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.support import webhook as chart_webhook
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay, IamAdminFake
 from tests.support.memorystore_fake import MemorystoreFake
@@ -28,7 +33,8 @@ from tests.support.waiting import wait_for
 G, V, P = "featurestore.kubeflow.org", "v1alpha1", "featurestores"
 PROJECT, REGION = "test-project", "us-central1"
 OPERATOR_GSA = "featurestore-operator@test-project.iam.gserviceaccount.com"
-WEBHOOK = "featurestores.featurestore.kubeflow.org"
+#: the chart's ValidatingWebhookConfiguration, release "fso" in namespace "fso-system"
+WEBHOOK = "fso-featurestore-operator-webhook"
 
 
 def _free_port() -> int:
@@ -60,34 +66,55 @@ def fakes(control_plane, featurestore_crd):
 
 
 def _delete_webhook(kube_api) -> None:
-    adm = client.AdmissionregistrationV1Api(kube_api)
-    for delete in (adm.delete_validating_webhook_configuration, adm.delete_mutating_webhook_configuration):
-        try:
-            delete(WEBHOOK)
-        except ApiException as err:
-            if err.status != 404:
-                raise
+    chart_webhook.delete(kube_api, WEBHOOK)
+
+
+def install_webhook(kube_api, helm_bin: str, port: int) -> None:
+    """The chart's configuration, called at the local operator (tests/support/webhook.py)."""
+    vwc = chart_webhook.at_url(chart_webhook.chart_configuration(helm_bin), f"https://127.0.0.1:{port}")
+    _delete_webhook(kube_api)
+    client.AdmissionregistrationV1Api(kube_api).create_validating_webhook_configuration(vwc)
+
+
+def webhook_env(port: int, secret_namespace: str) -> dict[str, str]:
+    return {
+        "FSO_WEBHOOK_ENABLED": "true",
+        "FSO_WEBHOOK_HOST": "127.0.0.1",
+        "FSO_WEBHOOK_PORT": str(port),
+        "FSO_WEBHOOK_CONFIGURATION": WEBHOOK,
+        "FSO_WEBHOOK_SECRET": f"{secret_namespace}/webhook-tls",
+    }
+
+
+def wait_served(kube_api) -> None:
+    wait_for(
+        lambda: chart_webhook.ca_bundle(kube_api, WEBHOOK),
+        timeout=60,
+        interval=0.5,
+        what="the caBundle written by the operator",
+    )
 
 
 @pytest.fixture(scope="module")
-def webhook(fakes, control_plane, kube_api):
-    env = {
-        **fakes[0],
-        "FSO_WEBHOOK_ENABLED": "true",
-        "FSO_WEBHOOK_HOST": "127.0.0.1",
-        "FSO_WEBHOOK_PORT": str(_free_port()),
-    }
+def webhook_namespace(kube_api):
+    """The operator's own namespace (its webhook certificate Secret lives there)."""
+    import secrets
+
+    core = client.CoreV1Api(kube_api)
+    name = f"fso-system-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def webhook(fakes, control_plane, kube_api, helm_bin, webhook_namespace):
+    port = _free_port()
+    install_webhook(kube_api, helm_bin, port)
+    env = {**fakes[0], **webhook_env(port, webhook_namespace)}
     op = OperatorProcess(control_plane.kubeconfig, env=env).start()
-    adm = client.AdmissionregistrationV1Api(kube_api)
     try:
-
-        def configured() -> bool:
-            try:
-                return bool(adm.read_validating_webhook_configuration(WEBHOOK).webhooks)
-            except ApiException:
-                return False
-
-        wait_for(configured, timeout=60, interval=0.5, what="kopf's ValidatingWebhookConfiguration")
+        wait_served(kube_api)
         yield op
     finally:
         op.stop()
@@ -244,3 +271,87 @@ def test_without_the_webhook_the_operator_still_refuses(webhook, fakes, control_
             r for r in overlay.writes() if "evil" in r.path or "evil" in str(r.body) or namespace in str(r.body)
         ]
         assert iam.bindings(OPERATOR_GSA) == [] and iam.writes() == []
+
+
+FINALIZER = "featurestore.kubeflow.org/finalizer"
+
+
+def test_a_tightened_policy_never_blocks_clean_up(
+    webhook, fakes, control_plane, kube_api, helm_bin, kubectl_bin, short_namespace, webhook_namespace
+):
+    """Issue 25: a store admitted under a loose policy (3 feature server replicas, the default
+    ceiling 20) gets the operator's finalizer (its Memorystore instance needs clean-up); the admin
+    tightens the policy to maxReplicas 2 and restarts the operator. Then a user's metadata-only
+    update passes, a spec change is still refused (naming the rule), and deleting the store
+    completes: the operator's finalizer removal (a metadata-only update) passes the webhook.
+    Before: the finalizer removal got 422 from the webhook and the store never went away."""
+    webhook.stop()  # this test runs its own operators (loose, then tight)
+    env, ms, _, _ = fakes
+    namespace = short_namespace
+    gsa = f"feast-{namespace}@{PROJECT}.iam.gserviceaccount.com"
+    crd = client.CustomObjectsApi(kube_api)
+    port = _free_port()
+    install_webhook(kube_api, helm_bin, port)
+    loose = {**env, **webhook_env(port, webhook_namespace)}
+    try:
+        with OperatorProcess(control_plane.kubeconfig, env=loose) as op:
+            wait_served(kube_api)
+            spec = {
+                "gcp": {"serviceAccount": gsa},
+                "onlineStore": {"memorystore": {"tier": "BASIC"}},
+                "featureServer": {"replicas": 3},
+            }
+            assert kubectl_apply(kubectl_bin, manifest("kept", namespace, **spec)).returncode == 0
+            wait_for(
+                lambda: (
+                    FINALIZER
+                    in crd.get_namespaced_custom_object(G, V, namespace, P, "kept")["metadata"].get("finalizers", [])
+                ),
+                timeout=90,
+                interval=0.5,
+                what=f"the operator's finalizer (log: {op.log_path})",
+            )
+        tight = {**loose, "FSO_POLICY": '{"maxReplicas": 2}'}
+        with OperatorProcess(control_plane.kubeconfig, env=tight) as op:
+            wait_served(kube_api)
+            # the tightened webhook answers: a new store like it is refused ...
+            new = kubectl_apply(kubectl_bin, manifest("new", namespace, **spec))
+            assert new.returncode != 0 and "maxReplicas" in new.stderr, new.stderr
+            # ... a spec change of the old one too, naming the field and the rule ...
+            with pytest.raises(ApiException) as refused:
+                crd.patch_namespaced_custom_object(
+                    G, V, namespace, P, "kept", {"spec": {"featureServer": {"replicas": 4}}}
+                )
+            assert refused.value.status in (400, 422) and "spec.featureServer.replicas" in refused.value.body
+            # ... but a metadata-only update by the user passes (labels, annotations, finalizers)
+            crd.patch_namespaced_custom_object(
+                G,
+                V,
+                namespace,
+                P,
+                "kept",
+                {
+                    "metadata": {
+                        "labels": {"team": "a"},
+                        "annotations": {"note": "x"},
+                        "finalizers": [FINALIZER, "example.com/hold"],
+                    }
+                },
+            )
+            crd.patch_namespaced_custom_object(G, V, namespace, P, "kept", {"metadata": {"finalizers": [FINALIZER]}})
+            # deleting completes: the operator cleans up and removes its finalizer through the webhook
+            crd.delete_namespaced_custom_object(G, V, namespace, P, "kept")
+
+            def gone() -> bool:
+                try:
+                    crd.get_namespaced_custom_object(G, V, namespace, P, "kept")
+                    return False
+                except ApiException as err:
+                    return err.status == 404
+
+            wait_for(gone, timeout=90, interval=0.5, what=f"the store deleted (finalizer removed; log: {op.log_path})")
+            log = op.log_text()
+            assert "denied the request" not in log, log[-3000:]
+            assert not [i for i in ms.instances() if dict(i.labels).get("featurestore-namespace") == namespace]
+    finally:
+        _delete_webhook(kube_api)

@@ -35,6 +35,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.support.kube import G, OWNER_LABEL, P, V, gone
 from tests.support.kubelet import FakeKubelet
+from tests.support import webhook as chart_webhook
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
@@ -180,14 +181,45 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     [svc] = [d for d in find(docs, "Service") if d["metadata"]["name"].endswith("-webhook")]
     assert env["FSO_WEBHOOK_SERVICE"] == f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
     assert json.loads(env["FSO_POLICY"])["excludedNamespaces"] == ["kube-system", "kube-public", "kube-node-lease"]
+    # the ValidatingWebhookConfiguration is the chart's (the operator never creates one): CREATE and
+    # UPDATE of featurestores only (DELETE never reaches it), no side effects, at the chart's Service,
+    # which selects every operator pod (leader or not)
+    [vwc] = find(docs, "ValidatingWebhookConfiguration")
+    [hook] = vwc["webhooks"]
+    assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None" and hook["matchPolicy"] == "Equivalent"
+    assert hook["rules"] == [{"apiGroups": [G], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                              "resources": ["featurestores"], "scope": "Namespaced"}]
+    assert hook["clientConfig"]["service"] == {"namespace": svc["metadata"]["namespace"], "name": svc["metadata"]["name"],
+                                               "port": 443, "path": "/validate"}
+    assert "caBundle" not in hook["clientConfig"]
+    assert svc["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    webhook_rules = [r for r in rules_of(docs) if set(r["resources"]) & {"validatingwebhookconfigurations",
+                                                                          "mutatingwebhookconfigurations"}]
     if "webhook.certManager.enabled=true" in VALUE_SETS[value_set]:
         [cert] = find(docs, "Certificate")
         assert f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc" in cert["spec"]["dnsNames"]
         assert env["FSO_WEBHOOK_CERT_DIR"] and cert["spec"]["secretName"] in json.dumps(pod["volumes"])
         assert chart_policy(env).max_replicas == 5
+        # cert-manager's CA injector writes the caBundle: the operator gets no right on any configuration
+        assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+            f"{cert['metadata']['namespace']}/{cert['metadata']['name']}")
+        assert webhook_rules == [] and "FSO_WEBHOOK_CONFIGURATION" not in env
+    else:
+        # the operator writes the caBundle of that ONE configuration, and keeps its certificate in ONE Secret
+        assert webhook_rules == [{"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+                                  "resourceNames": [vwc["metadata"]["name"]], "verbs": ["get", "patch"]}]
+        assert env["FSO_WEBHOOK_CONFIGURATION"] == vwc["metadata"]["name"]
+        [secret] = find(docs, "Secret")
+        assert env["FSO_WEBHOOK_SECRET"] == f"{secret['metadata']['namespace']}/{secret['metadata']['name']}"
+        [role] = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-webhook-certificate")]
+        assert role["metadata"]["namespace"] == secret["metadata"]["namespace"]
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret["metadata"]["name"]],
+                                  "verbs": ["get", "patch"]}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     # single replica: standalone + Recreate; HA: leader election on a Lease + RollingUpdate
     election_roles = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    webhook_roles = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-webhook-certificate")]
     if ha:
         assert container["args"] == ["--leader-election", dep["metadata"]["name"]]
         assert spec["strategy"]["type"] == "RollingUpdate"
@@ -230,17 +262,17 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     assert verbs(rules, "", "events") == {"create"}
     assert verbs(rules, G, "featurestores/status") == {"patch"}
     if "watchNamespaces={team-a,team-b}" in VALUE_SETS[value_set]:
-        roles = [r for r in find(docs, "Role") if r not in election_roles]
+        roles = [r for r in find(docs, "Role") if r not in election_roles + webhook_roles]
         assert {r["metadata"]["namespace"] for r in roles} == {"team-a", "team-b"}
         [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == dep["metadata"]["name"]]
         granted = {res for r in cluster_role["rules"] for res in r["resources"]}
-        webhook_configs = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+        webhook_configs = ["validatingwebhookconfigurations"]
         assert granted == {"customresourcedefinitions", "namespaces", "clusterrolebindings", "clusterroles", *webhook_configs}
-        # namespaced mode: no cluster-wide writes but the webhook configurations (patch: that one name)
-        # and the token reviewers binding (by name)
+        # namespaced mode: no cluster-wide writes but the caBundle of the webhook configuration (that
+        # one name) and the token reviewers binding (by name)
         writes = [r for r in cluster_role["rules"] if set(r["verbs"]) - {"get", "list", "watch"} and r not in token_rules]
         assert all(r["resources"] == webhook_configs for r in writes), writes
-        assert [r.get("resourceNames") for r in writes if "patch" in r["verbs"]] == [[WEBHOOK]]
+        assert [r.get("resourceNames") for r in writes] == [[vwc["metadata"]["name"]]]
         assert env["FSO_NAMESPACES"] == "team-a,team-b"
         [sa] = find(docs, "ServiceAccount")
         assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith("featurestore-operator@")
@@ -267,12 +299,19 @@ def sar(api: client.ApiClient, user: str, verb: str, resource: str, group: str =
 SESSION_CRD = ["--set", "crds.install=false"]
 
 
+#: The chart's ValidatingWebhookConfiguration (failurePolicy Fail) calls a Service no pod backs here:
+#: releases whose test runs no webhook leave it out, or every FeatureStore write would be refused.
+NO_WEBHOOK = ["--set", "webhook.enabled=false"]
+
+
 @pytest.fixture
-def release(control_plane, featurestore_crd, helm_bin, namespace, tmp_path) -> Iterator[dict[str, Any]]:
+def release(control_plane, featurestore_crd, helm_bin, namespace, tmp_path, request) -> Iterator[dict[str, Any]]:
     """The chart installed into `namespace` (cluster-scoped objects named after the release, so
-    runs never collide); uninstalled afterwards (the namespace fixture does not remove ClusterRoles)."""
+    runs never collide); uninstalled afterwards (the namespace fixture does not remove ClusterRoles).
+    Without the webhook unless parametrized ``{"webhook": True}`` (indirect)."""
     name = f"fso-{secrets.token_hex(3)}"
-    values = ["--set", "resyncSeconds=10", *SESSION_CRD]
+    webhook = getattr(request, "param", {}).get("webhook", False)
+    values = ["--set", "resyncSeconds=10", *SESSION_CRD, *([] if webhook else NO_WEBHOOK)]
     out = helm(helm_bin, "install", name, str(CHART), "-n", namespace, *values, kubeconfig=control_plane.kubeconfig)
     try:
         manifest = helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
@@ -301,16 +340,13 @@ def explain(proc: OperatorProcess, fn, **kw):
 def sa_operator_env(docs: list[dict[str, Any]], webhook: bool = False) -> dict[str, str]:
     """The chart's operator environment, minus the ports (the test process picks free ones). The
     webhook (a Service with no pods here) is off, or served on 127.0.0.1 with ``webhook``: then the
-    caller deletes the ValidatingWebhookConfiguration afterwards (:func:`drop_webhook`)."""
+    caller points the chart's configuration there (tests/support/webhook.py ``repoint``)."""
     [dep] = find(docs, "Deployment")
     env = deployment_env(dep)
     env = {k: v for k, v in env.items() if k not in ("FSO_HEALTH_PORT", "FSO_METRICS_PORT", "HOME", "FSO_WEBHOOK_SERVICE")}
     if webhook:
         return {**env, "FSO_WEBHOOK_HOST": "127.0.0.1", "FSO_WEBHOOK_PORT": str(free_port())}
     return {**env, "FSO_WEBHOOK_ENABLED": "false"}
-
-
-WEBHOOK = "featurestores.featurestore.kubeflow.org"
 
 
 def free_port() -> int:
@@ -321,20 +357,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def drop_webhook(kube_api: client.ApiClient) -> None:
-    try:
-        client.AdmissionregistrationV1Api(kube_api).delete_validating_webhook_configuration(WEBHOOK)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
 def chart_policy(env: dict[str, str]) -> Any:
     from featurestore_operator.api import OperatorConfig
 
     return OperatorConfig(policy=env["FSO_POLICY"]).policy
 
 
+@pytest.mark.parametrize("release", [{"webhook": True}], indirect=True)
 def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kube_api, release, store_namespace, tmp_path):
     ns = release["namespace"]
     docs = release["docs"]
@@ -357,10 +386,12 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
     proc = OperatorProcess(kubeconfig, env=env)
     proc.start()
     try:
-        # The webhook, configured by the operator under the chart's RBAC, refuses what the policy forbids.
-        adm = client.AdmissionregistrationV1Api(kube_api)
-        explain(proc, lambda: adm.read_validating_webhook_configuration(WEBHOOK).webhooks, timeout=60, interval=0.5,
-                what="the ValidatingWebhookConfiguration")
+        # The chart's webhook, its caBundle written by the operator under the chart's RBAC (from the
+        # certificate it keeps in the chart's Secret), refuses what the policy forbids.
+        [vwc] = find(docs, "ValidatingWebhookConfiguration")
+        chart_webhook.repoint(kube_api, vwc["metadata"]["name"], f"https://127.0.0.1:{env['FSO_WEBHOOK_PORT']}")
+        explain(proc, lambda: chart_webhook.ca_bundle(kube_api, vwc["metadata"]["name"]), timeout=60, interval=0.5,
+                what="the caBundle of the chart's ValidatingWebhookConfiguration")
         with pytest.raises(ApiException) as refused:
             crd_api.create_namespaced_custom_object(G, V, store_namespace, P, {
                 "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "big"},
@@ -429,7 +460,6 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         assert proc.alive(), "operator exited"
     finally:
         proc.stop()
-        drop_webhook(kube_api)
     log = proc.log_text()
     assert "featurestore-operator started" in log
     bad = forbidden_lines(log)
@@ -454,6 +484,11 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         ("update", "deployments", "apps", store_namespace, None), ("update", "secrets", "", store_namespace, None),
         ("patch", "events", "", store_namespace, None),
         ("create", "customresourcedefinitions", "apiextensions.k8s.io", None, None),
+        # the webhook configuration is the chart's: never created by the operator, mutating ones untouched
+        ("create", "validatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),
+        ("create", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),
+        ("patch", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),
+        ("patch", "validatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),  # only its own, by name
         ("update", "leases", "coordination.k8s.io", ns, None),  # single replica: no leader election rights
     ]
     allowed = [d for d in denied if sar(kube_api, user, d[0], d[1], d[2], d[3], d[4])]
@@ -488,7 +523,7 @@ def test_leader_election_under_chart_serviceaccount(control_plane, kube_api, hel
     (get/create/update in the release namespace suffice); only the leader reconciles; a clean exit
     hands the Lease over at once, so the stand-by takes over without waiting for it to expire."""
     name = f"fso-ha-{secrets.token_hex(3)}"
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "replicaCount=2", *SESSION_CRD,
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "replicaCount=2", *SESSION_CRD, *NO_WEBHOOK,
          "--set", "resyncSeconds=10", "--set", "leaderElection.leaseSeconds=60", kubeconfig=control_plane.kubeconfig)
     procs: list[OperatorProcess] = []
     try:
@@ -554,7 +589,7 @@ def test_onboarding_under_chart_serviceaccount(control_plane, kube_api, helm_bin
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"resyncSeconds": 10, "kubeflow": {"onboarding": {
         "enabled": True, "template": {"project": "{namespace}"}}}}))
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "-f", str(values), *SESSION_CRD,
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "-f", str(values), *SESSION_CRD, *NO_WEBHOOK,
          kubeconfig=control_plane.kubeconfig)
     core = client.CoreV1Api(kube_api)
     proc = None
@@ -684,7 +719,7 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
     namespaces) are enough for a namespaced kopf operator, and it has no rights elsewhere."""
     name = f"fso-ns-{secrets.token_hex(3)}"
     helm(helm_bin, "install", name, str(CHART), "-n", namespace, *SESSION_CRD,
-         "--set", f"watchNamespaces={{{store_namespace}}}",
+         "--set", f"watchNamespaces={{{store_namespace}}}", *NO_WEBHOOK,
          "--set", "resyncSeconds=10", kubeconfig=control_plane.kubeconfig)
     proc = None
     try:
@@ -726,17 +761,15 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
     bad = forbidden_lines(proc.log_text())
     assert not bad, "RBAC denials in namespaced mode:\n" + "\n".join(bad[:20])
     [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == f"{name}-featurestore-operator"]
-    # namespaced: cluster-wide reads only, but for the admission webhook's configurations (create;
-    # patch by name) and the cluster identity (get namespaces/kube-system by name)
+    # namespaced: cluster-wide reads only, but for the caBundle of the chart's webhook configuration
+    # (get/patch by name; never create) and the cluster identity (get namespaces/kube-system by name)
     # and the token reviewers binding and its ClusterRole (by name)
     assert all(r in cluster_role["rules"] for r in token_reviewer_rules(name))
-    named = {("get", "namespaces"): ["kube-system"], ("patch", "validatingwebhookconfigurations"): [WEBHOOK]}
+    named = {("get", "namespaces"): ["kube-system"]}
     for r in cluster_role["rules"]:
         extra = set(r["verbs"]) - {"list", "watch"}
         if not extra or r in token_reviewer_rules(name):
             continue
-        if extra == {"create"}:
-            assert set(r["resources"]) <= {"validatingwebhookconfigurations", "mutatingwebhookconfigurations"}, r
-        else:
-            [verb] = extra
-            assert r.get("resourceNames") == named[(verb, r["resources"][0])], r
+        assert "create" not in extra, r
+        [verb] = extra
+        assert r.get("resourceNames") == named[(verb, r["resources"][0])], r

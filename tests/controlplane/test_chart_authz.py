@@ -24,6 +24,7 @@ from kubernetes.client.rest import ApiException
 from tests.controlplane import test_chart as chart_tests
 from tests.controlplane.test_chart import (
     CHART,
+    NO_WEBHOOK,
     SESSION_CRD,
     TOKEN_REVIEWER,
     TOKEN_REVIEWERS,
@@ -215,7 +216,7 @@ def test_authz_kubernetes_with_the_grant_left_to_the_admin(
     store's Roles still apply under the chart's RBAC, and its FeatureServer condition names the value."""
     name = f"fso-nr-{secrets.token_hex(3)}"
     helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "resyncSeconds=10",
-         "--set", "authz.kubernetes.enabled=false", *SESSION_CRD, kubeconfig=control_plane.kubeconfig)
+         "--set", "authz.kubernetes.enabled=false", *SESSION_CRD, *NO_WEBHOOK, kubeconfig=control_plane.kubeconfig)
     proc = None
     try:
         docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,

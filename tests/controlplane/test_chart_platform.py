@@ -119,14 +119,13 @@ def test_helm_refuses_unknown_keys(helm_bin, value):
 # --------------------------------------------------------------------------- probes, pod defaults
 
 
-def test_readiness_uses_the_liveness_endpoint(helm_bin):
+def test_readiness_and_liveness_endpoints(helm_bin):
+    """Liveness: /healthz. Readiness: /readyz, the same answer and, with the webhook on, only once the
+    replica serves it (the webhook Service sends reviews to ready pods: handlers/health.py)."""
     [dep] = find(render(helm_bin), "Deployment")
     container = dep["spec"]["template"]["spec"]["containers"][0]
-    assert (
-        container["readinessProbe"]["httpGet"]
-        == container["livenessProbe"]["httpGet"]
-        == {"path": "/healthz", "port": "health"}
-    )
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     port = next(p for p in container["ports"] if p["name"] == "health")
     assert {"name": "FSO_HEALTH_PORT", "value": str(port["containerPort"])} in container["env"]
 

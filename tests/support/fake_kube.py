@@ -36,6 +36,17 @@ def _get(obj: Mapping[str, Any], path: str) -> Any:
     return cur
 
 
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """RFC 7386 JSON merge patch, as the API server applies it (null deletes, lists replace)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
 class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
@@ -160,6 +171,7 @@ class FakeKube:
         live = self.objects.get((obj["kind"], meta.get("namespace", ""), meta["name"]))
         if live is None or live["metadata"]["resourceVersion"] != meta.get("resourceVersion"):
             return None
+        _merge(live, {k: v for k, v in patch.items() if k != "metadata"})
         live["metadata"].update(patch.get("metadata", {}))
         live["metadata"]["resourceVersion"] = str(next(self.versions))
         return copy.deepcopy(live)

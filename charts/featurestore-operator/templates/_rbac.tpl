@@ -192,18 +192,14 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resourceNames: [{{ include "featurestore-operator.tokenReviewer" $ | quote }}]
   verbs: ["bind"]
 {{- end }}
-{{- if .Values.webhook.enabled }}
-# The admission webhook: kopf creates the ValidatingWebhookConfiguration
-# featurestores.featurestore.kubeflow.org once (create; 409 = exists) and patches its webhooks
-# (caBundle, clientConfig) on start-up; it never reads other configurations. kopf manages a
-# MutatingWebhookConfiguration of the same name too (it stays empty: no mutating handlers).
+{{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}
+# The admission webhook (handlers/admission.py): the chart creates its ValidatingWebhookConfiguration;
+# the operator only writes the caBundle of that one object (get + patch by name; never create, no
+# other configuration, nothing on mutating ones). With cert-manager its CA injector does it: no rule.
 - apiGroups: ["admissionregistration.k8s.io"]
-  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
-  verbs: ["create"]
-- apiGroups: ["admissionregistration.k8s.io"]
-  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
-  resourceNames: ["featurestores.featurestore.kubeflow.org"]
-  verbs: ["patch"]
+  resources: ["validatingwebhookconfigurations"]
+  resourceNames: [{{ printf "%s-webhook" (include "featurestore-operator.fullname" .) | quote }}]
+  verbs: ["get", "patch"]
 {{- end }}
 {{- end -}}
 

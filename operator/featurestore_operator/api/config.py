@@ -48,11 +48,19 @@ class OperatorConfig(BaseSettings):
     webhook_port: int = Field(default=9443, ge=1, le=65535)
     """Port of the admission webhook's HTTPS server."""
     webhook_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+$")
-    """Host name the API server calls the webhook at (the Service's DNS name); None: kopf's default."""
+    """An extra host name (or IP) the webhook certificate holds besides the Service's DNS names (a
+    webhook configured with clientConfig.url, e.g. an operator run outside the cluster)."""
     webhook_service: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9-]+$")
-    """NAMESPACE/NAME of the webhook Service (clientConfig.service). None: clientConfig.url of webhook_host."""
+    """NAMESPACE/NAME of the webhook Service (the chart's, clientConfig.service): its DNS names go into
+    the webhook certificate."""
     webhook_cert_dir: Path | None = None
     """Directory with tls.crt, tls.key and ca.crt (cert-manager); None: a self-signed certificate."""
+    webhook_secret: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")
+    """NAMESPACE/NAME of the Secret (the operator's namespace) where the replicas keep ONE shared
+    self-signed webhook certificate (without webhook_cert_dir). None: a throw-away one per process."""
+    webhook_configuration: str | None = Field(default=None, pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+    """Name of the chart's ValidatingWebhookConfiguration whose caBundle the operator writes (get and
+    patch on that one object). None: something else injects it (cert-manager's CA injector)."""
     tls_issuer: str | None = Field(
         default=None, pattern=r"^(Issuer|ClusterIssuer)/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$"
     )

@@ -1,85 +1,105 @@
 """The validating admission webhook: the model, the operator config and the admin policy (and, on
-update, the immutable fields) at ``kubectl apply`` time, through kopf's public admission API.
+update, the immutable fields) at ``kubectl apply`` time (docs/security/admission-webhook.md).
 
-``register(config)`` (called by main before kopf starts) adds the ``@kopf.on.validate`` handler
-and a start-up handler that sets ``settings.admission``: kopf serves HTTPS on
-``config.webhook_port`` and keeps the ValidatingWebhookConfiguration ``WEBHOOK_CONFIGURATION``
-in sync (``settings.admission.managed``). Certificates:
+What it checks: CREATE, and UPDATEs that change ``spec``. Everything else is admitted at once:
+DELETE, subresources (status), and metadata-only updates (finalizers, labels, annotations), so a
+policy tightened after a store was admitted never blocks the operator's own finalizer removal or
+a user's clean-up. The operator re-checks everything in reconcile (the webhook can be down or
+bypassed).
 
-* ``config.webhook_cert_dir`` (cert-manager, or any mounted Secret): ``tls.crt``/``tls.key`` and
-  ``ca.crt`` when present; kopf reloads them when the files change;
-* otherwise a self-signed certificate generated at start-up with ``cryptography`` in a child
-  interpreter (kopf's own generator needs ``certbuilder``, not installed) for the Service's DNS names and
-  ``config.webhook_host``; its certificate is the caBundle kopf writes into the configuration.
+Who serves it: EVERY replica, from process start, leader or not (``serve`` runs outside kopf's
+operator loop, which only the leader runs); the chart's Service selects all operator pods. The
+HTTPS server is kopf's public ``kopf.WebhookServer`` driven with our own review function; kopf
+never creates or patches any webhook configuration (no ``settings.admission.managed``).
 
-``config.webhook_service`` (NAMESPACE/NAME) makes the configuration point at that Service (what a
-cluster needs: API servers do not resolve cluster DNS names in URLs); without it, at
-``https://<webhook_host>:<port>`` (tests: the API server calls 127.0.0.1).
+The ValidatingWebhookConfiguration is a chart template. Its caBundle comes from either
 
-The operator re-checks everything in reconcile: the webhook can be down (failurePolicy Fail
-refuses writes meanwhile, but an admin may delete the configuration) or bypassed.
+* cert-manager's CA injector (``cert-manager.io/inject-ca-from``): the operator reads the issued
+  ``tls.crt``/``tls.key`` from ``config.webhook_cert_dir`` (kopf reloads them when they change); or
+* the operator: one self-signed certificate kept in the Secret ``config.webhook_secret`` (in the
+  operator's namespace, shared by all replicas; the first replica makes it, the others read it,
+  a resourceVersion-guarded write decides a race), whose certificate it writes as the caBundle of
+  the ONE configuration ``config.webhook_configuration`` (get + patch on that name only). Every
+  replica re-checks both every ``KEEP_SECONDS`` (a ``helm upgrade --force`` that drops the
+  caBundle heals itself).
+
+Without either (development), a throw-away self-signed certificate for this process only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime as dt
 import logging
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import kopf
 
-from ..api import GROUP, PLURAL, VERSION, OperatorConfig
+from ..api import GROUP, OperatorConfig
 from ..api.review import message, review
+from ..reconcile.kube import Kube
 
 log = logging.getLogger(__name__)
 
-#: Name of the ValidatingWebhookConfiguration kopf manages (cluster-scoped).
-WEBHOOK_CONFIGURATION = f"{PLURAL}.{GROUP}"
-SERVICE_PORT = 443
 CERT_VALIDITY = dt.timedelta(days=3650)
+#: A kept certificate with less than this left is replaced (by whichever replica sees it first).
+RENEW_BEFORE = dt.timedelta(days=30)
+KEEP_SECONDS = 30.0
+VWC = ("ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1")
+NAMES_ANNOTATION = f"{GROUP}/webhook-names"
+EXPIRES_ANNOTATION = f"{GROUP}/webhook-not-after"
 
 
-def register(config: OperatorConfig) -> None:
-    """Add the admission handlers when ``config.webhook_enabled``; a no-op otherwise."""
-    if not config.webhook_enabled:
-        return
-
-    @kopf.on.validate(GROUP, VERSION, PLURAL, id="policy", operations=["CREATE", "UPDATE"])
-    def validate(body: kopf.Body, **kwargs: Any) -> None:
-        # kopf passes the stored object as `old` on UPDATE (not in its WebhookFn protocol's signature)
-        old = kwargs.get("old") if kwargs.get("operation") == "UPDATE" else None
-        problems = review(dict(body), config, dict(old) if old else None)
-        if problems:
-            raise kopf.AdmissionError(message(problems), code=422)
-
-    @kopf.on.startup()
-    def admission_settings(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings, config)
+# --------------------------------------------------------------------------- the review
 
 
-def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
-    settings.admission.server = server(config)
-    settings.admission.managed = WEBHOOK_CONFIGURATION
+def decide(request: dict[str, Any], config: OperatorConfig) -> tuple[bool, str]:
+    """(allowed, why not) for one AdmissionReview ``request``. Only a new or changed spec is
+    reviewed: deletes, subresources and metadata-only updates always pass (the class of
+    clean-up writes a tightened policy must never block)."""
+    operation = request.get("operation")
+    if operation not in ("CREATE", "UPDATE") or request.get("subResource"):
+        return True, ""
+    obj = request.get("object") or {}
+    old = request.get("oldObject") if operation == "UPDATE" else None
+    if old is not None and old.get("spec") == obj.get("spec"):
+        return True, ""
+    problems = review(dict(obj), config, dict(old) if old is not None else None)
+    return not problems, message(problems)
 
 
-def _service(config: OperatorConfig) -> tuple[str, str] | None:
-    if not config.webhook_service:
-        return None
-    namespace, _, name = config.webhook_service.partition("/")
+def respond(body: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
+    """The AdmissionReview answer to ``body`` (admission.k8s.io/v1)."""
+    request = body.get("request") or {}
+    allowed, why = decide(request, config)
+    response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": allowed}
+    if not allowed:
+        response["status"] = {"code": 422, "reason": "Invalid", "message": why}
+    return {
+        "apiVersion": body.get("apiVersion") or "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": response,
+    }
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def _split(value: str) -> tuple[str, str]:
+    namespace, _, name = value.partition("/")
     return namespace, name
 
 
 def hostnames(config: OperatorConfig) -> list[str]:
     """Names the certificate must hold: the Service's DNS names, the configured host, loopback."""
     names: list[str] = []
-    svc = _service(config)
-    if svc:
-        ns, name = svc
+    if config.webhook_service:
+        ns, name = _split(config.webhook_service)
         names += [f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local", f"{name}.{ns}"]
     if config.webhook_host:
         names.append(config.webhook_host)
@@ -97,43 +117,146 @@ def self_signed(names: list[str], directory: Path) -> tuple[Path, Path]:
     return directory / "tls.crt", directory / "tls.key"
 
 
-class ServiceWebhookServer:
-    """kopf's WebhookServer, announced to the API server as a Service (clientConfig.service) instead
-    of a URL. Implements kopf's public webhook-server protocol (a callable yielding client configs)."""
+def _usable(secret: dict[str, Any] | None, names: list[str], now: dt.datetime) -> bool:
+    """The kept certificate covers ``names`` and is not about to expire (the operator's own
+    annotations say so: only admins write the operator's namespace)."""
+    if not secret:
+        return False
+    data = secret.get("data") or {}
+    notes = (secret.get("metadata") or {}).get("annotations") or {}
+    try:
+        expires = dt.datetime.fromisoformat(notes.get(EXPIRES_ANNOTATION, ""))
+    except ValueError:
+        return False
+    kept = set(notes.get(NAMES_ANNOTATION, "").split(","))
+    return bool(data.get("tls.crt") and data.get("tls.key")) and set(names) <= kept and expires - now > RENEW_BEFORE
 
-    def __init__(self, inner: kopf.WebhookServer, namespace: str, name: str, port: int = SERVICE_PORT):
-        self.inner, self.namespace, self.name, self.port = inner, namespace, name, port
 
-    async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
-        async for found in self.inner(fn):
-            config = kopf.WebhookClientConfig(
-                service=kopf.WebhookClientConfigService(
-                    namespace=self.namespace, name=self.name, port=self.port, path=""
-                )
+def _write(directory: Path, data: dict[str, str]) -> None:
+    key = directory / "tls.key"
+    key.touch(mode=0o600)
+    for name in ("tls.crt", "tls.key"):
+        content = base64.b64decode(data[name])
+        if not (directory / name).exists() or (directory / name).read_bytes() != content:
+            (directory / name).write_bytes(content)
+
+
+async def keep_certificate(kube: Kube, config: OperatorConfig, directory: Path) -> None:
+    """Make sure the Secret ``config.webhook_secret`` holds a usable certificate (make one when it
+    does not: create the Secret, or a resourceVersion-guarded patch; a replica that loses the race
+    reads the winner's) and write it to ``directory`` for the server."""
+    assert config.webhook_secret
+    namespace, name = _split(config.webhook_secret)
+    names = hostnames(config)
+    for _ in range(5):
+        secret = await kube.get("Secret", "v1", namespace, name)
+        now = dt.datetime.now(dt.UTC)
+        if secret is not None and _usable(secret, names, now):
+            _write(directory, secret["data"])
+            return
+        with tempfile.TemporaryDirectory(prefix="fso-webhook-new-") as scratch:
+            certfile, keyfile = await asyncio.to_thread(self_signed, names, Path(scratch))
+            data = {
+                "tls.crt": base64.b64encode(certfile.read_bytes()).decode(),
+                "tls.key": base64.b64encode(keyfile.read_bytes()).decode(),
+            }
+        notes = {NAMES_ANNOTATION: ",".join(names), EXPIRES_ANNOTATION: (now + CERT_VALIDITY).isoformat()}
+        if secret is None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "data": data,
+                "metadata": {"name": name, "namespace": namespace, "annotations": notes},
+            }
+            written = await kube.create(body)
+        else:
+            written = await kube.patch_guarded(secret, {"data": data, "metadata": {"annotations": notes}})
+        if written is not None:
+            log.info(
+                "webhook certificate kept in Secret %s/%s (valid until %s)", namespace, name, notes[EXPIRES_ANNOTATION]
             )
-            if "caBundle" in found:
-                config["caBundle"] = found["caBundle"]
-            yield config
+            _write(directory, data)
+            return
+    raise RuntimeError(f"could not keep the webhook certificate in Secret {namespace}/{name} (written concurrently)")
 
 
-def server(config: OperatorConfig) -> kopf.WebhookServer | ServiceWebhookServer:
-    """The HTTPS server kopf runs for the webhook (see the module docstring)."""
+async def inject_ca(kube: Kube, name: str, cadata: bytes) -> bool:
+    """Write ``cadata`` as the caBundle of every webhook of the ValidatingWebhookConfiguration
+    ``name`` (the chart's; never created here). False when it does not exist."""
+    bundle = base64.b64encode(cadata).decode()
+    for _ in range(5):
+        vwc = await kube.get(*VWC, None, name)
+        if vwc is None:
+            log.error("ValidatingWebhookConfiguration %s not found: the chart installs it (webhook.enabled)", name)
+            return False
+        hooks = vwc.get("webhooks") or []
+        if all((h.get("clientConfig") or {}).get("caBundle") == bundle for h in hooks):
+            return True
+        patched = [{**h, "clientConfig": {**(h.get("clientConfig") or {}), "caBundle": bundle}} for h in hooks]
+        if await kube.patch_guarded(vwc, {"webhooks": patched}) is not None:
+            log.info("caBundle of ValidatingWebhookConfiguration %s written", name)
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def _files(config: OperatorConfig, directory: Path) -> tuple[Path, Path, Path]:
+    """(certfile, keyfile, CA file of the caBundle)."""
     if config.webhook_cert_dir:
-        ca = config.webhook_cert_dir / "ca.crt"
-        certfile, keyfile = config.webhook_cert_dir / "tls.crt", config.webhook_cert_dir / "tls.key"
-        cafile: Path | None = ca if ca.exists() else None
-    else:
-        certfile, keyfile = self_signed(hostnames(config), Path(tempfile.mkdtemp(prefix="fso-webhook-")))
-        cafile = certfile
-    inner = kopf.WebhookServer(
+        d = config.webhook_cert_dir
+        ca = d / "ca.crt"
+        return d / "tls.crt", d / "tls.key", ca if ca.exists() else d / "tls.crt"
+    return directory / "tls.crt", directory / "tls.key", directory / "tls.crt"
+
+
+async def _keep(kube: Kube, config: OperatorConfig, directory: Path) -> None:
+    """The kept certificate and the caBundle, re-checked every KEEP_SECONDS."""
+    while True:
+        await asyncio.sleep(KEEP_SECONDS)
+        try:
+            if config.webhook_secret and not config.webhook_cert_dir:
+                await keep_certificate(kube, config, directory)
+            if config.webhook_configuration:
+                await inject_ca(kube, config.webhook_configuration, _files(config, directory)[2].read_bytes())
+        except Exception as err:  # noqa: BLE001 - the API may be briefly unreachable: next round
+            log.warning("webhook certificate upkeep: %s: %s", type(err).__name__, err)
+
+
+def server(config: OperatorConfig, directory: Path) -> kopf.WebhookServer:
+    certfile, keyfile, cafile = _files(config, directory)
+    return kopf.WebhookServer(
         addr="0.0.0.0",
         port=config.webhook_port,
         host=config.webhook_host,
         certfile=str(certfile),
         pkeyfile=str(keyfile),
-        cafile=str(cafile) if cafile else None,
+        cafile=str(cafile),
     )
-    svc = _service(config)
-    if svc:
-        return ServiceWebhookServer(inner, *svc)
-    return inner
+
+
+async def serve(kube: Kube, config: OperatorConfig, ready: asyncio.Event | None = None) -> None:
+    """Serve admission reviews until cancelled (every replica). ``ready`` is set once listening."""
+    directory = Path(tempfile.mkdtemp(prefix="fso-webhook-"))
+    if not config.webhook_cert_dir:
+        if config.webhook_secret:
+            await keep_certificate(kube, config, directory)
+        else:
+            self_signed(hostnames(config), directory)
+
+    async def admit(request: Any, **_: Any) -> Any:
+        return respond(dict(request), config)
+
+    keeper = asyncio.create_task(_keep(kube, config, directory), name="webhook certificate upkeep")
+    try:
+        async for _listening in server(config, directory)(admit):
+            if config.webhook_configuration:
+                await inject_ca(kube, config.webhook_configuration, _files(config, directory)[2].read_bytes())
+            log.info("admission webhook serving on port %d", config.webhook_port)
+            if ready is not None:
+                ready.set()
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)

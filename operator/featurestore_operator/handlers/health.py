@@ -4,11 +4,14 @@ stand-by replica answers too.
 /healthz  200 while the process works: a stand-by waiting for the Lease, or the acting replica
           while it watches FeatureStores (kopf running and the FeatureStore resource served);
           503 otherwise, so the kubelet restarts a replica that stopped watching.
-/readyz   the same answer (a stand-by is ready: it must not stall rolling updates).
+/readyz   the same answer (a stand-by is ready: it must not stall rolling updates), and with the
+          admission webhook on, 503 until this replica serves it (the webhook Service sends the API
+          server's reviews to ready pods only).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -23,6 +26,9 @@ class Health:
         self.leading: bool | None = None
         self.watching = False
         self.reason = "starting"
+        #: set by handlers.admission once this replica serves the webhook; awaited only when needed
+        self.webhook = asyncio.Event()
+        self.needs_webhook = False
         self._runner: web.AppRunner | None = None
 
     def report(self) -> tuple[int, dict[str, str | bool | None]]:
@@ -34,9 +40,16 @@ class Health:
         code, body = self.report()
         return web.Response(status=code, text=json.dumps(body), content_type="application/json")
 
+    async def _ready(self, request: web.Request) -> web.Response:
+        code, body = self.report()
+        if self.needs_webhook:
+            body["webhook"] = self.webhook.is_set()
+            code = code if self.webhook.is_set() else 503
+        return web.Response(status=code, text=json.dumps(body), content_type="application/json")
+
     async def start(self, port: int, host: str = "0.0.0.0") -> None:
         app = web.Application()
-        app.add_routes([web.get("/healthz", self._handle), web.get("/readyz", self._handle)])
+        app.add_routes([web.get("/healthz", self._handle), web.get("/readyz", self._ready)])
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()

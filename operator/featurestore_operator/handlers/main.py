@@ -1,6 +1,7 @@
 """`featurestore-operator run`: validate the configuration, then run the operator:
 
 - the health endpoint (``handlers.health``) and the metrics endpoint;
+- the validating admission webhook, in every replica (``handlers.admission``), leader or not;
 - leader election on a Lease when several replicas run (``handlers.leadership``);
 - once acting: the watches of owned kinds (``reconcile.watches``), the Event poster, and kopf, which
   watches FeatureStores (and, with onboarding, namespaces/Profiles) and hands them to the per-store
@@ -31,6 +32,7 @@ from .. import __version__
 from ..api import OperatorConfig
 from ..backends.cluster import with_cluster_id
 from ..reconcile.kube import Kube
+from . import admission
 from .featurestore import watch_featurestores
 from .leadership import LeaderElector
 from .runtime import Runtime
@@ -60,10 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def operate(config: OperatorConfig, election: str | None) -> int:
     # Importing registers the handlers on kopf's default registry.
-    from . import admission, profiles, startup  # noqa: F401
+    from . import profiles, startup  # noqa: F401
 
     profiles.register(config)  # Kubeflow: optional CRDs; profile onboarding only when enabled
-    admission.register(config)  # validating webhook (FSO_WEBHOOK_ENABLED)
     kube = Kube.from_environment()
     config = await with_cluster_id(config, kube.get)  # labelled on every cloud resource
     rt = Runtime(config, kube)
@@ -71,19 +72,23 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
     if config.metrics_port:
         start_http_server(config.metrics_port)
     elector = _elector(rt, election)
-    tasks: list[asyncio.Task[Any]] = []
     log.info(
         "featurestore-operator started (version %s, default provider %s%s)",
         __version__,
         config.default_provider.value,
         f", leader election on Lease {elector.namespace}/{elector.name}" if elector else "",
     )
+    # The admission webhook is served by every replica, leader or stand-by (handlers/admission.py).
+    rt.health.needs_webhook = config.webhook_enabled
+    serving = [_task(admission.serve(kube, config, rt.health.webhook), "webhook")] if config.webhook_enabled else []
+    tasks: list[asyncio.Task[Any]] = list(serving)
     try:
         if elector is not None:
             rt.health.leading = False
-            await elector.acquire()
+            if not await _lead(elector, serving):
+                return 1
             rt.health.leading = True
-        tasks = [
+        tasks += [
             _task(rt.watches.run(), "watches"),
             _task(rt.events.run(), "events"),
             *[_task(watch_featurestores(rt, ns), f"featurestores {ns or 'cluster-wide'}") for ns in _scopes(config)],
@@ -107,6 +112,19 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
             await elector.release()
         await rt.health.stop()
         await rt.kube.close()
+
+
+async def _lead(elector: LeaderElector, serving: list[asyncio.Task[Any]]) -> bool:
+    """Wait for the Lease; False (after logging why) when a task that runs meanwhile ends first."""
+    acquiring = _task(elector.acquire(), "leader election")
+    done, _ = await asyncio.wait([acquiring, *serving], return_when=asyncio.FIRST_COMPLETED)
+    if acquiring in done:
+        acquiring.result()
+        return True
+    acquiring.cancel()
+    for t in done:
+        log.error("%s ended: %s", t.get_name(), t.exception() if not t.cancelled() else "cancelled")
+    return False
 
 
 def _scopes(config: OperatorConfig) -> list[str | None]:

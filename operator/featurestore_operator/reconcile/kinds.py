@@ -85,6 +85,15 @@ KINDS: dict[str, Kind] = {
             verbs=("get", "patch"),
             namespaced=False,
         ),
+        # the chart's ValidatingWebhookConfiguration (handlers/admission.py): its caBundle only
+        Kind(
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            "admissionregistration.k8s.io",
+            ("v1",),
+            verbs=("get", "patch"),
+            namespaced=False,
+        ),
         Kind(
             "Profile",
             "profiles",
