@@ -96,13 +96,16 @@ def test_custom_instance_id_cannot_squat_another_namespaces_derived_id(two_tenan
              "spec": {"project": "p", "gcp": {"project": PROJECT, "region": REGION}}}
     squatted = memorystore_instance_id(parse_featurestore(later))
     _store(kube_api, attacker, "squat", onlineStore={"memorystore": {"instanceId": squatted}})
-    spec = _refused(kube_api, attacker, "squat")
-    assert spec["reason"] == "PolicyViolation" and "spec.onlineStore.memorystore.instanceId" in spec["message"]
+    wait_for(lambda: (condition(get_fs(kube_api, attacker, "squat"), "Spec") or {}).get("status") == "False"
+             or any(i.name.endswith(f"/{squatted}") for i in ms.instances()), timeout=60,
+             what="the squatting store refused (or its instance created)")
 
     _store(kube_api, victim, "later")
-    wait_for(lambda: client.CoreV1Api(kube_api).read_namespaced_secret("later-online-store", victim), timeout=90,
-             what="the victim's store gets its own instance")
+    online = wait_for(lambda: (c := condition(get_fs(kube_api, victim, "later"), "OnlineStore"))
+                      and (c["status"] == "True" or c["reason"] == "Conflict") and c, timeout=90,
+                      what="the victim's online store settled")
+    assert online["reason"] != "Conflict", f"the attacker squatted the victim's instance: {online['message']}"
     (inst,) = [i for i in ms.instances() if i.name.endswith(f"/{squatted}")]
     assert dict(inst.labels)["featurestore-namespace"] == victim
-    online = condition(get_fs(kube_api, victim, "later"), "OnlineStore")
-    assert online and online["reason"] != "Conflict", online
+    spec = condition(get_fs(kube_api, attacker, "squat"), "Spec")
+    assert spec["reason"] == "PolicyViolation" and "spec.onlineStore.memorystore.instanceId" in spec["message"]

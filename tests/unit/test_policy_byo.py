@@ -204,3 +204,15 @@ def test_memorystore_without_auth_or_tls_is_refused_by_default(field, knob) -> N
 def test_defaults_ask_for_auth_and_tls() -> None:
     assert not problems({})
     assert not problems({"onlineStore": {"memorystore": {}}})
+
+
+def test_backend_verdict_refuses_without_a_policy_and_when_byo_is_off() -> None:
+    """backends/policy.byo_refusal is what the backends ask right before touching a brought resource."""
+    from featurestore_operator.backends.policy import byo_refusal
+
+    spec = existing_instance("shared-redis")
+    assert byo_refusal(store(spec), None)  # no operator config: nothing is assigned
+    on = cfg(byoAssignments={"team-a": {"instances": [resource("shared-redis")]}})
+    assert byo_refusal(store(spec, config=on), on) is None
+    off = cfg(allowByo=False, byoAssignments={"team-a": {"instances": [resource("shared-redis")]}})
+    assert "allowByo: false" in (byo_refusal(store(spec, config=off), off) or "")
