@@ -216,3 +216,16 @@ def test_backend_verdict_refuses_without_a_policy_and_when_byo_is_off() -> None:
     assert byo_refusal(store(spec, config=on), on) is None
     off = cfg(allowByo=False, byoAssignments={"team-a": {"instances": [resource("shared-redis")]}})
     assert "allowByo: false" in (byo_refusal(store(spec, config=off), off) or "")
+
+
+def test_a_namespace_too_long_for_its_prefix_is_told_so() -> None:
+    ns = "kubeflow-user-a-very-long-example-address-com"  # 45 characters: n45-<ns>- is over 40
+    msg = problems({"onlineStore": {"memorystore": {"instanceId": "n1-x-redis"}}}, ns)[f"{MS}.instanceId"]
+    assert "too long" in msg and "customNamePatterns.instances" in msg and "remove the field" in msg
+
+
+def test_byo_instance_entries_must_be_full_resource_names() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="instances"):
+        cfg(byoAssignments={"team-a": {"instances": ["shared-redis"]}})

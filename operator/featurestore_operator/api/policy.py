@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from .base import ApiModel
 from .spec import GSA_EMAIL_PATTERN, AuthzType, MemorystoreTier, Provider
@@ -44,6 +44,8 @@ DEFAULT_SERVICE_ACCOUNT_PATTERN = "feast-{namespace}@{project}.iam.gserviceaccou
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 Problem = tuple[str, str]
+#: A byoAssignments instance entry: the full resource name (wildcards allowed), never a bare id.
+INSTANCE_ENTRY_PATTERN = r"^projects/[^/]+/locations/[^/]+/instances/[^/]+$"
 
 
 class AuthzPolicy(ApiModel):
@@ -58,9 +60,9 @@ class ByoAssignment(ApiModel):
     """Cloud resources the operator did not create that the namespaces of one byoAssignments key may use.
     Entries take * wildcards and {namespace} (the FeatureStore's namespace)."""
 
-    instances: list[str] = Field(default_factory=list)
+    instances: list[Annotated[str, StringConstraints(pattern=INSTANCE_ENTRY_PATTERN)]] = Field(default_factory=list)
     """Memorystore instances as projects/PROJECT/locations/REGION/instances/ID."""
-    buckets: list[str] = Field(default_factory=list)
+    buckets: list[Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=list)
     """GCS bucket names."""
 
 
@@ -482,16 +484,28 @@ def _custom_names(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
                 )
             )
         elif not name.startswith(prefix) and not _pattern_match(name, patterns, ns, policy.projects):
-            allowed = f" or match {', '.join(patterns)}" if patterns else ""
-            problems.append(
-                (
-                    field,
-                    f"{name} is outside namespace {ns}'s names: start it with {prefix}{allowed} (e.g. {prefix}feast), "
-                    f"remove the field to use the derived name, or ask the admin for a pattern "
-                    f"(policy.customNamePatterns.{kind})",
-                )
-            )
+            problems.append((field, _outside(name, ns, prefix, patterns, kind)))
     return problems
+
+
+#: Longest Memorystore instance id and bucket name (GCP): a namespace prefix this long leaves no room.
+NAME_MAX = {"instances": 40, "buckets": 63}
+
+
+def _outside(name: str, ns: str, prefix: str, patterns: list[str], kind: str) -> str:
+    """The refusal of a custom name outside the namespace's names, with the ways out."""
+    ask = f"ask the admin for a pattern (policy.customNamePatterns.{kind})"
+    if len(prefix) >= NAME_MAX[kind]:
+        return (
+            f"{name} is outside namespace {ns}'s names, and the namespace is too long for its own prefix "
+            f"({prefix} leaves no room in a name of at most {NAME_MAX[kind]} characters): remove the "
+            f"field to use the derived name, or {ask}"
+        )
+    allowed = f" or match {', '.join(patterns)}" if patterns else ""
+    return (
+        f"{name} is outside namespace {ns}'s names: start it with {prefix}{allowed} (e.g. {prefix}feast), "
+        f"remove the field to use the derived name, or {ask}"
+    )
 
 
 def _memorystore_security(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
