@@ -698,7 +698,7 @@ def test_operator_created_instance_is_never_existing_for_another_namespace(fake,
     """Even an admin assignment that (by a wide pattern) covers another namespace's instance does not
     make the operator read its AUTH string: the owner labels name another namespace."""
     iid, password = _victim(fake, cfg)
-    wide = config(fake.endpoint, byoAssignments={"*": {"instances": ["projects/*"]}})
+    wide = config(fake.endpoint, byoAssignments={"*": {"instances": ["projects/*/locations/*/instances/*"]}})
     fake.clear_requests()
     out = asyncio.run(_attack(wide, iid).ensure())
     _no_credential(out, fake, password)
