@@ -164,6 +164,13 @@ REFUSED = [
         ["spec.gcp.serviceAccount", "provider local"],
     ),
     ("huge", {"onlineStore": {"memorystore": {"memorySizeGb": 300}}}, ["memorySizeGb", "maxMemorystoreSizeGb"]),
+    # issue 25: bring your own only what the admin assigned; custom names in the namespace; AUTH/TLS
+    ("byo-unassigned", {"onlineStore": {"memorystore": {"existingInstance": "fs-victim-prod-1a2b3c4d"}}},
+     ["spec.onlineStore.memorystore.existingInstance", "byoAssignments"]),
+    ("squat", {"onlineStore": {"memorystore": {"instanceId": "fs-victim-prod-1a2b3c4d"}}},
+     ["spec.onlineStore.memorystore.instanceId", "remove the field"]),
+    ("no-tls", {"onlineStore": {"memorystore": {"transitEncryption": False}}},
+     ["spec.onlineStore.memorystore.transitEncryption", "memorystoreSecurity.requireTls"]),
 ]
 
 

@@ -45,10 +45,17 @@ async def _no_secret(name: str) -> None:
 CTX = BackendContext(config=CONFIG, get_secret=_no_secret)
 
 
+def assigned(namespace: str, *buckets: str) -> OperatorConfig:
+    """CONFIG whose admin policy assigns ``buckets`` (bring your own) to ``namespace``."""
+    return CONFIG.model_copy(update={"policy": CONFIG.policy.model_validate(
+        {"byoAssignments": {namespace: {"buckets": list(buckets)}}})})
+
+
 def make_fs(name: str = "demo", namespace: str = "team-a", uid: str = "uid-1", **gcs):
     spec = {"project": "demo", "offlineStore": {"gcs": gcs}}
-    if gcs.pop("serviceAccount", None):
-        spec["gcp"] = {"serviceAccount": GSA}
+    gsa = gcs.pop("serviceAccount", None)
+    if gsa:
+        spec["gcp"] = {"serviceAccount": GSA if gsa is True else gsa}
     fs = parse_featurestore({"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
                              "metadata": {"name": name, "namespace": namespace, "uid": uid}, "spec": spec})
     return fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
@@ -520,7 +527,7 @@ def test_existing_bucket_is_used_verified_and_never_changed(overlay):
     client.create_bucket("terraform-bucket")
     overlay.clear_log()
     fs = make_fs(existingBucket="terraform-bucket", serviceAccount=True)
-    backend = GcsBackend(CONFIG)
+    backend = GcsBackend(assigned("team-a", "terraform-bucket", "no-such-bucket", "their-bucket"))
     out = run(backend.ensure(fs, CTX))
     assert isinstance(out, Ready) and out.endpoint.bucket == "terraform-bucket" and "not managed" in out.message
     assert not backend.needs_cleanup(fs) and "left untouched" in run(backend.delete(fs, CTX)).message
@@ -545,22 +552,22 @@ def _carry(fs, outcome):
 def test_changed_bucket_handles_the_old_one_by_its_policy(overlay):
     """Before: changing spec.offlineStore.gcs.bucket left the old bucket behind whatever its policy."""
     backend = GcsBackend(CONFIG)
-    fs = make_fs(bucket="first-bucket-x", deletionPolicy="Delete")
+    fs = make_fs(bucket="team-a_first", deletionPolicy="Delete")
     fs = _carry(fs, run(backend.ensure(fs, CTX)))
-    assert fs.status.cloud.bucket == "first-bucket-x" and fs.status.cloud.bucket_project == PROJECT
-    moved = make_fs(bucket="second-bucket-x", deletionPolicy="Retain").model_copy(update={"status": fs.status})
+    assert fs.status.cloud.bucket == "team-a_first" and fs.status.cloud.bucket_project == PROJECT
+    moved = make_fs(bucket="team-a_second", deletionPolicy="Retain").model_copy(update={"status": fs.status})
     out = run(backend.ensure(moved, CTX))
-    assert out.reason == "RetiredOldBucket" and "deleted bucket first-bucket-x" in out.message
+    assert out.reason == "RetiredOldBucket" and "deleted bucket team-a_first" in out.message
     moved = _carry(moved, out)
     moved = _carry(moved, run(backend.ensure(moved, CTX)))
-    assert moved.status.cloud.bucket == "second-bucket-x"
+    assert moved.status.cloud.bucket == "team-a_second"
     names = {b.name for b in overlay.client().list_buckets()}
-    assert "first-bucket-x" not in names and "second-bucket-x" in names
+    assert "team-a_first" not in names and "team-a_second" in names
     # Retain (the default): the old bucket is kept, only the record moves on
-    third = make_fs(bucket="third-bucket-x").model_copy(update={"status": moved.status})
+    third = make_fs(bucket="team-a_third").model_copy(update={"status": moved.status})
     out = run(backend.ensure(third, CTX))
     assert out.reason == "RetiredOldBucket" and "retained" in out.message
-    assert "second-bucket-x" in {b.name for b in overlay.client().list_buckets()}
+    assert "team-a_second" in {b.name for b in overlay.client().list_buckets()}
 
 
 def test_invalid_spec_still_deletes_the_recorded_bucket(overlay):
@@ -577,3 +584,42 @@ def test_invalid_spec_still_deletes_the_recorded_bucket(overlay):
     out = run(backend.delete(stub, CTX))
     assert out.done and f"deleted bucket {name}" in out.message
     assert name not in {b.name for b in overlay.client().list_buckets()}
+
+
+# --------------------------------------------------------------------------- bring your own (issue 25)
+
+
+def test_existing_bucket_of_another_namespace_is_refused_and_never_granted(overlay, monkeypatch):
+    """Before: namespace attacker named the victim's (operator-created) bucket as existingBucket and got a
+    Ready offline store on it: its Feast pods read and wrote the victim's data and registry."""
+    victim = make_fs(name="prod", namespace="victim", uid="uid-victim",
+                     serviceAccount="feast-victim@test-project.iam.gserviceaccount.com")
+    assert isinstance(run(GcsBackend(CONFIG).ensure(victim, CTX)), Ready)
+    bucket = naming.bucket_name(victim)
+    iam_before = overlay.policy(bucket)
+    attacker_gsa = "feast-attacker@test-project.iam.gserviceaccount.com"
+    attack = make_fs(name="thief", namespace="attacker", uid="uid-attacker", existingBucket=bucket,
+                     serviceAccount=attacker_gsa)
+    overlay.clear_log()
+
+    def refused(out, reason: str) -> None:
+        assert isinstance(out, Failed) and out.reason == reason, out
+        assert overlay.writes() == [] and overlay.policy(bucket) == iam_before
+        assert attacker_gsa not in str(overlay.policy(bucket))
+
+    out = run(GcsBackend(CONFIG).ensure(attack, CTX))
+    refused(out, "PolicyViolation")
+    assert "byoAssignments" in out.message and "existingBucket" in out.message
+
+    # the backend asks the BYO verdict itself: nothing is read even when the policy check is skipped
+    import featurestore_operator.backends.gcs as gcs_backend
+
+    monkeypatch.setattr(gcs_backend, "policy_refusal", lambda fs, config: None)
+    out = run(GcsBackend(CONFIG).ensure(attack, CTX))
+    refused(out, "PolicyViolation")
+    assert overlay.requests == [], "no request about an unassigned bucket"
+
+    # an assignment that (too widely) covers it still never makes another namespace's bucket "existing"
+    out = run(GcsBackend(assigned("*", "*")).ensure(attack, CTX))
+    refused(out, "NotAllowed")
+    assert "another namespace" in out.message

@@ -44,9 +44,17 @@ FAST_RETRY = gretry.Retry(predicate=gretry.if_exception_type(*gcp.TRANSIENT), in
 # --------------------------------------------------------------------------- helpers
 
 
-def config(endpoint: str) -> OperatorConfig:
+def config(endpoint: str, **policy: Any) -> OperatorConfig:
+    """The operator config; ``policy``: admin policy fields (camelCase), e.g. byoAssignments."""
     return OperatorConfig(default_provider="gcp", gcp_project=PROJECT, gcp_region=REGION, gcp_network=NETWORK,
-                          memorystore_endpoint=endpoint)
+                          memorystore_endpoint=endpoint, policy=policy)
+
+
+def assigned(cfg: OperatorConfig, namespace: str, *instance_ids: str, **policy: Any) -> OperatorConfig:
+    """``cfg`` whose admin policy assigns ``instance_ids`` (bring your own) to ``namespace``."""
+    names = [f"projects/{PROJECT}/locations/{REGION}/instances/{i}" for i in instance_ids]
+    assert cfg.memorystore_endpoint
+    return config(cfg.memorystore_endpoint, byoAssignments={namespace: {"instances": names}}, **policy)
 
 
 def make_fs(cfg: OperatorConfig, *, name: str = "driver-stats", namespace: str = "team-a", uid: str = UID,
@@ -225,6 +233,8 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
 
 
 def test_plain_instance_without_tls_or_auth(fake, cfg, tmp_path):
+    """Only where the admin relaxed memorystoreSecurity (AUTH and TLS are required by default)."""
+    cfg = config(fake.endpoint, memorystoreSecurity={"requireAuth": False, "requireTls": False})
     loop = Loop(backend_for(fake, cfg), make_fs(cfg, transit_encryption=False, auth_enabled=False), cfg)
     ready = asyncio.run(loop.until())
     assert isinstance(ready, Ready), reasons(loop.outcomes)
@@ -333,6 +343,7 @@ def test_owner_labels_are_restored_and_labels_of_others_kept(fake, cfg):
 def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path):
     """Documented outcome: Ready (the instance keeps serving as it is) with a message that starts
     with ImmutableFieldChanged and names the field, both values and the fix; no API write."""
+    cfg = config(fake.endpoint, memorystoreSecurity={"requireTls": False})  # the policy would refuse the edit
     loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
     before = asyncio.run(loop.until())
     iid = memorystore_instance_id(loop.fs)
@@ -384,8 +395,8 @@ def test_foreign_instance_is_a_conflict_and_untouched(fake, cfg):
     assert {q.rpc for q in fake.calls()} == {"GetInstance"}
 
     # an unlabelled instance (created by hand) is foreign too
-    other = make_fs(cfg, name="handmade", instance_id="handmade-redis")
-    fake.precreate("handmade-redis")
+    other = make_fs(cfg, name="handmade", instance_id="n6-team-a-handmade")
+    fake.precreate("n6-team-a-handmade")
     out = asyncio.run(Loop(backend_for(fake, cfg), other, cfg).ensure())
     assert isinstance(out, Failed) and out.reason == "Conflict" and "no FeatureStore owner labels" in out.message
 
@@ -586,6 +597,7 @@ def test_existing_instance_is_used_verified_and_never_changed(fake, cfg, tmp_pat
     """Bring your own (issue 18 item 6): read, served, never updated or deleted."""
     fake.precreate("terraform-redis", labels={"owner": "platform"}, memory_size_gb=5, auth_enabled=True,
                    transit_encryption_mode="SERVER_AUTHENTICATION")
+    cfg = assigned(cfg, "team-a", "terraform-redis", "nope")
     loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, existing_instance="terraform-redis"), cfg)
     fake.clear_requests()
     out = asyncio.run(loop.ensure())
@@ -605,21 +617,21 @@ def test_existing_instance_is_used_verified_and_never_changed(fake, cfg, tmp_pat
 
 def test_changed_instance_id_retires_the_old_instance_by_its_policy(fake, cfg):
     """Before: changing instanceId created a second instance and left the first one running (billed)."""
-    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, instance_id="first-instance"), cfg)
+    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, instance_id="n6-team-a-first"), cfg)
     assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
-    loop.respec(cfg, instance_id="second-instance")
+    loop.respec(cfg, instance_id="n6-team-a-second")
     out = asyncio.run(loop.until(timeout=60))
     assert isinstance(out, Ready), out
     ids = [i.name.rsplit("/", 1)[1] for i in fake.instances()]
-    assert ids == ["second-instance"]
+    assert ids == ["n6-team-a-second"]
     assert "RetiredOldInstance" in reasons(loop.outcomes)
-    assert loop.fs.status.cloud.memorystore.endswith("/second-instance")
+    assert loop.fs.status.cloud.memorystore.endswith("/n6-team-a-second")
     # Retain: the old instance stays, the record moves on
-    loop.respec(cfg, instance_id="third-instance", deletion_policy="Retain")
+    loop.respec(cfg, instance_id="n6-team-a-third", deletion_policy="Retain")
     asyncio.run(loop.until(timeout=60))  # second-instance's recorded policy is Delete: deleted
-    loop.respec(cfg, instance_id="fourth-instance", deletion_policy="Retain")
+    loop.respec(cfg, instance_id="n6-team-a-fourth", deletion_policy="Retain")
     assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
-    assert sorted(i.name.rsplit("/", 1)[1] for i in fake.instances()) == ["fourth-instance", "third-instance"]
+    assert sorted(i.name.rsplit("/", 1)[1] for i in fake.instances()) == ["n6-team-a-fourth", "n6-team-a-third"]
 
 
 def test_invalid_spec_still_deletes_what_status_records(fake, cfg):
@@ -636,3 +648,73 @@ def test_invalid_spec_still_deletes_what_status_records(fake, cfg):
     asyncio.run(loop.delete_until_done(timeout=60))
     assert fake.instances() == []
     assert loop.fs.status.cloud.memorystore is None
+
+
+# --------------------------------------------------------------------------- bring your own (issue 25)
+
+
+def _victim(fake: MemorystoreFake, cfg: OperatorConfig) -> tuple[str, str]:
+    """A store of namespace ``victim`` the operator created (Ready, TLS + AUTH): (instance id, password)."""
+    loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, name="prod", namespace="victim"), cfg)
+    assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
+    iid = memorystore_instance_id(loop.fs)
+    password = fake.auth_string(iid)
+    assert password
+    return iid, password
+
+
+def _attack(cfg: OperatorConfig, iid: str) -> Loop:
+    return Loop(MemorystoreBackend(cfg, retry=FAST_RETRY),
+                make_fs(cfg, name="thief", namespace="attacker", uid="6f1c1c9e-0000-4000-8000-0000000000aa",
+                        existing_instance=iid), cfg)
+
+
+def _no_credential(out: Any, fake: MemorystoreFake, password: str) -> None:
+    assert isinstance(out, Failed), out
+    assert not getattr(out, "secret", None) and password not in repr(out)
+    assert fake.count("GetInstanceAuthString") == 0, "the operator read another tenant's AUTH string"
+
+
+def test_existing_instance_of_another_namespace_hands_out_no_password(fake, cfg, monkeypatch):
+    """Before: the attacker named the victim's derived instance id as existingInstance and got Ready with
+    the victim's AUTH string and CA (written into the attacker's namespace by reconcile)."""
+    iid, password = _victim(fake, cfg)
+    fake.clear_requests()
+    attack = _attack(cfg, iid)
+    out = asyncio.run(attack.ensure())
+    _no_credential(out, fake, password)
+    assert out.reason == "PolicyViolation" and "byoAssignments" in out.message, out
+
+    # even when every policy check before the backend's BYO verdict is skipped
+    import featurestore_operator.backends.memorystore as ms_backend
+
+    monkeypatch.setattr(ms_backend, "policy_refusal", lambda fs, config: None)
+    out = asyncio.run(attack.ensure())
+    _no_credential(out, fake, password)
+    assert "byoAssignments" in out.message and fake.count("GetInstance") == 0, "refused before any call"
+
+
+def test_operator_created_instance_is_never_existing_for_another_namespace(fake, cfg):
+    """Even an admin assignment that (by a wide pattern) covers another namespace's instance does not
+    make the operator read its AUTH string: the owner labels name another namespace."""
+    iid, password = _victim(fake, cfg)
+    wide = config(fake.endpoint, byoAssignments={"*": {"instances": ["projects/*/locations/*/instances/*"]}})
+    fake.clear_requests()
+    out = asyncio.run(_attack(wide, iid).ensure())
+    _no_credential(out, fake, password)
+    assert out.reason == "NotAllowed" and "another namespace" in out.message, out
+    assert "featurestore-uid" not in out.message, "no other tenant's owner labels in the message"
+
+
+def test_existing_instance_without_auth_or_tls_is_refused_by_default(fake, cfg, tmp_path):
+    fake.precreate("plain-redis", labels={"owner": "platform"})  # AUTH and TLS off
+    out = asyncio.run(Loop(MemorystoreBackend(assigned(cfg, "team-a", "plain-redis"), retry=FAST_RETRY),
+                           make_fs(cfg, existing_instance="plain-redis"), cfg).ensure())
+    assert isinstance(out, Failed) and out.reason == "PolicyViolation", out
+    assert "memorystoreSecurity.requireAuth" in out.message and "memorystoreSecurity.requireTls" in out.message
+    assert "existingInstance" in out.message
+
+    relaxed = assigned(cfg, "team-a", "plain-redis", memorystoreSecurity={"requireAuth": False, "requireTls": False})
+    out = asyncio.run(Loop(MemorystoreBackend(relaxed, retry=FAST_RETRY),
+                           make_fs(cfg, existing_instance="plain-redis"), relaxed).ensure())
+    assert isinstance(out, Ready) and connect(out, tmp_path).ping()

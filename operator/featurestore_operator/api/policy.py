@@ -11,7 +11,11 @@ field is hostile input; the policy bounds what the operator does on its behalf:
 * cost: Memorystore tiers and size, replicas of every server;
 * images: allowed prefixes (the operator's configured images are always allowed);
 * namespaces where no FeatureStore may live (system namespaces);
-* Feast authorization: whether every store must authenticate its callers (``authz.required``).
+* Feast authorization: whether every store must authenticate its callers (``authz.required``);
+* bring your own (``byoAssignments``): the cloud resources the operator did not create that a
+  namespace may use; none by default (docs/security/bring-your-own.md);
+* custom cloud names (``customNamePatterns``): ``instanceId``/``bucket`` confined to the namespace;
+* Memorystore AUTH and TLS (``memorystoreSecurity``), required by default.
 
 :func:`check` is the one place these rules are applied; the admission webhook, the ``validate``
 CLI and the operator's reconcile all call it, on the spec *resolved* against the operator config.
@@ -24,9 +28,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from .base import ApiModel
 from .spec import GSA_EMAIL_PATTERN, AuthzType, MemorystoreTier, Provider
@@ -40,6 +44,8 @@ DEFAULT_SERVICE_ACCOUNT_PATTERN = "feast-{namespace}@{project}.iam.gserviceaccou
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 Problem = tuple[str, str]
+#: A byoAssignments instance entry: the full resource name (wildcards allowed), never a bare id.
+INSTANCE_ENTRY_PATTERN = r"^projects/[^/]+/locations/[^/]+/instances/[^/]+$"
 
 
 class AuthzPolicy(ApiModel):
@@ -48,6 +54,37 @@ class AuthzPolicy(ApiModel):
     required: bool = False
     """Refuse stores with spec.authz.type none: on a cluster shared by teams, every Feast server
     then checks who calls it (network policies alone admit every pod of the namespace)."""
+
+
+class ByoAssignment(ApiModel):
+    """Cloud resources the operator did not create that the namespaces of one byoAssignments key may use.
+    Entries take * wildcards and {namespace} (the FeatureStore's namespace)."""
+
+    instances: list[Annotated[str, StringConstraints(pattern=INSTANCE_ENTRY_PATTERN)]] = Field(default_factory=list)
+    """Memorystore instances as projects/PROJECT/locations/REGION/instances/ID."""
+    buckets: list[Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=list)
+    """GCS bucket names."""
+
+
+class CustomNamePatterns(ApiModel):
+    """Custom names (spec instanceId/bucket) a namespace may choose besides its own prefix. Patterns take
+    * wildcards, {namespace} and {project}. A derived name (another store's) is refused whatever matches."""
+
+    instances: list[str] = Field(default_factory=list)
+    """Patterns of spec.onlineStore.memorystore.instanceId."""
+    buckets: list[str] = Field(default_factory=list)
+    """Patterns of spec.offlineStore.gcs.bucket."""
+
+
+class MemorystoreSecurity(ApiModel):
+    """What every Memorystore instance a store uses must have (created or brought)."""
+
+    require_auth: bool = True
+    """Refuse instances without the Redis AUTH string (spec authEnabled false, or an existingInstance
+    without AUTH)."""
+    require_tls: bool = True
+    """Refuse instances without in-transit encryption (spec transitEncryption false, or an
+    existingInstance without SERVER_AUTHENTICATION)."""
 
 
 class AdminPolicy(ApiModel):
@@ -79,9 +116,18 @@ class AdminPolicy(ApiModel):
     excluded_namespaces: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_NAMESPACES))
     """Namespaces (* wildcards) where FeatureStores are refused (system namespaces)."""
     allow_byo: bool = True
-    """Allow existingBucket/existingInstance (bring your own), still within the projects above."""
+    """Allow existingBucket/existingInstance (bring your own) at all; each resource must also be
+    assigned to the namespace in byoAssignments (false: refused even when assigned)."""
     authz: AuthzPolicy = Field(default_factory=AuthzPolicy)
     """Feast authorization every store must use."""
+    byo_assignments: dict[str, ByoAssignment] = Field(default_factory=dict)
+    """Namespace (or * pattern) -> the existing instances and buckets its stores may use. Empty: no
+    namespace may use any (the operator would otherwise copy credentials of resources it did not create)."""
+    custom_name_patterns: CustomNamePatterns = Field(default_factory=CustomNamePatterns)
+    """Custom instanceId/bucket names allowed besides the namespace's own prefix (n<len>-<namespace>- for
+    instances, <namespace>_ for buckets)."""
+    memorystore_security: MemorystoreSecurity = Field(default_factory=MemorystoreSecurity)
+    """Memorystore AUTH and TLS every store must use (both required by default)."""
 
 
 class EffectivePolicy(ApiModel):
@@ -99,6 +145,10 @@ class EffectivePolicy(ApiModel):
     excluded_namespaces: list[str]
     allow_byo: bool
     authz_required: bool
+    # bring your own, custom names, Memorystore AUTH/TLS (issue 25; see _byo, _custom_names, _memorystore_security)
+    byo_assignments: dict[str, ByoAssignment] = Field(default_factory=dict)
+    custom_name_patterns: CustomNamePatterns = Field(default_factory=CustomNamePatterns)
+    memorystore_security: MemorystoreSecurity = Field(default_factory=MemorystoreSecurity)
 
 
 def effective(
@@ -131,6 +181,9 @@ def effective(
         excluded_namespaces=policy.excluded_namespaces,
         allow_byo=policy.allow_byo,
         authz_required=policy.authz.required,
+        byo_assignments=policy.byo_assignments,
+        custom_name_patterns=policy.custom_name_patterns,
+        memorystore_security=policy.memorystore_security,
     )
 
 
@@ -297,25 +350,194 @@ def _images(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     ]
 
 
-def _byo(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
-    if policy.allow_byo:
-        return []
-    spec = fs.spec
-    problems: list[Problem] = []
-    if spec.online_store and spec.online_store.memorystore and spec.online_store.memorystore.existing_instance:
-        problems.append(
+# --- bring your own, custom names, Memorystore AUTH/TLS (issue 25) ---------------------------------
+
+
+def instance_resource(fs: FeatureStore, instance_id: str) -> str:
+    """projects/P/locations/L/instances/ID of ``instance_id`` in the store's (resolved) project and region."""
+    return f"projects/{fs.spec.gcp.project}/locations/{fs.spec.gcp.region}/instances/{instance_id}"
+
+
+def byo_assigned(policy: EffectivePolicy, namespace: str, kind: str, resource: str) -> bool:
+    """Whether the admin assigned ``resource`` (kind "instances" or "buckets") to ``namespace``: some
+    byoAssignments key matches the namespace and one of its entries ({namespace} filled in) the resource."""
+    for key, assignment in policy.byo_assignments.items():
+        if fnmatch.fnmatchcase(namespace, key):
+            entries = [e.replace(NAMESPACE_PLACEHOLDER, namespace) for e in getattr(assignment, kind)]
+            if _match(resource, entries):
+                return True
+    return False
+
+
+def byo_problems(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+    """existingInstance/existingBucket the admin did not assign to the store's namespace. The backends ask
+    this again right before they read a credential of the resource (backends/policy.py)."""
+    spec, ns = fs.spec, fs.metadata.namespace
+    ms = spec.online_store.memorystore if spec.online_store else None
+    gcs = spec.offline_store.gcs if spec.offline_store else None
+    wanted = []
+    if ms and ms.existing_instance:
+        wanted.append(
             (
                 "spec.onlineStore.memorystore.existingInstance",
-                "bring-your-own instances are disabled by the admin policy (allowByo: false); remove the field",
+                "instances",
+                "instance",
+                instance_resource(fs, ms.existing_instance),
             )
         )
-    if spec.offline_store and spec.offline_store.gcs and spec.offline_store.gcs.existing_bucket:
-        problems.append(
+    if gcs and gcs.existing_bucket:
+        wanted.append(("spec.offlineStore.gcs.existingBucket", "buckets", "bucket", gcs.existing_bucket))
+    problems: list[Problem] = []
+    for field, kind, what, resource in wanted:
+        if not policy.allow_byo:
+            problems.append(
+                (field, f"bring-your-own {what}s are disabled by the admin policy (allowByo: false); remove the field")
+            )
+        elif not byo_assigned(policy, ns, kind, resource):
+            problems.append(
+                (
+                    field,
+                    f"{what} {resource} is not assigned to namespace {ns} by the admin policy (byoAssignments); "
+                    f"remove the field to let the operator create one, or ask the admin to add it to "
+                    f"policy.byoAssignments[{ns}].{kind}",
+                )
+            )
+    return problems
+
+
+def _byo(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+    return byo_problems(fs, policy)
+
+
+#: Every id backends/naming.py derives starts with this; a custom id never may.
+DERIVED_INSTANCE_PREFIX = "fs-"
+
+
+def derived_bucket_prefix(project: str) -> str:
+    """Every bucket name backends/naming.py derives in ``project`` starts with this; a custom one never may."""
+    return f"{project}-feast-"
+
+
+def instance_prefix(namespace: str) -> str:
+    """The custom Memorystore ids of ``namespace`` start with n<len>-<namespace>-. The length makes the
+    prefixes of two namespaces never prefixes of each other (team-a cannot take team-a-b's names), and
+    derived ids start with fs-, so no custom id is ever another store's derived one."""
+    return f"n{len(namespace)}-{namespace}-"
+
+
+def bucket_prefix(namespace: str) -> str:
+    """The custom bucket names of ``namespace`` start with <namespace>_: namespaces never hold _, so the
+    namespace is what comes before the first _; derived bucket names never hold _ either."""
+    return f"{namespace}_"
+
+
+def _pattern_match(value: str, patterns: list[str], namespace: str, projects: list[str]) -> bool:
+    filled = []
+    for pattern in patterns:
+        pattern = pattern.replace(NAMESPACE_PLACEHOLDER, namespace)
+        filled += (
+            [pattern.replace(PROJECT_PLACEHOLDER, p) for p in projects] if PROJECT_PLACEHOLDER in pattern else [pattern]
+        )
+    return _match(value, filled)
+
+
+def _custom_names(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+    """instanceId and bucket (custom names of resources the operator creates) confined to the namespace:
+    its own prefix or an admin pattern, and never the shape of a derived name (another store's)."""
+    spec, ns = fs.spec, fs.metadata.namespace
+    ms = spec.online_store.memorystore if spec.online_store else None
+    gcs = spec.offline_store.gcs if spec.offline_store else None
+    wanted = []
+    if ms and ms.instance_id:
+        derived = ms.instance_id.startswith(DERIVED_INSTANCE_PREFIX)
+        wanted.append(
             (
-                "spec.offlineStore.gcs.existingBucket",
-                "bring-your-own buckets are disabled by the admin policy (allowByo: false); remove the field",
+                "spec.onlineStore.memorystore.instanceId",
+                ms.instance_id,
+                instance_prefix(ns),
+                policy.custom_name_patterns.instances,
+                "instances",
+                derived,
             )
         )
+    if gcs and gcs.bucket:
+        projects = {*policy.projects, spec.gcp.project or ""} - {""}
+        derived = any(gcs.bucket.startswith(derived_bucket_prefix(p)) for p in projects)
+        wanted.append(
+            (
+                "spec.offlineStore.gcs.bucket",
+                gcs.bucket,
+                bucket_prefix(ns),
+                policy.custom_name_patterns.buckets,
+                "buckets",
+                derived,
+            )
+        )
+    problems: list[Problem] = []
+    for field, name, prefix, patterns, kind, derived in wanted:
+        if derived:
+            problems.append(
+                (
+                    field,
+                    f"{name} has the shape of a name the operator derives for FeatureStores (another store's); "
+                    f"start it with {prefix}, or remove the field to use this store's derived name",
+                )
+            )
+        elif not name.startswith(prefix) and not _pattern_match(name, patterns, ns, policy.projects):
+            problems.append((field, _outside(name, ns, prefix, patterns, kind)))
+    return problems
+
+
+#: Longest Memorystore instance id and bucket name (GCP): a namespace prefix this long leaves no room.
+NAME_MAX = {"instances": 40, "buckets": 63}
+
+
+def _outside(name: str, ns: str, prefix: str, patterns: list[str], kind: str) -> str:
+    """The refusal of a custom name outside the namespace's names, with the ways out."""
+    ask = f"ask the admin for a pattern (policy.customNamePatterns.{kind})"
+    if len(prefix) >= NAME_MAX[kind]:
+        return (
+            f"{name} is outside namespace {ns}'s names, and the namespace is too long for its own prefix "
+            f"({prefix} leaves no room in a name of at most {NAME_MAX[kind]} characters): remove the "
+            f"field to use the derived name, or {ask}"
+        )
+    allowed = f" or match {', '.join(patterns)}" if patterns else ""
+    return (
+        f"{name} is outside namespace {ns}'s names: start it with {prefix}{allowed} (e.g. {prefix}feast), "
+        f"remove the field to use the derived name, or {ask}"
+    )
+
+
+def _memorystore_security(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+    """AUTH and TLS of a Memorystore the operator creates (an existingInstance is checked by the backend,
+    which reads the instance: :func:`memorystore_security_problems`)."""
+    ms = fs.spec.online_store.memorystore if fs.spec.online_store else None
+    if ms is None or ms.existing_instance:
+        return []
+    return memorystore_security_problems(policy, auth=ms.auth_enabled, tls=ms.transit_encryption, existing=False)
+
+
+def memorystore_security_problems(policy: EffectivePolicy, *, auth: bool, tls: bool, existing: bool) -> list[Problem]:
+    """Problems of a Memorystore with (or asking for) ``auth``/``tls`` under memorystoreSecurity."""
+    sec = policy.memorystore_security
+    base = "spec.onlineStore.memorystore"
+    problems: list[Problem] = []
+    for required, have, field, knob, what in (
+        (sec.require_auth, auth, "authEnabled", "requireAuth", "the Redis AUTH string"),
+        (sec.require_tls, tls, "transitEncryption", "requireTls", "TLS (in-transit encryption)"),
+    ):
+        if required and not have:
+            fix = (
+                f"enable {what} on the instance, or use another"
+                if existing
+                else f"remove {base}.{field} (default true) or set it to true"
+            )
+            problems.append(
+                (
+                    f"{base}.existingInstance" if existing else f"{base}.{field}",
+                    f"the admin policy requires {what} on every Memorystore (memorystoreSecurity.{knob}); {fix}",
+                )
+            )
     return problems
 
 
@@ -331,7 +553,7 @@ def _authz(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     ]
 
 
-RULES = (_namespace, _placement, _identity, _ceilings, _images, _byo, _authz)
+RULES = (_namespace, _placement, _identity, _ceilings, _images, _byo, _authz, _custom_names, _memorystore_security)
 
 
 def check(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:

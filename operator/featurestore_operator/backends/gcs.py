@@ -37,7 +37,7 @@ from ..api import DeletionPolicy, FeatureStore, OperatorConfig
 from ..render import OfflineEndpoint
 from . import gcp, naming
 from .base import BackendContext, Deleted, Failed, Pending, Ready
-from .policy import policy_refusal
+from .policy import byo_refusal, policy_refusal
 from .recorded import retired_bucket
 from .workload_identity import with_member
 
@@ -150,7 +150,7 @@ class GcsBackend:
         except Exception as err:  # noqa: BLE001 - e.g. no default credentials
             return gcp.failure(err, "creating the Cloud Storage client")
         if gcs.existing_bucket:
-            return await self._existing(client, name, project)
+            return await self._existing(fs, client, name, project)
 
         notes: list[str] = []
         created = False
@@ -276,9 +276,15 @@ class GcsBackend:
             return Pending("RetiringOldBucket", f"{what}: {result.message}", retry_after=result.retry_after)
         return Pending("RetiredOldBucket", f"{what}: {result.message}", status=FORGET, retry_after=1)
 
-    async def _existing(self, client: storage.Client, name: str, project: str) -> Ready[OfflineEndpoint] | Failed:
-        """spec.offlineStore.gcs.existingBucket: read and verified (exists, in the project), never changed."""
+    async def _existing(
+        self, fs: FeatureStore, client: storage.Client, name: str, project: str
+    ) -> Ready[OfflineEndpoint] | Failed:
+        """spec.offlineStore.gcs.existingBucket: read and verified (exists, in the project, not another
+        namespace's), never changed, no IAM grant; only a bucket the admin assigned to the namespace."""
         field = "spec.offlineStore.gcs.existingBucket"
+        refused = byo_refusal(fs, self.config)
+        if refused:  # asked here, right before any call: whatever checked the spec before may be skipped
+            return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         try:
             bucket = await self._get(client, name)
             in_project = bucket is not None and await self._in_project(client, name, project)
@@ -300,6 +306,9 @@ class GcsBackend:
                 f"projects); the operator uses only buckets of allowed projects",
                 retry_after=300,
             )
+        foreign = naming.existing_refusal(fs, bucket.labels, self._cluster)
+        if foreign:
+            return Failed("NotAllowed", f"{field}: bucket {name}: {foreign}", retry_after=300)
         endpoint = OfflineEndpoint(bucket=name)
         return Ready(
             endpoint,

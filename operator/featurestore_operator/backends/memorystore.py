@@ -61,8 +61,16 @@ from ..render.inputs import OnlineEndpoint, SecretKey
 from ..render.names import Names
 from . import gcp, longop
 from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
-from .naming import LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, memorystore_instance_id, owner_labels, ownership
-from .policy import policy_refusal
+from .naming import (
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    LABEL_UID,
+    existing_refusal,
+    memorystore_instance_id,
+    owner_labels,
+    ownership,
+)
+from .policy import byo_refusal, memorystore_security_refusal, policy_refusal
 from .recorded import retired_instance
 
 if TYPE_CHECKING:  # the client module is imported lazily (first use), never at import time
@@ -323,8 +331,13 @@ class MemorystoreBackend:
         )
 
     async def _existing(self, fs: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
-        """``existingInstance`` (bring your own): read and verified, never modified or deleted."""
+        """``existingInstance`` (bring your own): read and verified, never modified or deleted. Only an
+        instance the admin assigned to the namespace (policy.byoAssignments) is even read; its AUTH
+        string is read only when it is not another namespace's and it has the AUTH/TLS the policy asks."""
         field = f"{FIELD}.existingInstance"
+        refused = byo_refusal(fs, self.config)
+        if refused:  # asked here, right before any call: whatever checked the spec before may be skipped
+            return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         try:
             inst = await self._rpc("get_instance", name=name)
         except gexc.NotFound:
@@ -340,6 +353,17 @@ class MemorystoreBackend:
         if inst.name and inst.name != name:  # the API answers with the canonical name: same project and region
             return Failed(
                 "NotAllowed", f"{field}: the API answered with instance {inst.name}, not {name}", retry_after=300
+            )
+        foreign = existing_refusal(fs, dict(inst.labels), self._cluster)
+        if foreign:
+            return Failed("NotAllowed", f"{field}: Memorystore instance {name}: {foreign}", retry_after=300)
+        tls = inst.transit_encryption_mode.name == "SERVER_AUTHENTICATION"
+        insecure = memorystore_security_refusal(self.config, auth=bool(inst.auth_enabled), tls=tls)
+        if insecure:
+            return Failed(
+                "PolicyViolation",
+                f"Memorystore instance {name}: refused by the admin policy: {insecure}",
+                retry_after=300,
             )
         if inst.state.name != "READY":
             return Pending(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from ..api import FeatureStore
+from ..api.policy import DERIVED_INSTANCE_PREFIX, derived_bucket_prefix
 
 MEMORYSTORE_ID_MAX = 40
 BUCKET_MAX = 63
@@ -44,7 +45,9 @@ def memorystore_instance_id(fs: FeatureStore) -> str:
     if ms and (ms.existing_instance or ms.instance_id):
         return ms.existing_instance or ms.instance_id  # type: ignore[return-value]
     digest = _digest(fs.spec.gcp.project or "", fs.metadata.namespace, fs.metadata.name)
-    return _fit("fs-", _slug(f"{fs.metadata.namespace}-{fs.metadata.name}"), digest, MEMORYSTORE_ID_MAX)
+    return _fit(
+        DERIVED_INSTANCE_PREFIX, _slug(f"{fs.metadata.namespace}-{fs.metadata.name}"), digest, MEMORYSTORE_ID_MAX
+    )
 
 
 def bucket_name(fs: FeatureStore) -> str:
@@ -54,7 +57,8 @@ def bucket_name(fs: FeatureStore) -> str:
         return gcs.existing_bucket or gcs.bucket  # type: ignore[return-value]
     project = fs.spec.gcp.project or "local"
     digest = _digest(project, fs.metadata.namespace, fs.metadata.name, length=10)
-    return _fit("", _slug(f"{project}-feast-{fs.metadata.namespace}-{fs.metadata.name}"), digest, BUCKET_MAX)
+    body = _slug(f"{derived_bucket_prefix(project)}{fs.metadata.namespace}-{fs.metadata.name}")
+    return _fit("", body, digest, BUCKET_MAX)
 
 
 def _label_value(value: str) -> str:
@@ -90,3 +94,20 @@ def ownership(fs: FeatureStore, labels: dict[str, str] | None, cluster_id: str |
         # (the cluster label is added then); never a "retained" adoption without the cluster label.
         return "ours" if LABEL_CLUSTER not in labels and same_uid else "foreign"
     return "ours" if same_uid else "retained"
+
+
+def existing_refusal(fs: FeatureStore, labels: dict[str, str] | None, cluster_id: str | None = None) -> str | None:
+    """Why a resource given as existingInstance/existingBucket cannot be this store's (None: it can).
+    One the operator created (its managed-by label) belongs to the namespace (and cluster) it was created
+    for: it is never "existing" for another namespace, whatever the admin policy assigns."""
+    labels = labels or {}
+    if labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
+        return None
+    mine = owner_labels(fs, cluster_id)
+    other_cluster = bool(cluster_id) and labels.get(LABEL_CLUSTER) not in (None, mine[LABEL_CLUSTER])
+    if labels.get(LABEL_NAMESPACE) == mine[LABEL_NAMESPACE] and not other_cluster:
+        return None
+    return (
+        "it was created by the featurestore-operator for a FeatureStore of another namespace or cluster; an "
+        "operator-created resource is never brought into another namespace"
+    )

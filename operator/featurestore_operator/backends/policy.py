@@ -7,7 +7,7 @@ admission webhook can be down or bypassed, and reconcile's own check is one call
 from __future__ import annotations
 
 from ..api import FeatureStore, OperatorConfig, Provider
-from ..api.policy import check
+from ..api.policy import AdminPolicy, byo_problems, check, effective, memorystore_security_problems
 
 
 def policy_refusal(fs: FeatureStore, config: OperatorConfig | None) -> str | None:
@@ -19,3 +19,27 @@ def policy_refusal(fs: FeatureStore, config: OperatorConfig | None) -> str | Non
         return None
     problems = check(fs, config.effective_policy)
     return "; ".join(f"{path}: {msg}" for path, msg in problems) or None
+
+
+def byo_refusal(fs: FeatureStore, config: OperatorConfig | None) -> str | None:
+    """Why ``fs`` may not use its existingInstance/existingBucket (None: the admin assigned them). Asked by
+    the backend right before it reads or hands out anything of such a resource, even when every check
+    before was skipped: with no operator config there is no assignment, so nothing is allowed."""
+    if config is None:
+        return "no admin policy: bring-your-own resources need an assignment in policy.byoAssignments"
+    problems = byo_problems(fs, config.effective_policy)
+    return "; ".join(f"{path}: {msg}" for path, msg in problems) or None
+
+
+def memorystore_security_refusal(config: OperatorConfig | None, *, auth: bool, tls: bool) -> str | None:
+    """Why an existing instance with ``auth``/``tls`` is refused by memorystoreSecurity (None: allowed;
+    without an operator config the defaults, both required, apply)."""
+    policy = config.effective_policy if config else _DEFAULT_POLICY
+    problems = memorystore_security_problems(policy, auth=auth, tls=tls, existing=True)
+    return "; ".join(f"{path}: {msg}" for path, msg in problems) or None
+
+
+#: The policy's defaults (no operator config: tests and tools); never read from the environment here.
+_DEFAULT_POLICY = effective(
+    AdminPolicy(), project=None, region=None, network=None, operator_service_account=None, images=[]
+)
