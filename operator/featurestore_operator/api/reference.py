@@ -1,6 +1,6 @@
 """The FeatureStore field reference in Markdown, generated from the CRD schema (so from the model).
 
-README.md embeds it between markers; a unit test fails when the two drift.
+docs/reference/featurestore.md embeds it between markers; a unit test fails when the two drift.
 """
 
 from __future__ import annotations
