@@ -81,13 +81,15 @@ def kubectl(kubectl_bin: str, control_plane, args: list[str], tmp_path: Path) ->
 
 def runnable(cmd: DocCommand, namespace: str) -> list[str]:
     # the docs' placeholders and sample names -> this test's objects
-    text = cmd.text.replace("<namespace>", namespace).replace("team-a", namespace)
+    text = cmd.text.replace("<namespace>", namespace).replace("team-a", namespace).replace("$NS", namespace)
     text = text.replace("kubeflow-user-example-com", namespace)  # the examples' profile namespace
-    tokens = [t.replace("NAME", "demo").replace("driver-stats", "demo") for t in shlex.split(text)[1:]]
+    tokens = [t.replace("NAME", "demo").replace("driver-stats", "demo") for t in shlex.split(text, comments=True)[1:]]
     if not {"-n", "--namespace", "-A", "--all-namespaces"} & set(tokens) and cmd.verb != "explain":
         tokens += ["-n", namespace]
     if cmd.verb == "wait" and not any(t.startswith("--timeout") for t in tokens):
         tokens.append("--timeout=20s")
+    if cmd.verb == "delete":  # resolved and authorized by the API server; the demo objects stay for the rest
+        tokens.append("--dry-run=server")
     return tokens
 
 

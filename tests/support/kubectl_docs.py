@@ -55,7 +55,7 @@ def _resource_type(arg: str, verb: str) -> str:
 def _parse(source: str, text: str) -> DocCommand | None:
     text = text.strip().rstrip("\\").strip()
     try:
-        tokens = shlex.split(text.replace("<", "").replace(">", ""))
+        tokens = shlex.split(text.replace("<", "").replace(">", ""), comments=True)
     except ValueError:
         return None
     if len(tokens) < 3 or tokens[1] not in RESOURCE_VERBS:

@@ -91,7 +91,8 @@ class OperatorConfig(BaseSettings):
     operator keeps equal to the ServiceAccounts of the stores with spec.authz.type kubernetes, so their
     Feast servers may create TokenReviews. None: the admin grants that by hand (docs/security/index.md)."""
     istio: bool = True
-    """Render Istio AuthorizationPolicies (else Kubernetes NetworkPolicies)."""
+    """Render Istio AuthorizationPolicies besides the NetworkPolicies (always rendered), where the cluster
+    serves the AuthorizationPolicy CRD."""
     health_port: int = Field(default=8080, ge=1, le=65535)
     """Port of the liveness endpoint."""
     metrics_port: int = Field(default=9090, ge=1, le=65535)
