@@ -109,7 +109,7 @@ class OperatorConfig(BaseSettings):
     pod_defaults: Annotated[PodDefaults, NoDecode] = Field(default_factory=PodDefaults)
     """Pod settings (env, nodeSelector, tolerations, affinity, ...) of every FeatureStore's components, as
     JSON/YAML: {all: {...}, featureServer: {...}, registryServer, offlineServer, ui, materialization, apply,
-    redis}; a FeatureStore's own ``pod`` settings override them (Helm value podDefaults)."""
+    redis}; a FeatureStore's own ``pod`` settings override them (Helm value feastPodSettings)."""
 
     @field_validator("pod_defaults", mode="before")
     @classmethod
