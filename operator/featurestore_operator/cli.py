@@ -116,9 +116,15 @@ def _print_verdict(v: dict[str, Any]) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Every FeatureStore of every -f source, checked as the operator checks it."""
-    config = _config(args)
     if args.output == "json":
+        try:
+            config = _config(args)
+        except SpecError as err:  # a bad --config file: still one JSON report
+            errors = [{"file": args.config, "field": path, "message": msg} for path, msg in err.problems]
+            print(json.dumps({"valid": False, "featureStores": [], "skipped": [], "errors": errors}, indent=2))
+            return 1
         return _validate_json(args, config)
+    config = _config(args)
     verdicts = [_check(doc, m.source, config) for m in _manifests(args) for doc in m.stores]
     for v in verdicts:
         _print_verdict(v)

@@ -141,3 +141,13 @@ def test_validate_json_of_valid_examples_exits_zero(capsys):
     assert main(["validate", "-o", "json", "--config", str(CONFIG), "-f", str(EXAMPLES)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] and len(report["featureStores"]) >= 7 and report["errors"] == []
+
+
+def test_validate_json_reports_a_bad_config_file_as_json(tmp_path, capsys):
+    config = tmp_path / "operator.yaml"
+    config.write_text("gcpProjet: p\n")
+    assert main(["validate", "-o", "json", "--config", str(config), "-f", str(EXAMPLES / "local.yaml")]) == 1
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert err == "" and report["valid"] is False
+    assert report["errors"][0]["file"] == str(config) and "did you mean 'gcpProject'" in report["errors"][0]["message"]
