@@ -55,7 +55,7 @@ APISERVER_ARGS = ["--service-cluster-ip-range=10.96.0.0/16"]
 #: kube-controller-manager's client defaults to 20 requests/s (burst 30). Every store's 3
 #: workloads cost the controllers ~8 requests (ReplicaSet, Pod, status updates), so at the default
 #: 200 stores would queue ~45 s inside the controller manager's rate limiter - for the operator
-#: and the bare loop alike. Managed control planes run it with higher limits; see README.
+#: and the bare loop alike. Managed control planes run it with higher limits; see docs/benchmarks.md.
 KCM_QPS_ARGS = ["--kube-api-qps=300", "--kube-api-burst=600"]
 
 

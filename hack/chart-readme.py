@@ -73,7 +73,7 @@ def markdown() -> str:
         "",
         f"Chart version {version[1] if version else '?'}, app version {app[1] if app else '?'}. Installs the",
         "featurestore-operator (FeatureStore CRD `featurestores.featurestore.kubeflow.org`, short name `fs`).",
-        "See the repository README for the install on GKE and kind.",
+        "Install on GKE: docs/install/gke.md; on kind: docs/install/kind.md (in the repository).",
         "",
         "```sh",
         "helm install featurestore-operator charts/featurestore-operator -n featurestore-system --create-namespace",

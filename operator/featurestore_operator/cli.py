@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .api import OperatorConfig, SpecError, parse_featurestore, resolve
 from .api.crd import crd
-from .api.resource import select_featurestores
+from .cli_files import Manifests, config_file, load, sources
 
 
-def _load_manifests(path: str) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        raise SpecError([(path, f"not valid YAML: {err}")]) from None
-    return select_featurestores(docs, path)
+def _manifests(args: argparse.Namespace) -> list[Manifests]:
+    """Every -f source, loaded; a source without FeatureStores gets a note on stderr (not in JSON)."""
+    out = [load(source) for source in sources(args.filename)]
+    for m in out:
+        if m.skipped and getattr(args, "output", "text") != "json":
+            print(f"note: {m.source}: {m.skipped}", file=sys.stderr)
+    return out
 
 
 class _Dumper(yaml.SafeDumper):
@@ -45,8 +44,8 @@ def _dump(objects: list[dict[str, Any]], fmt: str) -> str:
     return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False)
 
 
-def _config() -> OperatorConfig:
-    return OperatorConfig()
+def _config(args: argparse.Namespace) -> OperatorConfig:
+    return config_file(args.config) if args.config else OperatorConfig()
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -55,8 +54,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .render.names import short_hash
 
     out: list[dict[str, Any]] = []
-    config = _config()
-    for doc in _load_manifests(args.filename):
+    config = _config(args)
+    for doc in [d for m in _manifests(args) for d in m.stores]:
         fs = parse_featurestore(doc)
         fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
         repo = None
@@ -80,20 +79,6 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_file(path: str) -> OperatorConfig:
-    """Operator settings from a YAML/JSON file: keys as FSO_ variables (FSO_GCP_PROJECT), snake_case
-    or camelCase (gcpProject); the environment fills what the file leaves out."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise SpecError([(path, "an operator config file must be a mapping of settings")])
-
-    def key(k: str) -> str:
-        k = k.removeprefix("FSO_").removeprefix("fso_")
-        return "".join("_" + c.lower() if c.isupper() and not k.isupper() else c.lower() for c in k).lstrip("_")
-
-    return OperatorConfig(**{key(str(k)): v for k, v in data.items()})
-
-
 def _install_note(doc: dict, config: OperatorConfig) -> str | None:
     """What a valid store still needs from the operator's installation (its Materialization condition
     would say so), for ``validate``."""
@@ -102,24 +87,65 @@ def _install_note(doc: dict, config: OperatorConfig) -> str | None:
     return compute.chart_rbac_missing(parse_featurestore(doc), config.compute_enabled)
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    """The operator's own admission check (api/review.py: model, config, admin policy)."""
+def _check(doc: dict[str, Any], source: str, config: OperatorConfig) -> dict[str, Any]:
+    """One FeatureStore's verdict: the operator's own admission check (api/review.py: model,
+    config, admin policy) and what a valid store still needs from the installation."""
     from .api.review import review
 
-    config = _config_file(args.config) if args.config else _config()
-    failed = False
-    for doc in _load_manifests(args.filename):
-        name = ((doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None) or "?"
-        problems = review(doc, config)
-        for path, msg in problems:
-            print(f"error: featurestore/{name}: {path}: {msg}", file=sys.stderr)
-        if not problems:
-            print(f"featurestore/{name}: valid")
-            note = _install_note(doc, config)
-            if note:
-                print(f"note: featurestore/{name}: {note}", file=sys.stderr)
-        failed = failed or bool(problems)
-    return 1 if failed else 0
+    meta: dict[str, Any] = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+    problems = review(doc, config)
+    note = None if problems else _install_note(doc, config)
+    return {
+        "file": source,
+        "name": meta.get("name") or "?",
+        "namespace": meta.get("namespace"),
+        "valid": not problems,
+        "errors": [{"field": path, "message": msg} for path, msg in problems],
+        "notes": [note] if note else [],
+    }
+
+
+def _print_verdict(v: dict[str, Any]) -> None:
+    for e in v["errors"]:
+        print(f"error: featurestore/{v['name']}: {e['field']}: {e['message']}", file=sys.stderr)
+    if v["valid"]:
+        print(f"featurestore/{v['name']}: valid")
+    for note in v["notes"]:
+        print(f"note: featurestore/{v['name']}: {note}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Every FeatureStore of every -f source, checked as the operator checks it."""
+    if args.output == "json":
+        try:
+            config = _config(args)
+        except SpecError as err:  # a bad --config file: still one JSON report
+            errors = [{"file": args.config, "field": path, "message": msg} for path, msg in err.problems]
+            print(json.dumps({"valid": False, "featureStores": [], "skipped": [], "errors": errors}, indent=2))
+            return 1
+        return _validate_json(args, config)
+    config = _config(args)
+    verdicts = [_check(doc, m.source, config) for m in _manifests(args) for doc in m.stores]
+    for v in verdicts:
+        _print_verdict(v)
+    return 0 if all(v["valid"] for v in verdicts) else 1
+
+
+def _validate_json(args: argparse.Namespace, config: OperatorConfig) -> int:
+    """One JSON document for CI: every store's verdict, skipped files, and file-level errors."""
+    report: dict[str, Any] = {"valid": True, "featureStores": [], "skipped": [], "errors": []}
+    for source in sources(args.filename):
+        try:
+            m = load(source)
+        except SpecError as err:
+            report["errors"] += [{"file": source, "field": p, "message": msg} for p, msg in err.problems]
+            continue
+        if m.skipped:
+            report["skipped"].append({"file": source, "note": m.skipped})
+        report["featureStores"] += [_check(doc, source, config) for doc in m.stores]
+    report["valid"] = not report["errors"] and all(v["valid"] for v in report["featureStores"])
+    print(json.dumps(report, indent=2))
+    return 0 if report["valid"] else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -133,12 +159,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args)
 
 
+FILENAME_HELP = "manifest file, directory (its *.yaml, *.yml, *.json) or - for stdin; repeatable"
+CONFIG_HELP = (
+    "operator configuration file (YAML: FSO_* names, snake_case or camelCase keys; "
+    "sample: examples/operator-config.yaml); default: the FSO_* environment"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="featurestore-operator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("render", help="print every object a FeatureStore manifest creates, without a cluster")
-    r.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
+    r.add_argument("-f", "--filename", required=True, action="append", help=FILENAME_HELP)
     r.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    r.add_argument("--config", default=None, help=CONFIG_HELP)
     r.set_defaults(func=cmd_render)
     c = sub.add_parser("crd", help="print the FeatureStore CustomResourceDefinition")
     c.set_defaults(func=cmd_crd)
@@ -149,9 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="check FeatureStore manifests against the model and the admin policy "
         "(FSO_* variables or --config); errors name the field, the rule and the fix",
     )
-    v.add_argument("-f", "--filename", required=True)
+    v.add_argument("-f", "--filename", required=True, action="append", help=FILENAME_HELP)
+    v.add_argument("--config", default=None, help=CONFIG_HELP)
     v.add_argument(
-        "--config", default=None, help="operator settings file (YAML: FSO_* names or gcpProject, policy, ...)"
+        "-o", "--output", choices=["text", "json"], default="text", help="json: one report on stdout, for CI"
     )
     v.set_defaults(func=cmd_validate)
     run = sub.add_parser("run", help="run the operator")

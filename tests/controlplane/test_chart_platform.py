@@ -107,6 +107,7 @@ def test_schema_covers_every_value():
         "metrics.service.prot=1",
         "readinessProbe.path=/x",
         "podDefaults.featureserver.env=x",
+        "feastPodSettings.featureserver.env=x",
         "crds.instal=false",
     ],
 )
@@ -130,14 +131,37 @@ def test_readiness_and_liveness_endpoints(helm_bin):
     assert {"name": "FSO_HEALTH_PORT", "value": str(port["containerPort"])} in container["env"]
 
 
-def test_pod_defaults_reach_the_operator_as_valid_config(helm_bin, monkeypatch):
+@pytest.mark.parametrize("name", ["feastPodSettings", "podDefaults"])  # podDefaults: the former name
+def test_pod_defaults_reach_the_operator_as_valid_config(helm_bin, monkeypatch, name):
     value = {"all": {"nodeSelector": {"pool": "feast"}}, "featureServer": {"logLevel": "INFO"}}
-    [dep] = find(render(helm_bin, "--set-json", f"podDefaults={json.dumps(value)}"), "Deployment")
+    [dep] = find(render(helm_bin, "--set-json", f"{name}={json.dumps(value)}"), "Deployment")
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     monkeypatch.setenv("FSO_POD_DEFAULTS", env["FSO_POD_DEFAULTS"])
     config = OperatorConfig()
     assert config.pod_defaults.all.node_selector == {"pool": "feast"}
     assert config.pod_defaults.feature_server.log_level == "INFO"
+
+
+def _notes(helm_bin: str, *args: str) -> subprocess.CompletedProcess:
+    return helm(helm_bin, "install", "fso", str(CHART), "--dry-run=client", *args, check=False)
+
+
+def test_the_former_name_pod_defaults_warns_in_the_notes_and_cannot_be_mixed(helm_bin):
+    value = json.dumps({"all": {"nodeSelector": {"pool": "feast"}}})
+    assert "podDefaults is deprecated" in _notes(helm_bin, "--set-json", f"podDefaults={value}").stdout
+    assert "deprecated" not in _notes(helm_bin, "--set-json", f"feastPodSettings={value}").stdout
+    both = helm(
+        helm_bin,
+        "template",
+        "fso",
+        str(CHART),
+        "--set-json",
+        f"podDefaults={value}",
+        "--set-json",
+        f"feastPodSettings={value}",
+        check=False,
+    )
+    assert both.returncode != 0 and "set feastPodSettings only" in both.stderr, both.stderr
 
 
 # --------------------------------------------------------------------------- monitoring
@@ -248,6 +272,7 @@ def test_chart_readme_is_generated_from_values():
     readme = (CHART / "README.md").read_text()
     for key in (
         "podDefaults",
+        "feastPodSettings",
         "monitoring.prometheusRule.notReadyMinutes",
         "crds.install",
         "readinessProbe.periodSeconds",

@@ -1,6 +1,6 @@
-"""README shows what `kubectl get fs -o wide` and `kubectl describe fs` print for a real store: the
-real operator reconciling on the real API server (pods run by the test kubelet stand-in), read by
-the real kubectl. `UPDATE_README=1` rewrites README's sample from this run; otherwise the sample
+"""docs/concepts/index.md shows what `kubectl get fs -o wide` and `kubectl describe fs` print for a
+real store: the real operator reconciling on the real API server (pods run by the test kubelet
+stand-in), read by the real kubectl. `UPDATE_README=1` rewrites the page's sample from this run; otherwise the sample
 must have the same columns and the same conditions (type, status, reason) as this run."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.controlplane.test_operator import G, P, V, fs_manifest, get_fs, make_
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "index.md"
 SECTION = re.compile(r"(<!-- kubectl:start -->\n)(.*?)(<!-- kubectl:end -->)", re.S)
 
 
@@ -45,7 +45,7 @@ def crd_api(kube_api):
 
 @pytest.fixture
 def team_a(kube_api):
-    """The README's namespace name (the sample is printed as is, so column widths stay true)."""
+    """The sample's namespace name (the sample is printed as is, so column widths stay true)."""
     core = client.CoreV1Api(kube_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
     try:
@@ -56,7 +56,7 @@ def team_a(kube_api):
 
 @pytest.fixture
 def team_a_operator(control_plane, featurestore_crd, team_a):
-    """The operator watching the README's namespace."""
+    """The operator watching the sample's namespace."""
     with OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", team_a]) as op:
         yield op
 
@@ -76,14 +76,14 @@ def test_readme_sample_matches_a_real_run(team_a_operator, crd_api, kubelet, tea
     wide = _kubectl(kubectl_bin, "get", "fs", "-n", namespace, "-o", "wide")
     describe = _kubectl(kubectl_bin, "describe", "fs", "-n", namespace, "driver-stats")
     sample = f"$ kubectl get fs -n team-a -o wide\n{wide}\n$ kubectl describe fs -n team-a driver-stats\n{describe}"
-    text = README.read_text()
+    text = PAGE.read_text()
     match = SECTION.search(text)
-    assert match, "README.md lost its <!-- kubectl:start/end --> markers"
+    assert match, "docs/concepts/index.md lost its <!-- kubectl:start/end --> markers"
     if os.environ.get("UPDATE_README") == "1":
-        README.write_text(SECTION.sub(lambda m: m.group(1) + "```\n" + sample + "```\n" + m.group(3), text))
+        PAGE.write_text(SECTION.sub(lambda m: m.group(1) + "```\n" + sample + "```\n" + m.group(3), text))
         return
     shown = match.group(2)
-    assert wide.splitlines()[0] in shown, "README's `kubectl get fs -o wide` columns differ from a real run"
+    assert wide.splitlines()[0] in shown, "the page's `kubectl get fs -o wide` columns differ from a real run"
     assert _conditions(shown) == _conditions(describe), (
-        "README's `kubectl describe fs` conditions differ from a real run"
+        "the page's `kubectl describe fs` conditions differ from a real run"
     )

@@ -1,5 +1,6 @@
-"""The kubectl commands the README and the chart's NOTES.txt tell users to type, and which of them
-name a FeatureStore resource (so they must resolve to ours beside the Feast Operator's CRD)."""
+"""The kubectl commands README.md, the docs site (docs/**/*.md) and the chart's NOTES.txt tell
+users to type, and which of them name a FeatureStore resource (so they must resolve to ours beside
+the Feast Operator's CRD)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", ROOT / "charts" / "featurestore-operator" / "templates" / "NOTES.txt"]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    ROOT / "charts" / "featurestore-operator" / "templates" / "NOTES.txt",
+]
 
 #: Verbs whose first positional argument is a resource (TYPE, TYPE/NAME or, for explain, TYPE.FIELD).
 RESOURCE_VERBS = {"get", "describe", "wait", "delete", "edit", "explain", "patch", "label", "annotate"}
@@ -32,7 +37,7 @@ _KUBECTL = re.compile(r"kubectl [^`\n|]*")
 
 @dataclass(frozen=True)
 class DocCommand:
-    source: str
+    source: str  # path relative to the repository root
     text: str
     verb: str
     resource: str  # the resource type as written (fs, featurestores.featurestore.kubeflow.org, ...)
@@ -50,7 +55,7 @@ def _resource_type(arg: str, verb: str) -> str:
 def _parse(source: str, text: str) -> DocCommand | None:
     text = text.strip().rstrip("\\").strip()
     try:
-        tokens = shlex.split(text.replace("<", "").replace(">", ""))
+        tokens = shlex.split(text.replace("<", "").replace(">", ""), comments=True)
     except ValueError:
         return None
     if len(tokens) < 3 or tokens[1] not in RESOURCE_VERBS:
@@ -73,7 +78,7 @@ def documented_commands() -> list[DocCommand]:
     out: list[DocCommand] = []
     for path in DOCS:
         for match in _KUBECTL.finditer(path.read_text()):
-            cmd = _parse(path.name, match.group(0))
+            cmd = _parse(path.relative_to(ROOT).as_posix(), match.group(0))
             if cmd is not None:
                 out.append(cmd)
     return out

@@ -1,6 +1,7 @@
-"""`validate` and `render` refuse a file that holds no FeatureStore of this operator, naming the
-near miss (a misspelled kind or group, the Feast Operator's feast.dev kind) instead of exiting 0
-with nothing printed."""
+"""`validate` and `render` refuse a near miss of a FeatureStore (a misspelled kind or group, the
+Feast Operator's feast.dev kind), naming it, instead of exiting 0 with nothing printed; a file of
+other kinds only (a feature repo ConfigMap, an empty file) is skipped with a note, exit 0, so
+`validate -f examples/` works."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ CASES = {
     "misspelled-group": (GOOD.replace("kubeflow.org", "kubeflow.com"), "'featurestore.kubeflow.com/v1alpha1'"),
     "wrong-version": (GOOD.replace("v1alpha1", "v1"), "expected apiVersion featurestore.kubeflow.org/v1alpha1"),
     "feast-operator": (GOOD.replace("featurestore.kubeflow.org/v1alpha1", "feast.dev/v1"), "Feast Operator's"),
-    "only-configmap": (CONFIGMAP, "no FeatureStore"),
-    "empty": ("# nothing here\n", "no FeatureStore"),
+}
+SKIPPED = {
+    "only-configmap": (CONFIGMAP, "no FeatureStore in this file (1 ConfigMap): skipped"),
+    "empty": ("# nothing here\n", "no FeatureStore in this file (no documents): skipped"),
 }
 
 
@@ -43,6 +46,17 @@ def test_no_featurestore_is_an_error(tmp_path, command, case):
     assert out.returncode == 1, out
     assert expected in out.stderr and out.stdout == "", out.stderr
     assert str(path) in out.stderr  # the message names the file
+
+
+@pytest.mark.parametrize("command", ["validate", "render"])
+@pytest.mark.parametrize("case", sorted(SKIPPED))
+def test_no_featurestore_at_all_is_skipped_with_a_note(tmp_path, command, case):
+    text, expected = SKIPPED[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    out = _run(command, path)
+    assert out.returncode == 0, out
+    assert out.stderr == f"note: {path}: {expected}\n" and out.stdout == "", out
 
 
 def test_other_kinds_beside_a_featurestore_are_skipped(tmp_path):

@@ -18,7 +18,8 @@ from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION
 from tests.support.prerequisites import missing
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+# the FeatureStore examples (examples/operator-config.yaml is the CLI's operator configuration)
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if "\nkind: FeatureStore\n" in p.read_text())
 GOLDEN = Path(__file__).parent / "golden"
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 LEGACY = ApiVersions(cronjob="batch/v1beta1", pdb="policy/v1beta1", hpa="autoscaling/v2beta2", cronjob_time_zone=False)

@@ -54,6 +54,8 @@ def _stores():
     examples = []
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
+        if doc.get("kind") != "FeatureStore":  # examples/operator-config.yaml
+            continue
         doc["metadata"]["uid"] = UID
         fs = parse_featurestore(doc)
         examples.append(pytest.param(fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)}), id=path.stem))

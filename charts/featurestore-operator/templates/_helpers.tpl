@@ -61,3 +61,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- .Values.watchNamespaces | uniq | join "," -}}
 {{- end -}}
+
+{{/*
+The admin's pod settings of Feast components, as JSON: feastPodSettings, or its former name
+podDefaults (read for one release; NOTES.txt warns). Both set is an error.
+*/}}
+{{- define "featurestore-operator.feastPodSettings" -}}
+{{- if and .Values.feastPodSettings .Values.podDefaults -}}
+{{- fail "set feastPodSettings only: podDefaults is its former name (deprecated)" -}}
+{{- end -}}
+{{- toJson (default .Values.podDefaults .Values.feastPodSettings | default dict) -}}
+{{- end -}}

@@ -87,7 +87,7 @@ class OperatorConfig(BaseSettings):
     max_concurrent_reconciles: int = Field(default=8, ge=1, le=256)
     """Reconcile passes running at the same time (the others wait their turn, first come first
     served). Bounds the operator's memory and the API server's load when many stores change at
-    once (operator start, bulk apply); see README, Benchmarks."""
+    once (operator start, bulk apply); see docs/benchmarks.md."""
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Namespaces to watch (comma-separated in FSO_NAMESPACES); empty: all namespaces."""
     compute_enabled: bool = False
@@ -97,9 +97,10 @@ class OperatorConfig(BaseSettings):
     token_reviewers_binding: str | None = Field(default=None, pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
     """ClusterRoleBinding (installed by the chart, Helm value authz.kubernetes.enabled) whose subjects the
     operator keeps equal to the ServiceAccounts of the stores with spec.authz.type kubernetes, so their
-    Feast servers may create TokenReviews. None: the admin grants that by hand (README)."""
+    Feast servers may create TokenReviews. None: the admin grants that by hand (docs/security/index.md)."""
     istio: bool = True
-    """Render Istio AuthorizationPolicies (else Kubernetes NetworkPolicies)."""
+    """Render Istio AuthorizationPolicies besides the NetworkPolicies (always rendered), where the cluster
+    serves the AuthorizationPolicy CRD."""
     health_port: int = Field(default=8080, ge=1, le=65535)
     """Port of the liveness endpoint."""
     metrics_port: int = Field(default=9090, ge=1, le=65535)
@@ -116,7 +117,7 @@ class OperatorConfig(BaseSettings):
     pod_defaults: Annotated[PodDefaults, NoDecode] = Field(default_factory=PodDefaults)
     """Pod settings (env, nodeSelector, tolerations, affinity, ...) of every FeatureStore's components, as
     JSON/YAML: {all: {...}, featureServer: {...}, registryServer, offlineServer, ui, materialization, apply,
-    redis}; a FeatureStore's own ``pod`` settings override them (Helm value podDefaults)."""
+    redis}; a FeatureStore's own ``pod`` settings override them (Helm value feastPodSettings)."""
 
     @field_validator("pod_defaults", mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """The FeatureStore field reference in Markdown, generated from the CRD schema (so from the model).
 
-README.md embeds it between markers; a unit test fails when the two drift.
+docs/reference/featurestore.md embeds it (and operator-config.md the settings table) between
+markers; a unit test fails when they drift.
 """
 
 from __future__ import annotations
@@ -67,4 +68,28 @@ def _rows(node: dict[str, Any], path: str, seen: dict[str, str]) -> list[str]:
 def markdown() -> str:
     schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     lines = ["| field | type | description |", "|---|---|---|", *_rows(schema, "spec", {})]
+    return "\n".join(lines) + "\n"
+
+
+def _default(value: Any) -> str:
+    if value is None or value == [] or value == "":
+        return ""
+    if hasattr(value, "model_dump"):
+        return "(its fields' defaults)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if hasattr(value, "value"):  # an enum
+        return f"`{value.value}`"
+    return f"`{value}`"
+
+
+def config_markdown() -> str:
+    """The operator's settings (api/config.py) as a Markdown table: variable, default, description."""
+    from .config import OperatorConfig
+
+    lines = ["| variable | default | description |", "|---|---|---|"]
+    for name, info in OperatorConfig.model_fields.items():
+        desc = " ".join((info.description or "").split()).replace("|", "\\|")
+        default = _default(info.get_default(call_default_factory=True))
+        lines.append(f"| `FSO_{name.upper()}` | {default} | {desc} |")
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .base import ApiModel
 from .spec import FeatureStoreSpec
 from .status import FeatureStoreStatus
+from .suggest import did_you_mean
 
 GROUP = "featurestore.kubeflow.org"
 VERSION = "v1alpha1"
@@ -81,12 +82,20 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "(root)"
 
 
-def _problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def unknown_field(model: type[BaseModel], loc: tuple[Any, ...], explain: str = "`kubectl explain fs.spec`") -> str:
+    """The message of a key ``model`` does not accept at ``loc``, with the nearest accepted key."""
+    near = did_you_mean(model, loc)
+    if near:
+        return f"unknown field; did you mean {near!r}? (see {explain})"
+    return f"unknown field; remove it or check its spelling (see {explain})"
+
+
+def _problems(err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for e in err.errors(include_url=False):
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown field; remove it or check its spelling (see `kubectl explain fs.spec`)"
+            msg = unknown_field(model, e["loc"]) if model else unknown_field(BaseModel, ())
         elif e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] == "string_pattern_mismatch":
@@ -103,7 +112,7 @@ def parse_spec(spec: dict[str, Any]) -> FeatureStoreSpec:
     try:
         return FeatureStoreSpec.model_validate(spec)
     except ValidationError as err:
-        raise SpecError(_problems(err, "spec.")) from None
+        raise SpecError(_problems(err, "spec.", FeatureStoreSpec)) from None
 
 
 def parse_featurestore(obj: dict[str, Any]) -> FeatureStore:
@@ -121,7 +130,7 @@ def parse_featurestore(obj: dict[str, Any]) -> FeatureStore:
     try:
         fs = FeatureStore.model_validate(obj)
     except ValidationError as err:
-        problems.extend(_problems(err))
+        problems.extend(_problems(err, model=FeatureStore))
         raise SpecError(problems) from None
     if problems:
         raise SpecError(problems)
@@ -137,8 +146,8 @@ def _looks_like_featurestore(doc: dict[str, Any]) -> bool:
 
 def select_featurestores(docs: list[Any], source: str) -> list[dict[str, Any]]:
     """The FeatureStore manifests among ``docs`` (other kinds, e.g. the feature repo's ConfigMap,
-    are skipped). A near miss - a misspelled kind or group, the Feast Operator's feast.dev kind -
-    and a file holding no FeatureStore at all are errors, never a silent no-op."""
+    are skipped; a file of other kinds only gives []). A near miss - a misspelled kind or group,
+    the Feast Operator's feast.dev kind - is an error, never a silent no-op."""
     found: list[dict[str, Any]] = []
     problems: list[tuple[str, str]] = []
     for i, doc in enumerate(docs):
@@ -159,8 +168,6 @@ def select_featurestores(docs: list[Any], source: str) -> list[dict[str, Any]]:
                     f"operator; expected apiVersion {API_VERSION} and kind {KIND}{hint}",
                 )
             )
-    if not found and not problems:
-        problems.append((source, f"no FeatureStore (apiVersion {API_VERSION}, kind {KIND}) in this file"))
     if problems:
         raise SpecError(problems)
     return found

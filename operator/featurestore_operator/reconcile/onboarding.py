@@ -28,7 +28,7 @@ Behaviour (the contract; handlers/profiles.py only feeds events in):
   ``featurestore-onboarded-<namespace>`` in the source Secret's namespace (the admin's), holding
   the namespace and the name/uid of the FeatureStore the operator created there. The copy goes
   only to a FeatureStore that record names. One password = one trust domain: every onboarded
-  profile can read the shared Redis (README, "Admin policy and multi-tenancy").
+  profile can read the shared Redis (docs/security/index.md, "Admin policy and multi-tenancy").
 """
 
 from __future__ import annotations

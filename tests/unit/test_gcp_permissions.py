@@ -1,0 +1,105 @@
+"""The custom IAM roles in deploy/gcp/ (and the GKE quickstart that lists them) grant exactly the
+permissions the operator's code calls: the Google Cloud SDK methods called in backends/ are
+collected from the source (ast), each mapped to the permission Google documents for its REST
+method, and compared with the roles. A new SDK call without a mapping fails here, so does a
+permission no code uses (least privilege)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+from google.cloud import storage
+from google.cloud.iam_admin_v1 import IAMClient
+from google.cloud.redis_v1 import CloudRedisClient
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKENDS = ROOT / "operator" / "featurestore_operator" / "backends"
+PROJECT_ROLE = ROOT / "deploy" / "gcp" / "featurestore-operator-role.yaml"
+BINDER_ROLE = ROOT / "deploy" / "gcp" / "featurestore-wi-binder-role.yaml"
+GKE_PAGE = ROOT / "docs" / "install" / "gke.md"
+SDK = (CloudRedisClient, storage.Client, storage.Bucket, storage.Blob, IAMClient)
+
+#: (module, SDK method) -> the IAM permission of the API method it calls; None: no API call.
+#: Sources: cloud.google.com/memorystore/docs/redis/access-control, cloud.google.com/storage/docs/
+#: access-control/iam-json, cloud.google.com/iam/docs/reference/rest/v1/projects.serviceAccounts.
+PERMISSIONS: dict[tuple[str, str], str | None] = {
+    ("memorystore.py", "create_instance"): "redis.instances.create",
+    ("memorystore.py", "get_instance"): "redis.instances.get",
+    ("memorystore.py", "update_instance"): "redis.instances.update",
+    ("memorystore.py", "delete_instance"): "redis.instances.delete",
+    ("memorystore.py", "get_instance_auth_string"): "redis.instances.getAuthString",
+    ("memorystore.py", "get_operation"): "redis.operations.get",
+    ("gcs.py", "create_bucket"): "storage.buckets.create",
+    ("gcs.py", "get_bucket"): "storage.buckets.get",
+    ("gcs.py", "list_buckets"): "storage.buckets.list",
+    ("gcs.py", "patch"): "storage.buckets.update",
+    ("gcs.py", "delete"): "storage.buckets.delete",
+    ("gcs.py", "get_iam_policy"): "storage.buckets.getIamPolicy",
+    ("gcs.py", "set_iam_policy"): "storage.buckets.setIamPolicy",
+    ("gcs.py", "list_blobs"): "storage.objects.list",
+    ("gcs.py", "delete_blob"): "storage.objects.delete",
+    ("gcs.py", "bucket"): None,  # a local handle, no request
+    ("workload_identity.py", "get_iam_policy"): "iam.serviceAccounts.getIamPolicy",
+    ("workload_identity.py", "set_iam_policy"): "iam.serviceAccounts.setIamPolicy",
+    ("workload_identity.py", "close"): None,  # closes the gRPC channel
+    ("longop.py", "labels"): None,  # a prometheus metric's labels(), not storage.Blob.labels
+    ("tls.py", "update"): None,  # hashlib's update(), not a GCS request
+}
+
+
+def sdk_calls() -> set[tuple[str, str]]:
+    """(module, method) of every call in backends/ whose name is a method of a Google Cloud client
+    class: ``x.create_bucket(...)``, and ``self._rpc("get_instance", ...)`` (memorystore's wrapper)."""
+    found: set[tuple[str, str]] = set()
+    for path in sorted(BACKENDS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name = node.func.attr
+            if name == "_rpc" and node.args and isinstance(node.args[0], ast.Constant):
+                name = str(node.args[0].value)
+            if not name.startswith("_") and any(hasattr(cls, name) for cls in SDK):
+                found.add((path.name, name))
+    return found
+
+
+def derived(prefix: str) -> set[str]:
+    calls = sdk_calls()
+    unmapped = sorted(calls - PERMISSIONS.keys())
+    assert not unmapped, f"map these SDK calls to their IAM permission (or None) in PERMISSIONS: {unmapped}"
+    return {p for c in calls if (p := PERMISSIONS[c]) and p.startswith(prefix)}
+
+
+def role(path: Path) -> set[str]:
+    return set(yaml.safe_load(path.read_text())["includedPermissions"])
+
+
+def test_the_collector_sees_the_calls_of_each_backend():
+    calls = sdk_calls()
+    assert {("memorystore.py", "create_instance"), ("gcs.py", "create_bucket")} <= calls, calls
+    assert ("workload_identity.py", "set_iam_policy") in calls, calls
+    assert not PERMISSIONS.keys() - calls, f"stale PERMISSIONS entries: {sorted(PERMISSIONS.keys() - calls)}"
+
+
+def test_project_role_grants_exactly_what_the_code_calls():
+    assert role(PROJECT_ROLE) == derived("redis.") | derived("storage.")
+
+
+def test_binder_role_grants_exactly_what_the_code_calls():
+    assert role(BINDER_ROLE) == derived("iam.")
+
+
+def test_every_permission_the_code_calls_is_in_a_role():
+    assert derived("") == role(PROJECT_ROLE) | role(BINDER_ROLE)
+
+
+def test_the_gke_quickstart_uses_the_roles_and_no_broad_predefined_role():
+    page = GKE_PAGE.read_text()
+    for path in (PROJECT_ROLE, BINDER_ROLE):
+        assert str(path.relative_to(ROOT)) in page, path
+    for permission in sorted(role(PROJECT_ROLE) | role(BINDER_ROLE)):
+        assert f"`{permission}`" in page, f"docs/install/gke.md should list {permission}"
+    for broad in ("roles/redis.admin", "roles/storage.admin", "roles/iam.serviceAccountAdmin"):
+        assert f"--role {broad}" not in page, broad
