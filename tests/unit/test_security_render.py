@@ -242,6 +242,8 @@ def test_oidc_client_config_uses_the_namespace_secret_or_the_callers_token():
         "type": "oidc",
         "client_id": "feast",
         "auth_discovery_url": "https://idp.example.com/realms/kf/.well-known/openid-configuration",
+        "audience": "feast",
+        "issuer": "https://idp.example.com/realms/kf",
     }
     assert yaml.safe_load(own.client_yaml)["auth"] == {"type": "oidc", "token_env_var": "FEAST_OIDC_TOKEN"}
     shared = _render(_fs(authz={"type": "oidc", "oidc": {**issuer, "secretRef": {"name": "oidc"}}}))

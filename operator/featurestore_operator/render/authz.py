@@ -96,10 +96,13 @@ def server_auth(fs: FeatureStore) -> dict[str, Any] | None:
     if authz.type is AuthzType.OIDC:
         assert authz.oidc is not None
         issuer = authz.oidc.issuer.rstrip("/")
+        # audience and issuer: Feast verifies a claim only when it is set (0.67 defaults: neither)
         return {
             "type": "oidc",
             "client_id": authz.oidc.client_id,
             "auth_discovery_url": f"{issuer}/.well-known/openid-configuration",
+            "audience": authz.oidc.required_audience,
+            "issuer": authz.oidc.issuer,
         }
     return None
 
