@@ -38,6 +38,7 @@ from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # n
 from featurestore_operator.backends import tls as tls_backend  # noqa: E402
 from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey  # noqa: E402
 from featurestore_operator.render.feast_config import FEATURE_SERVER_PORT, REGISTRY_SERVER_PORT  # noqa: E402
+from featurestore_operator.render import authz  # noqa: E402
 from featurestore_operator.render.names import Names  # noqa: E402
 
 from tests.support import feature_repo  # noqa: E402
@@ -99,11 +100,16 @@ class Cluster:
     def service_account(self, name: str) -> None:
         self.core.create_namespaced_service_account(self.ns, {"metadata": {"name": name}})
 
-    def token(self, sa: str) -> str:
+    def token(self, sa: str, audience: str | None = None, namespace: str | None = None, seconds: int = 3600) -> str:
+        """A real TokenRequest token of ``sa``: for ``audience``, or the API server's default audience."""
         req = self.client.AuthenticationV1TokenRequest(
-            spec=self.client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+            spec=self.client.V1TokenRequestSpec(audiences=[audience] if audience else [], expiration_seconds=seconds)
         )
-        return self.core.create_namespaced_service_account_token(sa, self.ns, req).status.token
+        return self.core.create_namespaced_service_account_token(sa, namespace or self.ns, req).status.token
+
+    def minted(self, namespace: str, sa: str, audience: str, seconds: int) -> str:
+        """PodRunner's projected serviceAccountToken source (what the kubelet asks the API for)."""
+        return self.token(sa, audience or None, namespace, seconds)
 
     def grant_token_review(self, sa: str) -> str:
         """The admin's grant (README): the store's ServiceAccount may create TokenReviews."""
@@ -165,7 +171,13 @@ class Stack:
             config_maps={"repo": self.repo},
             extra_env={"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(control_plane.port)},
             namespace=namespace,
+            service_account_token=self.cluster.minted,
         )
+        self.audience = authz.token_audience(self.fs)
+
+    def caller(self, sa: str) -> str:
+        """What a caller sends: its ServiceAccount's token for this store's audience."""
+        return self.cluster.token(sa, self.audience)
 
     def sa_mount(self, obj: dict[str, Any]) -> list[Mount]:
         """The kubelet's ServiceAccount volume, when (and only when) the pod asks for it."""
@@ -332,7 +344,7 @@ def test_no_token_is_refused(stack: Stack):
 
 
 def test_token_of_an_unauthorized_service_account_is_refused(stack: Stack):
-    status, body = _read(stack, stack.cluster.token(INTRUDER_SA))
+    status, body = _read(stack, stack.caller(INTRUDER_SA))
     assert status in (401, 403), body
 
 
@@ -345,7 +357,7 @@ def test_forged_unsigned_token_naming_the_store_account_is_refused(stack: Stack)
 
 
 def test_notebook_account_reads_features_but_cannot_write(stack: Stack):
-    token = stack.cluster.token(NOTEBOOK_SA)
+    token = stack.caller(NOTEBOOK_SA)
     status, body = _read(stack, token)
     assert status == 200, body
     got = dict(zip(body["metadata"]["feature_names"], body["results"], strict=True))
@@ -355,13 +367,74 @@ def test_notebook_account_reads_features_but_cannot_write(stack: Stack):
     assert status == 403, body
 
 
+def _legacy_token(st: Stack, sa: str) -> str:
+    """The ServiceAccount's token Secret (Kubernetes 1.20's token controller; no audience, no expiry)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for secret in st.cluster.core.list_namespaced_secret(st.cluster.ns).items:
+            ann = secret.metadata.annotations or {}
+            if secret.type == "kubernetes.io/service-account-token" and ann.get("kubernetes.io/service-account.name") == sa:
+                return base64.b64decode(secret.data["token"]).decode()
+        time.sleep(0.3)
+    raise AssertionError(f"no token Secret for {sa}")
+
+
+def test_api_server_tokens_are_refused(stack: Stack):
+    """The attack's premise: a caller sends a token the API server accepts (the pod's default
+    ServiceAccount token, a TokenRequest without audiences, a legacy token Secret). Whoever receives it
+    (a pod carrying the Service's labels) could replay it at the API server: the store refuses them all,
+    for reads and writes, on the feature server and the registry server."""
+    import grpc
+
+    tokens = {
+        "default-audience notebook": stack.cluster.token(NOTEBOOK_SA),
+        "default-audience store account": stack.cluster.token(stack.names.service_account),
+        "legacy Secret of default-editor": _legacy_token(stack, NOTEBOOK_SA),
+    }
+    for who, token in tokens.items():
+        for attempt in (_read, _write):
+            status, body = attempt(stack, token)
+            assert status in (401, 403), f"{who} {attempt.__name__}: {status} {body}"
+        with pytest.raises(grpc.RpcError) as err:
+            _list_views(stack, token)
+        assert _refused(err.value), (who, err.value)
+        assert _api_status(stack, token) != 401, f"{who}: the API server should accept it (the replay risk)"
+
+
+def test_tokens_for_another_store_are_refused(stack: Stack):
+    """Same ServiceAccount, audience of another store (same namespace, or same name elsewhere)."""
+    for audience in (f"featurestore.kubeflow.org/{stack.cluster.ns}/other",
+                     f"featurestore.kubeflow.org/elsewhere/{FS_NAME}", "featurestore.kubeflow.org"):
+        status, body = _read(stack, stack.cluster.token(NOTEBOOK_SA, audience))
+        assert status in (401, 403), f"{audience}: {status} {body}"
+
+
+def _api_status(st: Stack, token: str) -> int:
+    """HTTP status of a real API call made with ``token`` (401: the API server does not accept it)."""
+    import urllib.error
+
+    try:
+        st.cp.request("GET", f"/api/v1/namespaces/{st.cluster.ns}/configmaps", token=token)
+    except urllib.error.HTTPError as err:
+        return err.code
+    return 200
+
+
+def test_store_tokens_are_useless_at_the_api_server(stack: Stack):
+    """What a server receives (a store-audience token) is refused by the API server when replayed."""
+    for sa in (NOTEBOOK_SA, stack.names.service_account):
+        token = stack.caller(sa)
+        assert _read(stack, token)[0] == 200
+        assert _api_status(stack, token) == 401, sa
+
+
 def test_store_account_writes(stack: Stack):
-    status, body = _write(stack, stack.cluster.token(stack.names.service_account))
+    status, body = _write(stack, stack.caller(stack.names.service_account))
     assert status == 200, body
 
 
 def test_https_only_verifies_against_the_client_config_ca(stack: Stack):
-    token = stack.cluster.token(NOTEBOOK_SA)
+    token = stack.caller(NOTEBOOK_SA)
     with pytest.raises(ssl.SSLCertVerificationError):
         call(stack, "POST", "/get-online-features", {"features": [], "entities": {}}, token, ca=None)
     # plain HTTP on the same port gets no features
@@ -411,19 +484,19 @@ def test_registry_server_refuses_missing_unauthorized_and_forged_tokens(stack: S
     import grpc
 
     forged = _forged_token(stack.cluster.ns, stack.names.service_account)
-    for who, token in [("no token", None), ("intruder", stack.cluster.token(INTRUDER_SA)), ("forged", forged)]:
+    for who, token in [("no token", None), ("intruder", stack.caller(INTRUDER_SA)), ("forged", forged)]:
         for attempt in (_list_views, _delete_view):
             with pytest.raises(grpc.RpcError) as err:
                 attempt(stack, token)
             assert _refused(err.value), (who, attempt.__name__, err.value)
     # nothing was deleted
-    assert "driver_rating" in _list_views(stack, stack.cluster.token(stack.names.service_account))
+    assert "driver_rating" in _list_views(stack, stack.caller(stack.names.service_account))
 
 
 def test_registry_server_lets_notebooks_read_but_not_delete(stack: Stack):
     import grpc
 
-    token = stack.cluster.token(NOTEBOOK_SA)
+    token = stack.caller(NOTEBOOK_SA)
     assert {"driver_hourly_stats", "driver_rating"} <= set(_list_views(stack, token))
     with pytest.raises(grpc.RpcError) as err:
         _delete_view(stack, token)
@@ -452,7 +525,11 @@ def _same_group(pid: int, pgid: int) -> bool:
 NOTEBOOK_SCRIPT = r"""
 import json, sys
 from feast import FeatureStore
-store = FeatureStore()  # FEAST_FS_YAML_FILE_PATH from the PodDefault; auth: the pod's own token
+store = FeatureStore()  # FEAST_FS_YAML_FILE_PATH from the PodDefault
+if sys.argv[3] == "store-token":  # the snippet of docs/security/tokens-and-tls.md
+    import feast.permissions.client.kubernetes_auth_client_manager as k8s_auth
+    token_path = store.config.auth_config.token_path  # the store-audience token the PodDefault mounts
+    k8s_auth.KubernetesAuthClientManager._read_token_from_file = lambda self: open(token_path).read().strip()
 out = {"views": sorted(fv.name for fv in store.list_feature_views())}
 rows = [{"driver_id": d} for d in json.loads(sys.argv[1])]
 out["online"] = store.get_online_features(features=json.loads(sys.argv[2]), entity_rows=rows).to_dict()
@@ -460,7 +537,7 @@ print("RESULT " + json.dumps(out, default=str))
 """
 
 
-def _notebook(st: Stack, sa: str) -> Any:
+def _notebook(st: Stack, sa: str, token: str = "store-token") -> Any:
     """A notebook pod as the PodDefault webhook mutates it, running as ``sa`` with its token mounted
     (the kubelet's default) and the Service names resolving to 127.0.0.1 (hosts file)."""
     import sys
@@ -468,7 +545,7 @@ def _notebook(st: Stack, sa: str) -> Any:
     pd = st.runner.find("PodDefault")["spec"]
     container = {
         "name": "notebook", "command": [sys.executable, "-c", NOTEBOOK_SCRIPT],
-        "args": [json.dumps(feature_repo.DRIVERS[:2]), json.dumps(feature_repo.FEATURE_REFS)],
+        "args": [json.dumps(feature_repo.DRIVERS[:2]), json.dumps(feature_repo.FEATURE_REFS), token],
         "env": [{"name": "HOME", "value": "/tmp"}, *pd.get("env", [])], "volumeMounts": pd.get("volumeMounts", []),
     }
     pod_obj = {
@@ -493,6 +570,13 @@ def test_notebook_feature_store_just_works_with_its_own_token(stack: Stack):
     assert out["online"]["conv_rate"][1] == pytest.approx(stack.expected[second]["conv_rate"])
 
 
+def test_notebook_sending_its_api_server_token_gets_nothing(stack: Stack):
+    """Stock Feast 0.67 sends the pod's default ServiceAccount token (API server audience): this
+    store refuses it, so no caller is ever asked to hand a replayable token to the server."""
+    res = _notebook(stack, NOTEBOOK_SA, token="default")
+    assert res.returncode != 0 and "RESULT " not in res.stdout
+
+
 def test_notebook_of_an_unauthorized_account_gets_nothing(stack: Stack):
     res = _notebook(stack, INTRUDER_SA)
     assert res.returncode != 0 and "RESULT " not in res.stdout
@@ -502,7 +586,7 @@ def test_authorized_read_latency(stack: Stack):
     """Figures, not a benchmark: 50 sequential authorized reads over HTTPS on loopback (new TLS
     connection each). The shim caches a reviewed token briefly, so only the first read pays the
     TokenReview + RoleBinding lookup."""
-    token = stack.cluster.token(NOTEBOOK_SA)
+    token = stack.caller(NOTEBOOK_SA)
 
     def timed(request: Any) -> tuple[float, float]:
         times = []

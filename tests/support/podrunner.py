@@ -12,7 +12,10 @@ pod template and one of its containers and runs **its exact** ``command`` + ``ar
 * volumes: ``configMap`` / ``secret`` (all keys or ``items``, ``defaultMode``/``mode``,
   ``optional``) become files in a temp dir in the kubelet's AtomicWriter layout (``..data`` ->
   ``..<timestamp>/``, one symlink per key), ``emptyDir`` a fresh temp dir per pod,
-  ``persistentVolumeClaim`` a temp dir per claim shared by every pod of the runner.
+  ``persistentVolumeClaim`` a temp dir per claim shared by every pod of the runner, ``projected``
+  ``serviceAccountToken`` sources a token file minted by ``service_account_token(namespace, sa,
+  audience, expirationSeconds)`` (a real TokenRequest, supplied by the test) for the pod's
+  ``serviceAccountName`` (no refresh: the kubelet renews at 80% of the lifetime, tests are shorter).
 * the process runs in a private mount namespace (``unshare --mount --propagation private``, so
   root is required) where each volume dir is bind-mounted onto the container's ``mountPath``
   (parents first, mount points inside read-only API volumes pre-created like kubelet #60342),
@@ -53,7 +56,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -182,7 +185,8 @@ class PodRunner:
                  config_maps: Mapping[str, Mapping[str, str]] | None = None,
                  extra_env: Mapping[str, str] | None = None,
                  image_env: Mapping[str, str] | None = None,
-                 image_workdir: str = "/", namespace: str = "default") -> None:
+                 image_workdir: str = "/", namespace: str = "default",
+                 service_account_token: Callable[[str, str, str, int], str] | None = None) -> None:
         self.objects = [copy.deepcopy(dict(o)) for o in objects]
         self.config_maps: dict[str, dict[str, str]] = {
             o["metadata"]["name"]: dict(o.get("data") or {}) for o in self.objects if o.get("kind") == "ConfigMap"
@@ -194,6 +198,7 @@ class PodRunner:
             [str(Path(sys.executable).parent), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"])})
         self.image_workdir = image_workdir
         self.namespace = namespace
+        self.service_account_token = service_account_token
         self.base = Path(tempfile.mkdtemp(prefix="podrunner-"))
         self._claims: dict[str, Path] = {}
         self._created_file = MOUNTPOINTS_LOG
@@ -341,7 +346,24 @@ class Pod:
                 raise PodRunnerError(f"volume {vol['name']!r}: Secret {src['secretName']!r} not found")
             self._write_items(d, data, src, f"Secret {src['secretName']!r}")
             return d
+        if "projected" in vol:
+            d.mkdir(parents=True)
+            self._write_items(d, self._projected(vol), {"defaultMode": vol["projected"].get("defaultMode", 0o644)},
+                              f"projected volume {vol['name']!r}")
+            return d
         raise PodRunnerError(f"volume {vol['name']!r}: unsupported volume type {sorted(vol)}")
+
+    def _projected(self, vol: Mapping[str, Any]) -> dict[str, str]:
+        """The files of a projected volume (serviceAccountToken sources only)."""
+        files: dict[str, str] = {}
+        for source in vol["projected"]["sources"]:
+            token = source.get("serviceAccountToken")
+            if token is None or self.runner.service_account_token is None:
+                raise PodRunnerError(f"volume {vol['name']!r}: unsupported projected source {sorted(source)}")
+            sa = self.spec.get("serviceAccountName") or "default"
+            files[token["path"]] = self.runner.service_account_token(
+                self.runner.namespace, sa, token.get("audience", ""), token.get("expirationSeconds", 3600))
+        return files
 
     # ---- containers
     def _container(self, name: str | None, init: bool = False) -> dict[str, Any]:

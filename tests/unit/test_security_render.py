@@ -229,7 +229,17 @@ def test_kubernetes_authz_renders_roles_feast_reads_and_client_auth():
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["sec-feast-client"], "verbs": ["get"]}
         ]
     assert yaml.safe_load(out.server_yaml)["auth"] == {"type": "kubernetes"}
-    assert yaml.safe_load(out.client_yaml)["auth"] == {"type": "kubernetes"}
+    token = "/var/run/secrets/featurestore.kubeflow.org/sec/token"
+    assert yaml.safe_load(out.client_yaml)["auth"] == {"type": "kubernetes", "token_path": token}
+    # callers' tokens are bound to this store: servers review them for its audience, notebooks mount one
+    audience = "featurestore.kubeflow.org/team/sec"
+    for d in (o for o in out.objects if o["kind"] == "Deployment"):
+        env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["FSO_FEAST_AUDIENCE"] == audience, d["metadata"]["name"]
+    pd = next(o for o in out.objects if o["kind"] == "PodDefault")["spec"]
+    [projected] = [v["projected"] for v in pd["volumes"] if "projected" in v]
+    assert projected == {"sources": [{"serviceAccountToken": {"audience": audience, "expirationSeconds": 600, "path": "token"}}]}
+    assert {"name": "feast-sec-token", "mountPath": token.rsplit("/", 1)[0], "readOnly": True} in pd["volumeMounts"]
     cm = next(o for o in out.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "sec-feast-config")
     perms = cm["data"]["featurestore_operator_permissions.py"]
     assert '"sec-feast-reader", "sec-feast-writer"' in perms and "ALL_ACTIONS" in perms
@@ -244,6 +254,8 @@ def test_oidc_client_config_uses_the_namespace_secret_or_the_callers_token():
         "type": "oidc",
         "client_id": "feast",
         "auth_discovery_url": "https://idp.example.com/realms/kf/.well-known/openid-configuration",
+        "audience": "feast",
+        "issuer": "https://idp.example.com/realms/kf",
     }
     assert yaml.safe_load(own.client_yaml)["auth"] == {"type": "oidc", "token_env_var": "FEAST_OIDC_TOKEN"}
     shared = _render(_fs(authz={"type": "oidc", "oidc": {**issuer, "secretRef": {"name": "oidc"}}}))
@@ -297,10 +309,17 @@ def test_serving_ca_issues_a_verifiable_certificate_and_keeps_it():
         _handshake(server, client, "sec-feature-server.team.svc.cluster.local")
         with pytest.raises(ssl.SSLCertVerificationError):
             _handshake(server, client, "evil.team.svc.cluster.local")
-    # near expiry: a new server certificate from the SAME CA (clients keep trusting it)
+    # before expiry a next certificate is staged and its CA joins ca.crt, while the old one serves
+    staging = now + tls_backend.CERT_VALIDITY - tls_backend.STAGE_BEFORE + dt.timedelta(days=1)
+    staged = tls_backend.ensure(fs, first.data, staging)
+    assert staged.data["tls.crt"] == first.data["tls.crt"] and staged.data["ca.crt"].startswith(first.data["ca.crt"])
+    assert staged.data["ca.crt"].count("BEGIN CERTIFICATE") == 2 and "next.crt" in staged.data
+    assert tls_backend.ensure(fs, staged.data, staging).data == staged.data, "a resync must not re-stage"
+    # near expiry the staged certificate serves: clients have trusted its CA for a month already
     later = now + tls_backend.CERT_VALIDITY - dt.timedelta(days=1)
-    renewed = tls_backend.ensure(fs, first.data, later)
-    assert renewed.data["ca.crt"] == first.data["ca.crt"] and renewed.data["tls.crt"] != first.data["tls.crt"]
+    renewed = tls_backend.ensure(fs, staged.data, later)
+    assert renewed.data["tls.crt"] == staged.data["next.crt"] and "next.crt" not in renewed.data
+    assert renewed.data["ca.crt"] == staged.data["ca.crt"]
     # material for another store's names is replaced
     other = tls_backend.ensure(
         _fs(tls={"enabled": True}).model_copy(update={"metadata": fs.metadata.model_copy(update={"name": "other"})}),

@@ -129,3 +129,36 @@ def test_status_writes_neither_wake_the_sync_nor_parse_the_store_again(monkeypat
     reviewers.changed.clear()
     reviewers.observe("DELETED", opened)
     assert reviewers.changed.is_set(), "a deletion did not wake the sync"
+
+
+def test_the_binding_and_its_memory_stay_bounded_under_churn():
+    """A tenant creating and deleting stores (names reused, new uids, some switched to authz none,
+    some stuck deleting) for a long time: after every step the subjects are exactly one per live
+    store with authz kubernetes, and the handler remembers nothing about stores that are gone."""
+    import random
+
+    from featurestore_operator.handlers import token_reviewers as handler
+
+    reviewers = handler.TokenReviewers(scopes=1)
+    rng = random.Random(25)
+    live: dict[tuple[str, str], dict[str, Any]] = {}
+    for step in range(600):
+        key = (f"team-{rng.randrange(3)}", f"s{rng.randrange(15)}")
+        roll = rng.random()
+        if roll < 0.4:
+            live.pop(key, None)
+        elif roll < 0.5 and key in live:
+            live[key] = copy.deepcopy(live[key])
+            live[key]["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+        else:
+            authz = "kubernetes" if roll < 0.85 else "none"
+            live[key] = body(key[1], key[0], authz=authz, generation=1)
+            live[key]["metadata"]["uid"] = f"uid-{step}"
+        want = sorted(
+            (ns, f"{name}-feast")
+            for (ns, name), b in live.items()
+            if b["spec"]["authz"]["type"] == "kubernetes" and not b["metadata"].get("deletionTimestamp")
+        )
+        got = reviewers.subjects(live, CONFIG)
+        assert [(s["namespace"], s["name"]) for s in got] == want, step
+        assert set(reviewers.accounts) == set(live), "the handler keeps state of stores that are gone"

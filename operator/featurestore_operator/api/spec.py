@@ -593,9 +593,18 @@ class OidcSpec(ApiModel):
     """Issuer URL (https); Feast reads ISSUER/.well-known/openid-configuration."""
     client_id: str = Field(pattern=r"^[A-Za-z0-9._:@/-]{1,255}$")
     """OIDC client id whose roles (claim resource_access.CLIENT_ID.roles) Feast checks."""
+    audience: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:@/-]{1,255}$")
+    """The ``aud`` every accepted token must carry (default: clientId). Set it to what your provider
+    puts in access tokens (Keycloak: an audience mapper). The servers also require ``iss`` to equal
+    ``issuer`` exactly, so a token another provider or realm signed is refused."""
     secret_ref: LocalObjectRef | None = None
     """Optional Secret with key client_secret: clients of this namespace then fetch tokens with the
     client-credentials flow. Without it clients present their own token in FEAST_OIDC_TOKEN."""
+
+    @property
+    def required_audience(self) -> str:
+        """The ``aud`` the servers verify: ``audience``, else the client id."""
+        return self.audience or self.client_id
 
 
 class AuthzSpec(ApiModel):

@@ -56,6 +56,11 @@ def _ca_usage() -> x509.KeyUsage:
     )
 
 
+def _constraints(permitted: list[str]) -> x509.NameConstraints:
+    nowhere = [x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")), x509.IPAddress(ipaddress.ip_network("::/0"))]
+    return x509.NameConstraints(permitted_subtrees=[x509.DNSName(n) for n in permitted], excluded_subtrees=nowhere)
+
+
 def issue(
     key: Key,
     common_name: str,
@@ -65,10 +70,12 @@ def issue(
     names: list[str] | None = None,
     issuer: Issuer | None = None,
     ca: bool = False,
+    permitted: list[str] | None = None,
 ) -> x509.Certificate:
     """A certificate for ``key``: a CA (``ca``), a server certificate for ``names`` (DNS names or IP
     addresses), or both (a self-signed server certificate that is its own CA). Without ``issuer`` it
-    is self-signed."""
+    is self-signed. ``permitted`` (a CA): the DNS subtrees it may sign for (a critical X.509 name
+    constraint; every IP address excluded), so a leaf for any other name fails verification."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:CN_MAX])])
     signer = issuer or Issuer(key, subject)
     builder = (
@@ -83,6 +90,12 @@ def issue(
     )
     if ca:
         builder = builder.add_extension(_ca_usage(), critical=True)
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    if ca and permitted is not None:
+        builder = builder.add_extension(_constraints(permitted), critical=True)
+    if issuer is not None:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
+        builder = builder.add_extension(aki, critical=False)
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -28,9 +28,18 @@ OIDC_TOKEN_ENV = "FEAST_OIDC_TOKEN"
 OIDC_CLIENT_SECRET_ENV = "FEAST_OIDC_CLIENT_SECRET"
 OIDC_SECRET_KEY = "client_secret"
 ROLES_ENV = "FSO_FEAST_ROLES"
+AUDIENCE_ENV = "FSO_FEAST_AUDIENCE"
+#: where callers mount their store-audience token (PodDefault; the model-server snippet of the docs)
+TOKEN_MOUNT_ROOT = "/var/run/secrets/featurestore.kubeflow.org"
+#: lifetime of a notebook's projected token; the kubelet renews it at 80% (the API minimum is 600)
+TOKEN_EXPIRATION_SECONDS = 600
 PERMISSIONS_FILE = "featurestore_operator_permissions.py"
 
 #: `python -c SERVE_SHIM feast-args...`: Feast's CLI with a verified Kubernetes token parser.
+#: The TokenReview names this store's audience (FSO_FEAST_AUDIENCE) and the answer must confirm it,
+#: so only tokens minted for this store pass: a token the API server would accept (the default
+#: audience: a pod's own ServiceAccount token) is refused, and what a caller sends is useless at
+#: the API server or at any other store.
 #: Blocking API calls inside an async method mirror Feast's own parser (it does the same). Accepted
 #: tokens are remembered (by digest) for FSO_FEAST_AUTH_CACHE_SECONDS (30): a TokenReview and a
 #: RoleBinding list per request cost ~280 ms here; a revoked token or removed binding is honoured
@@ -45,11 +54,17 @@ ALLOWED = set(filter(None, os.environ.get("FSO_FEAST_ROLES", "").split(",")))
 TTL = float(os.environ.get("FSO_FEAST_AUTH_CACHE_SECONDS", "30"))
 CACHE = {}
 
+AUDIENCE = os.environ.get("FSO_FEAST_AUDIENCE", "")
+
 def review(self, access_token):
-    status = self.auth_v1.create_token_review(
-        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=access_token))).status
+    if not AUDIENCE:
+        raise AuthenticationError("server has no token audience configured")
+    status = self.auth_v1.create_token_review(client.V1TokenReview(
+        spec=client.V1TokenReviewSpec(token=access_token, audiences=[AUDIENCE]))).status
     if not status or not status.authenticated or not status.user:
-        raise AuthenticationError("token not accepted by the Kubernetes API")
+        raise AuthenticationError("token not accepted by the Kubernetes API for this store's audience")
+    if AUDIENCE not in (status.audiences or []):
+        raise AuthenticationError("token is not bound to this store's audience")
     parts = (status.user.username or "").split(":")
     if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:
         raise AuthenticationError("only ServiceAccount tokens are accepted")
@@ -96,10 +111,13 @@ def server_auth(fs: FeatureStore) -> dict[str, Any] | None:
     if authz.type is AuthzType.OIDC:
         assert authz.oidc is not None
         issuer = authz.oidc.issuer.rstrip("/")
+        # audience and issuer: Feast verifies a claim only when it is set (0.67 defaults: neither)
         return {
             "type": "oidc",
             "client_id": authz.oidc.client_id,
             "auth_discovery_url": f"{issuer}/.well-known/openid-configuration",
+            "audience": authz.oidc.required_audience,
+            "issuer": authz.oidc.issuer,
         }
     return None
 
@@ -109,7 +127,9 @@ def client_auth(fs: FeatureStore) -> dict[str, Any] | None:
     ServiceAccount token, or an OIDC token from the env / the namespace's client secret)."""
     authz = fs.spec.authz
     if authz.type is AuthzType.KUBERNETES:
-        return {"type": "kubernetes"}
+        # token_path: not read by Feast 0.67 (it sends the pod's default token, which this store
+        # refuses); callers read it to send the store-audience token (docs/security/tokens-and-tls.md)
+        return {"type": "kubernetes", "token_path": token_path(fs)}
     if authz.type is AuthzType.OIDC:
         assert authz.oidc is not None
         if authz.oidc.secret_ref is None:
@@ -127,11 +147,43 @@ def client_env(fs: FeatureStore) -> list[dict[str, Any]]:
     return [{"name": OIDC_CLIENT_SECRET_ENV, "valueFrom": {"secretKeyRef": ref}}]
 
 
+def token_audience(fs: FeatureStore) -> str:
+    """The audience of the ServiceAccount tokens this store's servers accept (authz kubernetes):
+    ``featurestore.kubeflow.org/<namespace>/<name>``. Not an API-server audience, so such a token
+    is refused by the API server and by every other store."""
+    return f"featurestore.kubeflow.org/{fs.metadata.namespace}/{fs.metadata.name}"
+
+
+def token_path(fs: FeatureStore) -> str:
+    """Where a caller's pod mounts its token for this store (PodDefault, and the documented volume
+    of model servers in other namespaces)."""
+    return f"{TOKEN_MOUNT_ROOT}/{fs.metadata.name}/token"
+
+
+def token_volume(fs: FeatureStore) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volumeMounts) of a projected ServiceAccount token bound to :func:`token_audience`
+    (authz kubernetes only): the kubelet mints it for the pod's own ServiceAccount and renews it."""
+    if fs.spec.authz.type is not AuthzType.KUBERNETES:
+        return [], []
+    name = f"feast-{fs.metadata.name}-token"
+    projection = {
+        "audience": token_audience(fs),
+        "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+        "path": "token",
+    }
+    volume = {"name": name, "projected": {"sources": [{"serviceAccountToken": projection}]}}
+    mount = {"name": name, "mountPath": token_path(fs).rsplit("/", 1)[0], "readOnly": True}
+    return [volume], [mount]
+
+
 def server_env(fs: FeatureStore) -> list[dict[str, Any]]:
-    """Env of the Feast servers: the role names the shim accepts."""
+    """Env of the Feast servers: the role names and the token audience the shim accepts."""
     if fs.spec.authz.type is not AuthzType.KUBERNETES:
         return []
-    return [{"name": ROLES_ENV, "value": f"{reader_role(fs)},{writer_role(fs)}"}]
+    return [
+        {"name": ROLES_ENV, "value": f"{reader_role(fs)},{writer_role(fs)}"},
+        {"name": AUDIENCE_ENV, "value": token_audience(fs)},
+    ]
 
 
 def server_command(fs: FeatureStore) -> list[str]:

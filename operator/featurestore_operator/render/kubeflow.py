@@ -24,6 +24,7 @@ def pod_default(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
         return []
     names = Names(fs)
     volume = f"feast-{fs.metadata.name}"
+    token_volumes, token_mounts = authz.token_volume(fs)
     return [
         {
             "apiVersion": "kubeflow.org/v1alpha1",
@@ -33,9 +34,10 @@ def pod_default(fs: FeatureStore, versions: ApiVersions) -> list[dict[str, Any]]
                 "selector": {"matchLabels": {names.access_label: "true"}},
                 "desc": f"Allow access to Feast ({fs.metadata.name})",
                 "env": [{"name": "FEAST_FS_YAML_FILE_PATH", "value": client_config_path(fs)}, *authz.client_env(fs)],
-                "volumes": [{"name": volume, "configMap": {"name": names.client_config}}],
+                "volumes": [{"name": volume, "configMap": {"name": names.client_config}}, *token_volumes],
                 "volumeMounts": [
-                    {"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True}
+                    {"name": volume, "mountPath": f"{CLIENT_MOUNT_ROOT}/{fs.metadata.name}", "readOnly": True},
+                    *token_mounts,
                 ],
             },
         }

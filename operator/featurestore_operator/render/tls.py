@@ -1,7 +1,8 @@
 """TLS on the Feast servers (``spec.tls``): the server key pair mounted from a Secret, Feast's
 ``--key/--cert`` flags, HTTPS probes, and the client config's https URLs + CA path.
 
-The key pair comes from the operator's per-store CA (Secret ``<fs>-feast-tls``, backends/tls.py) or,
+The key pair comes from the operator's per-store CA (Secret ``<fs>-feast-tls``, backends/tls.py: the
+CA's key is used once and never stored, and the CA is name-constrained to the store's names) or,
 when the admin configured a cert-manager issuer (``FSO_TLS_ISSUER``), from a cert-manager
 ``Certificate`` rendered here whose Secret ``<fs>-feast-cert`` cert-manager writes (tls.crt,
 tls.key, ca.crt). Issuance cannot happen without cert-manager's CRDs: :func:`problem` says so.
@@ -32,14 +33,30 @@ def enabled(fs: FeatureStore) -> bool:
     return fs.spec.tls.enabled
 
 
+def _services(fs: FeatureStore) -> tuple[str, ...]:
+    names = Names(fs)
+    return (names.feature_server, names.registry_server, names.offline_server, names.ui)
+
+
 def dns_names(fs: FeatureStore) -> list[str]:
-    """Every name a client may use for any of the store's servers."""
+    """Every name a client may use for any of the store's servers: ``<svc>.<ns>``, ``<svc>.<ns>.svc``
+    and the FQDN. Not the bare ``<svc>``: no name constraint can permit it without permitting
+    ``<anything>.<svc>``, which is how other namespaces' Services resolve when one is named ``<svc>``."""
     names = Names(fs)
     ns = fs.metadata.namespace
     out: list[str] = []
-    for svc in (names.feature_server, names.registry_server, names.offline_server, names.ui):
-        out += [svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", names.svc_host(svc)]
+    for svc in _services(fs):
+        out += [f"{svc}.{ns}", f"{svc}.{ns}.svc", names.svc_host(svc)]
     return out
+
+
+def permitted_subtrees(fs: FeatureStore) -> list[str]:
+    """The DNS subtrees the per-store CA may sign for (its X.509 name constraints): the store's
+    namespace under ``svc`` and the cluster domain, and ``<svc>.<ns>`` of each of its Services.
+    A certificate this CA signed for a name of another namespace fails verification."""
+    ns = fs.metadata.namespace
+    fqdn_suffix = Names(fs).svc_host("x").split(".", 1)[1]  # <ns>.svc.<cluster domain>
+    return [f"{ns}.svc", fqdn_suffix, *(f"{svc}.{ns}" for svc in _services(fs))]
 
 
 def ca_secret_name(fs: FeatureStore) -> str:
