@@ -17,13 +17,12 @@ from typing import Any
 
 import httpx2
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-from lightkube import AsyncClient, KubeConfig
-
 from featurestore_operator.api import names
 from featurestore_operator.reconcile.kinds import KINDS
 from featurestore_operator.reconcile.kube import ApiError, Kube, UnsafeRequest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from lightkube import AsyncClient, KubeConfig
 
 HOSTILE = [
     "", ".", "..", "../x", "x/..", "a/b", "/", "%2F", "x%2F..%2F..%2Fkube-system", "%2e%2e", "x?y=1", "x#f", "x;y",

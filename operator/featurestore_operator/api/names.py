@@ -29,7 +29,9 @@ def object_name(value: object, what: str = "name") -> str:
     """A Kubernetes object name (DNS-1123 subdomain, <= 253 characters): no ``/``, ``%``, ``..``,
     ``.`` alone, upper case, blank or control characters."""
     if not isinstance(value, str) or len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
-        raise UnsafeName(f"{what} {value!r} is not a Kubernetes object name (DNS-1123 subdomain, at most 253 characters)")
+        raise UnsafeName(
+            f"{what} {value!r} is not a Kubernetes object name (DNS-1123 subdomain, at most 253 characters)"
+        )
     return value
 
 
