@@ -19,6 +19,7 @@ import json
 import uuid
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
@@ -66,21 +67,32 @@ def plant_victims(kube_api, ns: str) -> None:
 
 def victims_intact(kube_api, ns: str) -> None:
     core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
-    assert core.read_namespaced_secret("victim-secret", ns).metadata.deletion_timestamp is None
-    assert core.read_namespaced_config_map("victim-config", ns).data == {"k": "v"}
-    assert apps.read_namespaced_deployment("victim-app", ns).metadata.deletion_timestamp is None
+    reads = {"Secret victim-secret": lambda: core.read_namespaced_secret("victim-secret", ns),
+             "ConfigMap victim-config": lambda: core.read_namespaced_config_map("victim-config", ns),
+             "Deployment victim-app": lambda: apps.read_namespaced_deployment("victim-app", ns)}
+    gone = []
+    for what, read in reads.items():
+        try:
+            if read().metadata.deletion_timestamp is not None:
+                gone.append(f"{what} (deleting)")
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            gone.append(what)
+    assert not gone, f"forged clean-up records made the operator delete in namespace {ns}: {gone}"
 
 
 def forgeries(tenant: str, victim: str, victim_uid: str, instance: str, bucket: str) -> list[client.V1ConfigMap]:
     up = "/.." * 3
     return [
-        # ../ segments: .../namespaces/<tenant>/configmaps/featurestore-cleanup-x-/../../../<victim>/secrets/...
-        forged("forged-secret", {"name": "x", "uid": f"{up}/{victim}/secrets/victim-secret"}),
+        # ../ segments: .../namespaces/<tenant>/configmaps/featurestore-cleanup-s-/../../../<victim>/secrets/...
+        # (one store name per record: the operator cleans up one store per namespace/name at a time)
+        forged("forged-secret", {"name": "s", "uid": f"{up}/{victim}/secrets/victim-secret"}),
         # out of the core group: six segments up, then apps/v1
         forged("forged-deployment",
-               {"name": "x", "uid": "/.." * 6 + f"/apis/apps/v1/namespaces/{victim}/deployments/victim-app"}),
+               {"name": "d", "uid": "/.." * 6 + f"/apis/apps/v1/namespaces/{victim}/deployments/victim-app"}),
         # percent-encoded slashes and dots
-        forged("forged-encoded", {"name": "x", "uid": f"%2F..%2F..%2F..%2F{victim}%2Fconfigmaps%2Fvictim-config"}),
+        forged("forged-encoded", {"name": "c", "uid": f"%2F..%2F..%2F..%2F{victim}%2Fconfigmaps%2Fvictim-config"}),
         forged("forged-dots", {"name": "..", "uid": f"%2e%2e/{victim}/secrets/victim-secret"}),
         # valid-looking: the victim's live store by namespace, name and uid, with its spec
         forged("forged-live", {"name": "victim-store", "namespace": victim, "uid": victim_uid}, victim_store()["spec"]),
