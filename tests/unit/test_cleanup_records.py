@@ -16,6 +16,7 @@ from typing import Any
 from featurestore_operator.api import OperatorConfig
 from featurestore_operator.handlers.featurestore import _clean_up_recorded
 from featurestore_operator.reconcile import records
+
 from tests.support.fake_kube import FakeKube
 
 HOME = "fso-system"
