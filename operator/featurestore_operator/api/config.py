@@ -96,7 +96,7 @@ class OperatorConfig(BaseSettings):
     """Port of the liveness endpoint."""
     metrics_port: int = Field(default=9090, ge=1, le=65535)
     """Port of the Prometheus metrics endpoint."""
-    leader_election: str | None = None
+    leader_election: str | None = Field(default=None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     """Name of the coordination.k8s.io Lease that elects the acting replica (HA: several replicas,
     one acts, the others stand by); None: a single replica acts without election."""
     operator_namespace: str | None = Field(default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -104,7 +104,9 @@ class OperatorConfig(BaseSettings):
     and tenants cannot write: the clean-up records of stores with cloud resources. Default: filled at
     start-up from POD_NAMESPACE, else the in-cluster service account's namespace, else the kubeconfig
     context's namespace ("default" when it names none)."""
-    leader_election_namespace: str | None = None
+    leader_election_namespace: str | None = Field(
+        default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
     """Namespace of that Lease; default: the operator's own (POD_NAMESPACE or its service account's)."""
     leader_election_seconds: int = Field(default=15, ge=5, le=300)
     """Seconds a Lease stays valid without renewal: how long a stand-by waits before it takes over
