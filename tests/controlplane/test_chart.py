@@ -220,6 +220,11 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     # single replica: standalone + Recreate; HA: leader election on a Lease + RollingUpdate
     election_roles = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
     webhook_roles = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-webhook-certificate")]
+    # clean-up records (reconcile/records.py): in the release namespace, which tenants cannot write;
+    # ConfigMaps list/create/delete there and nothing else
+    [records_role] = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-cleanup-records")]
+    assert records_role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "create", "delete"]}]
+    assert env["FSO_OPERATOR_NAMESPACE"] == records_role["metadata"]["namespace"] == svc["metadata"]["namespace"]
     if ha:
         assert container["args"] == ["--leader-election", dep["metadata"]["name"]]
         assert spec["strategy"]["type"] == "RollingUpdate"
@@ -262,7 +267,7 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     assert verbs(rules, "", "events") == {"create"}
     assert verbs(rules, G, "featurestores/status") == {"patch"}
     if "watchNamespaces={team-a,team-b}" in VALUE_SETS[value_set]:
-        roles = [r for r in find(docs, "Role") if r not in election_roles + webhook_roles]
+        roles = [r for r in find(docs, "Role") if r not in [*election_roles, *webhook_roles, records_role]]
         assert {r["metadata"]["namespace"] for r in roles} == {"team-a", "team-b"}
         [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == dep["metadata"]["name"]]
         granted = {res for r in cluster_role["rules"] for res in r["resources"]}
@@ -751,7 +756,11 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
         explain(proc, quiet, timeout=60, interval=0.5, what="FeatureStore reconciled in the watched namespace")
         # rights inside the watched namespace only (the operator's own namespace is not watched)
         assert sar(kube_api, user, "patch", "deployments", "apps", store_namespace)
+        # clean-up records: ConfigMaps list/create/delete in its own (release) namespace, nothing more there
+        assert all(sar(kube_api, user, verb, "configmaps", "", namespace) for verb in ("list", "create", "delete"))
         for verb, resource, group, ns in [("patch", "deployments", "apps", namespace), ("get", "secrets", "", namespace),
+                                          ("get", "configmaps", "", namespace), ("patch", "configmaps", "", namespace),
+                                          ("watch", "configmaps", "", namespace),
                                           ("list", "featurestores", G, None), ("list", "secrets", "", None)]:
             assert not sar(kube_api, user, verb, resource, group, ns), (verb, resource, ns or "all namespaces")
     finally:

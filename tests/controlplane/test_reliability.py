@@ -521,7 +521,7 @@ def test_observability_metrics_events_and_json_logs(control_plane, featurestore_
 
 @pytest.mark.parametrize("killed", [False, True], ids=["operator-running", "operator-killed-meanwhile"])
 def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(control_plane, featurestore_crd, kube_api,
-                                                                            namespace, killed):
+                                                                            namespace, make_namespace, killed):
     """The interleaving behind the crash test's orphan (store c00, created while the operator was
     down and deleted right after it started): kube-apiserver's DELETE decides "no finalizers, delete
     at once" on the object it read, and its storage delete does not look at finalizers again
@@ -532,11 +532,13 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
     else and the store deleted; ``killed``: with the operator SIGKILLed first and started again
     after (nothing in memory: the clean-up record written before the finalizer names the store).
     The cloud resources must still go (by their deterministic names, checked against the owner
-    labels), a kept (Retain) bucket must stay, and the records go once done."""
+    labels), a kept (Retain) bucket must stay, and the records (in the operator's namespace) go once done."""
     api = crd(kube_api)
+    home = make_namespace("fso-home")
     with MemorystoreFake(op_delay=1.0, real_redis=False, seed=1) as ms, GcsEmulator() as gcs, \
             GcsBucketOverlay(gcs) as overlay:
-        op = OperatorProcess(control_plane.kubeconfig, env=gcp_env(ms, overlay), args=["--namespace", namespace]).start()
+        op = OperatorProcess(control_plane.kubeconfig, env=gcp_env(ms, overlay, FSO_OPERATOR_NAMESPACE=home),
+                             args=["--namespace", namespace]).start()
         try:
             api.create_namespaced_custom_object(G, V, namespace, P, gcp_manifest("gone"))
             kept = manifest("kept", onlineStore={"memorystore": {"memorySizeGb": 1}},
@@ -546,6 +548,12 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
                      what="both instances being created")
             wait_for(lambda: {"gone", "kept"} <= set(buckets_by_owner(overlay)), timeout=60, interval=0.2,
                      what="both buckets created")
+            # the records were written before the finalizers, in the operator's namespace (not the tenant's)
+            selector = f"featurestore.kubeflow.org/cleanup-record=true,featurestore.kubeflow.org/store-namespace={namespace}"
+            core = client.CoreV1Api(kube_api)
+            assert len(core.list_namespaced_config_map(home, label_selector=selector).items) == 2
+            assert not core.list_namespaced_config_map(
+                namespace, label_selector="featurestore.kubeflow.org/cleanup-record").items
             if killed:
                 op.kill()
             for name in ("gone", "kept"):
@@ -561,10 +569,9 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
                 raise AssertionError(f"{err}: instances={dict(instances_by_owner(ms))} "
                                      f"buckets={dict(buckets_by_owner(overlay))}\n{op.log_text()[-4000:]}") from None
             assert "cleaning up from its last known spec" in op.log_text()
-            records = client.CoreV1Api(kube_api).list_namespaced_config_map(
-                namespace, label_selector="featurestore.kubeflow.org/cleanup-record=true").items
+            records = client.CoreV1Api(kube_api).list_namespaced_config_map(home, label_selector=selector).items
             wait_for(lambda: not client.CoreV1Api(kube_api).list_namespaced_config_map(
-                namespace, label_selector="featurestore.kubeflow.org/cleanup-record=true").items,
+                home, label_selector=selector).items,
                 timeout=30, interval=0.5, what=f"the clean-up records deleted (were {[r.metadata.name for r in records]})")
             assert op.alive()
         finally:

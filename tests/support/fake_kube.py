@@ -4,7 +4,9 @@ It keeps what the API server would: objects by (kind, namespace, name), resource
 generation (bumped only when the object changes), our field manager's managedFields entry, and it
 refuses what the real API server refuses in the cases the tests need: changes of immutable fields
 (Job templates, PVC storage class, StatefulSet claim templates: 422 like the API server) and objects
-a test marks as denied (an admission webhook). The control-plane tier proves the same against the
+a test marks as denied (an admission webhook). Like the real facade, it refuses (``UnsafeRequest``,
+unsent) a kind, version, namespace, name or label selector no Kubernetes object can have
+(``reconcile.kube.check_*``; tests/unit/test_kube_names.py). The control-plane tier proves the same against the
 real API server; this fake only makes the pipeline's steps unit-testable.
 """
 
@@ -15,7 +17,7 @@ import itertools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from featurestore_operator.reconcile.kube import FIELD_MANAGER, ApiError
+from featurestore_operator.reconcile.kube import FIELD_MANAGER, ApiError, check_listing, check_object, check_target
 
 Key = tuple[str, str, str]
 
@@ -80,6 +82,7 @@ class FakeKube:
 
     # -- the Kube interface ---------------------------------------------------------------------
     async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
+        check_object(obj)
         self.calls.append(("PATCH", obj["kind"]))
         meta = obj["metadata"]
         if (obj["kind"], meta["name"]) in self.denied:
@@ -116,6 +119,7 @@ class FakeKube:
                 "fieldsV1": {f"f:{f}": {} for f in fields}}
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        check_object(obj, generated=True)
         self.calls.append(("POST", obj["kind"]))
         meta = obj["metadata"]
         name = meta.get("name") or f"{meta.get('generateName', 'x')}{next(self.versions)}"
@@ -125,6 +129,7 @@ class FakeKube:
         return self.put({**obj, "metadata": {**meta, "name": name}})
 
     async def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        check_object(obj)
         self.calls.append(("PUT", obj["kind"]))
         meta = obj["metadata"]
         k = (obj["kind"], meta.get("namespace", ""), meta["name"])
@@ -134,12 +139,14 @@ class FakeKube:
         return self.put(dict(obj))
 
     async def get(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        check_target(kind, api_version, namespace, name)
         self.calls.append(("GET", kind))
         obj = self.objects.get((kind, namespace or "", name))
         return copy.deepcopy(obj) if obj else None
 
     async def list(self, kind: str, api_version: str, namespace: str | None,
                    labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        check_listing(kind, api_version, namespace, labels)
         self.calls.append(("GET", kind))
         return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
                 if k == kind and (namespace is None or ns == namespace)
@@ -154,11 +161,13 @@ class FakeKube:
             yield "", {}
 
     async def delete(self, kind: str, api_version: str, namespace: str | None, name: str) -> bool:
+        check_target(kind, api_version, namespace, name)
         self.calls.append(("DELETE", kind))
         return self.objects.pop((kind, namespace or "", name), None) is not None
 
     async def patch_status(self, kind: str, api_version: str, namespace: str, name: str,
                            patch: dict[str, Any]) -> dict[str, Any]:
+        check_target(kind, api_version, namespace, name)
         self.calls.append(("PATCH", f"{kind}/status"))
         obj = self.objects.get((kind, namespace, name))
         if obj is None:
@@ -166,6 +175,7 @@ class FakeKube:
         return self.set_status(kind, namespace, name, patch["status"])
 
     async def patch_guarded(self, obj: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
+        check_object(obj)
         self.calls.append(("PATCH", obj["kind"]))
         meta = obj["metadata"]
         live = self.objects.get((obj["kind"], meta.get("namespace", ""), meta["name"]))

@@ -9,8 +9,10 @@ The same outcome on the real API server: tests/controlplane/test_reliability.py
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import pytest
 from featurestore_operator.api import FINALIZER, ConditionType, FeatureStore, OperatorConfig
 from featurestore_operator.backends.base import BackendContext, Deleted, Pending
 from featurestore_operator.backends.registry import DefaultBackends
@@ -18,9 +20,11 @@ from featurestore_operator.handlers.workers import Workers
 from featurestore_operator.reconcile import core
 from featurestore_operator.reconcile.applier import ObservedCache
 from featurestore_operator.reconcile.discovery import Discovery
+
 from tests.support.fake_kube import FakeKube
 
 NS = "team-a"
+UID = "6f1c2a8e-0b7d-4c39-9a52-3e4f5a6b7c8d"  # the API server assigns UUIDs; records accept nothing else
 
 
 class Cloud:
@@ -59,7 +63,7 @@ class Backends(DefaultBackends):
         return []
 
 
-def body(uid: str = "uid-1") -> dict[str, Any]:
+def body(uid: str = UID) -> dict[str, Any]:
     return {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
             "metadata": {"name": "demo", "namespace": NS, "uid": uid, "generation": 1},
             "spec": {"project": "demo", "provider": "local"}}
@@ -92,8 +96,8 @@ def run(remove_during_create: bool) -> Cloud:
 
 def test_a_store_gone_right_after_its_cloud_create_has_the_resource_deleted():
     cloud = run(remove_during_create=True)
-    assert cloud.created == ["uid-1"]
-    assert cloud.deleted == ["uid-1"], "the resource created for the vanished store was never deleted"
+    assert cloud.created == [UID]
+    assert cloud.deleted == [UID], "the resource created for the vanished store was never deleted"
 
 
 def test_a_live_store_is_not_cleaned_up():
@@ -101,15 +105,28 @@ def test_a_live_store_is_not_cleaned_up():
     assert cloud.created and not cloud.deleted
 
 
-def test_a_clean_up_record_names_a_store_of_its_own_namespace_only():
-    from featurestore_operator.reconcile.core import cleanup_record
-    from featurestore_operator.reconcile.finalize import record_body
+def test_a_clean_up_record_is_the_operators_own_and_names_one_store():
+    """Records live in the operator's namespace, named from the store's namespace/name/uid; one
+    anywhere else, altered, or naming anything but a valid namespace, name and UUID is refused."""
+    from featurestore_operator.reconcile import records
 
-    record = cleanup_record(body())
-    assert record["metadata"]["name"] == "featurestore-cleanup-demo-uid-1"
-    assert record_body(record)["metadata"] == {"name": "demo", "namespace": NS, "uid": "uid-1"}
-    forged = {**record, "metadata": {**record["metadata"], "namespace": "attacker"}}
-    assert record_body(forged)["metadata"]["namespace"] == "attacker", "the record's namespace, not its content's"
-    for data in ({}, {"featurestore.json": "not json"}, {"featurestore.json": "[]"},
-                 {"featurestore.json": '{"metadata": {"name": "demo"}}'}):
-        assert record_body({**record, "data": data}) is None, data
+    record = records.record_for(body(), "fso-system")
+    assert record["metadata"]["namespace"] == "fso-system"
+    assert record["metadata"]["name"] == records.record_name(NS, "demo", UID)
+    assert records.read(record, "fso-system")["metadata"] == {"name": "demo", "namespace": NS, "uid": UID}
+    moved = {**record, "metadata": {**record["metadata"], "namespace": NS}}
+    with pytest.raises(records.Refused, match="outside the operator's namespace"):
+        records.read(moved, "fso-system")
+    other = json.loads(record["data"]["featurestore.json"])
+    other["metadata"]["namespace"] = "victim"
+    altered = {**record, "data": {"featurestore.json": json.dumps(other)}}
+    with pytest.raises(records.Refused, match="does not match"):
+        records.read(altered, "fso-system")
+    for meta in ({"name": "demo"}, {"name": "../x", "namespace": NS, "uid": UID},
+                 {"name": "demo", "namespace": NS, "uid": "/../../../victim/secrets/s"},
+                 {"name": "demo", "namespace": "../kube-system", "uid": UID},
+                 {"name": "demo", "namespace": NS, "uid": 7}):
+        for data in ({}, {"featurestore.json": "not json"}, {"featurestore.json": "[]"},
+                     {"featurestore.json": json.dumps({"metadata": meta})}):
+            with pytest.raises(records.Refused):
+                records.read({**record, "data": data}, "fso-system")

@@ -105,10 +105,17 @@ class OperatorConfig(BaseSettings):
     """Port of the liveness endpoint."""
     metrics_port: int = Field(default=9090, ge=1, le=65535)
     """Port of the Prometheus metrics endpoint."""
-    leader_election: str | None = None
+    leader_election: str | None = Field(default=None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     """Name of the coordination.k8s.io Lease that elects the acting replica (HA: several replicas,
     one acts, the others stand by); None: a single replica acts without election."""
-    leader_election_namespace: str | None = None
+    operator_namespace: str | None = Field(default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """The operator's own namespace (the chart's release namespace), where it keeps what it relies on
+    and tenants cannot write: the clean-up records of stores with cloud resources. Default: filled at
+    start-up from POD_NAMESPACE, else the in-cluster service account's namespace, else the kubeconfig
+    context's namespace ("default" when it names none)."""
+    leader_election_namespace: str | None = Field(
+        default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
     """Namespace of that Lease; default: the operator's own (POD_NAMESPACE or its service account's)."""
     leader_election_seconds: int = Field(default=15, ge=5, le=300)
     """Seconds a Lease stays valid without renewal: how long a stand-by waits before it takes over
@@ -179,6 +186,11 @@ class OperatorConfig(BaseSettings):
             operator_service_account=self.gcp_service_account,
             images=[self.feast_image, self.redis_image, self.git_image],
         )
+
+    @property
+    def records_namespace(self) -> str:
+        """Where the clean-up records live (:attr:`operator_namespace`, filled at start-up)."""
+        return self.operator_namespace or "default"
 
     @property
     def onboarding_label(self) -> tuple[str, str]:

@@ -32,7 +32,8 @@ class ObjectMeta(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     name: str = Field(max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
-    namespace: str = "default"
+    #: a namespace name (it becomes part of URLs, cloud ids and labels: api/names.py)
+    namespace: str = Field(default="default", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     uid: str | None = None
     generation: int | None = None
     labels: dict[str, str] = Field(default_factory=dict)

@@ -14,8 +14,7 @@ import logging
 from typing import Any
 
 from ..api import API_VERSION
-from ..reconcile.core import CLEANUP_RECORD
-from ..reconcile.finalize import record_body
+from ..reconcile import records
 from ..reconcile.kube import ApiError
 from .runtime import Runtime
 
@@ -75,11 +74,43 @@ async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
 
 async def _clean_up_recorded(rt: Runtime, namespace: str | None, live: set[str | None]) -> None:
     """Stores gone without their clean-up (e.g. deleted while the operator was down, past their
-    finalizer): their clean-up records name them."""
-    for record in await rt.kube.list("ConfigMap", "v1", namespace, {CLEANUP_RECORD: "true"}):
-        body = record_body(record)
-        if body is not None and body["metadata"]["uid"] not in live:
-            rt.workers.clean_up((body["metadata"]["namespace"], body["metadata"]["name"]), body)
+    finalizer): their clean-up records (``reconcile.records``, in the operator's own namespace) name
+    them. A record whose store is live (its uid in this listing or known to a worker) does nothing;
+    one the operator did not write does nothing but a log line."""
+    home = rt.config.records_namespace
+    live = live | {b["metadata"].get("uid") for b in rt.workers.bodies.values()}
+    selector = {records.CLEANUP_RECORD: "true", **({records.STORE_NAMESPACE: namespace} if namespace else {})}
+    for record in await rt.kube.list("ConfigMap", "v1", home, selector):
+        try:
+            body = records.read(record, home)
+        except records.Refused as err:
+            _ignore(rt, record, str(err))
+            continue
+        meta = body["metadata"]
+        if meta["uid"] not in live and namespace in (None, meta["namespace"]):
+            rt.workers.clean_up((meta["namespace"], meta["name"]), body)
+    await _report_foreign_records(rt, namespace, home)
+
+
+async def _report_foreign_records(rt: Runtime, namespace: str | None, home: str) -> None:
+    """Records outside the operator's namespace (an older version's, or forged by a tenant): never
+    acted on, never deleted; said once per record."""
+    for record in await rt.kube.list("ConfigMap", "v1", namespace, {records.CLEANUP_RECORD: "true"}):
+        if record["metadata"].get("namespace") != home:
+            _ignore(rt, record, "outside the operator's namespace: not written by this operator version")
+
+
+def _ignore(rt: Runtime, record: dict[str, Any], reason: str) -> None:
+    meta = record.get("metadata") or {}
+    if meta.get("uid") in rt.ignored_records:
+        return
+    rt.ignored_records.add(meta.get("uid"))
+    log.warning(
+        "ignoring clean-up record ConfigMap %s/%s (%s); nothing is deleted for it, and it may be deleted by hand",
+        meta.get("namespace"),
+        meta.get("name"),
+        reason[:300],
+    )
 
 
 def _typed(obj: dict[str, Any]) -> dict[str, Any]:

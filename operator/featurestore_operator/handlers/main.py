@@ -29,7 +29,7 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from .. import __version__
-from ..api import OperatorConfig
+from ..api import OperatorConfig, names
 from ..backends.cluster import with_cluster_id
 from ..reconcile.kube import Kube
 from . import admission
@@ -67,6 +67,7 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
     profiles.register(config)  # Kubeflow: optional CRDs; profile onboarding only when enabled
     kube = Kube.from_environment()
     config = await with_cluster_id(config, kube.get)  # labelled on every cloud resource
+    config = config.model_copy(update={"operator_namespace": own_namespace(config, kube)})
     rt = Runtime(config, kube)
     await rt.health.start(config.health_port)
     if config.metrics_port:
@@ -139,17 +140,17 @@ def _task(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
 def _elector(rt: Runtime, election: str | None) -> LeaderElector | None:
     if not election:
         return None
-    namespace = rt.config.leader_election_namespace or os.environ.get("POD_NAMESPACE") or _own_namespace()
+    namespace = rt.config.leader_election_namespace or rt.config.records_namespace
     identity = os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}"
     return LeaderElector(rt.kube, namespace, election, identity, float(rt.config.leader_election_seconds))
 
 
-def _own_namespace() -> str:
-    try:
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError:
-        return "default"
+def own_namespace(config: OperatorConfig, kube: Kube) -> str:
+    """The operator's namespace (where its clean-up records and its Lease live): FSO_OPERATOR_NAMESPACE,
+    else POD_NAMESPACE (the chart's downward API), else the client's default namespace (in a pod its
+    service account's, else the kubeconfig context's, else "default"). Validated: it goes into URLs."""
+    found = config.operator_namespace or os.environ.get("POD_NAMESPACE") or kube.client.namespace or "default"
+    return names.namespace(found, "the operator's namespace (FSO_OPERATOR_NAMESPACE / POD_NAMESPACE)")
 
 
 async def run_kopf(rt: Runtime) -> None:

@@ -31,6 +31,8 @@ class Runtime:
         self.backends: BackendSet = backends or DefaultBackends(config)
         self.events = EventPoster(kube)
         self.health = Health()
+        #: uids of clean-up records found not to be the operator's (logged once each)
+        self.ignored_records: set[str | None] = set()
         self.workers = Workers(self.deps, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles)
         self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)

@@ -10,7 +10,6 @@ only when it changed). Used for create, update, resume and resync alike.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
@@ -22,6 +21,7 @@ from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
 from ..backends.base import BackendContext
 from . import conditions as cond
+from . import records
 from .applier import Applier, ApplyFailure, ObservedCache
 from .desired import Desired, desired
 from .discovery import Discovery
@@ -35,8 +35,6 @@ from .status import Seen, build_parts, next_status
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Event], None]
-#: label of the clean-up records (see :func:`cleanup_record`)
-CLEANUP_RECORD = "featurestore.kubeflow.org/cleanup-record"
 
 
 @dataclass
@@ -93,13 +91,14 @@ async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
     A DELETE racing the patch can still remove the object with the finalizer just added
     (kube-apiserver checks finalizers on the object it read, not again when it deletes): the store
     is read once more before anything is created, and a store that vanishes anyway is cleaned up by
-    ``finalize.clean_up_vanished``, from the record written first (:func:`cleanup_record`)."""
+    ``finalize.clean_up_vanished``, from the record written first (``records.record_for``: in the
+    operator's own namespace, where tenants cannot write)."""
     meta = body["metadata"]
     if FINALIZER in (meta.get("finalizers") or []):
         return True
     if not any(b.needs_cleanup(fs) for _, b in all_backends(deps.backends, fs)):
         return True
-    await deps.kube.create(cleanup_record(body))  # None: already there (an earlier pass)
+    await deps.kube.create(records.record_for(body, deps.config.records_namespace))  # None: already there
     result = await deps.kube.patch_guarded(
         body, {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}}
     )
@@ -108,34 +107,6 @@ async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
     meta["finalizers"] = result["metadata"].get("finalizers")
     meta["resourceVersion"] = result["metadata"]["resourceVersion"]
     return await deps.kube.get("FeatureStore", API_VERSION, meta["namespace"], meta["name"]) is not None
-
-
-def cleanup_record_name(meta: dict[str, Any]) -> str:
-    return f"featurestore-cleanup-{meta['name']}-{meta.get('uid') or ''}"
-
-
-def cleanup_record(body: dict[str, Any]) -> dict[str, Any]:
-    """A ConfigMap naming the store (uid) and its spec, written before its finalizer and deleted
-    after its clean-up: it outlives a store deleted past its finalizer and a killed operator, so the
-    cloud resources are still found (``finalize.clean_up_vanished``, from the FeatureStore watch's
-    list at start)."""
-    meta = body["metadata"]
-    kept = {
-        "apiVersion": API_VERSION,
-        "kind": "FeatureStore",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
-        "spec": body.get("spec") or {},
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": cleanup_record_name(meta),
-            "namespace": meta["namespace"],
-            "labels": {CLEANUP_RECORD: "true"},
-        },
-        "data": {"featurestore.json": json.dumps(kept)},
-    }
 
 
 async def publish(

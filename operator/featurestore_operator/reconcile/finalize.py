@@ -11,17 +11,17 @@ deletion policy as in a normal deletion."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import FeatureStore, FeatureStoreStatus, Phase, SpecError
+from ..api import FeatureStore, FeatureStoreStatus, Phase, SpecError, names
 from ..api.resource import FINALIZER
 from ..backends.base import BackendContext
 from ..backends.recorded import recorded_store
-from .core import Deps, cleanup_record_name, parse, write_status
+from . import records
+from .core import Deps, parse, write_status
 from .events import Event
 from .observe import secret_reader
 from .outcomes import all_backends, merge_status
@@ -112,24 +112,16 @@ async def _delete_backends(
     return Finalized(True, "backends cleaned up")
 
 
-def record_body(record: dict[str, Any]) -> dict[str, Any] | None:
-    """The FeatureStore a clean-up record names (None: unreadable). Its namespace is the record's
-    own: a record names stores of its namespace only (and cloud resources are checked against the
-    owner labels, uid included)."""
-    try:
-        body = json.loads((record.get("data") or {}).get("featurestore.json") or "")
-        meta = body["metadata"]
-        meta["namespace"] = record["metadata"]["namespace"]
-        if not isinstance(meta["name"], str) or not meta.get("uid"):
-            return None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return {"apiVersion": body.get("apiVersion"), "kind": "FeatureStore", "metadata": meta, "spec": body.get("spec")}
-
-
 async def _drop_record(deps: Deps, body: dict[str, Any]) -> None:
+    """Delete the store's clean-up record (in the operator's namespace, by the name derived from the
+    store's validated namespace, name and uid; never a name read from a record)."""
     meta = body["metadata"]
-    await deps.kube.delete("ConfigMap", "v1", meta["namespace"], cleanup_record_name(meta))
+    try:
+        name = records.record_name(meta.get("namespace"), meta.get("name"), meta.get("uid"))
+    except names.UnsafeName as err:
+        log.warning("not deleting a clean-up record: %s", err)
+        return
+    await deps.kube.delete("ConfigMap", "v1", deps.config.records_namespace, name)
 
 
 async def _drop_finalizer(deps: Deps, body: dict[str, Any]) -> None:

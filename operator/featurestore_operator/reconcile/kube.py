@@ -20,6 +20,7 @@ from lightkube.core.exceptions import ApiError as LightkubeApiError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
 
+from ..api import names
 from ..metrics import API_CALLS, API_WRITES
 from .kinds import KINDS, Kind
 
@@ -93,8 +94,69 @@ class ApiError(Exception):
         return cls(status=st.code or 0, reason=st.reason or "", message=st.message or "", causes=causes)
 
 
+class UnsafeRequest(ApiError):
+    """A request the facade refused to send: its kind, version, namespace, name or label selector is
+    not one a Kubernetes object can have (status 400, as the API server would answer a bad name)."""
+
+
+def _refuse(kind: str, err: Exception) -> UnsafeRequest:
+    return UnsafeRequest(400, "UnsafeName", f"refused to send a {kind} request: {err}")
+
+
+def _scope(kind: str, api_version: str, namespace: str | None, *, listing: bool = False) -> None:
+    """``kind`` in ``api_version`` is one of the table's, and ``namespace`` a namespace name where the
+    kind is namespaced (None: all namespaces, for list/watch only) and absent where it is not."""
+    k = KINDS.get(kind)
+    if k is None or api_version not in k.api_versions():
+        raise _refuse(kind, ValueError(f"{kind} {api_version!r} is not a kind/version the operator uses"))
+    try:
+        if not k.namespaced:
+            if namespace:
+                raise names.UnsafeName(f"{kind} is cluster-scoped: no namespace ({namespace!r})")
+        elif namespace is not None or not listing:
+            names.namespace(namespace)
+    except names.UnsafeName as err:
+        raise _refuse(kind, err) from None
+
+
+def check_target(kind: str, api_version: str, namespace: str | None, name: object) -> None:
+    """Refuse (:class:`UnsafeRequest`) a request for one object whose URL would not be
+    ``/api(s)/GROUP/VERSION[/namespaces/NAMESPACE]/PLURAL/NAME`` of that object."""
+    _scope(kind, api_version, namespace)
+    try:
+        names.object_name(name, f"{kind} name")
+    except names.UnsafeName as err:
+        raise _refuse(kind, err) from None
+
+
+def check_object(obj: Mapping[str, Any], *, generated: bool = False) -> None:
+    """:func:`check_target` for an object's kind, apiVersion, namespace and name (``generated``:
+    or its generateName, as a name prefix, for a create)."""
+    meta = obj.get("metadata") or {}
+    kind = str(obj.get("kind"))
+    name = meta.get("name")
+    if generated and name is None and isinstance(meta.get("generateName"), str):
+        name = meta["generateName"] + "x"
+    check_target(kind, str(obj.get("apiVersion")), meta.get("namespace"), name)
+
+
+def check_listing(kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None) -> None:
+    """Refuse a list/watch outside ``namespace`` (None: all) or with a selector that is not plain labels."""
+    _scope(kind, api_version, namespace, listing=True)
+    try:
+        for k, v in (labels or {}).items():
+            names.label(k, v)
+    except names.UnsafeName as err:
+        raise _refuse(kind, err) from None
+
+
 def _resource_label(kind: Kind, sub: str | None = None) -> str:
     return kind.plural + (f"/{sub}" if sub else "")
+
+
+#: lightkube's generic resource classes, one per (kind, apiVersion) in the process (lightkube
+#: refuses a second class for the same resource)
+_CLASSES: dict[tuple[str, str], Any] = {}
 
 
 class Kube:
@@ -102,7 +164,6 @@ class Kube:
 
     def __init__(self, client: AsyncClient):
         self.client = client
-        self._classes: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -116,12 +177,12 @@ class Kube:
 
     def resource(self, kind: str, api_version: str) -> Any:
         """The lightkube generic resource class of ``kind`` in ``api_version`` (made once)."""
-        cached = self._classes.get((kind, api_version))
+        cached = _CLASSES.get((kind, api_version))
         if cached is None:
             k = KINDS[kind]
             group, _, version = api_version.rpartition("/")
             make = create_namespaced_resource if k.namespaced else create_global_resource
-            cached = self._classes[(kind, api_version)] = make(group, version, kind, k.plural)
+            cached = _CLASSES[(kind, api_version)] = make(group, version, kind, k.plural)
         return cached
 
     async def _call(self, method: str, kind: str, coro: Any, sub: str | None = None) -> Any:
@@ -136,6 +197,7 @@ class Kube:
 
     async def apply(self, obj: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
         """Server-side apply with our field manager. An identical apply writes nothing."""
+        check_object(obj)
         meta = obj["metadata"]
         res = self.resource(obj["kind"], obj["apiVersion"])
         return dict(
@@ -156,6 +218,7 @@ class Kube:
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         """Plain create: never touches an existing object. None when it already exists."""
+        check_object(obj, generated=True)
         res = self.resource(obj["kind"], obj["apiVersion"])
         try:
             return dict(await self._call("POST", obj["kind"], self.client.create(res(dict(obj)))))
@@ -166,10 +229,12 @@ class Kube:
 
     async def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """PUT: replace the object as given (guarded by its metadata.resourceVersion; 409 if stale)."""
+        check_object(obj)
         res = self.resource(obj["kind"], obj["apiVersion"])
         return dict(await self._call("PUT", obj["kind"], self.client.replace(res(dict(obj)))))
 
     async def get(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        check_target(kind, api_version, namespace, name)
         res = self.resource(kind, api_version)
         try:
             return dict(await self._call("GET", kind, self.client.get(res, name, namespace=namespace)))
@@ -189,6 +254,7 @@ class Kube:
         self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> tuple[builtins.list[dict[str, Any]], str | None]:
         """Objects and the list's resourceVersion (to watch from); ([], None) when the kind is not served."""
+        check_listing(kind, api_version, namespace, labels)
         res = self.resource(kind, api_version)
         API_CALLS.labels(_resource_label(KINDS[kind]), "GET").inc()
         listing = self.client.list(
@@ -214,6 +280,7 @@ class Kube:
         resource_version: str,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Events after ``resource_version`` until the server ends the request (or an error: ApiError)."""
+        check_listing(kind, api_version, namespace, labels)
         res = self.resource(kind, api_version)
         API_CALLS.labels(_resource_label(KINDS[kind]), "WATCH").inc()
         stream = self.client.watch(
@@ -232,6 +299,7 @@ class Kube:
 
     async def delete(self, kind: str, api_version: str, namespace: str | None, name: str) -> bool:
         """Delete (background propagation). False when it was already gone."""
+        check_target(kind, api_version, namespace, name)
         res = self.resource(kind, api_version)
         try:
             await self._call("DELETE", kind, self.client.delete(res, name, namespace=namespace, cascade=_BACKGROUND))
@@ -244,6 +312,7 @@ class Kube:
     async def patch_status(
         self, kind: str, api_version: str, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
+        check_target(kind, api_version, namespace, name)
         res = self.resource(kind, api_version)
         return dict(
             await self._call(
@@ -257,6 +326,7 @@ class Kube:
     async def patch_guarded(self, obj: Mapping[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
         """Merge-patch ``obj`` as read (guarded by its resourceVersion). None when it changed or went
         since it was read: read it again before retrying."""
+        check_object(obj)
         meta = obj["metadata"]
         body = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": meta["resourceVersion"]}}
         res = self.resource(obj["kind"], obj["apiVersion"])
@@ -279,6 +349,7 @@ class Kube:
         """Whether the cluster serves ``kind`` in ``api_version``: a one-item list (in ``namespace``, or
         cluster-wide) answered 404 means no. RBAC is checked before the path is resolved, so a
         namespace-restricted operator must name a namespace it may list in."""
+        check_listing(kind, api_version, namespace, None)
         res = self.resource(kind, api_version)
         API_CALLS.labels("discovery", "GET").inc()
         scope = (namespace or "*") if KINDS[kind].namespaced else None
