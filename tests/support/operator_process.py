@@ -52,7 +52,8 @@ class OperatorProcess:
         return env
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "featurestore_operator.cli", "run",
+        # as in the image: the test extra's packages are not importable (as_in_image.py says why)
+        return [sys.executable, str(Path(__file__).with_name("as_in_image.py")), "run",
                 *(["--standalone"] if self.standalone else []), *self.args]
 
     def _new_process(self) -> ManagedProcess:
