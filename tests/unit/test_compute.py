@@ -72,7 +72,7 @@ def job_yaml(fs, versions: ApiVersions | None = None) -> dict | None:
     "bad, field",
     [
         ({"engine": "local", "ray": {}}, "settings of another engine"),
-        ({"engine": "ray", "ray": {"address": "ray://h:1", "kubeRay": {}}}, "at most one of address or kubeRay"),
+        ({"engine": "ray", "ray": {"address": "ray://h.team-a.svc:1", "kubeRay": {}}}, "at most one of address or kubeRay"),
         ({"engine": "ray", "ray": {"address": "ray://evil host;rm -rf /:1"}}, "address"),
         ({"engine": "ray", "ray": {"address": "http://h:10001"}}, "address"),
         (
@@ -233,11 +233,11 @@ def test_missing_engine_operator_is_named():
     msg = compute.problem(spark, planned_endpoints(spark), ApiVersions(), FIXED, True)
     assert msg and "Kubeflow Spark Operator" in msg and "sparkoperator.k8s.io/v1beta2" in msg
     assert compute.problem(spark, planned_endpoints(spark), WITH_ENGINE_CRDS, FIXED, True) is None
-    plain_ray = store({"engine": "ray", "ray": {"address": "ray-head.ray.svc.cluster.local:6379"}})
+    plain_ray = store({"engine": "ray", "ray": {"address": "ray-head.team-a.svc.cluster.local:6379"}})
     assert compute.problem(plain_ray, planned_endpoints(plain_ray), ApiVersions(), FIXED, True) is None
 
 
-@pytest.mark.parametrize("ray", [{"address": "ray://ray-head.ray.svc.cluster.local:10001"}, {"kubeRay": {}}])
+@pytest.mark.parametrize("ray", [{"address": "ray://ray-head.team-a.svc.cluster.local:10001"}, {"kubeRay": {}}])
 def test_ray_client_modes_are_reported_not_silently_broken(ray):
     fs = store({"engine": "ray", "ray": ray})
     msg = compute.problem(fs, planned_endpoints(fs), WITH_ENGINE_CRDS, FIXED, True)
