@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from .base import ApiModel
 from .spec import ImageRef, ResourceRequirements
@@ -47,7 +47,22 @@ class KubernetesEngineSpec(ApiModel):
     Default: the store's Feast image."""
 
 
-RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+#: Oldest Ray with token authentication (``RAY_AUTH_MODE=token``): the store's RayCluster always
+#: turns it on (render/compute.py), so older Ray versions are refused.
+RAY_TOKEN_AUTH_SINCE = (2, 52, 0)
+
+
+def _token_auth_capable(version: str) -> str:
+    if tuple(int(p) for p in version.split(".")) < RAY_TOKEN_AUTH_SINCE:
+        since = ".".join(map(str, RAY_TOKEN_AUTH_SINCE))
+        raise ValueError(
+            f"Ray {version} has no token authentication (Ray >= {since}); the store's RayCluster always "
+            f"runs with it: use rayVersion {since} or newer (and a matching image)"
+        )
+    return version
+
+
+RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$"), AfterValidator(_token_auth_capable)]
 
 
 class KubeRaySpec(ApiModel):
@@ -71,7 +86,8 @@ class KubeRaySpec(ApiModel):
     """Image of the Ray pods (Ray and Feast of the same versions as the materialization image).
     Default: the store's Feast image."""
     ray_version: RayVersion = "2.60.0"
-    """Ray version the image runs (KubeRay's spec.rayVersion)."""
+    """Ray version the image runs (KubeRay's spec.rayVersion); at least 2.52.0, the first with token
+    authentication, which the store's RayCluster always enables (needs KubeRay >= 1.5.1)."""
 
 
 _LABEL = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .base import ApiModel
 from .spec import FeatureStoreSpec  # isort: split
+
 from .compute import address_problem  # after spec: spec imports compute
 from .status import FeatureStoreStatus
 

@@ -123,5 +123,5 @@ def render(
     objects += kubeflow.pod_default(fs, versions)
     objects += kubeflow.client_config_reader(fs, versions, config)
     rotation.annotate(objects, secrets or SecretHashes())
-    fences = policies.policies(fs, _components(objects), versions, config.istio)
+    fences = policies.policies(fs, _components(objects), versions, config.istio, endpoints)
     return Rendered(server_yaml=server, client_yaml=client, config_hash=config_hash, objects=[*fences, *objects])
