@@ -3,13 +3,33 @@ and the config the engines copy into ConfigMaps (issue 25)."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+import os
+import types
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from featurestore_operator.api import ConditionType as T
 from featurestore_operator.api import OperatorConfig, SpecError, parse_featurestore, resolve
+from featurestore_operator.backends.base import Ready
 from featurestore_operator.backends.planned import planned_endpoints
-from featurestore_operator.render import ApiVersions, RepoSource, compute, render
+from featurestore_operator.reconcile.desired import desired
+from featurestore_operator.reconcile.observe import RepoRevision
+from featurestore_operator.reconcile.outcomes import BackendResults
+from featurestore_operator.render import (
+    ApiVersions,
+    Endpoints,
+    OnlineEndpoint,
+    RepoSource,
+    SecretKey,
+    compute,
+    render,
+)
+from featurestore_operator.render.names import Names
 
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 
@@ -238,3 +258,99 @@ def test_ray_versions_without_token_authentication_are_refused():
     with pytest.raises(SpecError) as err:
         _load(doc)
     assert "spec.compute.ray.kubeRay.rayVersion" in str(err.value) and "token" in str(err.value)
+
+
+# --------------------------------------------------------------------------- no secret in any ConfigMap
+
+#: a Redis AUTH string the backend hands over (never known to render)
+AUTH = "auth-" + uuid.uuid4().hex
+
+
+def _engine_config_maps(job_text: str, env: dict[str, str]) -> list[dict]:
+    """The ConfigMaps Feast 0.67's engine writes when the materialization pod runs ``job_text`` with
+    ``env``: Feast's own code (feast/repo_config.py loads the file through os.path.expandvars; the
+    engines dump the loaded RepoConfig: k8s_engine._create_configuration_map,
+    spark_application.compute._create_configmap), with a client that records the ConfigMap."""
+    pytest.importorskip("feast")
+    from feast.repo_config import RepoConfig
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        raw = yaml.safe_load(os.path.expandvars(job_text))  # exactly what load_repo_config does
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    written: list[dict] = []
+    recorder = types.SimpleNamespace(create_namespaced_config_map=lambda namespace, body: written.append(body))
+    fv = types.SimpleNamespace(name="driver_hourly_stats")
+    kind = raw["batch_engine"]["type"]
+    if kind == "k8s":
+        from feast.infra.compute_engines.kubernetes.k8s_engine import KubernetesComputeEngine as K8s
+
+        config = RepoConfig(**raw)
+        engine = types.SimpleNamespace(repo_config=config, batch_engine_config=config.batch_engine, v1=recorder)
+        engine._configmap_name = lambda job_id: f"feast-{job_id}"
+        K8s._create_configuration_map(engine, "j1", ["gs://b/staging/p-0.parquet"], fv, config.batch_engine.namespace)
+    elif kind == "spark_application":
+        from feast.infra.compute_engines.spark_application.compute import SparkApplicationComputeEngine as Spark
+
+        offline = raw["offline_store"]  # the spark offline store imports pyspark: build with a stand-in
+        config = RepoConfig(**{**raw, "offline_store": {"type": "bigquery"}})
+        engine = types.SimpleNamespace(repo_config=config, config=config.batch_engine, core_v1=recorder)
+        engine._build_driver_repo_config = lambda: {**Spark._build_driver_repo_config(engine), "offline_store": offline}
+        now = dt.datetime.now(dt.UTC)
+        task = types.SimpleNamespace(feature_view=fv, start_time=now - dt.timedelta(hours=1), end_time=now)
+        Spark._create_configmap(engine, "j1", [task])
+    return written
+
+
+def _materialization_env(objects: list[dict], secrets: dict[str, dict[str, str]]) -> tuple[str | None, dict]:
+    """(config file, env) of the materialization container: its Secret-backed env resolved."""
+    for obj in objects:
+        if obj["kind"] != "CronJob":
+            continue
+        [c] = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        env = {}
+        for e in c.get("env", []):
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            env[e["name"]] = secrets.get(ref["name"], {}).get(ref["key"], "") if ref else e.get("value", "")
+        return env.get("FEAST_FS_YAML_FILE_PATH"), env
+    return None, {}
+
+
+@pytest.mark.parametrize("fs", _variants())
+def test_no_configmap_the_operator_or_an_engine_writes_carries_the_redis_auth(fs):
+    planned = planned_endpoints(fs)
+    online = dataclasses.replace(planned.online, password=SecretKey(Names(fs).online_secret, "password"))
+    backends = BackendResults(
+        {T.ONLINE_STORE: Ready(online, secret={"password": AUTH}), T.OFFLINE_STORE: Ready(planned.offline)},
+        fs.status,
+    )
+    want = desired(fs, backends, RepoRevision("a1b2c3d4e5f60718"), CONFIG, ALL_KINDS, fs.status)
+    config_maps = [o for o in want.objects if o["kind"] == "ConfigMap"]
+    assert any(o["kind"] == "Secret" and o["metadata"]["name"] == Names(fs).online_secret for o in want.objects)
+    path, env = _materialization_env(want.objects, {Names(fs).online_secret: {"password": AUTH}})
+    if path and path.endswith(compute.JOB_CONFIG_KEY):  # the run uses an engine: what would it write?
+        [own] = [o for o in config_maps if compute.JOB_CONFIG_KEY in o["data"]]
+        config_maps += _engine_config_maps(own["data"][compute.JOB_CONFIG_KEY], env)
+    for cm in config_maps:
+        assert AUTH not in json.dumps(cm), f"ConfigMap {cm['metadata']['name']} holds the Redis AUTH string"
+
+
+@pytest.mark.parametrize("example", ["kubernetes-compute", "sparkapplication-compute"])
+def test_an_engine_that_would_copy_the_auth_into_a_configmap_does_not_run_and_says_why(example):
+    fs = _load(yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text()))
+    endpoints = planned_endpoints(fs)
+    assert endpoints.online.password is not None, "Memorystore with AUTH (the default)"
+    objects = render(fs, endpoints, CONFIG, ALL_KINDS, RepoSource("a1b2c3d4e5f60718")).objects
+    assert not [o for o in objects if o["kind"] == "CronJob"], "fail closed: no materialization runs the engine"
+    msg = compute.problem(fs, endpoints, ALL_KINDS, "0.68.0", True)
+    assert msg and "ConfigMap" in msg and "${REDIS_PASSWORD}" in msg and "AUTH" in msg, msg
+    # without AUTH the same engine runs (nothing secret to copy)
+    plain = Endpoints(online=OnlineEndpoint(endpoints.online.host, endpoints.online.port), offline=endpoints.offline)
+    objects = render(fs, plain, CONFIG, ALL_KINDS, RepoSource("a1b2c3d4e5f60718")).objects
+    assert [o for o in objects if o["kind"] == "CronJob"]

@@ -118,7 +118,8 @@ def render(
         objects += servers.feature_server(fs, endpoints, config_hash, config)
         objects += servers.optional_servers(fs, endpoints, config_hash, config)
         objects += servers.autoscaling(fs, versions)
-        objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
+        if not compute.secret_exposure(fs, job_config):  # fail closed: no engine run that leaks a Secret
+            objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
         objects += jobs.apply_job(fs, endpoints, config_hash, repo, config)
     objects += kubeflow.pod_default(fs, versions)
     objects += kubeflow.client_config_reader(fs, versions, config)

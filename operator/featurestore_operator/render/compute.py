@@ -21,6 +21,8 @@ those names), so it never needs the rights itself and a store can never get more
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from ..api import FeatureStore
@@ -53,6 +55,37 @@ ENGINE_CRDS = {
     "SparkApplication": "the Kubeflow Spark Operator (sparkoperator.k8s.io/v1beta2 SparkApplication)",
     "RayCluster": "the KubeRay operator (ray.io/v1 RayCluster)",
 }
+
+
+#: Engines whose Feast code copies the materialization pod's whole loaded config into a ConfigMap its
+#: own pods read: ``k8s_engine._create_configuration_map`` and ``spark_application`` ``_create_configmap``
+#: dump ``repo_config.model_dump()``, and Feast loads feature_store.yaml through ``os.path.expandvars``
+#: (feast/repo_config.py), so every ``${VAR}`` of the file - the Redis AUTH string - lands there as its
+#: value. Their worker mains read that ConfigMap with plain yaml.safe_load (no expansion), so the secret
+#: cannot be handed over another way either.
+COPIES_CONFIG = frozenset({ComputeEngine.KUBERNETES, ComputeEngine.SPARK_APPLICATION})
+#: What os.path.expandvars expands: $NAME and ${NAME}.
+ENV_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def secret_exposure(fs: FeatureStore, job_config: dict[str, Any] | None) -> str | None:
+    """Why the engine may not run with ``job_config`` (the materialization Job's feature_store.yaml),
+    or None: an engine of :data:`COPIES_CONFIG` would write the value of every environment reference
+    in it (a Secret's, as ``${REDIS_PASSWORD}``) into a ConfigMap that namespace viewers can read.
+    Render then runs no materialization at all (fail closed); the Materialization condition says why."""
+    e = engine(fs)
+    if e not in COPIES_CONFIG or not job_config:
+        return None
+    refs = sorted(set(ENV_REFERENCE.findall(json.dumps(job_config))))
+    if not refs:
+        return None
+    what = ", ".join(f"${{{r}}}" for r in refs)
+    return (
+        f"spec.compute.engine {e.value}: Feast's {e.value} engine copies the materialization config, with "
+        f"{what} expanded (the online store's AUTH string), into a ConfigMap its pods read, where anyone who "
+        "may read ConfigMaps in this namespace would see it; the operator does not run it. Use engine ray or "
+        "local, or an online store without AUTH"
+    )
 
 
 def resources(req: ResourceRequirements | None) -> dict[str, Any]:
@@ -236,6 +269,11 @@ def problem(
     missing_rbac = chart_rbac_missing(fs, enabled)
     if missing_rbac:
         return missing_rbac
+    from .feast_config import job_config  # feast_config renders the job config from job_overrides here
+
+    exposure = secret_exposure(fs, job_config(fs, endpoints))
+    if exposure:
+        return exposure
     if e is ComputeEngine.KUBERNETES and feast_version.startswith(K8S_ENGINE_BROKEN_IN):
         return (
             f"spec.compute.engine kubernetes: Feast {feast_version}'s k8s engine cannot start (its "
