@@ -119,7 +119,8 @@ def _egress(fs: FeatureStore, endpoints: Endpoints | None) -> list[dict[str, Any
     online = endpoints.online if endpoints else None
     if online is not None:  # Memorystore (an IP) or an external Redis (an IP or a name)
         try:
-            to: list[dict[str, Any]] = [{"ipBlock": {"cidr": f"{ipaddress.ip_address(online.host)}/32"}}]
+            ip = ipaddress.ip_address(online.host)
+            to: list[dict[str, Any]] = [{"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}]
         except ValueError:
             to = []  # a DNS name: the port alone (an in-cluster Redis is one of the store's pods)
         rules.append({**({"to": to} if to else {}), "ports": tcp(online.port)})
