@@ -29,6 +29,7 @@ from featurestore_operator.render import (
     compute,
     render,
 )
+from featurestore_operator.render.hardening import OUT_OF_MESH
 from featurestore_operator.render.names import Names
 
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
@@ -203,6 +204,9 @@ def test_every_rendered_pod_is_fenced_both_ways_and_hardened(fs):
         for vol in pod.get("volumes", []):
             if "emptyDir" in vol:
                 assert vol["emptyDir"].get("sizeLimit"), f"{what}: emptyDir {vol['name']} unbounded"
+        # in the mesh like the servers, unless the component's opt-out is justified (render/hardening.py)
+        if (template["metadata"].get("annotations") or {}).get("sidecar.istio.io/inject") == "false":
+            assert labels.get("app.kubernetes.io/component") in OUT_OF_MESH, f"{what}: unjustified sidecar opt-out"
         # the token only for Workload Identity, or a server reviewing its callers' tokens
         server_with_k8s_auth = obj["kind"] == "Deployment" and fs.spec.authz.type.value == "kubernetes"
         wants_token = server_with_k8s_auth or bool(fs.spec.gcp.service_account)

@@ -42,3 +42,15 @@ def needs_api_token(workload_identity: bool, kubernetes_authz: bool = False) -> 
     client libraries exchange its token), and a server that checks its callers' tokens with
     TokenReview (authz kubernetes). Everything else runs without one."""
     return workload_identity or kubernetes_authz
+
+
+#: Components whose pods run without an Istio sidecar (``sidecar.istio.io/inject: "false"``), and why.
+#: Every other pod joins the mesh like the servers; tests/unit/test_compute_security.py fails on an
+#: opt-out not listed here. Each is fenced by the store's NetworkPolicy instead (render/policies.py).
+OUT_OF_MESH = {
+    "materialization": "talks to Redis, which has no sidecar (no mTLS identity to match); a Job whose "
+    "sidecar keeps running never completes on meshes without native sidecars",
+    "feature-repo": "the feast apply Job: the same Job completion reason",
+    "ray": "Ray nodes connect to each other's pod IPs on ports chosen at run time, which a sidecar carries "
+    "only with per-cluster mesh setup; Ray's token authentication guards its APIs instead",
+}
