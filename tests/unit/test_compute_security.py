@@ -358,3 +358,29 @@ def test_an_engine_that_would_copy_the_auth_into_a_configmap_does_not_run_and_sa
     plain = Endpoints(online=OnlineEndpoint(endpoints.online.host, endpoints.online.port), offline=endpoints.offline)
     objects = render(fs, plain, CONFIG, ALL_KINDS, RepoSource("a1b2c3d4e5f60718")).objects
     assert [o for o in objects if o["kind"] == "CronJob"]
+
+
+@pytest.mark.parametrize(
+    "url, port",
+    [
+        ("https://github.com/org/repo.git", 443),
+        ("https://git.example.com:8443/org/repo.git", 8443),
+        ("ssh://git@git.example.com:2222/org/repo.git", 2222),
+        ("git@github.com:org/repo.git", 22),
+        ("https://user:pa55@git.example.com/org/repo.git", 443),
+    ],
+)
+def test_store_egress_admits_the_feature_repos_git_port_and_no_wildcard(url, port):
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "s", "namespace": "team-a"},
+        "spec": {"project": "p", "provider": "local", "featureRepo": {"git": {"url": url}}},
+    }
+    objects = _render_all(_load(doc))
+    [fence] = [o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "s-feast-pods"]
+    egress = fence["spec"]["egress"]
+    assert all(rule.get("to") or rule.get("ports") for rule in egress), "an empty egress rule allows everything"
+    open_ports = {p["port"] for rule in egress if not rule.get("to") for p in rule["ports"]}
+    assert port in open_ports
+    assert open_ports <= {53, 443, 6443, 15012, 22, 6379, port}, open_ports
