@@ -63,6 +63,10 @@ def write_rows(path: Path, n: int) -> None:
     ).to_parquet(path, index=False, row_group_size=20_000)  # row groups: Ray can split the read
 
 
+#: spec.compute.ray.address names a Service of the store's namespace; the bench's head runs on this host
+RAY_SERVICE = "ray-head.bench.svc.cluster.local"
+
+
 def config_files(work: Path, redis: RedisServer, password: str, compute: dict) -> tuple[Path, Path]:
     fs = FeatureStore.model_validate(
         {
@@ -88,6 +92,7 @@ def config_files(work: Path, redis: RedisServer, password: str, compute: dict) -
     paths = []
     for key in (FEAST_CONFIG_FILE, JOB_CONFIG_KEY):
         text = cm["data"].get(key, cm["data"][FEAST_CONFIG_FILE]).replace(f"{DATA_MOUNT}/", f"{work}/data/")
+        text = text.replace(RAY_SERVICE, "127.0.0.1")  # no cluster DNS here: the head's Service is this host
         path = work / f"{compute.get('engine', 'local')}-{key}"
         path.write_text(text)
         paths.append(path)
@@ -167,7 +172,7 @@ def main() -> None:
                     {
                         "engine": "ray",
                         "ray": {
-                            "address": f"127.0.0.1:{ray.port}",
+                            "address": f"{RAY_SERVICE}:{ray.port}",
                             "writeConcurrency": workers,
                             "targetPartitionSizeMb": 4,
                         },

@@ -313,9 +313,11 @@ def test_network_policy_when_istio_is_off(start_operator, kube_api, make_namespa
     assert policy.spec.policy_types == ["Ingress"]
     assert policy.spec.pod_selector.match_labels["app.kubernetes.io/component"] == "feature-server"
     [rule] = policy.spec.ingress
-    [peer] = rule._from
-    [expr] = peer.namespace_selector.match_expressions
-    assert (expr.key, expr.operator, expr.values) == ("kubernetes.io/metadata.name", "In", [ns, "kserve-models"])
+    # its own namespace as podSelector {} (Kubernetes 1.20 sets no kubernetes.io/metadata.name), others by name
+    own, other = rule._from
+    assert own.namespace_selector is None and own.pod_selector.to_dict() == {"match_expressions": None, "match_labels": None}
+    [expr] = other.namespace_selector.match_expressions
+    assert (expr.key, expr.operator, expr.values) == ("kubernetes.io/metadata.name", "In", ["kserve-models"])
     assert [(p.port, p.protocol) for p in rule.ports] == [(6566, "TCP")]
     custom = client.CustomObjectsApi(kube_api)
     assert not custom.list_namespaced_custom_object("security.istio.io", "v1beta1", ns, "authorizationpolicies")["items"]

@@ -81,6 +81,10 @@ class Run:
     window: tuple[float, float]
 
 
+#: spec.compute.ray.address may only name a Service of the store's namespace (api/compute.py)
+RAY_SERVICE = f"ray-head.{NAMESPACE}.svc.cluster.local"
+
+
 def _store(compute: dict[str, Any]) -> FeatureStore:
     fs = FeatureStore.model_validate(
         {
@@ -109,6 +113,8 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
         offline=OfflineEndpoint(claim=names.data_claim),
     )
     rendered = render.render(fs, endpoints, OperatorConfig(), repo=RepoSource("r1"))
+    for cm in (o for o in rendered.objects if o["kind"] == "ConfigMap"):  # no cluster DNS: the head is this host
+        cm["data"] = {k: v.replace(RAY_SERVICE, "127.0.0.1") for k, v in cm["data"].items()}
     runner = PodRunner(
         rendered.objects,
         secrets={names.online_secret: {"password": password}},
@@ -187,7 +193,10 @@ def runs(mount_points):
         done.append(_run({"engine": "local"}, repo, rows, cluster.temp))
         done.append(
             _run(
-                {"engine": "ray", "ray": {"address": cluster.address, "writeConcurrency": 2}}, repo, rows, cluster.temp
+                {"engine": "ray", "ray": {"address": f"{RAY_SERVICE}:{cluster.port}", "writeConcurrency": 2}},
+                repo,
+                rows,
+                cluster.temp,
             )
         )
         yield {"local": done[0], "ray": done[1], "cluster": cluster}

@@ -54,6 +54,13 @@ def example(name: str):
     return fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
 
 
+def no_auth(fs) -> Endpoints:
+    """The planned endpoints with an online store without AUTH: engines that copy their config into a
+    ConfigMap are refused with one (test_compute_security.py)."""
+    planned = planned_endpoints(fs)
+    return Endpoints(online=OnlineEndpoint(planned.online.host, planned.online.port), offline=planned.offline)
+
+
 def job_yaml(fs, versions: ApiVersions | None = None) -> dict | None:
     out = render(fs, planned_endpoints(fs), CONFIG, versions)
     [cm] = [
@@ -72,7 +79,7 @@ def job_yaml(fs, versions: ApiVersions | None = None) -> dict | None:
     "bad, field",
     [
         ({"engine": "local", "ray": {}}, "settings of another engine"),
-        ({"engine": "ray", "ray": {"address": "ray://h:1", "kubeRay": {}}}, "at most one of address or kubeRay"),
+        ({"engine": "ray", "ray": {"address": "ray://h.team-a.svc:1", "kubeRay": {}}}, "at most one of address or kubeRay"),
         ({"engine": "ray", "ray": {"address": "ray://evil host;rm -rf /:1"}}, "address"),
         ({"engine": "ray", "ray": {"address": "http://h:10001"}}, "address"),
         (
@@ -173,7 +180,7 @@ def test_local_provider_stages_on_the_volume():
 
 def test_only_the_materialization_job_uses_the_engine_config():
     fs = example("kubernetes-compute.yaml")
-    out = render(fs, planned_endpoints(fs), CONFIG)
+    out = render(fs, no_auth(fs), CONFIG)
     assert "batch_engine" not in out.server_yaml
     [cron] = [o for o in out.objects if o["kind"] == "CronJob"]
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -230,14 +237,14 @@ def test_kuberay_cluster_is_owned_and_runs_as_the_data_identity():
 
 def test_missing_engine_operator_is_named():
     spark = example("sparkapplication-compute.yaml")
-    msg = compute.problem(spark, planned_endpoints(spark), ApiVersions(), FIXED, True)
+    msg = compute.problem(spark, no_auth(spark), ApiVersions(), FIXED, True)
     assert msg and "Kubeflow Spark Operator" in msg and "sparkoperator.k8s.io/v1beta2" in msg
-    assert compute.problem(spark, planned_endpoints(spark), WITH_ENGINE_CRDS, FIXED, True) is None
-    plain_ray = store({"engine": "ray", "ray": {"address": "ray-head.ray.svc.cluster.local:6379"}})
+    assert compute.problem(spark, no_auth(spark), WITH_ENGINE_CRDS, FIXED, True) is None
+    plain_ray = store({"engine": "ray", "ray": {"address": "ray-head.team-a.svc.cluster.local:6379"}})
     assert compute.problem(plain_ray, planned_endpoints(plain_ray), ApiVersions(), FIXED, True) is None
 
 
-@pytest.mark.parametrize("ray", [{"address": "ray://ray-head.ray.svc.cluster.local:10001"}, {"kubeRay": {}}])
+@pytest.mark.parametrize("ray", [{"address": "ray://ray-head.team-a.svc.cluster.local:10001"}, {"kubeRay": {}}])
 def test_ray_client_modes_are_reported_not_silently_broken(ray):
     fs = store({"engine": "ray", "ray": ray})
     msg = compute.problem(fs, planned_endpoints(fs), WITH_ENGINE_CRDS, FIXED, True)
@@ -246,7 +253,7 @@ def test_ray_client_modes_are_reported_not_silently_broken(ray):
 
 def test_engines_that_cannot_run_here_say_why():
     local_k8s = store({"engine": "kubernetes"}, provider="local")
-    assert "offlineStore.gcs" in compute.problem(local_k8s, planned_endpoints(local_k8s), ApiVersions(), FIXED, True)
+    assert "offlineStore.gcs" in compute.problem(local_k8s, no_auth(local_k8s), ApiVersions(), FIXED, True)
     tls = store({"engine": "kubernetes"})
     endpoints = Endpoints(
         online=OnlineEndpoint("10.0.0.3", 6378, tls=True, ca=SecretKey("s", "ca.crt")),
@@ -255,7 +262,7 @@ def test_engines_that_cannot_run_here_say_why():
     assert "TLS" in compute.problem(tls, endpoints, ApiVersions(), FIXED, True)
     no_registry_server = store({"engine": "sparkApplication"})
     assert "registry.server.enabled" in compute.problem(
-        no_registry_server, planned_endpoints(no_registry_server), WITH_ENGINE_CRDS, FIXED, True
+        no_registry_server, no_auth(no_registry_server), WITH_ENGINE_CRDS, FIXED, True
     )
 
 

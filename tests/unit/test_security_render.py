@@ -98,7 +98,7 @@ def test_every_service_is_fenced_and_policies_come_first(fs, istio):
         )
         fences = [p for p in policies if _selects(p["spec"]["podSelector"], pod_labels)]
         assert fences, f"Service {svc['metadata']['name']} has no NetworkPolicy selecting its pods"
-        admitted = {p["port"] for f in fences for rule in f["spec"]["ingress"] for p in rule["ports"]}
+        admitted = {p["port"] for f in fences for rule in f["spec"]["ingress"] for p in rule.get("ports") or []}
         assert {p["port"] for p in svc["spec"]["ports"]} <= admitted
         if istio and svc["metadata"]["labels"][COMPONENT_LABEL] != "online-store":
             assert any(
@@ -353,6 +353,7 @@ def test_legacy_cluster_keeps_network_policies_without_istio_crd():
     fs = _fs(**EVERYTHING)
     objects = _render(fs, versions=ApiVersions(optional_kinds=frozenset())).objects
     assert not any(o["kind"] == "AuthorizationPolicy" for o in objects)
-    assert {o["metadata"]["labels"][COMPONENT_LABEL] for o in objects if o["kind"] == "NetworkPolicy"} == set(
-        fenced_components(fs)
-    )
+    assert {o["metadata"]["labels"][COMPONENT_LABEL] for o in objects if o["kind"] == "NetworkPolicy"} == {
+        "network",  # the store's own fence (render/policies.py store_policy)
+        *fenced_components(fs),
+    }

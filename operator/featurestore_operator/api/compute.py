@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from .base import ApiModel
 from .spec import ImageRef, ResourceRequirements
@@ -47,7 +47,22 @@ class KubernetesEngineSpec(ApiModel):
     Default: the store's Feast image."""
 
 
-RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+#: Oldest Ray with token authentication (``RAY_AUTH_MODE=token``): the store's RayCluster always
+#: turns it on (render/compute.py), so older Ray versions are refused.
+RAY_TOKEN_AUTH_SINCE = (2, 52, 0)
+
+
+def _token_auth_capable(version: str) -> str:
+    if tuple(int(p) for p in version.split(".")) < RAY_TOKEN_AUTH_SINCE:
+        since = ".".join(map(str, RAY_TOKEN_AUTH_SINCE))
+        raise ValueError(
+            f"Ray {version} has no token authentication (Ray >= {since}); the store's RayCluster always "
+            f"runs with it: use rayVersion {since} or newer (and a matching image)"
+        )
+    return version
+
+
+RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$"), AfterValidator(_token_auth_capable)]
 
 
 class KubeRaySpec(ApiModel):
@@ -71,13 +86,33 @@ class KubeRaySpec(ApiModel):
     """Image of the Ray pods (Ray and Feast of the same versions as the materialization image).
     Default: the store's Feast image."""
     ray_version: RayVersion = "2.60.0"
-    """Ray version the image runs (KubeRay's spec.rayVersion)."""
+    """Ray version the image runs (KubeRay's spec.rayVersion); at least 2.52.0, the first with token
+    authentication, which the store's RayCluster always enables (needs KubeRay >= 1.5.1)."""
 
 
-#: ``HOST:PORT`` of a Ray cluster's GCS (6379 on the head), or ``ray://HOST:PORT`` of its Ray Client server.
-RayAddress = Annotated[
-    str, StringConstraints(pattern=r"^(ray://)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$", max_length=253)
-]
+_LABEL = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
+#: ``SERVICE.NAMESPACE.svc[.cluster.local]:PORT`` of a Ray cluster's GCS (6379 on the head), or the same
+#: after ``ray://`` for its Ray Client server. Only a Service name: no IP (pod, node or metadata server),
+#: no outside host, no userinfo or path; a bare name is refused too, because the pod's resolver walks
+#: its search path on to the node's domains (``metadata`` -> metadata.google.internal on GKE).
+#: The namespace must be the store's own (:func:`address_problem`, checked with the object's metadata).
+RAY_ADDRESS_PATTERN = rf"^(ray://)?{_LABEL}\.{_LABEL}\.svc(\.cluster\.local)?:[1-9][0-9]{{0,4}}$"
+RayAddress = Annotated[str, StringConstraints(pattern=RAY_ADDRESS_PATTERN, max_length=253)]
+
+
+def address_problem(address: str, namespace: str) -> str | None:
+    """Why ``address`` (already of :data:`RAY_ADDRESS_PATTERN`) may not be used by a store in
+    ``namespace``, or None: it must name a Service of that namespace on a valid port."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    service_namespace = host.split(".")[1]
+    if service_namespace != namespace:
+        return (
+            f"{address!r} names a Service in namespace {service_namespace!r}; a store may only use a Ray "
+            f"cluster in its own namespace ({namespace}): SERVICE.{namespace}.svc.cluster.local:PORT"
+        )
+    if not 1 <= int(port) <= 65535:
+        return f"{address!r}: port {port} is not between 1 and 65535"
+    return None
 
 
 class RayEngineSpec(ApiModel):
@@ -85,8 +120,9 @@ class RayEngineSpec(ApiModel):
     retrieval on Ray). Without address or kubeRay Ray runs inside the materialization pod."""
 
     address: RayAddress | None = None
-    """An existing Ray cluster: HOST:PORT of its GCS when the materialization runs on one of its nodes, or
-    ray://HOST:10001 (Ray Client). Feast 0.67's Ray engine reads with Ray Data, which does not work
+    """An existing Ray cluster in the store's own namespace: SERVICE.NAMESPACE.svc.cluster.local:PORT
+    of its GCS when the materialization runs on one of its nodes, or ray://SERVICE.NAMESPACE.svc:10001
+    (Ray Client). Feast 0.67's Ray engine reads with Ray Data, which does not work
     through Ray Client (ray-project/ray#48682): the Materialization condition says so. Its workers must
     reach the store's data."""
     kube_ray: KubeRaySpec | None = None

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .base import ApiModel
-from .spec import FeatureStoreSpec
+from .spec import FeatureStoreSpec  # isort: split
+
+from .compute import address_problem  # after spec: spec imports compute
 from .status import FeatureStoreStatus
 from .suggest import did_you_mean
 
@@ -133,6 +135,9 @@ def parse_featurestore(obj: dict[str, Any]) -> FeatureStore:
     except ValidationError as err:
         problems.extend(_problems(err, model=FeatureStore))
         raise SpecError(problems) from None
+    ray = fs.spec.compute.ray
+    if ray is not None and ray.address and (msg := address_problem(ray.address, fs.metadata.namespace)):
+        problems.append(("spec.compute.ray.address", msg))
     if problems:
         raise SpecError(problems)
     return fs

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..render.names import OWNER_LABEL
+from .fences import POLICY_KINDS, fences
 from .kinds import Key, in_apply_order, key
 from .kube import FIELD_MANAGER, ApiError, Kube
 
@@ -192,19 +193,28 @@ RETRY_REFUSED = 300.0
 
 @dataclass(frozen=True)
 class ApplyFailure:
-    """An object the API server refused (admission webhook, quota, validation, an immutable field)."""
+    """An object the API server refused (admission webhook, quota, validation, an immutable field),
+    or a workload held back because a policy that fences its pods was refused (``held_by``)."""
 
     key: Key
-    error: ApiError
+    error: ApiError | None = None
+    #: the refused NetworkPolicy/AuthorizationPolicy that fences this workload's pods
+    held_by: Key | None = None
 
     @property
     def immutable(self) -> bool:
         """A change of a field the API server never lets change (PVC size/class, StatefulSet claims)."""
+        if self.error is None:
+            return False
         text = self.error.describe().lower()
         return self.error.status == 422 and ("immutable" in text or "forbidden" in text)
 
     def describe(self) -> str:
         kind, _, name = self.key
+        if self.held_by is not None:
+            fence = f"{self.held_by[0]} {self.held_by[2]}"
+            return f"{kind} {name}: held back (not applied) while {fence}, which fences its pods, is refused"
+        assert self.error is not None
         return f"{kind} {name}: {self.error.describe()}"
 
 
@@ -236,12 +246,21 @@ class Applier:
         return self.cache.record(full, keep_data=True)
 
     async def apply_all(self, objects: list[dict[str, Any]]) -> list[ApplyFailure]:
-        """Apply every object in the table's order; a refused object never stops the others."""
-        failures = []
+        """Apply every object in the table's order; a refused object never stops the others, but a
+        refused policy holds back every workload whose pods it fences (fail closed: policies come
+        first in the order, so no pod is created or changed while its fence is missing)."""
+        failures: list[ApplyFailure] = []
+        refused_policies: list[dict[str, Any]] = []
         for obj in in_apply_order(objects):
+            fence = next((p for p in refused_policies if fences(p, obj)), None)
+            if fence is not None:
+                failures.append(ApplyFailure(key(obj), held_by=key(fence)))
+                continue
             failure = await self._apply_one(obj)
             if failure is not None:
                 failures.append(failure)
+                if obj["kind"] in POLICY_KINDS:
+                    refused_policies.append(obj)
         return failures
 
     async def _apply_one(self, obj: dict[str, Any]) -> ApplyFailure | None:

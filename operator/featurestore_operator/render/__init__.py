@@ -118,10 +118,11 @@ def render(
         objects += servers.feature_server(fs, endpoints, config_hash, config)
         objects += servers.optional_servers(fs, endpoints, config_hash, config)
         objects += servers.autoscaling(fs, versions)
-        objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
+        if not compute.secret_exposure(fs, job_config):  # fail closed: no engine run that leaks a Secret
+            objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
         objects += jobs.apply_job(fs, endpoints, config_hash, repo, config)
     objects += kubeflow.pod_default(fs, versions)
     objects += kubeflow.client_config_reader(fs, versions, config)
     rotation.annotate(objects, secrets or SecretHashes())
-    fences = policies.policies(fs, _components(objects), versions, config.istio)
+    fences = policies.policies(fs, _components(objects), versions, config.istio, endpoints)
     return Rendered(server_yaml=server, client_yaml=client, config_hash=config_hash, objects=[*fences, *objects])

@@ -21,13 +21,16 @@ those names), so it never needs the rights itself and a store can never get more
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from ..api import FeatureStore
 from ..api.compute import ComputeEngine
 from ..api.spec import ResourceRequirements
+from .hardening import container_security, empty_dir, needs_api_token, pod_security
 from .inputs import ApiVersions, Endpoints, OfflineEndpoint
-from .names import Names, labels, meta
+from .names import INSTANCE_LABEL, PART_OF, Names, labels, meta
 
 #: ClusterRoles the chart installs (charts/featurestore-operator/templates/compute-rbac.yaml).
 CLUSTER_ROLES = {
@@ -40,12 +43,49 @@ COMPUTE_LABEL = "featurestore.kubeflow.org/compute-of"
 #: The job feature_store.yaml lives next to the server's in the same ConfigMap.
 JOB_CONFIG_KEY = "materialize.yaml"
 RAY_CLIENT_PORT = 10001
+#: Ray pods stay out of the mesh: Ray's nodes connect to each other's pod IPs on ports chosen at run
+#: time (object manager, workers), which an Istio sidecar only carries with per-cluster mesh
+#: configuration (headless Services, FQDN node addresses); and the materialization pod that calls the
+#: head has no sidecar either (Redis has no mTLS identity to match). The store's NetworkPolicy fences
+#: them instead (render/policies.py: the store's own pods only, in and out), and Ray's token
+#: authentication (RAY_AUTH_MODE=token, Ray >= 2.52) guards every Ray API.
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 #: Optional CRDs an engine needs, with the operator that provides them.
 ENGINE_CRDS = {
     "SparkApplication": "the Kubeflow Spark Operator (sparkoperator.k8s.io/v1beta2 SparkApplication)",
     "RayCluster": "the KubeRay operator (ray.io/v1 RayCluster)",
 }
+
+
+#: Engines whose Feast code copies the materialization pod's whole loaded config into a ConfigMap its
+#: own pods read: ``k8s_engine._create_configuration_map`` and ``spark_application`` ``_create_configmap``
+#: dump ``repo_config.model_dump()``, and Feast loads feature_store.yaml through ``os.path.expandvars``
+#: (feast/repo_config.py), so every ``${VAR}`` of the file - the Redis AUTH string - lands there as its
+#: value. Their worker mains read that ConfigMap with plain yaml.safe_load (no expansion), so the secret
+#: cannot be handed over another way either.
+COPIES_CONFIG = frozenset({ComputeEngine.KUBERNETES, ComputeEngine.SPARK_APPLICATION})
+#: What os.path.expandvars expands: $NAME and ${NAME}.
+ENV_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def secret_exposure(fs: FeatureStore, job_config: dict[str, Any] | None) -> str | None:
+    """Why the engine may not run with ``job_config`` (the materialization Job's feature_store.yaml),
+    or None: an engine of :data:`COPIES_CONFIG` would write the value of every environment reference
+    in it (a Secret's, as ``${REDIS_PASSWORD}``) into a ConfigMap that namespace viewers can read.
+    Render then runs no materialization at all (fail closed); the Materialization condition says why."""
+    e = engine(fs)
+    if e not in COPIES_CONFIG or not job_config:
+        return None
+    refs = sorted(set(ENV_REFERENCE.findall(json.dumps(job_config))))
+    if not refs:
+        return None
+    what = ", ".join(f"${{{r}}}" for r in refs)
+    return (
+        f"spec.compute.engine {e.value}: Feast's {e.value} engine copies the materialization config, with "
+        f"{what} expanded (the online store's AUTH string), into a ConfigMap its pods read, where anyone who "
+        "may read ConfigMaps in this namespace would see it; the operator does not run it. Use engine ray or "
+        "local, or an online store without AUTH"
+    )
 
 
 def resources(req: ResourceRequirements | None) -> dict[str, Any]:
@@ -96,7 +136,18 @@ def _ray_address(fs: FeatureStore) -> str | None:
 
 
 def _compute_labels(fs: FeatureStore) -> dict[str, str]:
-    return {COMPUTE_LABEL: fs.metadata.name, "app.kubernetes.io/part-of": "feast"}
+    """Labels of everything Feast's engines create, their pods included: the instance and part-of
+    labels put the pods under the store's NetworkPolicy (render/policies.py ``store_pods``)."""
+    return {COMPUTE_LABEL: fs.metadata.name, INSTANCE_LABEL: fs.metadata.name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def _spark_pod_labels(fs: FeatureStore) -> dict[str, str]:
+    """The SparkApplication's labels on its driver and executor pods too (Spark's own pod label conf)."""
+    return {
+        f"spark.kubernetes.{role}.label.{k}": v
+        for role in ("driver", "executor")
+        for k, v in _compute_labels(fs).items()
+    }
 
 
 def _kubernetes_engine(fs: FeatureStore) -> dict[str, Any]:
@@ -154,6 +205,7 @@ def _spark_engine(fs: FeatureStore) -> dict[str, Any]:
         "concurrency": s.concurrency,
         "job_timeout_seconds": s.job_timeout_seconds,
         "labels": _compute_labels(fs),
+        "spark_conf": _spark_pod_labels(fs),
     }
 
 
@@ -217,6 +269,11 @@ def problem(
     missing_rbac = chart_rbac_missing(fs, enabled)
     if missing_rbac:
         return missing_rbac
+    from .feast_config import job_config  # feast_config renders the job config from job_overrides here
+
+    exposure = secret_exposure(fs, job_config(fs, endpoints))
+    if exposure:
+        return exposure
     if e is ComputeEngine.KUBERNETES and feast_version.startswith(K8S_ENGINE_BROKEN_IN):
         return (
             f"spec.compute.engine kubernetes: Feast {feast_version}'s k8s engine cannot start (its "
@@ -297,14 +354,32 @@ def _identity(fs: FeatureStore, cluster_role: str) -> list[dict[str, Any]]:
     ]
 
 
-def _ray_group(fs: FeatureStore, image: str, res: dict[str, Any], start: dict[str, str]) -> dict[str, Any]:
+def _ray_group(fs: FeatureStore, image: str, req: ResourceRequirements, start: dict[str, str]) -> dict[str, Any]:
+    """A Ray pod template hardened like the servers: non-root, no privilege escalation, no
+    capabilities, RuntimeDefault seccomp, read-only root with bounded scratch: /tmp (Ray's session
+    directory) and /dev/shm (the object store; memory-backed, bounded by the pod's memory limit)."""
+    res = resources(req)
+    shm = res.get("limits", {}).get("memory") or res.get("requests", {}).get("memory") or "1Gi"
+    container = {
+        "name": "ray",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "env": [{"name": "HOME", "value": "/tmp"}, {"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}],
+        "resources": res,
+        "securityContext": container_security(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "shm", "mountPath": "/dev/shm"}],
+    }
     return {
         "rayStartParams": start,
         "template": {
             "metadata": {"labels": labels(fs, "ray"), "annotations": NO_SIDECAR},
             "spec": {
                 "serviceAccountName": Names(fs).service_account,
-                "containers": [{"name": "ray", "image": image, "imagePullPolicy": "IfNotPresent", "resources": res}],
+                # Workload Identity (reading the bucket) is the one reason to mount the token
+                "automountServiceAccountToken": needs_api_token(bool(fs.spec.gcp.service_account)),
+                "securityContext": pod_security(),
+                "containers": [container],
+                "volumes": [empty_dir("tmp"), empty_dir("shm", shm, medium="Memory")],
             },
         },
     }
@@ -316,14 +391,22 @@ def _ray_cluster(fs: FeatureStore) -> list[dict[str, Any]]:
     k = r.kube_ray
     image = k.image or fs.spec.images.feast
     assert image is not None
-    head = _ray_group(fs, image, resources(k.head_resources), {"dashboard-host": "0.0.0.0", "num-cpus": "0"})
-    worker = _ray_group(fs, image, resources(k.worker_resources), {})
+    head = _ray_group(fs, image, k.head_resources, {"dashboard-host": "0.0.0.0", "num-cpus": "0"})
+    worker = _ray_group(fs, image, k.worker_resources, {})
     worker.update(groupName="workers", replicas=k.workers, minReplicas=k.workers, maxReplicas=k.workers)
     return [
         {
             "apiVersion": "ray.io/v1",
             "kind": "RayCluster",
             "metadata": meta(fs, ray_cluster_name(fs), "ray"),
-            "spec": {"rayVersion": k.ray_version, "headGroupSpec": head, "workerGroupSpecs": [worker]},
+            "spec": {
+                "rayVersion": k.ray_version,
+                # Ray's token authentication on the dashboard/Jobs API, GCS and client server
+                # (api/compute.py: rayVersion >= RAY_TOKEN_AUTH_SINCE; KubeRay >= 1.5.1
+                # generates the token Secret and sets RAY_AUTH_MODE/RAY_AUTH_TOKEN on every Ray container)
+                "authOptions": {"mode": "token"},
+                "headGroupSpec": head,
+                "workerGroupSpecs": [worker],
+            },
         }
     ]

@@ -1,4 +1,5 @@
-"""Pod building blocks shared by every Feast workload: container, volumes, env, security."""
+"""Pod building blocks shared by every Feast workload: container, volumes, env, security
+(the securityContext itself is in :mod:`.hardening`, re-exported here)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,16 @@ from lightkube.utils.quantity import parse_quantity
 from ..api import FeatureStore
 from ..api.spec import ResourceRequirements
 from .feast_config import FEAST_CONFIG_DIR, FEAST_CONFIG_FILE, REDIS_PASSWORD_ENV, REDIS_TLS_DIR
+from .hardening import RUN_AS, container_security, empty_dir, needs_api_token, pod_security
 from .inputs import DATA_MOUNT, Endpoints
 from .names import Names
 
+__all__ = ["RUN_AS", "container_security", "empty_dir", "feast_container", "pod_security", "pod_spec"]
+
 FEAST_YAML = f"{FEAST_CONFIG_DIR}/{FEAST_CONFIG_FILE}"
-RUN_AS = 10001
 #: Resources of a Feast container whose spec sets none (apply, materialization, optional servers):
 #: `feast apply` imports user code and materialization holds a batch in memory.
 DEFAULT_FEAST_RESOURCES = ResourceRequirements(requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "2Gi"})
-#: Bound on every emptyDir (writable /tmp, fetched repos): a full node disk evicts everyone.
-EMPTY_DIR_LIMIT = "1Gi"
-
-
-def empty_dir(name: str, size: str = EMPTY_DIR_LIMIT) -> dict[str, Any]:
-    return {"name": name, "emptyDir": {"sizeLimit": size}}
 
 
 def resources(req: ResourceRequirements | None) -> dict[str, Any]:
@@ -36,25 +33,6 @@ def workers_for(req: ResourceRequirements) -> int:
     if cpu is None:
         return 1
     return max(1, math.floor(float(parse_quantity(str(cpu)) or 1)))
-
-
-def container_security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def pod_security() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "fsGroup": RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def feast_env(endpoints: Endpoints) -> list[dict[str, Any]]:
@@ -133,7 +111,7 @@ def pod_spec(fs: FeatureStore, endpoints: Endpoints, containers: list[dict[str, 
     spec: dict[str, Any] = {
         "serviceAccountName": Names(fs).service_account,
         # Workload Identity keeps its token (GKE's metadata server serves the pod's KSA identity).
-        "automountServiceAccountToken": bool(fs.spec.gcp.service_account),
+        "automountServiceAccountToken": needs_api_token(bool(fs.spec.gcp.service_account)),
         "securityContext": pod_security(),
         "containers": containers,
         "volumes": volumes,

@@ -8,7 +8,19 @@ offline server    pods of the store's namespace
 UI                pods of the store's namespace
 Redis             this store's own Feast pods only (NetworkPolicy only: the Jobs that use it
                   run without an Istio sidecar, so there is no mTLS identity to match)
+every store pod   :func:`store_policy`: ingress from the store's own pods only, egress to the
+                  store's own pods, DNS and the few outside services Feast needs (below)
 ================  =========================================================================
+
+Every pod the store runs - servers, Jobs, Redis, the RayCluster's head and workers, and the pods
+Feast's engines create (render/compute.py labels them) - carries the store's instance and part-of
+labels, so :func:`store_policy` selects it for Ingress AND Egress: a pod without an allow rule is
+closed both ways (the Ray head's dashboard/Jobs API, GCS and client ports included).
+
+Namespaces: the store's own is selected as ``podSelector: {}`` without a namespaceSelector (the
+policy's namespace: no namespace label needed; Kubernetes 1.20 sets ``kubernetes.io/metadata.name``
+on no namespace). Other namespaces (kubeflow.allowedNamespaces) are selected by that label, which
+Kubernetes >= 1.21 sets itself; on 1.20 the admin labels those namespaces so (docs/security/compute-engines.md).
 
 :func:`fenced_components` names what must be fenced; a unit test fails when a Service is
 rendered for a component that is not in it. Reconcile applies policies before workloads.
@@ -16,13 +28,15 @@ rendered for a component that is not in it. Reconcile applies policies before wo
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..api import FeatureStore
 from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from .incluster import REDIS_PORT
-from .inputs import ApiVersions
-from .names import COMPONENT_LABEL, INSTANCE_LABEL, OWNER_LABEL, Names, meta, selector
+from .inputs import ApiVersions, Endpoints
+from .names import COMPONENT_LABEL, INSTANCE_LABEL, OWNER_LABEL, PART_OF, Names, meta, selector
 
 METRICS_PORT = 8000
 #: Components whose pods talk to Redis (Feast servers and jobs).
@@ -56,13 +70,76 @@ def _store_pods(fs: FeatureStore) -> dict[str, Any]:
     }
 
 
+def store_pods(fs: FeatureStore) -> dict[str, Any]:
+    """Every pod of the store: the operator's (labels()) and those Feast's engines create."""
+    return {"matchLabels": {INSTANCE_LABEL: fs.metadata.name, "app.kubernetes.io/part-of": PART_OF}}
+
+
 def _peers(fs: FeatureStore, component: str, remote: bool) -> list[dict[str, Any]]:
     if component == "online-store":
         return [{"podSelector": _store_pods(fs)}]
-    values = _namespaces(fs, remote)
-    return [
-        {"namespaceSelector": {"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": values}]}}
+    peers: list[dict[str, Any]] = [{"podSelector": {}}]  # the policy's (store's) namespace, on every version
+    others = _namespaces(fs, remote)[1:]
+    if others:
+        expr = {"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": others}
+        peers.append({"namespaceSelector": {"matchExpressions": [expr]}})
+    return peers
+
+
+#: GKE's metadata server (Workload Identity tokens): 169.254.169.254:80, and :988 on Dataplane V2.
+METADATA_SERVERS = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
+#: Ports of outside services a store's pods call: HTTPS (Google APIs: GCS, IAM credentials; git over
+#: https; OIDC discovery; the Kubernetes API through its Service), 6443 (the API server's own port,
+#: which CNIs that filter after DNAT see), 15012 (istiod: a sidecar's configuration and certificates).
+OUTSIDE_PORTS = (443, 6443, 15012)
+
+
+def _port(url: str, default: int) -> int:
+    host = urlsplit(url if "://" in url else f"ssh://{url}").netloc.rpartition("@")[2]
+    tail = host.rpartition(":")[2] if ":" in host else ""
+    return int(tail) if tail.isdigit() and 0 < int(tail) < 65536 else default
+
+
+def _egress(fs: FeatureStore, endpoints: Endpoints | None) -> list[dict[str, Any]]:
+    def tcp(*ports: int) -> list[dict[str, Any]]:
+        return [{"port": p, "protocol": "TCP"} for p in sorted(set(ports))]
+
+    ports = list(OUTSIDE_PORTS)
+    git = fs.spec.feature_repo.git if fs.spec.feature_repo else None
+    if git is not None:  # https or ssh (git@host:path is ssh, port 22)
+        ports.append(_port(git.url, 443 if git.url.startswith("https://") else 22))
+    if fs.spec.authz.oidc is not None:
+        ports.append(_port(fs.spec.authz.oidc.issuer, 443))
+    rules: list[dict[str, Any]] = [
+        {"to": [{"podSelector": store_pods(fs)}]},
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"ports": tcp(*ports)},
+        *({"to": [{"ipBlock": {"cidr": cidr}}], "ports": tcp(port)} for cidr, port in METADATA_SERVERS),
     ]
+    online = endpoints.online if endpoints else None
+    if online is not None:  # Memorystore (an IP) or an external Redis (an IP or a name)
+        try:
+            ip = ipaddress.ip_address(online.host)
+            to: list[dict[str, Any]] = [{"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}]
+        except ValueError:
+            to = []  # a DNS name: the port alone (an in-cluster Redis is one of the store's pods)
+        rules.append({**({"to": to} if to else {}), "ports": tcp(online.port)})
+    return rules
+
+
+def store_policy(fs: FeatureStore, endpoints: Endpoints | None) -> dict[str, Any]:
+    """The fence of every pod of the store, both ways (see the module docstring)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(fs, f"{fs.metadata.name}-feast-pods", "network"),
+        "spec": {
+            "podSelector": store_pods(fs),
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": store_pods(fs)}]}],
+            "egress": _egress(fs, endpoints),
+        },
+    }
 
 
 def network_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
@@ -100,9 +177,12 @@ def authorization_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
     }
 
 
-def policies(fs: FeatureStore, components: set[str], versions: ApiVersions, istio: bool) -> list[dict[str, Any]]:
-    """Policies for the given rendered components (those with a workload or Service)."""
-    out: list[dict[str, Any]] = []
+def policies(
+    fs: FeatureStore, components: set[str], versions: ApiVersions, istio: bool, endpoints: Endpoints | None = None
+) -> list[dict[str, Any]]:
+    """The store's fence (:func:`store_policy`) and the policies of the given rendered components
+    (those with a workload or Service)."""
+    out: list[dict[str, Any]] = [store_policy(fs, endpoints)]
     with_istio = istio and "AuthorizationPolicy" in versions.optional_kinds
     for component in fenced_components(fs):
         if component not in components:

@@ -1,0 +1,85 @@
+"""Fail closed: a policy the API server refuses holds back the workloads whose pods it selects."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
+from featurestore_operator.backends.planned import planned_endpoints
+from featurestore_operator.reconcile.applier import Applier, ObservedCache
+from featurestore_operator.reconcile.conditions import synced_part
+from featurestore_operator.reconcile.kube import ApiError
+from featurestore_operator.render import ApiVersions, RepoSource, render
+
+CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
+ALL = ApiVersions(optional_kinds=frozenset({"PodDefault", "AuthorizationPolicy", "RayCluster"}))
+
+
+class RefusingKube:
+    """Answers applies like the API server, refusing the objects named in ``refuse`` with a 422."""
+
+    def __init__(self, refuse: set[tuple[str, str]]):
+        self.refuse = refuse
+        self.applied: list[tuple[str, str]] = []
+
+    async def apply(self, obj: dict) -> dict:
+        k = (obj["kind"], obj["metadata"]["name"])
+        if k in self.refuse:
+            raise ApiError(422, "Invalid", f"{k[0]} {k[1]} is invalid")
+        self.applied.append(k)
+        out = copy.deepcopy(obj)
+        out["metadata"]["resourceVersion"] = str(len(self.applied))
+        return out
+
+
+def _objects():
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "s", "namespace": "team-a", "uid": "u-1"},
+        "spec": {
+            "project": "p",
+            "provider": "local",
+            "featureRepo": {"configMap": {"name": "repo"}},
+            "compute": {"engine": "ray", "ray": {"kubeRay": {}}},
+        },
+    }
+    fs = parse_featurestore(doc)
+    fs = fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
+    return render(fs, planned_endpoints(fs), CONFIG, ALL, RepoSource("r1")).objects
+
+
+def _run(objects, refuse):
+    kube = RefusingKube(refuse)
+    failures = asyncio.run(Applier(kube, ObservedCache()).apply_all(objects))  # type: ignore[arg-type]
+    return kube, failures
+
+
+def test_a_refused_store_fence_holds_back_every_workload_ray_included():
+    objects = _objects()
+    workloads = {
+        (o["kind"], o["metadata"]["name"])
+        for o in objects
+        if o["kind"] in {"Deployment", "StatefulSet", "Job", "CronJob", "RayCluster"}
+    }
+    assert ("RayCluster", "s-ray") in workloads
+    kube, failures = _run(objects, {("NetworkPolicy", "s-feast-pods")})
+    assert not set(kube.applied) & workloads, "a workload went in without its fence"
+    assert {(f.key[0], f.key[2]) for f in failures if f.held_by} == workloads
+    assert ("ConfigMap", "s-feast-config") in kube.applied, "what no policy fences still goes in"
+    part = synced_part(failures, [], [])
+    assert part.status == "False" and "held back" in part.message and "s-feast-pods" in part.message
+
+
+def test_a_refused_component_policy_holds_back_only_what_it_fences():
+    objects = _objects()
+    kube, failures = _run(objects, {("AuthorizationPolicy", "s-feature-server")})
+    held = {(f.key[0], f.key[2]) for f in failures if f.held_by}
+    assert held == {("Deployment", "s-feature-server")}, held
+    assert ("StatefulSet", "s-redis") in kube.applied and ("RayCluster", "s-ray") in kube.applied
+
+
+def test_nothing_refused_nothing_held():
+    kube, failures = _run(_objects(), set())
+    assert failures == []
