@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.base import BackendContext
 from featurestore_operator.backends.workload_identity import WORKLOAD_IDENTITY_USER, WorkloadIdentity
+
 from tests.support.iam_fake import IamAdminFake
 
 pytestmark = pytest.mark.timeout(60)
