@@ -178,6 +178,21 @@ class Kube:
                 return None
             raise
 
+    async def find(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object ``name`` or None, read with a list and a field selector: RBAC grants the operator
+        ``list`` on every child kind but ``get`` on few (an object it did not create, unlabelled, is
+        in no watch). Used by the applier before it first applies an object (no adoption)."""
+        res = self.resource(kind, api_version)
+        API_CALLS.labels(_resource_label(KINDS[kind]), "GET").inc()
+        listing = self.client.list(
+            res, namespace=namespace if KINDS[kind].namespaced else None, fields={"metadata.name": name}
+        )
+        try:
+            items = [dict(o) async for o in listing]
+        except httpx2.HTTPStatusError as err:
+            raise ApiError.from_http(err) from None
+        return items[0] if items else None
+
     async def list(
         self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
