@@ -144,6 +144,11 @@ class FakeKube:
         obj = self.objects.get((kind, namespace or "", name))
         return copy.deepcopy(obj) if obj else None
 
+    async def find(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        self.calls.append(("GET", kind))
+        obj = self.objects.get((kind, namespace or "", name))
+        return copy.deepcopy(obj) if obj else None
+
     async def list(self, kind: str, api_version: str, namespace: str | None,
                    labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         check_listing(kind, api_version, namespace, labels)

@@ -106,6 +106,16 @@ def member(fs: FeatureStore, pool: str, ksa: str | None = None) -> str:
     return f"serviceAccount:{pool}[{fs.metadata.namespace}/{ksa or Names(fs).service_account}]"
 
 
+def own_members(fs: FeatureStore, pool: str | None) -> frozenset[str]:
+    """Every member this store's grants can ever hold: its own KSAs (the servers' and the compute
+    engine's, whatever the spec asks for now) in its own namespace, in the operator's pool. A
+    revocation removes nothing else, whatever ``status.cloud`` records (red-team.md: a clean-up
+    record is re-verified at the resource, never trusted alone)."""
+    if not pool:
+        return frozenset()
+    return frozenset(member(fs, pool, ksa) for ksa in (Names(fs).service_account, compute.compute_service_account(fs)))
+
+
 def with_members(bindings: Iterable[Any], role: str, members: list[str]) -> list[dict[str, Any]] | None:
     """:func:`with_member` for several members at once (one policy write); None when all are there."""
     out: list[Any] = list(bindings)
@@ -264,7 +274,7 @@ class WorkloadIdentity:
             and recorded.service_account
             and (recorded.service_account != gsa or stale != self._compute_member(fs))
         ):
-            revoked = await self._revoke(recorded.service_account, stale)
+            revoked = await self._revoke(fs, recorded.service_account, stale)
             if not revoked.done:
                 return Pending("RevokingOldGrant", revoked.message, retry_after=revoked.retry_after)
             return Pending(
@@ -278,7 +288,7 @@ class WorkloadIdentity:
             and recorded.workload_member
             and (recorded.service_account != gsa or recorded.workload_member != self._member_or_none(fs))
         ):
-            revoked = await self._revoke(recorded.service_account, recorded.workload_member)
+            revoked = await self._revoke(fs, recorded.service_account, recorded.workload_member)
             if not revoked.done:
                 return Pending("RevokingOldGrant", revoked.message, retry_after=revoked.retry_after)
             return Pending(
@@ -340,8 +350,18 @@ class WorkloadIdentity:
         extra = compute.workload_identity_service_accounts(fs, enabled)[1:]
         return member(fs, self._pool, extra[0]) if extra and self._pool else None
 
-    async def _revoke(self, gsa: str, mem: str) -> Deleted:
-        """Remove ``mem`` from ``gsa``. Done when removed, gone, or impossible (then says how to do it by hand)."""
+    async def _revoke(self, fs: FeatureStore, gsa: str, mem: str) -> Deleted:
+        """Remove ``mem`` from ``gsa``. Done when removed, gone, or impossible (then says how to do it by hand).
+        Only a member of this store's own (:func:`own_members`): a record naming anyone else's is not
+        acted on (logged, and done: it must never block deletion)."""
+        if mem not in own_members(fs, self._pool):
+            log.warning(
+                "%s/%s: status.cloud records the member %r, which is not one of this store's own; not revoked",
+                fs.metadata.namespace,
+                fs.metadata.name,
+                mem,
+            )
+            return Deleted(True, f"recorded member {mem} is not this FeatureStore's own; left untouched")
         try:
             wrote = await self._modify(gsa, lambda b: without_member(b, WORKLOAD_IDENTITY_USER, mem))
         except gexc.NotFound:
@@ -366,12 +386,12 @@ class WorkloadIdentity:
         when the operator may not change the policy it says which command removes the binding."""
         recorded = fs.status.cloud
         if recorded.service_account and recorded.compute_workload_member:
-            result = await self._revoke(recorded.service_account, recorded.compute_workload_member)
+            result = await self._revoke(fs, recorded.service_account, recorded.compute_workload_member)
             if not result.done:
                 return result
         if not recorded.service_account or not recorded.workload_member:
             return Deleted(True)
-        result = await self._revoke(recorded.service_account, recorded.workload_member)
+        result = await self._revoke(fs, recorded.service_account, recorded.workload_member)
         if result.done:
             return Deleted(True, result.message, status={"cloud": {"serviceAccount": None, "workloadMember": None}})
         return result

@@ -240,10 +240,37 @@ class Applier:
         k = key(obj)
         if self.up_to_date(obj):
             return self.cache.objects[k]
+        if k not in self.cache.applied:
+            await self._refuse_foreign(obj)
         full = await self.kube.apply(obj)
         self.cache.drift[k] = drift_key(full)
         self.cache.applied[k] = (desired_hash(obj), self.cache.drift[k])
         return self.cache.record(full, keep_data=True)
+
+    async def _refuse_foreign(self, obj: dict[str, Any]) -> None:
+        """Raise a 409 when an object of this name exists that the desired controller (the
+        FeatureStore) does not control: the forced apply would take it over - its fields overwritten,
+        our ownerReference added, so it goes with the store. A namespace editor could otherwise name a
+        store after an object they may not write (an admin's Role/RoleBinding) and use the operator
+        as a deputy against it. Asked once per object and process (then the cache knows it as ours):
+        objects our watch holds with our ownerReference cost no request."""
+        ref = _controller(obj)
+        if ref is None:
+            return
+        k = key(obj)
+        seen = self.cache.objects.get(k)
+        if seen is not None and _controlled_by_ref(seen, ref):
+            return
+        live = await self.kube.find(k[0], obj["apiVersion"], k[1] or None, k[2])
+        if live is None or _controlled_by_ref(live, ref):
+            return
+        raise ApiError(
+            409,
+            "AlreadyExists",
+            f"already exists and was not created by {ref.get('kind')} {ref.get('name')} (it has no controller "
+            "ownerReference to it); the operator never takes over an object it did not create: delete or rename "
+            "that object, or give the FeatureStore another name",
+        )
 
     async def apply_all(self, objects: list[dict[str, Any]]) -> list[ApplyFailure]:
         """Apply every object in the table's order; a refused object never stops the others, but a
@@ -304,6 +331,20 @@ class Applier:
                 removed.append(k)
             self.cache.forget(k)
         return removed
+
+
+def _controller(obj: dict[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+
+
+def _controlled_by_ref(obj: dict[str, Any], ref: dict[str, Any]) -> bool:
+    """Controlled by ``ref``'s object: its uid, or (a predecessor of the same name, whose children the
+    garbage collector has yet to delete) its kind and name. Only who may write ``obj`` can set either."""
+    return any(
+        r.get("controller")
+        and (r.get("uid") == ref.get("uid") or (r.get("kind"), r.get("name")) == (ref.get("kind"), ref.get("name")))
+        for r in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
 
 
 def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
