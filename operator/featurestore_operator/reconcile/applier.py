@@ -266,6 +266,16 @@ class Applier:
         self.refused.pop(k, None)
         return None
 
+    async def refresh(self, kind: str, api_version: str, namespace: str, names: set[str]) -> None:
+        """Read objects of a kind the operator does not watch (Secrets) by name, and record what it finds
+        as a watch event would: a drifted or deleted one is re-applied, a leftover one is pruned."""
+        for name in sorted(names):
+            obj = await self.kube.get(kind, api_version, namespace, name)
+            if obj is None:
+                self.cache.forget((kind, namespace, name))
+            else:
+                self.cache.observe({**obj, "kind": kind, "apiVersion": api_version})
+
     def forget_owner(self, namespace: str, owner: str) -> None:
         """The FeatureStore is gone: drop what was remembered of its children."""
         for k in [k for k, v in self.refused.items() if k[1] == namespace and v[3] == owner]:

@@ -23,7 +23,7 @@ from ..api.resource import API_VERSION, FINALIZER
 from ..backends.base import BackendContext
 from . import conditions as cond
 from .applier import Applier, ApplyFailure, ObservedCache
-from .desired import Desired, desired
+from .desired import Desired, desired, secret_names
 from .discovery import Discovery
 from .events import Event, transitions
 from .freshness import observe_freshness
@@ -176,6 +176,7 @@ async def apply_desired(deps: Deps, fs: FeatureStore, want: Desired, backends: B
             ", ".join(backends.waiting()),
         )
         return []
+    await deps.applier.refresh("Secret", "v1", fs.metadata.namespace, secret_names(fs, want))
     failures = await deps.applier.apply_all(want.objects)
     if backends.ready and not failures:  # don't prune while a backend is merely pending or an apply failed
         for k in await deps.applier.prune(fs.metadata.namespace, fs.metadata.name, fs.metadata.uid or "", want.keep):

@@ -70,6 +70,13 @@ def secret(fs: FeatureStore, name: str, component: str, data: dict[str, str]) ->
     }
 
 
+def secret_names(fs: FeatureStore, want: Desired) -> set[str]:
+    """Every Secret ``fs`` may own: the ones wanted now and the ones an earlier spec may have left
+    (read by name each pass: the operator does not watch Secrets, see ``kinds.KINDS``)."""
+    wanted = {o["metadata"]["name"] for o in want.objects if o["kind"] == "Secret"}
+    return wanted | {Names(fs).online_secret, tls.ca_secret_name(fs)}
+
+
 def desired(
     fs: FeatureStore,
     backends: BackendResults,

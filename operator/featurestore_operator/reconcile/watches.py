@@ -4,10 +4,10 @@ namespaces. They feed the observed-state cache and wake the owning FeatureStore'
 drifts, disappears or changes status.
 
 Server-side selection means the API server sends only objects carrying our label: the operator
-neither receives nor parses the rest of the cluster's Secrets, ConfigMaps, Jobs... Objects a user
-labels as ours are kept only as :func:`applier.slim` copies (never a Secret's data), so they cannot
-grow the operator's memory by their size. Optional CRDs (PodDefault, AuthorizationPolicy) are
-watched once discovery finds them served.
+neither receives nor parses the rest of the cluster's ConfigMaps, Jobs... Objects a user labels as
+ours are kept only as :func:`applier.slim` copies, so they cannot grow the operator's memory by their
+size. Secrets are never listed or watched (no such RBAC right: see ``kinds.KINDS``). Optional CRDs
+(PodDefault, AuthorizationPolicy) are watched once discovery finds them served.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from .kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 OURS = {MANAGED_BY_LABEL: MANAGED_BY}
-#: Kinds whose status feeds conditions: any change of theirs wakes the owner
-STATUS_KINDS = frozenset({"Deployment", "StatefulSet", "CronJob", "Job"})
+#: Kinds whose status feeds conditions: any change of theirs wakes the owner. A Certificate's status
+#: changes when cert-manager has written a renewed key pair into its Secret (Secrets are not watched):
+#: the servers roll at once, not at the next resync.
+STATUS_KINDS = frozenset({"Deployment", "StatefulSet", "CronJob", "Job", "Certificate"})
 #: seconds before a watch RBAC forbids is tried again
 FORBIDDEN_RETRY = 300.0
 Wake = Callable[[str, str], None]  # (namespace, FeatureStore name)
@@ -126,22 +128,11 @@ class Watches:
         if event_type == "DELETED":
             relevant = self.cache.forget(key(obj))
         else:
-            issued = _issued_secret_changed(obj, self.cache)
-            relevant = self.cache.observe(obj) or obj["kind"] in STATUS_KINDS or issued
+            relevant = self.cache.observe(obj) or obj["kind"] in STATUS_KINDS
         WATCHED.labels(obj["kind"]).set(self.cache.counts[obj["kind"]])
         owner = (meta.get("labels") or {}).get(OWNER_LABEL)
         if owner and relevant:
             self.wake(meta.get("namespace", ""), owner)
-
-
-def _issued_secret_changed(obj: dict[str, Any], cache: ObservedCache) -> bool:
-    """A Secret labelled for a store that the operator did not write changed: cert-manager's issued
-    certificate (the Certificate's secretTemplate carries our labels), renewed. Its servers must roll
-    now, not at the next resync. (A relist of an unchanged Secret is no change.)"""
-    if obj["kind"] != "Secret" or key(obj) in cache.applied:
-        return False
-    before = cache.objects.get(key(obj))
-    return before is None or before["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion")
 
 
 def _with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:
