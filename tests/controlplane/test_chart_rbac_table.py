@@ -22,7 +22,7 @@ G, RBAC, ADM = "featurestore.kubeflow.org", "rbac.authorization.k8s.io", "admiss
 #: Rules the table cannot express (subresources, verbs on kinds the operator does not own), and why.
 EXTRA: dict[Rule, str] = {
     (G, "featurestores/status", "patch"): "status is written with a merge patch (reconcile/core.py)",
-    (G, "featurestores/finalizers", "update"): "children's blockOwnerDeletion under OwnerReferencesPermissionEnforcement",
+    (G, "featurestores/finalizers", "update"): "blockOwnerDeletion under OwnerReferencesPermissionEnforcement",
     (G, "featurestores", "create"): "profile onboarding creates the template's FeatureStore (create-if-absent)",
     (RBAC, "clusterroles", "bind"): "by name: the two compute ClusterRoles and the token reviewer ClusterRole",
     (ADM, "validatingwebhookconfigurations", "create"): "kopf creates its webhook configuration",
@@ -43,7 +43,8 @@ EVERYTHING = [
     "--set", "compute.enabled=true", "--set", "kubeflow.onboarding.enabled=true",
     "--set", "kubeflow.onboarding.template.project=default", "--set", "leaderElection.enabled=true",
 ]
-SETS = {**VALUE_SETS, "everything": EVERYTHING, "everything-namespaced": [*EVERYTHING, "--set", "watchNamespaces={a,b}"]}
+SETS = {**VALUE_SETS, "everything": EVERYTHING,
+        "everything-namespaced": [*EVERYTHING, "--set", "watchNamespaces={a,b}"]}
 
 
 def table() -> set[Rule]:

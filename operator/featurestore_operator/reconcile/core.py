@@ -176,7 +176,6 @@ async def apply_desired(deps: Deps, fs: FeatureStore, want: Desired, backends: B
             ", ".join(backends.waiting()),
         )
         return []
-    await deps.applier.refresh("Secret", "v1", fs.metadata.namespace, secret_names(fs, want))
     failures = await deps.applier.apply_all(want.objects)
     if backends.ready and not failures:  # don't prune while a backend is merely pending or an apply failed
         for k in await deps.applier.prune(fs.metadata.namespace, fs.metadata.name, fs.metadata.uid or "", want.keep):
@@ -210,6 +209,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     ns = fs.metadata.namespace
 
     versions = await deps.discovery.versions()
+    owned = deps.cache.children(ns, fs.metadata.name)
+    await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
     repo = await observe_repo(deps.kube, fs)
     ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns))
     backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))
