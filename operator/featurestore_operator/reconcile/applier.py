@@ -1,7 +1,8 @@
 """Server-side apply of owned objects with an observed-state cache, so a resync of an unchanged
-FeatureStore costs no API call at all.
+FeatureStore costs no write at all (and no read but its few Secrets, read by name: :meth:`Applier.refresh`).
 
-The cache is fed by apply responses and by watch events on owned kinds (handlers wire those). An
+The cache is fed by apply responses, by watch events on owned kinds (handlers wire those) and, for
+the one owned kind the operator may not watch (Secrets), by reads by name each pass. An
 object is re-applied when what we want changed (hash of the desired body), when it is missing, or
 when someone else changed it since our last apply (:func:`drift_key`: its generation or the fields
 our field manager owns moved). Server-side apply then restores exactly our fields; if the change
