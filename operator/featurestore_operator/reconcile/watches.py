@@ -66,15 +66,23 @@ class Watches:
         await asyncio.gather(*loops)
 
     async def _loop(self, kind: Kind, namespace: str | None) -> None:
+        forbidden = 0  # 403s in a row
         while True:
             try:
                 await self._list_and_watch(kind, namespace)
+                forbidden = 0
             except asyncio.CancelledError:
                 raise
             except ApiError as err:
                 if err.status != 410:  # 410 Gone: our resourceVersion is too old; relist at once
-                    # 403: RBAC does not grant this kind (a chart that leaves a feature out): rarely
-                    wait = self.retry_after if err.status != 403 else FORBIDDEN_RETRY
+                    # 403: RBAC does not grant this kind (a chart that leaves a feature out), or not
+                    # yet: a restarted API server refuses for a moment until its RBAC caches are
+                    # filled. Back off from the usual retry up to FORBIDDEN_RETRY.
+                    wait = self.retry_after
+                    if err.status == 403:
+                        wait, forbidden = min(FORBIDDEN_RETRY, self.retry_after * 2**forbidden), forbidden + 1
+                    else:
+                        forbidden = 0
                     log.warning("watch of %s failed: %s; retrying in %.0fs", kind.plural, err, wait)
                     await asyncio.sleep(wait)
             except Exception as err:  # noqa: BLE001 - connection errors; never end a watch loop
