@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import chart_identity
 from tests.support.controlplane import BinariesNotFound, ControlPlane, find_binaries, find_tool, tool_path_dirs
 from tests.support.prerequisites import (
     REPO_ROOT,
@@ -119,6 +120,8 @@ def control_plane(request: pytest.FixtureRequest):
 
     cp = ControlPlane(binaries)
     cp.start()
+    # operator processes of this session run under the chart's RBAC, not this admin token
+    chart_identity.register(cp.server, str(cp.ca_file), cp.token)
     saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PATH")}
     try:
         cp.install_crds(support_crd_files())

@@ -148,6 +148,16 @@ def _validate_json(args: argparse.Namespace, config: OperatorConfig) -> int:
     return 0 if report["valid"] else 1
 
 
+def cmd_gsa(args: argparse.Namespace) -> int:
+    """The Google service accounts the admin policy lets each namespace bind (spec.gcp.serviceAccount)."""
+    from .api.policy import allowed_service_accounts
+
+    config = _config(args)
+    for ns in args.namespace:
+        print(f"{ns}: {', '.join(allowed_service_accounts(config.effective_policy, ns))}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     # kopf logs in through the `kubernetes` package whenever it is importable (it is, where tests
     # run): 48 MiB of generated models for nothing. The operator logs in with kopf's own minimal
@@ -189,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", choices=["text", "json"], default="text", help="json: one report on stdout, for CI"
     )
     v.set_defaults(func=cmd_validate)
+    g = sub.add_parser(
+        "gsa", help="print the Google service accounts the admin policy lets a namespace bind (create those)"
+    )
+    g.add_argument("namespace", nargs="+")
+    g.add_argument("--config", default=None, help="operator settings file (as for validate)")
+    g.set_defaults(func=cmd_gsa)
     run = sub.add_parser("run", help="run the operator")
     run.add_argument(
         "--namespace",

@@ -34,10 +34,22 @@ def _b64(data: dict[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
 
 
+def _issued(custom: client.CustomObjectsApi, namespace: str, revision: int) -> None:
+    """What cert-manager does after writing the Secret (its issuing controller updates the Secret
+    first, then the Certificate's status.revision; the readiness controller sets Ready and notAfter:
+    cert-manager v1.x pkg/controller/certificates/issuing and readiness)."""
+    status = {"revision": revision, "notAfter": "2099-01-01T00:00:00Z",
+              "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "issued",
+                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    custom.patch_namespaced_custom_object_status("cert-manager.io", "v1", namespace, "certificates",
+                                                 "cm-feast-servers", {"status": status})
+
+
 def test_servers_get_their_certificate_from_cert_manager(control_plane, featurestore_crd, kube_api, namespace, kubelet):
     core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
-    # no resync during the test: issuance and renewal must be noticed from the Secret's watch events
+    # no resync during the test: issuance and renewal must be noticed from watch events (the
+    # Certificate's: the operator does not watch Secrets)
     env = {"FSO_RESYNC_SECONDS": "3600", "FSO_TLS_ISSUER": ISSUER}
     with OperatorProcess(control_plane.kubeconfig, env=env, args=["--namespace", namespace]) as operator:
         custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("cm", tls={"enabled": True}))
@@ -65,6 +77,7 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         core.create_namespaced_secret(namespace, client.V1Secret(
             metadata=client.V1ObjectMeta(name="cm-feast-cert", labels=spec["secretTemplate"]["labels"]),
             type="kubernetes.io/tls", data=issued))
+        _issued(custom, namespace, 1)
         dep = wait_for(lambda: apps.read_namespaced_deployment("cm-feature-server", namespace), timeout=90,
                        what="feature server Deployment after issuance")
         volumes = {v.name: v for v in dep.spec.template.spec.volumes}
@@ -75,8 +88,9 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         assert not core.list_namespaced_secret(namespace, field_selector="metadata.name=cm-feast-tls").items, \
             "the operator kept its own CA although cert-manager was chosen"
 
-        # Renewal: cert-manager writes a new key pair into the Secret; the server rolls once, at
-        # once (the resync is an hour away): the watch event of the labelled Secret wakes the store.
+        # Renewal: cert-manager writes a new key pair into the Secret, then the Certificate's status;
+        # the server rolls once, at once (the resync is an hour away): the Certificate's watch event
+        # wakes the store, which reads the Secret by name.
         # Ready, so no pass is due before the resync; wait until the operator is idle
         wait_for(lambda: kubelet.run(namespace, f"{OWNER_LABEL}=cm") >= 0
                  and get_fs(kube_api, namespace, "cm")["status"].get("phase") == "Ready", timeout=90, interval=1,
@@ -85,6 +99,7 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         dep = apps.read_namespaced_deployment("cm-feature-server", namespace)
         generation, digest = dep.metadata.generation, dep.spec.template.metadata.annotations[ANNOTATION]
         core.patch_namespaced_secret("cm-feast-cert", namespace, {"data": _b64(ca.secret_data(spec["dnsNames"]))})
+        _issued(custom, namespace, 2)
         dep = wait_for(lambda: (d := apps.read_namespaced_deployment("cm-feature-server", namespace))
                        .metadata.generation > generation and d, timeout=20, interval=0.5, what="rolled on renewal")
         assert dep.metadata.generation == generation + 1

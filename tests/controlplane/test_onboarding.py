@@ -21,6 +21,7 @@ from kubernetes.client.rest import ApiException
 from tests.support import kube
 from tests.support.kube import G, P, V, condition, gone, list_fs
 from tests.support.logs import tracebacks
+from tests.support import chart_identity
 from tests.support.operator_process import OperatorProcess
 from tests.support.prerequisites import project_crd_files, support_crd_files
 from tests.support.waiting import wait_for
@@ -376,6 +377,7 @@ def bare_control_plane(control_plane, featurestore_crd):
     from tests.support.controlplane import ControlPlane
 
     cp = ControlPlane(control_plane.binaries).start()
+    chart_identity.register(cp.server, str(cp.ca_file), cp.token)  # its operators run under the chart's RBAC too
     try:
         cp.install_crds(project_crd_files())
         api = kube_config.new_client_from_config(config_file=cp.kubeconfig)

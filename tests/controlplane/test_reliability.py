@@ -27,6 +27,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.support import chart_identity
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
 from tests.support.kube import G, OWNER_LABEL, P, SERVER_PODS, V, condition, custom, get_fs, is_ready, list_fs
@@ -419,15 +420,17 @@ def test_apiserver_restart_operator_recovers_without_restart(control_plane, feat
 def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd, kube_api, namespace):
     lease = f"fso-test-{namespace[-6:]}"
     # Namespaced operators (the test's own namespace only: stores other tests leave behind are not
-    # touched), electing their leader with a Lease in that namespace.
-    env = {"FSO_RESYNC_SECONDS": "10", "FSO_LEADER_ELECTION_SECONDS": "10", "POD_NAMESPACE": namespace}
+    # touched), electing their leader with a Lease of this test's name in the chart release's
+    # namespace (its leader-election Role grants Leases there only).
+    lease_ns = chart_identity.NAMESPACE
+    env = {"FSO_RESYNC_SECONDS": "10", "FSO_LEADER_ELECTION_SECONDS": "10", "POD_NAMESPACE": lease_ns}
     args = ["--leader-election", lease, "--namespace", namespace]
     first = OperatorProcess(control_plane.kubeconfig, env={**env, "POD_NAME": "first"}, args=args, standalone=False)
     second = OperatorProcess(control_plane.kubeconfig, env={**env, "POD_NAME": "second"}, args=args, standalone=False)
     leases = client.CoordinationV1Api(kube_api)
     try:
         first.start()
-        wait_for(lambda: leases.read_namespaced_lease(lease, namespace).spec.holder_identity == "first", timeout=30,
+        wait_for(lambda: leases.read_namespaced_lease(lease, lease_ns).spec.holder_identity == "first", timeout=30,
                  what="the first replica leading")
         second.start()  # the Lease is held: it stands by
         crd(kube_api).create_namespaced_custom_object(G, V, namespace, P, manifest("ha1"))
@@ -437,7 +440,7 @@ def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd,
         first.wait_reconciles(2)
         acting = first.reconciles(), second.reconciles()
         assert acting[0] > 0 and acting[1] == 0, f"reconciles first/second: {acting}"
-        assert leases.read_namespaced_lease(lease, namespace).spec.holder_identity == "first"
+        assert leases.read_namespaced_lease(lease, lease_ns).spec.holder_identity == "first"
 
         # SIGKILL the leader: no hand-over, the stand-by takes over when the Lease expires.
         first.kill()
@@ -447,7 +450,7 @@ def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd,
                  interval=0.5, what="ha2 reconciled by the second replica")
         handover = time.monotonic() - t0
         assert second.reconciles() > 0
-        assert leases.read_namespaced_lease(lease, namespace).spec.holder_identity == "second"
+        assert leases.read_namespaced_lease(lease, lease_ns).spec.holder_identity == "second"
         print(f"\n[ha] only the leader acted; after SIGKILL the stand-by reconciled a new store {handover:.1f}s later "
               f"(Lease 10 s)")
     finally:

@@ -17,6 +17,7 @@ HTTP proxy in front of it (see its docstring). So what is verified here:
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from featurestore_operator.api import OperatorConfig, parse_featurestore, resolv
 from featurestore_operator.backends import naming  # noqa: E402
 from featurestore_operator.backends.base import BackendContext, Deleted, Failed, Pending, Ready  # noqa: E402
 from featurestore_operator.backends.gcs import OBJECT_ADMIN, GcsBackend, desired_lifecycle  # noqa: E402
+
 from tests.support.gcs_emulator import GcsEmulator  # noqa: E402
 from tests.support.iam_fake import GcsBucketOverlay  # noqa: E402
 
@@ -234,10 +236,15 @@ def test_foreign_bucket_is_a_conflict_and_untouched(overlay):
     overlay.clear_log()
     out = run(GcsBackend().ensure(fs, CTX))
     assert isinstance(out, Failed) and out.reason == "Conflict" and not out.retryable
-    assert "shared-name-bucket" in out.message and "FeatureStore team-b/demo" in out.message
+    assert "shared-name-bucket" in out.message and "another FeatureStore" in out.message
     assert "never adopts" in out.message
+    # the message lands in this tenant's status and Events: nothing of the other owner's identity
+    assert not {"team-b", "uid-9"} & set(re.split(r"[^a-z0-9-]+", out.message)), out.message
     assert overlay.writes() == []
     assert raw_bucket(overlay, "shared-name-bucket") == before
+    gone = run(GcsBackend().delete(make_fs(bucket="shared-name-bucket", deletionPolicy="Delete"), CTX))
+    assert gone.done and "left untouched" in gone.message
+    assert "team-b" not in gone.message and "uid-9" not in gone.message, gone.message
 
 
 def test_unlabelled_bucket_is_a_conflict(overlay):
@@ -449,7 +456,7 @@ def test_delete_never_touches_foreign_bucket(overlay):
     fs = make_fs(bucket="foreign-bucket", deletionPolicy="Delete", force=True)
     overlay.clear_log()
     out = run(GcsBackend().delete(fs, CTX))
-    assert out.done and "left untouched" in out.message and "team-b/demo" in out.message
+    assert out.done and "left untouched" in out.message and "team-b" not in out.message
     assert overlay.writes() == []
     raw_bucket(overlay, "foreign-bucket")
 

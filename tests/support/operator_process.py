@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import chart_identity
 from tests.support.process import ManagedProcess, free_port
 from tests.support.waiting import wait_for
 
@@ -22,11 +23,16 @@ class OperatorProcess:
     """One operator process; ``env`` adds FSO_* settings. Logs go to a file (``log_text()``).
 
     ``standalone`` (default) passes ``--standalone``; ``standalone=False`` with
-    ``args=["--peering", NAME]`` runs a peering (HA) replica."""
+    ``args=["--peering", NAME]`` runs a peering (HA) replica.
+
+    ``identity="chart"`` (default): a kubeconfig carrying the test control plane's admin token is
+    swapped for the chart's operator ServiceAccount (tests/support/chart_identity.py), so the process
+    runs with exactly the chart's RBAC. ``identity="admin"`` keeps the admin token: say why."""
 
     def __init__(self, kubeconfig: str, env: dict[str, str] | None = None, args: list[str] | None = None,
-                 standalone: bool = True):
-        self.kubeconfig = kubeconfig
+                 standalone: bool = True, identity: str = "chart"):
+        assert identity in ("chart", "admin"), identity
+        self.kubeconfig = chart_identity.kubeconfig_for(kubeconfig) if identity == "chart" else kubeconfig
         self.extra_env = env or {}
         self.args = args or []
         self.standalone = standalone

@@ -7,6 +7,7 @@ import copy
 
 from featurestore_operator.reconcile.applier import Applier, ObservedCache, drift_key
 from featurestore_operator.reconcile.kube import FIELD_MANAGER
+from featurestore_operator.render.names import OWNER_LABEL
 
 OURS = {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "v1", "time": "2026-11-25T10:00:00Z",
         "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}
@@ -199,3 +200,40 @@ def test_a_changed_immutable_field_is_a_failure_marked_immutable():
     assert asyncio.run(applier.apply_all([claim])) == []
     (failure,) = asyncio.run(applier.apply_all([_obj("PersistentVolumeClaim", "data", storageClassName="fast")]))
     assert failure.immutable and "spec.storageClassName" in failure.describe()
+
+
+def _secret(name: str, password: str = "cw==") -> dict:
+    meta = {"name": name, "namespace": "ns", "labels": {OWNER_LABEL: "demo"},
+            "ownerReferences": [{"kind": "FeatureStore", "uid": "fs-uid", "controller": True, "name": "demo"}]}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": {"password": password}}
+
+
+def test_unwatched_secrets_are_read_by_name_each_pass():
+    """Secrets are not watched (no list/watch right): refresh() reads the store's Secrets by name, so a
+    deleted one is re-applied, an edited one restored, and a leftover one (a restarted operator, a
+    spec that no longer asks for it) pruned."""
+    kube = _fake_kube()
+    applier = Applier(kube, ObservedCache())
+    wanted = _secret("demo-online-store")
+    names = {"demo-online-store", "demo-feast-tls"}
+    asyncio.run(applier.apply_all([wanted]))
+    # deleted behind the operator's back: the next pass sees it and applies it again
+    del kube.objects[("Secret", "ns", "demo-online-store")]
+    asyncio.run(applier.refresh("Secret", "v1", "ns", names))
+    asyncio.run(applier.apply_all([wanted]))
+    assert kube.objects[("Secret", "ns", "demo-online-store")]["data"] == {"password": "cw=="}
+    # edited: restored
+    kube.put({**wanted, "data": {"password": "aGlqYWNrZWQ="}})
+    asyncio.run(applier.refresh("Secret", "v1", "ns", names))
+    asyncio.run(applier.apply_all([wanted]))
+    assert kube.objects[("Secret", "ns", "demo-online-store")]["data"] == {"password": "cw=="}
+    # a Secret an earlier process wrote (this cache never saw it) that the spec no longer wants
+    kube.put(_secret("demo-feast-tls"))
+    fresh = Applier(kube, ObservedCache())
+    asyncio.run(fresh.refresh("Secret", "v1", "ns", names))
+    assert asyncio.run(fresh.prune("ns", "demo", "fs-uid", {("Secret", "ns", "demo-online-store")})) == [
+        ("Secret", "ns", "demo-feast-tls")
+    ]
+    assert ("Secret", "ns", "demo-feast-tls") not in kube.objects
+    # only GETs by name: never a list of Secrets
+    assert ("GET", "Secret") in kube.calls and not [c for c in kube.calls if c[0] == "LIST"]

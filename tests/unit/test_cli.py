@@ -102,3 +102,13 @@ def test_validate_applies_the_admin_policy_from_fso_variables(tmp_path, capsys, 
     monkeypatch.setenv("FSO_POLICY", '{"allowedProjects": ["other-project"]}')
     assert main(["validate", "-f", str(ROOT / "examples" / "gcp-memorystore.yaml")]) == 1
     assert "allowedProjects" in capsys.readouterr().err
+
+
+def test_gsa_prints_the_default_service_account_of_any_namespace(capsys, monkeypatch):
+    """An admin creates these GSAs: a Kubeflow namespace over 24 characters gets a valid id too."""
+    monkeypatch.setenv("FSO_GCP_PROJECT", "my-proj")
+    assert main(["gsa", "team-a", "kubeflow-user-example-com"]) == 0
+    out = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert out["team-a"] == "feast-team-a@my-proj.iam.gserviceaccount.com"
+    gsa_id = out["kubeflow-user-example-com"].split("@")[0]
+    assert gsa_id.startswith("feast-kubeflo-") and len(gsa_id) == 30

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
-from featurestore_operator.api.policy import check, immutable_changes
+from featurestore_operator.api.policy import account_id, check, immutable_changes
 
 OPERATOR_GSA = "featurestore-operator@my-proj.iam.gserviceaccount.com"
 CONFIG = OperatorConfig(
@@ -57,11 +57,11 @@ REFUSED = [
         ["serviceAccountPatterns", "feast-team-a@my-proj.iam.gserviceaccount.com"],
     ),
     (
-        "the default pattern in a namespace over 24 characters: no name GCP can create is advised",
+        "another GSA in a Kubeflow namespace over 24 characters: the default's valid hashed id is advised",
         {"gcp": {"serviceAccount": "feast-e2e@my-proj.iam.gserviceaccount.com"}},
         "kubeflow-user-example-com",
         "spec.gcp.serviceAccount",
-        ["cannot create", "at most 30 characters", "policy.serviceAccountPatterns"],
+        ["serviceAccountPatterns", f"{account_id('kubeflow-user-example-com')}@my-proj.iam.gserviceaccount.com"],
     ),
     (
         "GSA of a foreign project",

@@ -12,7 +12,7 @@ operator under this chart's ServiceAccount token):
     require `update` on the owner's `finalizers` subresource; `patch` is not enough.
   * `get` is granted only where the operator reads single objects (FeatureStores, ConfigMaps,
     Secrets); every other read comes from its list+watch streams, which select its own objects
-    by label on the server.
+    by label on the server. Secrets are never listed or watched (reconcile/kinds.py).
 
 Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched namespace.
 */}}
@@ -70,16 +70,16 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Secrets: get the user's Secrets the spec references (external Redis password) and its own
-# online-store Secret (<name>-online-store, the generated Redis AUTH password: created once,
-# then read back). list/watch/create/patch/delete: that Secret is watched, applied and pruned
-# like every child. RBAC cannot name generated objects in arbitrary namespaces: the operator
-# only ever writes objects it labels and owns (the label selector of its watch). (With
-# onboarding also the copies of the shared online store's Secret.) Note: list/watch on Secrets
-# is a broad read right; it exists because the operator watches its own Secrets for drift.
+# Secrets: get the user's Secrets the spec references (external Redis password, git credentials),
+# cert-manager's issued Secret of the store's Certificate, and the store's own Secrets by their
+# derived names (<name>-online-store: the generated Redis AUTH password; <name>-feast-tls: the
+# per-store CA), read each pass to see drift, deletion and leftovers (reconcile/applier.refresh).
+# create/patch: server-side apply of those; delete: pruning them. (With onboarding also the shared
+# online store's Secret, read by name every 10 s, and its copies.) NO list/watch: that would let a
+# leaked operator token read every Secret of the cluster; `get` needs the Secret's name.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 # Owned children (OWNED_KINDS in reconcile/kinds.py): list/watch feed the observed-state cache
 # (drift and workload status wake the owner); create+patch = server-side apply (create is
 # checked when the apply creates the object); delete = pruning what the spec no longer asks for.

@@ -6,8 +6,9 @@ field is hostile input; the policy bounds what the operator does on its behalf:
 * GCP placement: projects, regions and VPC networks (default: the operator's own project, region
   and network);
 * identity: which Google service accounts (GSAs) a namespace may bind, as patterns with
-  ``{namespace}`` and ``{project}`` (default only ``feast-{namespace}@<operator project>.iam.
-  gserviceaccount.com``); the operator's own GSA never; no GSA at all on provider local;
+  ``{namespace}``, ``{accountId}`` and ``{project}`` (default only ``{accountId}@<operator project>.iam.
+  gserviceaccount.com``, see :func:`account_id`); the operator's own GSA never; no GSA at all on
+  provider local;
 * cost: Memorystore tiers and size, replicas of every server;
 * images: allowed prefixes (the operator's configured images are always allowed);
 * namespaces where no FeatureStore may live (system namespaces);
@@ -26,7 +27,9 @@ Configured as ``FSO_POLICY`` (JSON or YAML) or ``FSO_POLICY_FILE``; chart value 
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import hashlib
 import re
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,8 +42,13 @@ if TYPE_CHECKING:
     from .resource import FeatureStore
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
+ACCOUNT_ID_PLACEHOLDER = "{accountId}"
 PROJECT_PLACEHOLDER = "{project}"
-DEFAULT_SERVICE_ACCOUNT_PATTERN = "feast-{namespace}@{project}.iam.gserviceaccount.com"
+DEFAULT_SERVICE_ACCOUNT_PATTERN = "{accountId}@{project}.iam.gserviceaccount.com"
+#: GCP service account ids: 6-30 characters, [a-z][a-z0-9-]*[a-z0-9]
+ACCOUNT_ID_MAX = 30
+#: namespace characters kept in a hashed account id (readability only; the hash identifies)
+ACCOUNT_ID_HEAD = 7
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 Problem = tuple[str, str]
@@ -99,7 +107,8 @@ class AdminPolicy(ApiModel):
     only the operator's gcpNetwork (or the default network of its project)."""
     service_account_patterns: list[str] = Field(default_factory=list)
     """GSAs a namespace may bind through Workload Identity: patterns with {namespace}, {project}
-    (each allowed project) and * wildcards. Empty: feast-{namespace}@{project}.iam.gserviceaccount.com."""
+    (each allowed project), {accountId} (:func:`account_id`: a GSA id valid for every namespace) and *
+    wildcards. Empty: {accountId}@{project}.iam.gserviceaccount.com."""
     denied_service_accounts: list[str] = Field(default_factory=list)
     """GSAs never bound (* wildcards), besides the operator's own (always denied)."""
     allowed_memorystore_tiers: list[MemorystoreTier] = Field(
@@ -191,11 +200,29 @@ def _match(value: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
+def account_id(namespace: str) -> str:
+    """The GSA account id of ``namespace`` (``{accountId}``): valid for EVERY namespace (a DNS label of
+    up to 63 characters), deterministic, and never the same for two namespaces.
+
+    ``feast-<namespace>`` while that has at most 29 characters (namespaces up to 23 characters), else
+    ``feast-<first 7 characters, trailing '-' dropped>-<base32 of sha256(namespace)>``, cut to exactly
+    30 characters (16 to 22 hash characters: at least 80 bits). The two forms never meet (29 vs 30
+    characters), so no short namespace can be named to land on a long namespace's GSA."""
+    plain = f"feast-{namespace}"
+    if len(plain) < ACCOUNT_ID_MAX:
+        return plain
+    head = namespace[:ACCOUNT_ID_HEAD].rstrip("-")
+    digest = base64.b32encode(hashlib.sha256(namespace.encode()).digest()).decode().lower()
+    return f"feast-{head}-{digest[: ACCOUNT_ID_MAX - len('feast--') - len(head)]}"
+
+
 def allowed_service_accounts(policy: EffectivePolicy, namespace: str) -> list[str]:
-    """The GSA patterns of ``namespace`` with {namespace} and {project} filled in."""
+    """The GSA patterns of ``namespace`` with {namespace}, {accountId} and {project} filled in."""
     out = []
     for pattern in policy.service_account_patterns:
-        pattern = pattern.replace(NAMESPACE_PLACEHOLDER, namespace)
+        pattern = pattern.replace(NAMESPACE_PLACEHOLDER, namespace).replace(
+            ACCOUNT_ID_PLACEHOLDER, account_id(namespace)
+        )
         if PROJECT_PLACEHOLDER in pattern:
             out += [pattern.replace(PROJECT_PLACEHOLDER, p) for p in policy.projects]
         else:
@@ -281,13 +308,14 @@ def _identity(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
         ]
     allowed = allowed_service_accounts(policy, fs.metadata.namespace)
     if not _match(gsa, allowed):
-        # a name GCP cannot hold is no advice: feast-{namespace} of a namespace over 24 characters
+        # a name GCP cannot hold is no advice: an admin's feast-{namespace} of a namespace over 24 characters
         possible = [a for a in allowed if "*" in a or re.match(GSA_EMAIL_PATTERN, a)]
         use = (
             f"use {_listed(possible)}, or ask the admin to allow it"
             if possible
             else f"the policy allows only {_listed(allowed)}, which GCP cannot create (an account id has at most "
-            "30 characters): ask the admin to set serviceAccountPatterns (Helm value policy.serviceAccountPatterns)"
+            "30 characters): ask the admin to use {accountId} in serviceAccountPatterns (Helm value "
+            "policy.serviceAccountPatterns)"
         )
         return [
             (

@@ -81,16 +81,6 @@ def _lifecycle_differs(current: list[dict[str, Any]], days: int | None) -> bool:
     return have != ([days] if days else [])
 
 
-def _owner_text(labels: dict[str, str] | None) -> str:
-    labels = labels or {}
-    if labels.get(naming.LABEL_MANAGED_BY) == naming.MANAGED_BY:
-        return (
-            f"FeatureStore {labels.get(naming.LABEL_NAMESPACE, '?')}/{labels.get(naming.LABEL_NAME, '?')} "
-            f"(uid {labels.get(naming.LABEL_UID, '?') or '?'})"
-        )
-    return "someone else (it has no featurestore-operator owner labels)"
-
-
 class GcsBackend:
     """``Backend[OfflineEndpoint]`` for ``spec.offlineStore.gcs``.
 
@@ -204,13 +194,13 @@ class GcsBackend:
             if owner == "foreign":
                 return Failed(
                     "Conflict",
-                    f"bucket {name} already exists and belongs to {_owner_text(bucket.labels)}; the operator never "
-                    f"adopts a bucket it did not create for this FeatureStore. Set spec.offlineStore.gcs.bucket to "
-                    f"another name, or delete that bucket",
+                    f"bucket {name} already exists and belongs to {naming.owner_text(bucket.labels, self._cluster)}; "
+                    "the operator never adopts a bucket it did not create for this FeatureStore. Set "
+                    "spec.offlineStore.gcs.bucket to another name, or delete that bucket",
                     retry_after=300,
                 )
             if owner == "retained":
-                notes.append(f"taken back from {_owner_text(bucket.labels)} (retained on deletion)")
+                notes.append("taken back from an earlier FeatureStore of this name (retained on deletion)")
             try:
                 changed = await self._fix_drift(client, fs, bucket)
             except gexc.PreconditionFailed:
@@ -431,7 +421,9 @@ class GcsBackend:
             return Deleted(True, f"bucket {name} is already gone")
         owner = naming.ownership(fs, bucket.labels, self._cluster)
         if owner != "ours":
-            return Deleted(True, f"bucket {name} belongs to {_owner_text(bucket.labels)}; left untouched")
+            return Deleted(
+                True, f"bucket {name} belongs to {naming.owner_text(bucket.labels, self._cluster)}; left untouched"
+            )
         try:
             if not await self._in_project(client, name, project):
                 return Deleted(True, f"bucket {name} is not in project {project}; left untouched")

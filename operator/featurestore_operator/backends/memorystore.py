@@ -62,12 +62,11 @@ from ..render.names import Names
 from . import gcp, longop
 from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
 from .naming import (
-    LABEL_NAME,
-    LABEL_NAMESPACE,
     LABEL_UID,
     existing_refusal,
     memorystore_instance_id,
     owner_labels,
+    owner_text,
     ownership,
 )
 from .policy import byo_refusal, memorystore_security_refusal, policy_refusal
@@ -269,7 +268,7 @@ class MemorystoreBackend:
             return Failed(
                 "Conflict",
                 f"Memorystore instance {name} already exists and is not this FeatureStore's "
-                f"({_owner_text(labels)}); the operator never adopts it. Set another "
+                f"({owner_text(labels, self._cluster)}); the operator never adopts it. Set another "
                 f"{FIELD}.instanceId, or delete that instance.",
                 retryable=False,
                 retry_after=300,
@@ -638,7 +637,9 @@ class MemorystoreBackend:
                 else "was retained from an earlier FeatureStore of this name and never adopted"
             )
             return Deleted(
-                True, f"Memorystore instance {name} left in place: it {why} ({_owner_text(labels)})", status=status
+                True,
+                f"Memorystore instance {name} left in place: it {why} ({owner_text(labels, self._cluster)})",
+                status=status,
             )
         state = inst.state.name
         if state == "DELETING":
@@ -702,14 +703,6 @@ def _with_status(outcome: Failed, status: dict[str, Any]) -> Failed:
     if not status:
         return outcome
     return Failed(outcome.reason, outcome.message, outcome.retryable, {**outcome.status, **status}, outcome.retry_after)
-
-
-def _owner_text(labels: dict[str, str]) -> str:
-    keys = (LABEL_NAMESPACE, LABEL_NAME, LABEL_UID)
-    found = {k: labels[k] for k in keys if k in labels}
-    if not found:
-        return "it has no FeatureStore owner labels"
-    return "owner labels " + ", ".join(f"{k}={v}" for k, v in found.items())
 
 
 def _poll_after(op: Any, cap: float) -> float:

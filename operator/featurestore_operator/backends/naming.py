@@ -111,3 +111,15 @@ def existing_refusal(fs: FeatureStore, labels: dict[str, str] | None, cluster_id
         "it was created by the featurestore-operator for a FeatureStore of another namespace or cluster; an "
         "operator-created resource is never brought into another namespace"
     )
+
+
+def owner_text(labels: dict[str, str] | None, cluster_id: str | None = None) -> str:
+    """Who holds a cloud resource that is not this FeatureStore's, without naming them: the text lands
+    in a tenant's conditions and Events, so it never echoes another owner's namespace, name or uid."""
+    labels = labels or {}
+    if labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
+        return "someone else (it has no featurestore-operator owner labels)"
+    cluster = labels.get(LABEL_CLUSTER)
+    if cluster_id and cluster and cluster != _label_value(cluster_id):
+        return "another cluster's FeatureStore"
+    return "another FeatureStore"

@@ -32,6 +32,7 @@ from .. import __version__
 from ..api import OperatorConfig, names
 from ..backends.cluster import with_cluster_id
 from ..reconcile.kube import Kube
+from ..reconcile.onboarding import follow_shared_secret
 from . import admission
 from .featurestore import watch_featurestores
 from .leadership import LeaderElector
@@ -94,6 +95,8 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
             _task(rt.events.run(), "events"),
             *[_task(watch_featurestores(rt, ns), f"featurestores {ns or 'cluster-wide'}") for ns in _scopes(config)],
         ]
+        if config.onboarding_enabled and config.onboarding_template.shared_online_store is not None:
+            tasks.append(_task(follow_shared_secret(rt.kube, config), "shared online store Secret"))
         if config.token_reviewers_binding:  # authz kubernetes: who may create TokenReviews
             tasks.append(_task(rt.token_reviewers.run(rt, config.token_reviewers_binding), "token reviewers"))
         acting = [_task(run_kopf(rt), "kopf")] + ([_task(elector.keep(), "leadership")] if elector else [])

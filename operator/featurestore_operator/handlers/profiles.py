@@ -30,7 +30,7 @@ import kopf
 
 from ..api import OperatorConfig
 from ..reconcile.events import Event
-from ..reconcile.onboarding import MARKER, MARKER_LABEL, Onboarder, Outcome, sync_shared_secrets
+from ..reconcile.onboarding import MARKER, MARKER_LABEL, Onboarder, Outcome
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -69,18 +69,6 @@ async def marker_event(event: kopf.RawEvent, meta: kopf.Meta, memo: Runtime, **_
         await _onboarder(memo).marker_deleted(meta["namespace"])
 
 
-async def shared_secret_event(event: kopf.RawEvent, memo: Runtime, **_: Any) -> None:
-    if event.get("type") == "DELETED":
-        return  # copies stay as they are: a FeatureStore keeps working until the source returns
-    try:
-        count = await sync_shared_secrets(memo.kube, memo.config)
-    except Exception as err:  # an on.event handler is not retried: say so, the next change retries
-        log.warning("copying the shared online store Secret failed: %s: %s", type(err).__name__, err)
-        return
-    if count:
-        log.info("shared online store Secret copied to %d onboarded namespaces", count)
-
-
 async def optional_crd_event(event: kopf.RawEvent, body: kopf.Body, memo: Runtime, **_: Any) -> None:
     """PodDefault/AuthorizationPolicy (or Profile) CRD added, established or removed: rediscover and
     reconcile every FeatureStore, so the Kubeflow condition and the objects follow at once."""
@@ -108,23 +96,11 @@ def register(config: OperatorConfig) -> None:
     kopf.on.event("namespaces", id="onboarding-namespaces")(namespace_event)
     kopf.on.event("kubeflow.org", "v1", "profiles", id="onboarding-profiles")(profile_event)
     kopf.on.event("v1", "configmaps", labels={MARKER_LABEL: "true"}, id="onboarding-marker")(marker_event)
-    shared = config.onboarding_template.shared_online_store
-    if shared is not None:
-        ref = shared.secret_ref
-
-        def is_source(name: str, namespace: str | None, **_: Any) -> bool:
-            return (namespace, name) == (ref.namespace, ref.name)
-
-        kopf.on.event("v1", "secrets", when=is_source, id="onboarding-shared-secret")(shared_secret_event)
+    # the shared online store's Secret is read by name (reconcile.onboarding.follow_shared_secret):
+    # the operator may not list or watch Secrets
 
 
 def server_side_selectors(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Only the objects onboarding reads are sent by the API server (kopf's handler filters above
     stay as a second check)."""
     settings.watching.label_selectors["v1", "configmaps"] = f"{MARKER_LABEL}=true"
-    shared = config.onboarding_template.shared_online_store
-    if config.onboarding_enabled and shared is not None:
-        ref = shared.secret_ref
-        settings.watching.field_selectors["v1", "secrets"] = (
-            f"metadata.name={ref.name},metadata.namespace={ref.namespace}"
-        )

@@ -1,7 +1,8 @@
 """Server-side apply of owned objects with an observed-state cache, so a resync of an unchanged
-FeatureStore costs no API call at all.
+FeatureStore costs no write at all (and no read but its few Secrets, read by name: :meth:`Applier.refresh`).
 
-The cache is fed by apply responses and by watch events on owned kinds (handlers wire those). An
+The cache is fed by apply responses, by watch events on owned kinds (handlers wire those) and, for
+the one owned kind the operator may not watch (Secrets), by reads by name each pass. An
 object is re-applied when what we want changed (hash of the desired body), when it is missing, or
 when someone else changed it since our last apply (:func:`drift_key`: its generation or the fields
 our field manager owns moved). Server-side apply then restores exactly our fields; if the change
@@ -311,6 +312,16 @@ class Applier:
             return failure
         self.refused.pop(k, None)
         return None
+
+    async def refresh(self, kind: str, api_version: str, namespace: str, names: set[str]) -> None:
+        """Read objects of a kind the operator does not watch (Secrets) by name, and record what it finds
+        as a watch event would: a drifted or deleted one is re-applied, a leftover one is pruned."""
+        for name in sorted(names):
+            obj = await self.kube.get(kind, api_version, namespace, name)
+            if obj is None:
+                self.cache.forget((kind, namespace, name))
+            else:
+                self.cache.observe({**obj, "kind": kind, "apiVersion": api_version})
 
     def forget_owner(self, namespace: str, owner: str) -> None:
         """The FeatureStore is gone: drop what was remembered of its children."""

@@ -23,7 +23,7 @@ from ..backends.base import BackendContext
 from . import conditions as cond
 from . import records
 from .applier import Applier, ApplyFailure, ObservedCache
-from .desired import Desired, desired
+from .desired import Desired, desired, secret_names
 from .discovery import Discovery
 from .events import Event, transitions
 from .freshness import observe_freshness
@@ -180,6 +180,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     ns = fs.metadata.namespace
 
     versions = await deps.discovery.versions()
+    owned = deps.cache.children(ns, fs.metadata.name)
+    await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
     repo = await observe_repo(deps.kube, fs)
     ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns))
     backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))

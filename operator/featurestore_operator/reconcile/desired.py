@@ -70,6 +70,14 @@ def secret(fs: FeatureStore, name: str, component: str, data: dict[str, str]) ->
     }
 
 
+def secret_names(fs: FeatureStore, owned: list[dict[str, Any]]) -> set[str]:
+    """Every Secret ``fs`` may own: the ones it can want (derived names) and any other seen labelled
+    for it (``owned``: its cached children). Read by name at the start of each pass: the operator does
+    not watch Secrets (``kinds.KINDS``), and backends read them right after."""
+    seen = {o["metadata"]["name"] for o in owned if o["kind"] == "Secret"}
+    return seen | {Names(fs).online_secret, tls.ca_secret_name(fs)}
+
+
 def desired(
     fs: FeatureStore,
     backends: BackendResults,

@@ -3,7 +3,8 @@ served in, the order children are applied in, whether it is watched, and the RBA
 
 Everything that lists kinds derives from :data:`KINDS`: the watches (``handlers.watches``), the apply
 order and prune (``reconcile.applier``), discovery of served versions (``reconcile.discovery``) and
-the chart's RBAC test (``tests/controlplane/test_chart.py``).
+the chart's RBAC test (``tests/controlplane/test_chart_rbac_table.py``: the chart grants the operator
+no more than these verbs, plus a short list of subresource and by-name rules, each with its reason).
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ class Kind:
     watched: bool = False
     #: A CRD that may be absent (a condition says so; never a crash).
     optional: bool = False
-    #: Verbs the operator needs (the chart's RBAC grants exactly these).
-    verbs: tuple[str, ...] = ("get", "list", "watch", "create", "patch", "delete")
+    #: Verbs the operator needs (the chart's RBAC grants no more: tests/controlplane/test_chart_rbac_table.py).
+    #: Children: list/watch (the cache), create+patch (server-side apply), delete (prune); `get` only
+    #: where a single object is read by name.
+    verbs: tuple[str, ...] = ("list", "watch", "create", "patch", "delete")
     namespaced: bool = True
 
     def api_versions(self) -> list[str]:
         return [f"{self.group}/{v}" if self.group else v for v in self.versions]
 
-
-_CHILD = ("get", "list", "watch", "create", "patch", "delete")
 
 KINDS: dict[str, Kind] = {
     k.kind: k
@@ -48,10 +49,17 @@ KINDS: dict[str, Kind] = {
         Kind("ServiceAccount", "serviceaccounts", "", ("v1",), 2, True),
         Kind("Role", "roles", "rbac.authorization.k8s.io", ("v1",), 3, True),
         Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io", ("v1",), 4, True),
-        Kind("Secret", "secrets", "", ("v1",), 5, True),
+        # NOT watched: a cluster-wide list/watch of Secrets would let a leaked operator token read every
+        # Secret of the cluster. The store's own Secrets have names derived from it (render.names,
+        # render.tls): read by name each pass (Applier.refresh), so drift, deletion and pruning are
+        # seen at the next pass; cert-manager renewals wake the store through its watched Certificate.
+        Kind("Secret", "secrets", "", ("v1",), 5, False, verbs=("get", "create", "patch", "delete")),
         # spec.tls with the admin's cert-manager issuer (FSO_TLS_ISSUER): the servers' Certificate
         Kind("Certificate", "certificates", "cert-manager.io", ("v1",), 5, True, True),
-        Kind("ConfigMap", "configmaps", "", ("v1",), 6, True),
+        # get: the user's feature repo ConfigMap (spec.featureRepo.configMap), onboarding's marker
+        Kind(
+            "ConfigMap", "configmaps", "", ("v1",), 6, True, verbs=("get", "list", "watch", "create", "patch", "delete")
+        ),
         Kind("PersistentVolumeClaim", "persistentvolumeclaims", "", ("v1",), 7, True),
         Kind("Service", "services", "", ("v1",), 8, True),
         Kind("StatefulSet", "statefulsets", "apps", ("v1",), 9, True),
@@ -71,10 +79,11 @@ KINDS: dict[str, Kind] = {
             ("v1alpha1",),
             verbs=("get", "list", "watch", "patch"),
         ),
-        Kind("Event", "events", "", ("v1",), verbs=("create", "patch")),
+        Kind("Event", "events", "", ("v1",), verbs=("create",)),
         # materialization runs' pods: their termination message (feature view freshness), with compute.enabled
         Kind("Pod", "pods", "", ("v1",), verbs=("list",)),
         Kind("Lease", "leases", "coordination.k8s.io", ("v1",), verbs=("get", "create", "update")),
+        # get: kube-system only (the cluster id); list/watch: kopf's namespace matching, onboarding
         Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
         # the chart's token reviewers binding (handlers/token_reviewers.py): its subjects only
         Kind(
@@ -100,7 +109,7 @@ KINDS: dict[str, Kind] = {
             "kubeflow.org",
             ("v1",),
             optional=True,
-            verbs=("get", "list", "watch"),
+            verbs=("list", "watch"),
             namespaced=False,
         ),
         # spec.compute engine sparkApplication: Feast creates these; discovered for the condition only
@@ -110,7 +119,7 @@ KINDS: dict[str, Kind] = {
             "customresourcedefinitions",
             "apiextensions.k8s.io",
             ("v1",),
-            verbs=("get", "list", "watch"),
+            verbs=("list", "watch"),
             namespaced=False,
         ),
     ]

@@ -277,6 +277,32 @@ async def sync_shared_secrets(kube: Kube, config: OperatorConfig) -> int:
     return count
 
 
+#: seconds between reads of the shared online store's Secret: by name, as the operator may not
+#: list or watch Secrets (a field selector does not narrow RBAC: the watch would need the right on all)
+SHARED_SECRET_POLL = 10.0
+
+
+async def follow_shared_secret(kube: Kube, config: OperatorConfig, poll: float = SHARED_SECRET_POLL) -> None:
+    """Re-copy the shared online store's Secret whenever it changed (its resourceVersion moved), and
+    once at start-up (a rotation while no operator ran). Runs until cancelled."""
+    template = config.onboarding_template
+    if not config.onboarding_enabled or template.shared_online_store is None:
+        return
+    seen: str | None = None
+    while True:
+        try:
+            source = await _source_secret(kube, template)
+            version = source["metadata"].get("resourceVersion") if source else None
+            if version is not None and version != seen:
+                count = await sync_shared_secrets(kube, config)
+                seen = version
+                if count:
+                    log.info("shared online store Secret copied to %d onboarded namespaces", count)
+        except Exception as err:  # noqa: BLE001 - the next read retries
+            log.warning("copying the shared online store Secret failed: %s: %s", type(err).__name__, err)
+        await asyncio.sleep(poll)
+
+
 Emit = Callable[[Outcome], None]
 
 

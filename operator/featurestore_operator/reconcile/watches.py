@@ -4,10 +4,10 @@ namespaces. They feed the observed-state cache and wake the owning FeatureStore'
 drifts, disappears or changes status.
 
 Server-side selection means the API server sends only objects carrying our label: the operator
-neither receives nor parses the rest of the cluster's Secrets, ConfigMaps, Jobs... Objects a user
-labels as ours are kept only as :func:`applier.slim` copies (never a Secret's data), so they cannot
-grow the operator's memory by their size. Optional CRDs (PodDefault, AuthorizationPolicy) are
-watched once discovery finds them served.
+neither receives nor parses the rest of the cluster's ConfigMaps, Jobs... Objects a user labels as
+ours are kept only as :func:`applier.slim` copies, so they cannot grow the operator's memory by their
+size. Secrets are never listed or watched (no such RBAC right: see ``kinds.KINDS``). Optional CRDs
+(PodDefault, AuthorizationPolicy) are watched once discovery finds them served.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from .kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 OURS = {MANAGED_BY_LABEL: MANAGED_BY}
-#: Kinds whose status feeds conditions: any change of theirs wakes the owner
-STATUS_KINDS = frozenset({"Deployment", "StatefulSet", "CronJob", "Job"})
+#: Kinds whose status feeds conditions: any change of theirs wakes the owner. A Certificate's status
+#: changes when cert-manager has written a renewed key pair into its Secret (Secrets are not watched):
+#: the servers roll at once, not at the next resync.
+STATUS_KINDS = frozenset({"Deployment", "StatefulSet", "CronJob", "Job", "Certificate"})
 #: seconds before a watch RBAC forbids is tried again
 FORBIDDEN_RETRY = 300.0
 Wake = Callable[[str, str], None]  # (namespace, FeatureStore name)
@@ -64,15 +66,23 @@ class Watches:
         await asyncio.gather(*loops)
 
     async def _loop(self, kind: Kind, namespace: str | None) -> None:
+        forbidden = 0  # 403s in a row
         while True:
             try:
                 await self._list_and_watch(kind, namespace)
+                forbidden = 0
             except asyncio.CancelledError:
                 raise
             except ApiError as err:
                 if err.status != 410:  # 410 Gone: our resourceVersion is too old; relist at once
-                    # 403: RBAC does not grant this kind (a chart that leaves a feature out): rarely
-                    wait = self.retry_after if err.status != 403 else FORBIDDEN_RETRY
+                    # 403: RBAC does not grant this kind (a chart that leaves a feature out), or not
+                    # yet: a restarted API server refuses for a moment until its RBAC caches are
+                    # filled. Back off from the usual retry up to FORBIDDEN_RETRY.
+                    wait = self.retry_after
+                    if err.status == 403:
+                        wait, forbidden = min(FORBIDDEN_RETRY, self.retry_after * 2**forbidden), forbidden + 1
+                    else:
+                        forbidden = 0
                     log.warning("watch of %s failed: %s; retrying in %.0fs", kind.plural, err, wait)
                     await asyncio.sleep(wait)
             except Exception as err:  # noqa: BLE001 - connection errors; never end a watch loop
@@ -126,22 +136,11 @@ class Watches:
         if event_type == "DELETED":
             relevant = self.cache.forget(key(obj))
         else:
-            issued = _issued_secret_changed(obj, self.cache)
-            relevant = self.cache.observe(obj) or obj["kind"] in STATUS_KINDS or issued
+            relevant = self.cache.observe(obj) or obj["kind"] in STATUS_KINDS
         WATCHED.labels(obj["kind"]).set(self.cache.counts[obj["kind"]])
         owner = (meta.get("labels") or {}).get(OWNER_LABEL)
         if owner and relevant:
             self.wake(meta.get("namespace", ""), owner)
-
-
-def _issued_secret_changed(obj: dict[str, Any], cache: ObservedCache) -> bool:
-    """A Secret labelled for a store that the operator did not write changed: cert-manager's issued
-    certificate (the Certificate's secretTemplate carries our labels), renewed. Its servers must roll
-    now, not at the next resync. (A relist of an unchanged Secret is no change.)"""
-    if obj["kind"] != "Secret" or key(obj) in cache.applied:
-        return False
-    before = cache.objects.get(key(obj))
-    return before is None or before["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion")
 
 
 def _with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:
