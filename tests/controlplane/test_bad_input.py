@@ -31,7 +31,7 @@ def _conditions(obj: dict) -> list[dict]:
 def _naming(obj: dict, case: Case) -> dict | None:
     """The condition that reports the case: False, naming the field (of the expected type if given)."""
     for c in _conditions(obj):
-        if c["status"] == "False" and case.field in c.get("message", "") and c["type"] != "Ready" and (
+        if c["status"] == "False" and case.reported_field in c.get("message", "") and c["type"] != "Ready" and (
                 case.condition is None or c["type"] in (case.condition, "Spec")):
             return c
     return None
