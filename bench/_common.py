@@ -358,8 +358,12 @@ def workload_trackers(api: client.ApiClient, namespace: str) -> tuple[Tracker, T
 # --------------------------------------------------------------------------- operator
 
 
+#: benchmarks put hundreds of stores in one namespace: over the admin policy's default of 10
+BENCH_POLICY = '{"maxStoresPerNamespace": 100000}'
+
+
 def start_operator(cp: ControlPlane, env: dict[str, str] | None = None) -> OperatorProcess:
-    return OperatorProcess(cp.kubeconfig, env=env or {}).start()
+    return OperatorProcess(cp.kubeconfig, env={"FSO_POLICY": BENCH_POLICY, **(env or {})}).start()
 
 
 def parse_metrics(text: str) -> dict[str, float]:

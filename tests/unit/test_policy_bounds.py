@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - attack tables read best one case a line
 """Attacks on cost and memory (issue 25, item 5): a namespace editor's FeatureStore may not make the
 operator run foreign images, more pods, bigger pods or more stores than the admin policy allows, nor
 hand it free-form fields of any size. Each refusal names the field, the limit and the knob."""
@@ -21,10 +22,10 @@ from featurestore_operator.api.bounds import (
     shape,
 )
 from featurestore_operator.api.policy import AdminPolicy, check
+from featurestore_operator.api.review import review
 from featurestore_operator.api.spec import ResourceRequirements
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
-from featurestore_operator.api.review import review
 
 CONFIG = OperatorConfig(default_provider="local")
 
@@ -160,8 +161,12 @@ def test_every_component_has_a_per_pod_resource_ceiling(spec: dict[str, Any], fi
 
 def test_resources_the_admin_did_not_list_are_refused() -> None:
     gpu = {"limits": {"nvidia.com/gpu": "8"}}
-    refused({"featureServer": {"resources": gpu}}, "spec.featureServer.resources.limits.nvidia.com/gpu", "maxPodResources")
-    config = OperatorConfig(default_provider="local", policy={"maxPodResources": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "8"}})
+    refused(
+        {"featureServer": {"resources": gpu}}, "spec.featureServer.resources.limits.nvidia.com/gpu", "maxPodResources"
+    )
+    config = OperatorConfig(
+        default_provider="local", policy={"maxPodResources": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "8"}}
+    )
     assert problems({"featureServer": {"resources": gpu}}, config) == []
 
 
@@ -171,13 +176,26 @@ def test_the_store_total_is_bounded() -> None:
     msg = refused(spec, "spec", "maxStoreResources", "cpu", "160")
     assert "policy.maxStoreResources" in msg
     # autoscaling counts at its maximum; the Ray workers count each
-    spec = {"compute": {"engine": "ray", "ray": {"kubeRay": {"workers": 20, "workerResources": {"limits": {"memory": "30Gi"}}}}}}
+    spec = {
+        "compute": {
+            "engine": "ray",
+            "ray": {"kubeRay": {"workers": 20, "workerResources": {"limits": {"memory": "30Gi"}}}},
+        }
+    }
     refused(spec, "spec", "maxStoreResources", "memory")
 
 
 def test_volumes_are_bounded() -> None:
-    refused({"onlineStore": {"inCluster": {"storage": {"size": "10Ti"}}}}, "spec.onlineStore.inCluster.storage.size", "maxVolumeSize")
-    refused({"offlineStore": {"inCluster": {"storage": {"size": "10Ti"}}}}, "spec.offlineStore.inCluster.storage.size", "maxVolumeSize")
+    refused(
+        {"onlineStore": {"inCluster": {"storage": {"size": "10Ti"}}}},
+        "spec.onlineStore.inCluster.storage.size",
+        "maxVolumeSize",
+    )
+    refused(
+        {"offlineStore": {"inCluster": {"storage": {"size": "10Ti"}}}},
+        "spec.offlineStore.inCluster.storage.size",
+        "maxVolumeSize",
+    )
 
 
 def test_defaults_and_examples_fit() -> None:
@@ -394,3 +412,21 @@ RESOURCE_CHAINS = chains(lambda c, s, t: key(c) in POD_SOURCES)
 def test_every_pod_size_is_refused_over_the_per_pod_ceiling(chain: Chain, name: str) -> None:
     fs, path = inject(chain, ResourceRequirements(limits={"memory": "1Ti"}))
     refused_at(fs, f"{path}.limits.memory", "maxPodResources")
+
+
+def test_the_operator_keeps_only_metadata_status_and_size_of_an_oversized_spec() -> None:
+    from featurestore_operator.api import SpecError
+    from featurestore_operator.api.review import resolved
+    from featurestore_operator.handlers.workers import slim_body
+
+    big = manifest({"featureServer": {"pod": {"annotations": {f"a{i}": "v" * 1000 for i in range(100)}}}})
+    big["status"] = {"phase": "Ready"}
+    kept = slim_body(big)
+    assert kept["spec"] == {} and kept["status"] == {"phase": "Ready"} and kept["metadata"]["name"] == "fs"
+    assert len(json.dumps(kept)) < 1024
+    with pytest.raises(SpecError) as err:
+        resolved(kept, CONFIG)
+    assert err.value.problems[0][0] == "spec" and "maxSpecBytes" in err.value.problems[0][1]
+    assert str(len(json.dumps(big["spec"], separators=(",", ":")))) in err.value.problems[0][1]
+    small = manifest({})
+    assert slim_body(small)["spec"] == small["spec"]

@@ -57,10 +57,12 @@ class CostBounds(ApiModel):
     max_compute_pods: int = Field(default=20, ge=1, le=1000)
     """Most pods a compute engine runs at once: Ray workers, Spark executors, kubernetes-engine
     parallelism."""
-    max_pod_resources: dict[str, Quantity] = Field(default_factory=lambda: dict(DEFAULT_POD_RESOURCES))
+    max_pod_resources: dict[str, Quantity] = Field(default_factory=lambda: dict[str, str | int](DEFAULT_POD_RESOURCES))
     """Largest request or limit of each resource in one pod of a store (any component, compute
     engines included). Resources not listed (e.g. nvidia.com/gpu) are refused: list them to allow."""
-    max_store_resources: dict[str, Quantity] = Field(default_factory=lambda: dict(DEFAULT_STORE_RESOURCES))
+    max_store_resources: dict[str, Quantity] = Field(
+        default_factory=lambda: dict[str, str | int](DEFAULT_STORE_RESOURCES)
+    )
     """Most of each resource all pods of one store may ask for at their largest scale (replicas or
     autoscaling maximum x the larger of request and limit), counting what the spec sets."""
     max_volume_size: Quantity = "100Gi"
@@ -77,10 +79,23 @@ class CostBounds(ApiModel):
 
 # --- quantities ------------------------------------------------------------------------------
 
-_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+_SUFFIX: dict[str, Decimal | int] = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
 }
 _QTY = re.compile(r"^\+?([0-9.]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][-+]?[0-9]+)?$")
 
@@ -96,7 +111,7 @@ def quantity(q: str | int) -> Decimal:
         raise ValueError(f"{q!r} is not a Kubernetes quantity") from None
     if suffix[:1] in ("e", "E"):
         return number * Decimal(10) ** int(suffix[1:])
-    return number * Decimal(_SUFFIX[suffix])
+    return number * _SUFFIX[suffix]
 
 
 def _spark_memory(text: str) -> Decimal:
@@ -348,8 +363,13 @@ def _counts(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     for v in walk(fs.spec, "spec"):
         knob = COUNT_KNOBS.get((type(v.owner).__name__, v.name))
         if knob and v.value > (limit := _limit(policy, knob)):
-            out.append((v.path, f"{v.value} exceeds the admin policy's {to_camel(knob)} {limit}; ask for at most "
-                                f"{limit}, or {_raise(knob)}"))
+            out.append(
+                (
+                    v.path,
+                    f"{v.value} exceeds the admin policy's {to_camel(knob)} {limit}; ask for at most "
+                    f"{limit}, or {_raise(knob)}",
+                )
+            )
     return out
 
 
@@ -362,27 +382,45 @@ def _resources(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
         for res, found in pod.amounts.items():
             for path, amount in found:
                 if res not in per_pod:
-                    out.append((path, f"resource {res} is not allowed by the admin policy (maxPodResources lists "
-                                      f"{', '.join(per_pod) or 'none'}); remove it, or ask the admin to add {res} to "
-                                      f"policy.maxPodResources ({HELM}maxPodResources)"))
+                    out.append(
+                        (
+                            path,
+                            f"resource {res} is not allowed by the admin policy (maxPodResources lists "
+                            f"{', '.join(per_pod) or 'none'}); remove it, or ask the admin to add {res} to "
+                            f"policy.maxPodResources ({HELM}maxPodResources)",
+                        )
+                    )
                 elif amount > per_pod[res]:
-                    out.append((path, f"{res} {_fmt(res, amount)} exceeds the admin policy's maxPodResources."
-                                      f"{res} {_fmt(res, per_pod[res])} per pod; ask for less, or "
-                                      f"{_raise('max_pod_resources')}"))
+                    out.append(
+                        (
+                            path,
+                            f"{res} {_fmt(res, amount)} exceeds the admin policy's maxPodResources."
+                            f"{res} {_fmt(res, per_pod[res])} per pod; ask for less, or "
+                            f"{_raise('max_pod_resources')}",
+                        )
+                    )
             totals[res] = totals.get(res, Decimal(0)) + pod.count * max(a for _, a in found)
     for res, total in totals.items():
         if res in per_store and total > per_store[res]:
-            out.append(("spec", f"the store's pods at their largest scale ask for {res} {_fmt(res, total)}, over the "
-                                f"admin policy's maxStoreResources.{res} {_fmt(res, per_store[res])}; run fewer or "
-                                f"smaller pods, or {_raise('max_store_resources')}"))
+            out.append(
+                (
+                    "spec",
+                    f"the store's pods at their largest scale ask for {res} {_fmt(res, total)}, over the "
+                    f"admin policy's maxStoreResources.{res} {_fmt(res, per_store[res])}; run fewer or "
+                    f"smaller pods, or {_raise('max_store_resources')}",
+                )
+            )
     return out
 
 
 def _volumes(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     limit = quantity(policy.bounds.max_volume_size)
     return [
-        (f"{v.path}.size", f"{v.value.size} exceeds the admin policy's maxVolumeSize {policy.bounds.max_volume_size}; "
-                           f"ask for less, or {_raise('max_volume_size')}")
+        (
+            f"{v.path}.size",
+            f"{v.value.size} exceeds the admin policy's maxVolumeSize {policy.bounds.max_volume_size}; "
+            f"ask for less, or {_raise('max_volume_size')}",
+        )
         for v in walk(fs.spec, "spec")
         if isinstance(v.value, InClusterStorage) and quantity(v.value.size) > limit
     ]
@@ -390,9 +428,12 @@ def _volumes(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
 
 def _images(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     return [
-        (v.path, f"image {v.value} is not allowed by the admin policy (allowedImagePrefixes: "
-                 f"{', '.join(policy.image_prefixes)}); use an image under one of them, remove the field to use the "
-                 f"operator's image, or ask the admin to add a prefix ({HELM}allowedImagePrefixes)")
+        (
+            v.path,
+            f"image {v.value} is not allowed by the admin policy (allowedImagePrefixes: "
+            f"{', '.join(policy.image_prefixes)}); use an image under one of them, remove the field to use the "
+            f"operator's image, or ask the admin to add a prefix ({HELM}allowedImagePrefixes)",
+        )
         for v in walk(fs.spec, "spec")
         if v.shape.image and isinstance(v.value, str) and not image_allowed(v.value, policy.image_prefixes)
     ]
@@ -407,8 +448,13 @@ def _free_form(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     out: list[Problem] = []
     for v in walk(fs.spec, "spec"):
         if v.shape.free_form and (size := free_form_bytes(v.value)) > limit:
-            out.append((v.path, f"{size} bytes exceeds the admin policy's maxFreeFormBytes {limit} per field; "
-                                f"shorten it, or {_raise('max_free_form_bytes')}"))
+            out.append(
+                (
+                    v.path,
+                    f"{size} bytes exceeds the admin policy's maxFreeFormBytes {limit} per field; "
+                    f"shorten it, or {_raise('max_free_form_bytes')}",
+                )
+            )
     return out
 
 
@@ -437,8 +483,13 @@ def size_problems(obj: dict[str, Any], max_spec_bytes: int) -> list[Problem]:
     size = spec_bytes(obj)
     if size <= max_spec_bytes:
         return []
-    return [("spec", f"{size} bytes (serialised) exceeds the admin policy's maxSpecBytes {max_spec_bytes}; "
-                     f"shorten the spec, or {_raise('max_spec_bytes')}")]
+    return [
+        (
+            "spec",
+            f"{size} bytes (serialised) exceeds the admin policy's maxSpecBytes {max_spec_bytes}; "
+            f"shorten the spec, or {_raise('max_spec_bytes')}",
+        )
+    ]
 
 
 def shed(obj: dict[str, Any], max_spec_bytes: int) -> dict[str, Any]:
@@ -455,9 +506,7 @@ def shed(obj: dict[str, Any], max_spec_bytes: int) -> dict[str, Any]:
 StoreKey = tuple[str, str]  # (creationTimestamp, name): RFC 3339 strings sort by time
 
 
-def namespace_quota(
-    fs: FeatureStore, created: str, others: list[StoreKey], policy: EffectivePolicy
-) -> list[Problem]:
+def namespace_quota(fs: FeatureStore, created: str, others: list[StoreKey], policy: EffectivePolicy) -> list[Problem]:
     """Refuse ``fs`` when ``maxStoresPerNamespace`` stores of its namespace were created before it
     (``others``: the namespace's other stores; the earliest keep running)."""
     limit = policy.bounds.max_stores_per_namespace
@@ -465,11 +514,15 @@ def namespace_quota(
     before = sum(1 for other in others if other < me)
     if before < limit:
         return []
-    return [("metadata.name", f"namespace {fs.metadata.namespace} already has {before} FeatureStores, the admin "
-                              f"policy's maxStoresPerNamespace {limit}; delete one, or "
-                              f"{_raise('max_stores_per_namespace')}")]
+    return [
+        (
+            "metadata.name",
+            f"namespace {fs.metadata.namespace} already has {before} FeatureStores, the admin "
+            f"policy's maxStoresPerNamespace {limit}; delete one, or "
+            f"{_raise('max_stores_per_namespace')}",
+        )
+    ]
 
 
 def policy_bounds(data: dict[str, Any]) -> CostBounds:
     return CostBounds.model_validate({k: v for k, v in data.items() if k in CostBounds.model_fields})
-

@@ -67,7 +67,14 @@ RESERVED_LABELS = frozenset({"sidecar.istio.io/inject"})
 RESERVED_DOMAINS = ("kubernetes.io", "k8s.io", "istio.io", "featurestore.kubeflow.org")
 #: Key prefixes container runtimes read as sandbox settings (CRI-O, containerd, Kata, gVisor, crun):
 #: user namespaces, devices, runtime handler, hypervisor options.
-RUNTIME_KEY_PREFIXES = ("io.kubernetes.", "io.containerd.", "io.katacontainers.", "dev.gvisor.", "run.oci.", "io.podman.")
+RUNTIME_KEY_PREFIXES = (
+    "io.kubernetes.",
+    "io.containerd.",
+    "io.katacontainers.",
+    "dev.gvisor.",
+    "run.oci.",
+    "io.podman.",
+)
 #: Annotation key prefixes that would take the pod out of the mesh policy or loosen its sandbox
 #: (kept for readers; :func:`reserved_annotation` refuses the whole classes above).
 RESERVED_ANNOTATION_PREFIXES = (

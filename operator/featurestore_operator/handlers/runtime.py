@@ -31,7 +31,12 @@ class Runtime:
         self.backends: BackendSet = backends or DefaultBackends(config)
         self.events = EventPoster(kube)
         self.health = Health()
-        self.workers = Workers(self.deps, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles)
+        self.workers = Workers(
+            self.deps,
+            resync=config.resync_seconds,
+            concurrency=config.max_concurrent_reconciles,
+            max_spec_bytes=config.effective_policy.bounds.max_spec_bytes,
+        )
         self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)
 
@@ -48,6 +53,7 @@ class Runtime:
             config=self.config,
             backends=self.backends,
             emit=emit,
+            stores=self.workers.stores_in,
             shared_applier=self.applier,
         )
 
