@@ -5,6 +5,7 @@ hand it free-form fields of any size. Each refusal names the field, the limit an
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -369,6 +370,7 @@ def test_every_number_in_the_spec_tree_is_classified() -> None:
     assert not unclassified, f"classify in api/bounds.py (COUNT_KNOBS, SIZED or UNCOSTED): {unclassified}"
     knobs = set(AdminPolicy.model_fields)
     assert set(COUNT_KNOBS.values()) <= knobs
+    assert len(chains(lambda c, s, t: s.image)) >= 6, "ImageRef fields lost their marker (api/markers.IMAGE)"
     resources = chains(lambda c, s, t: ResourceRequirements in model_types(t))
     assert [n for c, n in resources if key(c) not in POD_SOURCES] == [], "add to api/bounds.POD_SOURCES"
 
@@ -430,3 +432,37 @@ def test_the_operator_keeps_only_metadata_status_and_size_of_an_oversized_spec()
     assert str(len(json.dumps(big["spec"], separators=(",", ":")))) in err.value.problems[0][1]
     small = manifest({})
     assert slim_body(small)["spec"] == small["spec"]
+
+
+# --- the reconcile pass (fake API server): refused before anything is created ------------------
+
+
+def test_a_store_over_the_namespace_quota_is_refused_and_nothing_is_created() -> None:
+    from tests.unit.test_reconcile_pipeline import World, store
+
+    w = World(store())
+    w.body  # noqa: B018 - the store exists
+    w.deps.stores = lambda ns: [("2026-01-01T00:00:00Z", f"older-{i}") for i in range(10)]
+    obj = w.kube.objects[("FeatureStore", "team-a", "demo")]
+    obj["metadata"]["creationTimestamp"] = "2026-02-01T00:00:00Z"
+    assert w.reconcile().phase == "Failed"
+    status, reason, message = w.condition("Spec")
+    assert (status, reason) == ("False", "PolicyViolation") and "maxStoresPerNamespace 10" in message
+    assert not [k for m, k in w.kube.writes if not k.startswith("FeatureStore")]
+    # one of the ten goes: the store is served
+    w.deps.stores = lambda ns: [("2026-01-01T00:00:00Z", f"older-{i}") for i in range(9)]
+    assert w.reconcile().phase != "Failed"
+
+
+def test_an_oversized_body_the_operator_dropped_is_refused_naming_the_knob() -> None:
+    from featurestore_operator.handlers.workers import slim_body
+
+    from tests.unit.test_reconcile_pipeline import World, core, store
+
+    big = store(featureServer={"pod": {"affinity": {"nodeAffinity": {"x": [{"a": {}}] * 10000}}}})
+    w = World(big)
+    result = asyncio.run(core.reconcile(w.deps, slim_body(w.body)))
+    assert result.phase == "Failed"
+    status, reason, message = w.condition("Spec")
+    assert (status, reason) == ("False", "InvalidSpec") and "maxSpecBytes 65536" in message
+    assert not [k for m, k in w.kube.writes if not k.startswith("FeatureStore")]
