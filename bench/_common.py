@@ -359,7 +359,7 @@ def workload_trackers(api: client.ApiClient, namespace: str) -> tuple[Tracker, T
 
 
 #: benchmarks put hundreds of stores in one namespace: over the admin policy's default of 10
-BENCH_POLICY = '{"maxStoresPerNamespace": 100000}'
+BENCH_POLICY = '{"maxStoresPerNamespace": 10000}'
 
 
 def start_operator(cp: ControlPlane, env: dict[str, str] | None = None) -> OperatorProcess:
