@@ -466,3 +466,18 @@ def test_an_oversized_body_the_operator_dropped_is_refused_naming_the_knob() -> 
     status, reason, message = w.condition("Spec")
     assert (status, reason) == ("False", "InvalidSpec") and "maxSpecBytes 65536" in message
     assert not [k for m, k in w.kube.writes if not k.startswith("FeatureStore")]
+
+
+def test_every_knob_is_in_the_chart_values_and_the_docs_with_its_default() -> None:
+    from pathlib import Path
+
+    import yaml
+    from featurestore_operator.api.bounds import CostBounds
+
+    root = Path(__file__).resolve().parents[2]
+    values = yaml.safe_load((root / "charts/featurestore-operator/values.yaml").read_text())["policy"]
+    docs = (root / "docs/security/admin-policy-bounds.md").read_text()
+    defaults = CostBounds().wire()
+    for knob, default in defaults.items():
+        assert values.get(knob) == default, f"values.yaml policy.{knob}"
+        assert f"`{knob}`" in docs, f"docs/security/admin-policy-bounds.md lacks {knob}"
