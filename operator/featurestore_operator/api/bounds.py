@@ -138,19 +138,28 @@ def _normalised(ref: str) -> str:
     return ref
 
 
-def _clean_path(ref: str) -> bool:
-    """No empty, ``.`` or ``..`` path component (the reference grammar has none; a registry or proxy
-    that normalised them would escape a prefix)."""
-    name = re.split(r"[:@]", ref.split("/", 1)[-1], maxsplit=1)[0] if "/" in ref else ref
-    return all(part not in ("", ".", "..") for part in name.split("/"))
+#: distribution/reference's grammar (reference/regexp.go): a name, an optional tag, an optional digest
+_DOMAIN = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+
+
+def _well_formed(ref: str) -> bool:
+    """A reference a container runtime parses as one image: no empty, ``.`` or ``..`` path component,
+    no text after a tag or digest that a lax parser (or a registry proxy) could read otherwise."""
+    return bool(_REFERENCE.match(ref))
 
 
 def image_allowed(image: str, prefixes: list[str]) -> bool:
     """Whether ``image`` is under one of ``prefixes``. A prefix ending in ``/``, ``:`` or ``@``
     matches as text; any other prefix names a whole repository (or registry/namespace) and matches
     only up to a boundary: ``gcr.io/team`` admits ``gcr.io/team``, ``gcr.io/team:TAG``,
-    ``gcr.io/team@DIGEST`` and ``gcr.io/team/...``, never ``gcr.io/team-evil/...``."""
-    if not _clean_path(image):
+    ``gcr.io/team@DIGEST`` and ``gcr.io/team/...``, never ``gcr.io/team-evil/...``. An image that is
+    not a well-formed reference matches nothing."""
+    if not _well_formed(image):
         return False
     ref = _normalised(image)
     for prefix in prefixes:
