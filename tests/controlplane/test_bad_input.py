@@ -31,7 +31,7 @@ def _conditions(obj: dict) -> list[dict]:
 def _naming(obj: dict, case: Case) -> dict | None:
     """The condition that reports the case: False, naming the field (of the expected type if given)."""
     for c in _conditions(obj):
-        if c["status"] == "False" and case.field in c.get("message", "") and c["type"] != "Ready" and (
+        if c["status"] == "False" and case.reported_field in c.get("message", "") and c["type"] != "Ready" and (
                 case.condition is None or c["type"] in (case.condition, "Spec")):
             return c
     return None
@@ -48,7 +48,9 @@ def test_bad_input_corpus_against_api_server_and_operator(control_plane, feature
     core, custom = client.CoreV1Api(kube_api), client.CustomObjectsApi(kube_api)
     # A neighbour namespace holding objects with the names the corpus references: never to be used.
     foreign = make_namespace("bad-input-other")
-    op = OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", namespace])
+    # the whole corpus lives in one namespace: over the policy's default maxStoresPerNamespace (10)
+    op = OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10", "FSO_POLICY": '{"maxStoresPerNamespace": 1000}'},
+                         args=["--namespace", namespace])
     try:
         core.create_namespaced_secret(foreign, _secret(FOREIGN_SECRET, {"host": "redis.other", "port": "6379", "password": "theirs"}))
         core.create_namespaced_secret(foreign, _secret(FOREIGN_GIT_SECRET, {"token": "theirs"}))

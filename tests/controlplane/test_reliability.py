@@ -70,6 +70,8 @@ def gcp_env(ms: MemorystoreFake, overlay: GcsBucketOverlay, **extra: str) -> dic
         "FSO_GCP_REGION": REGION,
         "FSO_DEFAULT_PROVIDER": "gcp",
         "FSO_RESYNC_SECONDS": "10",
+        # FSO_CRASH_STORES (30) stores share one namespace: over the policy's default of 10
+        "FSO_POLICY": '{"maxStoresPerNamespace": 1000}',
         **overlay.env(),
         **extra,
     }

@@ -18,6 +18,8 @@ Each :class:`Case` says what must happen to it:
 
 from __future__ import annotations
 
+import json
+
 import copy
 from dataclasses import dataclass, field as dc_field
 from typing import Any
@@ -48,6 +50,12 @@ class Case:
     @property
     def name(self) -> str:
         return self.manifest["metadata"]["name"]
+
+    @property
+    def reported_field(self) -> str | None:
+        """What the operator's refusal names: a spec over the admin policy's maxSpecBytes (64 KiB by
+        default) is refused as a whole before it is parsed (api/bounds.py), naming that knob."""
+        return "maxSpecBytes" if len(json.dumps(self.manifest.get("spec"))) > 65536 else self.field
 
 
 def _base(name: str, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:

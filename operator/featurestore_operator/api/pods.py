@@ -8,12 +8,17 @@ refusal becomes a Spec condition naming the field:
   pod's, i.e. the FeatureStore's, namespace) or the pod's own downward-API fields; names the
   operator sets itself (the config path, the Redis password variable, ...) are refused;
 * pod labels may not take the operator's labels (``app.kubernetes.io/*``, ``featurestore.kubeflow.org/*``,
-  the ``access-feast-*`` PodDefault selectors, Istio's injection label): selectors, Services,
-  NetworkPolicies and prune all rely on them;
-* pod annotations may not switch the Istio sidecar off or re-route its traffic
-  (``sidecar.istio.io/*`` except the proxy's resources and log level, ``traffic.sidecar.istio.io/*``,
-  ``proxy.istio.io/*``: the AuthorizationPolicy that guards the feature server lives in the sidecar),
-  loosen AppArmor/seccomp, or set the operator's own ``featurestore.kubeflow.org/*`` annotations;
+  the ``access-feast-*`` PodDefault selectors): selectors, Services, NetworkPolicies and prune all rely
+  on them; nor any key of the ``kubernetes.io``, ``k8s.io`` or ``istio.io`` domains (``istio.io/rev``,
+  ``sidecar.istio.io/inject`` pick the mesh);
+* pod annotations may not use those domains either, as a class: the Istio sidecar switches,
+  revisions, injection templates and traffic capture (the AuthorizationPolicy that guards the
+  feature server lives in the sidecar), seccomp and AppArmor of the pod or of any container
+  (``container.seccomp.security.alpha.kubernetes.io/<c>: unconfined`` overrides ``RuntimeDefault``
+  on older clusters), ``kubernetes.io/psp``; nor container-runtime keys (``io.kubernetes.cri-o.*``,
+  ``io.containerd.*``, Kata, gVisor); nor the operator's ``featurestore.kubeflow.org/*``. Allowed:
+  the proxy's resources and log level, ``cluster-autoscaler.kubernetes.io/safe-to-evict``,
+  ``kubectl.kubernetes.io/default-container`` (the field docs in the CRD summarise this);
 * priorityClassName may not be a ``system-*`` class.
 """
 
@@ -54,7 +59,24 @@ RESERVED_ENV = frozenset(
 #: Label key prefixes (and keys) the operator owns on every pod.
 RESERVED_LABEL_PREFIXES = ("app.kubernetes.io/", "featurestore.kubeflow.org/", "access-feast-")
 RESERVED_LABELS = frozenset({"sidecar.istio.io/inject"})
-#: Annotation key prefixes that would take the pod out of the mesh policy or loosen its sandbox.
+#: Key domains (and their sub-domains) whose labels and annotations change the pod's sandbox, its
+#: mesh membership or what Kubernetes components do with it: Kubernetes' own (seccomp, AppArmor,
+#: PodSecurity, ``kubernetes.io/psp``, any container of ``container.*.kubernetes.io/<name>``), Istio's
+#: (injection, revision, proxy config, traffic capture, injection templates) and the operator's.
+#: A class, not a list of known keys: a key Kubernetes or Istio adds later is refused too.
+RESERVED_DOMAINS = ("kubernetes.io", "k8s.io", "istio.io", "featurestore.kubeflow.org")
+#: Key prefixes container runtimes read as sandbox settings (CRI-O, containerd, Kata, gVisor, crun):
+#: user namespaces, devices, runtime handler, hypervisor options.
+RUNTIME_KEY_PREFIXES = (
+    "io.kubernetes.",
+    "io.containerd.",
+    "io.katacontainers.",
+    "dev.gvisor.",
+    "run.oci.",
+    "io.podman.",
+)
+#: Annotation key prefixes that would take the pod out of the mesh policy or loosen its sandbox
+#: (kept for readers; :func:`reserved_annotation` refuses the whole classes above).
 RESERVED_ANNOTATION_PREFIXES = (
     "featurestore.kubeflow.org/",
     "sidecar.istio.io/",
@@ -62,6 +84,7 @@ RESERVED_ANNOTATION_PREFIXES = (
     "proxy.istio.io/",
     "container.apparmor.security.beta.kubernetes.io/",
     "seccomp.security.alpha.kubernetes.io/",
+    "container.seccomp.security.alpha.kubernetes.io/",
 )
 #: sidecar.istio.io/* annotations that only size the proxy or set its log level.
 ALLOWED_ISTIO_ANNOTATIONS = frozenset(
@@ -74,6 +97,12 @@ ALLOWED_ISTIO_ANNOTATIONS = frozenset(
         "sidecar.istio.io/componentLogLevel",
     }
 )
+#: Annotations of reserved domains that change only eviction or kubectl's defaults.
+ALLOWED_ANNOTATIONS = ALLOWED_ISTIO_ANNOTATIONS | {
+    "cluster-autoscaler.kubernetes.io/safe-to-evict",
+    "kubectl.kubernetes.io/default-container",
+    "kubectl.kubernetes.io/default-logs-container",
+}
 #: Downward-API fields an env var may read (fieldRef.fieldPath).
 _FIELD_PATH = re.compile(
     r"^(metadata\.(name|namespace|uid)|metadata\.(labels|annotations)\['[^']{1,317}'\]|spec\.(nodeName|serviceAccountName)"
@@ -81,12 +110,21 @@ _FIELD_PATH = re.compile(
 )
 
 
+def _reserved_domain(key: str) -> bool:
+    domain = key.partition("/")[0].lower() if "/" in key else ""
+    return any(domain == d or domain.endswith(f".{d}") for d in RESERVED_DOMAINS) or key.lower().startswith(
+        RUNTIME_KEY_PREFIXES
+    )
+
+
 def reserved_label(key: str) -> bool:
-    return key in RESERVED_LABELS or key.startswith(RESERVED_LABEL_PREFIXES)
+    return key in RESERVED_LABELS or key.startswith(RESERVED_LABEL_PREFIXES) or _reserved_domain(key)
 
 
 def reserved_annotation(key: str) -> bool:
-    return key.startswith(RESERVED_ANNOTATION_PREFIXES) and key not in ALLOWED_ISTIO_ANNOTATIONS
+    if key in ALLOWED_ANNOTATIONS:
+        return False
+    return key.startswith(RESERVED_ANNOTATION_PREFIXES) or _reserved_domain(key)
 
 
 class KeyRef(ApiModel):

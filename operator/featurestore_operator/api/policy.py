@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, StringConstraints
 
 from .base import ApiModel
+from .bounds import CostBounds, check_bounds
 from .spec import GSA_EMAIL_PATTERN, AuthzType, MemorystoreTier, Provider
 
 if TYPE_CHECKING:
@@ -95,8 +96,10 @@ class MemorystoreSecurity(ApiModel):
     existingInstance without SERVER_AUTHENTICATION)."""
 
 
-class AdminPolicy(ApiModel):
-    """Limits on what a FeatureStore may ask for. Empty lists take the defaults named per field."""
+class AdminPolicy(CostBounds):
+    """Limits on what a FeatureStore may ask for. Empty lists take the defaults named per field.
+    The cost and size knobs (maxComputePods, maxPodResources, maxStoreResources, maxVolumeSize,
+    maxStoresPerNamespace, maxFreeFormBytes, maxSpecBytes) are CostBounds' (api/bounds.py)."""
 
     allowed_projects: list[str] = Field(default_factory=list)
     """GCP project ids stores may use. Empty: only the operator's gcpProject."""
@@ -118,10 +121,12 @@ class AdminPolicy(ApiModel):
     max_memorystore_size_gb: int = Field(default=32, ge=1, le=300)
     """Largest Memorystore instance (GiB)."""
     max_replicas: int = Field(default=20, ge=1, le=100)
-    """Most replicas of any server (feature, registry, offline, UI), autoscaling maximum included."""
+    """Most replicas of any server (feature, registry, offline, UI), autoscaling bounds included."""
     allowed_image_prefixes: list[str] = Field(default_factory=list)
-    """Image prefixes spec.images may use (e.g. europe-docker.pkg.dev/my-project/feast/). The
-    operator's configured images are always allowed. Empty: only those."""
+    """Image prefixes every image field may use (spec.images, compute engine images), e.g.
+    europe-docker.pkg.dev/my-project/feast/. A prefix not ending in /, : or @ names a whole repository
+    and matches only up to one of those (gcr.io/team admits gcr.io/team/x, never gcr.io/team-evil/x).
+    The operator's configured images are always allowed. Empty: only those."""
     excluded_namespaces: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_NAMESPACES))
     """Namespaces (* wildcards) where FeatureStores are refused (system namespaces)."""
     allow_byo: bool = True
@@ -158,6 +163,8 @@ class EffectivePolicy(ApiModel):
     byo_assignments: dict[str, ByoAssignment] = Field(default_factory=dict)
     custom_name_patterns: CustomNamePatterns = Field(default_factory=CustomNamePatterns)
     memorystore_security: MemorystoreSecurity = Field(default_factory=MemorystoreSecurity)
+    # --- cost and size bounds (api/bounds.py) ---
+    bounds: CostBounds
 
 
 def effective(
@@ -193,6 +200,7 @@ def effective(
         byo_assignments=policy.byo_assignments,
         custom_name_patterns=policy.custom_name_patterns,
         memorystore_security=policy.memorystore_security,
+        bounds=CostBounds.model_validate(policy.model_dump(include=set(CostBounds.model_fields))),
     )
 
 
@@ -349,33 +357,7 @@ def _ceilings(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
                     f"maxMemorystoreSizeGb {policy.max_memorystore_size_gb}; ask for at most that",
                 )
             )
-    replicas = [
-        ("spec.featureServer.replicas", spec.feature_server.replicas),
-        ("spec.registry.server.replicas", spec.registry.server.replicas),
-        ("spec.offlineServer.replicas", spec.offline_server.replicas),
-        ("spec.ui.replicas", spec.ui.replicas),
-    ]
-    if spec.feature_server.autoscaling:
-        replicas.append(("spec.featureServer.autoscaling.maxReplicas", spec.feature_server.autoscaling.max_replicas))
-    problems += [
-        (field, f"{n} exceeds the admin policy's maxReplicas {policy.max_replicas}")
-        for field, n in replicas
-        if n > policy.max_replicas
-    ]
     return problems
-
-
-def _images(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
-    images = fs.spec.images
-    return [
-        (
-            f"spec.images.{field}",
-            f"image {image} is not allowed by the admin policy (allowedImagePrefixes: "
-            f"{_listed(policy.image_prefixes)}); remove spec.images.{field} to use the operator's image",
-        )
-        for field, image in (("feast", images.feast), ("redis", images.redis), ("git", images.git))
-        if image and not any(image.startswith(p) for p in policy.image_prefixes)
-    ]
 
 
 # --- bring your own, custom names, Memorystore AUTH/TLS (issue 25) ---------------------------------
@@ -581,7 +563,8 @@ def _authz(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     ]
 
 
-RULES = (_namespace, _placement, _identity, _ceilings, _images, _byo, _authz, _custom_names, _memorystore_security)
+# replicas, images and every other cost and size bound: api/bounds.py (generic over the spec tree)
+RULES = (_namespace, _placement, _identity, _ceilings, check_bounds, _byo, _authz, _custom_names, _memorystore_security)
 
 
 def check(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:

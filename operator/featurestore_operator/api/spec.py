@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from .base import ApiModel
+from .markers import IMAGE
 from .pods import PodSettings
 
 # --- reusable constrained types -------------------------------------------------------------
@@ -69,6 +70,7 @@ GcpNetwork = Annotated[
 ImageRef = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512),
+    IMAGE,  # every field of this type is checked against the admin policy's allowedImagePrefixes
 ]
 
 

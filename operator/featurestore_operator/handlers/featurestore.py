@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from ..api import API_VERSION
+from ..api.bounds import shed
 from ..reconcile import records
 from ..reconcile.kube import ApiError
 from .runtime import Runtime
@@ -54,7 +55,10 @@ def _not_watching(rt: Runtime, reason: str) -> None:
 
 
 async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
-    items, version = await rt.kube.list_with_version("FeatureStore", API_VERSION, namespace)
+    # an oversized spec (past admission) is dropped as each object arrives: never all of them at once
+    items, version = await rt.kube.list_with_version(
+        "FeatureStore", API_VERSION, namespace, each=lambda o: shed(o, rt.workers.max_spec_bytes)
+    )
     if version is None:
         raise ApiError(404, "NotFound", "the FeatureStore resource is not served")
     listed = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items}

@@ -33,7 +33,12 @@ class Runtime:
         self.health = Health()
         #: uids of clean-up records found not to be the operator's (logged once each)
         self.ignored_records: set[str | None] = set()
-        self.workers = Workers(self.deps, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles)
+        self.workers = Workers(
+            self.deps,
+            resync=config.resync_seconds,
+            concurrency=config.max_concurrent_reconciles,
+            max_spec_bytes=config.effective_policy.bounds.max_spec_bytes,
+        )
         self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)
 
@@ -50,6 +55,7 @@ class Runtime:
             config=self.config,
             backends=self.backends,
             emit=emit,
+            stores=self.workers.stores_in,
             shared_applier=self.applier,
         )
 

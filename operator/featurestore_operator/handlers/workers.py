@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import store_metrics
 from ..api import API_VERSION, FINALIZER, FeatureStoreStatus
+from ..api.bounds import CostBounds, shed
 from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
 from ..reconcile.core import Deps, Result, reconcile
 from ..reconcile.finalize import clean_up_vanished, finalize
@@ -28,14 +29,19 @@ Key = tuple[str, str]
 MAX_BACKOFF = 60.0
 
 
+DEFAULT_MAX_SPEC_BYTES: int = CostBounds.model_fields["max_spec_bytes"].default
 #: written by kubectl/server-side apply, never read by a pass: not kept for 1000s of stores
 _UNREAD_METADATA = ("managedFields",)
 _UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
-def slim_body(body: dict[str, Any]) -> dict[str, Any]:
+def slim_body(body: dict[str, Any], max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES) -> dict[str, Any]:
     """The FeatureStore as a pass reads it, without the bookkeeping the API server and kubectl add
-    (managedFields grow with every status write; kubectl keeps a copy of the whole object)."""
+    (managedFields grow with every status write; kubectl keeps a copy of the whole object), and
+    without a spec over the admin policy's maxSpecBytes (one that got past admission: webhook off or
+    failing open): the operator never holds big specs, the pass reports the refusal from the size
+    it recorded (api/bounds.py, ``shed``)."""
+    body = shed(body, max_spec_bytes)
     meta = {k: v for k, v in body["metadata"].items() if k not in _UNREAD_METADATA}
     if meta.get("annotations"):
         meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k not in _UNREAD_ANNOTATIONS}
@@ -43,8 +49,16 @@ def slim_body(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class Workers:
-    def __init__(self, deps: Callable[[dict[str, Any]], Deps], *, resync: float, concurrency: int):
+    def __init__(
+        self,
+        deps: Callable[[dict[str, Any]], Deps],
+        *,
+        resync: float,
+        concurrency: int,
+        max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES,
+    ):
         self._deps = deps
+        self.max_spec_bytes = max_spec_bytes
         self.resync = resync
         #: bounded concurrency, first come first served: 1000 new stores must not run 1000 passes at
         #: once (all their temporaries alive together; bench/memory.py)
@@ -67,13 +81,21 @@ class Workers:
         if event_type == "DELETED":
             self.forget(key, body)
             return
-        self.bodies[key] = slim_body(body)
+        self.bodies[key] = slim_body(body, self.max_spec_bytes)
         if _guarded(body):
             self.guarded.add(key)
         changed = self.generations.get(key) != meta.get("generation") or meta.get("deletionTimestamp")
         self.generations[key] = meta.get("generation")
         if not self._start(key) and changed:
             self.wake(*key)
+
+    def stores_in(self, namespace: str) -> list[tuple[str, str]]:
+        """(creationTimestamp, name) of the namespace's stores (admin policy maxStoresPerNamespace)."""
+        return [
+            (body["metadata"].get("creationTimestamp") or "", name)
+            for (ns, name), body in self.bodies.items()
+            if ns == namespace
+        ]
 
     def _start(self, key: Key) -> bool:
         """Start the store's worker unless it runs; True when started."""
@@ -105,14 +127,14 @@ class Workers:
         if key in self.finalized:
             self.finalized.discard(key)
         elif guarded and last is not None:
-            self.vanished[key] = slim_body(last)
+            self.vanished[key] = slim_body(last, self.max_spec_bytes)
             self._start(key)
         self.wake(*key)  # lets its worker notice (and exit, or clean up)
 
     def clean_up(self, key: Key, body: dict[str, Any]) -> None:
         """Clean up after the store ``body`` (gone; from its clean-up record) unless already doing so."""
         if key not in self.vanished:
-            self.vanished[key] = slim_body(body)
+            self.vanished[key] = slim_body(body, self.max_spec_bytes)
         self._start(key)
         self.wake(*key)
 

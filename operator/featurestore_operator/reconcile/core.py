@@ -16,9 +16,11 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from ..api import ConditionType as T
-from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig, SpecError, parse_featurestore, resolve
+from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig, SpecError
+from ..api.bounds import namespace_quota
 from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
+from ..api.review import resolved
 from ..backends.base import BackendContext
 from . import conditions as cond
 from . import records
@@ -46,6 +48,9 @@ class Deps:
     backends: BackendSet
     emit: Emit = lambda event: None
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    #: (creationTimestamp, name) of every FeatureStore of a namespace the operator knows (admin policy
+    #: maxStoresPerNamespace); the runtime passes its workers' bodies
+    stores: Callable[[str], list[tuple[str, str]]] = lambda namespace: []
     #: one per process (it remembers refused objects across passes); made from kube+cache if absent
     shared_applier: InitVar[Applier | None] = None
     applier: Applier = field(init=False)
@@ -66,9 +71,9 @@ def rfc3339(t: dt.datetime) -> str:
 
 
 def parse(body: dict[str, Any], config: OperatorConfig) -> FeatureStore:
-    """The FeatureStore with its spec resolved against the operator's defaults (raises SpecError)."""
-    fs = parse_featurestore(body)
-    return fs.model_copy(update={"spec": resolve(fs.spec, config)})
+    """The FeatureStore with its spec resolved against the operator's defaults (raises SpecError,
+    also for a spec over the admin policy's maxSpecBytes or one the operator dropped for its size)."""
+    return resolved(body, config)
 
 
 async def write_status(deps: Deps, body: dict[str, Any], status: FeatureStoreStatus) -> None:
@@ -163,6 +168,13 @@ def _runs(deps: Deps, fs: FeatureStore) -> list[dict[str, Any]]:
     ]
 
 
+def _quota(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -> list[tuple[str, str]]:
+    """maxStoresPerNamespace: the stores created before this one count (the earliest keep running)."""
+    ns, name = fs.metadata.namespace, fs.metadata.name
+    others = [s for s in deps.stores(ns) if s[1] != name]
+    return namespace_quota(fs, body["metadata"].get("creationTimestamp") or "", others, deps.config.effective_policy)
+
+
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     """One pass over one FeatureStore ``body`` (a dict as read from the API; updated in place with
     the status written)."""
@@ -172,7 +184,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     except SpecError as err:
         return await report_invalid(deps, body, previous, err)
     # the admin policy, again: the admission webhook may be down or bypassed
-    problems = check(fs, deps.config.effective_policy)
+    problems = check(fs, deps.config.effective_policy) + _quota(deps, fs, body)
     if problems:
         return await report_invalid(deps, body, previous, SpecError(problems), "PolicyViolation")
     if not await ensure_finalizer(deps, fs, body):

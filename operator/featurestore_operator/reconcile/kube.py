@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: objects per list request, where objects can be large: bounds one answer held in memory at once
 #: (a user may label big Secrets as ours; their data is dropped right after parsing, see applier.slim)
-LIST_CHUNKS = {"Secret": 10, "ConfigMap": 50}
+LIST_CHUNKS = {"Secret": 10, "ConfigMap": 50, "FeatureStore": 5}
 #: a server-side timeout for watches: the API server ends the request after it, we resume from the last version
 WATCH_TIMEOUT = 300
 
@@ -273,9 +273,16 @@ class Kube:
         return items
 
     async def list_with_version(
-        self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
+        self,
+        kind: str,
+        api_version: str,
+        namespace: str | None,
+        labels: Mapping[str, str] | None = None,
+        each: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[builtins.list[dict[str, Any]], str | None]:
-        """Objects and the list's resourceVersion (to watch from); ([], None) when the kind is not served."""
+        """Objects and the list's resourceVersion (to watch from); ([], None) when the kind is not served.
+        ``each``: applied to every object as it arrives (e.g. to drop what is not kept), so the list
+        holds only its results, never every whole object at once."""
         check_listing(kind, api_version, namespace, labels)
         res = self.resource(kind, api_version)
         API_CALLS.labels(_resource_label(KINDS[kind]), "GET").inc()
@@ -286,7 +293,7 @@ class Kube:
             chunk_size=LIST_CHUNKS.get(kind, 500),
         )
         try:
-            items = [dict(o) async for o in listing]
+            items = [each(dict(o)) if each else dict(o) async for o in listing]
         except httpx2.HTTPStatusError as err:
             if err.response.status_code == 404:
                 return [], None
