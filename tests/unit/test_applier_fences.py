@@ -23,6 +23,9 @@ class RefusingKube:
         self.refuse = refuse
         self.applied: list[tuple[str, str]] = []
 
+    async def find(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict | None:
+        return None  # nothing exists yet: every object is the store's to create
+
     async def apply(self, obj: dict) -> dict:
         k = (obj["kind"], obj["metadata"]["name"])
         if k in self.refuse:
