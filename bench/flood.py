@@ -1,4 +1,4 @@
-"""P5: operator memory under a flood of maximal FeatureStores (issue 25, hostile load).
+"""P6: operator memory under a flood of maximal FeatureStores (issue 25, hostile load).
 
     bash hack/bench.sh flood [--n 40] [--mb 0.7] [--before DIR]
 

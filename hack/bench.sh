@@ -3,6 +3,7 @@
 #   bash hack/bench.sh reconcile [--n 50 200] [--only p1 p2 p5]
 #   bash hack/bench.sh memory [--n 1000]
 #   bash hack/bench.sh serving
+#   bash hack/bench.sh flood [--n 40] [--before DIR]
 # Each prints figures and ratios measured side by side in one run; results: docs/benchmarks.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
