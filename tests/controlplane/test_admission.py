@@ -23,6 +23,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.support import chart_identity
 from tests.support import webhook as chart_webhook
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay, IamAdminFake
@@ -34,7 +35,10 @@ G, V, P = "featurestore.kubeflow.org", "v1alpha1", "featurestores"
 PROJECT, REGION = "test-project", "us-central1"
 OPERATOR_GSA = "featurestore-operator@test-project.iam.gserviceaccount.com"
 #: the chart's ValidatingWebhookConfiguration, release "fso" in namespace "fso-system"
-WEBHOOK = "fso-featurestore-operator-webhook"
+# The operator runs as the tier's chart identity (tests/support/chart_identity.py), whose RBAC grants get/patch
+# on its own release's configuration and certificate Secret by name: the test uses those names.
+WEBHOOK = f"{chart_identity.RELEASE}-featurestore-operator-webhook"
+WEBHOOK_SECRET = f"{WEBHOOK}-tls"
 
 
 def _free_port() -> int:
@@ -71,7 +75,8 @@ def _delete_webhook(kube_api) -> None:
 
 def install_webhook(kube_api, helm_bin: str, port: int) -> None:
     """The chart's configuration, called at the local operator (tests/support/webhook.py)."""
-    vwc = chart_webhook.at_url(chart_webhook.chart_configuration(helm_bin), f"https://127.0.0.1:{port}")
+    vwc = chart_webhook.chart_configuration(helm_bin, release=chart_identity.RELEASE, namespace=chart_identity.NAMESPACE)
+    vwc = chart_webhook.at_url(vwc, f"https://127.0.0.1:{port}")
     _delete_webhook(kube_api)
     client.AdmissionregistrationV1Api(kube_api).create_validating_webhook_configuration(vwc)
 
@@ -82,7 +87,7 @@ def webhook_env(port: int, secret_namespace: str) -> dict[str, str]:
         "FSO_WEBHOOK_HOST": "127.0.0.1",
         "FSO_WEBHOOK_PORT": str(port),
         "FSO_WEBHOOK_CONFIGURATION": WEBHOOK,
-        "FSO_WEBHOOK_SECRET": f"{secret_namespace}/webhook-tls",
+        "FSO_WEBHOOK_SECRET": f"{secret_namespace}/{WEBHOOK_SECRET}",
     }
 
 
@@ -97,14 +102,19 @@ def wait_served(kube_api) -> None:
 
 @pytest.fixture(scope="module")
 def webhook_namespace(kube_api):
-    """The operator's own namespace (its webhook certificate Secret lives there)."""
-    import secrets
-
+    """The operator's own namespace (the release's), with the empty certificate Secret the chart creates
+    there: the replicas keep their shared certificate in it (get/patch by name, never create)."""
     core = client.CoreV1Api(kube_api)
-    name = f"fso-system-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    name = chart_identity.NAMESPACE
+    try:  # made by the first operator started under the chart identity, or here
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    except ApiException as err:
+        if err.status != 409:
+            raise
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name=WEBHOOK_SECRET), type="Opaque")
+    core.create_namespaced_secret(name, secret)
     yield name
-    core.delete_namespace(name)
+    core.delete_namespaced_secret(WEBHOOK_SECRET, name)
 
 
 @pytest.fixture(scope="module")
