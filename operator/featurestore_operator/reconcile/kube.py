@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +32,6 @@ log = logging.getLogger(__name__)
 LIST_CHUNKS = {"Secret": 10, "ConfigMap": 50, "FeatureStore": 5}
 #: a server-side timeout for watches: the API server ends the request after it, we resume from the last version
 WATCH_TIMEOUT = 300
-
-
-_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass
@@ -248,12 +244,14 @@ class Kube:
             raise
 
     async def find(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        """The object ``name`` or None, read with a list and a field selector: RBAC grants the operator
-        ``list`` on every child kind but ``get`` on few (an object it did not create, unlabelled, is
-        in no watch). Used by the applier before it first applies an object (no adoption). ``name``
-        must be a DNS subdomain: a ``,`` or ``=`` would add selectors of its own."""
-        if not _DNS_SUBDOMAIN.fullmatch(name):
-            raise ValueError(f"not a Kubernetes object name: {name!r}")
+        """The object ``name`` or None, whichever way the kinds table lets the operator read it: a GET
+        where it holds ``get`` (Secrets and ConfigMaps: it may not list Secrets), else a list with a
+        field selector (an object it did not create, unlabelled, is in no watch). Used by the applier
+        before it first applies an object (no adoption). ``name`` must be a DNS subdomain: a ``,`` or
+        ``=`` would add selectors of its own."""
+        check_target(kind, api_version, namespace, name)  # a DNS subdomain: no "," or "=" in the selector
+        if "get" in KINDS[kind].verbs:
+            return await self.get(kind, api_version, namespace, name)
         res = self.resource(kind, api_version)
         API_CALLS.labels(_resource_label(KINDS[kind]), "GET").inc()
         listing = self.client.list(
