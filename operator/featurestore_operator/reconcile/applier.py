@@ -213,8 +213,9 @@ class ApplyFailure:
     def describe(self) -> str:
         kind, _, name = self.key
         if self.held_by is not None:
-            fence = f"{self.held_by[0]} {self.held_by[2]}"
-            return f"{kind} {name}: held back (not applied) while {fence}, which fences its pods, is refused"
+            held = f"{self.held_by[0]} {self.held_by[2]}"
+            why = "which fences its pods" if self.held_by[0] in POLICY_KINDS else "which it binds"
+            return f"{kind} {name}: held back (not applied) while {held}, {why}, is refused"
         assert self.error is not None
         return f"{kind} {name}: {self.error.describe()}"
 
@@ -278,17 +279,16 @@ class Applier:
         refused policy holds back every workload whose pods it fences (fail closed: policies come
         first in the order, so no pod is created or changed while its fence is missing)."""
         failures: list[ApplyFailure] = []
-        refused_policies: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
         for obj in in_apply_order(objects):
-            fence = next((p for p in refused_policies if fences(p, obj)), None)
-            if fence is not None:
-                failures.append(ApplyFailure(key(obj), held_by=key(fence)))
+            holder = next((r for r in refused if fences(r, obj) or _binds(obj, r)), None)
+            if holder is not None:
+                failures.append(ApplyFailure(key(obj), held_by=key(holder)))
                 continue
             failure = await self._apply_one(obj)
             if failure is not None:
                 failures.append(failure)
-                if obj["kind"] in POLICY_KINDS:
-                    refused_policies.append(obj)
+                refused.append(obj)
         return failures
 
     async def _apply_one(self, obj: dict[str, Any]) -> ApplyFailure | None:
@@ -360,3 +360,16 @@ def _controlled_by_ref(obj: dict[str, Any], ref: dict[str, Any]) -> bool:
 
 def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("controller") and ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def _binds(obj: dict[str, Any], role: dict[str, Any]) -> bool:
+    """``obj`` is a RoleBinding to ``role``, a Role of its namespace: a refused Role (e.g. someone
+    else's of that name) is never bound, so the operator grants nothing through a Role it does not own."""
+    ref = obj.get("roleRef") or {}
+    return (
+        obj["kind"] == "RoleBinding"
+        and role["kind"] == "Role"
+        and ref.get("kind") == "Role"
+        and ref.get("name") == role["metadata"]["name"]
+        and obj["metadata"].get("namespace") == role["metadata"].get("namespace")
+    )
