@@ -202,7 +202,8 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
         to_gcs = [{"name": k, "value": v} for k, v in gcs_env.items()]
         values = {
             "gcp": {"project": project, "region": store["spec"]["gcp"]["region"]},
-            "policy": {"serviceAccountPatterns": [gsa]},
+            # the test's bucket name is not of the namespace's own prefix: allowed by an admin pattern
+            "policy": {"serviceAccountPatterns": [gsa], "customNamePatterns": {"buckets": ["fso-e2e-*"]}},
             "extraEnv": [
                 {"name": "FSO_MEMORYSTORE_ENDPOINT", "value": memorystore.endpoint},
                 {"name": "FSO_IAM_ENDPOINT", "value": iam.endpoint},
