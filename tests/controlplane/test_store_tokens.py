@@ -70,7 +70,13 @@ def test_notebook_token_for_the_store_is_accepted_by_the_store_and_refused_by_th
             "volumes": pd["volumes"],
         },
     }
-    created = control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod)
+    # Kubernetes 1.20's ServiceAccount admission answers 500 "retry after the token is automatically
+    # created" until the tokens controller has made the account's token Secret
+    created = wait_for(
+        lambda: control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod),
+        timeout=30,
+        what="the notebook pod admitted",
+    )
     [projected] = [v["projected"] for v in created["spec"]["volumes"] if v["name"] == "feast-guarded-token"]
     assert projected["sources"][0]["serviceAccountToken"]["audience"] == audience
 
