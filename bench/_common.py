@@ -12,21 +12,23 @@ import base64
 import concurrent.futures as cf
 import json
 import os
-import statistics
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 for _p in (str(ROOT / "operator"), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from kubernetes import client, config as k8s_config, watch  # noqa: E402
+from kubernetes import client, watch  # noqa: E402
+from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
 from tests.support.controlplane import ControlPlane, find_binaries  # noqa: E402
@@ -67,10 +69,18 @@ def start_control_plane(audit_log: Path | None = None, kcm_default_qps: bool = F
     if audit_log is not None:
         policy = audit_log.with_suffix(".policy.yaml")
         policy.write_text(AUDIT_POLICY)
-        args += [f"--audit-policy-file={policy}", f"--audit-log-path={audit_log}", "--audit-log-format=json",
-                "--audit-log-mode=blocking", "--audit-log-maxsize=0"]
-    cp = ControlPlane(find_binaries(require_controller_manager=True), apiserver_args=args,
-                      controller_manager_args=[] if kcm_default_qps else KCM_QPS_ARGS)
+        args += [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=0",
+        ]
+    cp = ControlPlane(
+        find_binaries(require_controller_manager=True),
+        apiserver_args=args,
+        controller_manager_args=[] if kcm_default_qps else KCM_QPS_ARGS,
+    )
     cp.start()
     try:
         cp.install_crds(CRD_FILES)
@@ -88,7 +98,9 @@ def api_client(cp: ControlPlane, pool: int = 32) -> client.ApiClient:
 
 
 def create_namespace(api: client.ApiClient, name: str) -> None:
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}})
+    client.CoreV1Api(api).create_namespace(
+        {"metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}}
+    )
     # The serviceaccount controller creates "default"; nothing here needs it.
 
 
@@ -116,11 +128,17 @@ def delete_namespace(api: client.ApiClient, name: str, timeout: float = 300.0) -
 
 
 def fs_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"project": "bench", **spec}}
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "FeatureStore",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"project": "bench", **spec},
+    }
 
 
-def create_featurestores(api: client.ApiClient, manifests: list[dict[str, Any]], workers: int = 8) -> list[dict[str, Any]]:
+def create_featurestores(
+    api: client.ApiClient, manifests: list[dict[str, Any]], workers: int = 8
+) -> list[dict[str, Any]]:
     """Create FeatureStores concurrently (what `kubectl apply -f dir/` of many stores amounts to)."""
     crd = client.CustomObjectsApi(api)
 
@@ -144,20 +162,35 @@ def rendered_children(body: dict[str, Any]) -> list[dict[str, Any]]:
     config = OperatorConfig()
     fs = parse_featurestore(body)
     fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
-    versions = ApiVersions(cronjob="batch/v1beta1", pdb="policy/v1beta1", hpa="autoscaling/v2beta2", cronjob_time_zone=False)
+    versions = ApiVersions(
+        cronjob="batch/v1beta1", pdb="policy/v1beta1", hpa="autoscaling/v2beta2", cronjob_time_zone=False
+    )
     objects = list(render(fs, planned_endpoints(fs), config, versions).objects)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": meta(fs, Names(fs).online_secret, "online-store"),
-              "type": "Opaque", "data": {"password": base64.b64encode(new_password().encode()).decode()}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(fs, Names(fs).online_secret, "online-store"),
+        "type": "Opaque",
+        "data": {"password": base64.b64encode(new_password().encode()).decode()},
+    }
     return [secret, *objects]
 
 
 _PLURALS = {
-    "ServiceAccount": ("", "serviceaccounts"), "ConfigMap": ("", "configmaps"), "Secret": ("", "secrets"),
-    "Service": ("", "services"), "PersistentVolumeClaim": ("", "persistentvolumeclaims"),
-    "Deployment": ("apps", "deployments"), "StatefulSet": ("apps", "statefulsets"), "Job": ("batch", "jobs"),
-    "CronJob": ("batch", "cronjobs"), "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
-    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"), "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
-    "PodDefault": ("kubeflow.org", "poddefaults"), "AuthorizationPolicy": ("security.istio.io", "authorizationpolicies"),
+    "ServiceAccount": ("", "serviceaccounts"),
+    "ConfigMap": ("", "configmaps"),
+    "Secret": ("", "secrets"),
+    "Service": ("", "services"),
+    "PersistentVolumeClaim": ("", "persistentvolumeclaims"),
+    "Deployment": ("apps", "deployments"),
+    "StatefulSet": ("apps", "statefulsets"),
+    "Job": ("batch", "jobs"),
+    "CronJob": ("batch", "cronjobs"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
+    "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
+    "PodDefault": ("kubeflow.org", "poddefaults"),
+    "AuthorizationPolicy": ("security.istio.io", "authorizationpolicies"),
 }
 
 
@@ -172,9 +205,13 @@ def ssa(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
     """One server-side apply (PATCH application/apply-patch+yaml, our field manager, force) - the
     same request the operator's Kube.apply makes, through the same client library."""
     method, url, headers, body, post = api.param_serialize(
-        "PATCH", object_path(obj), query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")], body=obj,
+        "PATCH",
+        object_path(obj),
+        query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        body=obj,
         header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        auth_settings=["BearerToken"])
+        auth_settings=["BearerToken"],
+    )
     resp = api.call_api(method, url, headers, body, post, _request_timeout=(10, 60))
     resp.read()
     if resp.status >= 400:
@@ -213,7 +250,7 @@ class KubeletLoop:
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"kubelet-{namespace or 'all'}")
         self._local = threading.local()
 
-    def start(self) -> "KubeletLoop":
+    def start(self) -> KubeletLoop:
         self.thread.start()
         return self
 
@@ -242,14 +279,20 @@ class KubeletLoop:
                 kwargs = {"timeout_seconds": 30, "allow_watch_bookmarks": False}
                 if rv:
                     kwargs["resource_version"] = rv
-                stream = (w.stream(core.list_namespaced_pod, self.namespace, **kwargs) if self.namespace
-                          else w.stream(core.list_pod_for_all_namespaces, **kwargs))
+                stream = (
+                    w.stream(core.list_namespaced_pod, self.namespace, **kwargs)
+                    if self.namespace
+                    else w.stream(core.list_pod_for_all_namespaces, **kwargs)
+                )
                 for ev in stream:
                     if self.stop_event.is_set():
                         break
                     pod = ev["object"]
                     rv = pod.metadata.resource_version
-                    if ev["type"] == "DELETED" or (pod.metadata.labels or {}).get("app.kubernetes.io/component") == "feature-repo":
+                    if (
+                        ev["type"] == "DELETED"
+                        or (pod.metadata.labels or {}).get("app.kubernetes.io/component") == "feature-repo"
+                    ):
                         continue
                     if pod.status and pod.status.phase == "Running":
                         continue
@@ -283,7 +326,7 @@ class Tracker:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "Tracker":
+    def start(self) -> Tracker:
         self.thread.start()
         return self
 
@@ -338,7 +381,10 @@ def fs_ready(obj: dict[str, Any]) -> bool:
 def deployment_available(obj: dict[str, Any]) -> bool:
     """The operator's own criterion (reconcile.conditions.deployment_part)."""
     st = obj.get("status") or {}
-    return st.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0) and (st.get("availableReplicas") or 0) >= 1
+    return (
+        st.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
+        and (st.get("availableReplicas") or 0) >= 1
+    )
 
 
 def statefulset_ready(obj: dict[str, Any]) -> bool:
@@ -346,13 +392,17 @@ def statefulset_ready(obj: dict[str, Any]) -> bool:
 
 
 def fs_tracker(api: client.ApiClient, namespace: str, predicate: Callable[[dict[str, Any]], bool] = None) -> Tracker:
-    return Tracker(client.CustomObjectsApi(api).list_namespaced_custom_object, (G, V, namespace, P), predicate or fs_ready)
+    return Tracker(
+        client.CustomObjectsApi(api).list_namespaced_custom_object, (G, V, namespace, P), predicate or fs_ready
+    )
 
 
 def workload_trackers(api: client.ApiClient, namespace: str) -> tuple[Tracker, Tracker]:
     apps = client.AppsV1Api(api)
-    return (Tracker(apps.list_namespaced_deployment, (namespace,), deployment_available),
-            Tracker(apps.list_namespaced_stateful_set, (namespace,), statefulset_ready))
+    return (
+        Tracker(apps.list_namespaced_deployment, (namespace,), deployment_available),
+        Tracker(apps.list_namespaced_stateful_set, (namespace,), statefulset_ready),
+    )
 
 
 # --------------------------------------------------------------------------- operator
@@ -434,7 +484,7 @@ class CpuMeter:
         t = p.cpu_times()
         return t.user + t.system + getattr(t, "children_user", 0) + getattr(t, "children_system", 0)
 
-    def start(self) -> "CpuMeter":
+    def start(self) -> CpuMeter:
         self.start_times = {n: self._cpu(p) for n, p in self.procs.items()}
         self.wall = time.monotonic()
         return self
@@ -456,16 +506,30 @@ class Profiler:
         self.pid, self.path, self.rate = pid, path, rate
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Profiler":
+    def start(self) -> Profiler:
         if self.path is None:
             return self
         spy = Path(sys.executable).with_name("py-spy")
         if not spy.exists():
             raise RuntimeError(f"--profile needs py-spy next to {sys.executable} (pip install py-spy)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([str(spy), "record", "--pid", str(self.pid), "--rate", str(self.rate),
-                                      "--format", "raw", "--output", str(self.path), "--nonblocking"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(self.pid),
+                "--rate",
+                str(self.rate),
+                "--format",
+                "raw",
+                "--output",
+                str(self.path),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.5)
         return self
 

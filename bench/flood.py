@@ -81,16 +81,32 @@ def run(cp, api, label: str, ns: str, n: int, mb: float, src: str | None) -> dic
         body = spec(mb)
         t0 = time.monotonic()
         with Peak(op.proc.pid) as peak, ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda i: crd.create_namespaced_custom_object(
-                G, V, ns, P, {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": f"flood-{i:02d}"},
-                              "spec": body}), range(n)))
+            list(
+                pool.map(
+                    lambda i: crd.create_namespaced_custom_object(
+                        G,
+                        V,
+                        ns,
+                        P,
+                        {
+                            "apiVersion": f"{G}/{V}",
+                            "kind": "FeatureStore",
+                            "metadata": {"name": f"flood-{i:02d}"},
+                            "spec": body,
+                        },
+                    ),
+                    range(n),
+                )
+            )
             created = time.monotonic() - t0
             deadline = time.monotonic() + 900
             while time.monotonic() < deadline and op.proc.poll() is None:
                 seen = 0
                 token = None
                 while True:
-                    page = crd.list_namespaced_custom_object(G, V, ns, P, limit=5, **({"_continue": token} if token else {}))
+                    page = crd.list_namespaced_custom_object(
+                        G, V, ns, P, limit=5, **({"_continue": token} if token else {})
+                    )
                     seen += sum(1 for o in page["items"] if (o.get("status") or {}).get("conditions"))
                     token = page["metadata"].get("continue")
                     if not token:
@@ -100,8 +116,10 @@ def run(cp, api, label: str, ns: str, n: int, mb: float, src: str | None) -> dic
                 time.sleep(3.0)
             time.sleep(5.0)
             after = rss_mib(op.proc.pid) if op.proc.poll() is None else float("nan")
-        log(f"  {label}: RSS idle {idle:.0f} MiB, with {n} specs {after:.0f} MiB (peak {peak.peak:.0f} MiB); "
-            f"created in {created:.0f}s, statuses after {time.monotonic() - t0:.0f}s")
+        log(
+            f"  {label}: RSS idle {idle:.0f} MiB, with {n} specs {after:.0f} MiB (peak {peak.peak:.0f} MiB); "
+            f"created in {created:.0f}s, statuses after {time.monotonic() - t0:.0f}s"
+        )
         return {"idle": idle, "after": after, "peak": peak.peak}
     finally:
         op.stop()
@@ -126,10 +144,14 @@ def main() -> int:
             log(f"  {label:<12} {r['idle']:>9.0f} {r['after']:>15.0f} {r['peak']:>9.0f} {r['peak'] / LIMIT_MIB:>10.0%}")
         if "before" in results:
             a, b = results["this tree"], results["before"]
-            log(f"  growth with {args.n} specs: before {b['peak'] - b['idle']:.0f} MiB, this tree "
-                f"{a['peak'] - a['idle']:.0f} MiB ({(b['peak'] - b['idle']) / max(a['peak'] - a['idle'], 1):.0f}x less)")
-        log(f"  RESULT: peak RSS {results['this tree']['peak']:.0f} MiB with {args.n} maximal specs  "
-            f"[limit {LIMIT_MIB} MiB]")
+            log(
+                f"  growth with {args.n} specs: before {b['peak'] - b['idle']:.0f} MiB, this tree "
+                f"{a['peak'] - a['idle']:.0f} MiB ({(b['peak'] - b['idle']) / max(a['peak'] - a['idle'], 1):.0f}x less)"
+            )
+        log(
+            f"  RESULT: peak RSS {results['this tree']['peak']:.0f} MiB with {args.n} maximal specs  "
+            f"[limit {LIMIT_MIB} MiB]"
+        )
         return 0
     finally:
         cp.stop()

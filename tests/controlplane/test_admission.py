@@ -75,7 +75,9 @@ def _delete_webhook(kube_api) -> None:
 
 def install_webhook(kube_api, helm_bin: str, port: int) -> None:
     """The chart's configuration, called at the local operator (tests/support/webhook.py)."""
-    vwc = chart_webhook.chart_configuration(helm_bin, release=chart_identity.RELEASE, namespace=chart_identity.NAMESPACE)
+    vwc = chart_webhook.chart_configuration(
+        helm_bin, release=chart_identity.RELEASE, namespace=chart_identity.NAMESPACE
+    )
     vwc = chart_webhook.at_url(vwc, f"https://127.0.0.1:{port}")
     _delete_webhook(kube_api)
     client.AdmissionregistrationV1Api(kube_api).create_validating_webhook_configuration(vwc)
@@ -175,12 +177,21 @@ REFUSED = [
     ),
     ("huge", {"onlineStore": {"memorystore": {"memorySizeGb": 300}}}, ["memorySizeGb", "maxMemorystoreSizeGb"]),
     # issue 25: bring your own only what the admin assigned; custom names in the namespace; AUTH/TLS
-    ("byo-unassigned", {"onlineStore": {"memorystore": {"existingInstance": "fs-victim-prod-1a2b3c4d"}}},
-     ["spec.onlineStore.memorystore.existingInstance", "byoAssignments"]),
-    ("squat", {"onlineStore": {"memorystore": {"instanceId": "fs-victim-prod-1a2b3c4d"}}},
-     ["spec.onlineStore.memorystore.instanceId", "remove the field"]),
-    ("no-tls", {"onlineStore": {"memorystore": {"transitEncryption": False}}},
-     ["spec.onlineStore.memorystore.transitEncryption", "memorystoreSecurity.requireTls"]),
+    (
+        "byo-unassigned",
+        {"onlineStore": {"memorystore": {"existingInstance": "fs-victim-prod-1a2b3c4d"}}},
+        ["spec.onlineStore.memorystore.existingInstance", "byoAssignments"],
+    ),
+    (
+        "squat",
+        {"onlineStore": {"memorystore": {"instanceId": "fs-victim-prod-1a2b3c4d"}}},
+        ["spec.onlineStore.memorystore.instanceId", "remove the field"],
+    ),
+    (
+        "no-tls",
+        {"onlineStore": {"memorystore": {"transitEncryption": False}}},
+        ["spec.onlineStore.memorystore.transitEncryption", "memorystoreSecurity.requireTls"],
+    ),
 ]
 
 

@@ -12,7 +12,6 @@ import base64
 import pytest
 from kubernetes import client
 
-
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
 from tests.support.kube import G, P, V, condition, get_fs
@@ -27,10 +26,17 @@ PROJECT, REGION = "test-project", "us-central1"
 def two_tenants(control_plane, featurestore_crd, make_namespace):
     victim, attacker = make_namespace("victim"), make_namespace("attacker")
     with MemorystoreFake(op_delay=0.3) as ms, GcsEmulator() as gcs, GcsBucketOverlay(gcs) as overlay:
-        env = {"FSO_MEMORYSTORE_ENDPOINT": ms.endpoint, "FSO_GCP_PROJECT": PROJECT, "FSO_GCP_REGION": REGION,
-               "FSO_DEFAULT_PROVIDER": "gcp", "FSO_RESYNC_SECONDS": "10", **overlay.env()}
-        op = OperatorProcess(control_plane.kubeconfig, env=env,
-                             args=["--namespace", victim, "--namespace", attacker]).start()
+        env = {
+            "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint,
+            "FSO_GCP_PROJECT": PROJECT,
+            "FSO_GCP_REGION": REGION,
+            "FSO_DEFAULT_PROVIDER": "gcp",
+            "FSO_RESYNC_SECONDS": "10",
+            **overlay.env(),
+        }
+        op = OperatorProcess(
+            control_plane.kubeconfig, env=env, args=["--namespace", victim, "--namespace", attacker]
+        ).start()
         try:
             yield ms, victim, attacker
         finally:
@@ -39,20 +45,35 @@ def two_tenants(control_plane, featurestore_crd, make_namespace):
 
 
 def _store(api, namespace: str, name: str, **spec) -> None:
-    client.CustomObjectsApi(api).create_namespaced_custom_object(G, V, namespace, P, {
-        "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": name},
-        "spec": {"project": "driver_stats", **spec}})
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        G,
+        V,
+        namespace,
+        P,
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "FeatureStore",
+            "metadata": {"name": name},
+            "spec": {"project": "driver_stats", **spec},
+        },
+    )
 
 
 def _refused(api, namespace: str, name: str) -> dict:
     """The store's Spec condition once the operator refused it (PolicyViolation)."""
-    return wait_for(lambda: (c := condition(get_fs(api, namespace, name), "Spec")) and c["status"] == "False" and c,
-                    timeout=60, what=f"{namespace}/{name} refused")
+    return wait_for(
+        lambda: (c := condition(get_fs(api, namespace, name), "Spec")) and c["status"] == "False" and c,
+        timeout=60,
+        what=f"{namespace}/{name} refused",
+    )
 
 
 def _secret_values(api, namespace: str) -> list[str]:
-    return [base64.b64decode(v).decode(errors="replace") for s in client.CoreV1Api(api).list_namespaced_secret(
-        namespace).items for v in (s.data or {}).values()]
+    return [
+        base64.b64decode(v).decode(errors="replace")
+        for s in client.CoreV1Api(api).list_namespaced_secret(namespace).items
+        for v in (s.data or {}).values()
+    ]
 
 
 def test_existing_instance_of_another_namespace_copies_no_password(two_tenants, kube_api):
@@ -61,8 +82,9 @@ def test_existing_instance_of_another_namespace_copies_no_password(two_tenants, 
     ms, victim, attacker = two_tenants
     core = client.CoreV1Api(kube_api)
     _store(kube_api, victim, "prod")
-    secret = wait_for(lambda: core.read_namespaced_secret("prod-online-store", victim), timeout=90,
-                      what="the victim's online Secret")
+    secret = wait_for(
+        lambda: core.read_namespaced_secret("prod-online-store", victim), timeout=90, what="the victim's online Secret"
+    )
     password = base64.b64decode(secret.data["password"]).decode()
     ca = base64.b64decode(secret.data["ca.crt"]).decode().strip()
     (inst,) = [i for i in ms.instances() if dict(i.labels).get("featurestore-namespace") == victim]
@@ -73,8 +95,9 @@ def test_existing_instance_of_another_namespace_copies_no_password(two_tenants, 
     def settled() -> bool:  # refused, or (the hole) the operator has written the online Secret
         fs = get_fs(kube_api, attacker, "thief")
         refused = (condition(fs, "Spec") or {}).get("status") == "False"
-        return refused or any(s.metadata.name == "thief-online-store"
-                              for s in core.list_namespaced_secret(attacker).items)
+        return refused or any(
+            s.metadata.name == "thief-online-store" for s in core.list_namespaced_secret(attacker).items
+        )
 
     wait_for(settled, timeout=60, what="the attacker's store refused (or served)")
     assert not any(password in v for v in _secret_values(kube_api, attacker)), "the victim's password leaked"
@@ -92,18 +115,33 @@ def test_custom_instance_id_cannot_squat_another_namespaces_derived_id(two_tenan
     from featurestore_operator.backends.naming import memorystore_instance_id
 
     ms, victim, attacker = two_tenants
-    later = {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "later", "namespace": victim},
-             "spec": {"project": "p", "gcp": {"project": PROJECT, "region": REGION}}}
+    later = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "FeatureStore",
+        "metadata": {"name": "later", "namespace": victim},
+        "spec": {"project": "p", "gcp": {"project": PROJECT, "region": REGION}},
+    }
     squatted = memorystore_instance_id(parse_featurestore(later))
     _store(kube_api, attacker, "squat", onlineStore={"memorystore": {"instanceId": squatted}})
-    wait_for(lambda: (condition(get_fs(kube_api, attacker, "squat"), "Spec") or {}).get("status") == "False"
-             or any(i.name.endswith(f"/{squatted}") for i in ms.instances()), timeout=60,
-             what="the squatting store refused (or its instance created)")
+    wait_for(
+        lambda: (
+            (condition(get_fs(kube_api, attacker, "squat"), "Spec") or {}).get("status") == "False"
+            or any(i.name.endswith(f"/{squatted}") for i in ms.instances())
+        ),
+        timeout=60,
+        what="the squatting store refused (or its instance created)",
+    )
 
     _store(kube_api, victim, "later")
-    online = wait_for(lambda: (c := condition(get_fs(kube_api, victim, "later"), "OnlineStore"))
-                      and (c["status"] == "True" or c["reason"] == "Conflict") and c, timeout=90,
-                      what="the victim's online store settled")
+    online = wait_for(
+        lambda: (
+            (c := condition(get_fs(kube_api, victim, "later"), "OnlineStore"))
+            and (c["status"] == "True" or c["reason"] == "Conflict")
+            and c
+        ),
+        timeout=90,
+        what="the victim's online store settled",
+    )
     assert online["reason"] != "Conflict", f"the attacker squatted the victim's instance: {online['message']}"
     (inst,) = [i for i in ms.instances() if i.name.endswith(f"/{squatted}")]
     assert dict(inst.labels)["featurestore-namespace"] == victim

@@ -38,11 +38,22 @@ def _issued(custom: client.CustomObjectsApi, namespace: str, revision: int) -> N
     """What cert-manager does after writing the Secret (its issuing controller updates the Secret
     first, then the Certificate's status.revision; the readiness controller sets Ready and notAfter:
     cert-manager v1.x pkg/controller/certificates/issuing and readiness)."""
-    status = {"revision": revision, "notAfter": "2099-01-01T00:00:00Z",
-              "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "issued",
-                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
-    custom.patch_namespaced_custom_object_status("cert-manager.io", "v1", namespace, "certificates",
-                                                 "cm-feast-servers", {"status": status})
+    status = {
+        "revision": revision,
+        "notAfter": "2099-01-01T00:00:00Z",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Ready",
+                "message": "issued",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+    custom.patch_namespaced_custom_object_status(
+        "cert-manager.io", "v1", namespace, "certificates", "cm-feast-servers", {"status": status}
+    )
 
 
 def test_servers_get_their_certificate_from_cert_manager(control_plane, featurestore_crd, kube_api, namespace, kubelet):
@@ -55,16 +66,28 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("cm", tls={"enabled": True}))
 
         # The Certificate, accepted by cert-manager's own CRD schema.
-        cert = wait_for(lambda: custom.get_namespaced_custom_object("cert-manager.io", "v1", namespace, "certificates",
-                                                                    "cm-feast-servers"), timeout=90, what="Certificate")
+        cert = wait_for(
+            lambda: custom.get_namespaced_custom_object(
+                "cert-manager.io", "v1", namespace, "certificates", "cm-feast-servers"
+            ),
+            timeout=90,
+            what="Certificate",
+        )
         spec = cert["spec"]
         assert spec["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "test-ca"}
         assert spec["secretName"] == "cm-feast-cert"
         assert f"cm-feature-server.{namespace}.svc.cluster.local" in spec["dnsNames"]
 
         # Not issued yet: no server runs without its certificate, and the condition says why.
-        pending = wait_for(lambda: (c := condition(get_fs(kube_api, namespace, "cm"), "FeatureServer"))
-                           and c["reason"] == "CertificatePending" and c, timeout=90, what="CertificatePending")
+        pending = wait_for(
+            lambda: (
+                (c := condition(get_fs(kube_api, namespace, "cm"), "FeatureServer"))
+                and c["reason"] == "CertificatePending"
+                and c
+            ),
+            timeout=90,
+            what="CertificatePending",
+        )
         assert "cm-feast-cert" in pending["message"]
         servers = apps.list_namespaced_deployment(namespace, label_selector=f"{COMPONENT}=feature-server")
         assert not servers.items
@@ -74,34 +97,56 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         assert spec["secretTemplate"]["labels"]["featurestore.kubeflow.org/name"] == "cm"
         ca = TestIssuer()
         issued = _b64(ca.secret_data(spec["dnsNames"]))
-        core.create_namespaced_secret(namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="cm-feast-cert", labels=spec["secretTemplate"]["labels"]),
-            type="kubernetes.io/tls", data=issued))
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="cm-feast-cert", labels=spec["secretTemplate"]["labels"]),
+                type="kubernetes.io/tls",
+                data=issued,
+            ),
+        )
         _issued(custom, namespace, 1)
-        dep = wait_for(lambda: apps.read_namespaced_deployment("cm-feature-server", namespace), timeout=90,
-                       what="feature server Deployment after issuance")
+        dep = wait_for(
+            lambda: apps.read_namespaced_deployment("cm-feature-server", namespace),
+            timeout=90,
+            what="feature server Deployment after issuance",
+        )
         volumes = {v.name: v for v in dep.spec.template.spec.volumes}
         assert volumes["serving-tls"].secret.secret_name == "cm-feast-cert"
         client_cm = core.read_namespaced_config_map("cm-feast-client", namespace)
         assert client_cm.data["ca.crt"] == ca.ca_pem
         assert "https://" in client_cm.data["feature_store.yaml"]
-        assert not core.list_namespaced_secret(namespace, field_selector="metadata.name=cm-feast-tls").items, \
+        assert not core.list_namespaced_secret(namespace, field_selector="metadata.name=cm-feast-tls").items, (
             "the operator kept its own CA although cert-manager was chosen"
+        )
 
         # Renewal: cert-manager writes a new key pair into the Secret, then the Certificate's status;
         # the server rolls once, at once (the resync is an hour away): the Certificate's watch event
         # wakes the store, which reads the Secret by name.
         # Ready, so no pass is due before the resync; wait until the operator is idle
-        wait_for(lambda: kubelet.run(namespace, f"{OWNER_LABEL}=cm") >= 0
-                 and get_fs(kube_api, namespace, "cm")["status"].get("phase") == "Ready", timeout=90, interval=1,
-                 what="Ready")
+        wait_for(
+            lambda: (
+                kubelet.run(namespace, f"{OWNER_LABEL}=cm") >= 0
+                and get_fs(kube_api, namespace, "cm")["status"].get("phase") == "Ready"
+            ),
+            timeout=90,
+            interval=1,
+            what="Ready",
+        )
         wait_for(lambda: _idle(operator), timeout=60, what="no reconcile pass for 3 s")
         dep = apps.read_namespaced_deployment("cm-feature-server", namespace)
         generation, digest = dep.metadata.generation, dep.spec.template.metadata.annotations[ANNOTATION]
         core.patch_namespaced_secret("cm-feast-cert", namespace, {"data": _b64(ca.secret_data(spec["dnsNames"]))})
         _issued(custom, namespace, 2)
-        dep = wait_for(lambda: (d := apps.read_namespaced_deployment("cm-feature-server", namespace))
-                       .metadata.generation > generation and d, timeout=20, interval=0.5, what="rolled on renewal")
+        dep = wait_for(
+            lambda: (
+                (d := apps.read_namespaced_deployment("cm-feature-server", namespace)).metadata.generation > generation
+                and d
+            ),
+            timeout=20,
+            interval=0.5,
+            what="rolled on renewal",
+        )
         assert dep.metadata.generation == generation + 1
         assert dep.spec.template.metadata.annotations[ANNOTATION] != digest
         # the passes the roll itself wakes (Deployment status events) do not roll it again

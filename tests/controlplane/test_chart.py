@@ -21,10 +21,10 @@ import json
 import re
 import secrets
 import subprocess
-import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -33,9 +33,9 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
-from tests.support.kube import G, OWNER_LABEL, P, V, gone
-from tests.support.kubelet import FakeKubelet
 from tests.support import webhook as chart_webhook
+from tests.support.kube import OWNER_LABEL, G, P, V, gone
+from tests.support.kubelet import FakeKubelet
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
@@ -47,20 +47,48 @@ K8S_SCHEMA = kubernetes_validate.utils.latest_version()
 VALUE_SETS: dict[str, list[str]] = {
     "defaults": [],
     "ha-namespaced-gcp": [
-        "--set", "replicaCount=2", "--set", "watchNamespaces={team-a,team-b}",
-        "--set", "defaultProvider=gcp", "--set", "gcp.project=my-project", "--set", "gcp.region=europe-west1",
-        "--set", "gcp.network=projects/my-project/global/networks/default",
-        "--set", "serviceAccount.gcpServiceAccount=featurestore-operator@my-project.iam.gserviceaccount.com",
-        "--set", "images.feast=registry.example.com/feast:0.67.0", "--set", "image.digest=sha256:" + "a" * 64,
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+        "--set",
+        "defaultProvider=gcp",
+        "--set",
+        "gcp.project=my-project",
+        "--set",
+        "gcp.region=europe-west1",
+        "--set",
+        "gcp.network=projects/my-project/global/networks/default",
+        "--set",
+        "serviceAccount.gcpServiceAccount=featurestore-operator@my-project.iam.gserviceaccount.com",
+        "--set",
+        "images.feast=registry.example.com/feast:0.67.0",
+        "--set",
+        "image.digest=sha256:" + "a" * 64,
     ],
     "election-onboarding-kind": [
-        "--set", "leaderElection.enabled=true", "--set", "istio=false", "--set", "kubeflow.onboarding.enabled=true",
-        "--set", "kubeflow.onboarding.template.project=default", "--set", "metrics.service.enabled=false",
-        "--set", "kubeflow.aggregateRoles=false",
+        "--set",
+        "leaderElection.enabled=true",
+        "--set",
+        "istio=false",
+        "--set",
+        "kubeflow.onboarding.enabled=true",
+        "--set",
+        "kubeflow.onboarding.template.project=default",
+        "--set",
+        "metrics.service.enabled=false",
+        "--set",
+        "kubeflow.aggregateRoles=false",
     ],
     "webhook-cert-manager-policy": [
-        "--set", "webhook.certManager.enabled=true", "--set", "policy.maxReplicas=5",
-        "--set", "policy.allowedProjects={my-project,shared-project}", "--set", "clusterId=cluster-1",
+        "--set",
+        "webhook.certManager.enabled=true",
+        "--set",
+        "policy.maxReplicas=5",
+        "--set",
+        "policy.allowedProjects={my-project,shared-project}",
+        "--set",
+        "clusterId=cluster-1",
     ],
 }
 
@@ -87,8 +115,13 @@ def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list
 
 def rules_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rules granted to the operator (not the user-facing aggregated roles)."""
-    return [r for d in docs if d["kind"] in ("ClusterRole", "Role")
-            and not d["metadata"]["name"].endswith(("-edit", "-view", TOKEN_REVIEWER)) for r in d.get("rules", [])]
+    return [
+        r
+        for d in docs
+        if d["kind"] in ("ClusterRole", "Role")
+        and not d["metadata"]["name"].endswith(("-edit", "-view", TOKEN_REVIEWER))
+        for r in d.get("rules", [])
+    ]
 
 
 #: the chart's token reviewers ClusterRole / ClusterRoleBinding (authz.kubernetes.enabled), after the release name
@@ -98,10 +131,18 @@ TOKEN_REVIEWER, TOKEN_REVIEWERS = "-feast-token-reviewer", "-feast-token-reviewe
 def token_reviewer_rules(release: str = "fso") -> list[dict[str, Any]]:
     """The operator's rules on the token reviewers binding and its ClusterRole: exactly these names."""
     return [
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterrolebindings"],
-         "resourceNames": [release + TOKEN_REVIEWERS], "verbs": ["get", "patch"]},
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
-         "resourceNames": [release + TOKEN_REVIEWER], "verbs": ["bind"]},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterrolebindings"],
+            "resourceNames": [release + TOKEN_REVIEWERS],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "resourceNames": [release + TOKEN_REVIEWER],
+            "verbs": ["bind"],
+        },
     ]
 
 
@@ -151,8 +192,11 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         except kubernetes_validate.utils.SchemaNotFoundError:
             assert doc["apiVersion"] == "cert-manager.io/v1", f"no schema for {doc['apiVersion']} {doc['kind']}"
         except kubernetes_validate.utils.ValidationError as err:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {K8S_SCHEMA}: {err.message} "
-                        f"at {list(err.path)}", pytrace=False)
+            pytest.fail(
+                f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {K8S_SCHEMA}: {err.message} "
+                f"at {list(err.path)}",
+                pytrace=False,
+            )
     assert builtin >= 6
     crds = {d["metadata"]["name"] for d in find(docs, "CustomResourceDefinition")}
     assert crds == {"featurestores.featurestore.kubeflow.org"}
@@ -175,8 +219,11 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     # probes and ports match the operator's configuration
     env = deployment_env(dep)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": int(env["FSO_HEALTH_PORT"]), "metrics": int(env["FSO_METRICS_PORT"]),
-                     "webhook": int(env["FSO_WEBHOOK_PORT"])}
+    assert ports == {
+        "health": int(env["FSO_HEALTH_PORT"]),
+        "metrics": int(env["FSO_METRICS_PORT"]),
+        "webhook": int(env["FSO_WEBHOOK_PORT"]),
+    }
     # the webhook: a Service the API server calls, the operator's admin policy from values
     [svc] = [d for d in find(docs, "Service") if d["metadata"]["name"].endswith("-webhook")]
     assert env["FSO_WEBHOOK_SERVICE"] == f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
@@ -187,15 +234,29 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     [vwc] = find(docs, "ValidatingWebhookConfiguration")
     [hook] = vwc["webhooks"]
     assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None" and hook["matchPolicy"] == "Equivalent"
-    assert hook["rules"] == [{"apiGroups": [G], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
-                              "resources": ["featurestores"], "scope": "Namespaced"}]
-    assert hook["clientConfig"]["service"] == {"namespace": svc["metadata"]["namespace"], "name": svc["metadata"]["name"],
-                                               "port": 443, "path": "/validate"}
+    assert hook["rules"] == [
+        {
+            "apiGroups": [G],
+            "apiVersions": ["*"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["featurestores"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["clientConfig"]["service"] == {
+        "namespace": svc["metadata"]["namespace"],
+        "name": svc["metadata"]["name"],
+        "port": 443,
+        "path": "/validate",
+    }
     assert "caBundle" not in hook["clientConfig"]
     assert svc["spec"]["selector"] == spec["selector"]["matchLabels"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
-    webhook_rules = [r for r in rules_of(docs) if set(r["resources"]) & {"validatingwebhookconfigurations",
-                                                                          "mutatingwebhookconfigurations"}]
+    webhook_rules = [
+        r
+        for r in rules_of(docs)
+        if set(r["resources"]) & {"validatingwebhookconfigurations", "mutatingwebhookconfigurations"}
+    ]
     if "webhook.certManager.enabled=true" in VALUE_SETS[value_set]:
         [cert] = find(docs, "Certificate")
         assert f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc" in cert["spec"]["dnsNames"]
@@ -203,19 +264,32 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         assert chart_policy(env).max_replicas == 5
         # cert-manager's CA injector writes the caBundle: the operator gets no right on any configuration
         assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
-            f"{cert['metadata']['namespace']}/{cert['metadata']['name']}")
+            f"{cert['metadata']['namespace']}/{cert['metadata']['name']}"
+        )
         assert webhook_rules == [] and "FSO_WEBHOOK_CONFIGURATION" not in env
     else:
         # the operator writes the caBundle of that ONE configuration, and keeps its certificate in ONE Secret
-        assert webhook_rules == [{"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
-                                  "resourceNames": [vwc["metadata"]["name"]], "verbs": ["get", "patch"]}]
+        assert webhook_rules == [
+            {
+                "apiGroups": ["admissionregistration.k8s.io"],
+                "resources": ["validatingwebhookconfigurations"],
+                "resourceNames": [vwc["metadata"]["name"]],
+                "verbs": ["get", "patch"],
+            }
+        ]
         assert env["FSO_WEBHOOK_CONFIGURATION"] == vwc["metadata"]["name"]
         [secret] = find(docs, "Secret")
         assert env["FSO_WEBHOOK_SECRET"] == f"{secret['metadata']['namespace']}/{secret['metadata']['name']}"
         [role] = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-webhook-certificate")]
         assert role["metadata"]["namespace"] == secret["metadata"]["namespace"]
-        assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret["metadata"]["name"]],
-                                  "verbs": ["get", "patch"]}]
+        assert role["rules"] == [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [secret["metadata"]["name"]],
+                "verbs": ["get", "patch"],
+            }
+        ]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     # single replica: standalone + Recreate; HA: leader election on a Lease + RollingUpdate
     election_roles = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
@@ -223,14 +297,17 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     # clean-up records (reconcile/records.py): in the release namespace, which tenants cannot write;
     # ConfigMaps list/create/delete there and nothing else
     [records_role] = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-cleanup-records")]
-    assert records_role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "create", "delete"]}]
+    assert records_role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "create", "delete"]}
+    ]
     assert env["FSO_OPERATOR_NAMESPACE"] == records_role["metadata"]["namespace"] == svc["metadata"]["namespace"]
     if ha:
         assert container["args"] == ["--leader-election", dep["metadata"]["name"]]
         assert spec["strategy"]["type"] == "RollingUpdate"
         [role] = election_roles
-        assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                                  "verbs": ["get", "create", "update"]}]
+        assert role["rules"] == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+        ]
         assert env["FSO_LEADER_ELECTION_SECONDS"] == str(values["leaderElection"]["leaseSeconds"])
     else:
         assert container["args"] == ["--standalone"] and spec["strategy"] == {"type": "Recreate"}
@@ -240,7 +317,9 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
 
     fields = {f"FSO_{n.upper()}" for n in OperatorConfig.model_fields}
     assert {k for k in env if k.startswith("FSO_")} - fields <= {"FSO_ONBOARDING_ENABLED", "FSO_ONBOARDING_TEMPLATE"}
-    OperatorConfig.model_validate({k[4:].lower(): v for k, v in env.items() if k[4:].lower() in OperatorConfig.model_fields})
+    OperatorConfig.model_validate(
+        {k[4:].lower(): v for k, v in env.items() if k[4:].lower() in OperatorConfig.model_fields}
+    )
 
     # RBAC: least privilege
     rules = rules_of(docs)
@@ -259,7 +338,9 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
     # Roles/RoleBindings of spec.authz kubernetes (and onboarding): always written, no escalate/bind
     assert verbs(rules, "rbac.authorization.k8s.io", "roles") == {"list", "watch", "create", "patch", "delete"}
     [reviewer] = find(docs, "ClusterRole", "fso" + TOKEN_REVIEWER)
-    assert reviewer["rules"] == [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]
+    assert reviewer["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+    ]
     [binding] = find(docs, "ClusterRoleBinding", "fso" + TOKEN_REVIEWERS)
     assert "subjects" not in binding and binding["roleRef"]["name"] == "fso" + TOKEN_REVIEWER
     assert env["FSO_TOKEN_REVIEWERS_BINDING"] == "fso" + TOKEN_REVIEWERS
@@ -272,10 +353,18 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         [cluster_role] = [d for d in find(docs, "ClusterRole") if d["metadata"]["name"] == dep["metadata"]["name"]]
         granted = {res for r in cluster_role["rules"] for res in r["resources"]}
         webhook_configs = ["validatingwebhookconfigurations"]
-        assert granted == {"customresourcedefinitions", "namespaces", "clusterrolebindings", "clusterroles", *webhook_configs}
+        assert granted == {
+            "customresourcedefinitions",
+            "namespaces",
+            "clusterrolebindings",
+            "clusterroles",
+            *webhook_configs,
+        }
         # namespaced mode: no cluster-wide writes but the caBundle of the webhook configuration (that
         # one name) and the token reviewers binding (by name)
-        writes = [r for r in cluster_role["rules"] if set(r["verbs"]) - {"get", "list", "watch"} and r not in token_rules]
+        writes = [
+            r for r in cluster_role["rules"] if set(r["verbs"]) - {"get", "list", "watch"} and r not in token_rules
+        ]
         assert all(r["resources"] == webhook_configs for r in writes), writes
         assert [r.get("resourceNames") for r in writes] == [[vwc["metadata"]["name"]]]
         assert env["FSO_NAMESPACES"] == "team-a,team-b"
@@ -287,15 +376,29 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
 # --------------------------------------------------------------------------- install + run under the SA
 
 
-def sar(api: client.ApiClient, user: str, verb: str, resource: str, group: str = "", namespace: str | None = None,
-        subresource: str | None = None) -> bool:
+def sar(
+    api: client.ApiClient,
+    user: str,
+    verb: str,
+    resource: str,
+    group: str = "",
+    namespace: str | None = None,
+    subresource: str | None = None,
+) -> bool:
     attrs = {"verb": verb, "resource": resource, "group": group}
     if namespace:
         attrs["namespace"] = namespace
     if subresource:
         attrs["subresource"] = subresource
-    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-            "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"], "resourceAttributes": attrs}}
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": attrs,
+        },
+    }
     return client.AuthorizationV1Api(api).create_subject_access_review(body).status.allowed
 
 
@@ -338,8 +441,9 @@ def explain(proc: OperatorProcess, fn, **kw):
         return wait_for(fn, **kw)
     except AssertionError as err:
         bad = forbidden_lines(proc.log_text())
-        raise AssertionError(f"{err}\nRBAC denials in the operator log ({len(bad)}):\n" + "\n".join(bad[:10])
-                             if bad else str(err)) from None
+        raise AssertionError(
+            f"{err}\nRBAC denials in the operator log ({len(bad)}):\n" + "\n".join(bad[:10]) if bad else str(err)
+        ) from None
 
 
 def sa_operator_env(docs: list[dict[str, Any]], webhook: bool = False) -> dict[str, str]:
@@ -348,7 +452,9 @@ def sa_operator_env(docs: list[dict[str, Any]], webhook: bool = False) -> dict[s
     caller points the chart's configuration there (tests/support/webhook.py ``repoint``)."""
     [dep] = find(docs, "Deployment")
     env = deployment_env(dep)
-    env = {k: v for k, v in env.items() if k not in ("FSO_HEALTH_PORT", "FSO_METRICS_PORT", "HOME", "FSO_WEBHOOK_SERVICE")}
+    env = {
+        k: v for k, v in env.items() if k not in ("FSO_HEALTH_PORT", "FSO_METRICS_PORT", "HOME", "FSO_WEBHOOK_SERVICE")
+    }
     if webhook:
         return {**env, "FSO_WEBHOOK_HOST": "127.0.0.1", "FSO_WEBHOOK_PORT": str(free_port())}
     return {**env, "FSO_WEBHOOK_ENABLED": "false"}
@@ -369,7 +475,9 @@ def chart_policy(env: dict[str, str]) -> Any:
 
 
 @pytest.mark.parametrize("release", [{"webhook": True}], indirect=True)
-def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kube_api, release, store_namespace, tmp_path):
+def test_install_and_operator_runs_under_chart_serviceaccount(
+    control_plane, kube_api, release, store_namespace, tmp_path
+):
     ns = release["namespace"]
     docs = release["docs"]
     [sa] = find(docs, "ServiceAccount")
@@ -384,8 +492,12 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
 
     # A feature repo ConfigMap (read with `get`), then the store: default provider (local).
     core = client.CoreV1Api(kube_api)
-    core.create_namespaced_config_map(store_namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="demo-repo"), data={"features.py": "# feature definitions\n"}))
+    core.create_namespaced_config_map(
+        store_namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="demo-repo"), data={"features.py": "# feature definitions\n"}
+        ),
+    )
     crd_api = client.CustomObjectsApi(kube_api)
 
     proc = OperatorProcess(kubeconfig, env=env)
@@ -395,16 +507,39 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         # certificate it keeps in the chart's Secret), refuses what the policy forbids.
         [vwc] = find(docs, "ValidatingWebhookConfiguration")
         chart_webhook.repoint(kube_api, vwc["metadata"]["name"], f"https://127.0.0.1:{env['FSO_WEBHOOK_PORT']}")
-        explain(proc, lambda: chart_webhook.ca_bundle(kube_api, vwc["metadata"]["name"]), timeout=60, interval=0.5,
-                what="the caBundle of the chart's ValidatingWebhookConfiguration")
+        explain(
+            proc,
+            lambda: chart_webhook.ca_bundle(kube_api, vwc["metadata"]["name"]),
+            timeout=60,
+            interval=0.5,
+            what="the caBundle of the chart's ValidatingWebhookConfiguration",
+        )
         with pytest.raises(ApiException) as refused:
-            crd_api.create_namespaced_custom_object(G, V, store_namespace, P, {
-                "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "big"},
-                "spec": {"project": "demo", "featureServer": {"replicas": 100}}})
+            crd_api.create_namespaced_custom_object(
+                G,
+                V,
+                store_namespace,
+                P,
+                {
+                    "apiVersion": f"{G}/{V}",
+                    "kind": "FeatureStore",
+                    "metadata": {"name": "big"},
+                    "spec": {"project": "demo", "featureServer": {"replicas": 100}},
+                },
+            )
         assert "maxReplicas" in str(refused.value.body)
-        crd_api.create_namespaced_custom_object(G, V, store_namespace, P, {
-            "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "demo"},
-            "spec": {"project": "demo", "featureRepo": {"configMap": {"name": "demo-repo"}}}})
+        crd_api.create_namespaced_custom_object(
+            G,
+            V,
+            store_namespace,
+            P,
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "FeatureStore",
+                "metadata": {"name": "demo"},
+                "spec": {"project": "demo", "featureRepo": {"configMap": {"name": "demo-repo"}}},
+            },
+        )
         apps, batch = client.AppsV1Api(kube_api), client.BatchV1Api(kube_api)
 
         def children() -> bool:  # the servers come once the apply Job has succeeded (below)
@@ -417,7 +552,9 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         # Optional CRDs are installed in the test cluster: PodDefault and AuthorizationPolicy too.
         custom = client.CustomObjectsApi(kube_api)
         assert custom.list_namespaced_custom_object("kubeflow.org", "v1alpha1", store_namespace, "poddefaults")["items"]
-        assert custom.list_namespaced_custom_object("security.istio.io", "v1beta1", store_namespace, "authorizationpolicies")["items"]
+        assert custom.list_namespaced_custom_object(
+            "security.istio.io", "v1beta1", store_namespace, "authorizationpolicies"
+        )["items"]
 
         def status() -> dict[str, Any] | None:
             fs = crd_api.get_namespaced_custom_object(G, V, store_namespace, P, "demo")
@@ -433,33 +570,55 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
 
         def ready() -> bool:
             kubelet.run(store_namespace, f"{OWNER_LABEL}=demo,app.kubernetes.io/component!=feature-repo")
-            kubelet.run(store_namespace, f"{OWNER_LABEL}=demo,app.kubernetes.io/component=feature-repo", phase="Succeeded")
+            kubelet.run(
+                store_namespace, f"{OWNER_LABEL}=demo,app.kubernetes.io/component=feature-repo", phase="Succeeded"
+            )
             fs = crd_api.get_namespaced_custom_object(G, V, store_namespace, P, "demo")
             return (fs.get("status") or {}).get("phase") == "Ready"
 
         explain(proc, ready, timeout=90, interval=1, what=f"phase Ready (log: {proc.log_path})")
         apps.read_namespaced_deployment("demo-feature-server", store_namespace)
         apps.read_namespaced_deployment("demo-registry-server", store_namespace)
+
         # Events are posted under the SA (create events): the store's Ready, reported as the operator.
         def ready_event():
-            return [e for e in core.list_namespaced_event(
-                store_namespace, field_selector="involvedObject.name=demo,involvedObject.kind=FeatureStore").items
-                if (e.type, e.reason) == ("Normal", "Ready")]
+            return [
+                e
+                for e in core.list_namespaced_event(
+                    store_namespace, field_selector="involvedObject.name=demo,involvedObject.kind=FeatureStore"
+                ).items
+                if (e.type, e.reason) == ("Normal", "Ready")
+            ]
 
         explain(proc, lambda: len(ready_event()) == 1, timeout=60, what="one Ready Event on the FeatureStore")
         assert all(e.source.component == "featurestore-operator" for e in ready_event())
 
         # Pruning under the SA: turning the registry server off deletes its Deployment.
-        crd_api.patch_namespaced_custom_object(G, V, store_namespace, P, "demo", {"spec": {"registry": {"server": {"enabled": False}}}})
+        crd_api.patch_namespaced_custom_object(
+            G, V, store_namespace, P, "demo", {"spec": {"registry": {"server": {"enabled": False}}}}
+        )
 
-        explain(proc, gone(lambda: apps.read_namespaced_deployment("demo-registry-server", store_namespace)),
-                timeout=90, interval=0.5, what="registry server pruned")
+        explain(
+            proc,
+            gone(lambda: apps.read_namespaced_deployment("demo-registry-server", store_namespace)),
+            timeout=90,
+            interval=0.5,
+            what="registry server pruned",
+        )
 
         # Deletion: no cloud resources, so no finalizer; garbage collection removes the children.
         crd_api.delete_namespaced_custom_object(G, V, store_namespace, P, "demo")
-        wait_for((lambda: not apps.list_namespaced_deployment(store_namespace, label_selector=f"{OWNER_LABEL}=demo").items
-                           and not core.list_namespaced_config_map(store_namespace, label_selector=f"{OWNER_LABEL}=demo").items),
-                 timeout=60, interval=0.5, what="children garbage-collected")
+        wait_for(
+            (
+                lambda: (
+                    not apps.list_namespaced_deployment(store_namespace, label_selector=f"{OWNER_LABEL}=demo").items
+                    and not core.list_namespaced_config_map(store_namespace, label_selector=f"{OWNER_LABEL}=demo").items
+                )
+            ),
+            timeout=60,
+            interval=0.5,
+            what="children garbage-collected",
+        )
         # the operator saw the deletion (it stopped counting the store) and is still running
         wait_for(lambda: proc.metric("featurestore_stores") == 0, timeout=60, what="the deletion processed")
         assert proc.alive(), "operator exited"
@@ -472,9 +631,12 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
 
     # Least privilege: what the SA must NOT be able to do (SubjectAccessReview as admin) ...
     denied = [
-        ("delete", "nodes", "", None, None), ("get", "nodes", "", None, None),
-        ("create", "pods", "", store_namespace, "exec"), ("get", "pods", "", store_namespace, "exec"),
-        ("get", "pods", "", store_namespace, "log"), ("create", "pods", "", store_namespace, None),
+        ("delete", "nodes", "", None, None),
+        ("get", "nodes", "", None, None),
+        ("create", "pods", "", store_namespace, "exec"),
+        ("get", "pods", "", store_namespace, "exec"),
+        ("get", "pods", "", store_namespace, "log"),
+        ("create", "pods", "", store_namespace, None),
         # RoleBindings it may create (authz kubernetes), but RBAC's escalation check refuses any to a
         # role it does not hold (the cluster-admin request below); it binds no ClusterRole by itself
         ("bind", "clusterroles", "rbac.authorization.k8s.io", None, None),
@@ -482,36 +644,61 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
         ("patch", "clusterrolebindings", "rbac.authorization.k8s.io", None, None),
         ("create", "clusterroles", "rbac.authorization.k8s.io", None, None),
         ("escalate", "clusterroles", "rbac.authorization.k8s.io", None, None),
-        ("impersonate", "users", "", None, None), ("delete", "namespaces", "", None, None),
+        ("impersonate", "users", "", None, None),
+        ("delete", "namespaces", "", None, None),
         ("list", "namespaces", "", None, None),  # cluster-wide kopf does not need it
-        ("update", "featurestores", G, store_namespace, None), ("delete", "featurestores", G, store_namespace, None),
+        ("update", "featurestores", G, store_namespace, None),
+        ("delete", "featurestores", G, store_namespace, None),
         ("create", "featurestores", G, store_namespace, None),
-        ("update", "deployments", "apps", store_namespace, None), ("update", "secrets", "", store_namespace, None),
+        ("update", "deployments", "apps", store_namespace, None),
+        ("update", "secrets", "", store_namespace, None),
         ("patch", "events", "", store_namespace, None),
         ("create", "customresourcedefinitions", "apiextensions.k8s.io", None, None),
         # the webhook configuration is the chart's: never created by the operator, mutating ones untouched
         ("create", "validatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),
         ("create", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),
         ("patch", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),
-        ("patch", "validatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),  # only its own, by name
+        (
+            "patch",
+            "validatingwebhookconfigurations",
+            "admissionregistration.k8s.io",
+            None,
+            None,
+        ),  # only its own, by name
         ("update", "leases", "coordination.k8s.io", ns, None),  # single replica: no leader election rights
     ]
     allowed = [d for d in denied if sar(kube_api, user, d[0], d[1], d[2], d[3], d[4])]
     assert not allowed, f"{user} may do more than it needs: {allowed}"
-    for verb, resource, group, sub in [("patch", "deployments", "apps", None), ("create", "deployments", "apps", None),
-                                       ("update", "featurestores", G, "finalizers"), ("patch", "featurestores", G, "status"),
-                                       ("get", "secrets", "", None), ("create", "events", "", None)]:
+    for verb, resource, group, sub in [
+        ("patch", "deployments", "apps", None),
+        ("create", "deployments", "apps", None),
+        ("update", "featurestores", G, "finalizers"),
+        ("patch", "featurestores", G, "status"),
+        ("get", "secrets", "", None),
+        ("create", "events", "", None),
+    ]:
         assert sar(kube_api, user, verb, resource, group, store_namespace, sub), (verb, resource, sub)
 
     # ... and real requests with its token are refused by the apiserver.
     sa_api = kube_config.new_client_from_config(config_file=kubeconfig)
     try:
-        for call in (lambda: client.CoreV1Api(sa_api).list_node(),
-                     lambda: client.CoreV1Api(sa_api).delete_node("any-node"),
-                     lambda: client.CoreV1Api(sa_api).read_namespaced_pod_log("any-pod", store_namespace),
-                     lambda: client.RbacAuthorizationV1Api(sa_api).create_namespaced_role_binding(store_namespace, {
-                         "metadata": {"name": "steal"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                         "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}]})):
+        for call in (
+            lambda: client.CoreV1Api(sa_api).list_node(),
+            lambda: client.CoreV1Api(sa_api).delete_node("any-node"),
+            lambda: client.CoreV1Api(sa_api).read_namespaced_pod_log("any-pod", store_namespace),
+            lambda: client.RbacAuthorizationV1Api(sa_api).create_namespaced_role_binding(
+                store_namespace,
+                {
+                    "metadata": {"name": "steal"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "cluster-admin",
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}],
+                },
+            ),
+        ):
             with pytest.raises(ApiException) as exc:
                 call()
             assert exc.value.status == 403
@@ -522,18 +709,39 @@ def test_install_and_operator_runs_under_chart_serviceaccount(control_plane, kub
 # --------------------------------------------------------------------------- leader election under the SA
 
 
-def test_leader_election_under_chart_serviceaccount(control_plane, kube_api, helm_bin, namespace, store_namespace,
-                                                     tmp_path):
+def test_leader_election_under_chart_serviceaccount(
+    control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path
+):
     """replicaCount=2: two replicas under the chart's SA elect one with the chart's Lease RBAC
     (get/create/update in the release namespace suffice); only the leader reconciles; a clean exit
     hands the Lease over at once, so the stand-by takes over without waiting for it to expire."""
     name = f"fso-ha-{secrets.token_hex(3)}"
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "--set", "replicaCount=2", *SESSION_CRD, *NO_WEBHOOK,
-         "--set", "resyncSeconds=10", "--set", "leaderElection.leaseSeconds=60", kubeconfig=control_plane.kubeconfig)
+    helm(
+        helm_bin,
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "replicaCount=2",
+        *SESSION_CRD,
+        *NO_WEBHOOK,
+        "--set",
+        "resyncSeconds=10",
+        "--set",
+        "leaderElection.leaseSeconds=60",
+        kubeconfig=control_plane.kubeconfig,
+    )
     procs: list[OperatorProcess] = []
     try:
-        docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
-                                                   kubeconfig=control_plane.kubeconfig).stdout) if d]
+        docs = [
+            d
+            for d in yaml.safe_load_all(
+                helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
+            )
+            if d
+        ]
         [dep] = find(docs, "Deployment")
         args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
         lease = dep["metadata"]["name"]
@@ -542,8 +750,9 @@ def test_leader_election_under_chart_serviceaccount(control_plane, kube_api, hel
         [pdb] = find(docs, "PodDisruptionBudget")
         assert pdb["apiVersion"] == ("policy/v1beta1" if 0 < control_plane.minor < 21 else "policy/v1")
         [sa] = find(docs, "ServiceAccount")
-        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"],
-                                                              str(tmp_path / "sa.kubeconfig"))
+        kubeconfig = control_plane.service_account_kubeconfig(
+            namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig")
+        )
         coordination = client.CoordinationV1Api(kube_api)
         custom = client.CustomObjectsApi(kube_api)
 
@@ -561,18 +770,39 @@ def test_leader_election_under_chart_serviceaccount(control_plane, kube_api, hel
             procs.append(OperatorProcess(kubeconfig, env=env, args=args, standalone=False).start())
             wait_for(lambda: holder() is not None, timeout=30, what="a Lease holder")
         assert holder() == identities[0], "the first replica leads"
-        custom.create_namespaced_custom_object(G, V, store_namespace, P, {
-            "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "ha"}, "spec": {"project": "ha"}})
-        wait_for(lambda: (custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha").get("status") or {})
-                 .get("phase"), timeout=60, interval=0.5, what="status written by the leader")
+        custom.create_namespaced_custom_object(
+            G,
+            V,
+            store_namespace,
+            P,
+            {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "ha"}, "spec": {"project": "ha"}},
+        )
+        wait_for(
+            lambda: (custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha").get("status") or {}).get(
+                "phase"
+            ),
+            timeout=60,
+            interval=0.5,
+            what="status written by the leader",
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{procs[1].health_port}/healthz", timeout=5) as r:
             assert json.loads(r.read())["leading"] is False, "the stand-by is healthy and not acting"
         procs[0].stop()
         wait_for(lambda: holder() == identities[1], timeout=30, what="the stand-by leading (Lease handed over)")
-        custom.patch_namespaced_custom_object(G, V, store_namespace, P, "ha", {"spec": {"featureServer": {"replicas": 2}}})
-        wait_for(lambda: (f := custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha"))["status"]
-                 .get("observedGeneration") == f["metadata"]["generation"], timeout=60, interval=0.5,
-                 what="a change reconciled by the new leader")
+        custom.patch_namespaced_custom_object(
+            G, V, store_namespace, P, "ha", {"spec": {"featureServer": {"replicas": 2}}}
+        )
+        wait_for(
+            lambda: (
+                (f := custom.get_namespaced_custom_object(G, V, store_namespace, P, "ha"))["status"].get(
+                    "observedGeneration"
+                )
+                == f["metadata"]["generation"]
+            ),
+            timeout=60,
+            interval=0.5,
+            what="a change reconciled by the new leader",
+        )
     finally:
         for proc in procs:
             proc.stop()
@@ -592,19 +822,40 @@ def test_onboarding_under_chart_serviceaccount(control_plane, kube_api, helm_bin
     passes: the operator holds what that Role grants)."""
     name = f"fso-kf-{secrets.token_hex(3)}"
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"resyncSeconds": 10, "kubeflow": {"onboarding": {
-        "enabled": True, "template": {"project": "{namespace}"}}}}))
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, "-f", str(values), *SESSION_CRD, *NO_WEBHOOK,
-         kubeconfig=control_plane.kubeconfig)
+    values.write_text(
+        yaml.safe_dump(
+            {"resyncSeconds": 10, "kubeflow": {"onboarding": {"enabled": True, "template": {"project": "{namespace}"}}}}
+        )
+    )
+    helm(
+        helm_bin,
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        "-f",
+        str(values),
+        *SESSION_CRD,
+        *NO_WEBHOOK,
+        kubeconfig=control_plane.kubeconfig,
+    )
     core = client.CoreV1Api(kube_api)
     proc = None
     try:
-        docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
-                                                   kubeconfig=control_plane.kubeconfig).stdout) if d]
+        docs = [
+            d
+            for d in yaml.safe_load_all(
+                helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
+            )
+            if d
+        ]
         env = sa_operator_env(docs)
         assert env["FSO_ONBOARDING_ENABLED"] == "true"
         [sa] = find(docs, "ServiceAccount")
-        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig"))
+        kubeconfig = control_plane.service_account_kubeconfig(
+            namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig")
+        )
         proc = OperatorProcess(kubeconfig, env=env).start()
         profile_ns = make_namespace("kubeflow-user", labels={"app.kubernetes.io/part-of": "kubeflow-profile"})
         custom = client.CustomObjectsApi(kube_api)
@@ -621,9 +872,16 @@ def test_onboarding_under_chart_serviceaccount(control_plane, kube_api, helm_bin
 
         explain(proc, onboarded, timeout=60, interval=0.5, what="profile namespace onboarded")
         rbac = client.RbacAuthorizationV1Api(kube_api)
-        explain(proc, lambda: rbac.list_namespaced_role(profile_ns, label_selector=f"{OWNER_LABEL}=feast").items
-                and rbac.list_namespaced_role_binding(profile_ns, label_selector=f"{OWNER_LABEL}=feast").items,
-                timeout=60, interval=0.5, what="client-config reader Role and RoleBinding")
+        explain(
+            proc,
+            lambda: (
+                rbac.list_namespaced_role(profile_ns, label_selector=f"{OWNER_LABEL}=feast").items
+                and rbac.list_namespaced_role_binding(profile_ns, label_selector=f"{OWNER_LABEL}=feast").items
+            ),
+            timeout=60,
+            interval=0.5,
+            what="client-config reader Role and RoleBinding",
+        )
     finally:
         if proc is not None:
             proc.stop()
@@ -649,21 +907,42 @@ def test_rbac_facts_behind_the_rules(control_plane, helm_bin):
 
     from tests.support.controlplane import ControlPlane
 
-    cp = ControlPlane(control_plane.binaries, with_controller_manager=False,
-                      apiserver_args=["--enable-admission-plugins=OwnerReferencesPermissionEnforcement"])
+    cp = ControlPlane(
+        control_plane.binaries,
+        with_controller_manager=False,
+        apiserver_args=["--enable-admission-plugins=OwnerReferencesPermissionEnforcement"],
+    )
     cp.start()
     try:
         cp.install_crds([ROOT / "crds" / "featurestores.featurestore.kubeflow.org.yaml"])
-        [chart_role] = [d for d in render(helm_bin) if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fso-featurestore-operator"]
+        [chart_role] = [
+            d
+            for d in render(helm_bin)
+            if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fso-featurestore-operator"
+        ]
         cp.request("POST", "/api/v1/namespaces", {"metadata": {"name": "t"}})
         cp.request("POST", "/api/v1/namespaces/t/serviceaccounts", {"metadata": {"name": "op"}})
         rbac = "/apis/rbac.authorization.k8s.io/v1"
-        cp.request("POST", f"{rbac}/clusterrolebindings", {
-            "metadata": {"name": "op"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "op"},
-            "subjects": [{"kind": "ServiceAccount", "name": "op", "namespace": "t"}]})
+        cp.request(
+            "POST",
+            f"{rbac}/clusterrolebindings",
+            {
+                "metadata": {"name": "op"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "op"},
+                "subjects": [{"kind": "ServiceAccount", "name": "op", "namespace": "t"}],
+            },
+        )
         token = cp.service_account_token("t", "op")
-        owner = cp.request("POST", f"/apis/{G}/{V}/namespaces/t/{P}", {
-            "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "demo"}, "spec": {"project": "demo"}})
+        owner = cp.request(
+            "POST",
+            f"/apis/{G}/{V}/namespaces/t/{P}",
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "FeatureStore",
+                "metadata": {"name": "demo"},
+                "spec": {"project": "demo"},
+            },
+        )
 
         generation = iter(range(1000))
 
@@ -674,22 +953,59 @@ def test_rbac_facts_behind_the_rules(control_plane, helm_bin):
                 cp.request("DELETE", f"{rbac}/clusterroles/op")
             except urllib.error.HTTPError:
                 pass
-            cp.request("POST", f"{rbac}/clusterroles", {"metadata": {"name": "op"}, "rules": rules + [
-                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [sentinel], "verbs": ["get"]}]})
-            review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
-                "user": "system:serviceaccount:t:op", "groups": ["system:serviceaccounts"], "resourceAttributes": {
-                    "verb": "get", "resource": "configmaps", "namespace": "t", "name": sentinel}}}
-            wait_for(lambda: cp.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)["status"].get("allowed"),
-                     timeout=60, interval=0.1, what="RBAC change visible to the authorizer")
+            cp.request(
+                "POST",
+                f"{rbac}/clusterroles",
+                {
+                    "metadata": {"name": "op"},
+                    "rules": rules
+                    + [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [sentinel], "verbs": ["get"]}],
+                },
+            )
+            review = {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": "system:serviceaccount:t:op",
+                    "groups": ["system:serviceaccounts"],
+                    "resourceAttributes": {"verb": "get", "resource": "configmaps", "namespace": "t", "name": sentinel},
+                },
+            }
+            wait_for(
+                lambda: cp.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)["status"].get(
+                    "allowed"
+                ),
+                timeout=60,
+                interval=0.1,
+                what="RBAC change visible to the authorizer",
+            )
 
         def ssa(name: str, block: bool | None = None) -> int:
-            body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}}
+            body: dict[str, Any] = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name},
+                "data": {"k": "v"},
+            }
             if block is not None:
-                body["metadata"]["ownerReferences"] = [{"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "name": "demo",
-                                                        "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": block}]
+                body["metadata"]["ownerReferences"] = [
+                    {
+                        "apiVersion": f"{G}/{V}",
+                        "kind": "FeatureStore",
+                        "name": "demo",
+                        "uid": owner["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": block,
+                    }
+                ]
             try:
-                cp.request("PATCH", f"/api/v1/namespaces/t/configmaps/{name}?fieldManager=featurestore-operator&force=true",
-                           body, token=token, content_type="application/apply-patch+yaml")
+                cp.request(
+                    "PATCH",
+                    f"/api/v1/namespaces/t/configmaps/{name}?fieldManager=featurestore-operator&force=true",
+                    body,
+                    token=token,
+                    content_type="application/apply-patch+yaml",
+                )
                 return 200
             except urllib.error.HTTPError as err:
                 return err.code
@@ -719,26 +1035,57 @@ def test_rbac_facts_behind_the_rules(control_plane, helm_bin):
 # --------------------------------------------------------------------------- namespaced mode under the SA
 
 
-def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path):
+def test_watch_namespaces_under_chart_serviceaccount(
+    control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path
+):
     """watchNamespaces: Roles in the watched namespaces plus a read-only ClusterRole (CRDs,
     namespaces) are enough for a namespaced kopf operator, and it has no rights elsewhere."""
     name = f"fso-ns-{secrets.token_hex(3)}"
-    helm(helm_bin, "install", name, str(CHART), "-n", namespace, *SESSION_CRD,
-         "--set", f"watchNamespaces={{{store_namespace}}}", *NO_WEBHOOK,
-         "--set", "resyncSeconds=10", kubeconfig=control_plane.kubeconfig)
+    helm(
+        helm_bin,
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        *SESSION_CRD,
+        "--set",
+        f"watchNamespaces={{{store_namespace}}}",
+        *NO_WEBHOOK,
+        "--set",
+        "resyncSeconds=10",
+        kubeconfig=control_plane.kubeconfig,
+    )
     proc = None
     try:
-        docs = [d for d in yaml.safe_load_all(helm(helm_bin, "get", "manifest", name, "-n", namespace,
-                                                   kubeconfig=control_plane.kubeconfig).stdout) if d]
+        docs = [
+            d
+            for d in yaml.safe_load_all(
+                helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
+            )
+            if d
+        ]
         env = sa_operator_env(docs)
         assert env["FSO_NAMESPACES"] == store_namespace
         [sa] = find(docs, "ServiceAccount")
         user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
-        kubeconfig = control_plane.service_account_kubeconfig(namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig"))
+        kubeconfig = control_plane.service_account_kubeconfig(
+            namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig")
+        )
         proc = OperatorProcess(kubeconfig, env=env).start()
         custom = client.CustomObjectsApi(kube_api)
-        custom.create_namespaced_custom_object(G, V, store_namespace, P, {
-            "apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "scoped"}, "spec": {"project": "scoped"}})
+        custom.create_namespaced_custom_object(
+            G,
+            V,
+            store_namespace,
+            P,
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "FeatureStore",
+                "metadata": {"name": "scoped"},
+                "spec": {"project": "scoped"},
+            },
+        )
 
         def reconciled() -> bool:
             st = custom.get_namespaced_custom_object(G, V, store_namespace, P, "scoped").get("status") or {}
@@ -758,10 +1105,15 @@ def test_watch_namespaces_under_chart_serviceaccount(control_plane, kube_api, he
         assert sar(kube_api, user, "patch", "deployments", "apps", store_namespace)
         # clean-up records: ConfigMaps list/create/delete in its own (release) namespace, nothing more there
         assert all(sar(kube_api, user, verb, "configmaps", "", namespace) for verb in ("list", "create", "delete"))
-        for verb, resource, group, ns in [("patch", "deployments", "apps", namespace), ("get", "secrets", "", namespace),
-                                          ("get", "configmaps", "", namespace), ("patch", "configmaps", "", namespace),
-                                          ("watch", "configmaps", "", namespace),
-                                          ("list", "featurestores", G, None), ("list", "secrets", "", None)]:
+        for verb, resource, group, ns in [
+            ("patch", "deployments", "apps", namespace),
+            ("get", "secrets", "", namespace),
+            ("get", "configmaps", "", namespace),
+            ("patch", "configmaps", "", namespace),
+            ("watch", "configmaps", "", namespace),
+            ("list", "featurestores", G, None),
+            ("list", "secrets", "", None),
+        ]:
             assert not sar(kube_api, user, verb, resource, group, ns), (verb, resource, ns or "all namespaces")
     finally:
         if proc is not None:

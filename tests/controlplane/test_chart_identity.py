@@ -19,8 +19,11 @@ from tests.support.operator_process import OperatorProcess
 
 def can(api: client.ApiClient, verb: str, resource: str, namespace: str | None = None, group: str = "") -> bool:
     attrs = {"verb": verb, "resource": resource, "group": group, **({"namespace": namespace} if namespace else {})}
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-              "spec": {"resourceAttributes": attrs}}
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attrs},
+    }
     return client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
 
 
@@ -28,11 +31,14 @@ def test_the_tier_operator_is_the_charts_service_account(control_plane, namespac
     op = OperatorProcess(control_plane.kubeconfig)
     assert op.kubeconfig != control_plane.kubeconfig
     token = json.loads(Path(op.kubeconfig).read_text())["users"][0]["user"]["token"]
-    review = control_plane.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
-                                   {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                                    "spec": {"token": token}})
+    review = control_plane.request(
+        "POST",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}},
+    )
     assert review["status"]["user"]["username"] == (
-        f"system:serviceaccount:{chart_identity.NAMESPACE}:{chart_identity.RELEASE}-featurestore-operator")
+        f"system:serviceaccount:{chart_identity.NAMESPACE}:{chart_identity.RELEASE}-featurestore-operator"
+    )
     api = kube_config.new_client_from_config(config_file=op.kubeconfig)
     try:
         # what the operator needs ...

@@ -40,11 +40,20 @@ BY_NAME: set[Rule] = {
     (ADM, "mutatingwebhookconfigurations", "patch"),
 }
 EVERYTHING = [
-    "--set", "compute.enabled=true", "--set", "kubeflow.onboarding.enabled=true",
-    "--set", "kubeflow.onboarding.template.project=default", "--set", "leaderElection.enabled=true",
+    "--set",
+    "compute.enabled=true",
+    "--set",
+    "kubeflow.onboarding.enabled=true",
+    "--set",
+    "kubeflow.onboarding.template.project=default",
+    "--set",
+    "leaderElection.enabled=true",
 ]
-SETS = {**VALUE_SETS, "everything": EVERYTHING,
-        "everything-namespaced": [*EVERYTHING, "--set", "watchNamespaces={a,b}"]}
+SETS = {
+    **VALUE_SETS,
+    "everything": EVERYTHING,
+    "everything-namespaced": [*EVERYTHING, "--set", "watchNamespaces={a,b}"],
+}
 
 
 def table() -> set[Rule]:
@@ -55,8 +64,11 @@ def operator_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rules of every Role/ClusterRole bound to the chart's operator ServiceAccount."""
     [sa] = [d for d in docs if d["kind"] == "ServiceAccount"]
     me = {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": sa["metadata"]["namespace"]}
-    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
-             for d in docs if d["kind"] in ("Role", "ClusterRole")}
+    roles = {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+    }
     rules = []
     for b in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
         if me in (b.get("subjects") or []):

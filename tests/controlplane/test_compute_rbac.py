@@ -202,7 +202,11 @@ def test_chart_grants_bind_on_the_compute_roles_only(helm_bin):
     # besides the compute roles, only the token reviewer role of authz kubernetes (test_chart_authz.py)
     assert compute_bind in binds and len(binds) == 2, binds
     [other] = [r for r in binds if r != compute_bind]
-    assert other["resourceNames"] == [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-feast-token-reviewer")], other
+    assert other["resourceNames"] == [
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-feast-token-reviewer")
+    ], other
     assert not any({"escalate", "impersonate", "*"} & set(r["verbs"]) for r in operator["rules"])
     assert [r["verbs"] for r in operator["rules"] if "pods" in r["resources"]] == [["list"]]
     compute_roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"} - {"fso-featurestore-operator"}

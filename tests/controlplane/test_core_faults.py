@@ -26,8 +26,12 @@ SERVERS = "app.kubernetes.io/managed-by=featurestore-operator,app.kubernetes.io/
 
 
 def manifest(name: str, **spec) -> dict:
-    return {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": name},
-            "spec": {"project": "core", **spec}}
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "FeatureStore",
+        "metadata": {"name": name},
+        "spec": {"project": "core", **spec},
+    }
 
 
 def get_fs(kube_api, ns: str, name: str) -> dict:
@@ -40,7 +44,9 @@ def condition(fs: dict, type_: str) -> dict:
 
 def ready(fs: dict) -> bool:
     st = fs.get("status") or {}
-    return condition(fs, "Ready").get("status") == "True" and st.get("observedGeneration") == fs["metadata"]["generation"]
+    return (
+        condition(fs, "Ready").get("status") == "True" and st.get("observedGeneration") == fs["metadata"]["generation"]
+    )
 
 
 def converge(kube_api, ns: str, name: str, jobs: bool = False) -> dict:
@@ -57,20 +63,23 @@ def converge(kube_api, ns: str, name: str, jobs: bool = False) -> dict:
     return wait_for(step, timeout=120, interval=1, what=f"{name} Ready")
 
 
-def test_a_config_change_after_a_feature_repo_apply_returns_to_ready(control_plane, featurestore_crd, kube_api,
-                                                                     namespace):
+def test_a_config_change_after_a_feature_repo_apply_returns_to_ready(
+    control_plane, featurestore_crd, kube_api, namespace
+):
     core = client.CoreV1Api(kube_api)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "repo"}, "data": {"features.py": "x = 1\n"}})
     # the admin allows the image the test switches to (by default only the operator's own images are)
     policy = '{"allowedImagePrefixes": ["example.com/"]}'
     with OperatorProcess(control_plane.kubeconfig, env={"FSO_POLICY": policy}, args=["--namespace", namespace]) as op:
         client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-            G, V, namespace, P, manifest("wedge", featureRepo={"configMap": {"name": "repo"}}))
+            G, V, namespace, P, manifest("wedge", featureRepo={"configMap": {"name": "repo"}})
+        )
         before = converge(kube_api, namespace, "wedge", jobs=True)
         first_job = before["status"]["featureRepo"]["job"]
         for change in ({"registry": {"cacheTtlSeconds": 7}}, {"images": {"feast": "example.com/feast:other"}}):
-            client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(G, V, namespace, P, "wedge",
-                                                                             {"spec": change})
+            client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+                G, V, namespace, P, "wedge", {"spec": change}
+            )
             after = converge(kube_api, namespace, "wedge", jobs=True)
             assert after["status"]["observedGeneration"] == after["metadata"]["generation"]
             assert condition(after, "Synced")["status"] == "True", condition(after, "Synced")
@@ -88,34 +97,50 @@ def _health(port: int) -> tuple[int, dict]:
         return err.code, json.loads(err.read() or b"{}")
 
 
-def test_featurestores_vanishing_then_returning_are_watched_again(control_plane, featurestore_crd, kube_api,
-                                                                  namespace, tmp_path):
+def test_featurestores_vanishing_then_returning_are_watched_again(
+    control_plane, featurestore_crd, kube_api, namespace, tmp_path
+):
     proxy = FaultProxy(control_plane.server, str(control_plane.ca_file)).start()
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "p",
-        "clusters": [{"name": "p", "cluster": {"server": proxy.url}}],
-        "users": [{"name": "u", "user": {"token": control_plane.token}}],
-        "contexts": [{"name": "p", "context": {"cluster": "p", "user": "u"}}]}))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "p",
+                "clusters": [{"name": "p", "cluster": {"server": proxy.url}}],
+                "users": [{"name": "u", "user": {"token": control_plane.token}}],
+                "contexts": [{"name": "p", "context": {"cluster": "p", "user": "u"}}],
+            }
+        )
+    )
     api = client.CustomObjectsApi(kube_api)
     try:
         # resync far away: what happens after the fault must come from a re-established watch
-        with OperatorProcess(str(kubeconfig), env={"FSO_RESYNC_SECONDS": "600"},
-                             args=["--namespace", namespace]) as op:
+        with OperatorProcess(str(kubeconfig), env={"FSO_RESYNC_SECONDS": "600"}, args=["--namespace", namespace]) as op:
             api.create_namespaced_custom_object(G, V, namespace, P, manifest("s1"))
             converge(kube_api, namespace, "s1")
             proxy.hide(G)
-            wait_for(lambda: _health(op.health_port)[0] == 503, timeout=60, interval=0.5,
-                     what="/healthz failing while FeatureStores are not served")
+            wait_for(
+                lambda: _health(op.health_port)[0] == 503,
+                timeout=60,
+                interval=0.5,
+                what="/healthz failing while FeatureStores are not served",
+            )
             proxy.restore()
-            wait_for(lambda: _health(op.health_port)[0] == 200, timeout=60, interval=0.5,
-                     what="/healthz healthy again")
+            wait_for(lambda: _health(op.health_port)[0] == 200, timeout=60, interval=0.5, what="/healthz healthy again")
             api.patch_namespaced_custom_object(G, V, namespace, P, "s1", {"spec": {"registry": {"cacheTtlSeconds": 9}}})
             api.create_namespaced_custom_object(G, V, namespace, P, manifest("s2"))
             core = client.CoreV1Api(kube_api)
-            wait_for(lambda: "cache_ttl_seconds: 9" in core.read_namespaced_config_map(
-                "s1-feast-config", namespace).data["feature_store.yaml"], timeout=60, interval=0.5,
-                what="a spec change made after the fault applied")
+            wait_for(
+                lambda: (
+                    "cache_ttl_seconds: 9"
+                    in core.read_namespaced_config_map("s1-feast-config", namespace).data["feature_store.yaml"]
+                ),
+                timeout=60,
+                interval=0.5,
+                what="a spec change made after the fault applied",
+            )
             converge(kube_api, namespace, "s2")
             assert op.alive()
     finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from tests.support.kube import G, OWNER_LABEL, P, SERVER_PODS, V, condition, fs_manifest, get_fs, start_cron_run
+from tests.support.kube import OWNER_LABEL, SERVER_PODS, G, P, V, condition, fs_manifest, get_fs, start_cron_run
 from tests.support.waiting import wait_for
 
 APPLY_PODS = f"{OWNER_LABEL}={{name}},app.kubernetes.io/component=feature-repo"
@@ -29,16 +29,21 @@ def feature_repo(kube_api, ns: str, reason: str) -> dict | None:
 
 
 def warnings(kube_api, ns: str, name: str, reason: str) -> list:
-    return [e for e in client.CoreV1Api(kube_api).list_namespaced_event(
-        ns, field_selector=f"involvedObject.name={name},involvedObject.kind=FeatureStore").items
-        if e.type == "Warning" and e.reason == reason]
+    return [
+        e
+        for e in client.CoreV1Api(kube_api)
+        .list_namespaced_event(ns, field_selector=f"involvedObject.name={name},involvedObject.kind=FeatureStore")
+        .items
+        if e.type == "Warning" and e.reason == reason
+    ]
 
 
 def test_failed_apply_keeps_the_previous_revision_serving(operator, kube_api, kubelet, namespace):
     core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
     repo_configmap(core, namespace, "# revision one\n")
     client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        G, V, namespace, P, fs_manifest("repo", featureRepo={"configMap": {"name": "repo"}}))
+        G, V, namespace, P, fs_manifest("repo", featureRepo={"configMap": {"name": "repo"}})
+    )
 
     def applied():
         kubelet.run(namespace, SERVER_PODS)
@@ -70,15 +75,19 @@ def test_failed_apply_keeps_the_previous_revision_serving(operator, kube_api, ku
     assert now.metadata.resource_version == server.metadata.resource_version, "the feature server was rewritten"
     assert condition(fs, "FeatureServer")["status"] == "True", condition(fs, "FeatureServer")
     assert fs["status"]["endpoints"]["featureServer"].startswith("http://repo-feature-server.")
-    (event,) = wait_for(lambda: warnings(kube_api, namespace, "repo", "FeatureRepoApplyFailed"), timeout=60,
-                        what="a FeatureRepoApplyFailed Warning")
+    (event,) = wait_for(
+        lambda: warnings(kube_api, namespace, "repo", "FeatureRepoApplyFailed"),
+        timeout=60,
+        what="a FeatureRepoApplyFailed Warning",
+    )
     assert job in event.message
 
 
 def test_failed_materialization_run_names_its_job(operator, control_plane, kube_api, kubelet, namespace):
     custom = client.CustomObjectsApi(kube_api)
-    custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest(
-        "mat", materialization={"schedule": "0 3 * * *", "backoffLimit": 0}))
+    custom.create_namespaced_custom_object(
+        G, V, namespace, P, fs_manifest("mat", materialization={"schedule": "0 3 * * *", "backoffLimit": 0})
+    )
 
     def ready():
         kubelet.run(namespace, SERVER_PODS)
@@ -97,6 +106,9 @@ def test_failed_materialization_run_names_its_job(operator, control_plane, kube_
     c = wait_for(run_failed, timeout=120, interval=1, what="Materialization LastRunFailed")
     assert c["status"] == "False" and "mat-materialize-now" in c["message"] and "kubectl logs" in c["message"], c
     assert get_fs(kube_api, namespace, "mat")["status"]["materialization"]["lastJob"] == "mat-materialize-now"
-    (event,) = wait_for(lambda: warnings(kube_api, namespace, "mat", "MaterializationLastRunFailed"), timeout=60,
-                        what="a MaterializationLastRunFailed Warning")
+    (event,) = wait_for(
+        lambda: warnings(kube_api, namespace, "mat", "MaterializationLastRunFailed"),
+        timeout=60,
+        what="a MaterializationLastRunFailed Warning",
+    )
     assert "mat-materialize-now" in event.message

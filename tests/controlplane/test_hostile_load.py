@@ -52,8 +52,9 @@ def refusals(core: client.CoreV1Api, namespace: str) -> set[str]:
 
 
 @pytest.mark.timeout(1800)  # 40 objects of 0.7 MB through a 1.20 API server on a loaded 2-core machine
-def test_forty_maximal_specs_do_not_take_the_operator_near_its_limit(control_plane, featurestore_crd, kube_api,
-                                                                      namespace):
+def test_forty_maximal_specs_do_not_take_the_operator_near_its_limit(
+    control_plane, featurestore_crd, kube_api, namespace
+):
     custom, core = client.CustomObjectsApi(kube_api), client.CoreV1Api(kube_api)
     spec = maximal_spec()
     size = len(json.dumps(spec, separators=(",", ":")))
@@ -69,17 +70,27 @@ def test_forty_maximal_specs_do_not_take_the_operator_near_its_limit(control_pla
         list(pool.map(create, range(STORES // 2)))  # present before the operator starts: its first list
         # the webhook is off (OperatorProcess does not enable it): every one is stored
         with OperatorProcess(control_plane.kubeconfig, args=["--namespace", namespace]) as op:
-            wait_for(lambda: failed(op) >= STORES // 2, timeout=600, interval=3,
-                     what="the listed stores refused (phase Failed)")
+            wait_for(
+                lambda: failed(op) >= STORES // 2,
+                timeout=600,
+                interval=3,
+                what="the listed stores refused (phase Failed)",
+            )
             after_list = rss_mib(op.pid)
             list(pool.map(create, range(STORES // 2, STORES)))  # through its watch
             wait_for(lambda: failed(op) >= STORES, timeout=600, interval=3, what="every store refused (phase Failed)")
             peak = rss_mib(op.pid)
-            print(f"\n[hostile-load] {STORES} specs of {size / 1e6:.2f} MB: operator RSS {after_list:.0f} MiB after "
-                  f"the first {STORES // 2} (list), {peak:.0f} MiB with all {STORES} (limit {CHART_LIMIT_MIB} MiB)")
+            print(
+                f"\n[hostile-load] {STORES} specs of {size / 1e6:.2f} MB: operator RSS {after_list:.0f} MiB after "
+                f"the first {STORES // 2} (list), {peak:.0f} MiB with all {STORES} (limit {CHART_LIMIT_MIB} MiB)"
+            )
             assert peak < MAX_RSS_MIB, f"operator RSS {peak:.0f} MiB with {STORES} maximal specs"
             assert op.process is not None and op.process.alive()
             # refused for their size, each by name (the Spec condition's message is the Event's)
-            wait_for(lambda: len(refusals(core, namespace)) >= STORES, timeout=120, interval=3,
-                     what="a Warning naming maxSpecBytes for every store")
+            wait_for(
+                lambda: len(refusals(core, namespace)) >= STORES,
+                timeout=120,
+                interval=3,
+                what="a Warning naming maxSpecBytes for every store",
+            )
             assert refusals(core, namespace) == {f"flood-{i:02d}" for i in range(STORES)}

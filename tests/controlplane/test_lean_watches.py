@@ -32,8 +32,12 @@ def rss_kib(pid: int) -> int:
 
 
 def watched(op: OperatorProcess, kind: str) -> float:
-    return sum(s.value for f in text_string_to_metric_families(op.metrics()) for s in f.samples
-               if s.name == "featurestore_watched_objects" and s.labels.get("kind") == kind)
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(op.metrics())
+        for s in f.samples
+        if s.name == "featurestore_watched_objects" and s.labels.get("kind") == kind
+    )
 
 
 def test_labelled_secrets_do_not_grow_the_operator(control_plane, featurestore_crd, kube_api, namespace):
@@ -41,12 +45,15 @@ def test_labelled_secrets_do_not_grow_the_operator(control_plane, featurestore_c
     blob = base64.b64encode(os.urandom(SIZE * 3 // 4)).decode()
 
     def create(i: int) -> None:
-        core.create_namespaced_secret(namespace, {"metadata": {"name": f"bait-{i}", "labels": OURS},
-                                                  "data": {"blob": blob}})
+        core.create_namespaced_secret(
+            namespace, {"metadata": {"name": f"bait-{i}", "labels": OURS}, "data": {"blob": blob}}
+        )
 
     # the operator watches this namespace only: its count of watched ConfigMaps is then exactly the bait
-    with OperatorProcess(control_plane.kubeconfig, env=PINNED_MALLOC, args=["--namespace", namespace]) as op, \
-            ThreadPoolExecutor(8) as pool:
+    with (
+        OperatorProcess(control_plane.kubeconfig, env=PINNED_MALLOC, args=["--namespace", namespace]) as op,
+        ThreadPoolExecutor(8) as pool,
+    ):
         list(pool.map(create, range(WARMUP)))
         # positive signal first: a labelled ConfigMap of the same namespace reaches the operator's watch
         core.create_namespaced_config_map(namespace, {"metadata": {"name": "bait-config", "labels": OURS}})
@@ -57,8 +64,10 @@ def test_labelled_secrets_do_not_grow_the_operator(control_plane, featurestore_c
         wait_for(lambda: watched(op, "ConfigMap") >= 2, timeout=120, interval=1, what="the second ConfigMap watched")
         after = rss_kib(op.pid)
         grown = (after - before) / 1024
-        print(f"operator RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB (+{grown:.1f} MiB) "
-              f"for {SECRETS} labelled Secrets of {SIZE // 1024} KiB ({SECRETS * SIZE / 2**20:.0f} MiB of data)")
+        print(
+            f"operator RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB (+{grown:.1f} MiB) "
+            f"for {SECRETS} labelled Secrets of {SIZE // 1024} KiB ({SECRETS * SIZE / 2**20:.0f} MiB of data)"
+        )
         assert watched(op, "Secret") == 0, "the operator received Secrets"
         assert grown < 10, f"operator RSS grew by {grown:.1f} MiB"
         assert op.alive()

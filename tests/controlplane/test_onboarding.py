@@ -10,7 +10,8 @@ import json
 import re
 import secrets
 import urllib.request
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -18,10 +19,9 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
-from tests.support import kube
+from tests.support import chart_identity, kube
 from tests.support.kube import G, P, V, condition, gone, list_fs
 from tests.support.logs import tracebacks
-from tests.support import chart_identity
 from tests.support.operator_process import OperatorProcess
 from tests.support.prerequisites import project_crd_files, support_crd_files
 from tests.support.waiting import wait_for
@@ -48,8 +48,13 @@ def project_of(namespace: str) -> str:
 
 def onboarding_env(template: dict[str, Any] = TEMPLATE, **extra: str) -> dict[str, str]:
     # debug logging: "onboarding: NS skipped: WHY" is the positive signal before a negative check
-    return {"FSO_RESYNC_SECONDS": "10", "FSO_ONBOARDING_ENABLED": "true", "FSO_DEBUG": "1",
-            "FSO_ONBOARDING_TEMPLATE": json.dumps(template), **extra}
+    return {
+        "FSO_RESYNC_SECONDS": "10",
+        "FSO_ONBOARDING_ENABLED": "true",
+        "FSO_DEBUG": "1",
+        "FSO_ONBOARDING_TEMPLATE": json.dumps(template),
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -75,10 +80,17 @@ def profiles(kube_api) -> Iterator[Any]:
     made: list[str] = []
 
     def make(name: str, annotations: dict[str, str] | None = None) -> str:
-        custom.create_cluster_custom_object("kubeflow.org", "v1", "profiles", {
-            "apiVersion": "kubeflow.org/v1", "kind": "Profile",
-            "metadata": {"name": name, **({"annotations": annotations} if annotations else {})},
-            "spec": {"owner": {"kind": "User", "name": f"{name}@example.com"}}})
+        custom.create_cluster_custom_object(
+            "kubeflow.org",
+            "v1",
+            "profiles",
+            {
+                "apiVersion": "kubeflow.org/v1",
+                "kind": "Profile",
+                "metadata": {"name": name, **({"annotations": annotations} if annotations else {})},
+                "spec": {"owner": {"kind": "User", "name": f"{name}@example.com"}},
+            },
+        )
         made.append(name)
         return name
 
@@ -120,15 +132,24 @@ def marker(kube_api, ns: str):
 
 def sar(kube_api, user: str, verb: str, resource: str, ns: str, name: str | None = None) -> bool:
     attrs = {"verb": verb, "resource": resource, "group": "", "namespace": ns, **({"name": name} if name else {})}
-    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-            "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"], "resourceAttributes": attrs}}
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": attrs,
+        },
+    }
     return client.AuthorizationV1Api(kube_api).create_subject_access_review(body).status.allowed
 
 
 # --------------------------------------------------------------------------------------------
 
 
-def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(start_operator, kube_api, make_namespace):
+def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
+    start_operator, kube_api, make_namespace
+):
     start_operator(onboarding_env())
     ns = make_namespace("kubeflow-user-alice", labels=PROFILE_LABEL)
     fs = wait_onboarded(kube_api, ns)
@@ -147,8 +168,12 @@ def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
 
     # Notebook access: the PodDefault mounts the client config and points Feast at it.
     custom, core = client.CustomObjectsApi(kube_api), client.CoreV1Api(kube_api)
-    pd = wait_for(lambda: custom.get_namespaced_custom_object("kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access"),
-                  what="PodDefault")
+    pd = wait_for(
+        lambda: custom.get_namespaced_custom_object(
+            "kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access"
+        ),
+        what="PodDefault",
+    )
     spec = pd["spec"]
     assert spec["selector"] == {"matchLabels": {"access-feast-feast": "true"}}
     assert spec["desc"] == "Allow access to Feast (feast)"
@@ -156,42 +181,73 @@ def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
     assert spec["volumes"] == [{"name": "feast-feast", "configMap": {"name": "feast-feast-client"}}]
     assert spec["volumeMounts"] == [{"name": "feast-feast", "mountPath": "/etc/feast/feast", "readOnly": True}]
     assert pd["metadata"]["ownerReferences"][0]["uid"] == fs["metadata"]["uid"]
-    client_cfg = yaml.safe_load(wait_for(lambda: core.read_namespaced_config_map("feast-feast-client", ns),
-                                         what="client ConfigMap").data["feature_store.yaml"])
+    client_cfg = yaml.safe_load(
+        wait_for(lambda: core.read_namespaced_config_map("feast-feast-client", ns), what="client ConfigMap").data[
+            "feature_store.yaml"
+        ]
+    )
     assert client_cfg["project"] == project_of(ns)
-    assert client_cfg["online_store"] == {"type": "remote", "path": f"http://feast-feature-server.{ns}.svc.cluster.local:6566"}
+    assert client_cfg["online_store"] == {
+        "type": "remote",
+        "path": f"http://feast-feature-server.{ns}.svc.cluster.local:6566",
+    }
     assert "password" not in json.dumps(client_cfg)
 
     # Network: only the profile namespace and the allowed namespaces may call the feature server.
-    ap = wait_for(lambda: custom.get_namespaced_custom_object("security.istio.io", "v1beta1", ns, "authorizationpolicies",
-                                                              "feast-feature-server"), what="AuthorizationPolicy")
+    ap = wait_for(
+        lambda: custom.get_namespaced_custom_object(
+            "security.istio.io", "v1beta1", ns, "authorizationpolicies", "feast-feature-server"
+        ),
+        what="AuthorizationPolicy",
+    )
     assert ap["spec"]["action"] == "ALLOW"
-    assert ap["spec"]["rules"] == [{"from": [{"source": {"namespaces": [ns, "kserve-models"]}}],
-                                    "to": [{"operation": {"ports": ["6566"]}}]}]
+    assert ap["spec"]["rules"] == [
+        {"from": [{"source": {"namespaces": [ns, "kserve-models"]}}], "to": [{"operation": {"ports": ["6566"]}}]}
+    ]
     assert ap["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "feature-server"
     # NetworkPolicies too (Istio does not fence traffic that bypasses the sidecar).
-    netpol = wait_for(lambda: client.NetworkingV1Api(kube_api).read_namespaced_network_policy("feast-feature-server", ns),
-                      what="NetworkPolicy")
+    netpol = wait_for(
+        lambda: client.NetworkingV1Api(kube_api).read_namespaced_network_policy("feast-feature-server", ns),
+        what="NetworkPolicy",
+    )
     assert netpol.spec.ingress[0].ports[0].port == 6566
 
     # Identity: the profile's default-editor may read this client config, and nothing more from us.
     editor = f"system:serviceaccount:{ns}:default-editor"
-    wait_for(lambda: sar(kube_api, editor, "get", "configmaps", ns, "feast-feast-client"), what="default-editor reads the client config")
+    wait_for(
+        lambda: sar(kube_api, editor, "get", "configmaps", ns, "feast-feast-client"),
+        what="default-editor reads the client config",
+    )
     assert not sar(kube_api, editor, "get", "configmaps", ns, "feast-feast-config")
     assert not sar(kube_api, editor, "list", "configmaps", ns)
-    assert not sar(kube_api, f"system:serviceaccount:{ns}:default-viewer", "get", "configmaps", ns, "feast-feast-client")
+    assert not sar(
+        kube_api, f"system:serviceaccount:{ns}:default-viewer", "get", "configmaps", ns, "feast-feast-client"
+    )
 
-    fs = wait_for(lambda: (f := onboarded_fs(kube_api, ns)) and condition(f, "Kubeflow") and f, what="Kubeflow condition")
+    fs = wait_for(
+        lambda: (f := onboarded_fs(kube_api, ns)) and condition(f, "Kubeflow") and f, what="Kubeflow condition"
+    )
     assert condition(fs, "Kubeflow")["status"] == "True", condition(fs, "Kubeflow")
-    events = wait_for(lambda: [e for e in core.list_namespaced_event(ns, field_selector="involvedObject.name=feast").items
-                               if e.reason == "Onboarded"], what="Onboarded event")
+    events = wait_for(
+        lambda: [
+            e
+            for e in core.list_namespaced_event(ns, field_selector="involvedObject.name=feast").items
+            if e.reason == "Onboarded"
+        ],
+        what="Onboarded event",
+    )
     assert fs["metadata"]["annotations"][ONBOARDED_FROM] in events[0].message
 
     # Deleted owned Kubeflow objects are restored (the operator watches PodDefaults and its Roles;
     # PodDefaults in kubeflow.org/v1alpha1 although the group's preferred version is v1, Profiles).
     custom.delete_namespaced_custom_object("kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access")
-    wait_for(lambda: custom.get_namespaced_custom_object("kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access"),
-             timeout=60, what="PodDefault restored")
+    wait_for(
+        lambda: custom.get_namespaced_custom_object(
+            "kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access"
+        ),
+        timeout=60,
+        what="PodDefault restored",
+    )
     rbac = client.RbacAuthorizationV1Api(kube_api)
     rbac.delete_namespaced_role("feast-feast-client-reader", ns)
     wait_for(lambda: rbac.read_namespaced_role("feast-feast-client-reader", ns), timeout=60, what="Role restored")
@@ -206,8 +262,12 @@ def test_opt_out_unlabelled_and_label_removal(start_operator, kube_api, make_nam
     wait_onboarded(kube_api, control)
     core = client.CoreV1Api(kube_api)
     # the control store reconciled (its client ConfigMap exists) before we check below that it stays
-    wait_for(lambda: core.read_namespaced_config_map("feast-feast-client", control), timeout=120, interval=0.5,
-             what="the control store's client ConfigMap")
+    wait_for(
+        lambda: core.read_namespaced_config_map("feast-feast-client", control),
+        timeout=120,
+        interval=0.5,
+        what="the control store's client ConfigMap",
+    )
     for ns in (by_annotation, by_label, unlabelled):
         wait_skipped(proc, ns)
         assert not list_fs(kube_api, ns), ns
@@ -234,9 +294,17 @@ def test_user_edits_and_deletions_survive_restarts_and_template_changes(start_op
     for ns in (edited, deleted):  # onboarding finished (its last step) before the operator stops
         wait_for(lambda: marker(kube_api, ns), what=f"marker in {ns}")
     custom = client.CustomObjectsApi(kube_api)
-    custom.patch_namespaced_custom_object(G, V, edited, P, "feast", {
-        "metadata": {"labels": {"team": "mine"}},
-        "spec": {"featureServer": {"replicas": 1}, "materialization": {"schedule": "0 3 * * *"}}})
+    custom.patch_namespaced_custom_object(
+        G,
+        V,
+        edited,
+        P,
+        "feast",
+        {
+            "metadata": {"labels": {"team": "mine"}},
+            "spec": {"featureServer": {"replicas": 1}, "materialization": {"schedule": "0 3 * * *"}},
+        },
+    )
     before = onboarded_fs(kube_api, edited)
     custom.delete_namespaced_custom_object(G, V, deleted, P, "feast")
     wait_for(lambda: onboarded_fs(kube_api, deleted) is None, what="deleted")
@@ -248,12 +316,18 @@ def test_user_edits_and_deletions_survive_restarts_and_template_changes(start_op
     later = make_namespace("later", labels=PROFILE_LABEL)
     assert wait_onboarded(kube_api, later)["spec"]["featureServer"]["replicas"] == 3  # new template for new profiles
     for ns in (edited, deleted):  # the new process looked at both: its marker says it was onboarded before
-        wait_for(lambda: f"namespace {ns} was onboarded before" in second.log_text(), timeout=60,
-                 what=f"the second operator's verdict on {ns}")
+        wait_for(
+            lambda: f"namespace {ns} was onboarded before" in second.log_text(),
+            timeout=60,
+            what=f"the second operator's verdict on {ns}",
+        )
     after = onboarded_fs(kube_api, edited)
     assert after["spec"] == before["spec"] and after["metadata"]["generation"] == before["metadata"]["generation"]
     assert after["metadata"]["labels"]["team"] == "mine"
-    assert after["metadata"]["annotations"][ONBOARDED_FROM] != onboarded_fs(kube_api, later)["metadata"]["annotations"][ONBOARDED_FROM]
+    assert (
+        after["metadata"]["annotations"][ONBOARDED_FROM]
+        != onboarded_fs(kube_api, later)["metadata"]["annotations"][ONBOARDED_FROM]
+    )
     assert onboarded_fs(kube_api, deleted) is None, "a FeatureStore the user deleted came back"
 
     # Deleting the marker asks for onboarding again.
@@ -265,8 +339,13 @@ def test_user_edits_and_deletions_survive_restarts_and_template_changes(start_op
 def test_existing_featurestore_of_the_same_name_is_left_alone(start_operator, kube_api, make_namespace):
     ns = make_namespace("own")
     custom = client.CustomObjectsApi(kube_api)
-    custom.create_namespaced_custom_object(G, V, ns, P, {"apiVersion": f"{G}/{V}", "kind": "FeatureStore",
-                                                         "metadata": {"name": "feast"}, "spec": {"project": "mine"}})
+    custom.create_namespaced_custom_object(
+        G,
+        V,
+        ns,
+        P,
+        {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": "feast"}, "spec": {"project": "mine"}},
+    )
     original = onboarded_fs(kube_api, ns)
     start_operator(onboarding_env())
     client.CoreV1Api(kube_api).patch_namespace(ns, {"metadata": {"labels": PROFILE_LABEL}})
@@ -293,8 +372,11 @@ def test_profiles_onboard_their_namespace(start_operator, kube_api, make_namespa
     # Opt-out on the Profile.
     out = profiles(f"carol-{secrets.token_hex(3)}", annotations={OPT_OUT: "disabled"})
     make_namespace(name=out)
-    wait_for(lambda: proc.log_text().count(f"onboarding: {out} skipped") >= 2, timeout=60,
-             what=f"the verdicts on {out} after its Profile and after its namespace")
+    wait_for(
+        lambda: proc.log_text().count(f"onboarding: {out} skipped") >= 2,
+        timeout=60,
+        what=f"the verdicts on {out} after its Profile and after its namespace",
+    )
     assert not list_fs(kube_api, out)
     # Deleting a Profile deletes nothing of ours (a Profile created after the deletion is onboarded,
     # so the deletion has been seen).
@@ -316,56 +398,88 @@ def test_network_policy_when_istio_is_off(start_operator, kube_api, make_namespa
     [rule] = policy.spec.ingress
     # its own namespace as podSelector {} (Kubernetes 1.20 sets no kubernetes.io/metadata.name), others by name
     own, other = rule._from
-    assert own.namespace_selector is None and own.pod_selector.to_dict() == {"match_expressions": None, "match_labels": None}
+    assert own.namespace_selector is None and own.pod_selector.to_dict() == {
+        "match_expressions": None,
+        "match_labels": None,
+    }
     [expr] = other.namespace_selector.match_expressions
     assert (expr.key, expr.operator, expr.values) == ("kubernetes.io/metadata.name", "In", ["kserve-models"])
     assert [(p.port, p.protocol) for p in rule.ports] == [(6566, "TCP")]
     custom = client.CustomObjectsApi(kube_api)
-    assert not custom.list_namespaced_custom_object("security.istio.io", "v1beta1", ns, "authorizationpolicies")["items"]
-    fs = wait_for(lambda: (f := onboarded_fs(kube_api, ns)) and condition(f, "Kubeflow") and f, what="Kubeflow condition")
+    assert not custom.list_namespaced_custom_object("security.istio.io", "v1beta1", ns, "authorizationpolicies")[
+        "items"
+    ]
+    fs = wait_for(
+        lambda: (f := onboarded_fs(kube_api, ns)) and condition(f, "Kubeflow") and f, what="Kubeflow condition"
+    )
     assert condition(fs, "Kubeflow")["status"] == "True", condition(fs, "Kubeflow")
 
 
 def test_shared_online_store_one_redis_many_projects(start_operator, kube_api, make_namespace):
     core = client.CoreV1Api(kube_api)
     system = make_namespace("feast-system")
-    core.create_namespaced_secret(system, client.V1Secret(metadata=client.V1ObjectMeta(name="shared-redis"), string_data={
-        "host": "10.1.2.3", "port": "6378", "password": "s3cret-one"}))
-    template = {"name": "feast", "spec": {"project": "{namespace}", "provider": "local"},
-                "sharedOnlineStore": {"secretRef": {"namespace": system, "name": "shared-redis"}}}
+    core.create_namespaced_secret(
+        system,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="shared-redis"),
+            string_data={"host": "10.1.2.3", "port": "6378", "password": "s3cret-one"},
+        ),
+    )
+    template = {
+        "name": "feast",
+        "spec": {"project": "{namespace}", "provider": "local"},
+        "sharedOnlineStore": {"secretRef": {"namespace": system, "name": "shared-redis"}},
+    }
     start_operator(onboarding_env(template))
     a = make_namespace("team-a", labels=PROFILE_LABEL)
     b = make_namespace("team-b", labels=PROFILE_LABEL)
     for ns in (a, b):
         fs = wait_onboarded(kube_api, ns)
         assert fs["spec"]["project"] == project_of(ns)
-        assert fs["spec"]["onlineStore"] == {"external": {"secretRef": {"name": "feast-shared-online-store"}, "tls": False}}
+        assert fs["spec"]["onlineStore"] == {
+            "external": {"secretRef": {"name": "feast-shared-online-store"}, "tls": False}
+        }
         # the marker is onboarding's last step: the copy got its ownerReference (set once the store exists) before
         wait_for(lambda: marker(kube_api, ns), timeout=60, interval=0.3, what=f"onboarding of {ns} finished")
         copy = core.read_namespaced_secret("feast-shared-online-store", ns)
         assert base64.b64decode(copy.data["password"]).decode() == "s3cret-one"
         assert copy.metadata.owner_references and copy.metadata.owner_references[0].uid == fs["metadata"]["uid"]
         assert not copy.metadata.owner_references[0].controller
-        cfg = wait_for(lambda: core.read_namespaced_config_map("feast-feast-config", ns), what="server config").data["feature_store.yaml"]
+        cfg = wait_for(lambda: core.read_namespaced_config_map("feast-feast-config", ns), what="server config").data[
+            "feature_store.yaml"
+        ]
         server = yaml.safe_load(cfg)
         assert server["project"] == project_of(ns)
         assert server["online_store"]["connection_string"] == "10.1.2.3:6378,password=${REDIS_PASSWORD}"
         assert "s3cret" not in cfg
         assert not client.AppsV1Api(kube_api).list_namespaced_stateful_set(ns).items, "no Redis per profile"
-        fs = wait_for(lambda: (f := onboarded_fs(kube_api, ns)) and (c := condition(f, "OnlineStore")) and c["status"] == "True" and f,
-                      what="OnlineStore ready on the shared Redis")
+        fs = wait_for(
+            lambda: (
+                (f := onboarded_fs(kube_api, ns)) and (c := condition(f, "OnlineStore")) and c["status"] == "True" and f
+            ),
+            what="OnlineStore ready on the shared Redis",
+        )
 
     # A rotated password reaches every copy.
     core.patch_namespaced_secret("shared-redis", system, {"stringData": {"password": "s3cret-two"}})
     for ns in (a, b):
-        wait_for(lambda: base64.b64decode(core.read_namespaced_secret("feast-shared-online-store", ns).data["password"]).decode()
-                 == "s3cret-two", timeout=60, what=f"rotated copy in {ns}")
+        wait_for(
+            lambda: (
+                base64.b64decode(core.read_namespaced_secret("feast-shared-online-store", ns).data["password"]).decode()
+                == "s3cret-two"
+            ),
+            timeout=60,
+            what=f"rotated copy in {ns}",
+        )
 
     # The copy goes with its FeatureStore.
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(G, V, a, P, "feast")
 
-    wait_for(gone(lambda: core.read_namespaced_secret("feast-shared-online-store", a)), timeout=90,
-             what="copy garbage-collected")
+    wait_for(
+        gone(lambda: core.read_namespaced_secret("feast-shared-online-store", a)),
+        timeout=90,
+        what="copy garbage-collected",
+    )
 
 
 # ------------------------------------------------------------------ optional CRDs absent at first
@@ -430,9 +544,13 @@ def test_missing_optional_crds_are_reported_then_picked_up(bare_control_plane, s
     c = wait_for(lambda: kubeflow_condition(api, ns, "True"), timeout=60, interval=0.5, what="Kubeflow condition True")
     assert c["reason"] == "Configured"
     assert custom.get_namespaced_custom_object("kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access")
-    assert custom.get_namespaced_custom_object("security.istio.io", "v1beta1", ns, "authorizationpolicies", "feast-feature-server")
-    wait_for(lambda: client.RbacAuthorizationV1Api(api).read_namespaced_role("feast-feast-client-reader", ns),
-             what="client config reader Role")
+    assert custom.get_namespaced_custom_object(
+        "security.istio.io", "v1beta1", ns, "authorizationpolicies", "feast-feature-server"
+    )
+    wait_for(
+        lambda: client.RbacAuthorizationV1Api(api).read_namespaced_role("feast-feast-client-reader", ns),
+        what="client config reader Role",
+    )
     assert _healthy(proc) and proc.alive()
 
 
@@ -447,12 +565,25 @@ def test_optional_crds_installed_later_are_watched(bare_control_plane, start_ope
     wait_for(lambda: kubeflow_condition(api, ns, "True"), timeout=60, interval=0.5, what="Kubeflow condition True")
 
     custom.delete_namespaced_custom_object("kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access")
-    wait_for(lambda: custom.get_namespaced_custom_object("kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access"),
-             timeout=60, what="the deleted PodDefault restored (PodDefaults watched)")
+    wait_for(
+        lambda: custom.get_namespaced_custom_object(
+            "kubeflow.org", "v1alpha1", ns, "poddefaults", "feast-feast-access"
+        ),
+        timeout=60,
+        what="the deleted PodDefault restored (PodDefaults watched)",
+    )
     profile = f"erin-{secrets.token_hex(3)}"
     client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=profile)))
     wait_skipped(proc, profile)  # unlabelled: not a profile namespace yet
-    custom.create_cluster_custom_object("kubeflow.org", "v1", "profiles", {
-        "apiVersion": "kubeflow.org/v1", "kind": "Profile", "metadata": {"name": profile},
-        "spec": {"owner": {"kind": "User", "name": f"{profile}@example.com"}}})
+    custom.create_cluster_custom_object(
+        "kubeflow.org",
+        "v1",
+        "profiles",
+        {
+            "apiVersion": "kubeflow.org/v1",
+            "kind": "Profile",
+            "metadata": {"name": profile},
+            "spec": {"owner": {"kind": "User", "name": f"{profile}@example.com"}},
+        },
+    )
     wait_onboarded(api, profile)  # Profiles watched

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from kubernetes import client
 
-from tests.support.kube import G, P, SERVER_PODS, V, fs_manifest, get_fs
+from tests.support.kube import SERVER_PODS, G, P, V, fs_manifest, get_fs
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
 
@@ -21,13 +21,16 @@ from tests.support.waiting import wait_for
 NEVER_IMPORTED = ("feast", "kubernetes")
 
 
-@pytest.mark.parametrize("variable, value, allowed", [
-    ("FSO_RESYNC_SECONDS", "5", "greater than or equal to 10"),
-    ("FSO_DEFAULT_PROVIDER", "aws", "'gcp' or 'local'"),
-    ("FSO_GCP_NETWORK", "default", "should match pattern"),
-    ("FSO_MAX_CONCURRENT_RECONCILES", "lots", "valid integer"),
-    ("FSO_CLOUD_RETRY_SECONDS", "0", "greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    "variable, value, allowed",
+    [
+        ("FSO_RESYNC_SECONDS", "5", "greater than or equal to 10"),
+        ("FSO_DEFAULT_PROVIDER", "aws", "'gcp' or 'local'"),
+        ("FSO_GCP_NETWORK", "default", "should match pattern"),
+        ("FSO_MAX_CONCURRENT_RECONCILES", "lots", "valid integer"),
+        ("FSO_CLOUD_RETRY_SECONDS", "0", "greater than or equal to 1"),
+    ],
+)
 def test_bad_setting_stops_the_operator_at_start(control_plane, variable, value, allowed):
     op = OperatorProcess(control_plane.kubeconfig, env={variable: value})
     proc = op.spawn()
@@ -58,14 +61,24 @@ def imported_top_level(importtime_log: str) -> set[str]:
 REAL_IMPORT_MODULES = 10
 
 
-def test_operator_process_never_imports_feast_or_the_kubernetes_client(control_plane, featurestore_crd, kube_api, kubelet, namespace):
-    op = OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10", "PYTHONPROFILEIMPORTTIME": "1"},
-                         args=["--namespace", namespace]).start()
+def test_operator_process_never_imports_feast_or_the_kubernetes_client(
+    control_plane, featurestore_crd, kube_api, kubelet, namespace
+):
+    op = OperatorProcess(
+        control_plane.kubeconfig,
+        env={"FSO_RESYNC_SECONDS": "10", "PYTHONPROFILEIMPORTTIME": "1"},
+        args=["--namespace", namespace],
+    ).start()
     try:
         client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-            G, V, namespace, P, fs_manifest("lean", ui={"enabled": True}, featureRepo={"configMap": {"name": "nope"}}))
-        wait_for(lambda: kubelet.run(namespace, SERVER_PODS) >= 0 and get_fs(kube_api, namespace, "lean")["status"]["phase"],
-                 timeout=120, interval=1, what="the store reconciled")
+            G, V, namespace, P, fs_manifest("lean", ui={"enabled": True}, featureRepo={"configMap": {"name": "nope"}})
+        )
+        wait_for(
+            lambda: kubelet.run(namespace, SERVER_PODS) >= 0 and get_fs(kube_api, namespace, "lean")["status"]["phase"],
+            timeout=120,
+            interval=1,
+            what="the store reconciled",
+        )
         op.wait_reconciles(2)
     finally:
         op.stop()
@@ -74,21 +87,31 @@ def test_operator_process_never_imports_feast_or_the_kubernetes_client(control_p
     assert not modules & set(NEVER_IMPORTED), sorted(modules & set(NEVER_IMPORTED))
 
 
-def test_cryptography_is_imported_only_once_a_store_asks_for_tls(control_plane, featurestore_crd, kube_api, kubelet, namespace):
+def test_cryptography_is_imported_only_once_a_store_asks_for_tls(
+    control_plane, featurestore_crd, kube_api, kubelet, namespace
+):
     """`cryptography` (~8 MiB resident, bench/memory.py) is imported lazily (backends/certs.py):
     not for stores without TLS, and still there, working, when a store with TLS arrives."""
-    op = OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10", "PYTHONPROFILEIMPORTTIME": "1"},
-                         args=["--namespace", namespace]).start()
+    op = OperatorProcess(
+        control_plane.kubeconfig,
+        env={"FSO_RESYNC_SECONDS": "10", "PYTHONPROFILEIMPORTTIME": "1"},
+        args=["--namespace", namespace],
+    ).start()
     core = client.CoreV1Api(kube_api)
     try:
         custom = client.CustomObjectsApi(kube_api)
         custom.create_namespaced_custom_object(G, V, namespace, P, fs_manifest("plain", provider="local"))
-        wait_for(lambda: (get_fs(kube_api, namespace, "plain").get("status") or {}).get("phase"),
-                 timeout=120, interval=1, what="the store without TLS reconciled")
+        wait_for(
+            lambda: (get_fs(kube_api, namespace, "plain").get("status") or {}).get("phase"),
+            timeout=120,
+            interval=1,
+            what="the store without TLS reconciled",
+        )
         op.wait_reconciles(2)
         before = imported_top_level(op.log_text())
-        custom.create_namespaced_custom_object(G, V, namespace, P,
-                                               fs_manifest("secure", provider="local", tls={"enabled": True}))
+        custom.create_namespaced_custom_object(
+            G, V, namespace, P, fs_manifest("secure", provider="local", tls={"enabled": True})
+        )
 
         def tls_secret() -> bool:
             names = {s.metadata.name: s for s in core.list_namespaced_secret(namespace).items}

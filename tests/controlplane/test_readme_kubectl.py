@@ -57,7 +57,9 @@ def team_a(kube_api):
 @pytest.fixture
 def team_a_operator(control_plane, featurestore_crd, team_a):
     """The operator watching the sample's namespace."""
-    with OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", team_a]) as op:
+    with OperatorProcess(
+        control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", team_a]
+    ) as op:
         yield op
 
 

@@ -30,7 +30,7 @@ from kubernetes.client.rest import ApiException
 from tests.support import chart_identity
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
-from tests.support.kube import G, OWNER_LABEL, P, SERVER_PODS, V, condition, custom, get_fs, is_ready, list_fs
+from tests.support.kube import OWNER_LABEL, SERVER_PODS, G, P, V, condition, custom, get_fs, is_ready, list_fs
 from tests.support.kubelet import FakeKubelet
 from tests.support.labeled import labeled
 from tests.support.memorystore_fake import MemorystoreFake
@@ -56,7 +56,12 @@ class FlakyOverlay(GcsBucketOverlay):
 
     def _take_fault(self, method: str, path: str):
         fault = super()._take_fault(method, path)
-        if fault is None and self.fail_rate and path.startswith("/storage/v1/b") and self._rng.random() < self.fail_rate:
+        if (
+            fault is None
+            and self.fail_rate
+            and path.startswith("/storage/v1/b")
+            and self._rng.random() < self.fail_rate
+        ):
             fault = self._rng.choice(self.codes)
         if fault is not None:
             self.injected += 1
@@ -78,15 +83,22 @@ def gcp_env(ms: MemorystoreFake, overlay: GcsBucketOverlay, **extra: str) -> dic
 
 
 def manifest(name: str, **spec) -> dict:
-    return {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": name},
-            "spec": {"project": "rel", **spec}}
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "FeatureStore",
+        "metadata": {"name": name},
+        "spec": {"project": "rel", **spec},
+    }
 
 
 def gcp_manifest(name: str, memory: int = 1, replicas: int = 1) -> dict:
     # Delete on both backends: after deletion nothing may be left in the (fake) cloud.
-    return manifest(name, onlineStore={"memorystore": {"memorySizeGb": memory}},
-                    offlineStore={"gcs": {"deletionPolicy": "Delete"}},
-                    featureServer={"replicas": replicas})
+    return manifest(
+        name,
+        onlineStore={"memorystore": {"memorySizeGb": memory}},
+        offlineStore={"gcs": {"deletionPolicy": "Delete"}},
+        featureServer={"replicas": replicas},
+    )
 
 
 crd = custom
@@ -120,10 +132,17 @@ def buckets_by_owner(overlay: GcsBucketOverlay) -> dict[str, list[str]]:
     return out
 
 
-def successful_creates(ms: MemorystoreFake, overlay: GcsBucketOverlay) -> tuple[collections.Counter, collections.Counter]:
-    instance_creates = collections.Counter(r.query.get("instanceId") for r in ms.calls("CreateInstance") if r.status == 200)
-    bucket_creates = collections.Counter((r.body or {}).get("name") for r in list(overlay.requests)
-                                         if r.method == "POST" and r.path == "/storage/v1/b" and r.status == 200)
+def successful_creates(
+    ms: MemorystoreFake, overlay: GcsBucketOverlay
+) -> tuple[collections.Counter, collections.Counter]:
+    instance_creates = collections.Counter(
+        r.query.get("instanceId") for r in ms.calls("CreateInstance") if r.status == 200
+    )
+    bucket_creates = collections.Counter(
+        (r.body or {}).get("name")
+        for r in list(overlay.requests)
+        if r.method == "POST" and r.path == "/storage/v1/b" and r.status == 200
+    )
     return instance_creates, bucket_creates
 
 
@@ -147,8 +166,11 @@ def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api,
     rng = random.Random(seed)
     api = crd(kube_api)
     started = time.monotonic()
-    with MemorystoreFake(op_delay=0.3, real_redis=False, seed=seed) as ms, GcsEmulator() as gcs, \
-            GcsBucketOverlay(gcs) as overlay:
+    with (
+        MemorystoreFake(op_delay=0.3, real_redis=False, seed=seed) as ms,
+        GcsEmulator() as gcs,
+        GcsBucketOverlay(gcs) as overlay,
+    ):
         op = OperatorProcess(control_plane.kubeconfig, env=gcp_env(ms, overlay), args=["--namespace", namespace])
         pending = [f"c{i:02d}" for i in range(stores)]  # never reused: one create per name is provable
         live: dict[str, dict] = {}  # name -> spec the test last asked for
@@ -174,8 +196,19 @@ def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api,
                 name = rng.choice(sorted(live))
                 memory = 3 - live[name]["onlineStore"]["memorystore"]["memorySizeGb"]  # 1 <-> 2: an UpdateInstance
                 replicas = rng.choice([1, 2])
-                api.patch_namespaced_custom_object(G, V, namespace, P, name, {"spec": {
-                    "onlineStore": {"memorystore": {"memorySizeGb": memory}}, "featureServer": {"replicas": replicas}}})
+                api.patch_namespaced_custom_object(
+                    G,
+                    V,
+                    namespace,
+                    P,
+                    name,
+                    {
+                        "spec": {
+                            "onlineStore": {"memorystore": {"memorySizeGb": memory}},
+                            "featureServer": {"replicas": replicas},
+                        }
+                    },
+                )
                 live[name] = gcp_manifest(name, memory, replicas)["spec"]
                 actions["update"] += 1
 
@@ -224,10 +257,12 @@ def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api,
             except AssertionError:
                 current = list_fs(kube_api, namespace)
                 stuck = {n: (o.get("status") or {}).get("phase") for n, o in current.items() if not is_ready(o)}
-                raise AssertionError(f"not converged: live={sorted(live)} present={sorted(current)} not ready={stuck} "
-                                     f"instances={dict(instances_by_owner(ms))} buckets={dict(buckets_by_owner(overlay))} "
-                                     f"leftovers={ {n: owned_objects(kube_api, namespace).get(n) for n in deleted} }\n"
-                                     f"{op.log_text()[-6000:]}")
+                raise AssertionError(
+                    f"not converged: live={sorted(live)} present={sorted(current)} not ready={stuck} "
+                    f"instances={dict(instances_by_owner(ms))} buckets={dict(buckets_by_owner(overlay))} "
+                    f"leftovers={ {n: owned_objects(kube_api, namespace).get(n) for n in deleted} }\n"
+                    f"{op.log_text()[-6000:]}"
+                )
             converge_seconds = time.monotonic() - t0
 
             # 0 duplicates: one successful create per instance id / bucket name, one of each per store.
@@ -245,7 +280,9 @@ def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api,
                 dep = apps.read_namespaced_deployment(f"{name}-feature-server", namespace)
                 assert dep.spec.replicas == spec["featureServer"]["replicas"], name
                 fs = get_fs(kube_api, namespace, name)
-                assert not (fs["status"].get("operations") or {}).get("memorystore"), f"{name}: operation left in flight"
+                assert not (fs["status"].get("operations") or {}).get("memorystore"), (
+                    f"{name}: operation left in flight"
+                )
             # 0 orphans: deleted stores left nothing in the cloud or the cluster.
             assert not set(deleted) & (set(inst) | set(buckets))
             leftovers = {n: v for n, v in owned_objects(kube_api, namespace).items() if n in deleted}
@@ -258,12 +295,14 @@ def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api,
             assert not ms.instances(), "instances left after deleting every store"
             assert not list(overlay.client().list_buckets()), "buckets left after deleting every store"
             delete_seconds = time.monotonic() - t1
-            print(f"\n[crash] seed={seed} stores={stores} kills={kills} actions={dict(actions)} "
-                  f"uptime/kill={sum(uptimes) / len(uptimes):.1f}s chaos={chaos_seconds:.0f}s "
-                  f"converged after last restart in {converge_seconds:.1f}s; live={len(live)} deleted={len(deleted)}; "
-                  f"CreateInstance ok={sum(instance_creates.values())} (409 retries="
-                  f"{ms.count('CreateInstance', status=409)}), bucket creates ok={sum(bucket_creates.values())}; "
-                  f"deleting the remaining {len(live)} took {delete_seconds:.1f}s")
+            print(
+                f"\n[crash] seed={seed} stores={stores} kills={kills} actions={dict(actions)} "
+                f"uptime/kill={sum(uptimes) / len(uptimes):.1f}s chaos={chaos_seconds:.0f}s "
+                f"converged after last restart in {converge_seconds:.1f}s; live={len(live)} deleted={len(deleted)}; "
+                f"CreateInstance ok={sum(instance_creates.values())} (409 retries="
+                f"{ms.count('CreateInstance', status=409)}), bucket creates ok={sum(bucket_creates.values())}; "
+                f"deleting the remaining {len(live)} took {delete_seconds:.1f}s"
+            )
         finally:
             cleanup(op, kube_api, namespace)
 
@@ -284,11 +323,18 @@ def cleanup(op: OperatorProcess, kube_api, ns: str) -> None:
 # --------------------------------------------------------------------------- 2. cloud faults
 
 
-def test_cloud_faults_converge_and_conditions_name_the_failing_call(control_plane, featurestore_crd, kube_api, namespace):
+def test_cloud_faults_converge_and_conditions_name_the_failing_call(
+    control_plane, featurestore_crd, kube_api, namespace
+):
     api = crd(kube_api)
-    with MemorystoreFake(op_delay=0.3, real_redis=False, fail_rate=0.3, seed=3) as ms, GcsEmulator() as gcs, \
-            FlakyOverlay(gcs, fail_rate=0.3, seed=4) as overlay:
-        op = OperatorProcess(control_plane.kubeconfig, env=gcp_env(ms, overlay), args=["--namespace", namespace]).start()
+    with (
+        MemorystoreFake(op_delay=0.3, real_redis=False, fail_rate=0.3, seed=3) as ms,
+        GcsEmulator() as gcs,
+        FlakyOverlay(gcs, fail_rate=0.3, seed=4) as overlay,
+    ):
+        op = OperatorProcess(
+            control_plane.kubeconfig, env=gcp_env(ms, overlay), args=["--namespace", namespace]
+        ).start()
         try:
             names = [f"flaky{i}" for i in range(8)]
             t0 = time.monotonic()
@@ -318,19 +364,25 @@ def test_cloud_faults_converge_and_conditions_name_the_failing_call(control_plan
 
             online = wait_for(online_denied, timeout=90, interval=0.5, what="OnlineStore PermissionDenied")
             assert online["status"] == "False"
-            assert "create Memorystore instance" in online["message"] and "redis.instances.create" in online["message"], online
+            assert (
+                "create Memorystore instance" in online["message"] and "redis.instances.create" in online["message"]
+            ), online
             fs = get_fs(kube_api, namespace, "denied")
             assert condition(fs, "Ready")["status"] == "False" and "OnlineStore" in condition(fs, "Ready")["message"]
 
             # Bounded retries while it fails: it keeps trying (3 more attempts come), but at most once per
             # resync period (10 s), never in a hot loop.
             n0 = ms.count("CreateInstance")
-            wait_for(lambda: ms.count("CreateInstance") >= n0 + 3, timeout=120, interval=1,
-                     what="3 more CreateInstance attempts while forbidden")
-            times = [r.time for r in ms.calls("CreateInstance")][n0 - 1:n0 + 3]
+            wait_for(
+                lambda: ms.count("CreateInstance") >= n0 + 3,
+                timeout=120,
+                interval=1,
+                what="3 more CreateInstance attempts while forbidden",
+            )
+            times = [r.time for r in ms.calls("CreateInstance")][n0 - 1 : n0 + 3]
             gaps = [b - a for a, b in zip(times, times[1:])]
             attempts, window = len(gaps), times[-1] - times[0]
-            assert all(r.status == 403 for r in ms.calls("CreateInstance")[n0:n0 + 3])
+            assert all(r.status == 403 for r in ms.calls("CreateInstance")[n0 : n0 + 3])
             assert min(gaps) >= 5, f"CreateInstance retried {min(gaps):.1f}s after a 403: a hot loop ({gaps})"
 
             # A persistent 403 on bucket creation: OfflineStore names storage.buckets.create.
@@ -352,9 +404,11 @@ def test_cloud_faults_converge_and_conditions_name_the_failing_call(control_plan
             wait_for(lambda: all_ready(["denied", "nobucket"]), timeout=90, interval=1, what="Ready after the grant")
             recover = time.monotonic() - t1
             assert op.alive()
-            print(f"\n[faults] 8 stores Ready in {converge:.1f}s with {ms_faults} Memorystore and {overlay.injected} GCS "
-                  f"injected 429/500/503; {attempts} CreateInstance retries in {window:.0f}s while forbidden; "
-                  f"Ready {recover:.1f}s after the permissions were granted")
+            print(
+                f"\n[faults] 8 stores Ready in {converge:.1f}s with {ms_faults} Memorystore and {overlay.injected} GCS "
+                f"injected 429/500/503; {attempts} CreateInstance retries in {window:.0f}s while forbidden; "
+                f"Ready {recover:.1f}s after the permissions were granted"
+            )
         finally:
             ms.reset_faults()
             overlay.fail_rate = 0.0
@@ -366,7 +420,9 @@ def test_cloud_faults_converge_and_conditions_name_the_failing_call(control_plan
 
 def test_apiserver_restart_operator_recovers_without_restart(control_plane, featurestore_crd, kube_api, namespace):
     # A resync far away: what happens after the restart must come from the re-established watches.
-    op = OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "600"}, args=["--namespace", namespace]).start()
+    op = OperatorProcess(
+        control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "600"}, args=["--namespace", namespace]
+    ).start()
     api = crd(kube_api)
     core = client.CoreV1Api(kube_api)
     pid = op.pid
@@ -390,24 +446,43 @@ def test_apiserver_restart_operator_recovers_without_restart(control_plane, feat
             control_plane.restart_apiserver(downtime=downtime, grace=grace)
             t0 = time.monotonic()
             changed, created = ("a1", "a2")[round_], f"c{round_}"
-            api.patch_namespaced_custom_object(G, V, namespace, P, changed,
-                                               {"spec": {"registry": {"cacheTtlSeconds": 7 + round_}}})
+            api.patch_namespaced_custom_object(
+                G, V, namespace, P, changed, {"spec": {"registry": {"cacheTtlSeconds": 7 + round_}}}
+            )
             api.create_namespaced_custom_object(G, V, namespace, P, manifest(created))
-            wait_for(lambda: f"cache_ttl_seconds: {7 + round_}" in ttl(changed), timeout=60, interval=0.5,
-                     what=f"{changed}'s change made right after the restart applied")
+            wait_for(
+                lambda: f"cache_ttl_seconds: {7 + round_}" in ttl(changed),
+                timeout=60,
+                interval=0.5,
+                what=f"{changed}'s change made right after the restart applied",
+            )
             applied = time.monotonic() - t0
             try:
-                wait_for(lambda: ready(inflight, created, changed), timeout=150, interval=1,
-                         what=f"{inflight} (in flight) and {created} (created after the restart) Ready")
+                wait_for(
+                    lambda: ready(inflight, created, changed),
+                    timeout=150,
+                    interval=1,
+                    what=f"{inflight} (in flight) and {created} (created after the restart) Ready",
+                )
             except AssertionError as err:
-                states = {n: {"phase": (o.get("status") or {}).get("phase"), "gen": o["metadata"].get("generation"),
-                              "conditions": [(c["type"], c["status"], c["reason"], c["message"][:120])
-                                             for c in (o.get("status") or {}).get("conditions", [])]}
-                          for n, o in list_fs(kube_api, namespace).items() if n in (inflight, created)}
+                states = {
+                    n: {
+                        "phase": (o.get("status") or {}).get("phase"),
+                        "gen": o["metadata"].get("generation"),
+                        "conditions": [
+                            (c["type"], c["status"], c["reason"], c["message"][:120])
+                            for c in (o.get("status") or {}).get("conditions", [])
+                        ],
+                    }
+                    for n, o in list_fs(kube_api, namespace).items()
+                    if n in (inflight, created)
+                }
                 log = "\n".join(line for line in op.log_text().splitlines() if "Request attempt" not in line)
                 raise AssertionError(f"{err}\n{json.dumps(states, indent=1)}\n{log[-6000:]}") from None
-            figures.append(f"downtime {downtime:.0f}s ({'SIGKILL' if not grace else 'SIGTERM'}): change applied "
-                           f"{applied:.1f}s after the API server was back, all Ready after {time.monotonic() - t0:.1f}s")
+            figures.append(
+                f"downtime {downtime:.0f}s ({'SIGKILL' if not grace else 'SIGTERM'}): change applied "
+                f"{applied:.1f}s after the API server was back, all Ready after {time.monotonic() - t0:.1f}s"
+            )
             assert op.alive() and op.pid == pid, "the operator must recover without a restart"
         print("\n[apiserver] " + "; ".join(figures))
     finally:
@@ -432,12 +507,18 @@ def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd,
     leases = client.CoordinationV1Api(kube_api)
     try:
         first.start()
-        wait_for(lambda: leases.read_namespaced_lease(lease, lease_ns).spec.holder_identity == "first", timeout=30,
-                 what="the first replica leading")
+        wait_for(
+            lambda: leases.read_namespaced_lease(lease, lease_ns).spec.holder_identity == "first",
+            timeout=30,
+            what="the first replica leading",
+        )
         second.start()  # the Lease is held: it stands by
         crd(kube_api).create_namespaced_custom_object(G, V, namespace, P, manifest("ha1"))
-        wait_for(lambda: (get_fs(kube_api, namespace, "ha1") or {}).get("status", {}).get("phase"), timeout=60,
-                 what="ha1 reconciled")
+        wait_for(
+            lambda: (get_fs(kube_api, namespace, "ha1") or {}).get("status", {}).get("phase"),
+            timeout=60,
+            what="ha1 reconciled",
+        )
         # a positive signal from the leader first (two passes, its resync included), then the stand-by's count
         first.wait_reconciles(2)
         acting = first.reconciles(), second.reconciles()
@@ -448,13 +529,19 @@ def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd,
         first.kill()
         t0 = time.monotonic()
         crd(kube_api).create_namespaced_custom_object(G, V, namespace, P, manifest("ha2"))
-        wait_for(lambda: (get_fs(kube_api, namespace, "ha2") or {}).get("status", {}).get("phase"), timeout=90,
-                 interval=0.5, what="ha2 reconciled by the second replica")
+        wait_for(
+            lambda: (get_fs(kube_api, namespace, "ha2") or {}).get("status", {}).get("phase"),
+            timeout=90,
+            interval=0.5,
+            what="ha2 reconciled by the second replica",
+        )
         handover = time.monotonic() - t0
         assert second.reconciles() > 0
         assert leases.read_namespaced_lease(lease, lease_ns).spec.holder_identity == "second"
-        print(f"\n[ha] only the leader acted; after SIGKILL the stand-by reconciled a new store {handover:.1f}s later "
-              f"(Lease 10 s)")
+        print(
+            f"\n[ha] only the leader acted; after SIGKILL the stand-by reconciled a new store {handover:.1f}s later "
+            f"(Lease 10 s)"
+        )
     finally:
         first.stop()
         cleanup(second, kube_api, namespace)
@@ -466,18 +553,25 @@ def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd,
 def test_observability_metrics_events_and_json_logs(control_plane, featurestore_crd, kube_api, namespace):
     from prometheus_client.parser import text_string_to_metric_families
 
-    op = OperatorProcess(control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", namespace]).start()
+    op = OperatorProcess(
+        control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", namespace]
+    ).start()
     api = crd(kube_api)
     try:
         good = ["m1", "m2", "m3"]
         for name in good:
             api.create_namespaced_custom_object(G, V, namespace, P, manifest(name, ui={"enabled": True}))
-        api.create_namespaced_custom_object(G, V, namespace, P, manifest("mbad", materialization={"schedule": "every day"}))
+        api.create_namespaced_custom_object(
+            G, V, namespace, P, manifest("mbad", materialization={"schedule": "every day"})
+        )
 
         def settled():
             run_pods(kube_api, namespace)
             current = list_fs(kube_api, namespace)
-            return all(is_ready(current.get(n)) for n in good) and (current["mbad"].get("status") or {}).get("phase") == "Failed"
+            return (
+                all(is_ready(current.get(n)) for n in good)
+                and (current["mbad"].get("status") or {}).get("phase") == "Failed"
+            )
 
         wait_for(settled, timeout=150, interval=1, what="3 stores Ready, 1 Failed")
         api.patch_namespaced_custom_object(G, V, namespace, P, "m1", {"spec": {"ui": {"enabled": False}}})  # a prune
@@ -485,8 +579,11 @@ def test_observability_metrics_events_and_json_logs(control_plane, featurestore_
         op.wait_reconciles(1)  # the pass that pruned has been counted
 
         families = {f.name: f for f in text_string_to_metric_families(op.metrics())}
-        results = {s.labels["result"]: s.value for s in families["featurestore_reconciles"].samples
-                   if s.name == "featurestore_reconciles_total"}
+        results = {
+            s.labels["result"]: s.value
+            for s in families["featurestore_reconciles"].samples
+            if s.name == "featurestore_reconciles_total"
+        }
         assert results.get("Ready", 0) >= 3 and results.get("Failed", 0) >= 1, results
         hist = families["featurestore_reconcile_duration_seconds"].samples
         count = next(s.value for s in hist if s.name.endswith("_count"))
@@ -513,20 +610,26 @@ def test_observability_metrics_events_and_json_logs(control_plane, featurestore_
         lines = [line for line in op.log_text().splitlines() if line.strip()]
         parsed = [json.loads(line) for line in lines]
         assert all({"message", "severity", "timestamp"} <= set(p) for p in parsed)
-        about = [p for p in parsed if any(f"/{n}" in p["message"] or (p.get("object") or {}).get("name") == n
-                                          for n in good + ["mbad"])]
-        assert about and all(namespace in p["message"] or (p.get("object") or {}).get("namespace") == namespace
-                             for p in about), about[:5]
-        print(f"\n[observability] reconciles {results}; duration count={count:.0f} mean={total / count * 1000:.0f}ms; "
-              f"stores by phase {phases}; {len(events)} Events; {len(parsed)} JSON log lines, {len(about)} about a store")
+        about = [
+            p
+            for p in parsed
+            if any(f"/{n}" in p["message"] or (p.get("object") or {}).get("name") == n for n in good + ["mbad"])
+        ]
+        assert about and all(
+            namespace in p["message"] or (p.get("object") or {}).get("namespace") == namespace for p in about
+        ), about[:5]
+        print(
+            f"\n[observability] reconciles {results}; duration count={count:.0f} mean={total / count * 1000:.0f}ms; "
+            f"stores by phase {phases}; {len(events)} Events; {len(parsed)} JSON log lines, {len(about)} about a store"
+        )
     finally:
         cleanup(op, kube_api, namespace)
 
 
-
 @pytest.mark.parametrize("killed", [False, True], ids=["operator-running", "operator-killed-meanwhile"])
-def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(control_plane, featurestore_crd, kube_api,
-                                                                            namespace, make_namespace, killed):
+def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(
+    control_plane, featurestore_crd, kube_api, namespace, make_namespace, killed
+):
     """The interleaving behind the crash test's orphan (store c00, created while the operator was
     down and deleted right after it started): kube-apiserver's DELETE decides "no finalizers, delete
     at once" on the object it read, and its storage delete does not look at finalizers again
@@ -540,25 +643,45 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
     labels), a kept (Retain) bucket must stay, and the records (in the operator's namespace) go once done."""
     api = crd(kube_api)
     home = make_namespace("fso-home")
-    with MemorystoreFake(op_delay=1.0, real_redis=False, seed=1) as ms, GcsEmulator() as gcs, \
-            GcsBucketOverlay(gcs) as overlay:
-        op = OperatorProcess(control_plane.kubeconfig, env=gcp_env(ms, overlay, FSO_OPERATOR_NAMESPACE=home),
-                             args=["--namespace", namespace]).start()
+    with (
+        MemorystoreFake(op_delay=1.0, real_redis=False, seed=1) as ms,
+        GcsEmulator() as gcs,
+        GcsBucketOverlay(gcs) as overlay,
+    ):
+        op = OperatorProcess(
+            control_plane.kubeconfig,
+            env=gcp_env(ms, overlay, FSO_OPERATOR_NAMESPACE=home),
+            args=["--namespace", namespace],
+        ).start()
         try:
             api.create_namespaced_custom_object(G, V, namespace, P, gcp_manifest("gone"))
-            kept = manifest("kept", onlineStore={"memorystore": {"memorySizeGb": 1}},
-                            offlineStore={"gcs": {"deletionPolicy": "Retain"}})
+            kept = manifest(
+                "kept",
+                onlineStore={"memorystore": {"memorySizeGb": 1}},
+                offlineStore={"gcs": {"deletionPolicy": "Retain"}},
+            )
             api.create_namespaced_custom_object(G, V, namespace, P, kept)
-            wait_for(lambda: {"gone", "kept"} <= set(instances_by_owner(ms)), timeout=60, interval=0.2,
-                     what="both instances being created")
-            wait_for(lambda: {"gone", "kept"} <= set(buckets_by_owner(overlay)), timeout=60, interval=0.2,
-                     what="both buckets created")
+            wait_for(
+                lambda: {"gone", "kept"} <= set(instances_by_owner(ms)),
+                timeout=60,
+                interval=0.2,
+                what="both instances being created",
+            )
+            wait_for(
+                lambda: {"gone", "kept"} <= set(buckets_by_owner(overlay)),
+                timeout=60,
+                interval=0.2,
+                what="both buckets created",
+            )
             # the records were written before the finalizers, in the operator's namespace (not the tenant's)
-            selector = f"featurestore.kubeflow.org/cleanup-record=true,featurestore.kubeflow.org/store-namespace={namespace}"
+            selector = (
+                f"featurestore.kubeflow.org/cleanup-record=true,featurestore.kubeflow.org/store-namespace={namespace}"
+            )
             core = client.CoreV1Api(kube_api)
             assert len(core.list_namespaced_config_map(home, label_selector=selector).items) == 2
             assert not core.list_namespaced_config_map(
-                namespace, label_selector="featurestore.kubeflow.org/cleanup-record").items
+                namespace, label_selector="featurestore.kubeflow.org/cleanup-record"
+            ).items
             if killed:
                 op.kill()
             for name in ("gone", "kept"):
@@ -568,16 +691,25 @@ def test_a_store_deleted_past_its_finalizer_has_its_cloud_resources_deleted(cont
             if killed:
                 op.start()
             try:
-                wait_for(lambda: not instances_by_owner(ms) and set(buckets_by_owner(overlay)) == {"kept"},
-                         timeout=90, interval=0.5, what="the instances and the Delete bucket deleted")
+                wait_for(
+                    lambda: not instances_by_owner(ms) and set(buckets_by_owner(overlay)) == {"kept"},
+                    timeout=90,
+                    interval=0.5,
+                    what="the instances and the Delete bucket deleted",
+                )
             except AssertionError as err:
-                raise AssertionError(f"{err}: instances={dict(instances_by_owner(ms))} "
-                                     f"buckets={dict(buckets_by_owner(overlay))}\n{op.log_text()[-4000:]}") from None
+                raise AssertionError(
+                    f"{err}: instances={dict(instances_by_owner(ms))} "
+                    f"buckets={dict(buckets_by_owner(overlay))}\n{op.log_text()[-4000:]}"
+                ) from None
             assert "cleaning up from its last known spec" in op.log_text()
             records = client.CoreV1Api(kube_api).list_namespaced_config_map(home, label_selector=selector).items
-            wait_for(lambda: not client.CoreV1Api(kube_api).list_namespaced_config_map(
-                home, label_selector=selector).items,
-                timeout=30, interval=0.5, what=f"the clean-up records deleted (were {[r.metadata.name for r in records]})")
+            wait_for(
+                lambda: not client.CoreV1Api(kube_api).list_namespaced_config_map(home, label_selector=selector).items,
+                timeout=30,
+                interval=0.5,
+                what=f"the clean-up records deleted (were {[r.metadata.name for r in records]})",
+            )
             assert op.alive()
         finally:
             cleanup(op, kube_api, namespace)

@@ -31,10 +31,16 @@ def _template_text(dep: client.V1Deployment) -> str:
 
 def test_rotated_redis_and_tls_secrets_roll_the_feature_server_once(operator, kube_api, namespace):
     core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
-    core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="shared-redis"), data=_redis_secret(PASSWORDS[0])))
-    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(G, V, namespace, P, fs_manifest(
-        "rot", onlineStore={"external": {"secretRef": {"name": "shared-redis"}}}, tls={"enabled": True}))
+    core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="shared-redis"), data=_redis_secret(PASSWORDS[0]))
+    )
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        G,
+        V,
+        namespace,
+        P,
+        fs_manifest("rot", onlineStore={"external": {"secretRef": {"name": "shared-redis"}}}, tls={"enabled": True}),
+    )
     name = "rot-feature-server"
     wait_for(lambda: apps.read_namespaced_deployment(name, namespace), timeout=90, what="feature server Deployment")
     operator.wait_reconciles(2)  # settled: whatever the first passes wrote is written

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
-from tests.support.kube import G, P, SERVER_PODS, V, condition, fs_manifest, get_fs, is_ready, list_fs
+from tests.support.kube import SERVER_PODS, G, P, V, condition, fs_manifest, get_fs, is_ready, list_fs
 from tests.support.kubelet import FakeKubelet
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.operator_process import OperatorProcess
@@ -28,9 +28,15 @@ PROJECT, REGION = "test-project", "us-central1"
 @pytest.fixture
 def gcp_operator(control_plane, featurestore_crd, namespace, kube_api):
     with MemorystoreFake(op_delay=0.3, real_redis=True) as ms, GcsEmulator() as gcs, GcsBucketOverlay(gcs) as overlay:
-        env = {"FSO_MEMORYSTORE_ENDPOINT": ms.endpoint, "FSO_GCP_PROJECT": PROJECT, "FSO_GCP_REGION": REGION,
-               "FSO_DEFAULT_PROVIDER": "gcp", "FSO_RESYNC_SECONDS": "10", **overlay.env(),
-               "FSO_CLOUD_RETRY_SECONDS": "3"}  # CloudUnavailable after 3 s of 503s, not 60
+        env = {
+            "FSO_MEMORYSTORE_ENDPOINT": ms.endpoint,
+            "FSO_GCP_PROJECT": PROJECT,
+            "FSO_GCP_REGION": REGION,
+            "FSO_DEFAULT_PROVIDER": "gcp",
+            "FSO_RESYNC_SECONDS": "10",
+            **overlay.env(),
+            "FSO_CLOUD_RETRY_SECONDS": "3",
+        }  # CloudUnavailable after 3 s of 503s, not 60
         op = OperatorProcess(control_plane.kubeconfig, env=env, args=["--namespace", namespace]).start()
         try:
             yield ms, op
@@ -62,8 +68,15 @@ def online_store_answers(state: dict) -> bool:
     with tempfile.NamedTemporaryFile("w", suffix=".crt") as ca:
         ca.write(base64.b64decode(state["secret"]["ca.crt"]).decode())
         ca.flush()
-        r = redis.Redis(host=host, port=int(port), password=base64.b64decode(state["secret"]["password"]).decode(),
-                        ssl=True, ssl_ca_certs=ca.name, ssl_cert_reqs=ssl.CERT_REQUIRED, socket_timeout=5)
+        r = redis.Redis(
+            host=host,
+            port=int(port),
+            password=base64.b64decode(state["secret"]["password"]).decode(),
+            ssl=True,
+            ssl_ca_certs=ca.name,
+            ssl_cert_reqs=ssl.CERT_REQUIRED,
+            socket_timeout=5,
+        )
         return bool(r.ping())
 
 
@@ -74,8 +87,15 @@ def online_reason(kube_api, ns: str, name: str, reason: str) -> dict | None:
 
 def test_serving_store_keeps_serving_through_maintenance_updates_and_outages(gcp_operator, kube_api, namespace):
     ms, op = gcp_operator
-    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(G, V, namespace, P, fs_manifest(
-        "hold", onlineStore={"memorystore": {"memorySizeGb": 1}}, offlineStore={"gcs": {"deletionPolicy": "Delete"}}))
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        G,
+        V,
+        namespace,
+        P,
+        fs_manifest(
+            "hold", onlineStore={"memorystore": {"memorySizeGb": 1}}, offlineStore={"gcs": {"deletionPolicy": "Delete"}}
+        ),
+    )
     kubelet = FakeKubelet(kube_api)
 
     def ready():
@@ -90,8 +110,12 @@ def test_serving_store_keeps_serving_through_maintenance_updates_and_outages(gcp
     # Memorystore busy: the condition says so, nothing the feature server runs from changes.
     for state, reason in (("MAINTENANCE", "Maintenance"), ("UPDATING", "Updating")):
         ms.set_state(instance.name, state)
-        c = wait_for(lambda: online_reason(kube_api, namespace, "hold", reason), timeout=90, interval=0.5,
-                     what=f"OnlineStore {reason}")
+        c = wait_for(
+            lambda: online_reason(kube_api, namespace, "hold", reason),
+            timeout=90,
+            interval=0.5,
+            what=f"OnlineStore {reason}",
+        )
         assert c["status"] == "False", c
         op.wait_reconciles(2)  # more passes while it lasts: each of them held
         assert serving_state(kube_api, namespace, "hold") == before, f"changed during {state}"
@@ -101,8 +125,12 @@ def test_serving_store_keeps_serving_through_maintenance_updates_and_outages(gcp
 
     # GCP keeps failing: after the retries, CloudUnavailable; the store keeps serving meanwhile.
     ms.fail_next(10**6, status=503)
-    c = wait_for(lambda: online_reason(kube_api, namespace, "hold", "CloudUnavailable"), timeout=240, interval=1,
-                 what="OnlineStore CloudUnavailable")
+    c = wait_for(
+        lambda: online_reason(kube_api, namespace, "hold", "CloudUnavailable"),
+        timeout=240,
+        interval=1,
+        what="OnlineStore CloudUnavailable",
+    )
     assert c["status"] == "False" and "transient error persisted" in c["message"], c
     assert serving_state(kube_api, namespace, "hold") == before, "changed while GCP was unavailable"
     assert online_store_answers(before)

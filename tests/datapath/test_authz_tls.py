@@ -36,9 +36,15 @@ pytest.importorskip("feast", reason="feast[redis] is needed for the data-path te
 from featurestore_operator import render  # noqa: E402
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # noqa: E402
 from featurestore_operator.backends import tls as tls_backend  # noqa: E402
-from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey  # noqa: E402
+from featurestore_operator.render import (  # noqa: E402
+    Endpoints,
+    OfflineEndpoint,
+    OnlineEndpoint,
+    RepoSource,
+    SecretKey,
+    authz,  # noqa: E402
+)
 from featurestore_operator.render.feast_config import FEATURE_SERVER_PORT, REGISTRY_SERVER_PORT  # noqa: E402
-from featurestore_operator.render import authz  # noqa: E402
 from featurestore_operator.render.names import Names  # noqa: E402
 
 from tests.support import feature_repo  # noqa: E402
@@ -373,7 +379,10 @@ def _legacy_token(st: Stack, sa: str) -> str:
     while time.monotonic() < deadline:
         for secret in st.cluster.core.list_namespaced_secret(st.cluster.ns).items:
             ann = secret.metadata.annotations or {}
-            if secret.type == "kubernetes.io/service-account-token" and ann.get("kubernetes.io/service-account.name") == sa:
+            if (
+                secret.type == "kubernetes.io/service-account-token"
+                and ann.get("kubernetes.io/service-account.name") == sa
+            ):
                 return base64.b64decode(secret.data["token"]).decode()
         time.sleep(0.3)
     raise AssertionError(f"no token Secret for {sa}")
@@ -403,8 +412,11 @@ def test_api_server_tokens_are_refused(stack: Stack):
 
 def test_tokens_for_another_store_are_refused(stack: Stack):
     """Same ServiceAccount, audience of another store (same namespace, or same name elsewhere)."""
-    for audience in (f"featurestore.kubeflow.org/{stack.cluster.ns}/other",
-                     f"featurestore.kubeflow.org/elsewhere/{FS_NAME}", "featurestore.kubeflow.org"):
+    for audience in (
+        f"featurestore.kubeflow.org/{stack.cluster.ns}/other",
+        f"featurestore.kubeflow.org/elsewhere/{FS_NAME}",
+        "featurestore.kubeflow.org",
+    ):
         status, body = _read(stack, stack.cluster.token(NOTEBOOK_SA, audience))
         assert status in (401, 403), f"{audience}: {status} {body}"
 
@@ -544,12 +556,15 @@ def _notebook(st: Stack, sa: str, token: str = "store-token") -> Any:
 
     pd = st.runner.find("PodDefault")["spec"]
     container = {
-        "name": "notebook", "command": [sys.executable, "-c", NOTEBOOK_SCRIPT],
+        "name": "notebook",
+        "command": [sys.executable, "-c", NOTEBOOK_SCRIPT],
         "args": [json.dumps(feature_repo.DRIVERS[:2]), json.dumps(feature_repo.FEATURE_REFS), token],
-        "env": [{"name": "HOME", "value": "/tmp"}, *pd.get("env", [])], "volumeMounts": pd.get("volumeMounts", []),
+        "env": [{"name": "HOME", "value": "/tmp"}, *pd.get("env", [])],
+        "volumeMounts": pd.get("volumeMounts", []),
     }
     pod_obj = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "notebook-0", "namespace": st.cluster.ns, "labels": dict(pd["selector"]["matchLabels"])},
         "spec": {"serviceAccountName": sa, "containers": [container], "volumes": pd.get("volumes", [])},
     }
@@ -600,8 +615,10 @@ def test_authorized_read_latency(stack: Stack):
 
     health = timed(lambda: call(stack, "GET", "/health", None, None))
     read = timed(lambda: _read(stack, token))
-    print(f"\n[authz] HTTPS GET /health (no auth): p50 {health[0] * 1000:.1f} ms, p99 {health[1] * 1000:.1f} ms; "
-          f"authorized get-online-features: p50 {read[0] * 1000:.1f} ms, p99 {read[1] * 1000:.1f} ms")
+    print(
+        f"\n[authz] HTTPS GET /health (no auth): p50 {health[0] * 1000:.1f} ms, p99 {health[1] * 1000:.1f} ms; "
+        f"authorized get-online-features: p50 {read[0] * 1000:.1f} ms, p99 {read[1] * 1000:.1f} ms"
+    )
     assert read[0] < 1.0
 
 

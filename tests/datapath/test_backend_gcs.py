@@ -49,8 +49,9 @@ CTX = BackendContext(config=CONFIG, get_secret=_no_secret)
 
 def assigned(namespace: str, *buckets: str) -> OperatorConfig:
     """CONFIG whose admin policy assigns ``buckets`` (bring your own) to ``namespace``."""
-    return CONFIG.model_copy(update={"policy": CONFIG.policy.model_validate(
-        {"byoAssignments": {namespace: {"buckets": list(buckets)}}})})
+    return CONFIG.model_copy(
+        update={"policy": CONFIG.policy.model_validate({"byoAssignments": {namespace: {"buckets": list(buckets)}}})}
+    )
 
 
 def make_fs(name: str = "demo", namespace: str = "team-a", uid: str = "uid-1", **gcs):
@@ -58,8 +59,14 @@ def make_fs(name: str = "demo", namespace: str = "team-a", uid: str = "uid-1", *
     gsa = gcs.pop("serviceAccount", None)
     if gsa:
         spec["gcp"] = {"serviceAccount": GSA if gsa is True else gsa}
-    fs = parse_featurestore({"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-                             "metadata": {"name": name, "namespace": namespace, "uid": uid}, "spec": spec})
+    fs = parse_featurestore(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid},
+            "spec": spec,
+        }
+    )
     return fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
 
 
@@ -111,7 +118,10 @@ def test_creates_bucket_with_ubla_pap_location_labels_lifecycle(overlay):
     sent = create[0].body
     assert create[0].query["project"] == PROJECT
     assert sent["name"] == name and sent["location"] == "us-east1"
-    assert sent["iamConfiguration"] == {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": "enforced"}
+    assert sent["iamConfiguration"] == {
+        "uniformBucketLevelAccess": {"enabled": True},
+        "publicAccessPrevention": "enforced",
+    }
     assert sent["labels"] == naming.owner_labels(fs)
     assert sent["lifecycle"] == {"rule": [{"action": {"type": "Delete"}, "condition": {"age": 30}}]}
 
@@ -119,8 +129,12 @@ def test_creates_bucket_with_ubla_pap_location_labels_lifecycle(overlay):
     assert got["location"] == "US-EAST1"
     assert got["iamConfiguration"]["uniformBucketLevelAccess"]["enabled"] is True
     assert got["iamConfiguration"]["publicAccessPrevention"] == "enforced"
-    assert got["labels"] == {"featurestore-namespace": "team-a", "featurestore-name": "demo",
-                             "featurestore-uid": "uid-1", "managed-by": "featurestore-operator"}
+    assert got["labels"] == {
+        "featurestore-namespace": "team-a",
+        "featurestore-name": "demo",
+        "featurestore-uid": "uid-1",
+        "managed-by": "featurestore-operator",
+    }
     assert got["lifecycle"]["rule"] == [{"action": {"type": "Delete"}, "condition": {"age": 30}}]
     # the bucket exists in fake-gcs-server itself, not only in the overlay
     assert requests.get(f"{overlay.upstream_endpoint}/storage/v1/b/{name}", timeout=10).status_code == 200
@@ -152,7 +166,9 @@ def test_second_ensure_makes_no_write(overlay):
     assert isinstance(out, Ready), out
     assert overlay.writes() == []
     assert [(r.method, r.path) for r in overlay.requests] == [
-        ("GET", f"/storage/v1/b/{name}"), ("GET", f"/storage/v1/b/{name}/iam")]
+        ("GET", f"/storage/v1/b/{name}"),
+        ("GET", f"/storage/v1/b/{name}/iam"),
+    ]
     assert raw_bucket(overlay, name)["metageneration"] == before
     # a fresh backend (restarted operator) does the same
     overlay.clear_log()
@@ -166,8 +182,7 @@ def test_label_and_lifecycle_drift_restored_user_labels_kept(overlay):
     run(backend.ensure(fs, CTX))
     name = naming.bucket_name(fs)
     user_rule = {"action": {"type": "SetStorageClass", "storageClass": "NEARLINE"}, "condition": {"age": 90}}
-    raw_patch(overlay, name, {"labels": {"featurestore-uid": None, "team": "ml"},
-                              "lifecycle": {"rule": [user_rule]}})
+    raw_patch(overlay, name, {"labels": {"featurestore-uid": None, "team": "ml"}, "lifecycle": {"rule": [user_rule]}})
     overlay.clear_log()
     out = run(backend.ensure(fs, CTX))
     assert isinstance(out, Ready), out
@@ -198,16 +213,20 @@ def test_ubla_and_pap_drift_restored(overlay):
     backend = GcsBackend()
     run(backend.ensure(fs, CTX))
     name = naming.bucket_name(fs)
-    raw_patch(overlay, name, {"iamConfiguration": {"uniformBucketLevelAccess": {"enabled": False},
-                                                   "publicAccessPrevention": "inherited"}})
+    raw_patch(
+        overlay,
+        name,
+        {"iamConfiguration": {"uniformBucketLevelAccess": {"enabled": False}, "publicAccessPrevention": "inherited"}},
+    )
     out = run(backend.ensure(fs, CTX))
     assert isinstance(out, Ready) and "uniform bucket-level access" in out.message
     cfg = raw_bucket(overlay, name)["iamConfiguration"]
     assert cfg["uniformBucketLevelAccess"]["enabled"] is True and cfg["publicAccessPrevention"] == "enforced"
     # the patch carried a clean iamConfiguration (no echoed bucketPolicyOnly/lockedTime)
     patch = [r for r in overlay.writes() if r.method == "PATCH"][-1]
-    assert patch.body == {"iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True},
-                                               "publicAccessPrevention": "enforced"}}
+    assert patch.body == {
+        "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": "enforced"}
+    }
 
 
 def test_concurrent_metadata_change_gives_pending(overlay):
@@ -377,7 +396,10 @@ def test_delete_empty_bucket(overlay):
     run(backend.ensure(fs, CTX))
     out = run(backend.delete(fs, CTX))
     assert out.done and "deleted bucket" in out.message
-    assert requests.get(f"{overlay.upstream_endpoint}/storage/v1/b/{naming.bucket_name(fs)}", timeout=10).status_code == 404
+    assert (
+        requests.get(f"{overlay.upstream_endpoint}/storage/v1/b/{naming.bucket_name(fs)}", timeout=10).status_code
+        == 404
+    )
     assert run(backend.delete(fs, CTX)).done  # idempotent
 
 
@@ -440,8 +462,11 @@ def test_force_deletes_all_objects_then_bucket(overlay):
     assert requests.get(f"{overlay.upstream_endpoint}/storage/v1/b/{name}", timeout=10).status_code == 404
     lists = [r for r in overlay.requests if r.method == "GET" and r.path == f"/storage/v1/b/{name}/o"]
     assert lists and all(r.query.get("versions") == "True" for r in lists)
-    deletes = {r.path.rsplit("/o/", 1)[1]: r.query.get("generation")
-               for r in overlay.requests if r.method == "DELETE" and "/o/" in r.path}
+    deletes = {
+        r.path.rsplit("/o/", 1)[1]: r.query.get("generation")
+        for r in overlay.requests
+        if r.method == "DELETE" and "/o/" in r.path
+    }
     assert deletes == {k: str(g) for k, g in generations.items()}
 
 
@@ -584,8 +609,11 @@ def test_invalid_spec_still_deletes_the_recorded_bucket(overlay):
     fs = make_fs(deletionPolicy="Delete")
     fs = _carry(fs, run(backend.ensure(fs, CTX)))
     name = naming.bucket_name(fs)
-    body = {"metadata": fs.metadata.model_dump(), "spec": {"project": "x", "gcp": {"project": "Not Valid"}},
-            "status": fs.status.model_dump(mode="json", by_alias=True)}
+    body = {
+        "metadata": fs.metadata.model_dump(),
+        "spec": {"project": "x", "gcp": {"project": "Not Valid"}},
+        "status": fs.status.model_dump(mode="json", by_alias=True),
+    }
     stub = recorded_store(body)
     assert stub is not None and backend.needs_cleanup(stub)
     out = run(backend.delete(stub, CTX))
@@ -599,14 +627,19 @@ def test_invalid_spec_still_deletes_the_recorded_bucket(overlay):
 def test_existing_bucket_of_another_namespace_is_refused_and_never_granted(overlay, monkeypatch):
     """Before: namespace attacker named the victim's (operator-created) bucket as existingBucket and got a
     Ready offline store on it: its Feast pods read and wrote the victim's data and registry."""
-    victim = make_fs(name="prod", namespace="victim", uid="uid-victim",
-                     serviceAccount="feast-victim@test-project.iam.gserviceaccount.com")
+    victim = make_fs(
+        name="prod",
+        namespace="victim",
+        uid="uid-victim",
+        serviceAccount="feast-victim@test-project.iam.gserviceaccount.com",
+    )
     assert isinstance(run(GcsBackend(CONFIG).ensure(victim, CTX)), Ready)
     bucket = naming.bucket_name(victim)
     iam_before = overlay.policy(bucket)
     attacker_gsa = "feast-attacker@test-project.iam.gserviceaccount.com"
-    attack = make_fs(name="thief", namespace="attacker", uid="uid-attacker", existingBucket=bucket,
-                     serviceAccount=attacker_gsa)
+    attack = make_fs(
+        name="thief", namespace="attacker", uid="uid-attacker", existingBucket=bucket, serviceAccount=attacker_gsa
+    )
     overlay.clear_log()
 
     def refused(out, reason: str) -> None:

@@ -27,14 +27,16 @@ from featurestore_operator.backends.workload_identity import (  # noqa: E402
     with_member,
     without_member,
 )
+
 from tests.support.iam_fake import IamAdminFake  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
 GSA = "feast-team-a@test-project.iam.gserviceaccount.com"
 OPERATOR_GSA = "featurestore-operator@test-project.iam.gserviceaccount.com"
-CONFIG = OperatorConfig(default_provider="gcp", gcp_project="test-project", gcp_region="us-central1",
-                        gcp_service_account=OPERATOR_GSA)
+CONFIG = OperatorConfig(
+    default_provider="gcp", gcp_project="test-project", gcp_region="us-central1", gcp_service_account=OPERATOR_GSA
+)
 MEMBER = "serviceAccount:test-project.svc.id.goog[team-a/demo-feast]"
 
 
@@ -49,8 +51,14 @@ def make_fs(gsa: str | None = GSA, **extra):
     spec: dict = {"project": "demo", "offlineStore": {"gcs": {}}, **extra}
     if gsa:
         spec["gcp"] = {**spec.get("gcp", {}), "serviceAccount": gsa}
-    fs = parse_featurestore({"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-                             "metadata": {"name": "demo", "namespace": "team-a", "uid": "u1"}, "spec": spec})
+    fs = parse_featurestore(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": "demo", "namespace": "team-a", "uid": "u1"},
+            "spec": spec,
+        }
+    )
     return fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
 
 
@@ -84,12 +92,18 @@ def test_member_and_command():
     assert member(fs, "test-project.svc.id.goog") == MEMBER
     assert gcloud_add_command(GSA, MEMBER) == (
         f"gcloud iam service-accounts add-iam-policy-binding {GSA} --role roles/iam.workloadIdentityUser "
-        f'--member "serviceAccount:test-project.svc.id.goog[team-a/demo-feast]"')
+        f'--member "serviceAccount:test-project.svc.id.goog[team-a/demo-feast]"'
+    )
 
 
 def test_adds_binding_once_keeping_others(iam, wi):
-    iam.add_service_account(GSA, [{"role": "roles/iam.serviceAccountUser", "members": ["user:alice@example.com"]},
-                                  {"role": WORKLOAD_IDENTITY_USER, "members": ["serviceAccount:p.svc.id.goog[x/y]"]}])
+    iam.add_service_account(
+        GSA,
+        [
+            {"role": "roles/iam.serviceAccountUser", "members": ["user:alice@example.com"]},
+            {"role": WORKLOAD_IDENTITY_USER, "members": ["serviceAccount:p.svc.id.goog[x/y]"]},
+        ],
+    )
     out = run(wi.ensure(make_fs(), CTX))
     assert isinstance(out, Ready) and out.endpoint == MEMBER and "granted" in out.message
     assert iam.bindings(GSA) == [
@@ -188,8 +202,9 @@ def test_pool_comes_from_operator_config_never_the_spec(iam):
         assert isinstance(out, Failed) and "allowedProjects" in out.message and iam.calls == []
     finally:
         wi.close()
-    wide = CONFIG.model_copy(update={"policy": CONFIG.policy.model_copy(
-        update={"allowed_projects": ["test-project", "shared-project"]})})
+    wide = CONFIG.model_copy(
+        update={"policy": CONFIG.policy.model_copy(update={"allowed_projects": ["test-project", "shared-project"]})}
+    )
     wi = WorkloadIdentity(wide, endpoint=iam.endpoint)
     try:
         out = run(wi.ensure(make_fs(gcp={"project": "shared-project"}), CTX))
@@ -215,8 +230,13 @@ def test_changed_service_account_revokes_the_old_grant(iam, wi):
     second = "feast-team-a-2@test-project.iam.gserviceaccount.com"
     iam.add_service_account(GSA)
     iam.add_service_account(second)
-    wide = CONFIG.model_copy(update={"policy": CONFIG.policy.model_copy(
-        update={"service_account_patterns": ["feast-{namespace}*@{project}.iam.gserviceaccount.com"]})})
+    wide = CONFIG.model_copy(
+        update={
+            "policy": CONFIG.policy.model_copy(
+                update={"service_account_patterns": ["feast-{namespace}*@{project}.iam.gserviceaccount.com"]}
+            )
+        }
+    )
     wi = WorkloadIdentity(wide, endpoint=iam.endpoint)
     try:
         fs = recorded(make_fs(), run(wi.ensure(make_fs(), CTX)))
@@ -226,7 +246,9 @@ def test_changed_service_account_revokes_the_old_grant(iam, wi):
         assert out.reason == "RevokedOldGrant" and iam.bindings(GSA) == []
         fs = recorded(fs, out)
         out = run(wi.ensure(fs, CTX))
-        assert isinstance(out, Ready) and iam.bindings(second) == [{"role": WORKLOAD_IDENTITY_USER, "members": [MEMBER]}]
+        assert isinstance(out, Ready) and iam.bindings(second) == [
+            {"role": WORKLOAD_IDENTITY_USER, "members": [MEMBER]}
+        ]
         fs = recorded(fs, out)
         # serviceAccount removed: the grant goes too; deleting an invalid store works from the record.
         fs = fs.model_copy(update={"spec": make_fs(gsa=None).spec})
@@ -244,7 +266,9 @@ def test_with_member_pure():
     role = "roles/x"
     assert with_member([], role, "user:a") == [{"role": role, "members": ["user:a"]}]
     assert with_member([{"role": role, "members": {"user:a"}}], role, "user:a") is None
-    assert with_member([{"role": role, "members": ["user:b"]}], role, "user:a") == [{"role": role, "members": ["user:b", "user:a"]}]
+    assert with_member([{"role": role, "members": ["user:b"]}], role, "user:a") == [
+        {"role": role, "members": ["user:b", "user:a"]}
+    ]
     cond = {"expression": "true"}
     out = with_member([{"role": role, "members": ["user:a"], "condition": cond}], role, "user:a")
     assert out == [{"role": role, "members": ["user:a"], "condition": cond}, {"role": role, "members": ["user:a"]}]
@@ -254,6 +278,9 @@ def test_with_member_pure():
 def test_without_member_pure():
     role = "roles/x"
     assert without_member([{"role": role, "members": ["user:b"]}], role, "user:a") is None
-    assert without_member([{"role": role, "members": ["user:a"]}, {"role": "r2", "members": ["user:a"]}], role, "user:a") == [
-        {"role": "r2", "members": ["user:a"]}]
-    assert without_member([{"role": role, "members": ["user:a", "user:b"]}], role, "user:a") == [{"role": role, "members": ["user:b"]}]
+    assert without_member(
+        [{"role": role, "members": ["user:a"]}, {"role": "r2", "members": ["user:a"]}], role, "user:a"
+    ) == [{"role": "r2", "members": ["user:a"]}]
+    assert without_member([{"role": role, "members": ["user:a", "user:b"]}], role, "user:a") == [
+        {"role": role, "members": ["user:b"]}
+    ]

@@ -39,8 +39,9 @@ UID = "0b5e9a52-8c1e-4a43-9b2e-5c0d7f6b1a11"
 State = redis_v1.Instance.State
 
 #: The shared policy's shape with shorter waits, so fault tests stay quick.
-FAST_RETRY = gretry.Retry(predicate=gretry.if_exception_type(*gcp.TRANSIENT), initial=0.02, maximum=0.2,
-                          multiplier=2.0, timeout=20)
+FAST_RETRY = gretry.Retry(
+    predicate=gretry.if_exception_type(*gcp.TRANSIENT), initial=0.02, maximum=0.2, multiplier=2.0, timeout=20
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -48,8 +49,14 @@ FAST_RETRY = gretry.Retry(predicate=gretry.if_exception_type(*gcp.TRANSIENT), in
 
 def config(endpoint: str, **policy: Any) -> OperatorConfig:
     """The operator config; ``policy``: admin policy fields (camelCase), e.g. byoAssignments."""
-    return OperatorConfig(default_provider="gcp", gcp_project=PROJECT, gcp_region=REGION, gcp_network=NETWORK,
-                          memorystore_endpoint=endpoint, policy=policy)
+    return OperatorConfig(
+        default_provider="gcp",
+        gcp_project=PROJECT,
+        gcp_region=REGION,
+        gcp_network=NETWORK,
+        memorystore_endpoint=endpoint,
+        policy=policy,
+    )
 
 
 def assigned(cfg: OperatorConfig, namespace: str, *instance_ids: str, **policy: Any) -> OperatorConfig:
@@ -59,14 +66,17 @@ def assigned(cfg: OperatorConfig, namespace: str, *instance_ids: str, **policy: 
     return config(cfg.memorystore_endpoint, byoAssignments={namespace: {"instances": names}}, **policy)
 
 
-def make_fs(cfg: OperatorConfig, *, name: str = "driver-stats", namespace: str = "team-a", uid: str = UID,
-            **memorystore: Any) -> FeatureStore:
-    fs = parse_featurestore({
-        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
-        "kind": "FeatureStore",
-        "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
-        "spec": {"project": "driver_stats", "provider": "gcp", "onlineStore": {"memorystore": memorystore}},
-    })
+def make_fs(
+    cfg: OperatorConfig, *, name: str = "driver-stats", namespace: str = "team-a", uid: str = UID, **memorystore: Any
+) -> FeatureStore:
+    fs = parse_featurestore(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
+            "spec": {"project": "driver_stats", "provider": "gcp", "onlineStore": {"memorystore": memorystore}},
+        }
+    )
     return fs.model_copy(update={"spec": resolve(fs.spec, cfg)})
 
 
@@ -98,8 +108,12 @@ class Loop:
         self.outcomes.append(out)
         return out
 
-    async def until(self, done: Callable[[Any], bool] = lambda o: isinstance(o, (Ready, Failed)),
-                    timeout: float = 30.0, interval: float = 0.05) -> Any:
+    async def until(
+        self,
+        done: Callable[[Any], bool] = lambda o: isinstance(o, (Ready, Failed)),
+        timeout: float = 30.0,
+        interval: float = 0.05,
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             out = await self.ensure()
@@ -124,7 +138,8 @@ class Loop:
         """The user edits spec.onlineStore.memorystore; status stays."""
         m = self.fs.metadata
         self.fs = make_fs(cfg, name=m.name, namespace=m.namespace, uid=m.uid or "", **memorystore).model_copy(
-            update={"status": self.fs.status})
+            update={"status": self.fs.status}
+        )
 
 
 def reasons(outcomes: list[Any]) -> list[str]:
@@ -298,7 +313,7 @@ def test_failed_operation_is_reported_then_recovered(fake, cfg, tmp_path):
     assert "ABORTED" in failed.message and "deleted during creation" in failed.message
     assert loop.fs.status.operations.memorystore is None
     ready = asyncio.run(loop.until(lambda o: isinstance(o, Ready)))
-    after = reasons(loop.outcomes)[reasons(loop.outcomes).index("CreateFailed") + 1:]
+    after = reasons(loop.outcomes)[reasons(loop.outcomes).index("CreateFailed") + 1 :]
     assert after[0] == "Creating" and after[-1] == "Ready" and set(after) == {"Creating", "Ready"}
     assert fake.count("CreateInstance", status=200) == 2 and len(fake.instances()) == 1
     assert connect(ready, tmp_path).ping()
@@ -312,7 +327,7 @@ def test_mutable_changes_are_applied_in_place(fake, cfg, tmp_path):
     ready = asyncio.run(loop.until())
     iid = memorystore_instance_id(loop.fs)
     srv = fake.redis_server(iid)
-    assert srv.config_get("maxmemory") == str(1024 ** 3)
+    assert srv.config_get("maxmemory") == str(1024**3)
     connect(ready, tmp_path).set("survives", "1")
 
     loop.respec(cfg, memory_size_gb=2, redis_configs={"maxmemory-policy": "allkeys-lru"})
@@ -323,7 +338,7 @@ def test_mutable_changes_are_applied_in_place(fake, cfg, tmp_path):
     assert masks == ["redisConfigs", "memorySizeGb"]  # one field per operation
     inst = fake.instance(iid)
     assert inst.memory_size_gb == 2 and dict(inst.redis_configs) == {"maxmemory-policy": "allkeys-lru"}
-    assert srv.config_get("maxmemory") == str(2 * 1024 ** 3)  # applied to the real server
+    assert srv.config_get("maxmemory") == str(2 * 1024**3)  # applied to the real server
     assert srv.config_get("maxmemory-policy") == "allkeys-lru"
     assert connect(ready, tmp_path).get("survives") == b"1"
     assert fake.count("CreateInstance") == 1
@@ -355,8 +370,10 @@ def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path)
     out = asyncio.run(loop.ensure())
     assert isinstance(out, Ready)
     assert out.message.startswith("ImmutableFieldChanged: ")
-    assert ("spec.onlineStore.memorystore.tier cannot be changed on an existing instance: "
-            "it is BASIC, the spec asks for STANDARD_HA") in out.message
+    assert (
+        "spec.onlineStore.memorystore.tier cannot be changed on an existing instance: "
+        "it is BASIC, the spec asks for STANDARD_HA"
+    ) in out.message
     assert "spec.onlineStore.memorystore.transitEncryption" in out.message and "it is true" in out.message
     assert "revert" in out.message and "new FeatureStore" in out.message
     # the endpoint is the actual instance's (still TLS), and it still works
@@ -383,8 +400,12 @@ def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path)
 def test_foreign_instance_is_a_conflict_and_untouched(fake, cfg):
     fs = make_fs(cfg)
     iid = memorystore_instance_id(fs)
-    foreign = {"featurestore-namespace": "team-b", "featurestore-name": "other", "featurestore-uid": "x1",
-               "managed-by": "featurestore-operator"}
+    foreign = {
+        "featurestore-namespace": "team-b",
+        "featurestore-name": "other",
+        "featurestore-uid": "x1",
+        "managed-by": "featurestore-operator",
+    }
     fake.precreate(iid, labels=foreign, memory_size_gb=5)
     loop = Loop(backend_for(fake, cfg), fs, cfg)
     out = asyncio.run(loop.ensure())
@@ -402,7 +423,9 @@ def test_foreign_instance_is_a_conflict_and_untouched(fake, cfg):
     other = make_fs(cfg, name="handmade", instance_id="n6-team-a-handmade")
     fake.precreate("n6-team-a-handmade")
     out = asyncio.run(Loop(backend_for(fake, cfg), other, cfg).ensure())
-    assert isinstance(out, Failed) and out.reason == "Conflict" and "no featurestore-operator owner labels" in out.message
+    assert (
+        isinstance(out, Failed) and out.reason == "Conflict" and "no featurestore-operator owner labels" in out.message
+    )
 
     # deleting the FeatureStore leaves the foreign instance alone
     done = asyncio.run(loop.delete_until_done())
@@ -415,8 +438,15 @@ def test_retained_instance_of_the_same_name_is_adopted(fake, cfg, tmp_path):
     fs = make_fs(cfg)
     iid = memorystore_instance_id(fs)
     earlier = {**owner_labels(fs), "featurestore-uid": "old-uid"}
-    fake.precreate(iid, labels=earlier, auth_enabled=True, transit_encryption_mode="SERVER_AUTHENTICATION",
-                   redis_version="REDIS_7_2", authorized_network=NETWORK, connect_mode="PRIVATE_SERVICE_ACCESS")
+    fake.precreate(
+        iid,
+        labels=earlier,
+        auth_enabled=True,
+        transit_encryption_mode="SERVER_AUTHENTICATION",
+        redis_version="REDIS_7_2",
+        authorized_network=NETWORK,
+        connect_mode="PRIVATE_SERVICE_ACCESS",
+    )
     fake.redis_server(iid).client().set("kept", "yes")
     loop = Loop(backend_for(fake, cfg), fs, cfg)
     ready = asyncio.run(loop.until(lambda o: isinstance(o, Ready)))
@@ -481,8 +511,15 @@ def test_missing_credentials_are_reported_not_raised():
     assert len(calls) == 2  # tried again on the next call, not cached as broken
 
 
-@pytest.mark.parametrize("state, reason", [("REPAIRING", "Repairing"), ("MAINTENANCE", "Maintenance"),
-                                           ("FAILING_OVER", "FailingOver"), ("IMPORTING", "Importing")])
+@pytest.mark.parametrize(
+    "state, reason",
+    [
+        ("REPAIRING", "Repairing"),
+        ("MAINTENANCE", "Maintenance"),
+        ("FAILING_OVER", "FailingOver"),
+        ("IMPORTING", "Importing"),
+    ],
+)
 def test_transitional_states_are_pending_with_their_reason(state, reason):
     with MemorystoreFake(op_delay=0.05, real_redis=False) as fake:
         cfg = config(fake.endpoint)
@@ -525,8 +562,9 @@ def test_calls_never_block_the_event_loop():
         out, ticks = asyncio.run(main())
         gaps = [b - a for a, b in zip(ticks, ticks[1:])]
         assert out is not None and fake.count("GetInstance") >= 1
-        assert len(ticks) >= 10 and max(gaps) < delay * 0.9, \
+        assert len(ticks) >= 10 and max(gaps) < delay * 0.9, (
             f"the event loop stalled during a {delay:.0f}s call: {len(ticks)} ticks, gaps up to {max(gaps, default=0):.2f}s"
+        )
 
 
 # --------------------------------------------------------------------------- delete
@@ -587,8 +625,11 @@ def test_two_clusters_sharing_a_project_never_touch_each_others_instance(fake, c
     inst = fake.instances()[0]
     assert inst.labels["featurestore-cluster"] == "cluster-a-uid"
 
-    b = Loop(MemorystoreBackend(cluster_b, retry=FAST_RETRY),
-             make_fs(cluster_b, uid="6f1c1c9e-0000-4000-8000-00000000000b"), cluster_b)
+    b = Loop(
+        MemorystoreBackend(cluster_b, retry=FAST_RETRY),
+        make_fs(cluster_b, uid="6f1c1c9e-0000-4000-8000-00000000000b"),
+        cluster_b,
+    )
     fake.clear_requests()
     out = asyncio.run(b.ensure())
     assert isinstance(out, Failed) and out.reason == "Conflict"
@@ -600,8 +641,13 @@ def test_two_clusters_sharing_a_project_never_touch_each_others_instance(fake, c
 
 def test_existing_instance_is_used_verified_and_never_changed(fake, cfg, tmp_path):
     """Bring your own (issue 18 item 6): read, served, never updated or deleted."""
-    fake.precreate("terraform-redis", labels={"owner": "platform"}, memory_size_gb=5, auth_enabled=True,
-                   transit_encryption_mode="SERVER_AUTHENTICATION")
+    fake.precreate(
+        "terraform-redis",
+        labels={"owner": "platform"},
+        memory_size_gb=5,
+        auth_enabled=True,
+        transit_encryption_mode="SERVER_AUTHENTICATION",
+    )
     cfg = assigned(cfg, "team-a", "terraform-redis", "nope")
     loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg, existing_instance="terraform-redis"), cfg)
     fake.clear_requests()
@@ -645,8 +691,11 @@ def test_invalid_spec_still_deletes_what_status_records(fake, cfg):
 
     loop = Loop(MemorystoreBackend(cfg, retry=FAST_RETRY), make_fs(cfg), cfg)
     assert isinstance(asyncio.run(loop.until(timeout=60)), Ready)
-    body = {"metadata": loop.fs.metadata.model_dump(), "spec": {"project": "x", "bogus": True},
-            "status": loop.fs.status.model_dump(mode="json", by_alias=True)}
+    body = {
+        "metadata": loop.fs.metadata.model_dump(),
+        "spec": {"project": "x", "bogus": True},
+        "status": loop.fs.status.model_dump(mode="json", by_alias=True),
+    }
     stub = recorded_store(body)
     assert stub is not None and loop.backend.needs_cleanup(stub)
     loop.fs = stub
@@ -669,9 +718,13 @@ def _victim(fake: MemorystoreFake, cfg: OperatorConfig) -> tuple[str, str]:
 
 
 def _attack(cfg: OperatorConfig, iid: str) -> Loop:
-    return Loop(MemorystoreBackend(cfg, retry=FAST_RETRY),
-                make_fs(cfg, name="thief", namespace="attacker", uid="6f1c1c9e-0000-4000-8000-0000000000aa",
-                        existing_instance=iid), cfg)
+    return Loop(
+        MemorystoreBackend(cfg, retry=FAST_RETRY),
+        make_fs(
+            cfg, name="thief", namespace="attacker", uid="6f1c1c9e-0000-4000-8000-0000000000aa", existing_instance=iid
+        ),
+        cfg,
+    )
 
 
 def _no_credential(out: Any, fake: MemorystoreFake, password: str) -> None:
@@ -713,13 +766,21 @@ def test_operator_created_instance_is_never_existing_for_another_namespace(fake,
 
 def test_existing_instance_without_auth_or_tls_is_refused_by_default(fake, cfg, tmp_path):
     fake.precreate("plain-redis", labels={"owner": "platform"})  # AUTH and TLS off
-    out = asyncio.run(Loop(MemorystoreBackend(assigned(cfg, "team-a", "plain-redis"), retry=FAST_RETRY),
-                           make_fs(cfg, existing_instance="plain-redis"), cfg).ensure())
+    out = asyncio.run(
+        Loop(
+            MemorystoreBackend(assigned(cfg, "team-a", "plain-redis"), retry=FAST_RETRY),
+            make_fs(cfg, existing_instance="plain-redis"),
+            cfg,
+        ).ensure()
+    )
     assert isinstance(out, Failed) and out.reason == "PolicyViolation", out
     assert "memorystoreSecurity.requireAuth" in out.message and "memorystoreSecurity.requireTls" in out.message
     assert "existingInstance" in out.message
 
     relaxed = assigned(cfg, "team-a", "plain-redis", memorystoreSecurity={"requireAuth": False, "requireTls": False})
-    out = asyncio.run(Loop(MemorystoreBackend(relaxed, retry=FAST_RETRY),
-                           make_fs(cfg, existing_instance="plain-redis"), relaxed).ensure())
+    out = asyncio.run(
+        Loop(
+            MemorystoreBackend(relaxed, retry=FAST_RETRY), make_fs(cfg, existing_instance="plain-redis"), relaxed
+        ).ensure()
+    )
     assert isinstance(out, Ready) and connect(out, tmp_path).ping()

@@ -61,12 +61,19 @@ def _read(host: str, ca: str | None) -> tuple[int, dict]:
 
 
 def test_feature_server_serves_https_with_the_issued_certificate():
-    fs = FeatureStore.model_validate({
-        "apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-        "metadata": {"name": "issued", "namespace": "team", "uid": str(uuid.uuid4())},
-        "spec": {"project": feature_repo.PROJECT, "provider": "local", "featureRepo": {"configMap": {"name": "repo"}},
-                 "tls": {"enabled": True}},
-    })
+    fs = FeatureStore.model_validate(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": "issued", "namespace": "team", "uid": str(uuid.uuid4())},
+            "spec": {
+                "project": feature_repo.PROJECT,
+                "provider": "local",
+                "featureRepo": {"configMap": {"name": "repo"}},
+                "tls": {"enabled": True},
+            },
+        }
+    )
     fs = fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
     names = Names(fs)
     workdir = Path(tempfile.mkdtemp(prefix="cert-manager-", dir="/var/tmp"))
@@ -74,8 +81,11 @@ def test_feature_server_serves_https_with_the_issued_certificate():
         online = OnlineEndpoint(host=redis.host, port=redis.port, password=SecretKey(names.online_secret, "password"))
         offline = OfflineEndpoint(claim=names.data_claim)
         # cert-manager's part: sign what the rendered Certificate asks for, into the Secret it names
-        certificate = next(o for o in render.render(fs, Endpoints(online, offline), CONFIG, VERSIONS).objects
-                           if o["kind"] == "Certificate")
+        certificate = next(
+            o
+            for o in render.render(fs, Endpoints(online, offline), CONFIG, VERSIONS).objects
+            if o["kind"] == "Certificate"
+        )
         issuer = TestIssuer()
         secrets = {certificate["spec"]["secretName"]: issuer.secret_data(certificate["spec"]["dnsNames"])}
         material = tls_backend.issued(fs, CONFIG, secrets[certificate["spec"]["secretName"]])
@@ -84,11 +94,16 @@ def test_feature_server_serves_https_with_the_issued_certificate():
         parquet = workdir / "driver_stats.parquet"
         expected = feature_repo.write_driver_stats(parquet)
         rendered = render.render(fs, endpoints, CONFIG, VERSIONS, RepoSource("r1"))
-        client_ca = next(o for o in rendered.objects if o["kind"] == "ConfigMap"
-                         and o["metadata"]["name"] == names.client_config)["data"]["ca.crt"]
+        client_ca = next(
+            o for o in rendered.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == names.client_config
+        )["data"]["ca.crt"]
         assert client_ca == issuer.ca_pem
-        runner = PodRunner(rendered.objects, secrets={**secrets, names.online_secret: {"password": redis.password}},
-                           config_maps={"repo": feature_repo.repo_files(parquet)}, namespace="team")
+        runner = PodRunner(
+            rendered.objects,
+            secrets={**secrets, names.online_secret: {"password": redis.password}},
+            config_maps={"repo": feature_repo.repo_files(parquet)},
+            namespace="team",
+        )
         try:
             for job in (runner.find("Job"), runner.find("CronJob")):
                 res = runner.pod(job).run_job(timeout=300)

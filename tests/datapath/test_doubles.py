@@ -27,12 +27,15 @@ from google.protobuf import field_mask_pb2  # noqa: E402
 from tests.support.gcs_emulator import GcsEmulator  # noqa: E402
 from tests.support.memorystore_fake import MemorystoreFake  # noqa: E402
 from tests.support.redis_server import (  # noqa: E402
-    RedisServer, RedisServerError, generate_tls_material, no_retry)
+    RedisServer,
+    RedisServerError,
+    generate_tls_material,
+    no_retry,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
-FAST_RETRY = gretry.Retry(predicate=gretry.if_transient_error, initial=0.05, maximum=0.2,
-                          multiplier=2, timeout=10)
+FAST_RETRY = gretry.Retry(predicate=gretry.if_transient_error, initial=0.05, maximum=0.2, multiplier=2, timeout=10)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -69,13 +72,26 @@ def test_redis_tls_and_password_like_memorystore(tmp_path):
                 assert tls.recv(100).startswith(b"+OK\r\n")
 
         # Same thing with CA given as data (how a CA from a Secret / serverCaCerts is used).
-        r2 = redis.Redis(host=srv.host, port=srv.port, password=srv.password, ssl=True,
-                         ssl_ca_data=srv.ca_pem, socket_timeout=3, retry=no_retry())
+        r2 = redis.Redis(
+            host=srv.host,
+            port=srv.port,
+            password=srv.password,
+            ssl=True,
+            ssl_ca_data=srv.ca_pem,
+            socket_timeout=3,
+            retry=no_retry(),
+        )
         assert r2.get("k") == b"v"
 
         # Without TLS: the TLS-only port does not speak plain RESP.
-        plain = redis.Redis(host=srv.host, port=srv.port, password=srv.password,
-                            socket_timeout=2, socket_connect_timeout=2, retry=no_retry())
+        plain = redis.Redis(
+            host=srv.host,
+            port=srv.port,
+            password=srv.password,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=no_retry(),
+        )
         with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
             plain.ping()
 
@@ -133,9 +149,9 @@ def test_gcs_if_generation_match_412(gcs):
     blob = bucket.blob("registry.pb")
     blob.upload_from_string(b"v1", if_generation_match=0)  # create-only: ok
     gen = blob.generation
-    with pytest.raises(gexc.PreconditionFailed):            # exists now: 412
+    with pytest.raises(gexc.PreconditionFailed):  # exists now: 412
         bucket.blob("registry.pb").upload_from_string(b"v2", if_generation_match=0)
-    with pytest.raises(gexc.PreconditionFailed):            # stale generation: 412
+    with pytest.raises(gexc.PreconditionFailed):  # stale generation: 412
         bucket.blob("registry.pb").upload_from_string(b"v2", if_generation_match=gen + 1)
     bucket.blob("registry.pb").upload_from_string(b"v2", if_generation_match=gen)
     assert bucket.blob("registry.pb").download_as_bytes() == b"v2"
@@ -175,12 +191,10 @@ def test_gcsfs_roundtrip_through_env(gcs, monkeypatch):
     with fs.open("gcsfs-bucket/feast/registry.pb", "wb") as f:
         f.write(b"registry-bytes")
     assert fs.cat("gs://gcsfs-bucket/feast/registry.pb") == b"registry-bytes"
-    with fsspec.open("gs://gcsfs-bucket/feast/registry.pb", "rb",
-                     skip_instance_cache=True) as f:
+    with fsspec.open("gs://gcsfs-bucket/feast/registry.pb", "rb", skip_instance_cache=True) as f:
         assert f.read() == b"registry-bytes"
     # and the JSON API client sees the same object
-    assert gcs.client().bucket("gcsfs-bucket").blob("feast/registry.pb") \
-        .download_as_bytes() == b"registry-bytes"
+    assert gcs.client().bucket("gcsfs-bucket").blob("feast/registry.pb").download_as_bytes() == b"registry-bytes"
     assert time.monotonic() - t0 < 20, "gcsfs stalled: is GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT set?"
 
 
@@ -194,23 +208,28 @@ def fake():
 
 
 def _tls_auth_instance(**extra) -> redis_v1.Instance:
-    return redis_v1.Instance(tier=redis_v1.Instance.Tier.BASIC, memory_size_gb=1,
-                             auth_enabled=True,
-                             transit_encryption_mode="SERVER_AUTHENTICATION",
-                             redis_version="REDIS_7_0",
-                             authorized_network="projects/test-project/global/networks/kf",
-                             connect_mode="PRIVATE_SERVICE_ACCESS",
-                             labels={"featurestore-namespace": "team-a",
-                                     "featurestore-name": "fs",
-                                     "featurestore-uid": "0d4c6a5e-1b2c-4d5e-8f90-123456789abc"},
-                             redis_configs={"maxmemory-policy": "allkeys-lru"}, **extra)
+    return redis_v1.Instance(
+        tier=redis_v1.Instance.Tier.BASIC,
+        memory_size_gb=1,
+        auth_enabled=True,
+        transit_encryption_mode="SERVER_AUTHENTICATION",
+        redis_version="REDIS_7_0",
+        authorized_network="projects/test-project/global/networks/kf",
+        connect_mode="PRIVATE_SERVICE_ACCESS",
+        labels={
+            "featurestore-namespace": "team-a",
+            "featurestore-name": "fs",
+            "featurestore-uid": "0d4c6a5e-1b2c-4d5e-8f90-123456789abc",
+        },
+        redis_configs={"maxmemory-policy": "allkeys-lru"},
+        **extra,
+    )
 
 
 def test_memorystore_create_gives_a_real_tls_auth_redis(fake, tmp_path):
     client = fake.client()
     parent = fake.parent()
-    op = client.create_instance(parent=parent, instance_id="fs-team-a-fs",
-                                instance=_tls_auth_instance())
+    op = client.create_instance(parent=parent, instance_id="fs-team-a-fs", instance=_tls_auth_instance())
     # the wire format: camelCase JSON, enums as integers, instanceId in the query
     create = fake.calls("CreateInstance")[0]
     assert create.query["instanceId"] == "fs-team-a-fs"
@@ -236,15 +255,22 @@ def test_memorystore_create_gives_a_real_tls_auth_redis(fake, tmp_path):
     auth = client.get_instance_auth_string(name=inst.name).auth_string
     ca_file = tmp_path / "server-ca.pem"
     ca_file.write_text(inst.server_ca_certs[0].cert)
-    r = redis.Redis(host=inst.host, port=inst.port, ssl=True, ssl_ca_certs=str(ca_file),
-                    password=auth, socket_timeout=3, retry=no_retry())
+    r = redis.Redis(
+        host=inst.host,
+        port=inst.port,
+        ssl=True,
+        ssl_ca_certs=str(ca_file),
+        password=auth,
+        socket_timeout=3,
+        retry=no_retry(),
+    )
     assert r.set("feast:k", "v") and r.get("feast:k") == b"v"
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host=inst.host, port=inst.port, ssl=True, ssl_ca_certs=str(ca_file),
-                    socket_timeout=3, retry=no_retry()).get("feast:k")
+        redis.Redis(
+            host=inst.host, port=inst.port, ssl=True, ssl_ca_certs=str(ca_file), socket_timeout=3, retry=no_retry()
+        ).get("feast:k")
     with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
-        redis.Redis(host=inst.host, port=inst.port, password=auth, socket_timeout=2,
-                    retry=no_retry()).ping()
+        redis.Redis(host=inst.host, port=inst.port, password=auth, socket_timeout=2, retry=no_retry()).ping()
     # CONFIG is blocked for clients, as on Memorystore; the redisConfigs were applied for real
     with pytest.raises(redis.ResponseError):
         r.config_get("maxmemory-policy")
@@ -256,11 +282,11 @@ def test_memorystore_create_gives_a_real_tls_auth_redis(fake, tmp_path):
 
 def test_memorystore_duplicate_create_is_409_already_exists(fake):
     client = fake.client()
-    client.create_instance(parent=fake.parent(), instance_id="dup",
-                           instance={"tier": "BASIC", "memory_size_gb": 1}).result(timeout=30)
+    client.create_instance(
+        parent=fake.parent(), instance_id="dup", instance={"tier": "BASIC", "memory_size_gb": 1}
+    ).result(timeout=30)
     with pytest.raises(gexc.Conflict) as ei:
-        client.create_instance(parent=fake.parent(), instance_id="dup",
-                               instance={"tier": "BASIC", "memory_size_gb": 1})
+        client.create_instance(parent=fake.parent(), instance_id="dup", instance={"tier": "BASIC", "memory_size_gb": 1})
     # Over REST google-api-core maps by HTTP status: Conflict (409), not the gRPC-only
     # AlreadyExists subclass; the canonical status is in the JSON body.
     assert ei.value.code == 409
@@ -276,50 +302,53 @@ def test_memorystore_not_found_and_validation(fake):
     with pytest.raises(gexc.NotFound):
         client.delete_instance(name=f"{fake.parent()}/instances/missing")
     with pytest.raises(gexc.BadRequest, match="label value"):
-        client.create_instance(parent=fake.parent(), instance_id="bad-labels",
-                               instance={"tier": "BASIC", "memory_size_gb": 1,
-                                         "labels": {"name": "Has.Dots"}})
+        client.create_instance(
+            parent=fake.parent(),
+            instance_id="bad-labels",
+            instance={"tier": "BASIC", "memory_size_gb": 1, "labels": {"name": "Has.Dots"}},
+        )
     with pytest.raises(gexc.BadRequest, match="instance id"):
-        client.create_instance(parent=fake.parent(), instance_id="9-starts-with-digit",
-                               instance={"tier": "BASIC", "memory_size_gb": 1})
+        client.create_instance(
+            parent=fake.parent(), instance_id="9-starts-with-digit", instance={"tier": "BASIC", "memory_size_gb": 1}
+        )
     with pytest.raises(gexc.BadRequest, match="tier"):
-        client.create_instance(parent=fake.parent(), instance_id="no-tier",
-                               instance={"memory_size_gb": 1})
+        client.create_instance(parent=fake.parent(), instance_id="no-tier", instance={"memory_size_gb": 1})
     assert fake.instances() == []
 
 
 def test_memorystore_update_memory_labels(fake):
     client = fake.client()
-    inst = client.create_instance(parent=fake.parent(), instance_id="upd",
-                                  instance={"tier": "BASIC", "memory_size_gb": 1,
-                                            "labels": {"a": "b"}}).result(timeout=30)
+    inst = client.create_instance(
+        parent=fake.parent(), instance_id="upd", instance={"tier": "BASIC", "memory_size_gb": 1, "labels": {"a": "b"}}
+    ).result(timeout=30)
     srv = fake.redis_server("upd")
-    assert srv.config_get("maxmemory") == str(1024 ** 3)
+    assert srv.config_get("maxmemory") == str(1024**3)
     op = client.update_instance(
         update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb", "labels", "display_name"]),
-        instance=redis_v1.Instance(name=inst.name, memory_size_gb=2, labels={"a": "c"},
-                                   display_name="Feast online store"))
-    assert fake.calls("UpdateInstance")[0].query["updateMask"] == \
-        "memorySizeGb,labels,displayName"
+        instance=redis_v1.Instance(
+            name=inst.name, memory_size_gb=2, labels={"a": "c"}, display_name="Feast online store"
+        ),
+    )
+    assert fake.calls("UpdateInstance")[0].query["updateMask"] == "memorySizeGb,labels,displayName"
     assert client.get_instance(name=inst.name).state == redis_v1.Instance.State.UPDATING
     with pytest.raises(gexc.BadRequest):  # only one operation at a time
-        client.update_instance(update_mask={"paths": ["memory_size_gb"]},
-                               instance={"name": inst.name, "memory_size_gb": 3})
+        client.update_instance(
+            update_mask={"paths": ["memory_size_gb"]}, instance={"name": inst.name, "memory_size_gb": 3}
+        )
     updated = op.result(timeout=30)
     assert updated.memory_size_gb == 2 and dict(updated.labels) == {"a": "c"}
     assert updated.display_name == "Feast online store"
     assert updated.state == redis_v1.Instance.State.READY
-    assert srv.config_get("maxmemory") == str(2 * 1024 ** 3)  # applied to the real server
+    assert srv.config_get("maxmemory") == str(2 * 1024**3)  # applied to the real server
     with pytest.raises(gexc.BadRequest, match="cannot be updated"):
-        client.update_instance(update_mask={"paths": ["tier"]},
-                               instance={"name": inst.name, "tier": "STANDARD_HA"})
+        client.update_instance(update_mask={"paths": ["tier"]}, instance={"name": inst.name, "tier": "STANDARD_HA"})
 
 
 def test_memorystore_delete_stops_the_process(fake):
     client = fake.client()
-    inst = client.create_instance(parent=fake.parent(), instance_id="del",
-                                  instance={"tier": "BASIC", "memory_size_gb": 1,
-                                            "auth_enabled": True}).result(timeout=30)
+    inst = client.create_instance(
+        parent=fake.parent(), instance_id="del", instance={"tier": "BASIC", "memory_size_gb": 1, "auth_enabled": True}
+    ).result(timeout=30)
     pid = fake.redis_server("del").pid
     assert _pid_alive(pid)
     op = client.delete_instance(name=inst.name)
@@ -367,41 +396,43 @@ def test_memorystore_lost_response_after_create_then_conflict(fake):
     client = fake.client()
     fake.fail_next(1, status=503, rpc="CreateInstance", after_apply=True)
     with pytest.raises(gexc.ServiceUnavailable):
-        client.create_instance(parent=fake.parent(), instance_id="lost",
-                               instance={"tier": "BASIC", "memory_size_gb": 1})
+        client.create_instance(
+            parent=fake.parent(), instance_id="lost", instance={"tier": "BASIC", "memory_size_gb": 1}
+        )
     assert fake.instance("lost").state == redis_v1.Instance.State.CREATING
     with pytest.raises(gexc.Conflict):
-        client.create_instance(parent=fake.parent(), instance_id="lost",
-                               instance={"tier": "BASIC", "memory_size_gb": 1})
+        client.create_instance(
+            parent=fake.parent(), instance_id="lost", instance={"tier": "BASIC", "memory_size_gb": 1}
+        )
 
 
 def test_memorystore_forbid_delay_and_tampering():
-    with MemorystoreFake(real_redis=False, forbid=["CreateInstance"],
-                         delay=1.0, delay_rpcs=["ListInstances"]) as fake:
+    with MemorystoreFake(real_redis=False, forbid=["CreateInstance"], delay=1.0, delay_rpcs=["ListInstances"]) as fake:
         client = fake.client()
         with pytest.raises(gexc.Forbidden) as ei:  # REST: Forbidden, not PermissionDenied
-            client.create_instance(parent=fake.parent(), instance_id="nope",
-                                   instance={"tier": "BASIC", "memory_size_gb": 1})
+            client.create_instance(
+                parent=fake.parent(), instance_id="nope", instance={"tier": "BASIC", "memory_size_gb": 1}
+            )
         assert ei.value.response.json()["error"]["status"] == "PERMISSION_DENIED"
         assert fake.calls("CreateInstance")[0].injected == "forbid"
 
         # a client timeout over REST is a requests exception, not a google one
         import requests
+
         t0 = time.monotonic()
         with pytest.raises(requests.exceptions.Timeout):
             client.list_instances(parent=fake.parent(), timeout=0.3)
         assert time.monotonic() - t0 < 0.9
 
-        foreign = fake.precreate("taken", labels={"featurestore-uid": "someone-else"},
-                                 transit_encryption_mode="SERVER_AUTHENTICATION")
+        foreign = fake.precreate(
+            "taken", labels={"featurestore-uid": "someone-else"}, transit_encryption_mode="SERVER_AUTHENTICATION"
+        )
         got = client.get_instance(name=foreign.name)
         assert got.labels["featurestore-uid"] == "someone-else"
         assert got.port == 6378 and got.server_ca_certs  # no real process behind it
         fake.set_state("taken", "REPAIRING")
-        assert client.get_instance(name=foreign.name).state == \
-            redis_v1.Instance.State.REPAIRING
+        assert client.get_instance(name=foreign.name).state == redis_v1.Instance.State.REPAIRING
         with pytest.raises(gexc.BadRequest, match="REPAIRING"):
-            client.update_instance(update_mask={"paths": ["labels"]},
-                                   instance={"name": foreign.name, "labels": {}})
+            client.update_instance(update_mask={"paths": ["labels"]}, instance={"name": foreign.name, "labels": {}})
         fake.set_state("taken", "MAINTENANCE")
         assert fake.instance(foreign.name).state == redis_v1.Instance.State.MAINTENANCE

@@ -55,8 +55,10 @@ from tests.support.prerequisites import missing  # noqa: E402
 try:
     import feast  # noqa: F401 - the data path needs it importable
 except ImportError as err:  # a broken Feast install: named, and a failure under CI
-    missing(f"feast (pip install 'feast[redis,gcp]==0.67.0') is not importable ({err}): the Feast data-path tests need it",
-            module=True)
+    missing(
+        f"feast (pip install 'feast[redis,gcp]==0.67.0') is not importable ({err}): the Feast data-path tests need it",
+        module=True,
+    )
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,8 +66,14 @@ from featurestore_operator import render  # noqa: E402
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # noqa: E402
 from featurestore_operator.api.pods import PodSettings  # noqa: E402
 from featurestore_operator.render import (  # noqa: E402
-    Endpoints, OfflineEndpoint, OnlineEndpoint, RepoSource, SecretKey)
+    Endpoints,
+    OfflineEndpoint,
+    OnlineEndpoint,
+    RepoSource,
+    SecretKey,
+)
 from featurestore_operator.render.names import Names  # noqa: E402
+
 from tests.support import feature_repo  # noqa: E402
 from tests.support.gcs_emulator import GcsEmulator  # noqa: E402
 from tests.support.podrunner import Mount, PodRunner, Running, expand, pod_spec_of, unshare_available  # noqa: E402
@@ -122,19 +130,22 @@ class Stack:
 
 
 def _featurestore(config: OperatorConfig) -> FeatureStore:
-    fs = FeatureStore.model_validate({
-        "apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-        "metadata": {"name": FS_NAME, "namespace": NAMESPACE, "uid": str(uuid.uuid4())},
-        "spec": {
-            "project": feature_repo.PROJECT,
-            "provider": "gcp",
-            "onlineStore": {"memorystore": {"tier": "BASIC", "memorySizeGb": 1}},
-            "offlineStore": {"gcs": {}},
-            "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
-            "featureServer": {"metrics": {"enabled": True}},
-            "materialization": {"featureViews": [VIEW]},
-        },
-    })
+    fs = FeatureStore.model_validate(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": FS_NAME, "namespace": NAMESPACE, "uid": str(uuid.uuid4())},
+            "spec": {
+                "project": feature_repo.PROJECT,
+                "provider": "gcp",
+                "onlineStore": {"memorystore": {"tier": "BASIC", "memorySizeGb": 1}},
+                "offlineStore": {"gcs": {}},
+                "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
+                "featureServer": {"metrics": {"enabled": True}},
+                "materialization": {"featureViews": [VIEW]},
+            },
+        }
+    )
     return fs.model_copy(update={"spec": resolve(fs.spec, config)})
 
 
@@ -149,9 +160,13 @@ def stack():
         bucket = f"fso-{FS_NAME}-{secrets.token_hex(4)}"
         gcs.client().create_bucket(bucket)
         endpoints = Endpoints(
-            online=OnlineEndpoint(host=redis_srv.host, port=redis_srv.port, tls=True,
-                                  password=SecretKey(names.online_secret, "password"),
-                                  ca=SecretKey(names.online_secret, "ca.crt")),
+            online=OnlineEndpoint(
+                host=redis_srv.host,
+                port=redis_srv.port,
+                tls=True,
+                password=SecretKey(names.online_secret, "password"),
+                ca=SecretKey(names.online_secret, "ca.crt"),
+            ),
             offline=OfflineEndpoint(bucket=bucket),
         )
         parquet = data_dir / "driver_stats.parquet"
@@ -160,11 +175,28 @@ def stack():
         rendered = render.render(fs, endpoints, config, repo=RepoSource("r1-good"))
         # The Secret the Memorystore backend writes: the AUTH string and the server CA.
         secret_data = {names.online_secret: {"password": password, "ca.crt": redis_srv.ca_pem}}
-        runner = PodRunner(rendered.objects, secrets=secret_data,
-                           config_maps={"driver-feature-repo": repo},
-                           extra_env=gcs.env(), namespace=NAMESPACE)
-        st = Stack(redis_srv, gcs, bucket, fs, config, endpoints, secret_data, repo, expected, runner,
-                   rendered, names, data_dir)
+        runner = PodRunner(
+            rendered.objects,
+            secrets=secret_data,
+            config_maps={"driver-feature-repo": repo},
+            extra_env=gcs.env(),
+            namespace=NAMESPACE,
+        )
+        st = Stack(
+            redis_srv,
+            gcs,
+            bucket,
+            fs,
+            config,
+            endpoints,
+            secret_data,
+            repo,
+            expected,
+            runner,
+            rendered,
+            names,
+            data_dir,
+        )
         try:
             yield st
         finally:
@@ -174,8 +206,13 @@ def stack():
 
 def _run_apply(st: Stack, rendered: render.Rendered, repo: dict[str, str]):
     job = next(o for o in rendered.objects if o["kind"] == "Job")
-    runner = PodRunner(rendered.objects, secrets=st.secrets, config_maps={"driver-feature-repo": repo},
-                       extra_env=st.gcs.env(), namespace=NAMESPACE)
+    runner = PodRunner(
+        rendered.objects,
+        secrets=st.secrets,
+        config_maps={"driver-feature-repo": repo},
+        extra_env=st.gcs.env(),
+        namespace=NAMESPACE,
+    )
     try:
         pod = runner.pod(job)
         prepared = pod.prepare()
@@ -266,8 +303,7 @@ def _post(url: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, Any
 
 
 def _online(server: Running, drivers: list[int], features: list[str]) -> tuple[int, Any]:
-    return _post(server.url("http", "/get-online-features"),
-                 {"features": features, "entities": {"driver_id": drivers}})
+    return _post(server.url("http", "/get-online-features"), {"features": features, "entities": {"driver_id": drivers}})
 
 
 def _by_feature(body: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
@@ -335,18 +371,27 @@ def _redis_key(driver_id: int) -> bytes:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    return _redis_key(feature_repo.PROJECT, EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=driver_id)]),
-                      entity_key_serialization_version=3)
+    return _redis_key(
+        feature_repo.PROJECT,
+        EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=driver_id)]),
+        entity_key_serialization_version=3,
+    )
 
 
 def test_materialization_cronjob_writes_rows_to_redis(stack: Stack, materialized):
+    import redis
     from feast.infra.online_stores.helpers import _mmh3
     from feast.protos.feast.types.Value_pb2 import Value
 
-    import redis
-
-    r = redis.Redis(host=stack.redis.host, port=stack.redis.port, ssl=True, ssl_ca_certs=stack.redis.ca_path,
-                    password=stack.redis.password, socket_timeout=5, retry=no_retry())
+    r = redis.Redis(
+        host=stack.redis.host,
+        port=stack.redis.port,
+        ssl=True,
+        ssl_ca_certs=stack.redis.ca_path,
+        password=stack.redis.password,
+        socket_timeout=5,
+        retry=no_retry(),
+    )
     assert r.dbsize() >= len(feature_repo.DRIVERS)
     for d in feature_repo.DRIVERS:
         h = r.hgetall(_redis_key(d))
@@ -365,12 +410,21 @@ def test_pod_settings_reach_the_running_feast(stack: Stack, materialized):
     """spec.materialization.pod: the CronJob rendered with a log level and env from a Secret
     (envFrom) runs as rendered; Feast logs at DEBUG only when asked, and the env var is there."""
     pod_settings = {"logLevel": "DEBUG", "envFrom": [{"secretRef": {"name": "team-env"}}]}
-    spec = stack.fs.spec.model_copy(update={"materialization": stack.fs.spec.materialization.model_copy(
-        update={"pod": PodSettings.model_validate(pod_settings)})})
+    spec = stack.fs.spec.model_copy(
+        update={
+            "materialization": stack.fs.spec.materialization.model_copy(
+                update={"pod": PodSettings.model_validate(pod_settings)}
+            )
+        }
+    )
     fs = stack.fs.model_copy(update={"spec": spec})
     rendered = render.render(fs, stack.endpoints, stack.config, repo=RepoSource("r1-good"))
-    runner = PodRunner(rendered.objects, secrets={**stack.secrets, "team-env": {"TEAM_MARK": "fraud-team"}},
-                       extra_env=stack.gcs.env(), namespace=NAMESPACE)
+    runner = PodRunner(
+        rendered.objects,
+        secrets={**stack.secrets, "team-env": {"TEAM_MARK": "fraud-team"}},
+        extra_env=stack.gcs.env(),
+        namespace=NAMESPACE,
+    )
     try:
         pod = runner.pod(runner.find("CronJob"))
         prepared = pod.prepare()
@@ -404,8 +458,10 @@ def test_feature_server_health_metrics_and_online_features(stack: Stack, server:
     # Not in the CronJob's --views: nothing online for it.
     assert got["rating"]["values"] == [None] * len(drivers)
     # Feature service through the same endpoint.
-    status, body = _post(server.url("http", "/get-online-features"),
-                         {"feature_service": "driver_activity", "entities": {"driver_id": [1004]}})
+    status, body = _post(
+        server.url("http", "/get-online-features"),
+        {"feature_service": "driver_activity", "entities": {"driver_id": [1004]}},
+    )
     assert status == 200, body
     assert _by_feature(body)["avg_daily_trips"]["values"] == [stack.expected[1004]["avg_daily_trips"]]
     # --metrics (spec.featureServer.metrics.enabled) serves Prometheus on the rendered metrics port.
@@ -416,13 +472,24 @@ def test_feature_server_health_metrics_and_online_features(stack: Stack, server:
 
 def test_push_updates_online_value(stack: Stack, server: Running):
     driver = 1005
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    status, body = _post(server.url("http", "/push"), {
-        "push_source_name": "driver_stats_push_source",
-        "df": {"driver_id": [driver], "event_timestamp": [now], "created": [now], "conv_rate": [0.777],
-               "acc_rate": [0.111], "avg_daily_trips": [4242], "city": ["pushed-city"], "rating": [1.5]},
-        "to": "online",
-    })
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    status, body = _post(
+        server.url("http", "/push"),
+        {
+            "push_source_name": "driver_stats_push_source",
+            "df": {
+                "driver_id": [driver],
+                "event_timestamp": [now],
+                "created": [now],
+                "conv_rate": [0.777],
+                "acc_rate": [0.111],
+                "avg_daily_trips": [4242],
+                "city": ["pushed-city"],
+                "rating": [1.5],
+            },
+            "to": "online",
+        },
+    )
     assert status == 200, body
     status, body = _online(server, [driver], feature_repo.FEATURE_REFS)
     assert status == 200, body
@@ -460,7 +527,8 @@ def _notebook_pod(runner: PodRunner, args: list[str]) -> dict[str, Any]:
         "volumeMounts": [{"name": "workspace", "mountPath": "/home/jovyan"}, *pd.get("volumeMounts", [])],
     }
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "notebook-0", "namespace": NAMESPACE, "labels": dict(pd["selector"]["matchLabels"])},
         "spec": {"containers": [container], "volumes": [{"name": "workspace", "emptyDir": {}}, *pd.get("volumes", [])]},
     }
@@ -473,8 +541,11 @@ def _hosts_file(rendered: render.Rendered, directory: Path) -> tuple[Path, set[s
 
     client = yaml.safe_load(rendered.client_yaml)
     hosts = set()
-    for value in (client["online_store"].get("path", ""), client["registry"].get("path", ""),
-                  str(client["offline_store"].get("host", ""))):
+    for value in (
+        client["online_store"].get("path", ""),
+        client["registry"].get("path", ""),
+        str(client["offline_store"].get("host", "")),
+    ):
         host = value.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
         if host.endswith(".svc.cluster.local"):
             hosts.add(host)
@@ -492,7 +563,7 @@ def _run_notebook(runner: PodRunner, rendered: render.Rendered, directory: Path,
     res = pod.run(prepared, timeout=180)
     assert res.returncode == 0, f"notebook failed:\n{res.stdout}\n{res.stderr}"
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def _assert_notebook_reads(stack: Stack, out: dict[str, Any], drivers: list[int]) -> None:
@@ -502,7 +573,11 @@ def _assert_notebook_reads(stack: Stack, out: dict[str, Any], drivers: list[int]
         got = out[variant]
         assert got["driver_id"] == drivers
         for feat in feature_repo.HOURLY_FEATURES:
-            assert got[feat][:-1] == [_approx(stack.expected[d][feat]) for d in drivers[:-1]], (variant, feat, got[feat])
+            assert got[feat][:-1] == [_approx(stack.expected[d][feat]) for d in drivers[:-1]], (
+                variant,
+                feat,
+                got[feat],
+            )
             assert got[feat][-1] is None, (variant, feat, got[feat])
 
 
@@ -512,7 +587,10 @@ def test_client_config_via_pod_default_reads_through_feature_server(stack: Stack
     import yaml
 
     client = yaml.safe_load(stack.rendered.client_yaml)
-    assert client["online_store"] == {"type": "remote", "path": f"http://{stack.names.svc_host(stack.names.feature_server)}:6566"}
+    assert client["online_store"] == {
+        "type": "remote",
+        "path": f"http://{stack.names.svc_host(stack.names.feature_server)}:6566",
+    }
     assert client["registry"]["path"] == f"gs://{stack.bucket}/registry.pb"
     drivers = [1001, 1002, feature_repo.UNKNOWN_DRIVER]
     _assert_notebook_reads(stack, _run_notebook(stack.runner, stack.rendered, tmp_path, drivers), drivers)
@@ -526,16 +604,26 @@ def test_registry_server_and_remote_registry_client_config(stack: Stack, server:
     import yaml
 
     if importlib.util.find_spec("grpc_health") is None:
-        missing("`feast serve_registry` needs feast's grpcio extra (grpcio-health-checking, grpcio-reflection): "
-                "pip install 'feast[redis,gcp,grpcio]==0.67.0'")
-    spec = stack.fs.spec.model_copy(update={"registry": stack.fs.spec.registry.model_copy(update={
-        "server": stack.fs.spec.registry.server.model_copy(update={"enabled": True})})})
+        missing(
+            "`feast serve_registry` needs feast's grpcio extra (grpcio-health-checking, grpcio-reflection): "
+            "pip install 'feast[redis,gcp,grpcio]==0.67.0'"
+        )
+    spec = stack.fs.spec.model_copy(
+        update={
+            "registry": stack.fs.spec.registry.model_copy(
+                update={"server": stack.fs.spec.registry.server.model_copy(update={"enabled": True})}
+            )
+        }
+    )
     fs = stack.fs.model_copy(update={"spec": spec})
     rendered = render.render(fs, stack.endpoints, stack.config, repo=RepoSource("r1-good"))
     # Same server config: the running feature server stands for this variant's too.
     assert rendered.server_yaml == stack.rendered.server_yaml
     client = yaml.safe_load(rendered.client_yaml)
-    assert client["registry"] == {"registry_type": "remote", "path": f"{FS_NAME}-registry-server.{NAMESPACE}.svc.cluster.local:6570"}
+    assert client["registry"] == {
+        "registry_type": "remote",
+        "path": f"{FS_NAME}-registry-server.{NAMESPACE}.svc.cluster.local:6570",
+    }
     runner = PodRunner(rendered.objects, secrets=stack.secrets, extra_env=stack.gcs.env(), namespace=NAMESPACE)
     try:
         deployment = runner.find("Deployment", f"{FS_NAME}-registry-server")

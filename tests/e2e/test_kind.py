@@ -38,7 +38,9 @@ def _missing_for_kind() -> list[str]:
         missing.append("docker CLI not installed")
     else:
         try:
-            info = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=60)
+            info = subprocess.run(
+                [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=60
+            )
             reason = None if info.returncode == 0 else (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
         except subprocess.TimeoutExpired:
             reason = "docker info timed out"
@@ -63,10 +65,13 @@ def test_kind_e2e(tmp_path):
     env["PATH"] = os.pathsep.join([env.get("PATH", ""), *tool_path_dirs()])
     log = tmp_path / "kind-e2e.log"
     with log.open("w") as out:
-        proc = subprocess.run(["bash", str(SCRIPT)], stdout=out, stderr=subprocess.STDOUT, env=env,
-                              cwd=ROOT, timeout=3600)
+        proc = subprocess.run(
+            ["bash", str(SCRIPT)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, timeout=3600
+        )
     text = log.read_text(errors="replace")
-    assert proc.returncode == 0, f"run-kind-e2e.sh exited {proc.returncode}; last lines:\n" + "\n".join(text.splitlines()[-80:])
+    assert proc.returncode == 0, f"run-kind-e2e.sh exited {proc.returncode}; last lines:\n" + "\n".join(
+        text.splitlines()[-80:]
+    )
     assert "[e2e" in text and "PASSED" in text
 
 
@@ -129,10 +134,17 @@ def test_feature_repo_applies_materializes_and_serves(tmp_path):
         find_redis_server()
     except RedisServerError as err:
         pytest.skip(f"redis-server not available: {err}")
-    rendered = subprocess.run([sys.executable, "-m", "featurestore_operator.cli", "render", "-f",
-                               str(ROOT / "examples" / "local.yaml")], capture_output=True, text=True, check=True)
-    [config_map] = [d for d in yaml.safe_load_all(rendered.stdout)
-                    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "demo-feast-config"]
+    rendered = subprocess.run(
+        [sys.executable, "-m", "featurestore_operator.cli", "render", "-f", str(ROOT / "examples" / "local.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [config_map] = [
+        d
+        for d in yaml.safe_load_all(rendered.stdout)
+        if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "demo-feast-config"
+    ]
     fs_yaml = config_map["data"]["feature_store.yaml"]
     data = tmp_path / "data"
     repo = tmp_path / "repo"
@@ -146,9 +158,14 @@ def test_feature_repo_applies_materializes_and_serves(tmp_path):
         host = yaml.safe_load(fs_yaml)["online_store"]["connection_string"].split(",")[0]
         config = fs_yaml.replace(host, f"127.0.0.1:{redis.port}").replace("/data/", f"{data}/")
         (tmp_path / "feature_store.yaml").write_text(config)
-        env = {**os.environ, "REDIS_PASSWORD": "e2e-secret", "FEAST_USAGE": "False", "PYTHONDONTWRITEBYTECODE": "1",
-               "FEAST_E2E_DATA": str(data / "driver_stats.parquet"),
-               "FEAST_FS_YAML_FILE_PATH": str(tmp_path / "feature_store.yaml")}
+        env = {
+            **os.environ,
+            "REDIS_PASSWORD": "e2e-secret",
+            "FEAST_USAGE": "False",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "FEAST_E2E_DATA": str(data / "driver_stats.parquet"),
+            "FEAST_FS_YAML_FILE_PATH": str(tmp_path / "feature_store.yaml"),
+        }
 
         def run(*args: str) -> str:
             out = subprocess.run(list(args), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
@@ -159,8 +176,16 @@ def test_feature_repo_applies_materializes_and_serves(tmp_path):
         run(feast, "-f", str(tmp_path / "feature_store.yaml"), "--chdir", str(repo), "apply")
         # as the e2e's generate Job, then the CronJob's script
         run(sys.executable, str(repo / "generate_data.py"), str(data / "driver_stats.parquet"))
-        run("sh", "-c", 'exec "$0" -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)"', feast)
-        check = run(sys.executable, "-c", """
+        run(
+            "sh",
+            "-c",
+            'exec "$0" -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)"',
+            feast,
+        )
+        check = run(
+            sys.executable,
+            "-c",
+            """
 import math, os
 from feast import FeatureStore
 store = FeatureStore(fs_yaml_file=__import__("pathlib").Path(os.environ["FEAST_FS_YAML_FILE_PATH"]))
@@ -169,5 +194,6 @@ got = store.get_online_features(features=["driver_hourly_stats:conv_rate", "driv
 assert math.isclose(got["conv_rate"][0], 0.1, rel_tol=1e-5) and math.isclose(got["conv_rate"][1], 0.3, rel_tol=1e-5), got
 assert got["avg_daily_trips"][:2] == [1, 3] and got["conv_rate"][2] is None, got
 print("ONLINE-OK", got["conv_rate"])
-""")
+""",
+        )
         assert "ONLINE-OK" in check

@@ -18,10 +18,10 @@ Each :class:`Case` says what must happen to it:
 
 from __future__ import annotations
 
-import json
-
 import copy
-from dataclasses import dataclass, field as dc_field
+import json
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 API = "featurestore.kubeflow.org/v1alpha1"
@@ -59,8 +59,12 @@ class Case:
 
 
 def _base(name: str, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "FeatureStore", "metadata": {"name": name, **meta},
-            "spec": {"project": "corpus", **(spec or {})}}
+    return {
+        "apiVersion": API,
+        "kind": "FeatureStore",
+        "metadata": {"name": name, **meta},
+        "spec": {"project": "corpus", **(spec or {})},
+    }
 
 
 def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -225,19 +229,40 @@ _MODEL_ONLY: list[tuple[str, Any, str, str]] = [
     ("featureServer.resources", {"requests": {"cpu": "lots"}}, "spec.featureServer.resources.requests", "Spec"),
     ("featureServer.resources", {"limits": {"memory": "-1Gi"}}, "spec.featureServer.resources.limits", "Spec"),
     ("featureServer.resources", {"requests": {"cpu; rm -rf /": "1"}}, "spec.featureServer.resources.requests", "Spec"),
-    ("onlineStore.inCluster.resources", {"limits": {"memory": "1 Gi"}}, "spec.onlineStore.inCluster.resources.limits", "Spec"),
+    (
+        "onlineStore.inCluster.resources",
+        {"limits": {"memory": "1 Gi"}},
+        "spec.onlineStore.inCluster.resources.limits",
+        "Spec",
+    ),
     ("provider", "local", "onlineStore.memorystore", "Spec"),  # with memorystore below
     # pod settings (api/pods.py): the operator's labels, annotations and env vars stay its own
     ("featureServer.pod.labels", {"app.kubernetes.io/instance": "other"}, "spec.featureServer.pod.labels", "Spec"),
-    ("materialization.pod.annotations", {"sidecar.istio.io/inject": "true"}, "spec.materialization.pod.annotations",
-     "Spec"),
-    ("ui.pod.annotations", {"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"}, "spec.ui.pod.annotations",
-     "Spec"),
+    (
+        "materialization.pod.annotations",
+        {"sidecar.istio.io/inject": "true"},
+        "spec.materialization.pod.annotations",
+        "Spec",
+    ),
+    (
+        "ui.pod.annotations",
+        {"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"},
+        "spec.ui.pod.annotations",
+        "Spec",
+    ),
     ("featureServer.pod.env", [{"name": "REDIS_PASSWORD", "value": "x"}], "spec.featureServer.pod.env", "Spec"),
-    ("featureServer.pod.env", [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.volumes"}}}],
-     "spec.featureServer.pod.env", "Spec"),
-    ("registry.server.pod.priorityClassName", "system-node-critical", "spec.registry.server.pod.priorityClassName",
-     "Spec"),
+    (
+        "featureServer.pod.env",
+        [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.volumes"}}}],
+        "spec.featureServer.pod.env",
+        "Spec",
+    ),
+    (
+        "registry.server.pod.priorityClassName",
+        "system-node-critical",
+        "spec.registry.server.pod.priorityClassName",
+        "Spec",
+    ),
 ]
 
 
@@ -262,8 +287,13 @@ def corpus() -> list[Case]:
         cases.append(Case(f"{path}={_short(value)} (model rule)", "invalid", doc, fld, condition=cond))
 
     # whole-document shapes
-    for spec, fld in [("a string", "spec"), ([1, 2], "spec"), (None, "spec"), ({}, "spec.project"),
-                      ({"project": None}, "spec.project")]:
+    for spec, fld in [
+        ("a string", "spec"),
+        ([1, 2], "spec"),
+        (None, "spec"),
+        ({}, "spec.project"),
+        ({"project": None}, "spec.project"),
+    ]:
         doc = _base(name())
         doc["spec"] = spec
         cases.append(Case(f"spec={_short(spec)}", "invalid", doc, fld))
@@ -272,40 +302,103 @@ def corpus() -> list[Case]:
     for bad in ["UPPER", "a" * 41, "-lead", "trail-", "dot.name", "ünicode", "a_b", "x" * 300]:
         cases.append(Case(f"metadata.name={_short(bad)}", "invalid", _base(bad), "metadata.name"))
     for labels in [{"app": "a\nb"}, {"a b": "c"}, {"app": "ünï"}, {"app": "$(id)"}, {"k": "v" * 64}]:
-        cases.append(Case(f"metadata.labels={_short(labels)}", "invalid", _base(name(), labels=labels), "metadata.labels",
-                          model=False))
-    cases.append(Case("metadata.annotations=1MB", "invalid", _base(name(), annotations={"x": "y" * MB}),
-                      "metadata.annotations", model=False))
+        cases.append(
+            Case(
+                f"metadata.labels={_short(labels)}",
+                "invalid",
+                _base(name(), labels=labels),
+                "metadata.labels",
+                model=False,
+            )
+        )
+    cases.append(
+        Case(
+            "metadata.annotations=1MB",
+            "invalid",
+            _base(name(), annotations={"x": "y" * MB}),
+            "metadata.annotations",
+            model=False,
+        )
+    )
 
     # references: missing, foreign-namespace, hostile content
     ref = "reference"
     ext = "spec.onlineStore.external.secretRef.name"
     cases += [
-        Case("external secret missing", ref, _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "nope"}}}}),
-             ext, "OnlineStore"),
-        Case("external secret only in another namespace", ref,
-             _base(name(), {"onlineStore": {"external": {"secretRef": {"name": FOREIGN_SECRET}}}}), ext, "OnlineStore"),
-        Case("external secret host injects redis options", ref,
-             _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "hostile-redis"}}}}), ext, "OnlineStore",
-             secrets={"hostile-redis": {"host": "evil,ssl_ca_certs=/etc/passwd,password=x", "port": "6379"}}),
-        Case("external secret host with newline", ref,
-             _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "newline-redis"}}}}), ext, "OnlineStore",
-             secrets={"newline-redis": {"host": "redis\nonline_store: evil", "port": "6379"}}),
-        Case("external secret port not a number", ref,
-             _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "port-redis"}}}}), ext, "OnlineStore",
-             secrets={"port-redis": {"host": "redis.example", "port": "6379,ssl=false"}}),
-        Case("external secret without host", ref,
-             _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "empty-redis"}}}}), ext, "OnlineStore",
-             secrets={"empty-redis": {"port": "6379"}}),
-        Case("git secret only in another namespace", ref,
-             _base(name(), {"featureRepo": {"git": {"url": "https://example.com/r.git",
-                                                    "secretRef": {"name": FOREIGN_GIT_SECRET}}}}),
-             "spec.featureRepo.git.secretRef.name", "FeatureRepo"),
-        Case("repo ConfigMap only in another namespace", ref,
-             _base(name(), {"featureRepo": {"configMap": {"name": FOREIGN_CONFIG_MAP}}}),
-             "spec.featureRepo.configMap.name", "FeatureRepo"),
-        Case("repo ConfigMap missing", ref, _base(name(), {"featureRepo": {"configMap": {"name": "missing-repo"}}}),
-             "spec.featureRepo.configMap.name", "FeatureRepo"),
+        Case(
+            "external secret missing",
+            ref,
+            _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "nope"}}}}),
+            ext,
+            "OnlineStore",
+        ),
+        Case(
+            "external secret only in another namespace",
+            ref,
+            _base(name(), {"onlineStore": {"external": {"secretRef": {"name": FOREIGN_SECRET}}}}),
+            ext,
+            "OnlineStore",
+        ),
+        Case(
+            "external secret host injects redis options",
+            ref,
+            _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "hostile-redis"}}}}),
+            ext,
+            "OnlineStore",
+            secrets={"hostile-redis": {"host": "evil,ssl_ca_certs=/etc/passwd,password=x", "port": "6379"}},
+        ),
+        Case(
+            "external secret host with newline",
+            ref,
+            _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "newline-redis"}}}}),
+            ext,
+            "OnlineStore",
+            secrets={"newline-redis": {"host": "redis\nonline_store: evil", "port": "6379"}},
+        ),
+        Case(
+            "external secret port not a number",
+            ref,
+            _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "port-redis"}}}}),
+            ext,
+            "OnlineStore",
+            secrets={"port-redis": {"host": "redis.example", "port": "6379,ssl=false"}},
+        ),
+        Case(
+            "external secret without host",
+            ref,
+            _base(name(), {"onlineStore": {"external": {"secretRef": {"name": "empty-redis"}}}}),
+            ext,
+            "OnlineStore",
+            secrets={"empty-redis": {"port": "6379"}},
+        ),
+        Case(
+            "git secret only in another namespace",
+            ref,
+            _base(
+                name(),
+                {
+                    "featureRepo": {
+                        "git": {"url": "https://example.com/r.git", "secretRef": {"name": FOREIGN_GIT_SECRET}}
+                    }
+                },
+            ),
+            "spec.featureRepo.git.secretRef.name",
+            "FeatureRepo",
+        ),
+        Case(
+            "repo ConfigMap only in another namespace",
+            ref,
+            _base(name(), {"featureRepo": {"configMap": {"name": FOREIGN_CONFIG_MAP}}}),
+            "spec.featureRepo.configMap.name",
+            "FeatureRepo",
+        ),
+        Case(
+            "repo ConfigMap missing",
+            ref,
+            _base(name(), {"featureRepo": {"configMap": {"name": "missing-repo"}}}),
+            "spec.featureRepo.configMap.name",
+            "FeatureRepo",
+        ),
     ]
 
     # hostile but valid: accepted, rendered safely (argv only, YAML intact)
@@ -320,24 +413,47 @@ def corpus() -> list[Case]:
         "https://user:p%40ss@example.com/r.git?x=1&y=$$",
     ]
     for url in hostile_urls:
-        cases.append(Case(f"git url {url}", "hostile", _base(name(), {"featureRepo": {"git": {"url": url, "ref": "v1.0/x-y_z"}}}),
-                          argv=(url, "v1.0/x-y_z")))
+        cases.append(
+            Case(
+                f"git url {url}",
+                "hostile",
+                _base(name(), {"featureRepo": {"git": {"url": url, "ref": "v1.0/x-y_z"}}}),
+                argv=(url, "v1.0/x-y_z"),
+            )
+        )
     cases += [
-        Case("git ref/path with dots", "hostile",
-             _base(name(), {"featureRepo": {"git": {"url": "https://example.com/r.git", "ref": "a/../../b", "path": "x/.y/z"}}}),
-             argv=("https://example.com/r.git", "a/../../b")),
-        Case("feature views with dots and dashes", "hostile",
-             _base(name(), {"materialization": {"featureViews": ["a.b", "_x", "v-1", "A9"]}}), argv=("a.b", "_x", "v-1", "A9")),
-        Case("annotations with YAML document breaks", "hostile",
-             _base(name(), annotations={"note": "x\n---\nkind: Secret\nstringData: {a: b}", "q": "'\"{}[]&*!|>%@`"})),
+        Case(
+            "git ref/path with dots",
+            "hostile",
+            _base(
+                name(),
+                {"featureRepo": {"git": {"url": "https://example.com/r.git", "ref": "a/../../b", "path": "x/.y/z"}}},
+            ),
+            argv=("https://example.com/r.git", "a/../../b"),
+        ),
+        Case(
+            "feature views with dots and dashes",
+            "hostile",
+            _base(name(), {"materialization": {"featureViews": ["a.b", "_x", "v-1", "A9"]}}),
+            argv=("a.b", "_x", "v-1", "A9"),
+        ),
+        Case(
+            "annotations with YAML document breaks",
+            "hostile",
+            _base(name(), annotations={"note": "x\n---\nkind: Secret\nstringData: {a: b}", "q": "'\"{}[]&*!|>%@`"}),
+        ),
         Case("project with underscores only", "hostile", _base(name(), {"project": "___"})),
         Case("time zone with plus", "hostile", _base(name(), {"materialization": {"timeZone": "Etc/GMT+5"}})),
     ]
 
     # unknown fields: pruned by the structural schema, reported by validate
-    for path, value in [("spec.unknownField", "x" * MB), ("spec.featureServer.command", ["sh", "-c", "reboot"]),
-                        ("spec.deep", _nested(80, "x")), ("spec.onlineStore.inCluster.image", "evil:latest"),
-                        ("spec.featureServer.pod.hostNetwork", True)]:
+    for path, value in [
+        ("spec.unknownField", "x" * MB),
+        ("spec.featureServer.command", ["sh", "-c", "reboot"]),
+        ("spec.deep", _nested(80, "x")),
+        ("spec.onlineStore.inCluster.image", "evil:latest"),
+        ("spec.featureServer.pod.hostNetwork", True),
+    ]:
         doc = _set(_base(name()), path, value)
         cases.append(Case(f"unknown {path}", "pruned", doc, path.rsplit(".", 1)[-1]))
     return cases

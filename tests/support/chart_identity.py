@@ -35,10 +35,16 @@ RELEASE = "fso-tier"
 NAMESPACE = "fso-tier"
 #: every feature whose rules the operator may need in some test (the widest chart configuration)
 VALUES = [
-    "--set", "compute.enabled=true",
-    "--set", "kubeflow.onboarding.enabled=true", "--set", "kubeflow.onboarding.template.project=default",
-    "--set", "leaderElection.enabled=true",
-    "--set", "crds.install=false",
+    "--set",
+    "compute.enabled=true",
+    "--set",
+    "kubeflow.onboarding.enabled=true",
+    "--set",
+    "kubeflow.onboarding.template.project=default",
+    "--set",
+    "leaderElection.enabled=true",
+    "--set",
+    "crds.install=false",
 ]
 RBAC_KINDS = {"ServiceAccount": "", "ClusterRole": "", "ClusterRoleBinding": "", "Role": "", "RoleBinding": ""}
 _PATHS = {
@@ -75,14 +81,20 @@ def rendered_rbac() -> list[dict[str, Any]]:
     helm = find_tool("helm")
     if not helm:
         raise RuntimeError("helm not found: the operator's chart identity is rendered with it")
-    out = subprocess.run([helm, "template", RELEASE, str(CHART), "-n", NAMESPACE, *VALUES],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [helm, "template", RELEASE, str(CHART), "-n", NAMESPACE, *VALUES],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d and d["kind"] in RBAC_KINDS]
 
 
 def _request(c: _Cluster, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    req = urllib.request.Request(c.server + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(
+        c.server + path, method=method, data=json.dumps(body).encode() if body is not None else None
+    )
     req.add_header("Authorization", f"Bearer {c.admin_token}")
     req.add_header("Content-Type", "application/json")
     ctx = ssl.create_default_context(cafile=c.ca_file)
@@ -116,9 +128,12 @@ def _install(c: _Cluster) -> None:
         _create_or_replace(c, doc)
     [sa] = [d for d in docs if d["kind"] == "ServiceAccount"]
     c.service_account = sa["metadata"]["name"]
-    answer = _request(c, "POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{c.service_account}/token",
-                      {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                       "spec": {"expirationSeconds": 86400}})
+    answer = _request(
+        c,
+        "POST",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{c.service_account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 86400}},
+    )
     c.token = answer["status"]["token"]
 
 

@@ -41,9 +41,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from tests.support.process import ManagedProcess, ProcessError, free_port
 
@@ -106,12 +106,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FSO_CACHE") or Path.home() / ".cache" / "featurestore-operator")
 
 
-def tool_path_dirs() -> List[str]:
+def tool_path_dirs() -> list[str]:
     """Extra directories holding tools (helm, kubectl fallback) installed by the script."""
     return [str(cache_dir() / "bin"), str(cache_dir() / "k8s" / "bin")]
 
 
-def find_binary(name: str) -> Optional[str]:
+def find_binary(name: str) -> str | None:
     """KUBEBUILDER_ASSETS -> PATH -> cache, like hack/provision-controlplane.sh."""
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets:
@@ -127,14 +127,14 @@ def find_binary(name: str) -> Optional[str]:
     return None
 
 
-def find_tool(name: str) -> Optional[str]:
+def find_tool(name: str) -> str | None:
     """A CLI tool (helm, kubectl): KUBEBUILDER_ASSETS (kubectl) -> PATH -> cache dirs."""
     if name == "kubectl":
         return find_binary("kubectl") or _find_in(name, tool_path_dirs())
     return shutil.which(name) or _find_in(name, tool_path_dirs())
 
 
-def _find_in(name: str, dirs: Sequence[str]) -> Optional[str]:
+def _find_in(name: str, dirs: Sequence[str]) -> str | None:
     for d in dirs:
         cand = Path(d) / name
         if cand.is_file() and os.access(cand, os.X_OK):
@@ -146,7 +146,7 @@ def _find_in(name: str, dirs: Sequence[str]) -> Optional[str]:
 class Binaries:
     etcd: str
     kube_apiserver: str
-    kube_controller_manager: Optional[str]
+    kube_controller_manager: str | None
     version: str = ""  # e.g. "v1.20.2"
 
     @property
@@ -157,9 +157,7 @@ class Binaries:
 
 def _binary_version(path: str) -> str:
     try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=30
-        ).stdout
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
     m = re.search(r"v\d+\.\d+\.\d+\S*", out)
@@ -182,8 +180,7 @@ def find_binaries(require_controller_manager: bool = False) -> Binaries:
     if missing:
         raise BinariesNotFound(missing)
     assert etcd and api
-    return Binaries(etcd=etcd, kube_apiserver=api, kube_controller_manager=kcm,
-                    version=_binary_version(api))
+    return Binaries(etcd=etcd, kube_apiserver=api, kube_controller_manager=kcm, version=_binary_version(api))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -203,18 +200,16 @@ def _generate_rsa_key(key_path: Path, pub_path: Path) -> None:
             )
         )
         pub_path.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
     except ImportError:
         openssl = shutil.which("openssl")
         if not openssl:
             raise ControlPlaneError("need the `cryptography` package or the `openssl` CLI")
-        subprocess.run([openssl, "genrsa", "-out", str(key_path), "2048"],
-                       check=True, capture_output=True)
-        subprocess.run([openssl, "rsa", "-in", str(key_path), "-pubout", "-out", str(pub_path)],
-                       check=True, capture_output=True)
+        subprocess.run([openssl, "genrsa", "-out", str(key_path), "2048"], check=True, capture_output=True)
+        subprocess.run(
+            [openssl, "rsa", "-in", str(key_path), "-pubout", "-out", str(pub_path)], check=True, capture_output=True
+        )
     key_path.chmod(0o600)
 
 
@@ -246,11 +241,11 @@ class ControlPlane:
 
     def __init__(
         self,
-        binaries: Optional[Binaries] = None,
+        binaries: Binaries | None = None,
         *,
-        workdir: Optional[str] = None,
+        workdir: str | None = None,
         with_controller_manager: bool = True,
-        token_users: Optional[Dict[str, Sequence[str]]] = None,
+        token_users: dict[str, Sequence[str]] | None = None,
         apiserver_args: Sequence[str] = (),
         controller_manager_args: Sequence[str] = (),
         controllers: Sequence[str] = CONTROLLERS,
@@ -258,7 +253,7 @@ class ControlPlane:
         verbosity: int = 1,
         bind_address: str = "127.0.0.1",
         service_cluster_ip_range: str = "10.0.0.0/24",
-        scheduler: Optional[str] = None,
+        scheduler: str | None = None,
     ):
         """
         :param token_users: extra static token users, ``{"user": ["group", ...]}``;
@@ -269,9 +264,7 @@ class ControlPlane:
         :param scheduler: path of a kube-scheduler binary to run too (pods get scheduled).
         """
         self.binaries = binaries or find_binaries(require_controller_manager=False)
-        self.with_controller_manager = bool(
-            with_controller_manager and self.binaries.kube_controller_manager
-        )
+        self.with_controller_manager = bool(with_controller_manager and self.binaries.kube_controller_manager)
         self._own_workdir = workdir is None
         if self._own_workdir:
             _sweep_stale_workdirs()
@@ -284,13 +277,13 @@ class ControlPlane:
         self.bind_address = bind_address
         self.service_cluster_ip_range = service_cluster_ip_range
         self._scheduler_bin = scheduler
-        self._sched: Optional[ManagedProcess] = None
+        self._sched: ManagedProcess | None = None
         self._extra_api_args = list(apiserver_args)
         self._extra_kcm_args = list(controller_manager_args)
         self._controllers = list(controllers)
         self.token = secrets.token_hex(24)
-        self.tokens: Dict[str, str] = {ADMIN_USER: self.token}
-        self._users: Dict[str, List[str]] = {ADMIN_USER: ["system:masters"]}
+        self.tokens: dict[str, str] = {ADMIN_USER: self.token}
+        self._users: dict[str, list[str]] = {ADMIN_USER: ["system:masters"]}
         for user, groups in (token_users or {}).items():
             self._users[user] = list(groups)
             self.tokens[user] = secrets.token_hex(24)
@@ -298,12 +291,12 @@ class ControlPlane:
         self.etcd_peer_port = 0
         self.port = 0
         self.kcm_port = 0
-        self._etcd: Optional[ManagedProcess] = None
-        self._api: Optional[ManagedProcess] = None
-        self._kcm: Optional[ManagedProcess] = None
-        self.startup_seconds: Dict[str, float] = {}
-        self.crd_names: List[str] = []  # CRDs installed through install_crds()
-        self.crd_errors: Dict[str, str] = {}  # for callers recording rejected CRD files
+        self._etcd: ManagedProcess | None = None
+        self._api: ManagedProcess | None = None
+        self._kcm: ManagedProcess | None = None
+        self.startup_seconds: dict[str, float] = {}
+        self.crd_names: list[str] = []  # CRDs installed through install_crds()
+        self.crd_errors: dict[str, str] = {}  # for callers recording rejected CRD files
         self._stopped = True
         self._lock = threading.RLock()
 
@@ -334,13 +327,13 @@ class ControlPlane:
         return self.binaries.minor
 
     @property
-    def logs(self) -> Dict[str, Path]:
+    def logs(self) -> dict[str, Path]:
         return {p.name: p.log_path for p in (self._etcd, self._api, self._kcm, self._sched) if p}
 
-    def pids(self) -> Dict[str, int]:
+    def pids(self) -> dict[str, int]:
         return {p.name: p.pid for p in (self._etcd, self._api, self._kcm, self._sched) if p and p.pid and p.alive()}
 
-    def env(self, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for subprocesses (kubectl, helm): KUBECONFIG set, tool dirs on PATH."""
         env = dict(os.environ if base is None else base)
         env["KUBECONFIG"] = self.kubeconfig
@@ -348,7 +341,7 @@ class ControlPlane:
         return env
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "ControlPlane":
+    def start(self) -> ControlPlane:
         with self._lock:
             if not self._stopped:
                 return self
@@ -361,8 +354,7 @@ class ControlPlane:
                 self._start_with_retries(self._start_apiserver, "kube-apiserver")
                 self._write_kubeconfig(self.kubeconfig, ADMIN_USER, self.token)
                 if self.with_controller_manager:
-                    self._start_with_retries(self._start_controller_manager,
-                                             "kube-controller-manager")
+                    self._start_with_retries(self._start_controller_manager, "kube-controller-manager")
                 if self._scheduler_bin:
                     self._start_with_retries(self._start_scheduler, "kube-scheduler")
             except BaseException:
@@ -371,7 +363,7 @@ class ControlPlane:
             self.startup_seconds["total"] = time.monotonic() - t0
             return self
 
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -446,26 +438,30 @@ class ControlPlane:
         self._write_kubeconfig(path, user, token)
         return path
 
-    def service_account_token(self, namespace: str, name: str,
-                              expiration_seconds: int = 3600) -> str:
+    def service_account_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
         """A bound token for ServiceAccount ``namespace/name`` via the TokenRequest API."""
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"expirationSeconds": expiration_seconds}}
-        resp = self.request(
-            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body
-        )
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": expiration_seconds},
+        }
+        resp = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body)
         return resp["status"]["token"]
 
     def service_account_kubeconfig(self, namespace: str, name: str, path: str) -> str:
         """Kubeconfig authenticating as ServiceAccount ``namespace/name`` (it must exist)."""
         token = self.service_account_token(namespace, name)
-        return self.kubeconfig_for_token(
-            token, path, user=f"system:serviceaccount:{namespace}:{name}"
-        )
+        return self.kubeconfig_for_token(token, path, user=f"system:serviceaccount:{namespace}:{name}")
 
-    def request(self, method: str, path: str, body: Optional[dict] = None,
-                token: Optional[str] = None, timeout: float = 10.0,
-                content_type: str = "application/json") -> dict:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+        content_type: str = "application/json",
+    ) -> dict:
         """Minimal authenticated HTTPS call to the apiserver (stdlib only)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method)
@@ -478,12 +474,12 @@ class ControlPlane:
         return json.loads(raw) if raw else {}
 
     # ------------------------------------------------------------------ CRDs
-    def install_crds(self, paths: Sequence[os.PathLike], timeout: float = 60.0) -> List[str]:
+    def install_crds(self, paths: Sequence[os.PathLike], timeout: float = 60.0) -> list[str]:
         """Create (or replace) every CustomResourceDefinition in the YAML files ``paths``
         and wait until each is Established. Returns the CRD names. Needs PyYAML."""
         import yaml  # lazy: keep this module stdlib-only at import time
 
-        names: List[str] = []
+        names: list[str] = []
         for path in paths:
             with open(path) as fh:
                 docs = [d for d in yaml.safe_load_all(fh) if d]
@@ -502,8 +498,7 @@ class ControlPlane:
                         ) from None
                     current = self.request("GET", f"{base}/{name}")
                     doc = dict(doc)
-                    doc["metadata"] = dict(doc["metadata"],
-                                           resourceVersion=current["metadata"]["resourceVersion"])
+                    doc["metadata"] = dict(doc["metadata"], resourceVersion=current["metadata"]["resourceVersion"])
                     try:
                         self.request("PUT", f"{base}/{name}", doc)
                     except urllib.error.HTTPError as exc2:
@@ -521,15 +516,17 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         conds: list = []
         while time.monotonic() < deadline:
-            crd = self.request(
-                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            crd = self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
             conds = (crd.get("status") or {}).get("conditions") or []
             by_type = {c.get("type"): c for c in conds}
             if by_type.get("Established", {}).get("status") == "True":
                 return
-            bad = [c for t, c in by_type.items()
-                   if (t == "NamesAccepted" and c.get("status") == "False")
-                   or (t == "NonStructuralSchema" and c.get("status") == "True")]
+            bad = [
+                c
+                for t, c in by_type.items()
+                if (t == "NamesAccepted" and c.get("status") == "False")
+                or (t == "NonStructuralSchema" and c.get("status") == "True")
+            ]
             if bad:
                 raise ControlPlaneError(f"CRD {name} will not be served: {bad}")
             time.sleep(0.1)
@@ -558,9 +555,10 @@ class ControlPlane:
     def _ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def _process(self, name: str, args: List[str], env: Optional[Dict[str, str]] = None) -> ManagedProcess:
-        return ManagedProcess(name, args, self.workdir / f"{name}.log", env={**os.environ, **(env or {})},
-                              cwd=self.workdir).spawn()
+    def _process(self, name: str, args: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        return ManagedProcess(
+            name, args, self.workdir / f"{name}.log", env={**os.environ, **(env or {})}, cwd=self.workdir
+        ).spawn()
 
     def _kill(self, proc: ManagedProcess, timeout: float = 3.0) -> None:
         """SIGTERM the process group, SIGKILL after ``timeout`` (0 = SIGKILL at once).
@@ -580,7 +578,7 @@ class ControlPlane:
                     continue
                 raise
 
-    def _wait(self, proc: ManagedProcess, check, what: str, timeout: Optional[float] = None) -> float:
+    def _wait(self, proc: ManagedProcess, check, what: str, timeout: float | None = None) -> float:
         try:
             return proc.wait_ready(check, timeout or self.start_timeout, what, interval=0.1)
         except ProcessError as exc:
@@ -609,6 +607,7 @@ class ControlPlane:
         ]
         env = {}
         import platform
+
         if platform.machine() in ("aarch64", "arm64"):
             env["ETCD_UNSUPPORTED_ARCH"] = "arm64"
         self._etcd = self._process("etcd", args, env)
@@ -620,7 +619,7 @@ class ControlPlane:
         self.startup_seconds["etcd"] = self._wait(self._etcd, healthy, "healthy")
 
     # kube-apiserver -------------------------------------------------------
-    def _apiserver_args(self) -> List[str]:
+    def _apiserver_args(self) -> list[str]:
         w = self.workdir
         args = [
             self.binaries.kube_apiserver,
@@ -709,23 +708,26 @@ class ControlPlane:
                 if r.status != 200:
                     return False
             try:
-                self.request("GET", "/api/v1/namespaces/default/serviceaccounts/default",
-                             timeout=2)
+                self.request("GET", "/api/v1/namespaces/default/serviceaccounts/default", timeout=2)
                 return True
             except urllib.error.HTTPError:
                 return False
 
-        self.startup_seconds["kube-controller-manager"] = self._wait(
-            self._kcm, running, "running controllers"
-        )
+        self.startup_seconds["kube-controller-manager"] = self._wait(self._kcm, running, "running controllers")
 
     # kube-scheduler -------------------------------------------------------
     def _start_scheduler(self) -> None:
         assert self._scheduler_bin
         port = free_port()
-        args = [self._scheduler_bin, f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
-                "--bind-address=127.0.0.1", f"--secure-port={port}", f"--cert-dir={self.workdir / 'sched-certs'}",
-                f"--v={self.verbosity}"]
+        args = [
+            self._scheduler_bin,
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.workdir / 'sched-certs'}",
+            f"--v={self.verbosity}",
+        ]
         if 0 < self.minor < 23:
             args.append("--port=0")  # no insecure 10251 listener
         self._sched = self._process("kube-scheduler", args)
@@ -744,10 +746,15 @@ class ControlPlane:
         cfg = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "fso-test", "cluster": {
-                "server": self.server,
-                "certificate-authority": str(self.ca_file),
-            }}],
+            "clusters": [
+                {
+                    "name": "fso-test",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority": str(self.ca_file),
+                    },
+                }
+            ],
             "users": [{"name": user, "user": {"token": token}}],
             "contexts": [{"name": "fso-test", "context": {"cluster": "fso-test", "user": user}}],
             "current-context": "fso-test",
@@ -758,8 +765,10 @@ class ControlPlane:
         p.chmod(0o600)
 
     def __repr__(self) -> str:
-        return (f"ControlPlane(server={self.server!r}, version={self.version!r}, "
-                f"kcm={self.with_controller_manager}, workdir={str(self.workdir)!r})")
+        return (
+            f"ControlPlane(server={self.server!r}, version={self.version!r}, "
+            f"kcm={self.with_controller_manager}, workdir={str(self.workdir)!r})"
+        )
 
 
 if __name__ == "__main__":  # manual check: python tests/support/controlplane.py

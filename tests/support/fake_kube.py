@@ -92,15 +92,22 @@ class FakeKube:
         live = self.objects.get(k)
         desired = copy.deepcopy(dict(obj))
         if live is None:
-            desired["metadata"].update(resourceVersion=str(next(self.versions)), uid=f"uid-{meta['name']}",
-                                       generation=1, managedFields=[self._entry(desired)])
+            desired["metadata"].update(
+                resourceVersion=str(next(self.versions)),
+                uid=f"uid-{meta['name']}",
+                generation=1,
+                managedFields=[self._entry(desired)],
+            )
             self.objects[k] = desired
             return copy.deepcopy(desired)
         for kind, path in IMMUTABLE:
             if kind == obj["kind"] and _get(desired, path) is not None and _get(desired, path) != _get(live, path):
-                raise ApiError(422, "Invalid", f'{kind} "{meta["name"]}" is invalid: {path}: Invalid value: '
-                               f"field is immutable", [{"field": path, "message": "field is immutable",
-                                                        "reason": "FieldValueInvalid"}])
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'{kind} "{meta["name"]}" is invalid: {path}: Invalid value: field is immutable',
+                    [{"field": path, "message": "field is immutable", "reason": "FieldValueInvalid"}],
+                )
         merged = {**copy.deepcopy(live), **{k2: v for k2, v in desired.items() if k2 not in ("metadata", "status")}}
         merged["metadata"] = {**live["metadata"], **desired["metadata"], "managedFields": [self._entry(desired)]}
         for fld in ("resourceVersion", "uid", "generation"):
@@ -115,8 +122,12 @@ class FakeKube:
     @staticmethod
     def _entry(obj: Mapping[str, Any]) -> dict[str, Any]:
         fields = sorted(k for k in obj if k not in ("apiVersion", "kind"))
-        return {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": obj["apiVersion"],
-                "fieldsV1": {f"f:{f}": {} for f in fields}}
+        return {
+            "manager": FIELD_MANAGER,
+            "operation": "Apply",
+            "apiVersion": obj["apiVersion"],
+            "fieldsV1": {f"f:{f}": {} for f in fields},
+        }
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         check_object(obj, generated=True)
@@ -149,16 +160,22 @@ class FakeKube:
         obj = self.objects.get((kind, namespace or "", name))
         return copy.deepcopy(obj) if obj else None
 
-    async def list(self, kind: str, api_version: str, namespace: str | None,
-                   labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         check_listing(kind, api_version, namespace, labels)
         self.calls.append(("GET", kind))
-        return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
-                if k == kind and (namespace is None or ns == namespace)
-                and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in (labels or {}).items())]
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind
+            and (namespace is None or ns == namespace)
+            and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in (labels or {}).items())
+        ]
 
-    async def list_with_version(self, kind: str, api_version: str, namespace: str | None,
-                                labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_with_version(
+        self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         return await self.list(kind, api_version, namespace, labels), str(next(self.versions))
 
     async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -170,8 +187,9 @@ class FakeKube:
         self.calls.append(("DELETE", kind))
         return self.objects.pop((kind, namespace or "", name), None) is not None
 
-    async def patch_status(self, kind: str, api_version: str, namespace: str, name: str,
-                           patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch_status(
+        self, kind: str, api_version: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         check_target(kind, api_version, namespace, name)
         self.calls.append(("PATCH", f"{kind}/status"))
         obj = self.objects.get((kind, namespace, name))

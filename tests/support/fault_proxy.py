@@ -76,8 +76,14 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self.hidden and request.path.startswith(f"/apis/{self.hidden}"):
-            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
-                      "message": "the server could not find the requested resource"}
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": "NotFound",
+                "code": 404,
+                "message": "the server could not find the requested resource",
+            }
             return web.json_response(status, status=404)
         task = asyncio.current_task()
         assert task is not None
@@ -91,14 +97,17 @@ class FaultProxy:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         body = await request.read()
-        async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers,
-                                         data=body or None, ssl=self.ssl) as upstream:
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, headers=headers, data=body or None, ssl=self.ssl
+        ) as upstream:
             if request.path == "/apis" and self.hidden and upstream.status == 200:
                 data = await upstream.json()
                 data["groups"] = [g for g in data.get("groups", []) if g.get("name") != self.hidden]
                 return web.Response(status=200, text=json.dumps(data), content_type="application/json")
-            response = web.StreamResponse(status=upstream.status, headers={
-                k: v for k, v in upstream.headers.items() if k.lower() not in HOP | {"content-encoding"}})
+            response = web.StreamResponse(
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP | {"content-encoding"}},
+            )
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)

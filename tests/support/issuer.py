@@ -21,6 +21,12 @@ class TestIssuer:
     def secret_data(self, dns_names: list[str]) -> dict[str, str]:
         """A new key pair for ``dns_names`` signed by the test CA (each call: a renewal)."""
         key = new_key()
-        cert = issue(key, dns_names[0], now=dt.datetime.now(dt.UTC), validity=dt.timedelta(days=1),
-                     names=dns_names, issuer=Issuer(self.key, self.ca.subject))
+        cert = issue(
+            key,
+            dns_names[0],
+            now=dt.datetime.now(dt.UTC),
+            validity=dt.timedelta(days=1),
+            names=dns_names,
+            issuer=Issuer(self.key, self.ca.subject),
+        )
         return {"tls.crt": pem_cert(cert), "tls.key": pem_key(key), "ca.crt": self.ca_pem}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -16,8 +17,12 @@ SERVER_PODS = "app.kubernetes.io/managed-by=featurestore-operator,app.kubernetes
 
 
 def fs_manifest(name: str, project: str = "demo", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": f"{G}/{V}", "kind": "FeatureStore", "metadata": {"name": name},
-            "spec": {"project": project, **spec}}
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "FeatureStore",
+        "metadata": {"name": name},
+        "spec": {"project": project, **spec},
+    }
 
 
 def custom(api: client.ApiClient) -> client.CustomObjectsApi:
@@ -72,9 +77,23 @@ def start_cron_run(api: client.ApiClient, minor: int, ns: str, cronjob: str, job
     version = "v1beta1" if minor < 21 else "v1"
     cron = custom(api).get_namespaced_custom_object("batch", version, ns, "cronjobs", cronjob)
     template = cron["spec"]["jobTemplate"]
-    owner = {"apiVersion": f"batch/{version}", "kind": "CronJob", "name": cronjob, "uid": cron["metadata"]["uid"],
-             "controller": True}
-    return client.BatchV1Api(api).create_namespaced_job(ns, {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": job, "labels": template["metadata"]["labels"], "ownerReferences": [owner]},
-        "spec": template["spec"]}).to_dict()
+    owner = {
+        "apiVersion": f"batch/{version}",
+        "kind": "CronJob",
+        "name": cronjob,
+        "uid": cron["metadata"]["uid"],
+        "controller": True,
+    }
+    return (
+        client.BatchV1Api(api)
+        .create_namespaced_job(
+            ns,
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": job, "labels": template["metadata"]["labels"], "ownerReferences": [owner]},
+                "spec": template["spec"],
+            },
+        )
+        .to_dict()
+    )

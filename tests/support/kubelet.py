@@ -10,7 +10,7 @@ from kubernetes import client
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class FakeKubelet:
@@ -37,10 +37,17 @@ class FakeKubelet:
                     "restartCount": 0,
                     "image": c.image,
                     "imageID": "",
-                    "state": {"running": {"startedAt": now}} if phase == "Running"
-                    else {"terminated": {"exitCode": 0 if phase == "Succeeded" else 1, "startedAt": now, "finishedAt": now,
-                                         "reason": "Completed" if phase == "Succeeded" else "Error",
-                                         **({"message": messages[c.name]} if c.name in (messages or {}) else {})}},
+                    "state": {"running": {"startedAt": now}}
+                    if phase == "Running"
+                    else {
+                        "terminated": {
+                            "exitCode": 0 if phase == "Succeeded" else 1,
+                            "startedAt": now,
+                            "finishedAt": now,
+                            "reason": "Completed" if phase == "Succeeded" else "Error",
+                            **({"message": messages[c.name]} if c.name in (messages or {}) else {}),
+                        }
+                    },
                 }
                 for c in pod.spec.containers
             ]

@@ -59,9 +59,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from google.cloud import redis_v1
@@ -85,20 +86,53 @@ TransitEncryptionMode = redis_v1.Instance.TransitEncryptionMode
 ConnectMode = redis_v1.Instance.ConnectMode
 
 _HTTP_FOR_STATUS = {
-    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
-    "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409, "ABORTED": 409, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499,
-    "INTERNAL": 500, "UNIMPLEMENTED": 501, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "INTERNAL": 500,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
 }
-_STATUS_FOR_HTTP = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                    404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
-                    500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE",
-                    503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-_GRPC_CODE = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3,
-              "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
-              "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
-              "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13,
-              "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16}
+_STATUS_FOR_HTTP = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_GRPC_CODE = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
 
 # Memorystore instance ids: 1-40 chars, lowercase letters/digits/hyphens, start with a letter,
 # not ending with a hyphen.
@@ -107,21 +141,52 @@ _INSTANCE_ID_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 # redisConfigs Memorystore accepts (v1 docs), value checked by redis itself on apply.
-ALLOWED_REDIS_CONFIGS = frozenset({
-    "maxmemory-gb", "maxmemory-policy", "notify-keyspace-events", "activedefrag",
-    "lfu-decay-time", "lfu-log-factor", "maxmemory-clients", "stream-node-max-bytes",
-    "stream-node-max-entries", "lazyfree-lazy-eviction", "lazyfree-lazy-expire",
-    "lazyfree-lazy-user-del", "lazyfree-lazy-user-flush", "maxclients",
-    "active-expire-effort", "close-on-replica-write",
-})
+ALLOWED_REDIS_CONFIGS = frozenset(
+    {
+        "maxmemory-gb",
+        "maxmemory-policy",
+        "notify-keyspace-events",
+        "activedefrag",
+        "lfu-decay-time",
+        "lfu-log-factor",
+        "maxmemory-clients",
+        "stream-node-max-bytes",
+        "stream-node-max-entries",
+        "lazyfree-lazy-eviction",
+        "lazyfree-lazy-expire",
+        "lazyfree-lazy-user-del",
+        "lazyfree-lazy-user-flush",
+        "maxclients",
+        "active-expire-effort",
+        "close-on-replica-write",
+    }
+)
 # update_mask paths UpdateInstance accepts; memory_size_gb and redis_configs are applied to the
 # real redis-server, the others are stored only.
-_UPDATABLE = {"display_name", "labels", "memory_size_gb", "redis_configs", "replica_count",
-              "read_replicas_mode", "maintenance_policy", "persistence_config",
-              "secondary_ip_range"}
-_RPC_NAMES = ["CreateInstance", "GetInstance", "ListInstances", "UpdateInstance",
-              "DeleteInstance", "GetInstanceAuthString", "GetOperation", "ListOperations",
-              "DeleteOperation", "CancelOperation", "Unknown"]
+_UPDATABLE = {
+    "display_name",
+    "labels",
+    "memory_size_gb",
+    "redis_configs",
+    "replica_count",
+    "read_replicas_mode",
+    "maintenance_policy",
+    "persistence_config",
+    "secondary_ip_range",
+}
+_RPC_NAMES = [
+    "CreateInstance",
+    "GetInstance",
+    "ListInstances",
+    "UpdateInstance",
+    "DeleteInstance",
+    "GetInstanceAuthString",
+    "GetOperation",
+    "ListOperations",
+    "DeleteOperation",
+    "CancelOperation",
+    "Unknown",
+]
 
 
 def _norm_rpc(name: str) -> str:
@@ -139,7 +204,7 @@ def _camel_to_snake(s: str) -> str:
 class ApiError(Exception):
     """An error answered with Google's JSON error shape."""
 
-    def __init__(self, status: str, message: str, http: Optional[int] = None) -> None:
+    def __init__(self, status: str, message: str, http: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -159,33 +224,33 @@ class RecordedRequest:
     body: Any
     rpc: str
     time: float = field(default_factory=time.time)
-    status: Optional[int] = None      # HTTP status answered (None while in flight)
-    injected: Optional[str] = None    # "forbid" | "fail" | "fail-after-apply" | "delay"
+    status: int | None = None  # HTTP status answered (None while in flight)
+    injected: str | None = None  # "forbid" | "fail" | "fail-after-apply" | "delay"
 
 
 @dataclass
 class _Instance:
-    pb: Any                      # google.cloud.redis.v1.Instance (raw protobuf)
+    pb: Any  # google.cloud.redis.v1.Instance (raw protobuf)
     project: str
     location: str
     instance_id: str
-    redis: Optional[RedisServer] = None
-    auth_string: Optional[str] = None
-    visible: dict = field(default_factory=dict)   # host/port/certs revealed at READY
+    redis: RedisServer | None = None
+    auth_string: str | None = None
+    visible: dict = field(default_factory=dict)  # host/port/certs revealed at READY
 
 
 @dataclass
 class _Operation:
-    pb: Any                      # google.longrunning.Operation
+    pb: Any  # google.longrunning.Operation
     finish_at: float
-    on_done: Optional[Callable[[], Any]] = None   # returns response message (or raises ApiError)
+    on_done: Callable[[], Any] | None = None  # returns response message (or raises ApiError)
 
 
 @dataclass
 class _ScheduledFault:
     remaining: int
     status: int
-    rpc: Optional[str]
+    rpc: str | None
     after_apply: bool
 
 
@@ -237,16 +302,25 @@ class MemorystoreFake:
             listen (default: host), and the address their certificates name and GetInstance reports.
     """
 
-    def __init__(self, *, op_delay: float = 0.3, fail_rate: float = 0.0,
-                 fail_codes: Iterable[int] = (429, 500, 503),
-                 fail_rpcs: Optional[Iterable[str]] = None,
-                 delay: float = 0.0, delay_rpcs: Optional[Iterable[str]] = None,
-                 delay_before_apply: bool = False,
-                 forbid: Iterable[str] = (), seed: int = 0, real_redis: bool = True,
-                 default_project: str = "test-project",
-                 default_location: str = "us-central1",
-                 host: str = "127.0.0.1", port: int = 0,
-                 redis_host: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        *,
+        op_delay: float = 0.3,
+        fail_rate: float = 0.0,
+        fail_codes: Iterable[int] = (429, 500, 503),
+        fail_rpcs: Iterable[str] | None = None,
+        delay: float = 0.0,
+        delay_rpcs: Iterable[str] | None = None,
+        delay_before_apply: bool = False,
+        forbid: Iterable[str] = (),
+        seed: int = 0,
+        real_redis: bool = True,
+        default_project: str = "test-project",
+        default_location: str = "us-central1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        redis_host: str | None = None,
+    ) -> None:
         self.op_delay = op_delay
         self.fail_rate = fail_rate
         self.fail_codes = list(fail_codes)
@@ -266,12 +340,12 @@ class MemorystoreFake:
         self._instances: dict[str, _Instance] = {}
         self._ops: dict[str, _Operation] = {}
         self._scheduled: list[_ScheduledFault] = []
-        self._httpd: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "MemorystoreFake":
+    def start(self) -> MemorystoreFake:
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -279,8 +353,9 @@ class MemorystoreFake:
         httpd.daemon_threads = True
         httpd.fake = self  # type: ignore[attr-defined]
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="memorystore-fake", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="memorystore-fake", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -302,7 +377,7 @@ class MemorystoreFake:
             self._instances.clear()
             self._ops.clear()
 
-    def __enter__(self) -> "MemorystoreFake":
+    def __enter__(self) -> MemorystoreFake:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -333,11 +408,10 @@ class MemorystoreFake:
     def instance_name(project: str, location: str, instance_id: str) -> str:
         return f"projects/{project}/locations/{location}/instances/{instance_id}"
 
-    def parent(self, project: Optional[str] = None, location: Optional[str] = None) -> str:
-        return (f"projects/{project or self.default_project}/locations/"
-                f"{location or self.default_location}")
+    def parent(self, project: str | None = None, location: str | None = None) -> str:
+        return f"projects/{project or self.default_project}/locations/{location or self.default_location}"
 
-    def calls(self, rpc: Optional[str] = None) -> list[RecordedRequest]:
+    def calls(self, rpc: str | None = None) -> list[RecordedRequest]:
         """Recorded requests, optionally only those of one RPC (e.g. ``"CreateInstance"``)."""
         with self._lock:
             if rpc is None:
@@ -345,20 +419,18 @@ class MemorystoreFake:
             r = _norm_rpc(rpc)
             return [q for q in self.requests if q.rpc == r]
 
-    def count(self, rpc: str, *, status: Optional[int] = None) -> int:
+    def count(self, rpc: str, *, status: int | None = None) -> int:
         return sum(1 for q in self.calls(rpc) if status is None or q.status == status)
 
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
 
-    def fail_next(self, n: int = 1, *, status: int = 503, rpc: Optional[str] = None,
-                  after_apply: bool = False) -> None:
+    def fail_next(self, n: int = 1, *, status: int = 503, rpc: str | None = None, after_apply: bool = False) -> None:
         """Answer the next ``n`` requests (of ``rpc``) with ``status``. ``after_apply=True``:
         apply the request first, then lose the answer (a crash/timeout after the side effect)."""
         with self._lock:
-            self._scheduled.append(_ScheduledFault(n, status, _norm_rpc(rpc) if rpc else None,
-                                                   after_apply))
+            self._scheduled.append(_ScheduledFault(n, status, _norm_rpc(rpc) if rpc else None, after_apply))
 
     def reset_faults(self) -> None:
         with self._lock:
@@ -385,26 +457,25 @@ class MemorystoreFake:
             self._advance()
             return [self._public(i) for i in self._instances.values()]
 
-    def instance(self, key: str) -> Optional[redis_v1.Instance]:
+    def instance(self, key: str) -> redis_v1.Instance | None:
         """Current state (as the API would show it) of an instance, by full name or bare id."""
         with self._lock:
             self._advance()
             inst = self._find(key)
             return self._public(inst) if inst else None
 
-    def redis_server(self, key: str) -> Optional[RedisServer]:
+    def redis_server(self, key: str) -> RedisServer | None:
         """The real redis-server behind an instance (None if none / not real)."""
         with self._lock:
             inst = self._find(key)
             return inst.redis if inst else None
 
-    def auth_string(self, key: str) -> Optional[str]:
+    def auth_string(self, key: str) -> str | None:
         with self._lock:
             inst = self._find(key)
             return inst.auth_string if inst else None
 
-    def set_state(self, key: str, state: Union[str, int, "State"],
-                  status_message: str = "") -> None:
+    def set_state(self, key: str, state: str | int | State, status_message: str = "") -> None:
         """Force an instance's state (e.g. ``"REPAIRING"``, ``"MAINTENANCE"``)."""
         with self._lock:
             inst = self._require(key)
@@ -424,16 +495,30 @@ class MemorystoreFake:
             if inst.redis is not None:
                 inst.redis.stop(cleanup=False)
 
-    def precreate(self, instance_id: str, *, project: Optional[str] = None,
-                  location: Optional[str] = None, labels: Optional[dict] = None,
-                  tier: str = "BASIC", memory_size_gb: int = 1, auth_enabled: bool = False,
-                  transit_encryption_mode: str = "DISABLED", state: str = "READY",
-                  **fields) -> redis_v1.Instance:
+    def precreate(
+        self,
+        instance_id: str,
+        *,
+        project: str | None = None,
+        location: str | None = None,
+        labels: dict | None = None,
+        tier: str = "BASIC",
+        memory_size_gb: int = 1,
+        auth_enabled: bool = False,
+        transit_encryption_mode: str = "DISABLED",
+        state: str = "READY",
+        **fields,
+    ) -> redis_v1.Instance:
         """Create an instance directly (no request recorded), e.g. one owned by someone else
         (foreign labels) for conflict tests. ``fields``: more Instance fields (snake_case)."""
-        body = redis_v1.Instance(labels=labels or {}, tier=tier, memory_size_gb=memory_size_gb,
-                                 auth_enabled=auth_enabled,
-                                 transit_encryption_mode=transit_encryption_mode, **fields)
+        body = redis_v1.Instance(
+            labels=labels or {},
+            tier=tier,
+            memory_size_gb=memory_size_gb,
+            auth_enabled=auth_enabled,
+            transit_encryption_mode=transit_encryption_mode,
+            **fields,
+        )
         project = project or self.default_project
         location = location or self.default_location
         with self._lock:
@@ -477,28 +562,24 @@ class MemorystoreFake:
         except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
             pass
 
-    def _dispatch(self, rec: RecordedRequest, fn, args, raw: bytes, query: dict,
-                  ints: bool) -> tuple[int, dict]:
+    def _dispatch(self, rec: RecordedRequest, fn, args, raw: bytes, query: dict, ints: bool) -> tuple[int, dict]:
         rpc = rec.rpc
         # --- faults decided before applying
-        fault: Optional[tuple[int, bool]] = None
+        fault: tuple[int, bool] | None = None
         with self._lock:
             if rpc in self.forbid:
                 rec.injected = "forbid"
-                return 403, ApiError("PERMISSION_DENIED",
-                                     f"Permission denied for {rpc} (injected)").payload()
+                return 403, ApiError("PERMISSION_DENIED", f"Permission denied for {rpc} (injected)").payload()
             for s in self._scheduled:
                 if s.remaining > 0 and (s.rpc is None or s.rpc == rpc):
                     s.remaining -= 1
                     fault = (s.status, s.after_apply)
                     break
             self._scheduled = [s for s in self._scheduled if s.remaining > 0]
-            if fault is None and self.fail_rate > 0 and (
-                    self.fail_rpcs is None or rpc in self.fail_rpcs):
+            if fault is None and self.fail_rate > 0 and (self.fail_rpcs is None or rpc in self.fail_rpcs):
                 if self._rng.random() < self.fail_rate:
                     fault = (self._rng.choice(self.fail_codes), False)
-            delay = self.delay if (self.delay > 0 and (
-                self.delay_rpcs is None or rpc in self.delay_rpcs)) else 0.0
+            delay = self.delay if (self.delay > 0 and (self.delay_rpcs is None or rpc in self.delay_rpcs)) else 0.0
         if fault and not fault[1]:
             rec.injected = "fail"
             return fault[0], self._fault_payload(fault[0])
@@ -507,8 +588,10 @@ class MemorystoreFake:
             self._stopping.wait(delay)
         try:
             if fn is None:
-                raise ApiError("NOT_FOUND" if rpc == "Unknown" else "UNIMPLEMENTED",
-                               f"The fake does not serve {rec.method} {rec.path}")
+                raise ApiError(
+                    "NOT_FOUND" if rpc == "Unknown" else "UNIMPLEMENTED",
+                    f"The fake does not serve {rec.method} {rec.path}",
+                )
             with self._lock:
                 result = fn(*args, raw=raw, query=query)
                 payload = self._to_json(result, ints) if result is not None else {}
@@ -528,16 +611,18 @@ class MemorystoreFake:
     @staticmethod
     def _fault_payload(code: int) -> dict:
         st = _STATUS_FOR_HTTP.get(code, "UNKNOWN")
-        msgs = {429: "Quota exceeded (injected)", 500: "Internal error (injected)",
-                503: "The service is currently unavailable (injected)"}
+        msgs = {
+            429: "Quota exceeded (injected)",
+            500: "Internal error (injected)",
+            503: "The service is currently unavailable (injected)",
+        }
         return ApiError(st, msgs.get(code, f"injected {code}"), code).payload()
 
     @staticmethod
     def _to_json(msg, ints: bool) -> dict:
         if isinstance(msg, dict):
             return msg
-        return json_format.MessageToDict(msg, use_integers_for_enums=ints,
-                                         preserving_proto_field_name=False)
+        return json_format.MessageToDict(msg, use_integers_for_enums=ints, preserving_proto_field_name=False)
 
     _SEG = r"([^/:]+)"
 
@@ -550,8 +635,7 @@ class MemorystoreFake:
             ("GET", loc + rf"/instances/{S}$", "GetInstance", self._get),
             ("PATCH", loc + rf"/instances/{S}$", "UpdateInstance", self._update),
             ("DELETE", loc + rf"/instances/{S}$", "DeleteInstance", self._delete),
-            ("GET", loc + rf"/instances/{S}/authString$", "GetInstanceAuthString",
-             self._auth_string),
+            ("GET", loc + rf"/instances/{S}/authString$", "GetInstanceAuthString", self._auth_string),
             ("GET", loc + rf"/operations/{S}$", "GetOperation", self._get_op),
             ("GET", loc + r"/operations$", "ListOperations", self._list_ops),
             ("DELETE", loc + rf"/operations/{S}$", "DeleteOperation", self._delete_op),
@@ -564,7 +648,7 @@ class MemorystoreFake:
         return "Unknown", None, ()
 
     # ------------------------------------------------------------------ state machinery
-    def _find(self, key: str) -> Optional[_Instance]:
+    def _find(self, key: str) -> _Instance | None:
         if key.startswith("projects/"):
             return self._instances.get(key)
         hits = [i for i in self._instances.values() if i.instance_id == key]
@@ -583,8 +667,7 @@ class MemorystoreFake:
 
     def _advance(self) -> None:
         now = time.monotonic()
-        due = sorted((o for o in self._ops.values() if not o.pb.done and o.finish_at <= now),
-                     key=lambda o: o.finish_at)
+        due = sorted((o for o in self._ops.values() if not o.pb.done and o.finish_at <= now), key=lambda o: o.finish_at)
         for op in due:
             md = OperationMetadataPb()
             op.pb.metadata.Unpack(md)
@@ -593,19 +676,15 @@ class MemorystoreFake:
                 resp = op.on_done() if op.on_done else empty_pb2.Empty()
                 op.pb.response.Pack(resp)
             except ApiError as e:
-                op.pb.error.CopyFrom(status_pb2.Status(code=_GRPC_CODE.get(e.status, 2),
-                                                       message=e.message))
+                op.pb.error.CopyFrom(status_pb2.Status(code=_GRPC_CODE.get(e.status, 2), message=e.message))
             except Exception as e:  # e.g. the backing redis was killed by a test
-                op.pb.error.CopyFrom(status_pb2.Status(code=_GRPC_CODE["INTERNAL"],
-                                                       message=f"operation failed: {e!r}"))
+                op.pb.error.CopyFrom(status_pb2.Status(code=_GRPC_CODE["INTERNAL"], message=f"operation failed: {e!r}"))
             op.pb.metadata.Pack(md)
             op.pb.done = True
 
-    def _new_op(self, inst_name: str, project: str, location: str, verb: str,
-                on_done: Callable[[], Any]) -> Any:
+    def _new_op(self, inst_name: str, project: str, location: str, verb: str, on_done: Callable[[], Any]) -> Any:
         op_id = f"operation-{int(time.time() * 1000)}-{uuid.uuid4().hex[:12]}"
-        pb = operations_pb2.Operation(name=f"projects/{project}/locations/{location}/"
-                                           f"operations/{op_id}", done=False)
+        pb = operations_pb2.Operation(name=f"projects/{project}/locations/{location}/operations/{op_id}", done=False)
         md = OperationMetadataPb(target=inst_name, verb=verb, api_version="v1")
         md.create_time.CopyFrom(_now_ts())
         pb.metadata.Pack(md)
@@ -631,12 +710,18 @@ class MemorystoreFake:
             raise ApiError("INVALID_ARGUMENT", "At most 64 labels are allowed")
         for k, v in labels.items():
             if not _LABEL_KEY_RE.match(k):
-                raise ApiError("INVALID_ARGUMENT", f"Invalid label key {k!r}: must start with a "
-                               "lowercase letter; lowercase letters, digits, _ and - only; "
-                               "at most 63 characters")
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"Invalid label key {k!r}: must start with a "
+                    "lowercase letter; lowercase letters, digits, _ and - only; "
+                    "at most 63 characters",
+                )
             if not _LABEL_VALUE_RE.match(v):
-                raise ApiError("INVALID_ARGUMENT", f"Invalid label value {v!r} for key {k!r}: "
-                               "lowercase letters, digits, _ and - only; at most 63 characters")
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"Invalid label value {v!r} for key {k!r}: "
+                    "lowercase letters, digits, _ and - only; at most 63 characters",
+                )
 
     @staticmethod
     def _validate_configs(configs) -> None:
@@ -647,17 +732,18 @@ class MemorystoreFake:
     @staticmethod
     def _validate_memory(gb: int) -> None:
         if not 1 <= gb <= 300:
-            raise ApiError("INVALID_ARGUMENT",
-                           f"memory_size_gb must be between 1 and 300, got {gb}")
+            raise ApiError("INVALID_ARGUMENT", f"memory_size_gb must be between 1 and 300, got {gb}")
 
     # ---- instance lifecycle
     def _new_instance(self, project: str, location: str, instance_id: str, pb) -> _Instance:
         name = self.instance_name(project, location, instance_id)
         if not _INSTANCE_ID_RE.match(instance_id):
-            raise ApiError("INVALID_ARGUMENT",
-                           f"Invalid instance id {instance_id!r}: 1-40 characters, lowercase "
-                           "letters, digits and hyphens, starting with a letter, not ending "
-                           "with a hyphen")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"Invalid instance id {instance_id!r}: 1-40 characters, lowercase "
+                "letters, digits and hyphens, starting with a letter, not ending "
+                "with a hyphen",
+            )
         if pb.tier == Tier.TIER_UNSPECIFIED:
             raise ApiError("INVALID_ARGUMENT", "tier is required")
         self._validate_memory(pb.memory_size_gb)
@@ -665,9 +751,20 @@ class MemorystoreFake:
         self._validate_configs(pb.redis_configs)
         if pb.redis_version and not re.match(r"^REDIS_\d+_\d+$", pb.redis_version):
             raise ApiError("INVALID_ARGUMENT", f"Invalid redis_version {pb.redis_version!r}")
-        for f in ("name", "host", "port", "current_location_id", "state", "status_message",
-                  "server_ca_certs", "nodes", "read_endpoint", "read_endpoint_port",
-                  "persistence_iam_identity", "create_time"):
+        for f in (
+            "name",
+            "host",
+            "port",
+            "current_location_id",
+            "state",
+            "status_message",
+            "server_ca_certs",
+            "nodes",
+            "read_endpoint",
+            "read_endpoint_port",
+            "persistence_iam_identity",
+            "create_time",
+        ):
             pb.ClearField(f)  # output only
         pb.name = name
         pb.create_time.CopyFrom(_now_ts())
@@ -675,22 +772,25 @@ class MemorystoreFake:
         pb.location_id = pb.location_id or f"{location}-a"
         pb.redis_version = pb.redis_version or "REDIS_7_0"
         pb.reserved_ip_range = pb.reserved_ip_range or "10.0.0.0/29"
-        pb.authorized_network = (pb.authorized_network
-                                 or f"projects/{project}/global/networks/default")
+        pb.authorized_network = pb.authorized_network or f"projects/{project}/global/networks/default"
         if pb.connect_mode == ConnectMode.CONNECT_MODE_UNSPECIFIED:
             pb.connect_mode = ConnectMode.DIRECT_PEERING
         if pb.transit_encryption_mode == TransitEncryptionMode.TRANSIT_ENCRYPTION_MODE_UNSPECIFIED:
             pb.transit_encryption_mode = TransitEncryptionMode.DISABLED
         project_number = int(hashlib.sha1(project.encode()).hexdigest()[:10], 16) % 10**12
-        pb.persistence_iam_identity = (f"serviceAccount:service-{project_number}"
-                                       "@cloud-redis.iam.gserviceaccount.com")
+        pb.persistence_iam_identity = f"serviceAccount:service-{project_number}@cloud-redis.iam.gserviceaccount.com"
         inst = _Instance(pb=pb, project=project, location=location, instance_id=instance_id)
         tls = pb.transit_encryption_mode == TransitEncryptionMode.SERVER_AUTHENTICATION
         if pb.auth_enabled:
             inst.auth_string = str(uuid.uuid4())
         if self.real_redis:
-            srv = RedisServer(tls=tls, password=inst.auth_string, host=self._redis_host,
-                              maxmemory=f"{pb.memory_size_gb}gb", disable_config_command=True)
+            srv = RedisServer(
+                tls=tls,
+                password=inst.auth_string,
+                host=self._redis_host,
+                maxmemory=f"{pb.memory_size_gb}gb",
+                disable_config_command=True,
+            )
             try:
                 srv.start()
                 self._apply_configs(srv, pb.redis_configs)
@@ -714,13 +814,13 @@ class MemorystoreFake:
         return inst
 
     @staticmethod
-    def _apply_configs(srv: Optional[RedisServer], configs) -> None:
+    def _apply_configs(srv: RedisServer | None, configs) -> None:
         if srv is None:
             return
         for k, v in configs.items():
             try:
                 if k == "maxmemory-gb":
-                    srv.config_set("maxmemory", int(float(v) * 1024 ** 3))
+                    srv.config_set("maxmemory", int(float(v) * 1024**3))
                 else:
                     srv.config_set(k, v)
             except Exception as e:
@@ -734,12 +834,15 @@ class MemorystoreFake:
         del pb.server_ca_certs[:]
         if inst.visible.get("ca_pem"):
             pem = inst.visible["ca_pem"]
-            cert = TlsCertificatePb(cert=pem, serial_number=str(int(hashlib.sha1(
-                pem.encode()).hexdigest()[:12], 16)),
-                sha1_fingerprint=hashlib.sha1(pem.encode()).hexdigest())
+            cert = TlsCertificatePb(
+                cert=pem,
+                serial_number=str(int(hashlib.sha1(pem.encode()).hexdigest()[:12], 16)),
+                sha1_fingerprint=hashlib.sha1(pem.encode()).hexdigest(),
+            )
             cert.create_time.CopyFrom(pb.create_time)
-            cert.expire_time.FromDatetime(datetime.datetime.now(datetime.timezone.utc)
-                                          .replace(tzinfo=None) + datetime.timedelta(days=2))
+            cert.expire_time.FromDatetime(
+                datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(days=2)
+            )
             pb.server_ca_certs.append(cert)
         pb.state = State.READY
 
@@ -769,12 +872,15 @@ class MemorystoreFake:
         return inst.pb
 
     def _list(self, project, location, *, raw, query):
-        items = [i.pb for i in self._instances.values()
-                 if i.project == project and (location == "-" or i.location == location)]
+        items = [
+            i.pb
+            for i in self._instances.values()
+            if i.project == project and (location == "-" or i.location == location)
+        ]
         items.sort(key=lambda p: p.name)
         start = int(query.get("pageToken") or 0)
         size = int(query.get("pageSize") or 0) or len(items) or 1
-        page = items[start:start + size]
+        page = items[start : start + size]
         out = redis_v1.ListInstancesResponse.pb()(instances=page)
         if start + size < len(items):
             out.next_page_token = str(start + size)
@@ -791,8 +897,7 @@ class MemorystoreFake:
         paths = [_camel_to_snake(p) for p in mask]
         bad = [p for p in paths if p not in _UPDATABLE]
         if bad:
-            raise ApiError("INVALID_ARGUMENT", f"Field(s) {bad} cannot be updated; updatable: "
-                           f"{sorted(_UPDATABLE)}")
+            raise ApiError("INVALID_ARGUMENT", f"Field(s) {bad} cannot be updated; updatable: {sorted(_UPDATABLE)}")
         patch = self._parse_instance(raw)
         if "labels" in paths:
             self._validate_labels(patch.labels)
@@ -801,9 +906,9 @@ class MemorystoreFake:
         if "memory_size_gb" in paths:
             self._validate_memory(patch.memory_size_gb)
         if inst.pb.state != State.READY:
-            raise ApiError("FAILED_PRECONDITION",
-                           f"Instance {name} is in state {State(inst.pb.state).name}; "
-                           "updates need READY")
+            raise ApiError(
+                "FAILED_PRECONDITION", f"Instance {name} is in state {State(inst.pb.state).name}; updates need READY"
+            )
         inst.pb.state = State.UPDATING
 
         def done():
@@ -819,7 +924,7 @@ class MemorystoreFake:
                     else:
                         setattr(inst.pb, p, getattr(patch, p))
                 if "memory_size_gb" in paths and inst.redis is not None:
-                    inst.redis.config_set("maxmemory", inst.pb.memory_size_gb * 1024 ** 3)
+                    inst.redis.config_set("maxmemory", inst.pb.memory_size_gb * 1024**3)
                 if "redis_configs" in paths:
                     self._apply_configs(inst.redis, inst.pb.redis_configs)
             finally:

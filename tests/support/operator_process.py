@@ -29,8 +29,14 @@ class OperatorProcess:
     swapped for the chart's operator ServiceAccount (tests/support/chart_identity.py), so the process
     runs with exactly the chart's RBAC. ``identity="admin"`` keeps the admin token: say why."""
 
-    def __init__(self, kubeconfig: str, env: dict[str, str] | None = None, args: list[str] | None = None,
-                 standalone: bool = True, identity: str = "chart"):
+    def __init__(
+        self,
+        kubeconfig: str,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        standalone: bool = True,
+        identity: str = "chart",
+    ):
         assert identity in ("chart", "admin"), identity
         self.kubeconfig = chart_identity.kubeconfig_for(kubeconfig) if identity == "chart" else kubeconfig
         self.extra_env = env or {}
@@ -47,20 +53,27 @@ class OperatorProcess:
         # inherited, it would switch the operator's prometheus_client into multi-process mode.
         for var in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR", "prometheus_multiproc_dir"):
             env.pop(var, None)
-        env.update({
-            "KUBECONFIG": self.kubeconfig,
-            "FSO_HEALTH_PORT": str(self.health_port),
-            "FSO_METRICS_PORT": str(self.metrics_port),
-            "FSO_RESYNC_SECONDS": env.get("FSO_RESYNC_SECONDS", "30"),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "KUBECONFIG": self.kubeconfig,
+                "FSO_HEALTH_PORT": str(self.health_port),
+                "FSO_METRICS_PORT": str(self.metrics_port),
+                "FSO_RESYNC_SECONDS": env.get("FSO_RESYNC_SECONDS", "30"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
     def command(self) -> list[str]:
         # as in the image: the test extra's packages are not importable (as_in_image.py says why)
-        return [sys.executable, str(Path(__file__).with_name("as_in_image.py")), "run",
-                *(["--standalone"] if self.standalone else []), *self.args]
+        return [
+            sys.executable,
+            str(Path(__file__).with_name("as_in_image.py")),
+            "run",
+            *(["--standalone"] if self.standalone else []),
+            *self.args,
+        ]
 
     def _new_process(self) -> ManagedProcess:
         # no banner: the log holds only the operator's own (JSON) lines, which tests parse
@@ -85,8 +98,12 @@ class OperatorProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples called ``name`` whose labels include ``labels``."""
-        return sum(s.value for f in text_string_to_metric_families(self.metrics()) for s in f.samples
-                   if s.name == name and labels.items() <= s.labels.items())
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(self.metrics())
+            for s in f.samples
+            if s.name == name and labels.items() <= s.labels.items()
+        )
 
     def reconciles(self) -> float:
         """Reconcile passes finished so far (any result): the positive signal before a negative check."""
@@ -96,8 +113,12 @@ class OperatorProcess:
         """Wait until ``passes`` more reconcile passes have finished. With one store, the second of them
         started after this call: whatever the operator would do about the state before it, it has done."""
         start = self.reconciles()
-        return wait_for(lambda: (n := self.reconciles()) >= start + passes and n, timeout=timeout, interval=0.5,
-                        what=f"{passes} more reconcile passes (from {start:.0f})")
+        return wait_for(
+            lambda: (n := self.reconciles()) >= start + passes and n,
+            timeout=timeout,
+            interval=0.5,
+            what=f"{passes} more reconcile passes (from {start:.0f})",
+        )
 
     def api_calls(self, resource: str) -> float:
         """The operator's own count of Kubernetes API requests for ``resource`` (all verbs)."""

@@ -59,13 +59,12 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tests.support.process import ManagedProcess
 
-__all__ = ["PodRunner", "Pod", "Prepared", "Running", "PodRunnerError", "expand", "pod_spec_of",
-           "unshare_available"]
+__all__ = ["PodRunner", "Pod", "Prepared", "Running", "PodRunnerError", "expand", "pod_spec_of", "unshare_available"]
 
 
 class PodRunnerError(RuntimeError):
@@ -89,7 +88,7 @@ def expand(value: str, mapping: Mapping[str, str]) -> str:
     while cursor < n:
         if value[cursor] == "$" and cursor + 1 < n:
             out.append(value[checkpoint:cursor])
-            rest = value[cursor + 1:]
+            rest = value[cursor + 1 :]
             if rest[0] == "$":  # escaped operator
                 read, is_var, advance = "$", False, 1
             elif rest[0] == "(":
@@ -132,8 +131,7 @@ def unshare_available() -> str | None:
         return "needs root (bind mounts in a private mount namespace)"
     if not shutil.which("unshare"):
         return "the `unshare` program (util-linux) is missing"
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
     if proc.returncode != 0:
         return f"unshare --mount failed: {proc.stderr.strip()}"
     return None
@@ -181,12 +179,18 @@ class PodRunner:
         namespace: metadata.namespace for fieldRefs.
     """
 
-    def __init__(self, objects: list[Mapping[str, Any]], *, secrets: Mapping[str, Mapping[str, str | bytes]],
-                 config_maps: Mapping[str, Mapping[str, str]] | None = None,
-                 extra_env: Mapping[str, str] | None = None,
-                 image_env: Mapping[str, str] | None = None,
-                 image_workdir: str = "/", namespace: str = "default",
-                 service_account_token: Callable[[str, str, str, int], str] | None = None) -> None:
+    def __init__(
+        self,
+        objects: list[Mapping[str, Any]],
+        *,
+        secrets: Mapping[str, Mapping[str, str | bytes]],
+        config_maps: Mapping[str, Mapping[str, str]] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        image_env: Mapping[str, str] | None = None,
+        image_workdir: str = "/",
+        namespace: str = "default",
+        service_account_token: Callable[[str, str, str, int], str] | None = None,
+    ) -> None:
         self.objects = [copy.deepcopy(dict(o)) for o in objects]
         self.config_maps: dict[str, dict[str, str]] = {
             o["metadata"]["name"]: dict(o.get("data") or {}) for o in self.objects if o.get("kind") == "ConfigMap"
@@ -194,8 +198,22 @@ class PodRunner:
         self.config_maps.update({k: dict(v) for k, v in (config_maps or {}).items()})
         self.secrets = {k: dict(v) for k, v in secrets.items()}
         self.extra_env = dict(extra_env or {})
-        self.image_env = dict(image_env or {"PATH": os.pathsep.join(
-            [str(Path(sys.executable).parent), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"])})
+        self.image_env = dict(
+            image_env
+            or {
+                "PATH": os.pathsep.join(
+                    [
+                        str(Path(sys.executable).parent),
+                        "/usr/local/sbin",
+                        "/usr/local/bin",
+                        "/usr/sbin",
+                        "/usr/bin",
+                        "/sbin",
+                        "/bin",
+                    ]
+                )
+            }
+        )
         self.image_workdir = image_workdir
         self.namespace = namespace
         self.service_account_token = service_account_token
@@ -211,7 +229,9 @@ class PodRunner:
     def find(self, kind: str, name: str | None = None) -> dict[str, Any]:
         found = [o for o in self.objects if o.get("kind") == kind and (name is None or o["metadata"]["name"] == name)]
         if len(found) != 1:
-            raise PodRunnerError(f"expected exactly one rendered {kind}{' ' + name if name else ''}, found {len(found)}")
+            raise PodRunnerError(
+                f"expected exactly one rendered {kind}{' ' + name if name else ''}, found {len(found)}"
+            )
         return found[0]
 
     def pod(self, obj: Mapping[str, Any], *, name: str | None = None) -> Pod:
@@ -348,8 +368,12 @@ class Pod:
             return d
         if "projected" in vol:
             d.mkdir(parents=True)
-            self._write_items(d, self._projected(vol), {"defaultMode": vol["projected"].get("defaultMode", 0o644)},
-                              f"projected volume {vol['name']!r}")
+            self._write_items(
+                d,
+                self._projected(vol),
+                {"defaultMode": vol["projected"].get("defaultMode", 0o644)},
+                f"projected volume {vol['name']!r}",
+            )
             return d
         raise PodRunnerError(f"volume {vol['name']!r}: unsupported volume type {sorted(vol)}")
 
@@ -362,7 +386,8 @@ class Pod:
                 raise PodRunnerError(f"volume {vol['name']!r}: unsupported projected source {sorted(source)}")
             sa = self.spec.get("serviceAccountName") or "default"
             files[token["path"]] = self.runner.service_account_token(
-                self.runner.namespace, sa, token.get("audience", ""), token.get("expirationSeconds", 3600))
+                self.runner.namespace, sa, token.get("audience", ""), token.get("expirationSeconds", 3600)
+            )
         return files
 
     # ---- containers
@@ -389,9 +414,14 @@ class Pod:
 
     def _field(self, path: str) -> str:
         meta = self.obj.get("metadata", {})
-        values = {"metadata.name": self.name, "metadata.namespace": meta.get("namespace", self.runner.namespace),
-                  "spec.serviceAccountName": self.spec.get("serviceAccountName", "default"),
-                  "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1", "spec.nodeName": socket.gethostname()}
+        values = {
+            "metadata.name": self.name,
+            "metadata.namespace": meta.get("namespace", self.runner.namespace),
+            "spec.serviceAccountName": self.spec.get("serviceAccountName", "default"),
+            "status.podIP": "127.0.0.1",
+            "status.hostIP": "127.0.0.1",
+            "spec.nodeName": socket.gethostname(),
+        }
         if path not in values:
             raise PodRunnerError(f"fieldRef {path} not supported")
         return values[path]
@@ -429,8 +459,9 @@ class Pod:
                 env[e["name"]] = v
         return env
 
-    def prepare(self, container: str | None = None, *, init: bool = False,
-                extra_mounts: list[Mount] | None = None) -> Prepared:
+    def prepare(
+        self, container: str | None = None, *, init: bool = False, extra_mounts: list[Mount] | None = None
+    ) -> Prepared:
         c = self._container(container, init)
         if not c.get("command"):
             raise PodRunnerError(f"container {c['name']!r} has no command (the image ENTRYPOINT is not known here)")
@@ -453,10 +484,15 @@ class Pod:
         process_env = {**self.runner.image_env, **self.runner.extra_env, **env}
         ports = {p.get("name", str(p["containerPort"])): int(p["containerPort"]) for p in c.get("ports") or []}
         return Prepared(
-            pod=self.name, container=c["name"], argv=argv, env=process_env,
-            cwd=c.get("workingDir") or self.runner.image_workdir, mounts=mounts,
+            pod=self.name,
+            container=c["name"],
+            argv=argv,
+            env=process_env,
+            cwd=c.get("workingDir") or self.runner.image_workdir,
+            mounts=mounts,
             read_only_root=bool((c.get("securityContext") or {}).get("readOnlyRootFilesystem")),
-            ports=ports, spec=copy.deepcopy(c),
+            ports=ports,
+            spec=copy.deepcopy(c),
         )
 
     def termination_log(self, container: str) -> Path:
@@ -471,22 +507,41 @@ class Pod:
     def _command(self, p: Prepared) -> tuple[list[str], Path]:
         self.runner._seq += 1
         spec_file = self.root / f"exec-{self.runner._seq}-{p.container}.json"
-        spec_file.write_text(json.dumps({
-            "argv": p.argv, "env": p.env, "cwd": p.cwd, "read_only_root": p.read_only_root,
-            "mounts": [m.__dict__ for m in p.mounts], "created_log": str(self.runner._created_file),
-        }))
-        return ["unshare", "--mount", "--propagation", "private", "--",
-                sys.executable, str(Path(__file__).resolve()), "--exec", str(spec_file)], spec_file
+        spec_file.write_text(
+            json.dumps(
+                {
+                    "argv": p.argv,
+                    "env": p.env,
+                    "cwd": p.cwd,
+                    "read_only_root": p.read_only_root,
+                    "mounts": [m.__dict__ for m in p.mounts],
+                    "created_log": str(self.runner._created_file),
+                }
+            )
+        )
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--exec",
+            str(spec_file),
+        ], spec_file
 
     def run(self, p: Prepared, *, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run to completion (a Job's container); returns the CompletedProcess (text output)."""
         cmd, _ = self._command(p)
         try:
-            return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=timeout, start_new_session=True)
+            return subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, start_new_session=True
+            )
         except subprocess.TimeoutExpired as exc:
-            raise PodRunnerError(f"{p.pod}/{p.container} did not finish within {timeout}s:\n"
-                                 f"{_tail(exc.stdout)}\n{_tail(exc.stderr)}") from None
+            raise PodRunnerError(
+                f"{p.pod}/{p.container} did not finish within {timeout}s:\n{_tail(exc.stdout)}\n{_tail(exc.stderr)}"
+            ) from None
 
     def run_job(self, container: str | None = None, *, timeout: float = 300) -> subprocess.CompletedProcess:
         """Init containers in order (each must succeed, like the kubelet), then the container."""
@@ -506,7 +561,8 @@ class Pod:
                     raise PodRunnerError(
                         f"port {port} (containerPort {name!r} of {p.pod}/{p.container}) is already in use on "
                         f"this machine ({exc.strerror}); containers share the host network here, so stop "
-                        "whatever listens there (these tests run serially)") from None
+                        "whatever listens there (these tests run serially)"
+                    ) from None
 
     def start(self, p: Prepared) -> Running:
         """Start a long-running container (a Deployment's); stop it with :meth:`Running.stop`."""

@@ -57,9 +57,16 @@ class ManagedProcess:
     stdout and stderr appended to ``log_path`` (after a line naming the command, unless ``banner``
     is False: a log that tests parse holds only what the process wrote)."""
 
-    def __init__(self, name: str, args: Sequence[str], log_path: str | os.PathLike[str], *,
-                 env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
-                 banner: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        log_path: str | os.PathLike[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        banner: bool = True,
+    ) -> None:
         self.name = name
         self.banner = banner
         self.args = [str(a) for a in args]
@@ -86,29 +93,41 @@ class ManagedProcess:
             if self.banner:
                 log.write(f"\n==== {time.strftime('%H:%M:%S')} starting: {' '.join(self.args)}\n".encode())
                 log.flush()
-            self.popen = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                          env=self.env, cwd=self.cwd, start_new_session=True,
-                                          preexec_fn=_die_with_parent if main else None)
+            self.popen = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if main else None,
+            )
         _LIVE.add(self)
         return self
 
-    def wait_ready(self, check: Callable[[], object], timeout: float, what: str = "ready",
-                   interval: float = 0.05) -> float:
+    def wait_ready(
+        self, check: Callable[[], object], timeout: float, what: str = "ready", interval: float = 0.05
+    ) -> float:
         """Poll ``check`` (an exception or a falsy value: not yet) until it passes; seconds taken."""
         t0 = time.monotonic()
         last: object = None
         while time.monotonic() - t0 < timeout:
             if not self.alive():
-                raise ProcessError(f"{self.name} exited with code {self.returncode} before it was {what}; "
-                                   f"log {self.log_path}:\n{self.log_tail()}")
+                raise ProcessError(
+                    f"{self.name} exited with code {self.returncode} before it was {what}; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
             try:
                 if check():
                     return time.monotonic() - t0
             except Exception as err:  # noqa: BLE001 - not ready yet
                 last = err
             time.sleep(interval)
-        raise ProcessError(f"{self.name} not {what} after {timeout:.0f}s (last check: {last!r}); "
-                           f"log {self.log_path}:\n{self.log_tail()}")
+        raise ProcessError(
+            f"{self.name} not {what} after {timeout:.0f}s (last check: {last!r}); "
+            f"log {self.log_path}:\n{self.log_tail()}"
+        )
 
     def start(self, check: Callable[[], object], timeout: float, what: str = "ready") -> float:
         """spawn() and wait_ready(); a process that fails to get ready is killed."""

@@ -27,9 +27,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 from tests.support.process import ManagedProcess, ProcessError, free_port
 
@@ -52,19 +52,24 @@ def no_retry():
     """A redis-py ``Retry`` that never retries (redis-py >= 6 retries 3x with backoff)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+
     return Retry(NoBackoff(), 0)
 
 
 def find_redis_server() -> str:
     """Path of the redis-server binary, or RedisServerError saying how to get one."""
-    candidates = [os.environ.get("REDIS_SERVER_BIN"), shutil.which("redis-server"),
-                  "/usr/bin/redis-server", "/usr/sbin/redis-server"]
+    candidates = [
+        os.environ.get("REDIS_SERVER_BIN"),
+        shutil.which("redis-server"),
+        "/usr/bin/redis-server",
+        "/usr/sbin/redis-server",
+    ]
     for c in candidates:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
     raise RedisServerError(
-        "redis-server binary not found (set REDIS_SERVER_BIN or install it, e.g. "
-        "`apt-get install -y redis-server`)")
+        "redis-server binary not found (set REDIS_SERVER_BIN or install it, e.g. `apt-get install -y redis-server`)"
+    )
 
 
 # --------------------------------------------------------------------------- TLS material
@@ -80,9 +85,9 @@ class TlsMaterial:
     key_path: str
 
 
-def generate_tls_material(directory: str | os.PathLike,
-                          hosts: Iterable[str] = ("127.0.0.1", "localhost", "::1"),
-                          *, days: int = 2) -> TlsMaterial:
+def generate_tls_material(
+    directory: str | os.PathLike, hosts: Iterable[str] = ("127.0.0.1", "localhost", "::1"), *, days: int = 2
+) -> TlsMaterial:
     """Write ``ca.crt``, ``server.crt`` and ``server.key`` into ``directory``.
 
     Uses python ``cryptography`` (a dependency of google-auth); falls back to the openssl CLI.
@@ -94,8 +99,12 @@ def generate_tls_material(directory: str | os.PathLike,
         _generate_with_cryptography(d, hosts, days)
     except ImportError:  # pragma: no cover - cryptography is normally present
         _generate_with_openssl(d, hosts, days)
-    return TlsMaterial(ca_pem=(d / "ca.crt").read_text(), ca_path=str(d / "ca.crt"),
-                       cert_path=str(d / "server.crt"), key_path=str(d / "server.key"))
+    return TlsMaterial(
+        ca_pem=(d / "ca.crt").read_text(),
+        ca_path=str(d / "ca.crt"),
+        cert_path=str(d / "server.crt"),
+        key_path=str(d / "server.key"),
+    )
 
 
 def _generate_with_cryptography(d: Path, hosts: list[str], days: int) -> None:
@@ -104,7 +113,7 @@ def _generate_with_cryptography(d: Path, hosts: list[str], days: int) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(minutes=5)
     not_after = now + datetime.timedelta(days=days)
 
@@ -112,17 +121,28 @@ def _generate_with_cryptography(d: Path, hosts: list[str], days: int) -> None:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test Memorystore server CA")])
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before).not_valid_after(not_after)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -139,20 +159,22 @@ def _generate_with_cryptography(d: Path, hosts: list[str], days: int) -> None:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before).not_valid_after(not_after)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     (d / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     (d / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path = d / "server.key"
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     key_path.chmod(0o600)
 
 
@@ -165,14 +187,55 @@ def _generate_with_openssl(d: Path, hosts: list[str], days: int) -> None:  # pra
     def run(*args: str) -> None:
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", str(days),
-        "-subj", "/CN=test Memorystore server CA")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={hosts[0]}")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        str(days),
+        "-subj",
+        "/CN=test Memorystore server CA",
+    )
+    run(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        f"/CN={hosts[0]}",
+    )
     (d / "ext.cnf").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", str(days), "-extfile", "ext.cnf")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        str(days),
+        "-extfile",
+        "ext.cnf",
+    )
 
 
 def _is_ip(h: str) -> bool:
@@ -184,6 +247,7 @@ def _is_ip(h: str) -> bool:
 
 
 # --------------------------------------------------------------------------- the server
+
 
 class RedisServer:
     """One real ``redis-server`` process on a loopback port.
@@ -201,33 +265,38 @@ class RedisServer:
         startup_timeout: seconds to wait for PING to answer.
     """
 
-    def __init__(self, tls: bool = False, password: Optional[str] = None, *,
-                 host: str = "127.0.0.1", port: Optional[int] = None,
-                 workdir: Optional[str | os.PathLike] = None,
-                 maxmemory: Optional[str] = None,
-                 disable_config_command: bool = False,
-                 extra_args: Sequence[str] = (),
-                 startup_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        tls: bool = False,
+        password: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        workdir: str | os.PathLike | None = None,
+        maxmemory: str | None = None,
+        disable_config_command: bool = False,
+        extra_args: Sequence[str] = (),
+        startup_timeout: float = 10.0,
+    ) -> None:
         self.tls = bool(tls)
         self.password = password
         self.host = host
         self._fixed_port = port
-        self.port: Optional[int] = port
+        self.port: int | None = port
         self._own_workdir = workdir is None
         self._workdir_arg = workdir
-        self.workdir: Optional[Path] = Path(workdir) if workdir else None
+        self.workdir: Path | None = Path(workdir) if workdir else None
         self.maxmemory = maxmemory
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
-        self._config_cmd = ("CONFIG-" + secrets.token_hex(8)
-                            if disable_config_command else "CONFIG")
-        self._proc: Optional[ManagedProcess] = None
-        self._tls: Optional[TlsMaterial] = None
+        self._config_cmd = "CONFIG-" + secrets.token_hex(8) if disable_config_command else "CONFIG"
+        self._proc: ManagedProcess | None = None
+        self._tls: TlsMaterial | None = None
         self._lock = threading.Lock()
 
     # ---- properties
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     @property
@@ -235,22 +304,23 @@ class RedisServer:
         return self._proc is not None and self._proc.alive()
 
     @property
-    def ca_pem(self) -> Optional[str]:
+    def ca_pem(self) -> str | None:
         """PEM of the CA that signed the server certificate (None without TLS)."""
         return self._tls.ca_pem if self._tls else None
 
     @property
-    def ca_path(self) -> Optional[str]:
+    def ca_path(self) -> str | None:
         return self._tls.ca_path if self._tls else None
 
     @property
-    def log_path(self) -> Optional[Path]:
+    def log_path(self) -> Path | None:
         return self.workdir / "redis.log" if self.workdir else None
 
     @property
     def url(self) -> str:
         """A redis-py URL (``rediss://`` with TLS). The CA must still be passed separately."""
         from urllib.parse import quote
+
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"{'rediss' if self.tls else 'redis'}://{auth}{self.host}:{self.port}/0"
 
@@ -280,6 +350,7 @@ class RedisServer:
         so negative tests fail fast. Pass ``retry=...`` to override.
         """
         import redis
+
         kw = self.connection_kwargs()
         kw.setdefault("socket_timeout", 5)
         kw.setdefault("socket_connect_timeout", 5)
@@ -292,7 +363,7 @@ class RedisServer:
         with self.client() as c:
             c.execute_command(self._config_cmd, "SET", name, str(value))
 
-    def config_get(self, name: str) -> Optional[str]:
+    def config_get(self, name: str) -> str | None:
         with self.client(decode_responses=True) as c:
             res = c.execute_command(self._config_cmd, "GET", name)
         # redis-py may return a dict (RESP parsing callback) or a flat list
@@ -301,7 +372,7 @@ class RedisServer:
         return res[1] if res else None
 
     # ---- lifecycle
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         with self._lock:
             if self.running:
                 return self
@@ -310,10 +381,9 @@ class RedisServer:
                 self.workdir = Path(tempfile.mkdtemp(prefix="redis-test-"))
             self.workdir.mkdir(parents=True, exist_ok=True)
             if self.tls and self._tls is None:
-                self._tls = generate_tls_material(self.workdir / "tls",
-                                                  hosts=_hosts_for(self.host))
+                self._tls = generate_tls_material(self.workdir / "tls", hosts=_hosts_for(self.host))
             attempts = 1 if self._fixed_port else 5
-            last_err: Optional[Exception] = None
+            last_err: Exception | None = None
             for _ in range(attempts):
                 self.port = self._fixed_port or free_port(self.host)
                 try:
@@ -328,22 +398,41 @@ class RedisServer:
 
     def _args(self, binary: str) -> list[str]:
         assert self.workdir is not None
-        args = [binary,
-                "--bind", self.host,
-                "--daemonize", "no",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.workdir),
-                "--logfile", str(self.log_path),
-                "--loglevel", "notice",
-                "--databases", "16"]
+        args = [
+            binary,
+            "--bind",
+            self.host,
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.log_path),
+            "--loglevel",
+            "notice",
+            "--databases",
+            "16",
+        ]
         if self.tls:
             assert self._tls is not None
-            args += ["--port", "0", "--tls-port", str(self.port),
-                     "--tls-cert-file", self._tls.cert_path,
-                     "--tls-key-file", self._tls.key_path,
-                     "--tls-ca-cert-file", self._tls.ca_path,
-                     "--tls-auth-clients", "no"]
+            args += [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                self._tls.cert_path,
+                "--tls-key-file",
+                self._tls.key_path,
+                "--tls-ca-cert-file",
+                self._tls.ca_path,
+                "--tls-auth-clients",
+                "no",
+            ]
         else:
             args += ["--port", str(self.port)]
         if self.password is not None:
@@ -393,15 +482,17 @@ class RedisServer:
                 self.workdir = None
                 self._tls = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        return (f"RedisServer(host={self.host!r}, port={self.port}, tls={self.tls}, "
-                f"auth={self.password is not None}, pid={self.pid})")
+        return (
+            f"RedisServer(host={self.host!r}, port={self.port}, tls={self.tls}, "
+            f"auth={self.password is not None}, pid={self.pid})"
+        )
 
 
 def _hosts_for(host: str) -> list[str]:

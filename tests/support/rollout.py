@@ -12,8 +12,9 @@ from tests.support.waiting import wait_for
 ANNOTATION = "featurestore.kubeflow.org/secrets-hash"
 
 
-def rolled_once(operator: Any, apps: client.AppsV1Api, namespace: str, name: str, generation: int,
-                old_hash: str) -> client.V1Deployment:
+def rolled_once(
+    operator: Any, apps: client.AppsV1Api, namespace: str, name: str, generation: int, old_hash: str
+) -> client.V1Deployment:
     """Wait for ``generation`` + 1 with a new secrets digest, then for two more reconcile passes (one of
     them a resync): the Deployment must still be at ``generation`` + 1."""
 

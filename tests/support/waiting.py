@@ -7,7 +7,8 @@ operator share it): a reaction the operator shows in a second when idle can take
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
 from featurestore_operator.api import OperatorConfig, Provider, SpecError, parse_featurestore, resolve
 
-BASE = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore", "metadata": {"name": "fs1", "namespace": "ns"}}
+BASE = {
+    "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+    "kind": "FeatureStore",
+    "metadata": {"name": "fs1", "namespace": "ns"},
+}
 
 
 def manifest(spec: dict, **meta) -> dict:
@@ -32,23 +35,78 @@ def test_defaults_are_explicit():
 @pytest.mark.parametrize(
     "spec, meta, field, hint",
     [
-        ({"project": "p", "onlineStore": {"memorystore": {"tier": "HUGE"}}}, {}, "spec.onlineStore.memorystore.tier", "BASIC"),
-        ({"project": "p", "onlineStore": {"memorystore": {"memorySizeGb": 301}}}, {}, "spec.onlineStore.memorystore.memorySizeGb", "300"),
-        ({"project": "p", "onlineStore": {"memorystore": {"memorySizeGb": 0}}}, {}, "spec.onlineStore.memorystore.memorySizeGb", "1"),
-        ({"project": "p", "materialization": {"schedule": "every hour"}}, {}, "spec.materialization.schedule", "5 fields"),
-        ({"project": "p", "materialization": {"schedule": "61 * * * *"}}, {}, "spec.materialization.schedule", "5 fields"),
-        ({"project": "p", "materialization": {"schedule": "TZ=UTC 0 * * * *"}}, {}, "spec.materialization.schedule", "timeZone"),
+        (
+            {"project": "p", "onlineStore": {"memorystore": {"tier": "HUGE"}}},
+            {},
+            "spec.onlineStore.memorystore.tier",
+            "BASIC",
+        ),
+        (
+            {"project": "p", "onlineStore": {"memorystore": {"memorySizeGb": 301}}},
+            {},
+            "spec.onlineStore.memorystore.memorySizeGb",
+            "300",
+        ),
+        (
+            {"project": "p", "onlineStore": {"memorystore": {"memorySizeGb": 0}}},
+            {},
+            "spec.onlineStore.memorystore.memorySizeGb",
+            "1",
+        ),
+        (
+            {"project": "p", "materialization": {"schedule": "every hour"}},
+            {},
+            "spec.materialization.schedule",
+            "5 fields",
+        ),
+        (
+            {"project": "p", "materialization": {"schedule": "61 * * * *"}},
+            {},
+            "spec.materialization.schedule",
+            "5 fields",
+        ),
+        (
+            {"project": "p", "materialization": {"schedule": "TZ=UTC 0 * * * *"}},
+            {},
+            "spec.materialization.schedule",
+            "timeZone",
+        ),
         ({"project": "p", "featureServer": {"replicaz": 2}}, {}, "spec.featureServer.replicaz", "unknown field"),
         ({}, {}, "spec.project", "required"),
         ({"project": "p"}, {"name": "x" * 41}, "metadata.name", "40"),
-        ({"project": "p", "onlineStore": {"memorystore": {"instanceId": "9-starts-with-digit"}}}, {}, "spec.onlineStore.memorystore.instanceId", "pattern"),
+        (
+            {"project": "p", "onlineStore": {"memorystore": {"instanceId": "9-starts-with-digit"}}},
+            {},
+            "spec.onlineStore.memorystore.instanceId",
+            "pattern",
+        ),
         ({"project": "p", "offlineStore": {"gcs": {"bucket": "b" * 64}}}, {}, "spec.offlineStore.gcs.bucket", "63"),
         ({"project": "p", "onlineStore": {}}, {}, "spec.onlineStore", "exactly one"),
         ({"project": "p", "onlineStore": {"memorystore": {}, "inCluster": {}}}, {}, "spec.onlineStore", "exactly one"),
-        ({"project": "p", "featureServer": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}}, {}, "spec.featureServer.autoscaling", "maxReplicas"),
-        ({"project": "p", "featureRepo": {"git": {"url": "file:///etc/passwd"}}}, {}, "spec.featureRepo.git.url", "pattern"),
-        ({"project": "p", "featureRepo": {"git": {"url": "https://x/y.git", "path": "../../etc"}}}, {}, "spec.featureRepo.git.path", ".."),
-        ({"project": "p", "featureRepo": {"git": {"url": "https://x/y.git", "ref": "main; rm -rf /"}}}, {}, "spec.featureRepo.git.ref", "pattern"),
+        (
+            {"project": "p", "featureServer": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}},
+            {},
+            "spec.featureServer.autoscaling",
+            "maxReplicas",
+        ),
+        (
+            {"project": "p", "featureRepo": {"git": {"url": "file:///etc/passwd"}}},
+            {},
+            "spec.featureRepo.git.url",
+            "pattern",
+        ),
+        (
+            {"project": "p", "featureRepo": {"git": {"url": "https://x/y.git", "path": "../../etc"}}},
+            {},
+            "spec.featureRepo.git.path",
+            "..",
+        ),
+        (
+            {"project": "p", "featureRepo": {"git": {"url": "https://x/y.git", "ref": "main; rm -rf /"}}},
+            {},
+            "spec.featureRepo.git.ref",
+            "pattern",
+        ),
         ({"project": "p-1"}, {}, "spec.project", "pattern"),
         ({"project": "p", "provider": "local", "onlineStore": {"memorystore": {}}}, {}, "spec", "provider gcp"),
     ],

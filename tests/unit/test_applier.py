@@ -9,22 +9,39 @@ from featurestore_operator.reconcile.applier import Applier, ObservedCache, drif
 from featurestore_operator.reconcile.kube import FIELD_MANAGER
 from featurestore_operator.render.names import OWNER_LABEL
 
-OURS = {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "v1", "time": "2026-11-25T10:00:00Z",
-        "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}
+OURS = {
+    "manager": FIELD_MANAGER,
+    "operation": "Apply",
+    "apiVersion": "v1",
+    "time": "2026-11-25T10:00:00Z",
+    "fieldsType": "FieldsV1",
+    "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}},
+}
 
 
 def sa(rv: str, *entries: dict, secrets: list | None = None) -> dict:
-    obj = {"apiVersion": "v1", "kind": "ServiceAccount",
-           "metadata": {"name": "s-feast", "namespace": "ns", "resourceVersion": rv, "labels": {"app": "feast"},
-                        "managedFields": [copy.deepcopy(e) for e in entries]}}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": "s-feast",
+            "namespace": "ns",
+            "resourceVersion": rv,
+            "labels": {"app": "feast"},
+            "managedFields": [copy.deepcopy(e) for e in entries],
+        },
+    }
     if secrets:
         obj["secrets"] = secrets
     return obj
 
 
 def desired() -> dict:
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": "s-feast", "namespace": "ns", "labels": {"app": "feast"}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "s-feast", "namespace": "ns", "labels": {"app": "feast"}},
+    }
 
 
 class FakeKube:
@@ -39,8 +56,13 @@ class FakeKube:
 
 def test_writes_to_fields_we_do_not_set_are_not_drift():
     applied = sa("1", OURS)
-    token_controller = {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-                        "fieldsType": "FieldsV1", "fieldsV1": {"f:secrets": {}}}
+    token_controller = {
+        "manager": "kube-controller-manager",
+        "operation": "Update",
+        "apiVersion": "v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:secrets": {}},
+    }
     later = sa("2", OURS, token_controller, secrets=[{"name": "s-feast-token-abc"}])
     assert drift_key(applied) == drift_key(later)
 
@@ -49,8 +71,13 @@ def test_an_edit_of_a_field_we_set_is_drift():
     applied = sa("1", OURS)
     # kubectl edit of our label: the field's ownership moves to the editor, our entry loses it
     taken = {**OURS, "fieldsV1": {"f:metadata": {"f:labels": {}}}}
-    editor = {"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
-              "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}
+    editor = {
+        "manager": "kubectl-edit",
+        "operation": "Update",
+        "apiVersion": "v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}},
+    }
     assert drift_key(applied) != drift_key(sa("2", taken, editor))
 
 
@@ -73,8 +100,13 @@ def test_apply_is_skipped_until_our_fields_move():
     asyncio.run(applier.apply(desired()))
     assert len(kube.applied) == 1
     # the token controller's update arrives through the watch: not drift, no request
-    token = {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-             "fieldsType": "FieldsV1", "fieldsV1": {"f:secrets": {}}}
+    token = {
+        "manager": "kube-controller-manager",
+        "operation": "Update",
+        "apiVersion": "v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:secrets": {}},
+    }
     assert cache.observe(sa("2", OURS, token, secrets=[{"name": "t"}])) is False
     asyncio.run(applier.apply(desired()))
     assert len(kube.applied) == 1
@@ -115,36 +147,87 @@ def test_slim_keeps_what_conditions_read():
     from featurestore_operator.reconcile import conditions as cond
     from featurestore_operator.reconcile.applier import slim
 
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "d", "namespace": "ns", "generation": 3, "uid": "u1", "labels": {"a": "b"},
-                        "annotations": {"deployment.kubernetes.io/revision": "2"}, "managedFields": [OURS],
-                        "ownerReferences": [{"apiVersion": "x/v1", "kind": "FeatureStore", "name": "fs", "uid": "fs-uid",
-                                             "controller": True, "blockOwnerDeletion": True}]},
-           "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
-           "status": {"observedGeneration": 3, "replicas": 2, "availableReplicas": 0, "unavailableReplicas": 2,
-                      "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                                      "message": "too slow", "lastUpdateTime": "t", "lastTransitionTime": "t"}]}}
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "d",
+            "namespace": "ns",
+            "generation": 3,
+            "uid": "u1",
+            "labels": {"a": "b"},
+            "annotations": {"deployment.kubernetes.io/revision": "2"},
+            "managedFields": [OURS],
+            "ownerReferences": [
+                {
+                    "apiVersion": "x/v1",
+                    "kind": "FeatureStore",
+                    "name": "fs",
+                    "uid": "fs-uid",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
+        "status": {
+            "observedGeneration": 3,
+            "replicas": 2,
+            "availableReplicas": 0,
+            "unavailableReplicas": 2,
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": "too slow",
+                    "lastUpdateTime": "t",
+                    "lastTransitionTime": "t",
+                }
+            ],
+        },
+    }
     small = slim(dep)
     assert cond.deployment_part(cond.T.FEATURE_SERVER, small, 2) == cond.deployment_part(cond.T.FEATURE_SERVER, dep, 2)
     assert "managedFields" not in small["metadata"] and "template" not in small["spec"]
     assert small["spec"]["replicas"] == 2
     assert small["metadata"]["ownerReferences"] == [{"kind": "FeatureStore", "uid": "fs-uid", "controller": True}]
 
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": "j", "namespace": "ns", "creationTimestamp": "2026-11-25T10:00:00Z",
-                        "ownerReferences": [{"kind": "CronJob", "uid": "c", "controller": True}]},
-           "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": "t"}]}}
-    cron = {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "ns"},
-            "spec": {"schedule": "@hourly", "jobTemplate": {"spec": {}}},
-            "status": {"lastScheduleTime": "t1", "lastSuccessfulTime": "t2", "active": [{"name": "x"}]}}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "j",
+            "namespace": "ns",
+            "creationTimestamp": "2026-11-25T10:00:00Z",
+            "ownerReferences": [{"kind": "CronJob", "uid": "c", "controller": True}],
+        },
+        "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": "t"}]},
+    }
+    cron = {
+        "apiVersion": "batch/v1beta1",
+        "kind": "CronJob",
+        "metadata": {"name": "c", "namespace": "ns"},
+        "spec": {"schedule": "@hourly", "jobTemplate": {"spec": {}}},
+        "status": {"lastScheduleTime": "t1", "lastSuccessfulTime": "t2", "active": [{"name": "x"}]},
+    }
     full = cond.materialization_part(cron, [job], True)
     assert cond.materialization_part(slim(cron), [slim(job)], True) == full
     assert cond.job_state(slim(job)) == "Succeeded"
-    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "r", "namespace": "ns"},
-           "status": {"readyReplicas": 1, "currentRevision": "r-1"}}
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "r", "namespace": "ns"},
+        "status": {"readyReplicas": 1, "currentRevision": "r-1"},
+    }
     assert cond.statefulset_part(cond.T.ONLINE_STORE, slim(sts)) == cond.statefulset_part(cond.T.ONLINE_STORE, sts)
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}, "type": "Opaque",
-              "data": {"password": "cHc="}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "ns"},
+        "type": "Opaque",
+        "data": {"password": "cHc="},
+    }
     # a Secret's data is kept only for Secrets the operator applied itself, never for one a user labels as ours
     assert "data" not in slim(secret) and "status" not in slim(secret)
     assert slim(secret, keep_data=True)["data"] == {"password": "cHc="}
@@ -152,8 +235,12 @@ def test_slim_keeps_what_conditions_read():
 
 def test_watched_secret_data_is_kept_only_when_we_applied_it():
     cache = ObservedCache()
-    foreign = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "big", "namespace": "ns",
-               "resourceVersion": "1"}, "data": {"blob": "A" * 100_000}}
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "big", "namespace": "ns", "resourceVersion": "1"},
+        "data": {"blob": "A" * 100_000},
+    }
     cache.observe(foreign)
     assert "data" not in cache.objects[("Secret", "ns", "big")]
     cache.applied[("Secret", "ns", "big")] = ("h", "d")
@@ -173,11 +260,17 @@ def _obj(kind: str, name: str, api_version: str = "v1", **spec) -> dict:
 
 def test_apply_all_applies_policies_first_and_keeps_going_after_a_refusal():
     kube = _fake_kube()
-    kube.denied[("ConfigMap", "refused")] = (400, 'admission webhook "quota.example.com" denied the request: '
-                                                  "too many ConfigMaps")
+    kube.denied[("ConfigMap", "refused")] = (
+        400,
+        'admission webhook "quota.example.com" denied the request: too many ConfigMaps',
+    )
     applier = Applier(kube, ObservedCache())
-    objects = [_obj("Deployment", "d", "apps/v1", replicas=1), _obj("ConfigMap", "refused"),
-               _obj("Service", "s"), _obj("NetworkPolicy", "p", "networking.k8s.io/v1")]
+    objects = [
+        _obj("Deployment", "d", "apps/v1", replicas=1),
+        _obj("ConfigMap", "refused"),
+        _obj("Service", "s"),
+        _obj("NetworkPolicy", "p", "networking.k8s.io/v1"),
+    ]
     failures = asyncio.run(applier.apply_all(objects))
     assert [k for _, k in kube.calls] == ["NetworkPolicy", "ConfigMap", "Service", "Deployment"]
     assert [f.key for f in failures] == [("ConfigMap", "ns", "refused")]
@@ -203,8 +296,12 @@ def test_a_changed_immutable_field_is_a_failure_marked_immutable():
 
 
 def _secret(name: str, password: str = "cw==") -> dict:
-    meta = {"name": name, "namespace": "ns", "labels": {OWNER_LABEL: "demo"},
-            "ownerReferences": [{"kind": "FeatureStore", "uid": "fs-uid", "controller": True, "name": "demo"}]}
+    meta = {
+        "name": name,
+        "namespace": "ns",
+        "labels": {OWNER_LABEL: "demo"},
+        "ownerReferences": [{"kind": "FeatureStore", "uid": "fs-uid", "controller": True, "name": "demo"}],
+    }
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": {"password": password}}
 
 

@@ -92,15 +92,27 @@ def test_a_refused_role_is_never_bound():
     """A Role refused (e.g. an admin's Role of that name that the operator will not take over) holds back
     the RoleBinding to it: the operator grants nothing through a Role it does not own."""
     meta = {"namespace": "team-a", "labels": {"app.kubernetes.io/instance": "s"}}
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {**meta, "name": "s-feast-reader"},
-            "rules": []}
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-               "metadata": {**meta, "name": "s-feast-reader"}, "subjects": [],
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "s-feast-reader"}}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {**meta, "name": "s-feast-reader"},
+        "rules": [],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {**meta, "name": "s-feast-reader"},
+        "subjects": [],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "s-feast-reader"},
+    }
     other = {**binding, "metadata": {**meta, "name": "s-other"}, "roleRef": {**binding["roleRef"], "name": "s-other"}}
     kube, failures = _run([binding, other, role], {("Role", "s-feast-reader")})
     assert ("RoleBinding", "s-feast-reader") not in kube.applied, "a binding to the refused Role went in"
     assert ("RoleBinding", "s-other") in kube.applied, "a binding to another Role is not held back"
     [held] = [f for f in failures if f.held_by]
-    assert held.key == ("RoleBinding", "team-a", "s-feast-reader") and held.held_by == ("Role", "team-a", "s-feast-reader")
+    assert held.key == ("RoleBinding", "team-a", "s-feast-reader") and held.held_by == (
+        "Role",
+        "team-a",
+        "s-feast-reader",
+    )
     assert "which it binds" in held.describe()

@@ -6,7 +6,6 @@ import asyncio
 import re
 
 import pytest
-
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.base import BackendContext, Deleted, Failed, Ready
 from featurestore_operator.backends.external import ExternalRedisBackend
@@ -29,8 +28,14 @@ def make_fs(online: dict | None = None, namespace: str = "team-a"):
     spec: dict = {"project": "demo", "provider": "local"}
     if online is not None:
         spec["onlineStore"] = online
-    fs = parse_featurestore({"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-                             "metadata": {"name": "demo", "namespace": namespace, "uid": "u1"}, "spec": spec})
+    fs = parse_featurestore(
+        {
+            "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+            "kind": "FeatureStore",
+            "metadata": {"name": "demo", "namespace": namespace, "uid": "u1"},
+            "spec": spec,
+        }
+    )
     return fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
 
 
@@ -45,8 +50,9 @@ def test_incluster_generates_password_when_secret_missing():
     reads: list[str] = []
     out = run(InClusterRedisBackend().ensure(make_fs(), ctx({}, reads)))
     assert isinstance(out, Ready)
-    assert out.endpoint == OnlineEndpoint(host="demo-redis.team-a.svc.cluster.local", port=6379,
-                                          password=SecretKey("demo-online-store", "password"))
+    assert out.endpoint == OnlineEndpoint(
+        host="demo-redis.team-a.svc.cluster.local", port=6379, password=SecretKey("demo-online-store", "password")
+    )
     assert re.fullmatch(r"[0-9a-f]{48}", out.secret["password"])
     assert set(out.secret) == {"password"}
     assert reads == ["demo-online-store"]
@@ -89,11 +95,15 @@ def ext_fs(tls: bool = False):
 
 
 def test_external_plain():
-    out = run(ExternalRedisBackend().ensure(ext_fs(), ctx({"my-redis": {"host": "redis.example.com", "port": "6380",
-                                                                         "password": "pw"}})))
+    out = run(
+        ExternalRedisBackend().ensure(
+            ext_fs(), ctx({"my-redis": {"host": "redis.example.com", "port": "6380", "password": "pw"}})
+        )
+    )
     assert isinstance(out, Ready)
-    assert out.endpoint == OnlineEndpoint(host="redis.example.com", port=6380, tls=False,
-                                          password=SecretKey("my-redis", "password"), ca=None)
+    assert out.endpoint == OnlineEndpoint(
+        host="redis.example.com", port=6380, tls=False, password=SecretKey("my-redis", "password"), ca=None
+    )
     assert out.secret is None  # the user's Secret is used directly, never copied
     assert "pw" not in out.message
 
@@ -101,8 +111,13 @@ def test_external_plain():
 def test_external_tls_with_ca():
     data = {"host": "10.0.0.5", "port": "6378", "password": "pw", "ca.crt": "-----BEGIN CERTIFICATE-----"}
     out = run(ExternalRedisBackend().ensure(ext_fs(tls=True), ctx({"my-redis": data})))
-    assert out.endpoint == OnlineEndpoint(host="10.0.0.5", port=6378, tls=True,
-                                          password=SecretKey("my-redis", "password"), ca=SecretKey("my-redis", "ca.crt"))
+    assert out.endpoint == OnlineEndpoint(
+        host="10.0.0.5",
+        port=6378,
+        tls=True,
+        password=SecretKey("my-redis", "password"),
+        ca=SecretKey("my-redis", "ca.crt"),
+    )
     assert "ca.crt" in out.message
 
 
@@ -124,17 +139,20 @@ def test_external_secret_missing():
     assert "'my-redis'" in out.message and "namespace team-a" in out.message
 
 
-@pytest.mark.parametrize("data, key", [
-    ({"port": "6379"}, "'host'"),
-    ({"host": "  ", "port": "6379"}, "'host'"),
-    ({"host": "a,ssl=false", "port": "6379"}, "'host'"),
-    ({"host": "redis://a", "port": "6379"}, "'host'"),
-    ({"host": "a:6379", "port": "6379"}, "'host'"),
-    ({"host": "a"}, "'port'"),
-    ({"host": "a", "port": "http"}, "'port'"),
-    ({"host": "a", "port": "0"}, "'port'"),
-    ({"host": "a", "port": "70000"}, "'port'"),
-])
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"port": "6379"}, "'host'"),
+        ({"host": "  ", "port": "6379"}, "'host'"),
+        ({"host": "a,ssl=false", "port": "6379"}, "'host'"),
+        ({"host": "redis://a", "port": "6379"}, "'host'"),
+        ({"host": "a:6379", "port": "6379"}, "'host'"),
+        ({"host": "a"}, "'port'"),
+        ({"host": "a", "port": "http"}, "'port'"),
+        ({"host": "a", "port": "0"}, "'port'"),
+        ({"host": "a", "port": "70000"}, "'port'"),
+    ],
+)
 def test_external_invalid_keys(data, key):
     out = run(ExternalRedisBackend().ensure(ext_fs(), ctx({"my-redis": data})))
     assert isinstance(out, Failed) and out.reason == "InvalidSecret" and out.retryable

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from featurestore_operator.api import OperatorConfig, SpecError, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.cli import _dump, main
-from featurestore_operator.render import RepoSource, render
-from featurestore_operator.render import authz, incluster, jobs
+from featurestore_operator.render import RepoSource, authz, incluster, jobs, render
+
 from tests.support.bad_manifests import Case, corpus
 
 CASES = corpus()
@@ -82,8 +81,8 @@ def kubelet_expand(arg: str, env: set[str]) -> str:
                 continue
             if arg[i + 1] == "(":
                 end = arg.find(")", i + 2)
-                if end != -1 and arg[i + 2:end] in env:
-                    out.append(f"<env {arg[i + 2:end]}>")
+                if end != -1 and arg[i + 2 : end] in env:
+                    out.append(f"<env {arg[i + 2 : end]}>")
                     i = end + 1
                     continue
         out.append(arg[i])
@@ -103,7 +102,9 @@ def _accepted() -> list[tuple[Case, str]]:
     for case in CASES:
         for provider, config in CONFIGS.items():
             try:
-                fs = parse_featurestore({**case.manifest, "metadata": {**case.manifest["metadata"], "namespace": "team-a"}})
+                fs = parse_featurestore(
+                    {**case.manifest, "metadata": {**case.manifest["metadata"], "namespace": "team-a"}}
+                )
                 resolve(fs.spec, config)
             except SpecError:
                 continue
@@ -124,7 +125,9 @@ def test_every_hostile_and_reference_case_is_accepted_by_the_model():
 @pytest.mark.parametrize("case,provider", ACCEPTED, ids=[f"{c.id}@{p}" for c, p in ACCEPTED])
 def test_rendered_objects_keep_user_strings_out_of_shells_and_yaml(case: Case, provider: str):
     config = CONFIGS[provider]
-    fs = parse_featurestore({**case.manifest, "metadata": {**case.manifest["metadata"], "namespace": "team-a", "uid": "u1"}})
+    fs = parse_featurestore(
+        {**case.manifest, "metadata": {**case.manifest["metadata"], "namespace": "team-a", "uid": "u1"}}
+    )
     fs = fs.model_copy(update={"spec": resolve(fs.spec, config)})
     repo = RepoSource(revision="0123456789abcdef") if fs.spec.feature_repo else None
     rendered = render(fs, planned_endpoints(fs), config, repo=repo)
@@ -145,7 +148,9 @@ def test_rendered_objects_keep_user_strings_out_of_shells_and_yaml(case: Case, p
             env = {e["name"] for e in c.get("env") or []}
             argv = [*(c.get("command") or []), *(c.get("args") or [])]
             if argv and os.path.basename(argv[0]) in SHELLS:
-                assert argv[1] == "-c" and argv[2] in SCRIPTS and argv[3] == "--", f"{obj['kind']} {c['name']}: {argv[:4]}"
+                assert argv[1] == "-c" and argv[2] in SCRIPTS and argv[3] == "--", (
+                    f"{obj['kind']} {c['name']}: {argv[:4]}"
+                )
                 for u in users:
                     assert u not in argv[2]
             expanded = [kubelet_expand(a, env) for a in argv]
@@ -165,6 +170,10 @@ def test_validate_entry_point_as_a_process(tmp_path):
     for case in picks:
         path = tmp_path / f"{case.name}.json"
         path.write_text(json.dumps(case.manifest))
-        out = subprocess.run([sys.executable, "-m", "featurestore_operator.cli", "validate", "-f", str(path)],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "featurestore_operator.cli", "validate", "-f", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 1 and case.field in out.stderr, (case.id, out.stderr[:500])

@@ -24,9 +24,12 @@ ISSUED = {"tls.crt": "CERT", "tls.key": "KEY", "ca.crt": "ISSUER CA"}
 
 
 def _fs(tls: bool = True):
-    doc = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-           "metadata": {"name": "sec", "namespace": "team", "uid": "u1"},
-           "spec": {"project": "p", "provider": "local", "tls": {"enabled": tls}}}
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "sec", "namespace": "team", "uid": "u1"},
+        "spec": {"project": "p", "provider": "local", "tls": {"enabled": tls}},
+    }
     fs = parse_featurestore(doc)
     return fs.model_copy(update={"spec": resolve(fs.spec, ISSUER)})
 
@@ -59,10 +62,14 @@ def test_certificate_names_every_service_the_issuer_and_the_secret():
     assert sorted(cert["spec"]["dnsNames"]) == sorted(render_tls.dns_names(fs))
     assert cert["metadata"]["ownerReferences"][0]["uid"] == "u1"
     # no issuer configured, TLS off, or no CRD: no Certificate
-    for fs_, config, versions in ((fs, OperatorConfig(), WITH_CRD), (_fs(False), ISSUER, WITH_CRD),
-                                  (fs, ISSUER, WITHOUT_CRD)):
-        assert not [o for o in render(fs_, planned_endpoints(fs_), config, versions).objects
-                    if o["kind"] == "Certificate"]
+    for fs_, config, versions in (
+        (fs, OperatorConfig(), WITH_CRD),
+        (_fs(False), ISSUER, WITH_CRD),
+        (fs, ISSUER, WITHOUT_CRD),
+    ):
+        assert not [
+            o for o in render(fs_, planned_endpoints(fs_), config, versions).objects if o["kind"] == "Certificate"
+        ]
 
 
 def test_servers_wait_for_the_issued_secret_then_mount_it_and_clients_get_its_ca():
@@ -77,8 +84,14 @@ def test_servers_wait_for_the_issued_secret_then_mount_it_and_clients_get_its_ca
     assert material.data is None and render_tls.problem(fs, ISSUER, WITH_CRD, endpoints) is None
     objects = _kinds(render(fs, endpoints, ISSUER, WITH_CRD, secrets=hashes).objects)
     pod = objects[("Deployment", "sec-feature-server")]["spec"]["template"]["spec"]
-    assert {"name": "serving-tls", "secret": {"secretName": "sec-feast-cert", "defaultMode": 0o440, "items": [
-        {"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}} in pod["volumes"]
+    assert {
+        "name": "serving-tls",
+        "secret": {
+            "secretName": "sec-feast-cert",
+            "defaultMode": 0o440,
+            "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}],
+        },
+    } in pod["volumes"]
     assert objects[("ConfigMap", "sec-feast-client")]["data"]["ca.crt"] == "ISSUER CA"
 
     renewed = _inputs(fs, {"sec-feast-cert": {**ISSUED, "tls.crt": "RENEWED"}})[2]

@@ -20,7 +20,8 @@ def test_chart_crds_equal_repo_crds():
     repo, chart = _files(ROOT / "crds"), _files(CHART / "files" / "crds")
     assert repo, "crds/ is empty"
     assert set(chart) == set(repo), (
-        f"chart files/crds/ has {sorted(chart)}, repo crds/ has {sorted(repo)}: run `bash hack/sync-chart-crds.sh`")
+        f"chart files/crds/ has {sorted(chart)}, repo crds/ has {sorted(repo)}: run `bash hack/sync-chart-crds.sh`"
+    )
     drifted = [name for name in repo if chart[name] != repo[name]]
     assert not drifted, f"chart CRDs drifted from crds/: {drifted}; run `bash hack/sync-chart-crds.sh`"
 

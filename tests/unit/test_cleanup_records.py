@@ -23,8 +23,12 @@ HOME = "fso-system"
 
 
 def store(ns: str, name: str, uid: str | None = None) -> dict[str, Any]:
-    return {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-            "metadata": {"namespace": ns, "name": name, "uid": uid or str(uuid.uuid4())}, "spec": {"project": "p"}}
+    return {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"namespace": ns, "name": name, "uid": uid or str(uuid.uuid4())},
+        "spec": {"project": "p"},
+    }
 
 
 class Workers:
@@ -38,8 +42,9 @@ class Workers:
 
 def run(kube: FakeKube, namespace: str | None, live: list[dict[str, Any]], listed: set[str | None]) -> Workers:
     workers = Workers(live)
-    rt = SimpleNamespace(kube=kube, workers=workers, ignored_records=set(),
-                         config=OperatorConfig(operator_namespace=HOME))
+    rt = SimpleNamespace(
+        kube=kube, workers=workers, ignored_records=set(), config=OperatorConfig(operator_namespace=HOME)
+    )
     asyncio.run(_clean_up_recorded(rt, namespace, listed))  # type: ignore[arg-type]
     return workers
 
@@ -56,8 +61,12 @@ def test_only_the_operators_own_records_of_gone_stores_in_scope_are_acted_on(cap
     kube.put(moved)
     # an old-style record (and a forgery) in the tenant's namespace, naming a live store of team-b
     forged = records.record_for(elsewhere, HOME)
-    forged["metadata"] = {"namespace": "team-a", "name": "featurestore-cleanup-x", "uid": "f1",
-                          "labels": {records.CLEANUP_RECORD: "true"}}
+    forged["metadata"] = {
+        "namespace": "team-a",
+        "name": "featurestore-cleanup-x",
+        "uid": "f1",
+        "labels": {records.CLEANUP_RECORD: "true"},
+    }
     forged["data"]["featurestore.json"] = json.dumps({"metadata": {"name": "x", "uid": "/../../../team-b/secrets/s"}})
     kube.put(forged)
 
@@ -70,8 +79,9 @@ def test_only_the_operators_own_records_of_gone_stores_in_scope_are_acted_on(cap
 
     # cluster-wide: every gone store's record, still none of the others
     workers = run(kube, None, [known], {live["metadata"]["uid"]})
-    assert sorted(workers.cleaned) == sorted([("team-a", "gone", gone["metadata"]["uid"]),
-                                              ("team-b", "gone", elsewhere["metadata"]["uid"])])
+    assert sorted(workers.cleaned) == sorted(
+        [("team-a", "gone", gone["metadata"]["uid"]), ("team-b", "gone", elsewhere["metadata"]["uid"])]
+    )
 
 
 def test_a_record_of_a_live_store_does_nothing_whatever_key_it_is_under():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
 from featurestore_operator.api.crd import CRD_FILE
 from featurestore_operator.cli import main
 
@@ -16,7 +15,17 @@ def test_render_prints_every_object(capsys):
     assert main(["render", "-f", str(ROOT / "examples" / "local.yaml")]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = [d["kind"] for d in docs]
-    for kind in ("ServiceAccount", "ConfigMap", "Deployment", "Service", "StatefulSet", "PersistentVolumeClaim", "CronJob", "Job", "PodDefault"):
+    for kind in (
+        "ServiceAccount",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "StatefulSet",
+        "PersistentVolumeClaim",
+        "CronJob",
+        "Job",
+        "PodDefault",
+    ):
         assert kind in kinds
 
 
@@ -82,9 +91,11 @@ spec:
 
 def test_validate_applies_the_admin_policy_from_a_config_file(tmp_path, capsys):
     config = tmp_path / "operator.yaml"
-    config.write_text("FSO_GCP_PROJECT: my-gcp-project\ngcpRegion: us-central1\n"
-                      "gcp_service_account: featurestore-operator@my-gcp-project.iam.gserviceaccount.com\n"
-                      "policy: {maxMemorystoreSizeGb: 4}\n")
+    config.write_text(
+        "FSO_GCP_PROJECT: my-gcp-project\ngcpRegion: us-central1\n"
+        "gcp_service_account: featurestore-operator@my-gcp-project.iam.gserviceaccount.com\n"
+        "policy: {maxMemorystoreSizeGb: 4}\n"
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text(FOREIGN_GSA)
     assert main(["validate", "--config", str(config), "-f", str(bad)]) == 1

@@ -79,7 +79,10 @@ def job_yaml(fs, versions: ApiVersions | None = None) -> dict | None:
     "bad, field",
     [
         ({"engine": "local", "ray": {}}, "settings of another engine"),
-        ({"engine": "ray", "ray": {"address": "ray://h.team-a.svc:1", "kubeRay": {}}}, "at most one of address or kubeRay"),
+        (
+            {"engine": "ray", "ray": {"address": "ray://h.team-a.svc:1", "kubeRay": {}}},
+            "at most one of address or kubeRay",
+        ),
         ({"engine": "ray", "ray": {"address": "ray://evil host;rm -rf /:1"}}, "address"),
         ({"engine": "ray", "ray": {"address": "http://h:10001"}}, "address"),
         (

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import kubernetes_validate
 import yaml
-
 from featurestore_operator.api.crd import CRD_FILE, crd
 
 ROOT = Path(__file__).resolve().parents[2]

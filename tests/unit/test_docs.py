@@ -29,8 +29,12 @@ def test_reference_page_matches_model():
 
 def test_reference_covers_every_documented_field():
     ref = markdown()
-    for field in ("spec.onlineStore.memorystore.memorySizeGb", "spec.materialization.schedule",
-                  "spec.featureRepo.git.url", "spec.kubeflow.allowedNamespaces"):
+    for field in (
+        "spec.onlineStore.memorystore.memorySizeGb",
+        "spec.materialization.schedule",
+        "spec.featureRepo.git.url",
+        "spec.kubeflow.allowedNamespaces",
+    ):
         assert f"`{field}`" in ref
 
 

@@ -60,8 +60,13 @@ def test_cloud_actions_are_normal_and_problems_warnings():
 
 def test_a_ready_store_losing_a_part_to_a_problem_warns():
     s = status(ready_parts())
-    deadline = {"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "conditions": [
-        {"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "took too long"}]}}
+    deadline = {
+        "metadata": {"generation": 1},
+        "status": {
+            "observedGeneration": 1,
+            "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "took too long"}],
+        },
+    }
     s, posted = events(s, ready_parts(FeatureServer=cond.deployment_part(T.FEATURE_SERVER, deadline, 1)))
     assert posted == [("Warning", "FeatureServerProgressDeadlineExceeded"), ("Warning", "NotReady")]
 

@@ -15,8 +15,12 @@ def _docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-SHIPPED = {(d["metadata"].get("namespace"), d["metadata"]["name"])
-           for p in (EXAMPLES / "feature-repos").glob("*.yaml") for d in _docs(p) if d["kind"] == "ConfigMap"}
+SHIPPED = {
+    (d["metadata"].get("namespace"), d["metadata"]["name"])
+    for p in (EXAMPLES / "feature-repos").glob("*.yaml")
+    for d in _docs(p)
+    if d["kind"] == "ConfigMap"
+}
 STORES = [(p.name, d) for p in sorted(EXAMPLES.rglob("*.yaml")) for d in _docs(p) if d.get("kind") == "FeatureStore"]
 
 
@@ -28,4 +32,6 @@ def test_examples_are_found():
 def test_referenced_feature_repo_configmaps_are_shipped(name: str, store: dict):
     ref = ((store["spec"].get("featureRepo") or {}).get("configMap") or {}).get("name")
     if ref:
-        assert (store["metadata"].get("namespace"), ref) in SHIPPED, f"{name}: ship ConfigMap {ref} in examples/feature-repos/"
+        assert (store["metadata"].get("namespace"), ref) in SHIPPED, (
+            f"{name}: ship ConfigMap {ref} in examples/feature-repos/"
+        )

@@ -25,19 +25,57 @@ from hypothesis import strategies as st
 from lightkube import AsyncClient, KubeConfig
 
 HOSTILE = [
-    "", ".", "..", "../x", "x/..", "a/b", "/", "%2F", "x%2F..%2F..%2Fkube-system", "%2e%2e", "x?y=1", "x#f", "x;y",
-    "X", "-x", "x-", "x..y", "x\n", "\nx", "x\x00", " x", "x ", "*", "x" * 254, "a" * 64, "é", "x\\..\\y", "x/",
-    "featurestore-cleanup-x-/../../../victim/secrets/s", "a.-b", "a_b", "x:y", "..%2F", "%", "x@y", "~",
+    "",
+    ".",
+    "..",
+    "../x",
+    "x/..",
+    "a/b",
+    "/",
+    "%2F",
+    "x%2F..%2F..%2Fkube-system",
+    "%2e%2e",
+    "x?y=1",
+    "x#f",
+    "x;y",
+    "X",
+    "-x",
+    "x-",
+    "x..y",
+    "x\n",
+    "\nx",
+    "x\x00",
+    " x",
+    "x ",
+    "*",
+    "x" * 254,
+    "a" * 64,
+    "é",
+    "x\\..\\y",
+    "x/",
+    "featurestore-cleanup-x-/../../../victim/secrets/s",
+    "a.-b",
+    "a_b",
+    "x:y",
+    "..%2F",
+    "%",
+    "x@y",
+    "~",
 ]
 VALID = ["a", "demo", "team-a", "a.b", "x" * 63, "a" * 253, "0", "featurestore-cleanup-0a1b"]
 
 #: hostile fragments spliced around a valid name, and arbitrary text (printable and not)
 fragments = st.sampled_from(["/", "..", "%2F", "%", "?", "#", "\n", " ", ".", "*", "\\", ":", "A", "_", "~"])
-spliced = st.builds(lambda pre, mid, post: pre + mid + post, st.sampled_from(VALID + [""]), fragments,
-                    st.sampled_from(VALID + [""]))
-candidate = st.one_of(st.sampled_from(HOSTILE + VALID), spliced, st.text(max_size=80),
-                      st.text(alphabet=string.ascii_lowercase + string.digits + "-./%", max_size=70),
-                      st.from_regex(names.DNS_SUBDOMAIN, fullmatch=True).filter(lambda s: len(s) <= 253))
+spliced = st.builds(
+    lambda pre, mid, post: pre + mid + post, st.sampled_from(VALID + [""]), fragments, st.sampled_from(VALID + [""])
+)
+candidate = st.one_of(
+    st.sampled_from(HOSTILE + VALID),
+    spliced,
+    st.text(max_size=80),
+    st.text(alphabet=string.ascii_lowercase + string.digits + "-./%", max_size=70),
+    st.from_regex(names.DNS_SUBDOMAIN, fullmatch=True).filter(lambda s: len(s) <= 253),
+)
 namespaced_kinds = st.sampled_from(["ConfigMap", "Secret", "Deployment", "FeatureStore", "RoleBinding", "Lease"])
 cluster_kinds = st.sampled_from(["Namespace", "ClusterRoleBinding", "Profile"])
 
@@ -63,12 +101,14 @@ def _names_object(request: httpx2.Request) -> bool:
 
 
 def kube(recorder: Recorder) -> Kube:
-    config = KubeConfig.from_dict({
-        "clusters": [{"name": "c", "cluster": {"server": "https://kube.test"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "operator-home"}}],
-        "current-context": "c",
-    })
+    config = KubeConfig.from_dict(
+        {
+            "clusters": [{"name": "c", "cluster": {"server": "https://kube.test"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "operator-home"}}],
+            "current-context": "c",
+        }
+    )
     return Kube(AsyncClient(config, transport=httpx2.MockTransport(recorder), field_manager="featurestore-operator"))
 
 
@@ -160,9 +200,11 @@ def test_cluster_scoped_kinds_take_no_namespace(verb, kind, namespace, name):
     run_one(verb, kind, namespace, name)
 
 
-labels = st.dictionaries(st.one_of(st.sampled_from(["app", "featurestore.kubeflow.org/owner", "a/b/c", "x,y", "k="]),
-                                   candidate), st.one_of(candidate, st.sampled_from(["v", "a,b!=c", "x in (y)", ""])),
-                         max_size=3)
+labels = st.dictionaries(
+    st.one_of(st.sampled_from(["app", "featurestore.kubeflow.org/owner", "a/b/c", "x,y", "k="]), candidate),
+    st.one_of(candidate, st.sampled_from(["v", "a,b!=c", "x in (y)", ""])),
+    max_size=3,
+)
 
 
 def label_ok(selector: dict[str, str]) -> bool:

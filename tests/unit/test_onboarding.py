@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate, feast_project_name
 from featurestore_operator.backends.planned import planned_endpoints
@@ -34,17 +33,28 @@ PROFILE = {"app.kubernetes.io/part-of": "kubeflow-profile"}
 ON = OperatorConfig(onboarding_enabled=True)
 
 
-def ns_obj(name: str, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None, **extra: Any) -> dict:
-    return {"metadata": {"name": name, "labels": labels or {}, "annotations": annotations or {}, **extra},
-            "status": {"phase": "Active"}}
+def ns_obj(
+    name: str, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None, **extra: Any
+) -> dict:
+    return {
+        "metadata": {"name": name, "labels": labels or {}, "annotations": annotations or {}, **extra},
+        "status": {"phase": "Active"},
+    }
 
 
 # ------------------------------------------------------------------------------ template / config
 
 
 def test_template_defaults_substitution_and_sanitized_project():
-    t = OnboardingTemplate.model_validate({"spec": {"provider": "local", "gcp": {"serviceAccount": None},
-                                                    "kubeflow": {"allowedNamespaces": ["{namespace}-serving"]}}})
+    t = OnboardingTemplate.model_validate(
+        {
+            "spec": {
+                "provider": "local",
+                "gcp": {"serviceAccount": None},
+                "kubeflow": {"allowedNamespaces": ["{namespace}-serving"]},
+            }
+        }
+    )
     m = t.manifest("kubeflow-user-alice")
     assert m["metadata"]["name"] == "feast" and m["metadata"]["namespace"] == "kubeflow-user-alice"
     assert m["metadata"]["annotations"] == {ONBOARDED_FROM_ANNOTATION: t.hash}
@@ -67,15 +77,25 @@ def test_long_project_names_stay_valid_and_distinct():
     assert feast_project_name("-lead") == "p_lead"
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ({"spec": {"project": "p", "bogus": 1}}, "spec.bogus"),
-    ({"spec": {"featureServer": {"replicas": -1}}}, "spec.featureServer.replicas"),
-    ({"name": "Feast_1"}, "name"),
-    ({"sharedOnlineStore": {"secretRef": {"namespace": "s", "name": "r"}}, "spec": {"project": "shared"}},
-     "must contain {namespace}"),
-    ({"sharedOnlineStore": {"secretRef": {"namespace": "s", "name": "r"}},
-      "spec": {"onlineStore": {"inCluster": {}}}}, "either sharedOnlineStore or spec.onlineStore"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"spec": {"project": "p", "bogus": 1}}, "spec.bogus"),
+        ({"spec": {"featureServer": {"replicas": -1}}}, "spec.featureServer.replicas"),
+        ({"name": "Feast_1"}, "name"),
+        (
+            {"sharedOnlineStore": {"secretRef": {"namespace": "s", "name": "r"}}, "spec": {"project": "shared"}},
+            "must contain {namespace}",
+        ),
+        (
+            {
+                "sharedOnlineStore": {"secretRef": {"namespace": "s", "name": "r"}},
+                "spec": {"onlineStore": {"inCluster": {}}},
+            },
+            "either sharedOnlineStore or spec.onlineStore",
+        ),
+    ],
+)
 def test_invalid_templates_are_refused_with_the_field(raw, fragment):
     with pytest.raises(Exception) as info:
         OnboardingTemplate.model_validate(raw)
@@ -130,22 +150,48 @@ def test_onboarding_example_is_a_valid_template(path):
 # ------------------------------------------------------------------------------ decision
 
 
-@pytest.mark.parametrize("config, namespace, profile, onboard_, why", [
-    (OperatorConfig(), ns_obj("a", PROFILE), None, False, "disabled"),
-    (ON, None, {"metadata": {"name": "a"}}, False, "does not exist"),
-    (ON, ns_obj("a"), None, False, "neither labelled"),
-    (ON, ns_obj("a", PROFILE), None, True, "labelled"),
-    (ON, ns_obj("a"), {"metadata": {"name": "a"}}, True, "Profile"),
-    (ON, ns_obj("a", {**PROFILE, "featurestore.kubeflow.org/onboarding": "disabled"}), None, False, "opted out"),
-    (ON, ns_obj("a", PROFILE, {"featurestore.kubeflow.org/onboarding": "False"}), None, False, "opted out"),
-    (ON, ns_obj("a", PROFILE, {"featurestore.kubeflow.org/onboarding": "enabled"}), None, True, "labelled"),
-    (ON, ns_obj("a"), {"metadata": {"name": "a", "annotations": {"featurestore.kubeflow.org/onboarding": "disabled"}}},
-     False, "on the Profile"),
-    (ON, ns_obj("a", PROFILE, deletionTimestamp="2024-01-01T00:00:00Z"), None, False, "terminating"),
-    (OperatorConfig(onboarding_enabled=True, namespaces=["b"]), ns_obj("a", PROFILE), None, False, "FSO_NAMESPACES"),
-    (OperatorConfig(onboarding_enabled=True, onboarding_namespace_label="team=ml"), ns_obj("a", {"team": "ml"}), None, True, "labelled"),
-    (OperatorConfig(onboarding_enabled=True, onboarding_namespace_label="team=ml"), ns_obj("a", PROFILE), None, False, "neither"),
-])
+@pytest.mark.parametrize(
+    "config, namespace, profile, onboard_, why",
+    [
+        (OperatorConfig(), ns_obj("a", PROFILE), None, False, "disabled"),
+        (ON, None, {"metadata": {"name": "a"}}, False, "does not exist"),
+        (ON, ns_obj("a"), None, False, "neither labelled"),
+        (ON, ns_obj("a", PROFILE), None, True, "labelled"),
+        (ON, ns_obj("a"), {"metadata": {"name": "a"}}, True, "Profile"),
+        (ON, ns_obj("a", {**PROFILE, "featurestore.kubeflow.org/onboarding": "disabled"}), None, False, "opted out"),
+        (ON, ns_obj("a", PROFILE, {"featurestore.kubeflow.org/onboarding": "False"}), None, False, "opted out"),
+        (ON, ns_obj("a", PROFILE, {"featurestore.kubeflow.org/onboarding": "enabled"}), None, True, "labelled"),
+        (
+            ON,
+            ns_obj("a"),
+            {"metadata": {"name": "a", "annotations": {"featurestore.kubeflow.org/onboarding": "disabled"}}},
+            False,
+            "on the Profile",
+        ),
+        (ON, ns_obj("a", PROFILE, deletionTimestamp="2024-01-01T00:00:00Z"), None, False, "terminating"),
+        (
+            OperatorConfig(onboarding_enabled=True, namespaces=["b"]),
+            ns_obj("a", PROFILE),
+            None,
+            False,
+            "FSO_NAMESPACES",
+        ),
+        (
+            OperatorConfig(onboarding_enabled=True, onboarding_namespace_label="team=ml"),
+            ns_obj("a", {"team": "ml"}),
+            None,
+            True,
+            "labelled",
+        ),
+        (
+            OperatorConfig(onboarding_enabled=True, onboarding_namespace_label="team=ml"),
+            ns_obj("a", PROFILE),
+            None,
+            False,
+            "neither",
+        ),
+    ],
+)
 def test_decide(config, namespace, profile, onboard_, why):
     verdict = decide(config, namespace, profile)
     assert verdict.onboard is onboard_ and why in verdict.reason
@@ -219,8 +265,12 @@ def test_onboard_creates_once_and_records_a_marker():
 
 def test_onboard_never_touches_an_existing_featurestore():
     kube = FakeKube()
-    mine = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-            "metadata": {"name": "feast", "namespace": "bob", "uid": "u"}, "spec": {"project": "mine", "provider": "gcp"}}
+    mine = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "feast", "namespace": "bob", "uid": "u"},
+        "spec": {"project": "mine", "provider": "gcp"},
+    }
     kube.objects[("FeatureStore", "bob", "feast")] = copy.deepcopy(mine)
     out = run(onboard(kube, ON, "bob"))
     assert out.result == "Existed"
@@ -238,21 +288,36 @@ def test_onboard_after_a_crash_between_create_and_marker():
 
 def test_onboard_skips_a_terminating_namespace_and_raises_other_errors():
     kube = FakeKube()
-    kube.fail["get"] = ApiError(403, "Forbidden", 'configmaps "x" is forbidden: unable to create new content in '
-                                "namespace gone because it is being terminated", [{"reason": "NamespaceTerminating"}])
+    kube.fail["get"] = ApiError(
+        403,
+        "Forbidden",
+        'configmaps "x" is forbidden: unable to create new content in namespace gone because it is being terminated',
+        [{"reason": "NamespaceTerminating"}],
+    )
     assert run(onboard(kube, ON, "gone")).result == "Skipped"
     kube.fail["get"] = ApiError(500, "InternalError", "etcd is down")
     with pytest.raises(ApiError):
         run(onboard(kube, ON, "gone"))
 
 
-SHARED = OperatorConfig(onboarding_enabled=True, onboarding_template=OnboardingTemplate.model_validate(
-    {"spec": {"project": "{namespace}"}, "sharedOnlineStore": {"secretRef": {"namespace": "feast-system", "name": "redis"}, "tls": True}}))
+SHARED = OperatorConfig(
+    onboarding_enabled=True,
+    onboarding_template=OnboardingTemplate.model_validate(
+        {
+            "spec": {"project": "{namespace}"},
+            "sharedOnlineStore": {"secretRef": {"namespace": "feast-system", "name": "redis"}, "tls": True},
+        }
+    ),
+)
 
 
 def _source(password: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis", "namespace": "feast-system"},
-            "data": {"host": "MTAuMC4wLjM=", "port": "NjM3OA==", "password": password}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "redis", "namespace": "feast-system"},
+        "data": {"host": "MTAuMC4wLjM=", "port": "NjM3OA==", "password": password},
+    }
 
 
 def test_shared_online_store_copies_the_secret_owned_by_the_featurestore():
@@ -260,7 +325,10 @@ def test_shared_online_store_copies_the_secret_owned_by_the_featurestore():
     kube.objects[("Secret", "feast-system", "redis")] = _source("b25l")
     out = run(onboard(kube, SHARED, "team-a"))
     fs = out.featurestore
-    assert fs["spec"] == {"project": "team_a", "onlineStore": {"external": {"secretRef": {"name": "feast-shared-online-store"}, "tls": True}}}
+    assert fs["spec"] == {
+        "project": "team_a",
+        "onlineStore": {"external": {"secretRef": {"name": "feast-shared-online-store"}, "tls": True}},
+    }
     copy_ = kube.objects[("Secret", "team-a", "feast-shared-online-store")]
     assert copy_["data"]["password"] == "b25l" and copy_["metadata"]["labels"][SHARED_COPY_LABEL] == "true"
     [ref] = copy_["metadata"]["ownerReferences"]
@@ -293,8 +361,10 @@ def test_forged_onboarded_annotation_copies_nothing():
     kube.objects[("FeatureStore", "mallory", "feast")] = forged
     # a marker ConfigMap in mallory's own namespace (theirs to write) counts for nothing
     kube.objects[("ConfigMap", "mallory", "featurestore-onboarded-mallory")] = {
-        "kind": "ConfigMap", "metadata": {"name": "featurestore-onboarded-mallory", "namespace": "mallory"},
-        "data": {"namespace": "mallory", "featureStore": "feast", "uid": "uid-mallory"}}
+        "kind": "ConfigMap",
+        "metadata": {"name": "featurestore-onboarded-mallory", "namespace": "mallory"},
+        "data": {"namespace": "mallory", "featureStore": "feast", "uid": "uid-mallory"},
+    }
     # a forged store in an onboarded namespace, under another uid, gets nothing either
     other = SHARED.onboarding_template.manifest("team-a")
     other["metadata"].update(name="feast-2", uid="uid-x")
@@ -308,8 +378,11 @@ def test_forged_onboarded_annotation_copies_nothing():
 def test_shared_online_store_is_not_copied_for_a_users_own_store():
     kube = FakeKube()
     kube.objects[("Secret", "feast-system", "redis")] = _source("b25l")
-    kube.objects[("FeatureStore", "own", "feast")] = {"kind": "FeatureStore", "metadata": {"name": "feast", "namespace": "own"},
-                                                      "spec": {"project": "mine"}}
+    kube.objects[("FeatureStore", "own", "feast")] = {
+        "kind": "FeatureStore",
+        "metadata": {"name": "feast", "namespace": "own"},
+        "spec": {"project": "mine"},
+    }
     assert run(onboard(kube, SHARED, "own")).result == "Existed"
     assert ("Secret", "own", "feast-shared-online-store") not in kube.objects
 
@@ -378,9 +451,12 @@ def test_onboarder_retries_after_api_errors():
 
 
 def _fs(namespace: str = "kubeflow-user-alice", **spec: Any):
-    doc = {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-           "metadata": {"name": "feast", "namespace": namespace, "uid": "u-1"},
-           "spec": {"project": "p", "provider": "local", "kubeflow": {"allowedNamespaces": ["kserve"]}, **spec}}
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "feast", "namespace": namespace, "uid": "u-1"},
+        "spec": {"project": "p", "provider": "local", "kubeflow": {"allowedNamespaces": ["kserve"]}, **spec},
+    }
     fs = parse_featurestore(doc)
     return fs.model_copy(update={"spec": resolve(fs.spec, ON)})
 
@@ -393,13 +469,24 @@ def test_reader_role_only_in_kubeflow_mode_and_only_for_the_client_config():
     fs = _fs()
     objs = _kinds(render(fs, planned_endpoints(fs), ON).objects)
     role, binding = objs[("Role", "feast-feast-client-reader")], objs[("RoleBinding", "feast-feast-client-reader")]
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["feast-feast-client"], "verbs": ["get"]}]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "default-editor", "namespace": "kubeflow-user-alice"}]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "feast-feast-client-reader"}
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["feast-feast-client"], "verbs": ["get"]}
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "default-editor", "namespace": "kubeflow-user-alice"}
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "feast-feast-client-reader",
+    }
     assert role["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     # onboarding off (no RBAC for roles in the chart), PodDefault off, or no PodDefault CRD: no Role
-    for config, f, versions in [(OperatorConfig(), fs, None), (ON, _fs(kubeflow={"podDefault": False}), None),
-                                (ON, fs, ApiVersions(optional_kinds=frozenset()))]:
+    for config, f, versions in [
+        (OperatorConfig(), fs, None),
+        (ON, _fs(kubeflow={"podDefault": False}), None),
+        (ON, fs, ApiVersions(optional_kinds=frozenset())),
+    ]:
         kinds = {o["kind"] for o in render(f, planned_endpoints(f), config, versions).objects}
         assert not kinds & {"Role", "RoleBinding"}
 

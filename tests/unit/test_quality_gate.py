@@ -16,8 +16,11 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("check", [("ruff", "check", "operator"), ("ruff", "format", "--check", "operator")],
-                         ids=["ruff-lint", "ruff-format"])
+@pytest.mark.parametrize(
+    "check",
+    [("ruff", "check", "operator"), ("ruff", "format", "--check", "operator")],
+    ids=["ruff-lint", "ruff-format"],
+)
 def test_ruff(check: tuple[str, ...]) -> None:
     out = run(*check)
     assert out.returncode == 0, f"`{' '.join(check)}` found problems:\n{out.stdout}{out.stderr}"

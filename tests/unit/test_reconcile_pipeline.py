@@ -9,7 +9,6 @@ import copy
 import datetime as dt
 
 import pytest
-
 from featurestore_operator.api import FeatureStoreStatus, OperatorConfig
 from featurestore_operator.backends.registry import DefaultBackends
 from featurestore_operator.reconcile import core
@@ -19,6 +18,7 @@ from featurestore_operator.reconcile.discovery import Discovery
 from featurestore_operator.reconcile.events import Event
 from featurestore_operator.reconcile.observe import RepoMissing, RepoNotConfigured, RepoRevision, observe_repo
 from featurestore_operator.reconcile.outcomes import BackendResults
+
 from tests.support.fake_kube import FakeKube
 
 NS = "team-a"
@@ -26,9 +26,12 @@ NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 
 
 def store(**spec) -> dict:
-    return {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-            "metadata": {"name": "demo", "namespace": NS, "uid": "fs-uid", "generation": 1},
-            "spec": {"project": "demo", "provider": "local", **spec}}
+    return {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "demo", "namespace": NS, "uid": "fs-uid", "generation": 1},
+        "spec": {"project": "demo", "provider": "local", **spec},
+    }
 
 
 class World:
@@ -39,8 +42,15 @@ class World:
         self.config = OperatorConfig(istio=False)
         self.cache = ObservedCache()
         self.events: list[Event] = []
-        self.deps = core.Deps(kube=self.kube, cache=self.cache, discovery=Discovery(self.kube), config=self.config,  # type: ignore[arg-type]
-                              backends=DefaultBackends(self.config), emit=self.events.append, now=lambda: NOW)
+        self.deps = core.Deps(
+            kube=self.kube,
+            cache=self.cache,
+            discovery=Discovery(self.kube),
+            config=self.config,  # type: ignore[arg-type]
+            backends=DefaultBackends(self.config),
+            emit=self.events.append,
+            now=lambda: NOW,
+        )
         self.kube.put(body)
 
     @property
@@ -75,19 +85,28 @@ class World:
         """The kubelet and controllers did their part: pods ready, Jobs complete."""
         for (kind, ns, name), obj in list(self.kube.objects.items()):
             if kind == "Deployment":
-                self.kube.set_status(kind, ns, name, {"observedGeneration": obj["metadata"]["generation"],
-                                                      "replicas": 1, "availableReplicas": 1})
+                self.kube.set_status(
+                    kind,
+                    ns,
+                    name,
+                    {"observedGeneration": obj["metadata"]["generation"], "replicas": 1, "availableReplicas": 1},
+                )
             elif kind == "StatefulSet":
                 self.kube.set_status(kind, ns, name, {"readyReplicas": 1})
             elif kind == "Job":
-                self.kube.set_status(kind, ns, name, {"succeeded": 1, "conditions": [
-                    {"type": "Complete", "status": "True"}]})
+                self.kube.set_status(
+                    kind, ns, name, {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+                )
         self.watch()
 
 
 def repo_configmap(content: str = "x = 1\n") -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "repo", "namespace": NS},
-            "data": {"features.py": content}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "repo", "namespace": NS},
+        "data": {"features.py": content},
+    }
 
 
 def test_a_new_store_converges_to_ready_and_a_resync_writes_nothing():
@@ -178,8 +197,10 @@ def test_a_serving_store_given_a_feature_repo_keeps_its_servers_while_the_first_
 
 def test_a_refused_object_is_a_condition_naming_it_and_the_rest_is_applied():
     w = World(store())
-    w.kube.denied[("ConfigMap", "demo-feast-client")] = (400, 'admission webhook "policy.example.com" denied '
-                                                              "the request: label team is required")
+    w.kube.denied[("ConfigMap", "demo-feast-client")] = (
+        400,
+        'admission webhook "policy.example.com" denied the request: label team is required',
+    )
     w.reconcile()
     status, reason, message = w.condition("Synced")
     assert (status, reason) == ("False", "ApplyFailed")
@@ -259,9 +280,12 @@ def test_desired_holds_a_serving_store_while_a_backend_is_in_transition(served_b
     w = World(store())
     fs = core.parse(store(), w.config)
     previous = FeatureStoreStatus.model_validate(
-        {"configHash": "abc", "endpoints": {"onlineStore": "redis:6379"}} if served_before else {})
-    backends = BackendResults({T.ONLINE_STORE: Pending("Maintenance", "in maintenance"),
-                               T.OFFLINE_STORE: Ready(OfflineEndpoint(claim="c"))}, previous)
+        {"configHash": "abc", "endpoints": {"onlineStore": "redis:6379"}} if served_before else {}
+    )
+    backends = BackendResults(
+        {T.ONLINE_STORE: Pending("Maintenance", "in maintenance"), T.OFFLINE_STORE: Ready(OfflineEndpoint(claim="c"))},
+        previous,
+    )
     want = desired(fs, backends, RepoNotConfigured(), w.config, ApiVersions(), previous)
     assert want.hold is served_before
     assert (want.objects == []) is served_before

@@ -9,12 +9,12 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.cli import _dump
 from featurestore_operator.render import ApiVersions, Endpoints, OnlineEndpoint, RepoSource, SecretKey, render
 from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION
+
 from tests.support.prerequisites import missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,9 @@ def test_golden(example):
     golden = GOLDEN / f"{example.stem}.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":  # the one way to (re)write goldens: then review the diff
         golden.write_text(text)
-    assert golden.exists(), f"no golden {golden.name} for examples/{example.name}: run UPDATE_GOLDEN=1 pytest {__file__}"
+    assert golden.exists(), (
+        f"no golden {golden.name} for examples/{example.name}: run UPDATE_GOLDEN=1 pytest {__file__}"
+    )
     assert text == golden.read_text(), f"render output changed; review and run UPDATE_GOLDEN=1 pytest {__file__}"
 
 
@@ -87,7 +89,9 @@ def test_legacy_api_versions_are_used_when_served():
 def test_no_secret_values_anywhere():
     fs = load(ROOT / "examples" / "gcp-memorystore.yaml")
     endpoints = Endpoints(
-        online=OnlineEndpoint("10.0.0.3", 6378, tls=True, password=SecretKey("s", "password"), ca=SecretKey("s", "ca.crt")),
+        online=OnlineEndpoint(
+            "10.0.0.3", 6378, tls=True, password=SecretKey("s", "password"), ca=SecretKey("s", "ca.crt")
+        ),
         offline=planned_endpoints(fs).offline,
     )
     out = render(fs, endpoints, CONFIG)
@@ -114,11 +118,19 @@ def test_config_change_rolls_pods_and_only_then():
     a = render(fs, planned_endpoints(fs), CONFIG)
     b = render(fs, planned_endpoints(fs), CONFIG)
     assert a.objects == b.objects, "render must be deterministic"
-    changed = fs.model_copy(update={"spec": fs.spec.model_copy(update={"registry": fs.spec.registry.model_copy(update={"cache_ttl_seconds": 5})})})
+    changed = fs.model_copy(
+        update={
+            "spec": fs.spec.model_copy(
+                update={"registry": fs.spec.registry.model_copy(update={"cache_ttl_seconds": 5})}
+            )
+        }
+    )
     c = render(changed, planned_endpoints(changed), CONFIG)
 
     def pod_hash(r):
-        dep = next(o for o in r.objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("feature-server"))
+        dep = next(
+            o for o in r.objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("feature-server")
+        )
         return dep["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
 
     assert pod_hash(a) == pod_hash(b) != pod_hash(c)
@@ -147,8 +159,13 @@ def test_user_strings_never_reach_a_shell_string():
 
 def test_workers_follow_cpu_limit():
     fs = load(ROOT / "examples" / "local.yaml")
-    spec = fs.spec.model_copy(update={"feature_server": fs.spec.feature_server.model_copy(
-        update={"resources": fs.spec.feature_server.resources.model_copy(update={"limits": {"cpu": "3500m"}})})})
+    spec = fs.spec.model_copy(
+        update={
+            "feature_server": fs.spec.feature_server.model_copy(
+                update={"resources": fs.spec.feature_server.resources.model_copy(update={"limits": {"cpu": "3500m"}})}
+            )
+        }
+    )
     fs = fs.model_copy(update={"spec": spec})
     out = render(fs, planned_endpoints(fs), CONFIG)
     dep = next(o for o in out.objects if o["metadata"]["name"] == "demo-feature-server" and o["kind"] == "Deployment")

@@ -238,7 +238,9 @@ def test_kubernetes_authz_renders_roles_feast_reads_and_client_auth():
         assert env["FSO_FEAST_AUDIENCE"] == audience, d["metadata"]["name"]
     pd = next(o for o in out.objects if o["kind"] == "PodDefault")["spec"]
     [projected] = [v["projected"] for v in pd["volumes"] if "projected" in v]
-    assert projected == {"sources": [{"serviceAccountToken": {"audience": audience, "expirationSeconds": 600, "path": "token"}}]}
+    assert projected == {
+        "sources": [{"serviceAccountToken": {"audience": audience, "expirationSeconds": 600, "path": "token"}}]
+    }
     assert {"name": "feast-sec-token", "mountPath": token.rsplit("/", 1)[0], "readOnly": True} in pd["volumeMounts"]
     cm = next(o for o in out.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "sec-feast-config")
     perms = cm["data"]["featurestore_operator_permissions.py"]

@@ -36,13 +36,17 @@ def test_an_assertion_inside_the_predicate_fails_at_once():
 
 
 def test_timeout_names_what_and_the_last_value():
-    with pytest.raises(AssertionError, match=r"timed out after 0s waiting for the store Ready; last: KeyError\('phase'\)"):
+    with pytest.raises(
+        AssertionError, match=r"timed out after 0s waiting for the store Ready; last: KeyError\('phase'\)"
+    ):
         wait_for(lambda: {}["phase"], timeout=0.1, interval=0.01, what="the store Ready")
 
 
 def test_tracebacks_tolerate_only_named_transient_client_errors():
-    transient = ('{"message": "Traceback (most recent call last): ... urllib3.exceptions.ProtocolError: '
-                 "('Connection aborted.', RemoteDisconnected('Remote end closed connection'))\"}")
+    transient = (
+        '{"message": "Traceback (most recent call last): ... urllib3.exceptions.ProtocolError: '
+        "('Connection aborted.', RemoteDisconnected('Remote end closed connection'))\"}"
+    )
     crash = '{"message": "Traceback (most recent call last): ... KeyError: \'spec\'"}'
     unnamed = '{"message": "Traceback (most recent call last): ... urllib3.exceptions.MaxRetryError: refused"}'
     assert tracebacks("\n".join([transient, crash, unnamed, '{"message": "ok"}'])) == [crash, unnamed]

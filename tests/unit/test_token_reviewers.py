@@ -25,8 +25,13 @@ def sa(namespace: str, name: str) -> dict[str, str]:
 
 
 def test_subjects_are_the_authz_kubernetes_stores_service_accounts_sorted():
-    bodies = [body("b", "team-b"), body("a", "team-b"), body("z", "team-a"), body("open", authz=None),
-              body("oidc-less", authz="none")]
+    bodies = [
+        body("b", "team-b"),
+        body("a", "team-b"),
+        body("z", "team-a"),
+        body("open", authz=None),
+        body("oidc-less", authz="none"),
+    ]
     assert subjects(bodies, CONFIG) == [sa("team-a", "z-feast"), sa("team-b", "a-feast"), sa("team-b", "b-feast")]
 
 
@@ -46,10 +51,15 @@ def test_deleting_invalid_and_policy_violating_stores_add_nothing():
 def test_user_fields_cannot_name_another_subject():
     """Only <name>-feast of the store's own namespace: labels, annotations, reader accounts and
     allowed namespaces never reach the binding."""
-    hostile = body("x", labels={"app.kubernetes.io/name": "kube-system"},
-                   annotations={"featurestore.kubeflow.org/service-account": "default"},
-                   spec={"authz": {"type": "kubernetes", "readerServiceAccounts": ["default", "admin"]},
-                         "kubeflow": {"allowedNamespaces": ["kube-system"]}})
+    hostile = body(
+        "x",
+        labels={"app.kubernetes.io/name": "kube-system"},
+        annotations={"featurestore.kubeflow.org/service-account": "default"},
+        spec={
+            "authz": {"type": "kubernetes", "readerServiceAccounts": ["default", "admin"]},
+            "kubeflow": {"allowedNamespaces": ["kube-system"]},
+        },
+    )
     assert subjects([hostile], CONFIG) == [sa("team", "x-feast")]
 
 
@@ -65,8 +75,11 @@ class FakeKube:
     """The token reviewers binding as the API server keeps it: get, and a guarded merge patch."""
 
     def __init__(self) -> None:
-        self.binding: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                                        "metadata": {"name": "rev", "resourceVersion": "1"}}
+        self.binding: dict[str, Any] = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "rev", "resourceVersion": "1"},
+        }
         self.patches: list[list[dict[str, str]]] = []
         self.patched = asyncio.Event()
 

@@ -64,24 +64,34 @@ class Backends(DefaultBackends):
 
 
 def body(uid: str = UID) -> dict[str, Any]:
-    return {"apiVersion": "featurestore.kubeflow.org/v1alpha1", "kind": "FeatureStore",
-            "metadata": {"name": "demo", "namespace": NS, "uid": uid, "generation": 1},
-            "spec": {"project": "demo", "provider": "local"}}
+    return {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "demo", "namespace": NS, "uid": uid, "generation": 1},
+        "spec": {"project": "demo", "provider": "local"},
+    }
 
 
 def run(remove_during_create: bool) -> Cloud:
     kube = FakeKube()
     config = OperatorConfig(istio=False)
     cloud = Cloud(kube)
-    deps = core.Deps(kube=kube, cache=ObservedCache(), discovery=Discovery(kube), config=config,  # type: ignore[arg-type]
-                     backends=Backends(config, cloud))
+    deps = core.Deps(
+        kube=kube,
+        cache=ObservedCache(),
+        discovery=Discovery(kube),
+        config=config,  # type: ignore[arg-type]
+        backends=Backends(config, cloud),
+    )
 
     async def scenario() -> None:
         workers = Workers(lambda _: deps, resync=30, concurrency=1)
         if remove_during_create:
+
             def vanish() -> None:  # the API server deletes the store although the finalizer was added
                 gone = kube.objects.pop(("FeatureStore", NS, "demo"))
                 workers.observe("DELETED", gone)
+
             cloud.on_create = vanish
         workers.observe("ADDED", kube.put(body()))
         for _ in range(200):
@@ -122,11 +132,18 @@ def test_a_clean_up_record_is_the_operators_own_and_names_one_store():
     altered = {**record, "data": {"featurestore.json": json.dumps(other)}}
     with pytest.raises(records.Refused, match="does not match"):
         records.read(altered, "fso-system")
-    for meta in ({"name": "demo"}, {"name": "../x", "namespace": NS, "uid": UID},
-                 {"name": "demo", "namespace": NS, "uid": "/../../../victim/secrets/s"},
-                 {"name": "demo", "namespace": "../kube-system", "uid": UID},
-                 {"name": "demo", "namespace": NS, "uid": 7}):
-        for data in ({}, {"featurestore.json": "not json"}, {"featurestore.json": "[]"},
-                     {"featurestore.json": json.dumps({"metadata": meta})}):
+    for meta in (
+        {"name": "demo"},
+        {"name": "../x", "namespace": NS, "uid": UID},
+        {"name": "demo", "namespace": NS, "uid": "/../../../victim/secrets/s"},
+        {"name": "demo", "namespace": "../kube-system", "uid": UID},
+        {"name": "demo", "namespace": NS, "uid": 7},
+    ):
+        for data in (
+            {},
+            {"featurestore.json": "not json"},
+            {"featurestore.json": "[]"},
+            {"featurestore.json": json.dumps({"metadata": meta})},
+        ):
             with pytest.raises(records.Refused):
                 records.read({**record, "data": data}, "fso-system")

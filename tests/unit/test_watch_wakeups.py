@@ -25,8 +25,12 @@ def watches() -> tuple[Watches, list[tuple[str, str]]]:
 
 def certificate(rv: str, revision: int) -> dict[str, Any]:
     meta = {"name": "demo-feast-servers", "namespace": NS, "resourceVersion": rv, "labels": LABELS}
-    return {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": meta,
-            "status": {"revision": revision, "conditions": [{"type": "Ready", "status": "True"}]}}
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": meta,
+        "status": {"revision": revision, "conditions": [{"type": "Ready", "status": "True"}]},
+    }
 
 
 def test_a_renewed_certificate_wakes_its_store():
