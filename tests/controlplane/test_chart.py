@@ -34,6 +34,7 @@ from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
 from tests.support import webhook as chart_webhook
+from tests.support.chart_values import VALUE_SETS
 from tests.support.kube import OWNER_LABEL, G, P, V, gone
 from tests.support.kubelet import FakeKubelet
 from tests.support.operator_process import OperatorProcess
@@ -43,54 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "featurestore-operator"
 #: the newest Kubernetes schema kubernetes-validate ships (the chart targets 1.20 .. current)
 K8S_SCHEMA = kubernetes_validate.utils.latest_version()
-
-VALUE_SETS: dict[str, list[str]] = {
-    "defaults": [],
-    "ha-namespaced-gcp": [
-        "--set",
-        "replicaCount=2",
-        "--set",
-        "watchNamespaces={team-a,team-b}",
-        "--set",
-        "defaultProvider=gcp",
-        "--set",
-        "gcp.project=my-project",
-        "--set",
-        "gcp.region=europe-west1",
-        "--set",
-        "gcp.network=projects/my-project/global/networks/default",
-        "--set",
-        "serviceAccount.gcpServiceAccount=featurestore-operator@my-project.iam.gserviceaccount.com",
-        "--set",
-        "images.feast=registry.example.com/feast:0.67.0",
-        "--set",
-        "image.digest=sha256:" + "a" * 64,
-    ],
-    "election-onboarding-kind": [
-        "--set",
-        "leaderElection.enabled=true",
-        "--set",
-        "istio=false",
-        "--set",
-        "kubeflow.onboarding.enabled=true",
-        "--set",
-        "kubeflow.onboarding.template.project=default",
-        "--set",
-        "metrics.service.enabled=false",
-        "--set",
-        "kubeflow.aggregateRoles=false",
-    ],
-    "webhook-cert-manager-policy": [
-        "--set",
-        "webhook.certManager.enabled=true",
-        "--set",
-        "policy.maxReplicas=5",
-        "--set",
-        "policy.allowedProjects={my-project,shared-project}",
-        "--set",
-        "clusterId=cluster-1",
-    ],
-}
 
 
 # --------------------------------------------------------------------------- helpers

@@ -25,26 +25,9 @@ from featurestore_operator.render import render as render_store
 from prometheus_client import REGISTRY
 
 from tests.controlplane.test_chart import CHART, ROOT, find, helm, render
+from tests.support.chart_values import ALL_MONITORING, MONITORING_APIS
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
-MONITORING_APIS = [
-    "--api-versions",
-    "monitoring.coreos.com/v1/ServiceMonitor",
-    "--api-versions",
-    "monitoring.coreos.com/v1/PodMonitor",
-    "--api-versions",
-    "monitoring.coreos.com/v1/PrometheusRule",
-]
-ALL_MONITORING = [
-    "--set",
-    "monitoring.serviceMonitor.enabled=true",
-    "--set",
-    "monitoring.podMonitor.enabled=true",
-    "--set",
-    "monitoring.prometheusRule.enabled=true",
-    "--set",
-    "monitoring.dashboard.enabled=true",
-]
 DASHBOARD_SCHEMA = json.loads((ROOT / "tests" / "support" / "schemas" / "grafana-dashboard.schema.json").read_text())
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from featurestore_operator.reconcile.kinds import KINDS
 
-from tests.controlplane.test_chart import VALUE_SETS, render
+from tests.controlplane.test_chart import render
+from tests.support.chart_values import EVERYTHING, VALUE_SETS
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 G, RBAC, ADM = "featurestore.kubeflow.org", "rbac.authorization.k8s.io", "admissionregistration.k8s.io"
@@ -39,16 +40,6 @@ BY_NAME: set[Rule] = {
     (ADM, "validatingwebhookconfigurations", "patch"),
     (ADM, "mutatingwebhookconfigurations", "patch"),
 }
-EVERYTHING = [
-    "--set",
-    "compute.enabled=true",
-    "--set",
-    "kubeflow.onboarding.enabled=true",
-    "--set",
-    "kubeflow.onboarding.template.project=default",
-    "--set",
-    "leaderElection.enabled=true",
-]
 SETS = {
     **VALUE_SETS,
     "everything": EVERYTHING,

@@ -153,7 +153,7 @@ def kubeflow_part(pod_default: bool, istio: bool, optional_kinds: frozenset[str]
     if pod_default and "PodDefault" not in optional_kinds:
         missing.append("PodDefault (kubeflow.org/v1alpha1): notebooks get no Feast config")
     if istio and "AuthorizationPolicy" not in optional_kinds:
-        missing.append("AuthorizationPolicy (security.istio.io/v1beta1): feature server access is not restricted")
+        missing.append("AuthorizationPolicy (security.istio.io): feature server access is not restricted")
     if missing:
         return Part(
             T.KUBEFLOW,

@@ -98,6 +98,8 @@ class ApiVersions:
     cronjob: str = "batch/v1"
     pdb: str = "policy/v1"
     hpa: str = "autoscaling/v2"
+    #: Istio >= 1.22 serves security.istio.io/v1; older meshes v1beta1 only (same schema)
+    authorization_policy: str = "security.istio.io/v1"
     #: CronJob.spec.timeZone exists from Kubernetes 1.25 (batch/v1); older servers drop it.
     cronjob_time_zone: bool = True
     #: Which optional CRDs the cluster has: PodDefault, AuthorizationPolicy.

@@ -158,10 +158,10 @@ def network_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
     }
 
 
-def authorization_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
+def authorization_policy(fs: FeatureStore, component: str, api_version: str) -> dict[str, Any]:
     name, ports, remote = fenced_components(fs)[component]
     return {
-        "apiVersion": "security.istio.io/v1beta1",
+        "apiVersion": api_version,
         "kind": "AuthorizationPolicy",
         "metadata": meta(fs, name, component),
         "spec": {
@@ -190,5 +190,5 @@ def policies(
         out.append(network_policy(fs, component))
         # Redis gets none: the Jobs that use it run without a sidecar (no mTLS identity to match).
         if with_istio and component != "online-store":
-            out.append(authorization_policy(fs, component))
+            out.append(authorization_policy(fs, component, versions.authorization_policy))
     return out
