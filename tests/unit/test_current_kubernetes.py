@@ -32,6 +32,7 @@ from featurestore_operator.render import ApiVersions
 from tests.support import k8s_schemas
 from tests.support.chart_values import ALL_MONITORING, EVERYTHING, MONITORING_APIS, VALUE_SETS
 from tests.support.k8s_schemas import VERSIONS, SchemaMissing, served
+from tests.support.pod_security import pod_templates, violations
 from tests.support.rendered_stores import rendered
 from tests.support.schema_cluster import SchemaApiServer, discovered, kubeflow_crds
 
@@ -289,3 +290,15 @@ def test_the_crd_is_valid_for(version):
     for path in files:
         for doc in yaml.safe_load_all(path.read_text()):
             assert k8s_schemas.problems(doc, version) == [], path
+
+
+def test_the_chart_pods_meet_pod_security_restricted(chart_docs):
+    """The operator's own Deployment, for every value set (tests/support/pod_security.py)."""
+    refused, pods = [], 0
+    for (version, value_set), docs in chart_docs.items():
+        for doc in docs:
+            for where, pod in pod_templates(doc):
+                pods += 1
+                refused += [f"{value_set}@{version}: {doc['kind']} {where}: {v}" for v in violations(pod)]
+    assert not refused, "\n".join(refused)
+    assert pods >= len(CHART_VALUE_SETS) * len(VERSIONS)
