@@ -47,6 +47,11 @@ CHART_VALUE_SETS = {
     "everything": EVERYTHING,
     "everything-namespaced": [*EVERYTHING, "--set", "watchNamespaces={a,b}"],
     "monitoring": [*ALL_MONITORING, *MONITORING_APIS],
+    # the shape the control-plane tests install (SESSION_CRD, NO_WEBHOOK, test_chart_authz.py)
+    "no-crd-no-webhook-no-authz": [
+        *("--set", "crds.install=false", "--set", "webhook.enabled=false"),
+        *("--set", "authz.kubernetes.enabled=false", "--set", "resyncSeconds=10"),
+    ],
 }
 
 
