@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.chart_values import EVERYTHING
 from tests.support.controlplane import find_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,18 +35,7 @@ CHART = ROOT / "charts" / "featurestore-operator"
 RELEASE = "fso-tier"
 NAMESPACE = "fso-tier"
 #: every feature whose rules the operator may need in some test (the widest chart configuration)
-VALUES = [
-    "--set",
-    "compute.enabled=true",
-    "--set",
-    "kubeflow.onboarding.enabled=true",
-    "--set",
-    "kubeflow.onboarding.template.project=default",
-    "--set",
-    "leaderElection.enabled=true",
-    "--set",
-    "crds.install=false",
-]
+VALUES = [*EVERYTHING, "--set", "crds.install=false"]
 RBAC_KINDS = {"ServiceAccount": "", "ClusterRole": "", "ClusterRoleBinding": "", "Role": "", "RoleBinding": ""}
 _PATHS = {
     "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
