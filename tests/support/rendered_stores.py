@@ -1,6 +1,7 @@
 """Every store the operator renders in the schema and Pod Security tests: each FeatureStore in
-examples/ (resolved with the shipped examples/operator-config.yaml, as `featurestore-operator render
---config` does) and two stores that switch on every optional component (all servers, metrics, PDB,
+examples/, the one each onboarding template in examples/onboarding/ creates in a profile (all
+resolved with the shipped examples/operator-config.yaml, as `featurestore-operator render --config`
+does), and two stores that switch on every optional component (all servers, metrics, PDB,
 autoscaling; then authz + TLS with a cert-manager issuer), rendered with the API versions the
 operator's discovery picks on a given cluster (:func:`tests.support.schema_cluster.discovered`)."""
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 from featurestore_operator.api import FeatureStore, OperatorConfig, parse_featurestore, resolve
+from featurestore_operator.api.onboarding import OnboardingTemplate
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.cli_files import config_file
 from featurestore_operator.render import ApiVersions, RepoSource, render
@@ -49,6 +51,9 @@ def _store_docs() -> dict[str, dict[str, Any]]:
         for doc in yaml.safe_load_all(path.read_text()):
             if isinstance(doc, dict) and doc.get("kind") == "FeatureStore":
                 docs[f"{path.stem}/{doc['metadata']['name']}"] = doc
+    for path in sorted((EXAMPLES / "onboarding").glob("*.yaml")):  # what onboarding creates in a profile
+        template = OnboardingTemplate.model_validate(yaml.safe_load(path.read_text()))
+        docs[f"onboarding/{path.stem}"] = template.manifest("kubeflow-user-alice")
     for name, spec in SYNTHETIC.items():
         docs[name] = {
             "apiVersion": "featurestore.kubeflow.org/v1alpha1",
