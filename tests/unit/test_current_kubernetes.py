@@ -15,6 +15,7 @@ supports, the newest kubernetes-validate ships, and its oldest):
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import subprocess
@@ -313,3 +314,21 @@ def test_the_chart_pods_meet_pod_security_restricted(chart_docs):
                 refused += [f"{value_set}@{version}: {doc['kind']} {where}: {v}" for v in violations(pod)]
     assert not refused, "\n".join(refused)
     assert pods >= len(CHART_VALUE_SETS) * len(VERSIONS)
+
+
+def test_the_checks_refuse_unknown_fields_and_wrong_types():
+    """The validators refuse what a strict server-side apply refuses (the doubles pinned)."""
+    objects = [o for objects in rendered(discovered("1.37.0")).values() for o in objects]
+    deployment = copy.deepcopy(next(o for o in objects if o["kind"] == "Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonroot"] = True
+    deployment["spec"]["replicas"] = "two"
+    problems = k8s_schemas.problems(deployment, "1.37.0")
+    assert any("runAsNonroot" in p for p in problems) and any("replicas" in p for p in problems), problems
+    certificate = copy.deepcopy(next(o for o in objects if o["kind"] == "Certificate"))
+    assert k8s_schemas.crd_problems(certificate) == []
+    certificate["spec"]["dnsName"] = ["typo"]
+    certificate["spec"]["duration"] = 3600
+    problems = k8s_schemas.crd_problems(certificate)
+    assert any("dnsName" in p for p in problems) and any("duration" in p for p in problems), problems
+    with pytest.raises(SchemaMissing):
+        k8s_schemas.problems({"apiVersion": "batch/v1beta1", "kind": "CronJob"}, "1.25.0")  # removed in 1.25
