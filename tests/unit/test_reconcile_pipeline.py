@@ -252,6 +252,37 @@ def test_a_missing_feature_repo_configmap_is_reported_and_the_store_still_serves
     assert ("Deployment", NS, "demo-feature-server") in w.kube.objects
 
 
+def test_a_missing_or_failed_feature_repo_keeps_the_store_not_ready():
+    """The repo is one of Ready's parts: a store whose feature repo is missing or whose apply failed
+    serves, but is not Ready, and Ready names the repo's reason (issue 29: dropping FeatureRepo from
+    the Ready parts went unnoticed)."""
+    w = World(store(featureRepo={"configMap": {"name": "absent"}}))
+    w.reconcile()
+    w.workloads_run()
+    w.reconcile()
+    assert w.condition("FeatureServer")[0] == "True"
+    assert w.condition("Ready")[:2] == ("False", "ConfigMapNotFound")
+    assert w.status().phase.value != "Ready"
+
+    w = World(store(featureRepo={"configMap": {"name": "repo"}}))
+    w.kube.put(repo_configmap())
+    for _ in range(3):
+        w.reconcile()
+        w.workloads_run()
+    w.reconcile()
+    assert w.condition("Ready")[:2] == ("True", "Ready")
+    w.kube.put(repo_configmap("raise RuntimeError('broken')\n"))
+    w.reconcile()
+    job = w.status().feature_repo.job
+    w.kube.set_status("Job", NS, job, {"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]})
+    w.watch()
+    w.reconcile()
+    assert w.condition("FeatureRepo")[:2] == ("False", "ApplyFailed")
+    assert w.condition("FeatureServer")[0] == "True"  # the applied revision keeps serving
+    ready = w.condition("Ready")
+    assert ready[:2] == ("False", "ApplyFailed") and job in ready[2], ready
+
+
 def test_observe_repo_tells_the_three_cases_apart():
     kube = FakeKube()
     parse = World(store()).deps

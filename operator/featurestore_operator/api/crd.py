@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import resource as r
+from .immutable import IMMUTABLE, description
 from .spec import FeatureStoreSpec
 from .status import FeatureStoreStatus
 
@@ -126,8 +127,19 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+def _mark_immutable(spec: dict[str, Any]) -> None:
+    """Append the immutable-field note (api/immutable.py) to each such field's description. The
+    refusal itself is the admission webhook's: 1.20 has no CEL (x-kubernetes-validations)."""
+    for row in IMMUTABLE:
+        node = spec
+        for name in row.path.split(".")[1:]:
+            node = node["properties"][name]
+        node["description"] = f"{node.get('description', '')} {description(row.path)}".strip()
+
+
 def crd() -> dict[str, Any]:
     spec = model_schema(FeatureStoreSpec)
+    _mark_immutable(spec)
     status = model_schema(FeatureStoreStatus)
     status["properties"]["conditions"].update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
     schema = {

@@ -33,7 +33,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from ..api import DeletionPolicy, FeatureStore, OperatorConfig
+from ..api import DeletionPolicy, FeatureStore, OperatorConfig, immutable
+from ..api.spec import GcsSpec
 from ..render import OfflineEndpoint
 from . import gcp, naming
 from .base import BackendContext, Deleted, Failed, Pending, Ready
@@ -143,6 +144,7 @@ class GcsBackend:
             return await self._existing(fs, client, name, project)
 
         notes: list[str] = []
+        declined: list[str] = []
         created = False
         try:
             bucket = await self._get(client, name)
@@ -211,11 +213,7 @@ class GcsBackend:
                 return gcp.failure(err, f"storage.buckets.patch {name}", "storage.buckets.update")
             if changed:
                 notes.append("restored " + ", ".join(changed))
-            if bucket.location and bucket.location.upper() != gcs.location.upper():
-                notes.append(
-                    f"location is {bucket.location}: spec.offlineStore.gcs.location {gcs.location} "
-                    f"cannot change on an existing bucket"
-                )
+            declined = immutable_changes(gcs, bucket)
 
         gsa = fs.spec.gcp.service_account
         if gsa:
@@ -254,8 +252,18 @@ class GcsBackend:
         }
         rec = fs.status.cloud
         known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == tuple(record.values())
+        message += f" ({'; '.join(notes)})" if notes else ""
+        if declined:
+            message = (
+                f"ImmutableFieldChanged: {'; '.join(declined)}. The bucket keeps serving unchanged; revert the "
+                f"field, or create a new FeatureStore (a new bucket). {message}"
+            )
+            log.warning("%s/%s: %s", fs.metadata.namespace, fs.metadata.name, message)
         return Ready(
-            endpoint, message + (f" ({'; '.join(notes)})" if notes else ""), status={} if known else {"cloud": record}
+            endpoint,
+            message,
+            status={} if known else {"cloud": record},
+            reason="ImmutableFieldChanged" if declined else "Ready",
         )
 
     async def _retire(self, old: FeatureStore, ctx: BackendContext, name: str) -> Pending:
@@ -530,3 +538,16 @@ def _inaccessible(name: str, project: str, err: BaseException) -> str:
         f"(bucket names are global: set spec.offlineStore.gcs.bucket to another name) or the operator's identity "
         f"lacks storage.buckets.get in project {project} (grant roles/storage.admin)"
     )
+
+
+#: How each immutable field (the table: api/immutable.py) reads on a bucket.
+OBSERVED: dict[str, Callable[[storage.Bucket], object]] = {"location": lambda bucket: bucket.location or None}
+
+
+def immutable_changes(gcs: GcsSpec, bucket: storage.Bucket) -> list[str]:
+    """The spec's immutable fields (api/immutable.py) that differ from the existing ``bucket``."""
+    have = {r.field: r.norm(OBSERVED[r.field](bucket)) for r in immutable.rows(immutable.GCS)}
+    return [
+        f"{path} cannot be changed on an existing bucket: it is {was}, the spec asks for {want}"
+        for path, was, want in immutable.differences(immutable.GCS, gcs, have)
+    ]

@@ -21,7 +21,7 @@ and later passes poll it, so a restarted operator resumes where the last one sto
                                            -> Pending("Updating")
     READY, in sync                      -> Ready(endpoint, secret={password, ca.crt})
 
-Immutable fields (tier, network, connectMode, transitEncryption, authEnabled, redisVersion) that
+Immutable fields (the table in ``api/immutable.py``, which the admission webhook also reads) that
 differ from the instance are NOT an error outcome: the instance keeps serving exactly as it is,
 so ensure returns **Ready** (endpoint and Secret of the *actual* instance) whose ``message``
 starts with ``ImmutableFieldChanged:`` and names ``spec.onlineStore.memorystore.<field>``, the
@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 
-from ..api import DeletionPolicy, FeatureStore, OperatorConfig
+from ..api import DeletionPolicy, FeatureStore, OperatorConfig, immutable
 from ..api.spec import MemorystoreSpec
 from ..render.inputs import OnlineEndpoint, SecretKey
 from ..render.names import Names
@@ -745,34 +745,21 @@ def _op_metadata(op: Any) -> tuple[str, str]:
     return "", ""
 
 
-def _network(value: str | None) -> str:
-    """Compare networks by their projects/P/global/networks/N form."""
-    v = (value or "").strip()
-    i = v.find("projects/")
-    return v[i:] if i > 0 else v
+#: How each immutable field (the table: api/immutable.py) reads on an instance.
+OBSERVED: dict[str, Callable[[Any], object]] = {
+    "tier": lambda inst: inst.tier.name,
+    "connectMode": lambda inst: inst.connect_mode.name,
+    "network": lambda inst: inst.authorized_network,
+    "transitEncryption": lambda inst: inst.transit_encryption_mode.name == "SERVER_AUTHENTICATION",
+    "authEnabled": lambda inst: bool(inst.auth_enabled),
+    "redisVersion": lambda inst: inst.redis_version,
+}
 
 
 def _immutable_changes(fs: FeatureStore, inst: Any) -> list[str]:
     """Human-readable differences between the spec and the instance in fields that cannot change."""
-    ms = _spec(fs)
-    have_tls = inst.transit_encryption_mode.name == "SERVER_AUTHENTICATION"
-    pairs: list[tuple[str, Any, Any]] = [
-        ("tier", inst.tier.name, ms.tier.value),
-        ("connectMode", inst.connect_mode.name, ms.connect_mode.value),
-        ("transitEncryption", have_tls, ms.transit_encryption),
-        ("authEnabled", bool(inst.auth_enabled), ms.auth_enabled),
-    ]
-    if inst.redis_version:
-        pairs.append(("redisVersion", inst.redis_version, ms.redis_version))
-    if ms.network and inst.authorized_network:
-        pairs.append(("network", _network(inst.authorized_network), _network(ms.network)))
+    have = {r.field: r.norm(OBSERVED[r.field](inst)) for r in immutable.rows(immutable.MEMORYSTORE)}
     return [
-        f"{FIELD}.{field} cannot be changed on an existing instance: it is {_show(have)}, "
-        f"the spec asks for {_show(want)}"
-        for field, have, want in pairs
-        if have != want
+        f"{path} cannot be changed on an existing instance: it is {was}, the spec asks for {want}"
+        for path, was, want in immutable.differences(immutable.MEMORYSTORE, _spec(fs), have)
     ]
-
-
-def _show(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
