@@ -16,6 +16,7 @@ HTTP proxy in front of it (see its docstring). So what is verified here:
 
 from __future__ import annotations
 
+import dataclasses
 import asyncio
 import re
 from pathlib import Path
@@ -651,11 +652,11 @@ def test_existing_bucket_of_another_namespace_is_refused_and_never_granted(overl
     refused(out, "PolicyViolation")
     assert "byoAssignments" in out.message and "existingBucket" in out.message
 
-    # the backend asks the BYO verdict itself: nothing is read even when the policy check is skipped
-    import featurestore_operator.backends.gcs as gcs_backend
+    # the backend asks the BYO verdict itself: nothing is read even when the pass's policy verdict
+    # (handed over by reconcile) says nothing
+    from featurestore_operator.backends.policy import Verdict
 
-    monkeypatch.setattr(gcs_backend, "policy_refusal", lambda fs, config: None)
-    out = run(GcsBackend(CONFIG).ensure(attack, CTX))
+    out = run(GcsBackend(CONFIG).ensure(attack, dataclasses.replace(CTX, verdict=Verdict())))
     refused(out, "PolicyViolation")
     assert overlay.requests == [], "no request about an unassigned bucket"
 

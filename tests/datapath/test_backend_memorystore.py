@@ -8,6 +8,7 @@ returned Secret data. No pytest-asyncio: each test runs its coroutine with ``asy
 
 from __future__ import annotations
 
+import dataclasses
 import asyncio
 import os
 import re
@@ -743,10 +744,10 @@ def test_existing_instance_of_another_namespace_hands_out_no_password(fake, cfg,
     _no_credential(out, fake, password)
     assert out.reason == "PolicyViolation" and "byoAssignments" in out.message, out
 
-    # even when every policy check before the backend's BYO verdict is skipped
-    import featurestore_operator.backends.memorystore as ms_backend
+    # even when the pass's policy verdict (handed over by reconcile) says nothing
+    from featurestore_operator.backends.policy import Verdict
 
-    monkeypatch.setattr(ms_backend, "policy_refusal", lambda fs, config: None)
+    attack.ctx = dataclasses.replace(attack.ctx, verdict=Verdict())
     out = asyncio.run(attack.ensure())
     _no_credential(out, fake, password)
     assert "byoAssignments" in out.message and fake.count("GetInstance") == 0, "refused before any call"

@@ -92,7 +92,7 @@ def bucket_of(fs) -> storage.Bucket:
 
 def backend_declines(path: str, want, have_from) -> list[str]:
     if path.startswith(MS):
-        return memorystore._immutable_changes(want, instance_of(have_from))
+        return memorystore._immutable_changes(want.spec.online_store.memorystore, instance_of(have_from))
     return gcs_backend.immutable_changes(want.spec.offline_store.gcs, bucket_of(have_from))
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ..api import FeatureStore, OperatorConfig
+
+if TYPE_CHECKING:
+    from .policy import Verdict
 
 E = TypeVar("E")
 
@@ -25,6 +28,9 @@ class BackendContext:
     config: OperatorConfig
     #: Reads a Secret's decoded data in the FeatureStore's namespace; None when it does not exist.
     get_secret: Callable[[str], Awaitable[dict[str, str] | None]]
+    #: The admin policy's verdict on this store, computed once per pass by reconcile (None: the
+    #: backend computes it, e.g. called outside a pass).
+    verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)

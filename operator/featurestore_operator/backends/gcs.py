@@ -38,7 +38,7 @@ from ..api.spec import GcsSpec
 from ..render import OfflineEndpoint
 from . import gcp, naming
 from .base import BackendContext, Deleted, Failed, Pending, Ready
-from .policy import byo_refusal, policy_refusal
+from .policy import byo_refusal, refusal
 from .recorded import retired_bucket
 from .workload_identity import with_member
 
@@ -129,7 +129,7 @@ class GcsBackend:
         project = fs.spec.gcp.project
         if not project:
             return Failed("InvalidSpec", "spec.gcp.project is required for a GCS bucket (or the operator's gcpProject)")
-        refused = policy_refusal(fs, self.config)
+        refused = refusal(fs, ctx, self.config)
         if refused:  # checked here too: the webhook can be down or bypassed
             return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         name = naming.bucket_name(fs)

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 
 from ..api import DeletionPolicy, FeatureStore, OperatorConfig, immutable
+from ..api.resolve import ResolvedMemorystore, memorystore_of
 from ..api.spec import MemorystoreSpec
 from ..render.inputs import OnlineEndpoint, SecretKey
 from ..render.names import Names
@@ -69,7 +70,7 @@ from .naming import (
     owner_text,
     ownership,
 )
-from .policy import byo_refusal, memorystore_security_refusal, policy_refusal
+from .policy import byo_refusal, memorystore_security_refusal, refusal
 from .recorded import retired_instance
 
 if TYPE_CHECKING:  # the client module is imported lazily (first use), never at import time
@@ -217,35 +218,35 @@ class MemorystoreBackend:
         return None
 
     @staticmethod
-    def _names(fs: FeatureStore) -> tuple[str, str, str]:
-        project, region = fs.spec.gcp.project, fs.spec.gcp.region
-        assert project and region and fs.spec.online_store and fs.spec.online_store.memorystore, (
-            "resolve() the spec first"
-        )
-        parent = f"projects/{project}/locations/{region}"
+    def _names(fs: FeatureStore, ms: ResolvedMemorystore) -> tuple[str, str, str]:
+        """(parent, instance id, instance name)."""
+        parent = f"projects/{ms.project}/locations/{ms.region}"
         iid = memorystore_instance_id(fs)
         return parent, iid, f"{parent}/instances/{iid}"
 
     # -- ensure -------------------------------------------------------------------------------
 
     async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Outcome[OnlineEndpoint]:
+        ms = memorystore_of(fs.spec)
+        if ms is None:
+            return Failed("InvalidSpec", UNRESOLVED)
         try:
-            return await self._ensure(fs)
+            return await self._ensure(fs, ms, ctx)
         except Exception as err:  # noqa: BLE001 - credentials errors surface from the lazy client
             failed = self._client_failure(err)
             if failed is None:
                 raise
             return failed
 
-    async def _ensure(self, fs: FeatureStore) -> Outcome[OnlineEndpoint]:
-        parent, iid, name = self._names(fs)
-        refused = policy_refusal(fs, self.config)
+    async def _ensure(self, fs: FeatureStore, ms: ResolvedMemorystore, ctx: BackendContext) -> Outcome[OnlineEndpoint]:
+        parent, iid, name = self._names(fs, ms)
+        refused = refusal(fs, ctx, self.config)
         if refused:  # checked here too: the webhook can be down or bypassed
             return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         old = retired_instance(fs, name)
         if old is not None:  # instanceId/project/region changed: the old instance first, by its policy
             return await self._retire(old, name)
-        if _spec(fs).existing_instance:
+        if ms.spec.existing_instance:
             return await self._existing(fs, name)
         status: dict[str, Any] = {}
         op_name = fs.status.operations.memorystore
@@ -258,7 +259,7 @@ class MemorystoreBackend:
         try:
             inst = await self._rpc("get_instance", name=name)
         except gexc.NotFound:
-            return await self._create(fs, parent, iid, name, status)
+            return await self._create(fs, ms.spec, parent, iid, name, status)
         except Exception as err:  # noqa: BLE001
             return _with_status(self._fail(err, f"get Memorystore instance {name}", "redis.instances.get"), status)
 
@@ -284,7 +285,6 @@ class MemorystoreBackend:
             return Pending(reason, f"Memorystore instance {name} {what}{detail}", status=status, retry_after=retry)
 
         # READY: one mutable difference per operation; adoption (labels) first.
-        ms = _spec(fs)
         want_labels = {**labels, **owner_labels(fs, self._cluster)}
         change: tuple[str, dict[str, Any], str] | None = None
         if want_labels != labels:
@@ -295,25 +295,28 @@ class MemorystoreBackend:
                 if owner == "retained"
                 else "restoring the owner labels",
             )
-        elif ms.redis_configs is not None and dict(ms.redis_configs) != dict(inst.redis_configs):
+        elif ms.spec.redis_configs is not None and dict(ms.spec.redis_configs) != dict(inst.redis_configs):
             change = (
                 "redis_configs",
-                {"redis_configs": dict(ms.redis_configs)},
-                f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.redis_configs)}",
+                {"redis_configs": dict(ms.spec.redis_configs)},
+                f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.spec.redis_configs)}",
             )
-        elif ms.memory_size_gb != inst.memory_size_gb:
+        elif ms.spec.memory_size_gb != inst.memory_size_gb:
             change = (
                 "memory_size_gb",
-                {"memory_size_gb": ms.memory_size_gb},
-                f"memorySizeGb {inst.memory_size_gb} -> {ms.memory_size_gb}",
+                {"memory_size_gb": ms.spec.memory_size_gb},
+                f"memorySizeGb {inst.memory_size_gb} -> {ms.spec.memory_size_gb}",
             )
         if change:
             return await self._update(name, *change, adopting=owner == "retained", status=status)
 
-        return await self._ready(fs, inst, name, status)
+        return await self._ready(fs, ms.spec, inst, name, status)
 
     async def _retire(self, old: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
-        result = await self._delete(old)
+        old_ms = memorystore_of(old.spec)
+        if old_ms is None:  # the record names no project/region: nothing the operator can reach
+            return Failed("InvalidSpec", f"the recorded instance {old.status.cloud.memorystore}: {UNRESOLVED}")
+        result = await self._delete(old, old_ms)
         recorded = old.status.cloud.memorystore
         if not result.done:
             return Pending(
@@ -370,14 +373,13 @@ class MemorystoreBackend:
                 f"existing Memorystore instance {name} is {inst.state.name}",
                 retry_after=RETRY_OTHER,
             )
-        return await self._ready(fs, inst, name, {}, existing=True)
+        return await self._ready(fs, None, inst, name, {})
 
     async def _create(
-        self, fs: FeatureStore, parent: str, iid: str, name: str, status: dict[str, Any]
+        self, fs: FeatureStore, ms: MemorystoreSpec, parent: str, iid: str, name: str, status: dict[str, Any]
     ) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
-        ms = _spec(fs)
         display = f"Feast online store {fs.metadata.namespace}/{fs.metadata.name}"[:80]
         instance = redis_v1.Instance(
             display_name=display,
@@ -419,7 +421,7 @@ class MemorystoreBackend:
             "Creating",
             f"Memorystore instance {name}: {longop.progress('memorystore', 'create', longop.now(), longop.now())}; "
             f"operation {op_name}",
-            status={**status, "operations": _ops(op_name), **_record(fs, name)},
+            status={**status, "operations": _ops(op_name), **_record(fs, ms, name)},
             retry_after=FIRST_POLL,
         )
 
@@ -469,8 +471,14 @@ class MemorystoreBackend:
         )
 
     async def _ready(
-        self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any], existing: bool = False
+        self,
+        fs: FeatureStore,
+        ms: MemorystoreSpec | None,
+        inst: Any,
+        name: str,
+        status: dict[str, Any],
     ) -> Outcome[OnlineEndpoint]:
+        """``ms``: the managed instance's spec (None: an existing instance, compared with nothing)."""
         from google.cloud import redis_v1
 
         tls = inst.transit_encryption_mode == redis_v1.Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
@@ -518,8 +526,8 @@ class MemorystoreBackend:
             password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
             ca=SecretKey(secret_name, CA_KEY) if tls else None,
         )
-        ignored = [] if existing else _immutable_changes(fs, inst)
-        if existing:
+        ignored = _immutable_changes(ms, inst) if ms is not None else []
+        if ms is None:
             message = (
                 f"existing Memorystore instance {name} at {endpoint.address} (not managed: never modified or deleted)"
             )
@@ -531,8 +539,8 @@ class MemorystoreBackend:
             log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
         else:
             message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
-        if not existing:
-            status = {**status, **_record(fs, name)}
+        if ms is not None:
+            status = {**status, **_record(fs, ms, name)}
         return Ready(
             endpoint,
             message=message,
@@ -587,9 +595,12 @@ class MemorystoreBackend:
         return bool(ms and not ms.existing_instance and ms.deletion_policy is DeletionPolicy.DELETE)
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        ms = memorystore_of(fs.spec)
+        if ms is None:
+            return Deleted(False, UNRESOLVED, retry_after=300)
         try:
-            result = await self._delete(fs)
-            if result.done and fs.status.cloud.memorystore == self._names(fs)[2]:
+            result = await self._delete(fs, ms)
+            if result.done and fs.status.cloud.memorystore == self._names(fs, ms)[2]:
                 return Deleted(True, result.message, status={**result.status, **FORGET})
             return result
         except Exception as err:  # noqa: BLE001
@@ -598,9 +609,9 @@ class MemorystoreBackend:
                 raise
             return Deleted(False, failed.message, retry_after=failed.retry_after)
 
-    async def _delete(self, fs: FeatureStore) -> Deleted:
-        _, _, name = self._names(fs)
-        ms = _spec(fs)
+    async def _delete(self, fs: FeatureStore, target: ResolvedMemorystore) -> Deleted:
+        _, _, name = self._names(fs, target)
+        ms = target.spec
         if ms.existing_instance:
             return Deleted(True, f"existing Memorystore instance {name} left untouched (bring your own)")
         if ms.deletion_policy is DeletionPolicy.RETAIN:
@@ -683,20 +694,19 @@ class MemorystoreBackend:
 FORGET: dict[str, Any] = {"cloud": {"memorystore": None, "memorystoreDeletionPolicy": None}}
 
 
-def _record(fs: FeatureStore, name: str) -> dict[str, Any]:
+def _record(fs: FeatureStore, ms: MemorystoreSpec, name: str) -> dict[str, Any]:
     """Status update recording the instance the operator created (clean-up works from it); {} when
     status already says so (an unchanged store writes nothing)."""
-    policy = _spec(fs).deletion_policy.value
+    policy = ms.deletion_policy.value
     rec = fs.status.cloud
     if (rec.memorystore, rec.memorystore_deletion_policy) == (name, policy):
         return {}
     return {"cloud": {"memorystore": name, "memorystoreDeletionPolicy": policy}}
 
 
-def _spec(fs: FeatureStore) -> MemorystoreSpec:
-    store = fs.spec.online_store
-    assert store is not None and store.memorystore is not None, "not a Memorystore FeatureStore (resolve() first)"
-    return store.memorystore
+#: A store without spec.onlineStore.memorystore, project or region: resolve() guarantees them, so
+#: only a caller that skipped it gets this.
+UNRESOLVED = "needs spec.onlineStore.memorystore and spec.gcp.project/region (resolve() the spec first)"
 
 
 def _with_status(outcome: Failed, status: dict[str, Any]) -> Failed:
@@ -756,10 +766,10 @@ OBSERVED: dict[str, Callable[[Any], object]] = {
 }
 
 
-def _immutable_changes(fs: FeatureStore, inst: Any) -> list[str]:
+def _immutable_changes(ms: MemorystoreSpec, inst: Any) -> list[str]:
     """Human-readable differences between the spec and the instance in fields that cannot change."""
     have = {r.field: r.norm(OBSERVED[r.field](inst)) for r in immutable.rows(immutable.MEMORYSTORE)}
     return [
         f"{path} cannot be changed on an existing instance: it is {was}, the spec asks for {want}"
-        for path, was, want in immutable.differences(immutable.MEMORYSTORE, _spec(fs), have)
+        for path, was, want in immutable.differences(immutable.MEMORYSTORE, ms, have)
     ]

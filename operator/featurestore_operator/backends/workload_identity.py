@@ -29,7 +29,7 @@ from ..render import compute
 from ..render.names import Names
 from . import gcp
 from .base import BackendContext, Deleted, Failed, Pending, Ready
-from .policy import policy_refusal
+from .policy import refusal
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class WorkloadIdentity:
             )
         if not gsa:
             return Ready(None, "no spec.gcp.serviceAccount: Feast pods use the node's (or the KSA's default) identity")
-        refused = policy_refusal(fs, self.config)
+        refused = refusal(fs, ctx, self.config)
         if refused:
             return Failed("PolicyViolation", f"no Workload Identity grant: {refused}", retry_after=300)
         if not self._pool:

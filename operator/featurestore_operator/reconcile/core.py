@@ -18,9 +18,9 @@ from typing import Any
 from ..api import ConditionType as T
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig, SpecError
 from ..api.bounds import namespace_quota
-from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
 from ..api.review import resolved
+from ..backends import policy
 from ..backends.base import BackendContext
 from . import conditions as cond
 from . import records
@@ -183,8 +183,10 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         fs = parse(body, deps.config)
     except SpecError as err:
         return await report_invalid(deps, body, previous, err)
-    # the admin policy, again: the admission webhook may be down or bypassed
-    problems = check(fs, deps.config.effective_policy) + _quota(deps, fs, body)
+    # the admin policy, again (the admission webhook may be down or bypassed): once per pass, the
+    # verdict is handed to the backends
+    verdict = policy.verdict(fs, deps.config)
+    problems = [*verdict.problems, *_quota(deps, fs, body)]
     if problems:
         return await report_invalid(deps, body, previous, SpecError(problems), "PolicyViolation")
     if not await ensure_finalizer(deps, fs, body):
@@ -195,7 +197,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     owned = deps.cache.children(ns, fs.metadata.name)
     await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
     repo = await observe_repo(deps.kube, fs)
-    ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns))
+    ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns), verdict=verdict)
     backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))
     fs = fs.model_copy(update={"status": backends.status})
     inputs = await secret_inputs(fs, backends, ctx, deps.now())
