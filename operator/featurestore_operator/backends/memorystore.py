@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -177,27 +176,22 @@ class MemorystoreBackend:
         rpc_timeout: float = 30.0,
     ):
         self.config = config
-        self._factory = client_factory or (lambda: client_from_config(config))
+        self._clients = gcp.LazyClients(client_factory or (lambda: client_from_config(config)))
         self._retry = retry
         self._timeout = rpc_timeout
-        self._client: CloudRedisClient | None = None
-        self._client_lock = threading.Lock()
         self._cluster = config.cluster_id if config else None
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _make_client(self) -> CloudRedisClient:
-        with self._client_lock:
-            if self._client is None:
-                self._client = self._factory()
-            return self._client
+    @property
+    def _client(self) -> CloudRedisClient | None:
+        """The client once built (it is built on the first call)."""
+        return self._clients.peek()
 
     async def _rpc(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``client.<method>`` in a worker thread with the shared retry policy. The client's
         own retry is disabled (``retry=None``) so exactly one policy applies."""
-        client = self._client
-        if client is None:
-            client = await gcp.blocking(self._make_client)
+        client = await self._clients.get()
         fn = functools.partial(getattr(client, method), retry=None, timeout=self._timeout)
         return await gcp.call(fn, *args, retry=self._retry or gcp.retry_policy(), **kwargs)
 

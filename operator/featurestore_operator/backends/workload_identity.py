@@ -17,7 +17,6 @@ the GCS backend's bucket binding.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -203,25 +202,18 @@ class WorkloadIdentity:
     ):
         self.config = config
         endpoint = endpoint or getattr(config, "iam_endpoint", None)
-        self._factory = client_factory or default_client_factory(endpoint)
-        self._client: Any = None
-        self._lock = asyncio.Lock()
+        self._clients: gcp.LazyClients[Any] = gcp.LazyClients(client_factory or default_client_factory(endpoint))
         self._pool = pool or (config.workload_pool if config else None)
         self._attempts = attempts
         self._timeout = timeout
 
     def close(self) -> None:
         """Close the client's channel (operator shutdown, tests)."""
-        client, self._client = self._client, None
-        if client is not None:
+        for client in self._clients.clear():
             client.transport.close()
 
     async def _iam(self) -> Any:
-        async with self._lock:
-            if self._client is None:
-                # Resolving default credentials may hit the metadata server: not on the event loop.
-                self._client = await gcp.blocking(self._factory)
-            return self._client
+        return await self._clients.get()
 
     async def _get(self, client: Any, res: str) -> Any:
         return await gcp.call(
@@ -252,18 +244,18 @@ class WorkloadIdentity:
         Returns whether it wrote."""
         client = await self._iam()
         res = resource(gsa)
-        for attempt in range(self._attempts):
-            policy = await self._get(client, res)
+
+        def edit(policy: Any) -> tuple[Any, list[dict[str, Any]]] | None:
             bindings = change(policy.bindings)
-            if bindings is None:
-                return False
-            try:
-                await self._set(client, res, policy, bindings)
-                return True
-            except (gexc.Conflict, gexc.PreconditionFailed, gexc.Aborted) as err:  # stale etag
-                log.info("IAM policy of %s changed concurrently (%s); retrying (%d)", res, err.code, attempt + 1)
-                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
-        raise gexc.Aborted(f"the IAM policy of {res} kept changing during {self._attempts} read-modify-write attempts")
+            return None if bindings is None else (policy, bindings)
+
+        return await gcp.read_modify_write(
+            res,
+            lambda: self._get(client, res),
+            edit,
+            lambda new: self._set(client, res, *new),
+            self._attempts,
+        )
 
     async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[str | None] | Pending | Failed:
         gsa = fs.spec.gcp.service_account
