@@ -46,6 +46,20 @@ _KEEP = {
 }
 
 
+def _fold_any_of(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Optional[X] (anyOf X|null) into X; int|str into x-kubernetes-int-or-string."""
+    variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+    types = {v.get("type") for v in variants}
+    if types == {"string", "integer"}:
+        node["x-kubernetes-int-or-string"] = True
+        return node
+    if len(variants) != 1:
+        raise ValueError(f"cannot express union {variants} in a structural schema")
+    inner = _structural(variants[0], defs)
+    own = {k: v for k, v in node.items() if k in ("description", "default", "type") or k.startswith("x-kubernetes-")}
+    return {**inner, **own}
+
+
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
     """Turn pydantic's JSON schema into a structural schema: inline $refs, fold Optional[X]
     (anyOf X|null) into X, int|str into x-kubernetes-int-or-string, const into enum."""
@@ -56,22 +70,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         target = defs[node.pop("$ref").split("/")[-1]]
         node = {**target, **node}  # the field's own description/default win over the class's
     if "anyOf" in node:
-        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
-        types = {v.get("type") for v in variants}
-        if types == {"string", "integer"}:
-            node["x-kubernetes-int-or-string"] = True
-        elif len(variants) == 1:
-            inner = _structural(variants[0], defs)
-            node = {
-                **inner,
-                **{
-                    k: v
-                    for k, v in node.items()
-                    if k in ("description", "default", "type") or k.startswith("x-kubernetes-")
-                },
-            }
-        else:
-            raise ValueError(f"cannot express union {variants} in a structural schema")
+        node = _fold_any_of(node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "patternProperties" in node and "additionalProperties" not in node:

@@ -456,13 +456,12 @@ class GcsBackend:
         project = fs.spec.gcp.project
         if not project:
             return Deleted(True, f"bucket {name} left in place: spec.gcp.project is unknown")
-        unblock = "; or set spec.offlineStore.gcs.deletionPolicy: Retain to let the FeatureStore go and keep the bucket"
         try:
             client = await self._client(project)
             bucket = await self._get(client, name)
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"storage.buckets.get {name}", "storage.buckets.get")
-            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
+            return Deleted(False, f.message + UNBLOCK, retry_after=f.retry_after)
         if bucket is None:
             return Deleted(True, f"bucket {name} is already gone")
         owner = naming.ownership(fs, bucket.labels, self._cluster)
@@ -475,8 +474,13 @@ class GcsBackend:
                 return Deleted(True, f"bucket {name} is not in project {project}; left untouched")
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
-            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
+            return Deleted(False, f.message + UNBLOCK, retry_after=f.retry_after)
 
+        return await self._delete_bucket(fs, gcs, client, name)
+
+    async def _delete_bucket(self, fs: FeatureStore, gcs: GcsSpec, client: storage.Client, name: str) -> Deleted:
+        """Our bucket, in its project: delete it when empty; with ``force`` its objects first (in
+        bounded batches per pass); a non-empty one without ``force`` is kept."""
         try:
             empty = await self._is_empty(client, name)
             if not empty and not gcs.force:
@@ -502,7 +506,7 @@ class GcsBackend:
             )
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"deleting bucket {name}", "storage.buckets.delete and storage.objects.delete")
-            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
+            return Deleted(False, f.message + UNBLOCK, retry_after=f.retry_after)
         log.info("deleted bucket %s of %s/%s", name, fs.metadata.namespace, fs.metadata.name)
         return Deleted(True, f"deleted bucket {name}")
 
@@ -541,6 +545,9 @@ class GcsBackend:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
         return gcs is not None and not gcs.existing_bucket and gcs.deletion_policy is DeletionPolicy.DELETE
 
+
+#: How to let a FeatureStore go whose bucket cannot be deleted now.
+UNBLOCK = "; or set spec.offlineStore.gcs.deletionPolicy: Retain to let the FeatureStore go and keep the bucket"
 
 #: Status update that drops the record of the bucket (status.cloud).
 FORGET: dict[str, Any] = {

@@ -233,6 +233,7 @@ class MemorystoreBackend:
             return failed
 
     async def _ensure(self, fs: FeatureStore, ms: ResolvedMemorystore, ctx: BackendContext) -> Outcome[OnlineEndpoint]:
+        """The module docstring's table, one row per step; at most one mutating call."""
         parent, iid, name = self._names(fs, ms)
         refused = refusal(fs, ctx, self.config)
         if refused:  # checked here too: the webhook can be down or bypassed
@@ -249,14 +250,19 @@ class MemorystoreBackend:
             if isinstance(polled, (Pending, Failed)):
                 return polled
             status = {"operations": OPS_DONE}  # done: forget it, look at the instance
-
         try:
             inst = await self._rpc("get_instance", name=name)
         except gexc.NotFound:
             return await self._create(fs, ms.spec, parent, iid, name, status)
         except Exception as err:  # noqa: BLE001
             return _with_status(self._fail(err, f"get Memorystore instance {name}", "redis.instances.get"), status)
+        return await self._converge(fs, ms.spec, inst, name, status)
 
+    async def _converge(
+        self, fs: FeatureStore, ms: MemorystoreSpec, inst: Any, name: str, status: dict[str, Any]
+    ) -> Outcome[OnlineEndpoint]:
+        """An instance that exists: another owner's -> Conflict; not READY -> Pending by its state;
+        a mutable field differs -> one update; else Ready."""
         labels = dict(inst.labels)
         owner = ownership(fs, labels, self._cluster)
         if owner == "foreign":
@@ -269,42 +275,13 @@ class MemorystoreBackend:
                 retry_after=300,
                 status=status,
             )
-
-        state = inst.state.name
-        if state != "READY":
-            reason = STATE_REASONS.get(state, "Unknown")
-            detail = f": {inst.status_message}" if inst.status_message else ""
-            what = {"DELETING": "is being deleted; it is created again once it is gone"}.get(state, f"is {state}")
-            retry = RETRY_CREATING if state == "CREATING" else RETRY_UPDATING if state == "UPDATING" else RETRY_OTHER
-            return Pending(reason, f"Memorystore instance {name} {what}{detail}", status=status, retry_after=retry)
-
-        # READY: one mutable difference per operation; adoption (labels) first.
-        want_labels = {**labels, **owner_labels(fs, self._cluster)}
-        change: tuple[str, dict[str, Any], str] | None = None
-        if want_labels != labels:
-            change = (
-                "labels",
-                {"labels": want_labels},
-                f"taking over retained instance (previous featurestore-uid {labels.get(LABEL_UID)!r})"
-                if owner == "retained"
-                else "restoring the owner labels",
-            )
-        elif ms.spec.redis_configs is not None and dict(ms.spec.redis_configs) != dict(inst.redis_configs):
-            change = (
-                "redis_configs",
-                {"redis_configs": dict(ms.spec.redis_configs)},
-                f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.spec.redis_configs)}",
-            )
-        elif ms.spec.memory_size_gb != inst.memory_size_gb:
-            change = (
-                "memory_size_gb",
-                {"memory_size_gb": ms.spec.memory_size_gb},
-                f"memorySizeGb {inst.memory_size_gb} -> {ms.spec.memory_size_gb}",
-            )
+        waiting = _not_ready(inst, name, status)
+        if waiting is not None:
+            return waiting
+        change = _mutable_change(ms, inst, {**labels, **owner_labels(fs, self._cluster)}, owner)
         if change:
             return await self._update(name, *change, adopting=owner == "retained", status=status)
-
-        return await self._ready(fs, ms.spec, inst, name, status)
+        return await self._ready(fs, ms, inst, name, status)
 
     async def _retire(self, old: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
         old_ms = memorystore_of(old.spec)
@@ -625,6 +602,10 @@ class MemorystoreBackend:
                 note = f" (after: {polled.message})"
             status = {"operations": OPS_DONE}
 
+        return await self._delete_instance(fs, name, status, note)
+
+    async def _delete_instance(self, fs: FeatureStore, name: str, status: dict[str, Any], note: str) -> Deleted:
+        """No operation in flight: delete the instance if it is ours and idle."""
         try:
             inst = await self._rpc("get_instance", name=name)
         except gexc.NotFound:
@@ -701,6 +682,46 @@ def _record(fs: FeatureStore, ms: MemorystoreSpec, name: str) -> dict[str, Any]:
 #: A store without spec.onlineStore.memorystore, project or region: resolve() guarantees them, so
 #: only a caller that skipped it gets this.
 UNRESOLVED = "needs spec.onlineStore.memorystore and spec.gcp.project/region (resolve() the spec first)"
+
+
+def _not_ready(inst: Any, name: str, status: dict[str, Any]) -> Pending | None:
+    """The table's non-READY rows: Pending with the state's reason (None: READY)."""
+    state = inst.state.name
+    if state == "READY":
+        return None
+    reason = STATE_REASONS.get(state, "Unknown")
+    detail = f": {inst.status_message}" if inst.status_message else ""
+    what = {"DELETING": "is being deleted; it is created again once it is gone"}.get(state, f"is {state}")
+    retry = RETRY_CREATING if state == "CREATING" else RETRY_UPDATING if state == "UPDATING" else RETRY_OTHER
+    return Pending(reason, f"Memorystore instance {name} {what}{detail}", status=status, retry_after=retry)
+
+
+def _mutable_change(
+    ms: MemorystoreSpec, inst: Any, want_labels: dict[str, str], owner: str
+) -> tuple[str, dict[str, Any], str] | None:
+    """The table's "a mutable field differs" row: (update mask path, fields, what) of the first
+    difference, one field per operation: labels (adoption first), then redisConfigs, then memorySizeGb."""
+    labels = dict(inst.labels)
+    if want_labels != labels:
+        what = (
+            f"taking over retained instance (previous featurestore-uid {labels.get(LABEL_UID)!r})"
+            if owner == "retained"
+            else "restoring the owner labels"
+        )
+        return "labels", {"labels": want_labels}, what
+    if ms.redis_configs is not None and dict(ms.redis_configs) != dict(inst.redis_configs):
+        return (
+            "redis_configs",
+            {"redis_configs": dict(ms.redis_configs)},
+            f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.redis_configs)}",
+        )
+    if ms.memory_size_gb != inst.memory_size_gb:
+        return (
+            "memory_size_gb",
+            {"memory_size_gb": ms.memory_size_gb},
+            f"memorySizeGb {inst.memory_size_gb} -> {ms.memory_size_gb}",
+        )
+    return None
 
 
 def _with_status(outcome: Failed, status: dict[str, Any]) -> Failed:
