@@ -16,8 +16,8 @@ HTTP proxy in front of it (see its docstring). So what is verified here:
 
 from __future__ import annotations
 
-import dataclasses
 import asyncio
+import dataclasses
 import re
 from pathlib import Path
 

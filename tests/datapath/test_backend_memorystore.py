@@ -8,8 +8,8 @@ returned Secret data. No pytest-asyncio: each test runs its coroutine with ``asy
 
 from __future__ import annotations
 
-import dataclasses
 import asyncio
+import dataclasses
 import os
 import re
 import time
@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 import redis
-from featurestore_operator.api import FeatureStore, FeatureStoreStatus, OperatorConfig, parse_featurestore, resolve
+from featurestore_operator.api import FeatureStore, OperatorConfig, parse_featurestore, resolve
+from featurestore_operator.api.status import Operations
 from featurestore_operator.backends import gcp
-from featurestore_operator.backends.base import BackendContext, Deleted, Failed, Pending, Ready
+from featurestore_operator.backends.base import BackendContext, Deleted, Failed, Pending, Ready, StatusUpdate
 from featurestore_operator.backends.memorystore import MemorystoreBackend
 from featurestore_operator.backends.naming import memorystore_instance_id, owner_labels
 from featurestore_operator.render.inputs import SecretKey
@@ -81,14 +82,9 @@ def make_fs(
     return fs.model_copy(update={"spec": resolve(fs.spec, cfg)})
 
 
-def carry(fs: FeatureStore, update: dict[str, Any]) -> FeatureStore:
-    """Merge an outcome's ``status`` into fs.status the way reconcile does (one level deep)."""
-    if not update:
-        return fs
-    data = fs.status.model_dump(mode="json", by_alias=True)
-    for k, v in update.items():
-        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
-    return fs.model_copy(update={"status": FeatureStoreStatus.model_validate(data)})
+def carry(fs: FeatureStore, update: StatusUpdate) -> FeatureStore:
+    """Merge an outcome's typed ``status`` into fs.status the way reconcile does."""
+    return fs.model_copy(update={"status": update.applied_to(fs.status)})
 
 
 async def _no_secret(name: str) -> dict[str, str] | None:
@@ -199,7 +195,9 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
 
     first = asyncio.run(loop.ensure())
     assert isinstance(first, Pending) and first.reason == "Creating"
-    op_name = first.status["operations"]["memorystore"]
+    assert first.status.operations is not None
+    op_name = first.status.operations.memorystore
+    assert op_name is not None
     assert op_name.startswith(f"projects/{PROJECT}/locations/{REGION}/operations/")
     assert loop.fs.status.operations.memorystore == op_name  # carried like reconcile persists it
     client = backend._client
@@ -209,7 +207,11 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
     assert isinstance(ready, Ready), reasons(loop.outcomes)
     assert backend._client is client  # cached per backend instance
     assert set(reasons(loop.outcomes)) == {"Creating", "Ready"}
-    assert ready.status == {"operations": {"memorystore": None, "memorystoreStartTime": None}}
+    assert ready.status == StatusUpdate(operations=Operations(memorystore=None, memorystore_start_time=None))
+    assert ready.status.operations is not None and ready.status.operations.model_fields_set == {
+        "memorystore",
+        "memorystore_start_time",
+    }
     assert loop.fs.status.cloud.memorystore == name  # recorded at create: clean-up works from it
     assert loop.fs.status.operations.memorystore is None
 
@@ -246,7 +248,7 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
     fake.clear_requests()
     again = asyncio.run(loop.ensure())
     assert isinstance(again, Ready) and again.secret == ready.secret and again.endpoint == ready.endpoint
-    assert again.status == {}
+    assert not again.status  # nothing to record: an unchanged store writes nothing
     assert {q.rpc for q in fake.calls()} == {"GetInstance", "GetInstanceAuthString"}
 
 
@@ -579,7 +581,7 @@ def test_delete_policy_delete_removes_the_instance_and_its_process(fake, cfg):
     pid = fake.redis_server(iid).pid
     assert pid_alive(pid)
     results = asyncio.run(loop.delete_until_done())
-    assert not results[0].done and results[0].status["operations"]["memorystore"]
+    assert not results[0].done and results[0].status.operations and results[0].status.operations.memorystore
     assert results[-1].done and "deleted" in results[-1].message
     assert fake.instance(iid) is None and not pid_alive(pid)
     assert fake.count("DeleteInstance") == 1

@@ -36,9 +36,10 @@ from google.cloud import storage  # type: ignore[attr-defined]
 from ..api import DeletionPolicy, FeatureStore, OperatorConfig, immutable
 from ..api.resolve import ResolvedGcs, gcs_of
 from ..api.spec import GcsSpec
+from ..api.status import CloudStatus
 from ..render import OfflineEndpoint
 from . import gcp, naming
-from .base import BackendContext, Deleted, Failed, Pending, Ready
+from .base import BackendContext, Deleted, Failed, Pending, Ready, StatusUpdate
 from .policy import byo_refusal, refusal
 from .recorded import retired_bucket
 from .workload_identity import with_member
@@ -113,14 +114,19 @@ def _ready(p: _Pass) -> Ready[OfflineEndpoint]:
     fs, gcs, name = p.fs, p.target.spec, p.name
     endpoint = OfflineEndpoint(bucket=name)
     message = f"bucket {name}; registry {endpoint.registry_path}"
-    record = {
-        "bucket": name,
-        "bucketProject": p.target.project,
-        "bucketDeletionPolicy": gcs.deletion_policy.value,
-        "bucketForce": gcs.force,
-    }
+    record = CloudStatus(
+        bucket=name,
+        bucket_project=p.target.project,
+        bucket_deletion_policy=gcs.deletion_policy.value,
+        bucket_force=gcs.force,
+    )
     rec = fs.status.cloud
-    known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == tuple(record.values())
+    known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == (
+        record.bucket,
+        record.bucket_project,
+        record.bucket_deletion_policy,
+        record.bucket_force,
+    )
     message += f" ({'; '.join(p.notes)})" if p.notes else ""
     if p.declined:
         message = (
@@ -131,7 +137,7 @@ def _ready(p: _Pass) -> Ready[OfflineEndpoint]:
     return Ready(
         endpoint,
         message,
-        status={} if known else {"cloud": record},
+        status=StatusUpdate() if known else StatusUpdate(cloud=record),
         reason="ImmutableFieldChanged" if p.declined else "Ready",
     )
 
@@ -550,9 +556,9 @@ class GcsBackend:
 UNBLOCK = "; or set spec.offlineStore.gcs.deletionPolicy: Retain to let the FeatureStore go and keep the bucket"
 
 #: Status update that drops the record of the bucket (status.cloud).
-FORGET: dict[str, Any] = {
-    "cloud": {"bucket": None, "bucketProject": None, "bucketDeletionPolicy": None, "bucketForce": None}
-}
+FORGET = StatusUpdate(
+    cloud=CloudStatus(bucket=None, bucket_project=None, bucket_deletion_policy=None, bucket_force=None)
+)
 
 
 def _elsewhere(name: str, project: str) -> str:

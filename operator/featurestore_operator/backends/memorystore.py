@@ -57,10 +57,11 @@ from google.api_core import exceptions as gexc
 from ..api import DeletionPolicy, FeatureStore, OperatorConfig, immutable
 from ..api.resolve import ResolvedMemorystore, memorystore_of
 from ..api.spec import MemorystoreSpec
+from ..api.status import CloudStatus, Operations
 from ..render.inputs import OnlineEndpoint, SecretKey
 from ..render.names import Names
 from . import gcp, longop
-from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
+from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready, StatusUpdate
 from .naming import (
     LABEL_UID,
     existing_refusal,
@@ -93,11 +94,13 @@ STATE_REASONS = {
     "STATE_UNSPECIFIED": "Unknown",
 }
 #: status.operations once no operation is in flight, and while one is (its name and start time).
-OPS_DONE: dict[str, Any] = {"memorystore": None, "memorystoreStartTime": None}
+OPS_DONE = StatusUpdate(operations=Operations(memorystore=None, memorystore_start_time=None))
 
 
-def _ops(op_name: str) -> dict[str, Any]:
-    return {"memorystore": op_name, "memorystoreStartTime": longop.timestamp(longop.now())}
+def _ops(op_name: str) -> StatusUpdate:
+    return StatusUpdate(
+        operations=Operations(memorystore=op_name, memorystore_start_time=longop.timestamp(longop.now()))
+    )
 
 
 #: Reason of a pending operation by its verb.
@@ -243,13 +246,13 @@ class MemorystoreBackend:
             return await self._retire(old, name)
         if ms.spec.existing_instance:
             return await self._existing(fs, name)
-        status: dict[str, Any] = {}
+        status = StatusUpdate()
         op_name = fs.status.operations.memorystore
         if op_name:
             polled = await self._poll(op_name, fs)
             if isinstance(polled, (Pending, Failed)):
                 return polled
-            status = {"operations": OPS_DONE}  # done: forget it, look at the instance
+            status = OPS_DONE  # done: forget it, look at the instance
         try:
             inst = await self._rpc("get_instance", name=name)
         except gexc.NotFound:
@@ -259,7 +262,7 @@ class MemorystoreBackend:
         return await self._converge(fs, ms.spec, inst, name, status)
 
     async def _converge(
-        self, fs: FeatureStore, ms: MemorystoreSpec, inst: Any, name: str, status: dict[str, Any]
+        self, fs: FeatureStore, ms: MemorystoreSpec, inst: Any, name: str, status: StatusUpdate
     ) -> Outcome[OnlineEndpoint]:
         """An instance that exists: another owner's -> Conflict; not READY -> Pending by its state;
         a mutable field differs -> one update; else Ready."""
@@ -299,7 +302,7 @@ class MemorystoreBackend:
         return Pending(
             "RetiredOldInstance",
             f"the spec now names {name}; the old instance {recorded}: {result.message}",
-            status={**result.status, **FORGET},
+            status=result.status | FORGET,
             retry_after=FIRST_POLL,
         )
 
@@ -344,10 +347,10 @@ class MemorystoreBackend:
                 f"existing Memorystore instance {name} is {inst.state.name}",
                 retry_after=RETRY_OTHER,
             )
-        return await self._ready(fs, None, inst, name, {})
+        return await self._ready(fs, None, inst, name, StatusUpdate())
 
     async def _create(
-        self, fs: FeatureStore, ms: MemorystoreSpec, parent: str, iid: str, name: str, status: dict[str, Any]
+        self, fs: FeatureStore, ms: MemorystoreSpec, parent: str, iid: str, name: str, status: StatusUpdate
     ) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
@@ -392,12 +395,12 @@ class MemorystoreBackend:
             "Creating",
             f"Memorystore instance {name}: {longop.progress('memorystore', 'create', longop.now(), longop.now())}; "
             f"operation {op_name}",
-            status={**status, "operations": _ops(op_name), **_record(fs, ms, name)},
+            status=status | _ops(op_name) | _record(fs, ms, name),
             retry_after=FIRST_POLL,
         )
 
     async def _update(
-        self, name: str, path: str, fields: dict[str, Any], what: str, *, adopting: bool, status: dict[str, Any]
+        self, name: str, path: str, fields: dict[str, Any], what: str, *, adopting: bool, status: StatusUpdate
     ) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
         from google.protobuf import field_mask_pb2
@@ -437,7 +440,7 @@ class MemorystoreBackend:
             reason,
             f"Memorystore instance {name}: {longop.progress('memorystore', 'update', started, started)} "
             f"({what}); operation {op_name}",
-            status={**status, "operations": _ops(op_name)},
+            status=status | _ops(op_name),
             retry_after=FIRST_POLL,
         )
 
@@ -447,7 +450,7 @@ class MemorystoreBackend:
         ms: MemorystoreSpec | None,
         inst: Any,
         name: str,
-        status: dict[str, Any],
+        status: StatusUpdate,
     ) -> Outcome[OnlineEndpoint]:
         """``ms``: the managed instance's spec (None: an existing instance, compared with nothing)."""
         from google.cloud import redis_v1
@@ -511,7 +514,7 @@ class MemorystoreBackend:
         else:
             message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
         if ms is not None:
-            status = {**status, **_record(fs, ms, name)}
+            status = status | _record(fs, ms, name)
         return Ready(
             endpoint,
             message=message,
@@ -551,7 +554,7 @@ class MemorystoreBackend:
                 f"({_CODE_NAMES.get(code, code)}): {op.error.message} (operation {op_name})",
                 retryable=code not in _PERMANENT_CODES,
                 retry_after=60 if code not in _PERMANENT_CODES else 300,
-                status={"operations": OPS_DONE},  # the next pass looks at the instance again
+                status=OPS_DONE,  # the next pass looks at the instance again
             )
         return None
 
@@ -572,7 +575,7 @@ class MemorystoreBackend:
         try:
             result = await self._delete(fs, ms)
             if result.done and fs.status.cloud.memorystore == self._names(fs, ms)[2]:
-                return Deleted(True, result.message, status={**result.status, **FORGET})
+                return Deleted(True, result.message, status=result.status | FORGET)
             return result
         except Exception as err:  # noqa: BLE001
             failed = self._client_failure(err)
@@ -589,7 +592,7 @@ class MemorystoreBackend:
             log.info("Memorystore instance %s retained (deletionPolicy Retain)", name)
             return Deleted(True, f"Memorystore instance {name} retained (deletionPolicy Retain)")
 
-        status: dict[str, Any] = {}
+        status = StatusUpdate()
         note = ""
         op_name = fs.status.operations.memorystore
         if op_name:
@@ -600,11 +603,11 @@ class MemorystoreBackend:
                 if not polled.status:  # could not poll it (transient, permission): try again later
                     return Deleted(False, polled.message, retry_after=polled.retry_after)
                 note = f" (after: {polled.message})"
-            status = {"operations": OPS_DONE}
+            status = OPS_DONE
 
         return await self._delete_instance(fs, name, status, note)
 
-    async def _delete_instance(self, fs: FeatureStore, name: str, status: dict[str, Any], note: str) -> Deleted:
+    async def _delete_instance(self, fs: FeatureStore, name: str, status: StatusUpdate, note: str) -> Deleted:
         """No operation in flight: delete the instance if it is ours and idle."""
         try:
             inst = await self._rpc("get_instance", name=name)
@@ -658,7 +661,7 @@ class MemorystoreBackend:
         return Deleted(
             False,
             f"deleting Memorystore instance {name}{note}; operation {op.operation.name}",
-            status={"operations": _ops(op.operation.name)},
+            status=_ops(op.operation.name),
             retry_after=FIRST_POLL,
         )
 
@@ -666,17 +669,17 @@ class MemorystoreBackend:
 # -- helpers ------------------------------------------------------------------------------------
 
 #: Status update that drops the record of the instance (status.cloud).
-FORGET: dict[str, Any] = {"cloud": {"memorystore": None, "memorystoreDeletionPolicy": None}}
+FORGET = StatusUpdate(cloud=CloudStatus(memorystore=None, memorystore_deletion_policy=None))
 
 
-def _record(fs: FeatureStore, ms: MemorystoreSpec, name: str) -> dict[str, Any]:
-    """Status update recording the instance the operator created (clean-up works from it); {} when
+def _record(fs: FeatureStore, ms: MemorystoreSpec, name: str) -> StatusUpdate:
+    """Status update recording the instance the operator created (clean-up works from it); empty when
     status already says so (an unchanged store writes nothing)."""
-    policy = ms.deletion_policy.value
+    record = CloudStatus.model_validate({"memorystore": name, "memorystoreDeletionPolicy": ms.deletion_policy.value})
     rec = fs.status.cloud
-    if (rec.memorystore, rec.memorystore_deletion_policy) == (name, policy):
-        return {}
-    return {"cloud": {"memorystore": name, "memorystoreDeletionPolicy": policy}}
+    if (rec.memorystore, rec.memorystore_deletion_policy) == (record.memorystore, record.memorystore_deletion_policy):
+        return StatusUpdate()
+    return StatusUpdate(cloud=record)
 
 
 #: A store without spec.onlineStore.memorystore, project or region: resolve() guarantees them, so
@@ -684,7 +687,7 @@ def _record(fs: FeatureStore, ms: MemorystoreSpec, name: str) -> dict[str, Any]:
 UNRESOLVED = "needs spec.onlineStore.memorystore and spec.gcp.project/region (resolve() the spec first)"
 
 
-def _not_ready(inst: Any, name: str, status: dict[str, Any]) -> Pending | None:
+def _not_ready(inst: Any, name: str, status: StatusUpdate) -> Pending | None:
     """The table's non-READY rows: Pending with the state's reason (None: READY)."""
     state = inst.state.name
     if state == "READY":
@@ -724,10 +727,10 @@ def _mutable_change(
     return None
 
 
-def _with_status(outcome: Failed, status: dict[str, Any]) -> Failed:
+def _with_status(outcome: Failed, status: StatusUpdate) -> Failed:
     if not status:
         return outcome
-    return Failed(outcome.reason, outcome.message, outcome.retryable, {**outcome.status, **status}, outcome.retry_after)
+    return Failed(outcome.reason, outcome.message, outcome.retryable, outcome.status | status, outcome.retry_after)
 
 
 def _poll_after(op: Any, cap: float) -> float:

@@ -24,10 +24,11 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from ..api import FeatureStore, OperatorConfig, Provider
+from ..api.status import CloudStatus
 from ..render import compute
 from ..render.names import Names
 from . import gcp
-from .base import BackendContext, Deleted, Failed, Pending, Ready
+from .base import BackendContext, Deleted, Failed, Pending, Ready, StatusUpdate
 from .policy import refusal
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,10 @@ def default_client_factory(endpoint: str | None = None) -> Callable[[], Any]:
     return make
 
 
+#: Status update that drops the record of the grant (status.cloud).
+FORGET = StatusUpdate(cloud=CloudStatus(service_account=None, workload_member=None))
+
+
 class WorkloadIdentity:
     """Keeps ``roles/iam.workloadIdentityUser`` for the FeatureStore's KSA on its GSA.
 
@@ -272,7 +277,7 @@ class WorkloadIdentity:
             return Pending(
                 "RevokedOldGrant",
                 revoked.message or f"revoked the compute KSA's grant on {recorded.service_account}",
-                status={"cloud": {"computeWorkloadMember": None}},
+                status=StatusUpdate(cloud=CloudStatus(compute_workload_member=None)),
                 retry_after=1,
             )
         if (
@@ -286,7 +291,7 @@ class WorkloadIdentity:
             return Pending(
                 "RevokedOldGrant",
                 revoked.message or f"revoked the grant on {recorded.service_account}",
-                status={"cloud": {"serviceAccount": None, "workloadMember": None}},
+                status=FORGET,
                 retry_after=1,
             )
         if not gsa:
@@ -330,7 +335,9 @@ class WorkloadIdentity:
         return Ready(
             mem,
             f"{WORKLOAD_IDENTITY_USER} for {' and '.join(members)} on {gsa}: {verb}",
-            status={"cloud": {"serviceAccount": gsa, "workloadMember": mem, "computeWorkloadMember": compute_mem}},
+            status=StatusUpdate(
+                cloud=CloudStatus(service_account=gsa, workload_member=mem, compute_workload_member=compute_mem)
+            ),
         )
 
     def _member_or_none(self, fs: FeatureStore) -> str | None:
@@ -385,7 +392,7 @@ class WorkloadIdentity:
             return Deleted(True)
         result = await self._revoke(fs, recorded.service_account, recorded.workload_member)
         if result.done:
-            return Deleted(True, result.message, status={"cloud": {"serviceAccount": None, "workloadMember": None}})
+            return Deleted(True, result.message, status=FORGET)
         return result
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
