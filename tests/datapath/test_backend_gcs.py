@@ -576,10 +576,7 @@ def test_existing_bucket_is_used_verified_and_never_changed(overlay):
 
 
 def _carry(fs, outcome):
-    data = fs.status.model_dump(mode="json", by_alias=True)
-    for k, v in outcome.status.items():
-        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
-    return fs.model_copy(update={"status": type(fs.status).model_validate(data)})
+    return fs.model_copy(update={"status": outcome.status.applied_to(fs.status)})
 
 
 def test_changed_bucket_handles_the_old_one_by_its_policy(overlay):
