@@ -230,6 +230,25 @@ def test_ubla_and_pap_drift_restored(overlay):
     }
 
 
+def test_location_change_is_declined_and_the_bucket_keeps_serving(overlay):
+    """The webhook down: a location change reaches the backend. The bucket never moves; Ready with
+    reason ImmutableFieldChanged names the field, both values and the fix; no write (issue 29)."""
+    fs = make_fs(location="us-east1")
+    assert isinstance(run(GcsBackend().ensure(fs, CTX)), Ready)
+    overlay.clear_log()
+    out = run(GcsBackend().ensure(make_fs(location="europe-west1"), CTX))
+    assert isinstance(out, Ready) and out.reason == "ImmutableFieldChanged", out
+    assert out.message.startswith(
+        "ImmutableFieldChanged: spec.offlineStore.gcs.location cannot be changed on an existing bucket: "
+        "it is US-EAST1, the spec asks for EUROPE-WEST1"
+    ), out.message
+    assert "new FeatureStore" in out.message
+    assert raw_bucket(overlay, naming.bucket_name(fs))["location"] == "US-EAST1"
+    assert overlay.writes() == []
+    same = run(GcsBackend().ensure(make_fs(location="US-EAST1"), CTX))  # case does not matter
+    assert isinstance(same, Ready) and same.reason == "Ready", same
+
+
 def test_concurrent_metadata_change_gives_pending(overlay):
     fs = make_fs()
     backend = GcsBackend()

@@ -363,7 +363,9 @@ def test_owner_labels_are_restored_and_labels_of_others_kept(fake, cfg):
 def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path):
     """Documented outcome: Ready (the instance keeps serving as it is) with a message that starts
     with ImmutableFieldChanged and names the field, both values and the fix; no API write."""
-    cfg = config(fake.endpoint, memorystoreSecurity={"requireTls": False})  # the policy would refuse the edit
+    other = f"projects/{PROJECT}/global/networks/other"
+    # the policy would refuse the edits (TLS off, another network): the backend sees them anyway
+    cfg = config(fake.endpoint, memorystoreSecurity={"requireTls": False}, allowedNetworks=[NETWORK, other])
     loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
     before = asyncio.run(loop.until())
     iid = memorystore_instance_id(loop.fs)
@@ -384,6 +386,18 @@ def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path)
     assert connect(out, tmp_path).ping()
     assert fake.instance(iid).tier == redis_v1.Instance.Tier.BASIC
     assert fake.count("UpdateInstance") == 0 and fake.count("CreateInstance") == 0 and fake.count("DeleteInstance") == 0
+
+    # the network (the instance answers it in its own form) and AUTH/version are declined the same way
+    for field, value, shown in (
+        ("network", other, f"it is {NETWORK}, the spec asks for {other}"),
+        ("redis_version", "REDIS_6_X", "it is REDIS_7_2, the spec asks for REDIS_6_X"),
+    ):
+        loop.respec(cfg, **{field: value})
+        out = asyncio.run(loop.ensure())
+        path = "spec.onlineStore.memorystore." + {"network": "network", "redis_version": "redisVersion"}[field]
+        assert isinstance(out, Ready) and out.reason == "ImmutableFieldChanged", out
+        assert f"{path} cannot be changed on an existing instance: {shown}" in out.message, out.message
+    assert fake.count("UpdateInstance") == 0 and fake.count("CreateInstance") == 0
 
     # a mutable change alongside is still applied, then the warning stays
     loop.respec(cfg, tier="STANDARD_HA", memory_size_gb=3)
