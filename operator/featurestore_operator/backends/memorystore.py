@@ -463,6 +463,35 @@ class MemorystoreBackend:
                 status=status,
                 retry_after=RETRY_OTHER,
             )
+        secret = await self._secret_data(inst, name, tls, status)
+        if not isinstance(secret, dict):
+            return secret
+        secret_name = Names(fs).online_secret
+        endpoint = OnlineEndpoint(
+            host=inst.host,
+            port=inst.port,
+            tls=tls,
+            password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
+            ca=SecretKey(secret_name, CA_KEY) if tls else None,
+        )
+        ignored = _immutable_changes(ms, inst) if ms is not None else []
+        message = _ready_message(name, endpoint, managed=ms is not None, ignored=ignored)
+        if ignored:
+            log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
+        if ms is not None:
+            status = status | _record(fs, ms, name)
+        return Ready(
+            endpoint,
+            message=message,
+            secret=secret or None,
+            status=status,
+            reason="ImmutableFieldChanged" if ignored else "Ready",
+        )
+
+    async def _secret_data(
+        self, inst: Any, name: str, tls: bool, status: StatusUpdate
+    ) -> dict[str, str] | Pending | Failed:
+        """What the online-store Secret holds (the CA certificates, the AUTH string), or why not yet."""
         secret: dict[str, str] = {}
         if tls:
             pems = [c.cert.strip() for c in inst.server_ca_certs if c.cert.strip()]
@@ -474,54 +503,22 @@ class MemorystoreBackend:
                     retry_after=RETRY_OTHER,
                 )
             secret[CA_KEY] = "\n".join(pems) + "\n"
-        if inst.auth_enabled:
-            try:
-                auth = await self._rpc("get_instance_auth_string", name=name)
-            except gexc.NotFound:  # deleted between the two calls: the next pass sees what happened
-                return Pending(
-                    "Provisioning",
-                    f"Memorystore instance {name} disappeared while reading its AUTH string; looking again",
-                    status=status,
-                    retry_after=RETRY_UPDATING,
-                )
-            except Exception as err:  # noqa: BLE001
-                return _with_status(
-                    self._fail(
-                        err, f"get the AUTH string of Memorystore instance {name}", "redis.instances.getAuthString"
-                    ),
-                    status,
-                )
-            secret[PASSWORD_KEY] = auth.auth_string
-        secret_name = Names(fs).online_secret
-        endpoint = OnlineEndpoint(
-            host=inst.host,
-            port=inst.port,
-            tls=tls,
-            password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
-            ca=SecretKey(secret_name, CA_KEY) if tls else None,
-        )
-        ignored = _immutable_changes(ms, inst) if ms is not None else []
-        if ms is None:
-            message = (
-                f"existing Memorystore instance {name} at {endpoint.address} (not managed: never modified or deleted)"
+        if not inst.auth_enabled:
+            return secret
+        try:
+            auth = await self._rpc("get_instance_auth_string", name=name)
+        except gexc.NotFound:  # deleted between the two calls: the next pass sees what happened
+            return Pending(
+                "Provisioning",
+                f"Memorystore instance {name} disappeared while reading its AUTH string; looking again",
+                status=status,
+                retry_after=RETRY_UPDATING,
             )
-        elif ignored:
-            message = (
-                "ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
-                "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize."
-            )
-            log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
-        else:
-            message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
-        if ms is not None:
-            status = status | _record(fs, ms, name)
-        return Ready(
-            endpoint,
-            message=message,
-            secret=secret or None,
-            status=status,
-            reason="ImmutableFieldChanged" if ignored else "Ready",
-        )
+        except Exception as err:  # noqa: BLE001
+            what = f"get the AUTH string of Memorystore instance {name}"
+            return _with_status(self._fail(err, what, "redis.instances.getAuthString"), status)
+        secret[PASSWORD_KEY] = auth.auth_string
+        return secret
 
     async def _poll(self, op_name: str, fs: FeatureStore) -> Pending | Failed | None:
         """None when the operation is done (successfully, or gone); else the outcome to return.
@@ -685,6 +682,17 @@ def _record(fs: FeatureStore, ms: MemorystoreSpec, name: str) -> StatusUpdate:
 #: A store without spec.onlineStore.memorystore, project or region: resolve() guarantees them, so
 #: only a caller that skipped it gets this.
 UNRESOLVED = "needs spec.onlineStore.memorystore and spec.gcp.project/region (resolve() the spec first)"
+
+
+def _ready_message(name: str, endpoint: OnlineEndpoint, *, managed: bool, ignored: list[str]) -> str:
+    if not managed:
+        return f"existing Memorystore instance {name} at {endpoint.address} (not managed: never modified or deleted)"
+    if ignored:
+        return (
+            "ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
+            "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize."
+        )
+    return f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if endpoint.tls else "")
 
 
 def _not_ready(inst: Any, name: str, status: StatusUpdate) -> Pending | None:
