@@ -254,6 +254,25 @@ def test_webhook_accepts_an_allowed_store_and_refuses_immutable_changes(
         ),
     )
     assert resized.returncode == 0, resized.stderr  # a mutable field still changes
+    # issue 29: these two passed the webhook and were then silently declined by the backend
+    for field, value in (("redisVersion", "REDIS_7_0"), ("authEnabled", False)):
+        refused = kubectl_apply(
+            kubectl_bin,
+            manifest(
+                "fine",
+                namespace,
+                gcp={"serviceAccount": gsa},
+                onlineStore={"memorystore": {"tier": "BASIC", "memorySizeGb": 2, field: value}},
+            ),
+        )
+        assert refused.returncode != 0, refused.stdout
+        assert "denied the request" in refused.stderr, refused.stderr
+        assert f"spec.onlineStore.memorystore.{field}: cannot be changed after creation" in refused.stderr, (
+            refused.stderr
+        )
+    stored = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(G, V, namespace, P, "fine")
+    kept = stored["spec"]["onlineStore"]["memorystore"]  # the CRD's defaults, as created
+    assert (kept.get("redisVersion", "REDIS_7_2"), kept.get("authEnabled", True)) == ("REDIS_7_2", True)
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(G, V, namespace, P, "fine")
 
 

@@ -81,6 +81,21 @@ def test_failed_apply_keeps_the_previous_revision_serving(operator, kube_api, ku
         what="a FeatureRepoApplyFailed Warning",
     )
     assert job in event.message
+    # ... but the store is not Ready: the repo is one of Ready's parts, and Ready names its reason
+    ready = condition(get_fs(kube_api, namespace, "repo"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyFailed") and job in ready["message"], ready
+
+    # A repo that goes missing: the store keeps serving the applied revision, and is not Ready either.
+    core.delete_namespaced_config_map("repo", namespace)
+    missing = wait_for(
+        lambda: feature_repo(kube_api, namespace, "ConfigMapNotFound"), timeout=60, what="FeatureRepo ConfigMapNotFound"
+    )
+    assert missing["status"] == "False" and "spec.featureRepo.configMap.name" in missing["message"], missing
+    fs = get_fs(kube_api, namespace, "repo")
+    assert condition(fs, "FeatureServer")["status"] == "True", condition(fs, "FeatureServer")
+    ready = condition(fs, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ConfigMapNotFound"), ready
+    assert fs["status"]["phase"] != "Ready", fs["status"]["phase"]
 
 
 def test_failed_materialization_run_names_its_job(operator, control_plane, kube_api, kubelet, namespace):

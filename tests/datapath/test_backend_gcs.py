@@ -17,6 +17,7 @@ HTTP proxy in front of it (see its docstring). So what is verified here:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from pathlib import Path
 
@@ -227,6 +228,25 @@ def test_ubla_and_pap_drift_restored(overlay):
     assert patch.body == {
         "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": "enforced"}
     }
+
+
+def test_location_change_is_declined_and_the_bucket_keeps_serving(overlay):
+    """The webhook down: a location change reaches the backend. The bucket never moves; Ready with
+    reason ImmutableFieldChanged names the field, both values and the fix; no write (issue 29)."""
+    fs = make_fs(location="us-east1")
+    assert isinstance(run(GcsBackend().ensure(fs, CTX)), Ready)
+    overlay.clear_log()
+    out = run(GcsBackend().ensure(make_fs(location="europe-west1"), CTX))
+    assert isinstance(out, Ready) and out.reason == "ImmutableFieldChanged", out
+    assert out.message.startswith(
+        "ImmutableFieldChanged: spec.offlineStore.gcs.location cannot be changed on an existing bucket: "
+        "it is US-EAST1, the spec asks for EUROPE-WEST1"
+    ), out.message
+    assert "new FeatureStore" in out.message
+    assert raw_bucket(overlay, naming.bucket_name(fs))["location"] == "US-EAST1"
+    assert overlay.writes() == []
+    same = run(GcsBackend().ensure(make_fs(location="US-EAST1"), CTX))  # case does not matter
+    assert isinstance(same, Ready) and same.reason == "Ready", same
 
 
 def test_concurrent_metadata_change_gives_pending(overlay):
@@ -575,10 +595,7 @@ def test_existing_bucket_is_used_verified_and_never_changed(overlay):
 
 
 def _carry(fs, outcome):
-    data = fs.status.model_dump(mode="json", by_alias=True)
-    for k, v in outcome.status.items():
-        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
-    return fs.model_copy(update={"status": type(fs.status).model_validate(data)})
+    return fs.model_copy(update={"status": outcome.status.applied_to(fs.status)})
 
 
 def test_changed_bucket_handles_the_old_one_by_its_policy(overlay):
@@ -651,11 +668,11 @@ def test_existing_bucket_of_another_namespace_is_refused_and_never_granted(overl
     refused(out, "PolicyViolation")
     assert "byoAssignments" in out.message and "existingBucket" in out.message
 
-    # the backend asks the BYO verdict itself: nothing is read even when the policy check is skipped
-    import featurestore_operator.backends.gcs as gcs_backend
+    # the backend asks the BYO verdict itself: nothing is read even when the pass's policy verdict
+    # (handed over by reconcile) says nothing
+    from featurestore_operator.backends.policy import Verdict
 
-    monkeypatch.setattr(gcs_backend, "policy_refusal", lambda fs, config: None)
-    out = run(GcsBackend(CONFIG).ensure(attack, CTX))
+    out = run(GcsBackend(CONFIG).ensure(attack, dataclasses.replace(CTX, verdict=Verdict())))
     refused(out, "PolicyViolation")
     assert overlay.requests == [], "no request about an unassigned bucket"
 

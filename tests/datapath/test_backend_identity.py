@@ -80,11 +80,8 @@ def run(coro):
 
 
 def recorded(fs, outcome):
-    """``fs`` with the status the outcome asks for merged in (as reconcile does: wire form, one level deep)."""
-    data = fs.status.model_dump(mode="json", by_alias=True)
-    for k, v in outcome.status.items():
-        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
-    return fs.model_copy(update={"status": type(fs.status).model_validate(data)})
+    """``fs`` with the status the outcome asks for merged in (as reconcile does: its typed update)."""
+    return fs.model_copy(update={"status": outcome.status.applied_to(fs.status)})
 
 
 def test_member_and_command():

@@ -9,6 +9,7 @@ returned Secret data. No pytest-asyncio: each test runs its coroutine with ``asy
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import time
@@ -18,9 +19,10 @@ from typing import Any
 
 import pytest
 import redis
-from featurestore_operator.api import FeatureStore, FeatureStoreStatus, OperatorConfig, parse_featurestore, resolve
+from featurestore_operator.api import FeatureStore, OperatorConfig, parse_featurestore, resolve
+from featurestore_operator.api.status import Operations
 from featurestore_operator.backends import gcp
-from featurestore_operator.backends.base import BackendContext, Deleted, Failed, Pending, Ready
+from featurestore_operator.backends.base import BackendContext, Deleted, Failed, Pending, Ready, StatusUpdate
 from featurestore_operator.backends.memorystore import MemorystoreBackend
 from featurestore_operator.backends.naming import memorystore_instance_id, owner_labels
 from featurestore_operator.render.inputs import SecretKey
@@ -80,14 +82,9 @@ def make_fs(
     return fs.model_copy(update={"spec": resolve(fs.spec, cfg)})
 
 
-def carry(fs: FeatureStore, update: dict[str, Any]) -> FeatureStore:
-    """Merge an outcome's ``status`` into fs.status the way reconcile does (one level deep)."""
-    if not update:
-        return fs
-    data = fs.status.model_dump(mode="json", by_alias=True)
-    for k, v in update.items():
-        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
-    return fs.model_copy(update={"status": FeatureStoreStatus.model_validate(data)})
+def carry(fs: FeatureStore, update: StatusUpdate) -> FeatureStore:
+    """Merge an outcome's typed ``status`` into fs.status the way reconcile does."""
+    return fs.model_copy(update={"status": update.applied_to(fs.status)})
 
 
 async def _no_secret(name: str) -> dict[str, str] | None:
@@ -198,7 +195,9 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
 
     first = asyncio.run(loop.ensure())
     assert isinstance(first, Pending) and first.reason == "Creating"
-    op_name = first.status["operations"]["memorystore"]
+    assert first.status.operations is not None
+    op_name = first.status.operations.memorystore
+    assert op_name is not None
     assert op_name.startswith(f"projects/{PROJECT}/locations/{REGION}/operations/")
     assert loop.fs.status.operations.memorystore == op_name  # carried like reconcile persists it
     client = backend._client
@@ -208,7 +207,11 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
     assert isinstance(ready, Ready), reasons(loop.outcomes)
     assert backend._client is client  # cached per backend instance
     assert set(reasons(loop.outcomes)) == {"Creating", "Ready"}
-    assert ready.status == {"operations": {"memorystore": None, "memorystoreStartTime": None}}
+    assert ready.status == StatusUpdate(operations=Operations(memorystore=None, memorystore_start_time=None))
+    assert ready.status.operations is not None and ready.status.operations.model_fields_set == {
+        "memorystore",
+        "memorystore_start_time",
+    }
     assert loop.fs.status.cloud.memorystore == name  # recorded at create: clean-up works from it
     assert loop.fs.status.operations.memorystore is None
 
@@ -245,7 +248,7 @@ def test_create_until_ready_serves_tls_auth_redis(fake, cfg, tmp_path):
     fake.clear_requests()
     again = asyncio.run(loop.ensure())
     assert isinstance(again, Ready) and again.secret == ready.secret and again.endpoint == ready.endpoint
-    assert again.status == {}
+    assert not again.status  # nothing to record: an unchanged store writes nothing
     assert {q.rpc for q in fake.calls()} == {"GetInstance", "GetInstanceAuthString"}
 
 
@@ -360,7 +363,9 @@ def test_owner_labels_are_restored_and_labels_of_others_kept(fake, cfg):
 def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path):
     """Documented outcome: Ready (the instance keeps serving as it is) with a message that starts
     with ImmutableFieldChanged and names the field, both values and the fix; no API write."""
-    cfg = config(fake.endpoint, memorystoreSecurity={"requireTls": False})  # the policy would refuse the edit
+    other = f"projects/{PROJECT}/global/networks/other"
+    # the policy would refuse the edits (TLS off, another network): the backend sees them anyway
+    cfg = config(fake.endpoint, memorystoreSecurity={"requireTls": False}, allowedNetworks=[NETWORK, other])
     loop = Loop(backend_for(fake, cfg), make_fs(cfg), cfg)
     before = asyncio.run(loop.until())
     iid = memorystore_instance_id(loop.fs)
@@ -381,6 +386,18 @@ def test_immutable_change_keeps_serving_and_names_the_field(fake, cfg, tmp_path)
     assert connect(out, tmp_path).ping()
     assert fake.instance(iid).tier == redis_v1.Instance.Tier.BASIC
     assert fake.count("UpdateInstance") == 0 and fake.count("CreateInstance") == 0 and fake.count("DeleteInstance") == 0
+
+    # the network (the instance answers it in its own form) and AUTH/version are declined the same way
+    for field, value, shown in (
+        ("network", other, f"it is {NETWORK}, the spec asks for {other}"),
+        ("redis_version", "REDIS_6_X", "it is REDIS_7_2, the spec asks for REDIS_6_X"),
+    ):
+        loop.respec(cfg, **{field: value})
+        out = asyncio.run(loop.ensure())
+        path = "spec.onlineStore.memorystore." + {"network": "network", "redis_version": "redisVersion"}[field]
+        assert isinstance(out, Ready) and out.reason == "ImmutableFieldChanged", out
+        assert f"{path} cannot be changed on an existing instance: {shown}" in out.message, out.message
+    assert fake.count("UpdateInstance") == 0 and fake.count("CreateInstance") == 0
 
     # a mutable change alongside is still applied, then the warning stays
     loop.respec(cfg, tier="STANDARD_HA", memory_size_gb=3)
@@ -578,7 +595,7 @@ def test_delete_policy_delete_removes_the_instance_and_its_process(fake, cfg):
     pid = fake.redis_server(iid).pid
     assert pid_alive(pid)
     results = asyncio.run(loop.delete_until_done())
-    assert not results[0].done and results[0].status["operations"]["memorystore"]
+    assert not results[0].done and results[0].status.operations and results[0].status.operations.memorystore
     assert results[-1].done and "deleted" in results[-1].message
     assert fake.instance(iid) is None and not pid_alive(pid)
     assert fake.count("DeleteInstance") == 1
@@ -743,10 +760,10 @@ def test_existing_instance_of_another_namespace_hands_out_no_password(fake, cfg,
     _no_credential(out, fake, password)
     assert out.reason == "PolicyViolation" and "byoAssignments" in out.message, out
 
-    # even when every policy check before the backend's BYO verdict is skipped
-    import featurestore_operator.backends.memorystore as ms_backend
+    # even when the pass's policy verdict (handed over by reconcile) says nothing
+    from featurestore_operator.backends.policy import Verdict
 
-    monkeypatch.setattr(ms_backend, "policy_refusal", lambda fs, config: None)
+    attack.ctx = dataclasses.replace(attack.ctx, verdict=Verdict())
     out = asyncio.run(attack.ensure())
     _no_credential(out, fake, password)
     assert "byoAssignments" in out.message and fake.count("GetInstance") == 0, "refused before any call"

@@ -70,6 +70,7 @@ def test_without_the_charts_compute_rbac_the_compute_ksa_gets_nothing(iam):
     try:
         out = ensure(wi, make_fs(compute={"engine": "kubernetes"}))
         assert isinstance(out, Ready) and members(iam) == [MEMBER]
-        assert out.status["cloud"]["computeWorkloadMember"] is None
+        assert out.status.cloud is not None and "compute_workload_member" in out.status.cloud.model_fields_set
+        assert out.status.cloud.compute_workload_member is None
     finally:
         wi.close()

@@ -8,8 +8,9 @@ import asyncio
 import datetime as dt
 
 import pytest
+from featurestore_operator.api.status import Operations
 from featurestore_operator.backends import longop
-from featurestore_operator.backends.base import Pending, Ready
+from featurestore_operator.backends.base import Pending, Ready, StatusUpdate
 from featurestore_operator.backends.memorystore import MemorystoreBackend
 from prometheus_client import REGISTRY
 
@@ -38,7 +39,7 @@ def test_create_shows_elapsed_and_typical_duration_and_is_measured():
 
         # an operator that recorded the start 3m12s ago: whole minutes only
         three_min_ago = longop.timestamp(longop.now() - dt.timedelta(minutes=3, seconds=12))
-        loop.fs = carry(loop.fs, {"operations": {"memorystoreStartTime": three_min_ago}})
+        loop.fs = carry(loop.fs, StatusUpdate(operations=Operations(memorystore_start_time=three_min_ago)))
         polled = asyncio.run(loop.ensure())
         assert isinstance(polled, Pending) and polled.reason == "Creating"
         assert "creating, 3m elapsed, usually 5\u201310 min" in polled.message, polled.message

@@ -71,6 +71,12 @@ def test_defaults_are_explicit():
             "spec.materialization.schedule",
             "timeZone",
         ),
+        (
+            {"project": "p", "materialization": {"timeZone": "Mars/Olympus_Mons"}},
+            {},
+            "spec.materialization.timeZone",
+            "not an IANA time zone",
+        ),
         ({"project": "p", "featureServer": {"replicaz": 2}}, {}, "spec.featureServer.replicaz", "unknown field"),
         ({}, {}, "spec.project", "required"),
         ({"project": "p"}, {"name": "x" * 41}, "metadata.name", "40"),

@@ -465,7 +465,7 @@ def test_an_oversized_body_the_operator_dropped_is_refused_naming_the_knob() -> 
 
     big = store(featureServer={"pod": {"affinity": {"nodeAffinity": {"x": [{"a": {}}] * 10000}}}})
     w = World(big)
-    result = asyncio.run(core.reconcile(w.deps, slim_body(w.body)))
+    result = asyncio.run(core.run_pass(w.deps, slim_body(w.body)))
     assert result.phase == "Failed"
     status, reason, message = w.condition("Spec")
     assert (status, reason) == ("False", "InvalidSpec") and "maxSpecBytes 65536" in message

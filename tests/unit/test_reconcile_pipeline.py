@@ -1,4 +1,5 @@
-"""reconcile() and its steps against an in-memory API (tests/support/fake_kube.py) with the real
+"""reconcile() (and run_pass(), its boundary with the raw object) and its steps against an in-memory
+API (tests/support/fake_kube.py) with the real
 in-cluster backends: what each pass writes, the conditions it reports, and the wedge cases
 (immutable fields, refused objects) that used to stop a store from converging."""
 
@@ -10,6 +11,7 @@ import datetime as dt
 
 import pytest
 from featurestore_operator.api import FeatureStoreStatus, OperatorConfig
+from featurestore_operator.backends import policy
 from featurestore_operator.backends.registry import DefaultBackends
 from featurestore_operator.reconcile import core
 from featurestore_operator.reconcile.applier import ObservedCache
@@ -58,7 +60,7 @@ class World:
         return copy.deepcopy(self.kube.objects[("FeatureStore", NS, "demo")])
 
     def reconcile(self) -> core.Result:
-        result = asyncio.run(core.reconcile(self.deps, self.body))
+        result = asyncio.run(core.run_pass(self.deps, self.body))
         self.watch()
         return result
 
@@ -250,6 +252,57 @@ def test_a_missing_feature_repo_configmap_is_reported_and_the_store_still_serves
     status, reason, message = w.condition("FeatureRepo")
     assert (status, reason) == ("False", "ConfigMapNotFound") and "spec.featureRepo.configMap.name" in message
     assert ("Deployment", NS, "demo-feature-server") in w.kube.objects
+
+
+def test_a_missing_or_failed_feature_repo_keeps_the_store_not_ready():
+    """The repo is one of Ready's parts: a store whose feature repo is missing or whose apply failed
+    serves, but is not Ready, and Ready names the repo's reason (issue 29: dropping FeatureRepo from
+    the Ready parts went unnoticed)."""
+    w = World(store(featureRepo={"configMap": {"name": "absent"}}))
+    w.reconcile()
+    w.workloads_run()
+    w.reconcile()
+    assert w.condition("FeatureServer")[0] == "True"
+    assert w.condition("Ready")[:2] == ("False", "ConfigMapNotFound")
+    assert w.status().phase.value != "Ready"
+
+    w = World(store(featureRepo={"configMap": {"name": "repo"}}))
+    w.kube.put(repo_configmap())
+    for _ in range(3):
+        w.reconcile()
+        w.workloads_run()
+    w.reconcile()
+    assert w.condition("Ready")[:2] == ("True", "Ready")
+    w.kube.put(repo_configmap("raise RuntimeError('broken')\n"))
+    w.reconcile()
+    job = w.status().feature_repo.job
+    w.kube.set_status("Job", NS, job, {"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]})
+    w.watch()
+    w.reconcile()
+    assert w.condition("FeatureRepo")[:2] == ("False", "ApplyFailed")
+    assert w.condition("FeatureServer")[0] == "True"  # the applied revision keeps serving
+    ready = w.condition("Ready")
+    assert ready[:2] == ("False", "ApplyFailed") and job in ready[2], ready
+
+
+def test_reconcile_takes_the_typed_store_and_returns_the_status_for_the_caller_to_write():
+    w = World(store())
+    w.reconcile()
+    w.workloads_run()
+    before = w.body
+    fs = core.parse(before, w.config)
+    fs = fs.model_copy(update={"status": FeatureStoreStatus.model_validate(before["status"])})
+    writes = len(w.kube.writes)
+
+    async def persist(status: FeatureStoreStatus) -> None:
+        raise AssertionError("no backend recorded anything mid-pass here")
+
+    done = asyncio.run(core.reconcile(w.deps, fs, policy.verdict(fs, w.config), persist))
+    assert w.body == before and not [k for _, k in w.kube.writes[writes:] if k.startswith("FeatureStore")]
+    assert done.status.condition("Ready").status == "True" and done.result.phase == "Ready"
+    assert done.status.observed_generation == 1 and done.status != fs.status
+    w.reconcile()  # the boundary (run_pass) writes what reconcile returned
+    assert w.status().condition("Ready").status == "True"
 
 
 def test_observe_repo_tells_the_three_cases_apart():

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from featurestore_operator.api import FINALIZER, ConditionType, FeatureStore, OperatorConfig
-from featurestore_operator.backends.base import BackendContext, Deleted, Pending
+from featurestore_operator.api.status import Operations
+from featurestore_operator.backends.base import BackendContext, Deleted, Pending, StatusUpdate
 from featurestore_operator.backends.registry import DefaultBackends
 from featurestore_operator.handlers.workers import Workers
 from featurestore_operator.reconcile import core
@@ -41,7 +42,9 @@ class Cloud:
         assert FINALIZER in (self.kube.objects[("FeatureStore", NS, "demo")]["metadata"].get("finalizers") or [])
         self.created.append(fs.metadata.uid or "")
         self.on_create()
-        return Pending("Creating", "instance being created", status={"operations": {"memorystore": "op-1"}})
+        return Pending(
+            "Creating", "instance being created", status=StatusUpdate(operations=Operations(memorystore="op-1"))
+        )
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
         self.deleted.append(fs.metadata.uid or "")

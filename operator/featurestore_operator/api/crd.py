@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import resource as r
+from .immutable import IMMUTABLE, description
 from .spec import FeatureStoreSpec
 from .status import FeatureStoreStatus
 
@@ -45,6 +46,20 @@ _KEEP = {
 }
 
 
+def _fold_any_of(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Optional[X] (anyOf X|null) into X; int|str into x-kubernetes-int-or-string."""
+    variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+    types = {v.get("type") for v in variants}
+    if types == {"string", "integer"}:
+        node["x-kubernetes-int-or-string"] = True
+        return node
+    if len(variants) != 1:
+        raise ValueError(f"cannot express union {variants} in a structural schema")
+    inner = _structural(variants[0], defs)
+    own = {k: v for k, v in node.items() if k in ("description", "default", "type") or k.startswith("x-kubernetes-")}
+    return {**inner, **own}
+
+
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
     """Turn pydantic's JSON schema into a structural schema: inline $refs, fold Optional[X]
     (anyOf X|null) into X, int|str into x-kubernetes-int-or-string, const into enum."""
@@ -55,22 +70,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         target = defs[node.pop("$ref").split("/")[-1]]
         node = {**target, **node}  # the field's own description/default win over the class's
     if "anyOf" in node:
-        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
-        types = {v.get("type") for v in variants}
-        if types == {"string", "integer"}:
-            node["x-kubernetes-int-or-string"] = True
-        elif len(variants) == 1:
-            inner = _structural(variants[0], defs)
-            node = {
-                **inner,
-                **{
-                    k: v
-                    for k, v in node.items()
-                    if k in ("description", "default", "type") or k.startswith("x-kubernetes-")
-                },
-            }
-        else:
-            raise ValueError(f"cannot express union {variants} in a structural schema")
+        node = _fold_any_of(node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "patternProperties" in node and "additionalProperties" not in node:
@@ -126,8 +126,19 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+def _mark_immutable(spec: dict[str, Any]) -> None:
+    """Append the immutable-field note (api/immutable.py) to each such field's description. The
+    refusal itself is the admission webhook's: 1.20 has no CEL (x-kubernetes-validations)."""
+    for row in IMMUTABLE:
+        node = spec
+        for name in row.path.split(".")[1:]:
+            node = node["properties"][name]
+        node["description"] = f"{node.get('description', '')} {description(row.path)}".strip()
+
+
 def crd() -> dict[str, Any]:
     spec = model_schema(FeatureStoreSpec)
+    _mark_immutable(spec)
     status = model_schema(FeatureStoreStatus)
     status["properties"]["conditions"].update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
     schema = {

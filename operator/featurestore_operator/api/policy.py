@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, StringConstraints
 
+from . import immutable
 from .base import ApiModel
 from .bounds import CostBounds, check_bounds
 from .spec import GSA_EMAIL_PATTERN, AuthzType, MemorystoreTier, Provider
@@ -573,25 +574,8 @@ def check(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
 
 
 def immutable_changes(old: FeatureStore, new: FeatureStore) -> list[Problem]:
-    """Fields that cannot change on an existing store (both specs resolved). Pure."""
-    problems: list[Problem] = []
-
-    def pair(path: str, a: object, b: object) -> None:
-        if a != b:
-            problems.append(
-                (path, f"cannot be changed after creation (was {a}, now {b}); revert it, or create a new FeatureStore")
-            )
-
-    o_ms = old.spec.online_store.memorystore if old.spec.online_store else None
-    n_ms = new.spec.online_store.memorystore if new.spec.online_store else None
-    if o_ms and n_ms and o_ms.existing_instance is None and n_ms.existing_instance is None:
-        base = "spec.onlineStore.memorystore"
-        pair(f"{base}.tier", o_ms.tier.value, n_ms.tier.value)
-        pair(f"{base}.connectMode", o_ms.connect_mode.value, n_ms.connect_mode.value)
-        pair(f"{base}.network", o_ms.network, n_ms.network)
-        pair(f"{base}.transitEncryption", o_ms.transit_encryption, n_ms.transit_encryption)
-    o_gcs = old.spec.offline_store.gcs if old.spec.offline_store else None
-    n_gcs = new.spec.offline_store.gcs if new.spec.offline_store else None
-    if o_gcs and n_gcs and o_gcs.bucket == n_gcs.bucket and not n_gcs.existing_bucket:
-        pair("spec.offlineStore.gcs.location", o_gcs.location.upper(), n_gcs.location.upper())
-    return problems
+    """Fields that cannot change on an existing store (both specs resolved; the table: api/immutable.py). Pure."""
+    return [
+        (path, f"cannot be changed after creation (was {was}, now {now}); revert it, or create a new FeatureStore")
+        for path, was, now in immutable.changes(old.spec, new.spec)
+    ]

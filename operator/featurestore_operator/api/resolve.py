@@ -6,6 +6,8 @@ provider, project, region, network, stores and images is made in exactly one pla
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .config import OperatorConfig
 from .resource import SpecError
 from .spec import (
@@ -88,3 +90,37 @@ def resolve(spec: FeatureStoreSpec, config: OperatorConfig) -> FeatureStoreSpec:
             "images": images,
         }
     )
+
+
+@dataclass(frozen=True)
+class ResolvedMemorystore:
+    """A resolved spec's Memorystore and where it lives: ``resolve()`` guarantees project and region,
+    this type says so to mypy (the cloud calls take it, never the Optional spec fields)."""
+
+    project: str
+    region: str
+    spec: MemorystoreSpec
+
+
+@dataclass(frozen=True)
+class ResolvedGcs:
+    """A resolved spec's bucket and its project (guaranteed by ``resolve()``)."""
+
+    project: str
+    spec: GcsSpec
+
+
+def memorystore_of(spec: FeatureStoreSpec) -> ResolvedMemorystore | None:
+    """The Memorystore of a resolved spec; None when it has none (or was not resolved)."""
+    ms = spec.online_store.memorystore if spec.online_store else None
+    if ms is None or not spec.gcp.project or not spec.gcp.region:
+        return None
+    return ResolvedMemorystore(spec.gcp.project, spec.gcp.region, ms)
+
+
+def gcs_of(spec: FeatureStoreSpec) -> ResolvedGcs | None:
+    """The GCS bucket spec of a resolved spec; None when it has none (or was not resolved)."""
+    gcs = spec.offline_store.gcs if spec.offline_store else None
+    if gcs is None or not spec.gcp.project:
+        return None
+    return ResolvedGcs(spec.gcp.project, gcs)

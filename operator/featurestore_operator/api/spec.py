@@ -142,20 +142,20 @@ class MemorystoreSpec(ApiModel):
     """A GCP Memorystore for Redis instance created and owned by the operator."""
 
     tier: MemorystoreTier = MemorystoreTier.BASIC
-    """BASIC (single node) or STANDARD_HA (replicated). Immutable after creation."""
+    """BASIC (single node) or STANDARD_HA (replicated)."""
     memory_size_gb: int = Field(default=1, ge=1, le=300)
     """Instance memory in GiB (1-300). Can be changed in place."""
     redis_version: Literal["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"] = "REDIS_7_2"
-    """Redis engine version. Upgrades are not performed by the operator."""
+    """Redis engine version."""
     network: GcpNetwork | None = None
     """Authorized VPC network, projects/PROJECT/global/networks/NAME. Default: the operator's
-    gcpNetwork. Immutable after creation."""
+    gcpNetwork."""
     connect_mode: ConnectMode = ConnectMode.PRIVATE_SERVICE_ACCESS
-    """How the instance attaches to the VPC. Immutable after creation."""
+    """How the instance attaches to the VPC."""
     auth_enabled: bool = True
     """Require the Redis AUTH string. The operator copies it into a Secret."""
     transit_encryption: bool = True
-    """Serve TLS (SERVER_AUTHENTICATION). The CA certificates are copied into a Secret. Immutable."""
+    """Serve TLS (SERVER_AUTHENTICATION). The CA certificates are copied into a Secret."""
     redis_configs: dict[str, str] | None = None
     """Redis configuration parameters, e.g. {maxmemory-policy: allkeys-lru}. Can be changed in place."""
     instance_id: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")

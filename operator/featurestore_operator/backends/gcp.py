@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import requests
 from google.api_core import exceptions as gexc
@@ -17,6 +19,9 @@ from ..api import OperatorConfig
 from .base import Failed
 
 T = TypeVar("T")
+P = TypeVar("P")
+W = TypeVar("W")
+log = logging.getLogger(__name__)
 
 #: Errors worth retrying in place: rate limits, server errors, timeouts, dropped connections.
 #: The REST transport raises requests' own Timeout/ConnectionError, which google-api-core's
@@ -69,6 +74,64 @@ async def call(fn: Callable[..., T], *args: Any, retry: gretry.Retry | None = No
     """Run a blocking client call with retries in the cloud pool."""
     policy = retry or retry_policy()
     return await blocking(policy(functools.partial(fn, *args, **kwargs)))
+
+
+class LazyClients(Generic[T]):
+    """Cloud clients built on first use, one per key (a project, or no key for a single client), in
+    the cloud thread pool (resolving default credentials may reach the metadata server), and kept.
+    A thread lock, not an asyncio one: the same backend serves several event loops in tests."""
+
+    def __init__(self, factory: Callable[..., T]):
+        self._factory = factory
+        self._built: dict[tuple[Any, ...], T] = {}
+        self._lock = threading.Lock()
+
+    def peek(self, *key: Any) -> T | None:
+        """The client of ``key`` if built already (never builds)."""
+        return self._built.get(key)
+
+    async def get(self, *key: Any) -> T:
+        client = self._built.get(key)
+        return client if client is not None else await blocking(self._build, key)
+
+    def _build(self, key: tuple[Any, ...]) -> T:
+        with self._lock:
+            if key not in self._built:
+                self._built[key] = self._factory(*key)
+            return self._built[key]
+
+    def clear(self) -> list[T]:
+        """Forget every client; returns them (for the caller to close)."""
+        with self._lock:
+            built, self._built = list(self._built.values()), {}
+        return built
+
+
+#: Errors of a conditional IAM policy write whose etag went stale (someone wrote in between).
+STALE_ETAG = (gexc.Conflict, gexc.PreconditionFailed, gexc.Aborted)
+
+
+async def read_modify_write(
+    what: str,
+    read: Callable[[], Awaitable[P]],
+    change: Callable[[P], W | None],
+    write: Callable[[W], Awaitable[object]],
+    attempts: int,
+) -> bool:
+    """An IAM policy's read-modify-write guarded by its etag: ``read`` it, ``change`` it (what to
+    write; None: nothing to do), ``write`` that; on a stale etag read and re-apply, with a short
+    backoff, up to ``attempts`` times. Returns whether it wrote."""
+    for attempt in range(attempts):
+        new = change(await read())
+        if new is None:
+            return False
+        try:
+            await write(new)
+            return True
+        except STALE_ETAG as err:
+            log.info("IAM policy of %s changed concurrently (%s); retrying (%d)", what, err.code, attempt + 1)
+            await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+    raise gexc.Aborted(f"the IAM policy of {what} kept changing during {attempts} read-modify-write attempts")
 
 
 def failure(err: BaseException, what: str, permission: str | None = None) -> Failed:

@@ -23,21 +23,24 @@ Bucket names are global across all of GCS: a name taken by another project answe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from ..api import DeletionPolicy, FeatureStore, OperatorConfig
+from ..api import DeletionPolicy, FeatureStore, OperatorConfig, immutable
+from ..api.resolve import ResolvedGcs, gcs_of
+from ..api.spec import GcsSpec
+from ..api.status import CloudStatus
 from ..render import OfflineEndpoint
 from . import gcp, naming
-from .base import BackendContext, Deleted, Failed, Pending, Ready
-from .policy import byo_refusal, policy_refusal
+from .base import BackendContext, Deleted, Failed, Pending, Ready, StatusUpdate
+from .policy import byo_refusal, refusal
 from .recorded import retired_bucket
 from .workload_identity import with_member
 
@@ -81,6 +84,64 @@ def _lifecycle_differs(current: list[dict[str, Any]], days: int | None) -> bool:
     return have != ([days] if days else [])
 
 
+@dataclass
+class _Pass:
+    """What one ensure pass learned so far (the steps fill it in)."""
+
+    fs: FeatureStore
+    target: ResolvedGcs
+    client: storage.Client
+    name: str
+    bucket: storage.Bucket | None = None
+    created: bool = False
+    notes: list[str] = field(default_factory=list)
+    #: immutable fields the spec changed (api/immutable.py), declined
+    declined: list[str] = field(default_factory=list)
+
+
+def _target(fs: FeatureStore) -> ResolvedGcs | Failed:
+    """The bucket spec and its project (resolve() guarantees both; Failed for a caller that skipped it)."""
+    if not (fs.spec.offline_store and fs.spec.offline_store.gcs):
+        return Failed("InvalidSpec", "GcsBackend needs spec.offlineStore.gcs")
+    target = gcs_of(fs.spec)
+    if target is None:
+        return Failed("InvalidSpec", "spec.gcp.project is required for a GCS bucket (or the operator's gcpProject)")
+    return target
+
+
+def _ready(p: _Pass) -> Ready[OfflineEndpoint]:
+    """The bucket serves: its endpoint, what this pass did, and the status record (when new)."""
+    fs, gcs, name = p.fs, p.target.spec, p.name
+    endpoint = OfflineEndpoint(bucket=name)
+    message = f"bucket {name}; registry {endpoint.registry_path}"
+    record = CloudStatus(
+        bucket=name,
+        bucket_project=p.target.project,
+        bucket_deletion_policy=gcs.deletion_policy.value,
+        bucket_force=gcs.force,
+    )
+    rec = fs.status.cloud
+    known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == (
+        record.bucket,
+        record.bucket_project,
+        record.bucket_deletion_policy,
+        record.bucket_force,
+    )
+    message += f" ({'; '.join(p.notes)})" if p.notes else ""
+    if p.declined:
+        message = (
+            f"ImmutableFieldChanged: {'; '.join(p.declined)}. The bucket keeps serving unchanged; revert the "
+            f"field, or create a new FeatureStore (a new bucket). {message}"
+        )
+        log.warning("%s/%s: %s", fs.metadata.namespace, fs.metadata.name, message)
+    return Ready(
+        endpoint,
+        message,
+        status=StatusUpdate() if known else StatusUpdate(cloud=record),
+        reason="ImmutableFieldChanged" if p.declined else "Ready",
+    )
+
+
 class GcsBackend:
     """``Backend[OfflineEndpoint]`` for ``spec.offlineStore.gcs``.
 
@@ -103,9 +164,7 @@ class GcsBackend:
         iam_attempts: int = 5,
     ):
         self.config = config
-        self._factory = client_factory or default_client_factory
-        self._clients: dict[str, storage.Client] = {}
-        self._lock = asyncio.Lock()
+        self._clients = gcp.LazyClients(client_factory or default_client_factory)
         self._delete_budget = delete_budget
         self._iam_attempts = iam_attempts
         self._cluster = config.cluster_id if config else None
@@ -113,150 +172,145 @@ class GcsBackend:
         self._in_projects: set[tuple[str, str]] = set()
 
     async def _client(self, project: str) -> storage.Client:
-        async with self._lock:
-            client = self._clients.get(project)
-            if client is None:
-                client = self._clients[project] = await gcp.blocking(self._factory, project)
-            return client
+        return await self._clients.get(project)
 
     # -- ensure ---------------------------------------------------------------------------------
 
     async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[OfflineEndpoint] | Pending | Failed:
-        gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
-        if gcs is None:
-            return Failed("InvalidSpec", "GcsBackend needs spec.offlineStore.gcs")
-        project = fs.spec.gcp.project
-        if not project:
-            return Failed("InvalidSpec", "spec.gcp.project is required for a GCS bucket (or the operator's gcpProject)")
-        refused = policy_refusal(fs, self.config)
+        """The steps of the module docstring: refuse, retire an old bucket, bring-your-own, get or
+        create, check an existing bucket (owner, drift, immutable fields), grant, report."""
+        target = _target(fs)
+        if isinstance(target, Failed):
+            return target
+        refused = refusal(fs, ctx, self.config)
         if refused:  # checked here too: the webhook can be down or bypassed
             return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         name = naming.bucket_name(fs)
-        old = retired_bucket(fs, None if gcs.existing_bucket else name, project)
+        old = retired_bucket(fs, None if target.spec.existing_bucket else name, target.project)
         if old is not None:  # bucket/project changed: the old bucket first, by its deletion policy
             return await self._retire(old, ctx, name)
         try:
-            client = await self._client(project)
+            client = await self._client(target.project)
         except Exception as err:  # noqa: BLE001 - e.g. no default credentials
             return gcp.failure(err, "creating the Cloud Storage client")
-        if gcs.existing_bucket:
-            return await self._existing(fs, client, name, project)
+        if target.spec.existing_bucket:
+            return await self._existing(fs, client, name, target.project)
+        pass_ = _Pass(fs, target, client, name)
+        found = await self._get_or_create(pass_)
+        if found is not None:
+            return found
+        checked = await self._check_existing(pass_)
+        if checked is not None:
+            return checked
+        granted = await self._grant_gsa(pass_)
+        if granted is not None:
+            return granted
+        return _ready(pass_)
 
-        notes: list[str] = []
-        created = False
+    async def _get_or_create(self, p: _Pass) -> Failed | None:
+        """``p.bucket`` read, or created when missing (``p.created``); Failed when neither works."""
         try:
-            bucket = await self._get(client, name)
+            p.bucket = await self._get(p.client, p.name)
         except (gexc.Forbidden, gexc.PermissionDenied) as err:
-            return Failed("PermissionDenied", _inaccessible(name, project, err), retry_after=300)
+            return Failed("PermissionDenied", _inaccessible(p.name, p.target.project, err), retry_after=300)
         except Exception as err:  # noqa: BLE001
-            return gcp.failure(err, f"storage.buckets.get {name}", "storage.buckets.get")
+            return gcp.failure(err, f"storage.buckets.get {p.name}", "storage.buckets.get")
+        if p.bucket is not None:
+            return None
+        return await self._create(p)
 
-        if bucket is None:
+    async def _create(self, p: _Pass) -> Failed | None:
+        fs, name, project = p.fs, p.name, p.target.project
+        try:
+            p.bucket = await gcp.call(
+                lambda: p.client.create_bucket(
+                    self._new_bucket(p.client, fs, p.target.spec, name),
+                    project=project,
+                    location=p.target.spec.location,
+                    retry=None,
+                    timeout=TIMEOUT,
+                )
+            )
+        except gexc.Conflict:
+            # Exists after all: our own earlier create that answered late, or a name taken
+            # anywhere in GCS. Look again; only a bucket we can read and own goes on.
             try:
-                bucket = await gcp.call(
-                    lambda: client.create_bucket(
-                        self._new_bucket(client, fs, name),
-                        project=project,
-                        location=gcs.location,
-                        retry=None,
-                        timeout=TIMEOUT,
-                    )
-                )
-                created = True
-                self._in_projects.add((name, project))
-                notes.append("created")
-                log.info(
-                    "created bucket %s in project %s for %s/%s", name, project, fs.metadata.namespace, fs.metadata.name
-                )
-            except gexc.Conflict:
-                # Exists after all: our own earlier create that answered late, or a name taken
-                # anywhere in GCS. Look again; only a bucket we can read and own goes on.
-                try:
-                    bucket = await self._get(client, name)
-                except (gexc.Forbidden, gexc.PermissionDenied):
-                    bucket = None
-                except Exception as err:  # noqa: BLE001
-                    return gcp.failure(err, f"storage.buckets.get {name}", "storage.buckets.get")
-                if bucket is None:
-                    return Failed("Conflict", _taken(name), retry_after=300)
+                p.bucket = await self._get(p.client, name)
+            except (gexc.Forbidden, gexc.PermissionDenied):
+                p.bucket = None
             except Exception as err:  # noqa: BLE001
-                return gcp.failure(err, f"storage.buckets.create {name} in project {project}", "storage.buckets.create")
+                return gcp.failure(err, f"storage.buckets.get {name}", "storage.buckets.get")
+            return Failed("Conflict", _taken(name), retry_after=300) if p.bucket is None else None
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.create {name} in project {project}", "storage.buckets.create")
+        p.created = True
+        self._in_projects.add((name, project))
+        p.notes.append("created")
+        log.info("created bucket %s in project %s for %s/%s", name, project, fs.metadata.namespace, fs.metadata.name)
+        return None
 
-        assert bucket is not None
-        if not created:
-            try:
-                in_project = await self._in_project(client, name, project)
-            except Exception as err:  # noqa: BLE001
-                return gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
-            if not in_project:
-                return Failed("Conflict", _elsewhere(name, project), retry_after=300)
-            owner = naming.ownership(fs, bucket.labels, self._cluster)
-            if owner == "foreign":
-                return Failed(
-                    "Conflict",
-                    f"bucket {name} already exists and belongs to {naming.owner_text(bucket.labels, self._cluster)}; "
-                    "the operator never adopts a bucket it did not create for this FeatureStore. Set "
-                    "spec.offlineStore.gcs.bucket to another name, or delete that bucket",
-                    retry_after=300,
-                )
-            if owner == "retained":
-                notes.append("taken back from an earlier FeatureStore of this name (retained on deletion)")
-            try:
-                changed = await self._fix_drift(client, fs, bucket)
-            except gexc.PreconditionFailed:
-                return Pending(
-                    "BucketChanging", f"bucket {name} changed while being updated; looking again", retry_after=2
-                )
-            except Exception as err:  # noqa: BLE001
-                return gcp.failure(err, f"storage.buckets.patch {name}", "storage.buckets.update")
-            if changed:
-                notes.append("restored " + ", ".join(changed))
-            if bucket.location and bucket.location.upper() != gcs.location.upper():
-                notes.append(
-                    f"location is {bucket.location}: spec.offlineStore.gcs.location {gcs.location} "
-                    f"cannot change on an existing bucket"
-                )
+    async def _check_existing(self, p: _Pass) -> Failed | Pending | None:
+        """A bucket the operator did not create in this pass: in the project, ours (or retained by an
+        earlier store of this name), its drift patched back, its immutable fields compared."""
+        if p.created or p.bucket is None:
+            return None
+        name, project, bucket = p.name, p.target.project, p.bucket
+        try:
+            in_project = await self._in_project(p.client, name, project)
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
+        if not in_project:
+            return Failed("Conflict", _elsewhere(name, project), retry_after=300)
+        owner = naming.ownership(p.fs, bucket.labels, self._cluster)
+        if owner == "foreign":
+            return Failed(
+                "Conflict",
+                f"bucket {name} already exists and belongs to {naming.owner_text(bucket.labels, self._cluster)}; "
+                "the operator never adopts a bucket it did not create for this FeatureStore. Set "
+                "spec.offlineStore.gcs.bucket to another name, or delete that bucket",
+                retry_after=300,
+            )
+        if owner == "retained":
+            p.notes.append("taken back from an earlier FeatureStore of this name (retained on deletion)")
+        try:
+            changed = await self._fix_drift(p.client, p.fs, p.target.spec, bucket)
+        except gexc.PreconditionFailed:
+            return Pending("BucketChanging", f"bucket {name} changed while being updated; looking again", retry_after=2)
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.patch {name}", "storage.buckets.update")
+        if changed:
+            p.notes.append("restored " + ", ".join(changed))
+        p.declined = immutable_changes(p.target.spec, bucket)
+        return None
 
-        gsa = fs.spec.gcp.service_account
-        if gsa:
-            member = f"serviceAccount:{gsa}"
-            try:
-                granted = await self._grant(client, name, member)
-            except gexc.NotFound:
-                if not _emulated():
-                    return Failed(
-                        "CloudError", f"storage.buckets.getIamPolicy {name}: bucket not found", retryable=True
-                    )
-                granted = None
-                notes.append("bucket IAM skipped: the storage emulator has no IAM API")
-            except (gexc.Forbidden, gexc.PermissionDenied) as err:
-                return Failed(
-                    "PermissionDenied",
-                    f"granting {OBJECT_ADMIN} on bucket {name} to {member}: permission denied ({err.message}). Grant "
-                    f"the operator storage.buckets.getIamPolicy and storage.buckets.setIamPolicy "
-                    f"(roles/storage.admin), "
-                    f"or run: gcloud storage buckets add-iam-policy-binding gs://{name} --member={member} "
-                    f"--role={OBJECT_ADMIN}",
-                    retry_after=300,
-                )
-            except Exception as err:  # noqa: BLE001
-                return gcp.failure(err, f"storage.buckets.setIamPolicy {name}", "storage.buckets.setIamPolicy")
-            if granted:
-                notes.append(f"granted {OBJECT_ADMIN} to {gsa}")
-
-        endpoint = OfflineEndpoint(bucket=name)
-        message = f"bucket {name}; registry {endpoint.registry_path}"
-        record = {
-            "bucket": name,
-            "bucketProject": project,
-            "bucketDeletionPolicy": gcs.deletion_policy.value,
-            "bucketForce": gcs.force,
-        }
-        rec = fs.status.cloud
-        known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == tuple(record.values())
-        return Ready(
-            endpoint, message + (f" ({'; '.join(notes)})" if notes else ""), status={} if known else {"cloud": record}
-        )
+    async def _grant_gsa(self, p: _Pass) -> Failed | None:
+        """``spec.gcp.serviceAccount`` gets objectAdmin on the bucket."""
+        gsa = p.fs.spec.gcp.service_account
+        if not gsa:
+            return None
+        name, member = p.name, f"serviceAccount:{gsa}"
+        try:
+            granted = await self._grant(p.client, name, member)
+        except gexc.NotFound:
+            if not _emulated():
+                return Failed("CloudError", f"storage.buckets.getIamPolicy {name}: bucket not found", retryable=True)
+            granted = False
+            p.notes.append("bucket IAM skipped: the storage emulator has no IAM API")
+        except (gexc.Forbidden, gexc.PermissionDenied) as err:
+            return Failed(
+                "PermissionDenied",
+                f"granting {OBJECT_ADMIN} on bucket {name} to {member}: permission denied ({err.message}). Grant "
+                f"the operator storage.buckets.getIamPolicy and storage.buckets.setIamPolicy "
+                f"(roles/storage.admin), "
+                f"or run: gcloud storage buckets add-iam-policy-binding gs://{name} --member={member} "
+                f"--role={OBJECT_ADMIN}",
+                retry_after=300,
+            )
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.setIamPolicy {name}", "storage.buckets.setIamPolicy")
+        if granted:
+            p.notes.append(f"granted {OBJECT_ADMIN} to {gsa}")
+        return None
 
     async def _retire(self, old: FeatureStore, ctx: BackendContext, name: str) -> Pending:
         result = await self.delete(old, ctx)
@@ -328,9 +382,7 @@ class GcsBackend:
         except gexc.NotFound:
             return None
 
-    def _new_bucket(self, client: storage.Client, fs: FeatureStore, name: str) -> storage.Bucket:
-        gcs = fs.spec.offline_store.gcs  # type: ignore[union-attr]
-        assert gcs is not None
+    def _new_bucket(self, client: storage.Client, fs: FeatureStore, gcs: GcsSpec, name: str) -> storage.Bucket:
         bucket = storage.Bucket(client, name)
         bucket.labels = naming.owner_labels(fs, self._cluster)
         bucket.iam_configuration.uniform_bucket_level_access_enabled = True
@@ -338,14 +390,14 @@ class GcsBackend:
         bucket.lifecycle_rules = desired_lifecycle([], gcs.lifecycle.delete_after_days if gcs.lifecycle else None)
         return bucket
 
-    async def _fix_drift(self, client: storage.Client, fs: FeatureStore, bucket: storage.Bucket) -> list[str]:
+    async def _fix_drift(
+        self, client: storage.Client, fs: FeatureStore, gcs: GcsSpec, bucket: storage.Bucket
+    ) -> list[str]:
         """Patch back what differs from the spec; returns the names of what changed (no call if none).
 
         The patch goes through a fresh Bucket holding only the changed fields, so it never echoes
         read-only parts (bucketPolicyOnly, lockedTime) back, and never removes user-added labels.
         """
-        gcs = fs.spec.offline_store.gcs  # type: ignore[union-attr]
-        assert gcs is not None
         days = gcs.lifecycle.delete_after_days if gcs.lifecycle else None
         patch = storage.Bucket(client, bucket.name)
         changed: list[str] = []
@@ -373,22 +425,22 @@ class GcsBackend:
     async def _grant(self, client: storage.Client, name: str, member: str) -> bool:
         """Ensure ``member`` holds objectAdmin on the bucket; True when it wrote the policy."""
         bucket = client.bucket(name)
-        for attempt in range(self._iam_attempts):
-            policy = await gcp.call(
-                lambda: bucket.get_iam_policy(requested_policy_version=3, retry=None, timeout=TIMEOUT)
-            )
+
+        def change(policy: Any) -> Any:
             bindings = with_member(policy.bindings, OBJECT_ADMIN, member)
             if bindings is None:
-                return False
+                return None
             policy.bindings = [{**b, "members": set(b["members"])} for b in bindings]
             policy.version = 3
-            try:
-                await gcp.call(lambda p=policy: bucket.set_iam_policy(p, retry=None, timeout=TIMEOUT))
-                return True
-            except (gexc.PreconditionFailed, gexc.Conflict) as err:  # etag moved: re-read, re-apply
-                log.info("IAM policy of bucket %s changed concurrently (%s); retrying", name, err.code)
-                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
-        raise gexc.Aborted(f"the IAM policy of bucket {name} kept changing during {self._iam_attempts} attempts")
+            return policy
+
+        return await gcp.read_modify_write(
+            f"bucket {name}",
+            lambda: gcp.call(lambda: bucket.get_iam_policy(requested_policy_version=3, retry=None, timeout=TIMEOUT)),
+            change,
+            lambda policy: gcp.call(lambda: bucket.set_iam_policy(policy, retry=None, timeout=TIMEOUT)),
+            self._iam_attempts,
+        )
 
     # -- delete ---------------------------------------------------------------------------------
 
@@ -410,13 +462,12 @@ class GcsBackend:
         project = fs.spec.gcp.project
         if not project:
             return Deleted(True, f"bucket {name} left in place: spec.gcp.project is unknown")
-        unblock = "; or set spec.offlineStore.gcs.deletionPolicy: Retain to let the FeatureStore go and keep the bucket"
         try:
             client = await self._client(project)
             bucket = await self._get(client, name)
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"storage.buckets.get {name}", "storage.buckets.get")
-            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
+            return Deleted(False, f.message + UNBLOCK, retry_after=f.retry_after)
         if bucket is None:
             return Deleted(True, f"bucket {name} is already gone")
         owner = naming.ownership(fs, bucket.labels, self._cluster)
@@ -429,8 +480,13 @@ class GcsBackend:
                 return Deleted(True, f"bucket {name} is not in project {project}; left untouched")
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"storage.buckets.list in project {project}", "storage.buckets.list")
-            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
+            return Deleted(False, f.message + UNBLOCK, retry_after=f.retry_after)
 
+        return await self._delete_bucket(fs, gcs, client, name)
+
+    async def _delete_bucket(self, fs: FeatureStore, gcs: GcsSpec, client: storage.Client, name: str) -> Deleted:
+        """Our bucket, in its project: delete it when empty; with ``force`` its objects first (in
+        bounded batches per pass); a non-empty one without ``force`` is kept."""
         try:
             empty = await self._is_empty(client, name)
             if not empty and not gcs.force:
@@ -456,7 +512,7 @@ class GcsBackend:
             )
         except Exception as err:  # noqa: BLE001
             f = gcp.failure(err, f"deleting bucket {name}", "storage.buckets.delete and storage.objects.delete")
-            return Deleted(False, f.message + unblock, retry_after=f.retry_after)
+            return Deleted(False, f.message + UNBLOCK, retry_after=f.retry_after)
         log.info("deleted bucket %s of %s/%s", name, fs.metadata.namespace, fs.metadata.name)
         return Deleted(True, f"deleted bucket {name}")
 
@@ -496,10 +552,13 @@ class GcsBackend:
         return gcs is not None and not gcs.existing_bucket and gcs.deletion_policy is DeletionPolicy.DELETE
 
 
+#: How to let a FeatureStore go whose bucket cannot be deleted now.
+UNBLOCK = "; or set spec.offlineStore.gcs.deletionPolicy: Retain to let the FeatureStore go and keep the bucket"
+
 #: Status update that drops the record of the bucket (status.cloud).
-FORGET: dict[str, Any] = {
-    "cloud": {"bucket": None, "bucketProject": None, "bucketDeletionPolicy": None, "bucketForce": None}
-}
+FORGET = StatusUpdate(
+    cloud=CloudStatus(bucket=None, bucket_project=None, bucket_deletion_policy=None, bucket_force=None)
+)
 
 
 def _elsewhere(name: str, project: str) -> str:
@@ -530,3 +589,16 @@ def _inaccessible(name: str, project: str, err: BaseException) -> str:
         f"(bucket names are global: set spec.offlineStore.gcs.bucket to another name) or the operator's identity "
         f"lacks storage.buckets.get in project {project} (grant roles/storage.admin)"
     )
+
+
+#: How each immutable field (the table: api/immutable.py) reads on a bucket.
+OBSERVED: dict[str, Callable[[storage.Bucket], object]] = {"location": lambda bucket: bucket.location or None}
+
+
+def immutable_changes(gcs: GcsSpec, bucket: storage.Bucket) -> list[str]:
+    """The spec's immutable fields (api/immutable.py) that differ from the existing ``bucket``."""
+    have = {r.field: r.norm(OBSERVED[r.field](bucket)) for r in immutable.rows(immutable.GCS)}
+    return [
+        f"{path} cannot be changed on an existing bucket: it is {was}, the spec asks for {want}"
+        for path, was, want in immutable.differences(immutable.GCS, gcs, have)
+    ]

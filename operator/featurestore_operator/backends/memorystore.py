@@ -21,7 +21,7 @@ and later passes poll it, so a restarted operator resumes where the last one sto
                                            -> Pending("Updating")
     READY, in sync                      -> Ready(endpoint, secret={password, ca.crt})
 
-Immutable fields (tier, network, connectMode, transitEncryption, authEnabled, redisVersion) that
+Immutable fields (the table in ``api/immutable.py``, which the admission webhook also reads) that
 differ from the instance are NOT an error outcome: the instance keeps serving exactly as it is,
 so ensure returns **Ready** (endpoint and Secret of the *actual* instance) whose ``message``
 starts with ``ImmutableFieldChanged:`` and names ``spec.onlineStore.memorystore.<field>``, the
@@ -49,18 +49,19 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 
-from ..api import DeletionPolicy, FeatureStore, OperatorConfig
+from ..api import DeletionPolicy, FeatureStore, OperatorConfig, immutable
+from ..api.resolve import ResolvedMemorystore, memorystore_of
 from ..api.spec import MemorystoreSpec
+from ..api.status import CloudStatus, Operations
 from ..render.inputs import OnlineEndpoint, SecretKey
 from ..render.names import Names
 from . import gcp, longop
-from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready
+from .base import BackendContext, Deleted, Failed, Outcome, Pending, Ready, StatusUpdate
 from .naming import (
     LABEL_UID,
     existing_refusal,
@@ -69,7 +70,7 @@ from .naming import (
     owner_text,
     ownership,
 )
-from .policy import byo_refusal, memorystore_security_refusal, policy_refusal
+from .policy import byo_refusal, memorystore_security_refusal, refusal
 from .recorded import retired_instance
 
 if TYPE_CHECKING:  # the client module is imported lazily (first use), never at import time
@@ -93,11 +94,13 @@ STATE_REASONS = {
     "STATE_UNSPECIFIED": "Unknown",
 }
 #: status.operations once no operation is in flight, and while one is (its name and start time).
-OPS_DONE: dict[str, Any] = {"memorystore": None, "memorystoreStartTime": None}
+OPS_DONE = StatusUpdate(operations=Operations(memorystore=None, memorystore_start_time=None))
 
 
-def _ops(op_name: str) -> dict[str, Any]:
-    return {"memorystore": op_name, "memorystoreStartTime": longop.timestamp(longop.now())}
+def _ops(op_name: str) -> StatusUpdate:
+    return StatusUpdate(
+        operations=Operations(memorystore=op_name, memorystore_start_time=longop.timestamp(longop.now()))
+    )
 
 
 #: Reason of a pending operation by its verb.
@@ -176,27 +179,22 @@ class MemorystoreBackend:
         rpc_timeout: float = 30.0,
     ):
         self.config = config
-        self._factory = client_factory or (lambda: client_from_config(config))
+        self._clients = gcp.LazyClients(client_factory or (lambda: client_from_config(config)))
         self._retry = retry
         self._timeout = rpc_timeout
-        self._client: CloudRedisClient | None = None
-        self._client_lock = threading.Lock()
         self._cluster = config.cluster_id if config else None
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _make_client(self) -> CloudRedisClient:
-        with self._client_lock:
-            if self._client is None:
-                self._client = self._factory()
-            return self._client
+    @property
+    def _client(self) -> CloudRedisClient | None:
+        """The client once built (it is built on the first call)."""
+        return self._clients.peek()
 
     async def _rpc(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``client.<method>`` in a worker thread with the shared retry policy. The client's
         own retry is disabled (``retry=None``) so exactly one policy applies."""
-        client = self._client
-        if client is None:
-            client = await gcp.blocking(self._make_client)
+        client = await self._clients.get()
         fn = functools.partial(getattr(client, method), retry=None, timeout=self._timeout)
         return await gcp.call(fn, *args, retry=self._retry or gcp.retry_policy(), **kwargs)
 
@@ -217,51 +215,57 @@ class MemorystoreBackend:
         return None
 
     @staticmethod
-    def _names(fs: FeatureStore) -> tuple[str, str, str]:
-        project, region = fs.spec.gcp.project, fs.spec.gcp.region
-        assert project and region and fs.spec.online_store and fs.spec.online_store.memorystore, (
-            "resolve() the spec first"
-        )
-        parent = f"projects/{project}/locations/{region}"
+    def _names(fs: FeatureStore, ms: ResolvedMemorystore) -> tuple[str, str, str]:
+        """(parent, instance id, instance name)."""
+        parent = f"projects/{ms.project}/locations/{ms.region}"
         iid = memorystore_instance_id(fs)
         return parent, iid, f"{parent}/instances/{iid}"
 
     # -- ensure -------------------------------------------------------------------------------
 
     async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Outcome[OnlineEndpoint]:
+        ms = memorystore_of(fs.spec)
+        if ms is None:
+            return Failed("InvalidSpec", UNRESOLVED)
         try:
-            return await self._ensure(fs)
+            return await self._ensure(fs, ms, ctx)
         except Exception as err:  # noqa: BLE001 - credentials errors surface from the lazy client
             failed = self._client_failure(err)
             if failed is None:
                 raise
             return failed
 
-    async def _ensure(self, fs: FeatureStore) -> Outcome[OnlineEndpoint]:
-        parent, iid, name = self._names(fs)
-        refused = policy_refusal(fs, self.config)
+    async def _ensure(self, fs: FeatureStore, ms: ResolvedMemorystore, ctx: BackendContext) -> Outcome[OnlineEndpoint]:
+        """The module docstring's table, one row per step; at most one mutating call."""
+        parent, iid, name = self._names(fs, ms)
+        refused = refusal(fs, ctx, self.config)
         if refused:  # checked here too: the webhook can be down or bypassed
             return Failed("PolicyViolation", f"refused by the admin policy: {refused}", retry_after=300)
         old = retired_instance(fs, name)
         if old is not None:  # instanceId/project/region changed: the old instance first, by its policy
             return await self._retire(old, name)
-        if _spec(fs).existing_instance:
+        if ms.spec.existing_instance:
             return await self._existing(fs, name)
-        status: dict[str, Any] = {}
+        status = StatusUpdate()
         op_name = fs.status.operations.memorystore
         if op_name:
             polled = await self._poll(op_name, fs)
             if isinstance(polled, (Pending, Failed)):
                 return polled
-            status = {"operations": OPS_DONE}  # done: forget it, look at the instance
-
+            status = OPS_DONE  # done: forget it, look at the instance
         try:
             inst = await self._rpc("get_instance", name=name)
         except gexc.NotFound:
-            return await self._create(fs, parent, iid, name, status)
+            return await self._create(fs, ms.spec, parent, iid, name, status)
         except Exception as err:  # noqa: BLE001
             return _with_status(self._fail(err, f"get Memorystore instance {name}", "redis.instances.get"), status)
+        return await self._converge(fs, ms.spec, inst, name, status)
 
+    async def _converge(
+        self, fs: FeatureStore, ms: MemorystoreSpec, inst: Any, name: str, status: StatusUpdate
+    ) -> Outcome[OnlineEndpoint]:
+        """An instance that exists: another owner's -> Conflict; not READY -> Pending by its state;
+        a mutable field differs -> one update; else Ready."""
         labels = dict(inst.labels)
         owner = ownership(fs, labels, self._cluster)
         if owner == "foreign":
@@ -274,46 +278,19 @@ class MemorystoreBackend:
                 retry_after=300,
                 status=status,
             )
-
-        state = inst.state.name
-        if state != "READY":
-            reason = STATE_REASONS.get(state, "Unknown")
-            detail = f": {inst.status_message}" if inst.status_message else ""
-            what = {"DELETING": "is being deleted; it is created again once it is gone"}.get(state, f"is {state}")
-            retry = RETRY_CREATING if state == "CREATING" else RETRY_UPDATING if state == "UPDATING" else RETRY_OTHER
-            return Pending(reason, f"Memorystore instance {name} {what}{detail}", status=status, retry_after=retry)
-
-        # READY: one mutable difference per operation; adoption (labels) first.
-        ms = _spec(fs)
-        want_labels = {**labels, **owner_labels(fs, self._cluster)}
-        change: tuple[str, dict[str, Any], str] | None = None
-        if want_labels != labels:
-            change = (
-                "labels",
-                {"labels": want_labels},
-                f"taking over retained instance (previous featurestore-uid {labels.get(LABEL_UID)!r})"
-                if owner == "retained"
-                else "restoring the owner labels",
-            )
-        elif ms.redis_configs is not None and dict(ms.redis_configs) != dict(inst.redis_configs):
-            change = (
-                "redis_configs",
-                {"redis_configs": dict(ms.redis_configs)},
-                f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.redis_configs)}",
-            )
-        elif ms.memory_size_gb != inst.memory_size_gb:
-            change = (
-                "memory_size_gb",
-                {"memory_size_gb": ms.memory_size_gb},
-                f"memorySizeGb {inst.memory_size_gb} -> {ms.memory_size_gb}",
-            )
+        waiting = _not_ready(inst, name, status)
+        if waiting is not None:
+            return waiting
+        change = _mutable_change(ms, inst, {**labels, **owner_labels(fs, self._cluster)}, owner)
         if change:
             return await self._update(name, *change, adopting=owner == "retained", status=status)
-
-        return await self._ready(fs, inst, name, status)
+        return await self._ready(fs, ms, inst, name, status)
 
     async def _retire(self, old: FeatureStore, name: str) -> Outcome[OnlineEndpoint]:
-        result = await self._delete(old)
+        old_ms = memorystore_of(old.spec)
+        if old_ms is None:  # the record names no project/region: nothing the operator can reach
+            return Failed("InvalidSpec", f"the recorded instance {old.status.cloud.memorystore}: {UNRESOLVED}")
+        result = await self._delete(old, old_ms)
         recorded = old.status.cloud.memorystore
         if not result.done:
             return Pending(
@@ -325,7 +302,7 @@ class MemorystoreBackend:
         return Pending(
             "RetiredOldInstance",
             f"the spec now names {name}; the old instance {recorded}: {result.message}",
-            status={**result.status, **FORGET},
+            status=result.status | FORGET,
             retry_after=FIRST_POLL,
         )
 
@@ -370,14 +347,13 @@ class MemorystoreBackend:
                 f"existing Memorystore instance {name} is {inst.state.name}",
                 retry_after=RETRY_OTHER,
             )
-        return await self._ready(fs, inst, name, {}, existing=True)
+        return await self._ready(fs, None, inst, name, StatusUpdate())
 
     async def _create(
-        self, fs: FeatureStore, parent: str, iid: str, name: str, status: dict[str, Any]
+        self, fs: FeatureStore, ms: MemorystoreSpec, parent: str, iid: str, name: str, status: StatusUpdate
     ) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
 
-        ms = _spec(fs)
         display = f"Feast online store {fs.metadata.namespace}/{fs.metadata.name}"[:80]
         instance = redis_v1.Instance(
             display_name=display,
@@ -419,12 +395,12 @@ class MemorystoreBackend:
             "Creating",
             f"Memorystore instance {name}: {longop.progress('memorystore', 'create', longop.now(), longop.now())}; "
             f"operation {op_name}",
-            status={**status, "operations": _ops(op_name), **_record(fs, name)},
+            status=status | _ops(op_name) | _record(fs, ms, name),
             retry_after=FIRST_POLL,
         )
 
     async def _update(
-        self, name: str, path: str, fields: dict[str, Any], what: str, *, adopting: bool, status: dict[str, Any]
+        self, name: str, path: str, fields: dict[str, Any], what: str, *, adopting: bool, status: StatusUpdate
     ) -> Outcome[OnlineEndpoint]:
         from google.cloud import redis_v1
         from google.protobuf import field_mask_pb2
@@ -464,13 +440,19 @@ class MemorystoreBackend:
             reason,
             f"Memorystore instance {name}: {longop.progress('memorystore', 'update', started, started)} "
             f"({what}); operation {op_name}",
-            status={**status, "operations": _ops(op_name)},
+            status=status | _ops(op_name),
             retry_after=FIRST_POLL,
         )
 
     async def _ready(
-        self, fs: FeatureStore, inst: Any, name: str, status: dict[str, Any], existing: bool = False
+        self,
+        fs: FeatureStore,
+        ms: MemorystoreSpec | None,
+        inst: Any,
+        name: str,
+        status: StatusUpdate,
     ) -> Outcome[OnlineEndpoint]:
+        """``ms``: the managed instance's spec (None: an existing instance, compared with nothing)."""
         from google.cloud import redis_v1
 
         tls = inst.transit_encryption_mode == redis_v1.Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
@@ -481,6 +463,35 @@ class MemorystoreBackend:
                 status=status,
                 retry_after=RETRY_OTHER,
             )
+        secret = await self._secret_data(inst, name, tls, status)
+        if not isinstance(secret, dict):
+            return secret
+        secret_name = Names(fs).online_secret
+        endpoint = OnlineEndpoint(
+            host=inst.host,
+            port=inst.port,
+            tls=tls,
+            password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
+            ca=SecretKey(secret_name, CA_KEY) if tls else None,
+        )
+        ignored = _immutable_changes(ms, inst) if ms is not None else []
+        message = _ready_message(name, endpoint, managed=ms is not None, ignored=ignored)
+        if ignored:
+            log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
+        if ms is not None:
+            status = status | _record(fs, ms, name)
+        return Ready(
+            endpoint,
+            message=message,
+            secret=secret or None,
+            status=status,
+            reason="ImmutableFieldChanged" if ignored else "Ready",
+        )
+
+    async def _secret_data(
+        self, inst: Any, name: str, tls: bool, status: StatusUpdate
+    ) -> dict[str, str] | Pending | Failed:
+        """What the online-store Secret holds (the CA certificates, the AUTH string), or why not yet."""
         secret: dict[str, str] = {}
         if tls:
             pems = [c.cert.strip() for c in inst.server_ca_certs if c.cert.strip()]
@@ -492,54 +503,22 @@ class MemorystoreBackend:
                     retry_after=RETRY_OTHER,
                 )
             secret[CA_KEY] = "\n".join(pems) + "\n"
-        if inst.auth_enabled:
-            try:
-                auth = await self._rpc("get_instance_auth_string", name=name)
-            except gexc.NotFound:  # deleted between the two calls: the next pass sees what happened
-                return Pending(
-                    "Provisioning",
-                    f"Memorystore instance {name} disappeared while reading its AUTH string; looking again",
-                    status=status,
-                    retry_after=RETRY_UPDATING,
-                )
-            except Exception as err:  # noqa: BLE001
-                return _with_status(
-                    self._fail(
-                        err, f"get the AUTH string of Memorystore instance {name}", "redis.instances.getAuthString"
-                    ),
-                    status,
-                )
-            secret[PASSWORD_KEY] = auth.auth_string
-        secret_name = Names(fs).online_secret
-        endpoint = OnlineEndpoint(
-            host=inst.host,
-            port=inst.port,
-            tls=tls,
-            password=SecretKey(secret_name, PASSWORD_KEY) if inst.auth_enabled else None,
-            ca=SecretKey(secret_name, CA_KEY) if tls else None,
-        )
-        ignored = [] if existing else _immutable_changes(fs, inst)
-        if existing:
-            message = (
-                f"existing Memorystore instance {name} at {endpoint.address} (not managed: never modified or deleted)"
+        if not inst.auth_enabled:
+            return secret
+        try:
+            auth = await self._rpc("get_instance_auth_string", name=name)
+        except gexc.NotFound:  # deleted between the two calls: the next pass sees what happened
+            return Pending(
+                "Provisioning",
+                f"Memorystore instance {name} disappeared while reading its AUTH string; looking again",
+                status=status,
+                retry_after=RETRY_UPDATING,
             )
-        elif ignored:
-            message = (
-                "ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
-                "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize."
-            )
-            log.warning("%s/%s: Memorystore instance %s: %s", fs.metadata.namespace, fs.metadata.name, name, message)
-        else:
-            message = f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if tls else "")
-        if not existing:
-            status = {**status, **_record(fs, name)}
-        return Ready(
-            endpoint,
-            message=message,
-            secret=secret or None,
-            status=status,
-            reason="ImmutableFieldChanged" if ignored else "Ready",
-        )
+        except Exception as err:  # noqa: BLE001
+            what = f"get the AUTH string of Memorystore instance {name}"
+            return _with_status(self._fail(err, what, "redis.instances.getAuthString"), status)
+        secret[PASSWORD_KEY] = auth.auth_string
+        return secret
 
     async def _poll(self, op_name: str, fs: FeatureStore) -> Pending | Failed | None:
         """None when the operation is done (successfully, or gone); else the outcome to return.
@@ -572,7 +551,7 @@ class MemorystoreBackend:
                 f"({_CODE_NAMES.get(code, code)}): {op.error.message} (operation {op_name})",
                 retryable=code not in _PERMANENT_CODES,
                 retry_after=60 if code not in _PERMANENT_CODES else 300,
-                status={"operations": OPS_DONE},  # the next pass looks at the instance again
+                status=OPS_DONE,  # the next pass looks at the instance again
             )
         return None
 
@@ -587,10 +566,13 @@ class MemorystoreBackend:
         return bool(ms and not ms.existing_instance and ms.deletion_policy is DeletionPolicy.DELETE)
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        ms = memorystore_of(fs.spec)
+        if ms is None:
+            return Deleted(False, UNRESOLVED, retry_after=300)
         try:
-            result = await self._delete(fs)
-            if result.done and fs.status.cloud.memorystore == self._names(fs)[2]:
-                return Deleted(True, result.message, status={**result.status, **FORGET})
+            result = await self._delete(fs, ms)
+            if result.done and fs.status.cloud.memorystore == self._names(fs, ms)[2]:
+                return Deleted(True, result.message, status=result.status | FORGET)
             return result
         except Exception as err:  # noqa: BLE001
             failed = self._client_failure(err)
@@ -598,16 +580,16 @@ class MemorystoreBackend:
                 raise
             return Deleted(False, failed.message, retry_after=failed.retry_after)
 
-    async def _delete(self, fs: FeatureStore) -> Deleted:
-        _, _, name = self._names(fs)
-        ms = _spec(fs)
+    async def _delete(self, fs: FeatureStore, target: ResolvedMemorystore) -> Deleted:
+        _, _, name = self._names(fs, target)
+        ms = target.spec
         if ms.existing_instance:
             return Deleted(True, f"existing Memorystore instance {name} left untouched (bring your own)")
         if ms.deletion_policy is DeletionPolicy.RETAIN:
             log.info("Memorystore instance %s retained (deletionPolicy Retain)", name)
             return Deleted(True, f"Memorystore instance {name} retained (deletionPolicy Retain)")
 
-        status: dict[str, Any] = {}
+        status = StatusUpdate()
         note = ""
         op_name = fs.status.operations.memorystore
         if op_name:
@@ -618,8 +600,12 @@ class MemorystoreBackend:
                 if not polled.status:  # could not poll it (transient, permission): try again later
                     return Deleted(False, polled.message, retry_after=polled.retry_after)
                 note = f" (after: {polled.message})"
-            status = {"operations": OPS_DONE}
+            status = OPS_DONE
 
+        return await self._delete_instance(fs, name, status, note)
+
+    async def _delete_instance(self, fs: FeatureStore, name: str, status: StatusUpdate, note: str) -> Deleted:
+        """No operation in flight: delete the instance if it is ours and idle."""
         try:
             inst = await self._rpc("get_instance", name=name)
         except gexc.NotFound:
@@ -672,7 +658,7 @@ class MemorystoreBackend:
         return Deleted(
             False,
             f"deleting Memorystore instance {name}{note}; operation {op.operation.name}",
-            status={"operations": _ops(op.operation.name)},
+            status=_ops(op.operation.name),
             retry_after=FIRST_POLL,
         )
 
@@ -680,29 +666,79 @@ class MemorystoreBackend:
 # -- helpers ------------------------------------------------------------------------------------
 
 #: Status update that drops the record of the instance (status.cloud).
-FORGET: dict[str, Any] = {"cloud": {"memorystore": None, "memorystoreDeletionPolicy": None}}
+FORGET = StatusUpdate(cloud=CloudStatus(memorystore=None, memorystore_deletion_policy=None))
 
 
-def _record(fs: FeatureStore, name: str) -> dict[str, Any]:
-    """Status update recording the instance the operator created (clean-up works from it); {} when
+def _record(fs: FeatureStore, ms: MemorystoreSpec, name: str) -> StatusUpdate:
+    """Status update recording the instance the operator created (clean-up works from it); empty when
     status already says so (an unchanged store writes nothing)."""
-    policy = _spec(fs).deletion_policy.value
+    record = CloudStatus.model_validate({"memorystore": name, "memorystoreDeletionPolicy": ms.deletion_policy.value})
     rec = fs.status.cloud
-    if (rec.memorystore, rec.memorystore_deletion_policy) == (name, policy):
-        return {}
-    return {"cloud": {"memorystore": name, "memorystoreDeletionPolicy": policy}}
+    if (rec.memorystore, rec.memorystore_deletion_policy) == (record.memorystore, record.memorystore_deletion_policy):
+        return StatusUpdate()
+    return StatusUpdate(cloud=record)
 
 
-def _spec(fs: FeatureStore) -> MemorystoreSpec:
-    store = fs.spec.online_store
-    assert store is not None and store.memorystore is not None, "not a Memorystore FeatureStore (resolve() first)"
-    return store.memorystore
+#: A store without spec.onlineStore.memorystore, project or region: resolve() guarantees them, so
+#: only a caller that skipped it gets this.
+UNRESOLVED = "needs spec.onlineStore.memorystore and spec.gcp.project/region (resolve() the spec first)"
 
 
-def _with_status(outcome: Failed, status: dict[str, Any]) -> Failed:
+def _ready_message(name: str, endpoint: OnlineEndpoint, *, managed: bool, ignored: list[str]) -> str:
+    if not managed:
+        return f"existing Memorystore instance {name} at {endpoint.address} (not managed: never modified or deleted)"
+    if ignored:
+        return (
+            "ImmutableFieldChanged: " + "; ".join(ignored) + ". The instance keeps serving unchanged; "
+            "revert the field(s), or create a new FeatureStore (a new instance) and re-materialize."
+        )
+    return f"Memorystore instance {name} at {endpoint.address}" + (" (TLS)" if endpoint.tls else "")
+
+
+def _not_ready(inst: Any, name: str, status: StatusUpdate) -> Pending | None:
+    """The table's non-READY rows: Pending with the state's reason (None: READY)."""
+    state = inst.state.name
+    if state == "READY":
+        return None
+    reason = STATE_REASONS.get(state, "Unknown")
+    detail = f": {inst.status_message}" if inst.status_message else ""
+    what = {"DELETING": "is being deleted; it is created again once it is gone"}.get(state, f"is {state}")
+    retry = RETRY_CREATING if state == "CREATING" else RETRY_UPDATING if state == "UPDATING" else RETRY_OTHER
+    return Pending(reason, f"Memorystore instance {name} {what}{detail}", status=status, retry_after=retry)
+
+
+def _mutable_change(
+    ms: MemorystoreSpec, inst: Any, want_labels: dict[str, str], owner: str
+) -> tuple[str, dict[str, Any], str] | None:
+    """The table's "a mutable field differs" row: (update mask path, fields, what) of the first
+    difference, one field per operation: labels (adoption first), then redisConfigs, then memorySizeGb."""
+    labels = dict(inst.labels)
+    if want_labels != labels:
+        what = (
+            f"taking over retained instance (previous featurestore-uid {labels.get(LABEL_UID)!r})"
+            if owner == "retained"
+            else "restoring the owner labels"
+        )
+        return "labels", {"labels": want_labels}, what
+    if ms.redis_configs is not None and dict(ms.redis_configs) != dict(inst.redis_configs):
+        return (
+            "redis_configs",
+            {"redis_configs": dict(ms.redis_configs)},
+            f"redisConfigs {dict(inst.redis_configs)} -> {dict(ms.redis_configs)}",
+        )
+    if ms.memory_size_gb != inst.memory_size_gb:
+        return (
+            "memory_size_gb",
+            {"memory_size_gb": ms.memory_size_gb},
+            f"memorySizeGb {inst.memory_size_gb} -> {ms.memory_size_gb}",
+        )
+    return None
+
+
+def _with_status(outcome: Failed, status: StatusUpdate) -> Failed:
     if not status:
         return outcome
-    return Failed(outcome.reason, outcome.message, outcome.retryable, {**outcome.status, **status}, outcome.retry_after)
+    return Failed(outcome.reason, outcome.message, outcome.retryable, outcome.status | status, outcome.retry_after)
 
 
 def _poll_after(op: Any, cap: float) -> float:
@@ -745,34 +781,21 @@ def _op_metadata(op: Any) -> tuple[str, str]:
     return "", ""
 
 
-def _network(value: str | None) -> str:
-    """Compare networks by their projects/P/global/networks/N form."""
-    v = (value or "").strip()
-    i = v.find("projects/")
-    return v[i:] if i > 0 else v
+#: How each immutable field (the table: api/immutable.py) reads on an instance.
+OBSERVED: dict[str, Callable[[Any], object]] = {
+    "tier": lambda inst: inst.tier.name,
+    "connectMode": lambda inst: inst.connect_mode.name,
+    "network": lambda inst: inst.authorized_network,
+    "transitEncryption": lambda inst: inst.transit_encryption_mode.name == "SERVER_AUTHENTICATION",
+    "authEnabled": lambda inst: bool(inst.auth_enabled),
+    "redisVersion": lambda inst: inst.redis_version,
+}
 
 
-def _immutable_changes(fs: FeatureStore, inst: Any) -> list[str]:
+def _immutable_changes(ms: MemorystoreSpec, inst: Any) -> list[str]:
     """Human-readable differences between the spec and the instance in fields that cannot change."""
-    ms = _spec(fs)
-    have_tls = inst.transit_encryption_mode.name == "SERVER_AUTHENTICATION"
-    pairs: list[tuple[str, Any, Any]] = [
-        ("tier", inst.tier.name, ms.tier.value),
-        ("connectMode", inst.connect_mode.name, ms.connect_mode.value),
-        ("transitEncryption", have_tls, ms.transit_encryption),
-        ("authEnabled", bool(inst.auth_enabled), ms.auth_enabled),
-    ]
-    if inst.redis_version:
-        pairs.append(("redisVersion", inst.redis_version, ms.redis_version))
-    if ms.network and inst.authorized_network:
-        pairs.append(("network", _network(inst.authorized_network), _network(ms.network)))
+    have = {r.field: r.norm(OBSERVED[r.field](inst)) for r in immutable.rows(immutable.MEMORYSTORE)}
     return [
-        f"{FIELD}.{field} cannot be changed on an existing instance: it is {_show(have)}, "
-        f"the spec asks for {_show(want)}"
-        for field, have, want in pairs
-        if have != want
+        f"{path} cannot be changed on an existing instance: it is {was}, the spec asks for {want}"
+        for path, was, want in immutable.differences(immutable.MEMORYSTORE, ms, have)
     ]
-
-
-def _show(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -42,8 +42,9 @@ def _fit(prefix: str, body: str, digest: str, limit: int) -> str:
 def memorystore_instance_id(fs: FeatureStore) -> str:
     """<= 40 chars, starts with a letter, [a-z0-9-], unique per (project, namespace, name)."""
     ms = fs.spec.online_store.memorystore if fs.spec.online_store else None
-    if ms and (ms.existing_instance or ms.instance_id):
-        return ms.existing_instance or ms.instance_id  # type: ignore[return-value]
+    chosen = (ms.existing_instance or ms.instance_id) if ms else None
+    if chosen:
+        return chosen
     digest = _digest(fs.spec.gcp.project or "", fs.metadata.namespace, fs.metadata.name)
     return _fit(
         DERIVED_INSTANCE_PREFIX, _slug(f"{fs.metadata.namespace}-{fs.metadata.name}"), digest, MEMORYSTORE_ID_MAX
@@ -53,8 +54,9 @@ def memorystore_instance_id(fs: FeatureStore) -> str:
 def bucket_name(fs: FeatureStore) -> str:
     """<= 63 chars, globally unique: the GCP project id is part of the hash and the name."""
     gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
-    if gcs and (gcs.existing_bucket or gcs.bucket):
-        return gcs.existing_bucket or gcs.bucket  # type: ignore[return-value]
+    chosen = (gcs.existing_bucket or gcs.bucket) if gcs else None
+    if chosen:
+        return chosen
     project = fs.spec.gcp.project or "local"
     digest = _digest(project, fs.metadata.namespace, fs.metadata.name, length=10)
     body = _slug(f"{derived_bucket_prefix(project)}{fs.metadata.namespace}-{fs.metadata.name}")

@@ -1,13 +1,46 @@
 """The admin policy at the last step before any cloud call (api/policy.py has the rules). Pure.
 
-Every cloud backend asks :func:`policy_refusal` first, whatever validated the spec before: the
-admission webhook can be down or bypassed, and reconcile's own check is one call away from here.
+Every cloud backend asks :func:`refusal` first, whatever validated the spec before: the admission
+webhook can be down or bypassed. Within a reconcile pass the verdict is computed once (reconcile
+hands it over in ``BackendContext.verdict``); a backend called outside a pass computes it itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from ..api import FeatureStore, OperatorConfig, Provider
-from ..api.policy import AdminPolicy, byo_problems, check, effective, memorystore_security_problems
+from ..api.policy import AdminPolicy, Problem, byo_problems, check, effective, memorystore_security_problems
+
+if TYPE_CHECKING:
+    from .base import BackendContext
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The admin policy's answer for one resolved store, computed once per reconcile pass."""
+
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def refusal(self) -> str | None:
+        return "; ".join(f"{path}: {msg}" for path, msg in self.problems) or None
+
+
+def verdict(fs: FeatureStore, config: OperatorConfig) -> Verdict:
+    """Every way ``fs`` breaks the admin policy (api/policy.py:check)."""
+    return Verdict(tuple(check(fs, config.effective_policy)))
+
+
+def refusal(fs: FeatureStore, ctx: BackendContext, config: OperatorConfig | None) -> str | None:
+    """Why the admin policy refuses ``fs``: the pass's verdict when reconcile handed one over, else
+    computed here (``config``: the backend's own)."""
+    if fs.spec.provider is Provider.LOCAL and fs.spec.gcp.service_account:
+        return "provider local binds no Google service account"
+    if ctx.verdict is not None:
+        return ctx.verdict.refusal
+    return policy_refusal(fs, config)
 
 
 def policy_refusal(fs: FeatureStore, config: OperatorConfig | None) -> str | None:

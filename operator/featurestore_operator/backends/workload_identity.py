@@ -17,7 +17,6 @@ the GCS backend's bucket binding.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -25,11 +24,12 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from ..api import FeatureStore, OperatorConfig, Provider
+from ..api.status import CloudStatus
 from ..render import compute
 from ..render.names import Names
 from . import gcp
-from .base import BackendContext, Deleted, Failed, Pending, Ready
-from .policy import policy_refusal
+from .base import BackendContext, Deleted, Failed, Pending, Ready, StatusUpdate
+from .policy import refusal
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,10 @@ def default_client_factory(endpoint: str | None = None) -> Callable[[], Any]:
     return make
 
 
+#: Status update that drops the record of the grant (status.cloud).
+FORGET = StatusUpdate(cloud=CloudStatus(service_account=None, workload_member=None))
+
+
 class WorkloadIdentity:
     """Keeps ``roles/iam.workloadIdentityUser`` for the FeatureStore's KSA on its GSA.
 
@@ -203,25 +207,18 @@ class WorkloadIdentity:
     ):
         self.config = config
         endpoint = endpoint or getattr(config, "iam_endpoint", None)
-        self._factory = client_factory or default_client_factory(endpoint)
-        self._client: Any = None
-        self._lock = asyncio.Lock()
+        self._clients: gcp.LazyClients[Any] = gcp.LazyClients(client_factory or default_client_factory(endpoint))
         self._pool = pool or (config.workload_pool if config else None)
         self._attempts = attempts
         self._timeout = timeout
 
     def close(self) -> None:
         """Close the client's channel (operator shutdown, tests)."""
-        client, self._client = self._client, None
-        if client is not None:
+        for client in self._clients.clear():
             client.transport.close()
 
     async def _iam(self) -> Any:
-        async with self._lock:
-            if self._client is None:
-                # Resolving default credentials may hit the metadata server: not on the event loop.
-                self._client = await gcp.blocking(self._factory)
-            return self._client
+        return await self._clients.get()
 
     async def _get(self, client: Any, res: str) -> Any:
         return await gcp.call(
@@ -252,18 +249,18 @@ class WorkloadIdentity:
         Returns whether it wrote."""
         client = await self._iam()
         res = resource(gsa)
-        for attempt in range(self._attempts):
-            policy = await self._get(client, res)
+
+        def edit(policy: Any) -> tuple[Any, list[dict[str, Any]]] | None:
             bindings = change(policy.bindings)
-            if bindings is None:
-                return False
-            try:
-                await self._set(client, res, policy, bindings)
-                return True
-            except (gexc.Conflict, gexc.PreconditionFailed, gexc.Aborted) as err:  # stale etag
-                log.info("IAM policy of %s changed concurrently (%s); retrying (%d)", res, err.code, attempt + 1)
-                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
-        raise gexc.Aborted(f"the IAM policy of {res} kept changing during {self._attempts} read-modify-write attempts")
+            return None if bindings is None else (policy, bindings)
+
+        return await gcp.read_modify_write(
+            res,
+            lambda: self._get(client, res),
+            edit,
+            lambda new: self._set(client, res, *new),
+            self._attempts,
+        )
 
     async def ensure(self, fs: FeatureStore, ctx: BackendContext) -> Ready[str | None] | Pending | Failed:
         gsa = fs.spec.gcp.service_account
@@ -280,7 +277,7 @@ class WorkloadIdentity:
             return Pending(
                 "RevokedOldGrant",
                 revoked.message or f"revoked the compute KSA's grant on {recorded.service_account}",
-                status={"cloud": {"computeWorkloadMember": None}},
+                status=StatusUpdate(cloud=CloudStatus(compute_workload_member=None)),
                 retry_after=1,
             )
         if (
@@ -294,12 +291,12 @@ class WorkloadIdentity:
             return Pending(
                 "RevokedOldGrant",
                 revoked.message or f"revoked the grant on {recorded.service_account}",
-                status={"cloud": {"serviceAccount": None, "workloadMember": None}},
+                status=FORGET,
                 retry_after=1,
             )
         if not gsa:
             return Ready(None, "no spec.gcp.serviceAccount: Feast pods use the node's (or the KSA's default) identity")
-        refused = policy_refusal(fs, self.config)
+        refused = refusal(fs, ctx, self.config)
         if refused:
             return Failed("PolicyViolation", f"no Workload Identity grant: {refused}", retry_after=300)
         if not self._pool:
@@ -338,7 +335,9 @@ class WorkloadIdentity:
         return Ready(
             mem,
             f"{WORKLOAD_IDENTITY_USER} for {' and '.join(members)} on {gsa}: {verb}",
-            status={"cloud": {"serviceAccount": gsa, "workloadMember": mem, "computeWorkloadMember": compute_mem}},
+            status=StatusUpdate(
+                cloud=CloudStatus(service_account=gsa, workload_member=mem, compute_workload_member=compute_mem)
+            ),
         )
 
     def _member_or_none(self, fs: FeatureStore) -> str | None:
@@ -393,7 +392,7 @@ class WorkloadIdentity:
             return Deleted(True)
         result = await self._revoke(fs, recorded.service_account, recorded.workload_member)
         if result.done:
-            return Deleted(True, result.message, status={"cloud": {"serviceAccount": None, "workloadMember": None}})
+            return Deleted(True, result.message, status=FORGET)
         return result
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:

@@ -20,7 +20,7 @@ from .. import store_metrics
 from ..api import API_VERSION, FINALIZER, FeatureStoreStatus
 from ..api.bounds import CostBounds, shed
 from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
-from ..reconcile.core import Deps, Result, reconcile
+from ..reconcile.core import Deps, Result, run_pass
 from ..reconcile.finalize import clean_up_vanished, finalize
 from ..reconcile.kube import ApiError
 
@@ -180,7 +180,7 @@ class Workers:
                     if done.done:
                         self._finalized(key, body)
                     return (None if done.done else done.retry_after), 1.0
-                result = await reconcile(deps, body)
+                result = await run_pass(deps, body)
                 self._record(key, body, result)
                 return (result.requeue_after or self.resync), 1.0
             except ApiError as err:

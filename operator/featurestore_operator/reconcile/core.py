@@ -1,6 +1,7 @@
 """One level-triggered reconcile pass over one FeatureStore:
 
-    parse -> finalizer -> observe -> backends -> desired (pure render) -> apply -> status
+    run_pass:  parse -> policy verdict -> finalizer -> reconcile -> write status (the raw body ends here)
+    reconcile: observe -> backends -> desired (pure render) -> apply -> status (typed in, status out)
 
 Idempotent: the same FeatureStore and cluster state give the same writes, and an unchanged
 FeatureStore gives none (the applier skips objects that are as we left them; status is patched
@@ -11,16 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from ..api import ConditionType as T
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig, SpecError
 from ..api.bounds import namespace_quota
-from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
 from ..api.review import resolved
+from ..backends import policy
 from ..backends.base import BackendContext
 from . import conditions as cond
 from . import records
@@ -175,28 +176,55 @@ def _quota(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -> list[tuple[str
     return namespace_quota(fs, body["metadata"].get("creationTimestamp") or "", others, deps.config.effective_policy)
 
 
-async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
-    """One pass over one FeatureStore ``body`` (a dict as read from the API; updated in place with
-    the status written)."""
+async def run_pass(deps: Deps, body: dict[str, Any]) -> Result:
+    """One pass over the FeatureStore ``body`` as read from the API: the boundary between the raw
+    object and the typed pass. Parses it (a spec the operator refuses is reported), keeps the
+    finalizer, runs :func:`reconcile` on the typed store and writes the status it returns (``body``
+    is updated with what was written, for the runtime's records)."""
     previous = FeatureStoreStatus.model_validate(body.get("status") or {})
     try:
         fs = parse(body, deps.config)
     except SpecError as err:
         return await report_invalid(deps, body, previous, err)
-    # the admin policy, again: the admission webhook may be down or bypassed
-    problems = check(fs, deps.config.effective_policy) + _quota(deps, fs, body)
+    # the admin policy, again (the admission webhook may be down or bypassed): once per pass, the
+    # verdict is handed to the backends
+    verdict = policy.verdict(fs, deps.config)
+    problems = [*verdict.problems, *_quota(deps, fs, body)]
     if problems:
         return await report_invalid(deps, body, previous, SpecError(problems), "PolicyViolation")
     if not await ensure_finalizer(deps, fs, body):
         return Result(1.0, previous.phase.value if previous.phase else None)
-    ns = fs.metadata.namespace
+    done = await reconcile(
+        deps, fs.model_copy(update={"status": previous}), verdict, lambda s: write_status(deps, body, s)
+    )
+    await publish(deps, body, previous, done.status, done.parts)
+    return done.result
 
+
+@dataclass(frozen=True)
+class Pass:
+    """What :func:`reconcile` decided: the new status (for the caller to write), the parts it is
+    made of (for Events) and when to look again."""
+
+    status: FeatureStoreStatus
+    parts: list[cond.Part]
+    result: Result
+
+
+async def reconcile(
+    deps: Deps, fs: FeatureStore, verdict: policy.Verdict, persist: Callable[[FeatureStoreStatus], Awaitable[None]]
+) -> Pass:
+    """observe -> backends -> desired -> apply -> status, for the typed, resolved store ``fs``
+    (``fs.status``: the status as read) that the admin policy allows (``verdict``). Returns the new
+    status; ``persist`` writes what a backend records mid-pass (an operation's name) at once."""
+    previous = fs.status
+    ns = fs.metadata.namespace
     versions = await deps.discovery.versions()
     owned = deps.cache.children(ns, fs.metadata.name)
     await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
     repo = await observe_repo(deps.kube, fs)
-    ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns))
-    backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))
+    ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns), verdict=verdict)
+    backends = await ensure_backends(deps.backends, fs, ctx, previous, persist)
     fs = fs.model_copy(update={"status": backends.status})
     inputs = await secret_inputs(fs, backends, ctx, deps.now())
 
@@ -223,9 +251,9 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     )
     parts, mat_info = build_parts(seen)
     mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization))
-    status = next_status(seen, parts, mat_info, body["metadata"].get("generation"), rfc3339(deps.now()))
-    await publish(deps, body, previous, status, parts)
-    return Result(_next_pass(backends, status, failures), status.phase.value if status.phase else None)
+    status = next_status(seen, parts, mat_info, fs.metadata.generation, rfc3339(deps.now()))
+    result = Result(_next_pass(backends, status, failures), status.phase.value if status.phase else None)
+    return Pass(status, parts, result)
 
 
 def _next_pass(backends: BackendResults, status: FeatureStoreStatus, failures: list[ApplyFailure]) -> float | None:

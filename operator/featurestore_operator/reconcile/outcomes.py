@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from ..api import ConditionType as T
 from ..api import FeatureStore, FeatureStoreStatus
-from ..backends.base import Backend, BackendContext, Failed, Outcome, Pending, Ready
+from ..backends.base import Backend, BackendContext, Failed, Outcome, Pending, Ready, StatusUpdate
 from ..render import Endpoints
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,9 @@ class BackendResults:
         return min(waits) if waits else None
 
 
-def merge_status(status: FeatureStoreStatus, update: dict[str, Any]) -> FeatureStoreStatus:
-    """``status`` with a backend's partial update merged in (wire keys, one level deep:
-    ``{"operations": {"memorystore": "operations/..."}}``)."""
-    if not update:
-        return status
-    data = status.model_dump(mode="json", by_alias=True)
-    for k, v in update.items():
-        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
-    return FeatureStoreStatus.model_validate(data)
+def merge_status(status: FeatureStoreStatus, update: StatusUpdate) -> FeatureStoreStatus:
+    """``status`` with a backend's typed update merged in (only the fields it set)."""
+    return update.applied_to(status) if update else status
 
 
 async def ensure_backends(
