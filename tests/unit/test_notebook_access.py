@@ -130,3 +130,36 @@ def test_kubeflow_condition_false_where_the_webhook_will_not_act():
     assert "$FEAST_A_FS_YAML_FILE_PATH" in ok.message and "b is the namespace's default store" in ok.message
     # no PodDefault wanted: the namespace label does not matter
     assert kubeflow_part(False, True, kinds, NotebookFacts(None, False), "a").status == "True"
+
+
+def _yaml_blocks(path: str) -> list[dict]:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / path).read_text()
+    return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+
+
+def _pod_from(block: dict) -> dict:
+    """The pod a documented snippet makes: a pod fragment (KFP) or an InferenceService, whose
+    ``spec.predictor.labels`` KServe puts on the predictor pod."""
+    if block.get("kind") == "InferenceService":
+        labels = block["spec"]["predictor"]["labels"]
+    else:
+        labels = block["metadata"]["labels"]
+    return {
+        "metadata": {"name": "p", "namespace": NS, "labels": dict(labels)},
+        "spec": {"containers": [{"name": "main", "image": "x"}]},
+    }
+
+
+def test_documented_kfp_and_kserve_snippets_get_the_stores_config():
+    demo = _pd(_fs("demo"), default=True)
+    blocks = _yaml_blocks("docs/notebooks.md")
+    assert {b.get("kind", "pod fragment") for b in blocks} == {"InferenceService", "pod fragment"}
+    for block in blocks:
+        pod = apply_poddefaults(_pod_from(block), [demo], namespace_labels=PROFILE)
+        assert _env(pod)["FEAST_DEMO_FS_YAML_FILE_PATH"] == "/etc/feast/demo/feature_store.yaml", block
+        assert pod["spec"]["volumes"][0]["configMap"]["name"] == "demo-feast-client"
