@@ -92,3 +92,17 @@ def test_authorization_policy_version_follows_discovery():
     assert versions(_objects()) == {"security.istio.io/v1"}
     old = ApiVersions(authorization_policy="security.istio.io/v1beta1")
     assert versions(_objects(versions=old)) == {"security.istio.io/v1beta1"}
+
+
+def test_discovery_picks_v1_and_falls_back_to_v1beta1():
+    import asyncio
+
+    from featurestore_operator.reconcile.discovery import Discovery
+
+    from tests.support.fake_kube import FakeKube
+
+    kube = FakeKube()
+    assert asyncio.run(Discovery(kube).versions()).authorization_policy == "security.istio.io/v1"
+    kube.not_served_versions.add("security.istio.io/v1")  # Istio before 1.22
+    old = asyncio.run(Discovery(kube).versions())
+    assert old.authorization_policy == "security.istio.io/v1beta1" and "AuthorizationPolicy" in old.optional_kinds
