@@ -57,6 +57,8 @@ class FakeKube:
         #: kind/name -> (status, message): refuse applies of these objects like an admission webhook
         self.denied: dict[tuple[str, str], tuple[int, str]] = {}
         self.not_served: set[str] = set()
+        #: apiVersions not served (e.g. security.istio.io/v1 on an Istio older than 1.22)
+        self.not_served_versions: set[str] = set()
 
     # -- helpers for tests --------------------------------------------------------------------
     @property
@@ -211,7 +213,7 @@ class FakeKube:
 
     async def served(self, kind: str, api_version: str, namespace: str | None = None) -> bool:
         old = {"batch/v1beta1", "policy/v1beta1", "autoscaling/v2beta2"}  # a current cluster serves none of these
-        return kind not in self.not_served and api_version not in old
+        return kind not in self.not_served and api_version not in old | self.not_served_versions
 
     async def close(self) -> None:
         return None

@@ -192,7 +192,7 @@ class InClusterRedisSpec(ApiModel):
     materialization rebuilds, and an emptyDir leaves nothing behind when the store is deleted."""
     resources: ResourceRequirements = Field(
         default_factory=lambda: ResourceRequirements(
-            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
+            requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "512Mi"}
         )
     )
     """Resources of the Redis container."""
@@ -375,10 +375,12 @@ class FeatureServerSpec(ApiModel):
     """Autoscale between minReplicas and maxReplicas instead."""
     resources: ResourceRequirements = Field(
         default_factory=lambda: ResourceRequirements(
-            requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "1", "memory": "2Gi"}
+            requests={"cpu": "500m", "memory": "512Mi"}, limits={"cpu": "1", "memory": "2Gi"}
         )
     )
-    """Resources of the feature server container."""
+    """Resources of the feature server container. The default request fits a store (with Istio
+    sidecars) into Kubeflow's sample profile quota (docs/notebooks.md#what-a-store-costs); Feast's
+    server with one worker holds about 190 MiB after import."""
     workers: int | None = Field(default=None, ge=1, le=64)
     """Gunicorn workers. Default: the whole CPUs of the CPU limit (at least 1)."""
     keep_alive_timeout: int = Field(default=30, ge=1, le=3600)
@@ -564,6 +566,11 @@ class KubeflowSpec(ApiModel):
     """Create a PodDefault so notebooks can tick "Allow access to Feast"."""
     allowed_namespaces: list[DnsLabel] = Field(default_factory=list, max_length=50)
     """Other namespaces (e.g. a KServe namespace) allowed to call the feature server."""
+    default_store: bool | None = None
+    """Whether notebooks get this store as their default (``FEAST_FS_YAML_FILE_PATH``, so a bare
+    ``FeatureStore()`` opens it). Every store's PodDefault always sets its own
+    ``FEAST_<NAME>_FS_YAML_FILE_PATH``. Unset: the namespace's only store is its default, with several
+    none is. true: this store is (when several say true, the oldest). false: never."""
 
 
 class ImagesSpec(ApiModel):

@@ -107,6 +107,15 @@ class ApiVersions:
 
 
 @dataclass(frozen=True)
+class NotebookAccess:
+    """What the store's namespace decides about notebook access (read by reconcile; see
+    ``render.kubeflow.default_store``). Default: the store is its namespace's only one."""
+
+    #: this store is the namespace's default store (its PodDefault sets FEAST_FS_YAML_FILE_PATH)
+    default: bool = True
+
+
+@dataclass(frozen=True)
 class RepoSource:
     """The feature repo's revision (hash of its source), computed by reconcile."""
 

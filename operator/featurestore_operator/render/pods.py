@@ -19,8 +19,9 @@ __all__ = ["RUN_AS", "container_security", "empty_dir", "feast_container", "pod_
 
 FEAST_YAML = f"{FEAST_CONFIG_DIR}/{FEAST_CONFIG_FILE}"
 #: Resources of a Feast container whose spec sets none (apply, materialization, optional servers):
-#: `feast apply` imports user code and materialization holds a batch in memory.
-DEFAULT_FEAST_RESOURCES = ResourceRequirements(requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "2Gi"})
+#: `feast apply` imports user code and materialization holds a batch in memory: the limit leaves room,
+#: the request fits a store into Kubeflow's sample profile quota (tests/unit/test_profile_quota.py).
+DEFAULT_FEAST_RESOURCES = ResourceRequirements(requests={"cpu": "100m", "memory": "384Mi"}, limits={"memory": "2Gi"})
 
 
 def resources(req: ResourceRequirements | None) -> dict[str, Any]:
