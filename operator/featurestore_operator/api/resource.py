@@ -38,6 +38,8 @@ class ObjectMeta(BaseModel):
     namespace: str = Field(default="default", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     uid: str | None = None
     generation: int | None = None
+    #: RFC 3339, set by the API server (orders a namespace's stores: quota, default store)
+    creation_timestamp: str | None = Field(default=None, alias="creationTimestamp")
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 

@@ -235,7 +235,7 @@ async def reconcile(
         return deps.cache.objects.get((kind, ns, name))
 
     look = fs.spec.kubeflow.pod_default and "PodDefault" in versions.optional_kinds
-    created = body["metadata"].get("creationTimestamp") or ""
+    created = fs.metadata.creation_timestamp or ""
     notebooks = await observe_notebooks(deps.kube, fs, created, deps.stores(ns), deps.default_marks(ns), look)
     access = NotebookAccess(default=notebooks.default_store == fs.metadata.name)
     want = desired(fs, backends, repo, deps.config, versions, previous, inputs, child, access)
