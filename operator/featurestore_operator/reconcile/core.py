@@ -29,6 +29,7 @@ from .desired import Desired, desired, secret_names
 from .discovery import Discovery
 from .events import Event, transitions
 from .freshness import observe_freshness
+from .gitref import observe_resolution
 from .kube import Kube
 from .observe import observe_repo, secret_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
@@ -194,7 +195,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     versions = await deps.discovery.versions()
     owned = deps.cache.children(ns, fs.metadata.name)
     await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
-    repo = await observe_repo(deps.kube, fs)
+    repo_status = await observe_resolution(deps.kube, fs, owned, previous.feature_repo, rfc3339(deps.now()))
+    repo = await observe_repo(deps.kube, fs, repo_status)
     ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns))
     backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))
     fs = fs.model_copy(update={"status": backends.status})
@@ -220,6 +222,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         feast_version=deps.config.feast_version,
         compute_enabled=deps.config.compute_enabled,
         token_reviewers=bool(deps.config.token_reviewers_binding),
+        repo_status=repo_status,
     )
     parts, mat_info = build_parts(seen)
     mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization))

@@ -94,7 +94,7 @@ def desired(
     the store's objects as last seen; with it, servers not created yet wait for the first apply."""
     if not backends.ready and previous.config_hash is not None and previous.endpoints.online_store is not None:
         return Desired(config_hash=previous.config_hash, hold=True)
-    source = RepoSource(repo.revision) if isinstance(repo, RepoRevision) else None
+    source = RepoSource(repo.revision, repo.commit, repo.resolved_tag) if isinstance(repo, RepoRevision) else None
     endpoints = inputs.endpoints if inputs else backends.endpoints
     rendered = render(fs, endpoints, config, versions, source, inputs.hashes if inputs else None)
     objects = list(rendered.objects)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, feast_config, incluster, jobs, kubeflow, policies, rotation, servers, tls
+from . import authz, compute, feast_config, gitref, incluster, jobs, kubeflow, policies, rotation, servers, tls
 from .inputs import (
     ApiVersions,
     Endpoints,
@@ -121,6 +121,7 @@ def render(
         if not compute.secret_exposure(fs, job_config):  # fail closed: no engine run that leaks a Secret
             objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
         objects += jobs.apply_job(fs, endpoints, config_hash, repo, config)
+    objects += gitref.resolver_objects(fs, repo, versions)  # needs no backend: resolves meanwhile
     objects += kubeflow.pod_default(fs, versions)
     objects += kubeflow.client_config_reader(fs, versions, config)
     rotation.annotate(objects, secrets or SecretHashes())
