@@ -51,6 +51,7 @@ OUT_OF_MESH = {
     "materialization": "talks to Redis, which has no sidecar (no mTLS identity to match); a Job whose "
     "sidecar keeps running never completes on meshes without native sidecars",
     "feature-repo": "the feast apply Job: the same Job completion reason",
+    "repo-resolver": "the git ref resolver Job (render/gitref.py): the same Job completion reason",
     "ray": "Ray nodes connect to each other's pod IPs on ports chosen at run time, which a sidecar carries "
     "only with per-cluster mesh setup; Ray's token authentication guards its APIs instead",
 }

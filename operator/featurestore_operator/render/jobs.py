@@ -211,9 +211,8 @@ def apply_job(
     extra_volumes: list[dict[str, Any]] = []
     if source.git:
         workdir = REPO_DIR if source.git.path == "." else f"{REPO_DIR}/{source.git.path}"
-        if repo.commit is None:
-            return []  # not resolved yet
-        git_container, extra_volumes = _git_init_container(fs, repo.commit)
+        # reconcile always passes the resolved commit; the render CLI (no cluster) shows the ref
+        git_container, extra_volumes = _git_init_container(fs, repo.commit or source.git.ref)
         init.append(git_container)
         extra_volumes.append(empty_dir("repo"))
     else:
