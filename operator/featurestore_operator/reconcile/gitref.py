@@ -26,7 +26,7 @@ from .kube import ApiError, Kube
 log = logging.getLogger(__name__)
 
 REAPPLY_ANNOTATION = "featurestore.kubeflow.org/reapply"
-_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}")  # fullmatch: "$" accepts a trailing newline
 _CLEARED = {
     "ref": None,
     "resolved_ref": None,
@@ -43,7 +43,7 @@ def reapply_token(fs: FeatureStore, previous: FeatureRepoStatus) -> str | None:
     """The reapply token in effect: the annotation's when it is a valid token, else the last one
     handled (removing the annotation re-applies nothing)."""
     value = fs.metadata.annotations.get(REAPPLY_ANNOTATION)
-    if value is not None and _TOKEN.match(value):
+    if value is not None and _TOKEN.fullmatch(value):
         return value
     return previous.reapply_token
 

@@ -38,7 +38,7 @@ CONTAINER = "resolve"
 #: Label on resolver Jobs (and the CronJob's job template): the source they resolve.
 SOURCE_LABEL = "featurestore.kubeflow.org/repo-source"
 MAX_REPORT = 1024
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
+COMMIT = re.compile(r"[0-9a-f]{40}")  # fullmatch: "$" would accept a trailing newline
 ERRORS = frozenset({"auth", "hostkey", "notfound", "unreachable"})
 
 #: Credentials for git (both scripts): a token for https (as a credential helper reading the env,
@@ -100,7 +100,7 @@ Report = Resolved | Unresolved
 
 def is_commit(ref: str) -> bool:
     """A full commit hash: pinned, never resolved."""
-    return bool(COMMIT.match(ref))
+    return bool(COMMIT.fullmatch(ref))
 
 
 def is_tag(full_ref: str | None) -> bool:
@@ -136,7 +136,7 @@ def parse_report(message: str | None, ref: str) -> Report | None:
     commit, full = doc.get("commit"), doc.get("ref")
     if set(doc) != {"v", "ref", "commit"} or not isinstance(commit, str) or not isinstance(full, str):
         return None
-    if not COMMIT.match(commit) or full not in _ref_names(ref):
+    if not COMMIT.fullmatch(commit) or full not in _ref_names(ref):
         return None
     return Resolved(full, commit)
 
