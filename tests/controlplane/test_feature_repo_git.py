@@ -210,3 +210,39 @@ def test_a_wrong_token_names_the_secret_and_key(operator, kube_api, kubelet, nam
     assert "not-the-token" not in json.dumps(get_fs(kube_api, namespace, "gr")), "the token leaked into status"
     assert _jobs(kube_api, namespace, APPLY) == [], "an apply Job ran without a resolved commit"
     assert operator.pid not in git.client_pids()
+
+
+def test_a_reapply_token_applies_the_current_commit_once_per_new_token(operator, kube_api, kubelet, namespace, git):
+    first = git.create("features", {"features.py": "# one\n"})
+    _secret(kube_api, namespace, TOKEN)
+    api = client.CustomObjectsApi(kube_api)
+    api.create_namespaced_custom_object(G, V, namespace, P, _store(git, first))
+    wait_for(lambda: _applied(kube_api, kubelet, namespace, first), timeout=120, what="the pinned commit applied")
+    [before] = [j["metadata"]["name"] for j in _jobs(kube_api, namespace, APPLY)]
+
+    def annotate(token):
+        api.patch_namespaced_custom_object(
+            G, V, namespace, P, "gr", {"metadata": {"annotations": {"featurestore.kubeflow.org/reapply": token}}}
+        )
+
+    def apply_jobs():
+        return {j["metadata"]["name"] for j in _jobs(kube_api, namespace, APPLY)} - {before}
+
+    annotate("ci-run-1")
+    [again] = wait_for(apply_jobs, timeout=60, what="an apply Job for the token")
+    assert _apply_job_of(kube_api, namespace, first) in (before, again)  # the same commit, applied again
+    kubelet.run(namespace, f"job-name={again}", "Succeeded")
+    st = wait_for(
+        lambda: (s := _repo_status(kube_api, namespace)).get("reapplyToken") == "ci-run-1" and s,
+        timeout=60,
+        what="token",
+    )
+    assert st["appliedCommit"] == first
+    # the same token, then no annotation at all: nothing is applied again
+    annotate("ci-run-1")
+    api.patch_namespaced_custom_object(
+        G, V, namespace, P, "gr", {"metadata": {"annotations": {"featurestore.kubeflow.org/reapply": None}}}
+    )
+    operator.wait_reconciles(2)
+    assert apply_jobs() == {again}
+    assert _repo_status(kube_api, namespace)["reapplyToken"] == "ci-run-1"

@@ -22,7 +22,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
-
 from featurestore_operator.backends.certificates import Issuer, issue, new_key, pem_cert, pem_key
 
 USER = "x-access-token"

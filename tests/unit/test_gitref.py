@@ -8,7 +8,6 @@ import asyncio
 import json
 
 import pytest
-
 from featurestore_operator.api import FeatureStore
 from featurestore_operator.api.spec import MaterializationSpec
 from featurestore_operator.api.status import FeatureRepoStatus
