@@ -209,6 +209,10 @@ def test_a_wrong_token_names_the_secret_and_key(operator, kube_api, kubelet, nam
     assert c["status"] == "False" and "'git-creds'" in c["message"] and "'token'" in c["message"], c
     assert "not-the-token" not in json.dumps(get_fs(kube_api, namespace, "gr")), "the token leaked into status"
     assert _jobs(kube_api, namespace, APPLY) == [], "an apply Job ran without a resolved commit"
+    # the servers wait for a first applied commit (they would cache an empty registry)
+    server = condition(get_fs(kube_api, namespace, "gr"), "FeatureServer")
+    assert server["reason"] == "WaitingForFeatureRepo", server
+    assert not client.AppsV1Api(kube_api).list_namespaced_deployment(namespace).items
     assert operator.pid not in git.client_pids()
 
 

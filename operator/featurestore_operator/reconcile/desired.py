@@ -12,7 +12,7 @@ from ..render import ApiVersions, RepoSource, render, tls
 from ..render.names import COMPONENT_LABEL, Names, meta
 from .conditions import job_state
 from .kinds import Key, key
-from .observe import RepoRevision, RepoState
+from .observe import RepoResolving, RepoRevision, RepoState
 from .outcomes import BackendResults
 from .secrets import SecretInputs
 
@@ -112,7 +112,8 @@ def desired(
     )
     problem = tls.problem(fs, config, versions, endpoints)
     kept = objects
-    if observed is not None and job is not None and _first_apply_pending(job, previous, observed):
+    resolving = isinstance(repo, RepoResolving) and previous.feature_repo.applied_revision is None
+    if observed is not None and (resolving or (job is not None and _first_apply_pending(job, previous, observed))):
         # only creation waits: a server that runs already (a store given a feature repo later) stays
         kept = [o for o in objects if not _reads_registry(o) or observed(o["kind"], o["metadata"]["name"])]
     return Desired(

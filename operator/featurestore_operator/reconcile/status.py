@@ -90,7 +90,8 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
         reason, message = seen.desired.tls_problem
         server = cond.Part(T.FEATURE_SERVER, "False", reason, message, event="Warning")
     elif seen.desired.awaiting_first_apply:
-        message = f"starts once the feast apply Job {job_name} has succeeded (it serves the applied registry)"
+        first = f"the feast apply Job {job_name}" if job_name else "the first commit of the feature repo's ref"
+        message = f"starts once {first} has succeeded (it serves the applied registry)"
         server = cond.Part(T.FEATURE_SERVER, "False", "WaitingForFeatureRepo", message)
     note = manual_grant_note(seen.fs, seen.token_reviewers)
     if note and server.status == "True":
