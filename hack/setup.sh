@@ -19,7 +19,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 # --- Debian packages -----------------------------------------------------------------------
 # prometheus: for promtool, which checks the chart's alert rules (the server itself is not used)
-APT_PACKAGES=(redis-server openssl git util-linux ca-certificates prometheus)
+# openssh-server: sshd for the git-over-ssh tests (tests/support/git_ssh.py)
+APT_PACKAGES=(redis-server openssl git util-linux ca-certificates prometheus openssh-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +33,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
   as_root service redis-server stop >/dev/null 2>&1 || true
   as_root service prometheus stop >/dev/null 2>&1 || true
+  as_root service ssh stop >/dev/null 2>&1 || true  # tests run their own sshd (tests/support/git_ssh.py)
 fi
 
 # --- virtualenv ------------------------------------------------------------------------------

@@ -144,20 +144,24 @@ def test_bad_input_corpus_against_api_server_and_operator(
         cm = core.list_namespaced_config_map(namespace).items
         assert not any("redis.other" in str(c.data) for c in cm), "a foreign Secret's host reached a ConfigMap"
 
-        # Hostile-but-valid git URLs reach the fetch container as one literal argv entry each.
+        # Hostile-but-valid git URLs reach the git container as one literal argv entry each (the ref
+        # resolver's, which runs first: the apply Job waits for its commit; render's unit tests check
+        # the apply Job's fetch container the same way).
         batch = client.BatchV1Api(kube_api)
         for case in (c for c in cases if c.kind == "hostile" and c.argv and "featureRepo" in c.manifest["spec"]):
             url = case.manifest["spec"]["featureRepo"]["git"]["url"]
             jobs = wait_for(
                 lambda: (
                     batch.list_namespaced_job(
-                        namespace, label_selector=f"featurestore.kubeflow.org/name={case.name}"
+                        namespace,
+                        label_selector=f"featurestore.kubeflow.org/name={case.name},"
+                        "app.kubernetes.io/component=repo-resolver",
                     ).items
                 ),
                 timeout=60,
-                what=f"apply Job of {case.id}",
+                what=f"resolver Job of {case.id}",
             )
-            init = jobs[0].spec.template.spec.init_containers[0]
+            init = jobs[0].spec.template.spec.containers[0]
             assert init.command[:2] == ["sh", "-c"] and url not in init.command[2]
             assert init.args[0] == url.replace("$", "$$"), (case.id, init.args)
 

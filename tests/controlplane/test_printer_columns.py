@@ -66,7 +66,7 @@ def test_columns_follow_status(control_plane, featurestore_crd, kubectl_bin, nam
     assert rows[1][:4] == ["demo", "False", "Creating", "10.0.0.3:6378"]
 
     wide = _get(kubectl_bin, control_plane, namespace, tmp_path, "-o", "wide")
-    assert wide[0] == ["NAME", "READY", "REASON", "ONLINE", "AGE", "MESSAGE", "SERVER"]
+    assert wide[0] == ["NAME", "READY", "REASON", "ONLINE", "AGE", "MESSAGE", "SERVER", "COMMIT"]
     # nothing under SERVER: the feature server is not serving yet
     assert wide[1][0] == "demo" and wide[1][5:] == ["OnlineStore: creating, 3m elapsed, usually 5-10 min"]
 
@@ -77,6 +77,7 @@ def test_columns_follow_status(control_plane, featurestore_crd, kubectl_bin, nam
         {
             "phase": "Ready",
             "endpoints": {"featureServer": url},
+            "featureRepo": {"servingCommit": "c" * 40},
             "conditions": [
                 {
                     "type": "Ready",
@@ -90,4 +91,4 @@ def test_columns_follow_status(control_plane, featurestore_crd, kubectl_bin, nam
     )
     wide = _get(kubectl_bin, control_plane, namespace, tmp_path, "-o", "wide")
     assert wide[1][:4] == ["demo", "True", "Ready", "10.0.0.3:6378"]
-    assert wide[1][5:] == ["all parts are ready", url]
+    assert wide[1][5:] == ["all parts are ready", url, "c" * 40]

@@ -21,14 +21,14 @@ import yaml
 from featurestore_operator.api import OperatorConfig, SpecError, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.cli import _dump, main
-from featurestore_operator.render import RepoSource, authz, incluster, jobs, render
+from featurestore_operator.render import RepoSource, authz, gitref, incluster, jobs, render
 
 from tests.support.bad_manifests import Case, corpus
 
 CASES = corpus()
 SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash"}
 #: The fixed shell scripts of the render package (module constants *_SCRIPT): no user input inside.
-SCRIPTS = {v for m in (jobs, incluster) for k, v in vars(m).items() if k.endswith("_SCRIPT") and isinstance(v, str)}
+SCRIPTS = {v for m in (jobs, incluster, gitref) for k, v in vars(m).items() if k.endswith("_SCRIPT") and isinstance(v, str)}
 SCRIPTS.add(authz.SERVE_SHIM)
 FEAST_KEYS = {"project", "provider", "registry", "online_store", "offline_store", "entity_key_serialization_version"}
 CONFIGS = {

@@ -57,7 +57,7 @@ def test_printer_columns_and_names():
     doc = crd()
     version = doc["spec"]["versions"][0]
     columns = {c["name"]: c.get("priority", 0) for c in version["additionalPrinterColumns"]}
-    assert columns == {"Ready": 0, "Reason": 0, "Online": 0, "Age": 0, "Message": 1, "Server": 1}
+    assert columns == {"Ready": 0, "Reason": 0, "Online": 0, "Age": 0, "Message": 1, "Server": 1, "Commit": 1}
     assert version["subresources"] == {"status": {}}
     assert doc["spec"]["names"]["shortNames"] == ["fs"]
     # the Feast Operator's CRD has short name `feast`: a category of that name would shadow it

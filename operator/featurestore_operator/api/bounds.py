@@ -281,6 +281,7 @@ UNCOSTED: dict[tuple[str, str], str] = {
     ("MaterializationSpec", "successful_jobs_history_limit"): "finished Jobs kept (model ceiling 100), no pods",
     ("MaterializationSpec", "failed_jobs_history_limit"): "failed Jobs kept (model ceiling 100), no pods",
     ("LifecycleSpec", "delete_after_days"): "deletes data, costs nothing",
+    ("GitRepoSpec", "poll_minutes"): "one small resolver pod at a time (concurrencyPolicy Forbid), >= 1 minute",
     ("Toleration", "toleration_seconds"): "a timeout",
     ("TopologySpreadConstraint", "max_skew"): "placement of the bounded pods",
     ("KubernetesEngineSpec", "mini_batch_size"): "rows per write inside a bounded pod",

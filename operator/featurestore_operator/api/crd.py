@@ -123,6 +123,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Message", "type": "string", "priority": 1, "jsonPath": f"{_READY}.message"},
     {"name": "Server", "type": "string", "priority": 1, "jsonPath": ".status.endpoints.featureServer"},
+    # the git commit the feature server serves (status.featureRepo: resolved/applied are in -o yaml)
+    {"name": "Commit", "type": "string", "priority": 1, "jsonPath": ".status.featureRepo.servingCommit"},
 ]
 
 

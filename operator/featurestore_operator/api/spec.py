@@ -530,7 +530,15 @@ class GitRepoSpec(ApiModel):
     path: str = Field(default=".", pattern=r"^(\.|[A-Za-z0-9_][A-Za-z0-9_./-]{0,254})$")
     """Directory of the feature repo inside the repository."""
     secret_ref: LocalObjectRef | None = None
-    """Secret with credentials: key `token` (https) or `ssh-privatekey` (ssh)."""
+    """Secret with credentials: key `token` (https), or `ssh-privatekey` and `known_hosts` (ssh: the
+    server's host key is checked against `known_hosts`, never accepted blindly)."""
+    poll_minutes: int = Field(default=5, ge=1, le=1440)
+    """How often a branch (or a followed tag) is resolved to its commit, in minutes; each store gets
+    its own minute offset (jitter). A new commit is applied by a new `feast apply` Job. Not used when
+    `ref` is a full 40-hex commit (pinned)."""
+    follow_tags: bool = False
+    """Re-resolve a tag and apply it again when it is moved. Default: a tag is resolved once and its
+    commit stays applied until the spec changes."""
 
     @field_validator("path")
     @classmethod

@@ -113,6 +113,30 @@ class FeatureRepoStatus(ApiModel):
     """Revision last applied successfully (the registry serves it)."""
     job: str | None = None
     """Name of the apply Job of `revision`."""
+    ref: str | None = None
+    """The git ref the commits below were resolved from (spec.featureRepo.git.ref)."""
+    resolved_ref: str | None = None
+    """Its full name as the repository answered (refs/heads/main, refs/tags/v1), or the commit when pinned."""
+    resolved_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    """The commit the ref pointed to at the last resolution: the commit the next apply uses."""
+    resolved_at: str | None = None
+    """When that commit was first resolved (RFC 3339)."""
+    resolver_job: str | None = None
+    """The resolver Job whose report was read last (older reports are never read again)."""
+    resolver_job_time: str | None = None
+    """Its creationTimestamp: a Job created before it is never read (no replay of an older answer)."""
+    source: str | None = None
+    """Hash of url, ref and path the resolution belongs to (a changed spec starts over)."""
+    applied_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    """The commit `feast apply` last applied successfully: the registry serves its definitions."""
+    applied_at: str | None = None
+    """When that apply succeeded (RFC 3339)."""
+    serving_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    """The applied commit while the feature server is available (what models are served from)."""
+    last_resolution_error: str | None = None
+    """Why the last resolution failed (None: it succeeded)."""
+    reapply_token: str | None = None
+    """The last featurestore.kubeflow.org/reapply annotation value handled (one apply per new token)."""
 
 
 class FeatureViewFreshness(ApiModel):

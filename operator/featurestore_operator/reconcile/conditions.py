@@ -9,7 +9,15 @@ from ..api import Condition, ConditionType, FeatureStoreStatus, Phase
 from ..backends.base import Failed, Pending, Ready
 from ..render.kubeflow import store_config_env
 from .applier import ApplyFailure
-from .observe import PROFILE_LABEL, NotebookFacts, RepoMissing, RepoNotConfigured, RepoState
+from .observe import (
+    PROFILE_LABEL,
+    NotebookFacts,
+    RepoMissing,
+    RepoNotConfigured,
+    RepoResolving,
+    RepoRevision,
+    RepoState,
+)
 
 T = ConditionType
 Status = Literal["True", "False", "Unknown"]
@@ -119,7 +127,17 @@ def materialization_part(
     ), info
 
 
-def feature_repo_part(repo: RepoState, job: dict[str, Any] | None, job_name: str | None, applied: str | None) -> Part:
+def _what(repo: RepoRevision) -> str:
+    return f"commit {repo.commit} (revision {repo.revision})" if repo.commit else f"revision {repo.revision}"
+
+
+def feature_repo_part(
+    repo: RepoState,
+    job: dict[str, Any] | None,
+    job_name: str | None,
+    applied: str | None,
+    resolution_error: str | None = None,
+) -> Part:
     if isinstance(repo, RepoNotConfigured):
         return Part(T.FEATURE_REPO, "True", "NotConfigured", "no featureRepo: the registry is managed by its users")
     if isinstance(repo, RepoMissing):
@@ -130,23 +148,40 @@ def feature_repo_part(repo: RepoState, job: dict[str, Any] | None, job_name: str
             f"{repo.field}: {repo.kind} {repo.name!r} not found in the FeatureStore's namespace; {repo.fix}",
             event="Warning",
         )
+    if isinstance(repo, RepoResolving):
+        if repo.error:
+            return Part(
+                T.FEATURE_REPO,
+                "False",
+                "ResolutionFailed",
+                f"resolving ref {repo.ref!r}: {repo.error}",
+                event="Warning",
+            )
+        return Part(T.FEATURE_REPO, "False", "Resolving", f"resolving ref {repo.ref!r} to a commit (resolver Job)")
     if job is None or job_name is None:
-        return Part(T.FEATURE_REPO, "False", "Pending", f"creating the feast apply Job for revision {repo.revision}")
+        return Part(T.FEATURE_REPO, "False", "Pending", f"creating the feast apply Job for {_what(repo)}")
     state = job_state(job)
+    if state == "Succeeded" and resolution_error:
+        message = f"{_what(repo)} applied and serving; resolving the ref again failed: {resolution_error}"
+        return Part(T.FEATURE_REPO, "True", "ResolutionFailed", message, event="Warning")
     if state == "Succeeded":
-        return Part(T.FEATURE_REPO, "True", "Applied", f"revision {repo.revision} applied by Job {job_name}")
+        return Part(
+            T.FEATURE_REPO,
+            "True",
+            "Applied",
+            f"{_what(repo)} applied by Job {job_name}",
+            event="Normal" if repo.commit else None,
+        )
     if state == "Failed":
         keep = f"; revision {applied} keeps serving" if applied and applied != repo.revision else ""
         return Part(
             T.FEATURE_REPO,
             "False",
             "ApplyFailed",
-            f"feast apply of revision {repo.revision} failed (Job {job_name}){keep}; see `kubectl logs job/{job_name}`",
+            f"feast apply of {_what(repo)} failed (Job {job_name}){keep}; see `kubectl logs job/{job_name}`",
             event="Warning",
         )
-    return Part(
-        T.FEATURE_REPO, "False", "Applying", f"Job {job_name} is applying revision {repo.revision}", event="Normal"
-    )
+    return Part(T.FEATURE_REPO, "False", "Applying", f"Job {job_name} is applying {_what(repo)}", event="Normal")
 
 
 def kubeflow_part(

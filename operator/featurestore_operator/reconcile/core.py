@@ -31,6 +31,7 @@ from .desired import Desired, desired, secret_names
 from .discovery import Discovery
 from .events import Event, transitions
 from .freshness import observe_freshness
+from .gitref import observe_resolution
 from .kube import Kube
 from .observe import observe_notebooks, observe_repo, secret_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
@@ -225,7 +226,8 @@ async def reconcile(
     versions = await deps.discovery.versions()
     owned = deps.cache.children(ns, fs.metadata.name)
     await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
-    repo = await observe_repo(deps.kube, fs)
+    repo_status = await observe_resolution(deps.kube, fs, owned, previous.feature_repo, rfc3339(deps.now()))
+    repo = await observe_repo(deps.kube, fs, repo_status)
     ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns), verdict=verdict)
     backends = await ensure_backends(deps.backends, fs, ctx, previous, persist)
     fs = fs.model_copy(update={"status": backends.status})
@@ -256,6 +258,7 @@ async def reconcile(
         compute_enabled=deps.config.compute_enabled,
         token_reviewers=bool(deps.config.token_reviewers_binding),
         notebooks=notebooks,
+        repo_status=repo_status,
     )
     parts, mat_info = build_parts(seen)
     mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization))

@@ -12,7 +12,7 @@ from ..render import ApiVersions, NotebookAccess, RepoSource, render, tls
 from ..render.names import COMPONENT_LABEL, Names, meta
 from .conditions import job_state
 from .kinds import Key, key
-from .observe import RepoRevision, RepoState
+from .observe import RepoResolving, RepoRevision, RepoState
 from .outcomes import BackendResults
 from .secrets import SecretInputs
 
@@ -95,7 +95,7 @@ def desired(
     the store's objects as last seen; with it, servers not created yet wait for the first apply."""
     if not backends.ready and previous.config_hash is not None and previous.endpoints.online_store is not None:
         return Desired(config_hash=previous.config_hash, hold=True)
-    source = RepoSource(repo.revision) if isinstance(repo, RepoRevision) else None
+    source = RepoSource(repo.revision, repo.commit, repo.resolved_tag) if isinstance(repo, RepoRevision) else None
     endpoints = inputs.endpoints if inputs else backends.endpoints
     rendered = render(fs, endpoints, config, versions, source, inputs.hashes if inputs else None, access)
     objects = list(rendered.objects)
@@ -113,7 +113,8 @@ def desired(
     )
     problem = tls.problem(fs, config, versions, endpoints)
     kept = objects
-    if observed is not None and job is not None and _first_apply_pending(job, previous, observed):
+    resolving = isinstance(repo, RepoResolving) and previous.feature_repo.applied_revision is None
+    if observed is not None and (resolving or (job is not None and _first_apply_pending(job, previous, observed))):
         # only creation waits: a server that runs already (a store given a feature repo later) stays
         kept = [o for o in objects if not _reads_registry(o) or observed(o["kind"], o["metadata"]["name"])]
     return Desired(

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..api import FeatureStore
+from ..api.status import FeatureRepoStatus
+from ..render.gitref import is_tag
 from ..render.kubeflow import StoreKey, default_store
 from .applier import ObservedCache
 from .kube import ApiError, Kube
@@ -22,9 +24,19 @@ class RepoNotConfigured:
 
 @dataclass(frozen=True)
 class RepoRevision:
-    """The repo's source, identified by a hash of it."""
+    """The repo's source, identified by a hash of it (git: with the resolved commit)."""
 
     revision: str
+    commit: str | None = None
+    resolved_tag: bool = False
+
+
+@dataclass(frozen=True)
+class RepoResolving:
+    """A git ref not resolved to a commit yet (or never: ``error``): no apply Job yet."""
+
+    ref: str
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,14 +49,18 @@ class RepoMissing:
     fix: str
 
 
-RepoState = RepoNotConfigured | RepoRevision | RepoMissing
+RepoState = RepoNotConfigured | RepoRevision | RepoMissing | RepoResolving
 
 
 def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
-async def observe_repo(kube: Kube, fs: FeatureStore) -> RepoState:
+async def observe_repo(kube: Kube, fs: FeatureStore, seen: FeatureRepoStatus | None = None) -> RepoState:
+    """The repo's state; ``seen``: this pass's ``status.featureRepo`` (resolved commit, reapply
+    token: ``gitref.observe_resolution``), both part of the revision."""
+    seen = seen or FeatureRepoStatus()
+    token = {"reapply": seen.reapply_token} if seen.reapply_token else {}
     repo = fs.spec.feature_repo
     ns = fs.metadata.namespace
     if repo is None:
@@ -58,7 +74,16 @@ async def observe_repo(kube: Kube, fs: FeatureStore) -> RepoState:
                 "spec.featureRepo.git.secretRef.name",
                 "create it in the FeatureStore's own namespace with key token (https) or ssh-privatekey (ssh)",
             )
-        return RepoRevision(_digest(repo.git.wire()))
+        if seen.resolved_commit is None:
+            return RepoResolving(repo.git.ref, seen.last_resolution_error)
+        source = repo.git.model_dump(
+            mode="json", by_alias=True, exclude={"poll_minutes", "follow_tags"}, exclude_none=True
+        )
+        return RepoRevision(
+            _digest({**source, "commit": seen.resolved_commit, **token}),
+            seen.resolved_commit,
+            is_tag(seen.resolved_ref),
+        )
     assert repo.config_map is not None
     cm = await kube.get("ConfigMap", "v1", ns, repo.config_map.name)
     if cm is None:
@@ -68,7 +93,7 @@ async def observe_repo(kube: Kube, fs: FeatureStore) -> RepoState:
             "spec.featureRepo.configMap.name",
             "create it with the feature repo's files",
         )
-    return RepoRevision(_digest({"data": cm.get("data") or {}, "binaryData": cm.get("binaryData") or {}}))
+    return RepoRevision(_digest({"data": cm.get("data") or {}, "binaryData": cm.get("binaryData") or {}, **token}))
 
 
 SecretReader = Callable[[str], Awaitable[dict[str, str] | None]]

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..api import ConditionType as T
 from ..api import FeatureStore, FeatureStoreStatus
+from ..api.status import FeatureRepoStatus
 from ..render import ApiVersions, Endpoints, compute
 from ..render.feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from ..render.names import Names
@@ -42,6 +43,8 @@ class Seen:
     token_reviewers: bool = False
     #: the namespace's default store and whether it is a Kubeflow profile namespace
     notebooks: NotebookFacts = NotebookFacts(None)
+    #: status.featureRepo as this pass resolved it (reconcile.gitref); None: the previous one
+    repo_status: FeatureRepoStatus | None = None
 
 
 def _backend_parts(seen: Seen) -> dict[T, cond.Part]:
@@ -89,7 +92,8 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
         reason, message = seen.desired.tls_problem
         server = cond.Part(T.FEATURE_SERVER, "False", reason, message, event="Warning")
     elif seen.desired.awaiting_first_apply:
-        message = f"starts once the feast apply Job {job_name} has succeeded (it serves the applied registry)"
+        first = f"the feast apply Job {job_name}" if job_name else "the first commit of the feature repo's ref"
+        message = f"starts once {first} has succeeded (it serves the applied registry)"
         server = cond.Part(T.FEATURE_SERVER, "False", "WaitingForFeatureRepo", message)
     note = manual_grant_note(seen.fs, seen.token_reviewers)
     if note and server.status == "True":
@@ -98,7 +102,13 @@ def _workload_parts(seen: Seen) -> tuple[dict[T, cond.Part], dict[str, Any]]:
         T.FEATURE_SERVER: server,
         T.REGISTRY: _registry_part(seen),
         T.MATERIALIZATION: mat,
-        T.FEATURE_REPO: cond.feature_repo_part(seen.repo, job, job_name, seen.previous.feature_repo.applied_revision),
+        T.FEATURE_REPO: cond.feature_repo_part(
+            seen.repo,
+            job,
+            job_name,
+            seen.previous.feature_repo.applied_revision,
+            seen.repo_status.last_resolution_error if seen.repo_status else None,
+        ),
     }
     return parts, mat_info
 
@@ -148,6 +158,16 @@ def endpoint_status(fs: FeatureStore, endpoints: Endpoints, serving: bool) -> di
     }
 
 
+def _applied_commit(
+    current: FeatureRepoStatus, repo: RepoState, job: dict[str, Any] | None, now: str
+) -> dict[str, Any]:
+    commit = repo.commit if isinstance(repo, RepoRevision) else None
+    if commit == current.applied_commit:
+        return {}
+    done = ((job or {}).get("status") or {}).get("completionTime")
+    return {"applied_commit": commit, "applied_at": done if isinstance(done, str) else now}
+
+
 def next_status(
     seen: Seen, parts: list[cond.Part], mat_info: dict[str, Any], generation: int | None, now: str
 ) -> FeatureStoreStatus:
@@ -156,19 +176,20 @@ def next_status(
     repo = seen.repo
     job_name = seen.desired.apply_job
     job = seen.child("Job", job_name) if job_name else None
-    applied = (
-        repo.revision
-        if isinstance(repo, RepoRevision) and job is not None and cond.job_state(job) == "Succeeded"
-        else status.feature_repo.applied_revision
-    )
-    repo_status = status.feature_repo.model_copy(
+    revision = repo if isinstance(repo, RepoRevision) else None
+    succeeded = revision is not None and job is not None and cond.job_state(job) == "Succeeded"
+    current = seen.repo_status or status.feature_repo
+    repo_status = current.model_copy(
         update={
-            "revision": repo.revision if isinstance(repo, RepoRevision) else None,
+            "revision": revision.revision if revision else None,
             "job": job_name if job_name or not seen.desired.hold else status.feature_repo.job,
-            "applied_revision": applied,
+            "applied_revision": revision.revision if revision and succeeded else current.applied_revision,
+            **(_applied_commit(current, repo, job, now) if succeeded else {}),
         }
     )
     serving = any(p.type == T.FEATURE_SERVER and p.status == "True" for p in parts)
+    if serving:
+        repo_status = repo_status.model_copy(update={"serving_commit": repo_status.applied_commit})
     endpoints = (
         status.endpoints
         if seen.desired.hold

@@ -10,7 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, feast_config, hardening, incluster, jobs, kubeflow, policies, rotation, servers, tls
+from . import (
+    authz,
+    compute,
+    feast_config,
+    gitref,
+    hardening,
+    incluster,
+    jobs,
+    kubeflow,
+    policies,
+    rotation,
+    servers,
+    tls,
+)
 from .inputs import (
     ApiVersions,
     Endpoints,
@@ -124,6 +137,7 @@ def render(
         if not compute.secret_exposure(fs, job_config):  # fail closed: no engine run that leaks a Secret
             objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
         objects += jobs.apply_job(fs, endpoints, config_hash, repo, config)
+    objects += gitref.resolver_objects(fs, repo, versions)  # needs no backend: resolves meanwhile
     objects += kubeflow.pod_default(fs, versions, access)
     objects += kubeflow.client_config_reader(fs, versions, config)
     rotation.annotate(objects, secrets or SecretHashes())

@@ -53,6 +53,7 @@ OUT_OF_MESH = {
     "feature-repo": "the feast apply Job: the same Job completion reason",
     "online-store": "the in-cluster Redis, only with istioNativeSidecars false: the out-of-mesh Jobs write to "
     "it, and an in-mesh Redis under Kubeflow's global-deny-all admits only mTLS identities",
+    "repo-resolver": "the git ref resolver Job (render/gitref.py): the same Job completion reason",
     "ray": "Ray nodes connect to each other's pod IPs on ports chosen at run time, which a sidecar carries "
     "only with per-cluster mesh setup; Ray's token authentication guards its APIs instead",
 }

@@ -120,3 +120,7 @@ class RepoSource:
     """The feature repo's revision (hash of its source), computed by reconcile."""
 
     revision: str
+    #: git: the commit to fetch and apply (resolved from the ref, or the ref itself when pinned)
+    commit: str | None = None
+    #: git: the ref resolved to a tag (refs/tags/...): not polled unless followTags
+    resolved_tag: bool = False

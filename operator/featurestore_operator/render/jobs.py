@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, freshness, podknobs
+from . import authz, compute, freshness, gitref, podknobs
 from .feast_config import FEAST_CONFIG_DIR
 from .hardening import mesh_annotations
 from .inputs import ApiVersions, Endpoints, RepoSource
@@ -27,20 +27,20 @@ python - > /dev/termination-log 2>/dev/null <<'PY' || true
 exit $rc
 """
 
-#: Fetches one ref of a git repo into /repo. $1 url, $2 ref; credentials from env/volume if present.
-GIT_FETCH_SCRIPT = r"""set -eu
-url="$1"; ref="$2"
-if [ -n "${GIT_TOKEN:-}" ]; then
-  git config --global credential.helper '!f() { echo username=x-access-token; echo "password=${GIT_TOKEN}"; }; f'
-fi
-if [ -f /etc/git-secret/ssh-privatekey ]; then
-  export GIT_SSH_COMMAND="ssh -i /etc/git-secret/ssh-privatekey -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/tmp/known_hosts"
-fi
+#: Fetches one commit of a git repo into /repo. $1 url, $2 commit (resolved by ``gitref``, fetched by
+#: hash: protocol v2 servers serve any reachable commit); credentials as ``gitref.GIT_AUTH``.
+GIT_FETCH_SCRIPT = (
+    "set -eu\n"
+    + gitref.GIT_AUTH
+    + r"""url="$1"; ref="$2"
 git init -q /repo
 git -C /repo fetch -q --depth 1 -- "$url" "$ref"
 git -C /repo -c advice.detachedHead=false checkout -q FETCH_HEAD
-git -C /repo rev-parse HEAD
+head=$(git -C /repo rev-parse HEAD)
+echo "$head"
+case "$ref" in *[!0-9a-f]*) ;; *) [ "${#ref}" -ne 40 ] || [ "$head" = "$ref" ] || { echo "fetched $head, not $ref" >&2; exit 1; } ;; esac
 """
+)
 
 REPO_DIR = "/repo"
 REPO_SOURCE_DIR = "/repo-source"
@@ -136,39 +136,18 @@ def materialization(
     ]
 
 
-def _git_init_container(fs: FeatureStore) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _git_init_container(fs: FeatureStore, commit: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     git = fs.spec.feature_repo.git  # type: ignore[union-attr]
     assert git is not None
-    env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
-    mounts: list[dict[str, Any]] = [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
-    volumes: list[dict[str, Any]] = []
-    if git.secret_ref:
-        env.append(
-            {
-                "name": "GIT_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": git.secret_ref.name, "key": "token", "optional": True}},
-            }
-        )
-        volumes.append(
-            {
-                "name": "git-secret",
-                "secret": {
-                    "secretName": git.secret_ref.name,
-                    "defaultMode": 0o400,
-                    "items": [{"key": "ssh-privatekey", "path": "ssh-privatekey"}],
-                    "optional": True,
-                },
-            }
-        )
-        mounts.append({"name": "git-secret", "mountPath": "/etc/git-secret", "readOnly": True})
+    env, mounts, volumes = gitref.git_credentials(fs)
     container = {
         "name": "fetch-repo",
         "image": fs.spec.images.git,
         "imagePullPolicy": "IfNotPresent",
         "command": ["sh", "-c", GIT_FETCH_SCRIPT, "--"],
-        "args": [k8s_literal(git.url), k8s_literal(git.ref)],
+        "args": [k8s_literal(git.url), commit],
         "env": env,
-        "volumeMounts": mounts,
+        "volumeMounts": [{"name": "repo", "mountPath": REPO_DIR}, {"name": "tmp", "mountPath": "/tmp"}, *mounts],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": container_security(),
     }
@@ -231,7 +210,8 @@ def apply_job(
     extra_volumes: list[dict[str, Any]] = []
     if source.git:
         workdir = REPO_DIR if source.git.path == "." else f"{REPO_DIR}/{source.git.path}"
-        git_container, extra_volumes = _git_init_container(fs)
+        # reconcile always passes the resolved commit; the render CLI (no cluster) shows the ref
+        git_container, extra_volumes = _git_init_container(fs, repo.commit or source.git.ref)
         init.append(git_container)
         extra_volumes.append(empty_dir("repo"))
     else:
