@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, freshness, podknobs
+from . import authz, compute, freshness, podknobs, programs
 from .feast_config import FEAST_CONFIG_DIR
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
@@ -21,27 +21,10 @@ NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
 #: Then reports each feature view's materialized-until time as the container's termination message
 #: (the operator reads it from the finished pod: freshness.parse_summary); the run's exit code stands.
-MATERIALIZE_SCRIPT = f"""feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"
-rc=$?
-python - > /dev/termination-log 2>/dev/null <<'PY' || true
-{freshness.SUMMARY_SCRIPT}PY
-exit $rc
-"""
+MATERIALIZE_SCRIPT = programs.source("materialize.sh").replace("@FRESHNESS_SUMMARY@\n", freshness.SUMMARY_SCRIPT, 1)
 
 #: Fetches one ref of a git repo into /repo. $1 url, $2 ref; credentials from env/volume if present.
-GIT_FETCH_SCRIPT = r"""set -eu
-url="$1"; ref="$2"
-if [ -n "${GIT_TOKEN:-}" ]; then
-  git config --global credential.helper '!f() { echo username=x-access-token; echo "password=${GIT_TOKEN}"; }; f'
-fi
-if [ -f /etc/git-secret/ssh-privatekey ]; then
-  export GIT_SSH_COMMAND="ssh -i /etc/git-secret/ssh-privatekey -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/tmp/known_hosts"
-fi
-git init -q /repo
-git -C /repo fetch -q --depth 1 -- "$url" "$ref"
-git -C /repo -c advice.detachedHead=false checkout -q FETCH_HEAD
-git -C /repo rev-parse HEAD
-"""
+GIT_FETCH_SCRIPT = programs.source("git_fetch.sh")
 
 REPO_DIR = "/repo"
 REPO_SOURCE_DIR = "/repo-source"
@@ -52,12 +35,7 @@ REPO_SOURCE_DIR = "/repo-source"
 #: then fails importing the module ``..2026_..features`` (a "relative import"), so Feast must see
 #: plain files. ConfigMap keys never contain "/" nor start with "..", so the two globs copy exactly
 #: the keys (including dotfiles such as .feastignore).
-COPY_REPO_SCRIPT = f"""set -eu
-for f in {REPO_SOURCE_DIR}/* {REPO_SOURCE_DIR}/.[!.]*; do
-  [ -e "$f" ] || continue
-  cp -L "$f" {REPO_DIR}/
-done
-"""
+COPY_REPO_SCRIPT = programs.source("copy_repo.sh")
 
 
 def k8s_literal(value: str) -> str:
@@ -194,7 +172,7 @@ def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
 
 
 #: Adds the operator's Feast permissions (a file of the server ConfigMap) to the repo; $1 = workdir.
-ADD_PERMISSIONS_SCRIPT = f'cp {FEAST_CONFIG_DIR}/{authz.PERMISSIONS_FILE} "$1/"'
+ADD_PERMISSIONS_SCRIPT = programs.source("add_permissions.sh")
 
 
 def _permissions_container(fs: FeatureStore, workdir: str) -> dict[str, Any]:
