@@ -149,10 +149,8 @@ def test_bad_input_corpus_against_api_server_and_operator(
         for case in (c for c in cases if c.kind == "hostile" and c.argv and "featureRepo" in c.manifest["spec"]):
             url = case.manifest["spec"]["featureRepo"]["git"]["url"]
             jobs = wait_for(
-                lambda: (
-                    batch.list_namespaced_job(
-                        namespace, label_selector=f"featurestore.kubeflow.org/name={case.name}"
-                    ).items
+                lambda name=case.name: (
+                    batch.list_namespaced_job(namespace, label_selector=f"featurestore.kubeflow.org/name={name}").items
                 ),
                 timeout=60,
                 what=f"apply Job of {case.id}",

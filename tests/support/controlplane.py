@@ -202,10 +202,10 @@ def _generate_rsa_key(key_path: Path, pub_path: Path) -> None:
         pub_path.write_bytes(
             key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
-    except ImportError:
+    except ImportError as err:
         openssl = shutil.which("openssl")
         if not openssl:
-            raise ControlPlaneError("need the `cryptography` package or the `openssl` CLI")
+            raise ControlPlaneError("need the `cryptography` package or the `openssl` CLI") from err
         subprocess.run([openssl, "genrsa", "-out", str(key_path), "2048"], check=True, capture_output=True)
         subprocess.run(
             [openssl, "rsa", "-in", str(key_path), "-pubout", "-out", str(pub_path)], check=True, capture_output=True

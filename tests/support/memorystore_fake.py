@@ -701,7 +701,7 @@ class MemorystoreFake:
         try:
             json_format.Parse(raw or b"{}", pb, ignore_unknown_fields=False)
         except json_format.ParseError as e:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {e}")
+            raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {e}") from e
         return pb
 
     @staticmethod
@@ -799,7 +799,7 @@ class MemorystoreFake:
                 raise
             except Exception as e:
                 srv.stop()
-                raise ApiError("INTERNAL", f"backing redis-server failed: {e}")
+                raise ApiError("INTERNAL", f"backing redis-server failed: {e}") from e
             inst.redis = srv
             visible = {"host": srv.host, "port": srv.port}
             if tls:
@@ -824,7 +824,7 @@ class MemorystoreFake:
                 else:
                     srv.config_set(k, v)
             except Exception as e:
-                raise ApiError("INVALID_ARGUMENT", f"Invalid value {v!r} for {k!r}: {e}")
+                raise ApiError("INVALID_ARGUMENT", f"Invalid value {v!r} for {k!r}: {e}") from e
 
     def _make_ready(self, inst: _Instance) -> None:
         pb = inst.pb
