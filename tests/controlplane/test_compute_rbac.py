@@ -26,7 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-pytest.importorskip("feast", reason="feast 0.67 is needed: the test runs Feast's own engine code")
+from tests.support.prerequisites import need_module
+
+need_module("feast", "feast 0.67 is needed: the test runs Feast's own engine code", module=True)
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve  # noqa: E402
 from featurestore_operator.backends.planned import planned_endpoints  # noqa: E402

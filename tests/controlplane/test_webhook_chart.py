@@ -38,6 +38,7 @@ from tests.controlplane.test_chart import CHART, find, forbidden_lines, helm, sa
 from tests.support.controlplane import CONTROLLERS, ControlPlane
 from tests.support.kube import G, P, V
 from tests.support.operator_process import OperatorProcess
+from tests.support.prerequisites import missing
 from tests.support.process import free_port
 from tests.support.waiting import wait_for
 from tests.support.webhook import ca_bundle
@@ -109,7 +110,7 @@ def review(port: int, cadata: bytes, server_name: str, obj: dict[str, Any]) -> d
 def test_chart_webhook_served_by_every_replica_through_the_service(routed, helm_bin, tmp_path):
     address = host_address()
     if address is None:
-        pytest.skip("no non-loopback IPv4 address: the API server cannot reach a local webhook through Endpoints")
+        missing("no non-loopback IPv4 address: the API server cannot reach a local webhook through Endpoints")
     api = api_for(routed)
     core, adm = client.CoreV1Api(api), client.AdmissionregistrationV1Api(api)
     helm(

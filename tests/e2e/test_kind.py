@@ -22,6 +22,8 @@ import pytest
 import yaml
 
 from tests.support.controlplane import find_tool, tool_path_dirs
+from tests.support.prerequisites import missing as missing_prerequisite
+from tests.support.prerequisites import not_here
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -60,7 +62,7 @@ def _missing_for_kind() -> list[str]:
 def test_kind_e2e(tmp_path):
     missing = _missing_for_kind()
     if missing:
-        pytest.skip("kind e2e needs Docker + kind: " + "; ".join(missing))
+        not_here("kind e2e needs Docker + kind: " + "; ".join(missing))
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([env.get("PATH", ""), *tool_path_dirs()])
     log = tmp_path / "kind-e2e.log"
@@ -119,7 +121,7 @@ def test_example_matches_script():
 def _feast() -> str:
     feast = Path(sys.executable).parent / "feast"
     if not feast.exists():
-        pytest.skip("feast is not installed in this environment (pip install -e '.[test]')")
+        missing_prerequisite("feast is not installed in this environment (pip install -e '.[test]')")
     return str(feast)
 
 
@@ -133,7 +135,7 @@ def test_feature_repo_applies_materializes_and_serves(tmp_path):
     try:
         find_redis_server()
     except RedisServerError as err:
-        pytest.skip(f"redis-server not available: {err}")
+        missing_prerequisite(f"redis-server not available: {err}")
     rendered = subprocess.run(
         [sys.executable, "-m", "featurestore_operator.cli", "render", "-f", str(ROOT / "examples" / "local.yaml")],
         capture_output=True,

@@ -43,12 +43,18 @@ def support_crd_files() -> list[Path]:
     return sorted(SUPPORT_CRDS_DIR.glob("*.yaml"))
 
 
-def need_module(name: str, why: str = "") -> ModuleType:
+def need_module(name: str, why: str = "", *, module: bool = False) -> ModuleType:
     """``pytest.importorskip`` that honours CI: the module, or :func:`missing` naming it."""
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        missing(f"Python module {name} ({exc}){': ' + why if why else ''}")
+        missing(f"Python module {name} ({exc}){': ' + why if why else ''}", module=module)
+
+
+def not_here(what: str, *, module: bool = False) -> NoReturn:
+    """Skip, also under CI: only for what CI may lack (Docker + kind for tests/e2e/test_kind.py,
+    real GCP). Anything this machine can run goes through :func:`missing` instead."""
+    pytest.skip(what, allow_module_level=module)
 
 
 def need_tool(name: str, hint: str) -> str:
