@@ -24,6 +24,7 @@ from tests.support.kube import G, P, V, condition, gone, list_fs
 from tests.support.logs import tracebacks
 from tests.support.operator_process import OperatorProcess
 from tests.support.prerequisites import project_crd_files, support_crd_files
+from tests.support.rbac import can
 from tests.support.waiting import wait_for
 
 PROFILE_LABEL = {"app.kubernetes.io/part-of": "kubeflow-profile"}
@@ -130,20 +131,6 @@ def marker(kube_api, ns: str):
         raise
 
 
-def sar(kube_api, user: str, verb: str, resource: str, ns: str, name: str | None = None) -> bool:
-    attrs = {"verb": verb, "resource": resource, "group": "", "namespace": ns, **({"name": name} if name else {})}
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-            "resourceAttributes": attrs,
-        },
-    }
-    return client.AuthorizationV1Api(kube_api).create_subject_access_review(body).status.allowed
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -215,14 +202,13 @@ def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
     # Identity: the profile's default-editor may read this client config, and nothing more from us.
     editor = f"system:serviceaccount:{ns}:default-editor"
     wait_for(
-        lambda: sar(kube_api, editor, "get", "configmaps", ns, "feast-feast-client"),
+        lambda: can(kube_api, editor, "get", "configmaps", "", ns, name="feast-feast-client"),
         what="default-editor reads the client config",
     )
-    assert not sar(kube_api, editor, "get", "configmaps", ns, "feast-feast-config")
-    assert not sar(kube_api, editor, "list", "configmaps", ns)
-    assert not sar(
-        kube_api, f"system:serviceaccount:{ns}:default-viewer", "get", "configmaps", ns, "feast-feast-client"
-    )
+    assert not can(kube_api, editor, "get", "configmaps", "", ns, name="feast-feast-config")
+    assert not can(kube_api, editor, "list", "configmaps", "", ns)
+    viewer = f"system:serviceaccount:{ns}:default-viewer"
+    assert not can(kube_api, viewer, "get", "configmaps", "", ns, name="feast-feast-client")
 
     fs = wait_for(
         lambda: (f := onboarded_fs(kube_api, ns)) and condition(f, "Kubeflow") and f, what="Kubeflow condition"
