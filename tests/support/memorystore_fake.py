@@ -479,7 +479,7 @@ class MemorystoreFake:
         """Force an instance's state (e.g. ``"REPAIRING"``, ``"MAINTENANCE"``)."""
         with self._lock:
             inst = self._require(key)
-            inst.pb.state = State.Value(state) if isinstance(state, str) else int(state)
+            inst.pb.state = State.__members__[state] if isinstance(state, str) else int(state)
             inst.pb.status_message = status_message
 
     def set_labels(self, key: str, labels: dict) -> None:
@@ -529,7 +529,7 @@ class MemorystoreFake:
             pb.CopyFrom(redis_v1.Instance.pb(body))
             inst = self._new_instance(project, location, instance_id, pb)
             self._make_ready(inst)
-            inst.pb.state = State.Value(state)
+            inst.pb.state = State.__members__[state]
             return self._public(inst)
 
     # ------------------------------------------------------------------ HTTP plumbing
