@@ -210,7 +210,10 @@ def test_freshness_summary_cuts_before_the_termination_message_limit(monkeypatch
 
 class _ApiServer:
     """TokenReview and RoleBinding list as the API server answers them: a token authenticates only
-    for an audience it was minted for, and the status lists the audiences both sides share."""
+    for an audience it was minted for, and the status lists the audiences both sides share
+    (k8s.io/api authentication/v1 TokenReviewStatus.audiences: "audience identifiers chosen by the
+    authenticator that are compatible with both the TokenReview and token"). The real API server
+    answers the same shim in tests/datapath/test_authz_tls.py."""
 
     def __init__(self, kube: Any):
         self.k, self.tokens, self.bindings, self.reviews = kube, {}, [], 0
