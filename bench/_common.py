@@ -28,7 +28,7 @@ for _p in (str(ROOT / "operator"), str(ROOT)):
         sys.path.insert(0, _p)
 
 from kubernetes import client, watch  # noqa: E402
-from kubernetes import config as k8s_config
+from kubernetes import config as k8s_config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
 from tests.support.controlplane import ControlPlane, find_binaries  # noqa: E402
@@ -234,8 +234,8 @@ class _GivenPods(FakeKubelet):
 
 
 class KubeletLoop:
-    """Marks every Pod of a namespace (None: of all namespaces) Running/Ready as soon as the controllers create it (a watch
-    plus a few patching threads, using tests/support/kubelet.FakeKubelet's status), so Deployments
+    """Marks every Pod of a namespace (None: of all namespaces) Running/Ready as soon as the controllers
+    create it (a watch plus a few patching threads, using tests/support/kubelet.FakeKubelet's status), so Deployments
     and StatefulSets become available through the real controllers. Job pods (feature-repo apply)
     are left alone: nothing in these benchmarks has a feature repo."""
 

@@ -242,7 +242,7 @@ def p1(args: argparse.Namespace) -> dict[str, Any]:
             for name in variants:
                 ops = results[name]
                 op_t = [o["ready"] for o in ops]
-                paired = [o / b for o, b in zip(op_t, avail)]
+                paired = [o / b for o, b in zip(op_t, avail, strict=True)]  # one bare run per operator run
                 calls_by: collections.Counter = collections.Counter()
                 for o in ops:
                     calls_by.update(o["calls_by"])
@@ -259,8 +259,9 @@ def p1(args: argparse.Namespace) -> dict[str, Any]:
                         + f"; Events {med(o['events'] for o in ops) / n:.1f}"
                     )
                 api_op = med(o["cpu"]["kube-apiserver"] for o in ops) / n * 1000
+                op_cpu = med(o["cpu"]["operator"] for o in ops) / n * 1000
                 log(
-                    f"  N={n} {name} CPU per store: operator process {med(o['cpu']['operator'] for o in ops) / n * 1000:.0f} ms;"
+                    f"  N={n} {name} CPU per store: operator process {op_cpu:.0f} ms;"
                     f" kube-apiserver {api_op:.0f} ms (operator arm) vs {api_bare:.0f} ms (bare arm)"
                 )
                 if n >= 200:

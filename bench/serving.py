@@ -193,7 +193,7 @@ def _raw_caller(redis_srv, project: str, drivers: list[int], features: list[str]
             counter[0] += 1
             values = client.hmget(key, fields)
             out = {}
-            for n, raw in zip(names, values[:-1]):
+            for n, raw in zip(names, values[:-1], strict=True):  # the last field is the timestamp
                 v = Value()
                 if raw:
                     v.ParseFromString(raw)
@@ -334,7 +334,8 @@ def main() -> int:
                     for label in arms[rnd % len(arms) :] + arms[: rnd % len(arms)]:
                         if label == "raw":
                             print(
-                                f"[round {rnd}] (raw) redis-py HMGET of the Feast hash fields + ValueProto decode (TLS + AUTH)"
+                                f"[round {rnd}] (raw) redis-py HMGET of the Feast hash fields"
+                                " + ValueProto decode (TLS + AUTH)"
                             )
                             for c in concurrencies:
                                 r = _run_load("raw", c, make_raw, args.requests, args.seconds, args.warmup)
@@ -385,7 +386,8 @@ def main() -> int:
         f"{os.cpu_count()} CPUs shared by clients and server; {args.rounds} rounds, medians over rounds"
     )
     print(
-        f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>100ms':>6} {'errors':>6}"
+        f"{'target':<10} {'conc':>4} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f" {'>100ms':>6} {'errors':>6}"
     )
     runs: dict[tuple[str, int], list[Result]] = {}
     for r in results:
@@ -401,14 +403,17 @@ def main() -> int:
     print(f"{'ratio':<22} {'conc':>4} {'req/s':>7} {'p50':>7} {'p99':>7}   per-round req/s ratios")
     for other in [label for label, _ in variants if label != "rendered"] + ["raw"]:
         for c in concurrencies:
-            pairs = list(zip(runs.get(("rendered", c), []), runs.get((other, c), [])))
+            # an arm may have fewer rounds (a failed start): pair what both have
+            pairs = list(zip(runs.get(("rendered", c), []), runs.get((other, c), []), strict=False))
             pairs = [(a, b) for a, b in pairs if b.rps and b.p50_ms and b.p99_ms]
             if not pairs:
                 continue
             rps = [a.rps / b.rps for a, b in pairs]
+            p50 = _med(a.p50_ms / b.p50_ms for a, b in pairs)
+            p99 = _med(a.p99_ms / b.p99_ms for a, b in pairs)
             print(
-                f"{'rendered/' + other:<22} {c:>4} {_med(rps):>7.2f} {_med(a.p50_ms / b.p50_ms for a, b in pairs):>7.2f} "
-                f"{_med(a.p99_ms / b.p99_ms for a, b in pairs):>7.2f}   {', '.join(f'{x:.2f}' for x in rps)}"
+                f"{'rendered/' + other:<22} {c:>4} {_med(rps):>7.2f} {p50:>7.2f} "
+                f"{p99:>7.2f}   {', '.join(f'{x:.2f}' for x in rps)}"
             )
     print()
     print("rendered flags: " + " ".join(rendered_argv or []))

@@ -20,7 +20,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 # --- Debian packages -----------------------------------------------------------------------
 # prometheus: for promtool, which checks the chart's alert rules (the server itself is not used)
 # openssh-server: sshd for the git-over-ssh tests (tests/support/git_ssh.py)
-APT_PACKAGES=(redis-server openssl git util-linux ca-certificates prometheus openssh-server)
+# shellcheck: tests/unit/test_programs.py checks the shell programs render puts into pods
+APT_PACKAGES=(redis-server openssl git util-linux ca-certificates prometheus openssh-server shellcheck)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

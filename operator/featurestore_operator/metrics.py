@@ -2,7 +2,7 @@
 
 Defined here, below both layers that record them: reconcile (Kubernetes API requests, in
 ``reconcile.kube.Kube``) and handlers (passes, durations, stores by phase); the HTTP endpoint
-is started in ``handlers.startup``.
+is started in ``handlers.main``.
 """
 
 from __future__ import annotations

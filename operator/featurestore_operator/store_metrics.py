@@ -1,7 +1,7 @@
 """Per-FeatureStore gauges for alerts (charts' PrometheusRule) and the dashboard, set from status.
 
-The reconcile pass calls :func:`observe` after it wrote a store's status and :func:`forget` once
-the store is gone, so a deleted store leaves no series behind.
+The store's worker (``handlers.workers``) calls :func:`observe` after a pass wrote its status and
+:func:`forget` once the store is gone, so a deleted store leaves no series behind.
 """
 
 from __future__ import annotations

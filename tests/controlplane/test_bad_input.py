@@ -151,10 +151,10 @@ def test_bad_input_corpus_against_api_server_and_operator(
         for case in (c for c in cases if c.kind == "hostile" and c.argv and "featureRepo" in c.manifest["spec"]):
             url = case.manifest["spec"]["featureRepo"]["git"]["url"]
             jobs = wait_for(
-                lambda: (
+                lambda name=case.name: (
                     batch.list_namespaced_job(
                         namespace,
-                        label_selector=f"featurestore.kubeflow.org/name={case.name},"
+                        label_selector=f"featurestore.kubeflow.org/name={name},"
                         "app.kubernetes.io/component=repo-resolver",
                     ).items
                 ),

@@ -149,6 +149,31 @@ def test_servers_get_their_certificate_from_cert_manager(control_plane, features
         )
         assert dep.metadata.generation == generation + 1
         assert dep.spec.template.metadata.annotations[ANNOTATION] != digest
-        # the passes the roll itself wakes (Deployment status events) do not roll it again
-        wait_for(lambda: _idle(operator), timeout=60, what="no reconcile pass for 3 s")
+        # The passes the roll itself wakes (Deployment status events) do not roll it again. Proof, not
+        # a pause: once the Deployment controller has observed the roll, a pass forced after that (a
+        # spec change no server reads: the CronJob's schedule) runs with the renewed Secret and every
+        # event before it; its observedGeneration says it has finished.
+        wait_for(
+            lambda: (
+                apps.read_namespaced_deployment_status("cm-feature-server", namespace).status.observed_generation
+                == generation + 1
+            ),
+            timeout=60,
+            interval=0.5,
+            what="the Deployment controller observed the roll",
+        )
+        custom.patch_namespaced_custom_object(
+            G, V, namespace, P, "cm", {"spec": {"materialization": {"schedule": "7 * * * *"}}}
+        )
+        forced = get_fs(kube_api, namespace, "cm")
+        assert forced is not None
+        wait_for(
+            lambda: (
+                (get_fs(kube_api, namespace, "cm") or {}).get("status", {}).get("observedGeneration")
+                == forced["metadata"]["generation"]
+            ),
+            timeout=60,
+            interval=0.5,
+            what="a pass after the roll finished",
+        )
         assert apps.read_namespaced_deployment("cm-feature-server", namespace).metadata.generation == generation + 1

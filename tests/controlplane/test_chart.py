@@ -38,6 +38,7 @@ from tests.support.chart_values import VALUE_SETS
 from tests.support.kube import OWNER_LABEL, G, P, V, gone
 from tests.support.kubelet import FakeKubelet
 from tests.support.operator_process import OperatorProcess
+from tests.support.rbac import can
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -329,32 +330,6 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
 # --------------------------------------------------------------------------- install + run under the SA
 
 
-def sar(
-    api: client.ApiClient,
-    user: str,
-    verb: str,
-    resource: str,
-    group: str = "",
-    namespace: str | None = None,
-    subresource: str | None = None,
-) -> bool:
-    attrs = {"verb": verb, "resource": resource, "group": group}
-    if namespace:
-        attrs["namespace"] = namespace
-    if subresource:
-        attrs["subresource"] = subresource
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-            "resourceAttributes": attrs,
-        },
-    }
-    return client.AuthorizationV1Api(api).create_subject_access_review(body).status.allowed
-
-
 #: The session installed the FeatureStore CRD (conftest); a release must not try to own it (the
 #: CRD upgrade path through templates/crds.yaml is tested in test_chart_upgrade.py).
 SESSION_CRD = ["--set", "crds.install=false"]
@@ -620,7 +595,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(
         ),  # only its own, by name
         ("update", "leases", "coordination.k8s.io", ns, None),  # single replica: no leader election rights
     ]
-    allowed = [d for d in denied if sar(kube_api, user, d[0], d[1], d[2], d[3], d[4])]
+    allowed = [d for d in denied if can(kube_api, user, d[0], d[1], d[2], d[3], subresource=d[4])]
     assert not allowed, f"{user} may do more than it needs: {allowed}"
     for verb, resource, group, sub in [
         ("patch", "deployments", "apps", None),
@@ -630,7 +605,7 @@ def test_install_and_operator_runs_under_chart_serviceaccount(
         ("get", "secrets", "", None),
         ("create", "events", "", None),
     ]:
-        assert sar(kube_api, user, verb, resource, group, store_namespace, sub), (verb, resource, sub)
+        assert can(kube_api, user, verb, resource, group, store_namespace, subresource=sub), (verb, resource, sub)
 
     # ... and real requests with its token are refused by the apiserver.
     sa_api = kube_config.new_client_from_config(config_file=kubeconfig)
@@ -1055,9 +1030,9 @@ def test_watch_namespaces_under_chart_serviceaccount(
 
         explain(proc, quiet, timeout=60, interval=0.5, what="FeatureStore reconciled in the watched namespace")
         # rights inside the watched namespace only (the operator's own namespace is not watched)
-        assert sar(kube_api, user, "patch", "deployments", "apps", store_namespace)
+        assert can(kube_api, user, "patch", "deployments", "apps", store_namespace)
         # clean-up records: ConfigMaps list/create/delete in its own (release) namespace, nothing more there
-        assert all(sar(kube_api, user, verb, "configmaps", "", namespace) for verb in ("list", "create", "delete"))
+        assert all(can(kube_api, user, verb, "configmaps", "", namespace) for verb in ("list", "create", "delete"))
         for verb, resource, group, ns in [
             ("patch", "deployments", "apps", namespace),
             ("get", "secrets", "", namespace),
@@ -1067,7 +1042,7 @@ def test_watch_namespaces_under_chart_serviceaccount(
             ("list", "featurestores", G, None),
             ("list", "secrets", "", None),
         ]:
-            assert not sar(kube_api, user, verb, resource, group, ns), (verb, resource, ns or "all namespaces")
+            assert not can(kube_api, user, verb, resource, group, ns), (verb, resource, ns or "all namespaces")
     finally:
         if proc is not None:
             proc.stop()

@@ -33,11 +33,11 @@ from tests.controlplane.test_chart import (
     forbidden_lines,
     helm,
     sa_operator_env,
-    sar,
 )
 from tests.support.kube import OWNER_LABEL, G, P, V
 from tests.support.kubelet import FakeKubelet
 from tests.support.operator_process import OperatorProcess
+from tests.support.rbac import can
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 #: the chart release and the store namespace of test_chart.py
@@ -87,7 +87,7 @@ def test_authz_kubernetes_under_chart_serviceaccount(
         return [(s.namespace, s.name) for s in b.subjects or []]
 
     def may_review(account: str) -> bool:
-        return sar(
+        return can(
             kube_api,
             f"system:serviceaccount:{store_namespace}:{account}",
             "create",
@@ -223,7 +223,10 @@ def test_authz_kubernetes_under_chart_serviceaccount(
             ("bind", role_name, True),
             ("escalate", role_name, False),
         ]:
-            assert sar_named(kube_api, operator_user, verb, "clusterroles", resource) is allowed, (verb, resource)
+            assert can(kube_api, operator_user, verb, "clusterroles", RBAC_GROUP, name=resource) is allowed, (
+                verb,
+                resource,
+            )
         for verb, resource, allowed in [
             ("patch", binding_name, True),
             ("get", binding_name, True),
@@ -232,7 +235,7 @@ def test_authz_kubernetes_under_chart_serviceaccount(
             ("delete", binding_name, False),
             ("create", "", False),
         ]:
-            assert sar_named(kube_api, operator_user, verb, "clusterrolebindings", resource) is allowed, (
+            assert can(kube_api, operator_user, verb, "clusterrolebindings", RBAC_GROUP, name=resource) is allowed, (
                 verb,
                 resource,
             )
@@ -306,20 +309,6 @@ def test_authz_kubernetes_under_chart_serviceaccount(
     assert not bad, "RBAC denials with authz kubernetes:\n" + "\n".join(bad[:20])
 
 
-def sar_named(api: client.ApiClient, user: str, verb: str, resource: str, name: str) -> bool:
-    attrs = {"verb": verb, "resource": resource, "group": RBAC_GROUP, **({"name": name} if name else {})}
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-            "resourceAttributes": attrs,
-        },
-    }
-    return client.AuthorizationV1Api(api).create_subject_access_review(body).status.allowed
-
-
 def test_authz_kubernetes_with_the_grant_left_to_the_admin(
     control_plane, kube_api, helm_bin, namespace, store_namespace, tmp_path
 ):
@@ -355,8 +344,8 @@ def test_authz_kubernetes_with_the_grant_left_to_the_admin(
         assert "FSO_TOKEN_REVIEWERS_BINDING" not in env
         [sa] = find(docs, "ServiceAccount")
         user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
-        assert not sar_named(kube_api, user, "bind", "clusterroles", name + TOKEN_REVIEWER)
-        assert not sar_named(kube_api, user, "patch", "clusterrolebindings", name + TOKEN_REVIEWERS)
+        assert not can(kube_api, user, "bind", "clusterroles", RBAC_GROUP, name=name + TOKEN_REVIEWER)
+        assert not can(kube_api, user, "patch", "clusterrolebindings", RBAC_GROUP, name=name + TOKEN_REVIEWERS)
         kubeconfig = control_plane.service_account_kubeconfig(
             namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig")
         )

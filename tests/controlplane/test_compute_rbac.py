@@ -26,7 +26,10 @@ from typing import Any
 import pytest
 import yaml
 
-pytest.importorskip("feast", reason="feast 0.67 is needed: the test runs Feast's own engine code")
+from tests.support.prerequisites import need_module
+from tests.support.rbac import can
+
+need_module("feast", "feast 0.67 is needed: the test runs Feast's own engine code", module=True)
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve  # noqa: E402
 from featurestore_operator.backends.planned import planned_endpoints  # noqa: E402
@@ -172,21 +175,6 @@ def _apply(kube_api, objects: list[dict[str, Any]]) -> None:
         )
 
 
-def _can(kube_api, user: str, verb: str, resource: str, group: str, namespace: str) -> bool:
-    from kubernetes import client
-
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-            "resourceAttributes": {"verb": verb, "resource": resource, "group": group, "namespace": namespace},
-        },
-    }
-    return client.AuthorizationV1Api(kube_api).create_subject_access_review(body).status.allowed
-
-
 def test_chart_grants_bind_on_the_compute_roles_only(helm_bin):
     docs = _helm(helm_bin, "--set", "compute.enabled=true")
     [operator] = [
@@ -288,7 +276,7 @@ def test_operator_binds_and_feast_k8s_engine_creates_its_jobs(control_plane, kub
 
     user = f"system:serviceaccount:{namespace}:orders-feast-compute"
     other = "default"
-    assert _can(kube_api, user, "create", "jobs", "batch", namespace)
+    assert can(kube_api, user, "create", "jobs", "batch", namespace)
     for verb, resource, group, ns in [
         ("create", "jobs", "batch", other),
         ("get", "secrets", "", namespace),
@@ -297,7 +285,7 @@ def test_operator_binds_and_feast_k8s_engine_creates_its_jobs(control_plane, kub
         ("create", "sparkapplications", "sparkoperator.k8s.io", namespace),
         ("patch", "configmaps", "", namespace),
     ]:
-        assert not _can(kube_api, user, verb, resource, group, ns), (verb, resource, ns)
+        assert not can(kube_api, user, verb, resource, group, ns), (verb, resource, ns)
 
 
 def test_feast_spark_application_validates_against_the_crd(control_plane, kube_api, helm_bin, namespace, tmp_path):

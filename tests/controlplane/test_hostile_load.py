@@ -2,9 +2,9 @@
 (~0.7 MB each, under the API server's 1.5 MB request limit) while the admission webhook is off (or
 fails open), so every one is stored. Each spec is a free-form field (affinity, whose schema preserves
 unknown fields) holding a list of {"a": {}}: two dicts per 9 bytes, about the most memory per byte
-JSON can cost a Python process (~25-30x) for the fewest elements the API server must decode. Before the fix one such spec cost the operator ~12 MiB and about 40 of them
-took it past its chart's 512Mi limit (OOMKilled, and with failurePolicy Fail every tenant's writes
-were refused meanwhile).
+JSON can cost a Python process (~25-30x) for the fewest elements the API server must decode. Before
+the fix one such spec cost the operator ~12 MiB and about 40 of them took it past its chart's
+512Mi limit (OOMKilled, and with failurePolicy Fail every tenant's writes were refused meanwhile).
 
 The operator must drop an oversized spec as it reads it (list, watch, workers) and refuse the store
 with a Spec condition naming maxSpecBytes; its RSS stays far under 512Mi with 40 of them present,

@@ -24,6 +24,7 @@ from tests.support.kube import G, P, V, condition, gone, list_fs
 from tests.support.logs import tracebacks
 from tests.support.operator_process import OperatorProcess
 from tests.support.prerequisites import project_crd_files, support_crd_files
+from tests.support.rbac import can
 from tests.support.waiting import wait_for
 
 PROFILE_LABEL = {"app.kubernetes.io/part-of": "kubeflow-profile"}
@@ -130,20 +131,6 @@ def marker(kube_api, ns: str):
         raise
 
 
-def sar(kube_api, user: str, verb: str, resource: str, ns: str, name: str | None = None) -> bool:
-    attrs = {"verb": verb, "resource": resource, "group": "", "namespace": ns, **({"name": name} if name else {})}
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-            "resourceAttributes": attrs,
-        },
-    }
-    return client.AuthorizationV1Api(kube_api).create_subject_access_review(body).status.allowed
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -218,14 +205,13 @@ def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
     # Identity: the profile's default-editor may read this client config, and nothing more from us.
     editor = f"system:serviceaccount:{ns}:default-editor"
     wait_for(
-        lambda: sar(kube_api, editor, "get", "configmaps", ns, "feast-feast-client"),
+        lambda: can(kube_api, editor, "get", "configmaps", "", ns, name="feast-feast-client"),
         what="default-editor reads the client config",
     )
-    assert not sar(kube_api, editor, "get", "configmaps", ns, "feast-feast-config")
-    assert not sar(kube_api, editor, "list", "configmaps", ns)
-    assert not sar(
-        kube_api, f"system:serviceaccount:{ns}:default-viewer", "get", "configmaps", ns, "feast-feast-client"
-    )
+    assert not can(kube_api, editor, "get", "configmaps", "", ns, name="feast-feast-config")
+    assert not can(kube_api, editor, "list", "configmaps", "", ns)
+    viewer = f"system:serviceaccount:{ns}:default-viewer"
+    assert not can(kube_api, viewer, "get", "configmaps", "", ns, name="feast-feast-client")
 
     fs = wait_for(
         lambda: (f := onboarded_fs(kube_api, ns)) and condition(f, "Kubeflow") and f, what="Kubeflow condition"
@@ -295,7 +281,7 @@ def test_user_edits_and_deletions_survive_restarts_and_template_changes(start_op
     wait_onboarded(kube_api, edited)
     wait_onboarded(kube_api, deleted)
     for ns in (edited, deleted):  # onboarding finished (its last step) before the operator stops
-        wait_for(lambda: marker(kube_api, ns), what=f"marker in {ns}")
+        wait_for(lambda ns=ns: marker(kube_api, ns), what=f"marker in {ns}")
     custom = client.CustomObjectsApi(kube_api)
     custom.patch_namespaced_custom_object(
         G,
@@ -320,7 +306,7 @@ def test_user_edits_and_deletions_survive_restarts_and_template_changes(start_op
     assert wait_onboarded(kube_api, later)["spec"]["featureServer"]["replicas"] == 3  # new template for new profiles
     for ns in (edited, deleted):  # the new process looked at both: its marker says it was onboarded before
         wait_for(
-            lambda: f"namespace {ns} was onboarded before" in second.log_text(),
+            lambda ns=ns: f"namespace {ns} was onboarded before" in second.log_text(),
             timeout=60,
             what=f"the second operator's verdict on {ns}",
         )
@@ -443,21 +429,21 @@ def test_shared_online_store_one_redis_many_projects(start_operator, kube_api, m
             "external": {"secretRef": {"name": "feast-shared-online-store"}, "tls": False}
         }
         # the marker is onboarding's last step: the copy got its ownerReference (set once the store exists) before
-        wait_for(lambda: marker(kube_api, ns), timeout=60, interval=0.3, what=f"onboarding of {ns} finished")
+        wait_for(lambda ns=ns: marker(kube_api, ns), timeout=60, interval=0.3, what=f"{ns} onboarded")
         copy = core.read_namespaced_secret("feast-shared-online-store", ns)
         assert base64.b64decode(copy.data["password"]).decode() == "s3cret-one"
         assert copy.metadata.owner_references and copy.metadata.owner_references[0].uid == fs["metadata"]["uid"]
         assert not copy.metadata.owner_references[0].controller
-        cfg = wait_for(lambda: core.read_namespaced_config_map("feast-feast-config", ns), what="server config").data[
-            "feature_store.yaml"
-        ]
+        cfg = wait_for(
+            lambda ns=ns: core.read_namespaced_config_map("feast-feast-config", ns), what="server config"
+        ).data["feature_store.yaml"]
         server = yaml.safe_load(cfg)
         assert server["project"] == project_of(ns)
         assert server["online_store"]["connection_string"] == "10.1.2.3:6378,password=${REDIS_PASSWORD}"
         assert "s3cret" not in cfg
         assert not client.AppsV1Api(kube_api).list_namespaced_stateful_set(ns).items, "no Redis per profile"
         fs = wait_for(
-            lambda: (
+            lambda ns=ns: (
                 (f := onboarded_fs(kube_api, ns)) and (c := condition(f, "OnlineStore")) and c["status"] == "True" and f
             ),
             what="OnlineStore ready on the shared Redis",
@@ -467,7 +453,7 @@ def test_shared_online_store_one_redis_many_projects(start_operator, kube_api, m
     core.patch_namespaced_secret("shared-redis", system, {"stringData": {"password": "s3cret-two"}})
     for ns in (a, b):
         wait_for(
-            lambda: (
+            lambda ns=ns: (
                 base64.b64decode(core.read_namespaced_secret("feast-shared-online-store", ns).data["password"]).decode()
                 == "s3cret-two"
             ),

@@ -254,7 +254,7 @@ def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api,
 
             try:
                 wait_for(converged, timeout=240, interval=1, what="convergence after the last restart")
-            except AssertionError:
+            except AssertionError as err:
                 current = list_fs(kube_api, namespace)
                 stuck = {n: (o.get("status") or {}).get("phase") for n, o in current.items() if not is_ready(o)}
                 raise AssertionError(
@@ -262,7 +262,7 @@ def test_crash_safety_random_sigkills(control_plane, featurestore_crd, kube_api,
                     f"instances={dict(instances_by_owner(ms))} buckets={dict(buckets_by_owner(overlay))} "
                     f"leftovers={ {n: owned_objects(kube_api, namespace).get(n) for n in deleted} }\n"
                     f"{op.log_text()[-6000:]}"
-                )
+                ) from err
             converge_seconds = time.monotonic() - t0
 
             # 0 duplicates: one successful create per instance id / bucket name, one of each per store.
@@ -380,7 +380,7 @@ def test_cloud_faults_converge_and_conditions_name_the_failing_call(
                 what="3 more CreateInstance attempts while forbidden",
             )
             times = [r.time for r in ms.calls("CreateInstance")][n0 - 1 : n0 + 3]
-            gaps = [b - a for a, b in zip(times, times[1:])]
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]  # consecutive pairs
             attempts, window = len(gaps), times[-1] - times[0]
             assert all(r.status == 403 for r in ms.calls("CreateInstance")[n0 : n0 + 3])
             assert min(gaps) >= 5, f"CreateInstance retried {min(gaps):.1f}s after a 403: a hot loop ({gaps})"
@@ -451,7 +451,7 @@ def test_apiserver_restart_operator_recovers_without_restart(control_plane, feat
             )
             api.create_namespaced_custom_object(G, V, namespace, P, manifest(created))
             wait_for(
-                lambda: f"cache_ttl_seconds: {7 + round_}" in ttl(changed),
+                lambda want=f"cache_ttl_seconds: {7 + round_}", name=changed: want in ttl(name),
                 timeout=60,
                 interval=0.5,
                 what=f"{changed}'s change made right after the restart applied",
@@ -459,7 +459,7 @@ def test_apiserver_restart_operator_recovers_without_restart(control_plane, feat
             applied = time.monotonic() - t0
             try:
                 wait_for(
-                    lambda: ready(inflight, created, changed),
+                    lambda names=(inflight, created, changed): ready(*names),
                     timeout=150,
                     interval=1,
                     what=f"{inflight} (in flight) and {created} (created after the restart) Ready",

@@ -111,7 +111,7 @@ def test_serving_store_keeps_serving_through_maintenance_updates_and_outages(gcp
     for state, reason in (("MAINTENANCE", "Maintenance"), ("UPDATING", "Updating")):
         ms.set_state(instance.name, state)
         c = wait_for(
-            lambda: online_reason(kube_api, namespace, "hold", reason),
+            lambda reason=reason: online_reason(kube_api, namespace, "hold", reason),
             timeout=90,
             interval=0.5,
             what=f"OnlineStore {reason}",

@@ -34,11 +34,13 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
-from tests.controlplane.test_chart import CHART, find, forbidden_lines, helm, sar
+from tests.controlplane.test_chart import CHART, find, forbidden_lines, helm
 from tests.support.controlplane import CONTROLLERS, ControlPlane
 from tests.support.kube import G, P, V
 from tests.support.operator_process import OperatorProcess
+from tests.support.prerequisites import missing
 from tests.support.process import free_port
+from tests.support.rbac import can
 from tests.support.waiting import wait_for
 from tests.support.webhook import ca_bundle
 
@@ -109,7 +111,7 @@ def review(port: int, cadata: bytes, server_name: str, obj: dict[str, Any]) -> d
 def test_chart_webhook_served_by_every_replica_through_the_service(routed, helm_bin, tmp_path):
     address = host_address()
     if address is None:
-        pytest.skip("no non-loopback IPv4 address: the API server cannot reach a local webhook through Endpoints")
+        missing("no non-loopback IPv4 address: the API server cannot reach a local webhook through Endpoints")
     api = api_for(routed)
     core, adm = client.CoreV1Api(api), client.AdmissionregistrationV1Api(api)
     helm(
@@ -160,10 +162,10 @@ def test_chart_webhook_served_by_every_replica_through_the_service(routed, helm_
     user = f"system:serviceaccount:{NAMESPACE}:{sa['metadata']['name']}"
     group = "admissionregistration.k8s.io"
     for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
-        assert not sar(api, user, "create", kind, group), kind
-        assert not sar_named(api, user, "patch", kind, group, "someone-elses"), kind
-    assert not sar_named(api, user, "patch", "mutatingwebhookconfigurations", group, name)
-    assert sar_named(api, user, "patch", "validatingwebhookconfigurations", group, name)
+        assert not can(api, user, "create", kind, group), kind
+        assert not can(api, user, "patch", kind, group, name="someone-elses"), kind
+    assert not can(api, user, "patch", "mutatingwebhookconfigurations", group, name=name)
+    assert can(api, user, "patch", "validatingwebhookconfigurations", group, name=name)
 
     # Endpoints of the chart's Service: this machine's address, at the STAND-BY replica's port.
     ports = [free_port(), free_port()]
@@ -268,17 +270,3 @@ def test_chart_webhook_served_by_every_replica_through_the_service(routed, helm_
         assert not bad, "RBAC denials under the chart's ServiceAccount:\n" + "\n".join(bad[:20])
     with pytest.raises(ApiException):
         adm.read_validating_webhook_configuration(name)  # uninstalled with the release: nothing left behind
-
-
-def sar_named(api: client.ApiClient, user: str, verb: str, resource: str, group: str, name: str) -> bool:
-    attrs = {"verb": verb, "resource": resource, "group": group, "name": name}
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-            "resourceAttributes": attrs,
-        },
-    }
-    return client.AuthorizationV1Api(api).create_subject_access_review(body).status.allowed

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("feast", reason="feast[redis] is needed for the data-path tests")
+from tests.support.prerequisites import missing, need_module
+
+need_module("feast", "feast[redis] is needed for the data-path tests", module=True)
 
 from featurestore_operator import render  # noqa: E402
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # noqa: E402
@@ -33,7 +35,7 @@ from tests.support.redis_server import RedisServer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 if unshare_available():
-    pytest.skip(f"podrunner: {unshare_available()}", allow_module_level=True)
+    missing(f"podrunner: {unshare_available()}", module=True)
 
 CONFIG = OperatorConfig(tls_issuer="ClusterIssuer/test-ca")
 VERSIONS = ApiVersions(optional_kinds=frozenset({"Certificate"}))

@@ -25,8 +25,10 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("feast", reason="feast[redis]==0.67.0 is needed to run materialization")
-pytest.importorskip("ray", reason="ray (the test extra) is needed for a local Ray cluster")
+from tests.support.prerequisites import missing, need_module
+
+need_module("feast", "feast[redis]==0.67.0 is needed to run materialization", module=True)
+need_module("ray", "ray (the test extra) is needed for a local Ray cluster", module=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -52,7 +54,7 @@ VIEW = "driver_hourly_stats"
 DATA_PARENT = "/var/tmp"
 
 if unshare_available():
-    pytest.skip(f"podrunner: {unshare_available()}", allow_module_level=True)
+    missing(f"podrunner: {unshare_available()}", module=True)
 
 #: Historical retrieval inside the materialization pod, from the config Feast is pointed at.
 RETRIEVE = r"""

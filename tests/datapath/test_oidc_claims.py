@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytest.importorskip("feast", reason="feast is needed for the data-path tests")
+from tests.support.prerequisites import need_module
+
+need_module("feast", "feast is needed for the data-path tests", module=True)
 
 from feast.permissions.auth.oidc_token_parser import OidcTokenParser  # noqa: E402
 from feast.permissions.auth_model import OidcAuthConfig  # noqa: E402

@@ -9,13 +9,12 @@ import secrets
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.support.podrunner import MOUNTPOINTS_LOCK, PodRunner, unshare_available
+from tests.support.prerequisites import missing
 from tests.support.waiting import wait_for
 
 if unshare_available():
-    pytest.skip(f"needs podrunner ({unshare_available()})", allow_module_level=True)
+    missing(f"needs podrunner ({unshare_available()})", module=True)
 
 
 def deployment(name: str, command: list[str], mount_path: str) -> dict:

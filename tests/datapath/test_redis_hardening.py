@@ -17,10 +17,11 @@ from featurestore_operator.render import render
 from featurestore_operator.render.names import Names
 
 from tests.support.podrunner import PodRunner, unshare_available
+from tests.support.prerequisites import missing
 from tests.support.redis_server import free_port
 
 if unshare_available() or not shutil.which("redis-server"):
-    pytest.skip(f"needs redis-server and podrunner ({unshare_available()})", allow_module_level=True)
+    missing(f"needs redis-server and podrunner ({unshare_available()})", module=True)
 
 
 def test_rendered_redis_requires_its_password_and_keeps_it_out_of_argv():

@@ -28,6 +28,7 @@ from tests.support.gke_metadata import METADATA_HOST, METADATA_IP, GkeMetadataSe
 from tests.support.iam_fake import GcsBucketOverlay, IamAdminFake
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.node import BRIDGE, Node, missing_parts
+from tests.support.prerequisites import missing
 from tests.support.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -58,9 +59,7 @@ def _traces(node: Node) -> list[str]:
 
 
 def _missing(message: str) -> None:
-    if os.environ.get("FSO_REQUIRE_CONTROLPLANE") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(message)
 
 
 @pytest.fixture(scope="module")

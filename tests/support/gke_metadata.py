@@ -61,10 +61,9 @@ class WorkloadIdentity:
         account = self.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/{ksa}")
         gsa = (account["metadata"].get("annotations") or {}).get(GSA_ANNOTATION)
         member = f"serviceAccount:{self.pool}[{ns}/{ksa}]"
-        granted = gsa and any(
-            b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"] for b in self.iam.bindings(gsa)
-        )
-        return Identity(f"{ns}/{meta['name']}", gsa if granted else self.pool)
+        if gsa and any(b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"] for b in self.iam.bindings(gsa)):
+            return Identity(f"{ns}/{meta['name']}", gsa)
+        return Identity(f"{ns}/{meta['name']}", self.pool)
 
 
 class GkeMetadataServer:

@@ -34,7 +34,7 @@ import urllib.parse
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["GcsBucketOverlay", "IamAdminFake", "Recorded"]
 
@@ -46,6 +46,12 @@ class Recorded:
     query: dict[str, str]
     body: Any = None
     status: int = 0
+
+
+def _abort(context: Any, code: Any, message: str) -> NoReturn:
+    """``grpc.ServicerContext.abort``: it raises (ends the RPC with ``code``); typed so."""
+    context.abort(code, message)
+    raise AssertionError("grpc's abort returned")
 
 
 def _err(code: int, message: str, reason: str = "") -> tuple[int, dict[str, Any]]:
@@ -97,6 +103,7 @@ class GcsBucketOverlay:
     def endpoint(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str), "an AF_INET server"
         return f"http://{host}:{port}"
 
     @property
@@ -108,7 +115,7 @@ class GcsBucketOverlay:
 
     def client(self, project: str = "test-project"):
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # namespace package: mypy cannot see it
 
         return storage.Client(
             project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.endpoint}
@@ -614,12 +621,13 @@ class IamAdminFake:
 
         m = _SA_RESOURCE.match(resource)
         if not m:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid resource name {resource!r}")
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"Invalid resource name {resource!r}")
         acct = self._accounts.get(m.group(2))
         if acct is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Service account {m.group(2)} does not exist.")
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"Service account {m.group(2)} does not exist.")
         if acct.denied:
-            context.abort(
+            _abort(
+                context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 "Permission 'iam.serviceAccounts.getIamPolicy' denied on resource (or it may not exist).",
             )

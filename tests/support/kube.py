@@ -29,10 +29,16 @@ def custom(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
+def _json(answer: object) -> dict[str, Any]:
+    """A CustomObjectsApi answer: the decoded JSON object (the client types it ``object``)."""
+    assert isinstance(answer, dict), type(answer)
+    return answer
+
+
 def get_fs(api: client.ApiClient, ns: str, name: str) -> dict[str, Any] | None:
     """The FeatureStore, or None when it does not exist (any other API error raises)."""
     try:
-        return custom(api).get_namespaced_custom_object(G, V, ns, P, name)
+        return _json(custom(api).get_namespaced_custom_object(G, V, ns, P, name))
     except ApiException as err:
         if err.status == 404:
             return None
@@ -40,7 +46,7 @@ def get_fs(api: client.ApiClient, ns: str, name: str) -> dict[str, Any] | None:
 
 
 def list_fs(api: client.ApiClient, ns: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in custom(api).list_namespaced_custom_object(G, V, ns, P)["items"]}
+    return {o["metadata"]["name"]: o for o in _json(custom(api).list_namespaced_custom_object(G, V, ns, P))["items"]}
 
 
 def condition(fs: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
@@ -53,7 +59,11 @@ def phase(fs: dict[str, Any] | None) -> str | None:
 
 def is_ready(fs: dict[str, Any] | None) -> bool:
     """Ready for the current spec: phase Ready and observedGeneration == generation."""
-    return phase(fs) == "Ready" and (fs or {})["status"].get("observedGeneration") == fs["metadata"].get("generation")
+    return (
+        fs is not None
+        and phase(fs) == "Ready"
+        and fs["status"].get("observedGeneration") == fs["metadata"].get("generation")
+    )
 
 
 def gone(read: Callable[[], object]) -> Callable[[], bool]:
@@ -75,7 +85,7 @@ def start_cron_run(api: client.ApiClient, minor: int, ns: str, cronjob: str, job
     """A Job from a CronJob's template, owned by it, as the CronJob controller starts one
     (`kubectl create job --from=cronjob/...` does the same)."""
     version = "v1beta1" if minor < 21 else "v1"
-    cron = custom(api).get_namespaced_custom_object("batch", version, ns, "cronjobs", cronjob)
+    cron = _json(custom(api).get_namespaced_custom_object("batch", version, ns, "cronjobs", cronjob))
     template = cron["spec"]["jobTemplate"]
     owner = {
         "apiVersion": f"batch/{version}",
@@ -88,7 +98,7 @@ def start_cron_run(api: client.ApiClient, minor: int, ns: str, cronjob: str, job
         client.BatchV1Api(api)
         .create_namespaced_job(
             ns,
-            {
+            {  # type: ignore[arg-type]  # the client sends a dict body as is (ApiClient.sanitize_for_serialization)
                 "apiVersion": "batch/v1",
                 "kind": "Job",
                 "metadata": {"name": job, "labels": template["metadata"]["labels"], "ownerReferences": [owner]},

@@ -29,6 +29,7 @@ class FakeKubelet:
         for pod in self.pods(namespace, selector):
             if pod.status and pod.status.phase == phase:
                 continue
+            assert pod.metadata and pod.metadata.name and pod.spec, "a pod the API server answered"
             ready = "True" if phase == "Running" else "False"
             containers = [
                 {
@@ -45,7 +46,7 @@ class FakeKubelet:
                             "startedAt": now,
                             "finishedAt": now,
                             "reason": "Completed" if phase == "Succeeded" else "Error",
-                            **({"message": messages[c.name]} if c.name in (messages or {}) else {}),
+                            **({"message": messages[c.name]} if messages and c.name in messages else {}),
                         }
                     },
                 }

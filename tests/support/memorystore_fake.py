@@ -479,7 +479,7 @@ class MemorystoreFake:
         """Force an instance's state (e.g. ``"REPAIRING"``, ``"MAINTENANCE"``)."""
         with self._lock:
             inst = self._require(key)
-            inst.pb.state = State[state] if isinstance(state, str) else int(state)
+            inst.pb.state = State.__members__[state] if isinstance(state, str) else int(state)
             inst.pb.status_message = status_message
 
     def set_labels(self, key: str, labels: dict) -> None:
@@ -529,7 +529,7 @@ class MemorystoreFake:
             pb.CopyFrom(redis_v1.Instance.pb(body))
             inst = self._new_instance(project, location, instance_id, pb)
             self._make_ready(inst)
-            inst.pb.state = State[state]
+            inst.pb.state = State.__members__[state]
             return self._public(inst)
 
     # ------------------------------------------------------------------ HTTP plumbing
@@ -701,7 +701,7 @@ class MemorystoreFake:
         try:
             json_format.Parse(raw or b"{}", pb, ignore_unknown_fields=False)
         except json_format.ParseError as e:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {e}")
+            raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {e}") from e
         return pb
 
     @staticmethod
@@ -799,7 +799,7 @@ class MemorystoreFake:
                 raise
             except Exception as e:
                 srv.stop()
-                raise ApiError("INTERNAL", f"backing redis-server failed: {e}")
+                raise ApiError("INTERNAL", f"backing redis-server failed: {e}") from e
             inst.redis = srv
             visible = {"host": srv.host, "port": srv.port}
             if tls:
@@ -824,7 +824,7 @@ class MemorystoreFake:
                 else:
                     srv.config_set(k, v)
             except Exception as e:
-                raise ApiError("INVALID_ARGUMENT", f"Invalid value {v!r} for {k!r}: {e}")
+                raise ApiError("INVALID_ARGUMENT", f"Invalid value {v!r} for {k!r}: {e}") from e
 
     def _make_ready(self, inst: _Instance) -> None:
         pb = inst.pb

@@ -359,12 +359,12 @@ class Pod:
         if "secret" in vol:
             src = vol["secret"]
             d.mkdir(parents=True)
-            data = self.runner.secrets.get(src["secretName"])
-            if data is None:
+            secret = self.runner.secrets.get(src["secretName"])
+            if secret is None:
                 if src.get("optional"):
                     return d
                 raise PodRunnerError(f"volume {vol['name']!r}: Secret {src['secretName']!r} not found")
-            self._write_items(d, data, src, f"Secret {src['secretName']!r}")
+            self._write_items(d, secret, src, f"Secret {src['secretName']!r}")
             return d
         if "projected" in vol:
             d.mkdir(parents=True)

@@ -4,8 +4,11 @@ hack/test.sh). kind/Docker (tests/e2e) and real GCP are the only skips CI allows
 
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -38,3 +41,25 @@ def project_crd_files() -> list[Path]:
 def support_crd_files() -> list[Path]:
     """Test-only minimal Kubeflow/Istio CRDs (Profile, PodDefault, AuthorizationPolicy)."""
     return sorted(SUPPORT_CRDS_DIR.glob("*.yaml"))
+
+
+def need_module(name: str, why: str = "", *, module: bool = False) -> ModuleType:
+    """``pytest.importorskip`` that honours CI: the module, or :func:`missing` naming it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"Python module {name} ({exc}){': ' + why if why else ''}", module=module)
+
+
+def not_here(what: str, *, module: bool = False) -> NoReturn:
+    """Skip, also under CI: only for what CI may lack (Docker + kind for tests/e2e/test_kind.py,
+    real GCP). Anything this machine can run goes through :func:`missing` instead."""
+    pytest.skip(what, allow_module_level=module)
+
+
+def need_tool(name: str, hint: str) -> str:
+    """The path of the executable ``name`` on PATH, or :func:`missing` naming it and ``hint``."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} not on PATH ({hint})")
+    return path

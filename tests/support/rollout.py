@@ -18,14 +18,19 @@ def rolled_once(
     """Wait for ``generation`` + 1 with a new secrets digest, then for two more reconcile passes (one of
     them a resync): the Deployment must still be at ``generation`` + 1."""
 
-    def rolled() -> client.V1Deployment | None:
+    def read() -> tuple[client.V1Deployment, int, dict[str, str]]:
         dep = apps.read_namespaced_deployment(name, namespace)
-        return dep if dep.metadata.generation > generation else None
+        assert dep.metadata and dep.metadata.generation is not None and dep.spec and dep.spec.template.metadata
+        return dep, dep.metadata.generation, dep.spec.template.metadata.annotations or {}
 
-    dep = wait_for(rolled, timeout=90, interval=0.5, what=f"{name} rolled")
-    assert dep.metadata.generation == generation + 1, "the change rolled the Deployment more than once"
-    assert dep.spec.template.metadata.annotations[ANNOTATION] != old_hash
+    def rolled() -> tuple[client.V1Deployment, int, dict[str, str]] | None:
+        got = read()
+        return got if got[1] > generation else None
+
+    _, seen, annotations = wait_for(rolled, timeout=90, interval=0.5, what=f"{name} rolled")
+    assert seen == generation + 1, "the change rolled the Deployment more than once"
+    assert annotations[ANNOTATION] != old_hash
     operator.wait_reconciles(2)
-    again = apps.read_namespaced_deployment(name, namespace)
-    assert again.metadata.generation == generation + 1, "a later pass or resync rolled the Deployment again"
+    again, seen, _ = read()
+    assert seen == generation + 1, "a later pass or resync rolled the Deployment again"
     return again

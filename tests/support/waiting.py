@@ -13,7 +13,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.25, what: str = "condition") -> T:
+def wait_for(fn: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25, what: str = "condition") -> T:
     """Call ``fn`` until it returns something truthy and return that; fail after ``timeout``.
 
     Any exception but ``AssertionError`` means "not yet" (a 404 before an object exists, a refused

@@ -50,7 +50,7 @@ def repoint(api: client.ApiClient, name: str, url: str) -> None:
     adm = client.AdmissionregistrationV1Api(api)
     live = adm.read_validating_webhook_configuration(name)
     ops: list[dict[str, Any]] = []
-    for i, hook in enumerate(live.webhooks):
+    for i, hook in enumerate(live.webhooks or []):
         path = (hook.client_config.service.path or "") if hook.client_config.service else ""
         if hook.client_config.service:
             ops.append({"op": "remove", "path": f"/webhooks/{i}/clientConfig/service"})
@@ -66,6 +66,8 @@ def ca_bundle(api: client.ApiClient, name: str) -> bytes | None:
         if err.status == 404:
             return None
         raise
+    if not live.webhooks:
+        return None
     bundle = live.webhooks[0].client_config.ca_bundle
     return base64.b64decode(bundle) if bundle else None
 

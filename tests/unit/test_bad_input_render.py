@@ -28,7 +28,9 @@ from tests.support.bad_manifests import Case, corpus
 CASES = corpus()
 SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash"}
 #: The fixed shell scripts of the render package (module constants *_SCRIPT): no user input inside.
-SCRIPTS = {v for m in (jobs, incluster, gitref) for k, v in vars(m).items() if k.endswith("_SCRIPT") and isinstance(v, str)}
+SCRIPTS = {
+    v for m in (jobs, incluster, gitref) for k, v in vars(m).items() if k.endswith("_SCRIPT") and isinstance(v, str)
+}
 SCRIPTS.add(authz.SERVE_SHIM)
 FEAST_KEYS = {"project", "provider", "registry", "online_store", "offline_store", "entity_key_serialization_version"}
 CONFIGS = {

@@ -26,6 +26,8 @@ from featurestore_operator.render import (
 from featurestore_operator.render.freshness import MAX_MESSAGE, parse_summary, termination_message
 from prometheus_client import REGISTRY
 
+from tests.support.prerequisites import need_module
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 WITH_ENGINE_CRDS = ApiVersions(
@@ -116,7 +118,7 @@ def test_default_is_local_and_renders_nothing_new():
 
 
 def _feast_engine_config(job: dict):
-    repo_config = pytest.importorskip("feast.repo_config")
+    repo_config = need_module("feast.repo_config")
     return repo_config.get_batch_engine_config_from_type(job["batch_engine"]["type"])(**job["batch_engine"])
 
 
@@ -154,7 +156,7 @@ def test_spark_application_engine_config_is_what_feast_reads():
 
 
 def test_ray_engine_and_offline_store_config_is_what_feast_reads():
-    pytest.importorskip("ray")
+    need_module("ray")
     from feast.infra.offline_stores.contrib.ray_offline_store.ray import RayOfflineStoreConfig
 
     fs = example("ray-compute.yaml")
@@ -322,7 +324,7 @@ def test_feast_067_k8s_engine_bug_is_reported():
     msg = compute.problem(fs, plain, ApiVersions(), CONFIG.feast_version, True)
     assert msg and "update/teardown_infra" in msg and "ray" in msg
     assert compute.problem(fs, plain, ApiVersions(), FIXED, True) is None
-    k8s_engine = pytest.importorskip("feast.infra.compute_engines.kubernetes.k8s_engine")
+    k8s_engine = need_module("feast.infra.compute_engines.kubernetes.k8s_engine")
     abstract = k8s_engine.KubernetesComputeEngine.__abstractmethods__
     if CONFIG.feast_version.startswith(compute.K8S_ENGINE_BROKEN_IN):
         assert abstract == {"update", "teardown_infra"}, "Feast fixed its k8s engine: drop K8S_ENGINE_BROKEN_IN"

@@ -32,6 +32,8 @@ from featurestore_operator.render import (
 from featurestore_operator.render.hardening import OUT_OF_MESH
 from featurestore_operator.render.names import Names
 
+from tests.support.prerequisites import need_module
+
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 
 
@@ -276,7 +278,7 @@ def _engine_config_maps(job_text: str, env: dict[str, str]) -> list[dict]:
     ``env``: Feast's own code (feast/repo_config.py loads the file through os.path.expandvars; the
     engines dump the loaded RepoConfig: k8s_engine._create_configuration_map,
     spark_application.compute._create_configmap), with a client that records the ConfigMap."""
-    pytest.importorskip("feast")
+    need_module("feast")
     from feast.repo_config import RepoConfig
 
     old = {k: os.environ.get(k) for k in env}

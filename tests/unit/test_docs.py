@@ -3,11 +3,12 @@ models and must not drift."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from featurestore_operator.api.reference import config_markdown, markdown
+
+from tests.support import golden
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "featurestore.md"
 CONFIG_PAGE = PAGE.parent / "operator-config.md"
@@ -19,9 +20,8 @@ def test_reference_page_matches_model():
     text = PAGE.read_text()
     match = SECTION.search(text)
     assert match, "docs/reference/featurestore.md lost its reference markers"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        PAGE.write_text(SECTION.sub(lambda m: m.group(1) + markdown() + m.group(3), text))
-        return
+    if golden.rewriting():
+        golden.rewrite(PAGE, SECTION.sub(lambda m: m.group(1) + markdown() + m.group(3), text))
     assert match.group(2) == markdown(), (
         "docs/reference/featurestore.md drifted from the model: run UPDATE_GOLDEN=1 pytest tests/unit/test_docs.py"
     )
@@ -42,9 +42,8 @@ def test_operator_config_page_matches_model():
     text = CONFIG_PAGE.read_text()
     match = CONFIG_SECTION.search(text)
     assert match, "docs/reference/operator-config.md lost its config-reference markers"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        CONFIG_PAGE.write_text(CONFIG_SECTION.sub(lambda m: m.group(1) + config_markdown() + m.group(3), text))
-        return
+    if golden.rewriting():
+        golden.rewrite(CONFIG_PAGE, CONFIG_SECTION.sub(lambda m: m.group(1) + config_markdown() + m.group(3), text))
     assert match.group(2) == config_markdown(), (
         "docs/reference/operator-config.md drifted from api/config.py: "
         "run UPDATE_GOLDEN=1 pytest tests/unit/test_docs.py"

@@ -16,8 +16,8 @@ from featurestore_operator.api import OperatorConfig, parse_featurestore, resolv
 from featurestore_operator.api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate, feast_project_name
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.reconcile.conditions import kubeflow_part
-from featurestore_operator.reconcile.observe import NotebookFacts
 from featurestore_operator.reconcile.kube import ApiError
+from featurestore_operator.reconcile.observe import NotebookFacts
 from featurestore_operator.reconcile.onboarding import (
     MARKER,
     RECORD_LABEL,
@@ -510,6 +510,13 @@ def test_without_kubeflow_crds_nothing_optional_is_rendered_and_the_condition_sa
     # its own namespace as podSelector {} (no namespace label needed: Kubernetes 1.20 sets none), others by name
     assert rule["from"][0] == {"podSelector": {}}
     assert rule["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["kserve"]
-    part = kubeflow_part(fs.spec.kubeflow.pod_default, False, bare.optional_kinds, NotebookFacts(None), fs.metadata.name)
+    part = kubeflow_part(
+        fs.spec.kubeflow.pod_default, False, bare.optional_kinds, NotebookFacts(None), fs.metadata.name
+    )
     assert "PodDefault" in part.message and "AuthorizationPolicy" not in part.message
-    assert kubeflow_part(fs.spec.kubeflow.pod_default, True, ApiVersions().optional_kinds, NotebookFacts(None), fs.metadata.name).status == "True"
+    assert (
+        kubeflow_part(
+            fs.spec.kubeflow.pod_default, True, ApiVersions().optional_kinds, NotebookFacts(None), fs.metadata.name
+        ).status
+        == "True"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import kubernetes_validate
@@ -15,6 +14,7 @@ from featurestore_operator.cli import _dump
 from featurestore_operator.render import ApiVersions, Endpoints, OnlineEndpoint, RepoSource, SecretKey, render
 from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION
 
+from tests.support import golden
 from tests.support.prerequisites import missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,13 +43,10 @@ def rendered(path: Path, versions: ApiVersions | None = None):
 def test_golden(example):
     _, out = rendered(example)
     text = _dump(out.objects, "yaml")
-    golden = GOLDEN / f"{example.stem}.yaml"
-    if os.environ.get("UPDATE_GOLDEN") == "1":  # the one way to (re)write goldens: then review the diff
-        golden.write_text(text)
-    assert golden.exists(), (
-        f"no golden {golden.name} for examples/{example.name}: run UPDATE_GOLDEN=1 pytest {__file__}"
+    # the one way to (re)write goldens (UPDATE_GOLDEN=1: then review the diff)
+    golden.check(
+        GOLDEN / f"{example.stem}.yaml", text, f"render output of examples/{example.name}", f"pytest {__file__}"
     )
-    assert text == golden.read_text(), f"render output changed; review and run UPDATE_GOLDEN=1 pytest {__file__}"
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)

@@ -133,12 +133,22 @@ def test_status_writes_neither_wake_the_sync_nor_parse_the_store_again(monkeypat
     reviewers.observe("MODIFIED", status_write)
     assert not reviewers.changed.is_set(), "a status write woke the sync"
     parsed: list[dict[str, Any]] = []
-    monkeypatch.setattr(handler, "account", lambda b, config: parsed.append(b))
+    real = handler.account
+
+    def spy(b: dict[str, Any], config: OperatorConfig) -> tuple[str, str] | None:
+        parsed.append(b)
+        return real(b, config)  # the real verdict: the spy only records that it ran
+
+    monkeypatch.setattr(handler, "account", spy)
     assert reviewers.subjects({("a", "x"): status_write}, CONFIG) == [sa("a", "x-feast")] and not parsed
     opened = body("x", "a", authz="none", generation=2)
     reviewers.observe("MODIFIED", opened)
     assert reviewers.changed.is_set(), "a spec change did not wake the sync"
-    assert reviewers.subjects({("a", "x"): opened}, CONFIG) == [] and parsed == [opened]
+    assert reviewers.subjects({("a", "x"): opened}, CONFIG) == [], "authz none: the store's account leaves"
+    assert parsed == [opened], "the changed store was parsed again, once"
+    reopened = body("x", "a", generation=3)
+    reviewers.observe("MODIFIED", reopened)
+    assert reviewers.subjects({("a", "x"): reopened}, CONFIG) == [sa("a", "x-feast")], "authz kubernetes again"
     reviewers.changed.clear()
     reviewers.observe("DELETED", opened)
     assert reviewers.changed.is_set(), "a deletion did not wake the sync"

@@ -3,14 +3,16 @@
 - the health endpoint (``handlers.health``) and the metrics endpoint;
 - the validating admission webhook, in every replica (``handlers.admission``), leader or not;
 - leader election on a Lease when several replicas run (``handlers.leadership``);
-- once acting: the watches of owned kinds (``reconcile.watches``), the Event poster, and kopf, which
-  watches FeatureStores (and, with onboarding, namespaces/Profiles) and hands them to the per-store
-  workers (``handlers.workers``).
+- once acting: the FeatureStore watch of each scope (``handlers.featurestore``), which hands every
+  store to its worker (``handlers.workers``); the watches of owned kinds (``reconcile.watches``); the
+  Event poster; with onboarding, the shared online store Secret's follower; with authz kubernetes,
+  the token reviewers binding (``handlers.token_reviewers``); and kopf.
 
-FeatureStores are watched by the operator itself (``handlers.featurestore``: kopf 1.45 ends its
-watcher on the 404 a restarted API server answers for custom resources, without ending the operator).
-kopf runs the onboarding watches, login and settings; if it stops it is started again in the same
-process (the workers and their caches keep running).
+FeatureStores are watched by the operator itself, not by kopf: kopf 1.45 ends its watcher on the 404
+a restarted API server answers for custom resources, without ending the operator. kopf runs login,
+settings and the onboarding watches (``handlers.profiles``: namespaces, Profiles, marker ConfigMaps,
+optional CRDs); if it stops it is started again in the same process (the workers and their caches
+keep running).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""kopf's settings, login and probes. kopf is used through its public API only."""
+"""kopf's settings and login. kopf is used through its public API only (the health endpoint is the
+operator's own: ``handlers.health``)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..api import FeatureStore
 from ..api.spec import AuthzType
+from . import programs
 from .names import Names, meta
 
 #: The KSA Kubeflow runs a profile's notebooks, pipelines and KServe models as.
@@ -34,7 +35,8 @@ TOKEN_MOUNT_ROOT = "/var/run/secrets/featurestore.kubeflow.org"
 TOKEN_EXPIRATION_SECONDS = 600
 PERMISSIONS_FILE = "featurestore_operator_permissions.py"
 
-#: `python -c SERVE_SHIM feast-args...`: Feast's CLI with a verified Kubernetes token parser.
+#: `python -c SERVE_SHIM feast-args...`: Feast's CLI with a verified Kubernetes token parser
+#: (render/programs/serve_shim.py).
 #: The TokenReview names this store's audience (FSO_FEAST_AUDIENCE) and the answer must confirm it,
 #: so only tokens minted for this store pass: a token the API server would accept (the default
 #: audience: a pod's own ServiceAccount token) is refused, and what a caller sends is useless at
@@ -43,51 +45,7 @@ PERMISSIONS_FILE = "featurestore_operator_permissions.py"
 #: tokens are remembered (by digest) for FSO_FEAST_AUTH_CACHE_SECONDS (30): a TokenReview and a
 #: RoleBinding list per request cost ~280 ms here; a revoked token or removed binding is honoured
 #: within that time. Refusals are never cached.
-SERVE_SHIM = """import hashlib, os, sys, time
-from feast.permissions.auth import kubernetes_token_parser as ktp
-from feast.permissions.user import User
-from kubernetes import client
-from starlette.authentication import AuthenticationError
-
-ALLOWED = set(filter(None, os.environ.get("FSO_FEAST_ROLES", "").split(",")))
-TTL = float(os.environ.get("FSO_FEAST_AUTH_CACHE_SECONDS", "30"))
-CACHE = {}
-
-AUDIENCE = os.environ.get("FSO_FEAST_AUDIENCE", "")
-
-def review(self, access_token):
-    if not AUDIENCE:
-        raise AuthenticationError("server has no token audience configured")
-    status = self.auth_v1.create_token_review(client.V1TokenReview(
-        spec=client.V1TokenReviewSpec(token=access_token, audiences=[AUDIENCE]))).status
-    if not status or not status.authenticated or not status.user:
-        raise AuthenticationError("token not accepted by the Kubernetes API for this store's audience")
-    if AUDIENCE not in (status.audiences or []):
-        raise AuthenticationError("token is not bound to this store's audience")
-    parts = (status.user.username or "").split(":")
-    if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:
-        raise AuthenticationError("only ServiceAccount tokens are accepted")
-    roles = set(self.get_roles(current_namespace=self._read_namespace_from_file(),
-                               service_account_namespace=parts[2], service_account_name=parts[3])) & ALLOWED
-    if not roles:
-        raise AuthenticationError("ServiceAccount has no role on this feature store")
-    return User(username=f"{parts[2]}:{parts[3]}", roles=sorted(roles), groups=[], namespaces=[parts[2]])
-
-async def verified(self, access_token):
-    key = hashlib.sha256(access_token.encode()).digest()
-    hit = CACHE.get(key)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]
-    user = review(self, access_token)
-    if len(CACHE) >= 4096:
-        CACHE.clear()
-    CACHE[key] = (time.monotonic() + TTL, user)
-    return user
-
-ktp.KubernetesTokenParser.user_details_from_access_token = verified
-from feast.cli.cli import cli
-sys.exit(cli(sys.argv[1:], prog_name="feast"))
-"""
+SERVE_SHIM = programs.source("serve_shim.py")
 
 
 def enabled(fs: FeatureStore) -> bool:

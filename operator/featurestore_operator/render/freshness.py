@@ -18,25 +18,11 @@ import json
 import re
 from dataclasses import dataclass
 
-#: Runs in the Feast image after `feast materialize-incremental`: one line of JSON on stdout.
-#: Views are sorted by name and cut before the kubelet's 4096-byte limit ("truncated": true).
-SUMMARY_SCRIPT = """import json, os
-from pathlib import Path
-from feast import FeatureStore
-store = FeatureStore(fs_yaml_file=Path(os.environ["FEAST_FS_YAML_FILE_PATH"]))
-views, size, cut = {}, 40, False
-for fv in sorted(store.list_feature_views(allow_cache=False), key=lambda v: v.name):
-    end = fv.most_recent_end_time
-    if end is None:
-        continue
-    item = (fv.name, end.isoformat())
-    size += len(json.dumps(dict([item]))) + 1
-    if size > 4000:
-        cut = True
-        break
-    views[item[0]] = item[1]
-print(json.dumps({"v": 1, "views": views, "truncated": cut}, separators=(",", ":")))
-"""
+from . import programs
+
+#: Runs in the Feast image after `feast materialize-incremental`: one line of JSON on stdout
+#: (render/programs/freshness_summary.py).
+SUMMARY_SCRIPT = programs.source("freshness_summary.py")
 
 MAX_MESSAGE = 4096
 MAX_VIEWS = 200

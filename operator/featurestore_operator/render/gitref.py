@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import FeatureStore
+from . import programs
 from .hardening import container_security, empty_dir, needs_api_token, pod_security
 from .inputs import ApiVersions, RepoSource
 from .names import Names, labels, meta, short_hash
@@ -44,44 +45,11 @@ ERRORS = frozenset({"auth", "hostkey", "notfound", "unreachable"})
 #: Credentials for git (both scripts): a token for https (as a credential helper reading the env,
 #: so it is never in argv or a URL), or an ssh key checked against the Secret's known_hosts
 #: (StrictHostKeyChecking=yes: an unknown or changed host key fails, never "accept").
-GIT_AUTH = r"""export GIT_TERMINAL_PROMPT=0
-if [ -n "${GIT_TOKEN:-}" ]; then
-  git config --global credential.helper '!f() { echo username=x-access-token; echo "password=${GIT_TOKEN}"; }; f'
-fi
-if [ -f /etc/git-secret/ssh-privatekey ]; then
-  export GIT_SSH_COMMAND="ssh -i /etc/git-secret/ssh-privatekey -o IdentitiesOnly=yes -o BatchMode=yes \
--o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/git-secret/known_hosts"
-fi
-"""
+GIT_AUTH = programs.source("git_auth.sh")
 
 #: $1 url, $2 ref. Picks the ref the way `git fetch URL REF` does (the ref itself, refs/REF,
 #: refs/tags/REF (peeled), refs/heads/REF) and writes one JSON line to the termination log.
-RESOLVE_SCRIPT = (
-    "set -u\n"
-    + GIT_AUTH
-    + r"""url="$1"; ref="$2"; log=/dev/termination-log
-fail() { printf '{"v":1,"error":"%s"}\n' "$1" > "$log"; echo "resolving $ref failed: $1" >&2; exit 1; }
-if ! refs=$(git ls-remote -- "$url" "$ref" "$ref^{}" 2>/tmp/ls-remote.err); then
-  cat /tmp/ls-remote.err >&2
-  e=/tmp/ls-remote.err
-  grep -qiE 'host key verification failed|no .* host key is known|REMOTE HOST IDENTIFICATION' $e && fail hostkey
-  grep -qiE 'authentication failed|could not read (username|password)|permission denied|401|403' $e && fail auth
-  grep -qiE 'not found|does not appear to be a git repository|404' $e && fail notfound
-  fail unreachable
-fi
-found=$(printf '%s\n' "$refs" | awk -v r="$ref" '
-  $2 == r { c[1] = $1; n[1] = $2 }
-  $2 == "refs/" r { c[2] = $1; n[2] = $2 }
-  $2 == "refs/tags/" r "^{}" { c[3] = $1; n[3] = "refs/tags/" r }
-  $2 == "refs/tags/" r { c[4] = $1; n[4] = $2 }
-  $2 == "refs/heads/" r { c[5] = $1; n[5] = $2 }
-  END { for (i = 1; i <= 5; i++) if (i in c) { print c[i], n[i]; exit } }')
-[ -n "$found" ] || fail notfound
-set -- $found
-printf '{"v":1,"ref":"%s","commit":"%s"}\n' "$2" "$1" > "$log"
-echo "$ref -> $1 ($2)"
-"""
-)
+RESOLVE_SCRIPT = "set -u\n" + GIT_AUTH + programs.source("git_resolve.sh")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import podknobs
+from . import podknobs, programs
 from .hardening import mesh_annotations
 from .names import Names, labels, meta, selector
 from .pods import container_security, empty_dir, resources
@@ -19,8 +19,8 @@ from .pods import container_security, empty_dir, resources
 REDIS_PORT = 6379
 #: Redis reads its config from stdin ("-"), here a here-document the shell expands: the password
 #: never appears in any process's argv (readable in /proc by everyone on the node). `exec` keeps
-#: redis-server as PID 1, so it gets the kubelet's SIGTERM.
-REDIS_SCRIPT = 'exec redis-server - "$@" <<EOF\nrequirepass $REDIS_PASSWORD\nEOF\n'
+#: redis-server as PID 1, so it gets the kubelet's SIGTERM. (render/programs/redis.sh)
+REDIS_SCRIPT = programs.source("redis.sh")
 
 
 def data_claim(fs: FeatureStore) -> list[dict[str, Any]]:

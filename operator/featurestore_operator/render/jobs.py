@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, freshness, gitref, podknobs
+from . import authz, compute, freshness, gitref, podknobs, programs
 from .feast_config import FEAST_CONFIG_DIR
 from .hardening import mesh_annotations
 from .inputs import ApiVersions, Endpoints, RepoSource
@@ -20,27 +20,11 @@ from .pods import FEAST_YAML, container_security, empty_dir, feast_container, po
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
 #: Then reports each feature view's materialized-until time as the container's termination message
 #: (the operator reads it from the finished pod: freshness.parse_summary); the run's exit code stands.
-MATERIALIZE_SCRIPT = f"""feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"
-rc=$?
-python - > /dev/termination-log 2>/dev/null <<'PY' || true
-{freshness.SUMMARY_SCRIPT}PY
-exit $rc
-"""
+MATERIALIZE_SCRIPT = programs.source("materialize.sh").replace("@FRESHNESS_SUMMARY@\n", freshness.SUMMARY_SCRIPT, 1)
 
 #: Fetches one commit of a git repo into /repo. $1 url, $2 commit (resolved by ``gitref``, fetched by
 #: hash: protocol v2 servers serve any reachable commit); credentials as ``gitref.GIT_AUTH``.
-GIT_FETCH_SCRIPT = (
-    "set -eu\n"
-    + gitref.GIT_AUTH
-    + r"""url="$1"; ref="$2"
-git init -q /repo
-git -C /repo fetch -q --depth 1 -- "$url" "$ref"
-git -C /repo -c advice.detachedHead=false checkout -q FETCH_HEAD
-head=$(git -C /repo rev-parse HEAD)
-echo "$head"
-case "$ref" in *[!0-9a-f]*) ;; *) [ "${#ref}" -ne 40 ] || [ "$head" = "$ref" ] || { echo "fetched $head, not $ref" >&2; exit 1; } ;; esac
-"""
-)
+GIT_FETCH_SCRIPT = "set -eu\n" + gitref.GIT_AUTH + programs.source("git_fetch.sh")
 
 REPO_DIR = "/repo"
 REPO_SOURCE_DIR = "/repo-source"
@@ -51,12 +35,7 @@ REPO_SOURCE_DIR = "/repo-source"
 #: then fails importing the module ``..2026_..features`` (a "relative import"), so Feast must see
 #: plain files. ConfigMap keys never contain "/" nor start with "..", so the two globs copy exactly
 #: the keys (including dotfiles such as .feastignore).
-COPY_REPO_SCRIPT = f"""set -eu
-for f in {REPO_SOURCE_DIR}/* {REPO_SOURCE_DIR}/.[!.]*; do
-  [ -e "$f" ] || continue
-  cp -L "$f" {REPO_DIR}/
-done
-"""
+COPY_REPO_SCRIPT = programs.source("copy_repo.sh")
 
 
 def k8s_literal(value: str) -> str:
@@ -172,7 +151,7 @@ def _configmap_copy_container(fs: FeatureStore) -> dict[str, Any]:
 
 
 #: Adds the operator's Feast permissions (a file of the server ConfigMap) to the repo; $1 = workdir.
-ADD_PERMISSIONS_SCRIPT = f'cp {FEAST_CONFIG_DIR}/{authz.PERMISSIONS_FILE} "$1/"'
+ADD_PERMISSIONS_SCRIPT = programs.source("add_permissions.sh")
 
 
 def _permissions_container(fs: FeatureStore, workdir: str) -> dict[str, Any]:

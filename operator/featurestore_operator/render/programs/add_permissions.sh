@@ -1,0 +1,1 @@
+cp /etc/feast/featurestore_operator_permissions.py "$1/"

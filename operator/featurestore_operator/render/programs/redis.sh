@@ -1,0 +1,3 @@
+exec redis-server - "$@" <<EOF
+requirepass $REDIS_PASSWORD
+EOF

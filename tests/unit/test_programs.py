@@ -1,0 +1,307 @@
+"""The programs rendered workloads run (operator/featurestore_operator/render/programs/), run as
+programs: shell scripts pass shellcheck and run under ``sh``/``bash`` in a temp dir (fixed paths
+swapped for temp ones, fakes first on PATH); the Python ones run against the real Feast."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from featurestore_operator.render import authz, freshness, gitref, incluster, jobs, programs
+from featurestore_operator.render.feast_config import FEAST_CONFIG_DIR
+from featurestore_operator.render.freshness import parse_summary
+
+from tests.support.prerequisites import need_module, need_tool
+
+PROGRAMS = Path(programs.__file__).parent
+SHELL = sorted(PROGRAMS.glob("*.sh"))
+#: SC2016 in git_auth.sh: the credential helper is single-quoted on purpose, so git's own shell
+#: expands ${GIT_TOKEN} when it runs the helper and the token is never written to .gitconfig.
+EXCLUDES = {"git_auth.sh": "SC2016"}
+
+
+def test_every_program_is_used_by_render():
+    texts = [authz.SERVE_SHIM, freshness.SUMMARY_SCRIPT, incluster.REDIS_SCRIPT, gitref.RESOLVE_SCRIPT]
+    texts += [v for k, v in vars(jobs).items() if k.endswith("_SCRIPT")]
+    for path in [*SHELL, *PROGRAMS.glob("*.py")]:
+        if path.name != "__init__.py":
+            parts = path.read_text().split("@FRESHNESS_SUMMARY@\n")
+            assert any(all(part in t for part in parts) for t in texts), f"{path.name} is not rendered anywhere"
+
+
+@pytest.mark.parametrize("script", [*SHELL, "MATERIALIZE_SCRIPT"], ids=lambda s: getattr(s, "name", s))
+def test_shellcheck(script: Path | str, tmp_path: Path):
+    """Every shell program, and the materialization script as rendered (the summary spliced in)."""
+    tool = need_tool("shellcheck", "Debian package shellcheck: hack/setup.sh installs it")
+    if isinstance(script, str):
+        script = tmp_path / "materialize-rendered.sh"
+        script.write_text(jobs.MATERIALIZE_SCRIPT)
+    exclude = ["-e", EXCLUDES[script.name]] if script.name in EXCLUDES else []
+    out = subprocess.run([tool, "-s", "sh", *exclude, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _sh(script: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None):
+    return subprocess.run(
+        ["bash", "-c", script, "--", *args],
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_copy_repo_copies_the_configmap_keys_as_plain_files(tmp_path: Path):
+    """The kubelet's ConfigMap volume layout (``..<ts>/`` + ``..data`` + a symlink per key) becomes
+    plain files, dotfile keys included and the hidden directories left out."""
+    src, dst = tmp_path / "repo-source", tmp_path / "repo"
+    (src / "..2026_12_07").mkdir(parents=True)
+    dst.mkdir()
+    for key in ("features.py", ".feastignore"):
+        (src / "..2026_12_07" / key).write_text(f"# {key}\n")
+        (src / key).symlink_to(f"..data/{key}")
+    (src / "..data").symlink_to("..2026_12_07")
+    script = jobs.COPY_REPO_SCRIPT.replace(jobs.REPO_SOURCE_DIR + "/", f"{src}/").replace(
+        f" {jobs.REPO_DIR}/", f" {dst}/"
+    )
+    assert script != jobs.COPY_REPO_SCRIPT and str(src) in script and str(dst) in script
+    out = _sh(script)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in dst.iterdir()) == [".feastignore", "features.py"]
+    assert all(not p.is_symlink() and p.read_text() == f"# {p.name}\n" for p in dst.iterdir())
+
+
+def _git(*args: str, cwd: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_git_fetch_checks_out_the_ref_and_keeps_the_token_off_disk(tmp_path: Path):
+    need_tool("git", "Debian package git: hack/setup.sh installs it")
+    origin, home, repo = tmp_path / "origin", tmp_path / "home", tmp_path / "repo"
+    for d in (origin, home):
+        d.mkdir()
+    _git("init", "-q", "-b", "main", cwd=origin)
+    (origin / "features.py").write_text("# v1\n")
+    _git("add", ".", cwd=origin)
+    _git("-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "v1", cwd=origin)
+    head = _git("rev-parse", "HEAD", cwd=origin).strip()
+    script = jobs.GIT_FETCH_SCRIPT.replace(jobs.REPO_DIR, str(repo))
+    assert script.count(str(repo)) == 4, "every /repo of the script was swapped"
+    token = "s3cr3t-token"
+    out = _sh(script, f"file://{origin}", "main", env={"HOME": str(home), "GIT_TOKEN": token})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == head and (repo / "features.py").read_text() == "# v1\n"
+    config = (home / ".gitconfig").read_text()
+    assert "credential" in config and token not in config
+
+
+def test_add_permissions_copies_the_operators_permissions_file(tmp_path: Path):
+    assert f"{FEAST_CONFIG_DIR}/{authz.PERMISSIONS_FILE}" in jobs.ADD_PERMISSIONS_SCRIPT
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / authz.PERMISSIONS_FILE).write_text("# perms\n")
+    (tmp_path / "work").mkdir()
+    out = _sh(jobs.ADD_PERMISSIONS_SCRIPT.replace(FEAST_CONFIG_DIR, str(tmp_path / "etc")), str(tmp_path / "work"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "work" / authz.PERMISSIONS_FILE).read_text() == "# perms\n"
+
+
+def test_redis_gets_its_password_on_stdin_never_in_argv(tmp_path: Path):
+    fake = tmp_path / "redis-server"
+    fake.write_text('#!/bin/sh\necho "argv: $*"\necho "pid: $$"\ncat\n')
+    fake.chmod(0o755)
+    wrapper = f'echo "shell: $$"\n{incluster.REDIS_SCRIPT}'
+    out = _sh(wrapper, "--dir", "/data", env={"PATH": f"{tmp_path}:/usr/bin:/bin", "REDIS_PASSWORD": "pw$1 x"})
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines()[:3])
+    assert lines["argv"] == "- --dir /data" and "pw" not in lines["argv"]
+    assert lines["pid"] == lines["shell"], "exec: redis-server replaces the shell (gets the kubelet's SIGTERM)"
+    assert "requirepass pw$1 x" in out.stdout
+
+
+# ------------------------------------------------------------------------------- Python programs
+
+
+def _load(name: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:
+    """The program ``name`` imported as a module (its ``__main__`` block does not run)."""
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    spec = importlib.util.spec_from_file_location(f"program_{name.removesuffix('.py')}", PROGRAMS / name)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _feast_repo(tmp_path: Path, views: dict[str, dt.datetime | None]) -> Path:
+    """A small real Feast repo (local provider, file registry): ``views`` applied, each with a
+    materialization interval ending at its time (None: never materialized)."""
+    feast = need_module("feast", "Feast runs the summary program in the materialization pod")
+    yaml_path = tmp_path / "feature_store.yaml"
+    yaml_path.write_text(
+        f"project: p\nprovider: local\nregistry: {tmp_path}/registry.db\n"
+        f"online_store: {{type: sqlite, path: {tmp_path}/online.db}}\nentity_key_serialization_version: 3\n"
+    )
+    store = feast.FeatureStore(fs_yaml_file=yaml_path)
+    pandas = need_module("pandas")
+    data = pandas.DataFrame({"driver_id": [1], "rate": [0.5], "ts": [pandas.Timestamp("2026-12-01", tz="UTC")]})
+    data.to_parquet(tmp_path / "data.parquet")
+    driver = feast.Entity(name="driver", join_keys=["driver_id"], value_type=feast.ValueType.INT64)
+    source = feast.FileSource(path=str(tmp_path / "data.parquet"), timestamp_field="ts")
+    fvs = {name: feast.FeatureView(name=name, entities=[driver], source=source) for name in views}
+    store.apply([driver, *fvs.values()])
+    for name, end in views.items():
+        if end is not None:
+            store.registry.apply_materialization(fvs[name], "p", end - dt.timedelta(hours=1), end)
+    return yaml_path
+
+
+def test_freshness_summary_reports_each_materialized_view(tmp_path: Path):
+    """The program run with the Feast image's interpreter setup: its stdout is what the operator parses."""
+    end = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+    yaml_path = _feast_repo(tmp_path, {"zeta": end, "alpha": end - dt.timedelta(hours=2), "never": None})
+    out = subprocess.run(
+        [sys.executable, str(PROGRAMS / "freshness_summary.py")],
+        env={**os.environ, "FEAST_FS_YAML_FILE_PATH": str(yaml_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = parse_summary(out.stdout.strip())
+    assert summary is not None and not summary.truncated
+    assert [(v.name, v.materialized_until) for v in summary.views] == [
+        ("alpha", end - dt.timedelta(hours=2)),
+        ("zeta", end),
+    ]
+
+
+def test_freshness_summary_cuts_before_the_termination_message_limit(monkeypatch: pytest.MonkeyPatch):
+    need_module("feast", "the program imports Feast")
+    program = _load("freshness_summary.py", monkeypatch, {})
+    end = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+    class View:
+        def __init__(self, i: int):
+            self.name, self.most_recent_end_time = f"view_{i:03d}_{'x' * 60}", end
+
+    class Store:
+        def list_feature_views(self, allow_cache: bool) -> list[View]:
+            assert allow_cache is False, "the summary must read the registry as just written"
+            return [View(i) for i in range(200)]
+
+    doc = program.summary(Store())
+    message = json.dumps(doc, separators=(",", ":"))
+    assert doc["truncated"] is True and len(message) <= freshness.MAX_MESSAGE
+    parsed = parse_summary(message)
+    assert parsed is not None and parsed.truncated and len(parsed.views) == len(doc["views"]) > 10
+
+
+class _ApiServer:
+    """TokenReview and RoleBinding list as the API server answers them: a token authenticates only
+    for an audience it was minted for, and the status lists the audiences both sides share
+    (k8s.io/api authentication/v1 TokenReviewStatus.audiences: "audience identifiers chosen by the
+    authenticator that are compatible with both the TokenReview and token"). The real API server
+    answers the same shim in tests/datapath/test_authz_tls.py."""
+
+    def __init__(self, kube: Any):
+        self.k, self.tokens, self.bindings, self.reviews = kube, {}, [], 0
+
+    def create_token_review(self, body: Any) -> Any:
+        self.reviews += 1
+        user, audiences = self.tokens.get(body.spec.token, (None, []))
+        shared = [a for a in body.spec.audiences if a in audiences]
+        if not user or not shared:
+            return self.k.V1TokenReview(spec=body.spec, status=self.k.V1TokenReviewStatus(authenticated=False))
+        status = self.k.V1TokenReviewStatus(authenticated=True, audiences=shared, user=self.k.V1UserInfo(username=user))
+        return self.k.V1TokenReview(spec=body.spec, status=status)
+
+    def list_namespaced_role_binding(self, namespace: str) -> Any:
+        assert namespace == "store-ns"
+        return self.k.V1RoleBindingList(items=self.bindings)
+
+    def bind(self, role: str, sa_namespace: str, sa_name: str) -> None:
+        subject = self.k.RbacV1Subject(kind="ServiceAccount", name=sa_name, namespace=sa_namespace)
+        ref = self.k.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=role)
+        meta = self.k.V1ObjectMeta(name=f"b{len(self.bindings)}")
+        self.bindings.append(self.k.V1RoleBinding(metadata=meta, role_ref=ref, subjects=[subject]))
+
+
+def _forged(sa_namespace: str, sa_name: str) -> str:
+    """An unsigned JWT naming a ServiceAccount: what an attacker can write without any key."""
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
+    claims = {"sub": f"system:serviceaccount:{sa_namespace}:{sa_name}", "kubernetes.io": {}}
+    return f"{enc({'alg': 'none', 'typ': 'JWT'})}.{enc(claims)}."
+
+
+@pytest.fixture
+def parser(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Feast's own KubernetesTokenParser (in-cluster config skipped) talking to :class:`_ApiServer`,
+    its class restored afterwards."""
+    ktp = need_module("feast.permissions.auth.kubernetes_token_parser", "the shim patches Feast's parser")
+    kube = need_module("kubernetes.client")
+    cls = ktp.KubernetesTokenParser
+    monkeypatch.setattr(cls, "user_details_from_access_token", cls.user_details_from_access_token)
+    (tmp_path / "namespace").write_text("store-ns\n")
+    monkeypatch.setattr(ktp, "_namespace_file_path", str(tmp_path / "namespace"))
+    api = _ApiServer(kube)
+    p = cls.__new__(cls)
+    p.auth_v1 = p.rbac_v1 = api
+    api.bind("s-feast-writer", "store-ns", "s-feast")
+    api.bind("s-feast-reader", "alice", "default-editor")
+    api.bind("other-role", "bob", "default-editor")
+    return p, api
+
+
+def _user(p: Any, token: str) -> Any:
+    return asyncio.run(p.user_details_from_access_token(token))
+
+
+def test_serve_shim_trusts_only_the_api_servers_review_for_this_audience(parser, monkeypatch):
+    p, api = parser
+    errors = need_module("starlette.authentication")
+    forged = _forged("store-ns", "s-feast")
+    assert "s-feast-writer" in _user(p, forged).roles, "stock Feast 0.67 trusts a forged token: the shim's reason"
+    env = {"FSO_FEAST_ROLES": "s-feast-reader,s-feast-writer", "FSO_FEAST_AUDIENCE": "fs.ns.s"}
+    _load("serve_shim.py", monkeypatch, env).install()
+    api.tokens = {
+        "alice-store": ("system:serviceaccount:alice:default-editor", ["fs.ns.s"]),
+        "alice-default": ("system:serviceaccount:alice:default-editor", ["https://kubernetes.default.svc"]),
+        "bob-store": ("system:serviceaccount:bob:default-editor", ["fs.ns.s"]),
+        "human": ("alice@example.com", ["fs.ns.s"]),
+    }
+    user = _user(p, "alice-store")
+    assert (user.username, user.roles, user.namespaces) == ("alice:default-editor", ["s-feast-reader"], ["alice"])
+    for token, why in [
+        (forged, "not accepted"),
+        ("alice-default", "not accepted"),  # a token the API server itself would take
+        ("bob-store", "no role"),  # bound only to a role that is not this store's
+        ("human", "only ServiceAccount"),
+    ]:
+        with pytest.raises(errors.AuthenticationError, match=why):
+            _user(p, token)
+    before = api.reviews
+    _user(p, "alice-store")
+    with pytest.raises(errors.AuthenticationError):
+        _user(p, forged)
+    assert api.reviews == before + 1, "an accepted token is cached, a refusal is reviewed again"
+
+
+def test_serve_shim_runs_feasts_cli():
+    need_module("feast", "the shim runs Feast's CLI")
+    out = subprocess.run(
+        [sys.executable, "-c", authz.SERVE_SHIM, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "serve" in out.stdout and "Usage" in out.stdout
