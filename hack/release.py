@@ -63,7 +63,8 @@ def changelog(text: str, version: str, date: str) -> str:
     body, sep, tail = rest.partition("\n## ")
     if not body.strip():
         raise ReleaseError("CHANGELOG.md: nothing under 'Unreleased' to release")
-    return f"{head}{UNRELEASED}\n\n{heading}{date})\n{body.rstrip()}\n{sep}{tail}"
+    after = f"\n## {tail}" if sep else ""
+    return f"{head}{UNRELEASED}\n\n{heading}{date})\n\n{body.strip()}\n{after}"
 
 
 def prepare(root: Path, version: str, date: str) -> list[str]:
