@@ -14,9 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,58 +74,6 @@ def node() -> Iterator[Node]:
     yield n
     n.stop()
     assert not _traces(n), "the node left traces behind"
-
-
-@dataclass(frozen=True)
-class Release:
-    registry: str  # HOST:PORT, plain HTTP on the loopback address
-    version: str
-
-    @property
-    def chart(self) -> str:
-        return f"oci://{self.registry}/charts/featurestore-operator"
-
-    @property
-    def images(self) -> list[str]:
-        return [
-            f"{self.registry}/featurestore-operator:{self.version}",
-            f"{self.registry}/featurestore-feast:{self.version}",
-        ]
-
-
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    """hack/release.sh run as a maintainer runs it, on a clone of this tree (its commit and tag stay
-    there), pushing to a local registry (hack/local-registry.sh, Debian's docker-registry). The
-    release is of the tree's own version, so its images are the ones hack/provision-node.sh built
-    (same build context: buildah reuses the layers)."""
-    if not shutil.which("docker-registry"):
-        _missing("run hack/provision-node.sh (hack/test.sh does): missing docker-registry")
-    port = str(free_port())
-    started = time.monotonic()
-    registry = subprocess.run(
-        ["bash", str(ROOT / "hack" / "local-registry.sh"), "start", port], capture_output=True, text=True, timeout=300
-    )
-    assert registry.returncode == 0, registry.stderr
-    address = registry.stdout.strip().splitlines()[-1]
-    clone = tmp_path_factory.mktemp("release") / "repo"
-    subprocess.run(["git", "clone", "-q", "--no-tags", str(ROOT), str(clone)], check=True, timeout=120)
-    version = tomllib.loads((clone / "pyproject.toml").read_text())["project"]["version"]
-    try:
-        out = subprocess.run(
-            ["bash", str(clone / "hack" / "release.sh"), version],
-            capture_output=True,
-            text=True,
-            timeout=3000,
-            cwd=clone,
-            env={**os.environ, "REGISTRY": address},
-        )
-        print(out.stdout[-3000:], out.stderr[-6000:])
-        assert out.returncode == 0, "hack/release.sh failed:\n" + out.stderr[-6000:]
-        print(f"[release] {version} to {address} in {time.monotonic() - started:.0f}s")
-        yield Release(address, version)
-    finally:
-        subprocess.run(["bash", str(ROOT / "hack" / "local-registry.sh"), "stop", port], timeout=60)
 
 
 def test_dns_hosts_lines() -> None:
@@ -200,28 +146,11 @@ def _run_scenario(node: Node, script: Path, log: Path, **env: str) -> str:
 
 
 @pytest.mark.timeout(3600)
-def test_scenario_on_node(release: Release, node: Node, tmp_path: Path) -> None:
-    """The release (hack/release.sh) installed from the local registry as a user installs it: `helm
-    install oci://…` with the chart's own images, which the node's containerd pulls (plain HTTP,
-    loopback only: Node.trust_registry) -> examples/local.yaml Ready -> pods -> materialize -> client
-    pod reads features through cluster DNS -> config roll-out -> deletion removes everything
-    (scenario.sh)."""
-    node.trust_registry(release.registry)
-    node.remove_images(*release.images)
-    assert not set(release.images) & set(node.images()), "the release's images are pulled, never imported"
-    text = _run_scenario(
-        node,
-        SCENARIO,
-        tmp_path / "scenario.log",
-        CHART_REF=release.chart,
-        CHART_VERSION=release.version,
-        CHART_PULL_ARGS="--plain-http",
-        FEAST_IMAGE=release.images[1],
-        PULL_POLICY="IfNotPresent",
-    )
+def test_scenario_on_node(node: Node, tmp_path: Path) -> None:
+    """helm install -> examples/local.yaml Ready -> pods -> materialize -> client pod reads features
+    through cluster DNS -> config roll-out -> deletion removes everything (scenario.sh)."""
+    text = _run_scenario(node, SCENARIO, tmp_path / "scenario.log")
     assert "ONLINE-FEATURES-OK" in text
-    assert set(release.images) <= set(node.images()), "containerd pulled both images from the registry"
-    assert f"chart {release.chart} --version {release.version}" in text
 
 
 def _gsa(project: str) -> str:
