@@ -16,18 +16,12 @@
 #   docker build --build-arg PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:<digest> .
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 ARG FEAST_VERSION=0.67.0
-# What the spec.compute engines need in the materialization pod (the engines default to this
-# image): ray[data] for engine ray (also the offline store of engine kubernetes' export; its version
-# must equal spec.compute.ray.kubeRay.rayVersion's default, RayCluster pods run this image too) and
-# the kubernetes client with which Feast's k8s and spark_application engines create their objects.
-# Not included: pyspark (~320 MB, and a JVM) for engine sparkApplication, whose offline store
-# imports it; add it for such an image, e.g. --build-arg FEAST_COMPUTE_PACKAGES="... pyspark==4.0.1"
-# (Feast's own spark_application image is the usual choice). Empty: Feast only (~240 MB smaller).
-ARG FEAST_COMPUTE_PACKAGES="ray[data]==2.60.0 kubernetes==37.0.1"
-# gcsfs: the file offline store reads the offline data of provider gcp from the store's bucket
-# (gs://) through fsspec, and Feast's gcp extra does not bring it (found by the first run on real
-# pods: "Install gcsfs to access Google Storage"). Its version must match the fsspec pip picks.
-ARG FEAST_GCS_PACKAGES="gcsfs==2025.12.0 fsspec==2025.12.0"
+# Python dependencies are locked with hashes (hack/lock-images.sh, uv): images/operator.lock (from
+# pyproject.toml) and images/feast-runtime.lock (from images/feast-runtime.in, which lists Feast, its
+# GCS filesystem and what the compute engines need). Each venv installs its lock with
+# `pip install --require-hashes --no-deps` and then proves the lock is not stale: the operator wheel
+# installs offline (--no-index) only if the lock satisfies pyproject.toml, feast-runtime.in installs
+# offline only if the lock satisfies it, and `pip check` finds no broken requirement.
 
 # ----------------------------------------------------------------------------- base
 FROM ${PYTHON_IMAGE} AS base
@@ -49,8 +43,11 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 # ----------------------------------------------------------------------------- operator: venv
 FROM base AS operator-venv
 RUN python -m venv /opt/venv
+COPY images/operator.lock /locks/
 COPY --from=wheel /wheels/ /wheels/
-RUN /opt/venv/bin/pip install /wheels/featurestore_operator-*.whl \
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r /locks/operator.lock \
+ && /opt/venv/bin/pip install --no-index /wheels/featurestore_operator-*.whl \
+ && /opt/venv/bin/pip check \
  # the operator must stay lean: fail the build if Feast slipped in through a dependency
  && ! /opt/venv/bin/python -c "import feast" 2>/dev/null \
  && /opt/venv/bin/featurestore-operator --help >/dev/null
@@ -58,11 +55,12 @@ RUN /opt/venv/bin/pip install /wheels/featurestore_operator-*.whl \
 # ----------------------------------------------------------------------------- feast runtime
 FROM base AS feast-venv
 ARG FEAST_VERSION
-ARG FEAST_COMPUTE_PACKAGES
-ARG FEAST_GCS_PACKAGES
-# set -f: the package list is split into words but never globbed (ray[data])
-RUN set -f && python -m venv /opt/feast \
- && /opt/feast/bin/pip install "feast[redis,gcp,grpcio]==${FEAST_VERSION}" ${FEAST_GCS_PACKAGES} ${FEAST_COMPUTE_PACKAGES} \
+COPY images/feast-runtime.in images/feast-runtime.lock /locks/
+RUN python -m venv /opt/feast \
+ && /opt/feast/bin/pip install --require-hashes --no-deps -r /locks/feast-runtime.lock \
+ && /opt/feast/bin/pip install --no-index -r /locks/feast-runtime.in \
+ && /opt/feast/bin/pip check \
+ && /opt/feast/bin/python -c "import importlib.metadata as m, sys; v = m.version('feast'); sys.exit(None if v == '${FEAST_VERSION}' else f'feast {v} locked, FEAST_VERSION is ${FEAST_VERSION}')" \
  && /opt/feast/bin/feast version \
  && /opt/feast/bin/python -c "import fsspec; fsspec.filesystem('gs', token='anon')"
 

@@ -13,15 +13,16 @@
 #     pause.tar            k8s.gcr.io/pause:3.2 (gcc -static of the tree's build/pause/linux/pause.c)
 #     python-base.tar      the Dockerfile's PYTHON_IMAGE, made from rootfs/ (pulls are impossible here)
 #     operator.tar         Dockerfile target `operator`      -> featurestore-operator:e2e
-#                          key: operator/ sources, pyproject.toml, Dockerfile (not README.md, which
-#                          only feeds the wheel's description)
+#                          key: operator/ sources, pyproject.toml, Dockerfile, images/operator.lock
+#                          (not README.md, which only feeds the wheel's description)
 #     feast.tar            Dockerfile target `feast-runtime` -> featurestore-feast:e2e
-#                          key: Dockerfile (it pins FEAST_VERSION)
+#                          key: Dockerfile (it pins FEAST_VERSION), images/feast-runtime.*
 #                          (both keys include the base image's key: a new base rebuilds both)
 #     redis.tar            the operator's default in-cluster Redis image name (redis:7.2-alpine), made
 #                          from Debian's redis-server: the product's default stays untouched
 # Debian packages: containerd, runc, containernetworking-plugins, buildah, debootstrap, iptables,
-# dnsmasq-base (cluster DNS of the tests), conntrack, libc6-dev (static pause).
+# dnsmasq-base (cluster DNS of the tests), conntrack, libc6-dev (static pause), docker-registry (the
+# local OCI registry the main scenario installs a release from: hack/local-registry.sh).
 #
 # The Dockerfile is built UNCHANGED with pulls disabled; the host's CA bundle is bind-mounted into
 # RUN steps (pip reaches PyPI through a TLS-intercepting proxy here) and never baked into an image.
@@ -55,7 +56,7 @@ cold=0
 # shellcheck source=lib/apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 APT_PACKAGES=(containerd runc containernetworking-plugins buildah debootstrap iptables dnsmasq-base conntrack
-  libc6-dev gcc)
+  libc6-dev gcc docker-registry)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -133,14 +134,14 @@ bud() {
     -v "$CA_BUNDLE:$CA_BUNDLE:ro" -f Dockerfile . >"$NODE/buildah/$1.log" 2>&1) ||
     { tail -n 40 "$NODE/buildah/$1.log" >&2; die "building Dockerfile target $1 failed"; }
 }
-operator_key="$(cd "$ROOT" && find operator pyproject.toml Dockerfile .dockerignore -type f \
+operator_key="$(cd "$ROOT" && find operator pyproject.toml Dockerfile .dockerignore images/operator.lock -type f \
   ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | cat - <(echo "$base_key") | key_of)"
 if ! fresh operator "$operator_key"; then
   cold=1
   bud operator "$OPERATOR_IMAGE"
   save operator "$operator_key" "$OPERATOR_IMAGE"
 fi
-feast_key="$( (cat "$ROOT/Dockerfile"; echo "$base_key") | key_of)"
+feast_key="$( (cat "$ROOT/Dockerfile" "$ROOT"/images/feast-runtime.*; echo "$base_key") | key_of)"
 if ! fresh feast "$feast_key"; then
   cold=1
   bud feast-runtime "$FEAST_IMAGE"

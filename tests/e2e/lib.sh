@@ -3,10 +3,16 @@
 #
 # Knobs: KUBE_CONTEXT, OPERATOR_IMAGE=featurestore-operator:e2e, FEAST_IMAGE=featurestore-feast:e2e,
 # TIMEOUT_SECONDS=600, HELM_ARGS (extra `helm install` args).
+# From a registry, as a user installs a release (after hack/release.sh; not yet run by the node tier):
+# CHART_REF=oci://REGISTRY/charts/featurestore-operator CHART_VERSION=X (the chart's own default
+# images, pulled by the node), FEAST_IMAGE=REGISTRY/featurestore-feast:X, PULL_POLICY=IfNotPresent
+# (of the scenario's own Jobs and pods), CHART_PULL_ARGS (e.g. --plain-http for a local registry).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OPERATOR_IMAGE="${OPERATOR_IMAGE:-featurestore-operator:e2e}"
 FEAST_IMAGE="${FEAST_IMAGE:-featurestore-feast:e2e}"
+CHART_REF="${CHART_REF:-}"
+PULL_POLICY="${PULL_POLICY:-Never}"
 TIMEOUT_SECONDS="${TIMEOUT_SECONDS:-600}"
 TIMEOUT="${TIMEOUT_SECONDS}s"
 RELEASE=featurestore-operator
@@ -91,12 +97,21 @@ store_bucket() {
 # install_chart: helm upgrade --install with the local images (pulls disabled) and HELM_ARGS;
 # the operator pod becomes Ready
 install_chart() {
-  say "installing the chart (images $OPERATOR_IMAGE, $FEAST_IMAGE; pulls disabled)"
+  local chart=("$ROOT/charts/featurestore-operator")
+  local images=(--set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}"
+    --set image.pullPolicy=Never --set images.feast="$FEAST_IMAGE")
+  if [ -n "$CHART_REF" ]; then
+    say "installing the chart $CHART_REF --version $CHART_VERSION (its own images, pulled by the node)"
+    # shellcheck disable=SC2206
+    chart=("$CHART_REF" --version "$CHART_VERSION" ${CHART_PULL_ARGS:-})
+    images=()
+  else
+    say "installing the chart (images $OPERATOR_IMAGE, $FEAST_IMAGE; pulls disabled)"
+  fi
   # shellcheck disable=SC2086
-  helm ${KUBE_CONTEXT:+--kube-context "$KUBE_CONTEXT"} upgrade --install "$RELEASE" "$ROOT/charts/featurestore-operator" \
+  helm ${KUBE_CONTEXT:+--kube-context "$KUBE_CONTEXT"} upgrade --install "$RELEASE" "${chart[@]}" \
     --namespace "$OPERATOR_NS" --create-namespace \
-    --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" --set image.pullPolicy=Never \
-    --set images.feast="$FEAST_IMAGE" \
+    "${images[@]}" \
     --set istio=false \
     --set resyncSeconds=30 \
     ${HELM_ARGS:-} \
@@ -137,7 +152,7 @@ spec:
       containers:
         - name: run
           image: $FEAST_IMAGE
-          imagePullPolicy: Never
+          imagePullPolicy: $PULL_POLICY
           command: $args
           env: [{name: PYTHONDONTWRITEBYTECODE, value: "1"}, {name: HOME, value: /tmp}${env:+, $env}]
           securityContext: $CONTAINER_SECURITY
@@ -191,7 +206,7 @@ spec:
   containers:
     - name: client
       image: $FEAST_IMAGE
-      imagePullPolicy: Never
+      imagePullPolicy: $PULL_POLICY
       command: [python, -c, $code]
       env: [{name: FEAST_FS_YAML_FILE_PATH, value: /etc/feast/$STORE/feature_store.yaml}, {name: HOME, value: /tmp}${env:+, $env}]
       securityContext: $CONTAINER_SECURITY

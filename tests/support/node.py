@@ -109,6 +109,24 @@ class Node:
         assert self.cp
         return self.cp.request(method, path, body)
 
+    def trust_registry(self, address: str) -> None:
+        """Let containerd pull from the registry at ``address`` (HOST:PORT) over plain HTTP: a
+        loopback-only local registry (hack/local-registry.sh). containerd reads its hosts directory
+        (CRI ``registry.config_path``, containerd 1.6 docs/hosts.md) at every pull: no restart."""
+        hosts = self.workdir / "certs.d" / address
+        hosts.mkdir(parents=True, exist_ok=True)
+        (hosts / "hosts.toml").write_text(
+            f'server = "http://{address}"\n[host."http://{address}"]\n  capabilities = ["pull", "resolve"]\n'
+        )
+
+    def remove_images(self, *refs: str) -> None:
+        """Forget these images (containerd's root persists across runs: an earlier run's pull)."""
+        self._ctr("images", "rm", *refs, check=False)
+
+    def images(self) -> list[str]:
+        """The image references containerd holds (namespace k8s.io)."""
+        return self._ctr("images", "ls", "-q").stdout.split()
+
     def __enter__(self) -> Node:
         return self.start()
 
@@ -255,6 +273,7 @@ class Node:
         cni_conf = self.workdir / "cni"
         state.mkdir()
         cni_conf.mkdir()
+        (self.workdir / "certs.d").mkdir()  # registry hosts (trust_registry)
         (cni_conf / "10-fso.conflist").write_text(
             json.dumps(
                 {
@@ -304,6 +323,8 @@ state = "{state / "state"}"
 [{cri}.cni]
   bin_dir = "/usr/lib/cni"
   conf_dir = "{cni_conf}"
+[{cri}.registry]
+  config_path = "{self.workdir / "certs.d"}"
 """)
         self._spawn("containerd", ["containerd", "--config", str(state / "config.toml")])
         self._wait("containerd", lambda: self._ctr("version", timeout=10).returncode == 0, 60)

@@ -152,21 +152,7 @@ def test_status_feature_views_become_gauges_and_leave_with_the_store():
 # --------------------------------------------------------------------------- images
 
 
-def test_feast_runtime_image_carries_what_the_engines_need():
-    """The engines default to the feast-runtime image: its build installs Ray at the version the
-    RayCluster declares (KubeRay and Ray Client refuse a version skew) and the kubernetes client."""
-    import re
-    from pathlib import Path
-
-    from featurestore_operator.api.compute import KubeRaySpec
-
-    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
-    [packages] = re.findall(r'^ARG FEAST_COMPUTE_PACKAGES="([^"]*)"$', text, re.M)
-    pins = dict(p.split("==", 1) for p in packages.split())
-    assert pins["ray[data]"] == KubeRaySpec.model_fields["ray_version"].default
-    assert "kubernetes" in pins
-    assert not re.search(r"[<>|;&$`]", packages), "the list is word-split by the shell in RUN: no metacharacters"
-    assert "${FEAST_COMPUTE_PACKAGES}" in text.split("AS feast-venv", 1)[1].split("FROM", 1)[0]
+# (the feast-runtime image's Ray and kubernetes pins: tests/unit/test_release.py, images/feast-runtime.in)
 
 
 # --------------------------------------------------------------------------- examples

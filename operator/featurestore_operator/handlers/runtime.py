@@ -33,6 +33,8 @@ class Runtime:
         self.health = Health()
         #: uids of clean-up records found not to be the operator's (logged once each)
         self.ignored_records: set[str | None] = set()
+        #: uids of stores whose clean-up record is in place (reconcile.core.Deps.recorded)
+        self.recorded: set[str] = set()
         self.workers = Workers(
             self.deps,
             resync=config.resync_seconds,
@@ -57,6 +59,7 @@ class Runtime:
             emit=emit,
             stores=self.workers.stores_in,
             default_marks=self.workers.default_marks,
+            recorded=self.recorded,
             shared_applier=self.applier,
         )
 

@@ -66,6 +66,11 @@ def deployment_part(type_: ConditionType, dep: dict[str, Any] | None, want: int)
     need = 1 if want > 0 else 0
     if gen_ok and available >= need:
         return Part(type_, "True", "Available", f"{available} replica(s) available")
+    if available >= need:
+        # a new template (an upgrade, a config change) the controller has not rolled out yet: the
+        # pods of the previous one still serve, as the Deployment's own Available condition says
+        # (found by tests/controlplane/test_upgrade_live.py: Ready flapped False during every roll)
+        return Part(type_, "True", "RollingOut", f"{available} replica(s) available; rolling out a new pod template")
     for c in st.get("conditions") or []:
         if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
             return Part(type_, "False", "ProgressDeadlineExceeded", c.get("message", ""), event="Warning")

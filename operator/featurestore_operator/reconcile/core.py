@@ -56,6 +56,8 @@ class Deps:
     stores: Callable[[str], list[tuple[str, str]]] = lambda namespace: []
     #: name -> spec.kubeflow.defaultStore of every FeatureStore of a namespace (render.kubeflow.default_store)
     default_marks: Callable[[str], dict[str, bool | None]] = lambda namespace: {}
+    #: uids of stores whose clean-up record is known to be in place (one per process, shared by passes)
+    recorded: set[str] = field(default_factory=set)
     #: one per process (it remembers refused objects across passes); made from kube+cache if absent
     shared_applier: InitVar[Applier | None] = None
     applier: Applier = field(init=False)
@@ -104,11 +106,13 @@ async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
     ``finalize.clean_up_vanished``, from the record written first (``records.record_for``: in the
     operator's own namespace, where tenants cannot write)."""
     meta = body["metadata"]
-    if FINALIZER in (meta.get("finalizers") or []):
-        return True
     if not any(b.needs_cleanup(fs) for _, b in all_backends(deps.backends, fs)):
         return True
+    if FINALIZER in (meta.get("finalizers") or []):
+        await _ensure_record(deps, body)
+        return True
     await deps.kube.create(records.record_for(body, deps.config.records_namespace))  # None: already there
+    deps.recorded.add(meta["uid"])
     result = await deps.kube.patch_guarded(
         body, {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}}
     )
@@ -117,6 +121,18 @@ async def ensure_finalizer(deps: Deps, fs: FeatureStore, body: dict[str, Any]) -
     meta["finalizers"] = result["metadata"].get("finalizers")
     meta["resourceVersion"] = result["metadata"]["resourceVersion"]
     return await deps.kube.get("FeatureStore", API_VERSION, meta["namespace"], meta["name"]) is not None
+
+
+async def _ensure_record(deps: Deps, body: dict[str, Any]) -> None:
+    """The clean-up record of a store that already has its finalizer, checked once per process: a store
+    finalized by an earlier version has its record in its own namespace (where this version ignores
+    records, ``records``) or none; found by the upgrade test with live stores
+    (tests/controlplane/test_upgrade_live.py). A create (the chart grants no get there: answered 409,
+    nothing written, when the record is in place)."""
+    uid = body["metadata"]["uid"]
+    if uid not in deps.recorded:
+        await deps.kube.create(records.record_for(body, deps.config.records_namespace))  # None: already there
+        deps.recorded.add(uid)
 
 
 async def publish(
