@@ -25,6 +25,7 @@ from kubernetes import client
 from tests.support.git_server import GitServer
 from tests.support.kube import SERVER_PODS, G, P, V, condition, fs_manifest, get_fs, start_cron_run
 from tests.support.podrunner import PodRunner, unshare_available
+from tests.support.prerequisites import missing
 from tests.support.waiting import wait_for
 
 TOKEN = "s3cret-token"
@@ -123,7 +124,7 @@ def _events(kube_api, ns: str, reason: str) -> list[str]:
 def _needs_unshare():
     why = unshare_available()
     if why:
-        pytest.skip(why)
+        missing(f"podrunner: {why}")
 
 
 def test_a_pushed_commit_is_resolved_applied_and_served(operator, control_plane, kube_api, kubelet, namespace, git):

@@ -20,6 +20,7 @@ from featurestore_operator.render import RepoSource, render
 from tests.support.git_server import GitServer
 from tests.support.git_ssh import SshGitServer
 from tests.support.podrunner import PodRunner, unshare_available
+from tests.support.prerequisites import missing
 
 TOKEN = "s3cret"
 
@@ -28,7 +29,7 @@ TOKEN = "s3cret"
 def _needs_unshare():
     why = unshare_available()
     if why:
-        pytest.skip(why)
+        missing(f"podrunner: {why}")
 
 
 @pytest.fixture
