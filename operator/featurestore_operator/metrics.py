@@ -1,7 +1,7 @@
 """Prometheus metrics of the operator process.
 
 Defined here, below both layers that record them: reconcile (Kubernetes API requests, in
-``reconcile.kube.Kube``) and handlers (passes, durations, stores by phase); the HTTP endpoint
+``runtime.kube.Kube``) and handlers (passes, durations, stores by phase); the HTTP endpoint
 is started in ``handlers.startup``.
 """
 

@@ -1,6 +1,6 @@
 """Lean watches, as an attacker sees them: a namespace editor labels 500 Secrets of 100 KiB each as
 the operator's own, in a namespace with no FeatureStore. The operator never lists or watches Secrets
-(it holds no such right: reconcile/kinds.py), so it receives none of them and its memory does not grow
+(it holds no such right: runtime/kinds.py), so it receives none of them and its memory does not grow
 with their size. Labelled ConfigMaps it does watch (server-side label selection): kept as slim copies."""
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ import asyncio
 import copy
 
 from featurestore_operator.reconcile.applier import Applier, ObservedCache, drift_key
-from featurestore_operator.reconcile.kube import FIELD_MANAGER
 from featurestore_operator.render.names import OWNER_LABEL
+from featurestore_operator.runtime.kube import FIELD_MANAGER
 
 OURS = {
     "manager": FIELD_MANAGER,

@@ -14,10 +14,10 @@ from featurestore_operator.backends.registry import DefaultBackends
 from featurestore_operator.reconcile import core
 from featurestore_operator.reconcile.applier import ObservedCache
 from featurestore_operator.reconcile.desired import desired
-from featurestore_operator.reconcile.discovery import Discovery
 from featurestore_operator.reconcile.events import Event
 from featurestore_operator.reconcile.observe import RepoMissing, RepoNotConfigured, RepoRevision, observe_repo
 from featurestore_operator.reconcile.outcomes import BackendResults
+from featurestore_operator.runtime.discovery import Discovery
 
 from tests.support.fake_kube import FakeKube
 

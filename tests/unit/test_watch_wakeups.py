@@ -1,12 +1,12 @@
-"""Which watch events wake a FeatureStore's worker (reconcile/watches.py ``Watches.on_event``)."""
+"""Which watch events wake a FeatureStore's worker (runtime/watches.py ``Watches.on_event``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from featurestore_operator.reconcile.applier import ObservedCache, desired_hash, drift_key
-from featurestore_operator.reconcile.kinds import key
-from featurestore_operator.reconcile.watches import Watches
+from featurestore_operator.runtime.kinds import key
+from featurestore_operator.runtime.watches import Watches
 
 NS, STORE = "team-a", "demo"
 LABELS = {"app.kubernetes.io/managed-by": "featurestore-operator", "featurestore.kubeflow.org/name": STORE}
@@ -58,8 +58,8 @@ def test_a_transient_403_is_retried_soon_not_after_the_long_forbidden_wait():
     from the usual retry; it does not go quiet for FORBIDDEN_RETRY at the first 403."""
     import asyncio
 
-    from featurestore_operator.reconcile.kinds import KINDS
-    from featurestore_operator.reconcile.kube import ApiError
+    from featurestore_operator.runtime.kinds import KINDS
+    from featurestore_operator.runtime.kube import ApiError
 
     class Kube:
         def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""The watch of FeatureStores: list + watch, handing every body to its worker (``handlers.workers``).
+"""The watch of FeatureStores: list + watch, handing every body to its worker (``runtime.workers``).
 
 The operator watches FeatureStores itself rather than through kopf: a restarted API server answers
 404 for custom resources until it has loaded their CRDs, and kopf 1.45 ends its watcher on a 404
@@ -16,7 +16,7 @@ from typing import Any
 from ..api import API_VERSION
 from ..api.bounds import shed
 from ..reconcile import records
-from ..reconcile.kube import ApiError
+from ..runtime.kube import ApiError
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)

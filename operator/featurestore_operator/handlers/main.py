@@ -1,11 +1,11 @@
 """`featurestore-operator run`: validate the configuration, then run the operator:
 
-- the health endpoint (``handlers.health``) and the metrics endpoint;
+- the health endpoint (``runtime.health``) and the metrics endpoint;
 - the validating admission webhook, in every replica (``handlers.admission``), leader or not;
-- leader election on a Lease when several replicas run (``handlers.leadership``);
-- once acting: the watches of owned kinds (``reconcile.watches``), the Event poster, and kopf, which
+- leader election on a Lease when several replicas run (``runtime.leadership``);
+- once acting: the watches of owned kinds (``runtime.watches``), the Event poster, and kopf, which
   watches FeatureStores (and, with onboarding, namespaces/Profiles) and hands them to the per-store
-  workers (``handlers.workers``).
+  workers (``runtime.workers``).
 
 FeatureStores are watched by the operator itself (``handlers.featurestore``: kopf 1.45 ends its
 watcher on the 404 a restarted API server answers for custom resources, without ending the operator).
@@ -31,11 +31,11 @@ from pydantic import ValidationError
 from .. import __version__
 from ..api import OperatorConfig, names
 from ..backends.cluster import with_cluster_id
-from ..reconcile.kube import Kube
 from ..reconcile.onboarding import follow_shared_secret
+from ..runtime.kube import Kube
+from ..runtime.leadership import LeaderElector
 from . import admission
 from .featurestore import watch_featurestores
-from .leadership import LeaderElector
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)

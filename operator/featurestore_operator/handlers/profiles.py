@@ -12,7 +12,7 @@ Watches (onboarding on):
   * the shared online store's source Secret, when the template has one (copies follow it).
 Always: CustomResourceDefinitions of the optional Kubeflow/Istio kinds, so that installing (or
 removing) PodDefault/AuthorizationPolicy is picked up at once rather than at the next discovery
-refresh; the operator's own watches of PodDefaults and AuthorizationPolicies (reconcile.watches)
+refresh; the operator's own watches of PodDefaults and AuthorizationPolicies (runtime.watches)
 start as soon as discovery finds them served. Onboarding does not depend on the Profile watch:
 Kubeflow labels every profile namespace, and namespaces are always watched.
 

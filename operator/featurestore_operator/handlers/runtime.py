@@ -8,15 +8,15 @@ from ..api import OperatorConfig
 from ..backends.registry import DefaultBackends
 from ..reconcile.applier import Applier, ObservedCache
 from ..reconcile.core import Deps
-from ..reconcile.discovery import Discovery
 from ..reconcile.events import Event
-from ..reconcile.kube import Kube
 from ..reconcile.outcomes import BackendSet
-from ..reconcile.watches import Watches
-from .events import EventPoster
-from .health import Health
+from ..runtime.discovery import Discovery
+from ..runtime.events import EventPoster
+from ..runtime.health import Health
+from ..runtime.kube import Kube
+from ..runtime.watches import Watches
+from ..runtime.workers import Workers
 from .token_reviewers import TokenReviewers
-from .workers import Workers
 
 
 class Runtime:

@@ -22,7 +22,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
-    settings.posting.enabled = False  # Events come from the operator itself (handlers.events)
+    settings.posting.enabled = False  # Events come from the operator itself (runtime.events)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10

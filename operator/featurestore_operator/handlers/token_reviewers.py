@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..api import OperatorConfig
-from ..reconcile.kube import ApiError
 from ..reconcile.token_reviewers import account, as_subjects
+from ..runtime.kube import ApiError
 
 if TYPE_CHECKING:
     from .runtime import Runtime

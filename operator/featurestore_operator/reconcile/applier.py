@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..render.names import OWNER_LABEL
+from ..runtime.kinds import Key, in_apply_order, key
+from ..runtime.kube import FIELD_MANAGER, ApiError, Kube
 from .fences import POLICY_KINDS, fences
-from .kinds import Key, in_apply_order, key
-from .kube import FIELD_MANAGER, ApiError, Kube
 
 
 def desired_hash(obj: dict[str, Any]) -> bytes:

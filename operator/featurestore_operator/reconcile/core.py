@@ -22,14 +22,14 @@ from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
 from ..api.review import resolved
 from ..backends.base import BackendContext
+from ..runtime.discovery import Discovery
+from ..runtime.kube import Kube
 from . import conditions as cond
 from . import records
 from .applier import Applier, ApplyFailure, ObservedCache
 from .desired import Desired, desired, secret_names
-from .discovery import Discovery
 from .events import Event, transitions
 from .freshness import observe_freshness
-from .kube import Kube
 from .observe import observe_repo, secret_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
 from .secrets import secret_inputs

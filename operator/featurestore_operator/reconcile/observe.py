@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..api import FeatureStore
+from ..runtime.kube import Kube
 from .applier import ObservedCache
-from .kube import Kube
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import socket
 from typing import Any
 
 from ..reconcile.events import Event
-from ..reconcile.kube import FIELD_MANAGER, Kube
+from .kube import FIELD_MANAGER, Kube
 
 log = logging.getLogger(__name__)
 #: Events waiting to be posted at most; more are dropped (they describe transitions, not state)

@@ -394,7 +394,7 @@ class Kube:
 
 
 def _stop_on_close(err: Exception, count: int) -> OnErrorResult:
-    """Hand every watch failure to our watch loop (``reconcile.watches``): it relists on 410 Gone
+    """Hand every watch failure to our watch loop (``runtime.watches``): it relists on 410 Gone
     and backs off on anything else, and knows which kind it is watching."""
     return OnErrorResult(OnErrorAction.RAISE)
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..metrics import WATCHED
+from ..reconcile.applier import ObservedCache
 from ..render.names import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
-from .applier import ObservedCache
 from .discovery import Discovery
 from .kinds import KINDS, Kind, key
 from .kube import ApiError, Kube

@@ -22,7 +22,7 @@ from ..api.bounds import CostBounds, shed
 from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
 from ..reconcile.core import Deps, Result, reconcile
 from ..reconcile.finalize import clean_up_vanished, finalize
-from ..reconcile.kube import ApiError
+from .kube import ApiError
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
