@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from featurestore_operator.reconcile.applier import Applier, ObservedCache
+from featurestore_operator.reconcile.applier import Applier
+from featurestore_operator.runtime.cache import ObservedCache
 from featurestore_operator.runtime.kube import ApiError
 
 from tests.support.fake_kube import FakeKube

@@ -16,9 +16,9 @@ import pytest
 from featurestore_operator.api import FINALIZER, ConditionType, FeatureStore, OperatorConfig
 from featurestore_operator.backends.base import BackendContext, Deleted, Pending
 from featurestore_operator.backends.registry import DefaultBackends
-from featurestore_operator.reconcile import core
-from featurestore_operator.reconcile.applier import ObservedCache
-from featurestore_operator.runtime.discovery import Discovery
+from featurestore_operator.reconcile import core, versions
+from featurestore_operator.reconcile.controller import FeatureStoreController
+from featurestore_operator.runtime.cache import ObservedCache
 from featurestore_operator.runtime.workers import Workers
 
 from tests.support.fake_kube import FakeKube
@@ -79,13 +79,13 @@ def run(remove_during_create: bool) -> Cloud:
     deps = core.Deps(
         kube=kube,
         cache=ObservedCache(),
-        discovery=Discovery(kube),
+        discovery=versions.discovery(kube),
         config=config,  # type: ignore[arg-type]
         backends=Backends(config, cloud),
     )
 
     async def scenario() -> None:
-        workers = Workers(lambda _: deps, resync=30, concurrency=1)
+        workers = Workers(FeatureStoreController(kube, lambda _: deps), resync=30, concurrency=1)
         if remove_during_create:
 
             def vanish() -> None:  # the API server deletes the store although the finalizer was added

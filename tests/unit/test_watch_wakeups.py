@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from featurestore_operator.reconcile.applier import ObservedCache, desired_hash, drift_key
+from featurestore_operator.reconcile.applier import desired_hash
+from featurestore_operator.runtime.cache import ObservedCache, drift_key
 from featurestore_operator.runtime.kinds import key
 from featurestore_operator.runtime.watches import Watches
 

@@ -16,7 +16,7 @@ later is covered by its type, not by remembering to list it here:
 
 ``maxSpecBytes`` bounds the serialised spec as a whole: the admission webhook refuses a larger one
 before parsing it, and the operator drops the spec of a larger stored object as soon as it reads it
-(``runtime.workers.slim_body``), keeping only metadata, status and a refusal.
+(``reconcile.controller.slim_body``), keeping only metadata, status and a refusal.
 """
 
 from __future__ import annotations

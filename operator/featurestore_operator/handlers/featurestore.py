@@ -57,7 +57,7 @@ def _not_watching(rt: Runtime, reason: str) -> None:
 async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
     # an oversized spec (past admission) is dropped as each object arrives: never all of them at once
     items, version = await rt.kube.list_with_version(
-        "FeatureStore", API_VERSION, namespace, each=lambda o: shed(o, rt.workers.max_spec_bytes)
+        "FeatureStore", API_VERSION, namespace, each=lambda o: shed(o, rt.controller.max_spec_bytes)
     )
     if version is None:
         raise ApiError(404, "NotFound", "the FeatureStore resource is not served")

@@ -29,8 +29,8 @@ from typing import Any
 import kopf
 
 from ..api import OperatorConfig
-from ..reconcile.events import Event
 from ..reconcile.onboarding import MARKER, MARKER_LABEL, Onboarder, Outcome
+from ..runtime.events import Event
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)

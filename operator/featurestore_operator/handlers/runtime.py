@@ -6,12 +6,13 @@ from typing import Any
 
 from ..api import OperatorConfig
 from ..backends.registry import DefaultBackends
-from ..reconcile.applier import Applier, ObservedCache
+from ..reconcile import versions
+from ..reconcile.applier import Applier
+from ..reconcile.controller import FeatureStoreController
 from ..reconcile.core import Deps
-from ..reconcile.events import Event
 from ..reconcile.outcomes import BackendSet
-from ..runtime.discovery import Discovery
-from ..runtime.events import EventPoster
+from ..runtime.cache import ObservedCache
+from ..runtime.events import Event, EventPoster
 from ..runtime.health import Health
 from ..runtime.kube import Kube
 from ..runtime.watches import Watches
@@ -26,18 +27,18 @@ class Runtime:
         self.cache = ObservedCache()
         namespaces = list(config.namespaces)
         # a namespace-restricted operator may not list cluster-wide: probe kinds where it may
-        self.discovery = Discovery(kube, namespace=namespaces[0] if namespaces else None)
+        self.discovery = versions.discovery(kube, namespace=namespaces[0] if namespaces else None)
         self.applier = Applier(kube, self.cache)
         self.backends: BackendSet = backends or DefaultBackends(config)
         self.events = EventPoster(kube)
         self.health = Health()
         #: uids of clean-up records found not to be the operator's (logged once each)
         self.ignored_records: set[str | None] = set()
+        self.controller = FeatureStoreController(
+            kube, self.deps, max_spec_bytes=config.effective_policy.bounds.max_spec_bytes
+        )
         self.workers = Workers(
-            self.deps,
-            resync=config.resync_seconds,
-            concurrency=config.max_concurrent_reconciles,
-            max_spec_bytes=config.effective_policy.bounds.max_spec_bytes,
+            self.controller, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles
         )
         self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)

@@ -22,13 +22,15 @@ from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
 from ..api.review import resolved
 from ..backends.base import BackendContext
+from ..runtime.cache import ObservedCache
 from ..runtime.discovery import Discovery
+from ..runtime.events import Event
 from ..runtime.kube import Kube
 from . import conditions as cond
 from . import records
-from .applier import Applier, ApplyFailure, ObservedCache
+from .applier import Applier, ApplyFailure
 from .desired import Desired, desired, secret_names
-from .events import Event, transitions
+from .events import transitions
 from .freshness import observe_freshness
 from .observe import observe_repo, secret_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..api import FeatureStore
+from ..runtime.cache import ObservedCache
 from ..runtime.kube import Kube
-from .applier import ObservedCache
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..api.labels import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from ..metrics import WATCHED
-from ..reconcile.applier import ObservedCache
-from ..render.names import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
+from .cache import ObservedCache
 from .discovery import Discovery
 from .kinds import KINDS, Kind, key
 from .kube import ApiError, Kube
