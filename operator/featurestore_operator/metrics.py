@@ -32,6 +32,15 @@ WATCHED = Gauge(
     "Objects carrying the operator's managed-by label that its watches hold (slim copies), by kind",
     ["kind"],
 )
+WATCH_UP = Gauge(
+    "featurestore_watch_up",
+    "1 while a watch of the operator is listed and streaming, 0 while it fails or waits for its "
+    "resource to be served, by watch: resource{label selector}@namespace (*: all; runtime/watches.py)",
+    ["watch"],
+)
+WATCH_FAILURES = Counter(
+    "featurestore_watch_failures_total", "Failures of the operator's watches (then retried), by kind", ["kind"]
+)
 CLOUD_OPERATION_SECONDS = Histogram(
     "featurestore_cloud_operation_duration_seconds",
     "Duration of long-running cloud operations (e.g. Memorystore create: usually 5-10 min), from the "

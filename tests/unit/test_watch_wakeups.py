@@ -59,7 +59,6 @@ def test_a_transient_403_is_retried_soon_not_after_the_long_forbidden_wait():
     from the usual retry; it does not go quiet for FORBIDDEN_RETRY at the first 403."""
     import asyncio
 
-    from featurestore_operator.runtime.kinds import KINDS
     from featurestore_operator.runtime.kube import ApiError
 
     class Kube:
@@ -89,7 +88,7 @@ def test_a_transient_403_is_retried_soon_not_after_the_long_forbidden_wait():
     w = Watches(kube, Discovery(), ObservedCache(), lambda ns, name: None, retry_after=0.01)  # type: ignore[arg-type]
 
     async def run() -> None:
-        task = asyncio.create_task(w._loop(KINDS["ConfigMap"], "ns"))
+        task = asyncio.create_task(w.follow(w.owned("ConfigMap", "ns")))
         for _ in range(200):
             if ("ConfigMap", "ns") in w.synced:
                 break

@@ -1,4 +1,4 @@
-"""Process-wide state: the client, caches, workers and watches, handed to kopf handlers as its memo."""
+"""Process-wide state: the client, caches, the FeatureStore controller, its workers and the watches."""
 
 from __future__ import annotations
 
@@ -27,7 +27,11 @@ class Runtime:
         self.cache = ObservedCache()
         namespaces = list(config.namespaces)
         # a namespace-restricted operator may not list cluster-wide: probe kinds where it may
-        self.discovery = versions.discovery(kube, namespace=namespaces[0] if namespaces else None)
+        self.discovery = versions.discovery(
+            kube,
+            namespace=namespaces[0] if namespaces else None,
+            also=frozenset({"Profile"}) if config.onboarding_enabled else frozenset(),  # onboarding watches them
+        )
         self.applier = Applier(kube, self.cache)
         self.backends: BackendSet = backends or DefaultBackends(config)
         self.events = EventPoster(kube)
@@ -42,6 +46,7 @@ class Runtime:
         )
         self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)
+        self.health.failing = self.watches.failing
 
     def deps(self, body: dict[str, Any]) -> Deps:
         """What one pass over the FeatureStore ``body`` needs; its Events name that store."""

@@ -7,9 +7,6 @@ from typing import Any
 
 import kopf
 
-from . import profiles
-from .runtime import Runtime
-
 log = logging.getLogger(__name__)
 
 
@@ -21,7 +18,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # Events come from the operator itself (runtime.events)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -29,4 +26,3 @@ async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) ->
     settings.watching.reconnect_backoff = 1.0
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 4  # kopf's thread pool: our handlers are all async
-    profiles.server_side_selectors(settings, memo.config)

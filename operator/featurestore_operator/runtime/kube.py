@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 #: objects per list request, where objects can be large: bounds one answer held in memory at once
 #: (a user may label big Secrets as ours; their data is dropped right after parsing, see applier.slim)
-LIST_CHUNKS = {"Secret": 10, "ConfigMap": 50, "FeatureStore": 5}
+LIST_CHUNKS = {"Secret": 10, "ConfigMap": 50, "FeatureStore": 5, "CustomResourceDefinition": 20}
 #: a server-side timeout for watches: the API server ends the request after it, we resume from the last version
 WATCH_TIMEOUT = 300
 
