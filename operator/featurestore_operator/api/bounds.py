@@ -41,10 +41,21 @@ from .markers import Image
 from .spec import InClusterStorage, Quantity, ResourceRequirements
 
 if TYPE_CHECKING:
-    from .policy import EffectivePolicy
     from .resource import FeatureStore
 
 Problem = tuple[str, str]
+
+
+class Limits(typing.Protocol):
+    """What the bounds read of the admin policy (``policy.EffectivePolicy``; a protocol, not an
+    import: the policy module imports this one)."""
+
+    @property
+    def bounds(self) -> CostBounds: ...
+    @property
+    def image_prefixes(self) -> list[str]: ...
+
+
 HELM = "Helm value policy."
 
 DEFAULT_POD_RESOURCES = {"cpu": "8", "memory": "32Gi", "ephemeral-storage": "50Gi"}
@@ -364,11 +375,11 @@ def _raise(knob: str) -> str:
 # --- the rules -------------------------------------------------------------------------------
 
 
-def _limit(policy: EffectivePolicy, knob: str) -> Any:
+def _limit(policy: Limits, knob: str) -> Any:
     return getattr(policy.bounds, knob) if knob in CostBounds.model_fields else getattr(policy, knob)
 
 
-def _counts(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _counts(fs: FeatureStore, policy: Limits) -> list[Problem]:
     out: list[Problem] = []
     for v in walk(fs.spec, "spec"):
         knob = COUNT_KNOBS.get((type(v.owner).__name__, v.name))
@@ -383,7 +394,7 @@ def _counts(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     return out
 
 
-def _resources(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _resources(fs: FeatureStore, policy: Limits) -> list[Problem]:
     per_pod = {k: quantity(q) for k, q in policy.bounds.max_pod_resources.items()}
     per_store = {k: quantity(q) for k, q in policy.bounds.max_store_resources.items()}
     out: list[Problem] = []
@@ -423,7 +434,7 @@ def _resources(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     return out
 
 
-def _volumes(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _volumes(fs: FeatureStore, policy: Limits) -> list[Problem]:
     limit = quantity(policy.bounds.max_volume_size)
     return [
         (
@@ -436,7 +447,7 @@ def _volumes(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     ]
 
 
-def _images(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _images(fs: FeatureStore, policy: Limits) -> list[Problem]:
     return [
         (
             v.path,
@@ -453,7 +464,7 @@ def free_form_bytes(value: Any) -> int:
     return len(to_json(value, by_alias=True, exclude_none=True))
 
 
-def _free_form(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _free_form(fs: FeatureStore, policy: Limits) -> list[Problem]:
     limit = policy.bounds.max_free_form_bytes
     out: list[Problem] = []
     for v in walk(fs.spec, "spec"):
@@ -471,7 +482,7 @@ def _free_form(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
 RULES = (_images, _counts, _resources, _volumes, _free_form)
 
 
-def check_bounds(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def check_bounds(fs: FeatureStore, policy: Limits) -> list[Problem]:
     """Every way ``fs`` (resolved) exceeds the policy's cost and size bounds; [] when none."""
     return [p for rule in RULES for p in rule(fs, policy)]
 
@@ -516,7 +527,7 @@ def shed(obj: dict[str, Any], max_spec_bytes: int) -> dict[str, Any]:
 StoreKey = tuple[str, str]  # (creationTimestamp, name): RFC 3339 strings sort by time
 
 
-def namespace_quota(fs: FeatureStore, created: str, others: list[StoreKey], policy: EffectivePolicy) -> list[Problem]:
+def namespace_quota(fs: FeatureStore, created: str, others: list[StoreKey], policy: Limits) -> list[Problem]:
     """Refuse ``fs`` when ``maxStoresPerNamespace`` stores of its namespace were created before it
     (``others``: the namespace's other stores; the earliest keep running)."""
     limit = policy.bounds.max_stores_per_namespace
