@@ -1,8 +1,8 @@
 """Prometheus metrics of the operator process.
 
-Defined here, below both layers that record them: reconcile (Kubernetes API requests, in
-``runtime.kube.Kube``) and handlers (passes, durations, stores by phase); the HTTP endpoint
-is started in ``handlers.startup``.
+Defined here, below every layer that records them: runtime (Kubernetes API requests in
+``runtime.kube.Kube``, watches, passes, durations, stores by phase), backends and reconcile (cloud
+operations, per-store gauges); the HTTP endpoint is started in ``handlers.main``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ RECONCILE_SECONDS = Histogram(
 STORES = Gauge("featurestore_stores", "FeatureStores by phase", ["phase"])
 API_CALLS = Counter(
     "featurestore_kube_api_calls_total",
-    "Kubernetes API requests made by the reconciler (not kopf's own watches), by resource and HTTP method",
+    "Kubernetes API requests made by the operator's client (runtime/kube.py: watches included), by resource "
+    "and HTTP method",
     ["resource", "method"],
 )
 API_WRITES = Counter(

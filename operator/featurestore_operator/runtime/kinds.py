@@ -83,7 +83,7 @@ KINDS: dict[str, Kind] = {
         # materialization runs' pods: their termination message (feature view freshness), with compute.enabled
         Kind("Pod", "pods", "", ("v1",), verbs=("list",)),
         Kind("Lease", "leases", "coordination.k8s.io", ("v1",), verbs=("get", "create", "update")),
-        # get: kube-system only (the cluster id); list/watch: kopf's namespace matching, onboarding
+        # get: kube-system only (the cluster id); list/watch: kopf's namespace matching, onboarding's namespace feed
         Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
         # the chart's token reviewers binding (handlers/token_reviewers.py): its subjects only
         Kind(
