@@ -125,7 +125,7 @@ class Workers:
 
     def forget(self, key: Key, last: dict[str, Any] | None = None) -> None:
         """The store is gone; ``last``: its last body (default: the one kept). Unless our finalize
-        completed, that body is kept for ``clean_up_vanished``."""
+        completed, that body is kept for :meth:`Reconciler.clean_up`."""
         last = last if last is not None else self.bodies.get(key)
         self.reconciler.forget(*key)
         self.bodies.pop(key, None)
