@@ -82,7 +82,7 @@ def log(msg: str) -> None:
 
 def _store_events(api: client.ApiClient, ns: str, settle: float = 2.0, timeout: float = 20.0) -> int:
     """Events on FeatureStores in ``ns``, once their number stopped growing (the operator posts
-    them from a bounded queue, behind the passes that emitted them: handlers/events.py)."""
+    them from a bounded queue, behind the passes that emitted them: runtime/events.py)."""
 
     def count() -> int:
         items = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.kind=FeatureStore").items

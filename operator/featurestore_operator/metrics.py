@@ -1,8 +1,8 @@
 """Prometheus metrics of the operator process.
 
-Defined here, below both layers that record them: reconcile (Kubernetes API requests, in
-``reconcile.kube.Kube``) and handlers (passes, durations, stores by phase); the HTTP endpoint
-is started in ``handlers.main``.
+Defined here, below every layer that records them: runtime (Kubernetes API requests in
+``runtime.kube.Kube``, watches, passes, durations, stores by phase), backends and reconcile (cloud
+operations, per-store gauges); the HTTP endpoint is started in ``handlers.main``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ RECONCILE_SECONDS = Histogram(
 STORES = Gauge("featurestore_stores", "FeatureStores by phase", ["phase"])
 API_CALLS = Counter(
     "featurestore_kube_api_calls_total",
-    "Kubernetes API requests made by the reconciler (not kopf's own watches), by resource and HTTP method",
+    "Kubernetes API requests made by the operator's client (runtime/kube.py: watches included), by resource "
+    "and HTTP method",
     ["resource", "method"],
 )
 API_WRITES = Counter(
@@ -31,6 +32,15 @@ WATCHED = Gauge(
     "featurestore_watched_objects",
     "Objects carrying the operator's managed-by label that its watches hold (slim copies), by kind",
     ["kind"],
+)
+WATCH_UP = Gauge(
+    "featurestore_watch_up",
+    "1 while a watch of the operator is listed and streaming, 0 while it fails or waits for its "
+    "resource to be served, by watch: resource{label selector}@namespace (*: all; runtime/watches.py)",
+    ["watch"],
+)
+WATCH_FAILURES = Counter(
+    "featurestore_watch_failures_total", "Failures of the operator's watches (then retried), by kind", ["kind"]
 )
 CLOUD_OPERATION_SECONDS = Histogram(
     "featurestore_cloud_operation_duration_seconds",

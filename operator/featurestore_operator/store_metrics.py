@@ -1,6 +1,6 @@
 """Per-FeatureStore gauges for alerts (charts' PrometheusRule) and the dashboard, set from status.
 
-The store's worker (``handlers.workers``) calls :func:`observe` after a pass wrote its status and
+The store's worker (``runtime.workers``) calls :func:`observe` after a pass wrote its status and
 :func:`forget` once the store is gone, so a deleted store leaves no series behind.
 """
 

@@ -105,7 +105,7 @@ def test_helm_refuses_unknown_keys(helm_bin, value):
 
 def test_readiness_and_liveness_endpoints(helm_bin):
     """Liveness: /healthz. Readiness: /readyz, the same answer and, with the webhook on, only once the
-    replica serves it (the webhook Service sends reviews to ready pods: handlers/health.py)."""
+    replica serves it (the webhook Service sends reviews to ready pods: runtime/health.py)."""
     [dep] = find(render(helm_bin), "Deployment")
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}

@@ -1,4 +1,4 @@
-"""The chart's RBAC for the operator, derived from the one table of kinds (reconcile/kinds.py KINDS):
+"""The chart's RBAC for the operator, derived from the one table of kinds (runtime/kinds.py KINDS):
 every (API group, resource, verb) the chart grants the operator's ServiceAccount is one the table
 names, or one of the few subresource/by-name rules below, each with its reason. A rule added to
 _rbac.tpl without a use in the code fails here; so does a verb the table lists that the chart does not
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from featurestore_operator.reconcile.kinds import KINDS
+from featurestore_operator.runtime.kinds import KINDS
 
 from tests.controlplane.test_chart import render
 from tests.support.chart_values import EVERYTHING, VALUE_SETS
@@ -86,7 +86,7 @@ def test_the_chart_grants_no_more_than_the_table_needs(helm_bin, value_set):
     granted = triples(operator_rules(render(helm_bin, *SETS[value_set])))
     allowed = table() | EXTRA.keys()
     extra = sorted(set(granted) - allowed)
-    assert not extra, f"the chart grants the operator rules no code needs (reconcile/kinds.py, EXTRA): {extra}"
+    assert not extra, f"the chart grants the operator rules no code needs (runtime/kinds.py, EXTRA): {extra}"
     assert not [t for t in granted if "*" in t], "wildcards"
     for rule in BY_NAME & granted.keys():
         assert all(granted[rule]), f"{rule} must name its objects (resourceNames): {granted[rule]}"
@@ -97,5 +97,5 @@ def test_the_chart_grants_no_more_than_the_table_needs(helm_bin, value_set):
 def test_with_every_feature_on_the_chart_grants_what_the_table_needs(helm_bin):
     granted = triples(operator_rules(render(helm_bin, *EVERYTHING)))
     missing = sorted(table() - set(granted))
-    assert not missing, f"reconcile/kinds.py needs rules the chart does not grant: {missing}"
+    assert not missing, f"runtime/kinds.py needs rules the chart does not grant: {missing}"
     assert KINDS["Secret"].verbs == ("get", "create", "patch", "delete") and not KINDS["Secret"].watched

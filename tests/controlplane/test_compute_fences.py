@@ -15,10 +15,11 @@ from pathlib import Path
 import yaml
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
-from featurestore_operator.reconcile.applier import Applier, ObservedCache
+from featurestore_operator.reconcile.applier import Applier
 from featurestore_operator.reconcile.fences import fences, pod_labels, selects
-from featurestore_operator.reconcile.kube import Kube
 from featurestore_operator.render import ApiVersions, RepoSource, render
+from featurestore_operator.runtime.cache import ObservedCache
+from featurestore_operator.runtime.kube import Kube
 from kubernetes import client
 
 ROOT = Path(__file__).resolve().parents[2]

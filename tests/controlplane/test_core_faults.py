@@ -127,6 +127,15 @@ def test_featurestores_vanishing_then_returning_are_watched_again(
                 interval=0.5,
                 what="/healthz failing while FeatureStores are not served",
             )
+            # kept absent until the watch has listed into the 404 twice: a watch that ends on a 404
+            # (as kopf 1.45's did) never comes back, and the spec change below is never applied
+            wait_for(
+                lambda: proxy.refused_lists(P) >= 2,
+                timeout=60,
+                interval=0.2,
+                what="the FeatureStore watch retrying into the 404 twice",
+            )
+            assert _health(op.health_port)[0] == 503, "healthy while FeatureStores are not served"
             proxy.restore()
             wait_for(lambda: _health(op.health_port)[0] == 200, timeout=60, interval=0.5, what="/healthz healthy again")
             api.patch_namespaced_custom_object(G, V, namespace, P, "s1", {"spec": {"registry": {"cacheTtlSeconds": 9}}})

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for ``reconcile.kube.Kube`` for unit tests of reconcile steps.
+"""An in-memory stand-in for ``runtime.kube.Kube`` for unit tests of reconcile steps.
 
 It keeps what the API server would: objects by (kind, namespace, name), resourceVersion and
 generation (bumped only when the object changes), our field manager's managedFields entry, and it
@@ -6,7 +6,7 @@ refuses what the real API server refuses in the cases the tests need: changes of
 (Job templates, PVC storage class, StatefulSet claim templates: 422 like the API server) and objects
 a test marks as denied (an admission webhook). Like the real facade, it refuses (``UnsafeRequest``,
 unsent) a kind, version, namespace, name or label selector no Kubernetes object can have
-(``reconcile.kube.check_*``; tests/unit/test_kube_names.py). The control-plane tier proves the same against the
+(``runtime.kube.check_*``; tests/unit/test_kube_names.py). The control-plane tier proves the same against the
 real API server; this fake only makes the pipeline's steps unit-testable.
 """
 
@@ -18,7 +18,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from featurestore_operator.reconcile.kube import (
+from featurestore_operator.runtime.kube import (
     FIELD_MANAGER,
     ApiError,
     Kube,
@@ -26,7 +26,7 @@ from featurestore_operator.reconcile.kube import (
     check_object,
     check_target,
 )
-from featurestore_operator.reconcile.kube_api import KubeApi
+from featurestore_operator.runtime.kube_api import KubeApi
 
 Key = tuple[str, str, str]
 

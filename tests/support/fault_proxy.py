@@ -2,7 +2,9 @@
 way a restarted API server does: while ``hide(group)`` is on, every request under
 /apis/<group>/ answers 404 (as the real API server does until it has loaded its CRDs again),
 discovery leaves the group out, and every open request (watch streams) is cut. ``restore()`` lifts
-it. The client talks plain HTTP on loopback; the proxy talks TLS to the API server."""
+it. ``refused_lists(resource)`` counts the list requests (not discovery's one-item probes) answered
+404 meanwhile: a test keeps the group hidden until the client has retried into the 404.
+The client talks plain HTTP on loopback; the proxy talks TLS to the API server."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.ssl = ssl.create_default_context(cafile=ca_file)
         self.hidden: str | None = None
+        #: (path, query) of every request answered 404 because its group was hidden
+        self.refused: list[tuple[str, str]] = []
         self.port = 0
         self._open: set[asyncio.Task[Any]] = set()
         self._loop = asyncio.new_event_loop()
@@ -62,6 +66,15 @@ class FaultProxy:
     def restore(self) -> None:
         self.hidden = None
 
+    def refused_lists(self, resource: str) -> int:
+        """List requests of ``resource`` (plural) answered 404 while hidden, discovery's one-item
+        probes (``limit=1``) left out."""
+        return sum(
+            1
+            for path, query in self.refused
+            if path.endswith(f"/{resource}") and "watch=" not in query and "limit=1&" not in f"{query}&"
+        )
+
     def stop(self) -> None:
         async def _stop() -> None:
             for task in list(self._open):
@@ -76,6 +89,7 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self.hidden and request.path.startswith(f"/apis/{self.hidden}"):
+            self.refused.append((request.path, request.query_string))
             status = {
                 "kind": "Status",
                 "apiVersion": "v1",

@@ -15,9 +15,9 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from featurestore_operator.reconcile.discovery import Discovery
-from featurestore_operator.reconcile.kube import check_listing
+from featurestore_operator.reconcile.versions import discovery
 from featurestore_operator.render import ApiVersions
+from featurestore_operator.runtime.kube import check_listing
 
 from tests.support import k8s_schemas
 from tests.support.k8s_schemas import GVK
@@ -58,4 +58,4 @@ def discovered(version: str, crds: frozenset[GVK] | None = None) -> ApiVersions:
     """The ApiVersions the operator's discovery picks on Kubernetes ``version`` (with Kubeflow's CRDs
     unless ``crds`` says otherwise)."""
     api = SchemaApiServer(version, kubeflow_crds() if crds is None else crds)
-    return asyncio.run(Discovery(api, namespace="team-a").versions())  # type: ignore[arg-type]
+    return asyncio.run(discovery(api, namespace="team-a").versions())  # type: ignore[arg-type]

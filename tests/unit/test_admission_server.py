@@ -224,7 +224,7 @@ def test_a_missing_configuration_is_never_created() -> None:
 
 
 def test_a_replica_is_ready_only_once_it_serves_the_webhook() -> None:
-    from featurestore_operator.handlers.health import Health
+    from featurestore_operator.runtime.health import Health
 
     async def answers() -> list[int]:
         import aiohttp

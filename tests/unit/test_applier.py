@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from featurestore_operator.reconcile.applier import Applier, ObservedCache, drift_key
-from featurestore_operator.reconcile.kube import FIELD_MANAGER
+from featurestore_operator.reconcile.applier import Applier
 from featurestore_operator.render.names import OWNER_LABEL
+from featurestore_operator.runtime.cache import ObservedCache, drift_key
+from featurestore_operator.runtime.kube import FIELD_MANAGER
 
 OURS = {
     "manager": FIELD_MANAGER,
@@ -145,7 +146,7 @@ def test_cache_keeps_no_managed_fields():
 
 def test_slim_keeps_what_conditions_read():
     from featurestore_operator.reconcile import conditions as cond
-    from featurestore_operator.reconcile.applier import slim
+    from featurestore_operator.runtime.cache import slim
 
     dep = {
         "apiVersion": "apps/v1",

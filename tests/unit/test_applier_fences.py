@@ -7,10 +7,11 @@ import copy
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
-from featurestore_operator.reconcile.applier import Applier, ObservedCache
+from featurestore_operator.reconcile.applier import Applier
 from featurestore_operator.reconcile.conditions import synced_part
-from featurestore_operator.reconcile.kube import ApiError
 from featurestore_operator.render import ApiVersions, RepoSource, render
+from featurestore_operator.runtime.cache import ObservedCache
+from featurestore_operator.runtime.kube import ApiError
 
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
 ALL = ApiVersions(optional_kinds=frozenset({"PodDefault", "AuthorizationPolicy", "RayCluster"}))

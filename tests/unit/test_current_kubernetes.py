@@ -26,10 +26,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from featurestore_operator.reconcile.discovery import Discovery
-from featurestore_operator.reconcile.kinds import KINDS
-from featurestore_operator.reconcile.kube import UnsafeRequest
+from featurestore_operator.reconcile.versions import discovery
 from featurestore_operator.render import ApiVersions
+from featurestore_operator.runtime.kinds import KINDS
+from featurestore_operator.runtime.kube import UnsafeRequest
 
 from tests.support import k8s_schemas
 from tests.support.chart_values import ALL_MONITORING, EVERYTHING, MONITORING_APIS, VALUE_SETS
@@ -115,7 +115,7 @@ def test_discovery_probes_the_facade_as_live():
     api = SchemaApiServer("1.37.0")
     with pytest.raises(UnsafeRequest):
         asyncio.run(api.served("CronJob", "batch/v2", None))
-    asyncio.run(Discovery(api).versions())  # type: ignore[arg-type]
+    asyncio.run(discovery(api).versions())  # type: ignore[arg-type]
     probed = {kind for kind, _ in api.probes}
     assert {k.kind for k in KINDS.values() if k.apply_order is not None} <= probed
 
@@ -209,7 +209,7 @@ def test_the_picker_takes_the_newest_served_version(cluster):
     picked = {"CronJob", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
     api = SchemaApiServer("1.25.0")
     api.gvks = frozenset(g for g in served("1.25.0") if g[2] not in picked) | LEGACY_CLUSTERS[cluster]
-    assert asyncio.run(Discovery(api, namespace="team-a").versions()) == LEGACY_PICKS[cluster]  # type: ignore[arg-type]
+    assert asyncio.run(discovery(api, namespace="team-a").versions()) == LEGACY_PICKS[cluster]  # type: ignore[arg-type]
 
 
 def test_the_kinds_table_prefers_the_newest_version_current_kubernetes_serves():

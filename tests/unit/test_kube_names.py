@@ -1,4 +1,4 @@
-"""The client facade (reconcile/kube.py) never sends a request whose URL leaves the object it names.
+"""The client facade (runtime/kube.py) never sends a request whose URL leaves the object it names.
 
 Every verb gets generated names, namespaces and label selectors (hostile and valid alike) against
 lightkube over a recording transport (the real URL building, nothing sent anywhere): a call either
@@ -18,8 +18,8 @@ from typing import Any
 import httpx2
 import pytest
 from featurestore_operator.api import names
-from featurestore_operator.reconcile.kinds import KINDS
-from featurestore_operator.reconcile.kube import ApiError, Kube, UnsafeRequest
+from featurestore_operator.runtime.kinds import KINDS
+from featurestore_operator.runtime.kube import ApiError, Kube, UnsafeRequest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lightkube import AsyncClient, KubeConfig

@@ -97,12 +97,12 @@ def test_authorization_policy_version_follows_discovery():
 def test_discovery_picks_v1_and_falls_back_to_v1beta1():
     import asyncio
 
-    from featurestore_operator.reconcile.discovery import Discovery
+    from featurestore_operator.reconcile.versions import discovery
 
     from tests.support.fake_kube import FakeKube
 
     kube = FakeKube()
-    assert asyncio.run(Discovery(kube).versions()).authorization_policy == "security.istio.io/v1"
+    assert asyncio.run(discovery(kube).versions()).authorization_policy == "security.istio.io/v1"
     kube.not_served_versions.add("security.istio.io/v1")  # Istio before 1.22
-    old = asyncio.run(Discovery(kube).versions())
+    old = asyncio.run(discovery(kube).versions())
     assert old.authorization_policy == "security.istio.io/v1beta1" and "AuthorizationPolicy" in old.optional_kinds

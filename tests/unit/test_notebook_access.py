@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
-from featurestore_operator.handlers.workers import Workers
 from featurestore_operator.reconcile.conditions import kubeflow_part
+from featurestore_operator.reconcile.controller import default_marks
 from featurestore_operator.reconcile.observe import NotebookFacts, observe_notebooks
 from featurestore_operator.render import ApiVersions, NotebookAccess, render
 from featurestore_operator.render.kubeflow import default_store
@@ -91,18 +91,16 @@ def test_default_store_rule():
     assert default_store([a, b], {"a": False, "b": None}) is None
 
 
-def test_workers_read_marks_of_the_namespace_only_and_only_booleans():
-    workers = Workers(lambda _: None, resync=30, concurrency=1)  # type: ignore[arg-type,return-value]
-
+def test_marks_are_read_of_the_namespace_only_and_only_booleans():
     def body(ns: str, name: str, mark: Any) -> dict:
         return {"metadata": {"namespace": ns, "name": name}, "spec": {"kubeflow": {"defaultStore": mark}}}
 
-    workers.bodies = {
+    bodies = {
         (NS, "a"): body(NS, "a", True),
         (NS, "b"): body(NS, "b", "true"),  # a string from a hostile or broken body: not a mark
         ("other", "c"): body("other", "c", True),
     }
-    assert workers.default_marks(NS) == {"a": True, "b": None}
+    assert default_marks(bodies, NS) == {"a": True, "b": None}
 
 
 def test_observe_reads_the_profile_label_of_the_namespace():

@@ -16,7 +16,6 @@ from featurestore_operator.api import OperatorConfig, parse_featurestore, resolv
 from featurestore_operator.api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate, feast_project_name
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.reconcile.conditions import kubeflow_part
-from featurestore_operator.reconcile.kube import ApiError
 from featurestore_operator.reconcile.observe import NotebookFacts
 from featurestore_operator.reconcile.onboarding import (
     MARKER,
@@ -28,6 +27,7 @@ from featurestore_operator.reconcile.onboarding import (
     sync_shared_secrets,
 )
 from featurestore_operator.render import ApiVersions, render
+from featurestore_operator.runtime.kube import ApiError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = {"app.kubernetes.io/part-of": "kubeflow-profile"}

@@ -423,7 +423,7 @@ def test_every_pod_size_is_refused_over_the_per_pod_ceiling(chain: Chain, name: 
 def test_the_operator_keeps_only_metadata_status_and_size_of_an_oversized_spec() -> None:
     from featurestore_operator.api import SpecError
     from featurestore_operator.api.review import resolved
-    from featurestore_operator.handlers.workers import slim_body
+    from featurestore_operator.reconcile.controller import slim_body
 
     big = manifest({"featureServer": {"pod": {"annotations": {f"a{i}": "v" * 1000 for i in range(100)}}}})
     big["status"] = {"phase": "Ready"}
@@ -459,7 +459,7 @@ def test_a_store_over_the_namespace_quota_is_refused_and_nothing_is_created() ->
 
 
 def test_an_oversized_body_the_operator_dropped_is_refused_naming_the_knob() -> None:
-    from featurestore_operator.handlers.workers import slim_body
+    from featurestore_operator.reconcile.controller import slim_body
 
     from tests.unit.test_reconcile_pipeline import World, core, store
 

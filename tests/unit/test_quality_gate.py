@@ -1,6 +1,6 @@
 """The quality gate over the whole tree: ruff (lint and format) over the product, the tests, the
 benchmarks and hack/'s Python; mypy over the product and tests/support (the fakes and fixtures'
-machinery, where ``reconcile.kube_api.KubeApi`` is checked against the client facade and the fake).
+machinery, where ``runtime.kube_api.KubeApi`` is checked against the client facade and the fake).
 Configuration lives in pyproject.toml ([tool.ruff], [tool.mypy]); fix the code rather than silencing
 the tools. The shell programs render puts into pods are checked by shellcheck in test_programs.py."""
 

@@ -13,13 +13,12 @@ import pytest
 from featurestore_operator.api import FeatureStoreStatus, OperatorConfig
 from featurestore_operator.backends import policy
 from featurestore_operator.backends.registry import DefaultBackends
-from featurestore_operator.reconcile import core
-from featurestore_operator.reconcile.applier import ObservedCache
+from featurestore_operator.reconcile import core, versions
 from featurestore_operator.reconcile.desired import desired
-from featurestore_operator.reconcile.discovery import Discovery
-from featurestore_operator.reconcile.events import Event
 from featurestore_operator.reconcile.observe import RepoMissing, RepoNotConfigured, RepoRevision, observe_repo
 from featurestore_operator.reconcile.outcomes import BackendResults
+from featurestore_operator.runtime.cache import ObservedCache
+from featurestore_operator.runtime.events import Event
 
 from tests.support.fake_kube import FakeKube
 
@@ -47,7 +46,7 @@ class World:
         self.deps = core.Deps(
             kube=self.kube,
             cache=self.cache,
-            discovery=Discovery(self.kube),
+            discovery=versions.discovery(self.kube),
             config=self.config,  # type: ignore[arg-type]
             backends=DefaultBackends(self.config),
             emit=self.events.append,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from featurestore_operator.reconcile.applier import Applier, ObservedCache
-from featurestore_operator.reconcile.kube import ApiError
+from featurestore_operator.reconcile.applier import Applier
+from featurestore_operator.runtime.cache import ObservedCache
+from featurestore_operator.runtime.kube import ApiError
 
 from tests.support.fake_kube import FakeKube
 
@@ -72,7 +73,7 @@ def test_absent_objects_are_created_and_asked_about_once():
 
 @pytest.mark.parametrize("name", ["a,metadata.namespace=kube-system", "a=b", "../x", "A", "", "a" * 254])
 def test_find_refuses_names_that_would_add_selectors(name):
-    from featurestore_operator.reconcile.kube import Kube, UnsafeRequest
+    from featurestore_operator.runtime.kube import Kube, UnsafeRequest
 
     with pytest.raises(UnsafeRequest, match="not a Kubernetes object name"):
         asyncio.run(Kube(client=None).find("Role", "rbac.authorization.k8s.io/v1", "ns", name))  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """A FeatureStore deleted past its finalizer while a pass is creating its cloud resources (the
 kube-apiserver DELETE race in reconcile/finalize.py, or a finalizer removed by hand): the worker
-must still delete what the pass created. Driven through handlers.workers against the in-memory API
+must still delete what the pass created. Driven through runtime.workers against the in-memory API
 (tests/support/fake_kube.py) with a recording cloud backend, so the interleaving is exact: the
 finalizer is added, the create is requested, then the object is gone and the status write is a 404.
 The same outcome on the real API server: tests/controlplane/test_reliability.py
@@ -17,10 +17,10 @@ from featurestore_operator.api import FINALIZER, ConditionType, FeatureStore, Op
 from featurestore_operator.api.status import Operations
 from featurestore_operator.backends.base import BackendContext, Deleted, Pending, StatusUpdate
 from featurestore_operator.backends.registry import DefaultBackends
-from featurestore_operator.handlers.workers import Workers
-from featurestore_operator.reconcile import core
-from featurestore_operator.reconcile.applier import ObservedCache
-from featurestore_operator.reconcile.discovery import Discovery
+from featurestore_operator.reconcile import core, versions
+from featurestore_operator.reconcile.controller import FeatureStoreController
+from featurestore_operator.runtime.cache import ObservedCache
+from featurestore_operator.runtime.workers import Workers
 
 from tests.support.fake_kube import FakeKube
 
@@ -82,13 +82,13 @@ def run(remove_during_create: bool) -> Cloud:
     deps = core.Deps(
         kube=kube,
         cache=ObservedCache(),
-        discovery=Discovery(kube),
+        discovery=versions.discovery(kube),
         config=config,  # type: ignore[arg-type]
         backends=Backends(config, cloud),
     )
 
     async def scenario() -> None:
-        workers = Workers(lambda _: deps, resync=30, concurrency=1)
+        workers = Workers(FeatureStoreController(kube, lambda _: deps), resync=30, concurrency=1)
         if remove_during_create:
 
             def vanish() -> None:  # the API server deletes the store although the finalizer was added

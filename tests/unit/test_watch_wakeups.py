@@ -1,12 +1,13 @@
-"""Which watch events wake a FeatureStore's worker (reconcile/watches.py ``Watches.on_event``)."""
+"""Which watch events wake a FeatureStore's worker (runtime/watches.py ``Watches.on_event``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from featurestore_operator.reconcile.applier import ObservedCache, desired_hash, drift_key
-from featurestore_operator.reconcile.kinds import key
-from featurestore_operator.reconcile.watches import Watches
+from featurestore_operator.reconcile.applier import desired_hash
+from featurestore_operator.runtime.cache import ObservedCache, drift_key
+from featurestore_operator.runtime.kinds import key
+from featurestore_operator.runtime.watches import Watches
 
 NS, STORE = "team-a", "demo"
 LABELS = {"app.kubernetes.io/managed-by": "featurestore-operator", "featurestore.kubeflow.org/name": STORE}
@@ -58,8 +59,7 @@ def test_a_transient_403_is_retried_soon_not_after_the_long_forbidden_wait():
     from the usual retry; it does not go quiet for FORBIDDEN_RETRY at the first 403."""
     import asyncio
 
-    from featurestore_operator.reconcile.kinds import KINDS
-    from featurestore_operator.reconcile.kube import ApiError
+    from featurestore_operator.runtime.kube import ApiError
 
     class Kube:
         def __init__(self) -> None:
@@ -88,7 +88,7 @@ def test_a_transient_403_is_retried_soon_not_after_the_long_forbidden_wait():
     w = Watches(kube, Discovery(), ObservedCache(), lambda ns, name: None, retry_after=0.01)  # type: ignore[arg-type]
 
     async def run() -> None:
-        task = asyncio.create_task(w._loop(KINDS["ConfigMap"], "ns"))
+        task = asyncio.create_task(w.follow(w.owned("ConfigMap", "ns")))
         for _ in range(200):
             if ("ConfigMap", "ns") in w.synced:
                 break

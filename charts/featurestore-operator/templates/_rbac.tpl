@@ -12,7 +12,7 @@ operator under this chart's ServiceAccount token):
     require `update` on the owner's `finalizers` subresource; `patch` is not enough.
   * `get` is granted only where the operator reads single objects (FeatureStores, ConfigMaps,
     Secrets); every other read comes from its list+watch streams, which select its own objects
-    by label on the server. Secrets are never listed or watched (reconcile/kinds.py).
+    by label on the server. Secrets are never listed or watched (runtime/kinds.py).
 
 Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched namespace.
 */}}
@@ -80,7 +80,7 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch", "delete"]
-# Owned children (OWNED_KINDS in reconcile/kinds.py): list/watch feed the observed-state cache
+# Owned children (OWNED_KINDS in runtime/kinds.py): list/watch feed the observed-state cache
 # (drift and workload status wake the owner); create+patch = server-side apply (create is
 # checked when the apply creates the object); delete = pruning what the spec no longer asks for.
 #   ServiceAccount <name>-feast (Workload Identity KSA of the Feast pods), Services of the

@@ -16,7 +16,7 @@ later is covered by its type, not by remembering to list it here:
 
 ``maxSpecBytes`` bounds the serialised spec as a whole: the admission webhook refuses a larger one
 before parsing it, and the operator drops the spec of a larger stored object as soon as it reads it
-(``handlers.workers.slim_body``), keeping only metadata, status and a refusal.
+(``reconcile.controller.slim_body``), keeping only metadata, status and a refusal.
 """
 
 from __future__ import annotations
@@ -41,10 +41,21 @@ from .markers import Image
 from .spec import InClusterStorage, Quantity, ResourceRequirements
 
 if TYPE_CHECKING:
-    from .policy import EffectivePolicy
     from .resource import FeatureStore
 
 Problem = tuple[str, str]
+
+
+class Limits(typing.Protocol):
+    """What the bounds read of the admin policy (``policy.EffectivePolicy``; a protocol, not an
+    import: the policy module imports this one)."""
+
+    @property
+    def bounds(self) -> CostBounds: ...
+    @property
+    def image_prefixes(self) -> list[str]: ...
+
+
 HELM = "Helm value policy."
 
 DEFAULT_POD_RESOURCES = {"cpu": "8", "memory": "32Gi", "ephemeral-storage": "50Gi"}
@@ -365,11 +376,11 @@ def _raise(knob: str) -> str:
 # --- the rules -------------------------------------------------------------------------------
 
 
-def _limit(policy: EffectivePolicy, knob: str) -> Any:
+def _limit(policy: Limits, knob: str) -> Any:
     return getattr(policy.bounds, knob) if knob in CostBounds.model_fields else getattr(policy, knob)
 
 
-def _counts(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _counts(fs: FeatureStore, policy: Limits) -> list[Problem]:
     out: list[Problem] = []
     for v in walk(fs.spec, "spec"):
         knob = COUNT_KNOBS.get((type(v.owner).__name__, v.name))
@@ -384,7 +395,7 @@ def _counts(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     return out
 
 
-def _resources(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _resources(fs: FeatureStore, policy: Limits) -> list[Problem]:
     per_pod = {k: quantity(q) for k, q in policy.bounds.max_pod_resources.items()}
     per_store = {k: quantity(q) for k, q in policy.bounds.max_store_resources.items()}
     out: list[Problem] = []
@@ -424,7 +435,7 @@ def _resources(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     return out
 
 
-def _volumes(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _volumes(fs: FeatureStore, policy: Limits) -> list[Problem]:
     limit = quantity(policy.bounds.max_volume_size)
     return [
         (
@@ -437,7 +448,7 @@ def _volumes(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
     ]
 
 
-def _images(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _images(fs: FeatureStore, policy: Limits) -> list[Problem]:
     return [
         (
             v.path,
@@ -454,7 +465,7 @@ def free_form_bytes(value: Any) -> int:
     return len(to_json(value, by_alias=True, exclude_none=True))
 
 
-def _free_form(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def _free_form(fs: FeatureStore, policy: Limits) -> list[Problem]:
     limit = policy.bounds.max_free_form_bytes
     out: list[Problem] = []
     for v in walk(fs.spec, "spec"):
@@ -472,7 +483,7 @@ def _free_form(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
 RULES = (_images, _counts, _resources, _volumes, _free_form)
 
 
-def check_bounds(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
+def check_bounds(fs: FeatureStore, policy: Limits) -> list[Problem]:
     """Every way ``fs`` (resolved) exceeds the policy's cost and size bounds; [] when none."""
     return [p for rule in RULES for p in rule(fs, policy)]
 
@@ -517,7 +528,7 @@ def shed(obj: dict[str, Any], max_spec_bytes: int) -> dict[str, Any]:
 StoreKey = tuple[str, str]  # (creationTimestamp, name): RFC 3339 strings sort by time
 
 
-def namespace_quota(fs: FeatureStore, created: str, others: list[StoreKey], policy: EffectivePolicy) -> list[Problem]:
+def namespace_quota(fs: FeatureStore, created: str, others: list[StoreKey], policy: Limits) -> list[Problem]:
     """Refuse ``fs`` when ``maxStoresPerNamespace`` stores of its namespace were created before it
     (``others``: the namespace's other stores; the earliest keep running)."""
     limit = policy.bounds.max_stores_per_namespace

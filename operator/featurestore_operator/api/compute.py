@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from .base import ApiModel
-from .spec import ImageRef, ResourceRequirements
+from .kubetypes import ImageRef, ResourceRequirements
 
 
 class ComputeEngine(str, Enum):

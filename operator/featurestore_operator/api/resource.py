@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .base import ApiModel
 from .spec import FeatureStoreSpec  # isort: split
 
-from .compute import address_problem  # after spec: spec imports compute
+from .compute import address_problem
 from .status import FeatureStoreStatus
 from .suggest import did_you_mean
 

@@ -42,7 +42,7 @@ import kopf
 
 from ..api import GROUP, OperatorConfig
 from ..api.review import message, review
-from ..reconcile.kube import Kube
+from ..runtime.kube import Kube
 
 log = logging.getLogger(__name__)
 

@@ -1,79 +1,62 @@
-"""The watch of FeatureStores: list + watch, handing every body to its worker (``handlers.workers``).
+"""The watch of FeatureStores: a feed of the watch engine (``runtime.watches``) handing every body to
+its worker (``runtime.workers``).
 
-The operator watches FeatureStores itself rather than through kopf: a restarted API server answers
-404 for custom resources until it has loaded their CRDs, and kopf 1.45 ends its watcher on a 404
-without ending the operator, which then stays deaf to FeatureStores while /healthz says 200. This
-loop never ends: it retries (404 included) with a backoff, lists again after any gap (stores deleted
-meanwhile are forgotten), and tells /healthz whether FeatureStores are being watched.
+A restarted API server answers 404 for custom resources until it has loaded their CRDs (kopf 1.45
+ended its watcher on that 404 without ending the operator, which then stayed deaf to FeatureStores
+while /healthz said 200). The feed never ends on it: it retries (404 included) with a backoff, lists
+again after any gap (stores deleted meanwhile are forgotten), and is required by /healthz. 401/403
+end it, and the process: credentials or RBAC, the operator cannot work.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from ..api import API_VERSION
 from ..api.bounds import shed
 from ..reconcile import records
-from ..reconcile.kube import ApiError
+from ..runtime.watches import Feed
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 10.0
+NOT_SERVED = "the FeatureStore resource is not served (CRD not installed, or the API server is starting)"
 
 
-async def watch_featurestores(rt: Runtime, namespace: str | None) -> None:
-    backoff = 1.0
-    while True:
-        try:
-            await _list_and_watch(rt, namespace)
-            backoff = 1.0
-        except asyncio.CancelledError:
-            raise
-        except ApiError as err:
-            if err.status in (401, 403):
-                raise  # credentials or RBAC: the operator cannot work; let the process fail
-            _not_watching(
-                rt,
-                f"FeatureStores: {err}"
-                if err.status != 404
-                else "the FeatureStore resource is not served (CRD not installed, or the API server is starting)",
-            )
-        except Exception as err:  # noqa: BLE001 - connection errors: try again
-            _not_watching(rt, f"FeatureStores: {type(err).__name__}: {err}")
-        if not rt.health.watching:
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+def featurestore_feeds(rt: Runtime, namespaces: list[str | None]) -> list[Feed]:
+    """One feed per namespace scope (None: cluster-wide)."""
+    return [_feed(rt, ns) for ns in namespaces]
 
 
-def _not_watching(rt: Runtime, reason: str) -> None:
-    if rt.health.watching or rt.health.reason != reason:
-        log.warning("not watching FeatureStores: %s", reason)
-    rt.health.watching = False
-    rt.health.reason = reason
+def _feed(rt: Runtime, namespace: str | None) -> Feed:
+    async def listed(items: list[dict[str, Any]]) -> None:
+        keys = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items}
+        for key in [k for k in rt.workers.bodies if (namespace is None or k[0] == namespace) and k not in keys]:
+            rt.workers.forget(key)  # deleted while we were not watching
+        for obj in items:
+            rt.workers.observe("ADDED", obj)
+        await _clean_up_recorded(rt, namespace, {o["metadata"].get("uid") for o in items})
+        rt.token_reviewers.scope_listed(namespace)
 
-
-async def _list_and_watch(rt: Runtime, namespace: str | None) -> None:
-    # an oversized spec (past admission) is dropped as each object arrives: never all of them at once
-    items, version = await rt.kube.list_with_version(
-        "FeatureStore", API_VERSION, namespace, each=lambda o: shed(o, rt.workers.max_spec_bytes)
-    )
-    if version is None:
-        raise ApiError(404, "NotFound", "the FeatureStore resource is not served")
-    listed = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items}
-    for key in [k for k in rt.workers.bodies if (namespace is None or k[0] == namespace) and k not in listed]:
-        rt.workers.forget(key)  # deleted while we were not watching
-    for obj in items:
-        rt.workers.observe("ADDED", _typed(obj))
-    await _clean_up_recorded(rt, namespace, {o["metadata"].get("uid") for o in items})
-    rt.health.watching = True
-    rt.health.reason = "watching FeatureStores"
-    rt.token_reviewers.scope_listed(namespace)
-    async for event_type, obj in rt.kube.watch("FeatureStore", API_VERSION, namespace, None, version):
-        body = _typed(obj)
+    def event(event_type: str, body: dict[str, Any]) -> None:
         rt.workers.observe(event_type, body)
         rt.token_reviewers.observe(event_type, body)
+
+    return Feed(
+        "FeatureStore",
+        namespace,
+        listed,
+        event,
+        api_version=API_VERSION,
+        # an oversized spec (past admission) is dropped as each object arrives: never all at once
+        each=lambda o: shed(o, rt.controller.max_spec_bytes),
+        fatal=frozenset({401, 403}),
+        retry=1.0,
+        max_retry=MAX_BACKOFF,
+        required=True,
+        absent=NOT_SERVED,
+    )
 
 
 async def _clean_up_recorded(rt: Runtime, namespace: str | None, live: set[str | None]) -> None:
@@ -115,9 +98,3 @@ def _ignore(rt: Runtime, record: dict[str, Any], reason: str) -> None:
         meta.get("name"),
         reason[:300],
     )
-
-
-def _typed(obj: dict[str, Any]) -> dict[str, Any]:
-    obj.setdefault("apiVersion", API_VERSION)
-    obj.setdefault("kind", "FeatureStore")
-    return obj

@@ -1,18 +1,18 @@
 """`featurestore-operator run`: validate the configuration, then run the operator:
 
-- the health endpoint (``handlers.health``) and the metrics endpoint;
+- the health endpoint (``runtime.health``) and the metrics endpoint;
 - the validating admission webhook, in every replica (``handlers.admission``), leader or not;
-- leader election on a Lease when several replicas run (``handlers.leadership``);
-- once acting: the FeatureStore watch of each scope (``handlers.featurestore``), which hands every
-  store to its worker (``handlers.workers``); the watches of owned kinds (``reconcile.watches``); the
-  Event poster; with onboarding, the shared online store Secret's follower; with authz kubernetes,
-  the token reviewers binding (``handlers.token_reviewers``); and kopf.
+- leader election on a Lease when several replicas run (``runtime.leadership``);
+- once acting: the operator's one watch engine (``runtime.watches``) with its feeds: FeatureStores
+  (``handlers.featurestore``, handed to the per-store workers, ``runtime.workers``), the owned kinds,
+  the optional CRDs and, with onboarding, namespaces, Profiles and marker ConfigMaps
+  (``handlers.profiles``); the Event poster; and kopf.
 
-FeatureStores are watched by the operator itself, not by kopf: kopf 1.45 ends its watcher on the 404
-a restarted API server answers for custom resources, without ending the operator. kopf runs login,
-settings and the onboarding watches (``handlers.profiles``: namespaces, Profiles, marker ConfigMaps,
-optional CRDs); if it stops it is started again in the same process (the workers and their caches
-keep running).
+kopf watches nothing: it runs the process's operator loop (its login and its handling of SIGTERM and
+SIGINT, which end ``run_kopf`` and with it the operator cleanly), and its ``WebhookServer`` serves
+the admission webhook (``handlers.admission``). If kopf's loop stops it is started again in the same
+process (the workers, watches and caches keep running). Why not kopf's watches: see
+docs/concepts/design.md ("One watch engine").
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from pydantic import ValidationError
 from .. import __version__
 from ..api import OperatorConfig, names
 from ..backends.cluster import with_cluster_id
-from ..reconcile.kube import Kube
 from ..reconcile.onboarding import follow_shared_secret
-from . import admission
-from .featurestore import watch_featurestores
-from .leadership import LeaderElector
+from ..runtime.kube import Kube
+from ..runtime.leadership import LeaderElector
+from . import admission, profiles
+from .featurestore import featurestore_feeds
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def operate(config: OperatorConfig, election: str | None) -> int:
-    # Importing registers the handlers on kopf's default registry.
-    from . import profiles, startup  # noqa: F401
+    # Importing registers kopf's login and settings on its default registry.
+    from . import startup  # noqa: F401
 
-    profiles.register(config)  # Kubeflow: optional CRDs; profile onboarding only when enabled
     kube = Kube.from_environment()
     config = await with_cluster_id(config, kube.get)  # labelled on every cloud resource
     config = config.model_copy(update={"operator_namespace": own_namespace(config, kube)})
     rt = Runtime(config, kube)
+    rt.watches.add(featurestore_feeds(rt, _scopes(config)))  # required by /healthz from the start
+    rt.watches.add(profiles.feeds(rt, config))  # Kubeflow: optional CRDs; profile onboarding only when enabled
     await rt.health.start(config.health_port)
     if config.metrics_port:
         start_http_server(config.metrics_port)
@@ -95,7 +96,6 @@ async def operate(config: OperatorConfig, election: str | None) -> int:
         tasks += [
             _task(rt.watches.run(), "watches"),
             _task(rt.events.run(), "events"),
-            *[_task(watch_featurestores(rt, ns), f"featurestores {ns or 'cluster-wide'}") for ns in _scopes(config)],
         ]
         if config.onboarding_enabled and config.onboarding_template.shared_online_store is not None:
             tasks.append(_task(follow_shared_secret(rt.kube, config), "shared online store Secret"))
@@ -159,8 +159,8 @@ def own_namespace(config: OperatorConfig, kube: Kube) -> str:
 
 
 async def run_kopf(rt: Runtime) -> None:
-    """kopf (onboarding watches, login, probes), started again if it fails; returns when it ends
-    normally (SIGTERM/SIGINT)."""
+    """kopf's operator loop (login, signals; it watches nothing), started again if it fails; returns
+    when it ends normally (SIGTERM/SIGINT)."""
     namespaces = list(rt.config.namespaces)
     backoff = 1.0
     while True:

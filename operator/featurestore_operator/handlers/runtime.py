@@ -1,4 +1,4 @@
-"""Process-wide state: the client, caches, workers and watches, handed to kopf handlers as its memo."""
+"""Process-wide state: the client, caches, the FeatureStore controller, its workers and the watches."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from typing import Any
 
 from ..api import OperatorConfig
 from ..backends.registry import DefaultBackends
-from ..reconcile.applier import Applier, ObservedCache
+from ..reconcile import versions
+from ..reconcile.applier import Applier
+from ..reconcile.controller import FeatureStoreController, default_marks
 from ..reconcile.core import Deps
-from ..reconcile.discovery import Discovery
-from ..reconcile.events import Event
-from ..reconcile.kube import Kube
 from ..reconcile.outcomes import BackendSet
-from ..reconcile.watches import Watches
-from .events import EventPoster
-from .health import Health
+from ..runtime.cache import ObservedCache
+from ..runtime.events import Event, EventPoster
+from ..runtime.health import Health
+from ..runtime.kube import Kube
+from ..runtime.watches import Watches
+from ..runtime.workers import Workers
 from .token_reviewers import TokenReviewers
-from .workers import Workers
 
 
 class Runtime:
@@ -26,7 +27,11 @@ class Runtime:
         self.cache = ObservedCache()
         namespaces = list(config.namespaces)
         # a namespace-restricted operator may not list cluster-wide: probe kinds where it may
-        self.discovery = Discovery(kube, namespace=namespaces[0] if namespaces else None)
+        self.discovery = versions.discovery(
+            kube,
+            namespace=namespaces[0] if namespaces else None,
+            also=frozenset({"Profile"}) if config.onboarding_enabled else frozenset(),  # onboarding watches them
+        )
         self.applier = Applier(kube, self.cache)
         self.backends: BackendSet = backends or DefaultBackends(config)
         self.events = EventPoster(kube)
@@ -35,14 +40,15 @@ class Runtime:
         self.ignored_records: set[str | None] = set()
         #: uids of stores whose clean-up record is in place (reconcile.core.Deps.recorded)
         self.recorded: set[str] = set()
+        self.controller = FeatureStoreController(
+            kube, self.deps, max_spec_bytes=config.effective_policy.bounds.max_spec_bytes
+        )
         self.workers = Workers(
-            self.deps,
-            resync=config.resync_seconds,
-            concurrency=config.max_concurrent_reconciles,
-            max_spec_bytes=config.effective_policy.bounds.max_spec_bytes,
+            self.controller, resync=config.resync_seconds, concurrency=config.max_concurrent_reconciles
         )
         self.token_reviewers = TokenReviewers(len(namespaces) or 1)
         self.watches = Watches(kube, self.discovery, self.cache, self.workers.wake, namespaces or None)
+        self.health.failing = self.watches.failing
 
     def deps(self, body: dict[str, Any]) -> Deps:
         """What one pass over the FeatureStore ``body`` needs; its Events name that store."""
@@ -58,7 +64,7 @@ class Runtime:
             backends=self.backends,
             emit=emit,
             stores=self.workers.stores_in,
-            default_marks=self.workers.default_marks,
+            default_marks=lambda namespace: default_marks(self.workers.bodies, namespace),
             recorded=self.recorded,
             shared_applier=self.applier,
         )

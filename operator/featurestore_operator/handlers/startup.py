@@ -1,5 +1,5 @@
 """kopf's settings and login. kopf is used through its public API only (the health endpoint is the
-operator's own: ``handlers.health``)."""
+operator's own: ``runtime.health``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import logging
 from typing import Any
 
 import kopf
-
-from . import profiles
-from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +19,11 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
-    settings.posting.enabled = False  # Events come from the operator itself (handlers.events)
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.enabled = False  # Events come from the operator itself (runtime.events)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.watching.reconnect_backoff = 1.0
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 4  # kopf's thread pool: our handlers are all async
-    profiles.server_side_selectors(settings, memo.config)

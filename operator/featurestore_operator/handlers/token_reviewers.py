@@ -16,14 +16,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..api import OperatorConfig
-from ..reconcile.kube import ApiError
 from ..reconcile.token_reviewers import account, as_subjects
-
-if TYPE_CHECKING:
-    from .runtime import Runtime
+from ..runtime.kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 DEBOUNCE = 0.5
@@ -31,6 +28,22 @@ RBAC = "rbac.authorization.k8s.io/v1"
 Key = tuple[str, str]
 #: what of a FeatureStore can change its account: (uid, generation, being deleted)
 Mark = tuple[Any, Any, bool]
+
+
+class _Bodies(Protocol):
+    @property
+    def bodies(self) -> dict[Key, dict[str, Any]]: ...
+
+
+class Runtime(Protocol):
+    """What of the process's runtime (``handlers.runtime.Runtime``) the binding's sync reads."""
+
+    @property
+    def kube(self) -> Kube: ...
+    @property
+    def config(self) -> OperatorConfig: ...
+    @property
+    def workers(self) -> _Bodies: ...
 
 
 def _mark(body: dict[str, Any]) -> Mark:

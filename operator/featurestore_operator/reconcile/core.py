@@ -24,15 +24,17 @@ from ..api.review import resolved
 from ..backends import policy
 from ..backends.base import BackendContext
 from ..render import NotebookAccess
+from ..runtime.cache import ObservedCache
+from ..runtime.discovery import Discovery
+from ..runtime.events import Event
+from ..runtime.kube import Kube
 from . import conditions as cond
 from . import records
-from .applier import Applier, ApplyFailure, ObservedCache
+from .applier import Applier, ApplyFailure
 from .desired import Desired, desired, secret_names
-from .discovery import Discovery
-from .events import Event, transitions
+from .events import transitions
 from .freshness import observe_freshness
 from .gitref import observe_resolution
-from .kube import Kube
 from .observe import observe_notebooks, observe_repo, secret_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
 from .secrets import secret_inputs

@@ -10,8 +10,8 @@ from typing import Any
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig
 from ..render import ApiVersions, NotebookAccess, RepoSource, render, tls
 from ..render.names import COMPONENT_LABEL, Names, meta
+from ..runtime.kinds import Key, key
 from .conditions import job_state
-from .kinds import Key, key
 from .observe import RepoResolving, RepoRevision, RepoState
 from .outcomes import BackendResults
 from .secrets import SecretInputs

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..api import ConditionType as T
 from ..api import FeatureStoreStatus
+from ..runtime.events import Event
 from . import conditions as cond
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
 
 
 def transitions(before: FeatureStoreStatus, after: FeatureStoreStatus, parts: list[cond.Part]) -> list[Event]:

@@ -20,9 +20,9 @@ from ..api import FeatureStore, FeatureStoreStatus, Phase, SpecError, names
 from ..api.resource import FINALIZER
 from ..backends.base import BackendContext
 from ..backends.recorded import recorded_store
+from ..runtime.events import Event
 from . import records
 from .core import Deps, parse, write_status
-from .events import Event
 from .observe import secret_reader
 from .outcomes import all_backends, merge_status
 

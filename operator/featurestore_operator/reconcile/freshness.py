@@ -22,8 +22,8 @@ from typing import Any
 from ..api import FeatureStore
 from ..api.status import FeatureViewFreshness, MaterializationStatus
 from ..render.freshness import parse_summary, termination_message
+from ..runtime.kube import ApiError, Kube
 from .conditions import job_state
-from .kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 

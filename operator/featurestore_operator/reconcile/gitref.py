@@ -20,8 +20,8 @@ from ..api.status import FeatureRepoStatus
 from ..render import gitref
 from ..render.freshness import termination_message
 from ..render.names import COMPONENT_LABEL
+from ..runtime.kube import ApiError, Kube
 from .conditions import job_state
-from .kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 

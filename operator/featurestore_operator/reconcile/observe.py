@@ -13,8 +13,8 @@ from ..api import FeatureStore
 from ..api.status import FeatureRepoStatus
 from ..render.gitref import is_tag
 from ..render.kubeflow import StoreKey, default_store
-from .applier import ObservedCache
-from .kube import ApiError, Kube
+from ..runtime.cache import ObservedCache
+from ..runtime.kube import ApiError, Kube
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from typing import Any
 from ..api import API_VERSION, OperatorConfig
 from ..api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate
 from ..render.names import MANAGED_BY, MANAGED_BY_LABEL
-from .kube import ApiError, Kube
+from ..runtime.kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 

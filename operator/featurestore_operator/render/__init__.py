@@ -121,7 +121,7 @@ def render(
     versions = versions or ApiVersions()
     server = feast_config.to_yaml(feast_config.server_config(fs, endpoints))
     client = feast_config.to_yaml(feast_config.client_config(fs, endpoints))
-    job_config = feast_config.job_config(fs, endpoints)
+    job_config = compute.job_config(fs, endpoints)
     job = feast_config.to_yaml(job_config) if job_config else None
     config_hash = hashlib.sha256(server.encode()).hexdigest()[:16]
     objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, endpoints, server, client, job)]

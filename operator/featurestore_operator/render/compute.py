@@ -28,6 +28,7 @@ from typing import Any
 from ..api import FeatureStore
 from ..api.compute import ComputeEngine
 from ..api.spec import ResourceRequirements
+from . import feast_config
 from .hardening import container_security, empty_dir, needs_api_token, pod_security
 from .inputs import ApiVersions, Endpoints, OfflineEndpoint
 from .names import INSTANCE_LABEL, PART_OF, Names, labels, meta
@@ -89,7 +90,7 @@ def secret_exposure(fs: FeatureStore, job_config: dict[str, Any] | None) -> str 
 
 
 def resources(req: ResourceRequirements | None) -> dict[str, Any]:
-    """core/v1 ResourceRequirements (pods.resources; not imported: pods imports feast_config, which imports this)."""
+    """core/v1 ResourceRequirements (as ``pods.resources``)."""
     return {k: {n: str(q) for n, q in v.items()} for k, v in (req.wire() if req else {}).items()}
 
 
@@ -241,6 +242,18 @@ def job_overrides(fs: FeatureStore, endpoints: Endpoints, registry_server: str |
 K8S_ENGINE_BROKEN_IN = ("0.67.",)
 
 
+def job_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any] | None:
+    """feature_store.yaml of the materialization Job when spec.compute picks an engine (None: the
+    server's config serves). Only that Job gets the engine: `feast apply` and the servers keep the
+    local engine (Feast builds the engine on apply, and some engines refuse the file registry)."""
+    names = Names(fs)
+    registry_server = None
+    if fs.spec.registry.server.enabled:
+        registry_server = f"{names.svc_host(names.registry_server)}:{feast_config.REGISTRY_SERVER_PORT}"
+    overrides = job_overrides(fs, endpoints, registry_server)
+    return {**feast_config.server_config(fs, endpoints), **overrides} if overrides else None
+
+
 def chart_rbac_missing(fs: FeatureStore, enabled: bool) -> str | None:
     """Why the engine cannot run without the RBAC the chart installs only with compute.enabled (its
     RoleBinding to a compute ClusterRole, or its RayCluster), or None."""
@@ -269,8 +282,6 @@ def problem(
     missing_rbac = chart_rbac_missing(fs, enabled)
     if missing_rbac:
         return missing_rbac
-    from .feast_config import job_config  # feast_config renders the job config from job_overrides here
-
     exposure = secret_exposure(fs, job_config(fs, endpoints))
     if exposure:
         return exposure

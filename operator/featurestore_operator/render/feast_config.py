@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ..api import FeatureStore
-from . import authz, compute, tls
+from . import authz, tls
 from .inputs import Endpoints, OnlineEndpoint
 from .names import Names
 
@@ -64,18 +64,6 @@ def server_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
     }
-
-
-def job_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any] | None:
-    """feature_store.yaml of the materialization Job when spec.compute picks an engine (None: the
-    server's config serves). Only that Job gets the engine: `feast apply` and the servers keep the
-    local engine (Feast builds the engine on apply, and some engines refuse the file registry)."""
-    names = Names(fs)
-    registry_server = None
-    if fs.spec.registry.server.enabled:
-        registry_server = f"{names.svc_host(names.registry_server)}:{REGISTRY_SERVER_PORT}"
-    overrides = compute.job_overrides(fs, endpoints, registry_server)
-    return {**server_config(fs, endpoints), **overrides} if overrides else None
 
 
 def client_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:

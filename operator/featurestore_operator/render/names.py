@@ -5,14 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from ..api import FeatureStore
+from ..api.labels import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 
 PART_OF = "feast"
-MANAGED_BY = "featurestore-operator"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-#: Label carrying the owning FeatureStore's name; with the namespace it selects its children.
-OWNER_LABEL = "featurestore.kubeflow.org/name"
 CONFIG_HASH_ANNOTATION = "featurestore.kubeflow.org/config-hash"
 REVISION_LABEL = "featurestore.kubeflow.org/repo-revision"
 

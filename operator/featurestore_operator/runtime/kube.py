@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 #: objects per list request, where objects can be large: bounds one answer held in memory at once
 #: (a user may label big Secrets as ours; their data is dropped right after parsing, see applier.slim)
-LIST_CHUNKS = {"Secret": 10, "ConfigMap": 50, "FeatureStore": 5}
+LIST_CHUNKS = {"Secret": 10, "ConfigMap": 50, "FeatureStore": 5, "CustomResourceDefinition": 20}
 #: a server-side timeout for watches: the API server ends the request after it, we resume from the last version
 WATCH_TIMEOUT = 300
 
@@ -394,7 +394,7 @@ class Kube:
 
 
 def _stop_on_close(err: Exception, count: int) -> OnErrorResult:
-    """Hand every watch failure to our watch loop (``reconcile.watches``): it relists on 410 Gone
+    """Hand every watch failure to our watch loop (``runtime.watches``): it relists on 410 Gone
     and backs off on anything else, and knows which kind it is watching."""
     return OnErrorResult(OnErrorAction.RAISE)
 

@@ -1,10 +1,10 @@
-"""One worker task per FeatureStore: runs the level-triggered pass whenever something changed (the
-store, a child, a backend asked to be looked at again) and at least every resync period; cleans up
-when the store is deleted, and after it when it vanished without its finalizer being honoured
-(``reconcile.finalize.clean_up_vanished``: its last body is kept until its cloud resources are gone).
+"""One worker task per watched object (a FeatureStore): runs the level-triggered pass whenever
+something changed (the object, a child, a backend asked to be looked at again) and at least every
+resync period; cleans up when the object is deleted, and after it when it vanished without its
+finalizer being honoured (its last body is kept until the clean-up says it is done).
 
-The tasks are ours (not kopf daemons), so kopf adds no finalizer of its own and a restart of kopf's
-watch (``handlers.main``) leaves them running: kopf only hands over the latest body and wakes them.
+The workers know the controller they run only through :class:`Reconciler`, handed in at start
+(``handlers.runtime``: the FeatureStore controller of ``reconcile.controller``).
 """
 
 from __future__ import annotations
@@ -13,52 +13,61 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from .. import store_metrics
-from ..api import API_VERSION, FINALIZER, FeatureStoreStatus
-from ..api.bounds import CostBounds, shed
 from ..metrics import RECONCILE_SECONDS, RECONCILES, STORES
-from ..reconcile.core import Deps, Result, run_pass
-from ..reconcile.finalize import clean_up_vanished, finalize
-from ..reconcile.kube import ApiError
+from .kube import ApiError
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
+Body = dict[str, Any]
 MAX_BACKOFF = 60.0
 
 
-DEFAULT_MAX_SPEC_BYTES: int = CostBounds.model_fields["max_spec_bytes"].default
-#: written by kubectl/server-side apply, never read by a pass: not kept for 1000s of stores
-_UNREAD_METADATA = ("managedFields",)
-_UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+class Passed(Protocol):
+    """What a pass tells the workers."""
+
+    @property
+    def phase(self) -> str | None: ...
+    @property
+    def requeue_after(self) -> float | None: ...
 
 
-def slim_body(body: dict[str, Any], max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES) -> dict[str, Any]:
-    """The FeatureStore as a pass reads it, without the bookkeeping the API server and kubectl add
-    (managedFields grow with every status write; kubectl keeps a copy of the whole object), and
-    without a spec over the admin policy's maxSpecBytes (one that got past admission: webhook off or
-    failing open): the operator never holds big specs, the pass reports the refusal from the size
-    it recorded (api/bounds.py, ``shed``)."""
-    body = shed(body, max_spec_bytes)
-    meta = {k: v for k, v in body["metadata"].items() if k not in _UNREAD_METADATA}
-    if meta.get("annotations"):
-        meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k not in _UNREAD_ANNOTATIONS}
-    return {**body, "metadata": meta}
+class Finished(Protocol):
+    """What a clean-up tells the workers: done, or when to try again."""
+
+    @property
+    def done(self) -> bool: ...
+    @property
+    def retry_after(self) -> float: ...
+
+
+class Reconciler(Protocol):
+    """The controller the workers run. ``body`` is a deep copy the call may change: after
+    :meth:`reconcile` its ``status`` is what later passes compare against."""
+
+    #: the finalizer that says the object's clean-up must run before it goes
+    finalizer: str
+
+    def keep(self, body: Body) -> Body:
+        """What a worker keeps of a body as watched (without what no pass reads)."""
+        ...
+
+    async def reconcile(self, body: Body) -> Passed: ...
+    async def finalize(self, body: Body) -> Finished: ...
+    async def clean_up(self, body: Body) -> Finished:
+        """The clean-up of an object gone without its finalizer honoured (its last body)."""
+        ...
+
+    async def exists(self, namespace: str, name: str) -> bool: ...
+    def forget(self, namespace: str, name: str) -> None:
+        """The object is gone (drop what was recorded about it, e.g. its metrics)."""
+        ...
 
 
 class Workers:
-    def __init__(
-        self,
-        deps: Callable[[dict[str, Any]], Deps],
-        *,
-        resync: float,
-        concurrency: int,
-        max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES,
-    ):
-        self._deps = deps
-        self.max_spec_bytes = max_spec_bytes
+    def __init__(self, reconciler: Reconciler, *, resync: float, concurrency: int):
+        self.reconciler = reconciler
         self.resync = resync
         #: bounded concurrency, first come first served: 1000 new stores must not run 1000 passes at
         #: once (all their temporaries alive together; bench/memory.py)
@@ -74,15 +83,15 @@ class Workers:
         self.guarded: set[Key] = set()
         self.finalized: set[Key] = set()
 
-    # -- fed by the FeatureStore watch and the children's watches -------------------------------
+    # -- fed by the watch of the objects and the children's watches -------------------------------
     def observe(self, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         if event_type == "DELETED":
             self.forget(key, body)
             return
-        self.bodies[key] = slim_body(body, self.max_spec_bytes)
-        if _guarded(body):
+        self.bodies[key] = self.reconciler.keep(body)
+        if self._guarded(body):
             self.guarded.add(key)
         changed = self.generations.get(key) != meta.get("generation") or meta.get("deletionTimestamp")
         self.generations[key] = meta.get("generation")
@@ -113,19 +122,10 @@ class Workers:
             event.set()
 
     def wake_namespace(self, key: Key) -> None:
-        """A store came, went or changed spec: its namespace's other stores look again (which store is
-        the namespace's default for notebooks depends on all of them: render.kubeflow.default_store)."""
+        """A store came, went or changed spec: its namespace's other stores look again (a controller's
+        pass may depend on its namespace's other objects, e.g. which store is the default)."""
         for other in [k for k in self.bodies if k[0] == key[0] and k != key]:
             self.wake(*other)
-
-    def default_marks(self, namespace: str) -> dict[str, bool | None]:
-        """name -> spec.kubeflow.defaultStore of the namespace's stores (anything but a bool: unset)."""
-        marks: dict[str, bool | None] = {}
-        for (ns, name), body in self.bodies.items():
-            if ns == namespace:
-                mark = ((body.get("spec") or {}).get("kubeflow") or {}).get("defaultStore")
-                marks[name] = mark if isinstance(mark, bool) else None
-        return marks
 
     def wake_all(self) -> None:
         for event in self.wakeups.values():
@@ -133,18 +133,18 @@ class Workers:
 
     def forget(self, key: Key, last: dict[str, Any] | None = None) -> None:
         """The store is gone; ``last``: its last body (default: the one kept). Unless our finalize
-        completed, that body is kept for ``clean_up_vanished``."""
+        completed, that body is kept for :meth:`Reconciler.clean_up`."""
         last = last if last is not None else self.bodies.get(key)
-        store_metrics.forget(*key)
+        self.reconciler.forget(*key)
         self.bodies.pop(key, None)
         self.generations.pop(key, None)
         self._set_phase(key, None)
-        guarded = key in self.guarded or (last is not None and _guarded(last))
+        guarded = key in self.guarded or (last is not None and self._guarded(last))
         self.guarded.discard(key)
         if key in self.finalized:
             self.finalized.discard(key)
         elif guarded and last is not None:
-            self.vanished[key] = slim_body(last, self.max_spec_bytes)
+            self.vanished[key] = self.reconciler.keep(last)
             self._start(key)
         self.wake(*key)  # lets its worker notice (and exit, or clean up)
         self.wake_namespace(key)
@@ -152,7 +152,7 @@ class Workers:
     def clean_up(self, key: Key, body: dict[str, Any]) -> None:
         """Clean up after the store ``body`` (gone; from its clean-up record) unless already doing so."""
         if key not in self.vanished:
-            self.vanished[key] = slim_body(body, self.max_spec_bytes)
+            self.vanished[key] = self.reconciler.keep(body)
         self._start(key)
         self.wake(*key)
 
@@ -187,22 +187,21 @@ class Workers:
             if body is None:
                 return None, backoff
             body = copy.deepcopy(body)
-            deps = self._deps(body)
             started = time.perf_counter()
             try:
                 if vanished:
-                    return await self._clean_up(key, deps, body), 1.0
+                    return await self._clean_up(key, body), 1.0
                 if body["metadata"].get("deletionTimestamp"):
-                    done = await finalize(deps, body)
+                    done = await self.reconciler.finalize(body)
                     RECONCILES.labels("deleting").inc()
                     if done.done:
                         self._finalized(key, body)
                     return (None if done.done else done.retry_after), 1.0
-                result = await run_pass(deps, body)
+                result = await self.reconciler.reconcile(body)
                 self._record(key, body, result)
                 return (result.requeue_after or self.resync), 1.0
             except ApiError as err:
-                if err.gone and not await self._exists(deps, key):
+                if err.gone and not await self.reconciler.exists(*key):
                     self.forget(key, body)  # this pass's body: what it did (finalizer, records) included
                     return (0.0 if key in self.vanished else None), backoff
                 if err.namespace_terminating:  # the store goes with its namespace; its deletion wakes us
@@ -216,8 +215,8 @@ class Workers:
             RECONCILES.labels("error").inc()
             return backoff, min(backoff * 2, MAX_BACKOFF)
 
-    async def _clean_up(self, key: Key, deps: Deps, body: dict[str, Any]) -> float | None:
-        done = await clean_up_vanished(deps, body)
+    async def _clean_up(self, key: Key, body: dict[str, Any]) -> float | None:
+        done = await self.reconciler.clean_up(body)
         RECONCILES.labels("deleting").inc()
         if not done.done:
             self.vanished[key] = body  # with the operation names this attempt recorded
@@ -232,15 +231,11 @@ class Workers:
         else:
             self.finalized.add(key)
 
-    def _record(self, key: Key, body: dict[str, Any], result: Result) -> None:
+    def _record(self, key: Key, body: dict[str, Any], result: Passed) -> None:
         RECONCILES.labels(result.phase or "unknown").inc()
         self._set_phase(key, result.phase)
-        store_metrics.observe(*key, FeatureStoreStatus.model_validate(body.get("status") or {}))
         if key in self.bodies:  # later passes compare status against what this one wrote
             self.bodies[key]["status"] = body.get("status")
-
-    async def _exists(self, deps: Deps, key: Key) -> bool:
-        return await deps.kube.get("FeatureStore", API_VERSION, key[0], key[1]) is not None
 
     def _set_phase(self, key: Key, phase: str | None) -> None:
         old = self.phases.pop(key, None)
@@ -250,6 +245,5 @@ class Workers:
             self.phases[key] = phase
             STORES.labels(phase).inc()
 
-
-def _guarded(body: dict[str, Any]) -> bool:
-    return FINALIZER in (body["metadata"].get("finalizers") or [])
+    def _guarded(self, body: dict[str, Any]) -> bool:
+        return self.reconciler.finalizer in (body["metadata"].get("finalizers") or [])

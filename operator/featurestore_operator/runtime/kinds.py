@@ -1,8 +1,8 @@
 """The one table of kinds the operator touches: where each lives in the API, which versions it may be
 served in, the order children are applied in, whether it is watched, and the RBAC it needs.
 
-Everything that lists kinds derives from :data:`KINDS`: the watches (``reconcile.watches``), the apply
-order and prune (``reconcile.applier``), discovery of served versions (``reconcile.discovery``) and
+Everything that lists kinds derives from :data:`KINDS`: the watches (``runtime.watches``), the apply
+order and prune (``reconcile.applier``), discovery of served versions (``runtime.discovery``) and
 the chart's RBAC test (``tests/controlplane/test_chart_rbac_table.py``: the chart grants the operator
 no more than these verbs, plus a short list of subresource and by-name rules, each with its reason).
 """
@@ -84,7 +84,7 @@ KINDS: dict[str, Kind] = {
         # materialization runs' pods: their termination message (feature view freshness), with compute.enabled
         Kind("Pod", "pods", "", ("v1",), verbs=("list",)),
         Kind("Lease", "leases", "coordination.k8s.io", ("v1",), verbs=("get", "create", "update")),
-        # get: kube-system only (the cluster id); list/watch: kopf's namespace matching, onboarding
+        # get: kube-system only (the cluster id); list/watch: kopf's namespace matching, onboarding's namespace feed
         Kind("Namespace", "namespaces", "", ("v1",), verbs=("get", "list", "watch"), namespaced=False),
         # the chart's token reviewers binding (handlers/token_reviewers.py): its subjects only
         Kind(

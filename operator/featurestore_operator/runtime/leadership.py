@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from ..reconcile.kube import ApiError, Kube
+from .kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 API_VERSION = "coordination.k8s.io/v1"

@@ -2,8 +2,10 @@
 stand-by replica answers too.
 
 /healthz  200 while the process works: a stand-by waiting for the Lease, or the acting replica
-          while it watches FeatureStores (kopf running and the FeatureStore resource served);
-          503 otherwise, so the kubelet restarts a replica that stopped watching.
+          while every required watch (FeatureStores) is watching; 503 otherwise, so the kubelet
+          restarts a replica that stopped watching. The body names every watch that is not
+          watching, required or not, with the reason (``runtime.watches``; also the metric
+          ``featurestore_watch_up``).
 /readyz   the same answer (a stand-by is ready: it must not stall rolling updates), and with the
           admission webhook on, 503 until this replica serves it (the webhook Service sends the API
           server's reviews to ready pods only).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -24,16 +27,21 @@ class Health:
     def __init__(self) -> None:
         #: None: no leader election; False: standing by; True: acting
         self.leading: bool | None = None
-        self.watching = False
-        self.reason = "starting"
+        #: the watches not watching: (required ones, all ones), name -> reason (``Watches.failing``)
+        self.failing: Callable[[bool], dict[str, str]] = lambda required_only: {"watches": "starting"}
         #: set by handlers.admission once this replica serves the webhook; awaited only when needed
         self.webhook = asyncio.Event()
         self.needs_webhook = False
         self._runner: web.AppRunner | None = None
 
-    def report(self) -> tuple[int, dict[str, str | bool | None]]:
-        ok = self.leading is False or self.watching
-        body = {"ok": ok, "leading": self.leading, "watching": self.watching, "reason": self.reason}
+    def report(self) -> tuple[int, dict[str, object]]:
+        required = self.failing(True)
+        watching = not required
+        ok = self.leading is False or watching
+        reason = "; ".join(required.values()) if required else "watching"
+        body: dict[str, object] = {"ok": ok, "leading": self.leading, "watching": watching, "reason": reason}
+        if self.leading is not False:
+            body["watches"] = self.failing(False)
         return (200 if ok else 503), body
 
     async def _handle(self, request: web.Request) -> web.Response:

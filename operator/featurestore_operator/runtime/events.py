@@ -9,15 +9,24 @@ import datetime as dt
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from typing import Any
 
-from ..reconcile.events import Event
-from ..reconcile.kube import FIELD_MANAGER, Kube
+from .kube import FIELD_MANAGER, Kube
 
 log = logging.getLogger(__name__)
 #: Events waiting to be posted at most; more are dropped (they describe transitions, not state)
 QUEUE_SIZE = 1000
 POSTERS = 4
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Event to post (which ones a FeatureStore pass posts: ``reconcile.events.transitions``)."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
 
 
 def event_object(involved: dict[str, Any], event: Event, now: dt.datetime, instance: str) -> dict[str, Any]:

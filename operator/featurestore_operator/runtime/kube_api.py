@@ -1,10 +1,10 @@
 """What the operator asks of the Kubernetes API: the protocol the client facade
-(:class:`featurestore_operator.reconcile.kube.Kube`, over lightkube) and the unit tests' in-memory
+(:class:`featurestore_operator.runtime.kube.Kube`, over lightkube) and the unit tests' in-memory
 stand-in (tests/support/fake_kube.py ``FakeKube``) both satisfy. mypy checks both against it
 (tests/support/fake_kube.py ``_satisfy_kube_api``), so a method added to one and not the other, or a
 signature that drifts, fails the quality gate instead of a test run.
 
-Objects are plain dicts. Errors are ``reconcile.kube.ApiError``; a request no Kubernetes object
+Objects are plain dicts. Errors are ``runtime.kube.ApiError``; a request no Kubernetes object
 could match (a kind, namespace, name or selector that is not well-formed) is refused unsent.
 """
 
