@@ -78,6 +78,7 @@ class Discovery:
             pdb=served.get("PodDisruptionBudget", "policy/v1"),
             hpa=served.get("HorizontalPodAutoscaler", "autoscaling/v2"),
             cronjob_time_zone=tz,
+            indexed_jobs=tz,
             optional_kinds=optional,
         )
         self._at = time.monotonic()

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, freshness, podknobs
+from . import authz, compute, fanout, freshness, podknobs
 from .feast_config import FEAST_CONFIG_DIR
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
@@ -19,10 +19,24 @@ from .pods import FEAST_YAML, container_security, empty_dir, feast_container, po
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
-#: Then reports each feature view's materialized-until time as the container's termination message
-#: (the operator reads it from the finished pod: freshness.parse_summary); the run's exit code stands.
-MATERIALIZE_SCRIPT = f"""feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"
-rc=$?
+#: With parallel shares (fanout), first replaces "$@" by this share's ``--views`` (none: nothing to
+#: run). Then reports each feature view's materialized-until time as the container's termination
+#: message (the operator reads it from the finished pod: freshness.parse_summary); the run's exit
+#: code stands.
+MATERIALIZE_SCRIPT = f"""rc=0
+if [ "${{FEAST_SLICE_COUNT:-1}}" -gt 1 ]; then
+  share=$(python - "$@" <<'PY'
+{fanout.SHARE_SCRIPT}PY
+) || exit 1
+  set -f
+  set -- $share
+  set +f
+  [ $# -gt 0 ] || echo "no feature view falls to this share"
+fi
+if [ "${{FEAST_SLICE_COUNT:-1}}" -le 1 ] || [ $# -gt 0 ]; then
+  feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"
+  rc=$?
+fi
 python - > /dev/termination-log 2>/dev/null <<'PY' || true
 {freshness.SUMMARY_SCRIPT}PY
 exit $rc
@@ -81,7 +95,7 @@ def materialization(
     args = ["-c", script, "--"]
     for view in m.feature_views:
         args += ["--views", view]
-    container = feast_container(fs, endpoints, "materialize", args, m.resources)
+    container = feast_container(fs, endpoints, fanout.CONTAINER, args, m.resources)
     container["command"] = ["sh"]
     if compute.job_overrides(fs, endpoints, None):  # an engine: the Job's own feature_store.yaml
         container["env"] = [
@@ -90,6 +104,7 @@ def materialization(
             else e
             for e in container["env"]
         ]
+    containers = fanout.share_containers(container, m.parallelism, versions.indexed_jobs)
     job_labels = labels(fs, "materialization")
     spec: dict[str, Any] = {
         "schedule": m.schedule,
@@ -103,6 +118,7 @@ def materialization(
             "spec": {
                 "backoffLimit": m.backoff_limit,
                 "activeDeadlineSeconds": m.active_deadline_seconds,
+                **(fanout.indexed_job(m.parallelism) if versions.indexed_jobs else {}),
                 "template": podknobs.apply(
                     {
                         "metadata": {
@@ -112,7 +128,7 @@ def materialization(
                         "spec": pod_spec(
                             fs,
                             endpoints,
-                            [container],
+                            containers,
                             restartPolicy="Never",
                             serviceAccountName=compute.materialization_service_account(fs, config.compute_enabled),
                         ),
@@ -120,7 +136,7 @@ def materialization(
                     knobs,
                     fs,
                     "materialization",
-                    main=("materialize",),
+                    main=tuple(c["name"] for c in containers),
                 ),
             },
         },
