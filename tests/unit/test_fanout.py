@@ -1,13 +1,7 @@
-"""Parallel materialization (render.fanout): the shares a run is split into, as rendered and as the
-rendered script runs them (with a stand-in `feast` that records its argv)."""
+"""Parallel materialization (render.fanout): the shares a run is split into, as rendered. The shares
+run with real Feast in tests/datapath/test_fanout.py."""
 
 from __future__ import annotations
-
-import os
-import stat
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve
@@ -79,60 +73,3 @@ def test_shares_are_refused_with_another_engine():
     """(The policy's maxComputePods bounds them: tests/unit/test_policy_bounds.py COUNTS.)"""
     with pytest.raises(ValueError, match=r"materialization.parallelism 2 .* compute.engine ray"):
         store({"parallelism": 2}, {"engine": "ray"})
-
-
-# --------------------------------------------------------------------------- the script, run
-
-
-@pytest.fixture
-def fake_bin(tmp_path: Path) -> Path:
-    """`feast` records its argv; `python` is this interpreter (the share script needs no Feast when
-    the spec lists the views)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    feast = bin_dir / "feast"
-    feast.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$FEAST_ARGV"\n')
-    feast.chmod(feast.stat().st_mode | stat.S_IEXEC)
-    (bin_dir / "python").symlink_to(sys.executable)
-    return bin_dir
-
-
-def run_share(fake_bin: Path, tmp_path: Path, container: dict, index: int | None) -> list[str] | None:
-    """Runs the rendered container's command (sh -c SCRIPT -- ARGS) with its env; the feast argv."""
-    argv_file = tmp_path / f"argv-{index}"
-    script = container["args"][1].replace("/dev/termination-log", str(tmp_path / f"message-{index}"))
-    run_env = {
-        **env(container),
-        "PATH": f"{fake_bin}:{os.environ['PATH']}",
-        "FEAST_ARGV": str(argv_file),
-        "FEAST_FS_YAML_FILE_PATH": "/nonexistent",
-    }
-    if index is not None and "FEAST_SLICE_INDEX" not in run_env:
-        run_env["JOB_COMPLETION_INDEX"] = str(index)
-    done = subprocess.run(
-        ["sh", "-c", script, *container["args"][2:]], env=run_env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return argv_file.read_text().split("\n")[:-1] if argv_file.exists() else None
-
-
-def views_of(argv: list[str] | None) -> list[str]:
-    assert argv is not None and argv[0] == "-f" and argv[2] == "materialize-incremental", argv
-    return [argv[i + 1] for i, a in enumerate(argv) if a == "--views"]
-
-
-@pytest.mark.parametrize("versions", [ApiVersions(), V120], ids=["indexed", "containers"])
-def test_the_shares_split_the_views_disjointly_and_cover_them(fake_bin, tmp_path, versions):
-    views = ["e", "a", "d", "c", "b"]
-    job = cronjob(store({"parallelism": 2, "featureViews": views}), versions)["spec"]["jobTemplate"]["spec"]
-    containers = job["template"]["spec"]["containers"]
-    shares = containers if len(containers) == 2 else [containers[0], containers[0]]
-    got = [views_of(run_share(fake_bin, tmp_path, c, i)) for i, c in enumerate(shares)]
-    assert got == [["a", "c", "e"], ["b", "d"]]
-
-
-def test_a_share_without_a_view_runs_nothing_and_succeeds(fake_bin, tmp_path):
-    job = cronjob(store({"parallelism": 3, "featureViews": ["a", "b"]}), ApiVersions())["spec"]["jobTemplate"]
-    [c] = job["spec"]["template"]["spec"]["containers"]
-    assert run_share(fake_bin, tmp_path, c, 2) is None, "feast without --views would materialize every view"
-    assert views_of(run_share(fake_bin, tmp_path, c, 1)) == ["b"]

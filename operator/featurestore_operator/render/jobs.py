@@ -19,21 +19,14 @@ from .pods import FEAST_YAML, container_security, empty_dir, feast_container, po
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
-#: With parallel shares (fanout), first replaces "$@" by this share's ``--views`` (none: nothing to
-#: run). Then reports each feature view's materialized-until time as the container's termination
-#: message (the operator reads it from the finished pod: freshness.parse_summary); the run's exit
-#: code stands.
-MATERIALIZE_SCRIPT = f"""rc=0
-if [ "${{FEAST_SLICE_COUNT:-1}}" -gt 1 ]; then
-  share=$(python - "$@" <<'PY'
-{fanout.SHARE_SCRIPT}PY
-) || exit 1
-  set -f
-  set -- $share
-  set +f
-  [ $# -gt 0 ] || echo "no feature view falls to this share"
-fi
-if [ "${{FEAST_SLICE_COUNT:-1}}" -le 1 ] || [ $# -gt 0 ]; then
+#: With parallel shares, Python materializes this share's views instead (fanout.SHARE_PROGRAM).
+#: Then reports each feature view's materialized-until time as the container's termination message
+#: (the operator reads it from the finished pod: freshness.parse_summary); the run's exit code stands.
+MATERIALIZE_SCRIPT = f"""if [ "${{FEAST_SLICE_COUNT:-1}}" -gt 1 ]; then
+  python - "$@" <<'PY'
+{fanout.SHARE_PROGRAM}PY
+  rc=$?
+else
   feast -f "$FEAST_FS_YAML_FILE_PATH" materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)" "$@"
   rc=$?
 fi
