@@ -265,5 +265,5 @@ def test_materialization_reports_freshness_per_feature_view(runs):
         assert started - 1 <= views[VIEW].timestamp() <= ended, (name, views, runs[name].window)
         # ... and the operator's side turns the message into the status entry
         end = dt.datetime.fromtimestamp(ended, dt.UTC)
-        [entry] = views_status(runs[name].summary, end)
+        [entry] = views_status(parse_summary(runs[name].summary), end)
         assert entry.name == VIEW and 0 <= entry.lag_seconds <= ended - started + 1, entry

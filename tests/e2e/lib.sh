@@ -181,7 +181,7 @@ print(json.dumps({"apiVersion": "batch/v1", "kind": "Job",
                                                     "controller": True}]},
                   "spec": tpl["spec"]}))' | k create -n "$NS" -f -
   wait_job "$1"
-  k logs -n "$NS" "job/$1" --tail=20
+  k logs -n "$NS" "job/$1" --all-containers --tail=20
 }
 
 # client_pod NAME MARKER ENV_YAML PYTHON: a notebook-like pod that mounts the client config as the

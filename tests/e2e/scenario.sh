@@ -40,8 +40,28 @@ run_job demo-generate-data "" "{name: data, persistentVolumeClaim: {claimName: $
 
 wait_store_ready feature-server registry-server online-store
 
-# --- materialization -------------------------------------------------------------------------
+# --- materialization, in two parallel shares --------------------------------------------------
+say "spec.materialization.parallelism 2: the run's pod holds a share per container (1.20: no Indexed Jobs)"
+k patch fs "$STORE" -n "$NS" --type merge -p '{"spec": {"materialization": {"parallelism": 2}}}'
+deadline=$((SECONDS + TIMEOUT_SECONDS))
+until [ "$(k get cronjob "$STORE-materialize" -n "$NS" \
+  -o jsonpath='{.spec.jobTemplate.spec.template.spec.containers[*].name}')" = "materialize-0 materialize-1" ]; do
+  [ "$SECONDS" -lt "$deadline" ] || die "the CronJob did not get a container per share"
+  sleep 2
+done
 materialize demo-materialize-e2e
+for i in 0 1; do
+  k logs -n "$NS" job/demo-materialize-e2e -c "materialize-$i" | grep -q "share $i of 2: \['driver_" ||
+    die "share $i did not materialize a feature view of its own"
+done
+say "status.materialization.featureViews: both views, from the two shares' reports"
+deadline=$((SECONDS + TIMEOUT_SECONDS))
+until [ "$(k get fs "$STORE" -n "$NS" -o jsonpath='{.status.materialization.featureViews[*].name}')" = \
+  "driver_daily_trips driver_hourly_stats" ]; do
+  [ "$SECONDS" -lt "$deadline" ] || die "status.materialization.featureViews: $(k get fs "$STORE" -n "$NS" \
+    -o jsonpath='{.status.materialization.featureViews[*].name}')"
+  sleep 2
+done
 
 # --- online features from a client pod -------------------------------------------------------
 say "a client pod reads online features through $STORE-feature-server.$NS.svc.cluster.local"

@@ -328,33 +328,3 @@ def test_feast_067_k8s_engine_bug_is_reported():
     abstract = k8s_engine.KubernetesComputeEngine.__abstractmethods__
     if CONFIG.feast_version.startswith(compute.K8S_ENGINE_BROKEN_IN):
         assert abstract == {"update", "teardown_infra"}, "Feast fixed its k8s engine: drop K8S_ENGINE_BROKEN_IN"
-
-
-@pytest.mark.parametrize("feast_rc, summary_rc", [(0, 0), (3, 0), (0, 1)])
-def test_materialize_script_keeps_feasts_exit_code_and_reports_the_summary(tmp_path, feast_rc, summary_rc):
-    """The CronJob's script (termination log path swapped for a temp file): the run's exit code is
-    feast's, whatever the summary step does; the summary lands in the termination log."""
-    import subprocess
-
-    from featurestore_operator.render.jobs import MATERIALIZE_SCRIPT
-
-    bin_dir, log = tmp_path / "bin", tmp_path / "termination-log"
-    bin_dir.mkdir()
-    (bin_dir / "feast").write_text(f'#!/bin/sh\necho "feast $*" > {tmp_path}/argv\nexit {feast_rc}\n')
-    (bin_dir / "python").write_text(f'#!/bin/sh\ncat > /dev/null\necho \'{{"v":1,"views":{{}}}}\'\nexit {summary_rc}\n')
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    script = MATERIALIZE_SCRIPT.replace("/dev/termination-log", str(log))
-    res = subprocess.run(
-        ["sh", "-c", script, "--", "--views", "a b"],
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "FEAST_FS_YAML_FILE_PATH": "/etc/feast/x.yaml"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert res.returncode == feast_rc, res.stderr
-    argv = (tmp_path / "argv").read_text()
-    assert argv.startswith("feast -f /etc/feast/x.yaml materialize-incremental 20") and argv.rstrip().endswith(
-        "--views a b"
-    )
-    assert parse_summary(log.read_text()) is not None

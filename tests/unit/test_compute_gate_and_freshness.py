@@ -14,6 +14,7 @@ from featurestore_operator.api.status import FeatureStoreStatus, Materialization
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.reconcile.freshness import observe_freshness, report_of
 from featurestore_operator.render import ApiVersions, compute, render
+from featurestore_operator.render.freshness import parse_summary
 from prometheus_client import REGISTRY
 
 from tests.support.fake_kube import FakeKube
@@ -97,7 +98,45 @@ def test_only_the_jobs_own_successful_pod_is_read():
     pods = [pod("forged", "run-1", None, forged), pod("other", "run-1", "u-other", forged)]
     assert report_of(pods, "u-run") is None, "a pod the Job does not control must not count"
     assert report_of([*pods, pod("failed", "run-1", "u-run", forged, "Failed")], "u-run") is None
-    assert report_of([*pods, pod("real", "run-1", "u-run", SUMMARY)], "u-run") == SUMMARY
+    assert report_of([*pods, pod("real", "run-1", "u-run", SUMMARY)], "u-run") == parse_summary(SUMMARY)
+
+
+def share_pod(name: str, owner_uid: str, messages: dict[str, str], phase: str = "Succeeded") -> dict:
+    p = pod(name, "run-1", owner_uid, "", phase)
+    p["status"]["containerStatuses"] = [
+        {"name": c, "state": {"terminated": {"exitCode": 0, "message": m}}} for c, m in messages.items()
+    ]
+    return p
+
+
+def summary(**views: str) -> str:
+    return json.dumps({"v": 1, "views": views, "truncated": False})
+
+
+def test_the_shares_of_a_run_are_merged_view_by_view():
+    """Parallel shares (render.fanout): each reports every view after its own run; the merge keeps
+    each view's newest time, from pods of an Indexed Job and from containers of one pod alike."""
+    early, late = "2026-11-29T21:00:00+00:00", "2026-11-29T22:00:00+00:00"
+    indexed = [
+        share_pod("run-1-0", "u-run", {"materialize": summary(a=late, b=early)}),
+        share_pod("run-1-1", "u-run", {"materialize": summary(a=early, b=late)}),
+        share_pod("run-1-1-retry", "u-run", {"materialize": summary(c=late)}, "Failed"),
+    ]
+    containers = [
+        share_pod(
+            "run-1",
+            "u-run",
+            {
+                "materialize-0": summary(a=late, b=early),
+                "materialize-1": summary(a=early, b=late),
+                "sidecar": summary(c=late),
+            },
+        )
+    ]
+    for pods in (indexed, containers):
+        merged = report_of(pods, "u-run")
+        assert merged is not None
+        assert {v.name: v.materialized_until.isoformat() for v in merged.views} == {"a": late, "b": late}
 
 
 def test_newest_successful_run_is_read_once_into_status():

@@ -126,6 +126,7 @@ COUNTS = [
     ({"compute": {"engine": "ray", "ray": {"kubeRay": {"workers": 21}}}}, "spec.compute.ray.kubeRay.workers", "maxComputePods"),
     ({"compute": {"engine": "sparkApplication", "sparkApplication": {"executor": {"instances": 21}}}}, "spec.compute.sparkApplication.executor.instances", "maxComputePods"),
     ({"compute": {"engine": "kubernetes", "kubernetes": {"maxParallelism": 21}}}, "spec.compute.kubernetes.maxParallelism", "maxComputePods"),
+    ({"materialization": {"parallelism": 21}}, "spec.materialization.parallelism", "maxComputePods"),
 ]  # fmt: skip
 
 

@@ -270,6 +270,7 @@ COUNT_KNOBS: dict[tuple[str, str], str] = {
     ("KubeRaySpec", "workers"): "max_compute_pods",
     ("SparkExecutorSpec", "instances"): "max_compute_pods",
     ("KubernetesEngineSpec", "max_parallelism"): "max_compute_pods",
+    ("MaterializationSpec", "parallelism"): "max_compute_pods",
 }
 #: numbers that size a pod (bounded through POD_SOURCES) or a cloud resource (own knob)
 SIZED: dict[tuple[str, str], str] = {
@@ -318,7 +319,7 @@ POD_SOURCES: dict[tuple[str, str], Callable[[Any], int]] = {
     ("FeatureServerSpec", "resources"): _server_pods,
     ("RegistryServerSpec", "resources"): lambda o: _server_pods(o) if o.enabled else 0,
     ("OptionalServerSpec", "resources"): lambda o: _server_pods(o) if o.enabled else 0,
-    ("MaterializationSpec", "resources"): lambda o: 1 if o.enabled else 0,
+    ("MaterializationSpec", "resources"): lambda o: o.parallelism if o.enabled else 0,
     ("InClusterRedisSpec", "resources"): lambda o: 1,
     ("KubernetesEngineSpec", "resources"): lambda o: o.max_parallelism,
     ("KubeRaySpec", "head_resources"): lambda o: 1,

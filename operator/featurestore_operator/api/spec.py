@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .base import ApiModel
-from .compute import ComputeSpec
+from .compute import ComputeEngine, ComputeSpec
 from .kubetypes import ImageRef, Quantity, ResourceRequirements
 from .pods import PodSettings
 
@@ -425,8 +425,13 @@ class MaterializationSpec(ApiModel):
         default_factory=list, max_length=100
     )
     """Only materialize these feature views (default: all)."""
+    parallelism: int = Field(default=1, ge=1, le=64)
+    """Parallel materialization pods per run. Each materializes a disjoint share of the feature
+    views (sorted by name, round robin); with fewer views than pods the rest have nothing to do.
+    Kubernetes >= 1.25: one Indexed Job of that many pods; older clusters (no Indexed Jobs): that
+    many containers in the run's pod. Bounded by the admin policy's maxComputePods."""
     resources: ResourceRequirements | None = None
-    """Resources of the materialization container."""
+    """Resources of each materialization container (one per parallel share)."""
     active_deadline_seconds: int = Field(default=3600, ge=60, le=604800)
     """Kill a run that takes longer than this."""
     starting_deadline_seconds: int = Field(default=300, ge=10, le=86400)
@@ -656,4 +661,14 @@ class FeatureStoreSpec(ApiModel):
                 raise ValueError("onlineStore.memorystore needs provider gcp (provider is local)")
             if self.offline_store and self.offline_store.gcs:
                 raise ValueError("offlineStore.gcs needs provider gcp (provider is local)")
+        return self
+
+    @model_validator(mode="after")
+    def _parallel_shares_run_the_local_engine(self) -> FeatureStoreSpec:
+        if self.materialization.parallelism > 1 and self.compute.engine is not ComputeEngine.LOCAL:
+            raise ValueError(
+                f"materialization.parallelism {self.materialization.parallelism} splits the local engine's work "
+                f"over pods; compute.engine {self.compute.engine.value} parallelizes on its own: set "
+                "materialization.parallelism to 1 (or compute.engine to local)"
+            )
         return self

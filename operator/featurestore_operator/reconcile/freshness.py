@@ -21,7 +21,7 @@ from typing import Any
 
 from ..api import FeatureStore
 from ..api.status import FeatureViewFreshness, MaterializationStatus
-from ..render.freshness import parse_summary, termination_message
+from ..render.freshness import Summary, merge, parse_summary, share_messages
 from ..runtime.kube import ApiError, Kube
 from .conditions import job_state
 
@@ -46,19 +46,21 @@ def newest_success(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(done, key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]), default=None)
 
 
-def report_of(pods: list[dict[str, Any]], job_uid: str) -> str | None:
-    """The termination message of the Job's successful pod (pods it does not control are ignored)."""
+def report_of(pods: list[dict[str, Any]], job_uid: str) -> Summary | None:
+    """The merged summaries of the Job's successful pods, one per share (``render.fanout``): an
+    Indexed Job has a pod per share, an older cluster's run pod a container per share. Pods the Job
+    does not control, failed attempts and messages that are no summary are ignored."""
+    summaries = []
     for pod in pods:
         owners = pod["metadata"].get("ownerReferences") or []
         if not any(o.get("uid") == job_uid and o.get("controller") for o in owners):
             continue
         if (pod.get("status") or {}).get("phase") == "Succeeded":
-            return termination_message(pod)
-    return None
+            summaries += [parse_summary(m) for m in share_messages(pod)]
+    return merge(summaries)
 
 
-def views_status(message: str | None, run_end: dt.datetime) -> list[FeatureViewFreshness] | None:
-    summary = parse_summary(message)
+def views_status(summary: Summary | None, run_end: dt.datetime) -> list[FeatureViewFreshness] | None:
     if summary is None:
         return None
     return [

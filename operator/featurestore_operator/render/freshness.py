@@ -2,7 +2,7 @@
 
 The operator never imports Feast. The materialization Job, which runs Feast anyway, reads the
 registry after each run and writes a small JSON summary as its container's termination message
-(``SUMMARY_SCRIPT``, run by ``jobs.MATERIALIZE_SCRIPT``; the kubelet keeps up to 4096 bytes
+(render/programs/materialize.py, ``jobs.MATERIALIZE_PROGRAM``; the kubelet keeps up to 4096 bytes
 in the pod's status). The operator reads that message from the finished pod and parses it here:
 
     {"v": 1, "views": {"driver_hourly_stats": "2026-11-29T22:00:00+00:00", ...}, "truncated": false}
@@ -18,11 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from . import programs
-
-#: Runs in the Feast image after `feast materialize-incremental`: one line of JSON on stdout
-#: (render/programs/freshness_summary.py).
-SUMMARY_SCRIPT = programs.source("freshness_summary.py")
+from .fanout import is_share
 
 MAX_MESSAGE = 4096
 MAX_VIEWS = 200
@@ -72,6 +68,29 @@ def parse_summary(message: str | None) -> Summary | None:
         if isinstance(name, str) and _VIEW_NAME.match(name) and t is not None:
             views.append(FeatureViewFreshness(name, t))
     return Summary(tuple(views), truncated=doc.get("truncated") is True)
+
+
+def merge(summaries: list[Summary | None]) -> Summary | None:
+    """One summary of a run's shares (``render.fanout``): each view's newest time; None: none."""
+    found = [s for s in summaries if s is not None]
+    if not found:
+        return None
+    newest: dict[str, dt.datetime] = {}
+    for view in (v for s in found for v in s.views):
+        newest[view.name] = max(newest.get(view.name, view.materialized_until), view.materialized_until)
+    views = tuple(FeatureViewFreshness(n, t) for n, t in sorted(newest.items())[:MAX_VIEWS])
+    return Summary(views, truncated=any(s.truncated for s in found))
+
+
+def share_messages(pod: dict) -> list[str]:
+    """The termination messages of a run pod's materialization containers (one per share)."""
+    out = []
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if isinstance(status.get("name"), str) and is_share(status["name"]):
+            message = termination_message(pod, status["name"])
+            if message is not None:
+                out.append(message)
+    return out
 
 
 def termination_message(pod: dict, container: str = "materialize") -> str | None:

@@ -10,17 +10,18 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, freshness, gitref, podknobs, programs
+from . import authz, compute, fanout, gitref, podknobs, programs
 from .feast_config import FEAST_CONFIG_DIR
 from .hardening import mesh_annotations
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
 from .pods import FEAST_YAML, container_security, empty_dir, feast_container, pod_spec
 
-#: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
-#: Then reports each feature view's materialized-until time as the container's termination message
-#: (the operator reads it from the finished pod: freshness.parse_summary); the run's exit code stands.
-MATERIALIZE_SCRIPT = programs.source("materialize.sh").replace("@FRESHNESS_SUMMARY@\n", freshness.SUMMARY_SCRIPT, 1)
+#: The materialization container's program (render/programs/materialize.py): one Python process
+#: materializes (its share of) the views up to now and leaves the freshness summary as the
+#: container's termination message (freshness.parse_summary). User input arrives as separate argv
+#: entries after the source (`python -c SOURCE --views NAME ...`), never inside a shell string.
+MATERIALIZE_PROGRAM = programs.source("materialize.py")
 
 #: Fetches one commit of a git repo into /repo. $1 url, $2 commit (resolved by ``gitref``, fetched by
 #: hash: protocol v2 servers serve any reachable commit); credentials as ``gitref.GIT_AUTH``.
@@ -53,14 +54,11 @@ def materialization(
         return []
     names = Names(fs)
     knobs = podknobs.settings(fs, config, "materialization")
-    script = MATERIALIZE_SCRIPT
-    if knobs.log_level:  # an enum value (api/pods.py LogLevel): safe inside the fixed script
-        script = script.replace("feast -f ", f"feast --log-level {knobs.log_level} -f ", 1)
-    args = ["-c", script, "--"]
+    args = ["-c", MATERIALIZE_PROGRAM, *podknobs.log_level_args(knobs)]
     for view in m.feature_views:
         args += ["--views", view]
-    container = feast_container(fs, endpoints, "materialize", args, m.resources)
-    container["command"] = ["sh"]
+    container = feast_container(fs, endpoints, fanout.CONTAINER, args, m.resources)
+    container["command"] = ["python"]
     if compute.job_overrides(fs, endpoints, None):  # an engine: the Job's own feature_store.yaml
         container["env"] = [
             {**e, "value": f"{FEAST_CONFIG_DIR}/{compute.JOB_CONFIG_KEY}"}
@@ -68,6 +66,7 @@ def materialization(
             else e
             for e in container["env"]
         ]
+    containers = fanout.share_containers(container, m.parallelism, versions.indexed_jobs)
     job_labels = labels(fs, "materialization")
     spec: dict[str, Any] = {
         "schedule": m.schedule,
@@ -81,6 +80,7 @@ def materialization(
             "spec": {
                 "backoffLimit": m.backoff_limit,
                 "activeDeadlineSeconds": m.active_deadline_seconds,
+                **(fanout.indexed_job(m.parallelism) if versions.indexed_jobs else {}),
                 "template": podknobs.apply(
                     {
                         "metadata": {
@@ -90,7 +90,7 @@ def materialization(
                         "spec": pod_spec(
                             fs,
                             endpoints,
-                            [container],
+                            containers,
                             restartPolicy="Never",
                             serviceAccountName=compute.materialization_service_account(fs, config.compute_enabled),
                         ),
@@ -98,7 +98,7 @@ def materialization(
                     knobs,
                     fs,
                     "materialization",
-                    main=("materialize",),
+                    main=tuple(c["name"] for c in containers),
                 ),
             },
         },
