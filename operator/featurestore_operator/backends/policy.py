@@ -8,13 +8,10 @@ hands it over in ``BackendContext.verdict``); a backend called outside a pass co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..api import FeatureStore, OperatorConfig, Provider
 from ..api.policy import AdminPolicy, Problem, byo_problems, check, effective, memorystore_security_problems
-
-if TYPE_CHECKING:
-    from .base import BackendContext
 
 
 @dataclass(frozen=True)
@@ -28,12 +25,19 @@ class Verdict:
         return "; ".join(f"{path}: {msg}" for path, msg in self.problems) or None
 
 
+class Handed(Protocol):
+    """What a backend is handed by the pass (``base.BackendContext``): the verdict, if computed."""
+
+    @property
+    def verdict(self) -> Verdict | None: ...
+
+
 def verdict(fs: FeatureStore, config: OperatorConfig) -> Verdict:
     """Every way ``fs`` breaks the admin policy (api/policy.py:check)."""
     return Verdict(tuple(check(fs, config.effective_policy)))
 
 
-def refusal(fs: FeatureStore, ctx: BackendContext, config: OperatorConfig | None) -> str | None:
+def refusal(fs: FeatureStore, ctx: Handed, config: OperatorConfig | None) -> str | None:
     """Why the admin policy refuses ``fs``: the pass's verdict when reconcile handed one over, else
     computed here (``config``: the backend's own)."""
     if fs.spec.provider is Provider.LOCAL and fs.spec.gcp.service_account:
