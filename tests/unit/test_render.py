@@ -151,7 +151,7 @@ def test_user_strings_never_reach_a_shell_string():
     assert fetch["args"] == [fs.spec.feature_repo.git.url, fs.spec.feature_repo.git.ref]
     cron = next(o for o in out.objects if o["kind"] == "CronJob")
     args = _containers(cron)[0]["args"]
-    assert args[2] == "--" and "transactions_1h" not in args[1]
+    assert args[0] == "-c" and args[2] == "--views" and "transactions_1h" not in args[1]  # argv, not source
 
 
 def test_workers_follow_cpu_limit():
