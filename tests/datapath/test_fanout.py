@@ -28,6 +28,7 @@ from featurestore_operator.render.names import Names
 
 from tests.support import feature_repo
 from tests.support.podrunner import Pod, PodRunner, unshare_available
+from tests.support.prerequisites import missing
 from tests.support.redis_server import RedisServer, no_retry
 
 pytestmark = pytest.mark.timeout(600)
@@ -44,7 +45,7 @@ V120 = ApiVersions(
 )
 
 if unshare_available():
-    pytest.skip(f"podrunner: {unshare_available()}", allow_module_level=True)
+    missing(f"podrunner: {unshare_available()}", module=True)
 
 
 @dataclass

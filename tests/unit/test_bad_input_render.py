@@ -29,7 +29,10 @@ CASES = corpus()
 SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash"}
 #: The fixed shell scripts of the render package (module constants *_SCRIPT): no user input inside.
 SCRIPTS = {
-    v for m in (jobs, incluster, gitref) for k, v in vars(m).items() if k.endswith("_SCRIPT") and isinstance(v, str)
+    v
+    for m in (jobs, incluster, gitref)
+    for k, v in vars(m).items()
+    if k.endswith(("_SCRIPT", "_PROGRAM")) and isinstance(v, str)
 }
 SCRIPTS.add(authz.SERVE_SHIM)
 FEAST_KEYS = {"project", "provider", "registry", "online_store", "offline_store", "entity_key_serialization_version"}

@@ -128,7 +128,7 @@ def test_every_knob_reaches_the_component(component):
         {"prefix": "T_", "secretRef": {"name": "team-creds"}},
     ]
     if component == "materialization":
-        assert c["args"][1].startswith("feast --log-level DEBUG -f ")
+        assert c["command"] == ["python"] and c["args"][2:4] == ["--log-level", "DEBUG"]
     elif component != "redis":
         assert c["args"][:2] == ["--log-level", "DEBUG"]
     # no other component picked them up
