@@ -25,6 +25,8 @@ class BackendContext:
     config: OperatorConfig
     #: Reads a Secret's decoded data in the FeatureStore's namespace; None when it does not exist.
     get_secret: Callable[[str], Awaitable[dict[str, str] | None]]
+    #: Reads a ServiceAccount (the whole object) in the FeatureStore's namespace; None when absent.
+    get_service_account: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,20 @@ from google.cloud import storage  # type: ignore[attr-defined]
 
 from ..api import DeletionPolicy, FeatureStore, OperatorConfig
 from ..render import OfflineEndpoint
-from . import gcp, naming
+from . import gcp, naming, notebook_access
 from .base import BackendContext, Deleted, Failed, Pending, Ready
 from .policy import byo_refusal, policy_refusal
 from .recorded import retired_bucket
-from .workload_identity import with_member
+from .workload_identity import with_member, without_member
 
 log = logging.getLogger(__name__)
 
 OBJECT_ADMIN = "roles/storage.objectAdmin"
+#: storage.buckets.get + storage.objects.list on the bucket: Feast's gs:// registry GETs the bucket
+#: (``get_bucket``), which neither objectAdmin nor objectViewer allows (storage.objects.* only).
+BUCKET_READER = "roles/storage.legacyBucketReader"
+#: What the store's own GSA holds on its bucket.
+STORE_ROLES = (OBJECT_ADMIN, BUCKET_READER)
 PAP_ENFORCED = "enforced"
 #: Per-request timeout of storage calls (seconds); gcp.call retries transient errors around it.
 TIMEOUT = 30.0
@@ -242,7 +247,21 @@ class GcsBackend:
             except Exception as err:  # noqa: BLE001
                 return gcp.failure(err, f"storage.buckets.setIamPolicy {name}", "storage.buckets.setIamPolicy")
             if granted:
-                notes.append(f"granted {OBJECT_ADMIN} to {gsa}")
+                notes.append(f"granted {OBJECT_ADMIN} and {BUCKET_READER} to {gsa}")
+
+        try:
+            reader_status, reader_note = await self._notebook_reader(fs, ctx, client, name)
+        except (gexc.Forbidden, gexc.PermissionDenied) as err:
+            return Failed(
+                "PermissionDenied",
+                f"granting {notebook_access.OBJECT_VIEWER} on bucket {name} to the notebooks' GSA: permission "
+                f"denied ({err.message}); the operator needs storage.buckets.getIamPolicy/setIamPolicy",
+                retry_after=300,
+            )
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.setIamPolicy {name}", "storage.buckets.setIamPolicy")
+        if reader_note:
+            notes.append(reader_note)
 
         endpoint = OfflineEndpoint(bucket=name)
         message = f"bucket {name}; registry {endpoint.registry_path}"
@@ -254,9 +273,10 @@ class GcsBackend:
         }
         rec = fs.status.cloud
         known = (rec.bucket, rec.bucket_project, rec.bucket_deletion_policy, rec.bucket_force) == tuple(record.values())
-        return Ready(
-            endpoint, message + (f" ({'; '.join(notes)})" if notes else ""), status={} if known else {"cloud": record}
-        )
+        status = {} if known else {"cloud": record}
+        if reader_status:
+            status = {"cloud": {**status.get("cloud", {}), **reader_status["cloud"]}}
+        return Ready(endpoint, message + (f" ({'; '.join(notes)})" if notes else ""), status=status)
 
     async def _retire(self, old: FeatureStore, ctx: BackendContext, name: str) -> Pending:
         result = await self.delete(old, ctx)
@@ -370,14 +390,23 @@ class GcsBackend:
             log.info("bucket %s: restored %s", bucket.name, ", ".join(changed))
         return changed
 
-    async def _grant(self, client: storage.Client, name: str, member: str) -> bool:
-        """Ensure ``member`` holds objectAdmin on the bucket; True when it wrote the policy."""
+    async def _grant(
+        self, client: storage.Client, name: str, member: str, roles: tuple[str, ...] = STORE_ROLES
+    ) -> bool:
+        """Ensure ``member`` holds each of ``roles`` on the bucket (one write); True when it wrote."""
+        return await self._modify_iam(client, name, lambda b: _change_roles(b, roles, member, with_member))
+
+    async def _modify_iam(
+        self, client: storage.Client, name: str, change: Callable[[Any], list[dict[str, Any]] | None]
+    ) -> bool:
+        """Read-modify-write of the bucket IAM policy (version 3), re-read on etag conflicts; True when
+        it wrote (``change`` returns None when nothing is to change)."""
         bucket = client.bucket(name)
         for attempt in range(self._iam_attempts):
             policy = await gcp.call(
                 lambda: bucket.get_iam_policy(requested_policy_version=3, retry=None, timeout=TIMEOUT)
             )
-            bindings = with_member(policy.bindings, OBJECT_ADMIN, member)
+            bindings = change(policy.bindings)
             if bindings is None:
                 return False
             policy.bindings = [{**b, "members": set(b["members"])} for b in bindings]
@@ -390,13 +419,60 @@ class GcsBackend:
                 await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
         raise gexc.Aborted(f"the IAM policy of bucket {name} kept changing during {self._iam_attempts} attempts")
 
+    async def _notebook_reader(
+        self, fs: FeatureStore, ctx: BackendContext, client: storage.Client, name: str
+    ) -> tuple[dict[str, Any], str]:
+        """Grant read (objectViewer + legacyBucketReader) to the namespace's notebook GSA, revoke a
+        recorded one that is no longer wanted (notebook_access). Returns (status to merge, note); raises what the IAM calls raise."""
+        want = await notebook_access.wanted(fs, ctx)
+        recorded = fs.status.cloud.notebook_reader
+        notes = [want.note] if want.note else []
+        if recorded and recorded != want.member and notebook_access.revocable(fs, self.config, recorded):
+            roles = notebook_access.READER_ROLES
+            if await self._modify_iam(client, name, lambda b: _change_roles(b, roles, recorded, without_member)):
+                notes.append(f"revoked {', '.join(roles)} from {recorded}")
+        if want.member and await self._grant(client, name, want.member, notebook_access.READER_ROLES):
+            notes.append("granted")
+        status = {} if recorded == want.member else {"cloud": {"notebookReader": want.member}}
+        return status, ": ".join(notes)
+
     # -- delete ---------------------------------------------------------------------------------
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        revoked = await self._revoke_reader(fs)
+        if not revoked.done:
+            return revoked
         result = await self._delete(fs)
         if result.done and fs.status.cloud.bucket == naming.bucket_name(fs):
             return Deleted(True, result.message, status=FORGET)
         return result
+
+    async def _revoke_reader(self, fs: FeatureStore) -> Deleted:
+        """Remove the notebooks' objectViewer (status.cloud.notebookReader) from the store's bucket, so a
+        retained bucket keeps no reader. Never blocks deletion for good: a refusal says what to run."""
+        rec = fs.status.cloud
+        reader, name, project = rec.notebook_reader, rec.bucket, rec.bucket_project
+        if not (reader and name and project) or name != naming.bucket_name(fs):
+            return Deleted(True)
+        if not notebook_access.revocable(fs, self.config, reader):
+            return Deleted(True, f"recorded notebook reader {reader} is not this namespace's; left untouched")
+        role = notebook_access.OBJECT_VIEWER
+        roles = notebook_access.READER_ROLES
+        try:
+            client = await self._client(project)
+            await self._modify_iam(client, name, lambda b: _change_roles(b, roles, reader, without_member))
+        except gexc.NotFound:
+            return Deleted(True)
+        except (gexc.Forbidden, gexc.PermissionDenied):
+            return Deleted(
+                True,
+                f"could not remove {reader} from bucket {name} (permission denied); run: gcloud storage buckets "
+                f"remove-iam-policy-binding gs://{name} --member={reader} --role={role}",
+            )
+        except Exception as err:  # noqa: BLE001
+            f = gcp.failure(err, f"removing {role} of {reader} from bucket {name}")
+            return Deleted(not f.retryable, f.message, retry_after=f.retry_after)
+        return Deleted(True)
 
     async def _delete(self, fs: FeatureStore) -> Deleted:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
@@ -498,8 +574,29 @@ class GcsBackend:
 
 #: Status update that drops the record of the bucket (status.cloud).
 FORGET: dict[str, Any] = {
-    "cloud": {"bucket": None, "bucketProject": None, "bucketDeletionPolicy": None, "bucketForce": None}
+    "cloud": {
+        "bucket": None,
+        "bucketProject": None,
+        "bucketDeletionPolicy": None,
+        "bucketForce": None,
+        "notebookReader": None,
+    }
 }
+
+
+def _change_roles(
+    bindings: Any,
+    roles: tuple[str, ...],
+    member: str,
+    change: Callable[[Any, str, str], list[dict[str, Any]] | None],
+) -> list[dict[str, Any]] | None:
+    """``change`` (with_member/without_member) applied for each role; None when nothing changed."""
+    out, changed = list(bindings), False
+    for role in roles:
+        new = change(out, role, member)
+        if new is not None:
+            out, changed = new, True
+    return out if changed else None
 
 
 def _elsewhere(name: str, project: str) -> str:

@@ -30,7 +30,7 @@ from .discovery import Discovery
 from .events import Event, transitions
 from .freshness import observe_freshness
 from .kube import Kube
-from .observe import observe_repo, secret_reader
+from .observe import observe_repo, secret_reader, service_account_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
 from .secrets import secret_inputs
 from .status import Seen, build_parts, next_status
@@ -195,7 +195,11 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     owned = deps.cache.children(ns, fs.metadata.name)
     await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
     repo = await observe_repo(deps.kube, fs)
-    ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns))
+    ctx = BackendContext(
+        config=deps.config,
+        get_secret=secret_reader(deps.kube, deps.cache, ns),
+        get_service_account=service_account_reader(deps.kube, ns),
+    )
     backends = await ensure_backends(deps.backends, fs, ctx, previous, lambda s: write_status(deps, body, s))
     fs = fs.model_copy(update={"status": backends.status})
     inputs = await secret_inputs(fs, backends, ctx, deps.now())
