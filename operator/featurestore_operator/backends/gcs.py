@@ -423,7 +423,8 @@ class GcsBackend:
         self, fs: FeatureStore, ctx: BackendContext, client: storage.Client, name: str
     ) -> tuple[dict[str, Any], str]:
         """Grant read (objectViewer + legacyBucketReader) to the namespace's notebook GSA, revoke a
-        recorded one that is no longer wanted (notebook_access). Returns (status to merge, note); raises what the IAM calls raise."""
+        recorded one that is no longer wanted (notebook_access). Returns (status to merge, note);
+        raises what the IAM calls raise."""
         want = await notebook_access.wanted(fs, ctx)
         recorded = fs.status.cloud.notebook_reader
         notes = [want.note] if want.note else []

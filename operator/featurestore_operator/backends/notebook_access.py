@@ -10,7 +10,8 @@ read on the bucket, and nothing else:
   ``storage.objects.get``/``list`` and ``storage.buckets.get``, which Feast's gs:// registry needs
   first: no write, no delete, no IAM), bound on the store's own bucket only (no project-level grant).
   The bucket holds nothing but this store's registry and offline data, so a bucket-level read is
-  exactly "what the notebook needs"; an IAM condition on object prefixes cannot restrict ``objects.list``, so none is used;
+  exactly "what the notebook needs"; an IAM condition on object prefixes cannot restrict
+  ``objects.list``, so none is used;
 * the GSA must be one the admin policy gives THIS namespace (``api.policy.notebook_gsa_problem``): the
   annotation is tenant-writable, so a GSA of another namespace, a denied one, or a GSA shared by every
   profile is refused (the store reports why; notebooks then use the store's servers);
