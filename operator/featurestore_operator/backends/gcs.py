@@ -428,7 +428,7 @@ class GcsBackend:
         want = await notebook_access.wanted(fs, ctx)
         recorded = fs.status.cloud.notebook_reader
         notes = [want.note] if want.note else []
-        if recorded and recorded != want.member and notebook_access.revocable(fs, self.config, recorded):
+        if recorded and recorded != want.member and notebook_access.revocable(fs, ctx.config, recorded):
             roles = notebook_access.READER_ROLES
             if await self._modify_iam(client, name, lambda b: _change_roles(b, roles, recorded, without_member)):
                 notes.append(f"revoked {', '.join(roles)} from {recorded}")
@@ -440,7 +440,7 @@ class GcsBackend:
     # -- delete ---------------------------------------------------------------------------------
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
-        revoked = await self._revoke_reader(fs)
+        revoked = await self._revoke_reader(fs, ctx)
         if not revoked.done:
             return revoked
         result = await self._delete(fs)
@@ -448,14 +448,14 @@ class GcsBackend:
             return Deleted(True, result.message, status=FORGET)
         return result
 
-    async def _revoke_reader(self, fs: FeatureStore) -> Deleted:
+    async def _revoke_reader(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
         """Remove the notebooks' objectViewer (status.cloud.notebookReader) from the store's bucket, so a
         retained bucket keeps no reader. Never blocks deletion for good: a refusal says what to run."""
         rec = fs.status.cloud
         reader, name, project = rec.notebook_reader, rec.bucket, rec.bucket_project
         if not (reader and name and project) or name != naming.bucket_name(fs):
             return Deleted(True)
-        if not notebook_access.revocable(fs, self.config, reader):
+        if not notebook_access.revocable(fs, ctx.config, reader):
             return Deleted(True, f"recorded notebook reader {reader} is not this namespace's; left untouched")
         role = notebook_access.OBJECT_VIEWER
         roles = notebook_access.READER_ROLES
