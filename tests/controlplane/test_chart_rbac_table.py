@@ -36,7 +36,8 @@ BY_NAME: set[Rule] = {
     (RBAC, "clusterroles", "bind"),
     (RBAC, "clusterrolebindings", "get"),
     (RBAC, "clusterrolebindings", "patch"),
-    ("", "namespaces", "get"),
+    # ("", "namespaces", "get") is cluster-wide when the operator watches every namespace: the
+    # Kubeflow condition reads each store namespace's labels (by name under watchNamespaces)
     ("", "serviceaccounts", "get"),
     (ADM, "validatingwebhookconfigurations", "patch"),
     (ADM, "mutatingwebhookconfigurations", "patch"),

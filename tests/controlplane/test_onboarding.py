@@ -177,7 +177,10 @@ def test_labelled_namespace_gets_featurestore_podDefault_policy_and_reader_role(
     spec = pd["spec"]
     assert spec["selector"] == {"matchLabels": {"access-feast-feast": "true"}}
     assert spec["desc"] == "Allow access to Feast (feast)"
-    assert spec["env"] == [{"name": "FEAST_FS_YAML_FILE_PATH", "value": "/etc/feast/feast/feature_store.yaml"}]
+    assert spec["env"] == [  # the namespace's only store is its default (and has its own variable too)
+        {"name": "FEAST_FS_YAML_FILE_PATH", "value": "/etc/feast/feast/feature_store.yaml"},
+        {"name": "FEAST_FEAST_FS_YAML_FILE_PATH", "value": "/etc/feast/feast/feature_store.yaml"},
+    ]
     assert spec["volumes"] == [{"name": "feast-feast", "configMap": {"name": "feast-feast-client"}}]
     assert spec["volumeMounts"] == [{"name": "feast-feast", "mountPath": "/etc/feast/feast", "readOnly": True}]
     assert pd["metadata"]["ownerReferences"][0]["uid"] == fs["metadata"]["uid"]

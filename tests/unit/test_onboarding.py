@@ -16,6 +16,7 @@ from featurestore_operator.api import OperatorConfig, parse_featurestore, resolv
 from featurestore_operator.api.onboarding import ONBOARDED_FROM_ANNOTATION, OnboardingTemplate, feast_project_name
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.reconcile.conditions import kubeflow_part
+from featurestore_operator.reconcile.observe import NotebookFacts
 from featurestore_operator.reconcile.kube import ApiError
 from featurestore_operator.reconcile.onboarding import (
     MARKER,
@@ -497,7 +498,7 @@ def test_without_kubeflow_crds_nothing_optional_is_rendered_and_the_condition_sa
     kinds = {o["kind"] for o in render(fs, planned_endpoints(fs), ON, bare).objects}
     # NetworkPolicies are standard API: the feature server stays fenced without Istio's CRD.
     assert not kinds & {"PodDefault", "AuthorizationPolicy", "Role"} and "NetworkPolicy" in kinds
-    part = kubeflow_part(fs.spec.kubeflow.pod_default, True, bare.optional_kinds)
+    part = kubeflow_part(fs.spec.kubeflow.pod_default, True, bare.optional_kinds, NotebookFacts(None), fs.metadata.name)
     assert part.status == "False" and part.reason == "CRDNotInstalled"
     assert "PodDefault (kubeflow.org/v1alpha1)" in part.message and "AuthorizationPolicy" in part.message
     assert "picked up automatically" in part.message
@@ -509,6 +510,6 @@ def test_without_kubeflow_crds_nothing_optional_is_rendered_and_the_condition_sa
     # its own namespace as podSelector {} (no namespace label needed: Kubernetes 1.20 sets none), others by name
     assert rule["from"][0] == {"podSelector": {}}
     assert rule["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["kserve"]
-    part = kubeflow_part(fs.spec.kubeflow.pod_default, False, bare.optional_kinds)
+    part = kubeflow_part(fs.spec.kubeflow.pod_default, False, bare.optional_kinds, NotebookFacts(None), fs.metadata.name)
     assert "PodDefault" in part.message and "AuthorizationPolicy" not in part.message
-    assert kubeflow_part(fs.spec.kubeflow.pod_default, True, ApiVersions().optional_kinds).status == "True"
+    assert kubeflow_part(fs.spec.kubeflow.pod_default, True, ApiVersions().optional_kinds, NotebookFacts(None), fs.metadata.name).status == "True"

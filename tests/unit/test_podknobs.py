@@ -14,7 +14,7 @@ from featurestore_operator.api import OperatorConfig, SpecError, parse_featurest
 from featurestore_operator.api.pods import PodDefaults, PodSettings
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.render import RepoSource, render
-from featurestore_operator.render.jobs import NO_SIDECAR
+from featurestore_operator.render.hardening import NO_SIDECAR
 from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION, OWNER_LABEL, labels
 
 UID = "0b5e9a52-8c1e-4a43-9b2e-5c0d7f6b1a11"
@@ -296,10 +296,12 @@ def test_render_keeps_the_operators_labels_annotations_and_env_even_from_default
         annotations = tpl["metadata"].get("annotations", {})
         assert annotations.get(CONFIG_HASH_ANNOTATION) != "x"
         assert annotations["fine"] == "1"
-        if component in ("materialization", "apply"):  # Jobs must not get a sidecar that never exits
-            assert annotations["sidecar.istio.io/inject"] == NO_SIDECAR["sidecar.istio.io/inject"]
-        else:
-            assert "sidecar.istio.io/inject" not in annotations
+        # the sidecar choice stays the operator's: native sidecars (default) put every pod here in the mesh
+        assert "sidecar.istio.io/inject" not in annotations
+    classic = OperatorConfig.model_construct(**{**config.__dict__, "istio_native_sidecars": False})
+    for component in ("materialization", "apply"):  # a classic sidecar never exits: Jobs stay out
+        annotations = template(objects(manifest(), classic), component)["metadata"]["annotations"]
+        assert annotations["sidecar.istio.io/inject"] == NO_SIDECAR["sidecar.istio.io/inject"]
 
 
 def test_selector_labels_stay_the_operators():

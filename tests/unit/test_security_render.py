@@ -261,10 +261,10 @@ def test_oidc_client_config_uses_the_namespace_secret_or_the_callers_token():
     }
     assert yaml.safe_load(own.client_yaml)["auth"] == {"type": "oidc", "token_env_var": "FEAST_OIDC_TOKEN"}
     shared = _render(_fs(authz={"type": "oidc", "oidc": {**issuer, "secretRef": {"name": "oidc"}}}))
-    assert yaml.safe_load(shared.client_yaml)["auth"]["client_secret"] == "${FEAST_OIDC_CLIENT_SECRET}"
+    assert yaml.safe_load(shared.client_yaml)["auth"]["client_secret"] == "${FEAST_SEC_OIDC_CLIENT_SECRET}"
     pd = next(o for o in shared.objects if o["kind"] == "PodDefault")
     assert {
-        "name": "FEAST_OIDC_CLIENT_SECRET",
+        "name": "FEAST_SEC_OIDC_CLIENT_SECRET",  # per store: several stores' PodDefaults compose
         "valueFrom": {"secretKeyRef": {"name": "oidc", "key": "client_secret"}},
     } in pd["spec"]["env"]
     assert not any(

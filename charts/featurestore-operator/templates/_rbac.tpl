@@ -161,6 +161,15 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
+# The Kubeflow condition: whether a store's namespace carries the label Kubeflow's PodDefault
+# webhook acts on (app.kubernetes.io/part-of: kubeflow-profile; reconcile/observe.py
+# observe_notebooks). One get per pass of a store with a PodDefault. Read-only.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  {{- with .Values.watchNamespaces }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+  verbs: ["get"]
 {{- if .Values.kubeflow.onboarding.enabled }}
 # Profile onboarding watches Kubeflow Profiles (cluster-scoped, kubeflow.org/v1). Read-only.
 - apiGroups: ["kubeflow.org"]

@@ -101,6 +101,13 @@ class OperatorConfig(BaseSettings):
     istio: bool = True
     """Render Istio AuthorizationPolicies besides the NetworkPolicies (always rendered), where the cluster
     serves the AuthorizationPolicy CRD."""
+    istio_native_sidecars: bool = True
+    """The mesh runs Istio's native sidecars (``ENABLE_NATIVE_SIDECARS``, as Kubeflow's manifests
+    install it): Jobs (feast apply, materialization) then join the mesh, since a native sidecar ends
+    with the Job, and reach in-mesh servers under Kubeflow's global-deny-all by their mTLS identity.
+    False (a mesh without native sidecars, where a sidecar would keep a Job from completing): those
+    Jobs and the in-cluster Redis they write to stay out of the mesh, fenced by NetworkPolicy and
+    Redis AUTH (docs/security/mesh.md)."""
     health_port: int = Field(default=8080, ge=1, le=65535)
     """Port of the liveness endpoint."""
     metrics_port: int = Field(default=9090, ge=1, le=65535)

@@ -564,6 +564,11 @@ class KubeflowSpec(ApiModel):
     """Create a PodDefault so notebooks can tick "Allow access to Feast"."""
     allowed_namespaces: list[DnsLabel] = Field(default_factory=list, max_length=50)
     """Other namespaces (e.g. a KServe namespace) allowed to call the feature server."""
+    default_store: bool | None = None
+    """Whether notebooks get this store as their default (``FEAST_FS_YAML_FILE_PATH``, so a bare
+    ``FeatureStore()`` opens it). Every store's PodDefault always sets its own
+    ``FEAST_<NAME>_FS_YAML_FILE_PATH``. Unset: the namespace's only store is its default, with several
+    none is. true: this store is (when several say true, the oldest). false: never."""
 
 
 class ImagesSpec(ApiModel):

@@ -56,6 +56,7 @@ class Runtime:
             backends=self.backends,
             emit=emit,
             stores=self.workers.stores_in,
+            default_marks=self.workers.default_marks,
             shared_applier=self.applier,
         )
 

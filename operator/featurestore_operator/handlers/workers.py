@@ -88,6 +88,8 @@ class Workers:
         self.generations[key] = meta.get("generation")
         if not self._start(key) and changed:
             self.wake(*key)
+        if changed:
+            self.wake_namespace(key)
 
     def stores_in(self, namespace: str) -> list[tuple[str, str]]:
         """(creationTimestamp, name) of the namespace's stores (admin policy maxStoresPerNamespace)."""
@@ -110,6 +112,21 @@ class Workers:
         if event is not None:
             event.set()
 
+    def wake_namespace(self, key: Key) -> None:
+        """A store came, went or changed spec: its namespace's other stores look again (which store is
+        the namespace's default for notebooks depends on all of them: render.kubeflow.default_store)."""
+        for other in [k for k in self.bodies if k[0] == key[0] and k != key]:
+            self.wake(*other)
+
+    def default_marks(self, namespace: str) -> dict[str, bool | None]:
+        """name -> spec.kubeflow.defaultStore of the namespace's stores (anything but a bool: unset)."""
+        marks: dict[str, bool | None] = {}
+        for (ns, name), body in self.bodies.items():
+            if ns == namespace:
+                mark = ((body.get("spec") or {}).get("kubeflow") or {}).get("defaultStore")
+                marks[name] = mark if isinstance(mark, bool) else None
+        return marks
+
     def wake_all(self) -> None:
         for event in self.wakeups.values():
             event.set()
@@ -130,6 +147,7 @@ class Workers:
             self.vanished[key] = slim_body(last, self.max_spec_bytes)
             self._start(key)
         self.wake(*key)  # lets its worker notice (and exit, or clean up)
+        self.wake_namespace(key)
 
     def clean_up(self, key: Key, body: dict[str, Any]) -> None:
         """Clean up after the store ``body`` (gone; from its clean-up record) unless already doing so."""

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from ..api import Condition, ConditionType, FeatureStoreStatus, Phase
 from ..backends.base import Failed, Pending, Ready
+from ..render.kubeflow import store_config_env
 from .applier import ApplyFailure
-from .observe import RepoMissing, RepoNotConfigured, RepoState
+from .observe import PROFILE_LABEL, NotebookFacts, RepoMissing, RepoNotConfigured, RepoState
 
 T = ConditionType
 Status = Literal["True", "False", "Unknown"]
@@ -148,12 +149,14 @@ def feature_repo_part(repo: RepoState, job: dict[str, Any] | None, job_name: str
     )
 
 
-def kubeflow_part(pod_default: bool, istio: bool, optional_kinds: frozenset[str]) -> Part:
+def kubeflow_part(
+    pod_default: bool, istio: bool, optional_kinds: frozenset[str], notebooks: NotebookFacts, name: str
+) -> Part:
     missing = []
     if pod_default and "PodDefault" not in optional_kinds:
         missing.append("PodDefault (kubeflow.org/v1alpha1): notebooks get no Feast config")
     if istio and "AuthorizationPolicy" not in optional_kinds:
-        missing.append("AuthorizationPolicy (security.istio.io/v1beta1): feature server access is not restricted")
+        missing.append("AuthorizationPolicy (security.istio.io): feature server access is not restricted")
     if missing:
         return Part(
             T.KUBEFLOW,
@@ -162,7 +165,29 @@ def kubeflow_part(pod_default: bool, istio: bool, optional_kinds: frozenset[str]
             "not installed: " + "; ".join(missing) + ". Installing them later is picked up automatically.",
             event="Warning",
         )
-    return Part(T.KUBEFLOW, "True", "Configured", "PodDefault and access policy in place")
+    if pod_default and notebooks.profile is False:
+        key, value = PROFILE_LABEL
+        return Part(
+            T.KUBEFLOW,
+            "False",
+            "NotAProfileNamespace",
+            f"the namespace has no label {key}={value}: Kubeflow's PodDefault webhook does not act here, so "
+            "notebooks get no Feast config; use a Kubeflow profile namespace (or label this one, as the "
+            "profile controller does)",
+            event="Warning",
+        )
+    return Part(
+        T.KUBEFLOW, "True", "Configured", "PodDefault and access policy in place" + _default_note(notebooks, name)
+    )
+
+
+def _default_note(notebooks: NotebookFacts, name: str) -> str:
+    env = store_config_env(name)
+    if notebooks.default_store == name:
+        return f"; the namespace's default store (FEAST_FS_YAML_FILE_PATH; also {env})"
+    if notebooks.default_store:
+        return f"; notebooks find it at ${env} ({notebooks.default_store} is the namespace's default store)"
+    return f"; notebooks find it at ${env} (the namespace has no default store: set spec.kubeflow.defaultStore)"
 
 
 def synced_part(failures: list[ApplyFailure], declined: list[Part], waiting: list[str]) -> Part:

@@ -22,6 +22,7 @@ from ..api.policy import check
 from ..api.resource import API_VERSION, FINALIZER
 from ..api.review import resolved
 from ..backends.base import BackendContext
+from ..render import NotebookAccess
 from . import conditions as cond
 from . import records
 from .applier import Applier, ApplyFailure, ObservedCache
@@ -30,7 +31,7 @@ from .discovery import Discovery
 from .events import Event, transitions
 from .freshness import observe_freshness
 from .kube import Kube
-from .observe import observe_repo, secret_reader, service_account_reader
+from .observe import observe_notebooks, observe_repo, secret_reader, service_account_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
 from .secrets import secret_inputs
 from .status import Seen, build_parts, next_status
@@ -51,6 +52,8 @@ class Deps:
     #: (creationTimestamp, name) of every FeatureStore of a namespace the operator knows (admin policy
     #: maxStoresPerNamespace); the runtime passes its workers' bodies
     stores: Callable[[str], list[tuple[str, str]]] = lambda namespace: []
+    #: name -> spec.kubeflow.defaultStore of every FeatureStore of a namespace (render.kubeflow.default_store)
+    default_marks: Callable[[str], dict[str, bool | None]] = lambda namespace: {}
     #: one per process (it remembers refused objects across passes); made from kube+cache if absent
     shared_applier: InitVar[Applier | None] = None
     applier: Applier = field(init=False)
@@ -207,7 +210,11 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
     def child(kind: str, name: str) -> dict[str, Any] | None:
         return deps.cache.objects.get((kind, ns, name))
 
-    want = desired(fs, backends, repo, deps.config, versions, previous, inputs, child)
+    look = fs.spec.kubeflow.pod_default and "PodDefault" in versions.optional_kinds
+    created = body["metadata"].get("creationTimestamp") or ""
+    notebooks = await observe_notebooks(deps.kube, fs, created, deps.stores(ns), deps.default_marks(ns), look)
+    access = NotebookAccess(default=notebooks.default_store == fs.metadata.name)
+    want = desired(fs, backends, repo, deps.config, versions, previous, inputs, child, access)
     failures = await apply_desired(deps, fs, want, backends)
 
     seen = Seen(
@@ -224,6 +231,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Result:
         feast_version=deps.config.feast_version,
         compute_enabled=deps.config.compute_enabled,
         token_reviewers=bool(deps.config.token_reviewers_binding),
+        notebooks=notebooks,
     )
     parts, mat_info = build_parts(seen)
     mat_info.update(await observe_freshness(deps.kube, fs, seen.runs, previous.materialization))

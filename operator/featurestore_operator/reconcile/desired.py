@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import FeatureStore, FeatureStoreStatus, OperatorConfig
-from ..render import ApiVersions, RepoSource, render, tls
+from ..render import ApiVersions, NotebookAccess, RepoSource, render, tls
 from ..render.names import COMPONENT_LABEL, Names, meta
 from .conditions import job_state
 from .kinds import Key, key
@@ -87,6 +87,7 @@ def desired(
     previous: FeatureStoreStatus,
     inputs: SecretInputs | None = None,
     observed: Callable[[str, str], dict[str, Any] | None] | None = None,
+    access: NotebookAccess | None = None,
 ) -> Desired:
     """What to apply. A store that served before keeps its workloads and config untouched while a
     backend is in transition (Memorystore maintenance, resize, repair): rewriting the config to
@@ -96,7 +97,7 @@ def desired(
         return Desired(config_hash=previous.config_hash, hold=True)
     source = RepoSource(repo.revision) if isinstance(repo, RepoRevision) else None
     endpoints = inputs.endpoints if inputs else backends.endpoints
-    rendered = render(fs, endpoints, config, versions, source, inputs.hashes if inputs else None)
+    rendered = render(fs, endpoints, config, versions, source, inputs.hashes if inputs else None, access)
     objects = list(rendered.objects)
     if backends.online_secret:
         objects.insert(0, secret(fs, Names(fs).online_secret, "online-store", backends.online_secret))

@@ -77,6 +77,7 @@ class Discovery:
             cronjob=served.get("CronJob", "batch/v1"),
             pdb=served.get("PodDisruptionBudget", "policy/v1"),
             hpa=served.get("HorizontalPodAutoscaler", "autoscaling/v2"),
+            authorization_policy=served.get("AuthorizationPolicy", "security.istio.io/v1"),
             cronjob_time_zone=tz,
             optional_kinds=optional,
         )

@@ -45,7 +45,7 @@ KINDS: dict[str, Kind] = {
     for k in [
         # policies first: nothing runs unprotected for a moment
         Kind("NetworkPolicy", "networkpolicies", "networking.k8s.io", ("v1",), 0, True),
-        Kind("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", ("v1beta1",), 1, True, True),
+        Kind("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", ("v1", "v1beta1"), 1, True, True),
         Kind("ServiceAccount", "serviceaccounts", "", ("v1",), 2, True),
         Kind("Role", "roles", "rbac.authorization.k8s.io", ("v1",), 3, True),
         Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io", ("v1",), 4, True),

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import FeatureStore
+from ..render.kubeflow import StoreKey, default_store
 from .applier import ObservedCache
-from .kube import Kube
+from .kube import ApiError, Kube
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,42 @@ def service_account_reader(kube: Kube, namespace: str) -> Callable[[str], Awaita
         return await kube.get("ServiceAccount", "v1", namespace, name)
 
     return get_service_account
+
+
+#: Kubeflow's PodDefault webhook acts only in namespaces with this label (its
+#: MutatingWebhookConfiguration's namespaceSelector, kubeflow/dashboard
+#: components/poddefaults-webhooks/manifests/kustomize/base/mutating-webhook-configuration.yaml).
+PROFILE_LABEL = ("app.kubernetes.io/part-of", "kubeflow-profile")
+
+
+@dataclass(frozen=True)
+class NotebookFacts:
+    """What the store's namespace says about notebook access."""
+
+    #: the namespace's default store (render.kubeflow.default_store), None: no store is
+    default_store: str | None
+    #: the PodDefault webhook acts in the namespace; None: not looked (no PodDefault rendered) or unreadable
+    profile: bool | None = None
+
+
+async def observe_notebooks(
+    kube: Kube, fs: FeatureStore, created: str, stores: list[StoreKey], marks: dict[str, bool | None], look: bool
+) -> NotebookFacts:
+    """The namespace's default store and, when ``look`` (a PodDefault is rendered), whether the
+    namespace is a Kubeflow profile namespace. ``stores``/``marks``: the namespace's stores as the
+    runtime knows them (this one always counts, created at ``created``, with its own mark)."""
+    name = fs.metadata.name
+    keys = [s for s in stores if s[1] != name] + [(created, name)]
+    default = default_store(keys, {**marks, name: fs.spec.kubeflow.default_store})
+    if not look:
+        return NotebookFacts(default)
+    try:
+        ns = await kube.get("Namespace", "v1", None, fs.metadata.namespace)
+    except ApiError as err:
+        if err.status != 403:  # an admin's narrower RBAC: unknown, never claimed either way
+            raise
+        ns = None
+    if ns is None:
+        return NotebookFacts(default)
+    key, value = PROFILE_LABEL
+    return NotebookFacts(default, ((ns.get("metadata") or {}).get("labels") or {}).get(key) == value)

@@ -14,7 +14,7 @@ from ..render.names import Names
 from . import conditions as cond
 from .applier import ApplyFailure
 from .desired import Desired
-from .observe import RepoRevision, RepoState
+from .observe import NotebookFacts, RepoRevision, RepoState
 from .outcomes import BackendResults
 from .token_reviewers import manual_grant_note
 
@@ -40,6 +40,8 @@ class Seen:
     compute_enabled: bool = False
     #: the operator manages the token reviewers binding (FSO_TOKEN_REVIEWERS_BINDING)
     token_reviewers: bool = False
+    #: the namespace's default store and whether it is a Kubeflow profile namespace
+    notebooks: NotebookFacts = NotebookFacts(None)
 
 
 def _backend_parts(seen: Seen) -> dict[T, cond.Part]:
@@ -106,7 +108,13 @@ def build_parts(seen: Seen) -> tuple[list[cond.Part], dict[str, Any]]:
     parts = _backend_parts(seen)
     workload, mat_info = _workload_parts(seen)
     parts.update(workload)
-    parts[T.KUBEFLOW] = cond.kubeflow_part(seen.fs.spec.kubeflow.pod_default, seen.istio, seen.versions.optional_kinds)
+    parts[T.KUBEFLOW] = cond.kubeflow_part(
+        seen.fs.spec.kubeflow.pod_default,
+        seen.istio,
+        seen.versions.optional_kinds,
+        seen.notebooks,
+        seen.fs.metadata.name,
+    )
     declined = [p for p in parts.values() if p.status == "True" and p.event == "Warning"]
     parts[T.SYNCED] = cond.synced_part(seen.failures, declined, seen.backends.waiting() if seen.desired.hold else [])
     order = [

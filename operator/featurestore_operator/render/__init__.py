@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, feast_config, incluster, jobs, kubeflow, policies, rotation, servers, tls
+from . import authz, compute, feast_config, hardening, incluster, jobs, kubeflow, policies, rotation, servers, tls
 from .inputs import (
     ApiVersions,
     Endpoints,
+    NotebookAccess,
     OfflineEndpoint,
     OnlineEndpoint,
     RepoSource,
@@ -27,6 +28,7 @@ from .names import COMPONENT_LABEL, Names, meta
 __all__ = [
     "ApiVersions",
     "Endpoints",
+    "NotebookAccess",
     "OfflineEndpoint",
     "OnlineEndpoint",
     "Rendered",
@@ -94,6 +96,7 @@ def render(
     versions: ApiVersions | None = None,
     repo: RepoSource | None = None,
     secrets: SecretHashes | None = None,
+    access: NotebookAccess | None = None,
 ) -> Rendered:
     """Every object one FeatureStore owns. ``fs.spec`` must be resolved (``api.resolve``).
 
@@ -121,8 +124,9 @@ def render(
         if not compute.secret_exposure(fs, job_config):  # fail closed: no engine run that leaks a Secret
             objects += jobs.materialization(fs, endpoints, config_hash, versions, config)
         objects += jobs.apply_job(fs, endpoints, config_hash, repo, config)
-    objects += kubeflow.pod_default(fs, versions)
+    objects += kubeflow.pod_default(fs, versions, access)
     objects += kubeflow.client_config_reader(fs, versions, config)
     rotation.annotate(objects, secrets or SecretHashes())
-    fences = policies.policies(fs, _components(objects), versions, config.istio, endpoints)
+    in_mesh = not hardening.mesh_annotations(config)
+    fences = policies.policies(fs, _components(objects), versions, config.istio, endpoints, in_mesh)
     return Rendered(server_yaml=server, client_yaml=client, config_hash=config_hash, objects=[*fences, *objects])

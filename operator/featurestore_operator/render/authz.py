@@ -25,7 +25,6 @@ from .names import Names, meta
 #: The KSA Kubeflow runs a profile's notebooks, pipelines and KServe models as.
 NOTEBOOK_SERVICE_ACCOUNT = "default-editor"
 OIDC_TOKEN_ENV = "FEAST_OIDC_TOKEN"
-OIDC_CLIENT_SECRET_ENV = "FEAST_OIDC_CLIENT_SECRET"
 OIDC_SECRET_KEY = "client_secret"
 ROLES_ENV = "FSO_FEAST_ROLES"
 AUDIENCE_ENV = "FSO_FEAST_AUDIENCE"
@@ -134,7 +133,7 @@ def client_auth(fs: FeatureStore) -> dict[str, Any] | None:
         assert authz.oidc is not None
         if authz.oidc.secret_ref is None:
             return {"type": "oidc", "token_env_var": OIDC_TOKEN_ENV}
-        return {**(server_auth(fs) or {}), "client_secret": f"${{{OIDC_CLIENT_SECRET_ENV}}}"}
+        return {**(server_auth(fs) or {}), "client_secret": f"${{{oidc_client_secret_env(fs)}}}"}
     return None
 
 
@@ -144,7 +143,19 @@ def client_env(fs: FeatureStore) -> list[dict[str, Any]]:
     if fs.spec.authz.type is not AuthzType.OIDC or oidc is None or oidc.secret_ref is None:
         return []
     ref = {"name": oidc.secret_ref.name, "key": OIDC_SECRET_KEY}
-    return [{"name": OIDC_CLIENT_SECRET_ENV, "valueFrom": {"secretKeyRef": ref}}]
+    return [{"name": oidc_client_secret_env(fs), "valueFrom": {"secretKeyRef": ref}}]
+
+
+def oidc_client_secret_env(fs: FeatureStore) -> str:
+    """Per store (``FEAST_<NAME>_OIDC_CLIENT_SECRET``): one notebook may select the PodDefaults of
+    several stores, and Kubeflow's webhook refuses the pod when two set one variable differently."""
+    return f"FEAST_{env_part(fs.metadata.name)}_OIDC_CLIENT_SECRET"
+
+
+def env_part(name: str) -> str:
+    """A store name (a DNS label) as part of an environment variable name: upper case, ``-`` -> ``_``
+    (injective on DNS labels, which have no ``_``)."""
+    return name.upper().replace("-", "_")
 
 
 def token_audience(fs: FeatureStore) -> str:

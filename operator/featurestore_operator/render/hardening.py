@@ -48,9 +48,23 @@ def needs_api_token(workload_identity: bool, kubernetes_authz: bool = False) -> 
 #: Every other pod joins the mesh like the servers; tests/unit/test_compute_security.py fails on an
 #: opt-out not listed here. Each is fenced by the store's NetworkPolicy instead (render/policies.py).
 OUT_OF_MESH = {
-    "materialization": "talks to Redis, which has no sidecar (no mTLS identity to match); a Job whose "
-    "sidecar keeps running never completes on meshes without native sidecars",
+    "materialization": "only where the mesh lacks native sidecars (istioNativeSidecars false): a Job whose "
+    "classic sidecar keeps running never completes; with native sidecars it joins the mesh",
     "feature-repo": "the feast apply Job: the same Job completion reason",
+    "online-store": "the in-cluster Redis, only with istioNativeSidecars false: the out-of-mesh Jobs write to "
+    "it, and an in-mesh Redis under Kubeflow's global-deny-all admits only mTLS identities",
     "ray": "Ray nodes connect to each other's pod IPs on ports chosen at run time, which a sidecar carries "
     "only with per-cluster mesh setup; Ray's token authentication guards its APIs instead",
 }
+
+
+NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+
+
+def mesh_annotations(config: Any) -> dict[str, str]:
+    """The sidecar choice of the Jobs (feast apply, materialization) and the in-cluster Redis they
+    write to (``config``: the OperatorConfig). In the mesh where Istio runs native sidecars (the
+    sidecar ends with the Job; under Kubeflow's global-deny-all only a meshed pod's mTLS identity is
+    admitted); out of it otherwise (a classic sidecar never exits, so the Job would never complete),
+    then fenced by the store's NetworkPolicies and Redis AUTH."""
+    return {} if config.istio and config.istio_native_sidecars else dict(NO_SIDECAR)

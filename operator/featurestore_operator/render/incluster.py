@@ -12,6 +12,7 @@ from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
 from . import podknobs
+from .hardening import mesh_annotations
 from .names import Names, labels, meta, selector
 from .pods import container_security, empty_dir, resources
 
@@ -100,7 +101,7 @@ def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
                 "selector": {"matchLabels": selector(fs, "online-store")},
                 "template": podknobs.apply(
                     {
-                        "metadata": {"labels": labels(fs, "online-store")},
+                        "metadata": {"labels": labels(fs, "online-store"), **_mesh(config)},
                         "spec": {
                             "serviceAccountName": names.redis,
                             "automountServiceAccountToken": False,
@@ -142,3 +143,9 @@ def redis(fs: FeatureStore, config: OperatorConfig) -> list[dict[str, Any]]:
             },
         },
     ]
+
+
+def _mesh(config: OperatorConfig) -> dict[str, Any]:
+    """Out of the mesh exactly when the Jobs writing to it are (hardening.mesh_annotations)."""
+    annotations = mesh_annotations(config)
+    return {"annotations": annotations} if annotations else {}

@@ -98,10 +98,21 @@ class ApiVersions:
     cronjob: str = "batch/v1"
     pdb: str = "policy/v1"
     hpa: str = "autoscaling/v2"
+    #: security.istio.io/v1 on current Istio (1.22+), v1beta1 on older releases
+    authorization_policy: str = "security.istio.io/v1"
     #: CronJob.spec.timeZone exists from Kubernetes 1.25 (batch/v1); older servers drop it.
     cronjob_time_zone: bool = True
     #: Which optional CRDs the cluster has: PodDefault, AuthorizationPolicy.
     optional_kinds: frozenset[str] = field(default_factory=lambda: frozenset({"PodDefault", "AuthorizationPolicy"}))
+
+
+@dataclass(frozen=True)
+class NotebookAccess:
+    """What the store's namespace decides about notebook access (read by reconcile; see
+    ``render.kubeflow.default_store``). Default: the store is its namespace's only one."""
+
+    #: this store is the namespace's default store (its PodDefault sets FEAST_FS_YAML_FILE_PATH)
+    default: bool = True
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ from typing import Any
 from ..api import FeatureStore, OperatorConfig
 from . import authz, compute, freshness, podknobs
 from .feast_config import FEAST_CONFIG_DIR
+from .hardening import mesh_annotations
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
 from .pods import FEAST_YAML, container_security, empty_dir, feast_container, pod_spec
-
-NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 #: Computes the end timestamp at run time (the only reason for a shell); user input arrives as "$@".
 #: Then reports each feature view's materialized-until time as the container's termination message
@@ -107,7 +106,7 @@ def materialization(
                     {
                         "metadata": {
                             "labels": job_labels,
-                            "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash},
+                            "annotations": {**mesh_annotations(config), CONFIG_HASH_ANNOTATION: config_hash},
                         },
                         "spec": pod_spec(
                             fs,
@@ -260,7 +259,10 @@ def apply_job(
         "activeDeadlineSeconds": 1800,
         "template": podknobs.apply(
             {
-                "metadata": {"labels": job_labels, "annotations": {**NO_SIDECAR, CONFIG_HASH_ANNOTATION: config_hash}},
+                "metadata": {
+                    "labels": job_labels,
+                    "annotations": {**mesh_annotations(config), CONFIG_HASH_ANNOTATION: config_hash},
+                },
                 "spec": pod,
             },
             podknobs.settings(fs, config, "apply"),

@@ -6,8 +6,8 @@ feature server    pods of the store's namespace and of kubeflow.allowedNamespace
 registry server   the same (a remote Feast client resolves feature references through it)
 offline server    pods of the store's namespace
 UI                pods of the store's namespace
-Redis             this store's own Feast pods only (NetworkPolicy only: the Jobs that use it
-                  run without an Istio sidecar, so there is no mTLS identity to match)
+Redis             this store's own Feast pods only (NetworkPolicy); its namespace by mTLS identity
+                  (AuthorizationPolicy) where Jobs join the mesh (native sidecars), none else
 every store pod   :func:`store_policy`: ingress from the store's own pods only, egress to the
                   store's own pods, DNS and the few outside services Feast needs (below)
 ================  =========================================================================
@@ -158,10 +158,10 @@ def network_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
     }
 
 
-def authorization_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
+def authorization_policy(fs: FeatureStore, component: str, api_version: str) -> dict[str, Any]:
     name, ports, remote = fenced_components(fs)[component]
     return {
-        "apiVersion": "security.istio.io/v1beta1",
+        "apiVersion": api_version,
         "kind": "AuthorizationPolicy",
         "metadata": meta(fs, name, component),
         "spec": {
@@ -178,17 +178,24 @@ def authorization_policy(fs: FeatureStore, component: str) -> dict[str, Any]:
 
 
 def policies(
-    fs: FeatureStore, components: set[str], versions: ApiVersions, istio: bool, endpoints: Endpoints | None = None
+    fs: FeatureStore,
+    components: set[str],
+    versions: ApiVersions,
+    istio: bool,
+    endpoints: Endpoints | None = None,
+    redis_in_mesh: bool = True,
 ) -> list[dict[str, Any]]:
     """The store's fence (:func:`store_policy`) and the policies of the given rendered components
-    (those with a workload or Service)."""
+    (those with a workload or Service). ``redis_in_mesh``: the in-cluster Redis and the Jobs writing
+    to it run sidecars (hardening.mesh_annotations), so under Kubeflow's global-deny-all Redis needs
+    an ALLOW policy too."""
     out: list[dict[str, Any]] = [store_policy(fs, endpoints)]
     with_istio = istio and "AuthorizationPolicy" in versions.optional_kinds
     for component in fenced_components(fs):
         if component not in components:
             continue
         out.append(network_policy(fs, component))
-        # Redis gets none: the Jobs that use it run without a sidecar (no mTLS identity to match).
-        if with_istio and component != "online-store":
-            out.append(authorization_policy(fs, component))
+        # Redis out of the mesh (no native sidecars) gets none: its out-of-mesh callers have no mTLS identity.
+        if with_istio and (component != "online-store" or redis_in_mesh):
+            out.append(authorization_policy(fs, component, versions.authorization_policy))
     return out

@@ -41,6 +41,17 @@ def _deployment(
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(fs, name, component), "spec": spec}
 
 
+def port_name(fs: FeatureStore, protocol: str, suffix: str = "") -> str:
+    """A server port's name, which is also what Istio reads the protocol from (the name's prefix, or
+    ``appProtocol``; istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
+    With spec.tls the servers speak TLS, and a TLS port named ``http``/``grpc`` is parsed by the
+    sidecar as plaintext and broken: ``https`` (HTTP over TLS) and ``tls`` (gRPC over TLS) are
+    passed through as opaque TLS, inside the mesh's mTLS."""
+    if tls.enabled(fs):
+        protocol = "https" if protocol == "http" else "tls"
+    return f"{protocol}-{suffix}" if suffix else protocol
+
+
 def _service(fs: FeatureStore, name: str, component: str, ports: list[tuple[str, int]]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -49,8 +60,11 @@ def _service(fs: FeatureStore, name: str, component: str, ports: list[tuple[str,
         "spec": {
             "type": "ClusterIP",
             "selector": selector(fs, component),
-            # Istio picks the protocol from the port name prefix.
-            "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in ports],
+            # Istio picks the protocol from appProtocol, else the port name prefix: both say it.
+            "ports": [
+                {"name": n, "port": p, "targetPort": n, "protocol": "TCP", "appProtocol": n.split("-")[0]}
+                for n, p in ports
+            ],
         },
     }
 
@@ -97,8 +111,9 @@ def feature_server(
         "--max-requests",
         str(spec.max_requests if spec.max_requests is not None else (0 if workers == 1 else 1000)),
     ]
-    ports = [{"name": "http", "containerPort": FEATURE_SERVER_PORT, "protocol": "TCP"}]
-    svc_ports = [("http", FEATURE_SERVER_PORT)]
+    http = port_name(fs, "http")
+    ports = [{"name": http, "containerPort": FEATURE_SERVER_PORT, "protocol": "TCP"}]
+    svc_ports = [(http, FEATURE_SERVER_PORT)]
     if spec.metrics.enabled:
         args.append("--metrics")
         ports.append({"name": "http-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
@@ -110,7 +125,7 @@ def feature_server(
         args,
         spec.resources,
         ports,
-        _http_probes("http", scheme=tls.scheme(fs).upper()),
+        _http_probes(http, scheme=tls.scheme(fs).upper()),
     )
     pod = _server_pod(fs, endpoints, container, terminationGracePeriodSeconds=30)
     replicas = None if spec.autoscaling else spec.replicas
@@ -208,9 +223,9 @@ def optional_servers(
             names.registry_server,
             "registry-server",
             ["serve_registry", "--port", str(REGISTRY_SERVER_PORT)],
-            "grpc",
+            port_name(fs, "grpc"),
             REGISTRY_SERVER_PORT,
-            _tcp_probes("grpc"),
+            _tcp_probes(port_name(fs, "grpc")),
         )
     if spec.offline_server.enabled:
         out += _optional_server(
@@ -223,9 +238,9 @@ def optional_servers(
             names.offline_server,
             "offline-server",
             ["serve_offline", "--host", "0.0.0.0", "--port", str(OFFLINE_SERVER_PORT)],
-            "grpc-flight",
+            port_name(fs, "grpc", "flight"),
             OFFLINE_SERVER_PORT,
-            _tcp_probes("grpc-flight"),
+            _tcp_probes(port_name(fs, "grpc", "flight")),
         )
     if spec.ui.enabled:
         out += _optional_server(
@@ -238,9 +253,9 @@ def optional_servers(
             names.ui,
             "ui",
             ["ui", "--host", "0.0.0.0", "--port", str(UI_PORT)],
-            "http",
+            port_name(fs, "http"),
             UI_PORT,
-            _tcp_probes("http"),
+            _tcp_probes(port_name(fs, "http")),
         )
     return out
 
