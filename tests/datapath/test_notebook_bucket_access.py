@@ -268,3 +268,20 @@ def test_delete_revokes_the_reader_of_a_retained_bucket_and_nothing_forged(gcs):
     out = run(backend.delete(fs, ctx(config(), None)))
     assert out.done and "retained" in out.message
     assert roles_of(ov, bucket, f"serviceAccount:{NOTEBOOK_GSA}") == set(), "a retained bucket keeps no reader"
+
+
+def test_unreadable_default_editor_leaves_the_store_ready_without_a_grant(gcs):
+    """An admin's narrower RBAC (no get on default-editor) costs the notebooks their read, never the store."""
+    ov, book, backend = gcs
+
+    async def forbidden(name: str) -> dict[str, Any] | None:
+        raise PermissionError("serviceaccounts default-editor is forbidden")
+
+    base = ctx(config(), NOTEBOOK_GSA)
+    out = run(
+        backend.ensure(
+            make_fs(), BackendContext(config=base.config, get_secret=base.get_secret, get_service_account=forbidden)
+        )
+    )
+    assert isinstance(out, Ready) and "cannot read ServiceAccount default-editor" in out.message, out
+    assert roles_of(ov, naming.bucket_name(make_fs()), f"serviceAccount:{NOTEBOOK_GSA}") == set()

@@ -50,7 +50,10 @@ async def wanted(fs: FeatureStore, ctx: BackendContext) -> Wanted:
         return Wanted(None, "")
     if not ctx.config.effective_policy.notebook_bucket_read:
         return Wanted(None, "notebook bucket read is off by the admin policy")
-    account = await ctx.get_service_account(NOTEBOOK_KSA)
+    try:
+        account = await ctx.get_service_account(NOTEBOOK_KSA)
+    except Exception as err:  # noqa: BLE001 - e.g. 403 under an admin's narrower RBAC: no grant, store unaffected
+        return Wanted(None, f"notebooks: cannot read ServiceAccount {NOTEBOOK_KSA} ({err}); no bucket read")
     if account is None:
         return Wanted(None, "")  # not a Kubeflow profile namespace: nothing to say
     gsa = ((account.get("metadata") or {}).get("annotations") or {}).get(GSA_ANNOTATION)
