@@ -196,6 +196,10 @@ def test_notebook_gsa_reads_registry_and_data_of_its_namespaces_stores_only(gcs)
     assert roles_of(ov, bucket, f"serviceAccount:{NOTEBOOK_GSA}") == set(READER_ROLES)
     assert roles_of(ov, bucket, f"serviceAccount:{STORE_GSA}") == {OBJECT_ADMIN, BUCKET_READER}
     put_registry(ov, book, bucket)
+    # the store's own servers read the registry as Feast's gs:// registry does: get_bucket first
+    # (storage.buckets.get, which objectAdmin alone does not hold: real GCS would refuse it)
+    own = client(ov, book.mint(f"serviceAccount:{STORE_GSA}"))
+    assert own.get_bucket(bucket).blob("registry.pb").download_as_bytes() == b"registry-bytes"
 
     notebook = client(ov, book.mint(f"serviceAccount:{NOTEBOOK_GSA}"))
     # what Feast's gs:// registry does: get_bucket, then the blob
