@@ -85,7 +85,7 @@ for path in ("registry.pb", "${DATA_URI#gs://*/}"):
 try:
     pd.read_parquet("$DATA_URI")
 except Exception as err:  # gcsfs: 403 as an HttpError/PermissionError
-    assert "403" in str(err) or isinstance(err, PermissionError), repr(err)
+    assert "403" in str(err) or "Forbidden" in str(err) or isinstance(err, PermissionError), repr(err)
     print("403 (gcsfs)", type(err).__name__)
 else:
     raise SystemExit("another profile read $DATA_URI")
