@@ -257,6 +257,7 @@ def test_delete_revokes_the_reader_of_a_retained_bucket_and_nothing_forged(gcs):
     fs = make_fs()
     bucket = naming.bucket_name(fs)
     fs = with_status(fs, run(backend.ensure(fs, ctx(config(), NOTEBOOK_GSA))))
+    assert backend.needs_cleanup(fs), "a Retain bucket with a notebook reader still needs the finalizer"
     # someone else's reader on the same bucket (e.g. an admin's grant), and a record forged to name it
     admin_reader = f"serviceAccount:auditor@{PROJECT}.iam.gserviceaccount.com"
     run(backend._grant(client(ov, book.mint(OPERATOR)), bucket, admin_reader, READER_ROLES))

@@ -570,6 +570,8 @@ class GcsBackend:
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
+        if fs.status.cloud.notebook_reader:  # a retained bucket must lose the notebooks' read first
+            return True
         return gcs is not None and not gcs.existing_bucket and gcs.deletion_policy is DeletionPolicy.DELETE
 
 
