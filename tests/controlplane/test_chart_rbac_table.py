@@ -30,6 +30,7 @@ EXTRA: dict[Rule, str] = {
     (ADM, "validatingwebhookconfigurations", "patch"): "by name: kopf keeps its webhooks (caBundle) in sync",
     (ADM, "mutatingwebhookconfigurations", "create"): "kopf manages an (empty) mutating configuration too",
     (ADM, "mutatingwebhookconfigurations", "patch"): "by name, as above",
+    ("", "serviceaccounts", "get"): "by name: default-editor's Workload Identity GSA (backends/notebook_access.py)",
 }
 #: Rules that must name their objects (resourceNames): a broader grant would be a cluster-wide right.
 BY_NAME: set[Rule] = {
@@ -38,6 +39,7 @@ BY_NAME: set[Rule] = {
     (RBAC, "clusterrolebindings", "patch"),
     # ("", "namespaces", "get") is cluster-wide when the operator watches every namespace: the
     # Kubeflow condition reads each store namespace's labels (by name under watchNamespaces)
+    ("", "serviceaccounts", "get"),
     (ADM, "validatingwebhookconfigurations", "patch"),
     (ADM, "mutatingwebhookconfigurations", "patch"),
 }

@@ -124,6 +124,7 @@ install_chart() {
 
 # run_job NAME ENV_YAML VOLUMES_YAML MOUNTS_YAML ARGS...: a one-off Job of ours in the Feast image
 # (restricted pod security), until it succeeded; prints its log. ENV_YAML etc. are flow-style lists.
+# RUN_AS: the KSA it runs as (default: the namespace's default).
 run_job() {
   local name="$1" env="$2" volumes="$3" mounts="$4"
   shift 4
@@ -143,6 +144,7 @@ spec:
       annotations: {sidecar.istio.io/inject: "false"}
     spec:
       restartPolicy: Never
+      serviceAccountName: ${RUN_AS:-default}
       securityContext:
         runAsNonRoot: true
         runAsUser: 10001
@@ -185,7 +187,7 @@ print(json.dumps({"apiVersion": "batch/v1", "kind": "Job",
 }
 
 # client_pod NAME MARKER ENV_YAML PYTHON: a notebook-like pod that mounts the client config as the
-# PodDefault injects it and runs PYTHON; it must succeed and print MARKER
+# PodDefault injects it and runs PYTHON; it must succeed and print MARKER. RUN_AS: its KSA.
 client_pod() {
   local name="$1" marker="$2" env="$3" code
   code="$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$4")"
@@ -199,6 +201,7 @@ metadata:
   annotations: {sidecar.istio.io/inject: "false"}
 spec:
   restartPolicy: Never
+  serviceAccountName: ${RUN_AS:-default}
   securityContext:
     runAsNonRoot: true
     runAsUser: 10001
@@ -283,4 +286,84 @@ delete_store() {
   done
   [ -z "$left" ] || die "left behind after deleting fs/$STORE: $(echo "$left" | tr '\n' ' ')"
   k get configmap "$STORE_REPO" -n "$NS" >/dev/null || die "the user's feature repo ConfigMap was deleted"
+}
+
+# profile_namespace NS OWNER [GSA]: the namespace as Kubeflow's profile controller makes it for a
+# Profile (kubeflow/dashboard components/profile-controller/controllers/profile_controller.go
+# Reconcile @063d073 and its default namespace-labels.yaml): owner annotation, the profile labels (the
+# PodDefault webhook acts only where app.kubernetes.io/part-of=kubeflow-profile), the KSAs
+# default-editor and default-viewer with RoleBindings of the same names to kubeflow-edit /
+# kubeflow-view, the owner's namespaceAdmin binding to kubeflow-admin; with GSA, what its
+# WorkloadIdentity plugin does to default-editor (plugin_workload_identity.go: the annotation; the
+# roles/iam.workloadIdentityUser binding on the GSA is the caller's, in IAM).
+profile_namespace() {
+  local ns="$1" owner="$2" gsa="${3:-}"
+  say "namespace $ns as the profile controller makes it (owner $owner${gsa:+, default-editor -> $gsa})"
+  k apply -f - <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $ns
+  annotations: {owner: $owner}
+  labels:
+    app.kubernetes.io/part-of: kubeflow-profile
+    katib.kubeflow.org/metrics-collector-injection: enabled
+    serving.kubeflow.org/inferenceservice: enabled
+    pipelines.kubeflow.org/enabled: "true"
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: default-editor
+  namespace: $ns
+  annotations: {${gsa:+iam.gke.io/gcp-service-account: $gsa}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default-viewer, namespace: $ns}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-editor, namespace: $ns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubeflow-edit}
+subjects: [{kind: ServiceAccount, name: default-editor, namespace: $ns}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-viewer, namespace: $ns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubeflow-view}
+subjects: [{kind: ServiceAccount, name: default-viewer, namespace: $ns}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: namespaceAdmin
+  namespace: $ns
+  annotations: {user: $owner, role: admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubeflow-admin}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: $owner}]
+YAML
+}
+
+# notebook_pod NAME MARKER ENV_JSON PYTHON STORE...: a notebook of the profile in $NS, running as
+# default-editor, whose form ticked the PodDefault box of each STORE; the pod is admitted as Kubeflow's
+# PodDefault webhook admits it (tests/e2e/notebook_pod.py applies the namespace's PodDefaults with
+# upstream's rules, unless ADMISSION=webhook: the cluster's own webhook does). It must print MARKER.
+notebook_pod() {
+  local name="$1" marker="$2" env="$3" code="$4" stores=() s manifest
+  shift 4
+  for s in "$@"; do stores+=(--store "$s"); done
+  k delete pod "$name" -n "$NS" --ignore-not-found --wait=true
+  local admit=()
+  [ "${ADMISSION:-standin}" = webhook ] && admit=(--no-admission)
+  manifest="$(printf '{"poddefaults": %s, "namespace": %s}' "$(k get poddefaults -n "$NS" -o json)" "$(k get namespace "$NS" -o json)" |
+    PYTHONPATH="$ROOT" python3 -m tests.e2e.notebook_pod "$name" "$FEAST_IMAGE" "$code" "${stores[@]}" --env-json "$env" "${admit[@]}")" ||
+    die "the PodDefault admission refused notebook $name"
+  echo "$manifest" | python3 -c 'import json,sys; p=json.load(sys.stdin); c=p["spec"]["containers"][0]; print("admitted:", sorted(e["name"] for e in c["env"]), sorted(m["mountPath"] for m in c["volumeMounts"]))'
+  echo "$manifest" | k apply -n "$NS" -f -
+  wait_pod "$name"
+  local out
+  out="$(k logs -n "$NS" "$name")"
+  echo "$out"
+  grep -q "$marker" <<<"$out" || die "$name did not print $marker"
 }

@@ -9,6 +9,7 @@ iptables chains, no network namespace, mount or process of ours.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,15 @@ import yaml
 from tests.support.controlplane import free_port
 from tests.support.dns_responder import PROBE_NAME, DnsResponder, hosts_lines
 from tests.support.gcs_emulator import GcsEmulator
-from tests.support.gke_metadata import METADATA_HOST, METADATA_IP, GkeMetadataServer, WorkloadIdentity
+from tests.support.gke_metadata import (
+    METADATA_HOST,
+    METADATA_IP,
+    WORKLOAD_IDENTITY_USER,
+    GkeMetadataServer,
+    TokenBook,
+    WorkloadIdentity,
+    principal,
+)
 from tests.support.iam_fake import GcsBucketOverlay, IamAdminFake
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.node import BRIDGE, Node, missing_parts
@@ -37,6 +46,7 @@ SCENARIO = HERE / "scenario.sh"
 SCENARIO_GCP = HERE / "scenario-gcp.sh"
 GCP_EXAMPLE = ROOT / "examples" / "gcp-memorystore.yaml"
 NS = "kubeflow-user-example-com"  # examples/feature-repos/demo.yaml's
+OTHER_NS = "kubeflow-user-other"  # another profile
 
 
 def _traces(node: Node) -> list[str]:
@@ -173,40 +183,82 @@ def _gcp_store(tmp_path: Path, bucket: str, gsa: str) -> tuple[dict[str, Any], P
     return store, path
 
 
+def _second_store(tmp_path: Path, first: dict[str, Any], bucket: str) -> tuple[dict[str, Any], Path]:
+    """A second store in the same profile (its own Memorystore and bucket, the namespace's GSA), with
+    one feature server replica to keep the node's load modest."""
+    store = yaml.safe_load(yaml.safe_dump(first))
+    store["metadata"]["name"] = f"{first['metadata']['name']}-2"
+    store["spec"]["offlineStore"]["gcs"]["bucket"] = bucket
+    store["spec"]["featureServer"] = {"replicas": 1}
+    path = tmp_path / "gcp-store-2.yaml"
+    path.write_text(yaml.safe_dump(store))
+    return store, path
+
+
+def _account(project: str, name: str) -> str:
+    return f"{name}@{project}.iam.gserviceaccount.com"
+
+
 @pytest.mark.timeout(3600)
 def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
     """examples/gcp-memorystore.yaml on real pods (scenario-gcp.sh): the operator pod reaches the
     Memorystore, GCS and IAM fakes on the host; the Feast pods get Memorystore's AUTH string and CA from
     the store's Secret, the registry and the offline parquet from the bucket, and a token from the
-    metadata server as on GKE. Afterwards: the instance deleted, the bucket (Retain) and its data kept,
-    the store's KSA bound to the example's Google service account."""
+    metadata server as on GKE. GCS is the ENFORCING stand-in: every call carries a token the metadata
+    stand-in minted for the pod's KSA -> GSA, checked against the bucket's IAM. The namespace is a
+    Kubeflow profile with two stores; a notebook of the profile (default-editor, Workload Identity to
+    the profile's GSA) selects both stores' PodDefaults through the admission stand-in and reads each
+    store's registry, online and historical features; a notebook of another profile gets 403.
+    Afterwards: the instances deleted, the bucket (Retain) and its data kept, every grant revoked."""
     project = yaml.safe_load(GCP_EXAMPLE.read_text())["spec"]["gcp"]["project"]
-    gsa = _gsa(project)
+    pool = f"{project}.svc.id.goog"
+    gsa, notebook_gsa, other_gsa = _gsa(project), _account(project, "kf-e2e-user"), _account(project, "kf-e2e-other")
     bucket = f"fso-e2e-{os.getpid()}"
     store, manifest = _gcp_store(tmp_path, bucket, gsa)
+    store2, manifest2 = _second_store(tmp_path, store, f"{bucket}-2")
     data_uri = f"gs://{bucket}/offline/driver_stats.parquet"
     host = node.host_ip
+    book = TokenBook()
+    operator = principal(pool, "featurestore-system", "featurestore-operator")  # tests/e2e/lib.sh's release
     with (
         MemorystoreFake(host=host, op_delay=1.0, default_project=project) as memorystore,
         GcsEmulator(host=host) as gcs,
-        GcsBucketOverlay(gcs, host=host) as gcs_api,
+        GcsBucketOverlay(
+            gcs, host=host, callers=book.member, project_roles={operator: {"roles/storage.admin"}}
+        ) as gcs_api,
         IamAdminFake(host=host) as iam,
-        GkeMetadataServer(project=project, identity=WorkloadIdentity(node.request, iam, project)) as metadata,
+        GkeMetadataServer(
+            project=project, identity=WorkloadIdentity(node.request, iam, project), book=book
+        ) as metadata,
     ):
         iam.add_service_account(gsa)
+        # what the profile controller's WorkloadIdentity plugin does for each profile's default-editor
+        for account, ns in ((notebook_gsa, NS), (other_gsa, OTHER_NS)):
+            member = f"serviceAccount:{pool}[{ns}/default-editor]"
+            iam.add_service_account(account, [{"role": WORKLOAD_IDENTITY_USER, "members": [member]}])
         # How the pods reach the fakes instead of Google: test-only settings, as an admin would set them.
-        # The overlay's env (STORAGE_EMULATOR_HOST for google-cloud-storage and gcsfs, gcsfs without the
-        # bucket layout API the fake lacks), and pyarrow's (google-cloud-cpp) own variable.
-        gcs_env = {**gcs_api.env(), "CLOUD_STORAGE_EMULATOR_ENDPOINT": gcs_api.endpoint}
+        # Every client sends its token (never STORAGE_EMULATOR_HOST: google-cloud-storage would go
+        # anonymous): google-cloud-storage's API_ENDPOINT_OVERRIDE, gcsfs's fsspec setting, pyarrow's
+        # (google-cloud-cpp) emulator variable; gcsfs without the bucket layout API the fake lacks.
+        gcs_env = {
+            "API_ENDPOINT_OVERRIDE": gcs_api.endpoint,
+            "FSSPEC_GCS_ENDPOINT_URL": gcs_api.endpoint,
+            "CLOUD_STORAGE_EMULATOR_ENDPOINT": gcs_api.endpoint,
+            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+        }
         to_gcs = [{"name": k, "value": v} for k, v in gcs_env.items()]
         values = {
             "gcp": {"project": project, "region": store["spec"]["gcp"]["region"]},
-            # the test's bucket name is not of the namespace's own prefix: allowed by an admin pattern
-            "policy": {"serviceAccountPatterns": [gsa], "customNamePatterns": {"buckets": ["fso-e2e-*"]}},
+            # the test's bucket names are not of the namespace's own prefix: allowed by an admin pattern;
+            # the profile's notebook GSA is the namespace's by an admin pattern too
+            "policy": {
+                "serviceAccountPatterns": [gsa, notebook_gsa],
+                "customNamePatterns": {"buckets": ["fso-e2e-*"]},
+            },
             "extraEnv": [
                 {"name": "FSO_MEMORYSTORE_ENDPOINT", "value": memorystore.endpoint},
                 {"name": "FSO_IAM_ENDPOINT", "value": iam.endpoint},
-                {"name": "STORAGE_EMULATOR_HOST", "value": gcs_env["STORAGE_EMULATOR_HOST"]},
+                {"name": "API_ENDPOINT_OVERRIDE", "value": gcs_api.endpoint},
             ],
             "podDefaults": {"all": {"env": [*to_gcs, {"name": "FEAST_E2E_DATA", "value": data_uri}]}},
         }
@@ -216,24 +268,46 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
             SCENARIO_GCP,
             tmp_path / "scenario-gcp.log",
             GCP_MANIFEST=str(manifest),
+            GCP_MANIFEST2=str(manifest2),
             DATA_URI=data_uri,
             POD_ENV=", ".join(f"{{name: {e['name']}, value: '{e['value']}'}}" for e in to_gcs),
+            NOTEBOOK_ENV=json.dumps(to_gcs),
+            NOTEBOOK_GSA=notebook_gsa,
+            OTHER_NS=OTHER_NS,
+            OTHER_GSA=other_gsa,
             HELM_ARGS=f"-f {tmp_path / 'values.yaml'}",
         )
         assert "ONLINE-FEATURES-OK" in text and "HISTORICAL-FEATURES-OK" in text
+        assert "NOTEBOOK-TWO-STORES-OK" in text and "REFUSED-403" in text
 
         creates = [r for r in memorystore.requests if r.rpc == "CreateInstance" and r.status == 200]
-        assert len(creates) == 1, "one Memorystore instance for the store"
-        assert not memorystore.instances(), "the instance is deleted with the store (online default Delete)"
-        objects = {b.name for b in gcs_api.client(project).list_blobs(bucket)}
+        assert len(creates) == 2, "one Memorystore instance per store"
+        assert not memorystore.instances(), "the instances are deleted with the stores (online default Delete)"
+        objects = _objects(gcs, bucket)
         assert {"registry.pb", "offline/driver_stats.parquet"} <= objects, f"bucket retained with its data: {objects}"
         assert len(iam.writes()) >= 2, f"Workload Identity granted, then revoked on delete: {iam.writes()}"
         assert not [m for b in iam.bindings(gsa) for m in b["members"]], "the grant is revoked on delete"
-        # Workload Identity as GKE decides it: the store's pods (its KSA annotated and bound by the
-        # operator) got the GSA's tokens; our own pods (KSA default) only their federated identity.
-        # its Deployments and Jobs, and our Job from its CronJob
-        store_pods = (f"{store['metadata']['name']}-", "gcp-materialize-e2e-")
-        assert {t.email for t in metadata.tokens if t.pod.split("/")[-1].startswith(store_pods)} == {gsa}
-        assert {t.email for t in metadata.tokens if not t.pod.split("/")[-1].startswith(store_pods)} == {
-            f"{project}.svc.id.goog"
-        }, metadata.tokens
+        for name in (bucket, f"{bucket}-2"):
+            readers = [
+                b for b in gcs_api.policy(name).get("bindings", []) if f"serviceAccount:{notebook_gsa}" in b["members"]
+            ]
+            assert not readers, f"the notebook's read of {name} is revoked with its store: {readers}"
+        # the enforcing stand-in refused exactly the other profile's reads (and nothing the product needs)
+        refused = {(m, st) for m, _, _, st in gcs_api.refused}
+        assert refused == {(f"serviceAccount:{other_gsa}", 403)}, gcs_api.refused
+
+        # Workload Identity as GKE decides it: the store's pods (their KSAs annotated and bound by the
+        # operator) got the GSA's tokens; the profile's pods the profile's GSA; the other profile's its own
+        def emails(prefix: tuple[str, ...]) -> set[str]:
+            return {t.email for t in metadata.tokens if t.pod.split("/")[-1].startswith(prefix)}
+
+        store_pods = (f"{store['metadata']['name']}-", "gcp-materialize-e2e", "gcp-generate-data")
+        assert emails(store_pods) == {gsa}, metadata.tokens
+        assert emails(("gcp-client-", "gcp-notebook")) == {notebook_gsa}, metadata.tokens
+        assert emails(("gcp-other-profile",)) == {other_gsa}, metadata.tokens
+        assert {t.email for t in metadata.tokens if t.pod.startswith("featurestore-system/")} == {pool}
+
+
+def _objects(gcs: GcsEmulator, bucket: str) -> set[str]:
+    """The bucket's objects, read from fake-gcs-server itself (behind the enforcing stand-in)."""
+    return {b.name for b in gcs.client().list_blobs(bucket)}

@@ -11,7 +11,14 @@ the request comes from (by its IP, through the API server) and the IAM fake's po
 Feast's pods need it on the GCP path: pyarrow's GCS filesystem (google-cloud-cpp) and gcsfs ask for
 Google's default credentials, and without a metadata server google-cloud-cpp retries for minutes
 (an apply Job or a materialization "hangs"). The storage calls themselves go to the GCS emulator
-(STORAGE_EMULATOR_HOST / CLOUD_STORAGE_EMULATOR_ENDPOINT, set by the test), which ignores tokens.
+(API_ENDPOINT_OVERRIDE / FSSPEC_GCS_ENDPOINT_URL / CLOUD_STORAGE_EMULATOR_ENDPOINT, set by the test;
+never STORAGE_EMULATOR_HOST, which makes google-cloud-storage send no token at all). Each token is
+random and recorded in a :class:`TokenBook` with the IAM member it stands for; the enforcing GCS
+stand-in (``iam_fake.GcsBucketOverlay(callers=book.member)``) checks that member against the bucket's
+IAM policy, as GCS does. The member is ``serviceAccount:GSA`` for a pod acting as its GSA, and GKE's
+direct Workload Identity principal of its KSA otherwise
+(``principal://iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/subject/ns/NS/sa/KSA``,
+https://cloud.google.com/kubernetes-engine/docs/concepts/workload-identity#principal-identifiers).
 
 Served: the ping (``/``), ``/computeMetadata/v1/instance/service-accounts/{default,EMAIL}/``
 (recursive JSON, ``email``, ``scopes``, ``token``) and ``/computeMetadata/v1/project/{project-id,
@@ -22,6 +29,7 @@ GKE). ``tokens`` records (pod, email) of every token handed out.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -36,12 +44,42 @@ GSA_ANNOTATION = "iam.gke.io/gcp-service-account"
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 ACCOUNTS = "/computeMetadata/v1/instance/service-accounts"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+#: The project number the stand-in reports (numeric-project-id) and names principals with.
+PROJECT_NUMBER = "123456789012"
 
 
 @dataclass(frozen=True)
 class Identity:
     pod: str  # NAMESPACE/NAME, or the client address when no pod has it
     email: str
+    member: str = ""  # the IAM member its tokens stand for ("": none, e.g. not a pod)
+
+
+def principal(pool: str, namespace: str, ksa: str, number: str = PROJECT_NUMBER) -> str:
+    """GKE's direct Workload Identity principal of a KSA (no GSA)."""
+    return (
+        f"principal://iam.googleapis.com/projects/{number}/locations/global/workloadIdentityPools/{pool}"
+        f"/subject/ns/{namespace}/sa/{ksa}"
+    )
+
+
+class TokenBook:
+    """Access tokens handed out, each random, with the member it stands for (what Google's token
+    validation tells GCS). ``member(token)``: that member, or None for a token never minted."""
+
+    def __init__(self) -> None:
+        self._members: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def mint(self, member: str) -> str:
+        token = "ya29.stand-in." + secrets.token_urlsafe(24)
+        with self._lock:
+            self._members[token] = member
+        return token
+
+    def member(self, token: str) -> str | None:
+        with self._lock:
+            return self._members.get(token)
 
 
 class WorkloadIdentity:
@@ -61,20 +99,32 @@ class WorkloadIdentity:
         account = self.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/{ksa}")
         gsa = (account["metadata"].get("annotations") or {}).get(GSA_ANNOTATION)
         member = f"serviceAccount:{self.pool}[{ns}/{ksa}]"
-        if gsa and any(b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"] for b in self.iam.bindings(gsa)):
-            return Identity(f"{ns}/{meta['name']}", gsa)
-        return Identity(f"{ns}/{meta['name']}", self.pool)
+        granted = gsa and any(
+            b["role"] == WORKLOAD_IDENTITY_USER and member in b["members"] for b in self.iam.bindings(gsa)
+        )
+        pod = f"{ns}/{meta['name']}"
+        if gsa and granted:
+            return Identity(pod, gsa, f"serviceAccount:{gsa}")
+        return Identity(pod, self.pool, principal(self.pool, ns, ksa))
 
 
 class GkeMetadataServer:
     """``with GkeMetadataServer(address, port, project=..., identity=...) as md:`` serves until exit.
-    ``identity(client_ip)`` says whose credentials a caller gets (``WorkloadIdentity``)."""
+    ``identity(client_ip)`` says whose credentials a caller gets (``WorkloadIdentity``); ``book`` records
+    every token minted with its member (share it with the enforcing GCS stand-in)."""
 
     def __init__(
-        self, address: str = METADATA_IP, port: int = 80, *, project: str, identity: Callable[[str], Identity]
+        self,
+        address: str = METADATA_IP,
+        port: int = 80,
+        *,
+        project: str,
+        identity: Callable[[str], Identity],
+        book: TokenBook | None = None,
     ) -> None:
         self.address, self.port = address, port
         self.project, self.identity = project, identity
+        self.book = book or TokenBook()
         self.tokens: list[Identity] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -86,7 +136,7 @@ class GkeMetadataServer:
             "/": "",
             "/computeMetadata/v1": "",
             "/computeMetadata/v1/project/project-id": self.project,
-            "/computeMetadata/v1/project/numeric-project-id": "123456789012",
+            "/computeMetadata/v1/project/numeric-project-id": PROJECT_NUMBER,
         }
         if path in answers:
             return 200, "application/text", answers[path]
@@ -100,7 +150,8 @@ class GkeMetadataServer:
             return 200, "application/text", f"default/\n{who.email}/\n"
         if item == "token":
             self.tokens.append(who)
-            token = {"access_token": f"e2e-token-for-{who.email}", "expires_in": 3599, "token_type": "Bearer"}
+            access = self.book.mint(who.member) if who.member else "ya29.stand-in.no-identity"
+            token = {"access_token": access, "expires_in": 3599, "token_type": "Bearer"}
             return 200, "application/json", json.dumps(token)
         items: dict[str, Any] = {
             "": json.dumps({"aliases": ["default"], "email": who.email, "scopes": SCOPES}),

@@ -14,6 +14,14 @@
   faults. One emulator quirk is smoothed over: boolean query values are lowercased before
   forwarding (the client sends ``versions=True``, which GCS accepts and fake-gcs-server ignores).
 
+  Enforcing mode (``callers=``: token -> IAM member, e.g. ``gke_metadata.TokenBook.member``): every
+  request must carry ``Authorization: Bearer TOKEN`` of a known member (else 401, as GCS answers an
+  anonymous caller or invalid credentials) holding the permission the call needs (else 403 naming it,
+  GCS's wording) through the bucket's IAM policy or ``project_roles``. Roles expand to permissions as
+  https://cloud.google.com/storage/docs/access-control/iam-roles lists them (:data:`ROLE_PERMISSIONS`);
+  conditional bindings grant nothing here (stricter than GCS, never looser). ``GET
+  /storage/v1/b/NAME/iam/testPermissions`` answers the subset of the asked permissions the caller holds.
+
 * :class:`IamAdminFake`: the ``google.iam.admin.v1.IAM`` gRPC service's ``GetIamPolicy`` and
   ``SetIamPolicy`` (google-cloud-iam's ``IAMClient`` has no REST transport), for the real
   ``IAMClient`` over a plaintext channel: service accounts, etags (stale etag -> ABORTED, as IAM
@@ -31,6 +39,7 @@ import json
 import re
 import threading
 import urllib.parse
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +77,84 @@ _BUCKET = re.compile(r"^/storage/v1/b/([^/]+)$")
 _BUCKET_IAM = re.compile(r"^/storage/v1/b/([^/]+)/iam$")
 _ANY_BUCKET = re.compile(r"^/(?:storage|upload/storage|download/storage)/v1/b/([^/?]+)")
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+_BUCKET_TEST = re.compile(r"^/storage/v1/b/([^/]+)/iam/testPermissions$")
+_OBJECTS = re.compile(r"^/(storage|upload/storage)/v1/b/([^/]+)/o$")
+_OBJECT = re.compile(r"^/(storage|download/storage)/v1/b/([^/]+)/o/(.+)$")
+
+_OBJECT_READ = {"storage.objects.get", "storage.objects.list"}
+_OBJECT_ALL = _OBJECT_READ | {
+    "storage.objects.create",
+    "storage.objects.delete",
+    "storage.objects.update",
+    "storage.objects.getIamPolicy",
+    "storage.objects.setIamPolicy",
+}
+_BUCKET_ALL = {
+    "storage.buckets.create",
+    "storage.buckets.delete",
+    "storage.buckets.get",
+    "storage.buckets.list",
+    "storage.buckets.update",
+    "storage.buckets.getIamPolicy",
+    "storage.buckets.setIamPolicy",
+}
+#: The storage permissions of each predefined role (https://cloud.google.com/storage/docs/access-control/iam-roles,
+#: read 2026-12). Note that objectAdmin and objectViewer do NOT hold storage.buckets.get (a bucket GET,
+#: which Feast's gs:// registry makes): the legacy bucket roles do.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "roles/storage.admin": frozenset(_OBJECT_ALL | _BUCKET_ALL),
+    "roles/owner": frozenset(_OBJECT_ALL | _BUCKET_ALL),
+    "roles/storage.objectAdmin": frozenset(_OBJECT_ALL),
+    "roles/storage.objectUser": frozenset(_OBJECT_READ | {"storage.objects.create", "storage.objects.delete"})
+    | {"storage.objects.update"},
+    "roles/storage.objectCreator": frozenset({"storage.objects.create"}),
+    "roles/storage.objectViewer": frozenset(_OBJECT_READ),
+    "roles/storage.legacyBucketReader": frozenset({"storage.buckets.get", "storage.objects.list"}),
+    "roles/storage.legacyBucketWriter": frozenset(
+        {"storage.buckets.get", "storage.objects.list", "storage.objects.create", "storage.objects.delete"}
+    ),
+    "roles/storage.legacyBucketOwner": frozenset(
+        {
+            "storage.buckets.get",
+            "storage.buckets.update",
+            "storage.buckets.getIamPolicy",
+            "storage.buckets.setIamPolicy",
+            "storage.objects.list",
+            "storage.objects.create",
+            "storage.objects.delete",
+        }
+    ),
+    "roles/storage.legacyObjectReader": frozenset({"storage.objects.get"}),
+}
+
+
+def needed_permission(method: str, path: str) -> tuple[str, str | None] | None:
+    """(permission, bucket or None for a project-level call) a JSON API request needs; None for a
+    request the enforcing stand-in does not serve (refused). ``path`` is URL-decoded."""
+    if path == "/storage/v1/b":
+        return {"GET": ("storage.buckets.list", None), "POST": ("storage.buckets.create", None)}.get(method)
+    m = _BUCKET.match(path)
+    if m:
+        verb = {"GET": "get", "PATCH": "update", "PUT": "update", "DELETE": "delete"}.get(method)
+        return (f"storage.buckets.{verb}", m.group(1)) if verb else None
+    m = _BUCKET_IAM.match(path)
+    if m:
+        verb = {"GET": "getIamPolicy", "PUT": "setIamPolicy"}.get(method)
+        return (f"storage.buckets.{verb}", m.group(1)) if verb else None
+    m = _OBJECTS.match(path)
+    if m:
+        if m.group(1) == "upload/storage" and method in ("POST", "PUT"):
+            return "storage.objects.create", m.group(2)
+        return ("storage.objects.list", m.group(2)) if method == "GET" and m.group(1) == "storage" else None
+    m = _OBJECT.match(path)
+    if m:
+        if "/copyTo/" in m.group(3) or "/rewriteTo/" in m.group(3) or m.group(3).endswith("/compose"):
+            return ("storage.objects.create", m.group(2)) if method == "POST" else None
+        verb = {"GET": "get", "HEAD": "get", "DELETE": "delete", "PATCH": "update", "PUT": "update"}.get(method)
+        if m.group(1) == "download/storage":
+            verb = "get" if method == "GET" else None
+        return (f"storage.objects.{verb}", m.group(2)) if verb else None
+    return None
 
 
 class GcsBucketOverlay:
@@ -79,12 +166,25 @@ class GcsBucketOverlay:
         real_delete_conflict: answer deleting a non-empty bucket with 409 like real GCS
             (fake-gcs-server answers 412).
         host: address to bind (the e2e node's pods reach the host at its bridge address).
+        callers: enforcing mode: bearer token -> IAM member (None: unknown token). Without it every
+            caller may do everything (the admin-API fake the control-plane tests use).
+        project_roles: member -> roles it holds on the whole project (e.g. the operator's storage.admin).
     """
 
     def __init__(
-        self, upstream: Any, *, iam: bool = True, real_delete_conflict: bool = False, host: str = "127.0.0.1"
+        self,
+        upstream: Any,
+        *,
+        iam: bool = True,
+        real_delete_conflict: bool = False,
+        host: str = "127.0.0.1",
+        callers: Callable[[str], str | None] | None = None,
+        project_roles: dict[str, set[str]] | None = None,
     ) -> None:
         self.upstream = upstream
+        self.callers = callers
+        self.project_roles = project_roles or {}
+        self.refused: list[tuple[str | None, str, str, int]] = []  # (member, method, path, status)
         self.host = host
         self.iam = iam
         self.real_delete_conflict = real_delete_conflict
@@ -268,9 +368,73 @@ class GcsBucketOverlay:
             # fake-gcs-server only understands lowercase (e.g. versions=true lists old versions).
             fixed = {k: (v.lower() if v in ("True", "False") else v) for k, v in urllib.parse.parse_qsl(url.query)}
             target = urllib.parse.urlunsplit(("", "", url.path, urllib.parse.urlencode(fixed), ""))
-        result = self._route(method, target, path, query, headers, body, parsed)
+        denied = self._authorize(method, path, url.query, headers)
+        result = denied or self._route(method, target, path, query, headers, body, parsed)
         rec.status = result[0]
         return result
+
+    # ---- enforcing mode
+    def _member(self, headers: dict[str, str]) -> tuple[str | None, tuple[int, dict[str, Any]] | None]:
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        if not auth.startswith("Bearer "):
+            return None, None
+        assert self.callers is not None
+        member = self.callers(auth.removeprefix("Bearer ").strip())
+        if member is None:
+            return None, _err(401, "Invalid Credentials", "authError")
+        return member, None
+
+    def permissions(self, member: str | None, bucket: str | None) -> set[str]:
+        """What ``member`` (None: anonymous) holds on ``bucket`` (None: the project) by its roles."""
+        members = {"allUsers"} | ({member, "allAuthenticatedUsers"} if member else set())
+        roles: set[str] = set()
+        for m in members:
+            roles |= self.project_roles.get(m, set())
+        if bucket is not None:
+            with self._lock:
+                pol = self._policies.get(bucket) or {}
+                for b in pol.get("bindings") or []:
+                    if not b.get("condition") and members & set(b.get("members") or ()):
+                        roles.add(b["role"])
+        return set().union(*(ROLE_PERMISSIONS.get(r, frozenset()) for r in roles))
+
+    def _authorize(
+        self, method: str, path: str, raw_query: str, headers: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        if self.callers is None:
+            return None
+        member, bad = self._member(headers)
+        if bad is not None:
+            self.refused.append((None, method, path, 401))
+            return self._json(*bad)
+        test = _BUCKET_TEST.match(path)
+        if test and method == "GET":  # anyone may ask; the answer is the truth about the caller
+            asked = urllib.parse.parse_qs(raw_query).get("permissions", [])
+            held = self.permissions(member, test.group(1))
+            return self._json(
+                200, {"kind": "storage#testIamPermissionsResponse", "permissions": [p for p in asked if p in held]}
+            )
+        need = needed_permission(method, path)
+        if need is None:
+            self.refused.append((member, method, path, 403))
+            return self._json(*_err(403, f"{method} {path} is not served by the enforcing stand-in", "forbidden"))
+        perm, bucket = need
+        if perm in self.permissions(member, bucket):
+            return None
+        what = f"the Google Cloud Storage bucket {bucket}" if bucket else "the project"
+        if member is None:
+            self.refused.append((None, method, path, 401))
+            return self._json(*_err(401, f"Anonymous caller does not have {perm} access to {what}.", "required"))
+        self.refused.append((member, method, path, 403))
+        who = member.split(":", 1)[-1]
+        return self._json(
+            *_err(
+                403,
+                f"{who} does not have {perm} access to {what}. Permission '{perm}' denied on resource "
+                f"(or it may not exist).",
+                "forbidden",
+            )
+        )
 
     def _take_fault(self, method: str, path: str) -> int | None:
         for m, rx, status, left in self._faults:

@@ -46,6 +46,7 @@ PERMISSIONS: dict[tuple[str, str], str | None] = {
     ("workload_identity.py", "close"): None,  # closes the gRPC channel
     ("longop.py", "labels"): None,  # a prometheus metric's labels(), not storage.Blob.labels
     ("tls.py", "update"): None,  # hashlib's update(), not a GCS request
+    ("notebook_access.py", "get_service_account"): None,  # reads a Kubernetes ServiceAccount, not IAM
 }
 
 

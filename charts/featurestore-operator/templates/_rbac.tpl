@@ -176,6 +176,12 @@ Namespaced rules: in the ClusterRole (all namespaces) or in a Role per watched n
   resources: ["profiles"]
   verbs: ["list", "watch"]
 {{- end }}
+# Notebook identity on GCP (backends/notebook_access.py): the Workload Identity annotation of each
+# profile's default-editor names the GSA granted read on the namespace's store buckets. Only that name.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  resourceNames: ["default-editor"]
+  verbs: ["get"]
 {{- if not .Values.clusterId }}
 # The cluster identity labelled on cloud resources: the kube-system namespace uid, read once at
 # start-up (backends/cluster.py). Only that namespace.

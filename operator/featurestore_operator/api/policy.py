@@ -143,6 +143,10 @@ class AdminPolicy(CostBounds):
     instances, <namespace>_ for buckets)."""
     memorystore_security: MemorystoreSecurity = Field(default_factory=MemorystoreSecurity)
     """Memorystore AUTH and TLS every store must use (both required by default)."""
+    notebook_bucket_read: bool = True
+    """Grant roles/storage.objectViewer on each store's bucket to the Google service account of its
+    namespace's default-editor (notebooks, pipelines), when serviceAccountPatterns allow that GSA for the
+    namespace (docs/notebooks.md). false: no grant (notebooks then read through the store's servers)."""
 
 
 class EffectivePolicy(ApiModel):
@@ -164,6 +168,7 @@ class EffectivePolicy(ApiModel):
     byo_assignments: dict[str, ByoAssignment] = Field(default_factory=dict)
     custom_name_patterns: CustomNamePatterns = Field(default_factory=CustomNamePatterns)
     memorystore_security: MemorystoreSecurity = Field(default_factory=MemorystoreSecurity)
+    notebook_bucket_read: bool = True
     # --- cost and size bounds (api/bounds.py) ---
     bounds: CostBounds
 
@@ -201,6 +206,7 @@ def effective(
         byo_assignments=policy.byo_assignments,
         custom_name_patterns=policy.custom_name_patterns,
         memorystore_security=policy.memorystore_security,
+        notebook_bucket_read=policy.notebook_bucket_read,
         bounds=CostBounds.model_validate(policy.model_dump(include=set(CostBounds.model_fields))),
     )
 
@@ -334,6 +340,26 @@ def _identity(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:
             )
         ]
     return []
+
+
+def notebook_gsa_problem(policy: EffectivePolicy, namespace: str, gsa: str) -> str | None:
+    """Why the GSA a namespace's ``default-editor`` is annotated with may NOT read that namespace's
+    buckets (None: it may). The annotation is tenant-writable, so it gets the same rule as
+    spec.gcp.serviceAccount: only a GSA the admin's serviceAccountPatterns give this namespace, never a
+    denied one (the operator's own), never a GSA shared with other namespaces (e.g. Kubeflow's one
+    kf-user GSA for every profile, which would let every profile read every store)."""
+    if not policy.notebook_bucket_read:
+        return "the admin policy turns notebook bucket read off (policy.notebookBucketRead: false)"
+    if not re.match(GSA_EMAIL_PATTERN, gsa):
+        return f"{gsa!r} is not a Google service account email"
+    if _match(gsa, policy.denied_service_accounts):
+        return f"{gsa} may never be granted anything (deniedServiceAccounts)"
+    if not _match(gsa, allowed_service_accounts(policy, namespace)):
+        return (
+            f"{gsa} is not a GSA of namespace {namespace} by the admin policy (serviceAccountPatterns: "
+            f"{_listed(allowed_service_accounts(policy, namespace))})"
+        )
+    return None
 
 
 def _ceilings(fs: FeatureStore, policy: EffectivePolicy) -> list[Problem]:

@@ -102,6 +102,9 @@ class CloudStatus(ApiModel):
     """The member it granted (serviceAccount:POOL[NAMESPACE/KSA])."""
     compute_workload_member: str | None = None
     """The compute engine's KSA it granted on the same Google service account (spec.compute)."""
+    notebook_reader: str | None = None
+    """The member (serviceAccount:GSA of the namespace's default-editor) granted
+    roles/storage.objectViewer on the bucket, so notebooks read the registry and offline data."""
 
 
 class FeatureRepoStatus(ApiModel):

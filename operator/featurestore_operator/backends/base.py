@@ -68,6 +68,8 @@ class BackendContext:
     #: The admin policy's verdict on this store, computed once per pass by reconcile (None: the
     #: backend computes it, e.g. called outside a pass).
     verdict: Verdict | None = None
+    #: Reads a ServiceAccount (the whole object) in the FeatureStore's namespace; None when absent.
+    get_service_account: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
 
 
 @dataclass(frozen=True)

@@ -38,15 +38,20 @@ from ..api.resolve import ResolvedGcs, gcs_of
 from ..api.spec import GcsSpec
 from ..api.status import CloudStatus
 from ..render import OfflineEndpoint
-from . import gcp, naming
+from . import gcp, naming, notebook_access
 from .base import BackendContext, Deleted, Failed, Pending, Ready, StatusUpdate
 from .policy import byo_refusal, refusal
 from .recorded import retired_bucket
-from .workload_identity import with_member
+from .workload_identity import with_member, without_member
 
 log = logging.getLogger(__name__)
 
 OBJECT_ADMIN = "roles/storage.objectAdmin"
+#: storage.buckets.get + storage.objects.list on the bucket: Feast's gs:// registry GETs the bucket
+#: (``get_bucket``), which neither objectAdmin nor objectViewer allows (storage.objects.* only).
+BUCKET_READER = "roles/storage.legacyBucketReader"
+#: What the store's own GSA holds on its bucket.
+STORE_ROLES = (OBJECT_ADMIN, BUCKET_READER)
 PAP_ENFORCED = "enforced"
 #: Per-request timeout of storage calls (seconds); gcp.call retries transient errors around it.
 TIMEOUT = 30.0
@@ -97,6 +102,8 @@ class _Pass:
     notes: list[str] = field(default_factory=list)
     #: immutable fields the spec changed (api/immutable.py), declined
     declined: list[str] = field(default_factory=list)
+    #: status.cloud.notebookReader, when this pass changed it
+    reader: StatusUpdate = field(default_factory=StatusUpdate)
 
 
 def _target(fs: FeatureStore) -> ResolvedGcs | Failed:
@@ -137,7 +144,7 @@ def _ready(p: _Pass) -> Ready[OfflineEndpoint]:
     return Ready(
         endpoint,
         message,
-        status=StatusUpdate() if known else StatusUpdate(cloud=record),
+        status=(StatusUpdate() if known else StatusUpdate(cloud=record)) | p.reader,
         reason="ImmutableFieldChanged" if p.declined else "Ready",
     )
 
@@ -205,6 +212,9 @@ class GcsBackend:
         granted = await self._grant_gsa(pass_)
         if granted is not None:
             return granted
+        reader = await self._grant_notebook_reader(pass_, ctx)
+        if reader is not None:
+            return reader
         return _ready(pass_)
 
     async def _get_or_create(self, p: _Pass) -> Failed | None:
@@ -309,8 +319,47 @@ class GcsBackend:
         except Exception as err:  # noqa: BLE001
             return gcp.failure(err, f"storage.buckets.setIamPolicy {name}", "storage.buckets.setIamPolicy")
         if granted:
-            p.notes.append(f"granted {OBJECT_ADMIN} to {gsa}")
+            p.notes.append(f"granted {OBJECT_ADMIN} and {BUCKET_READER} to {gsa}")
         return None
+
+    async def _grant_notebook_reader(self, p: _Pass, ctx: BackendContext) -> Failed | None:
+        """The namespace's notebook GSA gets read (objectViewer + legacyBucketReader); a recorded one no
+        longer wanted loses it (backends/notebook_access.py)."""
+        name = p.name
+        try:
+            status, note = await self._notebook_reader(p.fs, ctx, p.client, name)
+        except (gexc.Forbidden, gexc.PermissionDenied) as err:
+            return Failed(
+                "PermissionDenied",
+                f"granting {notebook_access.OBJECT_VIEWER} on bucket {name} to the notebooks' GSA: permission "
+                f"denied ({err.message}); the operator needs storage.buckets.getIamPolicy/setIamPolicy",
+                retry_after=300,
+            )
+        except Exception as err:  # noqa: BLE001
+            return gcp.failure(err, f"storage.buckets.setIamPolicy {name}", "storage.buckets.setIamPolicy")
+        if note:
+            p.notes.append(note)
+        p.reader = status
+        return None
+
+    async def _notebook_reader(
+        self, fs: FeatureStore, ctx: BackendContext, client: storage.Client, name: str
+    ) -> tuple[StatusUpdate, str]:
+        """Grant read to the namespace's notebook GSA, revoke a recorded one that is no longer wanted.
+        Returns (status update, note); raises what the IAM calls raise."""
+        want = await notebook_access.wanted(fs, ctx)
+        recorded = fs.status.cloud.notebook_reader
+        notes = [want.note] if want.note else []
+        if recorded and recorded != want.member and notebook_access.revocable(fs, ctx.config, recorded):
+            roles = notebook_access.READER_ROLES
+            if await self._modify_iam(client, name, lambda b: _change_roles(b, roles, recorded, without_member)):
+                notes.append(f"revoked {', '.join(roles)} from {recorded}")
+        if want.member and await self._grant(client, name, want.member, notebook_access.READER_ROLES):
+            notes.append("granted")
+        status = (
+            StatusUpdate() if recorded == want.member else StatusUpdate(cloud=CloudStatus(notebook_reader=want.member))
+        )
+        return status, ": ".join(notes)
 
     async def _retire(self, old: FeatureStore, ctx: BackendContext, name: str) -> Pending:
         result = await self.delete(old, ctx)
@@ -422,12 +471,21 @@ class GcsBackend:
             log.info("bucket %s: restored %s", bucket.name, ", ".join(changed))
         return changed
 
-    async def _grant(self, client: storage.Client, name: str, member: str) -> bool:
-        """Ensure ``member`` holds objectAdmin on the bucket; True when it wrote the policy."""
+    async def _grant(
+        self, client: storage.Client, name: str, member: str, roles: tuple[str, ...] = STORE_ROLES
+    ) -> bool:
+        """Ensure ``member`` holds each of ``roles`` on the bucket (one write); True when it wrote."""
+        return await self._modify_iam(client, name, lambda b: _change_roles(b, roles, member, with_member))
+
+    async def _modify_iam(
+        self, client: storage.Client, name: str, change_bindings: Callable[[Any], list[dict[str, Any]] | None]
+    ) -> bool:
+        """Read-modify-write of the bucket IAM policy (version 3); True when it wrote (``change_bindings``
+        returns None when nothing is to change)."""
         bucket = client.bucket(name)
 
         def change(policy: Any) -> Any:
-            bindings = with_member(policy.bindings, OBJECT_ADMIN, member)
+            bindings = change_bindings(policy.bindings)
             if bindings is None:
                 return None
             policy.bindings = [{**b, "members": set(b["members"])} for b in bindings]
@@ -445,10 +503,39 @@ class GcsBackend:
     # -- delete ---------------------------------------------------------------------------------
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        revoked = await self._revoke_reader(fs, ctx)
+        if not revoked.done:
+            return revoked
         result = await self._delete(fs)
         if result.done and fs.status.cloud.bucket == naming.bucket_name(fs):
             return Deleted(True, result.message, status=FORGET)
         return result
+
+    async def _revoke_reader(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
+        """Remove the notebooks' read (status.cloud.notebookReader) from the store's bucket, so a
+        retained bucket keeps no reader. Never blocks deletion for good: a refusal says what to run."""
+        rec = fs.status.cloud
+        reader, name, project = rec.notebook_reader, rec.bucket, rec.bucket_project
+        if not (reader and name and project) or name != naming.bucket_name(fs):
+            return Deleted(True)
+        if not notebook_access.revocable(fs, ctx.config, reader):
+            return Deleted(True, f"recorded notebook reader {reader} is not this namespace's; left untouched")
+        role, roles = notebook_access.OBJECT_VIEWER, notebook_access.READER_ROLES
+        try:
+            client = await self._client(project)
+            await self._modify_iam(client, name, lambda b: _change_roles(b, roles, reader, without_member))
+        except gexc.NotFound:
+            return Deleted(True)
+        except (gexc.Forbidden, gexc.PermissionDenied):
+            return Deleted(
+                True,
+                f"could not remove {reader} from bucket {name} (permission denied); run: gcloud storage buckets "
+                f"remove-iam-policy-binding gs://{name} --member={reader} --role={role}",
+            )
+        except Exception as err:  # noqa: BLE001
+            f = gcp.failure(err, f"removing {role} of {reader} from bucket {name}")
+            return Deleted(not f.retryable, f.message, retry_after=f.retry_after)
+        return Deleted(True)
 
     async def _delete(self, fs: FeatureStore) -> Deleted:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
@@ -549,6 +636,8 @@ class GcsBackend:
 
     def needs_cleanup(self, fs: FeatureStore) -> bool:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None
+        if fs.status.cloud.notebook_reader:  # a retained bucket must lose the notebooks' read first
+            return True
         return gcs is not None and not gcs.existing_bucket and gcs.deletion_policy is DeletionPolicy.DELETE
 
 
@@ -557,8 +646,25 @@ UNBLOCK = "; or set spec.offlineStore.gcs.deletionPolicy: Retain to let the Feat
 
 #: Status update that drops the record of the bucket (status.cloud).
 FORGET = StatusUpdate(
-    cloud=CloudStatus(bucket=None, bucket_project=None, bucket_deletion_policy=None, bucket_force=None)
+    cloud=CloudStatus(
+        bucket=None, bucket_project=None, bucket_deletion_policy=None, bucket_force=None, notebook_reader=None
+    )
 )
+
+
+def _change_roles(
+    bindings: Any,
+    roles: tuple[str, ...],
+    member: str,
+    change: Callable[[Any, str, str], list[dict[str, Any]] | None],
+) -> list[dict[str, Any]] | None:
+    """``change`` (with_member/without_member) applied for each role; None when nothing changed."""
+    out, changed = list(bindings), False
+    for role in roles:
+        new = change(out, role, member)
+        if new is not None:
+            out, changed = new, True
+    return out if changed else None
 
 
 def _elsewhere(name: str, project: str) -> str:

@@ -35,7 +35,7 @@ from .desired import Desired, desired, secret_names
 from .events import transitions
 from .freshness import observe_freshness
 from .gitref import observe_resolution
-from .observe import observe_notebooks, observe_repo, secret_reader
+from .observe import observe_notebooks, observe_repo, secret_reader, service_account_reader
 from .outcomes import BackendResults, BackendSet, all_backends, ensure_backends
 from .secrets import secret_inputs
 from .status import Seen, build_parts, next_status
@@ -246,7 +246,12 @@ async def reconcile(
     await deps.applier.refresh("Secret", "v1", ns, secret_names(fs, owned))  # Secrets are not watched
     repo_status = await observe_resolution(deps.kube, fs, owned, previous.feature_repo, rfc3339(deps.now()))
     repo = await observe_repo(deps.kube, fs, repo_status)
-    ctx = BackendContext(config=deps.config, get_secret=secret_reader(deps.kube, deps.cache, ns), verdict=verdict)
+    ctx = BackendContext(
+        config=deps.config,
+        get_secret=secret_reader(deps.kube, deps.cache, ns),
+        get_service_account=service_account_reader(deps.kube, ns),
+        verdict=verdict,
+    )
     backends = await ensure_backends(deps.backends, fs, ctx, previous, persist)
     fs = fs.model_copy(update={"status": backends.status})
     inputs = await secret_inputs(fs, backends, ctx, deps.now())

@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..api import FeatureStore
 from ..api.status import FeatureRepoStatus
@@ -114,6 +115,16 @@ def secret_reader(kube: Kube, cache: ObservedCache, namespace: str) -> SecretRea
         return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
 
     return get_secret
+
+
+def service_account_reader(kube: Kube, namespace: str) -> Callable[[str], Awaitable[dict[str, Any] | None]]:
+    """Reads a ServiceAccount of ``namespace`` from the API server (e.g. Kubeflow's default-editor,
+    whose Workload Identity annotation says which GSA the namespace's notebooks run as)."""
+
+    async def get_service_account(name: str) -> dict[str, Any] | None:
+        return await kube.get("ServiceAccount", "v1", namespace, name)
+
+    return get_service_account
 
 
 #: Kubeflow's PodDefault webhook acts only in namespaces with this label (its
