@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, fanout, freshness, podknobs
+from . import authz, compute, fanout, freshness, podknobs, rayjob
 from .feast_config import FEAST_CONFIG_DIR
 from .inputs import ApiVersions, Endpoints, RepoSource
 from .names import CONFIG_HASH_ANNOTATION, REVISION_LABEL, Names, labels, meta, short_hash
@@ -82,7 +82,7 @@ def materialization(
         return []
     names = Names(fs)
     knobs = podknobs.settings(fs, config, "materialization")
-    script = MATERIALIZE_SCRIPT
+    script = rayjob.SCRIPT if compute.submits_ray_job(fs) else MATERIALIZE_SCRIPT
     if knobs.log_level:  # an enum value (api/pods.py LogLevel): safe inside the fixed script
         script = script.replace("feast -f ", f"feast --log-level {knobs.log_level} -f ", 1)
     args = ["-c", script, "--"]
@@ -97,6 +97,9 @@ def materialization(
             else e
             for e in container["env"]
         ]
+    if compute.submits_ray_job(fs):  # the run is a Ray job on the store's RayCluster
+        cluster = compute.ray_cluster_name(fs)
+        container["env"] += rayjob.env(cluster, compute.ray_head_host(fs), fs.metadata.name)
     containers = fanout.share_containers(container, m.parallelism, versions.indexed_jobs)
     job_labels = labels(fs, "materialization")
     spec: dict[str, Any] = {
