@@ -79,6 +79,8 @@ class Run:
     retrieval: list[dict[str, Any]]
     #: wall-clock seconds when the materialization pod started and ended
     window: tuple[float, float]
+    #: the materialization container's output
+    log: str = ""
 
 
 #: spec.compute.ray.address may only name a Service of the store's namespace (api/compute.py)
@@ -103,7 +105,17 @@ def _store(compute: dict[str, Any]) -> FeatureStore:
     return fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
 
 
-def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[Any]], ray_dir: Path) -> Run:
+def _run(
+    compute: dict[str, Any],
+    repo: dict[str, str],
+    entity_rows: list[list[Any]],
+    ray_dir: Path,
+    *,
+    adapt: Any = None,
+    secrets: dict[str, dict[str, str]] | None = None,
+    retrieve: bool = True,
+) -> Run:
+    """``adapt(rendered)``: what this host lacks of a cluster (DNS, a bucket), swapped in place."""
     fs = _store(compute)
     names = Names(fs)
     password = uuid.uuid4().hex
@@ -115,9 +127,11 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     rendered = render.render(fs, endpoints, OperatorConfig(), repo=RepoSource("r1"))
     for cm in (o for o in rendered.objects if o["kind"] == "ConfigMap"):  # no cluster DNS: the head is this host
         cm["data"] = {k: v.replace(RAY_SERVICE, "127.0.0.1") for k, v in cm["data"].items()}
+    if adapt is not None:
+        adapt(rendered)
     runner = PodRunner(
         rendered.objects,
-        secrets={names.online_secret: {"password": password}},
+        secrets={names.online_secret: {"password": password}, **(secrets or {})},
         config_maps={"driver-feature-repo": repo},
         namespace=NAMESPACE,
     )
@@ -130,6 +144,8 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     res = pod.run(pod.prepare("materialize", extra_mounts=node), timeout=400)
     window = (started, time.time())
     assert res.returncode == 0, f"materialization ({compute}) failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
+    if not retrieve:
+        return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), [], window, res.stdout)
     prepared = pod.prepare("materialize", extra_mounts=node)
     prepared.argv = [
         "python",
@@ -142,7 +158,7 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     assert out.returncode == 0, f"historical retrieval ({compute}) failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
     result = json.loads(line[len("RESULT ") :])
-    return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), result, window)
+    return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), result, window, res.stdout)
 
 
 def _rows(srv: RedisServer) -> dict[bytes, dict[bytes, bytes]]:

@@ -330,19 +330,14 @@ def problem(
 
 def _kube_ray_problem(fs: FeatureStore, endpoints: Endpoints) -> str | None:
     """Why the store's RayCluster cannot run the materialization job, or None: the driver and the
-    workers run in the Ray pods, which mount neither the store's volume nor the online store's CA."""
+    workers run in the Ray pods, which do not mount the store's volume (the online store's CA
+    travels with each job: render/rayjob.py)."""
     if not submits_ray_job(fs):
         return None
     if endpoints.offline is not None and not endpoints.offline.bucket:
         return (
             "spec.compute.ray.kubeRay runs each materialization on the RayCluster's pods, which cannot mount the "
             "store's volume: it needs offlineStore.gcs (provider gcp); use engine local, or ray without kubeRay"
-        )
-    online = endpoints.online
-    if online is not None and online.tls and online.ca:
-        return (
-            "spec.compute.ray.kubeRay: the RayCluster's pods do not mount the online store's CA certificate, so "
-            "they cannot verify its TLS; use engine local, ray without kubeRay, or an online store without TLS"
         )
     return None
 

@@ -6,8 +6,9 @@ and watches the run (``SUBMIT_PROGRAM``), through the head's Ray Jobs API (the d
 in-namespace Service, Ray token authentication):
 
 1. it reads the Job's feature_store.yaml as Feast does (``os.path.expandvars``: the Redis AUTH
-   string from the pod's Secret env) and writes it into a private working directory, the only file
-   of the job's ``runtime_env.working_dir``: Ray uploads it to the cluster through the same
+   string from the pod's Secret env) and writes it into a private working directory, with the
+   online store's CA certificate (public; its path made relative) the only files of the job's
+   ``runtime_env.working_dir``: Ray uploads it to the cluster through the same
    authenticated Jobs API, and the driver (started by the head's job supervisor, a Ray node, with
    ``RAY_ADDRESS`` set) runs ``feast -f feature_store.yaml materialize-incremental END [--views V]``
    in it. So the Ray pods hold no store config and no Secret between runs (a rotated AUTH string
@@ -36,13 +37,18 @@ TOKEN_KEY = "auth_token"
 JOBS_URL_ENV = "FEAST_RAY_JOBS_URL"
 
 #: Submits the run, follows it, exits with its result. argv: the spec's ``--views`` list.
-SUBMIT_PROGRAM = """import datetime as dt, os, shlex, signal, sys, tempfile, time
+SUBMIT_PROGRAM = """import datetime as dt, os, re, shlex, shutil, signal, sys, tempfile, time
 from pathlib import Path
 from ray.job_submission import JobStatus, JobSubmissionClient
 client = JobSubmissionClient(os.environ["FEAST_RAY_JOBS_URL"])
 work = Path(tempfile.mkdtemp(prefix="feast-run-"))
-config = Path(os.environ["FEAST_FS_YAML_FILE_PATH"]).read_text()
-(work / "feature_store.yaml").write_text(os.path.expandvars(config))  # as Feast loads it
+config = os.path.expandvars(Path(os.environ["FEAST_FS_YAML_FILE_PATH"]).read_text())  # as Feast loads it
+def ship(m):  # the online store's CA file (public) goes along; the driver and Ray's workers run in the dir
+    name = f"ca-{len(list(work.iterdir()))}.crt"
+    shutil.copyfile(m.group(2), work / name)
+    return m.group(1) + name
+config = re.sub(r"(ssl_ca_certs=)([^,\\s\\x22\\x27]+)", ship, config)
+(work / "feature_store.yaml").write_text(config)
 (work / "feature_store.yaml").chmod(0o600)
 end = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 argv = ["feast", "-f", "feature_store.yaml", "materialize-incremental", end, *sys.argv[1:]]
@@ -52,8 +58,7 @@ try:
     client.submit_job(entrypoint=entrypoint, submission_id=run, runtime_env={"working_dir": str(work)},
                       metadata={"featurestore": os.environ.get("FEAST_STORE_NAME", "")})
 finally:
-    (work / "feature_store.yaml").unlink()
-    work.rmdir()
+    shutil.rmtree(work)
 print(f"submitted Ray job {run}: {entrypoint}", flush=True)
 def stop(signum, frame):
     print(f"terminated: stopping Ray job {run}", flush=True)
