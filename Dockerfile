@@ -17,13 +17,14 @@
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 ARG FEAST_VERSION=0.67.0
 # What the spec.compute engines need in the materialization pod (the engines default to this
-# image): ray[data] for engine ray (also the offline store of engine kubernetes' export; its version
+# image): ray[data] for engine ray, ray[default] for the RayCluster head's dashboard / Jobs API that
+# kubeRay submits each run to (also the offline store of engine kubernetes' export; its version
 # must equal spec.compute.ray.kubeRay.rayVersion's default, RayCluster pods run this image too) and
 # the kubernetes client with which Feast's k8s and spark_application engines create their objects.
 # Not included: pyspark (~320 MB, and a JVM) for engine sparkApplication, whose offline store
 # imports it; add it for such an image, e.g. --build-arg FEAST_COMPUTE_PACKAGES="... pyspark==4.0.1"
 # (Feast's own spark_application image is the usual choice). Empty: Feast only (~240 MB smaller).
-ARG FEAST_COMPUTE_PACKAGES="ray[data]==2.60.0 kubernetes==37.0.1"
+ARG FEAST_COMPUTE_PACKAGES="ray[data,default]==2.60.0 kubernetes==37.0.1"
 # gcsfs: the file offline store reads the offline data of provider gcp from the store's bucket
 # (gs://) through fsspec, and Feast's gcp extra does not bring it (found by the first run on real
 # pods: "Install gcsfs to access Google Storage"). Its version must match the fsspec pip picks.

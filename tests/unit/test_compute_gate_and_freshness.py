@@ -202,7 +202,7 @@ def test_feast_runtime_image_carries_what_the_engines_need():
     text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
     [packages] = re.findall(r'^ARG FEAST_COMPUTE_PACKAGES="([^"]*)"$', text, re.M)
     pins = dict(p.split("==", 1) for p in packages.split())
-    assert pins["ray[data]"] == KubeRaySpec.model_fields["ray_version"].default
+    assert pins["ray[data,default]"] == KubeRaySpec.model_fields["ray_version"].default
     assert "kubernetes" in pins
     assert not re.search(r"[<>|;&$`]", packages), "the list is word-split by the shell in RUN: no metacharacters"
     assert "${FEAST_COMPUTE_PACKAGES}" in text.split("AS feast-venv", 1)[1].split("FROM", 1)[0]
