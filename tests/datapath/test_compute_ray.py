@@ -114,8 +114,10 @@ def _run(
     adapt: Any = None,
     secrets: dict[str, dict[str, str]] | None = None,
     retrieve: bool = True,
+    data: Path | None = None,
 ) -> Run:
-    """``adapt(rendered)``: what this host lacks of a cluster (DNS, a bucket), swapped in place."""
+    """``adapt(rendered)``: what this host lacks of a cluster (DNS, a bucket), swapped in place;
+    ``data``: the host directory behind the store's volume claim (default: the runner's own)."""
     fs = _store(compute)
     names = Names(fs)
     password = uuid.uuid4().hex
@@ -134,6 +136,7 @@ def _run(
         secrets={names.online_secret: {"password": password}, **(secrets or {})},
         config_maps={"driver-feature-repo": repo},
         namespace=NAMESPACE,
+        claims={names.data_claim: data} if data else None,
     )
     apply = runner.pod(next(o for o in rendered.objects if o["kind"] == "Job")).run_job(timeout=300)
     assert apply.returncode == 0, f"feast apply failed:\n{apply.stdout}\n{apply.stderr}"

@@ -7,9 +7,10 @@ local engine materializes into a second redis-server; both must hold exactly the
 
 What this host lacks of a cluster is swapped in, nothing else: the head Service's DNS name in the
 container's Jobs API URL becomes the local head's address, and the store's bucket becomes a
-directory under /var/tmp that the pod and the Ray nodes both see (the rendered paths under the
-volume mount /data are moved there: a RayCluster reads gs:// like this; the operator refuses
-kubeRay with an in-cluster volume).
+directory under /var/tmp that the pods and the Ray nodes both see: it backs the store's volume
+claim (``feast apply`` writes the registry there through /data), and the job config's paths under
+/data name it directly, as a RayCluster reaches gs:// (the operator refuses kubeRay with an
+in-cluster volume).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.timeout(900)
 pytest.importorskip("aiohttp_cors", reason="ray[default] (the test extra) is needed for the Ray Jobs API")
 
 from featurestore_operator.render import rayjob  # noqa: E402
+from featurestore_operator.render.compute import JOB_CONFIG_KEY  # noqa: E402
 from featurestore_operator.render.freshness import parse_summary  # noqa: E402
 from featurestore_operator.render.inputs import DATA_MOUNT  # noqa: E402
 
@@ -47,8 +49,8 @@ def _container(rendered: Any) -> dict[str, Any]:
 
 def _adapt(cluster: LocalRayCluster, bucket: Path):
     def adapt(rendered: Any) -> None:
-        for cm in (o for o in rendered.objects if o["kind"] == "ConfigMap"):
-            cm["data"] = {k: v.replace(f"{DATA_MOUNT}/", f"{bucket}/") for k, v in cm["data"].items()}
+        for cm in (o for o in rendered.objects if o["kind"] == "ConfigMap" and JOB_CONFIG_KEY in o["data"]):
+            cm["data"][JOB_CONFIG_KEY] = cm["data"][JOB_CONFIG_KEY].replace(f"{DATA_MOUNT}/", f"{bucket}/")
         for env in _container(rendered)["env"]:
             if env["name"] == rayjob.JOBS_URL_ENV:
                 RENDERED_URLS.append(env["value"])
@@ -72,7 +74,16 @@ def runs(mount_points):  # noqa: F811
         bucket.mkdir()
         secret = {"drivers-ray": {rayjob.TOKEN_KEY: token}}  # the Secret KubeRay generates for the cluster
         done.append(
-            _run(KUBE_RAY, repo, [], cluster.temp, adapt=_adapt(cluster, bucket), secrets=secret, retrieve=False)
+            _run(
+                KUBE_RAY,
+                repo,
+                [],
+                cluster.temp,
+                adapt=_adapt(cluster, bucket),
+                secrets=secret,
+                retrieve=False,
+                data=bucket,
+            )
         )
         yield {"local": done[0], "rayjob": done[1], "cluster": cluster, "token": token}
     finally:
