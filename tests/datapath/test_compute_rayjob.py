@@ -114,7 +114,7 @@ def test_the_jobs_api_refuses_a_caller_without_the_token(runs):
     good = {"Authorization": f"Bearer {runs['token']}"}
     jobs = requests.get(url, headers=good, timeout=30)
     assert jobs.status_code == 200, jobs.text
-    [job] = jobs.json()
+    [job] = [j for j in jobs.json() if j["status"] == "SUCCEEDED"]
     assert job["status"] == "SUCCEEDED" and job["metadata"] == {"featurestore": "drivers"}, job
     # the Redis AUTH string travelled in the uploaded working_dir, never in the listed runtime_env
     assert "env_vars" not in (job.get("runtime_env") or {}), job["runtime_env"]
@@ -135,3 +135,36 @@ def test_ray_job_run_reports_freshness_in_the_termination_message(runs):
     started, ended = run.window
     assert started - 1 <= views[VIEW].timestamp() <= ended, (views, run.window)
     assert time.time() >= ended
+
+
+def _jobs(runs) -> list[dict[str, Any]]:
+    import requests
+
+    good = {"Authorization": f"Bearer {runs['token']}"}
+    answer = requests.get(runs["cluster"].jobs_url + "/api/jobs/", headers=good, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_terminated_run_stops_its_ray_job(runs):
+    """The kubelet's SIGTERM (activeDeadlineSeconds, deletion) reaches the submitting program, which
+    stops the Ray job: the cluster does not go on with a run the CronJob counts as failed."""
+    run = runs["rayjob"]
+    before = {j["submission_id"] for j in _jobs(runs)}
+    pod = run.runner.pod(run.runner.find("CronJob"))
+    running = pod.start(pod.prepare("materialize"))
+    try:
+        deadline = time.time() + 300
+        while "submitted Ray job" not in running.log(200) and time.time() < deadline:
+            assert running.proc.poll() is None, running.log(200)
+            time.sleep(0.5)
+        assert "submitted Ray job" in running.log(200), running.log(200)
+    finally:
+        running.stop(timeout=120)
+    assert "stopping Ray job" in running.log(200), running.log(200)
+    [new] = [j for j in _jobs(runs) if j["submission_id"] not in before]
+    deadline = time.time() + 120
+    while new["status"] not in ("STOPPED", "SUCCEEDED", "FAILED") and time.time() < deadline:
+        time.sleep(1)
+        [new] = [j for j in _jobs(runs) if j["submission_id"] == new["submission_id"]]
+    assert new["status"] == "STOPPED", new
