@@ -81,6 +81,8 @@ class Run:
     retrieval: list[dict[str, Any]]
     #: wall-clock seconds when the materialization pod started and ended
     window: tuple[float, float]
+    #: the materialization container's output
+    log: str = ""
 
 
 #: spec.compute.ray.address may only name a Service of the store's namespace (api/compute.py)
@@ -105,7 +107,19 @@ def _store(compute: dict[str, Any]) -> FeatureStore:
     return fs.model_copy(update={"spec": resolve(fs.spec, OperatorConfig())})
 
 
-def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[Any]], ray_dir: Path) -> Run:
+def _run(
+    compute: dict[str, Any],
+    repo: dict[str, str],
+    entity_rows: list[list[Any]],
+    ray_dir: Path,
+    *,
+    adapt: Any = None,
+    secrets: dict[str, dict[str, str]] | None = None,
+    retrieve: bool = True,
+    data: Path | None = None,
+) -> Run:
+    """``adapt(rendered)``: what this host lacks of a cluster (DNS, a bucket), swapped in place;
+    ``data``: the host directory behind the store's volume claim (default: the runner's own)."""
     fs = _store(compute)
     names = Names(fs)
     password = uuid.uuid4().hex
@@ -117,11 +131,14 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     rendered = render.render(fs, endpoints, OperatorConfig(), repo=RepoSource("r1"))
     for cm in (o for o in rendered.objects if o["kind"] == "ConfigMap"):  # no cluster DNS: the head is this host
         cm["data"] = {k: v.replace(RAY_SERVICE, "127.0.0.1") for k, v in cm["data"].items()}
+    if adapt is not None:
+        adapt(rendered)
     runner = PodRunner(
         rendered.objects,
-        secrets={names.online_secret: {"password": password}},
+        secrets={names.online_secret: {"password": password}, **(secrets or {})},
         config_maps={"driver-feature-repo": repo},
         namespace=NAMESPACE,
+        claims={names.data_claim: data} if data else None,
     )
     apply = runner.pod(next(o for o in rendered.objects if o["kind"] == "Job")).run_job(timeout=300)
     assert apply.returncode == 0, f"feast apply failed:\n{apply.stdout}\n{apply.stderr}"
@@ -132,6 +149,8 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     res = pod.run(pod.prepare("materialize", extra_mounts=node), timeout=400)
     window = (started, time.time())
     assert res.returncode == 0, f"materialization ({compute}) failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}"
+    if not retrieve:
+        return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), [], window, res.stdout)
     prepared = pod.prepare("materialize", extra_mounts=node)
     prepared.argv = [
         "python",
@@ -144,7 +163,7 @@ def _run(compute: dict[str, Any], repo: dict[str, str], entity_rows: list[list[A
     assert out.returncode == 0, f"historical retrieval ({compute}) failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
     result = json.loads(line[len("RESULT ") :])
-    return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), result, window)
+    return Run(redis_srv, rendered, runner, pod.termination_message("materialize"), result, window, res.stdout)
 
 
 def _rows(srv: RedisServer) -> dict[bytes, dict[bytes, bytes]]:

@@ -190,7 +190,10 @@ class PodRunner:
         image_workdir: str = "/",
         namespace: str = "default",
         service_account_token: Callable[[str, str, str, int], str] | None = None,
+        claims: Mapping[str, Path] | None = None,
     ) -> None:
+        """``claims``: host directories that back these PersistentVolumeClaims (default: a fresh one
+        each), e.g. one that processes outside the pods read too, as a bucket."""
         self.objects = [copy.deepcopy(dict(o)) for o in objects]
         self.config_maps: dict[str, dict[str, str]] = {
             o["metadata"]["name"]: dict(o.get("data") or {}) for o in self.objects if o.get("kind") == "ConfigMap"
@@ -218,7 +221,7 @@ class PodRunner:
         self.namespace = namespace
         self.service_account_token = service_account_token
         self.base = Path(tempfile.mkdtemp(prefix="podrunner-"))
-        self._claims: dict[str, Path] = {}
+        self._claims: dict[str, Path] = dict(claims or {})
         self._created_file = MOUNTPOINTS_LOG
         self._lock = open(MOUNTPOINTS_LOCK, "a")  # noqa: SIM115 - held (shared) until close()
         fcntl.flock(self._lock, fcntl.LOCK_SH)  # waits while the last runner out removes mount points

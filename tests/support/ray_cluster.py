@@ -18,7 +18,9 @@ STARTED = "Ray runtime started"
 
 class LocalRayCluster:
     """``workers`` worker nodes of ``worker_cpus`` each and a head offering ``head_cpus`` to tasks.
-    ``cores``: pin the head to these CPUs and worker i to ``cores[i % len(cores)]`` (taskset)."""
+    ``cores``: pin the head to these CPUs and worker i to ``cores[i % len(cores)]`` (taskset).
+    ``token``: Ray's token authentication on every node (RAY_AUTH_MODE=token, as KubeRay's
+    ``authOptions`` sets it); ``dashboard``: the head's dashboard and Jobs API on :attr:`jobs_url`."""
 
     def __init__(
         self,
@@ -28,8 +30,11 @@ class LocalRayCluster:
         worker_cpus: int = 1,
         object_store_bytes: int = 150_000_000,
         cores: list[int] | None = None,
+        token: str | None = None,
+        dashboard: bool = False,
     ):
         self.port = free_port()
+        self.dashboard_port = free_port() if dashboard else None
         # short (Ray's unix sockets) and outside /tmp, which is an emptyDir in the pod
         self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/var/tmp"))
         ray_cli = str(Path(sys.executable).parent / "ray")
@@ -39,7 +44,30 @@ class LocalRayCluster:
             "--disable-usage-stats",
             "--node-ip-address=127.0.0.1",
         ]
-        env = {"RAY_USAGE_STATS_ENABLED": "0"}
+        # a job's entrypoint (a shell command) finds the venv's feast, as in the Feast image
+        path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+        env = {"RAY_USAGE_STATS_ENABLED": "0", "PATH": path}
+        if token:
+            env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+        head_dashboard = (
+            [
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard_port}",
+            ]
+            if dashboard
+            else ["--include-dashboard=false"]
+        )
+
+        def node_ports() -> list[str]:
+            """Ports of a node's own agents, free ones: with ray[default] every node runs a dashboard
+            agent, whose default ports would collide with another test's cluster on this machine."""
+            return [
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--dashboard-agent-grpc-port={free_port()}",
+                f"--metrics-export-port={free_port()}",
+                f"--runtime-env-agent-port={free_port()}",
+            ]
 
         def pin(cpus: list[int] | None) -> list[str]:
             return ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
@@ -52,9 +80,10 @@ class LocalRayCluster:
             f"--port={self.port}",
             f"--num-cpus={head_cpus}",
             f"--ray-client-server-port={free_port()}",
-            "--include-dashboard=false",
+            *head_dashboard,
             f"--temp-dir={self.temp}",
             *common,
+            *node_ports(),
         ]
         self.procs = [self._start("ray-head", head, env)]
         try:
@@ -66,6 +95,7 @@ class LocalRayCluster:
                     f"--address=127.0.0.1:{self.port}",
                     f"--num-cpus={worker_cpus}",
                     *common,
+                    *node_ports(),
                 ]
                 self.procs.append(self._start(f"ray-worker-{i}", worker, env))
         except BaseException:
@@ -82,6 +112,12 @@ class LocalRayCluster:
         """The GCS address: the materialization driver runs on a node of the cluster (this host), as a
         Ray job's entrypoint does. (Ray Client, ray://, cannot run Feast's Ray Data pipeline.)"""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def jobs_url(self) -> str:
+        """The head's Ray Jobs API (the dashboard), as the head Service's port 8265 in a RayCluster."""
+        assert self.dashboard_port, "started without dashboard=True"
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     def close(self) -> None:
         for p in reversed(self.procs):

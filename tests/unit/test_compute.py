@@ -162,9 +162,9 @@ def test_ray_engine_and_offline_store_config_is_what_feast_reads():
     fs = example("ray-compute.yaml")
     job = job_yaml(fs, WITH_ENGINE_CRDS)
     cfg = _feast_engine_config(job)
-    head = "ray://clicks-ray-head-svc.team-a.svc.cluster.local:10001"
-    assert cfg.ray_address == head and cfg.write_concurrency == 8
-    assert RayOfflineStoreConfig(**job["offline_store"]).ray_address == head
+    # kubeRay: the run is a Ray job whose driver is a Ray node; Ray sets RAY_ADDRESS for it
+    assert cfg.ray_address is None and cfg.write_concurrency == 8
+    assert RayOfflineStoreConfig(**job["offline_store"]).ray_address is None
     assert (
         cfg.staging_location
         == job["offline_store"]["storage_path"]
@@ -249,11 +249,32 @@ def test_missing_engine_operator_is_named():
     assert compute.problem(plain_ray, planned_endpoints(plain_ray), ApiVersions(), FIXED, True) is None
 
 
-@pytest.mark.parametrize("ray", [{"address": "ray://ray-head.team-a.svc.cluster.local:10001"}, {"kubeRay": {}}])
-def test_ray_client_modes_are_reported_not_silently_broken(ray):
-    fs = store({"engine": "ray", "ray": ray})
+def test_ray_client_address_is_reported_not_silently_broken():
+    fs = store({"engine": "ray", "ray": {"address": "ray://ray-head.team-a.svc.cluster.local:10001"}})
     msg = compute.problem(fs, planned_endpoints(fs), WITH_ENGINE_CRDS, FIXED, True)
-    assert msg and "Ray Client" in msg and "48682" in msg
+    assert msg and "Ray Client" in msg and "48682" in msg and "kubeRay" in msg
+
+
+def test_kube_ray_runs_the_materialization_as_a_ray_job():
+    fs = store({"engine": "ray", "ray": {"kubeRay": {}}})
+    assert compute.problem(fs, planned_endpoints(fs), WITH_ENGINE_CRDS, FIXED, True) is None
+    [cron] = [o for o in render(fs, planned_endpoints(fs), CONFIG, WITH_ENGINE_CRDS).objects if o["kind"] == "CronJob"]
+    [c] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["FEAST_RAY_JOBS_URL"]["value"] == f"http://{fs.metadata.name}-ray-head-svc.team-a.svc.cluster.local:8265"
+    assert env["RAY_AUTH_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": f"{fs.metadata.name}-ray", "key": "auth_token"}
+    }
+    assert env["RAY_AUTH_MODE"]["value"] == "token"
+    script = c["args"][1]
+    assert "JobSubmissionClient" in script and "/dev/termination-log" in script
+    assert "stop_job" in script and "trap" in script, "a terminated pod stops its Ray job"
+
+
+def test_kube_ray_needs_the_bucket():
+    local = store({"engine": "ray", "ray": {"kubeRay": {}}}, provider="local")
+    msg = compute.problem(local, planned_endpoints(local), WITH_ENGINE_CRDS, FIXED, True)
+    assert "spec.compute.ray.kubeRay" in msg and "offlineStore.gcs" in msg
 
 
 def test_engines_that_cannot_run_here_say_why():

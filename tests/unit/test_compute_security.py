@@ -255,6 +255,50 @@ def test_ray_head_admits_only_the_stores_own_pods_and_requires_a_token(fs):
         assert clusters
 
 
+def _admits(objects, pod_labels, caller, port):
+    """Whether the NetworkPolicies selecting ``pod_labels`` admit a same-namespace pod ``caller`` on ``port``
+    (a pod selected by none is open; a rule without ports admits every port)."""
+    fences = [p for p in objects if p["kind"] == "NetworkPolicy" and selects(p["spec"]["podSelector"], pod_labels)]
+    if not fences:
+        return True
+    return any(
+        any("podSelector" in peer and selects(peer["podSelector"], caller) for peer in rule.get("from", []))
+        and (not rule.get("ports") or any(p["port"] == port for p in rule["ports"]))
+        for f in fences
+        for rule in f["spec"].get("ingress", [])
+    )
+
+
+@pytest.mark.parametrize("fs", [v for v in _variants() if "kuberay" in v.id or v.id == "ray-compute"])
+def test_only_the_materialization_pod_reaches_the_ray_jobs_api_and_nothing_else_of_ray(fs):
+    """kubeRay: the CronJob pod submits each run to the head's Jobs API (8265); no other store pod
+    reaches any Ray port, and the materialization pod none but 8265 (GCS 6379, client 10001, ...)."""
+    objects = _render_all(fs)
+    [rc] = [o for o in objects if o["kind"] == "RayCluster"]
+    head = rc["spec"]["headGroupSpec"]["template"]["metadata"]["labels"]
+    worker = rc["spec"]["workerGroupSpecs"][0]["template"]["metadata"]["labels"]
+    [cron] = [o for o in objects if o["kind"] == "CronJob"]
+    materialize = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert _admits(objects, head, materialize, 8265)
+    for port in (6379, 10001, 8080, 52365):
+        assert not _admits(objects, head, materialize, port), port
+    servers = [
+        t["metadata"]["labels"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+        for _, t in pod_templates(o)
+    ]
+    assert servers
+    for labels in servers:
+        for port in (8265, 6379, 10001):
+            assert not _admits(objects, head, labels, port), (labels, port)
+            assert not _admits(objects, worker, labels, port), (labels, port)
+    assert _admits(objects, head, worker, 6379) and _admits(objects, worker, head, 12345), "Ray nodes reach each other"
+    redis = [t["metadata"]["labels"] for o in objects if o["kind"] == "StatefulSet" for _, t in pod_templates(o)]
+    for labels in redis:  # the job's driver and workers write the rows
+        assert _admits(objects, labels, worker, 6379) and _admits(objects, labels, head, 6379)
+
+
 def test_ray_versions_without_token_authentication_are_refused():
     doc = {
         "apiVersion": "featurestore.kubeflow.org/v1alpha1",

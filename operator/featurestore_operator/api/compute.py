@@ -123,10 +123,11 @@ class RayEngineSpec(ApiModel):
     """An existing Ray cluster in the store's own namespace: SERVICE.NAMESPACE.svc.cluster.local:PORT
     of its GCS when the materialization runs on one of its nodes, or ray://SERVICE.NAMESPACE.svc:10001
     (Ray Client). Feast 0.67's Ray engine reads with Ray Data, which does not work
-    through Ray Client (ray-project/ray#48682): the Materialization condition says so. Its workers must
+    through Ray Client (ray-project/ray#48682): the Materialization condition says so; use kubeRay. Its workers must
     reach the store's data."""
     kube_ray: KubeRaySpec | None = None
-    """Run a RayCluster owned by the store instead (needs the KubeRay operator)."""
+    """Run a RayCluster owned by the store instead (needs the KubeRay operator and offlineStore.gcs): each
+    materialization run is a Ray job submitted to its head."""
     max_workers: int | None = Field(default=None, ge=1, le=1024)
     """Ray tasks used for reads, joins and transformations. Default: every CPU of the cluster."""
     write_concurrency: int | None = Field(default=None, ge=1, le=256)

@@ -9,7 +9,9 @@ Config keys are Feast 0.67's (``feast/infra/compute_engines/*/config.py``, ``k8s
   creates a ConfigMap and an indexed Job per feature view; worker pods read the export and the
   registry themselves, so both must be on the bucket (a volume cannot be mounted into Feast's Jobs).
 * ``ray.engine`` + ``ray`` offline store: in-process Ray, an existing cluster (``ray_address``) or a
-  RayCluster the operator owns (KubeRay), reached through its head Service.
+  RayCluster the operator owns (KubeRay), where each run is a Ray job submitted through the head's
+  Jobs API (render/rayjob.py): the driver runs on the head, a Ray node, with ``RAY_ADDRESS`` set by
+  Ray, so the config names no address.
 * ``spark_application``: a ConfigMap + SparkApplication per run; refuses file offline stores and
   file registries (gs:// included), so it reads through the ``spark`` offline store (SparkSource
   feature views) and the registry server.
@@ -43,7 +45,6 @@ CLUSTER_ROLES = {
 COMPUTE_LABEL = "featurestore.kubeflow.org/compute-of"
 #: The job feature_store.yaml lives next to the server's in the same ConfigMap.
 JOB_CONFIG_KEY = "materialize.yaml"
-RAY_CLIENT_PORT = 10001
 #: Ray pods stay out of the mesh: Ray's nodes connect to each other's pod IPs on ports chosen at run
 #: time (object manager, workers), which an Istio sidecar only carries with per-cluster mesh
 #: configuration (headless Services, FQDN node addresses); and the materialization pod that calls the
@@ -127,12 +128,21 @@ def workload_identity_service_accounts(fs: FeatureStore, enabled: bool) -> list[
     return names
 
 
+def ray_head_host(fs: FeatureStore) -> str:
+    """The in-namespace DNS name of the store's RayCluster head Service (KubeRay's ``<name>-head-svc``)."""
+    return Names(fs).svc_host(ray_cluster_name(fs) + "-head-svc")
+
+
+def submits_ray_job(fs: FeatureStore) -> bool:
+    """Whether each run is a Ray job on the store's RayCluster (render/rayjob.py)."""
+    ray = fs.spec.compute.ray
+    return engine(fs) is ComputeEngine.RAY and ray is not None and ray.kube_ray is not None
+
+
 def _ray_address(fs: FeatureStore) -> str | None:
     ray = fs.spec.compute.ray
-    if ray is None:
+    if ray is None or ray.kube_ray:  # kubeRay: the driver is a Ray node (RAY_ADDRESS from Ray's job)
         return None
-    if ray.kube_ray:
-        return f"ray://{Names(fs).svc_host(ray_cluster_name(fs) + '-head-svc')}:{RAY_CLIENT_PORT}"
     return ray.address
 
 
@@ -292,13 +302,16 @@ def problem(
             "ray or local, or a Feast image where it is fixed"
         )
     ray = fs.spec.compute.ray
-    if e is ComputeEngine.RAY and ray is not None and (ray.kube_ray or (ray.address or "").startswith("ray://")):
+    if e is ComputeEngine.RAY and ray is not None and (ray.address or "").startswith("ray://"):
         return (
-            "spec.compute.ray: Feast 0.67's Ray engine reads with Ray Data, which does not run through Ray Client "
-            "(ray://, ray-project/ray#48682), and the materialization pod is not a Ray node; until the operator "
-            "submits the run as a Ray job on the cluster, use a GCS address from a Ray node or in-pod Ray "
+            "spec.compute.ray.address: Feast 0.67's Ray engine reads with Ray Data, which does not run through Ray "
+            "Client (ray://, ray-project/ray#48682), and the materialization pod is not a Ray node; use kubeRay "
+            "(each run is a Ray job on the store's RayCluster), a GCS address from a Ray node, or in-pod Ray "
             "(no address)"
         )
+    kube_ray = _kube_ray_problem(fs, endpoints)
+    if kube_ray:
+        return kube_ray
     missing = [kind for kind in _needed_crds(fs) if kind not in versions.optional_kinds]
     if missing:
         return (
@@ -322,6 +335,20 @@ def problem(
         return (
             "spec.compute.engine sparkApplication reads the registry through the registry server (Feast 0.67 "
             "refuses file registries for it, gs:// included): set spec.registry.server.enabled: true"
+        )
+    return None
+
+
+def _kube_ray_problem(fs: FeatureStore, endpoints: Endpoints) -> str | None:
+    """Why the store's RayCluster cannot run the materialization job, or None: the driver and the
+    workers run in the Ray pods, which do not mount the store's volume (the online store's CA
+    travels with each job: render/rayjob.py)."""
+    if not submits_ray_job(fs):
+        return None
+    if endpoints.offline is not None and not endpoints.offline.bucket:
+        return (
+            "spec.compute.ray.kubeRay runs each materialization on the RayCluster's pods, which cannot mount the "
+            "store's volume: it needs offlineStore.gcs (provider gcp); use engine local, or ray without kubeRay"
         )
     return None
 

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
-from . import authz, compute, fanout, gitref, podknobs, programs
+from . import authz, compute, fanout, gitref, podknobs, programs, rayjob
 from .feast_config import FEAST_CONFIG_DIR
 from .hardening import mesh_annotations
 from .inputs import ApiVersions, Endpoints, RepoSource
@@ -66,6 +66,9 @@ def materialization(
             else e
             for e in container["env"]
         ]
+    if compute.submits_ray_job(fs):  # the run is a Ray job on the store's RayCluster
+        cluster = compute.ray_cluster_name(fs)
+        container["env"] += rayjob.env(cluster, compute.ray_head_host(fs), fs.metadata.name)
     containers = fanout.share_containers(container, m.parallelism, versions.indexed_jobs)
     job_labels = labels(fs, "materialization")
     spec: dict[str, Any] = {

@@ -10,12 +10,17 @@ Redis             this store's own Feast pods only (NetworkPolicy); its namespac
                   (AuthorizationPolicy) where Jobs join the mesh (native sidecars), none else
 every store pod   :func:`store_policy`: ingress from the store's own pods only, egress to the
                   store's own pods, DNS and the few outside services Feast needs (below)
+Ray pods          :func:`ray_policy` instead (kubeRay): ingress from each other (Ray's nodes
+                  connect on ports chosen at run time) and from the materialization pods on
+                  the head's Jobs API port only (render/rayjob.py); the same egress
 ================  =========================================================================
 
 Every pod the store runs - servers, Jobs, Redis, the RayCluster's head and workers, and the pods
 Feast's engines create (render/compute.py labels them) - carries the store's instance and part-of
 labels, so :func:`store_policy` selects it for Ingress AND Egress: a pod without an allow rule is
-closed both ways (the Ray head's dashboard/Jobs API, GCS and client ports included).
+closed both ways (the Ray head's dashboard/Jobs API, GCS and client ports included); the Ray pods are
+selected by :func:`ray_policy` instead, which admits the other store pods on no Ray port but the Jobs
+API, and that from the materialization pods only.
 
 Namespaces: the store's own is selected as ``podSelector: {}`` without a namespaceSelector (the
 policy's namespace: no namespace label needed; Kubernetes 1.20 sets ``kubernetes.io/metadata.name``
@@ -33,14 +38,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..api import FeatureStore
+from .compute import submits_ray_job
 from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from .incluster import REDIS_PORT
 from .inputs import ApiVersions, Endpoints
 from .names import COMPONENT_LABEL, INSTANCE_LABEL, OWNER_LABEL, PART_OF, Names, meta, selector
+from .rayjob import DASHBOARD_PORT
 
 METRICS_PORT = 8000
-#: Components whose pods talk to Redis (Feast servers and jobs).
-FEAST_COMPONENTS = ["feature-server", "registry-server", "offline-server", "ui", "materialization", "feature-repo"]
+#: Components whose pods talk to Redis (Feast servers and jobs; Ray's nodes write a Ray job's rows).
+FEAST_COMPONENTS = [
+    "feature-server",
+    "registry-server",
+    "offline-server",
+    "ui",
+    "materialization",
+    "feature-repo",
+    "ray",
+]
+#: The RayCluster's pods (render/compute.py ``_ray_group``): fenced by :func:`ray_policy`.
+RAY_COMPONENT = "ray"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -128,15 +145,42 @@ def _egress(fs: FeatureStore, endpoints: Endpoints | None) -> list[dict[str, Any
 
 
 def store_policy(fs: FeatureStore, endpoints: Endpoints | None) -> dict[str, Any]:
-    """The fence of every pod of the store, both ways (see the module docstring)."""
+    """The fence of every pod of the store but Ray's, both ways (see the module docstring). NotIn
+    also matches pods without the component label (those Feast's engines create)."""
+    pods = store_pods(fs)
+    if submits_ray_job(fs):  # the RayCluster's pods have their own fence
+        pods["matchExpressions"] = [{"key": COMPONENT_LABEL, "operator": "NotIn", "values": [RAY_COMPONENT]}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": meta(fs, f"{fs.metadata.name}-feast-pods", "network"),
         "spec": {
-            "podSelector": store_pods(fs),
+            "podSelector": pods,
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": [{"podSelector": store_pods(fs)}]}],
+            "egress": _egress(fs, endpoints),
+        },
+    }
+
+
+def ray_policy(fs: FeatureStore, endpoints: Endpoints | None) -> dict[str, Any]:
+    """The fence of the store's RayCluster pods: each other on any port, the materialization pods on
+    the head's Jobs API port (they submit the runs), nothing else; egress as every store pod."""
+    ray = {"matchLabels": selector(fs, RAY_COMPONENT)}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(fs, f"{fs.metadata.name}-ray-pods", "network"),
+        "spec": {
+            "podSelector": ray,
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"from": [{"podSelector": ray}]},
+                {
+                    "from": [{"podSelector": {"matchLabels": selector(fs, "materialization")}}],
+                    "ports": [{"port": DASHBOARD_PORT, "protocol": "TCP"}],
+                },
+            ],
             "egress": _egress(fs, endpoints),
         },
     }
@@ -190,6 +234,8 @@ def policies(
     to it run sidecars (hardening.mesh_annotations), so under Kubeflow's global-deny-all Redis needs
     an ALLOW policy too."""
     out: list[dict[str, Any]] = [store_policy(fs, endpoints)]
+    if submits_ray_job(fs):
+        out.append(ray_policy(fs, endpoints))
     with_istio = istio and "AuthorizationPolicy" in versions.optional_kinds
     for component in fenced_components(fs):
         if component not in components:

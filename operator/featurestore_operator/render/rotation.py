@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 from ..api import FeatureStore
+from .compute import ray_cluster_name, submits_ray_job
 from .inputs import Endpoints, SecretHashes
 
 SECRETS_HASH_ANNOTATION = "featurestore.kubeflow.org/secrets-hash"
@@ -25,6 +26,8 @@ def secret_names(fs: FeatureStore, endpoints: Endpoints) -> set[str]:
     git = fs.spec.feature_repo.git if fs.spec.feature_repo else None
     if git and git.secret_ref:
         names.add(git.secret_ref.name)
+    if submits_ray_job(fs):  # the token Secret KubeRay generates, read by the materialization pod
+        names.add(ray_cluster_name(fs))
     return names
 
 

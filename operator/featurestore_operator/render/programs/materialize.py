@@ -15,6 +15,14 @@ share's commit erases that share's interval, and the view would be materialized 
 start next run. So each commit first refreshes the copy, and the share re-checks its views a few
 times while other shares may still commit, re-recording what was lost.
 
+compute.ray.kubeRay (render/rayjob.py, FEAST_RAY_JOBS_URL set): the run is a Ray job on the
+store's RayCluster, so the driver is a Ray node (Feast's Ray engine reads with Ray Data, which does
+not run through Ray Client). This process submits it to the head's Jobs API (token auth from
+RAY_AUTH_TOKEN), ships the Job's feature_store.yaml (the Redis AUTH string expanded as Feast does)
+and the online store's CA as the job's working_dir (the Ray pods hold no store config or Secret
+between runs, and the secret is not in the job's listed runtime_env), prints the job's logs as they
+grow, stops the job when the pod is terminated, and takes the job's result as its own.
+
 The exit code is the materialization's; the summary is written whatever happened.
 """
 
@@ -24,7 +32,12 @@ import json
 import logging
 import os
 import random
+import re
+import shlex
+import shutil
+import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -85,6 +98,65 @@ def recheck(store: FeatureStore, views: list[str], end: dt.datetime, record: Any
                 record(fv, store.project, fv.most_recent_end_time or end, end)
 
 
+def ray_working_dir(config_path: Path) -> Path:
+    """A private directory with the job's feature_store.yaml (expanded as Feast loads it) and the
+    online store's CA file(s) (public; paths made relative): the job's working_dir."""
+    work = Path(tempfile.mkdtemp(prefix="feast-run-"))
+
+    def ship(m: re.Match[str]) -> str:
+        name = f"ca-{len(list(work.iterdir()))}.crt"
+        shutil.copyfile(m.group(2), work / name)
+        return m.group(1) + name
+
+    config = re.sub(r"(ssl_ca_certs=)([^,\s\x22\x27]+)", ship, os.path.expandvars(config_path.read_text()))
+    (work / "feature_store.yaml").write_text(config)
+    (work / "feature_store.yaml").chmod(0o600)
+    return work
+
+
+def ray_job(views: list[str] | None, end: dt.datetime, log_level: str | None) -> int:
+    """Submit the run to the RayCluster's Jobs API, follow it, stop it on SIGTERM; its exit code."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(os.environ["FEAST_RAY_JOBS_URL"])
+    argv = ["feast", *(["--log-level", log_level] if log_level else []), "-f", "feature_store.yaml"]
+    argv += ["materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S")]
+    argv += [w for v in views or [] for w in ("--views", v)]
+    entrypoint = " ".join(shlex.quote(a) for a in argv)  # Ray runs it with a shell: the views are quoted
+    run = f"feast-materialize-{os.environ.get('HOSTNAME', 'pod')}-{int(time.time())}"
+    work = ray_working_dir(Path(os.environ["FEAST_FS_YAML_FILE_PATH"]))
+    try:
+        client.submit_job(
+            entrypoint=entrypoint,
+            submission_id=run,
+            runtime_env={"working_dir": str(work)},
+            metadata={"featurestore": os.environ.get("FEAST_STORE_NAME", "")},
+        )
+    finally:
+        shutil.rmtree(work)
+    print(f"submitted Ray job {run}: {entrypoint}", flush=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        print(f"terminated: stopping Ray job {run}", flush=True)
+        client.stop_job(run)
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)  # PID 1 ignores SIGTERM without a handler
+    shown = 0
+    while True:
+        status = client.get_job_status(run)
+        logs = client.get_job_logs(run)
+        sys.stdout.write(logs[shown:])
+        sys.stdout.flush()
+        shown = len(logs)
+        if status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+            break
+        time.sleep(2)
+    info = client.get_job_info(run)
+    print(f"Ray job {run}: {status.value}" + (f" ({info.message})" if info.message else ""), flush=True)
+    return 0 if status == JobStatus.SUCCEEDED else 1
+
+
 def materialize(store: FeatureStore, views: list[str] | None) -> None:
     end = dt.datetime.now(dt.UTC).replace(microsecond=0)
     count = int(os.environ.get("FEAST_SLICE_COUNT") or 1)
@@ -111,7 +183,10 @@ def main(argv: list[str]) -> int:
     store = FeatureStore(fs_yaml_file=Path(os.environ["FEAST_FS_YAML_FILE_PATH"]))
     rc = 0
     try:
-        materialize(store, args.views)
+        if os.environ.get("FEAST_RAY_JOBS_URL"):
+            rc = ray_job(args.views, dt.datetime.now(dt.UTC).replace(microsecond=0), args.log_level)
+        else:
+            materialize(store, args.views)
     except Exception:
         traceback.print_exc()
         rc = 1
