@@ -26,11 +26,12 @@ import pytest
 
 from tests.datapath.test_compute_ray import DATA_PARENT, VIEW, Run, _rows, _run, mount_points  # noqa: F401
 from tests.support import feature_repo
+from tests.support.prerequisites import need_module
 from tests.support.ray_cluster import LocalRayCluster
 
 pytestmark = pytest.mark.timeout(900)
 
-pytest.importorskip("aiohttp_cors", reason="ray[default] (the test extra) is needed for the Ray Jobs API")
+need_module("aiohttp_cors", "ray[default] (the test extra) is needed for the Ray Jobs API", module=True)
 
 from featurestore_operator.render import rayjob  # noqa: E402
 from featurestore_operator.render.compute import JOB_CONFIG_KEY  # noqa: E402

@@ -268,7 +268,7 @@ def test_kube_ray_runs_the_materialization_as_a_ray_job():
     assert env["RAY_AUTH_MODE"]["value"] == "token"
     script = c["args"][1]
     assert "JobSubmissionClient" in script and "/dev/termination-log" in script
-    assert "stop_job" in script and "trap" in script, "a terminated pod stops its Ray job"
+    assert "stop_job" in script and "signal.SIGTERM" in script, "a terminated pod stops its Ray job"
 
 
 def test_kube_ray_needs_the_bucket():

@@ -130,13 +130,15 @@ def test_kubeflow_condition_false_where_the_webhook_will_not_act():
     assert kubeflow_part(False, True, kinds, NotebookFacts(None, False), "a").status == "True"
 
 
-def _yaml_blocks(path: str) -> list[dict]:
+def _yaml_blocks(path: str, section: str) -> list[dict]:
+    """The YAML blocks of one ``## section`` of a docs page."""
     import re
     from pathlib import Path
 
     import yaml
 
     text = (Path(__file__).resolve().parents[2] / path).read_text()
+    text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
 
 
@@ -155,7 +157,7 @@ def _pod_from(block: dict) -> dict:
 
 def test_documented_kfp_and_kserve_snippets_get_the_stores_config():
     demo = _pd(_fs("demo"), default=True)
-    blocks = _yaml_blocks("docs/notebooks.md")
+    blocks = _yaml_blocks("docs/notebooks.md", "Pipelines (KFP) and models (KServe) in the profile namespace")
     assert {b.get("kind", "pod fragment") for b in blocks} == {"InferenceService", "pod fragment"}
     for block in blocks:
         pod = apply_poddefaults(_pod_from(block), [demo], namespace_labels=PROFILE)
