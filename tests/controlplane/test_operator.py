@@ -125,6 +125,11 @@ def test_create_reaches_ready_with_owned_objects(operator, kube_api, crd_api, ku
 def test_cronjob_uses_served_version_and_events_are_posted(
     operator, kube_api, crd_api, kubelet, namespace, control_plane
 ):
+    # a Kubeflow profile namespace, as the profile controller labels it: otherwise the store's
+    # Kubeflow condition warns that notebooks get no config there (a Warning Event by design)
+    client.CoreV1Api(kube_api).patch_namespace(
+        namespace, {"metadata": {"labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}}
+    )
     crd_api.create_namespaced_custom_object(
         G,
         V,
