@@ -47,7 +47,10 @@ def crd_api(kube_api):
 def team_a(kube_api):
     """The sample's namespace name (the sample is printed as is, so column widths stay true)."""
     core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    # a Kubeflow profile namespace, labelled as the profile controller does (the sample's Kubeflow
+    # condition is Configured)
+    labels = {"app.kubernetes.io/part-of": "kubeflow-profile"}
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a", labels=labels)))
     try:
         yield "team-a"
     finally:
