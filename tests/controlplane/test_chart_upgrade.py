@@ -76,7 +76,7 @@ def test_upgrade_from_previous_chart_upgrades_the_crd_and_keeps_it(plane, helm_b
     after = _crd(plane)
     assert after["spec"]["names"]["categories"] == ["kubeflow"]
     columns = [c["name"] for c in after["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Reason", "Online", "Age", "Message", "Server"]
+    assert columns == ["Ready", "Reason", "Online", "Age", "Message", "Server", "Commit"]
     pod = after["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["featureServer"]
     assert "pod" in pod["properties"]  # a field the previous CRD did not have
     assert after["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

@@ -83,7 +83,11 @@ def runnable(cmd: DocCommand, namespace: str) -> list[str]:
     # the docs' placeholders and sample names -> this test's objects
     text = cmd.text.replace("<namespace>", namespace).replace("team-a", namespace).replace("$NS", namespace)
     text = text.replace("kubeflow-user-example-com", namespace)  # the examples' profile namespace
+    text = text.replace("'$SHA'", "a" * 40)  # docs/concepts/feature-repos.md: pin a commit
+    # the demo store has no git repo: the documented ref patch gets the URL a git store has
+    text = text.replace('{"git":{"ref":', '{"git":{"url":"https://example.com/repo.git","ref":')
     tokens = [t.replace("NAME", "demo").replace("driver-stats", "demo") for t in shlex.split(text, comments=True)[1:]]
+    tokens = [namespace if t == "NS" else t for t in tokens]
     if not {"-n", "--namespace", "-A", "--all-namespaces"} & set(tokens) and cmd.verb != "explain":
         tokens += ["-n", namespace]
     if cmd.verb == "wait" and not any(t.startswith("--timeout") for t in tokens):
@@ -95,7 +99,11 @@ def runnable(cmd: DocCommand, namespace: str) -> list[str]:
 
 #: What each verb prints only when it reached our CRD.
 def assert_ours(cmd: DocCommand, out: str) -> None:
-    if cmd.verb == "get":
+    if cmd.verb == "get" and "jsonpath" in cmd.text:
+        assert out.startswith(f"{OURS}/"), out
+    elif cmd.verb == "get" and " -o yaml" in cmd.text:
+        assert f"apiVersion: {OURS}/" in out, out
+    elif cmd.verb == "get":
         header = out.splitlines()[0].split()
         assert header[:2] in (["NAME", "READY"], ["NAMESPACE", "NAME"]) and "REASON" in header, out
         assert "STATUS" not in header, f"{cmd.text!r} listed the Feast Operator's FeatureStores:\n{out}"
@@ -124,6 +132,10 @@ def test_documented_commands_resolve_to_ours_beside_feast_operator(kubectl_bin, 
     failures = []
     for cmd in featurestore_commands():
         args = runnable(cmd, both_demos)
+        # a documented field read (-o jsonpath=...) prints a value, no header: read the object's
+        # apiVersion with the same command instead, which names whose resource it resolved to
+        args = ["-o=jsonpath={.apiVersion}" if a.startswith(("-o=jsonpath", "jsonpath=")) else a for a in args]
+        args = [a for i, a in enumerate(args) if not (a == "-o" and i + 1 < len(args) and "jsonpath" in args[i + 1])]
         out = kubectl(kubectl_bin, control_plane, args, tmp_path)
         deadline = time.monotonic() + 60
         while cmd.verb == "explain" and out.returncode != 0 and time.monotonic() < deadline:
