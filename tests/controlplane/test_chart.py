@@ -310,6 +310,7 @@ def test_helm_template_is_valid_and_hardened(helm_bin, value_set):
         assert granted == {
             "customresourcedefinitions",
             "namespaces",
+            "serviceaccounts",  # get default-editor by name (the notebooks' GSA, backends/notebook_access.py)
             "clusterrolebindings",
             "clusterroles",
             *webhook_configs,
@@ -1054,11 +1055,16 @@ def test_watch_namespaces_under_chart_serviceaccount(
     # (get/patch by name; never create) and the cluster identity (get namespaces/kube-system by name)
     # and the token reviewers binding and its ClusterRole (by name)
     assert all(r in cluster_role["rules"] for r in token_reviewer_rules(name))
-    named = {("get", "namespaces"): ["kube-system"]}
+    # the cluster identity (kube-system); the watched namespaces' labels (is it a Kubeflow profile:
+    # render.kubeflow); each namespace's default-editor (the notebooks' GSA: backends/notebook_access.py)
+    named = {
+        ("get", "namespaces"): (["kube-system"], [store_namespace]),
+        ("get", "serviceaccounts"): (["default-editor"],),
+    }
     for r in cluster_role["rules"]:
         extra = set(r["verbs"]) - {"list", "watch"}
         if not extra or r in token_reviewer_rules(name):
             continue
         assert "create" not in extra, r
         [verb] = extra
-        assert r.get("resourceNames") == named[(verb, r["resources"][0])], r
+        assert r.get("resourceNames") in named[(verb, r["resources"][0])], r
