@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.support.kube import OWNER_LABEL, G, P, V, condition, fs_manifest, get_fs, gone
+from tests.support.kube import OWNER_LABEL, G, P, V, as_profile_namespace, condition, fs_manifest, get_fs, gone
 from tests.support.labeled import labeled
 from tests.support.operator_process import OperatorProcess
 from tests.support.waiting import wait_for
@@ -127,9 +127,7 @@ def test_cronjob_uses_served_version_and_events_are_posted(
 ):
     # a Kubeflow profile namespace, as the profile controller labels it: otherwise the store's
     # Kubeflow condition warns that notebooks get no config there (a Warning Event by design)
-    client.CoreV1Api(kube_api).patch_namespace(
-        namespace, {"metadata": {"labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}}
-    )
+    as_profile_namespace(kube_api, namespace)
     crd_api.create_namespaced_custom_object(
         G,
         V,

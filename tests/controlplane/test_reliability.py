@@ -30,7 +30,19 @@ from kubernetes.client.rest import ApiException
 from tests.support import chart_identity
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.iam_fake import GcsBucketOverlay
-from tests.support.kube import OWNER_LABEL, SERVER_PODS, G, P, V, condition, custom, get_fs, is_ready, list_fs
+from tests.support.kube import (
+    OWNER_LABEL,
+    SERVER_PODS,
+    G,
+    P,
+    V,
+    as_profile_namespace,
+    condition,
+    custom,
+    get_fs,
+    is_ready,
+    list_fs,
+)
 from tests.support.kubelet import FakeKubelet
 from tests.support.labeled import labeled
 from tests.support.memorystore_fake import MemorystoreFake
@@ -553,6 +565,7 @@ def test_ha_two_replicas_one_leads_and_handover(control_plane, featurestore_crd,
 def test_observability_metrics_events_and_json_logs(control_plane, featurestore_crd, kube_api, namespace):
     from prometheus_client.parser import text_string_to_metric_families
 
+    as_profile_namespace(kube_api, namespace)  # a clean store posts no Warning (NotAProfileNamespace)
     op = OperatorProcess(
         control_plane.kubeconfig, env={"FSO_RESYNC_SECONDS": "10"}, args=["--namespace", namespace]
     ).start()

@@ -107,3 +107,13 @@ def start_cron_run(api: client.ApiClient, minor: int, ns: str, cronjob: str, job
         )
         .to_dict()
     )
+
+
+#: The label Kubeflow's profile controller puts on a profile's namespace (the PodDefault webhook acts
+#: only there: render/kubeflow.py's NotAProfileNamespace condition otherwise).
+PROFILE_NAMESPACE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile"}
+
+
+def as_profile_namespace(api_client: Any, namespace: str) -> None:
+    """Label ``namespace`` as the profile controller labels a Kubeflow profile's namespace."""
+    client.CoreV1Api(api_client).patch_namespace(namespace, {"metadata": {"labels": PROFILE_NAMESPACE_LABELS}})
