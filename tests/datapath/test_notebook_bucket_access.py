@@ -75,9 +75,8 @@ def ctx(cfg: OperatorConfig, gsa: str | None) -> BackendContext:
 
 
 def with_status(fs, out):
-    cloud = fs.status.cloud.model_dump(by_alias=True)
-    cloud.update(out.status.get("cloud", {}))
-    return fs.model_copy(update={"status": fs.status.model_validate({"cloud": cloud})})
+    """``fs`` with the backend's status update applied, as reconcile applies it."""
+    return fs.model_copy(update={"status": out.status.applied_to(fs.status)})
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +189,7 @@ def test_notebook_gsa_reads_registry_and_data_of_its_namespaces_stores_only(gcs)
     mine, theirs = make_fs("a"), make_fs("b", OTHER_NS)
     out = run(backend.ensure(mine, ctx(config(), NOTEBOOK_GSA)))
     assert isinstance(out, Ready), out
-    assert out.status["cloud"]["notebookReader"] == f"serviceAccount:{NOTEBOOK_GSA}"
+    assert out.status.cloud is not None and out.status.cloud.notebook_reader == f"serviceAccount:{NOTEBOOK_GSA}"
     assert isinstance(run(backend.ensure(theirs, ctx(config(), OTHER_GSA))), Ready)
     bucket, other = naming.bucket_name(mine), naming.bucket_name(theirs)
     assert roles_of(ov, bucket, f"serviceAccount:{NOTEBOOK_GSA}") == set(READER_ROLES)
@@ -230,7 +229,7 @@ def test_annotation_naming_another_namespaces_or_a_shared_gsa_gets_no_grant(gcs)
         out = run(backend.ensure(fs, ctx(config(deniedServiceAccounts=["fso@*"]), hostile)))
         assert isinstance(out, Ready) and "notebooks get no bucket read" in out.message, out
         assert roles_of(ov, naming.bucket_name(fs), f"serviceAccount:{hostile}") == set()
-        assert not out.status.get("cloud", {}).get("notebookReader")
+        assert not (out.status.cloud and out.status.cloud.notebook_reader)
 
 
 def test_changed_annotation_moves_the_grant_and_policy_off_revokes_it(gcs):
@@ -247,7 +246,8 @@ def test_changed_annotation_moves_the_grant_and_policy_off_revokes_it(gcs):
     fs = with_status(fs, out)
     off = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"notebook_bucket_read": False})})
     out = run(backend.ensure(fs, ctx(off, second)))
-    assert out.status["cloud"]["notebookReader"] is None
+    cloud = out.status.cloud
+    assert cloud is not None and "notebook_reader" in cloud.model_fields_set and cloud.notebook_reader is None
     assert roles_of(ov, bucket, f"serviceAccount:{second}") == set()
     assert roles_of(ov, bucket, f"serviceAccount:{STORE_GSA}") == {OBJECT_ADMIN, BUCKET_READER}
 
