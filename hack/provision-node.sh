@@ -47,6 +47,7 @@ START_TS=$(date +%s)
 
 log() { printf '[provision-node] %s\n' "$*" >&2; }
 die() { printf '[provision-node] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck disable=SC2154 # rc is assigned inside the trap
 trap 'rc=$?; [ $rc -ne 0 ] && printf "[provision-node] FAILED (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
 [ "$(id -u)" = 0 ] || die "the node needs root (containerd, iptables, bridges, mounts)"
 mkdir -p "$BIN" "$IMAGES" "$NODE/rootfs" "$NODE/buildah"

@@ -32,6 +32,7 @@ set -euo pipefail
 POD_ENV="${POD_ENV:-}"
 NOTEBOOK_ENV="${NOTEBOOK_ENV:-[]}"
 STORE2=""
+# shellcheck disable=SC2034 # read by lib.sh
 STORE_REPO=demo-feature-repo   # examples/feature-repos/demo.yaml
 NS=kubeflow-user-example-com   # its namespace
 STORE=""

@@ -18,6 +18,7 @@ set -euo pipefail
 
 NS=kubeflow-user-example-com   # the namespace of examples/local.yaml
 STORE=demo                     # metadata.name in examples/local.yaml
+# shellcheck disable=SC2034 # read by lib.sh
 STORE_REPO=demo-feature-repo   # its spec.featureRepo.configMap.name
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
