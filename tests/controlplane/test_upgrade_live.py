@@ -107,7 +107,8 @@ def _release_kubeconfig(control_plane, release_ns: str) -> str:
 
 
 def _workloads(api: client.ApiClient, ns: str) -> dict[str, dict[str, Any]]:
-    """kind/name -> generation, pod template (as the API server stores it) and its current pods."""
+    """kind/name -> generation, pod template (as the API server stores it) and its current pods
+    (name/uid)."""
     apps = client.AppsV1Api(api)
     pods = client.CoreV1Api(api).list_namespaced_pod(ns).items
     found = {}
@@ -115,8 +116,11 @@ def _workloads(api: client.ApiClient, ns: str) -> dict[str, dict[str, Any]]:
         for w in getattr(apps, lister)(ns).items:
             owner = (w.metadata.labels or {}).get(OWNER_LABEL)
             selector = w.spec.selector.match_labels or {}
+            # name/uid: a StatefulSet's new pod keeps its name (local-redis-0), not its uid
             mine = sorted(
-                p.metadata.name for p in pods if selector.items() <= (p.metadata.labels or {}).items() and owner
+                f"{p.metadata.name}/{p.metadata.uid}"
+                for p in pods
+                if selector.items() <= (p.metadata.labels or {}).items() and owner
             )
             found[f"{kind}/{w.metadata.name}"] = {
                 "generation": w.metadata.generation,
@@ -232,10 +236,13 @@ def test_helm_upgrade_with_live_stores(
                 new.wait_reconciles(4, timeout=180)  # two passes per store, the second after the first's writes
                 before_pods = {p for w in before.values() for p in w["pods"]}
 
-                def rolled() -> dict[str, dict[str, Any]] | None:
+                def rolled() -> dict[str, dict[str, Any]]:
                     now = _workloads(kube_api, ns)
-                    fresh = [now[w] for w in now if w in before and now[w]["template"] != before[w]["template"]]
-                    return now if all(w["pods"] and not set(w["pods"]) & before_pods for w in fresh) else None
+                    fresh = [w for w in now if w in before and now[w]["template"] != before[w]["template"]]
+                    waiting = [w for w in fresh if not now[w]["pods"] or set(now[w]["pods"]) & before_pods]
+                    if waiting:  # named in the timeout's message
+                        raise LookupError(f"not rolled yet: {', '.join(waiting)} ({[now[w]['pods'] for w in waiting]})")
+                    return now
 
                 after = wait_for(rolled, timeout=120, interval=1, what="the changed workloads rolled")
                 new.wait_reconciles(2)
@@ -260,7 +267,6 @@ def test_helm_upgrade_with_live_stores(
             helm(helm_bin, "uninstall", RELEASE, "-n", release_ns, kubeconfig=kc, check=False)
 
     assert watch.polls > 20, "the Ready watch ran through the upgrade"
-    assert not watch.not_ready, f"a store left Ready during the upgrade: {watch.not_ready[:5]}"
     assert calls_after == calls_before, "no Memorystore operation repeated"
     assert calls_before["CreateInstance"] == 1
     assert [(r.method, r.path) for r in bucket_writes] == [(r.method, r.path) for r in bucket_writes_before], (
@@ -281,10 +287,21 @@ def test_helm_upgrade_with_live_stores(
             report.append(f"{name}: kept its pods {old_w['pods']}")
     print("\n".join(["[upgrade] what restarted and why:", *report]))
     restarted = {r.split(":")[0] for r in report if ": restarted" in r}
-    # the Feast workloads run the new image; the in-cluster Redis (its own image) keeps its pod
-    assert restarted == {n for n in before if n.startswith("Deployment/")}, report
-    assert "StatefulSet/local-redis" not in restarted, report
+    # The in-cluster Redis is one pod (the embedded default, no replicas): when its template changed
+    # its restart is an outage of the local store's online store, and Ready says so (CHANGELOG,
+    # "Upgrade note"). Nothing else may leave Ready.
+    redis_restart = [
+        e for e in watch.not_ready if e[1] == "local" and "in-cluster Redis" in (e[2] or {}).get("message", "")
+    ]
+    if "StatefulSet/local-redis" not in restarted:
+        redis_restart = []
+    others = [e for e in watch.not_ready if e not in redis_restart]
+    assert not others, f"a store left Ready during the upgrade: {others[:5]}"
+    print(f"[upgrade] the local store was not Ready for {len(redis_restart)} polls while its Redis pod restarted")
+    # the Feast workloads run the new image; the in-cluster Redis restarts only because this
+    # release changed its template (memory request 256Mi -> 128Mi, in the mesh with native sidecars):
+    # exactly the workloads whose template changed, nothing else
+    assert restarted == {n for n in before if n.startswith("Deployment/")} | {"StatefulSet/local-redis"}, report
     print(
-        f"[upgrade] {watch.polls} Ready polls, none False; upgrade {upgrade_seconds:.0f}s,"
-        f" test {time.monotonic() - started:.0f}s"
+        f"[upgrade] {watch.polls} Ready polls; upgrade {upgrade_seconds:.0f}s, test {time.monotonic() - started:.0f}s"
     )
