@@ -189,7 +189,6 @@ LEGACY_PICKS = {
         hpa="autoscaling/v2beta2",
         authorization_policy="security.istio.io/v1beta1",
         cronjob_time_zone=False,
-        indexed_jobs=False,
         optional_kinds=frozenset({"AuthorizationPolicy"}),
     ),
     "1.23-istio-1.22": ApiVersions(
@@ -198,7 +197,6 @@ LEGACY_PICKS = {
         hpa="autoscaling/v2",
         authorization_policy="security.istio.io/v1",
         cronjob_time_zone=False,  # batch/v1beta1 still served: a server without spec.timeZone
-        indexed_jobs=False,
         optional_kinds=frozenset({"AuthorizationPolicy"}),
     ),
 }

@@ -15,7 +15,6 @@ V120 = ApiVersions(
     pdb="policy/v1beta1",
     hpa="autoscaling/v2beta2",
     cronjob_time_zone=False,
-    indexed_jobs=False,
 )
 
 

@@ -23,7 +23,6 @@ async def api_versions(served: Mapping[str, str], probe: Probe) -> ApiVersions:
         hpa=served.get("HorizontalPodAutoscaler", "autoscaling/v2"),
         authorization_policy=served.get("AuthorizationPolicy", "security.istio.io/v1"),
         cronjob_time_zone=tz,
-        indexed_jobs=tz,
         optional_kinds=frozenset(k.kind for k in KINDS.values() if k.optional and k.kind in served),
     )
 

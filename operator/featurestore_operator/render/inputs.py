@@ -102,11 +102,15 @@ class ApiVersions:
     authorization_policy: str = "security.istio.io/v1"
     #: CronJob.spec.timeZone exists from Kubernetes 1.25 (batch/v1); older servers drop it.
     cronjob_time_zone: bool = True
-    #: Indexed Jobs (completionMode, JOB_COMPLETION_INDEX): GA in 1.24; discovered with the same
-    #: signal as cronjob_time_zone (>= 1.25). Older servers silently drop completionMode.
-    indexed_jobs: bool = True
     #: Which optional CRDs the cluster has: PodDefault, AuthorizationPolicy.
     optional_kinds: frozenset[str] = field(default_factory=lambda: frozenset({"PodDefault", "AuthorizationPolicy"}))
+
+    @property
+    def indexed_jobs(self) -> bool:
+        """Indexed Jobs (completionMode, JOB_COMPLETION_INDEX; GA in 1.24): the same discovery signal as
+        cronjob_time_zone (a server that serves only batch/v1 CronJobs is >= 1.25). Older servers
+        silently drop completionMode."""
+        return self.cronjob_time_zone
 
 
 @dataclass(frozen=True)
