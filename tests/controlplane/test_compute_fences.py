@@ -17,14 +17,15 @@ from featurestore_operator.api import OperatorConfig, parse_featurestore, resolv
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.reconcile.applier import Applier
 from featurestore_operator.reconcile.fences import fences, pod_labels, selects
-from featurestore_operator.render import ApiVersions, RepoSource, render
+from featurestore_operator.render import RepoSource, render
 from featurestore_operator.runtime.cache import ObservedCache
 from featurestore_operator.runtime.kube import Kube
 from kubernetes import client
 
+from tests.support.versions import V120
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1")
-LEGACY = ApiVersions(cronjob="batch/v1beta1", pdb="policy/v1beta1", hpa="autoscaling/v2beta2", cronjob_time_zone=False)
 WORKLOADS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "CronJob": "cronjobs", "Job": "jobs"}
 
 
@@ -34,7 +35,7 @@ def _objects(namespace: str, **spec) -> list[dict]:
     doc["spec"].update(spec)
     fs = parse_featurestore(doc)
     fs = fs.model_copy(update={"spec": resolve(fs.spec, CONFIG)})
-    objects = render(fs, planned_endpoints(fs), CONFIG, LEGACY, RepoSource("a1b2c3d4e5f60718")).objects
+    objects = render(fs, planned_endpoints(fs), CONFIG, V120, RepoSource("a1b2c3d4e5f60718")).objects
     # no ownerReference: the store they were rendered for does not exist (the garbage collector would
     # delete them); no optional CRD kinds: this API server has none of them
     out = []

@@ -10,13 +10,13 @@ import subprocess
 
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
-from featurestore_operator.render import ApiVersions, RepoSource, render
+from featurestore_operator.render import RepoSource, render
 
+from tests.support.versions import V120
 from tests.unit.test_podknobs import POD, manifest
 
 G = "featurestore.kubeflow.org"
 #: the control plane is Kubernetes 1.20
-V120 = ApiVersions(cronjob="batch/v1beta1", pdb="policy/v1beta1", hpa="autoscaling/v2beta2", cronjob_time_zone=False)
 
 
 def test_pod_settings_survive_the_api_server_and_apply(control_plane, featurestore_crd, kubectl_bin, namespace):

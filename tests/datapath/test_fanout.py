@@ -30,18 +30,13 @@ from tests.support import feature_repo
 from tests.support.podrunner import Pod, PodRunner, unshare_available
 from tests.support.prerequisites import missing
 from tests.support.redis_server import RedisServer, no_retry
+from tests.support.versions import V120
 
 pytestmark = pytest.mark.timeout(600)
 
 NAMESPACE = "team-a"
 DATA_PARENT = "/var/tmp"
 VIEWS = {"driver_hourly_stats", "driver_rating"}
-V120 = ApiVersions(
-    cronjob="batch/v1beta1",
-    pdb="policy/v1beta1",
-    hpa="autoscaling/v2beta2",
-    cronjob_time_zone=False,
-)
 
 if unshare_available():
     missing(f"podrunner: {unshare_available()}", module=True)

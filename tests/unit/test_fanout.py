@@ -10,12 +10,7 @@ from featurestore_operator.render import render
 from featurestore_operator.render.fanout import is_share
 from featurestore_operator.render.inputs import ApiVersions
 
-V120 = ApiVersions(
-    cronjob="batch/v1beta1",
-    pdb="policy/v1beta1",
-    hpa="autoscaling/v2beta2",
-    cronjob_time_zone=False,
-)
+from tests.support.versions import V120
 
 
 def store(materialization: dict, compute: dict | None = None) -> FeatureStore:

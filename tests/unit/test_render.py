@@ -16,13 +16,13 @@ from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION
 
 from tests.support import golden
 from tests.support.prerequisites import missing
+from tests.support.versions import V120
 
 ROOT = Path(__file__).resolve().parents[2]
 # the FeatureStore examples (examples/operator-config.yaml is the CLI's operator configuration)
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if "\nkind: FeatureStore\n" in p.read_text())
 GOLDEN = Path(__file__).parent / "golden"
 CONFIG = OperatorConfig(gcp_project="my-gcp-project", gcp_region="us-central1", compute_enabled=True)
-LEGACY = ApiVersions(cronjob="batch/v1beta1", pdb="policy/v1beta1", hpa="autoscaling/v2beta2", cronjob_time_zone=False)
 UID = "0b5e9a52-8c1e-4a43-9b2e-5c0d7f6b1a11"
 
 
@@ -70,7 +70,7 @@ def test_every_object_is_owned_labelled_and_valid(example):
 
 
 def test_legacy_api_versions_are_used_when_served():
-    _, out = rendered(ROOT / "examples" / "gcp-memorystore.yaml", LEGACY)
+    _, out = rendered(ROOT / "examples" / "gcp-memorystore.yaml", V120)
     by_kind = {o["kind"]: o for o in out.objects}
     assert by_kind["PodDisruptionBudget"]["apiVersion"] == "policy/v1beta1"
     assert by_kind["HorizontalPodAutoscaler"]["apiVersion"] == "autoscaling/v2beta2"
@@ -78,7 +78,7 @@ def test_legacy_api_versions_are_used_when_served():
     # The legacy shapes are accepted by the real 1.20 API server in the control-plane tier;
     # autoscaling/v2beta2 is still in the 1.25 schema set, so check it here too.
     kubernetes_validate.validate(by_kind["HorizontalPodAutoscaler"], "1.25.0", strict=True)
-    _, git = rendered(ROOT / "examples" / "git-hourly.yaml", LEGACY)
+    _, git = rendered(ROOT / "examples" / "git-hourly.yaml", V120)
     cron = next(o for o in git.objects if o["kind"] == "CronJob")
     assert "timeZone" not in cron["spec"], "1.20 has no CronJob.spec.timeZone"
 
