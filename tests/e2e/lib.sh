@@ -94,6 +94,16 @@ store_bucket() {
   die "status.endpoints.bucket of fs/$STORE stayed empty${1:+ (or its volume claim did not appear)}"
 }
 
+# wait_crd NAME: the CRD is Established. (kubectl wait fails at once on a CRD created a moment ago
+# whose status has no conditions yet - "accessor error: <nil>" - so this polls.)
+wait_crd() {
+  local deadline=$((SECONDS + 60))
+  until [ "$(k get crd "$1" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" = True ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "crd/$1 not Established after 60s"
+    sleep 1
+  done
+}
+
 # install_chart: helm upgrade --install with the local images (pulls disabled) and HELM_ARGS;
 # the operator pod becomes Ready
 install_chart() {
@@ -119,7 +129,7 @@ install_chart() {
   k rollout status -n "$OPERATOR_NS" "deploy/$RELEASE" --timeout="$TIMEOUT"
   # (rollout status: the new pods are Ready; a pod of the previous release may still be terminating)
   k wait --for=condition=Available -n "$OPERATOR_NS" "deploy/$RELEASE" --timeout="$TIMEOUT"
-  k wait --for=condition=Established crd/featurestores.featurestore.kubeflow.org --timeout=60s
+  wait_crd featurestores.featurestore.kubeflow.org
 }
 
 # run_job NAME ENV_YAML VOLUMES_YAML MOUNTS_YAML ARGS...: a one-off Job of ours in the Feast image

@@ -98,7 +98,7 @@ if ! k get crd poddefaults.kubeflow.org >/dev/null 2>&1; then
   say "installing Kubeflow's PodDefault CRD (upstream's, vendored in tests/support/crds)"
   # (a 1.20 API server refuses its `default: ""` of probes' grpc.service as null: dropped here only)
   sed '/^ *default: ""$/d' "$ROOT/tests/support/crds/poddefaults.kubeflow.org.yaml" | k apply -f -
-  k wait --for=condition=Established crd/poddefaults.kubeflow.org --timeout=60s
+  wait_crd poddefaults.kubeflow.org
 fi
 install_chart
 
