@@ -32,7 +32,7 @@ PAGES = [
 #: a path-like token ending in a file extension; not part of a longer name or of a URL/annotation
 PATH = re.compile(r"(?<![\w./:-])((?:\.\./)?[\w.-]+(?:/[\w.-]+)*\.(?:py|sh|yaml|yml|json|toml|md|txt|tpl))(?![\w/-])")
 #: names the docs use for a reader's own files, not files of this repository
-READERS_FILES = {"operator.yaml", "team-a.yaml", "repo.yaml", "near.yaml", "../compute.md"}
+READERS_FILES = {"operator.yaml", "team-a.yaml", "repo.yaml", "near.yaml", "values-gke.yaml", "../compute.md"}
 #: a field path of a FeatureStore (spec.x.y / status.x.y); not a file name (api/spec.py)
 FIELD = re.compile(r"(?<![\w.$/-])((?:spec|status)(?:\.[a-zA-Z]\w*)+)(?![\w(/-])(?!\.py)")
 #: field paths of other kinds the docs name, and the misspelling the CLI page shows on purpose
@@ -200,3 +200,27 @@ def test_a_stale_name_is_caught(line, checker):
 def test_a_live_name_passes(line):
     lines = [("README.md:1", line)]
     assert not missing_paths(lines) and not unknown_fields(lines) and not unknown_chart_values(lines), line
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_notebook_snippet_is_what_the_operator_renders(capsys):
+    """README's "In a notebook": the label, the checkbox text and the variables it names are those
+    of the PodDefault rendered for examples/local.yaml (store demo, the namespace's only store, so
+    its default: issue 26's rule)."""
+    from featurestore_operator.cli import main
+
+    assert main(["render", "-f", str(ROOT / "examples" / "local.yaml")]) == 0
+    pd = next(o for o in yaml.safe_load_all(capsys.readouterr().out) if o and o["kind"] == "PodDefault")
+    section = _section((ROOT / "README.md").read_text(), "In a notebook")
+    generic = {
+        v for v in re.findall(r"FEAST_[A-Z_<>]*FS_YAML_FILE_PATH", section) if "<NAME>" in v or v.count("_") == 4
+    }
+    named = {v.replace("<NAME>", "DEMO") for v in generic}
+    assert named == {e["name"] for e in pd["spec"]["env"]}, (named, pd["spec"]["env"])
+    label = re.search(r'`(access-feast-<name>): "true"`', section)
+    assert label and pd["spec"]["selector"]["matchLabels"] == {label.group(1).replace("<name>", "demo"): "true"}
+    assert pd["spec"]["desc"] in section.replace("<name>", "demo")
+    assert "store = FeatureStore()" in section and "docs/notebooks.md#several-stores-in-one-notebook" in section
