@@ -128,3 +128,11 @@ def test_readme_is_a_front_page():
     for command in ("bash hack/demo.sh", "bash hack/test.sh"):
         assert command in text, command
     assert "```mermaid" in text and "FeatureStore()" in text and "docs/install/gke.md" in text
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run is exactly the README's test command, so what a newcomer runs is what CI runs."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = re.search(r"^exec (.+)$", ci, re.M)
+    assert command, ".ci/run should exec one command"
+    assert f"\n{command.group(1)} " in README.read_text(), f"README.md should show `{command.group(1)}`"
