@@ -224,3 +224,12 @@ def test_the_readme_notebook_snippet_is_what_the_operator_renders(capsys):
     assert label and pd["spec"]["selector"]["matchLabels"] == {label.group(1).replace("<name>", "demo"): "true"}
     assert pd["spec"]["desc"] in section.replace("<name>", "demo")
     assert "store = FeatureStore()" in section and "docs/notebooks.md#several-stores-in-one-notebook" in section
+
+
+def test_the_cli_page_lists_every_command():
+    from featurestore_operator.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    absent = [c for c in sub.choices if f"| `featurestore-operator {c}" not in page]
+    assert not absent, f"docs/reference/cli.md should list these commands: {absent}"
