@@ -154,3 +154,40 @@ def test_the_gke_values_file_is_valid_for_the_chart():
     assert any(p.startswith("kf-{namespace}@") for p in patterns), patterns
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**values, "policy": {**values["policy"], "notebookBucketReads": True}}, schema)
+
+
+def _operator_config(values: dict) -> dict:
+    """The operator settings the chart makes of these values (templates/deployment.yaml: FSO_*)."""
+    return {
+        "defaultProvider": values["defaultProvider"],
+        "gcpProject": values["gcp"]["project"],
+        "gcpRegion": values["gcp"]["region"],
+        "gcpNetwork": values["gcp"]["network"],
+        "gcpServiceAccount": values["serviceAccount"]["gcpServiceAccount"],
+        "policy": values["policy"],
+    }
+
+
+def test_the_gke_first_store_and_notebook_pass_the_gke_policy(tmp_path, capsys):
+    """Step 9's FeatureStore is admitted by step 8's settings, and step 7's notebook service account
+    is one that policy gives the namespace (so the operator grants it bucket read), another
+    namespace's is not."""
+    from featurestore_operator.api.policy import notebook_gsa_problem
+    from featurestore_operator.cli import main
+    from featurestore_operator.cli_files import config_file
+
+    env = {"PROJECT": "my-project", "REGION": "us-central1", "NETWORK": "default", "NS": "team-a"}
+    env["GSA"] = f"featurestore-operator@{env['PROJECT']}.iam.gserviceaccount.com"
+    config = tmp_path / "operator.yaml"
+    config.write_text(yaml.safe_dump(_operator_config(gke_values_file(env))))
+    page = GKE_PAGE.read_text()
+    store = page.split("cat <<EOF | kubectl apply -f -\n", 1)[1].split("\nEOF\n", 1)[0]
+    manifest = tmp_path / "demo.yaml"
+    manifest.write_text(re.sub(r"\$(\w+)", lambda m: env[m.group(1)], store))
+    assert main(["validate", "-f", str(manifest), "--config", str(config)]) == 0, capsys.readouterr()
+    policy = config_file(str(config)).effective_policy
+    notebook = re.search(r"gcloud iam service-accounts create (\S+)", page.split("## 7. Notebook access")[1])
+    assert notebook, "step 7 creates the notebook service account"
+    gsa = f"{notebook.group(1).replace('$NS', env['NS'])}@{env['PROJECT']}.iam.gserviceaccount.com"
+    assert notebook_gsa_problem(policy, env["NS"], gsa) is None
+    assert notebook_gsa_problem(policy, "team-b", gsa), "another namespace's notebooks must not get it"
