@@ -42,6 +42,7 @@ OTHER_FIELDS = {
     "status.audiences": "TokenReview",
     "status.authenticated": "TokenReview",
     "spec.authOptions": "RayCluster (KubeRay)",
+    "spec.owner.name": "Kubeflow Profile",
     "spec.featureServer.replica": "docs/reference/cli.md: the typo `validate` answers with a suggestion",
 }
 #: chart values set on a command line, and admin policy keys named as policy.x
