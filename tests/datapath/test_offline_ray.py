@@ -264,7 +264,10 @@ def ray_probe(world: dict[str, Any], pod_tmp: Path) -> dict[str, str]:
     """The GCS port Ray wrote into its session in the pod's /tmp; the token it generated at start
     (RAY_AUTH_MODE=token, HOME=/tmp) next to it."""
     # (session_latest is an absolute link: meaningful inside the pod only)
-    [port_file] = (pod_tmp / "ray").glob("session_2*/gcs_server_port_*")
+    ports = list((pod_tmp / "ray").glob("session_2*/gcs_server_port_*"))
+    if len(ports) != 1:
+        return dict.fromkeys(("anonymous", "forged", "token"), f"no single Ray GCS in the pod: {ports}")
+    port_file = ports[0]
     address = f"127.0.0.1:{port_file.read_text().strip()}"
     token = (pod_tmp / ".ray" / "auth_token").read_text().strip()
     out: dict[str, str] = {"address": address}
