@@ -10,6 +10,7 @@ import pytest
 import yaml
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
+from featurestore_operator.cli import main
 from featurestore_operator.render import render
 from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION
 from featurestore_operator.render.offline import OFFLINE_CONFIG_KEY, OFFLINE_YAML
@@ -131,3 +132,21 @@ def test_feast_loads_the_offline_servers_config(tmp_path, monkeypatch):
     cfg = repo_config.load_repo_config(tmp_path, path)
     assert cfg.offline_store.type == "ray" and cfg.offline_store.ray_conf["num_cpus"] == 3
     assert cfg.offline_store.ray_address is None and not cfg.offline_store.use_kuberay
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_validate_notes_a_ray_store_whose_notebooks_retrieve_without_ray(enabled, tmp_path, capsys):
+    doc = {
+        "apiVersion": "featurestore.kubeflow.org/v1alpha1",
+        "kind": "FeatureStore",
+        "metadata": {"name": "clicks", "namespace": "team-a"},
+        "spec": {"project": "clicks", "compute": {"engine": "ray"}, "offlineServer": {"enabled": enabled}},
+    }
+    path = tmp_path / "store.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["validate", "-f", str(path)]) == 0
+    err = capsys.readouterr().err
+    noted = "note: featurestore/clicks: spec.compute.engine ray: without the offline server" in err
+    assert noted is not enabled, err
+    if noted:
+        assert "spec.offlineServer.enabled: true" in err

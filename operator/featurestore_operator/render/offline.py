@@ -60,6 +60,17 @@ def uses_ray(fs: FeatureStore) -> bool:
     return fs.spec.compute.engine is ComputeEngine.RAY and fs.spec.offline_server.enabled
 
 
+def notebook_note(fs: FeatureStore) -> str | None:
+    """For ``validate``: a ray store without the offline server retrieves in the notebook, without Ray."""
+    if fs.spec.compute.engine is not ComputeEngine.RAY or fs.spec.offline_server.enabled:
+        return None
+    return (
+        "spec.compute.engine ray: without the offline server, notebooks read historical data from the bucket "
+        "with Feast's file offline store (pandas in the notebook), not Ray; set spec.offlineServer.enabled: true "
+        "to retrieve with Ray in the offline server's pod (docs/compute.md)"
+    )
+
+
 def _resources(fs: FeatureStore) -> ResourceRequirements:
     return fs.spec.offline_server.resources or DEFAULT_FEAST_RESOURCES
 
