@@ -10,6 +10,7 @@ is plain TLS sockets, as a pod would send.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -105,3 +106,41 @@ def test_a_flood_of_held_request_bodies_does_not_grow_the_operator(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def served_certificate(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with tls().wrap_socket(raw) as s:
+            der = s.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path, monkeypatch):
+    """cert-manager rewrites the mounted files, or a replica the kept Secret: new connections get the
+    new certificate on the same listening socket."""
+    from featurestore_operator.handlers import admission, webhook_server
+
+    monkeypatch.setattr(webhook_server, "RELOAD_SECONDS", 0.2)
+    live, renewed = tmp_path / "live", tmp_path / "renewed"
+    live.mkdir(), renewed.mkdir()
+    certfile, keyfile = admission.self_signed(["localhost"], live)
+    admission.self_signed(["localhost"], renewed)
+    port = free_port()
+
+    async def scenario() -> tuple[bytes, bytes, bytes]:
+        served = webhook_server.run(port, certfile, keyfile, lambda body: body)
+        await anext(served)
+        task = asyncio.create_task(anext(served))
+        first = await asyncio.to_thread(served_certificate, port)
+        for name in ("tls.crt", "tls.key"):
+            (live / name).write_bytes((renewed / name).read_bytes())
+        await asyncio.sleep(1.0)
+        second = await asyncio.to_thread(served_certificate, port)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await served.aclose()
+        return first, second, ssl.PEM_cert_to_DER_cert((renewed / "tls.crt").read_text())
+
+    first, second, expected = asyncio.run(scenario())
+    assert first != expected and second == expected
