@@ -7,6 +7,9 @@ connections each sending an almost complete 1 MiB body held ~340 MiB in the oper
 (tests/unit/test_webhook_load.py), and with ``failurePolicy: Fail`` replicas killed for memory
 refuse every tenant's writes. Here:
 
+* at most :data:`CONNECTIONS` connections are open (TLS handshakes included, which must finish
+  within :data:`HANDSHAKE_SECONDS`); more are closed at once. Each costs up to ~1 MiB whatever it
+  sends (asyncio's TLS buffers, aiohttp's), so this bounds the server's memory;
 * at most :data:`READING` requests are read and reviewed at a time; the others wait unread (aiohttp
   stops reading a connection's socket once ~128 KiB are buffered for it), and at most
   :data:`WAITING` wait: more are answered 503 at once;
