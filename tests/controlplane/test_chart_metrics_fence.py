@@ -1,7 +1,9 @@
 """The operator's /metrics names every tenant's FeatureStores (namespace, name, feature views): the chart
 fences its pod with a NetworkPolicy that admits the metrics port only from the scrapers the admin names
 (metrics.networkPolicy.from; default: namespaces labelled featurestore.kubeflow.org/metrics-scraper=true,
-a label only a cluster admin can set), while the webhook and health ports stay reachable. A fence is
+a label only a cluster admin can set), while the webhook port stays reachable. The health port is in no
+rule: the pod's own node (kubelet probes) is always admitted, and no tenant's pod can hold the probe's
+connections (a probe that cannot connect restarts the operator). A fence is
 never rendered open by mistake: no metrics rule without peers (that would admit every source), no peer
 that selects everything. The real API server accepts the policy; enforcement is the CNI's."""
 
@@ -36,7 +38,8 @@ def test_metrics_port_only_from_the_named_scrapers(helm_bin, values):
     for rule in policy["spec"]["ingress"]:
         assert {p["port"] for p in rule["ports"]} <= names, "a named port the container does not have"
         if not rule.get("from"):  # open to every source: never the metrics port
-            assert {p["port"] for p in rule["ports"]} <= {"health", "webhook"}, rule
+            assert {p["port"] for p in rule["ports"]} <= {"webhook"}, rule
+    assert not [r for r in policy["spec"]["ingress"] if any(p["port"] == "health" for p in r["ports"])]
     [metrics] = metrics_rules(policy)
     scrapers = {"featurestore.kubeflow.org/metrics-scraper": "true"}
     assert metrics["from"] == [{"namespaceSelector": {"matchLabels": scrapers}}]
@@ -46,7 +49,12 @@ def test_metrics_port_only_from_the_named_scrapers(helm_bin, values):
 def test_no_scrapers_means_metrics_closed_not_open(helm_bin):
     policy = fence(render(helm_bin, "--set-json", "metrics.networkPolicy.from=[]"))
     assert metrics_rules(policy) == []
-    assert all(rule.get("from") is None for rule in policy["spec"]["ingress"])  # health/webhook only
+    assert all(rule.get("from") is None for rule in policy["spec"]["ingress"])  # webhook only
+
+
+def test_without_webhook_and_scrapers_no_pod_reaches_the_operator(helm_bin):
+    policy = fence(render(helm_bin, "--set", "webhook.enabled=false", "--set-json", "metrics.networkPolicy.from=[]"))
+    assert policy["spec"]["policyTypes"] == ["Ingress"] and not policy["spec"]["ingress"]
 
 
 @pytest.mark.parametrize("peers", ["[{}]", '[{"namespaceSelector": {}}]', '[{"podSelector": {}}]'])

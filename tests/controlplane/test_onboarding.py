@@ -74,6 +74,12 @@ def start_operator(control_plane, featurestore_crd) -> Iterator[Any]:
         print(f"--- operator log {proc.log_path}\n" + proc.log_text()[-8000:])
 
 
+def owned_by(profile: str) -> dict[str, str]:
+    """The annotation Kubeflow's profile controller writes on (and requires of) a Profile's namespace:
+    its owner, the Profile's spec.owner.name (as the ``profiles`` fixture makes them)."""
+    return {"owner": f"{profile}@example.com"}
+
+
 @pytest.fixture
 def profiles(kube_api) -> Iterator[Any]:
     """Create Profiles (cluster-scoped, kubeflow.org/v1); deleted after the test."""
@@ -350,17 +356,27 @@ def test_profiles_onboard_their_namespace(start_operator, kube_api, make_namespa
     # Profile first: no namespace yet (no profile controller runs here), then the namespace appears.
     early = profiles(f"alice-{secrets.token_hex(3)}")
     wait_skipped(proc, early)  # "does not exist" yet
-    make_namespace(name=early)  # not labelled: the Profile alone qualifies it
+    make_namespace(name=early, annotations=owned_by(early))  # not labelled: its Profile (the owner) qualifies it
     assert wait_onboarded(kube_api, early)["spec"]["project"] == project_of(early)
     # Namespace first, Profile later.
     late = make_namespace("bob")
     wait_skipped(proc, late)
     assert not list_fs(kube_api, late)
+    # Attack: a Profile named after an existing namespace it does not own (any user can make one where the
+    # dashboard's registration flow is on) onboards nothing there; Kubeflow's profile controller refuses
+    # it too. Once the namespace names the Profile's owner (the admin handed it over), it is onboarded.
     profiles(late)
+    wait_for(
+        lambda: f"onboarding: {late} skipped: the Profile {late} does not own" in proc.log_text(),
+        timeout=60,
+        what=f"{late} refused to its Profile",
+    )
+    assert not list_fs(kube_api, late)
+    client.CoreV1Api(kube_api).patch_namespace(late, {"metadata": {"annotations": owned_by(late)}})
     wait_onboarded(kube_api, late)
     # Opt-out on the Profile.
     out = profiles(f"carol-{secrets.token_hex(3)}", annotations={OPT_OUT: "disabled"})
-    make_namespace(name=out)
+    make_namespace(name=out, annotations=owned_by(out))
     wait_for(
         lambda: proc.log_text().count(f"onboarding: {out} skipped") >= 2,
         timeout=60,
@@ -371,7 +387,7 @@ def test_profiles_onboard_their_namespace(start_operator, kube_api, make_namespa
     # so the deletion has been seen).
     client.CustomObjectsApi(kube_api).delete_cluster_custom_object("kubeflow.org", "v1", "profiles", late)
     sentinel = profiles(f"dan-{secrets.token_hex(3)}")
-    make_namespace(name=sentinel)
+    make_namespace(name=sentinel, annotations=owned_by(sentinel))
     wait_onboarded(kube_api, sentinel)
     assert onboarded_fs(kube_api, late) is not None
 
@@ -562,7 +578,9 @@ def test_optional_crds_installed_later_are_watched(bare_control_plane, start_ope
         what="the deleted PodDefault restored (PodDefaults watched)",
     )
     profile = f"erin-{secrets.token_hex(3)}"
-    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=profile)))
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=profile, annotations=owned_by(profile)))
+    )
     wait_skipped(proc, profile)  # unlabelled: not a profile namespace yet
     custom.create_cluster_custom_object(
         "kubeflow.org",

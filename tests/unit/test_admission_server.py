@@ -120,13 +120,8 @@ def test_self_signed_certificate_names_the_service_and_loopback(tmp_path: Path) 
 def test_cert_manager_directory_is_used_as_is(tmp_path: Path) -> None:
     for name in ("tls.crt", "tls.key", "ca.crt"):
         (tmp_path / name).write_text("x")
-    srv = admission.server(OperatorConfig(webhook_enabled=True, webhook_cert_dir=tmp_path, webhook_port=9555), tmp_path)
-    assert (srv.certfile, srv.pkeyfile, srv.cafile, srv.port) == (
-        str(tmp_path / "tls.crt"),
-        str(tmp_path / "tls.key"),
-        str(tmp_path / "ca.crt"),
-        9555,
-    )
+    files = admission._files(OperatorConfig(webhook_enabled=True, webhook_cert_dir=tmp_path), tmp_path / "other")
+    assert files == (tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.crt")
 
 
 KEPT = OperatorConfig(

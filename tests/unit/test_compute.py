@@ -304,7 +304,16 @@ def test_summary_is_parsed_strictly():
     assert s.views[0].materialized_until == dt.datetime(2026, 11, 29, 21, tzinfo=dt.UTC)
     assert s.views[1].lag_seconds(dt.datetime(2026, 11, 29, 22, 30, tzinfo=dt.UTC)) == 1800
     hostile = json.dumps(
-        {"v": 1, "views": {"../x": "2026-11-29T22:00:00", "ok": "yesterday", "n": 5, "fine": "2026-11-29"}}
+        {
+            "v": 1,
+            "views": {
+                "../x": "2026-11-29T22:00:00",
+                "ok": "yesterday",
+                "n": 5,
+                "fine": "2026-11-29",
+                "nl\n": "2026-11-29",  # "$" alone admits a trailing newline
+            },
+        }
     )
     assert [v.name for v in parse_summary(hostile).views] == ["fine"]
     for junk in (None, "", "not json", "[]", json.dumps({"v": 2, "views": {}}), "x" * (MAX_MESSAGE + 1)):

@@ -34,6 +34,20 @@ PROFILE = {"app.kubernetes.io/part-of": "kubeflow-profile"}
 ON = OperatorConfig(onboarding_enabled=True)
 
 
+PROFILE_UID = "0b5f8a4e-4c1d-4b8e-9a57-3f1e2d9c6b70"
+OWNER = {"spec": {"owner": {"kind": "User", "name": "alice@example.com"}}}
+#: what Kubeflow's profile controller writes on the namespaces it makes or accepts
+OWNED = {"owner": "alice@example.com"}
+
+
+def profile_obj(name: str) -> dict:
+    return {"metadata": {"name": name, "uid": PROFILE_UID}, **OWNER}
+
+
+def profile_ref(uid: str = PROFILE_UID) -> dict:
+    return {"apiVersion": "kubeflow.org/v1", "kind": "Profile", "name": "a", "uid": uid, "controller": True}
+
+
 def ns_obj(
     name: str, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None, **extra: Any
 ) -> dict:
@@ -158,14 +172,15 @@ def test_onboarding_example_is_a_valid_template(path):
         (ON, None, {"metadata": {"name": "a"}}, False, "does not exist"),
         (ON, ns_obj("a"), None, False, "neither labelled"),
         (ON, ns_obj("a", PROFILE), None, True, "labelled"),
-        (ON, ns_obj("a"), {"metadata": {"name": "a"}}, True, "Profile"),
+        (ON, ns_obj("a", annotations=OWNED), profile_obj("a"), True, "Profile"),
+        (ON, ns_obj("a", ownerReferences=[profile_ref()]), profile_obj("a"), True, "Profile"),
         (ON, ns_obj("a", {**PROFILE, "featurestore.kubeflow.org/onboarding": "disabled"}), None, False, "opted out"),
         (ON, ns_obj("a", PROFILE, {"featurestore.kubeflow.org/onboarding": "False"}), None, False, "opted out"),
         (ON, ns_obj("a", PROFILE, {"featurestore.kubeflow.org/onboarding": "enabled"}), None, True, "labelled"),
         (
             ON,
-            ns_obj("a"),
-            {"metadata": {"name": "a", "annotations": {"featurestore.kubeflow.org/onboarding": "disabled"}}},
+            ns_obj("a", annotations=OWNED),
+            {"metadata": {"name": "a", "annotations": {"featurestore.kubeflow.org/onboarding": "disabled"}}, **OWNER},
             False,
             "on the Profile",
         ),
@@ -196,6 +211,26 @@ def test_onboarding_example_is_a_valid_template(path):
 def test_decide(config, namespace, profile, onboard_, why):
     verdict = decide(config, namespace, profile)
     assert verdict.onboard is onboard_ and why in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        ns_obj("a"),  # an existing namespace no Profile made (another team's, the operator's, default)
+        ns_obj("a", annotations={"owner": "victim@example.com"}),
+        ns_obj("a", ownerReferences=[profile_ref(uid="another-profile-uid")]),
+        ns_obj("a", ownerReferences=[{**profile_ref(), "controller": False}]),
+        ns_obj("a", ownerReferences=[{**profile_ref(), "kind": "ConfigMap"}]),
+    ],
+)
+@pytest.mark.parametrize("profile", [profile_obj("a"), {"metadata": {"name": "a", "uid": PROFILE_UID}}])
+def test_a_profile_named_after_a_namespace_it_does_not_own_onboards_nothing(namespace, profile):
+    """Attack: where the dashboard's registration flow is on, any user can make a Profile named as they
+    like; one named after an existing namespace must not make the operator create a FeatureStore (and
+    copy the shared online store's Secret) there. Kubeflow's profile controller refuses that namespace too."""
+    verdict = decide(ON, namespace, profile)
+    assert not verdict.onboard
+    assert "does not own the namespace" in verdict.reason and "spec.owner.name" in verdict.reason
 
 
 # ------------------------------------------------------------------------------ onboarding steps
@@ -405,10 +440,10 @@ def test_onboarder_joins_profiles_and_namespaces_in_either_order():
         kube = FakeKube()
         seen = []
         ob = Onboarder(kube, ON, seen.append)
-        assert await ob.profile_event("ADDED", {"metadata": {"name": "p1"}}) is None  # no namespace yet
-        assert (await ob.namespace_event("ADDED", ns_obj("p1"))).result == "Created"
-        assert await ob.namespace_event("ADDED", ns_obj("p2")) is None
-        assert (await ob.profile_event("ADDED", {"metadata": {"name": "p2"}})).result == "Created"
+        assert await ob.profile_event("ADDED", profile_obj("p1")) is None  # no namespace yet
+        assert (await ob.namespace_event("ADDED", ns_obj("p1", annotations=OWNED))).result == "Created"
+        assert await ob.namespace_event("ADDED", ns_obj("p2", annotations=OWNED)) is None
+        assert (await ob.profile_event("ADDED", profile_obj("p2"))).result == "Created"
         # settled: further events cost no API call
         calls = len(kube.writes)
         await ob.namespace_event("MODIFIED", ns_obj("p1", {"x": "y"}))
@@ -416,8 +451,8 @@ def test_onboarder_joins_profiles_and_namespaces_in_either_order():
         # the user deletes the FeatureStore: it stays deleted, also for a fresh Onboarder (restart)
         del kube.objects[("FeatureStore", "p1", "feast")]
         restarted = Onboarder(kube, ON)
-        assert await restarted.profile_event(None, {"metadata": {"name": "p1"}}) is None
-        assert (await restarted.namespace_event(None, ns_obj("p1"))).result == "AlreadyOnboarded"
+        assert await restarted.profile_event(None, profile_obj("p1")) is None
+        assert (await restarted.namespace_event(None, ns_obj("p1", annotations=OWNED))).result == "AlreadyOnboarded"
         assert ("FeatureStore", "p1", "feast") not in kube.objects
         # deleting the marker re-onboards
         del kube.objects[("ConfigMap", "p1", MARKER)]

@@ -191,3 +191,22 @@ def test_immutable_changes() -> None:
         "spec.onlineStore.memorystore.tier",
     ]
     assert immutable_changes(old, store({"onlineStore": {"memorystore": {"memorySizeGb": 4}}})) == []
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        "feast-team-a@my-proj.iam.gserviceaccount.com\n",  # "$" alone admits a trailing newline
+        "feast-team-b@my-proj.iam.gserviceaccount.com",  # another namespace's
+        OPERATOR_GSA,
+        "feast-team-a@my-proj.iam.gserviceaccount.com/../x",
+    ],
+)
+def test_default_editors_annotation_names_only_the_namespaces_own_gsa(annotation: str) -> None:
+    """The notebook reader's GSA comes from default-editor's Workload Identity annotation, which a
+    namespace editor can write: anything but the GSA the policy gives the namespace is refused."""
+    from featurestore_operator.api.policy import notebook_gsa_problem
+
+    policy = CONFIG.effective_policy
+    assert notebook_gsa_problem(policy, "team-a", "feast-team-a@my-proj.iam.gserviceaccount.com") is None
+    assert notebook_gsa_problem(policy, "team-a", annotation)

@@ -439,6 +439,29 @@ def test_the_operator_keeps_only_metadata_status_and_size_of_an_oversized_spec()
     assert slim_body(small)["spec"] == small["spec"]
 
 
+@pytest.mark.parametrize("where", ["labels", "annotations"])
+def test_labels_and_annotations_count_with_the_spec(where: str) -> None:
+    """Attack (the spec flood's class): a small spec with ~0.7 MB of labels or 250 KiB of annotations
+    (the API server's cap for annotations; labels have none but the object size) on each of many
+    stores. maxSpecBytes bounds what the author writes, metadata included, at admission and in what
+    the operator keeps; kubectl's last-applied copy (the spec again) is not counted."""
+    from featurestore_operator.reconcile.controller import slim_body
+
+    big = manifest({})
+    many = 5000 if where == "labels" else 250
+    value = "v" * 63 if where == "labels" else "v" * 1000
+    big["metadata"][where] = {f"example.com/k{i}": value for i in range(many)}
+    found = review(big, CONFIG)
+    assert [p for p, _ in found] == ["spec"] and "maxSpecBytes" in found[0][1], found
+    assert "labels and annotations" in found[0][1]
+    kept = slim_body(big)
+    assert len(json.dumps(kept)) < 2048 and not kept["metadata"].get(where), "the operator kept the metadata"
+    ok = manifest({})
+    ok["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "x" * 60000, "a": "b"}
+    ok["metadata"]["labels"] = {"team": "a"}
+    assert review(ok, CONFIG) == [] and slim_body(ok)["metadata"]["labels"] == {"team": "a"}
+
+
 # --- the reconcile pass (fake API server): refused before anything is created ------------------
 
 

@@ -14,9 +14,10 @@ later is covered by its type, not by remembering to list it here:
   ``maxStoreResources``), a volume size, or listed in :data:`UNCOSTED` with the reason it costs
   nothing; ``tests/unit/test_policy_bounds.py`` walks the model tree and fails on an unclassified one.
 
-``maxSpecBytes`` bounds the serialised spec as a whole: the admission webhook refuses a larger one
-before parsing it, and the operator drops the spec of a larger stored object as soon as it reads it
-(``reconcile.controller.slim_body``), keeping only metadata, status and a refusal.
+``maxSpecBytes`` bounds the serialised spec as a whole, with the store's labels and annotations (kept
+with it): the admission webhook refuses a larger one before parsing it, and the operator drops the
+spec, labels and annotations of a larger stored object as soon as it reads it
+(``reconcile.controller.slim_body``), keeping only the rest of its metadata, status and a refusal.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ class CostBounds(ApiModel):
     """Largest serialised size of one free-form field (affinity, annotations, labels, nodeSelector,
     env, tolerations, redisConfigs, ...)."""
     max_spec_bytes: int = Field(default=65536, ge=4096, le=1 << 20)
-    """Largest serialised spec (JSON). The admission webhook refuses larger ones unparsed; the
-    operator keeps only the metadata of a larger stored object (it never holds big specs)."""
+    """Largest serialised spec (JSON), its labels and annotations counted with it. The admission
+    webhook refuses larger ones unparsed; the operator keeps only the rest of the metadata of a larger
+    stored object (it never holds big specs or big labels)."""
 
 
 # --- quantities ------------------------------------------------------------------------------
@@ -495,11 +497,23 @@ def check_bounds(fs: FeatureStore, policy: Limits) -> list[Problem]:
 SHED_KEY = "x-featurestore-operator-dropped-spec-bytes"
 
 
+#: kubectl's copy of the applied object: the spec again (bounded with it), never counted twice
+_KUBECTL_COPY = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _authored_metadata(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = obj.get("metadata") or {}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != _KUBECTL_COPY}
+    return [m for m in (meta.get("labels"), annotations) if m]
+
+
 def spec_bytes(obj: dict[str, Any]) -> int:
-    """Serialised size of ``obj``'s spec (its recorded size when the operator dropped it)."""
+    """Serialised size of what ``obj``'s author wrote: its spec, labels and annotations (its recorded
+    size when the operator dropped them). Labels and annotations count because the operator keeps
+    them with the spec: ~0.7 MB of labels on a small spec cost it as much as a 0.7 MB spec."""
     if SHED_KEY in obj:
         return int(obj[SHED_KEY])
-    return len(json.dumps(obj.get("spec"), separators=(",", ":")))
+    return sum(len(json.dumps(part, separators=(",", ":"))) for part in [obj.get("spec"), *_authored_metadata(obj)])
 
 
 def size_problems(obj: dict[str, Any], max_spec_bytes: int) -> list[Problem]:
@@ -509,21 +523,29 @@ def size_problems(obj: dict[str, Any], max_spec_bytes: int) -> list[Problem]:
     return [
         (
             "spec",
-            f"{size} bytes (serialised) exceeds the admin policy's maxSpecBytes {max_spec_bytes}; "
-            f"shorten the spec, or {_raise('max_spec_bytes')}",
+            f"{size} bytes (serialised, with the labels and annotations) exceeds the admin policy's "
+            f"maxSpecBytes {max_spec_bytes}; shorten the spec, labels and annotations, or {_raise('max_spec_bytes')}",
         )
     ]
 
 
 def shed(obj: dict[str, Any], max_spec_bytes: int) -> dict[str, Any]:
-    """``obj`` without its spec when that is over ``max_spec_bytes`` (what the operator keeps of an
-    oversized object that got past admission: metadata, status and the size, for the refusal)."""
+    """``obj`` without its spec, labels and annotations when together they are over ``max_spec_bytes``
+    (what the operator keeps of an oversized object that got past admission, e.g. labels added by a
+    metadata-only update, which the webhook always admits: the rest of its metadata, status and the
+    size, for the refusal)."""
     if SHED_KEY in obj or not isinstance(obj.get("spec"), dict):
         return obj
     size = spec_bytes(obj)
     if size <= max_spec_bytes:
         return obj
-    return {**{k: v for k, v in obj.items() if k != "spec"}, "spec": {}, SHED_KEY: size}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("labels", "annotations")}
+    return {
+        **{k: v for k, v in obj.items() if k not in ("spec", "metadata")},
+        "metadata": meta,
+        "spec": {},
+        SHED_KEY: size,
+    }
 
 
 StoreKey = tuple[str, str]  # (creationTimestamp, name): RFC 3339 strings sort by time

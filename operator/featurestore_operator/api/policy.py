@@ -350,7 +350,7 @@ def notebook_gsa_problem(policy: EffectivePolicy, namespace: str, gsa: str) -> s
     kf-user GSA for every profile, which would let every profile read every store)."""
     if not policy.notebook_bucket_read:
         return "the admin policy turns notebook bucket read off (policy.notebookBucketRead: false)"
-    if not re.match(GSA_EMAIL_PATTERN, gsa):
+    if not re.fullmatch(GSA_EMAIL_PATTERN, gsa):
         return f"{gsa!r} is not a Google service account email"
     if _match(gsa, policy.denied_service_accounts):
         return f"{gsa} may never be granted anything (deniedServiceAccounts)"

@@ -9,13 +9,14 @@ bypassed).
 
 Who serves it: EVERY replica, from process start, leader or not (``serve`` runs outside kopf's
 operator loop, which only the leader runs); the chart's Service selects all operator pods. The
-HTTPS server is kopf's public ``kopf.WebhookServer`` driven with our own review function; kopf
-never creates or patches any webhook configuration (no ``settings.admission.managed``).
+HTTPS server is our own (``handlers.webhook_server``: bounded in concurrent requests, body size and
+read time, since any pod can reach the port); kopf never creates or patches any webhook
+configuration (no ``settings.admission.managed``).
 
 The ValidatingWebhookConfiguration is a chart template. Its caBundle comes from either
 
 * cert-manager's CA injector (``cert-manager.io/inject-ca-from``): the operator reads the issued
-  ``tls.crt``/``tls.key`` from ``config.webhook_cert_dir`` (kopf reloads them when they change); or
+  ``tls.crt``/``tls.key`` from ``config.webhook_cert_dir`` (re-read when they change); or
 * the operator: one self-signed certificate kept in the Secret ``config.webhook_secret`` (in the
   operator's namespace, shared by all replicas; the first replica makes it, the others read it,
   a resourceVersion-guarded write decides a race), whose certificate it writes as the caBundle of
@@ -38,11 +39,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import kopf
-
 from ..api import GROUP, OperatorConfig
 from ..api.review import message, review
 from ..runtime.kube import Kube
+from . import webhook_server
 
 log = logging.getLogger(__name__)
 
@@ -225,18 +225,6 @@ async def _keep(kube: Kube, config: OperatorConfig, directory: Path) -> None:
             log.warning("webhook certificate upkeep: %s: %s", type(err).__name__, err)
 
 
-def server(config: OperatorConfig, directory: Path) -> kopf.WebhookServer:
-    certfile, keyfile, cafile = _files(config, directory)
-    return kopf.WebhookServer(
-        addr="0.0.0.0",
-        port=config.webhook_port,
-        host=config.webhook_host,
-        certfile=str(certfile),
-        pkeyfile=str(keyfile),
-        cafile=str(cafile),
-    )
-
-
 async def serve(kube: Kube, config: OperatorConfig, ready: asyncio.Event | None = None) -> None:
     """Serve admission reviews until cancelled (every replica). ``ready`` is set once listening."""
     directory = Path(tempfile.mkdtemp(prefix="fso-webhook-"))
@@ -246,12 +234,13 @@ async def serve(kube: Kube, config: OperatorConfig, ready: asyncio.Event | None 
         else:
             self_signed(hostnames(config), directory)
 
-    async def admit(request: Any, **_: Any) -> Any:
-        return respond(dict(request), config)
+    def admit(body: dict[str, Any]) -> dict[str, Any]:
+        return respond(body, config)
 
+    certfile, keyfile, _ = _files(config, directory)
     keeper = asyncio.create_task(_keep(kube, config, directory), name="webhook certificate upkeep")
     try:
-        async for _listening in server(config, directory)(admit):
+        async for _listening in webhook_server.run(config.webhook_port, certfile, keyfile, admit):
             if config.webhook_configuration:
                 await inject_ca(kube, config.webhook_configuration, _files(config, directory)[2].read_bytes())
             log.info("admission webhook serving on port %d", config.webhook_port)

@@ -9,8 +9,8 @@
   (``handlers.profiles``); the Event poster; and kopf.
 
 kopf watches nothing: it runs the process's operator loop (its login and its handling of SIGTERM and
-SIGINT, which end ``run_kopf`` and with it the operator cleanly), and its ``WebhookServer`` serves
-the admission webhook (``handlers.admission``). If kopf's loop stops it is started again in the same
+SIGINT, which end ``run_kopf`` and with it the operator cleanly). The admission webhook has its own
+bounded server (``handlers.admission``, ``handlers.webhook_server``). If kopf's loop stops it is started again in the same
 process (the workers, watches and caches keep running). Why not kopf's watches: see
 docs/concepts/design.md ("One watch engine").
 """

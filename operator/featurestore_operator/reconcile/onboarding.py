@@ -4,8 +4,9 @@ Behaviour (the contract; handlers/profiles.py only feeds events in):
 
 * A namespace is a candidate when it carries the onboarding label (default
   ``app.kubernetes.io/part-of=kubeflow-profile``, what Kubeflow's profile controller sets) or is the
-  namespace of a Profile (``kubeflow.org/v1``; a Profile's namespace is its metadata.name). It must
-  exist and not be terminating; with FSO_NAMESPACES set it must be one of them.
+  namespace of a Profile (``kubeflow.org/v1``; a Profile's namespace is its metadata.name) that owns it
+  (:func:`profile_owns`: a Profile's name alone is no claim, any user may make one). It must exist and
+  not be terminating; with FSO_NAMESPACES set it must be one of them.
 * Opt-out: label or annotation ``featurestore.kubeflow.org/onboarding: disabled`` (also ``false``,
   ``off``, ``no``) on the namespace or on its Profile. Opting out later deletes nothing.
 * Create-if-absent, once: the FeatureStore is created with a plain create (never apply/update), so
@@ -71,6 +72,23 @@ def _opted_out(obj: dict[str, Any] | None, key: str) -> bool:
     return any(v is not None and v.strip().lower() in OPT_OUT_VALUES for v in values)
 
 
+def profile_owns(profile: dict[str, Any] | None, namespace: dict[str, Any]) -> bool:
+    """Whether ``profile`` owns ``namespace`` the way Kubeflow's profile controller decides it: the namespace
+    is controlled by that Profile (the controller's own namespaces), or its ``owner`` annotation is the
+    Profile's ``spec.owner.name`` (kubeflow/dashboard profile_controller.go refuses any other existing
+    namespace: "namespace already exist, but not owned by profile creator"). A Profile is named after its
+    namespace and may be made by any user where the dashboard's registration flow is on: its name alone
+    must never let the operator act in someone else's namespace (issue 25)."""
+    if profile is None:
+        return False
+    uid = _meta(profile).get("uid")
+    for ref in _meta(namespace).get("ownerReferences") or []:
+        if ref.get("kind") == "Profile" and ref.get("controller") and uid and ref.get("uid") == uid:
+            return True
+    owner = ((profile.get("spec") or {}).get("owner") or {}).get("name")
+    return isinstance(owner, str) and bool(owner) and (_meta(namespace).get("annotations") or {}).get("owner") == owner
+
+
 def decide(config: OperatorConfig, namespace: dict[str, Any] | None, profile: dict[str, Any] | None) -> Verdict:
     """Whether a namespace (as last seen; None: not seen/absent) with its Profile (None: none) gets
     onboarded. Pure."""
@@ -88,6 +106,13 @@ def decide(config: OperatorConfig, namespace: dict[str, Any] | None, profile: di
     labelled = (m.get("labels") or {}).get(key) == value
     if not labelled and profile is None:
         return Verdict(False, f"neither labelled {key}={value} nor the namespace of a Profile")
+    if not labelled and not profile_owns(profile, namespace):
+        return Verdict(
+            False,
+            f"the Profile {name} does not own the namespace (neither its controller nor its spec.owner.name in the "
+            f"namespace's owner annotation, as Kubeflow's profile controller requires); label the namespace "
+            f"{key}={value} to onboard it",
+        )
     opt_out = config.onboarding_opt_out_label
     if _opted_out(namespace, opt_out):
         return Verdict(False, f"opted out ({opt_out} on the namespace)")
@@ -381,11 +406,13 @@ class Onboarder:
 
 
 def _slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`decide` reads: name, labels, annotations, deletion, phase (not the whole body)."""
+    """What :func:`decide` reads: name, uid, labels, annotations, owners, deletion, phase and a Profile's
+    owner (not the whole body)."""
     m = _meta(obj)
+    keys = ("name", "uid", "labels", "annotations", "ownerReferences", "deletionTimestamp")
+    owner = ((obj.get("spec") or {}).get("owner") or {}).get("name")
     return {
-        "metadata": {
-            k: m.get(k) for k in ("name", "labels", "annotations", "deletionTimestamp") if m.get(k) is not None
-        },
+        "metadata": {k: m.get(k) for k in keys if m.get(k) is not None},
         "status": {"phase": (obj.get("status") or {}).get("phase")},
+        **({"spec": {"owner": {"name": owner}}} if isinstance(owner, str) else {}),
     }

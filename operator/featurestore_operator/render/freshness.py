@@ -65,7 +65,7 @@ def parse_summary(message: str | None) -> Summary | None:
     views = []
     for name, value in sorted(doc["views"].items())[:MAX_VIEWS]:
         t = _timestamp(value)
-        if isinstance(name, str) and _VIEW_NAME.match(name) and t is not None:
+        if isinstance(name, str) and _VIEW_NAME.fullmatch(name) and t is not None:
             views.append(FeatureViewFreshness(name, t))
     return Summary(tuple(views), truncated=doc.get("truncated") is True)
 

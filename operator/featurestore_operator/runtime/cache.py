@@ -30,6 +30,28 @@ _STATUS = {
 }
 
 
+#: The operator's objects carry a handful of labels and owners. Any object the watches send is kept,
+#: and a namespace editor can label their own objects as ours: one with more labels than this keeps
+#: only the labels of the operator's domains, at most this many (5000 labels cost ~1.5 MB each).
+MAX_LABELS = 32
+#: ownerReferences kept of an object with more (the controller's first)
+MAX_OWNERS = 8
+_OUR_LABEL_DOMAINS = ("app.kubernetes.io/", "featurestore.kubeflow.org/")
+
+
+def _labels(labels: dict[str, Any]) -> dict[str, Any]:
+    items = list(labels.items())
+    if len(items) > MAX_LABELS:
+        items = [(k, v) for k, v in items if k.startswith(_OUR_LABEL_DOMAINS)][:MAX_LABELS]
+    return {sys.intern(k): _str(v) for k, v in items}
+
+
+def _owners(owners: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(owners) > MAX_OWNERS:
+        owners = sorted(owners, key=lambda r: not r.get("controller"))[:MAX_OWNERS]
+    return [{"kind": _str(r.get("kind")), "uid": _str(r.get("uid")), "controller": r.get("controller")} for r in owners]
+
+
 def _str(v: Any) -> Any:
     # the same label keys and values, kinds, API versions, owner uids and condition reasons repeat
     # in many objects: one copy each
@@ -49,17 +71,15 @@ def slim(obj: dict[str, Any], keep_data: bool = False) -> dict[str, Any]:
     managedFields alone ~45% of their JSON); metadata without managedFields plus whole status
     still ~65 KB (bench/memory.py with tracemalloc). Strings that repeat across objects are
     interned (strings unique to one object are not: see ``_SHARED_META``), and no container refers
-    back into ``obj``, so the parsed answer's dicts and lists can be freed."""
+    back into ``obj``, so the parsed answer's dicts and lists can be freed. Labels and owners are
+    bounded (:data:`MAX_LABELS`, :data:`MAX_OWNERS`): a tenant's object labelled as ours is held too."""
     meta = obj.get("metadata") or {}
     kind = obj.get("kind")
     small: dict[str, Any] = {k: _str(meta[k]) if k in _SHARED_META else meta[k] for k in _META if k in meta}
     if meta.get("labels"):
-        small["labels"] = {sys.intern(k): _str(v) for k, v in meta["labels"].items()}
+        small["labels"] = _labels(meta["labels"])
     if meta.get("ownerReferences"):
-        small["ownerReferences"] = [
-            {"kind": _str(r.get("kind")), "uid": _str(r.get("uid")), "controller": r.get("controller")}
-            for r in meta["ownerReferences"]
-        ]
+        small["ownerReferences"] = _owners(meta["ownerReferences"])
     out: dict[str, Any] = {"apiVersion": _str(obj.get("apiVersion")), "kind": _str(kind), "metadata": small}
     spec = obj.get("spec")
     if isinstance(spec, dict):
