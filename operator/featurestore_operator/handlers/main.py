@@ -10,8 +10,8 @@
 
 kopf watches nothing: it runs the process's operator loop (its login and its handling of SIGTERM and
 SIGINT, which end ``run_kopf`` and with it the operator cleanly). The admission webhook has its own
-bounded server (``handlers.admission``, ``handlers.webhook_server``). If kopf's loop stops it is started again in the same
-process (the workers, watches and caches keep running). Why not kopf's watches: see
+bounded server (``handlers.admission``, ``handlers.webhook_server``). If kopf's loop stops it is started
+again in the same process (the workers, watches and caches keep running). Why not kopf's watches: see
 docs/concepts/design.md ("One watch engine").
 """
 
