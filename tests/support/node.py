@@ -127,6 +127,11 @@ class Node:
         """The image references containerd holds (namespace k8s.io)."""
         return self._ctr("images", "ls", "-q").stdout.split()
 
+    def image_digest(self, ref: str) -> str | None:
+        """The manifest digest containerd holds for ``ref`` (None: it has no such image)."""
+        rows = self._ctr("images", "ls", f"name=={ref}").stdout.splitlines()[1:]
+        return rows[0].split()[2] if rows else None
+
     def __enter__(self) -> Node:
         return self.start()
 
