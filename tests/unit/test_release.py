@@ -213,4 +213,13 @@ def test_image_keys_change_with_the_image_inputs_only(tmp_path):
     new = _image_keys(root)
     assert new["operator"] != keys["operator"] and new["feast"] == keys["feast"]
     (root / "images" / "feast-runtime.in").write_text("feast[redis]==0.0.1\n")
-    assert _image_keys(root)["feast"] != keys["feast"]
+    assert _image_keys(root)["feast"] != new["feast"]
+    for path, changes in (
+        ("pyproject.toml", {"operator"}),
+        ("images/operator.lock", {"operator"}),
+        ("Dockerfile", {"operator", "feast"}),
+    ):
+        before = _image_keys(root)
+        (root / path).write_text((root / path).read_text() + "\n# changed\n")
+        after = _image_keys(root)
+        assert {name for name in after if after[name] != before[name]} == changes, path
