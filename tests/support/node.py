@@ -112,7 +112,9 @@ class Node:
     def trust_registry(self, address: str) -> None:
         """Let containerd pull from the registry at ``address`` (HOST:PORT) over plain HTTP: a
         loopback-only local registry (hack/local-registry.sh). containerd reads its hosts directory
-        (CRI ``registry.config_path``, containerd 1.6 docs/hosts.md) at every pull: no restart."""
+        (CRI ``registry.config_path``, containerd 1.6 docs/hosts.md) at every pull: no restart.
+        (For a loopback address the CRI plugin already defaults to plain HTTP, tried here: this makes
+        it explicit, and is what a plain-HTTP registry on another address needs.)"""
         hosts = self.workdir / "certs.d" / address
         hosts.mkdir(parents=True, exist_ok=True)
         (hosts / "hosts.toml").write_text(
