@@ -194,9 +194,9 @@ def _run_scenario(node: Node, script: Path, log: Path, **env: str) -> str:
 def test_scenario_on_node(release: Release, node: Node, tmp_path: Path) -> None:
     """The release (hack/release.sh) installed from the local registry as a user installs it: `helm
     install oci://…` with the chart's own default images, which the node's containerd pulls (plain
-    HTTP, loopback only: Node.trust_registry; nothing of the release's tags is imported) -> examples/local.yaml Ready -> pods -> materialize ->
-    client pod reads features through cluster DNS -> config roll-out -> deletion removes everything
-    (scenario.sh)."""
+    HTTP, loopback only: Node.trust_registry; nothing of the release's tags is imported) ->
+    examples/local.yaml Ready -> pods -> materialize -> client pod reads features through cluster
+    DNS -> config roll-out -> deletion removes everything (scenario.sh)."""
     images = [release.operator_image, release.feast_image]
     node.trust_registry(release.registry)
     node.remove_images(*images)  # containerd's root persists across runs: an earlier run's pull
