@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate charts/featurestore-operator/README.md from the chart's values.yaml (every key, its default
-and the comment above it) and Chart.yaml. tests/unit/test_chart_readme.py fails when it is stale:
+and the comment above it) and Chart.yaml. tests/controlplane/test_chart_platform.py fails when it is stale:
     python3 hack/chart-readme.py           write it
     python3 hack/chart-readme.py --check   exit 1 when it differs
 """

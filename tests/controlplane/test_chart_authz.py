@@ -10,38 +10,31 @@ ClusterRoleBinding or create a RoleBinding to a role it does not hold (RBAC's es
 
 from __future__ import annotations
 
-import secrets
 import time
 import urllib.error
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
-from tests.controlplane import test_chart as chart_tests
-from tests.controlplane.test_chart import (
+from tests.support.helm import (
     CHART,
     NO_WEBHOOK,
     SESSION_CRD,
     TOKEN_REVIEWER,
     TOKEN_REVIEWERS,
+    chart_operator,
     explain,
-    find,
-    forbidden_lines,
     helm,
-    sa_operator_env,
+    installed,
 )
 from tests.support.kube import OWNER_LABEL, G, P, V
 from tests.support.kubelet import FakeKubelet
-from tests.support.operator_process import OperatorProcess
 from tests.support.rbac import can
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
-#: the chart release and the store namespace of test_chart.py
-release, store_namespace = chart_tests.release, chart_tests.store_namespace
 
 
 def store(name: str, authz: str) -> dict[str, Any]:
@@ -73,11 +66,9 @@ def refused(call) -> int:
 def test_authz_kubernetes_under_chart_serviceaccount(
     control_plane, kube_api, helm_bin, release, store_namespace, tmp_path
 ):
-    ns, name, docs = release["namespace"], release["name"], release["docs"]
+    ns, name, operator_user = release.namespace, release.name, release.user
     binding_name, role_name = name + TOKEN_REVIEWERS, name + TOKEN_REVIEWER
-    [sa] = find(docs, "ServiceAccount")
-    operator_user = f"system:serviceaccount:{ns}:{sa['metadata']['name']}"
-    env = sa_operator_env(docs)
+    env = release.env()
     assert env["FSO_TOKEN_REVIEWERS_BINDING"] == binding_name
     rbac, core = client.RbacAuthorizationV1Api(kube_api), client.CoreV1Api(kube_api)
     custom = client.CustomObjectsApi(kube_api)
@@ -104,9 +95,7 @@ def test_authz_kubernetes_under_chart_serviceaccount(
     )
     custom.create_namespaced_custom_object(G, V, store_namespace, P, store("guarded", "kubernetes"))
     custom.create_namespaced_custom_object(G, V, store_namespace, P, store("open", "none"))
-    kubeconfig = control_plane.service_account_kubeconfig(ns, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig"))
-    proc = OperatorProcess(kubeconfig, env=env).start()
-    try:
+    with chart_operator(release, tmp_path, env) as proc:
         # Its Roles and RoleBindings are applied under the chart's RBAC, and the store gets Ready.
         explain(
             proc,
@@ -161,7 +150,7 @@ def test_authz_kubernetes_under_chart_serviceaccount(
             str(CHART),
             "-n",
             ns,
-            *release["values"],
+            *release.values,
             "--set",
             "resyncSeconds=11",
             kubeconfig=control_plane.kubeconfig,
@@ -239,7 +228,7 @@ def test_authz_kubernetes_under_chart_serviceaccount(
                 verb,
                 resource,
             )
-        op_api = kube_config.new_client_from_config(config_file=kubeconfig)
+        op_api = kube_config.new_client_from_config(config_file=release.kubeconfig(tmp_path / "sa.kubeconfig"))
         try:
             op_rbac = client.RbacAuthorizationV1Api(op_api)
             assert (
@@ -303,10 +292,6 @@ def test_authz_kubernetes_under_chart_serviceaccount(
         custom.create_namespaced_custom_object(G, V, store_namespace, P, store("later", "none"))
         explain(proc, lambda: subjects() == [], timeout=30, interval=0.1, what="a foreign subject removed")
         assert proc.alive(), "operator exited"
-    finally:
-        proc.stop()
-    bad = forbidden_lines(proc.log_text())
-    assert not bad, "RBAC denials with authz kubernetes:\n" + "\n".join(bad[:20])
 
 
 def test_authz_kubernetes_with_the_grant_left_to_the_admin(
@@ -314,41 +299,13 @@ def test_authz_kubernetes_with_the_grant_left_to_the_admin(
 ):
     """authz.kubernetes.enabled=false: no token reviewer ClusterRole/binding and no right on them; the
     store's Roles still apply under the chart's RBAC, and its FeatureServer condition names the value."""
-    name = f"fso-nr-{secrets.token_hex(3)}"
-    helm(
-        helm_bin,
-        "install",
-        name,
-        str(CHART),
-        "-n",
-        namespace,
-        "--set",
-        "resyncSeconds=10",
-        "--set",
-        "authz.kubernetes.enabled=false",
-        *SESSION_CRD,
-        *NO_WEBHOOK,
-        kubeconfig=control_plane.kubeconfig,
-    )
-    proc = None
-    try:
-        docs = [
-            d
-            for d in yaml.safe_load_all(
-                helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=control_plane.kubeconfig).stdout
-            )
-            if d
-        ]
+    values = ["--set", "resyncSeconds=10", "--set", "authz.kubernetes.enabled=false", *SESSION_CRD, *NO_WEBHOOK]
+    with installed(control_plane, helm_bin, namespace, *values, prefix="fso-nr") as rel:
+        name, docs, user = rel.name, rel.docs, rel.user
         assert not [d for d in docs if TOKEN_REVIEWER in d["metadata"]["name"]]
-        env = sa_operator_env(docs)
-        assert "FSO_TOKEN_REVIEWERS_BINDING" not in env
-        [sa] = find(docs, "ServiceAccount")
-        user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
+        assert "FSO_TOKEN_REVIEWERS_BINDING" not in rel.env()
         assert not can(kube_api, user, "bind", "clusterroles", RBAC_GROUP, name=name + TOKEN_REVIEWER)
         assert not can(kube_api, user, "patch", "clusterrolebindings", RBAC_GROUP, name=name + TOKEN_REVIEWERS)
-        kubeconfig = control_plane.service_account_kubeconfig(
-            namespace, sa["metadata"]["name"], str(tmp_path / "sa.kubeconfig")
-        )
         client.CoreV1Api(kube_api).create_namespaced_config_map(
             store_namespace,
             client.V1ConfigMap(
@@ -357,32 +314,28 @@ def test_authz_kubernetes_with_the_grant_left_to_the_admin(
         )
         custom = client.CustomObjectsApi(kube_api)
         custom.create_namespaced_custom_object(G, V, store_namespace, P, store("manual", "kubernetes"))
-        proc = OperatorProcess(kubeconfig, env=env).start()
-        kubelet = FakeKubelet(kube_api)
+        with chart_operator(rel, tmp_path) as proc:
+            kubelet = FakeKubelet(kube_api)
 
-        def server_condition() -> dict[str, Any] | None:
-            kubelet.run(store_namespace, f"{OWNER_LABEL}=manual,app.kubernetes.io/component!=feature-repo")
-            # the servers come once the apply Job has succeeded
-            kubelet.run(
-                store_namespace, f"{OWNER_LABEL}=manual,app.kubernetes.io/component=feature-repo", phase="Succeeded"
+            def server_condition() -> dict[str, Any] | None:
+                kubelet.run(store_namespace, f"{OWNER_LABEL}=manual,app.kubernetes.io/component!=feature-repo")
+                # the servers come once the apply Job has succeeded
+                kubelet.run(
+                    store_namespace, f"{OWNER_LABEL}=manual,app.kubernetes.io/component=feature-repo", phase="Succeeded"
+                )
+                fs = custom.get_namespaced_custom_object(G, V, store_namespace, P, "manual")
+                conds = {c["type"]: c for c in (fs.get("status") or {}).get("conditions", [])}
+                return conds.get("FeatureServer") if conds.get("FeatureServer", {}).get("status") == "True" else None
+
+            cond = explain(
+                proc, server_condition, timeout=120, interval=1, what=f"FeatureServer True (log: {proc.log_path})"
             )
-            fs = custom.get_namespaced_custom_object(G, V, store_namespace, P, "manual")
-            conds = {c["type"]: c for c in (fs.get("status") or {}).get("conditions", [])}
-            return conds.get("FeatureServer") if conds.get("FeatureServer", {}).get("status") == "True" else None
-
-        cond = explain(
-            proc, server_condition, timeout=120, interval=1, what=f"FeatureServer True (log: {proc.log_path})"
-        )
-        assert "authz.kubernetes.enabled" in cond["message"] and f"{store_namespace}/manual-feast" in cond["message"]
-        assert {
-            r.metadata.name
-            for r in client.RbacAuthorizationV1Api(kube_api)
-            .list_namespaced_role(store_namespace, label_selector=f"{OWNER_LABEL}=manual")
-            .items
-        } >= {"manual-feast-writer"}
-    finally:
-        if proc is not None:
-            proc.stop()
-        helm(helm_bin, "uninstall", name, "-n", namespace, "--wait", kubeconfig=control_plane.kubeconfig, check=False)
-    bad = forbidden_lines(proc.log_text())
-    assert not bad, "RBAC denials without the token reviewers binding:\n" + "\n".join(bad[:20])
+            assert (
+                "authz.kubernetes.enabled" in cond["message"] and f"{store_namespace}/manual-feast" in cond["message"]
+            )
+            assert {
+                r.metadata.name
+                for r in client.RbacAuthorizationV1Api(kube_api)
+                .list_namespaced_role(store_namespace, label_selector=f"{OWNER_LABEL}=manual")
+                .items
+            } >= {"manual-feast-writer"}

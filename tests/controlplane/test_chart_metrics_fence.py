@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.controlplane.test_chart import CHART, helm, render
+from tests.support.helm import CHART, helm, render
 
 
 def fence(docs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.render import render as render_store
 from prometheus_client import REGISTRY
 
-from tests.controlplane.test_chart import CHART, ROOT, find, helm, render
 from tests.support.chart_values import ALL_MONITORING, MONITORING_APIS
+from tests.support.helm import CHART, ROOT, find, helm, render
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 DASHBOARD_SCHEMA = json.loads((ROOT / "tests" / "support" / "schemas" / "grafana-dashboard.schema.json").read_text())

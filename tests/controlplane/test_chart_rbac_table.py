@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from featurestore_operator.runtime.kinds import KINDS
 
-from tests.controlplane.test_chart import render
 from tests.support.chart_values import EVERYTHING, VALUE_SETS
+from tests.support.helm import render
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 G, RBAC, ADM = "featurestore.kubeflow.org", "rbac.authorization.k8s.io", "admissionregistration.k8s.io"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.controlplane.test_chart import CHART, ROOT, helm
 from tests.support.controlplane import ControlPlane
+from tests.support.helm import CHART, ROOT, helm
 
 #: main before templates/crds.yaml: its chart installs the CRD from crds/ (with the `feast` category).
 PREVIOUS = "adb3284bb7d0bce7b9b0706d25d2f49e8876d5fe"

@@ -1,4 +1,4 @@
-"""README troubleshooting claims about the Feast Jobs, against the real API server, Job controller and
+"""docs/operations/troubleshooting.md claims about the Feast Jobs, against the real API server, Job controller and
 operator process: FeatureRepo/ApplyFailed ("the previous revision keeps serving") and
 Materialization/LastRunFailed ("see the logs of the Job named in the message"). Pods are run, and
 made to fail, by the fake kubelet; the Job controller turns their failures into a failed Job."""

@@ -544,7 +544,7 @@ def test_missing_optional_crds_are_reported_then_picked_up(bare_control_plane, s
 
 
 def test_optional_crds_installed_later_are_watched(bare_control_plane, start_operator):
-    """The README: installing PodDefault/AuthorizationPolicy CRDs later is picked up - including the
+    """docs/concepts/design.md: installing PodDefault/AuthorizationPolicy CRDs later is picked up - including the
     watches: a deleted PodDefault comes back and a new Profile onboards its namespace, with the
     resync 600 s away (only a watch can see either)."""
     cp, api = bare_control_plane

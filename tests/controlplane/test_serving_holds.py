@@ -1,8 +1,8 @@
-"""README: "a serving store keeps serving" while Memorystore is busy (MAINTENANCE, UPDATING) and while
-GCP keeps failing (CloudUnavailable). The Memorystore fake is backed by a real redis-server with
-TLS + AUTH; the operator is the real process; "serving" is proven by the objects the feature server
-runs from staying exactly as they were and by the online store still answering with the password
-and CA from the store's Secret."""
+"""docs/operations/troubleshooting.md: "a serving store keeps serving" while Memorystore is busy
+(MAINTENANCE, UPDATING) and while GCP keeps failing (CloudUnavailable). The Memorystore fake is
+backed by a real redis-server with TLS + AUTH; the operator is the real process; "serving" is
+proven by the objects the feature server runs from staying exactly as they were and by the online
+store still answering with the password and CA from the store's Secret."""
 
 from __future__ import annotations
 

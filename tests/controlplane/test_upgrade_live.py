@@ -32,8 +32,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.controlplane.test_chart import CHART, ROOT, helm
 from tests.support.gcs_emulator import GcsEmulator
+from tests.support.helm import CHART, ROOT, helm
 from tests.support.iam_fake import GcsBucketOverlay
 from tests.support.kube import OWNER_LABEL, G, P, V, condition, fs_manifest, get_fs
 from tests.support.memorystore_fake import MemorystoreFake

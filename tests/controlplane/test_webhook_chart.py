@@ -34,8 +34,8 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
-from tests.controlplane.test_chart import CHART, find, forbidden_lines, helm
 from tests.support.controlplane import CONTROLLERS, ControlPlane
+from tests.support.helm import CHART, find, forbidden_lines, helm
 from tests.support.kube import G, P, V
 from tests.support.operator_process import OperatorProcess
 from tests.support.prerequisites import missing

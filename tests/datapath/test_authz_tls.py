@@ -10,7 +10,7 @@ The kubelet's part that PodRunner does not play is supplied exactly where the po
 it: a pod with ``automountServiceAccountToken: true`` gets the ServiceAccount volume
 (/var/run/secrets/kubernetes.io/serviceaccount: its token, the API server's CA, the namespace)
 and every process gets KUBERNETES_SERVICE_HOST/PORT pointing at the test API server.
-The admin's one-time grant (TokenReview for the store's ServiceAccount; see README) is made here.
+The admin's one-time grant (TokenReview for the store's ServiceAccount; docs/security/tokens-and-tls.md) is made here.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Cluster:
         return self.token(sa, audience or None, namespace, seconds)
 
     def grant_token_review(self, sa: str) -> str:
-        """The admin's grant (README): the store's ServiceAccount may create TokenReviews."""
+        """The admin's grant (docs/security/tokens-and-tls.md): the store's ServiceAccount may create TokenReviews."""
         name = f"fso-tokenreview-{self.ns}"
         self.rbac.create_cluster_role(
             {

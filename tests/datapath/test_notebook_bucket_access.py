@@ -290,3 +290,17 @@ def test_unreadable_default_editor_leaves_the_store_ready_without_a_grant(gcs):
     )
     assert isinstance(out, Ready) and "cannot read ServiceAccount default-editor" in out.message, out
     assert roles_of(ov, naming.bucket_name(make_fs()), f"serviceAccount:{NOTEBOOK_GSA}") == set()
+
+
+def test_refused_revocation_lets_the_store_go_and_names_the_command(gcs):
+    """GCP refusing the operator's removal of the notebook reader must not hold the store's deletion
+    forever: the deletion is done and its message is the command an admin runs."""
+    ov, _, backend = gcs
+    fs = make_fs()
+    fs = with_status(fs, run(backend.ensure(fs, ctx(config(), NOTEBOOK_GSA))))
+    ov.fail_next("PUT", r"/iam$", 403)
+    out = run(backend.delete(fs, ctx(config(), None)))
+    assert out.done, out.message
+    assert (
+        f"remove-iam-policy-binding gs://{naming.bucket_name(fs)} --member=serviceAccount:{NOTEBOOK_GSA}" in out.message
+    )

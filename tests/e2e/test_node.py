@@ -344,7 +344,7 @@ def test_gcp_scenario_on_node(node: Node, tmp_path: Path) -> None:
                 {"name": "FSO_IAM_ENDPOINT", "value": iam.endpoint},
                 {"name": "API_ENDPOINT_OVERRIDE", "value": gcs_api.endpoint},
             ],
-            "podDefaults": {"all": {"env": [*to_gcs, {"name": "FEAST_E2E_DATA", "value": data_uri}]}},
+            "feastPodSettings": {"all": {"env": [*to_gcs, {"name": "FEAST_E2E_DATA", "value": data_uri}]}},
         }
         (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
         text = _run_scenario(

@@ -74,8 +74,33 @@ def test_mkdocs_build_is_strict_and_clean(tmp_path):
     )
     assert out.returncode == 0, f"mkdocs build --strict failed:\n{out.stdout}\n{out.stderr}"
     assert "WARNING" not in out.stderr, out.stderr
-    assert (tmp_path / "site" / "security" / "index.html").exists()
+    built = {p.relative_to(tmp_path / "site").as_posix() for p in (tmp_path / "site").rglob("index.html")}
+    assert not set(SECTIONS) - built, f"the site lost a section: {sorted(set(SECTIONS) - built)}"
     assert not (ROOT / "site").exists(), "the build must not write into the repository"
+
+
+#: the site's sections (issue 28): install, concepts, notebooks and models, security and tenancy,
+#: compute engines, operations, reference, benchmarks; MkDocs builds page X.md as X/index.html
+SECTIONS = [
+    f"{page}/index.html"
+    for page in (
+        "install/gke",
+        "install/kind",
+        "install/feast-operator",
+        "concepts",
+        "notebooks",
+        "security",
+        "compute",
+        "operations/monitoring",
+        "operations/upgrade",
+        "operations/troubleshooting",
+        "reference/featurestore",
+        "reference/operator-config",
+        "reference/cli",
+        "benchmarks",
+        "support",
+    )
+]
 
 
 def test_readme_links_resolve():
@@ -103,3 +128,11 @@ def test_readme_is_a_front_page():
     for command in ("bash hack/demo.sh", "bash hack/test.sh"):
         assert command in text, command
     assert "```mermaid" in text and "FeatureStore()" in text and "docs/install/gke.md" in text
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run is exactly the README's test command, so what a newcomer runs is what CI runs."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = re.search(r"^exec (.+)$", ci, re.M)
+    assert command, ".ci/run should exec one command"
+    assert f"\n{command.group(1)} " in README.read_text(), f"README.md should show `{command.group(1)}`"

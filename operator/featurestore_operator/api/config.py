@@ -133,17 +133,6 @@ class OperatorConfig(BaseSettings):
     JSON/YAML: {all: {...}, featureServer: {...}, registryServer, offlineServer, ui, materialization, apply,
     redis}; a FeatureStore's own ``pod`` settings override them (Helm value feastPodSettings)."""
 
-    @field_validator("pod_defaults", mode="before")
-    @classmethod
-    def _parse_pod_defaults(cls, v: object) -> object:
-        if isinstance(v, str):
-            try:
-                v = yaml.safe_load(v) if v.strip() else {}
-            except yaml.YAMLError as err:
-                raise ValueError(f"not valid JSON/YAML: {err}") from None
-            return v if v is not None else {}
-        return v
-
     # --- Kubeflow profile onboarding (handlers/profiles.py, reconcile/onboarding.py) ----------
     onboarding_enabled: bool = False
     """Create a FeatureStore from onboarding_template in every Kubeflow profile namespace."""
@@ -166,9 +155,10 @@ class OperatorConfig(BaseSettings):
             data = _from_file(data, field)
         return data
 
-    @field_validator("onboarding_template", "policy", mode="before")
+    @field_validator("onboarding_template", "policy", "pod_defaults", mode="before")
     @classmethod
-    def _parse_template(cls, v: object) -> object:
+    def _parse_json_or_yaml(cls, v: object) -> object:
+        """Settings that hold a document arrive as JSON/YAML text from the environment."""
         if isinstance(v, str):
             try:
                 v = yaml.safe_load(v) if v.strip() else {}

@@ -16,7 +16,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 
 from ..api import OperatorConfig
-from .base import Failed
+from .base import Deleted, Failed
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -155,6 +155,25 @@ def failure(err: BaseException, what: str, permission: str | None = None) -> Fai
     if isinstance(err, gexc.GoogleAPICallError):
         return Failed("CloudError", f"{what}: {_msg(err)}", retryable=True, retry_after=60)
     return Failed("CloudError", f"{what}: {type(err).__name__}: {err}", retryable=True, retry_after=60)
+
+
+async def revoke(write: Awaitable[object], what: str, by_hand: str, gone: str = "", done: str = "") -> Deleted:
+    """Await an IAM write that removes a grant. A revocation never blocks a deletion for good: done
+    when written (``done`` if it changed anything), when the resource is gone (``gone``), or when GCP
+    refuses for good: then the message names the command ``by_hand`` that removes the grant.
+    Transient failures are retried (the finalizer stays)."""
+    try:
+        wrote = await write
+    except gexc.NotFound:
+        return Deleted(True, gone)
+    except (gexc.Forbidden, gexc.PermissionDenied):
+        return Deleted(True, f"could not {what} (permission denied); run: {by_hand}")
+    except Exception as err:  # noqa: BLE001 - mapped to an outcome, like every GCP call
+        f = failure(err, what)
+        if f.retryable:
+            return Deleted(False, f.message, retry_after=f.retry_after)
+        return Deleted(True, f"{f.message}; run: {by_hand}")
+    return Deleted(True, done if wrote else "")
 
 
 def _msg(err: BaseException) -> str:

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -507,9 +507,11 @@ class GcsBackend:
         if not revoked.done:
             return revoked
         result = await self._delete(fs)
+        # what the revocation said (e.g. the command an admin must run) is not lost to the bucket's message
+        message = "; ".join(m for m in (revoked.message, result.message) if m)
         if result.done and fs.status.cloud.bucket == naming.bucket_name(fs):
-            return Deleted(True, result.message, status=FORGET)
-        return result
+            return Deleted(True, message, status=FORGET)
+        return replace(result, message=message)
 
     async def _revoke_reader(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
         """Remove the notebooks' read (status.cloud.notebookReader) from the store's bucket, so a
@@ -521,21 +523,13 @@ class GcsBackend:
         if not notebook_access.revocable(fs, ctx.config, reader):
             return Deleted(True, f"recorded notebook reader {reader} is not this namespace's; left untouched")
         role, roles = notebook_access.OBJECT_VIEWER, notebook_access.READER_ROLES
-        try:
+
+        async def remove() -> object:
             client = await self._client(project)
-            await self._modify_iam(client, name, lambda b: _change_roles(b, roles, reader, without_member))
-        except gexc.NotFound:
-            return Deleted(True)
-        except (gexc.Forbidden, gexc.PermissionDenied):
-            return Deleted(
-                True,
-                f"could not remove {reader} from bucket {name} (permission denied); run: gcloud storage buckets "
-                f"remove-iam-policy-binding gs://{name} --member={reader} --role={role}",
-            )
-        except Exception as err:  # noqa: BLE001
-            f = gcp.failure(err, f"removing {role} of {reader} from bucket {name}")
-            return Deleted(not f.retryable, f.message, retry_after=f.retry_after)
-        return Deleted(True)
+            return await self._modify_iam(client, name, lambda b: _change_roles(b, roles, reader, without_member))
+
+        by_hand = f"gcloud storage buckets remove-iam-policy-binding gs://{name} --member={reader} --role={role}"
+        return await gcp.revoke(remove(), f"remove {role} of {reader} from bucket {name}", by_hand)
 
     async def _delete(self, fs: FeatureStore) -> Deleted:
         gcs = fs.spec.offline_store.gcs if fs.spec.offline_store else None

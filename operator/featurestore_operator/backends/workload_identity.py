@@ -361,22 +361,13 @@ class WorkloadIdentity:
                 mem,
             )
             return Deleted(True, f"recorded member {mem} is not this FeatureStore's own; left untouched")
-        try:
-            wrote = await self._modify(gsa, lambda b: without_member(b, WORKLOAD_IDENTITY_USER, mem))
-        except gexc.NotFound:
-            return Deleted(True, f"Google service account {gsa} no longer exists")
-        except (gexc.Forbidden, gexc.PermissionDenied):
-            return Deleted(
-                True,
-                f"could not remove the Workload Identity binding from {gsa} (permission denied); "
-                f"remove it with: {gcloud_remove_command(gsa, mem)}",
-            )
-        except Exception as err:  # noqa: BLE001
-            f = gcp.failure(err, f"removing the Workload Identity binding from {gsa}")
-            if f.retryable:
-                return Deleted(False, f.message, retry_after=f.retry_after)
-            return Deleted(True, f"{f.message}; remove it with: {gcloud_remove_command(gsa, mem)}")
-        return Deleted(True, f"removed {mem} from {gsa}" if wrote else "")
+        return await gcp.revoke(
+            self._modify(gsa, lambda b: without_member(b, WORKLOAD_IDENTITY_USER, mem)),
+            f"remove the Workload Identity binding of {mem} from {gsa}",
+            gcloud_remove_command(gsa, mem),
+            gone=f"Google service account {gsa} no longer exists",
+            done=f"removed {mem} from {gsa}",
+        )
 
     async def delete(self, fs: FeatureStore, ctx: BackendContext) -> Deleted:
         """Remove the binding recorded in status (the KSA goes away with the FeatureStore; a later KSA
