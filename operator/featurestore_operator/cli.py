@@ -79,12 +79,14 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def _install_note(doc: dict, config: OperatorConfig) -> str | None:
+def _install_notes(doc: dict, config: OperatorConfig) -> list[str]:
     """What a valid store still needs from the operator's installation (its Materialization condition
-    would say so), for ``validate``."""
-    from .render import compute
+    would say so), and where its notebooks retrieve historical data without Ray, for ``validate``."""
+    from .render import compute, offline
 
-    return compute.chart_rbac_missing(parse_featurestore(doc), config.compute_enabled)
+    fs = parse_featurestore(doc)
+    notes = (compute.chart_rbac_missing(fs, config.compute_enabled), offline.notebook_note(fs))
+    return [n for n in notes if n]
 
 
 def _check(doc: dict[str, Any], source: str, config: OperatorConfig) -> dict[str, Any]:
@@ -94,14 +96,14 @@ def _check(doc: dict[str, Any], source: str, config: OperatorConfig) -> dict[str
 
     meta: dict[str, Any] = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
     problems = review(doc, config)
-    note = None if problems else _install_note(doc, config)
+    notes = [] if problems else _install_notes(doc, config)
     return {
         "file": source,
         "name": meta.get("name") or "?",
         "namespace": meta.get("namespace"),
         "valid": not problems,
         "errors": [{"field": path, "message": msg} for path, msg in problems],
-        "notes": [note] if note else [],
+        "notes": notes,
     }
 
 

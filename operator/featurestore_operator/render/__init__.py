@@ -19,6 +19,7 @@ from . import (
     incluster,
     jobs,
     kubeflow,
+    offline,
     policies,
     rotation,
     servers,
@@ -63,12 +64,19 @@ class Rendered:
 
 
 def _config_maps(
-    fs: FeatureStore, endpoints: Endpoints, server_yaml: str, client_yaml: str, job_yaml: str | None
+    fs: FeatureStore,
+    endpoints: Endpoints,
+    server_yaml: str,
+    client_yaml: str,
+    job_yaml: str | None,
+    offline_yaml: str | None,
 ) -> list[dict[str, Any]]:
     names = Names(fs)
     server = {feast_config.FEAST_CONFIG_FILE: server_yaml}
     if job_yaml is not None:
         server[compute.JOB_CONFIG_KEY] = job_yaml
+    if offline_yaml is not None:
+        server[offline.OFFLINE_CONFIG_KEY] = offline_yaml
     if authz.enabled(fs):
         server[authz.PERMISSIONS_FILE] = authz.permissions_source(fs)
     client = {feast_config.FEAST_CONFIG_FILE: client_yaml, **tls.client_config_data(fs, endpoints)}
@@ -123,8 +131,13 @@ def render(
     client = feast_config.to_yaml(feast_config.client_config(fs, endpoints))
     job_config = compute.job_config(fs, endpoints)
     job = feast_config.to_yaml(job_config) if job_config else None
+    offline_config = offline.server_config(fs, endpoints)
+    offline_yaml = feast_config.to_yaml(offline_config) if offline_config else None
     config_hash = hashlib.sha256(server.encode()).hexdigest()[:16]
-    objects: list[dict[str, Any]] = [_service_account(fs), *_config_maps(fs, endpoints, server, client, job)]
+    objects: list[dict[str, Any]] = [
+        _service_account(fs),
+        *_config_maps(fs, endpoints, server, client, job, offline_yaml),
+    ]
     objects += authz.rbac(fs)
     objects += tls.certificate(fs, config, versions)
     objects += compute.objects(fs, versions, config.compute_enabled)
@@ -132,7 +145,8 @@ def render(
     tls_ready = not tls.enabled(fs) or endpoints.serving_tls is not None
     if endpoints.online and endpoints.offline and tls_ready:
         objects += servers.feature_server(fs, endpoints, config_hash, config)
-        objects += servers.optional_servers(fs, endpoints, config_hash, config)
+        offline_hash = offline.config_hash(server, offline_yaml)
+        objects += servers.optional_servers(fs, endpoints, config_hash, config, offline_hash)
         objects += servers.autoscaling(fs, versions)
         if not compute.secret_exposure(fs, job_config):  # fail closed: no engine run that leaks a Secret
             objects += jobs.materialization(fs, endpoints, config_hash, versions, config)

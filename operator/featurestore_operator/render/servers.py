@@ -8,7 +8,7 @@ from typing import Any
 from ..api import FeatureStore, OperatorConfig
 from ..api.pods import Component, PodSettings
 from ..api.spec import AuthzType, AutoscalingSpec, OptionalServerSpec, RegistryServerSpec
-from . import authz, podknobs, tls
+from . import authz, offline, podknobs, tls
 from .feast_config import FEATURE_SERVER_PORT, OFFLINE_SERVER_PORT, REGISTRY_SERVER_PORT, UI_PORT
 from .inputs import ApiVersions, Endpoints
 from .names import CONFIG_HASH_ANNOTATION, Names, labels, meta, selector
@@ -181,7 +181,9 @@ def _optional_server(
     port_name: str,
     port: int,
     probes: dict[str, Any],
+    adapt: bool = False,
 ) -> list[dict[str, Any]]:
+    """``adapt``: the offline server (render/offline.py: its engine's config, env and volumes)."""
     container = _server_container(
         fs,
         endpoints,
@@ -191,6 +193,10 @@ def _optional_server(
         [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
         probes,
     )
+    pod = _server_pod(fs, endpoints, container)
+    if adapt:
+        offline.adapt_container(fs, container)
+        offline.adapt_pod(fs, pod)
     replicas = None if spec.autoscaling else spec.replicas
     return [
         _deployment(
@@ -198,7 +204,7 @@ def _optional_server(
             name,
             component,
             replicas,
-            _server_pod(fs, endpoints, container),
+            pod,
             config_hash,
             podknobs.settings(fs, config, knob),
         ),
@@ -207,8 +213,9 @@ def _optional_server(
 
 
 def optional_servers(
-    fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig
+    fs: FeatureStore, endpoints: Endpoints, config_hash: str, config: OperatorConfig, offline_hash: str | None = None
 ) -> list[dict[str, Any]]:
+    """``offline_hash``: the offline server's config hash when it has its own file (render/offline.py)."""
     names = Names(fs)
     spec = fs.spec
     out: list[dict[str, Any]] = []
@@ -231,7 +238,7 @@ def optional_servers(
         out += _optional_server(
             fs,
             endpoints,
-            config_hash,
+            offline_hash or config_hash,
             config,
             spec.offline_server,
             "offlineServer",
@@ -241,6 +248,7 @@ def optional_servers(
             port_name(fs, "grpc", "flight"),
             OFFLINE_SERVER_PORT,
             _tcp_probes(port_name(fs, "grpc", "flight")),
+            adapt=True,
         )
     if spec.ui.enabled:
         out += _optional_server(
