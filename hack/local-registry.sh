@@ -4,7 +4,8 @@
 #   bash hack/local-registry.sh start [PORT]   idempotent; prints HOST:PORT (default 127.0.0.1:5000)
 #   bash hack/local-registry.sh stop
 # Plain HTTP: buildah pushes with --tls-verify=false, helm with --plain-http, and containerd pulls
-# through a hosts.toml naming http://HOST:PORT (tests/support/node.py). A registry others reach must
+# through a hosts.toml naming http://HOST:PORT (tests/support/node.py; containerd's CRI plugin also
+# defaults to plain HTTP for a loopback address). A registry others reach must
 # serve TLS instead (Distribution's http.tls.certificate/key).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

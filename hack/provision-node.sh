@@ -13,16 +13,16 @@
 #     pause.tar            k8s.gcr.io/pause:3.2 (gcc -static of the tree's build/pause/linux/pause.c)
 #     python-base.tar      the Dockerfile's PYTHON_IMAGE, made from rootfs/ (pulls are impossible here)
 #     operator.tar         Dockerfile target `operator`      -> featurestore-operator:e2e
-#                          key: operator/ sources, pyproject.toml, Dockerfile, images/operator.lock
-#                          (not README.md, which only feeds the wheel's description)
 #     feast.tar            Dockerfile target `feast-runtime` -> featurestore-feast:e2e
-#                          key: Dockerfile (it pins FEAST_VERSION), images/feast-runtime.*
-#                          (both keys include the base image's key: a new base rebuilds both)
+#                          keys: hack/lib/image-keys.sh (both include the base image's key: a new
+#                          base rebuilds both); hack/release.sh pushes these archives instead of
+#                          building again when its tree's keys are the same
 #     redis.tar            the operator's default in-cluster Redis image name (redis:7.2-alpine), made
 #                          from Debian's redis-server: the product's default stays untouched
 # Debian packages: containerd, runc, containernetworking-plugins, buildah, debootstrap, iptables,
 # dnsmasq-base (cluster DNS of the tests), conntrack, libc6-dev (static pause), docker-registry (the
-# local OCI registry the main scenario installs a release from: hack/local-registry.sh).
+# local OCI registry the main scenario installs a release from: hack/local-registry.sh), skopeo
+# (hack/release.sh copies a provisioned image archive to the registry with it).
 #
 # The Dockerfile is built UNCHANGED with pulls disabled; the host's CA bundle is bind-mounted into
 # RUN steps (pip reaches PyPI through a TLS-intercepting proxy here) and never baked into an image.
@@ -57,7 +57,7 @@ cold=0
 # shellcheck source=lib/apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 APT_PACKAGES=(containerd runc containernetworking-plugins buildah debootstrap iptables dnsmasq-base conntrack
-  libc6-dev gcc docker-registry)
+  libc6-dev gcc docker-registry skopeo)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -73,11 +73,15 @@ fi
 k8s_tree() { ls -d "$BUILD_ROOT"/kubernetes-*/ 2>/dev/null | head -n1 | sed 's:/$::'; }
 bh() { buildah --root "$NODE/buildah/root" --runroot "$NODE/buildah/run" --storage-driver vfs "$@"; }
 key_of() { sha256sum | cut -c1-16; }
+# shellcheck source=lib/image-keys.sh
+. "$ROOT/hack/lib/image-keys.sh"
 fresh() { [ -f "$IMAGES/$1.tar" ] && [ "$(cat "$IMAGES/$1.key" 2>/dev/null)" = "$2" ]; }
 # save NAME IMAGE KEY: export IMAGE from buildah's storage as a docker-archive for containerd
 save() {
   rm -f "$IMAGES/$1.tar.tmp"
   bh push -q "$3" "docker-archive:$IMAGES/$1.tar.tmp:$3" >/dev/null
+  # the old key goes first: a reader (hack/release.sh) never sees the new archive under the old key
+  rm -f "$IMAGES/$1.key"
   mv -f "$IMAGES/$1.tar.tmp" "$IMAGES/$1.tar"
   echo "$2" >"$IMAGES/$1.key"
   log "image $3 -> $IMAGES/$1.tar ($(du -m "$IMAGES/$1.tar" | cut -f1) MB)"
@@ -106,10 +110,8 @@ if ! fresh pause "$pause_key"; then
 fi
 
 # The Dockerfile's base image name (ARG PYTHON_IMAGE) and the Feast version it pins
-python_image="$(sed -n 's/^ARG PYTHON_IMAGE=//p' "$ROOT/Dockerfile")"
-[ -n "$python_image" ] || die "no ARG PYTHON_IMAGE in the Dockerfile"
-case "$python_image" in */*) ;; *) python_image="docker.io/library/$python_image" ;; esac
-rootfs_key="bookworm-minbase-python3-r1"
+python_image="$(dockerfile_python_image "$ROOT")" || die "no ARG PYTHON_IMAGE in the Dockerfile"
+rootfs_key="$FSO_ROOTFS_KEY"
 if [ "$(cat "$ROOTFS/.fso-key" 2>/dev/null)" != "$rootfs_key" ]; then
   cold=1
   log "debootstrap bookworm with Debian's python3 into $ROOTFS (~2 min)"
@@ -121,7 +123,7 @@ if [ "$(cat "$ROOTFS/.fso-key" 2>/dev/null)" != "$rootfs_key" ]; then
   rm -rf "$ROOTFS" && mv "$ROOTFS.tmp" "$ROOTFS"
   echo "$rootfs_key" >"$ROOTFS/.fso-key"
 fi
-base_key="$(echo "$rootfs_key $python_image" | key_of)"
+base_key="$(base_image_key "$ROOT")"
 if ! fresh python-base "$base_key" || ! bh inspect "$python_image" >/dev/null 2>&1; then
   cold=1
   from_rootfs python-base "$python_image" "$base_key" "$ROOTFS" --cmd '["python3"]' \
@@ -135,14 +137,13 @@ bud() {
     -v "$CA_BUNDLE:$CA_BUNDLE:ro" -f Dockerfile . >"$NODE/buildah/$1.log" 2>&1) ||
     { tail -n 40 "$NODE/buildah/$1.log" >&2; die "building Dockerfile target $1 failed"; }
 }
-operator_key="$(cd "$ROOT" && find operator pyproject.toml Dockerfile .dockerignore images/operator.lock -type f \
-  ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | cat - <(echo "$base_key") | key_of)"
+operator_key="$(operator_image_key "$ROOT" "$base_key")"
 if ! fresh operator "$operator_key"; then
   cold=1
   bud operator "$OPERATOR_IMAGE"
   save operator "$operator_key" "$OPERATOR_IMAGE"
 fi
-feast_key="$( (cat "$ROOT/Dockerfile" "$ROOT"/images/feast-runtime.*; echo "$base_key") | key_of)"
+feast_key="$(feast_image_key "$ROOT" "$base_key")"
 if ! fresh feast "$feast_key"; then
   cold=1
   bud feast-runtime "$FEAST_IMAGE"

@@ -5,12 +5,18 @@
 #      CHANGELOG's Unreleased section under "## VERSION (DATE)" (hack/release.py; LICENSE checked);
 #      committed as "Release VERSION" and tagged vVERSION
 #   2. locks: images/*.lock must match their inputs (hack/lock-images.sh --check; needs PyPI)
-#   3. images: both Dockerfile targets built with buildah from the tagged tree, each installing its
-#      lock with --require-hashes (the build fails on a stale lock):
+#   3. images: both Dockerfile targets of the tagged tree, each installing its lock with
+#      --require-hashes (the build fails on a stale lock):
 #        $REGISTRY/featurestore-operator:VERSION   $REGISTRY/featurestore-feast:VERSION
+#      When hack/provision-node.sh already built a target from the same inputs (the content keys of
+#      hack/lib/image-keys.sh, computed on the tagged tree, equal its $FSO_CACHE/node/images/NAME.key),
+#      that build's archive is pushed as it is (skopeo) instead of building again;
+#      FSO_RELEASE_REBUILD=1 always builds (buildah, layers cached in the storage both scripts share).
 #   4. chart: packaged with version and appVersion VERSION, its default images pointing at the two
 #      above -> dist/featurestore-operator-VERSION.tgz
 #   5. push: both images and the chart (helm push oci://$REGISTRY/charts) to the registry
+#
+# Prints each image's origin ("reused" or "built") and the chart reference.
 #
 # Idempotent: every step is skipped or repeats to the same result (the tag must point at the
 # release commit; buildah reuses its layers; pushes of the same content change nothing).
@@ -27,11 +33,14 @@ HELM="${HELM:-$(command -v helm || echo "$FSO_CACHE/bin/helm")}"
 STORE="${FSO_BUILDAH_STORE:-$FSO_CACHE/node/buildah}"  # shared with hack/provision-node.sh (base image, layers)
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 DIST="$ROOT/dist"
+NODE_IMAGES="${FSO_NODE_IMAGES:-$FSO_CACHE/node/images}"  # hack/provision-node.sh's archives
 START_TS=$(date +%s)
 log() { printf '[release %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[release] ERROR: %s\n' "$*" >&2; exit 1; }
 bh() { buildah --root "$STORE/root" --runroot "$STORE/run" --storage-driver vfs "$@"; }
 cd "$ROOT"
+# shellcheck source=lib/image-keys.sh
+. "$ROOT/hack/lib/image-keys.sh"
 
 if [ -z "${REGISTRY:-}" ]; then
   REGISTRY="$(bash "$ROOT/hack/local-registry.sh" start)"
@@ -66,17 +75,34 @@ log "checking the image locks against their inputs"
 bash "$ROOT/hack/lock-images.sh" --check >&2 || die "a lock is stale: run hack/lock-images.sh, commit, release again"
 
 # --- 3. images ----------------------------------------------------------------------------------
-python_image="$(sed -n 's/^ARG PYTHON_IMAGE=//p' Dockerfile)"
-case "$python_image" in */*) ;; *) python_image="docker.io/library/$python_image" ;; esac
+src="$(mktemp -d)"
+trap 'rm -rf "$src" "$NODE_IMAGES/.release-$$-"*.tar' EXIT
+git archive "v$VERSION" | tar -x -C "$src"   # exactly the tagged tree
+
+# reuse NAME KEY: the path of hack/provision-node.sh's archive NAME.tar when it was built from inputs
+# of content key KEY (hard-linked first, then the key read: provision-node.sh removes a key before it
+# replaces its archive, so the linked file is the one the key describes)
+reuse() {
+  local pin="$NODE_IMAGES/.release-$$-$1.tar"
+  [ "${FSO_RELEASE_REBUILD:-0}" != 1 ] && command -v skopeo >/dev/null || return 1
+  ln -f "$NODE_IMAGES/$1.tar" "$pin" 2>/dev/null || return 1
+  [ "$(cat "$NODE_IMAGES/$1.key" 2>/dev/null)" = "$2" ] || return 1
+  echo "$pin"
+}
+base_key="$(base_image_key "$src")"
+declare -A archive=()
+python_image="$(dockerfile_python_image "$src")" || die "no ARG PYTHON_IMAGE in the Dockerfile"
 pull=missing
 # No pulls from a public registry here (hack/provision-node.sh made the base image locally)
 bh inspect "$python_image" >/dev/null 2>&1 && pull=never
-src="$(mktemp -d)"
-trap 'rm -rf "$src"' EXIT
-git archive "v$VERSION" | tar -x -C "$src"   # exactly the tagged tree
 for target in operator feast-runtime; do
-  image="$OPERATOR_IMAGE"
-  [ "$target" = feast-runtime ] && image="$FEAST_IMAGE"
+  image="$OPERATOR_IMAGE" name=operator key="$(operator_image_key "$src" "$base_key")"
+  [ "$target" = feast-runtime ] && image="$FEAST_IMAGE" name=feast key="$(feast_image_key "$src" "$base_key")"
+  if archive[$target]="$(reuse "$name" "$key")"; then
+    log "$target: reusing hack/provision-node.sh's build of the same inputs (key $key)"
+    continue
+  fi
+  archive[$target]=""
   log "building $target -> $image (log: $DIST/build-$target.log)"
   mkdir -p "$DIST"
   (cd "$src" && bh bud --pull="$pull" --isolation chroot --layers --target "$target" -t "$image" \
@@ -103,14 +129,23 @@ CHART_TGZ="$DIST/featurestore-operator-$VERSION.tgz"
 tls=()
 helm_plain=()
 [ "$plain" = 1 ] && { tls=(--tls-verify=false); helm_plain=(--plain-http); }
-for image in "$OPERATOR_IMAGE" "$FEAST_IMAGE"; do
+origin=()
+for target in operator feast-runtime; do
+  image="$OPERATOR_IMAGE"
+  [ "$target" = feast-runtime ] && image="$FEAST_IMAGE"
   log "pushing $image"
-  bh push -q "${tls[@]}" "$image" "docker://$image" >&2
+  if [ -n "${archive[$target]}" ]; then
+    skopeo copy -q "${tls[@]/--tls-verify/--dest-tls-verify}" "docker-archive:${archive[$target]}" "docker://$image" >&2
+    origin+=("reused")
+  else
+    bh push -q "${tls[@]}" "$image" "docker://$image" >&2
+    origin+=("built")
+  fi
 done
 log "pushing the chart to oci://$REGISTRY/charts"
 "$HELM" push "$CHART_TGZ" "oci://$REGISTRY/charts" "${helm_plain[@]}" >&2
 
 echo "release $VERSION (tag v$VERSION) in $(( $(date +%s) - START_TS ))s:"
-echo "  image  $OPERATOR_IMAGE"
-echo "  image  $FEAST_IMAGE"
+echo "  image  $OPERATOR_IMAGE (${origin[0]})"
+echo "  image  $FEAST_IMAGE (${origin[1]})"
 echo "  chart  oci://$REGISTRY/charts/featurestore-operator --version $VERSION ($CHART_TGZ)"

@@ -3,7 +3,7 @@
 #
 # Knobs: KUBE_CONTEXT, OPERATOR_IMAGE=featurestore-operator:e2e, FEAST_IMAGE=featurestore-feast:e2e,
 # TIMEOUT_SECONDS=600, HELM_ARGS (extra `helm install` args).
-# From a registry, as a user installs a release (after hack/release.sh; not yet run by the node tier):
+# From a registry, as a user installs a release (after hack/release.sh; the node tier's main scenario):
 # CHART_REF=oci://REGISTRY/charts/featurestore-operator CHART_VERSION=X (the chart's own default
 # images, pulled by the node), FEAST_IMAGE=REGISTRY/featurestore-feast:X, PULL_POLICY=IfNotPresent
 # (of the scenario's own Jobs and pods), CHART_PULL_ARGS (e.g. --plain-http for a local registry).

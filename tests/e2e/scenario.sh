@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The e2e scenario, against whatever cluster kubectl/helm reach (the current context, or
 # KUBE_CONTEXT): used by the kind run (tests/e2e/run-kind-e2e.sh) and by the node run on this
-# machine (tests/e2e/test_node.py). The images must already be on the node(s).
+# machine (tests/e2e/test_node.py: a release from a local registry, CHART_REF etc. in lib.sh).
 #
-#   helm install the chart with the local images (pullPolicy Never) -> operator pod Ready
+#   helm install the chart: the local images already on the node(s) (pullPolicy Never), or with
+#     CHART_REF a release's chart with its own images, pulled by the node -> operator pod Ready
 #   kubectl apply -f examples/feature-repos/demo.yaml -f examples/local.yaml (as the README says)
 #   a Job writes the parquet data on the store's claim -> kubectl wait --for=condition=Ready fs/demo
 #   apply Job, feature server, registry server and Redis run as pods

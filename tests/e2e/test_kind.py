@@ -77,7 +77,12 @@ def test_kind_e2e(tmp_path):
     assert "[e2e" in text and "PASSED" in text
 
 
-SCRIPTS = [SCRIPT, SCENARIO, HERE / "scenario-gcp.sh", ROOT / "hack" / "provision-node.sh"]
+SCRIPTS = [
+    SCRIPT,
+    SCENARIO,
+    HERE / "scenario-gcp.sh",
+    *(ROOT / "hack" / f"{name}.sh" for name in ("provision-node", "release", "local-registry", "lock-images")),
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

@@ -38,6 +38,14 @@ from tests.support.iam_fake import GcsBucketOverlay, IamAdminFake
 from tests.support.memorystore_fake import MemorystoreFake
 from tests.support.node import BRIDGE, Node, missing_parts
 from tests.support.prerequisites import missing
+from tests.support.release import (
+    Release,
+    make_release,
+    provisioned_keys_match,
+    registry_up,
+    start_registry,
+    stop_registry,
+)
 from tests.support.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +55,8 @@ SCENARIO_GCP = HERE / "scenario-gcp.sh"
 GCP_EXAMPLE = ROOT / "examples" / "gcp-memorystore.yaml"
 NS = "kubeflow-user-example-com"  # examples/feature-repos/demo.yaml's
 OTHER_NS = "kubeflow-user-other"  # another profile
+#: the e2e tier's local registry (fixed: a repeated push of the same layers is then skipped at once)
+REGISTRY_PORT = int(os.environ.get("FSO_E2E_REGISTRY_PORT", "5055"))
 
 
 def _traces(node: Node) -> list[str]:
@@ -83,6 +93,32 @@ def node() -> Iterator[Node]:
     yield n
     n.stop()
     assert not _traces(n), "the node left traces behind"
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    """hack/release.sh as a maintainer runs it, on a clone of this tree's HEAD (its release commit and
+    tag stay there), for the tree's own version, pushing to a local registry (hack/local-registry.sh,
+    Debian's docker-registry). Same version, same image inputs: the release pushes the images
+    hack/provision-node.sh built (a new version would change pyproject.toml and the package's
+    __version__, which the operator image holds: a build of minutes)."""
+    for tool in ("docker-registry", "skopeo"):
+        if not shutil.which(tool):
+            _missing(f"run hack/provision-node.sh (hack/test.sh does): missing {tool}")
+    address = f"127.0.0.1:{REGISTRY_PORT}"
+    ours = not registry_up(address)
+    try:
+        assert start_registry(REGISTRY_PORT) == address
+        workdir = tmp_path_factory.mktemp("release")
+        made = make_release(address, workdir)
+        print(f"[release] {made.version} to {address} in {made.seconds:.0f}s")
+        if provisioned_keys_match(workdir / "repo"):
+            for image in (made.operator_image, made.feast_image):
+                assert f"{image} (reused)" in made.output, f"{image}: built again, not hack/provision-node.sh's"
+        yield made
+    finally:
+        if ours:
+            stop_registry(REGISTRY_PORT)
 
 
 def test_dns_hosts_lines() -> None:
@@ -155,11 +191,59 @@ def _run_scenario(node: Node, script: Path, log: Path, **env: str) -> str:
 
 
 @pytest.mark.timeout(3600)
-def test_scenario_on_node(node: Node, tmp_path: Path) -> None:
-    """helm install -> examples/local.yaml Ready -> pods -> materialize -> client pod reads features
-    through cluster DNS -> config roll-out -> deletion removes everything (scenario.sh)."""
-    text = _run_scenario(node, SCENARIO, tmp_path / "scenario.log")
+def test_scenario_on_node(release: Release, node: Node, tmp_path: Path) -> None:
+    """The release (hack/release.sh) installed from the local registry as a user installs it: `helm
+    install oci://…` with the chart's own default images, which the node's containerd pulls (plain
+    HTTP, loopback only: Node.trust_registry; nothing of the release's tags is imported) ->
+    examples/local.yaml Ready -> pods -> materialize -> client pod reads features through cluster
+    DNS -> config roll-out -> deletion removes everything (scenario.sh)."""
+    images = [release.operator_image, release.feast_image]
+    node.trust_registry(release.registry)
+    node.remove_images(*images)  # containerd's root persists across runs: an earlier run's pull
+    assert not [i for i in images if node.image_digest(i)], "the release's images are pulled, never imported"
+    text = _run_scenario(
+        node,
+        SCENARIO,
+        tmp_path / "scenario.log",
+        CHART_REF=release.chart,
+        CHART_VERSION=release.version,
+        CHART_PULL_ARGS="--plain-http",
+        FEAST_IMAGE=release.feast_image,  # the scenario's own Jobs and client pods
+        PULL_POLICY="IfNotPresent",
+    )
     assert "ONLINE-FEATURES-OK" in text
+    assert f"installing the chart {release.chart} --version {release.version}" in text
+    _assert_installed_from(release, node)
+
+
+def _assert_installed_from(release: Release, node: Node) -> None:
+    """What the cluster holds came from the registry: the Helm release's chart version and appVersion,
+    the operator pod's image and its imageID (the registry's manifest digest), the kubelet's pull of
+    both images (events), and containerd's images of both tags at the registry's digests."""
+    helm = subprocess.run(
+        ["helm", "list", "-n", "featurestore-system", "-o", "json"], env=node.env(), capture_output=True, text=True
+    )
+    assert helm.returncode == 0, helm.stderr
+    [installed] = [r for r in json.loads(helm.stdout) if r["name"] == "featurestore-operator"]
+    assert (installed["chart"], installed["app_version"]) == (
+        f"featurestore-operator-{release.version}",
+        release.version,
+    )
+    pods = node.request("GET", "/api/v1/namespaces/featurestore-system/pods")["items"]
+    statuses = [c for p in pods if p["status"].get("phase") == "Running" for c in p["status"]["containerStatuses"]]
+    operator_digest = release.digest(release.operator_image)
+    assert [(c["image"], c["imageID"]) for c in statuses] == [
+        (release.operator_image, f"{release.registry}/featurestore-operator@{operator_digest}")
+    ], statuses
+    for image in (release.operator_image, release.feast_image):
+        assert node.image_digest(image) == release.digest(image), f"containerd's {image} is the registry's"
+    pulled = {
+        e["message"].split('"')[1]
+        for ns in ("featurestore-system", NS)
+        for e in node.request("GET", f"/api/v1/namespaces/{ns}/events")["items"]
+        if e.get("reason") == "Pulled" and e["message"].startswith("Successfully pulled image")
+    }
+    assert {release.operator_image, release.feast_image} <= pulled, f"the kubelet pulled: {pulled}"
 
 
 def _gsa(project: str) -> str:

@@ -112,7 +112,9 @@ class Node:
     def trust_registry(self, address: str) -> None:
         """Let containerd pull from the registry at ``address`` (HOST:PORT) over plain HTTP: a
         loopback-only local registry (hack/local-registry.sh). containerd reads its hosts directory
-        (CRI ``registry.config_path``, containerd 1.6 docs/hosts.md) at every pull: no restart."""
+        (CRI ``registry.config_path``, containerd 1.6 docs/hosts.md) at every pull: no restart.
+        (For a loopback address the CRI plugin already defaults to plain HTTP, tried here: this makes
+        it explicit, and is what a plain-HTTP registry on another address needs.)"""
         hosts = self.workdir / "certs.d" / address
         hosts.mkdir(parents=True, exist_ok=True)
         (hosts / "hosts.toml").write_text(
@@ -126,6 +128,11 @@ class Node:
     def images(self) -> list[str]:
         """The image references containerd holds (namespace k8s.io)."""
         return self._ctr("images", "ls", "-q").stdout.split()
+
+    def image_digest(self, ref: str) -> str | None:
+        """The manifest digest containerd holds for ``ref`` (None: it has no such image)."""
+        rows = self._ctr("images", "ls", f"name=={ref}").stdout.splitlines()[1:]
+        return rows[0].split()[2] if rows else None
 
     def __enter__(self) -> Node:
         return self.start()

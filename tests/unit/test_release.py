@@ -3,7 +3,9 @@
 The locks are read as pip reads them: every package pinned to one version with its hashes (pip
 --require-hashes refuses anything else), and the pins satisfy what pyproject.toml and
 images/feast-runtime.in ask for (the Dockerfile's offline install of the inputs fails otherwise: a
-build with a stale lock fails). hack/release.sh itself runs end to end in tests/e2e/test_registry.py.
+build with a stale lock fails). The images' content keys (hack/lib/image-keys.sh), by which a release
+reuses hack/provision-node.sh's builds. hack/release.sh itself runs end to end in
+tests/e2e/test_node.py::test_scenario_on_node (a local registry, the node pulls, helm install oci://).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -181,3 +184,42 @@ def test_release_refuses_an_empty_unreleased_section_and_a_missing_license(tmp_p
     (root / "LICENSE").write_text("MIT License\n")
     with pytest.raises(release.ReleaseError, match="Apache License 2.0"):
         release.prepare(root, "0.2.0", "2026-12-08")
+
+
+def _image_keys(root: Path) -> dict[str, str]:
+    script = '. "$0/hack/lib/image-keys.sh"; b="$(base_image_key .)"; operator_image_key . "$b"; feast_image_key . "$b"'
+    out = subprocess.run(["bash", "-c", script, str(ROOT)], cwd=root, capture_output=True, text=True, check=True)
+    operator, feast = out.stdout.split()
+    return {"operator": operator, "feast": feast}
+
+
+def test_image_keys_change_with_the_image_inputs_only(tmp_path):
+    """A release of the tree's own version (what the e2e tier pushes) keeps both images' content keys,
+    so hack/release.sh pushes hack/provision-node.sh's builds; a new version changes the operator
+    image (its package carries the version) but not feast-runtime; a feast input changes feast's."""
+    root = _tree(tmp_path)
+    for path in ("operator", "images"):
+        shutil.copytree(ROOT / path, root / path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in ("Dockerfile", ".dockerignore", "README.md"):
+        shutil.copy(ROOT / path, root / path)
+    keys = _image_keys(root)
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert set(_release().prepare(root, version, "2026-12-07")) <= {"CHANGELOG.md"}
+    (root / "README.md").write_text("another front page\n")
+    assert _image_keys(root) == keys
+    log = root / "CHANGELOG.md"
+    log.write_text(log.read_text().replace("## Unreleased\n", "## Unreleased\n- x\n", 1))
+    _release().prepare(root, "9.8.7", "2026-12-08")
+    new = _image_keys(root)
+    assert new["operator"] != keys["operator"] and new["feast"] == keys["feast"]
+    (root / "images" / "feast-runtime.in").write_text("feast[redis]==0.0.1\n")
+    assert _image_keys(root)["feast"] != new["feast"]
+    for path, changes in (
+        ("pyproject.toml", {"operator"}),
+        ("images/operator.lock", {"operator"}),
+        ("Dockerfile", {"operator", "feast"}),
+    ):
+        before = _image_keys(root)
+        (root / path).write_text((root / path).read_text() + "\n# changed\n")
+        after = _image_keys(root)
+        assert {name for name in after if after[name] != before[name]} == changes, path
