@@ -94,6 +94,21 @@ store_bucket() {
   die "status.endpoints.bucket of fs/$STORE stayed empty${1:+ (or its volume claim did not appear)}"
 }
 
+# wait_identity: fs/$STORE's pods can act as its Google service account: the WorkloadIdentity
+# condition is True (the GSA's binding is written) and the store's KSA carries the GSA annotation the
+# metadata server maps pods by. Until then a pod of the KSA gets no token (401), as on GKE.
+wait_identity() {
+  local deadline=$((SECONDS + 240)) cond="" gsa=""
+  say "waiting for fs/$STORE's Workload Identity (condition WorkloadIdentity, KSA $STORE-feast annotated)"
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    cond="$(k get fs "$STORE" -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="WorkloadIdentity")].status}' 2>/dev/null || true)"
+    gsa="$(k get sa "$STORE-feast" -n "$NS" -o jsonpath='{.metadata.annotations.iam\.gke\.io/gcp-service-account}' 2>/dev/null || true)"
+    [ "$cond" = True ] && [ -n "$gsa" ] && return 0
+    sleep 2
+  done
+  die "fs/$STORE: WorkloadIdentity condition '$cond', KSA annotation '$gsa' after 240s"
+}
+
 # wait_crd NAME: the CRD is Established. (kubectl wait fails at once on a CRD created a moment ago
 # whose status has no conditions yet - "accessor error: <nil>" - so this polls.)
 wait_crd() {

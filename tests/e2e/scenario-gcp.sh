@@ -114,6 +114,7 @@ say "waiting for the store's bucket (status.endpoints.bucket)"
 bucket="$(store_bucket)"
 case "$DATA_URI" in gs://"$bucket"/*) ;; *) die "DATA_URI $DATA_URI is not in the store's bucket $bucket" ;; esac
 
+wait_identity
 say "writing the parquet data to $DATA_URI (as the store's KSA: only its GSA may write the bucket)"
 RUN_AS="$STORE-feast" run_job gcp-generate-data "$POD_ENV" "" "" python /repo/generate_data.py "$DATA_URI"
 
