@@ -244,14 +244,16 @@ def feast_materialize(job_yaml: Path, cores: list[int]) -> list[tuple[list[str],
 
 
 def ray_run(sc: Scenario, work: Path, redis: RedisServer, password: str, workers: int) -> Timing:
-    ray = LocalRayCluster(workers, head_cpus=0, object_store_bytes=300_000_000, cores=[0, 1][:workers])
+    token = uuid.uuid4().hex  # Ray >= 2.5x picks up ~/.ray/auth_token when one exists: always use token auth
+    ray = LocalRayCluster(workers, head_cpus=0, object_store_bytes=300_000_000, cores=[0, 1][:workers], token=token)
     try:
         compute = {
             "engine": "ray",
             "ray": {"address": f"{RAY_SERVICE}:{ray.port}", "writeConcurrency": workers, "targetPartitionSizeMb": 4},
         }
         _, ray_job = config_files(work, redis, password, compute)
-        return sc.run(f"ray x{workers}", feast_materialize(ray_job, [0, 1][:workers]))
+        [(argv, _, cores)] = feast_materialize(ray_job, [0, 1][:workers])
+        return sc.run(f"ray x{workers}", [(argv, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}, cores)])
     finally:
         ray.close()
 
@@ -293,6 +295,7 @@ def main() -> None:
         windows = sc.run("2 shares, windows", pod_procs(work, local_job, 2, windows=2))
         results.append(("2 shares x 1 CPU, by time window", 2, windows))
         if not args.no_ray:
+            report(n, results)  # the local figures, whatever Ray does
             for workers in (1, 2):
                 results.append(
                     (f"ray, {workers} worker(s) x 1 CPU", workers, ray_run(sc, work, redis, password, workers))
