@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -265,6 +266,22 @@ def test_one_view_is_cut_into_disjoint_windows_that_cover_its_interval(monkeypat
         spans = sorted((u.start, u.end) for s in shares for u in s)
         assert spans[0][0] == T0 and spans[-1][1] == end, spans
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)), f"gaps or overlaps: {spans}"
+
+
+def test_a_share_planning_after_another_share_committed_cuts_the_same_windows(monkeypatch: pytest.MonkeyPatch):
+    """A year of hourly history, then share 0 of this run records its window before share 1 plans:
+    share 1 must still cut [frontier before the run, end) (not start again after share 0's window),
+    with a long interval list as fast as a short one."""
+    need_module("feast", "the program imports Feast")
+    program = _load("materialize.py", monkeypatch, {})
+    history = [(T0 - dt.timedelta(hours=h + 1), T0 - dt.timedelta(hours=h)) for h in range(24 * 365)]
+    end = T0 + dt.timedelta(hours=2)
+    before = [(u.start, u.end) for u in program.plan(_PlanStore(_View("v", history)), None, end, 2)]
+    assert before == [(T0, T0 + dt.timedelta(hours=1)), (T0 + dt.timedelta(hours=1), end)]
+    for done in before:
+        t0 = time.monotonic()
+        after = [(u.start, u.end) for u in program.plan(_PlanStore(_View("v", [*history, done])), None, end, 2)]
+        assert after == before and time.monotonic() - t0 < 5, (done, after)
 
 
 def test_views_that_divide_evenly_are_split_whole_and_a_new_view_starts_its_ttl_before_the_end(

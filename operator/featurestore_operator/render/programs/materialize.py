@@ -140,7 +140,10 @@ def run_start(fv: Any, end: dt.datetime, per_view: int) -> dt.datetime:
     registry's frontier at S (the view's frontier before the run)."""
     spans = [(utc(a), utc(b)) for a, b in fv.materialization_intervals]
     base = None if spans else default_start(fv, end)
-    for s in sorted({t for span in spans for t in span} | ({base} if base else set())):
+    # S is the frontier (no window of the run recorded before it) or the start of a window of this
+    # run, among the newest intervals (Feast appends them); the list grows every run: only its tail
+    tail = {t for span in spans[-2 * (per_view + 2) :] for t in span}
+    for s in sorted(tail | {x for x in (base, frontier_of(spans)) if x is not None}):
         mine = set(windows(s, end, per_view))
         if (frontier_of([x for x in spans if x not in mine]) or base) == s:
             return s
