@@ -240,3 +240,5 @@ def test_one_view_is_fresh_to_the_run_end_once_both_windows_are_recorded(runs):
     assert merged is not None and [v.name for v in merged.views] == [BIG_VIEW], merged
     recorded = dt.datetime.fromisoformat(run.recorded[BIG_VIEW] or "")
     assert merged.views[0].materialized_until == recorded and recorded.second == 0, (merged, run.recorded)
+    started = min(t0 for t0, _ in run.windows.values())
+    assert recorded.timestamp() >= started - started % 60, "fresh to the run's end (its minute), not a window's"
