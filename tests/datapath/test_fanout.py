@@ -3,11 +3,13 @@ at the same time as the kubelet would run them (their exact command, env and vol
 write exactly the rows one unsplit run writes, and their reports merge into every view's freshness.
 
 Both ways a run is split are run: a container per share (clusters without Indexed Jobs, e.g. the
-1.20 node in CI) and an Indexed Job's pods (the Job controller's JOB_COMPLETION_INDEX).
+1.20 node in CI) and an Indexed Job's pods (the Job controller's JOB_COMPLETION_INDEX). A store of
+one view is split too: into time windows of that view, one per share.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.timeout(600)
 NAMESPACE = "team-a"
 DATA_PARENT = "/var/tmp"
 VIEWS = {"driver_hourly_stats", "driver_rating"}
+BIG_VIEW = "driver_hourly_stats"
 
 if unshare_available():
     missing(f"podrunner: {unshare_available()}", module=True)
@@ -55,7 +58,7 @@ class Run:
     recorded: dict[str, str | None]
 
 
-def _store(parallelism: int) -> FeatureStore:
+def _store(parallelism: int, views: list[str]) -> FeatureStore:
     fs = FeatureStore.model_validate(
         {
             "apiVersion": "featurestore.kubeflow.org/v1alpha1",
@@ -65,7 +68,7 @@ def _store(parallelism: int) -> FeatureStore:
                 "project": feature_repo.PROJECT,
                 "provider": "local",
                 "featureRepo": {"configMap": {"name": "driver-feature-repo"}},
-                "materialization": {"parallelism": parallelism},
+                "materialization": {"parallelism": parallelism, "featureViews": views},
             },
         }
     )
@@ -132,8 +135,8 @@ def _recorded(runner: PodRunner) -> dict[str, str | None]:
     return json.loads(line[len("RESULT ") :])
 
 
-def _run(versions: ApiVersions, parallelism: int, repo: dict[str, str]) -> Run:
-    fs = _store(parallelism)
+def _run(versions: ApiVersions, parallelism: int, repo: dict[str, str], views: list[str] | None = None) -> Run:
+    fs = _store(parallelism, views or [])
     names = Names(fs)
     password = uuid.uuid4().hex
     with RedisServer(password=password) as redis_srv:
@@ -157,6 +160,18 @@ def _run(versions: ApiVersions, parallelism: int, repo: dict[str, str]) -> Run:
     return Run(rows, pods, windows, logs, recorded)
 
 
+def _write_two_days(parquet: Path) -> None:
+    """The driver stats with each driver's stale row 30 h old: the views' ttl is 2 days, so a run
+    of 2 windows writes the stale rows in its first window and the newest rows in its second."""
+    import pandas as pd
+
+    feature_repo.write_driver_stats(parquet)
+    df = pd.read_parquet(parquet)
+    stale = df["event_timestamp"] < df["event_timestamp"].max() - pd.Timedelta(hours=2)
+    df.loc[stale, ["event_timestamp", "created"]] = df["event_timestamp"].max() - pd.Timedelta(hours=29)
+    df.to_parquet(parquet, index=False)
+
+
 @pytest.fixture(scope="module")
 def runs():
     data_dir = Path(tempfile.mkdtemp(prefix="feast-fanout-", dir=DATA_PARENT))
@@ -164,12 +179,14 @@ def runs():
         os.makedirs(d, exist_ok=True)
     try:
         parquet = data_dir / "driver_stats.parquet"
-        feature_repo.write_driver_stats(parquet)
+        _write_two_days(parquet)
         repo = feature_repo.repo_files(parquet)
         yield {
             "one": _run(ApiVersions(), 1, repo),
             "containers": _run(V120, 2, repo),
             "indexed": _run(ApiVersions(), 2, repo),
+            "one view": _run(ApiVersions(), 1, repo, [BIG_VIEW]),
+            "one view, 2 shares": _run(ApiVersions(), 2, repo, [BIG_VIEW]),
         }
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -206,3 +223,22 @@ def test_the_registry_keeps_every_views_interval(runs, split):
     another's interval, or the next run re-materializes that view from its old start."""
     recorded = runs[split].recorded
     assert set(recorded) >= VIEWS and all(recorded[v] for v in VIEWS), recorded
+
+
+def test_one_view_splits_into_a_time_window_per_share_with_the_rows_of_one_run(runs):
+    one, split = runs["one view"], runs["one view, 2 shares"]
+    assert one.rows and split.rows == one.rows
+    stamps = {h[b"_ts:" + BIG_VIEW.encode()] for h in one.rows.values()}
+    assert len(one.rows) == len(feature_repo.DRIVERS) and len(stamps) == 1, "every driver's newest row (1 h old)"
+    shares = sorted(re.findall(r"share (\d) of 2: \[([^\]]*)\]", "\n".join(split.logs.values())))
+    assert shares == [("0", f"'{BIG_VIEW}@1/2'"), ("1", f"'{BIG_VIEW}@2/2'")], split.logs
+
+
+def test_one_view_is_fresh_to_the_run_end_once_both_windows_are_recorded(runs):
+    run = runs["one view, 2 shares"]
+    merged = report_of(run.pods, "u-run")
+    assert merged is not None and [v.name for v in merged.views] == [BIG_VIEW], merged
+    recorded = dt.datetime.fromisoformat(run.recorded[BIG_VIEW] or "")
+    assert merged.views[0].materialized_until == recorded and recorded.second == 0, (merged, run.recorded)
+    started = min(t0 for t0, _ in run.windows.values())
+    assert recorded.timestamp() >= started - started % 60, "fresh to the run's end (its minute), not a window's"

@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -197,23 +199,167 @@ def test_a_failed_run_keeps_its_exit_code_and_still_reports(tmp_path: Path):
     assert parse_summary((tmp_path / "log").read_text()) is not None
 
 
+def _gcs_like(tmp_path: Path) -> str:
+    """A file registry as Feast treats one on GCS: re-read only when asked (cache_mode thread skips
+    the mtime check a local registry gets before a commit, as a gs:// path does)."""
+    return f"{{path: {tmp_path / 'registry.db'}, cache_mode: thread, cache_ttl_seconds: 600}}"
+
+
+def _intervals(yaml_path: Path) -> dict[str, list[tuple[dt.datetime, dt.datetime]]]:
+    feast = need_module("feast")
+    views = feast.FeatureStore(fs_yaml_file=yaml_path).list_feature_views(allow_cache=False)
+    return {fv.name: sorted(fv.materialization_intervals) for fv in views}
+
+
 def test_two_shares_materialize_every_view_once_and_keep_each_others_intervals(tmp_path: Path):
-    """Two shares at once on one file registry: disjoint views, all of them covered, and no share's
-    registry commit erases the other's interval (Feast rewrites the whole registry per commit). The
-    registry as on GCS: Feast re-reads a local registry file whose mtime changed before a commit, a
-    gs:// one never (cache_mode thread skips that check, as a gs:// path does)."""
-    registry = f"{{path: {tmp_path / 'registry.db'}, cache_mode: thread, cache_ttl_seconds: 600}}"
-    yaml_path = _feast_repo(tmp_path, {"alpha": None, "beta": None, "gamma": None}, registry)
+    """Two shares at once on one file registry: 3 views over 2 shares are cut into 2 windows each,
+    every window falls to one share, and no share's registry commit erases another's interval
+    (Feast rewrites the whole registry per commit): every view is recorded contiguously to the
+    run's end, and each share's report merges to that end."""
+    yaml_path = _feast_repo(tmp_path, {"alpha": None, "beta": None, "gamma": None}, _gcs_like(tmp_path))
     shares = [
         _materialize(yaml_path, tmp_path / f"log-{i}", env={"FEAST_SLICE_COUNT": "2", "JOB_COMPLETION_INDEX": str(i)})
         for i in (0, 1)
     ]
     outs = [p.communicate(timeout=240)[0] for p in shares]
     assert [p.returncode for p in shares] == [0, 0], outs
-    assert "share 0 of 2: ['alpha', 'gamma']" in outs[0] and "share 1 of 2: ['beta']" in outs[1], outs
-    feast = need_module("feast")
-    ends = {fv.name: fv.most_recent_end_time for fv in feast.FeatureStore(fs_yaml_file=yaml_path).list_feature_views()}
-    assert all(ends[v] is not None for v in ("alpha", "beta", "gamma")), ends
+    assert "share 0 of 2: ['alpha@1/2', 'beta@1/2', 'gamma@1/2']" in outs[0], outs
+    assert "share 1 of 2: ['alpha@2/2', 'beta@2/2', 'gamma@2/2']" in outs[1], outs
+    intervals = _intervals(yaml_path)
+    for view in ("alpha", "beta", "gamma"):
+        origins = [a for a, b in intervals[view] if a == b]
+        (a0, a1), (b0, b1) = [(a, b) for a, b in intervals[view] if a < b]
+        assert origins and set(origins) == {a0}, f"each new view's start is recorded first: {intervals[view]}"
+        assert a1 == b0 and a0 < a1 < b1, (view, intervals[view])
+        assert b1.second == 0, "the shares' run end is floored to the minute, so both cut the same windows"
+    merged = freshness.merge([parse_summary((tmp_path / f"log-{i}").read_text()) for i in (0, 1)])
+    assert merged is not None and {(v.name, v.materialized_until) for v in merged.views} == {
+        (view, max(e for _, e in intervals[view])) for view in ("alpha", "beta", "gamma")
+    }
+
+
+class _View:
+    def __init__(self, name: str, intervals: list[tuple[dt.datetime, dt.datetime]], ttl: dt.timedelta | None = None):
+        self.name, self.materialization_intervals, self.ttl = name, intervals, ttl
+        self.most_recent_end_time = max((e for _, e in intervals), default=None)
+
+
+class _PlanStore:
+    def __init__(self, *views: _View):
+        self.views = views
+
+    def _get_feature_views_to_materialize(self, asked: list[str] | None) -> list[_View]:
+        return [v for v in self.views if asked is None or v.name in asked]
+
+
+T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+def test_one_view_is_cut_into_disjoint_windows_that_cover_its_interval(monkeypatch: pytest.MonkeyPatch):
+    need_module("feast", "the program imports Feast")
+    program = _load("materialize.py", monkeypatch, {})
+    end = T0 + dt.timedelta(hours=7, seconds=1)
+    for count in (2, 3, 5):
+        units = program.plan(_PlanStore(_View("big", [(T0 - dt.timedelta(days=1), T0)])), None, end, count)
+        shares = [units[i::count] for i in range(count)]
+        assert all(len(s) == 1 for s in shares), "every share gets one window of the one view"
+        spans = sorted((u.start, u.end) for s in shares for u in s)
+        assert spans[0][0] == T0 and spans[-1][1] == end, spans
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False)), f"gaps or overlaps: {spans}"
+
+
+def test_a_share_planning_after_another_share_committed_cuts_the_same_windows(monkeypatch: pytest.MonkeyPatch):
+    """A year of hourly history, then share 0 of this run records its window before share 1 plans:
+    share 1 must still cut [frontier before the run, end) (not start again after share 0's window),
+    with a long interval list as fast as a short one."""
+    need_module("feast", "the program imports Feast")
+    program = _load("materialize.py", monkeypatch, {})
+    history = [(T0 - dt.timedelta(hours=h + 1), T0 - dt.timedelta(hours=h)) for h in range(24 * 365)]
+    end = T0 + dt.timedelta(hours=2)
+    before = [(u.start, u.end) for u in program.plan(_PlanStore(_View("v", history)), None, end, 2)]
+    assert before == [(T0, T0 + dt.timedelta(hours=1)), (T0 + dt.timedelta(hours=1), end)]
+    for done in before:
+        t0 = time.monotonic()
+        after = [(u.start, u.end) for u in program.plan(_PlanStore(_View("v", [*history, done])), None, end, 2)]
+        assert after == before and time.monotonic() - t0 < 5, (done, after)
+
+
+def test_views_that_divide_evenly_are_split_whole_and_a_new_view_starts_its_ttl_before_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    need_module("feast", "the program imports Feast")
+    program = _load("materialize.py", monkeypatch, {})
+    end = T0 + dt.timedelta(hours=1)
+    store = _PlanStore(_View("b", [(T0 - dt.timedelta(hours=2), T0)]), _View("a", [], ttl=dt.timedelta(hours=3)))
+    units = program.plan(store, None, end, 2)
+    assert [(u.label, u.start, u.end) for u in units] == [("a", end - dt.timedelta(hours=3), end), ("b", T0, end)]
+    with pytest.raises(ValueError, match="No start time found for feature view c"):
+        program.plan(_PlanStore(_View("c", [], ttl=None)), None, end, 1)
+
+
+def test_a_view_with_a_failed_window_is_fresh_only_to_the_gap_and_the_next_run_starts_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The later window of a view succeeded and the earlier one failed (or its record was lost): the
+    summary must not report the view fresh to the run's end, and the next run re-does the gap."""
+    feast = need_module("feast", "the program imports Feast")
+    program = _load("materialize.py", monkeypatch, {})
+    cut, end = T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2)
+    yaml_path = _feast_repo(tmp_path, {"big": T0, "whole": end})
+    store = feast.FeatureStore(fs_yaml_file=yaml_path)
+    store.registry.apply_materialization(store.get_feature_view("big"), "p", cut, end)  # window 2 of 2 only
+    store.registry.apply_materialization(store.get_feature_view("whole"), "p", end - dt.timedelta(hours=1), end)
+    summary = parse_summary(json.dumps(program.summary(store)))
+    assert summary is not None
+    assert {(v.name, v.materialized_until) for v in summary.views} == {("big", T0), ("whole", end)}
+    later = end + dt.timedelta(hours=1)
+    assert [(u.view, u.start, u.end) for u in program.plan(store, ["big"], later, 1)] == [("big", T0, later)]
+
+
+def test_concurrent_commits_keep_every_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The lost-update race of Feast's file registry, forced: share A's commit has read the stored
+    registry, share B commits meanwhile, then A writes its copy. Without the program's registry
+    lock A's write erases B's interval; with it B waits for A and commits on top of A's registry."""
+    feast = need_module("feast", "the program imports Feast")
+    program = _load("materialize.py", monkeypatch, {})
+    yaml_path = _feast_repo(tmp_path, {"alpha": None, "beta": None}, _gcs_like(tmp_path))
+    a, b = (feast.FeatureStore(fs_yaml_file=yaml_path) for _ in range(2))
+    a_read, b_done = threading.Event(), threading.Event()
+    write = a.registry.commit
+
+    def paused() -> Any:  # A has read the stored registry; B commits now if it can
+        a_read.set()
+        b_done.wait(timeout=4)
+        return write()
+
+    a.registry.commit = paused
+    program.guard_commits(a), program.guard_commits(b)
+
+    def share_b() -> None:
+        assert a_read.wait(timeout=60)
+        b.registry.apply_materialization(b.get_feature_view("beta"), "p", T0, T0 + dt.timedelta(hours=1))
+        b_done.set()
+
+    thread = threading.Thread(target=share_b)
+    thread.start()
+    a.registry.apply_materialization(a.get_feature_view("alpha"), "p", T0, T0 + dt.timedelta(hours=1))
+    thread.join(timeout=60)
+    intervals = _intervals(yaml_path)
+    assert intervals["alpha"] and intervals["beta"], f"a concurrent commit erased an interval: {intervals}"
+
+
+def test_a_stale_view_state_commit_keeps_other_shares_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Feast's materialize() commits the view (state MATERIALIZING) from the share's cached copy,
+    read before another share recorded its window: that commit must not erase the window."""
+    feast = need_module("feast", "the program imports Feast")
+    program = _load("materialize.py", monkeypatch, {})
+    yaml_path = _feast_repo(tmp_path, {"alpha": None}, _gcs_like(tmp_path))
+    a, b = (feast.FeatureStore(fs_yaml_file=yaml_path) for _ in range(2))
+    program.guard_commits(a), program.guard_commits(b)
+    stale = a.get_feature_view("alpha")
+    b.registry.apply_materialization(b.get_feature_view("alpha"), "p", T0, T0 + dt.timedelta(hours=1))
+    a.registry.apply_feature_view(stale, "p", commit=True)
+    assert _intervals(yaml_path)["alpha"] == [(T0, T0 + dt.timedelta(hours=1))]
 
 
 def test_freshness_summary_cuts_before_the_termination_message_limit(monkeypatch: pytest.MonkeyPatch):

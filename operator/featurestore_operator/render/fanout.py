@@ -1,12 +1,13 @@
 """Parallel materialization: N pods (or containers) of one run, each with a disjoint share of the
-feature views.
+run's (feature view, time window) units.
 
 The operator never imports Feast and does not know the feature views (they live in the registry).
 So each share is chosen inside the run, by the materialization program (programs/materialize.py):
-the names of the views a plain ``feast materialize-incremental`` would materialize (or the
-``--views`` the spec lists), sorted,
-and every N-th one from the share's index. Every share computes the same sorted list from the
-same registry, so the shares are disjoint and together cover every view once.
+the views a plain ``feast materialize-incremental`` would materialize (or the ``--views`` the spec
+lists), sorted, each view's interval since its last recorded end cut into time windows so the
+units divide evenly over N (whole views when they do, windows of one big view otherwise), and every
+N-th unit from the share's index. Every share computes the same plan from the same registry, so
+the shares are disjoint and together cover every view's interval once.
 
 Where the index comes from:
 
@@ -16,8 +17,9 @@ Where the index comes from:
   the run's one pod holds N containers ``materialize-0`` .. ``materialize-<N-1>``, each with a
   fixed ``FEAST_SLICE_INDEX``. They share the pod's node, so they scale to its cores only.
 
-Each share reports the freshness of every view after its own run (its termination message);
-the operator merges the reports of the run, keeping each view's newest time
+Each share reports the freshness of every view after its own run (its termination message): the
+end of the view's contiguous recorded intervals, so a view with a failed window is not fresh past
+it. The operator merges the reports of the run, keeping each view's newest time
 (``reconcile.freshness``).
 """
 
