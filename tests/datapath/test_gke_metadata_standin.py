@@ -7,6 +7,7 @@ enforcing GCS stand-in checks)."""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from typing import Any
 
@@ -57,11 +58,22 @@ def test_member_of_each_pod_follows_the_annotation_and_the_binding():
         {"10.0.0.1": ("team-a", "default-editor"), "10.0.0.2": ("team-b", "default-editor")},
         {("team-a", "default-editor"): GSA, ("team-b", "default-editor"): GSA},  # team-b claims team-a's GSA
     )
-    wi = WorkloadIdentity(request, Iam(granted), "p")
+    wi = WorkloadIdentity(request, Iam(granted), "p", pod_wait=0.5)
     assert wi("10.0.0.1").member == f"serviceAccount:{GSA}"
     # annotated but not bound: only its own principal, never the GSA it names
     assert wi("10.0.0.2").member == principal(POOL, "team-b", "default-editor")
     assert wi("10.9.9.9").member == ""  # not a pod
+
+
+def test_a_pod_whose_ip_is_reported_late_gets_its_identity():
+    """A container may ask for a token before the kubelet has reported its pod's IP: the stand-in
+    waits for the pod, as GKE's metadata server does, instead of answering with no identity."""
+    granted = {GSA: [{"role": WORKLOAD_IDENTITY_USER, "members": [f"serviceAccount:{POOL}[team-a/default-editor]"]}]}
+    pods: dict[str, tuple[str, str]] = {}
+    request = cluster(pods, {("team-a", "default-editor"): GSA})
+    threading.Timer(1.0, lambda: pods.update({"10.0.0.3": ("team-a", "default-editor")})).start()
+    wi = WorkloadIdentity(request, Iam(granted), "p", pod_wait=10)
+    assert wi("10.0.0.3").member == f"serviceAccount:{GSA}"
 
 
 @pytest.mark.timeout(60)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,12 +87,14 @@ class WorkloadIdentity:
     """GKE's rule: the GSA of the pod's KSA if the KSA is annotated with it and the GSA's policy (in
     the IAM fake) grants the KSA's member workloadIdentityUser; else the KSA's federated identity."""
 
-    def __init__(self, request: Callable[[str, str], dict[str, Any]], iam: Any, project: str) -> None:
+    def __init__(
+        self, request: Callable[[str, str], dict[str, Any]], iam: Any, project: str, pod_wait: float = 10.0
+    ) -> None:
         self.request, self.iam, self.pool = request, iam, f"{project}.svc.id.goog"
+        self.pod_wait = pod_wait
 
     def __call__(self, client_ip: str) -> Identity:
-        selector = urllib.parse.quote(f"status.podIP={client_ip}")
-        pods = self.request("GET", f"/api/v1/pods?fieldSelector={selector}")["items"]
+        pods = self._pods_at(client_ip)
         if not pods:
             return Identity(client_ip, self.pool)
         meta, ksa = pods[0]["metadata"], pods[0]["spec"].get("serviceAccountName") or "default"
@@ -106,6 +109,19 @@ class WorkloadIdentity:
         if gsa and granted:
             return Identity(pod, gsa, f"serviceAccount:{gsa}")
         return Identity(pod, self.pool, principal(self.pool, ns, ksa))
+
+    def _pods_at(self, client_ip: str) -> list[dict[str, Any]]:
+        """The pods whose status holds ``client_ip``. A container can call before the kubelet has
+        reported its pod's IP to the API server; GKE's metadata server then holds the request until it
+        knows the pod (GKE docs: a new pod's first requests may wait a few seconds), so this waits too
+        (``pod_wait`` seconds; then the caller is no pod and gets no identity)."""
+        selector = urllib.parse.quote(f"status.podIP={client_ip}")
+        deadline = time.monotonic() + self.pod_wait
+        while True:
+            pods = self.request("GET", f"/api/v1/pods?fieldSelector={selector}")["items"]
+            if pods or time.monotonic() > deadline:
+                return pods
+            time.sleep(0.5)
 
 
 class GkeMetadataServer:
