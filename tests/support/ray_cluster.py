@@ -46,7 +46,10 @@ class LocalRayCluster:
         ]
         # a job's entrypoint (a shell command) finds the venv's feast, as in the Feast image
         path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-        env = {"RAY_USAGE_STATS_ENABLED": "0", "PATH": path}
+        # Auth mode always explicit: with RAY_AUTH_MODE unset, Ray turns token auth on by itself when
+        # ~/.ray/auth_token exists (authentication_token_setup.py), and a head and its workers could
+        # then disagree depending on what an earlier run left in this machine's home.
+        env = {"RAY_USAGE_STATS_ENABLED": "0", "PATH": path, "RAY_AUTH_MODE": "disabled"}
         if token:
             env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
         head_dashboard = (
