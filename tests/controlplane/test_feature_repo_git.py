@@ -174,6 +174,7 @@ def test_a_pushed_commit_is_resolved_applied_and_served(operator, control_plane,
 
     # The operator process never connected to the repository; the resolver and fetch processes did.
     assert git.connections, "nothing reached the git server"
+    assert all(chain for _, _, chain in git.connections), f"a connection without its process: {git.connections}"
     assert operator.pid not in git.client_pids(), git.connections
 
 

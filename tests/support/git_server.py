@@ -33,11 +33,20 @@ AUTHOR = {
 }
 
 
-def _owner_pids(port: int) -> tuple[int, ...]:
-    """The pid owning the client end (local port ``port``) of a loopback TCP connection, and its
-    ancestors (git runs git-remote-https as a child: the chain shows who started it)."""
+def _owner_pids(peer: tuple[str, int], server_port: int) -> tuple[int, ...]:
+    """The pid owning the client end (``peer``: its address and port) of a loopback TCP connection to
+    the server's port, and its ancestors (git runs git-remote-https as a child: the chain shows who
+    started it). Both ends are matched: Linux gives the same ephemeral port to connections to
+    different servers, so another process's connection (the operator's to the API server) can hold
+    the same local port."""
     for conn in psutil.net_connections(kind="tcp"):
-        if conn.laddr and conn.laddr.port == port and conn.raddr and conn.pid:
+        if (
+            conn.pid
+            and conn.laddr
+            and conn.raddr
+            and (conn.laddr.ip, conn.laddr.port) == peer
+            and conn.raddr.port == server_port
+        ):
             try:
                 return (conn.pid, *(p.pid for p in psutil.Process(conn.pid).parents()))
             except psutil.NoSuchProcess:
@@ -139,8 +148,8 @@ class GitServer:
                 return self.headers.get("Authorization") == want
 
             def _serve(self) -> None:
-                peer = self.client_address[1]
-                server.connections.append((self.path, peer, _owner_pids(peer)))
+                peer = (str(self.client_address[0]), int(self.client_address[1]))
+                server.connections.append((self.path, peer[1], _owner_pids(peer, server.port)))
                 if not self._authorized():
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Basic realm="git"')
