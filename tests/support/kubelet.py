@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 
 def _now() -> str:
@@ -63,6 +64,11 @@ class FakeKubelet:
                 ],
                 "containerStatuses": containers,
             }
-            self.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": status})
+            try:
+                self.core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": status})
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                continue  # deleted since the list (a scale-down, a roll-out): a kubelet skips it too
             changed += 1
         return changed
