@@ -98,7 +98,6 @@ class Release:
     name: str
     namespace: str
     docs: Docs
-    install_output: str
     values: tuple[str, ...]
 
     @property
@@ -127,11 +126,11 @@ def installed(
     (``--wait``) when the block ends, whatever happened in it."""
     name = f"{prefix}-{secrets.token_hex(3)}"
     kubeconfig = control_plane.kubeconfig
-    out = helm(helm_bin, "install", name, str(CHART), "-n", namespace, *values, kubeconfig=kubeconfig)
+    helm(helm_bin, "install", name, str(CHART), "-n", namespace, *values, kubeconfig=kubeconfig)
     try:
         manifest = helm(helm_bin, "get", "manifest", name, "-n", namespace, kubeconfig=kubeconfig).stdout
         docs = [d for d in yaml.safe_load_all(manifest) if d]
-        yield Release(control_plane, name, namespace, docs, out.stdout, tuple(values))
+        yield Release(control_plane, name, namespace, docs, tuple(values))
     finally:
         helm(helm_bin, "uninstall", name, "-n", namespace, "--wait", kubeconfig=kubeconfig, check=False)
 

@@ -237,12 +237,12 @@ async def serve(kube: Kube, config: OperatorConfig, ready: asyncio.Event | None 
     def admit(body: dict[str, Any]) -> dict[str, Any]:
         return respond(body, config)
 
-    certfile, keyfile, _ = _files(config, directory)
+    certfile, keyfile, cafile = _files(config, directory)
     keeper = asyncio.create_task(_keep(kube, config, directory), name="webhook certificate upkeep")
     try:
         async for _listening in webhook_server.run(config.webhook_port, certfile, keyfile, admit):
             if config.webhook_configuration:
-                await inject_ca(kube, config.webhook_configuration, _files(config, directory)[2].read_bytes())
+                await inject_ca(kube, config.webhook_configuration, cafile.read_bytes())
             log.info("admission webhook serving on port %d", config.webhook_port)
             if ready is not None:
                 ready.set()
