@@ -143,7 +143,7 @@ mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"
 volume = {v["name"]: v for v in pod["volumes"]}[mounts["/etc/feast/redis-tls"]]
 assert volume["secret"]["secretName"] == secret, volume
 print("AUTH from secretKeyRef", secret, "- CA mounted from Secret", secret)'
-k get configmap "$STORE-feast-config" -n "$NS" -o jsonpath='{.data.feature_store\.yaml}' | grep -q 'password=${REDIS_PASSWORD}' ||
+k get configmap "$STORE-feast-config" -n "$NS" -o jsonpath='{.data.feature_store\.yaml}' | grep >/dev/null 'password=${REDIS_PASSWORD}' ||
   die "feature_store.yaml does not take the password from REDIS_PASSWORD"
 
 materialize gcp-materialize-e2e

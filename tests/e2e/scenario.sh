@@ -52,8 +52,10 @@ until [ "$(k get cronjob "$STORE-materialize" -n "$NS" \
   sleep 2
 done
 materialize demo-materialize-e2e
+# (grep >/dev/null, not grep -q: under pipefail, grep -q quitting at its first match can fail
+# the pipeline with the writer's SIGPIPE)
 for i in 0 1; do
-  k logs -n "$NS" job/demo-materialize-e2e -c "materialize-$i" | grep -q "share $i of 2: \['driver_" ||
+  k logs -n "$NS" job/demo-materialize-e2e -c "materialize-$i" | grep >/dev/null "share $i of 2: \['driver_" ||
     die "share $i did not materialize a feature view of its own"
 done
 say "status.materialization.featureViews: both views, from the two shares' reports"
@@ -84,7 +86,7 @@ while :; do
   [ "$SECONDS" -lt "$deadline" ] || die "feature server did not roll (before: $before, now: $after, observedGeneration $observed)"
   sleep 3
 done
-k get configmap "$STORE-feast-config" -n "$NS" -o jsonpath='{.data.feature_store\.yaml}' | grep -q "cache_ttl_seconds: 17" ||
+k get configmap "$STORE-feast-config" -n "$NS" -o jsonpath='{.data.feature_store\.yaml}' | grep >/dev/null "cache_ttl_seconds: 17" ||
   die "feature_store.yaml does not carry cache_ttl_seconds: 17"
 k rollout status -n "$NS" "deploy/$STORE-feature-server" --timeout="$TIMEOUT"
 k wait --for=condition=Ready "fs/$STORE" -n "$NS" --timeout="$TIMEOUT"
