@@ -4,6 +4,9 @@
 
 * the limit: raw redis-py pipelined HSETs of exactly the keys and values Feast wrote;
 * one pod of the local engine (the rendered materialization script, `feast materialize-incremental`);
+* the same pod before the operator's tuning: Feast's classes instrumented by typeguard at import and a
+  whole time window written in one batch (Feast's defaults; render/programs/skip_typechecks.py and
+  ``spec.materialization.writeBatchSize`` undo them), with each pod's peak memory;
 * parallel shares (spec.materialization.parallelism 2: the rendered share program, one process per
   share, each pinned to its own core as a pod on its own node would be), split by view (the two
   views, one per share) and by time window (each share one half of each view's interval);
@@ -27,8 +30,11 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 for _p in (str(ROOT / "operator"), str(ROOT)):
@@ -39,7 +45,14 @@ for _p in (str(ROOT / "operator"), str(ROOT)):
 from featurestore_operator import render  # noqa: E402
 from featurestore_operator.api import FeatureStore, OperatorConfig, resolve  # noqa: E402
 from featurestore_operator.backends.planned import planned_endpoints  # noqa: E402
-from featurestore_operator.render import Endpoints, OfflineEndpoint, OnlineEndpoint, SecretKey  # noqa: E402
+from featurestore_operator.render import (  # noqa: E402
+    Endpoints,
+    OfflineEndpoint,
+    OnlineEndpoint,
+    SecretKey,
+    jobs,
+    programs,
+)
 from featurestore_operator.render.compute import JOB_CONFIG_KEY  # noqa: E402
 from featurestore_operator.render.feast_config import FEAST_CONFIG_FILE  # noqa: E402
 from featurestore_operator.render.inputs import DATA_MOUNT  # noqa: E402
@@ -119,6 +132,8 @@ class Timing:
     wall: float
     #: CPU seconds of each process of the scenario (they ran at the same time)
     cpu: list[float]
+    #: peak resident memory of each process, MiB (its largest child's when it has children)
+    rss: list[int] = field(default_factory=list)
 
     @property
     def critical(self) -> float:
@@ -155,17 +170,18 @@ class Scenario:
             )
             for (argv, env, cores), log in zip(procs, logs, strict=True)
         ]
-        cpu = []
+        cpu, rss = [], []
         for p, log in zip(running, logs, strict=True):
             _, status, usage = os.wait4(p.pid, 0)
             p.returncode = os.waitstatus_to_exitcode(status)
             cpu.append(usage.ru_utime + usage.ru_stime)
+            rss.append(usage.ru_maxrss // 1024)
             if p.returncode != 0:
                 log.seek(0)
                 raise SystemExit(f"{name} failed ({p.returncode}):\n{log.read()[-4000:]}")
         seconds = time.monotonic() - t0
         self.check(name)
-        return Timing(seconds, cpu)
+        return Timing(seconds, cpu, rss)
 
     def check(self, name: str) -> None:
         r = self.redis.client()
@@ -217,10 +233,21 @@ def rendered_script(parallelism: int) -> tuple[list[str], str]:
     )
 
 
+def untuned(work: Path, job_yaml: Path) -> tuple[Path, list[str]]:
+    """The job config and one pod's argv as Feast's defaults would have them (see the docstring)."""
+    config = yaml.safe_load(job_yaml.read_text())
+    config.pop("materialization")
+    path = work / "untuned-job.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv, _ = rendered_script(1)
+    return path, [programs.feast_program("materialize.py") if a == jobs.MATERIALIZE_PROGRAM else a for a in argv]
+
+
 def pod_procs(
-    work: Path, job_yaml: Path, parallelism: int, windows: int = 0
+    work: Path, job_yaml: Path, parallelism: int, windows: int = 0, argv: list[str] | None = None
 ) -> list[tuple[list[str], dict[str, str], list[int]]]:
-    argv, count = rendered_script(parallelism)
+    rendered, count = rendered_script(parallelism)
+    argv = argv or rendered
     env = {
         **({"FEAST_SLICE_WINDOWS": str(windows)} if windows else {}),
         "FEAST_FS_YAML_FILE_PATH": str(job_yaml),
@@ -262,6 +289,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=0, help="rows to materialize (0: calibrate to >= 60 s on local@1 CPU)")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray scenarios")
+    ap.add_argument("--profile", action="store_true", help="also where one pod's CPU goes (py-spy), before and after")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-compute-", dir="/var/tmp"))
     (work / "data").mkdir()
@@ -291,6 +319,11 @@ def main() -> None:
             print(f"calibration: one pod, 1 CPU: {rate:,.0f} rows/CPU-s -> N = {n:,}", flush=True)
         results.append(("one pod (local engine), 1 CPU", 1, sc.run("one pod", pod_procs(work, local_job, 1))))
         results.insert(0, ("raw redis-py pipelined HSET", 1, sc.raw_limit()))
+        before_job, before_argv = untuned(work, local_job)
+        before = sc.run("before tuning", pod_procs(work, before_job, 1, argv=before_argv))
+        results.append(("one pod, before tuning (Feast defaults)", 1, before))
+        if args.profile:
+            profile(sc, work, [("after", local_job, None), ("before", before_job, before_argv)])
         results.append(("2 shares x 1 CPU, by view", 2, sc.run("2 shares", pod_procs(work, local_job, 2))))
         windows = sc.run("2 shares, windows", pod_procs(work, local_job, 2, windows=2))
         results.append(("2 shares x 1 CPU, by time window", 2, windows))
@@ -304,18 +337,48 @@ def main() -> None:
     report(n, results)
 
 
+#: where a sample's time goes: the first part (in this order) with one of its frames in the stack
+PROFILE_PARTS = [
+    ("Redis writes (Feast's online_write_batch, redis-py)", "online_write_batch"),
+    ("Arrow -> protobuf (Feast's _convert_arrow_to_proto)", "_convert_arrow_to_proto"),
+    ("offline read, filter, dedup (dask, pandas, pyarrow)", "LocalSourceReadNode|LocalDedupNode|LocalFilterNode"),
+    ("imports (Feast, typeguard's instrumentation, pandas, dask)", "_find_and_load"),
+    ("registry reads and commits", "Registry.|RegistryStore."),
+]
+
+
+def profile(sc: Scenario, work: Path, runs: list[tuple[str, Path, list[str] | None]]) -> None:
+    """One pod per run under py-spy (50 samples/s, its own core): the share of its samples each
+    part of the materialization takes."""
+    for label, job, argv in runs:
+        out = work / f"profile-{label}.txt"
+        [(cmd, env, cores)] = pod_procs(work, job, 1, argv=argv)
+        spy = [str(BIN / "py-spy"), "record", "-r", "50", "-f", "raw", "-o", str(out), "--"]
+        sc.run(f"profile {label}", [([*spy, *cmd], env, cores)])
+        parts: Counter[str] = Counter()
+        for line in out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            part = next((p for p, frames in PROFILE_PARTS if any(f in stack for f in frames.split("|"))), "other")
+            parts[part] += int(count)
+        total = sum(parts.values())
+        print(f"\nwhere one pod's time goes, {label} tuning ({total} samples at 50/s):")
+        for part, count in parts.most_common():
+            print(f"  {count / total:6.1%}  {part}")
+
+
 def report(n: int, results: list[tuple[str, int, Timing]]) -> None:
     """Wall-clock figures, and the same on idle cores (the busiest process's CPU seconds): the
     second column set holds on a machine shared with other work, the first only on a quiet one."""
     one, limit = results[1][2], results[0][2]
     print(f"\nmaterialize {n:,} rows x 2 feature views (5 features, 1 row per entity) into redis-server")
-    head = f"{'scenario':<36}{'CPUs':>5}{'wall s':>8}{'rows/s':>9}{'vs 1 pod':>9}"
-    print(f"{head}{'CPU s':>8}{'rows/s*':>9}{'vs 1 pod*':>10}{'of limit*':>10}")
+    head = f"{'scenario':<40}{'CPUs':>5}{'wall s':>8}{'rows/s':>9}{'vs 1 pod':>9}"
+    print(f"{head}{'CPU s':>10}{'rows/s*':>9}{'vs 1 pod*':>10}{'of limit*':>10}{'peak MiB':>10}")
     for name, cpus, t in results:
         wall, crit = n / t.wall, n / t.critical
-        line = f"{name:<36}{cpus:>5}{t.wall:>8.1f}{wall:>9,.0f}{wall / (n / one.wall):>8.2f}x"
-        cpu = "+".join(f"{c:.1f}" for c in t.cpu)
-        print(f"{line}{cpu:>8}{crit:>9,.0f}{crit / (n / one.critical):>9.2f}x{crit / (n / limit.critical):>10.1%}")
+        line = f"{name:<40}{cpus:>5}{t.wall:>8.1f}{wall:>9,.0f}{wall / (n / one.wall):>8.2f}x"
+        cpu, rss = "+".join(f"{c:.1f}" for c in t.cpu), "+".join(map(str, t.rss)) or "-"
+        line += f"{cpu:>10}{crit:>9,.0f}{crit / (n / one.critical):>9.2f}x{crit / (n / limit.critical):>10.1%}"
+        print(f"{line}{rss:>10}")
     print(
         "* on idle cores: rows / the busiest process's CPU seconds (what the wall time is when each "
         "process has a core of its own)"

@@ -21,7 +21,7 @@ import yaml
 from featurestore_operator.api import OperatorConfig, SpecError, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.cli import _dump, main
-from featurestore_operator.render import RepoSource, authz, gitref, incluster, jobs, render
+from featurestore_operator.render import RepoSource, authz, gitref, incluster, jobs, pods, render
 
 from tests.support.bad_manifests import Case, corpus
 
@@ -34,7 +34,7 @@ SCRIPTS = {
     for k, v in vars(m).items()
     if k.endswith(("_SCRIPT", "_PROGRAM")) and isinstance(v, str)
 }
-SCRIPTS.add(authz.SERVE_SHIM)
+SCRIPTS |= {authz.SERVE_COMMAND[2], pods.FEAST_CLI[2]}
 FEAST_KEYS = {"project", "provider", "registry", "online_store", "offline_store", "entity_key_serialization_version"}
 CONFIGS = {
     "local": OperatorConfig(),
@@ -143,7 +143,7 @@ def test_rendered_objects_keep_user_strings_out_of_shells_and_yaml(case: Case, p
     assert list(yaml.safe_load_all(_dump(rendered.objects, "yaml"))) == rendered.objects
     for text in (rendered.server_yaml, rendered.client_yaml):
         doc = yaml.safe_load(text)
-        assert set(doc) == FEAST_KEYS and doc["project"] == fs.spec.project
+        assert set(doc) - {"materialization"} == FEAST_KEYS and doc["project"] == fs.spec.project
 
     # argv: shells run fixed scripts only; user strings arrive whole, literal after $(VAR) expansion.
     users = _user_strings(case)

@@ -13,7 +13,7 @@ import pytest
 from featurestore_operator.api import OperatorConfig, SpecError, parse_featurestore, resolve
 from featurestore_operator.api.pods import PodDefaults, PodSettings
 from featurestore_operator.backends.planned import planned_endpoints
-from featurestore_operator.render import RepoSource, render
+from featurestore_operator.render import RepoSource, authz, render
 from featurestore_operator.render.hardening import NO_SIDECAR
 from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION, OWNER_LABEL, labels
 
@@ -138,6 +138,14 @@ def test_every_knob_reaches_the_component(component):
     for obj in objs:
         if not obj["apiVersion"].startswith(("kubeflow.org", "security.istio.io")):
             kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_log_level_reaches_the_servers_behind_the_authz_shim():
+    """Servers with Kubernetes authz run Feast's CLI through the token shim: the level still
+    precedes Feast's subcommand (it used to be dropped for them)."""
+    doc = manifest({"featureServer": {"logLevel": "DEBUG"}}, authz={"type": "kubernetes"})
+    c = main_container(template(objects(doc), "featureServer"), "featureServer")
+    assert c["command"] == authz.SERVE_COMMAND and c["args"][:2] == ["--log-level", "DEBUG"]
 
 
 def test_no_settings_change_nothing():

@@ -11,7 +11,15 @@ import yaml
 from featurestore_operator.api import OperatorConfig, parse_featurestore, resolve
 from featurestore_operator.backends.planned import planned_endpoints
 from featurestore_operator.cli import _dump
-from featurestore_operator.render import ApiVersions, Endpoints, OnlineEndpoint, RepoSource, SecretKey, render
+from featurestore_operator.render import (
+    ApiVersions,
+    Endpoints,
+    OnlineEndpoint,
+    RepoSource,
+    SecretKey,
+    programs,
+    render,
+)
 from featurestore_operator.render.names import CONFIG_HASH_ANNOTATION
 
 from tests.support import golden
@@ -110,6 +118,23 @@ def _containers(obj):
     return pod.get("containers", []) + pod.get("initContainers", [])
 
 
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_every_feast_process_writes_the_registry_whole(example):
+    """Every container of the Feast image runs Python with the prelude that makes file registry
+    writes atomic (render/programs/registry_writes.py): a Feast process started any other way (the
+    bare `feast` CLI) rewrites the registry in place, and the store's other pods read it torn."""
+    fs, out = rendered(example)
+    prelude = programs.source(programs.PRELUDE)
+    shells = {"copy-repo", "add-permissions"}  # init containers of the Feast image running sh scripts
+    feast = [c for o in out.objects for c in _containers(o) if c["image"] == fs.spec.images.feast]
+    feast = [c for c in feast if c["name"] not in shells]
+    assert feast, "every example runs Feast"
+    for c in feast:
+        argv = [*c.get("command", []), *c.get("args", [])]
+        program = argv[2].removeprefix(programs.source(programs.SKIP_TYPECHECKS) + "\n\n")
+        assert argv[:2] == ["python", "-c"] and program.startswith(prelude), (c["name"], argv[:2])
+
+
 def test_config_change_rolls_pods_and_only_then():
     fs = load(ROOT / "examples" / "local.yaml")
     a = render(fs, planned_endpoints(fs), CONFIG)
@@ -176,7 +201,7 @@ def test_feast_loads_rendered_configs(example, tmp_path, monkeypatch):
         from feast import repo_config
     except ImportError as err:
         missing(f"feast is not importable ({err}): pip install 'feast[redis,gcp]'")
-    _, out = rendered(example)
+    fs, out = rendered(example)
     monkeypatch.setenv("REDIS_PASSWORD", "placeholder")
     for name, text in (("server", out.server_yaml), ("client", out.client_yaml)):
         path = tmp_path / name / "feature_store.yaml"
@@ -185,3 +210,6 @@ def test_feast_loads_rendered_configs(example, tmp_path, monkeypatch):
         cfg = repo_config.load_repo_config(path.parent, path)
         assert cfg.project == yaml.safe_load(text)["project"]
         assert cfg.online_store.type in ("redis", "remote")
+        if name == "server":  # materialization writes in batches (a window at once holds ~4 KB a row)
+            batch = cfg.materialization_config.online_write_batch_size
+            assert batch == fs.spec.materialization.write_batch_size

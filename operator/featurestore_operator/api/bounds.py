@@ -294,6 +294,7 @@ UNCOSTED: dict[tuple[str, str], str] = {
     ("MaterializationSpec", "backoff_limit"): "retries of one pod, never at once (model ceiling 20)",
     ("MaterializationSpec", "successful_jobs_history_limit"): "finished Jobs kept (model ceiling 100), no pods",
     ("MaterializationSpec", "failed_jobs_history_limit"): "failed Jobs kept (model ceiling 100), no pods",
+    ("MaterializationSpec", "write_batch_size"): "rows per write inside a bounded pod (its memory limit)",
     ("LifecycleSpec", "delete_after_days"): "deletes data, costs nothing",
     ("GitRepoSpec", "poll_minutes"): "one small resolver pod at a time (concurrencyPolicy Forbid), >= 1 minute",
     ("Toleration", "toleration_seconds"): "a timeout",

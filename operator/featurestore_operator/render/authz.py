@@ -9,7 +9,7 @@ ServiceAccount is bound to in the server's namespace. Two Roles per store carry 
 client config, so a binding never hands out Kubernetes power beyond that.
 
 Feast 0.67 decodes the caller's JWT *without verifying it* and only logs a failed TokenReview, so a
-forged unsigned token naming the store's ServiceAccount would be a writer. :data:`SERVE_SHIM` runs
+forged unsigned token naming the store's ServiceAccount would be a writer. :data:`SERVE_COMMAND` runs
 the Feast CLI with the token parser replaced by one that trusts only the API server's TokenReview
 answer and only ServiceAccount identities with one of this store's roles.
 """
@@ -35,8 +35,8 @@ TOKEN_MOUNT_ROOT = "/var/run/secrets/featurestore.kubeflow.org"
 TOKEN_EXPIRATION_SECONDS = 600
 PERMISSIONS_FILE = "featurestore_operator_permissions.py"
 
-#: `python -c SERVE_SHIM feast-args...`: Feast's CLI with a verified Kubernetes token parser
-#: (render/programs/serve_shim.py).
+#: `python -c SHIM feast-args...`: Feast's CLI with a verified Kubernetes token parser
+#: (render/programs/serve_shim.py, after the prelude every Feast process runs).
 #: The TokenReview names this store's audience (FSO_FEAST_AUDIENCE) and the answer must confirm it,
 #: so only tokens minted for this store pass: a token the API server would accept (the default
 #: audience: a pod's own ServiceAccount token) is refused, and what a caller sends is useless at
@@ -45,7 +45,7 @@ PERMISSIONS_FILE = "featurestore_operator_permissions.py"
 #: tokens are remembered (by digest) for FSO_FEAST_AUTH_CACHE_SECONDS (30): a TokenReview and a
 #: RoleBinding list per request cost ~280 ms here; a revoked token or removed binding is honoured
 #: within that time. Refusals are never cached.
-SERVE_SHIM = programs.source("serve_shim.py")
+SERVE_COMMAND = ["python", "-c", programs.feast_program("serve_shim.py")]
 
 
 def enabled(fs: FeatureStore) -> bool:
@@ -155,11 +155,9 @@ def server_env(fs: FeatureStore) -> list[dict[str, Any]]:
     ]
 
 
-def server_command(fs: FeatureStore) -> list[str]:
-    """argv[0..] of a Feast server container, before Feast's own arguments."""
-    if fs.spec.authz.type is AuthzType.KUBERNETES:
-        return ["python", "-c", SERVE_SHIM]
-    return ["feast"]
+def server_command(fs: FeatureStore) -> list[str] | None:
+    """argv[0..] of a Feast server container before Feast's own arguments; None: Feast's CLI."""
+    return list(SERVE_COMMAND) if fs.spec.authz.type is AuthzType.KUBERNETES else None
 
 
 def _role(fs: FeatureStore, name: str) -> dict[str, Any]:

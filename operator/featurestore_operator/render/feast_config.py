@@ -63,6 +63,7 @@ def server_config(fs: FeatureStore, endpoints: Endpoints) -> dict[str, Any]:
         "online_store": {"type": "redis", "connection_string": redis_connection_string(endpoints.online)},
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
+        "materialization": {"online_write_batch_size": spec.materialization.write_batch_size},
     }
 
 

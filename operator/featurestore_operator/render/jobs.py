@@ -21,7 +21,7 @@ from .pods import FEAST_YAML, container_security, empty_dir, feast_container, po
 #: materializes (its share of) the views up to now and leaves the freshness summary as the
 #: container's termination message (freshness.parse_summary). User input arrives as separate argv
 #: entries after the source (`python -c SOURCE --views NAME ...`), never inside a shell string.
-MATERIALIZE_PROGRAM = programs.source("materialize.py")
+MATERIALIZE_PROGRAM = programs.feast_program("materialize.py", typechecks=False)
 
 #: Fetches one commit of a git repo into /repo. $1 url, $2 commit (resolved by ``gitref``, fetched by
 #: hash: protocol v2 servers serve any reachable commit); credentials as ``gitref.GIT_AUTH``.

@@ -14,6 +14,7 @@ from typing import Any
 from ..api import FeatureStore, OperatorConfig
 from ..api.pods import Component, PodSettings, reserved_annotation, reserved_label
 from .names import selector
+from .pods import runs_feast_cli
 
 
 def _spec_pod(fs: FeatureStore, component: Component) -> PodSettings | None:
@@ -108,6 +109,6 @@ def _container(container: dict[str, Any], pod: PodSettings) -> dict[str, Any]:
         out["env"] = [*out.get("env", []), *extra]
     if pod.env_from:
         out["envFrom"] = _wire(pod.env_from)
-    if pod.log_level and out.get("command") == ["feast"]:
+    if pod.log_level and runs_feast_cli(out):
         out["args"] = [*log_level_args(pod), *out.get("args", [])]
     return out

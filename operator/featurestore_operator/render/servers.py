@@ -154,7 +154,7 @@ def _server_container(
 ) -> dict[str, Any]:
     """A Feast server: the authz shim in front of Feast's CLI, TLS flags and key pair."""
     container = feast_container(fs, endpoints, name, [*args, *tls.server_args(fs)], req, ports=ports, **probes)
-    container["command"] = authz.server_command(fs)
+    container["command"] = authz.server_command(fs) or container["command"]
     container["env"] = [*container["env"], *authz.server_env(fs)]
     container["volumeMounts"] = [*container["volumeMounts"], *tls.volume(fs, endpoints)[1]]
     return container
