@@ -212,9 +212,12 @@ def test_each_share_ran_at_the_same_time_and_the_run_reports_every_view(runs, sp
 
 
 @pytest.mark.parametrize("split", ["containers", "indexed"])
-def test_each_view_falls_to_exactly_one_share(runs, split):
+def test_each_share_takes_one_window_of_every_view(runs, split):
     shares = sorted(re.findall(r"share (\d) of 2: \[([^\]]*)\]", "\n".join(runs[split].logs.values())))
-    assert shares == [("0", "'driver_hourly_stats'"), ("1", "'driver_rating'")], runs[split].logs
+    assert shares == [
+        ("0", "'driver_hourly_stats@1/2', 'driver_rating@1/2'"),
+        ("1", "'driver_hourly_stats@2/2', 'driver_rating@2/2'"),
+    ], runs[split].logs
 
 
 @pytest.mark.parametrize("split", ["one", "containers", "indexed"])

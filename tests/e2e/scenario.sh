@@ -56,7 +56,7 @@ materialize demo-materialize-e2e
 # the pipeline with the writer's SIGPIPE)
 for i in 0 1; do
   k logs -n "$NS" job/demo-materialize-e2e -c "materialize-$i" | grep >/dev/null "share $i of 2: \['driver_" ||
-    die "share $i did not materialize a feature view of its own"
+    die "share $i did not materialize its windows of the feature views"
 done
 say "status.materialization.featureViews: both views, from the two shares' reports"
 deadline=$((SECONDS + TIMEOUT_SECONDS))

@@ -284,15 +284,24 @@ def test_a_share_planning_after_another_share_committed_cuts_the_same_windows(mo
         assert after == before and time.monotonic() - t0 < 5, (done, after)
 
 
-def test_views_that_divide_evenly_are_split_whole_and_a_new_view_starts_its_ttl_before_the_end(
+def test_every_share_takes_a_window_of_every_view_and_a_new_view_starts_its_ttl_before_the_end(
     monkeypatch: pytest.MonkeyPatch,
 ):
+    """Two views over two shares: not a view each (as uneven as the views' sizes) but each share
+    one half of every view's interval."""
     need_module("feast", "the program imports Feast")
     program = _load("materialize.py", monkeypatch, {})
     end = T0 + dt.timedelta(hours=1)
     store = _PlanStore(_View("b", [(T0 - dt.timedelta(hours=2), T0)]), _View("a", [], ttl=dt.timedelta(hours=3)))
     units = program.plan(store, None, end, 2)
-    assert [(u.label, u.start, u.end) for u in units] == [("a", end - dt.timedelta(hours=3), end), ("b", T0, end)]
+    half = end - dt.timedelta(hours=1, minutes=30)
+    assert [(u.label, u.start, u.end) for u in units] == [
+        ("a@1/2", end - dt.timedelta(hours=3), half),
+        ("a@2/2", half, end),
+        ("b@1/2", T0, T0 + dt.timedelta(minutes=30)),
+        ("b@2/2", T0 + dt.timedelta(minutes=30), end),
+    ]
+    assert [u.label for u in units[0::2]] == ["a@1/2", "b@1/2"], "share 0: the first window of each view"
     with pytest.raises(ValueError, match="No start time found for feature view c"):
         program.plan(_PlanStore(_View("c", [], ttl=None)), None, end, 1)
 

@@ -426,15 +426,14 @@ class MaterializationSpec(ApiModel):
     )
     """Only materialize these feature views (default: all)."""
     parallelism: int = Field(default=1, ge=1, le=64)
-    """Parallel materialization pods per run. The run is cut into (feature view, time window) units,
-    whole views when they divide evenly over the pods, time windows of each view otherwise; each pod
-    takes every N-th unit. Kubernetes >= 1.25: one Indexed Job of that many pods; older clusters (no
+    """Parallel materialization pods per run. Each feature view's interval of the run is cut into N
+    time windows; pod i materializes window i of every view. Kubernetes >= 1.25: one Indexed Job of that many pods; older clusters (no
     Indexed Jobs): that many containers in the run's pod. Bounded by the admin policy's
     maxComputePods."""
     write_batch_size: int = Field(default=25_000, ge=100, le=1_000_000)
     """Rows per online store write (Feast's materialization.online_write_batch_size). A batch is
     held as protobuf objects while it is written (several KB a row): a pod writing 150,000 rows
-    peaked at 456 MiB with 25,000, 347 MiB with 10,000 (+10% CPU) and 927 MiB as one batch, Feast's
+    peaked at 456 MiB with 25,000, 347 MiB with 10,000 (+16% CPU) and 927 MiB as one batch, Feast's
     own default (a whole time window at once)."""
     resources: ResourceRequirements | None = None
     """Resources of each materialization container (one per parallel share)."""
