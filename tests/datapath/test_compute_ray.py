@@ -43,7 +43,6 @@ from featurestore_operator.render.freshness import parse_summary  # noqa: E402
 from featurestore_operator.render.names import Names  # noqa: E402
 
 from tests.support import feature_repo  # noqa: E402
-from tests.support.concurrently import concurrently  # noqa: E402
 from tests.support.podrunner import Mount, PodRunner, unshare_available  # noqa: E402
 from tests.support.ray_cluster import LocalRayCluster  # noqa: E402
 from tests.support.redis_server import RedisServer, no_retry  # noqa: E402
@@ -209,30 +208,24 @@ def runs(mount_points):
         for d in feature_repo.DRIVERS
         for age in (3 * 3600, 1800)
     ] + [[feature_repo.UNKNOWN_DRIVER, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))]]
-    node = data_dir / "node"  # the local run's pod mounts a node directory too; no Ray reads it
-    node.mkdir()
-    clusters: list[LocalRayCluster] = []
-    done: dict[str, Run] = {}
-
-    def ray() -> None:
-        clusters.append(LocalRayCluster(workers=1))
-        cluster = clusters[0]
-        compute = {"engine": "ray", "ray": {"address": f"{RAY_SERVICE}:{cluster.port}", "writeConcurrency": 2}}
-        done["ray"] = _run(compute, repo, rows, cluster.temp)
-
-    def local() -> None:
-        done["local"] = _run({"engine": "local"}, repo, rows, node)
-
+    cluster = LocalRayCluster(workers=1)
+    done: list[Run] = []
     try:
-        # the local run needs no Ray: it runs while the cluster starts and the Ray run goes on
-        concurrently({"ray": ray, "local": local})
-        yield {**done, "cluster": clusters[0]}
+        done.append(_run({"engine": "local"}, repo, rows, cluster.temp))
+        done.append(
+            _run(
+                {"engine": "ray", "ray": {"address": f"{RAY_SERVICE}:{cluster.port}", "writeConcurrency": 2}},
+                repo,
+                rows,
+                cluster.temp,
+            )
+        )
+        yield {"local": done[0], "ray": done[1], "cluster": cluster}
     finally:
-        for run in done.values():
+        for run in done:
             run.runner.close()
             run.redis.stop()
-        for cluster in clusters:
-            cluster.close()
+        cluster.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

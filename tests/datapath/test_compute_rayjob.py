@@ -26,7 +26,6 @@ import pytest
 
 from tests.datapath.test_compute_ray import DATA_PARENT, VIEW, Run, _rows, _run, mount_points  # noqa: F401
 from tests.support import feature_repo
-from tests.support.concurrently import concurrently
 from tests.support.prerequisites import need_module
 from tests.support.ray_cluster import LocalRayCluster
 
@@ -68,35 +67,31 @@ def runs(mount_points):  # noqa: F811
     feature_repo.write_driver_stats(parquet)
     repo = feature_repo.repo_files(parquet)
     token = uuid.uuid4().hex + uuid.uuid4().hex
-    node = data_dir / "node"  # the local run's pod mounts a node directory too; no Ray reads it
-    node.mkdir()
-    clusters: list[LocalRayCluster] = []
-    done: dict[str, Run] = {}
-
-    def on_ray() -> None:
-        clusters.append(LocalRayCluster(workers=1, token=token, dashboard=True))
-        cluster = clusters[0]
+    cluster = LocalRayCluster(workers=1, token=token, dashboard=True)
+    done: list[Run] = []
+    try:
+        done.append(_run({"engine": "local"}, repo, [], cluster.temp, retrieve=False))
         bucket = data_dir / "bucket"
         bucket.mkdir()
         secret = {"drivers-ray": {rayjob.TOKEN_KEY: token}}  # the Secret KubeRay generates for the cluster
-        adapt = _adapt(cluster, bucket)
-        done["rayjob"] = _run(
-            KUBE_RAY, repo, [], cluster.temp, adapt=adapt, secrets=secret, retrieve=False, data=bucket
+        done.append(
+            _run(
+                KUBE_RAY,
+                repo,
+                [],
+                cluster.temp,
+                adapt=_adapt(cluster, bucket),
+                secrets=secret,
+                retrieve=False,
+                data=bucket,
+            )
         )
-
-    def local() -> None:
-        done["local"] = _run({"engine": "local"}, repo, [], node, retrieve=False)
-
-    try:
-        # the local run needs no Ray: it runs while the cluster starts and the Ray job goes on
-        concurrently({"rayjob": on_ray, "local": local})
-        yield {**done, "cluster": clusters[0], "token": token}
+        yield {"local": done[0], "rayjob": done[1], "cluster": cluster, "token": token}
     finally:
-        for run in done.values():
+        for run in done:
             run.runner.close()
             run.redis.stop()
-        for cluster in clusters:
-            cluster.close()
+        cluster.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
