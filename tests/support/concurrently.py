@@ -26,25 +26,28 @@ __all__ = ["concurrently"]
 def concurrently(steps: Mapping[str, Callable[[], Any]], workers: int = 2) -> dict[str, Any]:
     """Run ``steps`` (name -> call), ``workers`` at a time; their results by name, in order."""
     names = iter(list(steps))
+    first = next(names, None)  # the calling thread's
     lock = threading.Lock()
     results: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
 
-    def take() -> None:
+    def take(name: str | None = None) -> None:
         while True:
-            with lock:
-                name = next(names, None)
+            if name is None:
+                with lock:
+                    name = next(names, None)
             if name is None:
                 return
             try:
                 results[name] = steps[name]()
             except BaseException as err:  # noqa: BLE001 - raised below, after every step ended
                 errors[name] = err
+            name = None
 
     helpers = [threading.Thread(target=take, name=f"setup-{i}", daemon=True) for i in range(workers - 1)]
     for thread in helpers:
         thread.start()
-    take()
+    take(first)
     for thread in helpers:
         thread.join()
     for name in steps:
