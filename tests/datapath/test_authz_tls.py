@@ -204,7 +204,8 @@ class Stack:
         assert res.returncode == 0, f"{obj['kind']} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
 
     def start_server(self, name: str, component: str, command: list[str] | None = None) -> Running:
-        """A server Deployment's container; ``command`` replaces the rendered one (stock-Feast test only)."""
+        """A server Deployment's container, started (see :meth:`ready`); ``command`` replaces the
+        rendered one (stock-Feast test only)."""
         deployment = self.runner.find("Deployment", name)
         pod = self.runner.pod(deployment)
         mounts = self.sa_mount(deployment)
@@ -213,9 +214,12 @@ class Stack:
         if command is not None:
             rendered = pod_spec_of(deployment)["containers"][0]["command"]
             prepared.argv = [*command, *prepared.argv[len(rendered) :]]
-        running = pod.start(prepared)
+        return pod.start(prepared)
+
+    def ready(self, running: Running) -> Running:
+        """``running`` once its rendered readiness probe passes (stopped when it never does)."""
         try:
-            if component == "feature-server":
+            if running.prepared.container == "feature-server":
                 self._wait_https(running)
             else:
                 running.wait_ready(timeout=120)  # the rendered tcpSocket probe
@@ -331,8 +335,10 @@ def stack(control_plane, kube_api):
             grant = st.cluster.grant_token_review(st.names.service_account)
             st.run_job(next(o for o in st.rendered.objects if o["kind"] == "Job"))
             st.run_job(st.runner.find("CronJob"))
-            st.server = st.start_server(st.names.feature_server, "feature-server")
-            st.registry_server = st.start_server(st.names.registry_server, "registry-server")
+            # both servers start at once (neither needs the other), then each must get ready
+            server = st.start_server(st.names.feature_server, "feature-server")
+            registry = st.start_server(st.names.registry_server, "registry-server")
+            st.server, st.registry_server = st.ready(server), st.ready(registry)
             yield st
         finally:
             st.runner.close()
@@ -629,7 +635,7 @@ def test_stock_feast_would_accept_the_forged_token(stack: Stack):
     parser) serves a forged, unsigned token naming the store's ServiceAccount. Runs last: it stops
     the rendered server to take its port."""
     stack.server.stop()
-    stock = stack.start_server(stack.names.feature_server, "feature-server", command=["feast"])
+    stock = stack.ready(stack.start_server(stack.names.feature_server, "feature-server", command=["feast"]))
     try:
         forged = _forged_token(stack.cluster.ns, stack.names.service_account)
         status, body = _read(stack, forged)

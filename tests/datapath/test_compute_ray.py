@@ -196,8 +196,18 @@ def mount_points():
             pass
 
 
-@pytest.fixture(scope="module")
-def runs(mount_points):
+@dataclass
+class Baseline:
+    """The driver data, its feature repo, the retrieval's entity rows and the local engine's run of
+    them: what every Ray run (this module's and test_compute_rayjob's) must equal."""
+
+    data_dir: Path
+    repo: dict[str, str]
+    rows: list[list[Any]]
+    local: Run
+
+
+def _baseline() -> Baseline:
     data_dir = Path(tempfile.mkdtemp(prefix="feast-compute-", dir=DATA_PARENT))
     parquet = data_dir / "driver_stats.parquet"
     feature_repo.write_driver_stats(parquet)
@@ -208,25 +218,43 @@ def runs(mount_points):
         for d in feature_repo.DRIVERS
         for age in (3 * 3600, 1800)
     ] + [[feature_repo.UNKNOWN_DRIVER, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))]]
+    node = data_dir / "node"  # the pod mounts a Ray node's directory as the Ray run's does; no Ray reads it
+    node.mkdir()
+    local = _run({"engine": "local"}, repo, rows, node)
+    local.runner.close()  # what the tests read of it is taken: its rows stay in its redis-server
+    return Baseline(data_dir, repo, rows, local)
+
+
+def _close_baseline(baseline: Baseline) -> None:
+    baseline.local.redis.stop()
+    shutil.rmtree(baseline.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def baseline(mount_points, shared_once) -> Baseline:
+    """One local run for both Ray modules (its feast apply, materialization and retrieval: ~15 s)."""
+    return shared_once("ray-local-baseline", _baseline, _close_baseline)
+
+
+@pytest.fixture(scope="module")
+def runs(mount_points, baseline):
     cluster = LocalRayCluster(workers=1)
     done: list[Run] = []
     try:
-        done.append(_run({"engine": "local"}, repo, rows, cluster.temp))
         done.append(
             _run(
                 {"engine": "ray", "ray": {"address": f"{RAY_SERVICE}:{cluster.port}", "writeConcurrency": 2}},
-                repo,
-                rows,
+                baseline.repo,
+                baseline.rows,
                 cluster.temp,
             )
         )
-        yield {"local": done[0], "ray": done[1], "cluster": cluster}
+        yield {"local": baseline.local, "ray": done[0], "cluster": cluster}
     finally:
         for run in done:
             run.runner.close()
             run.redis.stop()
         cluster.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_rendered_job_config_points_feast_at_the_ray_cluster(runs):

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.datapath.test_compute_ray import DATA_PARENT, VIEW, Run, _rows, _run, mount_points  # noqa: F401
+from tests.datapath.test_compute_ray import DATA_PARENT, VIEW, Run, _rows, _run, baseline, mount_points  # noqa: F401
 from tests.support import feature_repo
 from tests.support.prerequisites import need_module
 from tests.support.ray_cluster import LocalRayCluster
@@ -61,23 +61,21 @@ def _adapt(cluster: LocalRayCluster, bucket: Path):
 
 
 @pytest.fixture(scope="module")
-def runs(mount_points):  # noqa: F811
+def runs(mount_points, baseline):  # noqa: F811
+    """The Ray job's run of the driver data, beside the local run test_compute_ray made of the same
+    data (the ``baseline``: one per session)."""
     data_dir = Path(tempfile.mkdtemp(prefix="feast-rayjob-", dir=DATA_PARENT))
-    parquet = data_dir / "driver_stats.parquet"
-    feature_repo.write_driver_stats(parquet)
-    repo = feature_repo.repo_files(parquet)
     token = uuid.uuid4().hex + uuid.uuid4().hex
     cluster = LocalRayCluster(workers=1, token=token, dashboard=True)
     done: list[Run] = []
     try:
-        done.append(_run({"engine": "local"}, repo, [], cluster.temp, retrieve=False))
         bucket = data_dir / "bucket"
         bucket.mkdir()
         secret = {"drivers-ray": {rayjob.TOKEN_KEY: token}}  # the Secret KubeRay generates for the cluster
         done.append(
             _run(
                 KUBE_RAY,
-                repo,
+                baseline.repo,
                 [],
                 cluster.temp,
                 adapt=_adapt(cluster, bucket),
@@ -86,7 +84,7 @@ def runs(mount_points):  # noqa: F811
                 data=bucket,
             )
         )
-        yield {"local": done[0], "rayjob": done[1], "cluster": cluster, "token": token}
+        yield {"local": baseline.local, "rayjob": done[0], "cluster": cluster, "token": token}
     finally:
         for run in done:
             run.runner.close()

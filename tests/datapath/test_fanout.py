@@ -29,6 +29,7 @@ from featurestore_operator.render.inputs import ApiVersions, RepoSource
 from featurestore_operator.render.names import Names
 
 from tests.support import feature_repo
+from tests.support.concurrently import concurrently
 from tests.support.podrunner import Pod, PodRunner, unshare_available
 from tests.support.prerequisites import missing
 from tests.support.redis_server import RedisServer, no_retry
@@ -181,13 +182,16 @@ def runs():
         parquet = data_dir / "driver_stats.parquet"
         _write_two_days(parquet)
         repo = feature_repo.repo_files(parquet)
-        yield {
-            "one": _run(ApiVersions(), 1, repo),
-            "containers": _run(V120, 2, repo),
-            "indexed": _run(ApiVersions(), 2, repo),
-            "one view": _run(ApiVersions(), 1, repo, [BIG_VIEW]),
-            "one view, 2 shares": _run(ApiVersions(), 2, repo, [BIG_VIEW]),
-        }
+        # five independent runs (each its own redis-server, volumes and registry), two at a time
+        yield concurrently(
+            {
+                "one": lambda: _run(ApiVersions(), 1, repo),
+                "containers": lambda: _run(V120, 2, repo),
+                "indexed": lambda: _run(ApiVersions(), 2, repo),
+                "one view": lambda: _run(ApiVersions(), 1, repo, [BIG_VIEW]),
+                "one view, 2 shares": lambda: _run(ApiVersions(), 2, repo, [BIG_VIEW]),
+            }
+        )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -206,16 +206,21 @@ def notebook(world: dict[str, Any], out: render.Rendered, name: str) -> list[dic
     return json.loads(line[len("RESULT ") :])
 
 
-def serve(pods: PodRunner, out: render.Rendered, component: str) -> tuple[Running, Path]:
-    """Start the rendered Deployment's server; (its process, the host directory of its /tmp)."""
-    pod = pods.pod(
-        next(o for o in out.objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith(component))
-    )
-    prepared = pod.prepare(component)
-    pods_tmp = next(m.source for m in prepared.mounts if m.target == "/tmp")
-    running = pod.start(prepared)
-    running.wait_ready(timeout=120)
-    return running, Path(pods_tmp)
+def serve(pods: PodRunner, out: render.Rendered, *components: str) -> list[tuple[Running, Path]]:
+    """Start the rendered Deployments' servers at once (neither waits for the other), then wait
+    until each is ready; (its process, the host directory of its /tmp) for each."""
+    started = []
+    for component in components:
+        deployment = next(
+            o for o in out.objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith(component)
+        )
+        pod = pods.pod(deployment)
+        prepared = pod.prepare(component)
+        pods_tmp = next(m.source for m in prepared.mounts if m.target == "/tmp")
+        started.append((pod.start(prepared), Path(pods_tmp)))
+    for running, _ in started:
+        running.wait_ready(timeout=120)
+    return started
 
 
 @pytest.fixture(scope="module")
@@ -228,24 +233,21 @@ def answers(world):
             if engine == "local":  # feast apply: the registry in the bucket (both stores read it)
                 apply = pods.pod(next(o for o in out.objects if o["kind"] == "Job")).run_job(timeout=300)
                 assert apply.returncode == 0, f"feast apply failed:\n{apply.stdout[-3000:]}\n{apply.stderr[-6000:]}"
-            registry, _ = serve(pods, out, "registry-server")
-            running, pod_tmp = serve(pods, out, "offline-server")
+            (registry, _), (running, pod_tmp) = serve(pods, out, "registry-server", "offline-server")
             try:
-                rows = notebook(world, out, engine)
-                # Ray's sessions (its node's sockets, logs) in the pod's own /tmp, read while the pod lives
-                sessions = sorted(p.name for p in (pod_tmp / "ray").glob("session_2*/logs/raylet.out"))
-                result[engine] = {"rendered": out, "rows": rows, "sessions": sessions, "log": running.log(200)}
-                if engine == "ray":
-                    result[engine]["ray"] = ray_probe(world, pod_tmp)
-            finally:
-                running.stop(timeout=30)
-                registry.stop(timeout=30)
-            if engine == "ray":  # the offline server is gone: the notebook has no other way to the data
-                registry, _ = serve(pods, out, "registry-server")
                 try:
-                    result["without_server"] = notebook_fails(world, out)
+                    rows = notebook(world, out, engine)
+                    # Ray's sessions (its node's sockets, logs) in the pod's own /tmp, read while the pod lives
+                    sessions = sorted(p.name for p in (pod_tmp / "ray").glob("session_2*/logs/raylet.out"))
+                    result[engine] = {"rendered": out, "rows": rows, "sessions": sessions, "log": running.log(200)}
+                    if engine == "ray":
+                        result[engine]["ray"] = ray_probe(world, pod_tmp)
                 finally:
-                    registry.stop(timeout=30)
+                    running.stop(timeout=30)
+                if engine == "ray":  # the offline server is gone: the notebook has no other way to the data
+                    result["without_server"] = notebook_fails(world, out)
+            finally:
+                registry.stop(timeout=30)
     return result
 
 

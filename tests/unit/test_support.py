@@ -1,12 +1,15 @@
-"""Test support that decides verdicts: the one wait_for (retries "not yet", never a broken invariant)
-and the log check (tolerates only transient client errors it names)."""
+"""Test support that decides verdicts: the one wait_for (retries "not yet", never a broken invariant),
+the log check (tolerates only transient client errors it names) and concurrently (set-up steps at
+the same time: every failure still reaches the test)."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 
+from tests.support.concurrently import concurrently
 from tests.support.logs import tracebacks
 from tests.support.waiting import wait_for
 
@@ -50,3 +53,29 @@ def test_tracebacks_tolerate_only_named_transient_client_errors():
     crash = '{"message": "Traceback (most recent call last): ... KeyError: \'spec\'"}'
     unnamed = '{"message": "Traceback (most recent call last): ... urllib3.exceptions.MaxRetryError: refused"}'
     assert tracebacks("\n".join([transient, crash, unnamed, '{"message": "ok"}'])) == [crash, unnamed]
+
+
+def test_concurrently_runs_the_steps_at_the_same_time_and_returns_each_result_by_name():
+    both = threading.Barrier(2, timeout=10)  # broken (an error) unless both steps wait at once
+    main = threading.current_thread()
+
+    def step(value: str) -> tuple[str, bool]:
+        both.wait()
+        return value, threading.current_thread() is main
+
+    assert concurrently({"a": lambda: step("A"), "b": lambda: step("B")}) == {"a": ("A", True), "b": ("B", False)}
+
+
+def test_concurrently_lets_every_step_finish_then_raises_the_first_failure():
+    finished = []
+
+    def fails() -> None:
+        raise AssertionError("feast apply failed")
+
+    def slow() -> None:
+        threading.Event().wait(0.2)
+        finished.append("slow")
+
+    with pytest.raises(AssertionError, match="feast apply failed"):
+        concurrently({"slow": slow, "fails": fails, "after": lambda: finished.append("after")})
+    assert sorted(finished) == ["after", "slow"], "a failing step cut another short (its clean-up too)"
