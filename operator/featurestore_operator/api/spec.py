@@ -427,9 +427,9 @@ class MaterializationSpec(ApiModel):
     """Only materialize these feature views (default: all)."""
     parallelism: int = Field(default=1, ge=1, le=64)
     """Parallel materialization pods per run. Each feature view's interval of the run is cut into N
-    time windows; pod i materializes window i of every view. Kubernetes >= 1.25: one Indexed Job of that many pods; older clusters (no
-    Indexed Jobs): that many containers in the run's pod. Bounded by the admin policy's
-    maxComputePods."""
+    time windows; pod i materializes window i of every view. Kubernetes >= 1.25: one Indexed Job of
+    that many pods; older clusters (no Indexed Jobs): that many containers in the run's pod. Bounded
+    by the admin policy's maxComputePods."""
     write_batch_size: int = Field(default=25_000, ge=100, le=1_000_000)
     """Rows per online store write (Feast's materialization.online_write_batch_size). A batch is
     held as protobuf objects while it is written (several KB a row): a pod writing 150,000 rows

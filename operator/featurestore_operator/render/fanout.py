@@ -5,8 +5,9 @@ The operator never imports Feast and does not know the feature views (they live 
 So each share is chosen inside the run, by the materialization program (programs/materialize.py):
 the views a plain ``feast materialize-incremental`` would materialize (or the ``--views`` the spec
 lists), sorted, each view's interval since its last recorded end cut into N time windows, and every
-N-th unit from the share's index (window i of every view for share i). Every share computes the same plan from the same registry, so
-the shares are disjoint and together cover every view's interval once.
+N-th unit from the share's index (window i of every view for share i). Every share computes the same
+plan from the same registry, so the shares are disjoint and together cover every view's interval
+once.
 
 Where the index comes from:
 

@@ -7,19 +7,20 @@ the container's termination message (render/freshness.py parses it; the kubelet 
 One process for both steps: importing Feast is most of a small run's CPU (about 2.5 s of a quiet
 core), and a shell calling the CLI and then a summary script paid it twice.
 
-Work units (render/fanout.py): every run is planned as (view, time window) units. A view's
-interval [start, end) starts at its *frontier*, the end of the first contiguous run of its recorded
-materialization intervals (not Feast's newest interval end: a window that failed or whose record
-was lost leaves a gap, and the next run starts there again), and is cut into W windows. With
+Work units (render/fanout.py): every run is planned as (view, time window) units. A view's interval
+[start, end) starts at its *frontier*, the end of the first contiguous run of its recorded
+materialization intervals (not Feast's newest interval end: a window that failed or whose record was
+lost leaves a gap, and the next run starts there again), and is cut into W windows. With
 FEAST_SLICE_COUNT=N > 1 this process materializes every N-th unit from its index
 (JOB_COMPLETION_INDEX of an Indexed Job, else FEAST_SLICE_INDEX); W = N (FEAST_SLICE_WINDOWS
 overrides it), so share i takes window i of every view: a view's rows split evenly over the shares
 when they arrive evenly in time, where whole views would split as unevenly as the views' sizes
 (bench/compute.py: 2 views of 4 and 1 features over 2 shares, 1.51x one pod by view, 1.62x by
-window); a window re-reads its view's source, about 1 % of a pod's CPU. The shares' run end is now floored to FEAST_SLICE_ALIGN seconds (default 60), so shares
-started a few seconds apart cut the same windows; if they still disagree, a gap only delays its
-rows to the next run (the frontier stops before it) and an overlap rewrites the same rows (Feast's
-Redis store keeps each entity's newest event).
+window); a window re-reads its view's source, about 1 % of a pod's CPU. The shares' run end is now
+floored to FEAST_SLICE_ALIGN seconds (default 60), so shares started a few seconds apart cut the
+same windows; if they still disagree, a gap only delays its rows to the next run (the frontier stops
+before it) and an overlap rewrites the same rows (Feast's Redis store keeps each entity's newest
+event).
 
 Feast's file registry rewrites the whole registry from the writer's cached copy (no
 compare-and-swap), on every interval and on every view state change (materialize() sets a view
