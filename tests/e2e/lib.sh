@@ -145,6 +145,24 @@ install_chart() {
   # (rollout status: the new pods are Ready; a pod of the previous release may still be terminating)
   k wait --for=condition=Available -n "$OPERATOR_NS" "deploy/$RELEASE" --timeout="$TIMEOUT"
   wait_crd featurestores.featurestore.kubeflow.org
+  wait_webhook
+}
+
+# wait_webhook: with the chart's admission webhook on, until the API server reaches it. helm --wait
+# returns once the operator pod is Ready (serving the webhook), but the webhook Service's new
+# endpoint reaches the node's proxy a moment later: a create sent in between fails with "failed
+# calling webhook ... connection refused" (docs/security/admission-webhook.md, Limits). A
+# server-side dry-run create is answered by the webhook (admitted or refused) once it is reachable.
+wait_webhook() {
+  [ -n "$(k get validatingwebhookconfiguration -l "app.kubernetes.io/instance=$RELEASE" -o name)" ] || return 0
+  local start=$SECONDS deadline=$((SECONDS + 60)) out
+  while out="$(printf '%s\n' 'apiVersion: featurestore.kubeflow.org/v1alpha1' 'kind: FeatureStore' \
+    'metadata: {name: webhook-probe}' 'spec: {project: webhook_probe}' |
+    k create --dry-run=server -n default -f - 2>&1)"; [[ "$out" == *"failed calling webhook"* ]]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the API server does not reach the admission webhook after 60s: $out"
+    sleep 1
+  done
+  say "the API server reaches the admission webhook (waited $((SECONDS - start)) s)"
 }
 
 # run_job NAME ENV_YAML VOLUMES_YAML MOUNTS_YAML ARGS...: a one-off Job of ours in the Feast image
