@@ -13,8 +13,9 @@ from typing import Any
 
 from ..api import FeatureStore, OperatorConfig
 from ..api.pods import Component, PodSettings, reserved_annotation, reserved_label
+from .authz import SERVE_COMMAND
 from .names import selector
-from .pods import runs_feast_cli
+from .pods import FEAST_CLI
 
 
 def _spec_pod(fs: FeatureStore, component: Component) -> PodSettings | None:
@@ -109,6 +110,6 @@ def _container(container: dict[str, Any], pod: PodSettings) -> dict[str, Any]:
         out["env"] = [*out.get("env", []), *extra]
     if pod.env_from:
         out["envFrom"] = _wire(pod.env_from)
-    if pod.log_level and runs_feast_cli(out):
+    if pod.log_level and out.get("command") in (FEAST_CLI, SERVE_COMMAND):  # Feast's CLI arguments follow
         out["args"] = [*log_level_args(pod), *out.get("args", [])]
     return out

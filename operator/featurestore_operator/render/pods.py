@@ -10,7 +10,7 @@ from lightkube.utils.quantity import parse_quantity
 
 from ..api import FeatureStore
 from ..api.spec import ResourceRequirements
-from . import authz, programs
+from . import programs
 from .feast_config import FEAST_CONFIG_DIR, FEAST_CONFIG_FILE, REDIS_PASSWORD_ENV, REDIS_TLS_DIR
 from .hardening import RUN_AS, container_security, empty_dir, needs_api_token, pod_security
 from .inputs import DATA_MOUNT, Endpoints
@@ -85,11 +85,6 @@ def feast_volumes(fs: FeatureStore, endpoints: Endpoints) -> tuple[list[dict[str
 #: The command of a Feast container before Feast's arguments: ``feast`` after the operator's prelude
 #: (programs/registry_writes.py; ``python`` is the Feast image's interpreter).
 FEAST_CLI = ["python", "-c", programs.feast_program("feast_cli.py")]
-
-
-def runs_feast_cli(container: dict[str, Any]) -> bool:
-    """Whether the container's arguments are Feast's CLI arguments."""
-    return container.get("command") in (FEAST_CLI, authz.SERVE_COMMAND)
 
 
 def feast_container(
